@@ -1,0 +1,78 @@
+//! `spanlens`: the command-line tool (cost look-ups and normalisation today; server commands to come).
+
+mod cost;
+mod normalize;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Spanlens: tracing, token and cost analytics for LLM applications and agent pipelines.
+#[derive(Parser)]
+#[command(name = "spanlens", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Price one LLM call from token counts or a raw provider usage object.
+    Cost(cost::CostArgs),
+    /// Read an OTLP request (JSON or protobuf) or an OpenAI Agents export and print canonical spans, one JSON per line.
+    Normalize(normalize::NormalizeArgs),
+}
+
+/// Bad input from the user: reported on stderr with exit status 2.
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// How a command ended when it did not fail.
+pub enum Outcome {
+    /// Everything asked for was done.
+    Done,
+    /// Done, but the result is incomplete in a way scripts should notice (exit status 1).
+    Incomplete,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Cost(args) => cost::run(args),
+        Command::Normalize(args) => normalize::run(args),
+    };
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Incomplete) => ExitCode::from(1),
+        Err(e) if e.downcast_ref::<InputError>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).map_err(|e| InputError(format!("cannot read {path}: {e}")).into())
+    }
+}

@@ -1,0 +1,191 @@
+//! Langfuse OTel attributes (`langfuse.observation.*`, `langfuse.trace.*`) as its SDKs send them.
+//!
+//! Token rule: Langfuse usage keys are DISJOINT (its total is the sum of all keys), so `input`
+//! EXCLUDES cached tokens and `output` EXCLUDES reasoning tokens: cache keys are ADDED to canonical
+//! input and reasoning keys to canonical output.
+
+use super::{messages, set, ttft_from_time, Attrs};
+use crate::money::NanoUsd;
+use crate::span::{CostBreakdown, Payload, PromptTemplate, Span, SpanKind, Status, Usage};
+use crate::usage::json_u64;
+use serde_json::Value;
+
+pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
+    Some(
+        match a
+            .str("langfuse.observation.type")?
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "generation" => SpanKind::Llm,
+            "embedding" => SpanKind::Embedding,
+            "agent" => SpanKind::Agent,
+            "tool" => SpanKind::Tool,
+            "chain" => SpanKind::Pipeline,
+            "retriever" => SpanKind::Retriever,
+            "evaluator" => SpanKind::Evaluator,
+            "guardrail" => SpanKind::Guardrail,
+            _ => SpanKind::Span,
+        },
+    )
+}
+
+pub(super) fn apply(span: &mut Span, a: &Attrs) {
+    set(
+        &mut span.request_model,
+        a.string("langfuse.observation.model.name"),
+    );
+    if let Some(Value::Object(params)) = a.json("langfuse.observation.model.parameters") {
+        for (k, v) in params {
+            span.model_parameters.entry(k).or_insert(v);
+        }
+    }
+    if span.usage.is_none() {
+        if let Some(Value::Object(details)) = a.json("langfuse.observation.usage_details") {
+            span.usage = usage_from_details(&details);
+        }
+    }
+    if span.cost.is_none() {
+        if let Some(Value::Object(details)) = a.json("langfuse.observation.cost_details") {
+            span.cost = cost_from_details(&details).map(super::reported);
+        }
+    }
+    set(
+        &mut span.ttft_ns,
+        ttft_from_time(
+            span.start_time,
+            a.time("langfuse.observation.completion_start_time"),
+        ),
+    );
+    for (key, slot) in [
+        ("langfuse.observation.input", true),
+        ("langfuse.observation.output", false),
+    ] {
+        if let Some(v) = a.get(key) {
+            let p = match v {
+                Value::String(s) => Payload::from_text(s, None),
+                other => Payload::from_value(other.clone()),
+            };
+            let msgs = messages::messages_from_json(&p.value);
+            if slot {
+                if span.input_messages.is_empty() && p.value.is_array() {
+                    span.input_messages = msgs;
+                }
+                set(&mut span.input, Some(p));
+            } else {
+                if span.output_messages.is_empty() && !msgs.is_empty() {
+                    span.output_messages = msgs;
+                }
+                set(&mut span.output, Some(p));
+            }
+        }
+    }
+    match a.str("langfuse.observation.level") {
+        Some("ERROR") => span.status = Status::Error,
+        Some(_) | None => {}
+    }
+    set(
+        &mut span.status_message,
+        a.string("langfuse.observation.status_message"),
+    );
+    if span.prompt.is_none() && a.has("langfuse.observation.prompt.name") {
+        span.prompt = Some(PromptTemplate {
+            name: a.string("langfuse.observation.prompt.name"),
+            version: a.string("langfuse.observation.prompt.version"),
+            ..Default::default()
+        });
+    }
+    set(&mut span.user_id, a.string("langfuse.user.id"));
+    set(&mut span.session_id, a.string("langfuse.session.id"));
+    if span.tags.is_empty() {
+        span.tags = a.strings("langfuse.trace.tags");
+    }
+    for prefix in ["langfuse.trace.metadata", "langfuse.observation.metadata"] {
+        if let Some(Value::Object(m)) = a.json(prefix) {
+            for (k, v) in m {
+                span.metadata.entry(k).or_insert(v);
+            }
+        }
+        let dotted = format!("{prefix}.");
+        for (k, v) in a.prefixed(&dotted) {
+            span.metadata
+                .entry(k.to_string())
+                .or_insert_with(|| v.clone());
+        }
+    }
+    for (attr, key) in [
+        ("langfuse.environment", "environment"),
+        ("langfuse.release", "release"),
+    ] {
+        if let Some(v) = a.get(attr) {
+            span.metadata.entry(key.into()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+fn usage_from_details(d: &serde_json::Map<String, Value>) -> Option<Usage> {
+    let mut u = Usage::default();
+    let mut seen = false;
+    for (k, v) in d {
+        let Some(n) = json_u64(v) else { continue };
+        seen = true;
+        let key = k.to_ascii_lowercase();
+        if key == "total" || key == "total_tokens" {
+            u.total_tokens = n;
+        } else if key.contains("cache_read") || key.contains("cached") {
+            u.cache_read_tokens += n;
+            u.input_tokens += n;
+        } else if key.contains("cache_creation") || key.contains("cache_write") {
+            u.cache_write_tokens += n;
+            u.input_tokens += n;
+        } else if key.contains("reasoning") {
+            u.reasoning_tokens += n;
+            u.output_tokens += n;
+        } else if key == "input" || key == "prompt_tokens" || key == "input_tokens" {
+            u.input_tokens += n;
+        } else if key == "output" || key == "completion_tokens" || key == "output_tokens" {
+            u.output_tokens += n;
+        } else if key.contains("input") || key.contains("prompt") {
+            u.input_tokens += n;
+            u.extra.insert(k.clone(), n);
+        } else if key.contains("output") || key.contains("completion") {
+            u.output_tokens += n;
+            u.extra.insert(k.clone(), n);
+        } else {
+            u.extra.insert(k.clone(), n);
+        }
+    }
+    seen.then(|| u.normalized())
+}
+
+fn cost_from_details(d: &serde_json::Map<String, Value>) -> Option<CostBreakdown> {
+    let mut c = CostBreakdown::default();
+    let mut total = None;
+    for (k, v) in d {
+        let Some(n) = v.as_f64().and_then(NanoUsd::from_usd_f64) else {
+            continue;
+        };
+        let key = k.to_ascii_lowercase();
+        if key == "total" {
+            total = Some(n);
+        } else if key.contains("cache_read") || key.contains("cached") {
+            c.cache_read += n;
+        } else if key.contains("cache_creation") || key.contains("cache_write") {
+            c.cache_write += n;
+        } else if key.contains("reasoning") {
+            c.reasoning += n;
+        } else if key.contains("input") || key.contains("prompt") {
+            c.input += n;
+        } else if key.contains("output") || key.contains("completion") {
+            c.output += n;
+        }
+    }
+    let c = c.with_total();
+    if total.is_none() && c.total == NanoUsd::ZERO {
+        return None;
+    }
+    Some(CostBreakdown {
+        total: total.unwrap_or(c.total),
+        ..c
+    })
+}

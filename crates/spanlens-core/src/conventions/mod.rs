@@ -1,0 +1,241 @@
+//! Semantic conventions: reading the attributes of an OTLP span into the canonical fields.
+//!
+//! Each convention lives in its own module and fills only fields still empty, in priority order:
+//! Spanlens' own SDK attributes, OpenInference, Langfuse, OTel GenAI (current and deprecated
+//! names), OpenLLMetry/Traceloop. The raw attributes stay on the span untouched.
+
+mod attrs;
+mod genai;
+mod langfuse;
+mod messages;
+mod openinference;
+mod traceloop;
+
+pub(crate) use attrs::Attrs;
+pub use messages::messages_from_json;
+
+use crate::span::{Span, SpanKind, Status};
+use crate::time::Timestamp;
+
+/// Fills the canonical fields of `span` from its raw attributes and events.
+pub fn enrich(span: &mut Span) {
+    let attrs = std::mem::take(&mut span.attributes);
+    let a = Attrs::new(&attrs);
+    span.source = Some(detect_source(&a).to_string());
+    if let Some(kind) = openinference::kind(&a)
+        .or_else(|| langfuse::kind(&a))
+        .or_else(|| spanlens_kind(&a))
+        .or_else(|| traceloop::kind(&a))
+        .or_else(|| genai::kind(&a))
+    {
+        span.kind = kind;
+    }
+    if span.kind == SpanKind::Span
+        && span.parent_span_id.is_none()
+        && a.str("openinference.span.kind") == Some("CHAIN")
+    {
+        span.kind = SpanKind::Pipeline;
+    }
+    openinference::apply(span, &a);
+    langfuse::apply(span, &a);
+    genai::apply(span, &a);
+    traceloop::apply(span, &a);
+    common(span, &a);
+    if span.agent_name.is_none() && span.kind == SpanKind::Agent {
+        span.agent_name = Some(span.name.clone());
+    }
+    span.attributes = attrs;
+}
+
+fn detect_source(a: &Attrs) -> &'static str {
+    if a.has("spanlens.span.kind") {
+        "spanlens"
+    } else if a.has("openinference.span.kind") {
+        "openinference"
+    } else if a.has_prefix("langfuse.") {
+        "langfuse"
+    } else if a.has_prefix("traceloop.") || a.has("llm.request.type") {
+        "traceloop"
+    } else if a.has_prefix("gen_ai.") {
+        "genai"
+    } else {
+        "otel"
+    }
+}
+
+fn spanlens_kind(a: &Attrs) -> Option<SpanKind> {
+    a.str("spanlens.span.kind").and_then(SpanKind::parse)
+}
+
+/// Conventions every source shares: OTel exceptions and `error.type`, first-token events,
+/// end-user and session ids, and the Spanlens SDK's rate-limit attributes.
+fn common(span: &mut Span, a: &Attrs) {
+    if let Some(ex) = span.events.iter().find(|e| e.name == "exception") {
+        let ea = Attrs::new(&ex.attributes);
+        set(&mut span.error_type, ea.string("exception.type"));
+        set(&mut span.status_message, ea.string("exception.message"));
+        set(&mut span.error_stack, ea.string("exception.stacktrace"));
+        if span.status == Status::Unset {
+            span.status = Status::Error;
+        }
+    }
+    set(&mut span.error_type, a.string("error.type"));
+    if span.ttft_ns.is_none() {
+        const FIRST_TOKEN_EVENTS: [&str; 5] = [
+            "First Token Stream Event",
+            "gen_ai.first_token",
+            "first_token",
+            "llm.first_token",
+            "spanlens.first_token",
+        ];
+        if let Some(e) = span
+            .events
+            .iter()
+            .find(|e| FIRST_TOKEN_EVENTS.contains(&e.name.as_str()))
+        {
+            span.ttft_ns = e.time.0.checked_sub(span.start_time.0);
+        }
+    }
+    set(&mut span.session_id, a.string("session.id"));
+    set(
+        &mut span.user_id,
+        a.first_string(&["user.id", "enduser.id"]),
+    );
+    set(
+        &mut span.agent_name,
+        a.first_string(&["spanlens.agent.name", "agent.name"]),
+    );
+    if span.rate_limits.is_none() {
+        span.rate_limits = rate_limits(a);
+    }
+    if span.tags.is_empty() {
+        span.tags = a.strings("spanlens.tags");
+    }
+}
+
+fn rate_limits(a: &Attrs) -> Option<crate::span::RateLimits> {
+    use crate::span::{RateLimitWindow, RateLimits};
+    let window = |name: &str| {
+        let w = RateLimitWindow {
+            limit: a.u64(&format!("spanlens.ratelimit.{name}.limit")),
+            remaining: a.u64(&format!("spanlens.ratelimit.{name}.remaining")),
+            reset: a.time(&format!("spanlens.ratelimit.{name}.reset")),
+        };
+        (w != RateLimitWindow::default()).then_some(w)
+    };
+    let rl = RateLimits {
+        requests: window("requests"),
+        tokens: window("tokens"),
+        input_tokens: window("input_tokens"),
+        output_tokens: window("output_tokens"),
+        retry_after_ms: a.u64("spanlens.ratelimit.retry_after_ms"),
+    };
+    (rl != RateLimits::default()).then_some(rl)
+}
+
+/// Sets an empty optional field; the first convention to provide a value wins.
+pub(crate) fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+    if slot.is_none() {
+        *slot = v;
+    }
+}
+
+/// Time-to-first-token from a duration in seconds (GenAI `time_to_first_chunk`).
+pub(crate) fn ttft_from_seconds(secs: Option<f64>) -> Option<u64> {
+    secs.filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| (s * 1e9).round() as u64)
+}
+
+/// Time-to-first-token from an absolute first-token time.
+pub(crate) fn ttft_from_time(start: Timestamp, first: Option<Timestamp>) -> Option<u64> {
+    first.and_then(|t| t.0.checked_sub(start.0))
+}
+
+/// Canonical provider names, so `gen_ai.system=az.ai.openai` and `llm.provider=azure` group together.
+pub fn canonical_provider(raw: &str) -> String {
+    let p = raw.trim().to_ascii_lowercase();
+    let mapped = match p.as_str() {
+        "openai" => "openai",
+        "azure" | "azure.ai.openai" | "az.ai.openai" | "azure_openai" | "azure-openai" => "azure",
+        "azure.ai.inference" | "az.ai.inference" => "azure",
+        "anthropic" => "anthropic",
+        "aws.bedrock" | "aws" | "bedrock" | "amazon_bedrock" => "aws",
+        "google" | "gemini" | "gcp.gemini" | "gcp.gen_ai" | "gcp.vertex_ai" | "vertex_ai"
+        | "vertexai" | "google_genai" | "vertex" => "google",
+        "mistral" | "mistralai" | "mistral_ai" => "mistral",
+        "x_ai" | "xai" | "x.ai" | "grok" => "xai",
+        "cohere" | "cohere_ai" => "cohere",
+        "deepseek" | "deepseek_ai" => "deepseek",
+        "groq" => "groq",
+        "perplexity" => "perplexity",
+        "ibm.watsonx.ai" | "watsonx" => "ibm",
+        "openrouter" => "openrouter",
+        other => other,
+    };
+    mapped.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_are_canonicalised() {
+        assert_eq!(canonical_provider("az.ai.openai"), "azure");
+        assert_eq!(canonical_provider("MistralAI"), "mistral");
+        assert_eq!(canonical_provider("gcp.vertex_ai"), "google");
+        assert_eq!(canonical_provider("acme"), "acme");
+    }
+}
+
+/// Token counts reported under the "cache within input, reasoning within output" rule
+/// (OTel GenAI, OpenInference, Traceloop).
+///
+/// Some instrumentations of Anthropic copy its raw `input_tokens` (which EXCLUDE the cache) into
+/// these attributes; when the cache counts alone exceed the reported input, that is the only
+/// consistent reading, so they are added.
+pub(crate) struct InclusiveCounts {
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    pub cache_read: Option<u64>,
+    pub cache_write: Option<u64>,
+    pub reasoning: Option<u64>,
+    pub total: Option<u64>,
+}
+
+impl InclusiveCounts {
+    pub(crate) fn into_usage(self) -> Option<crate::span::Usage> {
+        if self.input.is_none() && self.output.is_none() && self.total.is_none() {
+            return None;
+        }
+        let read = self.cache_read.unwrap_or(0);
+        let write = self.cache_write.unwrap_or(0);
+        let mut input = self.input.unwrap_or(0);
+        if input > 0 && read.saturating_add(write) > input {
+            input = input.saturating_add(read).saturating_add(write);
+        }
+        Some(
+            crate::span::Usage {
+                input_tokens: input,
+                output_tokens: self.output.unwrap_or(0),
+                cache_read_tokens: read,
+                cache_write_tokens: write,
+                reasoning_tokens: self.reasoning.unwrap_or(0),
+                total_tokens: self.total.unwrap_or(0),
+                ..Default::default()
+            }
+            .normalized(),
+        )
+    }
+}
+
+/// A provider- or instrumentation-reported cost (displayed; the computed one is added beside it).
+pub(crate) fn reported(amounts: crate::span::CostBreakdown) -> crate::span::Cost {
+    crate::span::Cost {
+        source: crate::span::CostSource::Reported,
+        amounts,
+        pricing_id: None,
+        pricing_version: None,
+        computed: None,
+    }
+}

@@ -1,0 +1,156 @@
+//! OpenInference conventions (Arize Phoenix): `openinference.span.kind`, `llm.*`, `input.value`, …
+//!
+//! Token rule: `llm.token_count.prompt` INCLUDES `prompt_details.cache_read`/`cache_write`, and
+//! `llm.token_count.completion` INCLUDES `completion_details.reasoning`, see [`super::InclusiveCounts`].
+//! Costs in `llm.cost.*` are taken as provider-reported.
+
+use super::{canonical_provider, messages, set, Attrs, InclusiveCounts};
+use crate::money::NanoUsd;
+use crate::span::{CostBreakdown, Payload, PromptTemplate, Span, SpanKind, ToolInfo};
+use serde_json::Value;
+
+pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
+    Some(
+        match a
+            .str("openinference.span.kind")?
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "LLM" => SpanKind::Llm,
+            "EMBEDDING" => SpanKind::Embedding,
+            "TOOL" => SpanKind::Tool,
+            "AGENT" => SpanKind::Agent,
+            "RETRIEVER" => SpanKind::Retriever,
+            "RERANKER" => SpanKind::Reranker,
+            "GUARDRAIL" => SpanKind::Guardrail,
+            "EVALUATOR" => SpanKind::Evaluator,
+            _ => SpanKind::Span, // CHAIN, PROMPT, UNKNOWN; a root CHAIN becomes a pipeline
+        },
+    )
+}
+
+pub(super) fn apply(span: &mut Span, a: &Attrs) {
+    set(
+        &mut span.provider,
+        a.first_string(&["llm.provider", "llm.system"])
+            .map(|p| canonical_provider(&p)),
+    );
+    let model = a.first_string(&["llm.model_name", "embedding.model_name"]);
+    set(&mut span.request_model, model.clone());
+    set(&mut span.response_model, model);
+    if let Some(Value::Object(params)) = a.json("llm.invocation_parameters") {
+        for (k, v) in params {
+            span.model_parameters.entry(k).or_insert(v);
+        }
+    }
+    if span.usage.is_none() {
+        span.usage = InclusiveCounts {
+            input: a.u64("llm.token_count.prompt"),
+            output: a.u64("llm.token_count.completion"),
+            cache_read: a.u64("llm.token_count.prompt_details.cache_read"),
+            cache_write: a.u64("llm.token_count.prompt_details.cache_write"),
+            reasoning: a.u64("llm.token_count.completion_details.reasoning"),
+            total: a.u64("llm.token_count.total"),
+        }
+        .into_usage();
+        if let Some(u) = span.usage.as_mut() {
+            for (attr, key) in [
+                ("llm.token_count.prompt_details.audio", "audio_input_tokens"),
+                (
+                    "llm.token_count.completion_details.audio",
+                    "audio_output_tokens",
+                ),
+            ] {
+                if let Some(n) = a.u64(attr).filter(|n| *n > 0) {
+                    u.extra.insert(key.into(), n);
+                }
+            }
+        }
+    }
+    if span.cost.is_none() {
+        span.cost = reported_cost(a).map(super::reported);
+    }
+    set(
+        &mut span.input,
+        payload(a, "input.value", "input.mime_type"),
+    );
+    set(
+        &mut span.output,
+        payload(a, "output.value", "output.mime_type"),
+    );
+    if span.input_messages.is_empty() {
+        span.input_messages = messages::openinference_messages(a, "llm.input_messages.");
+    }
+    if span.output_messages.is_empty() {
+        span.output_messages = messages::openinference_messages(a, "llm.output_messages.");
+    }
+    if span.prompt.is_none()
+        && (a.has("llm.prompt_template.template") || a.has("llm.prompt_template.variables"))
+    {
+        span.prompt = Some(PromptTemplate {
+            name: None,
+            template: a.string("llm.prompt_template.template"),
+            version: a.string("llm.prompt_template.version"),
+            variables: match a.json("llm.prompt_template.variables") {
+                Some(Value::Object(m)) => m.into_iter().collect(),
+                _ => Default::default(),
+            },
+        });
+    }
+    if span.kind == SpanKind::Tool || a.has("tool.name") {
+        let tool = span.tool.get_or_insert_with(ToolInfo::default);
+        set(&mut tool.name, a.string("tool.name"));
+        set(&mut tool.description, a.string("tool.description"));
+        set(
+            &mut tool.call_id,
+            a.first_string(&["tool_call.id", "tool.id"]),
+        );
+    }
+    if span.tags.is_empty() {
+        span.tags = a.strings("tag.tags");
+    }
+    if let Some(Value::Object(meta)) = a.json("metadata") {
+        for (k, v) in meta {
+            span.metadata.entry(k).or_insert(v);
+        }
+    }
+}
+
+fn payload(a: &Attrs, value_key: &str, mime_key: &str) -> Option<Payload> {
+    let mime = a.str(mime_key);
+    match a.get(value_key)? {
+        Value::String(s) => Some(Payload::from_text(s, mime)),
+        v => Some(Payload::from_value(v.clone())),
+    }
+}
+
+fn reported_cost(a: &Attrs) -> Option<CostBreakdown> {
+    let usd = |k: &str| a.f64(k).and_then(NanoUsd::from_usd_f64);
+    let total = usd("llm.cost.total");
+    let prompt = usd("llm.cost.prompt");
+    let completion = usd("llm.cost.completion");
+    if total.is_none() && prompt.is_none() && completion.is_none() {
+        return None;
+    }
+    let cache_read = usd("llm.cost.prompt_details.cache_read").unwrap_or_default();
+    let cache_write = usd("llm.cost.prompt_details.cache_write").unwrap_or_default();
+    let reasoning = usd("llm.cost.completion_details.reasoning").unwrap_or_default();
+    let input = usd("llm.cost.prompt_details.input").unwrap_or_else(|| {
+        NanoUsd((prompt.unwrap_or_default().0 - cache_read.0 - cache_write.0).max(0))
+    });
+    let output = usd("llm.cost.completion_details.output")
+        .unwrap_or_else(|| NanoUsd((completion.unwrap_or_default().0 - reasoning.0).max(0)));
+    let parts = CostBreakdown {
+        input,
+        output,
+        cache_read,
+        cache_write,
+        reasoning,
+        total: NanoUsd::ZERO,
+    }
+    .with_total();
+    Some(CostBreakdown {
+        total: total.unwrap_or(parts.total),
+        ..parts
+    })
+}

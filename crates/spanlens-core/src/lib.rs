@@ -1,0 +1,29 @@
+//! The pure core of Spanlens: the canonical span model, normalisation of every supported
+//! source into it, and the price catalog with its cost engine.
+//!
+//! No I/O and no async runtime live here, so the SDK, the server and the CLI can all share it.
+
+pub mod conventions;
+pub mod ids;
+pub mod money;
+pub mod normalize;
+pub mod openai_agents;
+pub mod otlp;
+pub mod pricing;
+pub mod span;
+pub mod time;
+pub mod usage;
+
+pub use ids::{IdError, SpanId, TraceId};
+pub use money::NanoUsd;
+pub use normalize::{
+    detect_json_format, normalize, DecodeError, InputFormat, NormalizeOptions, Normalized,
+    Rejection,
+};
+pub use pricing::{compute_cost, price_span, PriceCatalog};
+pub use span::{
+    Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message, Payload, PromptTemplate,
+    RateLimitWindow, RateLimits, Span, SpanKind, Status, ToolCallRef, ToolInfo, Usage,
+};
+pub use time::Timestamp;
+pub use usage::{parse_provider_usage, UsageError, UsageFormat};

@@ -1,0 +1,159 @@
+//! Entry points that turn a request body from any supported source into canonical spans.
+
+use crate::span::Span;
+use crate::time::Timestamp;
+use std::fmt;
+
+/// A request body (or part of one) that cannot be read, with the path of the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
+pub struct DecodeError {
+    /// Dotted/indexed path of the bad field, e.g. `resourceSpans[0].scopeSpans[1].spans[3].traceId`.
+    pub path: String,
+    /// What is wrong, naming the bad value.
+    pub message: String,
+}
+
+impl DecodeError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        DecodeError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One item of a batch that could not be turned into a span (reported as OTLP partial success).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Where in the request the item sits.
+    pub path: String,
+    /// Why it was rejected, naming the bad value.
+    pub reason: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason)
+    }
+}
+
+/// The outcome of normalising one request: the spans, and what was rejected.
+#[derive(Debug, Clone, Default)]
+pub struct Normalized {
+    /// Canonical spans, in request order.
+    pub spans: Vec<Span>,
+    /// Items that could not become spans (bad ids, missing times, …).
+    pub rejected: Vec<Rejection>,
+}
+
+/// Context the caller supplies that the request itself may not carry.
+#[derive(Debug, Clone, Default)]
+pub struct NormalizeOptions {
+    /// When the request arrived; used where a source gives no time at all
+    /// (an OpenAI Agents trace object exported before any of its spans).
+    pub received_at: Timestamp,
+    /// Project to assign when the request names none.
+    pub default_project: Option<String>,
+}
+
+/// Sets `agent_name` on every span from its nearest `agent` ancestor within the batch
+/// (an agent span names itself), so cost and latency can be grouped by agent.
+pub fn propagate_agent_names(spans: &mut [Span]) {
+    use crate::ids::{SpanId, TraceId};
+    use crate::span::SpanKind;
+    use std::collections::HashMap;
+    let index: HashMap<(TraceId, SpanId), usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.trace_id, s.span_id), i))
+        .collect();
+    for i in 0..spans.len() {
+        if spans[i].agent_name.is_some() {
+            continue;
+        }
+        if spans[i].kind == SpanKind::Agent {
+            spans[i].agent_name = Some(spans[i].name.clone());
+            continue;
+        }
+        let trace = spans[i].trace_id;
+        let mut cur = spans[i].parent_span_id;
+        // Bounded walk: a malformed batch may contain parent cycles.
+        for _ in 0..1024 {
+            let Some(j) = cur.and_then(|p| index.get(&(trace, p)).copied()) else {
+                break;
+            };
+            if spans[j].kind == SpanKind::Agent || spans[j].agent_name.is_some() {
+                spans[i].agent_name = spans[j]
+                    .agent_name
+                    .clone()
+                    .or_else(|| Some(spans[j].name.clone()));
+                break;
+            }
+            cur = spans[j].parent_span_id;
+        }
+    }
+}
+
+/// The wire formats Spanlens reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// OTLP `ExportTraceServiceRequest`, protobuf encoding.
+    OtlpProtobuf,
+    /// OTLP `ExportTraceServiceRequest`, JSON encoding.
+    OtlpJson,
+    /// OpenAI Agents SDK export (`{"data": [...]}`).
+    OpenAiAgents,
+}
+
+/// Decodes, normalises and prices one request body of a known format.
+pub fn normalize(
+    format: InputFormat,
+    body: &[u8],
+    opts: &NormalizeOptions,
+    catalog: &crate::pricing::PriceCatalog,
+) -> Result<Normalized, DecodeError> {
+    let mut out = match format {
+        InputFormat::OtlpProtobuf => {
+            crate::otlp::to_canonical(&crate::otlp::decode_protobuf(body)?, opts)
+        }
+        InputFormat::OtlpJson => crate::otlp::to_canonical(&crate::otlp::decode_json(body)?, opts),
+        InputFormat::OpenAiAgents => {
+            let _ = (parse_json(body)?, opts);
+            return Err(DecodeError::new("", "WIP-AGENTS"));
+        }
+    };
+    for s in &mut out.spans {
+        crate::pricing::price_span(s, catalog);
+    }
+    Ok(out)
+}
+
+/// Tells an OTLP/JSON request from an OpenAI Agents export by its top-level keys.
+pub fn detect_json_format(body: &[u8]) -> Result<InputFormat, DecodeError> {
+    let v = parse_json(body)?;
+    let obj = v.as_object().ok_or_else(|| {
+        DecodeError::new(
+            "",
+            format!("expected a JSON object, got {}", crate::usage::short(&v)),
+        )
+    })?;
+    if obj.contains_key("resourceSpans") || obj.contains_key("resource_spans") {
+        Ok(InputFormat::OtlpJson)
+    } else if obj.contains_key("data") {
+        Ok(InputFormat::OpenAiAgents)
+    } else {
+        let keys: Vec<&str> = obj.keys().map(String::as_str).take(5).collect();
+        Err(DecodeError::new(
+            "",
+            format!(
+                "unrecognised JSON: expected \"resourceSpans\" (OTLP) or \"data\" (OpenAI Agents export), found keys {keys:?}"
+            ),
+        ))
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
+    serde_json::from_slice(body).map_err(|e| DecodeError::new("", format!("invalid JSON: {e}")))
+}

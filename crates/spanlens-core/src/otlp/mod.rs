@@ -1,0 +1,218 @@
+//! OTLP trace ingest: protobuf and JSON decoding, and conversion into canonical spans.
+
+pub mod json;
+pub mod proto;
+
+use crate::conventions;
+use crate::ids::{SpanId, TraceId};
+use crate::normalize::{DecodeError, NormalizeOptions, Normalized, Rejection};
+use crate::span::{Attributes, Event, Link, Span, Status};
+use crate::time::Timestamp;
+use prost::Message;
+use serde_json::{Map, Number, Value};
+
+/// Decodes an OTLP/HTTP or gRPC protobuf body.
+pub fn decode_protobuf(bytes: &[u8]) -> Result<proto::ExportTraceServiceRequest, DecodeError> {
+    proto::ExportTraceServiceRequest::decode(bytes)
+        .map_err(|e| DecodeError::new("", format!("invalid OTLP protobuf: {e}")))
+}
+
+/// Decodes an OTLP/JSON body.
+pub fn decode_json(bytes: &[u8]) -> Result<proto::ExportTraceServiceRequest, DecodeError> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| DecodeError::new("", format!("invalid JSON: {e}")))?;
+    json::decode_request(&v)
+}
+
+/// Converts a decoded request into canonical spans, applying every semantic convention.
+///
+/// A span with an unusable id or start time is rejected (and reported), never the whole request.
+pub fn to_canonical(req: &proto::ExportTraceServiceRequest, opts: &NormalizeOptions) -> Normalized {
+    let mut out = Normalized::default();
+    for (ri, rs) in req.resource_spans.iter().enumerate() {
+        let resource: Attributes = rs
+            .resource
+            .as_ref()
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default();
+        let service = resource
+            .get("service.name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let project = [
+            "openinference.project.name",
+            "spanlens.project",
+            "langfuse.project.name",
+        ]
+        .iter()
+        .find_map(|k| resource.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+        .or_else(|| opts.default_project.clone());
+        for (si, ss) in rs.scope_spans.iter().enumerate() {
+            let scope = ss.scope.as_ref();
+            for (pi, ps) in ss.spans.iter().enumerate() {
+                let path = format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]");
+                match span(ps, &path) {
+                    Ok(mut s) => {
+                        s.service = service.clone();
+                        s.project = project.clone();
+                        s.resource = resource.clone();
+                        if let Some(sc) = scope.filter(|sc| !sc.name.is_empty()) {
+                            s.attributes
+                                .entry("otel.scope.name".into())
+                                .or_insert_with(|| Value::String(sc.name.clone()));
+                            if !sc.version.is_empty() {
+                                s.attributes
+                                    .entry("otel.scope.version".into())
+                                    .or_insert_with(|| Value::String(sc.version.clone()));
+                            }
+                        }
+                        conventions::enrich(&mut s);
+                        out.spans.push(s);
+                    }
+                    Err(r) => out.rejected.push(r),
+                }
+            }
+        }
+    }
+    crate::normalize::propagate_agent_names(&mut out.spans);
+    out
+}
+
+fn span(p: &proto::Span, path: &str) -> Result<Span, Rejection> {
+    let reject = |field: &str, reason: String| Rejection {
+        path: format!("{path}.{field}"),
+        reason,
+    };
+    let trace_id = TraceId::from_bytes(&p.trace_id).map_err(|e| {
+        reject(
+            "traceId",
+            format!("{e} in trace id {:?}", hex::encode(&p.trace_id)),
+        )
+    })?;
+    let span_id = SpanId::from_bytes(&p.span_id).map_err(|e| {
+        reject(
+            "spanId",
+            format!("{e} in span id {:?}", hex::encode(&p.span_id)),
+        )
+    })?;
+    let parent_span_id = if p.parent_span_id.is_empty() {
+        None
+    } else {
+        Some(SpanId::from_bytes(&p.parent_span_id).map_err(|e| {
+            reject(
+                "parentSpanId",
+                format!("{e} in parent span id {:?}", hex::encode(&p.parent_span_id)),
+            )
+        })?)
+    };
+    if p.start_time_unix_nano == 0 {
+        return Err(reject("startTimeUnixNano", "missing start time (0)".into()));
+    }
+    let end_time = (p.end_time_unix_nano != 0).then_some(Timestamp(p.end_time_unix_nano));
+    let (status, status_message) = match &p.status {
+        Some(st) => (
+            match proto::StatusCode::try_from(st.code) {
+                Ok(proto::StatusCode::Ok) => Status::Ok,
+                Ok(proto::StatusCode::Error) => Status::Error,
+                _ => Status::Unset,
+            },
+            (!st.message.is_empty()).then(|| st.message.clone()),
+        ),
+        None => (Status::Unset, None),
+    };
+    let mut attrs = attributes(&p.attributes);
+    if let Ok(kind) = proto::SpanKind::try_from(p.kind) {
+        if kind != proto::SpanKind::Unspecified {
+            let name = kind
+                .as_str_name()
+                .trim_start_matches("SPAN_KIND_")
+                .to_ascii_lowercase();
+            attrs
+                .entry("otel.span.kind".into())
+                .or_insert(Value::String(name));
+        }
+    }
+    let events = p
+        .events
+        .iter()
+        .map(|e| Event {
+            name: e.name.clone(),
+            time: Timestamp(e.time_unix_nano),
+            attributes: attributes(&e.attributes),
+        })
+        .collect();
+    let links = p
+        .links
+        .iter()
+        .filter_map(|l| {
+            Some(Link {
+                trace_id: TraceId::from_bytes(&l.trace_id).ok()?,
+                span_id: SpanId::from_bytes(&l.span_id).ok()?,
+                attributes: attributes(&l.attributes),
+            })
+        })
+        .collect();
+    Ok(Span {
+        trace_id,
+        span_id,
+        parent_span_id,
+        name: p.name.clone(),
+        start_time: Timestamp(p.start_time_unix_nano),
+        end_time,
+        status,
+        status_message,
+        events,
+        links,
+        attributes: attrs,
+        ..Default::default()
+    })
+}
+
+/// OTLP key/values as a JSON map (later keys win, as in the SDKs).
+pub fn attributes(kvs: &[proto::KeyValue]) -> Attributes {
+    kvs.iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map(any_value).unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+/// One OTLP value as JSON: bytes become base64, non-finite doubles their proto-JSON names.
+pub fn any_value(v: &proto::AnyValue) -> Value {
+    use proto::any_value::Value as V;
+    match &v.value {
+        None => Value::Null,
+        Some(V::StringValue(s)) => Value::String(s.clone()),
+        Some(V::BoolValue(b)) => Value::Bool(*b),
+        Some(V::IntValue(i)) => Value::Number((*i).into()),
+        Some(V::DoubleValue(d)) => Number::from_f64(*d).map(Value::Number).unwrap_or_else(|| {
+            Value::String(
+                if d.is_nan() {
+                    "NaN"
+                } else if *d > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                }
+                .into(),
+            )
+        }),
+        Some(V::BytesValue(b)) => Value::String(json::base64_encode(b)),
+        Some(V::ArrayValue(a)) => Value::Array(a.values.iter().map(any_value).collect()),
+        Some(V::KvlistValue(kv)) => Value::Object(
+            kv.values
+                .iter()
+                .map(|e| {
+                    (
+                        e.key.clone(),
+                        e.value.as_ref().map(any_value).unwrap_or(Value::Null),
+                    )
+                })
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}

@@ -1,0 +1,141 @@
+//! Timestamps: nanoseconds since the Unix epoch, written as RFC 3339 with nine fractional digits.
+//!
+//! JSON never carries a bare integer above 2^53 for a time, so JavaScript clients lose nothing.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A point in time, nanoseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Timestamp(pub u64);
+
+/// Why a time string could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid RFC 3339 time {value:?}: {reason}")]
+pub struct TimeError {
+    /// The offending text.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Timestamp {
+    /// Nanoseconds since the epoch.
+    pub fn nanos(self) -> u64 {
+        self.0
+    }
+
+    /// RFC 3339 in UTC with exactly nine fractional digits, e.g. `2025-01-01T00:00:00.000000001Z`.
+    pub fn to_rfc3339(self) -> String {
+        let secs = (self.0 / 1_000_000_000) as i64;
+        let nsec = (self.0 % 1_000_000_000) as u32;
+        // Every u64 nanosecond value is within chrono's range (year 2554 at most).
+        let dt = DateTime::<Utc>::from_timestamp(secs, nsec).unwrap_or_default();
+        dt.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    }
+
+    /// Parses RFC 3339 / ISO 8601 with an offset (`Z` or `±hh:mm`); a missing offset is read as UTC,
+    /// since several SDKs (Python's `datetime.isoformat()` on naive times) omit it.
+    pub fn parse_rfc3339(s: &str) -> Result<Self, TimeError> {
+        let err = |reason: &str| TimeError {
+            value: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let dt = match DateTime::parse_from_rfc3339(s) {
+            Ok(dt) => dt.with_timezone(&Utc),
+            Err(e) => {
+                let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map_err(|_| err(&e.to_string()))?;
+                naive.and_utc()
+            }
+        };
+        let nanos = dt
+            .timestamp_nanos_opt()
+            .ok_or_else(|| err("out of range"))?;
+        u64::try_from(nanos)
+            .map(Timestamp)
+            .map_err(|_| err("before 1970"))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({})", self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helper for `Option<u64>` nanosecond durations written as fractional milliseconds.
+pub mod opt_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes nanoseconds as milliseconds (`1500000` → `1.5`).
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(ns) => s.serialize_f64(*ns as f64 / 1e6),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads milliseconds back into nanoseconds, rounding to the nearest nanosecond.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let v = Option::<f64>::deserialize(d)?;
+        match v {
+            None => Ok(None),
+            Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some((ms * 1e6).round() as u64)),
+            Some(ms) => Err(serde::de::Error::custom(format!(
+                "invalid duration {ms} ms"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanosecond_round_trip() {
+        let t = Timestamp(1_700_000_000_123_456_789);
+        let s = t.to_rfc3339();
+        assert_eq!(s, "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(Timestamp::parse_rfc3339(&s).unwrap(), t);
+    }
+
+    #[test]
+    fn offsets_and_naive_times() {
+        let a = Timestamp::parse_rfc3339("2025-03-01T12:00:00.5+01:00").unwrap();
+        let b = Timestamp::parse_rfc3339("2025-03-01T11:00:00.500Z").unwrap();
+        assert_eq!(a, b);
+        let c = Timestamp::parse_rfc3339("2025-03-01T11:00:00.500000").unwrap();
+        assert_eq!(b, c);
+        assert!(Timestamp::parse_rfc3339("yesterday").is_err());
+        assert!(Timestamp::parse_rfc3339("1969-12-31T23:59:59Z").is_err());
+    }
+
+    #[test]
+    fn extremes_do_not_panic() {
+        let s = Timestamp(u64::MAX).to_rfc3339();
+        assert!(s.starts_with("2554-"));
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000000000Z");
+    }
+}
