@@ -80,9 +80,8 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             }
         }
     }
-    match a.str("langfuse.observation.level") {
-        Some("ERROR") => span.status = Status::Error,
-        Some(_) | None => {}
+    if a.str("langfuse.observation.level") == Some("ERROR") {
+        span.status = Status::Error;
     }
     set(
         &mut span.status_message,

@@ -175,19 +175,6 @@ pub fn canonical_provider(raw: &str) -> String {
     mapped.to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn providers_are_canonicalised() {
-        assert_eq!(canonical_provider("az.ai.openai"), "azure");
-        assert_eq!(canonical_provider("MistralAI"), "mistral");
-        assert_eq!(canonical_provider("gcp.vertex_ai"), "google");
-        assert_eq!(canonical_provider("acme"), "acme");
-    }
-}
-
 /// Token counts reported under the "cache within input, reasoning within output" rule
 /// (OTel GenAI, OpenInference, Traceloop).
 ///
@@ -237,5 +224,18 @@ pub(crate) fn reported(amounts: crate::span::CostBreakdown) -> crate::span::Cost
         pricing_id: None,
         pricing_version: None,
         computed: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_are_canonicalised() {
+        assert_eq!(canonical_provider("az.ai.openai"), "azure");
+        assert_eq!(canonical_provider("MistralAI"), "mistral");
+        assert_eq!(canonical_provider("gcp.vertex_ai"), "google");
+        assert_eq!(canonical_provider("acme"), "acme");
     }
 }

@@ -241,7 +241,7 @@ fn anchored(p: &str) -> String {
 }
 
 fn rate(id: &str, field: &str, usd: f64) -> Result<i64, CatalogError> {
-    if !usd.is_finite() || usd < 0.0 || usd > 1e6 {
+    if !usd.is_finite() || !(0.0..=1e6).contains(&usd) {
         return Err(CatalogError::Entry {
             id: id.into(),
             message: format!(

@@ -1,0 +1,176 @@
+//! The `spanlens` binary end to end: exit statuses, messages on bad input, and output shapes.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn spanlens(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spanlens"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn spanlens");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn otlp(trace_id: &str, span_id: &str, attrs: &str) -> String {
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"checkout"}}}}]}},
+        "scopeSpans":[{{"spans":[{{"traceId":"{trace_id}","spanId":"{span_id}","name":"chat",
+        "startTimeUnixNano":"1735689600000000000","endTimeUnixNano":"1735689601500000000",{attrs}}}]}}]}}]}}"#
+    )
+}
+
+const LLM_ATTRS: &str = r#""attributes":[
+    {"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},
+    {"key":"gen_ai.provider.name","value":{"stringValue":"openai"}},
+    {"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o-mini"}},
+    {"key":"gen_ai.usage.input_tokens","value":{"intValue":"1000"}},
+    {"key":"gen_ai.usage.cache_read.input_tokens","value":{"intValue":400}},
+    {"key":"gen_ai.usage.output_tokens","value":{"intValue":"200"}}]"#;
+
+#[test]
+fn cost_json_has_the_documented_fields() {
+    let o = spanlens(
+        &["cost", "--model", "openai/gpt-4o-2024-08-06", "--input-tokens", "2006", "--cache-read-tokens", "1920",
+          "--output-tokens", "300", "--json"],
+        b"",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["matched"], true);
+    assert_eq!(v["pricing_id"], "gpt-4o");
+    // 86 × $2.50/M + 1920 × $1.25/M + 300 × $10/M
+    assert_eq!(v["input_usd"], 0.000215);
+    assert_eq!(v["cache_read_usd"], 0.0024);
+    assert_eq!(v["cache_write_usd"], 0.0);
+    assert_eq!(v["output_usd"], 0.003);
+    assert_eq!(v["total_usd"], 0.005615);
+    assert_eq!(v["total_nano_usd"], 5_615_000);
+}
+
+#[test]
+fn cost_reads_raw_anthropic_usage_with_its_own_semantics() {
+    let usage = br#"{"input_tokens": 50, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 20000, "output_tokens": 400}"#;
+    let o = spanlens(&["cost", "--model", "claude-sonnet-4-20250514", "--usage-json", "-", "--json"], usage);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["usage_format"], "anthropic");
+    assert_eq!(v["usage"]["input_tokens"], 21050);
+    // 50 × $3 + 20000 × $0.30 + 1000 × $3.75 + 400 × $15, per million.
+    assert_eq!(v["total_nano_usd"], 150_000 + 6_000_000 + 3_750_000 + 6_000_000);
+}
+
+#[test]
+fn unknown_model_is_unpriced_never_zero() {
+    let o = spanlens(&["cost", "--model", "my-private-finetune", "--input-tokens", "10", "--json"], b"");
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["matched"], false);
+    assert!(v["total_usd"].is_null());
+}
+
+#[test]
+fn cost_rejects_inconsistent_counts_and_bad_usage() {
+    let o = spanlens(&["cost", "--model", "gpt-4o", "--input-tokens", "5", "--cache-read-tokens", "9"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--cache-read-tokens 9"), "{}", stderr(&o));
+    let o = spanlens(&["cost", "--model", "gpt-4o", "--usage-json", "-"], br#"{"prompt_tokens": "ten"}"#);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("`prompt_tokens`") && stderr(&o).contains("\"ten\""), "{}", stderr(&o));
+    let o = spanlens(&["cost", "--model", "gpt-4o", "--usage-json", "-"], b"{not json");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid JSON"), "{}", stderr(&o));
+}
+
+#[test]
+fn normalize_prints_one_priced_canonical_span_per_line() {
+    let body = otlp("5B8EFFF798038103D269B633813FC60C", "eee19b7ec3c1b174", LLM_ATTRS);
+    let o = spanlens(&["normalize", "-"], body.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Value> = o.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    let s = &lines[0];
+    assert_eq!(s["trace_id"], "5b8efff798038103d269b633813fc60c");
+    assert_eq!(s["start_time"], "2025-01-01T00:00:00.000000000Z");
+    assert_eq!(s["end_time"], "2025-01-01T00:00:01.500000000Z");
+    assert_eq!(s["kind"], "llm");
+    assert_eq!(s["service"], "checkout");
+    assert_eq!(s["project"], "default");
+    assert_eq!(s["usage"]["cache_read_tokens"], 400);
+    assert_eq!(s["cost"]["source"], "computed");
+    assert_eq!(s["cost"]["pricing_id"], "gpt-4o-mini");
+    // 600 × $0.15/M + 400 × $0.075/M + 200 × $0.60/M
+    assert_eq!(s["cost"]["total_usd"], 0.00024);
+}
+
+#[test]
+fn normalize_reports_bad_input_with_field_and_value() {
+    let o = spanlens(&["normalize", "-"], b"{\"resourceSpans\": [");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid JSON"), "{}", stderr(&o));
+
+    let body = otlp("xyz", "eee19b7ec3c1b174", r#""attributes":[]"#);
+    let o = spanlens(&["normalize", "-"], body.as_bytes());
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId") && e.contains("\"xyz\""), "{e}");
+
+    let body = otlp("5b8efff798038103d269b633813fc60c", "eee19b7e", r#""attributes":[]"#);
+    let o = spanlens(&["normalize", "-"], body.as_bytes());
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("spans[0].spanId") && e.contains("eee19b7e"), "{e}");
+
+    let body = otlp("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", r#""attributes":[{"key":"a","value":{"intValue":"many"}}]"#);
+    let o = spanlens(&["normalize", "-"], body.as_bytes());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("attributes[0].value.intValue") && stderr(&o).contains("\"many\""), "{}", stderr(&o));
+
+    let o = spanlens(&["normalize", "-"], br#"{"hello": 1}"#);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("resourceSpans") && stderr(&o).contains("hello"), "{}", stderr(&o));
+
+    let o = spanlens(&["normalize", "/nonexistent/file.json"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/file.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn normalize_reads_protobuf() {
+    // A tiny ExportTraceServiceRequest encoded by hand: one span with ids, name and times.
+    let mut span = Vec::new();
+    span.extend([0x0a, 16]);
+    span.extend([0x11; 16]);
+    span.extend([0x12, 8]);
+    span.extend([0x22; 8]);
+    span.extend([0x2a, 4]);
+    span.extend(b"root");
+    span.push(0x39); // field 7, fixed64
+    span.extend(1_735_689_600_000_000_000u64.to_le_bytes());
+    span.push(0x41); // field 8, fixed64
+    span.extend(1_735_689_602_000_000_000u64.to_le_bytes());
+    let mut scope = vec![0x12, span.len() as u8];
+    scope.extend(&span);
+    let mut rs = vec![0x12, scope.len() as u8];
+    rs.extend(&scope);
+    let mut req = vec![0x0a, rs.len() as u8];
+    req.extend(&rs);
+    let o = spanlens(&["normalize", "-"], &req);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(o.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(v["span_id"], "2222222222222222");
+    assert_eq!(v["name"], "root");
+    assert_eq!(v["end_time"], "2025-01-01T00:00:02.000000000Z");
+    let o = spanlens(&["normalize", "-"], &[0x0a, 0xff, 0x01]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid OTLP protobuf"), "{}", stderr(&o));
+}
