@@ -238,4 +238,110 @@ mod tests {
         assert_eq!(canonical_provider("gcp.vertex_ai"), "google");
         assert_eq!(canonical_provider("acme"), "acme");
     }
+
+    use serde_json::json;
+
+    fn enriched(attrs: serde_json::Value) -> Span {
+        let mut s = Span {
+            start_time: Timestamp(1_000_000_000),
+            attributes: serde_json::from_value(attrs).unwrap(),
+            ..Default::default()
+        };
+        enrich(&mut s);
+        s
+    }
+
+    #[test]
+    fn genai_counts_are_inclusive() {
+        let s = enriched(
+            json!({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.cache_read.input_tokens": 800,
+            "gen_ai.usage.output_tokens": 300, "gen_ai.usage.reasoning.output_tokens": 200}),
+        );
+        let u = s.usage.unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.output_tokens,
+                u.reasoning_tokens
+            ),
+            (1000, 800, 300, 200)
+        );
+        assert_eq!(s.kind, SpanKind::Llm);
+        assert_eq!(s.source.as_deref(), Some("genai"));
+    }
+
+    #[test]
+    fn raw_anthropic_counts_in_genai_attributes_are_repaired() {
+        // Uncached input 50 with 20,000 cache reads cannot be an inclusive count.
+        let s = enriched(
+            json!({"gen_ai.system": "anthropic", "gen_ai.request.model": "claude-3-5-haiku",
+            "gen_ai.usage.prompt_tokens": 50, "gen_ai.usage.cache_read_input_tokens": 20000,
+            "gen_ai.usage.completion_tokens": 10}),
+        );
+        let u = s.usage.unwrap();
+        assert_eq!(u.input_tokens, 20050);
+        assert_eq!(s.kind, SpanKind::Llm);
+        assert_eq!(s.provider.as_deref(), Some("anthropic"));
+    }
+
+    #[test]
+    fn openinference_counts_are_inclusive() {
+        let s = enriched(
+            json!({"openinference.span.kind": "LLM", "llm.token_count.prompt": 2000,
+            "llm.token_count.prompt_details.cache_read": 1500, "llm.token_count.completion": 100,
+            "llm.token_count.completion_details.reasoning": 60, "llm.token_count.total": 2100}),
+        );
+        let u = s.usage.unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.output_tokens,
+                u.reasoning_tokens
+            ),
+            (2000, 1500, 100, 60)
+        );
+    }
+
+    #[test]
+    fn langfuse_usage_keys_are_disjoint() {
+        let s = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.usage_details": "{\"input\": 120, \"output\": 80, \"cache_read_input_tokens\": 900, \"output_reasoning_tokens\": 30, \"total\": 1130}",
+            "langfuse.observation.completion_start_time": "\"1970-01-01T00:00:01.250Z\""}));
+        let u = s.usage.unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.output_tokens,
+                u.reasoning_tokens
+            ),
+            (1020, 900, 110, 30)
+        );
+        assert_eq!(s.ttft_ns, Some(250_000_000));
+        assert_eq!(s.kind, SpanKind::Llm);
+    }
+
+    #[test]
+    fn unknown_attributes_survive_and_exceptions_become_errors() {
+        let mut s = Span {
+            attributes: serde_json::from_value(json!({"acme.flag": true})).unwrap(),
+            events: vec![crate::span::Event {
+                name: "exception".into(),
+                time: Timestamp(5),
+                attributes: serde_json::from_value(json!({"exception.type": "TimeoutError",
+                    "exception.message": "tool timed out", "exception.stacktrace": "at f()"}))
+                .unwrap(),
+            }],
+            ..Default::default()
+        };
+        enrich(&mut s);
+        assert_eq!(s.attributes["acme.flag"], json!(true));
+        assert_eq!(s.status, Status::Error);
+        assert_eq!(s.error_type.as_deref(), Some("TimeoutError"));
+        assert_eq!(s.status_message.as_deref(), Some("tool timed out"));
+        assert_eq!(s.source.as_deref(), Some("otel"));
+    }
 }
