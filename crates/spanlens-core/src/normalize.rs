@@ -120,8 +120,7 @@ pub fn normalize(
         }
         InputFormat::OtlpJson => crate::otlp::to_canonical(&crate::otlp::decode_json(body)?, opts),
         InputFormat::OpenAiAgents => {
-            let _ = (parse_json(body)?, opts);
-            return Err(DecodeError::new("", "WIP-AGENTS"));
+            crate::openai_agents::normalize_export(&parse_json(body)?, opts)?
         }
     };
     for s in &mut out.spans {
