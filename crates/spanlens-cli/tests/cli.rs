@@ -39,8 +39,18 @@ const LLM_ATTRS: &str = r#""attributes":[
 #[test]
 fn cost_json_has_the_documented_fields() {
     let o = spanlens(
-        &["cost", "--model", "openai/gpt-4o-2024-08-06", "--input-tokens", "2006", "--cache-read-tokens", "1920",
-          "--output-tokens", "300", "--json"],
+        &[
+            "cost",
+            "--model",
+            "openai/gpt-4o-2024-08-06",
+            "--input-tokens",
+            "2006",
+            "--cache-read-tokens",
+            "1920",
+            "--output-tokens",
+            "300",
+            "--json",
+        ],
         b"",
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -59,18 +69,41 @@ fn cost_json_has_the_documented_fields() {
 #[test]
 fn cost_reads_raw_anthropic_usage_with_its_own_semantics() {
     let usage = br#"{"input_tokens": 50, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 20000, "output_tokens": 400}"#;
-    let o = spanlens(&["cost", "--model", "claude-sonnet-4-20250514", "--usage-json", "-", "--json"], usage);
+    let o = spanlens(
+        &[
+            "cost",
+            "--model",
+            "claude-sonnet-4-20250514",
+            "--usage-json",
+            "-",
+            "--json",
+        ],
+        usage,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["usage_format"], "anthropic");
     assert_eq!(v["usage"]["input_tokens"], 21050);
     // 50 × $3 + 20000 × $0.30 + 1000 × $3.75 + 400 × $15, per million.
-    assert_eq!(v["total_nano_usd"], 150_000 + 6_000_000 + 3_750_000 + 6_000_000);
+    assert_eq!(
+        v["total_nano_usd"],
+        150_000 + 6_000_000 + 3_750_000 + 6_000_000
+    );
 }
 
 #[test]
 fn unknown_model_is_unpriced_never_zero() {
-    let o = spanlens(&["cost", "--model", "my-private-finetune", "--input-tokens", "10", "--json"], b"");
+    let o = spanlens(
+        &[
+            "cost",
+            "--model",
+            "my-private-finetune",
+            "--input-tokens",
+            "10",
+            "--json",
+        ],
+        b"",
+    );
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["matched"], false);
@@ -79,24 +112,57 @@ fn unknown_model_is_unpriced_never_zero() {
 
 #[test]
 fn cost_rejects_inconsistent_counts_and_bad_usage() {
-    let o = spanlens(&["cost", "--model", "gpt-4o", "--input-tokens", "5", "--cache-read-tokens", "9"], b"");
+    let o = spanlens(
+        &[
+            "cost",
+            "--model",
+            "gpt-4o",
+            "--input-tokens",
+            "5",
+            "--cache-read-tokens",
+            "9",
+        ],
+        b"",
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--cache-read-tokens 9"), "{}", stderr(&o));
-    let o = spanlens(&["cost", "--model", "gpt-4o", "--usage-json", "-"], br#"{"prompt_tokens": "ten"}"#);
+    assert!(
+        stderr(&o).contains("--cache-read-tokens 9"),
+        "{}",
+        stderr(&o)
+    );
+    let o = spanlens(
+        &["cost", "--model", "gpt-4o", "--usage-json", "-"],
+        br#"{"prompt_tokens": "ten"}"#,
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("`prompt_tokens`") && stderr(&o).contains("\"ten\""), "{}", stderr(&o));
-    let o = spanlens(&["cost", "--model", "gpt-4o", "--usage-json", "-"], b"{not json");
+    assert!(
+        stderr(&o).contains("`prompt_tokens`") && stderr(&o).contains("\"ten\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = spanlens(
+        &["cost", "--model", "gpt-4o", "--usage-json", "-"],
+        b"{not json",
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("invalid JSON"), "{}", stderr(&o));
 }
 
 #[test]
 fn normalize_prints_one_priced_canonical_span_per_line() {
-    let body = otlp("5B8EFFF798038103D269B633813FC60C", "eee19b7ec3c1b174", LLM_ATTRS);
+    let body = otlp(
+        "5B8EFFF798038103D269B633813FC60C",
+        "eee19b7ec3c1b174",
+        LLM_ATTRS,
+    );
     let o = spanlens(&["normalize", "-"], body.as_bytes());
     assert!(o.status.success(), "{}", stderr(&o));
-    let lines: Vec<Value> = o.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let lines: Vec<Value> = o
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 1);
     let s = &lines[0];
     assert_eq!(s["trace_id"], "5b8efff798038103d269b633813fc60c");
@@ -122,26 +188,52 @@ fn normalize_reports_bad_input_with_field_and_value() {
     let o = spanlens(&["normalize", "-"], body.as_bytes());
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId") && e.contains("\"xyz\""), "{e}");
+    assert!(
+        e.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId") && e.contains("\"xyz\""),
+        "{e}"
+    );
 
-    let body = otlp("5b8efff798038103d269b633813fc60c", "eee19b7e", r#""attributes":[]"#);
+    let body = otlp(
+        "5b8efff798038103d269b633813fc60c",
+        "eee19b7e",
+        r#""attributes":[]"#,
+    );
     let o = spanlens(&["normalize", "-"], body.as_bytes());
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("spans[0].spanId") && e.contains("eee19b7e"), "{e}");
+    assert!(
+        e.contains("spans[0].spanId") && e.contains("eee19b7e"),
+        "{e}"
+    );
 
-    let body = otlp("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", r#""attributes":[{"key":"a","value":{"intValue":"many"}}]"#);
+    let body = otlp(
+        "5b8efff798038103d269b633813fc60c",
+        "eee19b7ec3c1b174",
+        r#""attributes":[{"key":"a","value":{"intValue":"many"}}]"#,
+    );
     let o = spanlens(&["normalize", "-"], body.as_bytes());
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("attributes[0].value.intValue") && stderr(&o).contains("\"many\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("attributes[0].value.intValue") && stderr(&o).contains("\"many\""),
+        "{}",
+        stderr(&o)
+    );
 
     let o = spanlens(&["normalize", "-"], br#"{"hello": 1}"#);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("resourceSpans") && stderr(&o).contains("hello"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resourceSpans") && stderr(&o).contains("hello"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = spanlens(&["normalize", "/nonexistent/file.json"], b"");
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("/nonexistent/file.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/file.json"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -172,5 +264,9 @@ fn normalize_reads_protobuf() {
     assert_eq!(v["end_time"], "2025-01-01T00:00:02.000000000Z");
     let o = spanlens(&["normalize", "-"], &[0x0a, 0xff, 0x01]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("invalid OTLP protobuf"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid OTLP protobuf"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -24,14 +24,24 @@ fn model_names_resolve_to_the_expected_entry() {
     let catalog = PriceCatalog::builtin();
     let mut failures = Vec::new();
     for c in &cases.case {
-        let got = catalog.lookup(&c.model, c.provider.as_deref(), None).map(|e| e.id.as_str());
+        let got = catalog
+            .lookup(&c.model, c.provider.as_deref(), None)
+            .map(|e| e.id.as_str());
         let want = (!c.expect.is_empty()).then_some(c.expect.as_str());
         if got != want {
-            failures.push(format!("{:?} (provider {:?}): got {got:?}, want {want:?}", c.model, c.provider));
+            failures.push(format!(
+                "{:?} (provider {:?}): got {got:?}, want {want:?}",
+                c.model, c.provider
+            ));
         }
     }
     assert!(cases.case.len() >= 60, "only {} cases", cases.case.len());
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -40,11 +50,22 @@ fn catalog_covers_the_required_providers_and_models() {
     let entries = catalog.entries();
     assert!(entries.len() >= 40, "{} models", entries.len());
     let providers: BTreeSet<&str> = entries.iter().map(|e| e.provider.as_str()).collect();
-    for p in ["openai", "anthropic", "google", "mistral", "deepseek", "xai", "cohere"] {
+    for p in [
+        "openai",
+        "anthropic",
+        "google",
+        "mistral",
+        "deepseek",
+        "xai",
+        "cohere",
+    ] {
         assert!(providers.contains(p), "no {p} model");
     }
     assert!(entries.iter().filter(|e| e.kind == "embedding").count() >= 3);
-    for (model, threshold) in [("gemini-2.5-pro", 200_000), ("claude-sonnet-4-20250514", 200_000)] {
+    for (model, threshold) in [
+        ("gemini-2.5-pro", 200_000),
+        ("claude-sonnet-4-20250514", 200_000),
+    ] {
         let e = catalog.lookup(model, None, None).expect(model);
         assert!(
             e.tiers.iter().any(|t| t.above_input_tokens == threshold),
@@ -52,8 +73,13 @@ fn catalog_covers_the_required_providers_and_models() {
         );
         assert!(e.rates_for(threshold + 1).input > e.rates_for(threshold).input);
     }
-    let sonnet = catalog.lookup("claude-sonnet-4-5", None, None).expect("sonnet 4.5");
-    assert!(sonnet.rates.cache_write_1h > sonnet.rates.cache_write, "1h writes cost more than 5m writes");
+    let sonnet = catalog
+        .lookup("claude-sonnet-4-5", None, None)
+        .expect("sonnet 4.5");
+    assert!(
+        sonnet.rates.cache_write_1h > sonnet.rates.cache_write,
+        "1h writes cost more than 5m writes"
+    );
 }
 
 #[test]
@@ -82,5 +108,8 @@ fn dated_snapshots_use_the_price_in_force() {
     let c = PriceCatalog::builtin();
     let old = c.lookup("gpt-4o-2024-05-13", None, None).unwrap();
     let new = c.lookup("gpt-4o-2024-08-06", None, None).unwrap();
-    assert!(old.rates.input > new.rates.input, "the May 2024 snapshot kept its launch price");
+    assert!(
+        old.rates.input > new.rates.input,
+        "the May 2024 snapshot kept its launch price"
+    );
 }

@@ -33,12 +33,16 @@ fn full_span() -> Span {
         session_id: Some("conv_42".into()),
         user_id: Some("u_123".into()),
         tags: vec!["prod".into(), "beta".into()],
-        metadata: [("tenant".to_string(), json!("acme"))].into_iter().collect(),
+        metadata: [("tenant".to_string(), json!("acme"))]
+            .into_iter()
+            .collect(),
         agent_name: Some("billing".into()),
         provider: Some("anthropic".into()),
         request_model: Some("claude-sonnet-4".into()),
         response_model: Some("claude-sonnet-4-20250514".into()),
-        model_parameters: [("temperature".to_string(), json!(0.2))].into_iter().collect(),
+        model_parameters: [("temperature".to_string(), json!(0.2))]
+            .into_iter()
+            .collect(),
         usage: Some(usage),
         cost: Some(Cost {
             source: CostSource::Reported,
@@ -52,21 +56,36 @@ fn full_span() -> Span {
             },
             pricing_id: Some("claude-sonnet-4".into()),
             pricing_version: Some("2026.11.22".into()),
-            computed: Some(CostBreakdown { total: NanoUsd(16_800_001), ..Default::default() }),
+            computed: Some(CostBreakdown {
+                total: NanoUsd(16_800_001),
+                ..Default::default()
+            }),
         }),
         unpriced_reason: None,
         ttft_ns: Some(412_345_678),
         finish_reasons: vec!["end_turn".into()],
         input: Some(Payload::from_text("{\"q\": \"refund\"}", None)),
         output: Some(Payload::from_text("Refund issued.", Some("text/plain"))),
-        input_messages: vec![Message { role: Some("user".into()), content: Some("refund?".into()), ..Default::default() }],
+        input_messages: vec![Message {
+            role: Some("user".into()),
+            content: Some("refund?".into()),
+            ..Default::default()
+        }],
         output_messages: vec![Message {
             role: Some("assistant".into()),
-            tool_calls: vec![ToolCallRef { id: Some("c1".into()), name: Some("refund".into()), arguments: Some("{}".into()) }],
+            tool_calls: vec![ToolCallRef {
+                id: Some("c1".into()),
+                name: Some("refund".into()),
+                arguments: Some("{}".into()),
+            }],
             finish_reason: Some("tool_use".into()),
             ..Default::default()
         }],
-        tool: Some(ToolInfo { name: Some("refund".into()), call_id: Some("c1".into()), description: None }),
+        tool: Some(ToolInfo {
+            name: Some("refund".into()),
+            call_id: Some("c1".into()),
+            description: None,
+        }),
         prompt: Some(PromptTemplate {
             name: Some("support".into()),
             template: Some("Help {{user}}".into()),
@@ -84,12 +103,20 @@ fn full_span() -> Span {
             attributes: Default::default(),
         }],
         rate_limits: Some(RateLimits {
-            requests: Some(RateLimitWindow { limit: Some(4000), remaining: Some(3999), reset: Some(Timestamp(1_735_689_660_000_000_000)) }),
+            requests: Some(RateLimitWindow {
+                limit: Some(4000),
+                remaining: Some(3999),
+                reset: Some(Timestamp(1_735_689_660_000_000_000)),
+            }),
             retry_after_ms: Some(1500),
             ..Default::default()
         }),
-        resource: [("service.name".to_string(), json!("support-bot"))].into_iter().collect(),
-        attributes: [("acme.flag".to_string(), json!(true))].into_iter().collect(),
+        resource: [("service.name".to_string(), json!("support-bot"))]
+            .into_iter()
+            .collect(),
+        attributes: [("acme.flag".to_string(), json!(true))]
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -115,13 +142,21 @@ fn wire_shape_is_the_documented_one() {
     assert_eq!(v["cost"]["source"], "reported");
     assert_eq!(v["cost"]["computed"]["total_usd"], 0.016800001);
     assert_eq!(v["usage"]["extra"]["cache_write_1h_tokens"], 400);
-    assert_eq!(v["rate_limits"]["requests"]["reset"], "2025-01-01T00:01:00.000000000Z");
+    assert_eq!(
+        v["rate_limits"]["requests"]["reset"],
+        "2025-01-01T00:01:00.000000000Z"
+    );
     assert_eq!(v["input"]["value"]["q"], "refund");
     fn no_big_ints(v: &Value, path: &str) {
         match v {
             Value::Number(n) => assert!(n.as_u64().is_none_or(|u| u < (1 << 53)), "{path} = {n}"),
-            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| no_big_ints(x, &format!("{path}[{i}]"))),
-            Value::Object(o) => o.iter().for_each(|(k, x)| no_big_ints(x, &format!("{path}.{k}"))),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| no_big_ints(x, &format!("{path}[{i}]"))),
+            Value::Object(o) => o
+                .iter()
+                .for_each(|(k, x)| no_big_ints(x, &format!("{path}.{k}"))),
             _ => {}
         }
     }

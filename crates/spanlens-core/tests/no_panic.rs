@@ -2,12 +2,16 @@
 //! Random bytes, random JSON documents, and every truncation and random mutation of real
 //! fixtures go through all three input formats.
 
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use serde_json::Value;
 use spanlens_core::{normalize, otlp, InputFormat, NormalizeOptions, PriceCatalog};
 
-const FORMATS: [InputFormat; 3] = [InputFormat::OtlpProtobuf, InputFormat::OtlpJson, InputFormat::OpenAiAgents];
+const FORMATS: [InputFormat; 3] = [
+    InputFormat::OtlpProtobuf,
+    InputFormat::OtlpJson,
+    InputFormat::OpenAiAgents,
+];
 
 fn run_all(bytes: &[u8]) {
     let opts = NormalizeOptions::default();
@@ -63,7 +67,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| Value::Number(n.into())),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
         prop_oneof![
             "[a-zA-Z_.]{0,12}",
             Just("5b8efff798038103d269b633813fc60c".to_string()),
