@@ -1,0 +1,259 @@
+//! SDK configuration from the environment (DESIGN §4), with the standard `OTEL_*` variables honoured.
+
+use crate::processor::{BatchConfig, BatchProcessor, ConsoleProcessor, JsonlProcessor};
+use crate::tracer::{Resource, Tracer};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `spanlens::init` needs. Build it with [`Config::from_env`] or by hand.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Turn every span into a no-op.
+    pub disabled: bool,
+    /// Full OTLP/HTTP traces URL (e.g. `http://localhost:4318/v1/traces`); `None` exports nothing.
+    pub endpoint: Option<String>,
+    /// Extra HTTP headers for the exporter.
+    pub headers: Vec<(String, String)>,
+    /// Sent as `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Print each finished trace as a tree on stderr.
+    pub console: bool,
+    /// Also write canonical span JSON lines to this file.
+    pub jsonl: Option<PathBuf>,
+    /// Queue and batching limits of the exporter.
+    pub batch: BatchConfig,
+    /// Fraction of traces kept, 0.0–1.0.
+    pub sample_rate: f64,
+    /// Exporter request timeout.
+    pub timeout: Duration,
+    /// Gzip request bodies.
+    pub gzip: bool,
+    /// Resource attributes (`service.name`, …).
+    pub resource: Resource,
+    /// Settings that could not be read (reported by `init`, never fatal).
+    pub problems: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            disabled: false,
+            endpoint: None,
+            headers: Vec::new(),
+            api_key: None,
+            console: false,
+            jsonl: None,
+            batch: BatchConfig::default(),
+            sample_rate: 1.0,
+            timeout: Duration::from_secs(10),
+            gzip: true,
+            resource: Resource::new("unknown_service"),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// Appends `/v1/traces` to a base OTLP endpoint, as the OTLP exporter spec says.
+fn traces_url(base: &str) -> String {
+    let b = base.trim_end_matches('/');
+    if b.ends_with("/v1/traces") {
+        b.to_string()
+    } else {
+        format!("{b}/v1/traces")
+    }
+}
+
+impl Config {
+    /// Reads `SPANLENS_*` and `OTEL_*` variables from the process environment.
+    pub fn from_env() -> Config {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Config::from_env`], failing on the first unreadable setting instead of warning.
+    pub fn try_from_env() -> Result<Config, String> {
+        let c = Self::from_env();
+        match c.problems.first() {
+            Some(p) => Err(p.clone()),
+            None => Ok(c),
+        }
+    }
+
+    /// Reads settings through `get` (testable without touching the process environment).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Config {
+        let mut c = Config::default();
+        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let flag = |c: &mut Config, k: &str| -> Option<bool> {
+            let v = get(k)?;
+            match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Some(true),
+                "0" | "false" | "no" | "off" => Some(false),
+                _ => {
+                    c.problems.push(format!("{k}={v:?} is not a boolean (use true or false); ignored"));
+                    None
+                }
+            }
+        };
+        fn number<T: std::str::FromStr>(c: &mut Config, k: &str, v: Option<String>) -> Option<T> {
+            let v = v?;
+            match v.parse() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    c.problems.push(format!("{k}={v:?} is not a valid number; the default is used"));
+                    None
+                }
+            }
+        }
+        c.disabled = flag(&mut c, "SPANLENS_DISABLED").unwrap_or(false);
+        c.console = flag(&mut c, "SPANLENS_CONSOLE").unwrap_or(false);
+        c.endpoint = get("SPANLENS_ENDPOINT")
+            .map(|e| traces_url(&e))
+            .or_else(|| get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            .or_else(|| get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|e| traces_url(&e)));
+        c.api_key = get("SPANLENS_API_KEY");
+        for var in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+            if let Some(h) = get(var) {
+                for pair in h.split(',').filter(|p| !p.trim().is_empty()) {
+                    match pair.split_once('=') {
+                        Some((k, v)) => c.headers.push((k.trim().to_string(), v.trim().to_string())),
+                        None => c.problems.push(format!("{var}: {pair:?} is not key=value; ignored")),
+                    }
+                }
+            }
+        }
+        if let Some(ms) = number::<u64>(&mut c, "OTEL_EXPORTER_OTLP_TIMEOUT", get("OTEL_EXPORTER_OTLP_TIMEOUT")) {
+            c.timeout = Duration::from_millis(ms);
+        }
+        if let Some(v) = get("OTEL_EXPORTER_OTLP_COMPRESSION") {
+            match v.as_str() {
+                "gzip" => c.gzip = true,
+                "none" => c.gzip = false,
+                other => c.problems.push(format!("OTEL_EXPORTER_OTLP_COMPRESSION={other:?} is not gzip or none; gzip is used")),
+            }
+        }
+        c.jsonl = get("SPANLENS_JSONL").map(PathBuf::from);
+        if let Some(n) = number::<usize>(&mut c, "SPANLENS_BATCH_SIZE", get("SPANLENS_BATCH_SIZE")) {
+            c.batch.batch_size = n.max(1);
+        }
+        if let Some(n) = number::<u64>(&mut c, "SPANLENS_FLUSH_INTERVAL_MS", get("SPANLENS_FLUSH_INTERVAL_MS")) {
+            c.batch.flush_interval = Duration::from_millis(n.max(1));
+        }
+        if let Some(n) = number::<usize>(&mut c, "SPANLENS_MAX_QUEUE", get("SPANLENS_MAX_QUEUE")) {
+            c.batch.max_queue = n.max(1);
+        }
+        if let Some(r) = number::<f64>(&mut c, "SPANLENS_SAMPLE_RATE", get("SPANLENS_SAMPLE_RATE")) {
+            if (0.0..=1.0).contains(&r) {
+                c.sample_rate = r;
+            } else {
+                c.problems.push(format!("SPANLENS_SAMPLE_RATE={r} is outside 0.0–1.0; 1.0 is used"));
+            }
+        }
+        let service = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "unknown_service".into());
+        let mut resource = Resource::new(service);
+        if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            for pair in attrs.split(',').filter(|p| !p.trim().is_empty()) {
+                match pair.split_once('=') {
+                    Some((k, v)) if get("OTEL_SERVICE_NAME").is_none() || k.trim() != "service.name" => {
+                        resource = resource.with(k.trim(), v.trim());
+                    }
+                    Some(_) => {}
+                    None => c.problems.push(format!("OTEL_RESOURCE_ATTRIBUTES: {pair:?} is not key=value; ignored")),
+                }
+            }
+        }
+        if let Some(p) = get("SPANLENS_PROJECT") {
+            resource = resource.with("spanlens.project", p);
+        }
+        c.resource = resource;
+        c
+    }
+
+    /// Builds the tracer this configuration describes (exporter, console and file processors).
+    pub fn build_tracer(&self) -> Tracer {
+        let mut b = Tracer::builder()
+            .with_sample_rate(self.sample_rate)
+            .with_resource(self.resource.clone());
+        if let Some(url) = &self.endpoint {
+            #[cfg(feature = "otlp")]
+            {
+                let mut headers = self.headers.clone();
+                if let Some(k) = &self.api_key {
+                    headers.push(("authorization".into(), format!("Bearer {k}")));
+                }
+                let exporter = crate::export::otlp::OtlpHttpExporter::new(crate::export::otlp::OtlpConfig {
+                    endpoint: url.clone(),
+                    headers,
+                    timeout: self.timeout,
+                    gzip: self.gzip,
+                    resource: self.resource.clone(),
+                    ..Default::default()
+                });
+                b = b.with_processor(BatchProcessor::new(exporter, self.batch));
+            }
+            #[cfg(not(feature = "otlp"))]
+            eprintln!("spanlens: endpoint {url} set but the `otlp` feature is off; spans are not exported");
+        }
+        if self.console {
+            b = b.with_processor(ConsoleProcessor::stderr(self.resource.clone()));
+        }
+        if let Some(path) = &self.jsonl {
+            match JsonlProcessor::create(path, self.resource.clone()) {
+                Ok(p) => b = b.with_processor(p),
+                Err(e) => eprintln!("spanlens: cannot write {}: {e}", path.display()),
+            }
+        }
+        b.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Config {
+        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn reads_spanlens_and_otel_variables() {
+        let c = from(&[
+            ("SPANLENS_ENDPOINT", "http://localhost:4318"),
+            ("SPANLENS_API_KEY", "k"),
+            ("SPANLENS_BATCH_SIZE", "64"),
+            ("SPANLENS_FLUSH_INTERVAL_MS", "250"),
+            ("SPANLENS_MAX_QUEUE", "100"),
+            ("SPANLENS_SAMPLE_RATE", "0.5"),
+            ("SPANLENS_CONSOLE", "true"),
+            ("OTEL_SERVICE_NAME", "checkout"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=ignored"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-a=1, x-b=2"),
+        ]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.endpoint.as_deref(), Some("http://localhost:4318/v1/traces"));
+        assert_eq!(c.batch, BatchConfig { max_queue: 100, batch_size: 64, flush_interval: Duration::from_millis(250) });
+        assert_eq!(c.sample_rate, 0.5);
+        assert!(c.console);
+        assert_eq!(c.resource.attributes[0], ("service.name".into(), "checkout".into()));
+        assert!(c.resource.attributes.contains(&("deployment.environment".into(), "prod".into())));
+        assert_eq!(c.headers.len(), 2);
+    }
+
+    #[test]
+    fn otel_traces_endpoint_is_used_verbatim() {
+        let c = from(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/custom")]);
+        assert_eq!(c.endpoint.as_deref(), Some("http://collector:4318/custom"));
+        let c = from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]);
+        assert_eq!(c.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+    }
+
+    #[test]
+    fn bad_values_are_reported_not_fatal() {
+        let c = from(&[("SPANLENS_DISABLED", "maybe"), ("SPANLENS_BATCH_SIZE", "lots"), ("SPANLENS_SAMPLE_RATE", "2")]);
+        assert_eq!(c.problems.len(), 3, "{:?}", c.problems);
+        assert!(c.problems[0].contains("SPANLENS_DISABLED=\"maybe\""));
+        assert!(!c.disabled);
+        assert_eq!(c.batch.batch_size, BatchConfig::default().batch_size);
+        assert_eq!(c.sample_rate, 1.0);
+    }
+}

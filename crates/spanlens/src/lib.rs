@@ -1,0 +1,35 @@
+//! Spanlens SDK: coherent tracing for LLM applications and agent pipelines.
+//!
+//! Spans nest by themselves (`#[traced]`, [`Traceable`], [`span`]), carry exact token counts and
+//! cost, and leave the application through processors that never block it.
+//!
+//! ```no_run
+//! let _guard = spanlens::init(spanlens::Config::from_env());
+//! let span = spanlens::span("handle request").kind(spanlens::SpanKind::Pipeline).start();
+//! let _in = span.enter();
+//! // ... work; child spans attach to `span` automatically
+//! ```
+
+mod attr;
+pub mod config;
+mod context;
+pub mod convert;
+pub mod export;
+pub mod processor;
+pub mod record;
+pub mod retry;
+mod span;
+mod traceable;
+mod tracer;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use attr::{Key, Value};
+pub use config::Config;
+pub use context::{scope, Context, ContextGuard, FutureExt, Instrumented, Scope, ScopeBuilder, WithContext};
+pub use span::{span, Span, SpanBuilder, SpanData, SpanEvent};
+pub use spanlens_macros::traced;
+pub use traceable::Traceable;
+pub use spanlens_core::{SpanKind, Status};
+pub use tracer::{global_tracer, init, set_disabled, Guard, Resource, Tracer, TracerBuilder};

@@ -1,0 +1,498 @@
+//! Live spans: the handle an application holds, the builder that starts one, and the finished
+//! record handed to processors.
+
+use crate::attr::{Key, Value};
+use crate::context::{Context, ContextGuard, Scope};
+use crate::tracer::{self, TracerInner};
+use spanlens_core::{SpanId, SpanKind, Status, Timestamp, TraceId};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A finished (or, in `on_start`, just started) span as processors see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanData {
+    /// Trace id.
+    pub trace_id: TraceId,
+    /// Span id.
+    pub span_id: SpanId,
+    /// Parent span id; `None` for a root.
+    pub parent_span_id: Option<SpanId>,
+    /// Span name.
+    pub name: Cow<'static, str>,
+    /// What the span represents.
+    pub kind: SpanKind,
+    /// Start time.
+    pub start_time: Timestamp,
+    /// End time (`None` in `on_start`).
+    pub end_time: Option<Timestamp>,
+    /// Attributes, in the order first set; setting a key again replaces its value.
+    pub attributes: Vec<(Key, Value)>,
+    /// Events (retries, first token, guardrail verdicts, …).
+    pub events: Vec<SpanEvent>,
+    /// Outcome.
+    pub status: Status,
+    /// Error description.
+    pub status_message: Option<String>,
+}
+
+impl SpanData {
+    /// The value of an attribute, if set.
+    pub fn attribute(&self, key: &str) -> Option<&Value> {
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn set(&mut self, key: Key, value: Value) {
+        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.attributes.push((key, value)),
+        }
+    }
+}
+
+/// A timestamped event inside a span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanEvent {
+    /// Event name.
+    pub name: Cow<'static, str>,
+    /// When it happened.
+    pub time: Timestamp,
+    /// Event attributes.
+    pub attributes: Vec<(Key, Value)>,
+}
+
+/// Shared state of an open span; children keep their parent's alive for duplicate detection.
+pub(crate) struct SpanInner {
+    pub(crate) tracer: &'static TracerInner,
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) kind: SpanKind,
+    pub(crate) identity: Option<Box<str>>,
+    pub(crate) parent: Option<Arc<SpanInner>>,
+    pub(crate) scope: Option<Arc<Scope>>,
+    /// False when the trace was not sampled: the span exists only to carry context.
+    pub(crate) recording: bool,
+    /// `None` once ended, or from the start when the trace is not sampled.
+    data: Mutex<Option<SpanData>>,
+}
+
+impl SpanInner {
+    fn lock(&self) -> MutexGuard<'_, Option<SpanData>> {
+        // A panic while holding this lock cannot leave the data half-written in a harmful way.
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    fn end(&self, at: Timestamp) {
+        let data = self.lock().take();
+        if let Some(mut d) = data {
+            d.end_time = Some(at);
+            self.tracer.on_end(d);
+        }
+    }
+}
+
+/// A handle on a live span. Ends when dropped (or at [`Span::end`]).
+///
+/// A disabled or unsampled span is a no-op handle: every method is cheap and records nothing.
+#[must_use = "a span ends when dropped; bind it (`let _span = ...`) to keep it open"]
+pub struct Span {
+    pub(crate) inner: Option<Arc<SpanInner>>,
+    /// False for a re-entered duplicate: the original owner ends it.
+    ends_on_drop: bool,
+}
+
+impl Span {
+    /// A span that records nothing.
+    pub const fn noop() -> Span {
+        Span {
+            inner: None,
+            ends_on_drop: false,
+        }
+    }
+
+    /// A handle on an existing span that does not end it when dropped.
+    pub(crate) fn borrowed(inner: Option<Arc<SpanInner>>) -> Span {
+        Span {
+            inner,
+            ends_on_drop: false,
+        }
+    }
+
+    /// True when attributes set on this span will be exported.
+    pub fn is_recording(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| i.is_open())
+    }
+
+    /// Trace id (`None` for a no-op span).
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.inner.as_ref().map(|i| i.trace_id)
+    }
+
+    /// Span id (`None` for a no-op span).
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.inner.as_ref().map(|i| i.span_id)
+    }
+
+    /// The span's kind (`span` for a no-op span).
+    pub fn kind(&self) -> SpanKind {
+        self.inner.as_ref().map(|i| i.kind).unwrap_or_default()
+    }
+
+    /// Runs `f` on the recording data, if any.
+    pub(crate) fn with_data(&self, f: impl FnOnce(&mut SpanData)) {
+        if let Some(inner) = &self.inner {
+            if let Some(d) = inner.lock().as_mut() {
+                f(d);
+            }
+        }
+    }
+
+    /// Sets (or replaces) an attribute.
+    pub fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
+        if self.inner.is_some() {
+            let (k, v) = (key.into(), value.into());
+            self.with_data(|d| d.set(k, v));
+        }
+    }
+
+    /// Sets several attributes at once (one lock).
+    pub fn set_attributes<I, K, V>(&self, attrs: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<Key>,
+        V: Into<Value>,
+    {
+        if self.inner.is_some() {
+            self.with_data(|d| {
+                for (k, v) in attrs {
+                    d.set(k.into(), v.into());
+                }
+            });
+        }
+    }
+
+    /// Renames the span.
+    pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
+        if self.inner.is_some() {
+            let n = name.into();
+            self.with_data(|d| d.name = n);
+        }
+    }
+
+    /// Adds an event stamped now.
+    pub fn add_event<I, K, V>(&self, name: impl Into<Cow<'static, str>>, attrs: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<Key>,
+        V: Into<Value>,
+    {
+        if self.inner.is_some() {
+            let ev = SpanEvent {
+                name: name.into(),
+                time: now(),
+                attributes: attrs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            };
+            self.with_data(|d| d.events.push(ev));
+        }
+    }
+
+    /// Marks the span failed with a message (and the error's type name, when known).
+    pub fn set_error(&self, message: impl Into<String>, error_type: Option<&str>) {
+        if self.inner.is_some() {
+            let msg = message.into();
+            let ty = error_type.map(|t| t.to_string());
+            self.with_data(|d| {
+                d.status = Status::Error;
+                d.status_message = Some(msg);
+                if let Some(t) = ty {
+                    d.set("error.type".into(), Value::Str(t.into()));
+                }
+            });
+        }
+    }
+
+    /// Marks the span successful (unless it already failed).
+    pub fn set_ok(&self) {
+        self.with_data(|d| {
+            if d.status == Status::Unset {
+                d.status = Status::Ok;
+            }
+        });
+    }
+
+    /// A cheap handle for carrying this span into spawned tasks and threads.
+    pub fn context(&self) -> Context {
+        match &self.inner {
+            Some(i) => Context {
+                scope: i.scope.clone(),
+                span: Some(i.clone()),
+            },
+            None => Context::current(),
+        }
+    }
+
+    /// Makes this span the current one on this thread until the guard drops (sync code only;
+    /// for async code use [`crate::FutureExt::instrument`]).
+    pub fn enter(&self) -> ContextGuard {
+        self.context().attach()
+    }
+
+    /// Runs `f` with this span current.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.enter();
+        f()
+    }
+
+    /// Ends the span now.
+    pub fn end(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if self.ends_on_drop {
+            self.ends_on_drop = false;
+            if let Some(i) = &self.inner {
+                i.end(now());
+            }
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl std::fmt::Debug for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Some(i) => write!(f, "Span({} {} {:?})", i.trace_id, i.span_id, i.kind),
+            None => f.write_str("Span(noop)"),
+        }
+    }
+}
+
+/// Starts building a span named `name`, a child of the current span (or a new trace's root).
+#[inline]
+pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
+    SpanBuilder::new(name.into(), tracer::is_disabled())
+}
+
+/// Options for a span about to start.
+#[must_use = "call .start() to start the span"]
+pub struct SpanBuilder {
+    name: Cow<'static, str>,
+    kind: SpanKind,
+    identity: Option<Box<str>>,
+    attributes: Vec<(Key, Value)>,
+    parent: Option<Context>,
+    tracer: Option<&'static TracerInner>,
+    disabled: bool,
+}
+
+impl SpanBuilder {
+    #[inline]
+    pub(crate) fn new(name: Cow<'static, str>, disabled: bool) -> SpanBuilder {
+        SpanBuilder {
+            name,
+            kind: SpanKind::Span,
+            identity: None,
+            attributes: Vec::new(),
+            parent: None,
+            tracer: None,
+            disabled,
+        }
+    }
+
+    pub(crate) fn with_tracer(mut self, t: &'static TracerInner) -> SpanBuilder {
+        self.tracer = Some(t);
+        self
+    }
+
+    /// Sets the kind (default `span`).
+    #[inline]
+    pub fn kind(mut self, kind: SpanKind) -> SpanBuilder {
+        self.kind = kind;
+        self
+    }
+
+    /// Names the component instance: re-entering an open span of the same kind and identity
+    /// reuses it instead of nesting a duplicate.
+    pub fn identity(mut self, id: impl Into<String>) -> SpanBuilder {
+        if !self.disabled {
+            self.identity = Some(id.into().into_boxed_str());
+        }
+        self
+    }
+
+    /// Adds an attribute.
+    #[inline]
+    pub fn attr(mut self, key: impl Into<Key>, value: impl Into<Value>) -> SpanBuilder {
+        if !self.disabled {
+            if self.attributes.capacity() == 0 {
+                self.attributes.reserve_exact(8);
+            }
+            self.attributes.push((key.into(), value.into()));
+        }
+        self
+    }
+
+    /// Uses an explicit parent instead of the current context.
+    pub fn parent(mut self, ctx: &Context) -> SpanBuilder {
+        self.parent = Some(ctx.clone());
+        self
+    }
+
+    /// Starts the span.
+    #[inline]
+    pub fn start(self) -> Span {
+        if self.disabled {
+            return Span::noop();
+        }
+        self.start_enabled()
+    }
+
+    fn start_enabled(self) -> Span {
+        let ctx = match self.parent {
+            Some(c) => c,
+            None => Context::current(),
+        };
+        if let Some(id) = &self.identity {
+            if let Some(open) = find_open(&ctx, self.kind, id) {
+                let reused = Span {
+                    inner: Some(open),
+                    ends_on_drop: false,
+                };
+                reused.set_attributes(self.attributes);
+                return reused;
+            }
+        }
+        let parent = ctx.span;
+        let tracer = match (&parent, self.tracer) {
+            (_, Some(t)) => t,
+            (Some(p), None) => p.tracer,
+            (None, None) => match tracer::global() {
+                Some(t) => t,
+                None => return Span::noop(),
+            },
+        };
+        let (trace_id, recording) = match &parent {
+            Some(p) => (p.trace_id, p.is_recording_trace()),
+            None => {
+                let t = new_trace_id();
+                (t, tracer.sampled(t))
+            }
+        };
+        let mut attributes = self.attributes;
+        if let Some(scope) = &ctx.scope {
+            scope.apply(&mut attributes);
+        }
+        let data = recording.then(|| SpanData {
+            trace_id,
+            span_id: SpanId::default(),
+            parent_span_id: parent.as_ref().map(|p| p.span_id),
+            name: self.name,
+            kind: self.kind,
+            start_time: now(),
+            end_time: None,
+            attributes,
+            events: Vec::new(),
+            status: Status::Unset,
+            status_message: None,
+        });
+        let span_id = new_span_id();
+        let data = data.map(|mut d| {
+            d.span_id = span_id;
+            tracer.on_start(&d);
+            d
+        });
+        Span {
+            inner: Some(Arc::new(SpanInner {
+                tracer,
+                trace_id,
+                span_id,
+                kind: self.kind,
+                identity: self.identity,
+                recording,
+                parent,
+                scope: ctx.scope,
+                data: Mutex::new(data),
+            })),
+            ends_on_drop: true,
+        }
+    }
+}
+
+impl SpanInner {
+    fn is_recording_trace(&self) -> bool {
+        self.recording
+    }
+}
+
+/// The nearest open ancestor (or current span) of the same kind and identity.
+fn find_open(ctx: &Context, kind: SpanKind, identity: &str) -> Option<Arc<SpanInner>> {
+    let mut cur = ctx.span.clone();
+    while let Some(s) = cur {
+        if s.kind == kind && s.identity.as_deref() == Some(identity) && (s.is_open() || !s.recording) {
+            return Some(s);
+        }
+        cur = s.parent.clone();
+    }
+    None
+}
+
+/// The current time.
+pub(crate) fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos()))
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS once per process and differs per thread-local use.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now().0);
+    h.finish() | 1
+}
+
+fn next_u64() -> u64 {
+    RNG.with(|r| {
+        // xorshift64*: fast, and ids only need to be unique, not unpredictable.
+        let mut x = r.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+fn new_span_id() -> SpanId {
+    loop {
+        let v = next_u64();
+        if v != 0 {
+            return SpanId(v.to_be_bytes());
+        }
+    }
+}
+
+fn new_trace_id() -> TraceId {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&next_u64().to_be_bytes());
+    b[8..].copy_from_slice(&next_u64().to_be_bytes());
+    if b == [0; 16] {
+        b[15] = 1;
+    }
+    TraceId(b)
+}
