@@ -58,6 +58,58 @@ pub struct NormalizeOptions {
     pub default_project: Option<String>,
 }
 
+/// Copies trace-level context within a batch (DESIGN §2: one wide span table): a span without a
+/// session or user takes the trace's (the root's, else the first span's that has one); tags and
+/// metadata of the root go to every span of the trace that lacks them.
+pub fn propagate_trace_context(spans: &mut [Span]) {
+    use crate::ids::TraceId;
+    use std::collections::HashMap;
+    #[derive(Default)]
+    struct Ctx {
+        session: Option<String>,
+        user: Option<String>,
+        root: Option<usize>,
+    }
+    let mut by_trace: HashMap<TraceId, Ctx> = HashMap::new();
+    for (i, s) in spans.iter().enumerate() {
+        let c = by_trace.entry(s.trace_id).or_default();
+        let is_root = s.parent_span_id.is_none();
+        if is_root {
+            c.root = Some(i);
+        }
+        if s.session_id.is_some() && (c.session.is_none() || is_root) {
+            c.session = s.session_id.clone();
+        }
+        if s.user_id.is_some() && (c.user.is_none() || is_root) {
+            c.user = s.user_id.clone();
+        }
+    }
+    let roots: HashMap<TraceId, (Vec<String>, crate::span::Attributes)> = by_trace
+        .iter()
+        .filter_map(|(t, c)| {
+            c.root
+                .map(|r| (*t, (spans[r].tags.clone(), spans[r].metadata.clone())))
+        })
+        .collect();
+    for s in spans.iter_mut() {
+        let c = &by_trace[&s.trace_id];
+        if s.session_id.is_none() {
+            s.session_id = c.session.clone();
+        }
+        if s.user_id.is_none() {
+            s.user_id = c.user.clone();
+        }
+        if let Some((tags, meta)) = roots.get(&s.trace_id) {
+            if s.tags.is_empty() {
+                s.tags = tags.clone();
+            }
+            for (k, v) in meta {
+                s.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+}
+
 /// Sets `agent_name` on every span from its nearest `agent` ancestor within the batch
 /// (an agent span names itself), so cost and latency can be grouped by agent.
 pub fn propagate_agent_names(spans: &mut [Span]) {

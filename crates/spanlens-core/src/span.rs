@@ -236,6 +236,17 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 impl Payload {
     /// A payload from text, parsed as JSON when it looks like a JSON object or array.
     pub fn from_text(text: &str, mime_type: Option<&str>) -> Payload {
+        // SDKs that `json.dumps` every payload send a returned string as a quoted JSON string.
+        let trimmed = text.trim();
+        if trimmed.len() >= 2
+            && trimmed.starts_with('"')
+            && trimmed.ends_with('"')
+            && !mime_type.is_some_and(|m| m.starts_with("text/"))
+        {
+            if let Ok(Value::String(inner)) = serde_json::from_str::<Value>(trimmed) {
+                return Payload::from_text(&inner, Some("text/plain"));
+            }
+        }
         let is_json_mime = mime_type.is_some_and(|m| m.contains("json"));
         let looks_json = text.trim_start().starts_with(['{', '[']);
         if text.len() <= MAX_PAYLOAD_BYTES && (is_json_mime || looks_json) {
@@ -597,5 +608,9 @@ mod tests {
         assert_eq!(p.value["city"], "Paris");
         let p = Payload::from_text("plain words", Some("text/plain"));
         assert_eq!(p.value, Value::String("plain words".into()));
+        let p = Payload::from_text("\"quoted \\\"text\\\"\"", None);
+        assert_eq!(p.value, Value::String("quoted \"text\"".into()));
+        let p = Payload::from_text("\"kept\"", Some("text/plain"));
+        assert_eq!(p.value, Value::String("\"kept\"".into()));
     }
 }

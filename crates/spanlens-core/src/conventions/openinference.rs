@@ -35,14 +35,21 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
         a.first_string(&["llm.provider", "llm.system"])
             .map(|p| canonical_provider(&p)),
     );
+    // `llm.model_name` is the model that answered; the one asked for is in the invocation parameters.
     let model = a.first_string(&["llm.model_name", "embedding.model_name"]);
-    set(&mut span.request_model, model.clone());
-    set(&mut span.response_model, model);
     if let Some(Value::Object(params)) = a.json("llm.invocation_parameters") {
         for (k, v) in params {
+            if k == "model" {
+                if let Value::String(m) = &v {
+                    set(&mut span.request_model, Some(m.clone()));
+                }
+                continue;
+            }
             span.model_parameters.entry(k).or_insert(v);
         }
     }
+    set(&mut span.request_model, model.clone());
+    set(&mut span.response_model, model);
     if span.usage.is_none() {
         span.usage = InclusiveCounts {
             input: a.u64("llm.token_count.prompt"),

@@ -76,6 +76,7 @@ pub fn to_canonical(req: &proto::ExportTraceServiceRequest, opts: &NormalizeOpti
         }
     }
     crate::normalize::propagate_agent_names(&mut out.spans);
+    crate::normalize::propagate_trace_context(&mut out.spans);
     out
 }
 

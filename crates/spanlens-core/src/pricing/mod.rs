@@ -90,6 +90,9 @@ pub fn price_span(span: &mut Span, catalog: &PriceCatalog) {
     };
     let computed = compute_cost(entry, usage);
     span.unpriced_reason = None;
+    if span.provider.is_none() {
+        span.provider = Some(entry.provider.clone());
+    }
     match span.cost.as_mut() {
         Some(c) if c.source == CostSource::Reported => {
             c.computed = Some(computed);
