@@ -18,8 +18,8 @@ pub enum Value {
     Str(Cow<'static, str>),
     /// A list of strings (tags, finish reasons, …).
     StrList(Vec<String>),
-    /// Structured data, sent as JSON text.
-    Json(serde_json::Value),
+    /// Structured data, sent as JSON text (boxed to keep every value small).
+    Json(Box<serde_json::Value>),
 }
 
 impl Value {
@@ -32,8 +32,11 @@ impl Value {
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
             Value::Str(s) => serde_json::Value::String(s.to_string()),
-            Value::StrList(l) => l.iter().map(|s| serde_json::Value::String(s.clone())).collect(),
-            Value::Json(v) => v.clone(),
+            Value::StrList(l) => l
+                .iter()
+                .map(|s| serde_json::Value::String(s.clone()))
+                .collect(),
+            Value::Json(v) => (**v).clone(),
         }
     }
 
@@ -113,6 +116,9 @@ impl From<Vec<String>> for Value {
 
 impl From<serde_json::Value> for Value {
     fn from(v: serde_json::Value) -> Value {
-        Value::Json(v)
+        Value::Json(Box::new(v))
     }
 }
+
+/// A span's attributes: up to six live inline, so a typical span allocates nothing for them.
+pub type AttributeList = smallvec::SmallVec<[(Key, Value); 6]>;

@@ -1,7 +1,7 @@
 //! The current-span context: thread-local in sync code, carried by futures in async code, and
 //! moved explicitly (and cheaply: two `Arc` clones) into spawned tasks and threads.
 
-use crate::attr::{Key, Value};
+use crate::attr::{AttributeList, Value};
 use crate::span::{Span, SpanInner};
 use std::cell::RefCell;
 use std::future::Future;
@@ -30,6 +30,12 @@ impl Context {
         CURRENT.with(|c| c.borrow().clone())
     }
 
+    /// True when a span is current on this thread (cheaper than cloning the context).
+    #[inline]
+    pub(crate) fn has_current_span() -> bool {
+        CURRENT.with(|c| c.borrow().span.is_some())
+    }
+
     /// The current span, as a handle that does not end it.
     pub fn span(&self) -> Span {
         Span::borrowed(self.span.clone())
@@ -52,7 +58,10 @@ impl Context {
 
     /// A future that runs inside this context on every poll (use before `tokio::spawn`).
     pub fn wrap<F: Future>(self, fut: F) -> WithContext<F> {
-        WithContext { ctx: self, inner: fut }
+        WithContext {
+            ctx: self,
+            inner: fut,
+        }
     }
 }
 
@@ -82,7 +91,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn apply(&self, attrs: &mut Vec<(Key, Value)>) {
+    pub(crate) fn apply(&self, attrs: &mut AttributeList) {
         if let Some(u) = &self.user_id {
             attrs.push(("user.id".into(), Value::Str(u.clone().into())));
         }
@@ -101,7 +110,10 @@ impl Scope {
 /// Starts describing a scope; nested scopes add to the enclosing one.
 pub fn scope() -> ScopeBuilder {
     ScopeBuilder {
-        scope: Context::current().scope.map(|s| (*s).clone()).unwrap_or_default(),
+        scope: Context::current()
+            .scope
+            .map(|s| (*s).clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -6,6 +6,7 @@ use crate::span::SpanData;
 use crate::tracer::Resource;
 use spanlens_core::otlp::proto::{self, any_value};
 use spanlens_core::{NormalizeOptions, PriceCatalog};
+use std::borrow::Borrow;
 
 /// The attribute carrying the span kind, read back by `spanlens-core`'s conventions.
 pub const KIND_ATTRIBUTE: &str = "spanlens.span.kind";
@@ -25,7 +26,7 @@ fn any(v: &Value) -> proto::AnyValue {
                 .collect(),
         }),
         // Structured values travel as JSON text: every OTel backend can store a string.
-        Value::Json(j) => any_value::Value::StringValue(match j {
+        Value::Json(j) => any_value::Value::StringValue(match &**j {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         }),
@@ -77,7 +78,10 @@ pub fn to_proto_span(s: &SpanData) -> proto::Span {
 }
 
 /// A batch of SDK spans as one OTLP export request.
-pub fn to_export_request(spans: &[SpanData], resource: &Resource) -> proto::ExportTraceServiceRequest {
+pub fn to_export_request<S: Borrow<SpanData>>(
+    spans: &[S],
+    resource: &Resource,
+) -> proto::ExportTraceServiceRequest {
     proto::ExportTraceServiceRequest {
         resource_spans: vec![proto::ResourceSpans {
             resource: Some(proto::Resource {
@@ -94,7 +98,7 @@ pub fn to_export_request(spans: &[SpanData], resource: &Resource) -> proto::Expo
                     version: env!("CARGO_PKG_VERSION").into(),
                     ..Default::default()
                 }),
-                spans: spans.iter().map(to_proto_span).collect(),
+                spans: spans.iter().map(|s| to_proto_span(s.borrow())).collect(),
                 schema_url: String::new(),
             }],
             schema_url: String::new(),
@@ -103,7 +107,10 @@ pub fn to_export_request(spans: &[SpanData], resource: &Resource) -> proto::Expo
 }
 
 /// SDK spans as canonical spans, normalised and priced exactly as the server would.
-pub fn to_canonical(spans: &[SpanData], resource: &Resource) -> Vec<spanlens_core::Span> {
+pub fn to_canonical<S: Borrow<SpanData>>(
+    spans: &[S],
+    resource: &Resource,
+) -> Vec<spanlens_core::Span> {
     let req = to_export_request(spans, resource);
     let mut out = spanlens_core::otlp::to_canonical(&req, &NormalizeOptions::default()).spans;
     for s in &mut out {

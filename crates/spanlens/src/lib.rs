@@ -25,11 +25,13 @@ mod tracer;
 #[doc(hidden)]
 pub mod __private;
 
-pub use attr::{Key, Value};
+pub use attr::{AttributeList, Key, Value};
 pub use config::Config;
-pub use context::{scope, Context, ContextGuard, FutureExt, Instrumented, Scope, ScopeBuilder, WithContext};
+pub use context::{
+    scope, Context, ContextGuard, FutureExt, Instrumented, Scope, ScopeBuilder, WithContext,
+};
 pub use span::{span, Span, SpanBuilder, SpanData, SpanEvent};
+pub use spanlens_core::{SpanKind, Status};
 pub use spanlens_macros::traced;
 pub use traceable::Traceable;
-pub use spanlens_core::{SpanKind, Status};
 pub use tracer::{global_tracer, init, set_disabled, Guard, Resource, Tracer, TracerBuilder};

@@ -1,7 +1,7 @@
 //! Live spans: the handle an application holds, the builder that starts one, and the finished
 //! record handed to processors.
 
-use crate::attr::{Key, Value};
+use crate::attr::{AttributeList, Key, Value};
 use crate::context::{Context, ContextGuard, Scope};
 use crate::tracer::{self, TracerInner};
 use spanlens_core::{SpanId, SpanKind, Status, Timestamp, TraceId};
@@ -27,7 +27,7 @@ pub struct SpanData {
     /// End time (`None` in `on_start`).
     pub end_time: Option<Timestamp>,
     /// Attributes, in the order first set; setting a key again replaces its value.
-    pub attributes: Vec<(Key, Value)>,
+    pub attributes: AttributeList,
     /// Events (retries, first token, guardrail verdicts, …).
     pub events: Vec<SpanEvent>,
     /// Outcome.
@@ -39,7 +39,10 @@ pub struct SpanData {
 impl SpanData {
     /// The value of an attribute, if set.
     pub fn attribute(&self, key: &str) -> Option<&Value> {
-        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     fn set(&mut self, key: Key, value: Value) {
@@ -73,11 +76,11 @@ pub(crate) struct SpanInner {
     /// False when the trace was not sampled: the span exists only to carry context.
     pub(crate) recording: bool,
     /// `None` once ended, or from the start when the trace is not sampled.
-    data: Mutex<Option<SpanData>>,
+    data: Mutex<Option<Box<SpanData>>>,
 }
 
 impl SpanInner {
-    fn lock(&self) -> MutexGuard<'_, Option<SpanData>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Box<SpanData>>> {
         // A panic while holding this lock cannot leave the data half-written in a harmful way.
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -107,6 +110,7 @@ pub struct Span {
 
 impl Span {
     /// A span that records nothing.
+    #[inline(always)]
     pub const fn noop() -> Span {
         Span {
             inner: None,
@@ -194,7 +198,10 @@ impl Span {
             let ev = SpanEvent {
                 name: name.into(),
                 time: now(),
-                attributes: attrs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                attributes: attrs
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
             };
             self.with_data(|d| d.events.push(ev));
         }
@@ -252,6 +259,7 @@ impl Span {
         self.finish();
     }
 
+    #[inline(always)]
     fn finish(&mut self) {
         if self.ends_on_drop {
             self.ends_on_drop = false;
@@ -263,6 +271,7 @@ impl Span {
 }
 
 impl Drop for Span {
+    #[inline(always)]
     fn drop(&mut self) {
         self.finish();
     }
@@ -278,153 +287,173 @@ impl std::fmt::Debug for Span {
 }
 
 /// Starts building a span named `name`, a child of the current span (or a new trace's root).
-#[inline]
+///
+/// When tracing is disabled, or no tracer could receive the span, the builder is empty and every
+/// call on it is a branch on a null pointer: nothing is allocated or formatted.
+#[inline(always)]
 pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
-    SpanBuilder::new(name.into(), tracer::is_disabled())
+    let armed =
+        !tracer::is_disabled() && (tracer::global().is_some() || Context::has_current_span());
+    SpanBuilder::new(name.into(), armed)
 }
 
-/// Options for a span about to start.
+/// Options for a span about to start. Cheap to move: the span's data is boxed once, here,
+/// and that box travels to the processors without being copied.
 #[must_use = "call .start() to start the span"]
 pub struct SpanBuilder {
-    name: Cow<'static, str>,
-    kind: SpanKind,
+    data: Option<Box<SpanData>>,
+    rare: Option<Box<RareOptions>>,
+}
+
+/// Builder options most spans never use, kept out of line.
+#[derive(Default)]
+struct RareOptions {
     identity: Option<Box<str>>,
-    attributes: Vec<(Key, Value)>,
     parent: Option<Context>,
     tracer: Option<&'static TracerInner>,
-    disabled: bool,
 }
 
 impl SpanBuilder {
-    #[inline]
-    pub(crate) fn new(name: Cow<'static, str>, disabled: bool) -> SpanBuilder {
+    #[inline(always)]
+    pub(crate) fn new(name: Cow<'static, str>, armed: bool) -> SpanBuilder {
         SpanBuilder {
-            name,
-            kind: SpanKind::Span,
-            identity: None,
-            attributes: Vec::new(),
-            parent: None,
-            tracer: None,
-            disabled,
+            data: armed.then(|| {
+                Box::new(SpanData {
+                    trace_id: TraceId::default(),
+                    span_id: SpanId::default(),
+                    parent_span_id: None,
+                    name,
+                    kind: SpanKind::Span,
+                    start_time: Timestamp(0),
+                    end_time: None,
+                    attributes: AttributeList::new(),
+                    events: Vec::new(),
+                    status: Status::Unset,
+                    status_message: None,
+                })
+            }),
+            rare: None,
         }
     }
 
+    fn rare(&mut self) -> &mut RareOptions {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
     pub(crate) fn with_tracer(mut self, t: &'static TracerInner) -> SpanBuilder {
-        self.tracer = Some(t);
+        if self.data.is_some() {
+            self.rare().tracer = Some(t);
+        }
         self
     }
 
     /// Sets the kind (default `span`).
-    #[inline]
+    #[inline(always)]
     pub fn kind(mut self, kind: SpanKind) -> SpanBuilder {
-        self.kind = kind;
+        if let Some(d) = self.data.as_mut() {
+            d.kind = kind;
+        }
         self
     }
 
     /// Names the component instance: re-entering an open span of the same kind and identity
     /// reuses it instead of nesting a duplicate.
     pub fn identity(mut self, id: impl Into<String>) -> SpanBuilder {
-        if !self.disabled {
-            self.identity = Some(id.into().into_boxed_str());
+        if self.data.is_some() {
+            self.rare().identity = Some(id.into().into_boxed_str());
         }
         self
     }
 
     /// Adds an attribute.
-    #[inline]
+    #[inline(always)]
     pub fn attr(mut self, key: impl Into<Key>, value: impl Into<Value>) -> SpanBuilder {
-        if !self.disabled {
-            if self.attributes.capacity() == 0 {
-                self.attributes.reserve_exact(8);
-            }
-            self.attributes.push((key.into(), value.into()));
+        if let Some(d) = self.data.as_mut() {
+            d.attributes.push((key.into(), value.into()));
         }
         self
     }
 
-    /// Uses an explicit parent instead of the current context.
+    /// Uses an explicit parent instead of the current context (call it before `attr`).
     pub fn parent(mut self, ctx: &Context) -> SpanBuilder {
-        self.parent = Some(ctx.clone());
+        if self.data.is_some() {
+            self.rare().parent = Some(ctx.clone());
+        }
         self
     }
 
     /// Starts the span.
-    #[inline]
+    #[inline(always)]
     pub fn start(self) -> Span {
-        if self.disabled {
-            return Span::noop();
+        match self.data {
+            None => Span::noop(),
+            Some(data) => start_enabled(data, self.rare),
         }
-        self.start_enabled()
     }
+}
 
-    fn start_enabled(self) -> Span {
-        let ctx = match self.parent {
-            Some(c) => c,
-            None => Context::current(),
-        };
-        if let Some(id) = &self.identity {
-            if let Some(open) = find_open(&ctx, self.kind, id) {
-                let reused = Span {
-                    inner: Some(open),
-                    ends_on_drop: false,
-                };
-                reused.set_attributes(self.attributes);
-                return reused;
-            }
+fn start_enabled(mut data: Box<SpanData>, rare: Option<Box<RareOptions>>) -> Span {
+    let RareOptions {
+        identity,
+        parent,
+        tracer,
+    } = rare.map(|r| *r).unwrap_or_default();
+    let ctx = match parent {
+        Some(c) => c,
+        None => Context::current(),
+    };
+    if let Some(id) = &identity {
+        if let Some(open) = find_open(&ctx, data.kind, id) {
+            let reused = Span {
+                inner: Some(open),
+                ends_on_drop: false,
+            };
+            reused.set_attributes(std::mem::take(&mut data.attributes));
+            return reused;
         }
-        let parent = ctx.span;
-        let tracer = match (&parent, self.tracer) {
-            (_, Some(t)) => t,
-            (Some(p), None) => p.tracer,
-            (None, None) => match tracer::global() {
-                Some(t) => t,
-                None => return Span::noop(),
-            },
-        };
-        let (trace_id, recording) = match &parent {
-            Some(p) => (p.trace_id, p.is_recording_trace()),
-            None => {
-                let t = new_trace_id();
-                (t, tracer.sampled(t))
-            }
-        };
-        let mut attributes = self.attributes;
-        if let Some(scope) = &ctx.scope {
-            scope.apply(&mut attributes);
+    }
+    let parent = ctx.span;
+    let tracer = match (&parent, tracer) {
+        (_, Some(t)) => t,
+        (Some(p), None) => p.tracer,
+        (None, None) => match tracer::global() {
+            Some(t) => t,
+            None => return Span::noop(),
+        },
+    };
+    let (trace_id, recording) = match &parent {
+        Some(p) => (p.trace_id, p.is_recording_trace()),
+        None => {
+            let t = new_trace_id();
+            (t, tracer.sampled(t))
         }
-        let data = recording.then(|| SpanData {
+    };
+    if let Some(scope) = &ctx.scope {
+        scope.apply(&mut data.attributes);
+    }
+    let span_id = new_span_id();
+    let kind = data.kind;
+    let data = recording.then(|| {
+        data.trace_id = trace_id;
+        data.span_id = span_id;
+        data.parent_span_id = parent.as_ref().map(|p| p.span_id);
+        data.start_time = now();
+        tracer.on_start(&data);
+        data
+    });
+    Span {
+        inner: Some(Arc::new(SpanInner {
+            tracer,
             trace_id,
-            span_id: SpanId::default(),
-            parent_span_id: parent.as_ref().map(|p| p.span_id),
-            name: self.name,
-            kind: self.kind,
-            start_time: now(),
-            end_time: None,
-            attributes,
-            events: Vec::new(),
-            status: Status::Unset,
-            status_message: None,
-        });
-        let span_id = new_span_id();
-        let data = data.map(|mut d| {
-            d.span_id = span_id;
-            tracer.on_start(&d);
-            d
-        });
-        Span {
-            inner: Some(Arc::new(SpanInner {
-                tracer,
-                trace_id,
-                span_id,
-                kind: self.kind,
-                identity: self.identity,
-                recording,
-                parent,
-                scope: ctx.scope,
-                data: Mutex::new(data),
-            })),
-            ends_on_drop: true,
-        }
+            span_id,
+            kind,
+            identity,
+            recording,
+            parent,
+            scope: ctx.scope,
+            data: Mutex::new(data),
+        })),
+        ends_on_drop: true,
     }
 }
 
@@ -438,7 +467,10 @@ impl SpanInner {
 fn find_open(ctx: &Context, kind: SpanKind, identity: &str) -> Option<Arc<SpanInner>> {
     let mut cur = ctx.span.clone();
     while let Some(s) = cur {
-        if s.kind == kind && s.identity.as_deref() == Some(identity) && (s.is_open() || !s.recording) {
+        if s.kind == kind
+            && s.identity.as_deref() == Some(identity)
+            && (s.is_open() || !s.recording)
+        {
             return Some(s);
         }
         cur = s.parent.clone();

@@ -23,7 +23,10 @@ impl Resource {
                 ("service.name".into(), service_name.into()),
                 ("telemetry.sdk.name".into(), "spanlens".into()),
                 ("telemetry.sdk.language".into(), "rust".into()),
-                ("telemetry.sdk.version".into(), env!("CARGO_PKG_VERSION").into()),
+                (
+                    "telemetry.sdk.version".into(),
+                    env!("CARGO_PKG_VERSION").into(),
+                ),
             ],
         }
     }
@@ -62,15 +65,12 @@ impl TracerInner {
         }
     }
 
-    pub(crate) fn on_end(&self, span: SpanData) {
-        match self.processors.split_last() {
-            Some((last, rest)) => {
-                for p in rest {
-                    p.on_end(span.clone());
-                }
-                last.on_end(span);
+    pub(crate) fn on_end(&self, span: Box<SpanData>) {
+        if let Some((last, rest)) = self.processors.split_last() {
+            for p in rest {
+                p.on_end(span.clone());
             }
-            None => {}
+            last.on_end(span);
         }
     }
 }
@@ -96,7 +96,7 @@ impl Tracer {
 
     /// A span of this tracer: a child of the current span if there is one, else a new root.
     pub fn span(&self, name: impl Into<Cow<'static, str>>) -> SpanBuilder {
-        SpanBuilder::new(name.into(), is_disabled()).with_tracer(self.inner)
+        SpanBuilder::new(name.into(), !is_disabled()).with_tracer(self.inner)
     }
 
     /// The resource spans of this tracer carry.
@@ -124,7 +124,10 @@ impl Tracer {
 
     /// Makes this the tracer behind [`crate::span`].
     pub fn install_global(&self) {
-        GLOBAL.store(self.inner as *const TracerInner as *mut TracerInner, Ordering::Release);
+        GLOBAL.store(
+            self.inner as *const TracerInner as *mut TracerInner,
+            Ordering::Release,
+        );
     }
 }
 
@@ -150,7 +153,11 @@ impl TracerBuilder {
 
     /// Keeps this fraction of traces (decided once per trace, at its root).
     pub fn with_sample_rate(mut self, rate: f64) -> Self {
-        self.sample_rate = if rate.is_finite() { rate.clamp(0.0, 1.0) } else { 1.0 };
+        self.sample_rate = if rate.is_finite() {
+            rate.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         self
     }
 
@@ -188,7 +195,7 @@ pub fn global_tracer() -> Option<Tracer> {
     global().map(|inner| Tracer { inner })
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn is_disabled() -> bool {
     DISABLED.load(Ordering::Relaxed)
 }
@@ -235,5 +242,7 @@ pub fn init(config: Config) -> Guard {
     set_disabled(false);
     let tracer = config.build_tracer();
     tracer.install_global();
-    Guard { tracer: Some(tracer) }
+    Guard {
+        tracer: Some(tracer),
+    }
 }

@@ -19,14 +19,18 @@ struct Received {
 }
 
 /// Serves one scripted response per request: (status, extra headers).
-fn server(script: Vec<(u16, Vec<(&'static str, &'static str)>)>) -> (String, Arc<Mutex<Vec<Received>>>) {
+fn server(
+    script: Vec<(u16, Vec<(&'static str, &'static str)>)>,
+) -> (String, Arc<Mutex<Vec<Received>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
     std::thread::spawn(move || {
         for (status, extra) in script {
-            let Ok((stream, _)) = listener.accept() else { return };
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
@@ -42,20 +46,35 @@ fn server(script: Vec<(u16, Vec<(&'static str, &'static str)>)>) -> (String, Arc
                 let (k, v) = h.split_once(':').unwrap();
                 headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
-            let len: usize = headers.iter().find(|(k, _)| k == "content-length").unwrap().1.parse().unwrap();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .unwrap()
+                .1
+                .parse()
+                .unwrap();
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
-            let gz = headers.iter().any(|(k, v)| k == "content-encoding" && v == "gzip");
+            let gz = headers
+                .iter()
+                .any(|(k, v)| k == "content-encoding" && v == "gzip");
             let raw = if gz {
                 let mut out = Vec::new();
-                flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
                 out
             } else {
                 body
             };
             let request = ExportTraceServiceRequest::decode(&raw[..]).expect("valid OTLP protobuf");
-            sink.lock().unwrap().push(Received { headers, request, at: Instant::now() });
-            let mut resp = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n");
+            sink.lock().unwrap().push(Received {
+                headers,
+                request,
+                at: Instant::now(),
+            });
+            let mut resp =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n");
             for (k, v) in extra {
                 resp.push_str(&format!("{k}: {v}\r\n"));
             }
@@ -67,17 +86,21 @@ fn server(script: Vec<(u16, Vec<(&'static str, &'static str)>)>) -> (String, Arc
     (url, got)
 }
 
-fn spans(n: usize) -> Vec<spanlens::SpanData> {
+fn spans(n: usize) -> Vec<Box<spanlens::SpanData>> {
     let mem = spanlens::processor::InMemoryProcessor::new();
     let t = Tracer::builder().with_processor(mem.clone()).build();
     let root = t.span("pipeline").kind(SpanKind::Pipeline).start();
     root.in_scope(|| {
         for i in 1..n {
-            let _s = spanlens::span("llm").kind(SpanKind::Llm).attr("gen_ai.request.model", "gpt-4o").attr("i", i).start();
+            let _s = spanlens::span("llm")
+                .kind(SpanKind::Llm)
+                .attr("gen_ai.request.model", "gpt-4o")
+                .attr("i", i)
+                .start();
         }
     });
     drop(root);
-    mem.spans()
+    mem.spans().into_iter().map(Box::new).collect()
 }
 
 fn exporter(url: &str) -> OtlpHttpExporter {
@@ -98,35 +121,59 @@ fn sends_gzipped_protobuf_with_headers_and_resource() {
     let got = got.lock().unwrap();
     assert_eq!(got.len(), 1);
     let r = &got[0];
-    assert!(r.headers.contains(&("content-type".into(), "application/x-protobuf".into())));
-    assert!(r.headers.contains(&("content-encoding".into(), "gzip".into())));
-    assert!(r.headers.contains(&("authorization".into(), "Bearer k".into())));
+    assert!(r
+        .headers
+        .contains(&("content-type".into(), "application/x-protobuf".into())));
+    assert!(r
+        .headers
+        .contains(&("content-encoding".into(), "gzip".into())));
+    assert!(r
+        .headers
+        .contains(&("authorization".into(), "Bearer k".into())));
     let rs = &r.request.resource_spans[0];
     let service = &rs.resource.as_ref().unwrap().attributes[0];
     assert_eq!(service.key, "service.name");
     let sent = &rs.scope_spans[0].spans;
     assert_eq!(sent.len(), 3);
     let canonical = spanlens_core::otlp::to_canonical(&r.request, &Default::default()).spans;
-    assert!(canonical.iter().any(|s| s.kind == spanlens_core::SpanKind::Pipeline));
-    assert_eq!(canonical.iter().filter(|s| s.kind == spanlens_core::SpanKind::Llm).count(), 2);
+    assert!(canonical
+        .iter()
+        .any(|s| s.kind == spanlens_core::SpanKind::Pipeline));
+    assert_eq!(
+        canonical
+            .iter()
+            .filter(|s| s.kind == spanlens_core::SpanKind::Llm)
+            .count(),
+        2
+    );
     assert_eq!(canonical[0].service.as_deref(), Some("exporter-test"));
 }
 
 #[test]
 fn retries_throttling_and_honours_retry_after() {
-    let (url, got) = server(vec![(429, vec![("retry-after", "1")]), (503, vec![]), (200, vec![])]);
+    let (url, got) = server(vec![
+        (429, vec![("retry-after", "1")]),
+        (503, vec![]),
+        (200, vec![]),
+    ]);
     exporter(&url).export(&spans(2)).unwrap();
     let got = got.lock().unwrap();
     assert_eq!(got.len(), 3, "two retries then success");
     let waited = got[1].at.duration_since(got[0].at);
-    assert!(waited >= Duration::from_millis(950), "Retry-After: 1 honoured, waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 honoured, waited {waited:?}"
+    );
 }
 
 #[test]
 fn does_not_retry_other_client_errors() {
     let (url, got) = server(vec![(400, vec![]), (200, vec![])]);
     let err = exporter(&url).export(&spans(1)).unwrap_err();
-    assert!(matches!(err, ExportError::Rejected(ref m) if m.contains("400")), "{err}");
+    assert!(
+        matches!(err, ExportError::Rejected(ref m) if m.contains("400")),
+        "{err}"
+    );
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(got.lock().unwrap().len(), 1);
 }
@@ -141,7 +188,10 @@ fn gives_up_after_the_retry_budget_and_reports() {
         ..Default::default()
     });
     let err = e.export(&spans(1)).unwrap_err();
-    assert!(matches!(err, ExportError::Failed(ref m) if m.contains("3 attempts")), "{err}");
+    assert!(
+        matches!(err, ExportError::Failed(ref m) if m.contains("3 attempts")),
+        "{err}"
+    );
     assert_eq!(got.lock().unwrap().len(), 3);
 }
 
@@ -150,7 +200,11 @@ fn batch_processor_delivers_through_the_exporter_and_counts_failures() {
     let (url, got) = server(vec![(200, vec![]), (400, vec![])]);
     let p = BatchProcessor::new(
         exporter(&url),
-        BatchConfig { max_queue: 100, batch_size: 10, flush_interval: Duration::from_secs(60) },
+        BatchConfig {
+            max_queue: 100,
+            batch_size: 10,
+            flush_interval: Duration::from_secs(60),
+        },
     );
     for s in spans(4) {
         p.on_end(s);
@@ -161,6 +215,10 @@ fn batch_processor_delivers_through_the_exporter_and_counts_failures() {
         p.on_end(s);
     }
     p.shutdown().unwrap();
-    assert_eq!(p.stats().failed, 2, "a rejected batch is counted, not raised");
+    assert_eq!(
+        p.stats().failed,
+        2,
+        "a rejected batch is counted, not raised"
+    );
     assert_eq!(got.lock().unwrap().len(), 2);
 }

@@ -1,7 +1,9 @@
 //! Batch, console and JSONL processors.
 
 use spanlens::export::{ExportError, SpanExporter};
-use spanlens::processor::{BatchConfig, BatchProcessor, ConsoleProcessor, JsonlProcessor, SpanProcessor};
+use spanlens::processor::{
+    BatchConfig, BatchProcessor, ConsoleProcessor, JsonlProcessor, SpanProcessor,
+};
 use spanlens::{Resource, SpanData, SpanKind, Tracer};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,7 @@ use std::time::Duration;
 struct Collect(Arc<Mutex<Vec<usize>>>, Arc<Mutex<()>>);
 
 impl SpanExporter for Collect {
-    fn export(&mut self, batch: &[SpanData]) -> Result<(), ExportError> {
+    fn export(&mut self, batch: &[Box<SpanData>]) -> Result<(), ExportError> {
         let _hold = self.1.lock().unwrap();
         self.0.lock().unwrap().push(batch.len());
         Ok(())
@@ -41,9 +43,16 @@ fn one_span() -> SpanData {
 #[test]
 fn batch_processor_batches_and_flushes() {
     let exp = Collect::default();
-    let p = BatchProcessor::new(exp.clone(), BatchConfig { max_queue: 1000, batch_size: 4, flush_interval: Duration::from_secs(60) });
+    let p = BatchProcessor::new(
+        exp.clone(),
+        BatchConfig {
+            max_queue: 1000,
+            batch_size: 4,
+            flush_interval: Duration::from_secs(60),
+        },
+    );
     for _ in 0..10 {
-        p.on_end(one_span());
+        p.on_end(Box::new(one_span()));
     }
     p.force_flush().unwrap();
     let sizes = exp.0.lock().unwrap().clone();
@@ -58,24 +67,45 @@ fn batch_processor_batches_and_flushes() {
 fn full_queue_drops_and_counts_without_blocking() {
     let exp = Collect::default();
     let hold = exp.1.lock().unwrap(); // the exporter blocks until released
-    let p = BatchProcessor::new(exp.clone(), BatchConfig { max_queue: 8, batch_size: 1, flush_interval: Duration::from_millis(1) });
+    let p = BatchProcessor::new(
+        exp.clone(),
+        BatchConfig {
+            max_queue: 8,
+            batch_size: 1,
+            flush_interval: Duration::from_millis(1),
+        },
+    );
     let start = std::time::Instant::now();
     for _ in 0..200 {
-        p.on_end(one_span());
+        p.on_end(Box::new(one_span()));
     }
-    assert!(start.elapsed() < Duration::from_secs(5), "on_end never blocks");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "on_end never blocks"
+    );
     drop(hold);
     p.shutdown().unwrap();
     let s = p.stats();
     assert!(s.dropped > 0, "{s:?}");
-    assert_eq!(s.dropped + s.exported, 200, "every span is either exported or counted as dropped: {s:?}");
+    assert_eq!(
+        s.dropped + s.exported,
+        200,
+        "every span is either exported or counted as dropped: {s:?}"
+    );
 }
 
 #[test]
 fn flush_interval_exports_without_an_explicit_flush() {
     let exp = Collect::default();
-    let p = BatchProcessor::new(exp.clone(), BatchConfig { max_queue: 100, batch_size: 100, flush_interval: Duration::from_millis(20) });
-    p.on_end(one_span());
+    let p = BatchProcessor::new(
+        exp.clone(),
+        BatchConfig {
+            max_queue: 100,
+            batch_size: 100,
+            flush_interval: Duration::from_millis(20),
+        },
+    );
+    p.on_end(Box::new(one_span()));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while p.stats().exported == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -86,7 +116,9 @@ fn flush_interval_exports_without_an_explicit_flush() {
 #[test]
 fn console_prints_the_tree_when_the_trace_ends() {
     let out = Shared::default();
-    let t = Tracer::builder().with_processor(ConsoleProcessor::to_writer(out.clone(), Resource::new("c"))).build();
+    let t = Tracer::builder()
+        .with_processor(ConsoleProcessor::to_writer(out.clone(), Resource::new("c")))
+        .build();
     {
         let root = t.span("support pipeline").kind(SpanKind::Pipeline).start();
         let _r = root.enter();
@@ -102,7 +134,10 @@ fn console_prints_the_tree_when_the_trace_ends() {
             let tool = spanlens::span("lookup").kind(SpanKind::Tool).start();
             tool.set_error("boom", Some("IoError"));
         });
-        assert!(out.0.lock().unwrap().is_empty(), "nothing printed before the trace ends");
+        assert!(
+            out.0.lock().unwrap().is_empty(),
+            "nothing printed before the trace ends"
+        );
     }
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     assert!(text.starts_with("trace "), "{text}");
@@ -110,7 +145,10 @@ fn console_prints_the_tree_when_the_trace_ends() {
     assert!(text.contains("1000 in / 200 out tokens"), "{text}");
     assert!(text.contains("└─ support pipeline [pipeline]"), "{text}");
     assert!(text.contains("   └─ triage [agent]"), "{text}");
-    assert!(text.contains("chat gpt-4o-mini [llm]") && text.contains("1000→200 tok"), "{text}");
+    assert!(
+        text.contains("chat gpt-4o-mini [llm]") && text.contains("1000→200 tok"),
+        "{text}"
+    );
     // 1000 × $0.15/M + 200 × $0.60/M = $0.00027
     assert!(text.contains("$0.00027"), "{text}");
     assert!(text.contains("ERROR boom"), "{text}");
@@ -119,7 +157,12 @@ fn console_prints_the_tree_when_the_trace_ends() {
 #[test]
 fn jsonl_lines_are_canonical_spans() {
     let out = Shared::default();
-    let t = Tracer::builder().with_processor(JsonlProcessor::to_writer(out.clone(), Resource::new("jsonl-svc"))).build();
+    let t = Tracer::builder()
+        .with_processor(JsonlProcessor::to_writer(
+            out.clone(),
+            Resource::new("jsonl-svc"),
+        ))
+        .build();
     {
         let root = t.span("root").kind(SpanKind::Pipeline).start();
         let _r = root.enter();
@@ -131,10 +174,19 @@ fn jsonl_lines_are_canonical_spans() {
             .start();
     }
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<spanlens_core::Span> = text.lines().map(|l| serde_json::from_str(l).expect("canonical span JSON")).collect();
+    let lines: Vec<spanlens_core::Span> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("canonical span JSON"))
+        .collect();
     assert_eq!(lines.len(), 2);
-    let llm = lines.iter().find(|s| s.kind == spanlens_core::SpanKind::Llm).unwrap();
+    let llm = lines
+        .iter()
+        .find(|s| s.kind == spanlens_core::SpanKind::Llm)
+        .unwrap();
     assert_eq!(llm.service.as_deref(), Some("jsonl-svc"));
-    assert_eq!(llm.cost.as_ref().unwrap().amounts.total, spanlens_core::NanoUsd(270_000));
+    assert_eq!(
+        llm.cost.as_ref().unwrap().amounts.total,
+        spanlens_core::NanoUsd(270_000)
+    );
     assert_eq!(llm.source.as_deref(), Some("spanlens"));
 }

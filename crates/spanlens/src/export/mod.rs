@@ -19,7 +19,7 @@ pub enum ExportError {
 /// Sends batches of spans. Runs on the batch processor's thread, so it may block.
 pub trait SpanExporter: Send {
     /// Exports one batch.
-    fn export(&mut self, batch: &[SpanData]) -> Result<(), ExportError>;
+    fn export(&mut self, batch: &[Box<SpanData>]) -> Result<(), ExportError>;
     /// Releases resources.
     fn shutdown(&mut self) {}
 }
@@ -29,7 +29,7 @@ pub trait SpanExporter: Send {
 pub struct NoopExporter;
 
 impl SpanExporter for NoopExporter {
-    fn export(&mut self, _batch: &[SpanData]) -> Result<(), ExportError> {
+    fn export(&mut self, _batch: &[Box<SpanData>]) -> Result<(), ExportError> {
         Ok(())
     }
 }

@@ -57,7 +57,10 @@ pub struct OtlpHttpExporter {
 /// What one HTTP attempt came to.
 enum Attempt {
     Done,
-    Retry { after: Option<Duration>, why: String },
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
     Fatal(String),
 }
 
@@ -73,12 +76,15 @@ impl OtlpHttpExporter {
         OtlpHttpExporter { agent, config }
     }
 
-    fn body(&self, batch: &[SpanData]) -> Result<Vec<u8>, ExportError> {
+    fn body(&self, batch: &[Box<SpanData>]) -> Result<Vec<u8>, ExportError> {
         let raw = to_export_request(batch, &self.config.resource).encode_to_vec();
         if !self.config.gzip {
             return Ok(raw);
         }
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 3), flate2::Compression::fast());
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(raw.len() / 3),
+            flate2::Compression::fast(),
+        );
         enc.write_all(&raw)
             .and_then(|_| enc.finish())
             .map_err(|e| ExportError::Failed(format!("gzip: {e}")))
@@ -127,7 +133,7 @@ impl OtlpHttpExporter {
 }
 
 impl SpanExporter for OtlpHttpExporter {
-    fn export(&mut self, batch: &[SpanData]) -> Result<(), ExportError> {
+    fn export(&mut self, batch: &[Box<SpanData>]) -> Result<(), ExportError> {
         let body = self.body(batch)?;
         let started = Instant::now();
         let mut backoff = self.config.initial_backoff;
@@ -180,7 +186,10 @@ mod tests {
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -1,16 +1,19 @@
-//! The batch processor: a bounded queue in front of a dedicated export thread.
+//! The batch processor: per-thread buffers drained by a dedicated export thread.
 //!
-//! `on_end` never blocks: when the queue is full the span is dropped and counted, and the count
-//! is reported at shutdown. Export failures are logged and counted, never raised.
+//! `on_end` only pushes into the calling thread's own buffer (an uncontended lock), so spans
+//! from many threads never queue on one channel and the export thread is woken once per batch,
+//! not once per span. What a thread holds is bounded: past `max_queue` a span is dropped and
+//! counted, and the count is reported at shutdown. Export failures are logged and counted, never raised.
 
 use super::{ProcessorError, SpanProcessor};
 use crate::export::SpanExporter;
 use crate::span::SpanData;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest `force_flush` / `shutdown` wait for the export thread.
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
@@ -18,11 +21,12 @@ const FLUSH_WAIT: Duration = Duration::from_secs(30);
 /// Queue and batching limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchConfig {
-    /// Spans held at most before new ones are dropped.
+    /// Spans each application thread may hold at most before its new ones are dropped
+    /// (a per-thread bound keeps threads from contending on one shared counter).
     pub max_queue: usize,
-    /// Spans per export call.
+    /// Spans per export call; a thread holding this many wakes the export thread.
     pub batch_size: usize,
-    /// Longest a span waits before its batch is exported.
+    /// Longest a span waits before it is exported.
     pub flush_interval: Duration,
 }
 
@@ -47,23 +51,45 @@ pub struct BatchStats {
     pub failed: u64,
 }
 
-enum Msg {
-    Span(SpanData),
+enum Ctl {
+    Wake,
     Flush(SyncSender<()>),
     Shutdown(SyncSender<()>),
 }
 
+/// One thread's buffer.
 #[derive(Default)]
-struct Counters {
+struct Shard {
+    buf: Mutex<Vec<Box<SpanData>>>,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Vec<Box<SpanData>>> {
+        self.buf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    shards: Mutex<Vec<Arc<Shard>>>,
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's shard of each batch processor it has fed, by processor id.
+    static SHARDS: RefCell<Vec<(u64, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Batches spans on a dedicated thread and hands them to a [`SpanExporter`].
 pub struct BatchProcessor {
-    tx: SyncSender<Msg>,
-    counters: Arc<Counters>,
+    id: u64,
+    config: BatchConfig,
+    shared: Arc<Shared>,
+    ctl: SyncSender<Ctl>,
     worker: Mutex<Option<JoinHandle<()>>>,
     shut: AtomicBool,
 }
@@ -76,19 +102,21 @@ impl BatchProcessor {
             batch_size: config.batch_size.max(1),
             flush_interval: config.flush_interval.max(Duration::from_millis(1)),
         };
-        let (tx, rx) = mpsc::sync_channel(config.max_queue);
-        let counters = Arc::new(Counters::default());
-        let c = counters.clone();
+        let (ctl, rx) = mpsc::sync_channel(64);
+        let shared = Arc::new(Shared::default());
+        let s = shared.clone();
         let worker = std::thread::Builder::new()
             .name("spanlens-batch".into())
-            .spawn(move || run(Box::new(exporter), rx, config, &c))
+            .spawn(move || run(Box::new(exporter), rx, config, &s))
             .ok();
         if worker.is_none() {
             eprintln!("spanlens: could not start the batch export thread; spans will be dropped");
         }
         BatchProcessor {
-            tx,
-            counters,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            config,
+            shared,
+            ctl,
             worker: Mutex::new(worker),
             shut: AtomicBool::new(false),
         }
@@ -97,33 +125,66 @@ impl BatchProcessor {
     /// Current counters.
     pub fn stats(&self) -> BatchStats {
         BatchStats {
-            exported: self.counters.exported.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
+            exported: self.shared.exported.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
         }
     }
 
+    /// This thread's shard, registered with the processor on first use.
+    fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
+        SHARDS.with(|cell| {
+            let mut mine = cell.borrow_mut();
+            if let Some((_, s)) = mine.iter().find(|(id, _)| *id == self.id) {
+                return f(s);
+            }
+            let shard = Arc::new(Shard::default());
+            self.shared
+                .shards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(shard.clone());
+            let r = f(&shard);
+            mine.push((self.id, shard));
+            r
+        })
+    }
+
     /// Sends a control message and waits for the worker to acknowledge it.
-    fn control(&self, make: fn(SyncSender<()>) -> Msg, wait: Duration) -> Result<(), ProcessorError> {
+    fn control(&self, make: fn(SyncSender<()>) -> Ctl) -> Result<(), ProcessorError> {
         let (done_tx, done_rx) = mpsc::sync_channel(1);
-        // Control messages may wait for queue space: flushing is an explicit, rare request.
-        self.tx.send(make(done_tx)).map_err(|_| ProcessorError::ShutDown)?;
-        done_rx
-            .recv_timeout(wait)
-            .map_err(|_| ProcessorError::Failed(format!("export thread did not answer within {wait:?}")))
+        self.ctl
+            .send(make(done_tx))
+            .map_err(|_| ProcessorError::ShutDown)?;
+        done_rx.recv_timeout(FLUSH_WAIT).map_err(|_| {
+            ProcessorError::Failed(format!(
+                "export thread did not answer within {FLUSH_WAIT:?}"
+            ))
+        })
     }
 }
 
 impl SpanProcessor for BatchProcessor {
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, span: Box<SpanData>) {
         if self.shut.load(Ordering::Relaxed) {
             return;
         }
-        match self.tx.try_send(Msg::Span(span)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let max = self.config.max_queue;
+        let held = self.with_shard(|s| {
+            let mut buf = s.lock();
+            if buf.len() >= max {
+                return None;
             }
+            buf.push(span);
+            Some(buf.len())
+        });
+        let Some(held) = held else {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if held == self.config.batch_size {
+            // A full channel means the worker is already awake; never wait here.
+            let _ = self.ctl.try_send(Ctl::Wake);
         }
     }
 
@@ -131,14 +192,14 @@ impl SpanProcessor for BatchProcessor {
         if self.shut.load(Ordering::Relaxed) {
             return Err(ProcessorError::ShutDown);
         }
-        self.control(Msg::Flush, FLUSH_WAIT)
+        self.control(Ctl::Flush)
     }
 
     fn shutdown(&self) -> Result<(), ProcessorError> {
         if self.shut.swap(true, Ordering::SeqCst) {
             return Err(ProcessorError::ShutDown);
         }
-        let flushed = self.control(Msg::Shutdown, FLUSH_WAIT);
+        let flushed = self.control(Ctl::Shutdown);
         if let Some(h) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
             if flushed.is_ok() {
                 let _ = h.join();
@@ -155,50 +216,62 @@ impl SpanProcessor for BatchProcessor {
     }
 }
 
-fn run(mut exporter: Box<dyn SpanExporter>, rx: Receiver<Msg>, config: BatchConfig, c: &Counters) {
-    let mut batch: Vec<SpanData> = Vec::with_capacity(config.batch_size);
-    let mut deadline = Instant::now() + config.flush_interval;
-    let export = |batch: &mut Vec<SpanData>, exporter: &mut Box<dyn SpanExporter>| {
-        if batch.is_empty() {
-            return;
+/// Takes everything the shards hold (and forgets shards of threads that have exited).
+fn drain(shared: &Shared, batch_size: usize) -> Vec<Box<SpanData>> {
+    let mut shards = shared.shards.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    for s in shards.iter() {
+        // Hand the thread a fresh buffer of batch size so it rarely grows one itself.
+        let mut buf = s.lock();
+        if buf.is_empty() {
+            continue;
         }
-        let n = batch.len() as u64;
-        match exporter.export(batch) {
-            Ok(()) => c.exported.fetch_add(n, Ordering::Relaxed),
-            Err(e) => {
-                eprintln!("spanlens: {e} ({n} span(s) lost)");
-                c.failed.fetch_add(n, Ordering::Relaxed)
-            }
-        };
-        batch.clear();
+        let full = std::mem::replace(&mut *buf, Vec::with_capacity(batch_size));
+        drop(buf);
+        if out.is_empty() {
+            out = full;
+        } else {
+            out.extend(full);
+        }
+    }
+    shards.retain(|s| Arc::strong_count(s) > 1 || !s.lock().is_empty());
+    out
+}
+
+fn run(
+    mut exporter: Box<dyn SpanExporter>,
+    rx: Receiver<Ctl>,
+    config: BatchConfig,
+    shared: &Shared,
+) {
+    let export_all = |exporter: &mut Box<dyn SpanExporter>| {
+        let spans = drain(shared, config.batch_size);
+        for chunk in spans.chunks(config.batch_size) {
+            let n = chunk.len() as u64;
+            match exporter.export(chunk) {
+                Ok(()) => shared.exported.fetch_add(n, Ordering::Relaxed),
+                Err(e) => {
+                    eprintln!("spanlens: {e} ({n} span(s) lost)");
+                    shared.failed.fetch_add(n, Ordering::Relaxed)
+                }
+            };
+        }
     };
     loop {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Span(s)) => {
-                batch.push(s);
-                if batch.len() >= config.batch_size {
-                    export(&mut batch, &mut exporter);
-                    deadline = Instant::now() + config.flush_interval;
-                }
+        match rx.recv_timeout(config.flush_interval) {
+            Ok(Ctl::Wake) | Err(RecvTimeoutError::Timeout) => export_all(&mut exporter),
+            Ok(Ctl::Flush(done)) => {
+                export_all(&mut exporter);
+                let _ = done.send(());
             }
-            Ok(Msg::Shutdown(done)) => {
-                export(&mut batch, &mut exporter);
+            Ok(Ctl::Shutdown(done)) => {
+                export_all(&mut exporter);
                 exporter.shutdown();
                 let _ = done.send(());
                 return;
             }
-            Ok(Msg::Flush(done)) => {
-                export(&mut batch, &mut exporter);
-                deadline = Instant::now() + config.flush_interval;
-                let _ = done.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                export(&mut batch, &mut exporter);
-                deadline = Instant::now() + config.flush_interval;
-            }
             Err(RecvTimeoutError::Disconnected) => {
-                export(&mut batch, &mut exporter);
+                export_all(&mut exporter);
                 exporter.shutdown();
                 return;
             }

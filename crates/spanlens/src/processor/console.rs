@@ -12,7 +12,7 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct TraceBuf {
     open: usize,
-    spans: Vec<SpanData>,
+    spans: Vec<Box<SpanData>>,
 }
 
 struct State {
@@ -53,7 +53,7 @@ impl SpanProcessor for ConsoleProcessor {
         self.lock().traces.entry(span.trace_id).or_default().open += 1;
     }
 
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, span: Box<SpanData>) {
         let mut st = self.lock();
         let trace = span.trace_id;
         let buf = st.traces.entry(trace).or_default();
@@ -70,12 +70,19 @@ impl SpanProcessor for ConsoleProcessor {
 
     fn force_flush(&self) -> Result<(), ProcessorError> {
         let mut st = self.lock();
-        let pending: Vec<TraceBuf> = st.traces.drain().map(|(_, b)| b).filter(|b| !b.spans.is_empty()).collect();
+        let pending: Vec<TraceBuf> = st
+            .traces
+            .drain()
+            .map(|(_, b)| b)
+            .filter(|b| !b.spans.is_empty())
+            .collect();
         for b in pending {
             let text = render(&to_canonical(&b.spans, &self.resource));
             let _ = st.out.write_all(text.as_bytes());
         }
-        st.out.flush().map_err(|e| ProcessorError::Failed(e.to_string()))
+        st.out
+            .flush()
+            .map_err(|e| ProcessorError::Failed(e.to_string()))
     }
 }
 
@@ -89,7 +96,11 @@ fn fmt_duration(ns: u64) -> String {
 
 /// The text of one trace: a header line, then one line per span in tree order.
 pub(crate) fn render(spans: &[spanlens_core::Span]) -> String {
-    let ids: HashMap<SpanId, usize> = spans.iter().enumerate().map(|(i, s)| (s.span_id, i)).collect();
+    let ids: HashMap<SpanId, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id, i))
+        .collect();
     let mut children: HashMap<Option<SpanId>, Vec<usize>> = HashMap::new();
     for (i, s) in spans.iter().enumerate() {
         let parent = s.parent_span_id.filter(|p| ids.contains_key(p));
@@ -99,22 +110,39 @@ pub(crate) fn render(spans: &[spanlens_core::Span]) -> String {
         v.sort_by_key(|i| spans[*i].start_time);
     }
     let start = spans.iter().map(|s| s.start_time.0).min().unwrap_or(0);
-    let end = spans.iter().filter_map(|s| s.end_time.map(|e| e.0)).max().unwrap_or(start);
+    let end = spans
+        .iter()
+        .filter_map(|s| s.end_time.map(|e| e.0))
+        .max()
+        .unwrap_or(start);
     let (tin, tout) = spans
         .iter()
         .filter_map(|s| s.usage.as_ref())
-        .fold((0, 0), |(a, b), u| (a + u.input_tokens, b + u.output_tokens));
-    let cost: NanoUsd = spans.iter().filter_map(|s| s.cost.as_ref()).map(|c| c.amounts.total).sum();
+        .fold((0, 0), |(a, b), u| {
+            (a + u.input_tokens, b + u.output_tokens)
+        });
+    let cost: NanoUsd = spans
+        .iter()
+        .filter_map(|s| s.cost.as_ref())
+        .map(|c| c.amounts.total)
+        .sum();
     let errors = spans.iter().filter(|s| s.status == Status::Error).count();
     let mut out = format!(
         "trace {} · {} spans · {} · {} in / {} out tokens · {}{}\n",
-        spans.first().map(|s| s.trace_id.to_hex()).unwrap_or_default(),
+        spans
+            .first()
+            .map(|s| s.trace_id.to_hex())
+            .unwrap_or_default(),
         spans.len(),
         fmt_duration(end.saturating_sub(start)),
         tin,
         tout,
         cost,
-        if errors > 0 { format!(" · {errors} error(s)") } else { String::new() }
+        if errors > 0 {
+            format!(" · {errors} error(s)")
+        } else {
+            String::new()
+        }
     );
     fn walk(
         spans: &[spanlens_core::Span],
@@ -123,7 +151,9 @@ pub(crate) fn render(spans: &[spanlens_core::Span]) -> String {
         prefix: &str,
         out: &mut String,
     ) {
-        let Some(kids) = children.get(&parent) else { return };
+        let Some(kids) = children.get(&parent) else {
+            return;
+        };
         for (n, i) in kids.iter().enumerate() {
             let last = n + 1 == kids.len();
             let s = &spans[*i];
@@ -132,7 +162,9 @@ pub(crate) fn render(spans: &[spanlens_core::Span]) -> String {
                 if last { "└─" } else { "├─" },
                 s.name,
                 s.kind.as_str(),
-                s.duration_ns().map(fmt_duration).unwrap_or_else(|| "open".into())
+                s.duration_ns()
+                    .map(fmt_duration)
+                    .unwrap_or_else(|| "open".into())
             );
             if let Some(m) = s.response_model.as_ref().or(s.request_model.as_ref()) {
                 line.push_str(&format!(" · {m}"));
@@ -153,10 +185,16 @@ pub(crate) fn render(spans: &[spanlens_core::Span]) -> String {
             }
             let retries = s.events.iter().filter(|e| e.name == "retry").count();
             if retries > 0 {
-                line.push_str(&format!(" · {retries} retr{}", if retries == 1 { "y" } else { "ies" }));
+                line.push_str(&format!(
+                    " · {retries} retr{}",
+                    if retries == 1 { "y" } else { "ies" }
+                ));
             }
             if s.status == Status::Error {
-                line.push_str(&format!(" · ERROR {}", s.status_message.as_deref().unwrap_or("")));
+                line.push_str(&format!(
+                    " · ERROR {}",
+                    s.status_message.as_deref().unwrap_or("")
+                ));
             }
             out.push_str(line.trim_end());
             out.push('\n');

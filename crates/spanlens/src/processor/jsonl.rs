@@ -32,12 +32,14 @@ impl JsonlProcessor {
 }
 
 impl SpanProcessor for JsonlProcessor {
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, span: Box<SpanData>) {
         let canonical = to_canonical(std::slice::from_ref(&span), &self.resource);
         let mut guard = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let Some(w) = guard.as_mut() else { return };
         for s in canonical {
-            let written = serde_json::to_writer(&mut *w, &s).map_err(std::io::Error::from).and_then(|_| w.write_all(b"\n"));
+            let written = serde_json::to_writer(&mut *w, &s)
+                .map_err(std::io::Error::from)
+                .and_then(|_| w.write_all(b"\n"));
             if let Err(e) = written {
                 eprintln!("spanlens: cannot write span JSON: {e}");
             }

@@ -28,7 +28,10 @@ impl InMemoryProcessor {
 }
 
 impl SpanProcessor for InMemoryProcessor {
-    fn on_end(&self, span: SpanData) {
-        self.spans.lock().unwrap_or_else(|e| e.into_inner()).push(span);
+    fn on_end(&self, span: Box<SpanData>) {
+        self.spans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(*span);
     }
 }

@@ -30,8 +30,9 @@ pub enum ProcessorError {
 pub trait SpanProcessor: Send + Sync {
     /// Called when a span starts (with no end time yet).
     fn on_start(&self, _span: &SpanData) {}
-    /// Called when a span ends. Must not block the application.
-    fn on_end(&self, span: SpanData);
+    /// Called when a span ends. Must not block the application. The span comes boxed so
+    /// processors can keep it without copying it.
+    fn on_end(&self, span: Box<SpanData>);
     /// Exports or writes everything held so far, waiting for it.
     fn force_flush(&self) -> Result<(), ProcessorError> {
         Ok(())
