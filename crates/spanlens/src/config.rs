@@ -81,14 +81,20 @@ impl Config {
     /// Reads settings through `get` (testable without touching the process environment).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Config {
         let mut c = Config::default();
-        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let flag = |c: &mut Config, k: &str| -> Option<bool> {
             let v = get(k)?;
             match v.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Some(true),
                 "0" | "false" | "no" | "off" => Some(false),
                 _ => {
-                    c.problems.push(format!("{k}={v:?} is not a boolean (use true or false); ignored"));
+                    c.problems.push(format!(
+                        "{k}={v:?} is not a boolean (use true or false); ignored"
+                    ));
                     None
                 }
             }
@@ -98,7 +104,9 @@ impl Config {
             match v.parse() {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    c.problems.push(format!("{k}={v:?} is not a valid number; the default is used"));
+                    c.problems.push(format!(
+                        "{k}={v:?} is not a valid number; the default is used"
+                    ));
                     None
                 }
             }
@@ -110,41 +118,62 @@ impl Config {
             .or_else(|| get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
             .or_else(|| get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|e| traces_url(&e)));
         c.api_key = get("SPANLENS_API_KEY");
-        for var in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
             if let Some(h) = get(var) {
                 for pair in h.split(',').filter(|p| !p.trim().is_empty()) {
                     match pair.split_once('=') {
-                        Some((k, v)) => c.headers.push((k.trim().to_string(), v.trim().to_string())),
-                        None => c.problems.push(format!("{var}: {pair:?} is not key=value; ignored")),
+                        Some((k, v)) => {
+                            c.headers.push((k.trim().to_string(), v.trim().to_string()))
+                        }
+                        None => c
+                            .problems
+                            .push(format!("{var}: {pair:?} is not key=value; ignored")),
                     }
                 }
             }
         }
-        if let Some(ms) = number::<u64>(&mut c, "OTEL_EXPORTER_OTLP_TIMEOUT", get("OTEL_EXPORTER_OTLP_TIMEOUT")) {
+        if let Some(ms) = number::<u64>(
+            &mut c,
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            get("OTEL_EXPORTER_OTLP_TIMEOUT"),
+        ) {
             c.timeout = Duration::from_millis(ms);
         }
         if let Some(v) = get("OTEL_EXPORTER_OTLP_COMPRESSION") {
             match v.as_str() {
                 "gzip" => c.gzip = true,
                 "none" => c.gzip = false,
-                other => c.problems.push(format!("OTEL_EXPORTER_OTLP_COMPRESSION={other:?} is not gzip or none; gzip is used")),
+                other => c.problems.push(format!(
+                    "OTEL_EXPORTER_OTLP_COMPRESSION={other:?} is not gzip or none; gzip is used"
+                )),
             }
         }
         c.jsonl = get("SPANLENS_JSONL").map(PathBuf::from);
-        if let Some(n) = number::<usize>(&mut c, "SPANLENS_BATCH_SIZE", get("SPANLENS_BATCH_SIZE")) {
+        if let Some(n) = number::<usize>(&mut c, "SPANLENS_BATCH_SIZE", get("SPANLENS_BATCH_SIZE"))
+        {
             c.batch.batch_size = n.max(1);
         }
-        if let Some(n) = number::<u64>(&mut c, "SPANLENS_FLUSH_INTERVAL_MS", get("SPANLENS_FLUSH_INTERVAL_MS")) {
+        if let Some(n) = number::<u64>(
+            &mut c,
+            "SPANLENS_FLUSH_INTERVAL_MS",
+            get("SPANLENS_FLUSH_INTERVAL_MS"),
+        ) {
             c.batch.flush_interval = Duration::from_millis(n.max(1));
         }
         if let Some(n) = number::<usize>(&mut c, "SPANLENS_MAX_QUEUE", get("SPANLENS_MAX_QUEUE")) {
             c.batch.max_queue = n.max(1);
         }
-        if let Some(r) = number::<f64>(&mut c, "SPANLENS_SAMPLE_RATE", get("SPANLENS_SAMPLE_RATE")) {
+        if let Some(r) = number::<f64>(&mut c, "SPANLENS_SAMPLE_RATE", get("SPANLENS_SAMPLE_RATE"))
+        {
             if (0.0..=1.0).contains(&r) {
                 c.sample_rate = r;
             } else {
-                c.problems.push(format!("SPANLENS_SAMPLE_RATE={r} is outside 0.0–1.0; 1.0 is used"));
+                c.problems.push(format!(
+                    "SPANLENS_SAMPLE_RATE={r} is outside 0.0–1.0; 1.0 is used"
+                ));
             }
         }
         let service = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "unknown_service".into());
@@ -152,11 +181,15 @@ impl Config {
         if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
             for pair in attrs.split(',').filter(|p| !p.trim().is_empty()) {
                 match pair.split_once('=') {
-                    Some((k, v)) if get("OTEL_SERVICE_NAME").is_none() || k.trim() != "service.name" => {
+                    Some((k, v))
+                        if get("OTEL_SERVICE_NAME").is_none() || k.trim() != "service.name" =>
+                    {
                         resource = resource.with(k.trim(), v.trim());
                     }
                     Some(_) => {}
-                    None => c.problems.push(format!("OTEL_RESOURCE_ATTRIBUTES: {pair:?} is not key=value; ignored")),
+                    None => c.problems.push(format!(
+                        "OTEL_RESOURCE_ATTRIBUTES: {pair:?} is not key=value; ignored"
+                    )),
                 }
             }
         }
@@ -179,14 +212,15 @@ impl Config {
                 if let Some(k) = &self.api_key {
                     headers.push(("authorization".into(), format!("Bearer {k}")));
                 }
-                let exporter = crate::export::otlp::OtlpHttpExporter::new(crate::export::otlp::OtlpConfig {
-                    endpoint: url.clone(),
-                    headers,
-                    timeout: self.timeout,
-                    gzip: self.gzip,
-                    resource: self.resource.clone(),
-                    ..Default::default()
-                });
+                let exporter =
+                    crate::export::otlp::OtlpHttpExporter::new(crate::export::otlp::OtlpConfig {
+                        endpoint: url.clone(),
+                        headers,
+                        timeout: self.timeout,
+                        gzip: self.gzip,
+                        resource: self.resource.clone(),
+                        ..Default::default()
+                    });
                 b = b.with_processor(BatchProcessor::new(exporter, self.batch));
             }
             #[cfg(not(feature = "otlp"))]
@@ -211,7 +245,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Config {
-        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -226,30 +263,59 @@ mod tests {
             ("SPANLENS_SAMPLE_RATE", "0.5"),
             ("SPANLENS_CONSOLE", "true"),
             ("OTEL_SERVICE_NAME", "checkout"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=ignored"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=prod,service.name=ignored",
+            ),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-a=1, x-b=2"),
         ]);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
-        assert_eq!(c.endpoint.as_deref(), Some("http://localhost:4318/v1/traces"));
-        assert_eq!(c.batch, BatchConfig { max_queue: 100, batch_size: 64, flush_interval: Duration::from_millis(250) });
+        assert_eq!(
+            c.endpoint.as_deref(),
+            Some("http://localhost:4318/v1/traces")
+        );
+        assert_eq!(
+            c.batch,
+            BatchConfig {
+                max_queue: 100,
+                batch_size: 64,
+                flush_interval: Duration::from_millis(250)
+            }
+        );
         assert_eq!(c.sample_rate, 0.5);
         assert!(c.console);
-        assert_eq!(c.resource.attributes[0], ("service.name".into(), "checkout".into()));
-        assert!(c.resource.attributes.contains(&("deployment.environment".into(), "prod".into())));
+        assert_eq!(
+            c.resource.attributes[0],
+            ("service.name".into(), "checkout".into())
+        );
+        assert!(c
+            .resource
+            .attributes
+            .contains(&("deployment.environment".into(), "prod".into())));
         assert_eq!(c.headers.len(), 2);
     }
 
     #[test]
     fn otel_traces_endpoint_is_used_verbatim() {
-        let c = from(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/custom")]);
+        let c = from(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://collector:4318/custom",
+        )]);
         assert_eq!(c.endpoint.as_deref(), Some("http://collector:4318/custom"));
         let c = from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]);
-        assert_eq!(c.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(
+            c.endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
     }
 
     #[test]
     fn bad_values_are_reported_not_fatal() {
-        let c = from(&[("SPANLENS_DISABLED", "maybe"), ("SPANLENS_BATCH_SIZE", "lots"), ("SPANLENS_SAMPLE_RATE", "2")]);
+        let c = from(&[
+            ("SPANLENS_DISABLED", "maybe"),
+            ("SPANLENS_BATCH_SIZE", "lots"),
+            ("SPANLENS_SAMPLE_RATE", "2"),
+        ]);
         assert_eq!(c.problems.len(), 3, "{:?}", c.problems);
         assert!(c.problems[0].contains("SPANLENS_DISABLED=\"maybe\""));
         assert!(!c.disabled);

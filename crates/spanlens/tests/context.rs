@@ -11,7 +11,10 @@ fn tracer() -> (Tracer, InMemoryProcessor) {
 }
 
 fn by_name(spans: &[SpanData]) -> HashMap<String, SpanData> {
-    spans.iter().map(|s| (s.name.to_string(), s.clone())).collect()
+    spans
+        .iter()
+        .map(|s| (s.name.to_string(), s.clone()))
+        .collect()
 }
 
 #[test]
@@ -22,7 +25,10 @@ fn spans_nest_under_the_current_span() {
         let _in = root.enter();
         let agent = spanlens::span("agent").kind(SpanKind::Agent).start();
         agent.in_scope(|| {
-            let _tool = spanlens::span("tool").kind(SpanKind::Tool).attr("k", 1).start();
+            let _tool = spanlens::span("tool")
+                .kind(SpanKind::Tool)
+                .attr("k", 1)
+                .start();
         });
     }
     let s = by_name(&mem.spans());
@@ -33,7 +39,10 @@ fn spans_nest_under_the_current_span() {
     assert!(s.values().all(|x| x.trace_id == s["pipeline"].trace_id));
     assert_eq!(s["tool"].kind, SpanKind::Tool);
     assert!(s["tool"].end_time.unwrap() >= s["tool"].start_time);
-    assert!(s["pipeline"].end_time >= s["agent"].end_time, "a parent ends after its children");
+    assert!(
+        s["pipeline"].end_time >= s["agent"].end_time,
+        "a parent ends after its children"
+    );
 }
 
 #[test]
@@ -95,14 +104,24 @@ async fn a_hundred_concurrent_workflows_never_mix() {
     let (t, mem) = tracer();
     let mut handles = Vec::new();
     for i in 0..100u64 {
-        let root = t.span(format!("workflow-{i}")).kind(SpanKind::Pipeline).start();
+        let root = t
+            .span(format!("workflow-{i}"))
+            .kind(SpanKind::Pipeline)
+            .start();
         handles.push(tokio::spawn(
             async move {
                 for step in 0..3 {
-                    let agent = spanlens::span("agent").kind(SpanKind::Agent).attr("workflow", i).start();
+                    let agent = spanlens::span("agent")
+                        .kind(SpanKind::Agent)
+                        .attr("workflow", i)
+                        .start();
                     async move {
-                        tokio::time::sleep(std::time::Duration::from_micros((i * 7 + step) % 50)).await;
-                        let llm = spanlens::span("llm").kind(SpanKind::Llm).attr("workflow", i).start();
+                        tokio::time::sleep(std::time::Duration::from_micros((i * 7 + step) % 50))
+                            .await;
+                        let llm = spanlens::span("llm")
+                            .kind(SpanKind::Llm)
+                            .attr("workflow", i)
+                            .start();
                         async move {
                             tokio::task::yield_now().await;
                             let _tool = spanlens::span("tool").attr("workflow", i).start();
@@ -128,8 +147,13 @@ async fn a_hundred_concurrent_workflows_never_mix() {
             None => assert!(s.name.starts_with("workflow-")),
             Some(p) => {
                 let parent = index.get(&p).expect("parent recorded");
-                assert_eq!(parent.trace_id, s.trace_id, "span {} has a parent in another trace", s.name);
-                if let (Some(a), Some(b)) = (s.attribute("workflow"), parent.attribute("workflow")) {
+                assert_eq!(
+                    parent.trace_id, s.trace_id,
+                    "span {} has a parent in another trace",
+                    s.name
+                );
+                if let (Some(a), Some(b)) = (s.attribute("workflow"), parent.attribute("workflow"))
+                {
                     assert_eq!(a, b, "span {} under another workflow's parent", s.name);
                 }
             }
@@ -145,35 +169,61 @@ fn reentering_the_same_component_reuses_its_span() {
     {
         let root = t.span("root").start();
         let _r = root.enter();
-        let outer = spanlens::span("retriever").kind(SpanKind::Retriever).identity("docs").attr("a", 1).start();
+        let outer = spanlens::span("retriever")
+            .kind(SpanKind::Retriever)
+            .identity("docs")
+            .attr("a", 1)
+            .start();
         outer.in_scope(|| {
             // The same component called again from inside itself (e.g. a recursive agent loop).
-            let inner = spanlens::span("retriever").kind(SpanKind::Retriever).identity("docs").attr("b", 2).start();
+            let inner = spanlens::span("retriever")
+                .kind(SpanKind::Retriever)
+                .identity("docs")
+                .attr("b", 2)
+                .start();
             assert_eq!(inner.span_id(), outer.span_id());
             inner.set_attribute("a", 3);
             drop(inner);
-            assert!(outer.is_recording(), "the re-entered handle must not end the original");
+            assert!(
+                outer.is_recording(),
+                "the re-entered handle must not end the original"
+            );
             // A different identity nests normally.
-            let other = spanlens::span("retriever").kind(SpanKind::Retriever).identity("web").start();
+            let other = spanlens::span("retriever")
+                .kind(SpanKind::Retriever)
+                .identity("web")
+                .start();
             assert_ne!(other.span_id(), outer.span_id());
         });
     }
     let spans = mem.spans();
     let retrievers: Vec<_> = spans.iter().filter(|s| s.name == "retriever").collect();
     assert_eq!(retrievers.len(), 2, "docs once, web once");
-    let docs = retrievers.iter().find(|s| s.attribute("b").is_some()).unwrap();
-    assert_eq!(docs.attribute("a"), Some(&spanlens::Value::I64(3)), "attributes merged");
+    let docs = retrievers
+        .iter()
+        .find(|s| s.attribute("b").is_some())
+        .unwrap();
+    assert_eq!(
+        docs.attribute("a"),
+        Some(&spanlens::Value::I64(3)),
+        "attributes merged"
+    );
 }
 
 #[test]
 fn scopes_apply_to_every_span_inside() {
     let (t, mem) = tracer();
-    spanlens::scope().user("u_1").session("s_9").tag("beta").metadata("tenant", "acme").run(|| {
-        let root = t.span("root").start();
-        root.in_scope(|| {
-            let _c = spanlens::span("child").start();
+    spanlens::scope()
+        .user("u_1")
+        .session("s_9")
+        .tag("beta")
+        .metadata("tenant", "acme")
+        .run(|| {
+            let root = t.span("root").start();
+            root.in_scope(|| {
+                let _c = spanlens::span("child").start();
+            });
         });
-    });
     let canonical = spanlens::convert::to_canonical(&mem.spans(), t.resource());
     assert_eq!(canonical.len(), 2);
     for s in canonical {
@@ -187,7 +237,10 @@ fn scopes_apply_to_every_span_inside() {
 #[test]
 fn sampling_is_decided_per_trace() {
     let mem = InMemoryProcessor::new();
-    let none = Tracer::builder().with_processor(mem.clone()).with_sample_rate(0.0).build();
+    let none = Tracer::builder()
+        .with_processor(mem.clone())
+        .with_sample_rate(0.0)
+        .build();
     for _ in 0..20 {
         let r = none.span("root").start();
         let _g = r.enter();
@@ -196,7 +249,10 @@ fn sampling_is_decided_per_trace() {
         assert_eq!(c.trace_id(), r.trace_id(), "context still propagates");
     }
     assert!(mem.spans().is_empty());
-    let half = Tracer::builder().with_processor(mem.clone()).with_sample_rate(0.5).build();
+    let half = Tracer::builder()
+        .with_processor(mem.clone())
+        .with_sample_rate(0.5)
+        .build();
     for _ in 0..400 {
         let r = half.span("root").start();
         let _g = r.enter();
@@ -204,6 +260,13 @@ fn sampling_is_decided_per_trace() {
     }
     let spans = mem.spans();
     let roots = spans.iter().filter(|s| s.parent_span_id.is_none()).count();
-    assert!((120..280).contains(&roots), "{roots} of 400 traces kept at rate 0.5");
-    assert_eq!(spans.len(), roots * 2, "children follow their root's decision");
+    assert!(
+        (120..280).contains(&roots),
+        "{roots} of 400 traces kept at rate 0.5"
+    );
+    assert_eq!(
+        spans.len(),
+        roots * 2,
+        "children follow their root's decision"
+    );
 }

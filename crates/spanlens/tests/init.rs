@@ -26,9 +26,12 @@ fn init_exports_through_the_global_tracer_and_flushes_on_drop() {
         let mut body = vec![0; len];
         r.read_exact(&mut body).unwrap();
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut raw).unwrap();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut raw)
+            .unwrap();
         let mut s = stream;
-        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
         tx.send(raw).unwrap();
     });
     let endpoint = format!("http://{addr}");
@@ -41,13 +44,19 @@ fn init_exports_through_the_global_tracer_and_flushes_on_drop() {
     assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
     let guard = spanlens::init(cfg);
     {
-        let root = spanlens::span("job").kind(spanlens::SpanKind::Pipeline).start();
+        let root = spanlens::span("job")
+            .kind(spanlens::SpanKind::Pipeline)
+            .start();
         root.in_scope(|| drop(spanlens::span("step").start()));
     }
     drop(guard); // flushes the batch before returning
-    let raw = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("batch exported on guard drop");
+    let raw = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("batch exported on guard drop");
     let req = spanlens_core::otlp::decode_protobuf(&raw).unwrap();
     let spans = spanlens_core::otlp::to_canonical(&req, &Default::default()).spans;
     assert_eq!(spans.len(), 2);
-    assert!(spans.iter().all(|s| s.service.as_deref() == Some("init-test")));
+    assert!(spans
+        .iter()
+        .all(|s| s.service.as_deref() == Some("init-test")));
 }
