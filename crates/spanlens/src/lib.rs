@@ -13,6 +13,7 @@
 mod attr;
 pub mod config;
 mod context;
+mod pool;
 pub mod convert;
 pub mod export;
 pub mod processor;

@@ -317,21 +317,7 @@ impl SpanBuilder {
     #[inline(always)]
     pub(crate) fn new(name: Cow<'static, str>, armed: bool) -> SpanBuilder {
         SpanBuilder {
-            data: armed.then(|| {
-                Box::new(SpanData {
-                    trace_id: TraceId::default(),
-                    span_id: SpanId::default(),
-                    parent_span_id: None,
-                    name,
-                    kind: SpanKind::Span,
-                    start_time: Timestamp(0),
-                    end_time: None,
-                    attributes: AttributeList::new(),
-                    events: Vec::new(),
-                    status: Status::Unset,
-                    status_message: None,
-                })
-            }),
+            data: armed.then(|| crate::pool::take(name)),
             rare: None,
         }
     }

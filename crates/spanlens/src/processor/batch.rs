@@ -57,10 +57,11 @@ enum Ctl {
     Shutdown(SyncSender<()>),
 }
 
-/// One thread's buffer.
+/// One thread's buffer, and that thread's pool to hand exported records back to.
 #[derive(Default)]
 struct Shard {
     buf: Mutex<Vec<Box<SpanData>>>,
+    pool: Option<Arc<crate::pool::Pool>>,
 }
 
 impl Shard {
@@ -138,7 +139,10 @@ impl BatchProcessor {
             if let Some((_, s)) = mine.iter().find(|(id, _)| *id == self.id) {
                 return f(s);
             }
-            let shard = Arc::new(Shard::default());
+            let shard = Arc::new(Shard {
+                buf: Mutex::default(),
+                pool: crate::pool::thread_pool(),
+            });
             self.shared
                 .shards
                 .lock()
@@ -216,18 +220,21 @@ impl SpanProcessor for BatchProcessor {
     }
 }
 
-/// Takes everything the shards hold (and forgets shards of threads that have exited).
-fn drain(shared: &Shared, batch_size: usize) -> Vec<Box<SpanData>> {
+/// Takes everything the shards hold (and forgets shards of threads that have exited),
+/// remembering which shard each run of records came from.
+fn drain(shared: &Shared, batch_size: usize) -> (Vec<Box<SpanData>>, Vec<(Arc<Shard>, usize)>) {
     let mut shards = shared.shards.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
+    let mut origin = Vec::new();
     for s in shards.iter() {
-        // Hand the thread a fresh buffer of batch size so it rarely grows one itself.
         let mut buf = s.lock();
         if buf.is_empty() {
             continue;
         }
+        // Hand the thread a fresh buffer of batch size so it rarely grows one itself.
         let full = std::mem::replace(&mut *buf, Vec::with_capacity(batch_size));
         drop(buf);
+        origin.push((s.clone(), full.len()));
         if out.is_empty() {
             out = full;
         } else {
@@ -235,7 +242,7 @@ fn drain(shared: &Shared, batch_size: usize) -> Vec<Box<SpanData>> {
         }
     }
     shards.retain(|s| Arc::strong_count(s) > 1 || !s.lock().is_empty());
-    out
+    (out, origin)
 }
 
 fn run(
@@ -245,7 +252,7 @@ fn run(
     shared: &Shared,
 ) {
     let export_all = |exporter: &mut Box<dyn SpanExporter>| {
-        let spans = drain(shared, config.batch_size);
+        let (spans, origin) = drain(shared, config.batch_size);
         for chunk in spans.chunks(config.batch_size) {
             let n = chunk.len() as u64;
             match exporter.export(chunk) {
@@ -255,6 +262,14 @@ fn run(
                     shared.failed.fetch_add(n, Ordering::Relaxed)
                 }
             };
+        }
+        let mut rest = spans.into_iter();
+        for (shard, n) in origin {
+            let run = rest.by_ref().take(n);
+            match &shard.pool {
+                Some(p) => p.give_back(run),
+                None => run.for_each(drop),
+            }
         }
     };
     loop {
