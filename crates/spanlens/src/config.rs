@@ -1,6 +1,6 @@
 //! SDK configuration from the environment (DESIGN §4), with the standard `OTEL_*` variables honoured.
 
-use crate::processor::{BatchConfig, BatchProcessor, ConsoleProcessor, JsonlProcessor};
+use crate::processor::{BatchConfig, ConsoleProcessor, JsonlProcessor};
 use crate::tracer::{Resource, Tracer};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -221,7 +221,7 @@ impl Config {
                         resource: self.resource.clone(),
                         ..Default::default()
                     });
-                b = b.with_processor(BatchProcessor::new(exporter, self.batch));
+                b = b.with_processor(crate::processor::BatchProcessor::new(exporter, self.batch));
             }
             #[cfg(not(feature = "otlp"))]
             eprintln!("spanlens: endpoint {url} set but the `otlp` feature is off; spans are not exported");

@@ -10,12 +10,16 @@
 //! // ... work; child spans attach to `span` automatically
 //! ```
 
+// Span records are boxed on purpose: they move between threads by pointer and are recycled,
+// so `Vec<Box<SpanData>>` is the intended shape, not an accident.
+#![allow(clippy::vec_box)]
+
 mod attr;
 pub mod config;
 mod context;
-mod pool;
 pub mod convert;
 pub mod export;
+mod pool;
 pub mod processor;
 pub mod record;
 pub mod retry;

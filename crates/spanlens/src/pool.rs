@@ -35,7 +35,9 @@ pub(crate) fn take(name: Cow<'static, str>) -> Box<SpanData> {
         .try_with(|local| {
             let mut local = local.borrow_mut();
             if local.is_empty() {
-                let refill = POOL.try_with(|p| std::mem::take(&mut *p.free.lock().unwrap_or_else(|e| e.into_inner())));
+                let refill = POOL.try_with(|p| {
+                    std::mem::take(&mut *p.free.lock().unwrap_or_else(|e| e.into_inner()))
+                });
                 if let Ok(refill) = refill {
                     *local = refill;
                 }

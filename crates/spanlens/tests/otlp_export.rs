@@ -1,4 +1,5 @@
 //! The OTLP/HTTP exporter against an in-test HTTP server that decodes what it receives:
+#![allow(clippy::vec_box)] // the exporter API takes boxed records
 //! protobuf + gzip on the wire, headers, retries on 429/503 honouring Retry-After, no retry on 400.
 
 use prost::Message;

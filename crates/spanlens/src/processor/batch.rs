@@ -220,9 +220,12 @@ impl SpanProcessor for BatchProcessor {
     }
 }
 
+/// Drained records, and which shard each consecutive run of them came from.
+type Drained = (Vec<Box<SpanData>>, Vec<(Arc<Shard>, usize)>);
+
 /// Takes everything the shards hold (and forgets shards of threads that have exited),
 /// remembering which shard each run of records came from.
-fn drain(shared: &Shared, batch_size: usize) -> (Vec<Box<SpanData>>, Vec<(Arc<Shard>, usize)>) {
+fn drain(shared: &Shared, batch_size: usize) -> Drained {
     let mut shards = shared.shards.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
     let mut origin = Vec::new();
