@@ -13,6 +13,8 @@
 // Span records are boxed on purpose: they move between threads by pointer and are recycled,
 // so `Vec<Box<SpanData>>` is the intended shape, not an accident.
 #![allow(clippy::vec_box)]
+// The README's quick start is compiled as a doc test so it cannot drift from the API.
+#![cfg_attr(all(doctest, feature = "tokio"), doc = include_str!("../README.md"))]
 
 mod attr;
 pub mod config;
