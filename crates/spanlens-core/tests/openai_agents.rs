@@ -8,6 +8,8 @@
 //! `SPANLENS_BLESS=1 cargo test -p spanlens-core --test openai_agents`, then review the diff of
 //! the `.jsonl` file by hand before committing it.
 
+mod golden;
+
 use serde_json::Value;
 use spanlens_core::normalize::NormalizeOptions;
 use spanlens_core::openai_agents::normalize_export;
@@ -36,89 +38,16 @@ fn normalized_fixture() -> Vec<Span> {
     out.spans
 }
 
-/// Paths at which two JSON values differ, with both sides.
-fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w {
-                let p = format!("{path}.{k}");
-                match g.get(k) {
-                    Some(gv) => diff(&p, wv, gv, out),
-                    None => out.push(format!("{p}: missing (expected {wv})")),
-                }
-            }
-            for (k, gv) in g {
-                if !w.contains_key(k) {
-                    out.push(format!("{path}.{k}: unexpected {gv}"));
-                }
-            }
-        }
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                diff(&format!("{path}[{i}]"), wv, gv, out);
-            }
-        }
-        _ if want != got => out.push(format!("{path}: expected {want}, got {got}")),
-        _ => {}
-    }
-}
-
 #[test]
 fn export_matches_expected_canonical_spans() {
     let got: Vec<Value> = normalized_fixture()
         .iter()
         .map(|s| serde_json::to_value(s).unwrap())
         .collect();
-    let path = fixture("openai_agents_export.expected.jsonl");
-
-    // SPANLENS_BLESS=1 rewrites the expected file from the current output instead of comparing.
-    if std::env::var_os("SPANLENS_BLESS").is_some_and(|v| v == "1") {
-        let mut text = String::new();
-        for v in &got {
-            text.push_str(&serde_json::to_string(v).unwrap());
-            text.push('\n');
-        }
-        std::fs::write(&path, text).unwrap();
-        eprintln!("blessed {}", path.display());
-        return;
-    }
-
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (run with SPANLENS_BLESS=1 to create it)",
-            path.display()
-        )
-    });
-    let want: Vec<Value> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("expected line {} is not JSON: {e}", i + 1))
-        })
-        .collect();
-
-    let mut problems = Vec::new();
-    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-        let mut d = Vec::new();
-        diff("", w, g, &mut d);
-        if !d.is_empty() {
-            let name = g["name"].as_str().unwrap_or("?");
-            problems.push(format!(
-                "span {i} (line {}, {name:?}):\n    {}",
-                i + 1,
-                d.join("\n    ")
-            ));
-        }
-    }
-    if want.len() != got.len() {
-        problems.push(format!("expected {} spans, got {}", want.len(), got.len()));
-    }
+    let problems = golden::compare(&fixture("openai_agents_export.expected.jsonl"), &got);
     assert!(
         problems.is_empty(),
-        "canonical spans differ from {} (SPANLENS_BLESS=1 regenerates it):\n{}",
-        path.display(),
+        "canonical spans differ (SPANLENS_BLESS=1 regenerates them):\n{}",
         problems.join("\n")
     );
 }

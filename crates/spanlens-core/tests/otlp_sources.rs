@@ -17,6 +17,8 @@
 //! until the normaliser is fixed, while the golden files record today's output, so re-bless
 //! (and review) once a fix lands.
 
+mod golden;
+
 use serde_json::Value;
 use spanlens_core::{
     normalize, Cost, CostBreakdown, CostSource, InputFormat, Message, NanoUsd, NormalizeOptions,
@@ -86,98 +88,18 @@ fn usd(nanos: i64) -> NanoUsd {
 // Golden files
 // ---------------------------------------------------------------------------------------------
 
-/// Paths (`usage.input_tokens`, `attributes["x"]`) where two JSON values differ, with both sides.
-fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match g.get(k) {
-                    Some(gv) => diff(&p, wv, gv, out),
-                    None => out.push(format!("  {p}: expected {wv}, field missing")),
-                }
-            }
-            for (k, gv) in g {
-                if !w.contains_key(k) {
-                    let p = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
-                    out.push(format!("  {p}: not expected, got {gv}"));
-                }
-            }
-        }
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                diff(&format!("{path}[{i}]"), wv, gv, out);
-            }
-        }
-        _ if want != got => out.push(format!("  {path}: expected {want}, got {got}")),
-        _ => {}
-    }
-}
-
 #[test]
 fn canonical_output_matches_the_golden_files() {
-    // SPANLENS_BLESS=1 rewrites every `*.expected.jsonl` from the current output instead of
-    // comparing. Review the resulting diff line by line before committing it.
-    let bless = std::env::var("SPANLENS_BLESS").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
     for stem in FIXTURES {
-        let spans = spans_of(stem);
-        let got: Vec<Value> = spans
+        let got: Vec<Value> = spans_of(stem)
             .iter()
             .map(|s| serde_json::to_value(s).expect("span serialises"))
             .collect();
-        let expected_path = fixture_path(&format!("{stem}.expected.jsonl"));
-        if bless {
-            let mut text = String::new();
-            for v in &got {
-                text.push_str(&serde_json::to_string(v).expect("json"));
-                text.push('\n');
-            }
-            std::fs::write(&expected_path, text).expect("write golden file");
-            continue;
-        }
-        let text = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
-            panic!(
-                "read {}: {e} (run with SPANLENS_BLESS=1 to create it)",
-                expected_path.display()
-            )
-        });
-        let want: Vec<Value> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("{stem}.expected.jsonl line {}: {e}", i + 1))
-            })
-            .collect();
-        if want.len() != got.len() {
-            failures.push(format!(
-                "{stem}: expected {} spans, got {}",
-                want.len(),
-                got.len()
-            ));
-        }
-        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-            let mut d = Vec::new();
-            diff("", w, g, &mut d);
-            if !d.is_empty() {
-                failures.push(format!(
-                    "{stem}: span #{i} (span_id {}, name {:?}) differs:\n{}",
-                    g["span_id"].as_str().unwrap_or("?"),
-                    g["name"].as_str().unwrap_or("?"),
-                    d.join("\n")
-                ));
-            }
-        }
+        failures.extend(golden::compare(
+            &fixture_path(&format!("{stem}.expected.jsonl")),
+            &got,
+        ));
     }
     assert!(
         failures.is_empty(),
