@@ -304,7 +304,8 @@ mod tests {
         let s = enriched(
             json!({"openinference.span.kind": "LLM", "llm.token_count.prompt": 2000,
             "llm.token_count.prompt_details.cache_read": 1500, "llm.token_count.completion": 100,
-            "llm.token_count.completion_details.reasoning": 60, "llm.token_count.total": 2100}),
+            "llm.token_count.completion_details.reasoning": 60, "llm.token_count.total": 2100,
+            "llm.finish_reason": "stop"}),
         );
         let u = s.usage.unwrap();
         assert_eq!(
@@ -316,6 +317,7 @@ mod tests {
             ),
             (2000, 1500, 100, 60)
         );
+        assert_eq!(s.finish_reasons, vec!["stop".to_string()]);
     }
 
     #[test]

@@ -113,6 +113,9 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             a.first_string(&["tool_call.id", "tool.id"]),
         );
     }
+    if span.finish_reasons.is_empty() {
+        span.finish_reasons = a.strings("llm.finish_reason");
+    }
     if span.tags.is_empty() {
         span.tags = a.strings("tag.tags");
     }
