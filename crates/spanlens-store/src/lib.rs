@@ -1,0 +1,36 @@
+//! Storage for Spanlens: the [`Store`] trait the server writes spans to and queries, and its
+//! embedded SQLite backend ([`SqliteStore`]).
+//!
+//! Spans arrive already normalised and priced by `spanlens-core`. The store keeps one wide row
+//! per `(project, trace_id, span_id)` (the same span sent twice is stored once, last write wins),
+//! the full canonical span as JSON for the detail view, and a summary row per trace that is
+//! recomputed whenever one of its spans is written, so it stays right when spans arrive late,
+//! out of order or twice.
+//!
+//! ```no_run
+//! use spanlens_store::{ListQuery, SqliteStore, Store};
+//! # fn main() -> Result<(), spanlens_store::StoreError> {
+//! let store = SqliteStore::open("spanlens-data/spanlens.db")?;
+//! let receipt = store.write("default", Vec::new())?; // blocks until committed
+//! let page = store.list_traces(&ListQuery::new("default"))?;
+//! # let _ = (receipt, page); Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod cursor;
+mod error;
+mod sqlite;
+mod store;
+mod ticket;
+mod types;
+
+pub use error::{StoreError, StoreResult};
+pub use sqlite::{Durability, SqliteOptions, SqliteStore, WriterStats, APPLICATION_ID};
+pub use store::Store;
+pub use ticket::CommitTicket;
+pub use types::{
+    percentile_nearest_rank, GroupBy, ListQuery, MetricRow, MetricsQuery, Page, Percentiles,
+    SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, TraceDetail,
+    TraceDetailJson, TraceFilter, TraceSummary, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT,
+    MAX_PAGE_SIZE,
+};

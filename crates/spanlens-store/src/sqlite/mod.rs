@@ -1,0 +1,524 @@
+//! The SQLite backend: one file in WAL mode, one writer thread doing group commit, and a small
+//! pool of read-only connections that read concurrently with it.
+
+mod checkpoint;
+mod prepare;
+mod query;
+mod schema;
+mod summary;
+mod writer;
+
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::ticket::CommitTicket;
+use crate::types::{
+    ListQuery, MetricRow, MetricsQuery, Page, SessionDetail, SessionQuery, SessionSummary,
+    TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt, DEFAULT_PROJECT,
+};
+use checkpoint::CheckpointShared;
+use rusqlite::{Connection, OpenFlags};
+use spanlens_core::{Span, TraceId};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use writer::{Job, Writer, WriterShared};
+
+pub use schema::APPLICATION_ID;
+
+/// How hard a commit works to survive a power cut, traded against ingest speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: a committed batch survives a crash or `kill -9` of the process; a
+    /// power loss or OS crash may roll back the last commits since the previous checkpoint
+    /// (the database stays consistent).
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced before it is acknowledged, so it survives a
+    /// power loss too, at a large cost in commits per second.
+    Full,
+}
+
+/// Tuning of the SQLite backend; the defaults suit one server on a small machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Read-only connections in the pool (queries beyond this wait for a free one).
+    pub read_connections: usize,
+    /// Spans accepted but not yet committed before `submit` answers `Busy`; bounds memory.
+    pub max_pending_spans: usize,
+    /// Submissions waiting in the queue before `submit` answers `Busy`.
+    pub max_pending_batches: usize,
+    /// Largest number of spans the writer puts in one transaction.
+    pub max_spans_per_transaction: usize,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Page cache of the write connection, MiB.
+    pub writer_cache_mib: usize,
+    /// Page cache of each read connection, MiB.
+    pub reader_cache_mib: usize,
+    /// WAL size past which the writer checkpoints itself, MiB (bounds the `-wal` file).
+    pub wal_limit_mib: usize,
+    /// Page size of a new database file, bytes (a power of two from 512 to 65536; ignored for
+    /// an existing file). Large pages suit this append-heavy, scan-heavy workload.
+    pub page_size: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            read_connections: 4,
+            max_pending_spans: 100_000,
+            max_pending_batches: 4096,
+            max_spans_per_transaction: 50_000,
+            durability: Durability::Normal,
+            writer_cache_mib: 64,
+            reader_cache_mib: 32,
+            wal_limit_mib: 256,
+            page_size: 16384,
+        }
+    }
+}
+
+/// Counters of the writer, so operators and tests can see group commit and backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub transactions: u64,
+    /// Submissions committed.
+    pub batches: u64,
+    /// Spans committed.
+    pub spans: u64,
+    /// Submissions whose transaction failed.
+    pub failed_batches: u64,
+    /// Spans accepted and not yet committed.
+    pub pending_spans: usize,
+}
+
+/// The SQLite implementation of [`Store`]: the embedded default of `spanlens serve`.
+pub struct SqliteStore {
+    path: PathBuf,
+    sender: Option<SyncSender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
+    checkpoint: Arc<CheckpointShared>,
+    shared: Arc<WriterShared>,
+    max_pending_spans: usize,
+    pool: ReadPool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("stats", &self.writer_stats())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (creating if needed) the database at `path`: sets WAL and the pragmas, applies
+    /// pending migrations, refuses a newer schema, and starts the writer thread.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |reason: String| StoreError::Open {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| open_err(e.to_string()))?;
+        let page_size = options.page_size;
+        if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
+            return Err(open_err(format!(
+                "page size {page_size} is not a power of two from 512 to 65536"
+            )));
+        }
+        // Only takes effect on a new, empty file.
+        conn.pragma_update(None, "page_size", page_size)
+            .map_err(|e| open_err(e.to_string()))?;
+        // Identify the file before touching it, so a foreign database is never switched to WAL.
+        schema::migrate(&mut conn, &path)?;
+        schema::configure_writer(
+            &conn,
+            options.durability == Durability::Full,
+            mib_to_kib(options.writer_cache_mib),
+            mib_to_kib(options.wal_limit_mib).saturating_mul(1024),
+        )
+        .map_err(open_err)?;
+
+        let pool = ReadPool {
+            path: path.clone(),
+            cache_kib: mib_to_kib(options.reader_cache_mib),
+            max: options.read_connections.max(1),
+            state: Mutex::new(PoolState::default()),
+            cond: Condvar::new(),
+        };
+        // Open one reader now so a problem shows at open time, not on the first query.
+        drop(pool.get()?);
+
+        let ckpt_conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| {
+            c.busy_timeout(std::time::Duration::from_secs(10))
+                .map(|()| c)
+        })
+        .map_err(|e| open_err(format!("checkpoint connection: {e}")))?;
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        let ckpt_shared = Arc::new(CheckpointShared::default());
+        let ckpt_for_thread = ckpt_shared.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name("spanlens-ckpt".into())
+            .spawn(move || {
+                checkpoint::run(
+                    ckpt_conn,
+                    ckpt_for_thread,
+                    std::time::Duration::from_millis(20),
+                )
+            })
+            .map_err(|e| open_err(format!("cannot start the checkpoint thread: {e}")))?;
+
+        let shared = Arc::new(WriterShared::default());
+        let (sender, receiver) = sync_channel::<Job>(options.max_pending_batches.max(1));
+        let wal_limit_frames = i64::try_from(options.wal_limit_mib.saturating_mul(1 << 20))
+            .unwrap_or(i64::MAX)
+            / page_size.max(512);
+        let writer = Writer::new(
+            conn,
+            shared.clone(),
+            options.max_spans_per_transaction,
+            ckpt_shared.clone(),
+            wal_limit_frames,
+        );
+        let handle = std::thread::Builder::new()
+            .name("spanlens-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path,
+            sender: Some(sender),
+            writer: Some(handle),
+            checkpointer: Some(checkpointer),
+            checkpoint: ckpt_shared,
+            shared,
+            max_pending_spans: options.max_pending_spans.max(1),
+            pool,
+        })
+    }
+
+    /// The database file this store writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A snapshot of the writer's counters.
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            transactions: self.shared.transactions.load(Ordering::Relaxed),
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            spans: self.shared.spans.load(Ordering::Relaxed),
+            failed_batches: self.shared.failed_batches.load(Ordering::Relaxed),
+            pending_spans: self.shared.pending_spans.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Newest schema version this build writes.
+    pub fn latest_schema_version() -> i64 {
+        schema::latest_version()
+    }
+
+    /// The schema version of the open database and the `(version, applied_ns)` of each
+    /// applied migration, so an operator (or a test) can see what was migrated when.
+    pub fn schema_info(&self) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
+        let conn = self.pool.get()?;
+        let version = schema::current_version(&conn).unwrap_or(0);
+        let applied = schema::applied_migrations(&conn)
+            .map_err(|e| StoreError::database("reading migrations", e))?;
+        Ok((version, applied))
+    }
+
+    /// Stops accepting writes, commits everything queued, and waits for the writer to finish.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.sender.take();
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+        self.checkpoint.stop();
+        if let Some(h) = self.checkpointer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn mib_to_kib(mib: usize) -> i64 {
+    i64::try_from(mib.saturating_mul(1024)).unwrap_or(i64::MAX)
+}
+
+/// The project a batch is stored under: trimmed, and `default` when empty.
+fn project_name(project: &str) -> String {
+    let p = project.trim();
+    if p.is_empty() {
+        DEFAULT_PROJECT.to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+impl Store for SqliteStore {
+    fn submit(&self, project: &str, spans: Vec<Span>) -> Result<CommitTicket, StoreError> {
+        let n = spans.len();
+        if n == 0 {
+            return Ok(CommitTicket::ready(Ok(WriteReceipt::default())));
+        }
+        let Some(sender) = &self.sender else {
+            return Err(StoreError::Closed);
+        };
+        let pending = &self.shared.pending_spans;
+        let before = pending.fetch_add(n, Ordering::AcqRel);
+        // A batch larger than the whole limit is still taken when nothing else is waiting,
+        // otherwise it could never be written.
+        if before > 0 && before.saturating_add(n) > self.max_pending_spans {
+            pending.fetch_sub(n, Ordering::AcqRel);
+            return Err(StoreError::Busy {
+                pending_spans: before,
+                limit_spans: self.max_pending_spans,
+            });
+        }
+        let project = project_name(project);
+        let rows: Result<Vec<_>, _> = spans
+            .into_iter()
+            .map(|s| prepare::prepare(s, &project))
+            .collect();
+        let rows = match rows {
+            Ok(r) => r,
+            Err(e) => {
+                pending.fetch_sub(n, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
+        let (ticket, completer) = CommitTicket::pair();
+        match sender.try_send(Job {
+            project,
+            rows,
+            completer,
+        }) {
+            Ok(()) => Ok(ticket),
+            Err(TrySendError::Full(_)) => {
+                pending.fetch_sub(n, Ordering::AcqRel);
+                Err(StoreError::Busy {
+                    pending_spans: pending.load(Ordering::Relaxed),
+                    limit_spans: self.max_pending_spans,
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                pending.fetch_sub(n, Ordering::AcqRel);
+                Err(StoreError::Closed)
+            }
+        }
+    }
+
+    fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
+        query::list_traces(&*self.pool.get()?, query)
+    }
+
+    fn get_trace(
+        &self,
+        project: &str,
+        trace_id: TraceId,
+    ) -> Result<Option<TraceDetail>, StoreError> {
+        query::get_trace(&*self.pool.get()?, &project_name(project), trace_id)
+    }
+
+    fn get_trace_json(
+        &self,
+        project: &str,
+        trace_id: TraceId,
+    ) -> Result<Option<TraceDetailJson>, StoreError> {
+        query::get_trace_json(&*self.pool.get()?, &project_name(project), trace_id)
+    }
+
+    fn list_sessions(&self, query: &SessionQuery) -> Result<Page<SessionSummary>, StoreError> {
+        query::list_sessions(&*self.pool.get()?, query)
+    }
+
+    fn get_session(
+        &self,
+        project: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionDetail>, StoreError> {
+        query::get_session(&*self.pool.get()?, &project_name(project), session_id)
+    }
+
+    fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
+        // Scan in parallel on as many idle connections as there are cores (never waiting for
+        // more than the first, so concurrent queries cannot deadlock on the pool).
+        let want = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        let mut conns = vec![self.pool.get()?];
+        while conns.len() < want {
+            match self.pool.try_get()? {
+                Some(c) => conns.push(c),
+                None => break,
+            }
+        }
+        query::metrics(conns, query)
+    }
+
+    fn count_spans(&self, project: &str) -> Result<u64, StoreError> {
+        query::count_spans(&*self.pool.get()?, &project_name(project))
+    }
+
+    fn projects(&self) -> Result<Vec<String>, StoreError> {
+        query::projects(&*self.pool.get()?)
+    }
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// Read-only connections, opened lazily up to `max`; WAL lets them read while the writer commits.
+struct ReadPool {
+    path: PathBuf,
+    cache_kib: i64,
+    max: usize,
+    state: Mutex<PoolState>,
+    cond: Condvar,
+}
+
+impl ReadPool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self) -> Result<PooledConn<'_>, StoreError> {
+        let mut st = self.lock();
+        loop {
+            if let Some(conn) = st.idle.pop() {
+                return Ok(PooledConn {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if st.open < self.max {
+                st.open += 1;
+                drop(st);
+                return match self.open_reader() {
+                    Ok(conn) => Ok(PooledConn {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.cond.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// A connection if one is idle or may still be opened, without waiting.
+    fn try_get(&self) -> Result<Option<PooledConn<'_>>, StoreError> {
+        let mut st = self.lock();
+        if let Some(conn) = st.idle.pop() {
+            return Ok(Some(PooledConn {
+                pool: self,
+                conn: Some(conn),
+            }));
+        }
+        if st.open >= self.max {
+            return Ok(None);
+        }
+        st.open += 1;
+        drop(st);
+        match self.open_reader() {
+            Ok(conn) => Ok(Some(PooledConn {
+                pool: self,
+                conn: Some(conn),
+            })),
+            Err(e) => {
+                self.lock().open -= 1;
+                self.cond.notify_one();
+                Err(e)
+            }
+        }
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let err = |e: rusqlite::Error| StoreError::Open {
+            path: self.path.clone(),
+            reason: format!("read connection: {e}"),
+        };
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        schema::configure_reader(&conn, self.cache_kib).map_err(err)?;
+        Ok(conn)
+    }
+}
+
+/// A connection borrowed from the pool; it goes back when dropped.
+struct PooledConn<'a> {
+    pool: &'a ReadPool,
+    conn: Option<Connection>,
+}
+
+impl Deref for PooledConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // Only `Drop` takes the connection out, so it is always present here.
+        self.conn
+            .as_ref()
+            .expect("pooled connection present until drop")
+    }
+}
+
+impl Drop for PooledConn<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.lock().idle.push(conn);
+            self.pool.cond.notify_one();
+        }
+    }
+}

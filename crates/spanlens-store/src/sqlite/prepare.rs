@@ -1,0 +1,197 @@
+//! Turns a canonical span into the row the writer inserts, on the submitting thread, so the one
+//! writer thread spends its time in SQLite and not in JSON encoding.
+
+use crate::error::StoreError;
+use spanlens_core::{Span, SpanKind, Status};
+
+/// Event name the SDK records for each failed attempt that is retried.
+const RETRY_EVENT: &str = "retry";
+/// Attribute where tool instrumentation records how often a call was retried.
+const TOOL_RETRY_ATTR: &str = "spanlens.tool.retry_count";
+
+/// A span flattened into the typed columns of `spans` plus its canonical JSON.
+#[derive(Debug, Clone)]
+pub struct PreparedSpan {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent_span_id: Option<[u8; 8]>,
+    pub start_ns: i64,
+    pub end_ns: Option<i64>,
+    pub duration_ns: Option<i64>,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub name: String,
+    pub model: Option<String>,
+    pub request_model: Option<String>,
+    pub response_model: Option<String>,
+    pub provider: Option<String>,
+    pub agent_name: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub service: Option<String>,
+    pub tool_name: Option<String>,
+    pub error_type: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub total_tokens: i64,
+    pub cost_nano: Option<i64>,
+    pub ttft_ns: Option<i64>,
+    pub retry_count: i64,
+    /// Tags as a JSON array (`None` when there are none).
+    pub tags_json: Option<String>,
+    /// Tags, deduplicated, for the facet table.
+    pub tags: Vec<String>,
+    /// The canonical span as JSON.
+    pub body: String,
+}
+
+/// Stored text of a status.
+pub fn status_str(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Error => "error",
+        Status::Unset => "unset",
+    }
+}
+
+/// Reads a stored status back; unknown text reads as `unset`.
+pub fn parse_status(s: &str) -> Status {
+    match s {
+        "ok" => Status::Ok,
+        "error" => Status::Error,
+        _ => Status::Unset,
+    }
+}
+
+/// Converts an unsigned count to SQLite's signed integer, saturating instead of wrapping.
+pub fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|v| !v.trim().is_empty())
+}
+
+/// Flattens `span` (already assigned to `project`) into a row; the JSON body keeps every field.
+pub fn prepare(mut span: Span, project: &str) -> Result<PreparedSpan, StoreError> {
+    span.project = Some(project.to_string());
+    let body = serde_json::to_string(&span).map_err(|e| StoreError::Encode {
+        trace_id: span.trace_id.to_hex(),
+        span_id: span.span_id.to_hex(),
+        reason: e.to_string(),
+    })?;
+    let retry_events = span
+        .events
+        .iter()
+        .filter(|e| e.name.eq_ignore_ascii_case(RETRY_EVENT))
+        .count() as u64;
+    let retry_attr = span
+        .attributes
+        .get(TOOL_RETRY_ATTR)
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let duration_ns = span.duration_ns().map(to_i64);
+    let usage = span.usage.take().unwrap_or_default();
+    let mut tags: Vec<String> = std::mem::take(&mut span.tags)
+        .into_iter()
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    let tags_json = if tags.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&tags).ok()
+    };
+    let request_model = non_empty(span.request_model.take());
+    let response_model = non_empty(span.response_model.take());
+    let tool_name = if span.kind == SpanKind::Tool {
+        non_empty(span.tool.take().and_then(|t| t.name)).or_else(|| Some(span.name.clone()))
+    } else {
+        None
+    };
+    Ok(PreparedSpan {
+        trace_id: span.trace_id.0,
+        span_id: span.span_id.0,
+        parent_span_id: span.parent_span_id.map(|p| p.0),
+        start_ns: to_i64(span.start_time.0),
+        end_ns: span.end_time.map(|t| to_i64(t.0)),
+        duration_ns,
+        kind: span.kind.as_str(),
+        status: status_str(span.status),
+        model: request_model.clone().or_else(|| response_model.clone()),
+        request_model,
+        response_model,
+        provider: non_empty(span.provider.take()),
+        agent_name: non_empty(span.agent_name.take()),
+        user_id: non_empty(span.user_id.take()),
+        session_id: non_empty(span.session_id.take()),
+        service: non_empty(span.service.take()),
+        tool_name,
+        error_type: non_empty(span.error_type.take()),
+        input_tokens: to_i64(usage.input_tokens),
+        output_tokens: to_i64(usage.output_tokens),
+        cache_read_tokens: to_i64(usage.cache_read_tokens),
+        cache_write_tokens: to_i64(usage.cache_write_tokens),
+        reasoning_tokens: to_i64(usage.reasoning_tokens),
+        total_tokens: to_i64(usage.total_tokens),
+        cost_nano: span.cost.as_ref().map(|c| c.amounts.total.0),
+        ttft_ns: span.ttft_ns.map(to_i64),
+        retry_count: to_i64(retry_events.max(retry_attr)),
+        tags_json,
+        tags,
+        name: std::mem::take(&mut span.name),
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spanlens_core::{Event, SpanId, Timestamp, TraceId, Usage};
+
+    #[test]
+    fn columns_follow_the_span() {
+        let span = Span {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([2; 8]),
+            name: "search".into(),
+            kind: SpanKind::Tool,
+            start_time: Timestamp(10),
+            end_time: Some(Timestamp(5)),
+            request_model: Some(" ".into()),
+            response_model: Some("gpt-4o-2024-08-06".into()),
+            tags: vec!["b".into(), "a".into(), "b".into(), "".into()],
+            usage: Some(Usage {
+                input_tokens: u64::MAX,
+                ..Default::default()
+            }),
+            events: vec![
+                Event {
+                    name: "retry".into(),
+                    ..Default::default()
+                },
+                Event {
+                    name: "retry".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let p = prepare(span, "proj").unwrap();
+        assert_eq!(p.duration_ns, Some(0));
+        assert_eq!(p.model.as_deref(), Some("gpt-4o-2024-08-06"));
+        assert_eq!(p.request_model, None);
+        assert_eq!(p.tags, vec!["a", "b"]);
+        assert_eq!(p.tags_json.as_deref(), Some(r#"["a","b"]"#));
+        assert_eq!(p.input_tokens, i64::MAX);
+        assert_eq!(p.tool_name.as_deref(), Some("search"));
+        assert_eq!(p.retry_count, 2);
+        let back: Span = serde_json::from_str(&p.body).unwrap();
+        assert_eq!(back.project.as_deref(), Some("proj"));
+        assert_eq!(back.tags, vec!["b", "a", "b", ""]);
+    }
+}

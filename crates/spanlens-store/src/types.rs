@@ -1,0 +1,544 @@
+//! Queries and results of the `Store` contract, shared by every backend and serialised as the
+//! JSON API returns them.
+
+use serde::{Deserialize, Serialize};
+use spanlens_core::{NanoUsd, Span, SpanId, SpanKind, Status, Timestamp, TraceId};
+
+/// Project a batch lands in when the request names none.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// Page size used when a query does not ask for one.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Largest page a query may ask for, so one request cannot pull the whole database.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// What one committed submission did, so ingest can report counts and tests can see upserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WriteReceipt {
+    /// Spans in the submission.
+    pub spans: usize,
+    /// Spans that were new.
+    pub inserted: usize,
+    /// Spans that replaced an earlier copy with the same `(project, trace_id, span_id)`.
+    pub replaced: usize,
+    /// Submissions committed together in the same transaction (group commit at work).
+    pub batches_in_transaction: usize,
+}
+
+/// One row of the trace list: the trace's root and its rollups, kept current as spans arrive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSummary {
+    /// Trace id.
+    pub trace_id: TraceId,
+    /// Project the trace belongs to.
+    pub project: String,
+    /// Root span name (the earliest span's name until the root arrives).
+    pub name: String,
+    /// Earliest start of any span.
+    pub start_time: Timestamp,
+    /// Latest end (or start, for open spans) of any span.
+    pub end_time: Timestamp,
+    /// `end_time - start_time`.
+    #[serde(rename = "duration_ms", with = "ms")]
+    pub duration_ns: u64,
+    /// The root's explicit status; otherwise `error` when any span failed, else `unset`.
+    pub status: Status,
+    /// Spans stored for the trace.
+    pub span_count: u64,
+    /// Spans with status `error`.
+    pub error_count: u64,
+    /// Sum of input tokens (cached included).
+    pub input_tokens: u64,
+    /// Sum of output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// Sum of total tokens.
+    pub total_tokens: u64,
+    /// Sum of span costs, exact.
+    #[serde(rename = "total_cost_usd")]
+    pub total_cost: NanoUsd,
+    /// End user (the root's, else the earliest span's that has one).
+    pub user_id: Option<String>,
+    /// Session (the root's, else the earliest span's that has one).
+    pub session_id: Option<String>,
+    /// Union of the tags of every span, sorted.
+    pub tags: Vec<String>,
+    /// The root span; `None` while the root has not arrived (the trace is incomplete).
+    pub root_span_id: Option<SpanId>,
+    /// Emitting service of the root (else of the earliest span).
+    pub service: Option<String>,
+}
+
+/// A trace with all its spans, for the detail view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceDetail {
+    /// The trace's summary row.
+    #[serde(rename = "trace")]
+    pub summary: TraceSummary,
+    /// Canonical spans ordered by start time (then span id).
+    pub spans: Vec<Span>,
+}
+
+/// A trace whose spans are left as the stored JSON, so a server can answer without re-encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceDetailJson {
+    /// The trace's summary row.
+    pub summary: TraceSummary,
+    /// Each span's canonical JSON, ordered by start time (then span id).
+    pub spans: Vec<String>,
+}
+
+/// A page of results plus the cursor that continues after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Opaque cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Which column orders the trace list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    /// Trace start time (the default).
+    #[default]
+    StartTime,
+    /// Trace duration.
+    Duration,
+    /// Total cost.
+    Cost,
+    /// Total tokens.
+    Tokens,
+    /// Number of spans.
+    SpanCount,
+    /// Trace name.
+    Name,
+    /// Trace status.
+    Status,
+    /// End user.
+    User,
+}
+
+impl SortField {
+    /// Every sort field, so tests and the API can enumerate them.
+    pub const ALL: [SortField; 8] = [
+        SortField::StartTime,
+        SortField::Duration,
+        SortField::Cost,
+        SortField::Tokens,
+        SortField::SpanCount,
+        SortField::Name,
+        SortField::Status,
+        SortField::User,
+    ];
+
+    /// The name used in query strings and cursors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortField::StartTime => "start_time",
+            SortField::Duration => "duration",
+            SortField::Cost => "cost",
+            SortField::Tokens => "tokens",
+            SortField::SpanCount => "span_count",
+            SortField::Name => "name",
+            SortField::Status => "status",
+            SortField::User => "user",
+        }
+    }
+
+    /// Parses a query-string sort name (case-insensitive).
+    pub fn parse(s: &str) -> Option<SortField> {
+        SortField::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Direction of a sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    /// Largest / latest first (the default: newest traces on top).
+    #[default]
+    Desc,
+    /// Smallest / earliest first.
+    Asc,
+}
+
+impl SortOrder {
+    /// The name used in query strings and cursors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortOrder::Desc => "desc",
+            SortOrder::Asc => "asc",
+        }
+    }
+
+    /// Parses `asc` / `desc` (case-insensitive).
+    pub fn parse(s: &str) -> Option<SortOrder> {
+        [SortOrder::Desc, SortOrder::Asc]
+            .into_iter()
+            .find(|o| o.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Conditions a trace must meet to be listed; every set field must hold (AND).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TraceFilter {
+    /// Trace started at or after this time.
+    pub from: Option<Timestamp>,
+    /// Trace started before this time.
+    pub to: Option<Timestamp>,
+    /// Trace name equals this.
+    pub name: Option<String>,
+    /// Trace contains a span of this kind.
+    pub kind: Option<SpanKind>,
+    /// Trace status equals this.
+    pub status: Option<Status>,
+    /// Trace contains a span whose request or response model equals this.
+    pub model: Option<String>,
+    /// Trace contains a span of this provider.
+    pub provider: Option<String>,
+    /// Trace user equals this.
+    pub user_id: Option<String>,
+    /// Trace session equals this.
+    pub session_id: Option<String>,
+    /// Trace carries every one of these tags.
+    pub tags: Vec<String>,
+    /// Duration at least this many nanoseconds.
+    pub min_duration_ns: Option<u64>,
+    /// Duration at most this many nanoseconds.
+    pub max_duration_ns: Option<u64>,
+    /// Total cost at least this much.
+    pub min_cost: Option<NanoUsd>,
+    /// Case-insensitive substring of the trace id, trace or span names, user, session, service or tags.
+    pub text: Option<String>,
+}
+
+/// A request for one page of the trace list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Project to list.
+    pub project: String,
+    /// Conditions on the traces.
+    pub filter: TraceFilter,
+    /// Sort column.
+    pub sort: SortField,
+    /// Sort direction.
+    pub order: SortOrder,
+    /// Rows per page (1..=`MAX_PAGE_SIZE`).
+    pub limit: u32,
+    /// Cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            project: DEFAULT_PROJECT.to_string(),
+            filter: TraceFilter::default(),
+            sort: SortField::default(),
+            order: SortOrder::default(),
+            limit: DEFAULT_PAGE_SIZE,
+            cursor: None,
+        }
+    }
+}
+
+impl ListQuery {
+    /// The first page of a project's traces, newest first, with no filter.
+    pub fn new(project: impl Into<String>) -> Self {
+        ListQuery {
+            project: project.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A request for one page of sessions (traces grouped by `session_id`), most recent activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionQuery {
+    /// Project to list.
+    pub project: String,
+    /// Only traces that started at or after this time count.
+    pub from: Option<Timestamp>,
+    /// Only traces that started before this time count.
+    pub to: Option<Timestamp>,
+    /// Only traces of this user count.
+    pub user_id: Option<String>,
+    /// Rows per page (1..=`MAX_PAGE_SIZE`).
+    pub limit: u32,
+    /// Cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl SessionQuery {
+    /// The first page of a project's sessions with no filter.
+    pub fn new(project: impl Into<String>) -> Self {
+        SessionQuery {
+            project: project.into(),
+            from: None,
+            to: None,
+            user_id: None,
+            limit: DEFAULT_PAGE_SIZE,
+            cursor: None,
+        }
+    }
+}
+
+/// One session: the rollup of its traces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// Session id.
+    pub session_id: String,
+    /// A user seen in the session (the greatest id, when several).
+    pub user_id: Option<String>,
+    /// Traces in the session.
+    pub trace_count: u64,
+    /// Spans over all its traces.
+    pub span_count: u64,
+    /// Failed spans over all its traces.
+    pub error_count: u64,
+    /// Input tokens over all its traces.
+    pub input_tokens: u64,
+    /// Output tokens over all its traces.
+    pub output_tokens: u64,
+    /// Total tokens over all its traces.
+    pub total_tokens: u64,
+    /// Cost over all its traces, exact.
+    #[serde(rename = "total_cost_usd")]
+    pub total_cost: NanoUsd,
+    /// Start of its first trace.
+    pub first_time: Timestamp,
+    /// End of its last trace.
+    pub last_time: Timestamp,
+}
+
+/// A session with its traces, for the session view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    /// The session rollup.
+    pub session: SessionSummary,
+    /// Its traces, oldest first.
+    pub traces: Vec<TraceSummary>,
+}
+
+/// How metric rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// One row for everything.
+    #[default]
+    All,
+    /// By model (request model, else response model).
+    Model,
+    /// By provider.
+    Provider,
+    /// By agent name.
+    Agent,
+    /// By end user.
+    User,
+    /// By UTC day of the span start (`YYYY-MM-DD`).
+    Day,
+    /// By span kind.
+    Kind,
+    /// By tool name, over tool spans only.
+    Tool,
+}
+
+impl GroupBy {
+    /// Every grouping, so tests and the API can enumerate them.
+    pub const ALL: [GroupBy; 8] = [
+        GroupBy::All,
+        GroupBy::Model,
+        GroupBy::Provider,
+        GroupBy::Agent,
+        GroupBy::User,
+        GroupBy::Day,
+        GroupBy::Kind,
+        GroupBy::Tool,
+    ];
+
+    /// The name used in query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::All => "all",
+            GroupBy::Model => "model",
+            GroupBy::Provider => "provider",
+            GroupBy::Agent => "agent",
+            GroupBy::User => "user",
+            GroupBy::Day => "day",
+            GroupBy::Kind => "kind",
+            GroupBy::Tool => "tool",
+        }
+    }
+
+    /// Parses a query-string grouping name (case-insensitive).
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        GroupBy::ALL
+            .into_iter()
+            .find(|g| g.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// A request for span metrics over a time range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsQuery {
+    /// Project to measure.
+    pub project: String,
+    /// Spans that started at or after this time.
+    pub from: Option<Timestamp>,
+    /// Spans that started before this time.
+    pub to: Option<Timestamp>,
+    /// Grouping of the rows.
+    pub group_by: GroupBy,
+    /// Only spans of this kind.
+    pub kind: Option<SpanKind>,
+    /// Only spans whose request or response model equals this.
+    pub model: Option<String>,
+    /// Only spans of this provider.
+    pub provider: Option<String>,
+}
+
+impl MetricsQuery {
+    /// Metrics of a whole project, grouped as asked, with no filter.
+    pub fn new(project: impl Into<String>, group_by: GroupBy) -> Self {
+        MetricsQuery {
+            project: project.into(),
+            from: None,
+            to: None,
+            group_by,
+            kind: None,
+            model: None,
+            provider: None,
+        }
+    }
+}
+
+/// p50 / p95 / p99 of a set of durations (nearest-rank; `None` when there are no values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median, nanoseconds (JSON: `p50_ms`).
+    #[serde(rename = "p50_ms", with = "spanlens_core::time::opt_ms")]
+    pub p50: Option<u64>,
+    /// 95th percentile, nanoseconds (JSON: `p95_ms`).
+    #[serde(rename = "p95_ms", with = "spanlens_core::time::opt_ms")]
+    pub p95: Option<u64>,
+    /// 99th percentile, nanoseconds (JSON: `p99_ms`).
+    #[serde(rename = "p99_ms", with = "spanlens_core::time::opt_ms")]
+    pub p99: Option<u64>,
+    /// Values the percentiles were taken over.
+    pub count: u64,
+}
+
+impl Percentiles {
+    /// Computes the percentiles of `values` (sorted in place), shared by every backend.
+    pub fn of(values: &mut [u64]) -> Percentiles {
+        values.sort_unstable();
+        Percentiles {
+            p50: percentile_nearest_rank(values, 50.0),
+            p95: percentile_nearest_rank(values, 95.0),
+            p99: percentile_nearest_rank(values, 99.0),
+            count: values.len() as u64,
+        }
+    }
+}
+
+/// The nearest-rank percentile of sorted values: the smallest value with at least `p`% of the
+/// values at or below it (the same definition as SQL `percentile_disc`), so backends agree.
+pub fn percentile_nearest_rank(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() || !p.is_finite() {
+        return None;
+    }
+    let n = sorted.len();
+    let p = p.clamp(0.0, 100.0);
+    // rank = ceil(p * n / 100), 1-based, at least 1; multiplying first keeps whole
+    // percentages exact (0.99 * 200 is not exactly 198 in floating point, 99 * 200 / 100 is).
+    let rank = (p * n as f64 / 100.0).ceil() as usize;
+    let idx = rank.clamp(1, n) - 1;
+    sorted.get(idx).copied()
+}
+
+/// One group of span metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    /// The group (model, provider, day, …); `None` for spans that lack it (and for `GroupBy::All`).
+    pub key: Option<String>,
+    /// Spans in the group.
+    pub span_count: u64,
+    /// Spans with status `error`.
+    pub error_count: u64,
+    /// Retries recorded on the spans (`retry` events, or a tool's retry count).
+    pub retry_count: u64,
+    /// Input tokens (cached included).
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// Tokens read from the prompt cache.
+    pub cache_read_tokens: u64,
+    /// Tokens written to the prompt cache.
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Total tokens.
+    pub total_tokens: u64,
+    /// Cost, exact.
+    #[serde(rename = "cost_usd")]
+    pub cost: NanoUsd,
+    /// Span duration percentiles (ended spans only).
+    pub latency: Percentiles,
+    /// Time-to-first-token percentiles (spans that report one).
+    pub ttft: Percentiles,
+}
+
+/// Serde helper writing a nanosecond `u64` as fractional milliseconds.
+mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(*v as f64 / 1e6)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let ms = f64::deserialize(d)?;
+        if ms.is_finite() && ms >= 0.0 {
+            Ok((ms * 1e6).round() as u64)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid duration {ms} ms"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_matches_hand_computation() {
+        let v: Vec<u64> = (1..=10).collect();
+        assert_eq!(percentile_nearest_rank(&v, 50.0), Some(5));
+        assert_eq!(percentile_nearest_rank(&v, 95.0), Some(10));
+        assert_eq!(percentile_nearest_rank(&v, 0.0), Some(1));
+        assert_eq!(percentile_nearest_rank(&v, 100.0), Some(10));
+        assert_eq!(percentile_nearest_rank(&[], 50.0), None);
+        assert_eq!(percentile_nearest_rank(&[7], 99.0), Some(7));
+        let v: Vec<u64> = (1..=200).collect();
+        assert_eq!(percentile_nearest_rank(&v, 99.0), Some(198));
+        assert_eq!(percentile_nearest_rank(&v, f64::NAN), None);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for f in SortField::ALL {
+            assert_eq!(SortField::parse(f.as_str()), Some(f));
+        }
+        for g in GroupBy::ALL {
+            assert_eq!(GroupBy::parse(g.as_str()), Some(g));
+        }
+        assert_eq!(SortOrder::parse("ASC"), Some(SortOrder::Asc));
+        assert_eq!(SortField::parse("nope"), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! Idempotent upserts and summaries that stay right when spans arrive late, out of order or twice.
+
+mod common;
+
+use common::*;
+use spanlens_core::{NanoUsd, SpanKind, Status};
+use spanlens_store::{ListQuery, Store, TraceFilter};
+
+#[test]
+fn same_span_twice_is_stored_once_and_the_last_write_wins() {
+    let (_dir, store) = temp_store();
+    let first = llm(1, 1, None, "gpt-4o", "openai", 0, 100, 10, 5, 1_000);
+    let r1 = store.write("p", vec![first.clone()]).unwrap();
+    assert_eq!((r1.inserted, r1.replaced), (1, 0));
+
+    let mut second = first.clone();
+    second.name = "renamed".into();
+    second.status = Status::Error;
+    second.tags = vec!["late".into()];
+    second.cost.as_mut().unwrap().amounts.total = NanoUsd(2_500);
+    let r2 = store.write("p", vec![second.clone()]).unwrap();
+    assert_eq!((r2.inserted, r2.replaced), (0, 1));
+
+    assert_eq!(store.count_spans("p").unwrap(), 1);
+    let d = store.get_trace("p", tid(1)).unwrap().unwrap();
+    assert_eq!(d.spans.len(), 1);
+    assert_eq!(d.spans[0].name, "renamed");
+    let s = &d.summary;
+    assert_eq!(s.span_count, 1, "summary must not double count");
+    assert_eq!(s.total_cost, NanoUsd(2_500));
+    assert_eq!((s.input_tokens, s.output_tokens), (10, 5));
+    assert_eq!(s.name, "renamed");
+    assert_eq!(s.status, Status::Error);
+    assert_eq!(s.error_count, 1);
+    assert_eq!(s.tags, vec!["late"]);
+
+    // The model facet still finds it; a tag it no longer carries does not exist.
+    let mut q = ListQuery::new("p");
+    q.filter.model = Some("gpt-4o".into());
+    assert_eq!(store.list_traces(&q).unwrap().items.len(), 1);
+
+    // A replacement that drops the model and tags removes them from the facets too.
+    let mut third = second;
+    third.request_model = None;
+    third.tags.clear();
+    store.write("p", vec![third]).unwrap();
+    assert!(store.list_traces(&q).unwrap().items.is_empty());
+    let mut q = ListQuery::new("p");
+    q.filter.tags = vec!["late".into()];
+    assert!(store.list_traces(&q).unwrap().items.is_empty());
+    let d = store.get_trace("p", tid(1)).unwrap().unwrap();
+    assert!(d.summary.tags.is_empty());
+}
+
+#[test]
+fn duplicates_inside_one_batch_and_across_projects() {
+    let (_dir, store) = temp_store();
+    let a = span(1, 1, None, "first copy", 0, 10);
+    let mut b = a.clone();
+    b.name = "second copy".into();
+    let r = store.write("p", vec![a.clone(), b]).unwrap();
+    assert_eq!((r.inserted, r.replaced), (1, 1));
+    assert_eq!(store.count_spans("p").unwrap(), 1);
+    let d = store.get_trace("p", tid(1)).unwrap().unwrap();
+    assert_eq!(d.summary.name, "second copy");
+    assert_eq!(d.summary.span_count, 1);
+
+    // The same ids in another project are another span.
+    store.write("q", vec![a]).unwrap();
+    assert_eq!(store.count_spans("q").unwrap(), 1);
+    assert_eq!(store.count_spans("p").unwrap(), 1);
+    assert_eq!(store.projects().unwrap(), vec!["p", "q"]);
+}
+
+#[test]
+fn child_before_parent_across_submits() {
+    let (_dir, store) = temp_store();
+    // Root: 0..1000 ms. Children arrive first, in two separate requests.
+    let mut tool = span(7, 3, Some(2), "web_search", 300, 200);
+    tool.kind = SpanKind::Tool;
+    tool.status = Status::Error;
+    let model = llm(7, 2, Some(1), "gpt-4o", "openai", 100, 600, 100, 20, 7_000);
+    store.write("p", vec![tool]).unwrap();
+
+    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    assert_eq!(s.name, "web_search", "provisional name: earliest span");
+    assert_eq!(s.root_span_id, None);
+    assert_eq!(s.duration_ns, 200 * MS);
+    assert_eq!(
+        s.status,
+        Status::Error,
+        "no root yet: derived from children"
+    );
+
+    store.write("p", vec![model]).unwrap();
+    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    assert_eq!(s.name, "chat gpt-4o");
+    assert_eq!(s.span_count, 2);
+    assert_eq!(s.duration_ns, 600 * MS);
+    assert_eq!(s.total_cost, NanoUsd(7_000));
+
+    let mut root = span(7, 1, None, "support agent", 0, 1000);
+    root.kind = SpanKind::Agent;
+    root.user_id = Some("u1".into());
+    root.session_id = Some("s1".into());
+    root.status = Status::Ok;
+    store.write("p", vec![root]).unwrap();
+
+    let d = store.get_trace("p", tid(7)).unwrap().unwrap();
+    let s = &d.summary;
+    assert_eq!(s.name, "support agent");
+    assert_eq!(s.root_span_id, Some(sid(1)));
+    assert_eq!(s.start_time.0, T0);
+    assert_eq!(s.duration_ns, 1000 * MS);
+    assert_eq!(s.span_count, 3);
+    assert_eq!(s.error_count, 1);
+    assert_eq!(s.status, Status::Ok, "the root's explicit status wins");
+    assert_eq!(s.user_id.as_deref(), Some("u1"));
+    assert_eq!(s.session_id.as_deref(), Some("s1"));
+    assert_eq!((s.input_tokens, s.output_tokens), (100, 20));
+    let names: Vec<_> = d.spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["support agent", "chat gpt-4o", "web_search"]);
+
+    // A late span that starts before the root widens the trace.
+    let early = span(7, 9, Some(1), "prefetch", 0, 5);
+    let mut early = early;
+    early.start_time.0 = T0 - 50 * MS;
+    store.write("p", vec![early]).unwrap();
+    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    assert_eq!(s.start_time.0, T0 - 50 * MS);
+    assert_eq!(s.duration_ns, 1050 * MS);
+    assert_eq!(s.name, "support agent");
+
+    // The trace is found by user and by text now that the root arrived.
+    let mut q = ListQuery::new("p");
+    q.filter = TraceFilter {
+        user_id: Some("u1".into()),
+        text: Some("SUPPORT".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list_traces(&q).unwrap().items.len(), 1);
+}
+
+#[test]
+fn user_and_session_come_from_any_span_until_the_root_says_otherwise() {
+    let (_dir, store) = temp_store();
+    let mut child = span(3, 2, Some(1), "step", 10, 10);
+    child.user_id = Some("from-child".into());
+    store.write("p", vec![child]).unwrap();
+    let s = store.get_trace("p", tid(3)).unwrap().unwrap().summary;
+    assert_eq!(s.user_id.as_deref(), Some("from-child"));
+
+    let root = span(3, 1, None, "root", 0, 100);
+    store.write("p", vec![root]).unwrap();
+    let s = store.get_trace("p", tid(3)).unwrap().unwrap().summary;
+    assert_eq!(
+        s.user_id.as_deref(),
+        Some("from-child"),
+        "root has none: keep the child's"
+    );
+
+    let mut root2 = span(3, 1, None, "root", 0, 100);
+    root2.user_id = Some("from-root".into());
+    store.write("p", vec![root2]).unwrap();
+    let s = store.get_trace("p", tid(3)).unwrap().unwrap().summary;
+    assert_eq!(s.user_id.as_deref(), Some("from-root"));
+    assert_eq!(s.span_count, 2);
+}

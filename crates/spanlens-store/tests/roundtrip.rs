@@ -1,0 +1,253 @@
+//! Every field of a canonical span survives storage, and the summary reflects it.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use spanlens_core::{
+    Cost, CostBreakdown, CostSource, Event, Link, Message, NanoUsd, Payload, PromptTemplate,
+    RateLimitWindow, RateLimits, Span, SpanKind, Status, Timestamp, ToolCallRef, ToolInfo, Usage,
+};
+use spanlens_store::Store;
+
+fn full_span() -> Span {
+    let mut s = span(1, 1, None, "agent run", 0, 1500);
+    s.kind = SpanKind::Llm;
+    s.status = Status::Error;
+    s.status_message = Some("rate limited".into());
+    s.error_type = Some("RateLimitError".into());
+    s.error_stack = Some("Traceback …\n  line 1".into());
+    s.service = Some("checkout-bot".into());
+    s.project = Some("will be overwritten".into());
+    s.source = Some("genai".into());
+    s.session_id = Some("sess-1".into());
+    s.user_id = Some("user-42".into());
+    s.tags = vec!["prod".into(), "beta".into()];
+    s.metadata.insert("tenant".into(), json!("acme"));
+    s.metadata
+        .insert("nested".into(), json!({"a": [1, 2.5, null, true]}));
+    s.agent_name = Some("planner".into());
+    s.provider = Some("anthropic".into());
+    s.request_model = Some("claude-sonnet-4".into());
+    s.response_model = Some("claude-sonnet-4-20250514".into());
+    s.model_parameters.insert("temperature".into(), json!(0.2));
+    s.model_parameters.insert("max_tokens".into(), json!(1024));
+    let mut usage = Usage {
+        input_tokens: 2006,
+        output_tokens: 300,
+        cache_read_tokens: 1920,
+        cache_write_tokens: 10,
+        reasoning_tokens: 120,
+        total_tokens: 2306,
+        ..Default::default()
+    };
+    usage.extra.insert(Usage::CACHE_WRITE_1H.into(), 4);
+    s.usage = Some(usage);
+    s.cost = Some(Cost {
+        source: CostSource::Reported,
+        amounts: CostBreakdown {
+            input: NanoUsd(258_000),
+            output: NanoUsd(3_000_000),
+            cache_read: NanoUsd(576_000),
+            cache_write: NanoUsd(37_500),
+            reasoning: NanoUsd(0),
+            total: NanoUsd(3_871_500),
+        },
+        pricing_id: Some("anthropic/claude-sonnet-4".into()),
+        pricing_version: Some("2025-06-01".into()),
+        computed: Some(
+            CostBreakdown {
+                input: NanoUsd(258_000),
+                output: NanoUsd(3_000_001),
+                ..Default::default()
+            }
+            .with_total(),
+        ),
+    });
+    s.unpriced_reason = Some("n/a".into());
+    s.ttft_ns = Some(234_567_891);
+    s.finish_reasons = vec!["stop".into()];
+    s.input = Some(Payload::from_text(r#"{"q":"weather in Paris?"}"#, None));
+    s.output = Some(Payload {
+        value: json!("It is sunny."),
+        mime_type: Some("text/plain".into()),
+        truncated: true,
+        original_bytes: Some(99_999),
+    });
+    s.input_messages = vec![Message {
+        role: Some("user".into()),
+        content: Some("weather in Paris?".into()),
+        ..Default::default()
+    }];
+    s.output_messages = vec![Message {
+        role: Some("assistant".into()),
+        content: None,
+        name: Some("bot".into()),
+        tool_call_id: None,
+        tool_calls: vec![ToolCallRef {
+            id: Some("call_1".into()),
+            name: Some("get_weather".into()),
+            arguments: Some(r#"{"city":"Paris"}"#.into()),
+        }],
+        finish_reason: Some("tool_calls".into()),
+    }];
+    s.tool = Some(ToolInfo {
+        name: Some("get_weather".into()),
+        call_id: Some("call_1".into()),
+        description: Some("weather lookup".into()),
+    });
+    let mut vars = spanlens_core::Attributes::new();
+    vars.insert("city".into(), json!("Paris"));
+    s.prompt = Some(PromptTemplate {
+        name: Some("weather".into()),
+        template: Some("Weather in {{city}}?".into()),
+        version: Some("3".into()),
+        variables: vars,
+    });
+    let mut ev_attrs = spanlens_core::Attributes::new();
+    ev_attrs.insert("retry.attempt".into(), json!(1));
+    s.events = vec![
+        Event {
+            name: "retry".into(),
+            time: Timestamp(T0 + 100 * MS + 7),
+            attributes: ev_attrs,
+        },
+        Event {
+            name: "spanlens.first_token".into(),
+            time: Timestamp(T0 + 234 * MS),
+            attributes: Default::default(),
+        },
+    ];
+    s.links = vec![Link {
+        trace_id: tid(99),
+        span_id: sid(98),
+        attributes: Default::default(),
+    }];
+    s.rate_limits = Some(RateLimits {
+        requests: Some(RateLimitWindow {
+            limit: Some(500),
+            remaining: Some(499),
+            reset: Some(Timestamp(T0 + 60_000 * MS)),
+        }),
+        tokens: None,
+        input_tokens: Some(RateLimitWindow::default()),
+        output_tokens: None,
+        retry_after_ms: Some(1500),
+    });
+    s.resource
+        .insert("service.name".into(), json!("checkout-bot"));
+    s.attributes
+        .insert("gen_ai.system".into(), json!("anthropic"));
+    s.attributes
+        .insert("unknown.attr".into(), json!([1, "two", {"three": 3}]));
+    s
+}
+
+#[test]
+fn every_field_survives_the_round_trip() {
+    let (_dir, store) = temp_store();
+    let original = full_span();
+    let receipt = store.write("shop", vec![original.clone()]).unwrap();
+    assert_eq!(
+        (receipt.spans, receipt.inserted, receipt.replaced),
+        (1, 1, 0)
+    );
+
+    let detail = store
+        .get_trace("shop", tid(1))
+        .unwrap()
+        .expect("trace stored");
+    let mut expected = original;
+    expected.project = Some("shop".into());
+    assert_eq!(detail.spans, vec![expected.clone()]);
+
+    let raw = store.get_trace_json("shop", tid(1)).unwrap().unwrap();
+    let from_json: Span = serde_json::from_str(&raw.spans[0]).unwrap();
+    assert_eq!(from_json, expected);
+    assert_eq!(raw.summary, detail.summary);
+
+    let s = &detail.summary;
+    assert_eq!(s.project, "shop");
+    assert_eq!(s.name, "agent run");
+    assert_eq!(s.status, Status::Error);
+    assert_eq!((s.span_count, s.error_count), (1, 1));
+    assert_eq!(
+        (s.input_tokens, s.output_tokens, s.total_tokens),
+        (2006, 300, 2306)
+    );
+    assert_eq!(s.total_cost, NanoUsd(3_871_500));
+    assert_eq!(s.duration_ns, 1500 * MS);
+    assert_eq!(s.user_id.as_deref(), Some("user-42"));
+    assert_eq!(s.session_id.as_deref(), Some("sess-1"));
+    assert_eq!(s.tags, vec!["beta", "prod"]);
+    assert_eq!(s.root_span_id, Some(sid(1)));
+    assert_eq!(s.service.as_deref(), Some("checkout-bot"));
+
+    // The API row has exactly the documented JSON names.
+    let v = serde_json::to_value(s).unwrap();
+    for k in [
+        "trace_id",
+        "name",
+        "start_time",
+        "duration_ms",
+        "status",
+        "span_count",
+        "error_count",
+        "input_tokens",
+        "output_tokens",
+        "total_cost_usd",
+        "user_id",
+        "session_id",
+        "tags",
+    ] {
+        assert!(v.get(k).is_some(), "summary JSON lacks {k}: {v}");
+    }
+    assert_eq!(v["duration_ms"], json!(1500.0));
+    assert_eq!(v["total_cost_usd"], json!(0.0038715));
+    let detail_json = serde_json::to_value(&detail).unwrap();
+    assert!(detail_json.get("trace").is_some() && detail_json.get("spans").is_some());
+
+    assert_eq!(store.count_spans("shop").unwrap(), 1);
+    assert_eq!(store.projects().unwrap(), vec!["shop"]);
+    assert!(store.get_trace("shop", tid(2)).unwrap().is_none());
+    assert!(store.get_trace("other", tid(1)).unwrap().is_none());
+}
+
+#[test]
+fn empty_project_means_default_and_empty_batch_is_a_no_op() {
+    let (_dir, store) = temp_store();
+    let r = store.write("", Vec::new()).unwrap();
+    assert_eq!(r.spans, 0);
+    store
+        .write("  ", vec![span(1, 1, None, "root", 0, 10)])
+        .unwrap();
+    assert_eq!(store.projects().unwrap(), vec!["default"]);
+    let d = store.get_trace("default", tid(1)).unwrap().unwrap();
+    assert_eq!(d.spans[0].project.as_deref(), Some("default"));
+    assert_eq!(store.count_spans("").unwrap(), 1);
+}
+
+#[test]
+fn a_large_trace_comes_back_complete_and_ordered() {
+    let (_dir, store) = temp_store();
+    let mut spans = vec![span(5, 0, None, "root", 0, 100_000)];
+    // 6,000 children, written newest first across several batches.
+    spans.extend(
+        (1..=6_000u64)
+            .rev()
+            .map(|i| span(5, i, Some(0), "step", i * 10, 5)),
+    );
+    for chunk in spans.chunks(700) {
+        store.write("p", chunk.to_vec()).unwrap();
+    }
+    let d = store.get_trace("p", tid(5)).unwrap().unwrap();
+    assert_eq!(d.summary.span_count, 6_001);
+    assert_eq!(d.spans.len(), 6_001);
+    assert_eq!(d.spans[0].name, "root");
+    assert!(d
+        .spans
+        .windows(2)
+        .all(|w| (w[0].start_time, w[0].span_id) < (w[1].start_time, w[1].span_id)));
+    let raw = store.get_trace_json("p", tid(5)).unwrap().unwrap();
+    assert_eq!(raw.spans.len(), 6_001);
+}
