@@ -1,0 +1,601 @@
+//! The HTTP side: OTLP/HTTP, OpenAI Agents and Langfuse ingest, the JSON query API, the live
+//! stream and the OpenAPI document.
+
+use crate::ingest::{self, decode_body, otlp_encoding, Encoding, IngestError, IngestOutcome};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use prost::Message;
+use serde_json::{json, Value};
+use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use spanlens_core::{InputFormat, NanoUsd, PriceCatalog, SpanKind, Status, Timestamp, TraceId};
+use spanlens_store::{
+    GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError, TraceSummary,
+    DEFAULT_PROJECT, MAX_PAGE_SIZE,
+};
+
+/// Largest compressed body read before decompression (the decompressed cap is checked after).
+const MAX_WIRE_BYTES: usize = ingest::MAX_BODY_BYTES;
+
+/// The OpenAPI document of the JSON API.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// Every HTTP route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/traces", post(otlp_traces))
+        .route("/api/public/otel/v1/traces", post(otlp_traces))
+        .route("/v1/traces/ingest", post(agents_ingest))
+        .route("/api/v1/traces", get(list_traces))
+        .route("/api/v1/traces/{trace_id}", get(get_trace))
+        .route("/api/v1/traces/{trace_id}/export", get(export_trace))
+        .route("/api/v1/sessions", get(list_sessions))
+        .route("/api/v1/sessions/{session_id}", get(get_session))
+        .route("/api/v1/metrics", get(metrics))
+        .route("/api/v1/metrics/{group_by}", get(metrics_grouped))
+        .route("/api/v1/models", get(models))
+        .route("/api/v1/projects", get(projects))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/live", get(live))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingest
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn project_header(h: &HeaderMap) -> Option<String> {
+    header_str(h, "x-project-name")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+}
+
+/// An OTLP error body: a `google.rpc.Status` in the request's encoding.
+fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let code = match e.status() {
+        400 => 3, // INVALID_ARGUMENT
+        413 => 8, // RESOURCE_EXHAUSTED
+        415 => 3,
+        503 => 14, // UNAVAILABLE
+        _ => 13,   // INTERNAL
+    };
+    let mut resp = match enc {
+        Encoding::Json => (
+            status,
+            Json(json!({"code": code, "message": e.to_string()})),
+        )
+            .into_response(),
+        Encoding::Protobuf => {
+            let body = RpcStatus {
+                code,
+                message: e.to_string(),
+            }
+            .encode_to_vec();
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                body,
+            )
+                .into_response()
+        }
+    };
+    if e.status() == 503 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// `google.rpc.Status`, the error body OTLP/HTTP prescribes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+async fn otlp_traces(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let enc = match otlp_encoding(header_str(&headers, "content-type")) {
+        Ok(e) => e,
+        Err(e) => return otlp_error(Encoding::Json, &e),
+    };
+    let result = async {
+        let raw = decode_body(header_str(&headers, "content-encoding"), body)?;
+        let format = match enc {
+            Encoding::Protobuf => InputFormat::OtlpProtobuf,
+            Encoding::Json => InputFormat::OtlpJson,
+        };
+        ingest::ingest(&st, format, raw, project_header(&headers)).await
+    }
+    .await;
+    match result {
+        Ok(outcome) => otlp_success(enc, &outcome),
+        Err(e) => otlp_error(enc, &e),
+    }
+}
+
+fn otlp_success(enc: Encoding, o: &IngestOutcome) -> Response {
+    let partial = (o.rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: o.rejected as i64,
+        error_message: o.message.clone(),
+    });
+    match enc {
+        Encoding::Protobuf => {
+            let body = ExportTraceServiceResponse {
+                partial_success: partial,
+            }
+            .encode_to_vec();
+            ([(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+        }
+        Encoding::Json => match partial {
+            Some(p) => Json(json!({"partialSuccess": {
+                "rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message}}))
+            .into_response(),
+            None => Json(json!({})).into_response(),
+        },
+    }
+}
+
+async fn agents_ingest(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        match ingest::media_type(header_str(&headers, "content-type")).as_str() {
+            "application/json" | "" => {}
+            other => return Err(IngestError::UnsupportedMediaType(other.to_string())),
+        }
+        let raw = decode_body(header_str(&headers, "content-encoding"), body)?;
+        ingest::ingest(
+            &st,
+            InputFormat::OpenAiAgents,
+            raw,
+            project_header(&headers),
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(o) => Json(json!({"accepted": o.accepted, "rejected": o.rejected, "errors": o.message}))
+            .into_response(),
+        Err(e) => otlp_error(Encoding::Json, &e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query API
+
+/// A 4xx/5xx JSON error of the query API.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Busy { .. } => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            StoreError::InvalidQuery(_) | StoreError::InvalidCursor(_) => {
+                ApiError(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
+fn bad(param: &str, value: &str, why: &str) -> ApiError {
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        format!("invalid {param}={value:?}: {why}"),
+    )
+}
+
+/// Query parameters, repeated keys kept (`tag=a&tag=b`).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<String>) -> Result<Params, ApiError> {
+        let raw = raw.unwrap_or_default();
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+            .map(Params)
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid query string: {e}"),
+                )
+            })
+    }
+
+    fn get(&self, keys: &[&str]) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn string(&self, keys: &[&str]) -> Option<String> {
+        self.get(keys).map(str::to_string)
+    }
+
+    fn project(&self) -> String {
+        self.string(&["project"])
+            .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
+    }
+
+    /// A time as RFC 3339 or integer nanoseconds since the epoch.
+    fn time(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
+        let Some(v) = self.get(&[key]) else {
+            return Ok(None);
+        };
+        if let Ok(ns) = v.parse::<u64>() {
+            return Ok(Some(Timestamp(ns)));
+        }
+        Timestamp::parse_rfc3339(v)
+            .map(Some)
+            .map_err(|e| bad(key, v, &format!("{e}; use RFC 3339 or nanoseconds")))
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        match self.get(&[key]) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| bad(key, v, "not a number")),
+        }
+    }
+
+    fn ms_as_ns(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        Ok(self
+            .number::<f64>(key)?
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|ms| (ms * 1e6) as u64))
+    }
+
+    fn kind(&self) -> Result<Option<SpanKind>, ApiError> {
+        match self.get(&["kind"]) {
+            None => Ok(None),
+            Some(v) => SpanKind::parse(v)
+                .map(Some)
+                .ok_or_else(|| bad("kind", v, "unknown kind")),
+        }
+    }
+
+    fn limit(&self) -> Result<u32, ApiError> {
+        let n = self
+            .number::<u32>("limit")?
+            .unwrap_or(spanlens_store::DEFAULT_PAGE_SIZE);
+        if n == 0 || n > MAX_PAGE_SIZE {
+            return Err(bad(
+                "limit",
+                &n.to_string(),
+                &format!("must be 1..={MAX_PAGE_SIZE}"),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// A trace-list row with the field names of DESIGN §5.
+fn trace_row(t: &TraceSummary) -> Value {
+    json!({
+        "trace_id": t.trace_id,
+        "project": t.project,
+        "name": t.name,
+        "start_time": t.start_time,
+        "end_time": t.end_time,
+        "duration_ms": t.duration_ns as f64 / 1e6,
+        "status": t.status,
+        "span_count": t.span_count,
+        "error_count": t.error_count,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "total_tokens": t.total_tokens,
+        "total_cost_usd": t.total_cost.as_usd_f64(),
+        "total_cost_nano_usd": t.total_cost.0,
+        "user_id": t.user_id,
+        "session_id": t.session_id,
+        "tags": t.tags,
+        "root_span_id": t.root_span_id,
+        "service": t.service,
+    })
+}
+
+/// Runs a blocking store call off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+async fn list_traces(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let mut query = ListQuery::new(p.project());
+    let f = &mut query.filter;
+    f.from = p.time("from")?;
+    f.to = p.time("to")?;
+    f.name = p.string(&["name"]);
+    f.kind = p.kind()?;
+    f.status = match p.get(&["status"]) {
+        None => None,
+        Some("ok") => Some(Status::Ok),
+        Some("error") => Some(Status::Error),
+        Some("unset") => Some(Status::Unset),
+        Some(v) => return Err(bad("status", v, "use ok, error or unset")),
+    };
+    f.model = p.string(&["model"]);
+    f.provider = p.string(&["provider"]);
+    f.user_id = p.string(&["user", "user_id"]);
+    f.session_id = p.string(&["session", "session_id"]);
+    f.tags = p.all("tag");
+    f.min_duration_ns = p.ms_as_ns("min_duration_ms")?;
+    f.max_duration_ns = p.ms_as_ns("max_duration_ms")?;
+    f.min_cost = match p.number::<f64>("min_cost")? {
+        None => None,
+        Some(usd) => Some(
+            NanoUsd::from_usd_f64(usd)
+                .ok_or_else(|| bad("min_cost", &usd.to_string(), "not an amount"))?,
+        ),
+    };
+    f.text = p.string(&["q", "text"]);
+    if let Some(s) = p.get(&["sort"]) {
+        query.sort = SortField::parse(s).ok_or_else(|| {
+            bad(
+                "sort",
+                s,
+                "use start_time, duration, cost, tokens, span_count, name, status or user",
+            )
+        })?;
+    }
+    if let Some(o) = p.get(&["order"]) {
+        query.order = SortOrder::parse(o).ok_or_else(|| bad("order", o, "use asc or desc"))?;
+    }
+    query.limit = p.limit()?;
+    query.cursor = p.string(&["cursor"]);
+    let store = st.store.clone();
+    let page = blocking(move || store.list_traces(&query)).await?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(trace_row).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+fn trace_id(raw: &str) -> Result<TraceId, ApiError> {
+    TraceId::from_hex(raw).map_err(|e| bad("trace_id", raw, &e.to_string()))
+}
+
+/// `{"trace": summary, "spans": [...]}` built from the stored span JSON without re-encoding it.
+async fn trace_body(st: &AppState, project: String, id: TraceId) -> Result<String, ApiError> {
+    let store = st.store.clone();
+    let detail = blocking(move || store.get_trace_json(&project, id))
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
+    let mut out =
+        String::with_capacity(detail.spans.iter().map(|s| s.len() + 1).sum::<usize>() + 512);
+    out.push_str("{\"trace\":");
+    out.push_str(&trace_row(&detail.summary).to_string());
+    out.push_str(",\"spans\":[");
+    for (i, s) in detail.spans.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(s);
+    }
+    out.push_str("]}");
+    Ok(out)
+}
+
+async fn get_trace(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let body = trace_body(&st, p.project(), trace_id(&id)?).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn export_trace(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let tid = trace_id(&id)?;
+    let body = trace_body(&st, p.project(), tid).await?;
+    let disposition = format!("attachment; filename=\"trace-{tid}.json\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn list_sessions(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let mut query = SessionQuery::new(p.project());
+    query.from = p.time("from")?;
+    query.to = p.time("to")?;
+    query.user_id = p.string(&["user", "user_id"]);
+    query.limit = p.limit()?;
+    query.cursor = p.string(&["cursor"]);
+    let store = st.store.clone();
+    let page = blocking(move || store.list_sessions(&query)).await?;
+    Ok(Json(
+        json!({"items": page.items, "next_cursor": page.next_cursor}),
+    ))
+}
+
+async fn get_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let project = p.project();
+    let store = st.store.clone();
+    let sid = id.clone();
+    let detail = blocking(move || store.get_session(&project, &sid))
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no session {id:?}")))?;
+    Ok(Json(json!({
+        "session": detail.session,
+        "traces": detail.traces.iter().map(trace_row).collect::<Vec<_>>(),
+    })))
+}
+
+async fn metrics_query(
+    st: AppState,
+    p: Params,
+    group: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let group_by = match group.as_deref().or(p.get(&["group_by"])) {
+        None => GroupBy::All,
+        Some(g) => GroupBy::parse(g).ok_or_else(|| {
+            bad(
+                "group_by",
+                g,
+                "use all, model, provider, agent, user, day, kind or tool",
+            )
+        })?,
+    };
+    let mut query = MetricsQuery::new(p.project(), group_by);
+    query.from = p.time("from")?;
+    query.to = p.time("to")?;
+    query.kind = p.kind()?;
+    query.model = p.string(&["model"]);
+    query.provider = p.string(&["provider"]);
+    let store = st.store.clone();
+    let rows = blocking(move || store.metrics(&query)).await?;
+    Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})))
+}
+
+async fn metrics(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    metrics_query(st, Params::parse(q)?, None).await
+}
+
+async fn metrics_grouped(
+    State(st): State<AppState>,
+    Path(group): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    metrics_query(st, Params::parse(q)?, Some(group)).await
+}
+
+async fn models() -> Json<Value> {
+    let c = PriceCatalog::builtin();
+    let rows: Vec<Value> = c
+        .entries()
+        .iter()
+        .map(|e| {
+            let per_m = |n: i64| n as f64 / 1e9;
+            json!({
+                "id": e.id, "provider": e.provider, "kind": e.kind, "match": e.pattern,
+                "valid_from": e.valid_from,
+                "input_per_million_usd": per_m(e.rates.input),
+                "output_per_million_usd": per_m(e.rates.output),
+                "cache_read_per_million_usd": e.rates.cache_read.map(per_m),
+                "cache_write_per_million_usd": e.rates.cache_write.map(per_m),
+                "cache_write_1h_per_million_usd": e.rates.cache_write_1h.map(per_m),
+                "reasoning_per_million_usd": e.rates.reasoning.map(per_m),
+                "tiers": e.tiers.iter().map(|t| json!({
+                    "above_input_tokens": t.above_input_tokens,
+                    "input_per_million_usd": per_m(t.rates.input),
+                    "output_per_million_usd": per_m(t.rates.output),
+                })).collect::<Vec<_>>(),
+                "source": e.source, "checked": e.checked,
+            })
+        })
+        .collect();
+    Json(json!({"version": c.version(), "models": rows}))
+}
+
+async fn projects(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = st.store.clone();
+    let list = blocking(move || store.projects()).await?;
+    Ok(Json(json!({"projects": list})))
+}
+
+async fn stats(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let project = p.project();
+    let store = st.store.clone();
+    let proj = project.clone();
+    let spans = blocking(move || store.count_spans(&proj)).await?;
+    Ok(Json(json!({"project": project, "span_count": spans})))
+}
+
+async fn live(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError>
+{
+    let p = Params::parse(q)?;
+    let project = p.string(&["project"]);
+    let rx = st.subscribe();
+    let stopped = st.stopped();
+    let stream = tokio_stream::wrappers::BroadcastStream::new(rx)
+        .take_until(stopped)
+        .filter_map(move |item| {
+            let project = project.clone();
+            async move {
+                match item {
+                    Ok(span) if project.as_deref().is_none_or(|p| p == span.project) => {
+                        Some(Ok(Event::default()
+                            .event("span")
+                            .json_data(&*span)
+                            .unwrap_or_else(|_| {
+                                Event::default().comment("unserialisable span")
+                            })))
+                    }
+                    Ok(_) => None,
+                    // A slow client missed events: say so instead of silently skipping them.
+                    Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                        Some(Ok(Event::default().event("lagged").data(n.to_string())))
+                    }
+                }
+            }
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}

@@ -1,0 +1,151 @@
+//! The Spanlens server: OTLP/HTTP and OTLP/gRPC ingest (plus the OpenAI Agents and Langfuse
+//! endpoints), the JSON query API, the live stream, on top of a [`spanlens_store::Store`].
+
+pub mod demo;
+pub mod grpc;
+pub mod http;
+pub mod ingest;
+pub mod state;
+
+pub use state::AppState;
+
+use spanlens_store::{SqliteStore, Store};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the server listens and keeps its data (DESIGN §5 defaults).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// OTLP/HTTP, JSON API and UI.
+    pub http: SocketAddr,
+    /// OTLP/gRPC.
+    pub grpc: SocketAddr,
+    /// Directory of the SQLite database.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            grpc: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            data_dir: PathBuf::from("spanlens-data"),
+        }
+    }
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory or database could not be opened.
+    #[error("cannot open the store in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: PathBuf,
+        /// What went wrong.
+        source: spanlens_store::StoreError,
+    },
+    /// A listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(String),
+}
+
+/// The SQLite store of a data directory (created if missing).
+pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError> {
+    let err = |source| ServerError::Store {
+        dir: data_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        err(spanlens_store::StoreError::Open {
+            path: data_dir.to_path_buf(),
+            reason: e.to_string(),
+        })
+    })?;
+    SqliteStore::open(data_dir.join("spanlens.db")).map_err(err)
+}
+
+/// Addresses actually bound (useful with port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// HTTP address.
+    pub http: SocketAddr,
+    /// gRPC address.
+    pub grpc: SocketAddr,
+}
+
+/// Serves HTTP and gRPC over `store` until `shutdown` resolves, then stops accepting, lets
+/// in-flight requests finish (so everything acknowledged is committed) and returns.
+/// `on_bound` is told the bound addresses once both listeners are up.
+pub async fn serve(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), ServerError> {
+    let state = AppState::new(store);
+    let http_listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.http,
+            source,
+        })?;
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.grpc,
+            source,
+        })?;
+    let bound = Bound {
+        http: http_listener
+            .local_addr()
+            .map_err(|e| ServerError::Serve(e.to_string()))?,
+        grpc: grpc_listener
+            .local_addr()
+            .map_err(|e| ServerError::Serve(e.to_string()))?,
+    };
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut stop_http = stop_tx.subscribe();
+    let mut stop_grpc = stop_tx.subscribe();
+    let app = http::router(state.clone());
+    let stopper = state.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_http.recv().await;
+            })
+            .await
+    });
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+    let grpc_task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(grpc::TraceService::new(state))
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop_grpc.recv().await;
+            })
+            .await
+    });
+    on_bound(bound);
+    shutdown.await;
+    stopper.begin_shutdown();
+    let _ = stop_tx.send(());
+    let http_result = http_task
+        .await
+        .map_err(|e| ServerError::Serve(e.to_string()))?;
+    let grpc_result = grpc_task
+        .await
+        .map_err(|e| ServerError::Serve(e.to_string()))?;
+    http_result.map_err(|e| ServerError::Serve(format!("http: {e}")))?;
+    grpc_result.map_err(|e| ServerError::Serve(format!("grpc: {e}")))?;
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! The server over real sockets: OTLP/HTTP (JSON, protobuf, gzip), OTLP/gRPC, the OpenAI Agents
+//! and Langfuse endpoints, error statuses, idempotency, the query API and the live stream.
+
+use prost::Message;
+use serde_json::Value;
+use spanlens_core::otlp::proto::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use spanlens_server::{serve, Bound, ServerConfig};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../spanlens-core/tests/fixtures"
+);
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture")
+}
+
+struct Server {
+    bound: Bound,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.path().to_path_buf(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let store = Arc::new(spanlens_server::open_store(&config.data_dir).unwrap());
+            rt.block_on(serve(
+                &config,
+                store,
+                async {
+                    let _ = stop_rx.await;
+                },
+                move |b| {
+                    bound_tx.send(b).unwrap();
+                },
+            ))
+            .unwrap();
+        });
+        let bound = bound_rx.recv().unwrap();
+        Server {
+            bound,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.bound.http)
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>, Vec<(String, String)>) {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let mut req = agent.post(&self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut resp = req.send(body).unwrap();
+        let status = resp.status().as_u16();
+        let hdrs = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        (status, resp.body_mut().read_to_vec().unwrap(), hdrs)
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let mut resp = agent.get(&self.url(path)).call().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const PROTO: (&str, &str) = ("content-type", "application/x-protobuf");
+
+#[test]
+fn otlp_json_protobuf_and_gzip_are_committed_before_the_answer() {
+    let s = Server::start();
+    let (status, body, _) = s.post("/v1/traces", &[JSON], &fixture("otlp_genai.json"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        serde_json::json!({})
+    );
+    // The answer came after the commit: the spans are readable at once.
+    let (_, stats) = s.get("/api/v1/stats");
+    assert_eq!(stats["span_count"], 6);
+
+    let req = spanlens_core::otlp::decode_json(&fixture("otlp_traceloop.json")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&req.encode_to_vec()).unwrap();
+    let (status, body, hdrs) = s.post(
+        "/v1/traces",
+        &[PROTO, ("content-encoding", "gzip")],
+        &gz.finish().unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert!(hdrs
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "application/x-protobuf"));
+    assert_eq!(
+        ExportTraceServiceResponse::decode(&body[..])
+            .unwrap()
+            .partial_success,
+        None
+    );
+    let (_, stats) = s.get("/api/v1/stats");
+    assert_eq!(stats["span_count"], 12);
+
+    // Sending the same spans again stores them once.
+    let (status, _, _) = s.post("/v1/traces", &[JSON], &fixture("otlp_genai.json"));
+    assert_eq!(status, 200);
+    let (_, stats) = s.get("/api/v1/stats");
+    assert_eq!(stats["span_count"], 12);
+}
+
+#[test]
+fn bad_requests_get_the_otlp_status_codes() {
+    let s = Server::start();
+    let (status, body, _) = s.post("/v1/traces", &[("content-type", "text/plain")], b"hello");
+    assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
+    let (status, body, _) = s.post(
+        "/v1/traces",
+        &[JSON],
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#,
+    );
+    assert_eq!(status, 400);
+    let msg: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        msg["message"].as_str().unwrap().contains("traceId")
+            && msg["message"].as_str().unwrap().contains("xyz"),
+        "{msg}"
+    );
+    let (status, _, _) = s.post("/v1/traces", &[PROTO], b"\x0a\xff\xff");
+    assert_eq!(status, 400);
+    let (status, _, _) = s.post(
+        "/v1/traces",
+        &[JSON, ("content-encoding", "gzip")],
+        b"not gzip",
+    );
+    assert_eq!(status, 400);
+    // 65 MiB of zeros, gzipped to a small body: refused after decompression.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mb = vec![b' '; 1 << 20];
+    for _ in 0..65 {
+        gz.write_all(&mb).unwrap();
+    }
+    let (status, _, _) = s.post(
+        "/v1/traces",
+        &[JSON, ("content-encoding", "gzip")],
+        &gz.finish().unwrap(),
+    );
+    assert_eq!(status, 413);
+}
+
+#[test]
+fn partial_success_reports_rejected_spans() {
+    let s = Server::start();
+    let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"good","startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000001000000000"},
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7e","name":"short id","startTimeUnixNano":"1700000000000000000"}]}]}]}"#;
+    let (status, resp, _) = s.post("/v1/traces", &[JSON], body);
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(v["partialSuccess"]["rejectedSpans"], "1");
+    assert!(
+        v["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("spanId"),
+        "{v}"
+    );
+    assert_eq!(s.get("/api/v1/stats").1["span_count"], 1);
+}
+
+#[test]
+fn agents_and_langfuse_endpoints_and_project_routing() {
+    let s = Server::start();
+    let (status, body, _) = s.post(
+        "/v1/traces/ingest",
+        &[JSON, ("x-project-name", "agents")],
+        &fixture("openai_agents_export.json"),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["accepted"],
+        11
+    );
+    let (status, _, _) = s.post(
+        "/api/public/otel/v1/traces",
+        &[JSON],
+        &fixture("otlp_langfuse.json"),
+    );
+    assert_eq!(status, 200);
+    // The OpenInference fixture names its project in the resource.
+    let (status, _, _) = s.post("/v1/traces", &[JSON], &fixture("otlp_openinference.json"));
+    assert_eq!(status, 200);
+    let (_, p) = s.get("/api/v1/projects");
+    assert_eq!(
+        p["projects"],
+        serde_json::json!(["agents", "default", "support-bot-prod"])
+    );
+    assert_eq!(s.get("/api/v1/stats?project=agents").1["span_count"], 11);
+    assert_eq!(s.get("/api/v1/stats").1["span_count"], 5);
+}
+
+#[test]
+fn query_api_lists_filters_and_returns_traces() {
+    let s = Server::start();
+    for f in [
+        "otlp_genai.json",
+        "otlp_traceloop.json",
+        "otlp_langfuse.json",
+    ] {
+        assert_eq!(s.post("/v1/traces", &[JSON], &fixture(f)).0, 200);
+    }
+    let (status, page) = s.get("/api/v1/traces?limit=2");
+    assert_eq!(status, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let (_, page2) = s.get(&format!("/api/v1/traces?limit=2&cursor={cursor}"));
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    let row = &page["items"][0];
+    for field in [
+        "trace_id",
+        "name",
+        "start_time",
+        "duration_ms",
+        "status",
+        "span_count",
+        "error_count",
+        "input_tokens",
+        "output_tokens",
+        "total_cost_usd",
+        "user_id",
+        "session_id",
+        "tags",
+    ] {
+        assert!(row.get(field).is_some(), "row lacks {field}: {row}");
+    }
+    // Traceloop's Claude calls, and Langfuse's draft-menu (provider from its priced model).
+    let (_, anthropic) = s.get("/api/v1/traces?provider=anthropic");
+    assert_eq!(anthropic["items"].as_array().unwrap().len(), 2);
+    let (_, sonnet) = s.get("/api/v1/traces?model=claude-3-5-sonnet-20241022");
+    assert_eq!(sonnet["items"].as_array().unwrap().len(), 1);
+    let (_, tagged) = s.get("/api/v1/traces?tag=meal-planning&tag=beta");
+    assert_eq!(tagged["items"].as_array().unwrap().len(), 1);
+    let (status, err) = s.get("/api/v1/traces?from=yesterday");
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("from=\"yesterday\""),
+        "{err}"
+    );
+
+    let id = anthropic["items"][0]["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, detail) = s.get(&format!("/api/v1/traces/{id}"));
+    assert_eq!(status, 200);
+    assert_eq!(detail["trace"]["trace_id"], id.as_str());
+    let spans = detail["spans"].as_array().unwrap();
+    assert_eq!(
+        spans.len(),
+        detail["trace"]["span_count"].as_u64().unwrap() as usize
+    );
+    let llm = spans.iter().find(|s| s["kind"] == "llm").unwrap();
+    assert!(llm["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert!(llm["cost"]["total_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        s.get(&format!("/api/v1/traces/{}", "0".repeat(31) + "1")).0,
+        404
+    );
+    assert_eq!(s.get("/api/v1/traces/nothex").0, 400);
+
+    let (_, m) = s.get("/api/v1/metrics?group_by=model");
+    assert!(!m["rows"].as_array().unwrap().is_empty());
+    assert_eq!(s.get("/api/v1/metrics/provider").0, 200);
+    assert_eq!(s.get("/api/v1/metrics?group_by=planet").0, 400);
+    let (_, sessions) = s.get("/api/v1/sessions");
+    assert!(!sessions["items"].as_array().unwrap().is_empty());
+    let (_, models) = s.get("/api/v1/models");
+    assert!(models["models"].as_array().unwrap().len() >= 40);
+    let (status, openapi) = s.get("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(openapi["openapi"], "3.0.3");
+}
+
+#[test]
+fn live_stream_sends_committed_spans() {
+    let s = Server::start();
+    let stream = std::net::TcpStream::connect(s.bound.http).unwrap();
+    let mut w = stream.try_clone().unwrap();
+    write!(
+        w,
+        "GET /api/v1/live HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        s.post("/v1/traces", &[JSON], &fixture("otlp_genai.json")).0,
+        200
+    );
+    let mut seen = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen < 6 && std::time::Instant::now() < deadline {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(data) = line.trim().strip_prefix("data:") {
+            let v: Value = serde_json::from_str(data.trim()).unwrap();
+            assert_eq!(v["project"], "default");
+            assert!(v["span_id"].as_str().unwrap().len() == 16);
+            seen += 1;
+        }
+    }
+    assert_eq!(
+        seen, 6,
+        "all six spans of the request arrive on the live stream"
+    );
+    let _ = r.read(&mut [0u8; 0]);
+}
+
+#[tokio::test]
+async fn grpc_export_commits_spans() {
+    let s = tokio::task::spawn_blocking(Server::start).await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", s.bound.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let req: ExportTraceServiceRequest =
+        spanlens_core::otlp::decode_json(&fixture("otlp_openinference.json")).unwrap();
+    let codec =
+        tonic_prost::ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default();
+    let path = http::uri::PathAndQuery::from_static(spanlens_server::grpc::EXPORT_PATH);
+    let resp = client
+        .unary(tonic::Request::new(req), path, codec)
+        .await
+        .unwrap();
+    assert_eq!(resp.into_inner().partial_success, None);
+    let stats = tokio::task::spawn_blocking(move || {
+        let v = s.get("/api/v1/stats?project=support-bot-prod").1;
+        drop(s);
+        v
+    })
+    .await
+    .unwrap();
+    assert_eq!(stats["span_count"], 6);
+}
+
+#[test]
+fn shutdown_ends_live_streams_instead_of_waiting_for_them() {
+    let s = Server::start();
+    let stream = std::net::TcpStream::connect(s.bound.http).unwrap();
+    let mut w = stream.try_clone().unwrap();
+    write!(w, "GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(s); // signals shutdown and joins the server thread
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the server stopped although a live client was still connected");
+}
