@@ -1,7 +1,11 @@
-//! `spanlens`: the command-line tool (cost look-ups and normalisation today; server commands to come).
+//! `spanlens`: the command-line tool — the server, cost look-ups and normalisation.
 
+mod bench;
+mod client;
 mod cost;
+mod demo;
 mod normalize;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +24,18 @@ enum Command {
     Cost(cost::CostArgs),
     /// Read an OTLP request (JSON or protobuf) or an OpenAI Agents export and print canonical spans, one JSON per line.
     Normalize(normalize::NormalizeArgs),
+    /// Run the server: OTLP/HTTP and the JSON API on :4318, OTLP/gRPC on :4317, data in ./spanlens-data.
+    Serve(serve::ServeArgs),
+    /// Load generators: `spanlens bench ingest --target URL --concurrency N --duration S`.
+    Bench(bench::BenchArgs),
+    /// Load realistic demo traces (5 agent workflows over the last 4 days) into the data directory.
+    Demo(demo::DemoArgs),
+    /// List recent traces of a running server as a table.
+    Traces(client::TracesArgs),
+    /// Show one trace as a tree (accepts a unique id prefix of 6+ hex digits).
+    Trace(client::TraceArgs),
+    /// Print spans as they arrive at a running server, until Ctrl-C.
+    Tail(client::TailArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -47,6 +63,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Cost(args) => cost::run(args),
         Command::Normalize(args) => normalize::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Traces(args) => client::run_traces(args),
+        Command::Trace(args) => client::run_trace(args),
+        Command::Tail(args) => client::run_tail(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -1,0 +1,964 @@
+//! Client commands against a running server: `spanlens traces`, `spanlens trace`, `spanlens tail`.
+//!
+//! They read the JSON API (`/api/v1/traces`, `/api/v1/traces/{id}`) and the live stream
+//! (`/api/v1/live`, server-sent events). An unreachable server exits with status 1 and says how
+//! to start one; a request the server refuses (4xx) exits with status 2 and its message.
+
+use crate::{InputError, Outcome};
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+use spanlens_core::{NanoUsd, Span, SpanId, SpanKind, Status, Timestamp};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::time::Duration;
+
+/// Server the client commands talk to when neither `--server` nor `SPANLENS_SERVER` is set.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4318";
+
+/// Largest response body read (a trace of many thousand spans is tens of megabytes).
+const MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Where the server is and which project to read.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Base URL of the spanlens server.
+    #[arg(long, env = "SPANLENS_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+    /// Project to read.
+    #[arg(long, default_value = "default")]
+    project: String,
+}
+
+/// Arguments of `spanlens traces`.
+#[derive(Args, Debug)]
+pub struct TracesArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Rows to show (1–1000).
+    #[arg(long, short = 'n', default_value_t = 20)]
+    limit: u32,
+    /// Only traces of this end user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only traces with a span of this model (request or response model).
+    #[arg(long)]
+    model: Option<String>,
+    /// Only traces with this status: ok, error or unset.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only traces of this session.
+    #[arg(long)]
+    session: Option<String>,
+    /// Only traces with this tag (repeat for several; all must match).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Only traces with this root name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Sort by start_time, duration, cost, tokens, span_count, name, status or user.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Sort direction: desc (default) or asc.
+    #[arg(long)]
+    order: Option<String>,
+    /// Continue after a previous page (the `next_cursor` of `--json` output).
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print the API's JSON page instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `spanlens trace`.
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Trace id, or a unique prefix of at least 6 hex digits.
+    id: String,
+    /// Print the API's JSON (`{"trace": …, "spans": […]}`) instead of a tree.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `spanlens tail`.
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Only spans of this kind (llm, tool, agent, …).
+    #[arg(long)]
+    kind: Option<String>,
+}
+
+/// The server could not be reached at all (connection refused, DNS, timeout).
+#[derive(Debug)]
+struct Unreachable {
+    url: String,
+    reason: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot reach the spanlens server at {}: {}\n  start one with `spanlens serve`, or point --server / SPANLENS_SERVER at a running one",
+            self.url, self.reason
+        )
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// A small blocking HTTP client for the JSON API.
+struct Client {
+    base: String,
+    project: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(conn: &ServerArgs) -> anyhow::Result<Client> {
+        let base = conn.server.trim().trim_end_matches('/').to_string();
+        let Some(rest) = base.strip_prefix("http://") else {
+            let why = if base.starts_with("https://") {
+                "https is not supported by this build; use the server's plain http address"
+            } else {
+                "use a URL such as http://127.0.0.1:4318"
+            };
+            return Err(InputError(format!("invalid --server {base:?}: {why}")).into());
+        };
+        if rest.is_empty() {
+            return Err(InputError(format!("invalid --server {base:?}: no host")).into());
+        }
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(Duration::from_secs(5)))
+                .timeout_global(Some(Duration::from_secs(120)))
+                .build(),
+        );
+        Ok(Client {
+            base,
+            project: conn.project.clone(),
+            agent,
+        })
+    }
+
+    /// GETs `path` with the project and `query` and returns the body of a 2xx answer.
+    fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<String> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.agent.get(&url).query("project", &self.project);
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        let mut resp = req.call().map_err(|e| Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+            .with_context(|| format!("reading the answer of GET {url}"))?;
+        check_status(status, &url, &body)?;
+        Ok(body)
+    }
+
+    fn get_json(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let body = self.get(path, query)?;
+        serde_json::from_str(&body)
+            .with_context(|| format!("the server's answer to {path} is not JSON"))
+    }
+}
+
+/// Maps an HTTP status to the command's error: 4xx → the server's message (exit 2), 5xx → exit 1.
+fn check_status(status: u16, url: &str, body: &str) -> anyhow::Result<()> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| body.trim().chars().take(500).collect());
+    if (400..500).contains(&status) {
+        Err(InputError(format!("server answered {status}: {message}")).into())
+    } else {
+        Err(anyhow::anyhow!(
+            "server error {status} for {url}: {message}"
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+fn fmt_duration_ms(ms: f64) -> String {
+    if !ms.is_finite() || ms < 0.0 {
+        return "-".into();
+    }
+    if ms < 1.0 {
+        format!("{:.0}µs", ms * 1000.0)
+    } else if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else if ms < 60_000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else {
+        let s = (ms / 1000.0).round() as u64;
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+fn fmt_duration_ns(ns: u64) -> String {
+    fmt_duration_ms(ns as f64 / 1e6)
+}
+
+/// Compact token count: `950`, `12.3k`, `1.2M`.
+fn fmt_tokens(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 10_000 => format!("{:.0}k", n as f64 / 1e3),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+/// Cost for a table cell: four decimals, `<$0.0001` for dust, `-` for nothing.
+fn fmt_cost_cell(nano: i64) -> String {
+    if nano == 0 {
+        "-".into()
+    } else if nano < 100_000 {
+        "<$0.0001".into()
+    } else {
+        format!("${:.4}", nano as f64 / 1e9)
+    }
+}
+
+/// Cuts `s` to `width` characters, ending with `…` when cut.
+fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// `MM-DD HH:MM:SS` (UTC) of an RFC 3339 time.
+fn short_time(rfc3339: &str) -> String {
+    match Timestamp::parse_rfc3339(rfc3339) {
+        Ok(t) => {
+            let s = t.to_rfc3339();
+            format!("{} {}", &s[5..10], &s[11..19])
+        }
+        Err(_) => rfc3339.chars().take(19).collect(),
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn u64_field(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Nano-USD of a summary row (`total_cost_nano_usd`, else the float `total_cost_usd`).
+fn cost_nano(v: &Value) -> i64 {
+    v.get("total_cost_nano_usd")
+        .and_then(Value::as_i64)
+        .or_else(|| {
+            v.get("total_cost_usd")
+                .and_then(Value::as_f64)
+                .and_then(NanoUsd::from_usd_f64)
+                .map(|n| n.0)
+        })
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// spanlens traces
+
+/// Lists traces as a table (or the API's JSON page).
+pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let mut q: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    let opts = [
+        ("user", &args.user),
+        ("model", &args.model),
+        ("status", &args.status),
+        ("session", &args.session),
+        ("name", &args.name),
+        ("sort", &args.sort),
+        ("order", &args.order),
+        ("cursor", &args.cursor),
+    ];
+    for (k, v) in opts {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    for t in &args.tag {
+        q.push(("tag", t.clone()));
+    }
+    let page = client.get_json("/api/v1/traces", &q)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(Outcome::Done);
+    }
+    let items = page
+        .get("items")
+        .and_then(Value::as_array)
+        .context("the trace list has no items")?;
+    print!("{}", traces_table(items));
+    if items.is_empty() {
+        eprintln!("no traces in project {:?} match", client.project);
+    } else if let Some(c) = page.get("next_cursor").and_then(Value::as_str) {
+        eprintln!("{} traces shown; more with --cursor {c}", items.len());
+    }
+    Ok(Outcome::Done)
+}
+
+/// The trace list as aligned columns that fit a 120-column terminal.
+fn traces_table(items: &[Value]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<8}  {:<14}  {:<24}  {:>8}  {:>5}  {:>13}  {:>9}  {:<6}  {:<4}",
+        "TRACE",
+        "STARTED (UTC)",
+        "NAME",
+        "DURATION",
+        "SPANS",
+        "TOKENS IN/OUT",
+        "COST",
+        "STATUS",
+        "USER"
+    );
+    for it in items {
+        let id = str_field(it, "trace_id");
+        let tokens = format!(
+            "{}/{}",
+            fmt_tokens(u64_field(it, "input_tokens")),
+            fmt_tokens(u64_field(it, "output_tokens"))
+        );
+        let errors = u64_field(it, "error_count");
+        let status = str_field(it, "status");
+        let status = if status == "ok" && errors > 0 {
+            format!("ok/{errors}e")
+        } else {
+            status.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:<8}  {:<14}  {:<24}  {:>8}  {:>5}  {:>13}  {:>9}  {:<6}  {}",
+            id.get(..8).unwrap_or(id),
+            short_time(str_field(it, "start_time")),
+            fit(str_field(it, "name"), 24),
+            fmt_duration_ms(it.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0)),
+            u64_field(it, "span_count"),
+            tokens,
+            fmt_cost_cell(cost_nano(it)),
+            status,
+            fit(it.get("user_id").and_then(Value::as_str).unwrap_or("-"), 16),
+        );
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// spanlens trace
+
+/// Traces scanned when resolving an id prefix (most recent first).
+const PREFIX_SCAN_LIMIT: usize = 20_000;
+
+/// Shows one trace as a tree (or the API's JSON).
+pub fn run_trace(args: TraceArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let id = resolve_id(&client, &args.id)?;
+    let body = client.get(&format!("/api/v1/traces/{id}"), &[])?;
+    let v: Value = serde_json::from_str(&body).context("the trace answer is not JSON")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(Outcome::Done);
+    }
+    let summary = v.get("trace").context("the trace answer has no summary")?;
+    let spans: Vec<Span> = v
+        .get("spans")
+        .and_then(Value::as_array)
+        .context("the trace answer has no spans")?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::from_value(s.clone())
+                .with_context(|| format!("span {i} of trace {id} is not a canonical span"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    print!("{}", render_trace(summary, &spans));
+    Ok(Outcome::Done)
+}
+
+/// A full trace id from a full id or a unique prefix of at least 6 hex digits.
+fn resolve_id(client: &Client, raw: &str) -> anyhow::Result<String> {
+    let id = raw.trim().to_ascii_lowercase();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(InputError(format!("invalid trace id {raw:?}: expected hex digits")).into());
+    }
+    if id.len() == 32 {
+        return Ok(id);
+    }
+    if id.len() > 32 {
+        return Err(InputError(format!(
+            "invalid trace id {raw:?}: longer than 32 hex digits"
+        ))
+        .into());
+    }
+    if id.len() < 6 {
+        return Err(InputError(format!(
+            "trace id prefix {raw:?} is too short: give at least 6 hex digits"
+        ))
+        .into());
+    }
+    let mut matches: Vec<(String, String)> = Vec::new();
+    let mut scanned = 0usize;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = vec![("limit", "1000".to_string())];
+        if let Some(c) = &cursor {
+            q.push(("cursor", c.clone()));
+        }
+        let page = client.get_json("/api/v1/traces", &q)?;
+        let items = page
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        scanned += items.len();
+        for it in &items {
+            let tid = str_field(it, "trace_id");
+            if tid.starts_with(&id) {
+                matches.push((tid.to_string(), str_field(it, "name").to_string()));
+            }
+        }
+        if matches.len() > 1 {
+            let list: Vec<String> = matches
+                .iter()
+                .take(5)
+                .map(|(t, n)| format!("  {t}  {n}"))
+                .collect();
+            return Err(InputError(format!(
+                "trace id prefix {id} is ambiguous; it matches:\n{}\n  give more digits",
+                list.join("\n")
+            ))
+            .into());
+        }
+        cursor = page
+            .get("next_cursor")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if cursor.is_none() || items.is_empty() || scanned >= PREFIX_SCAN_LIMIT {
+            break;
+        }
+    }
+    match matches.pop() {
+        Some((t, _)) => Ok(t),
+        None => Err(InputError(format!(
+            "no trace id starts with {id} among the {scanned} most recent traces of project {:?}",
+            client.project
+        ))
+        .into()),
+    }
+}
+
+/// The header with the trace's totals, then one line per span in tree order.
+fn render_trace(summary: &Value, spans: &[Span]) -> String {
+    let mut out = String::new();
+    let errors = u64_field(summary, "error_count");
+    let cached: u64 = spans
+        .iter()
+        .filter_map(|s| s.usage.as_ref())
+        .map(|u| u.cache_read_tokens)
+        .sum();
+    let retries: usize = spans.iter().map(retry_count).sum();
+    let unpriced = spans.iter().filter(|s| s.unpriced_reason.is_some()).count();
+    let start = str_field(summary, "start_time");
+    let start = Timestamp::parse_rfc3339(start)
+        .map(|t| {
+            let s = t.to_rfc3339();
+            format!("{} {} UTC", &s[..10], &s[11..23])
+        })
+        .unwrap_or_else(|_| start.to_string());
+    let _ = writeln!(
+        out,
+        "trace {}  {}",
+        str_field(summary, "trace_id"),
+        str_field(summary, "name")
+    );
+    let _ = writeln!(
+        out,
+        "  started {start} · duration {} · {} spans · status {}{}",
+        fmt_duration_ms(
+            summary
+                .get("duration_ms")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+        ),
+        u64_field(summary, "span_count"),
+        str_field(summary, "status"),
+        if errors > 0 {
+            format!(" · {errors} error(s)")
+        } else {
+            String::new()
+        },
+    );
+    let mut cost_line = format!(
+        "  tokens {} in{} / {} out · cost {}",
+        u64_field(summary, "input_tokens"),
+        if cached > 0 {
+            format!(" ({cached} cached)")
+        } else {
+            String::new()
+        },
+        u64_field(summary, "output_tokens"),
+        NanoUsd(cost_nano(summary)),
+    );
+    if unpriced > 0 {
+        let _ = write!(
+            cost_line,
+            " (+{unpriced} unpriced call{})",
+            if unpriced == 1 { "" } else { "s" }
+        );
+    }
+    if retries > 0 {
+        let _ = write!(
+            cost_line,
+            " · {retries} retr{}",
+            if retries == 1 { "y" } else { "ies" }
+        );
+    }
+    let _ = writeln!(out, "{cost_line}");
+    let mut ctx = Vec::new();
+    for (label, key) in [
+        ("service", "service"),
+        ("user", "user_id"),
+        ("session", "session_id"),
+    ] {
+        if let Some(v) = summary.get(key).and_then(Value::as_str) {
+            ctx.push(format!("{label} {v}"));
+        }
+    }
+    if let Some(tags) = summary
+        .get("tags")
+        .and_then(Value::as_array)
+        .filter(|t| !t.is_empty())
+    {
+        let tags: Vec<&str> = tags.iter().filter_map(Value::as_str).collect();
+        ctx.push(format!("tags {}", tags.join(", ")));
+    }
+    if !ctx.is_empty() {
+        let _ = writeln!(out, "  {}", ctx.join(" · "));
+    }
+
+    let index: HashMap<SpanId, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id, i))
+        .collect();
+    let mut children: HashMap<Option<SpanId>, Vec<usize>> = HashMap::new();
+    for (i, s) in spans.iter().enumerate() {
+        // A span whose parent is missing (not arrived yet) is shown at the top level.
+        let parent = s.parent_span_id.filter(|p| index.contains_key(p));
+        children.entry(parent).or_default().push(i);
+    }
+    for v in children.values_mut() {
+        v.sort_by_key(|i| (spans[*i].start_time, spans[*i].span_id));
+    }
+    let mut seen = vec![false; spans.len()];
+    for &r in children.get(&None).map(Vec::as_slice).unwrap_or(&[]) {
+        out.push_str(&span_line(&spans[r]));
+        out.push('\n');
+        seen[r] = true;
+        walk(spans, &children, spans[r].span_id, "", &mut out, &mut seen);
+    }
+    // Spans caught in a parent cycle are never reached from a root; list them rather than drop them.
+    for (i, s) in spans.iter().enumerate() {
+        if !seen[i] {
+            out.push_str(&format!("? {}\n", span_line(s)));
+        }
+    }
+    out
+}
+
+fn walk(
+    spans: &[Span],
+    children: &HashMap<Option<SpanId>, Vec<usize>>,
+    parent: SpanId,
+    prefix: &str,
+    out: &mut String,
+    seen: &mut [bool],
+) {
+    let Some(kids) = children.get(&Some(parent)) else {
+        return;
+    };
+    for (n, &i) in kids.iter().enumerate() {
+        if seen[i] {
+            continue;
+        }
+        seen[i] = true;
+        let last = n + 1 == kids.len();
+        let _ = writeln!(
+            out,
+            "{prefix}{} {}",
+            if last { "└─" } else { "├─" },
+            span_line(&spans[i])
+        );
+        let deeper = format!("{prefix}{}", if last { "   " } else { "│  " });
+        walk(spans, children, spans[i].span_id, &deeper, out, seen);
+    }
+}
+
+fn retry_count(s: &Span) -> usize {
+    s.events.iter().filter(|e| e.name == "retry").count()
+}
+
+/// One span: name, kind, duration, model, tokens, TTFT, cost, retries, error.
+fn span_line(s: &Span) -> String {
+    let mut line = format!(
+        "{} [{}] {}",
+        s.name,
+        s.kind.as_str(),
+        s.duration_ns()
+            .map(fmt_duration_ns)
+            .unwrap_or_else(|| "open".into())
+    );
+    if let Some(m) = s.response_model.as_ref().or(s.request_model.as_ref()) {
+        let _ = write!(line, " · {m}");
+    }
+    if let Some(u) = &s.usage {
+        let _ = write!(line, " · {}→{} tok", u.input_tokens, u.output_tokens);
+        let mut notes = Vec::new();
+        if u.cache_read_tokens > 0 {
+            notes.push(format!("{} cached", u.cache_read_tokens));
+        }
+        if u.cache_write_tokens > 0 {
+            notes.push(format!("{} cache write", u.cache_write_tokens));
+        }
+        if u.reasoning_tokens > 0 {
+            notes.push(format!("{} reasoning", u.reasoning_tokens));
+        }
+        if !notes.is_empty() {
+            let _ = write!(line, " ({})", notes.join(", "));
+        }
+    }
+    if let Some(t) = s.ttft_ns {
+        let _ = write!(line, " · ttft {}", fmt_duration_ns(t));
+    }
+    if let Some(c) = &s.cost {
+        let _ = write!(line, " · {}", c.amounts.total);
+    } else if s.unpriced_reason.is_some() {
+        line.push_str(" · unpriced");
+    }
+    let retries = retry_count(s);
+    if retries > 0 {
+        let _ = write!(
+            line,
+            " · {retries} retr{}",
+            if retries == 1 { "y" } else { "ies" }
+        );
+    }
+    if s.status == Status::Error {
+        let what = match (&s.error_type, &s.status_message) {
+            (Some(t), Some(m)) if !m.starts_with(t.as_str()) => format!("{t}: {m}"),
+            (_, Some(m)) => m.clone(),
+            (Some(t), None) => t.clone(),
+            (None, None) => String::new(),
+        };
+        let _ = write!(line, " · ERROR {what}");
+    }
+    line.trim_end().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// spanlens tail
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Prints spans as they arrive until interrupted; reconnects when the server goes away.
+pub fn run_tail(args: TailArgs) -> anyhow::Result<Outcome> {
+    let kind = match &args.kind {
+        None => None,
+        Some(k) => Some(SpanKind::parse(k).ok_or_else(|| {
+            let all: Vec<&str> = SpanKind::ALL.iter().map(|k| k.as_str()).collect();
+            InputError(format!(
+                "unknown --kind {k:?}: use one of {}",
+                all.join(", ")
+            ))
+        })?),
+    };
+    let client = Client::new(&args.conn)?;
+    let url = format!("{}/api/v1/live", client.base);
+    // No overall deadline: the stream is meant to stay open. The server sends a keep-alive
+    // comment every 15 s, so a read that waits much longer means the connection is dead.
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_per_read(Some(Duration::from_secs(45)))
+            .build(),
+    );
+    let mut connected_once = false;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let attempt = agent
+            .get(&url)
+            .query("project", &client.project)
+            .header("Accept", "text/event-stream")
+            .call();
+        let mut resp = match attempt {
+            Ok(r) => r,
+            Err(e) if !connected_once => {
+                return Err(Unreachable {
+                    url: client.base.clone(),
+                    reason: e.to_string(),
+                }
+                .into())
+            }
+            Err(e) => {
+                eprintln!(
+                    "spanlens tail: cannot reconnect to {}: {e}; retrying in {}",
+                    client.base,
+                    fmt_duration_ms(backoff.as_secs_f64() * 1000.0)
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            check_status(status, &url, &body)?;
+        }
+        if connected_once {
+            eprintln!("spanlens tail: reconnected to {url}");
+        } else {
+            eprintln!(
+                "spanlens tail: streaming spans of project {:?} from {url}{} (Ctrl-C to stop)",
+                client.project,
+                kind.map(|k| format!(", kind {}", k.as_str()))
+                    .unwrap_or_default()
+            );
+        }
+        connected_once = true;
+        backoff = Duration::from_millis(500);
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        let why = read_events(reader, |event, data| on_event(event, data, kind));
+        eprintln!(
+            "spanlens tail: lost the connection to {} ({why}); reconnecting in {}",
+            client.base,
+            fmt_duration_ms(backoff.as_secs_f64() * 1000.0)
+        );
+        std::thread::sleep(backoff);
+    }
+}
+
+/// Reads server-sent events until the stream ends; returns why it ended.
+fn read_events(mut reader: impl BufRead, mut on: impl FnMut(&str, &str)) -> String {
+    let mut event = String::new();
+    let mut data = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return "the server closed the stream".into(),
+            Ok(_) => {}
+            Err(e) => return e.to_string(),
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            if !data.is_empty() || !event.is_empty() {
+                on(if event.is_empty() { "message" } else { &event }, &data);
+            }
+            event.clear();
+            data.clear();
+        } else if l.starts_with(':') {
+            // A comment (keep-alive).
+        } else {
+            let (field, value) = l.split_once(':').unwrap_or((l, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => event = value.to_string(),
+                "data" => {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(value);
+                }
+                _ => {} // id, retry: not needed here
+            }
+        }
+    }
+}
+
+fn on_event(event: &str, data: &str, kind: Option<SpanKind>) {
+    match event {
+        "span" => {
+            let Ok(v) = serde_json::from_str::<Value>(data) else {
+                eprintln!("spanlens tail: unreadable span event: {data}");
+                return;
+            };
+            if let Some(k) = kind {
+                if str_field(&v, "kind") != k.as_str() {
+                    return;
+                }
+            }
+            println!("{}", live_line(&v));
+        }
+        "lagged" => {
+            eprintln!("spanlens tail: missed {data} spans (this terminal could not keep up)")
+        }
+        _ => {}
+    }
+}
+
+/// One arriving span: time, trace, kind, name, duration, model, tokens, cost, status.
+fn live_line(v: &Value) -> String {
+    let start = str_field(v, "start_time");
+    let time = Timestamp::parse_rfc3339(start)
+        .map(|t| t.to_rfc3339()[11..23].to_string())
+        .unwrap_or_else(|_| start.to_string());
+    let mut line = format!(
+        "{time}  {:<8}  {:<9}  {:<32}  {:>8}",
+        str_field(v, "trace_id").get(..8).unwrap_or_default(),
+        str_field(v, "kind"),
+        fit(str_field(v, "name"), 32),
+        v.get("duration_ms")
+            .and_then(Value::as_f64)
+            .map(fmt_duration_ms)
+            .unwrap_or_else(|| "open".into()),
+    );
+    if let Some(m) = v.get("model").and_then(Value::as_str) {
+        let _ = write!(line, "  {m}");
+    }
+    if let Some(t) = v.get("tokens").and_then(Value::as_u64) {
+        let _ = write!(line, "  {} tok", fmt_tokens(t));
+    }
+    if let Some(c) = v
+        .get("cost_usd")
+        .and_then(Value::as_f64)
+        .and_then(NanoUsd::from_usd_f64)
+    {
+        let _ = write!(line, "  {c}");
+    }
+    if str_field(v, "status") == "error" {
+        line.push_str("  ERROR");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sse_events_are_split_on_blank_lines() {
+        let text = ": keep-alive\n\nevent: span\ndata: {\"a\":1}\n\nevent: lagged\r\ndata: 3\r\n\r\ndata: x\ndata: y\n\n";
+        let mut got = Vec::new();
+        let why = read_events(text.as_bytes(), |e, d| {
+            got.push((e.to_string(), d.to_string()))
+        });
+        assert_eq!(
+            got,
+            vec![
+                ("span".to_string(), "{\"a\":1}".to_string()),
+                ("lagged".to_string(), "3".to_string()),
+                ("message".to_string(), "x\ny".to_string()),
+            ]
+        );
+        assert!(why.contains("closed"));
+    }
+
+    #[test]
+    fn table_rows_fit_120_columns() {
+        let row = json!({
+            "trace_id": "5b8efff798038103d269b633813fc60c", "start_time": "2026-01-01T12:03:04.5Z",
+            "name": "a very long pipeline name that does not fit", "duration_ms": 123456.0,
+            "span_count": 12345, "input_tokens": 123_456_789u64, "output_tokens": 99_999, "total_cost_nano_usd": 123_456_789_000i64,
+            "status": "error", "error_count": 3, "user_id": "someone.with.a.long.name@example.com",
+        });
+        let t = traces_table(&[row]);
+        for line in t.lines() {
+            assert!(
+                line.chars().count() <= 120,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(
+            t.contains("5b8efff7")
+                && t.contains("01-01 12:03:04")
+                && t.contains("2m03s")
+                && t.contains("$123.4568")
+        );
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_duration_ms(0.5), "500µs");
+        assert_eq!(fmt_duration_ms(850.0), "850ms");
+        assert_eq!(fmt_duration_ms(1234.0), "1.23s");
+        assert_eq!(fmt_tokens(950), "950");
+        assert_eq!(fmt_tokens(12_345), "12k");
+        assert_eq!(fmt_tokens(1_234), "1.2k");
+        assert_eq!(fmt_cost_cell(0), "-");
+        assert_eq!(fmt_cost_cell(50), "<$0.0001");
+        assert_eq!(fmt_cost_cell(4_200_000), "$0.0042");
+        assert_eq!(fit("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn tree_shows_nesting_tokens_cost_retries_and_errors() {
+        let spans = spanlens_server::demo::generate(1, Timestamp(1_767_225_600_000_000_000));
+        let tid = spans
+            .iter()
+            .find(|s| s.name == "support.handle_ticket")
+            .unwrap()
+            .trace_id;
+        let trace: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == tid).collect();
+        let total: NanoUsd = trace
+            .iter()
+            .filter_map(|s| s.cost.as_ref())
+            .map(|c| c.amounts.total)
+            .sum();
+        let summary = json!({"trace_id": tid.to_hex(), "name": "support.handle_ticket", "start_time": trace[0].start_time,
+            "duration_ms": 1500.0, "span_count": trace.len(), "status": "ok", "error_count": 0,
+            "input_tokens": 10, "output_tokens": 5, "total_cost_nano_usd": total.0, "user_id": "u", "tags": ["a", "b"]});
+        let text = render_trace(&summary, &trace);
+        assert!(text.contains(&format!("cost {total}")), "{text}");
+        assert!(
+            text.lines()
+                .nth(4)
+                .unwrap()
+                .starts_with("support.handle_ticket [pipeline]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("├─ triage_agent [agent]") || text.contains("└─ triage_agent [agent]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("│  └─ triage.classify [llm]")
+                || text.contains("   └─ triage.classify [llm]")
+                || text.contains("│  ├─ triage.classify [llm]"),
+            "{text}"
+        );
+        assert!(text.contains(" tok") && text.contains("ttft "), "{text}");
+        assert_eq!(text.lines().count(), 4 + trace.len(), "{text}");
+    }
+}

@@ -1,0 +1,100 @@
+//! `spanlens serve`: the collector, query API and (soon) UI on one port, gRPC on another.
+
+use anyhow::Context;
+use clap::Args;
+use spanlens_server::ServerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Prints a status line on stderr; a closed stderr (a parent that stopped reading) must not
+/// turn a clean shutdown into a panic.
+macro_rules! note {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// Arguments of `spanlens serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Directory of the embedded database.
+    #[arg(long, default_value = "spanlens-data")]
+    data_dir: PathBuf,
+    /// OTLP/HTTP, JSON API and UI address.
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    http: SocketAddr,
+    /// OTLP/gRPC address.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    grpc: SocketAddr,
+    /// Load the demo traces into the data directory first (skipped when already loaded).
+    #[arg(long)]
+    demo: bool,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then stops accepting, commits what it acknowledged,
+/// and exits.
+pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
+    let config = ServerConfig {
+        http: args.http,
+        grpc: args.grpc,
+        data_dir: args.data_dir,
+    };
+    let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let store = spanlens_server::open_store(&config.data_dir)?;
+    if args.demo {
+        let seed = spanlens_server::demo::DEFAULT_SEED;
+        if crate::demo::is_loaded(&store, seed)? {
+            note!(
+                "spanlens: demo traces already loaded (run `spanlens demo` to refresh their timestamps)"
+            );
+        } else {
+            let r = crate::demo::load(&store, seed)?;
+            note!(
+                "spanlens: loaded {} demo traces ({} spans) into project \"default\"",
+                r.traces,
+                r.spans
+            );
+        }
+    }
+    let store: Arc<dyn spanlens_store::Store> = Arc::new(store);
+    runtime.block_on(spanlens_server::serve(&config, store.clone(), shutdown_signal(), |b| {
+        note!(
+            "spanlens: listening on http://{} (OTLP/HTTP, API) and {} (OTLP/gRPC), data in {} — ready in {} ms",
+            b.http,
+            b.grpc,
+            config.data_dir.display(),
+            started.elapsed().as_millis()
+        );
+    }))?;
+    drop(store); // the SQLite writer commits anything still queued before the file closes
+    note!("spanlens: stopped");
+    Ok(crate::Outcome::Done)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    note!("spanlens: shutting down (finishing requests in flight)");
+}
