@@ -29,7 +29,7 @@ enum BenchCommand {
 
 #[derive(Args)]
 struct IngestArgs {
-    /// OTLP/HTTP traces URL (`http://127.0.0.1:4318/v1/traces`; Arize Phoenix: `http://127.0.0.1:6006/v1/traces`).
+    /// OTLP/HTTP traces URL, or a base URL to which `/v1/traces` is added (Arize Phoenix: `http://127.0.0.1:6006`).
     #[arg(long, default_value = "http://127.0.0.1:4318/v1/traces")]
     target: String,
     /// Concurrent senders.
@@ -307,7 +307,19 @@ fn stored_count(target: &str, project: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("no span_count in {v}"))
 }
 
-fn ingest(a: IngestArgs) -> anyhow::Result<Outcome> {
+/// The traces URL for a target given as a base URL (`http://host:4318`) or the full OTLP path.
+fn traces_url(target: &str) -> String {
+    let t = target.trim_end_matches('/');
+    let after_scheme = t.split_once("://").map_or(t, |(_, rest)| rest);
+    if after_scheme.contains('/') {
+        t.to_string()
+    } else {
+        format!("{t}/v1/traces")
+    }
+}
+
+fn ingest(mut a: IngestArgs) -> anyhow::Result<Outcome> {
+    a.target = traces_url(&a.target);
     if a.concurrency == 0
         || a.spans_per_request == 0
         || !(a.duration > 0.0 && a.duration.is_finite())
@@ -355,6 +367,14 @@ fn ingest(a: IngestArgs) -> anyhow::Result<Outcome> {
     } else {
         Some(stored_count(&a.target, &project)?)
     };
+    if accepted == 0 {
+        let failed = tally.failed_requests.load(Ordering::Relaxed);
+        let throttled = tally.throttled.load(Ordering::Relaxed);
+        anyhow::bail!(
+            "{} accepted no spans ({failed} requests failed, {throttled} throttled): is an OTLP/HTTP server listening there?",
+            a.target
+        );
+    }
     let per_s = accepted as f64 / wall;
     let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
     if a.json {
@@ -403,6 +423,20 @@ fn ingest(a: IngestArgs) -> anyhow::Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_urls_get_the_otlp_traces_path() {
+        assert_eq!(
+            traces_url("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(traces_url("http://h:6006/"), "http://h:6006/v1/traces");
+        assert_eq!(traces_url("http://h:1/v1/traces"), "http://h:1/v1/traces");
+        assert_eq!(
+            traces_url("http://h:1/custom/path"),
+            "http://h:1/custom/path"
+        );
+    }
 
     #[test]
     fn generated_requests_are_coherent_trees_with_fresh_ids() {
