@@ -140,47 +140,50 @@ pub async fn ingest(
     body: Bytes,
     project_header: Option<String>,
 ) -> Result<IngestOutcome, IngestError> {
-    // Decoding and normalising are CPU work: keep them off the async workers.
-    let normalized: Normalized = tokio::task::spawn_blocking(move || {
+    // Decoding, normalising and preparing rows are CPU work: keep them off the async workers.
+    let worker = state.clone();
+    let (tickets, accepted, rejected, message) = tokio::task::spawn_blocking(move || {
         let opts = NormalizeOptions {
             received_at: now(),
             default_project: None,
         };
-        normalize(format, &body, &opts, PriceCatalog::builtin())
+        let normalized: Normalized = normalize(format, &body, &opts, PriceCatalog::builtin())
+            .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+        drop(body);
+        let rejected = normalized.rejected.len();
+        let message = normalized
+            .rejected
+            .iter()
+            .take(5)
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        // The header wins over the resource attribute; without either the span goes to `default`.
+        let mut by_project: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+        for s in normalized.spans {
+            let project = project_header
+                .clone()
+                .or_else(|| s.project.clone())
+                .unwrap_or_else(|| spanlens_store::DEFAULT_PROJECT.to_string());
+            by_project.entry(project).or_default().push(s);
+        }
+        let mut accepted = 0;
+        let mut tickets = Vec::new();
+        for (project, spans) in by_project {
+            accepted += spans.len();
+            let live: Vec<Span> = if worker.live_subscribers() > 0 {
+                spans.clone()
+            } else {
+                Vec::new()
+            };
+            let ticket = worker.store.submit(&project, spans).map_err(store_error)?;
+            tickets.push((ticket, project, live));
+        }
+        Ok::<_, IngestError>((tickets, accepted, rejected, message))
     })
     .await
-    .map_err(|e| IngestError::Store(format!("normaliser task failed: {e}")))?
-    .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+    .map_err(|e| IngestError::Store(format!("normaliser task failed: {e}")))??;
 
-    let rejected = normalized.rejected.len();
-    let message = normalized
-        .rejected
-        .iter()
-        .take(5)
-        .map(|r| r.to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    // The header wins over the resource attribute; without either the span goes to `default`.
-    let mut by_project: BTreeMap<String, Vec<Span>> = BTreeMap::new();
-    for s in normalized.spans {
-        let project = project_header
-            .clone()
-            .or_else(|| s.project.clone())
-            .unwrap_or_else(|| spanlens_store::DEFAULT_PROJECT.to_string());
-        by_project.entry(project).or_default().push(s);
-    }
-    let mut accepted = 0;
-    let mut tickets = Vec::new();
-    for (project, spans) in by_project {
-        accepted += spans.len();
-        let live: Vec<Span> = if state.live_subscribers() > 0 {
-            spans.clone()
-        } else {
-            Vec::new()
-        };
-        let ticket = state.store.submit(&project, spans).map_err(store_error)?;
-        tickets.push((ticket, project, live));
-    }
     for (ticket, project, live) in tickets {
         ticket.await.map_err(store_error)?;
         state.publish(&project, live);

@@ -2,6 +2,7 @@
 //! pool of read-only connections that read concurrently with it.
 
 mod checkpoint;
+mod chunk;
 mod prepare;
 mod query;
 mod schema;
@@ -16,6 +17,7 @@ use crate::types::{
     TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt, DEFAULT_PROJECT,
 };
 use checkpoint::CheckpointShared;
+use prepare::PreparedSpan;
 use rusqlite::{Connection, OpenFlags};
 use spanlens_core::{Span, TraceId};
 use std::ops::Deref;
@@ -329,10 +331,12 @@ impl Store for SqliteStore {
                 return Err(e);
             }
         };
+        let (rows, chunks) = chunk_by_trace(rows);
         let (ticket, completer) = CommitTicket::pair();
         match sender.try_send(Job {
             project,
             rows,
+            chunks,
             completer,
         }) {
             Ok(()) => Ok(ticket),
@@ -521,4 +525,25 @@ impl Drop for PooledConn<'_> {
             self.pool.cond.notify_one();
         }
     }
+}
+
+/// Packs the bodies of each trace's spans into one chunk (on the submitting thread, so the
+/// writer only inserts); the rows keep their columns and drop their bodies.
+fn chunk_by_trace(mut rows: Vec<PreparedSpan>) -> (Vec<PreparedSpan>, Vec<chunk::Chunk>) {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].trace_id);
+    let mut chunks = Vec::new();
+    for group in order.chunk_by(|&a, &b| rows[a].trace_id == rows[b].trace_id) {
+        let trace_id = rows[group[0]].trace_id;
+        chunks.push(chunk::encode(
+            trace_id,
+            group
+                .iter()
+                .map(|&i| (&rows[i].span_id, rows[i].body.as_str())),
+        ));
+    }
+    for r in &mut rows {
+        r.body = String::new();
+    }
+    (rows, chunks)
 }

@@ -1,6 +1,7 @@
 //! The read side: trace list, trace detail, sessions and metrics, each on one pooled read-only
 //! connection.
 
+use super::chunk;
 use super::prepare::{parse_status, status_str, to_i64};
 use super::project_name;
 use super::schema::facet;
@@ -290,12 +291,12 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
     Ok(Page { items, next_cursor })
 }
 
-fn read_trace<T>(
+/// A trace's summary and its spans' stored JSON, in start order.
+fn read_trace(
     conn: &Connection,
     project: &str,
     trace_id: TraceId,
-    mut decode: impl FnMut(&str) -> Result<T, StoreError>,
-) -> Result<Option<(TraceSummary, Vec<T>)>, StoreError> {
+) -> Result<Option<(TraceSummary, Vec<String>)>, StoreError> {
     let Some(pid) = project_id(conn, project)? else {
         return Ok(None);
     };
@@ -318,38 +319,64 @@ fn read_trace<T>(
         }
     };
     // The stored count only sizes the first allocation; a damaged row must not make it huge.
-    let mut spans =
-        Vec::with_capacity(usize::try_from(summary.span_count.min(100_000)).unwrap_or(0));
+    let cap = usize::try_from(summary.span_count.min(100_000)).unwrap_or(0);
+    // Span order and membership come from the rows; bodies from the trace's chunks, oldest
+    // first so the newest copy of a re-sent span wins.
+    let mut order: Vec<[u8; 8]> = Vec::with_capacity(cap);
     {
         let mut st = tx
             .prepare_cached(
                 // Pinned to the trace's index: without statistics SQLite may prefer walking the
                 // project's time index to avoid the sort, which reads every span of the project.
-                "SELECT b.body FROM spans s INDEXED BY spans_key JOIN span_bodies b ON b.id = s.id \
-                 WHERE s.project_id = ?1 AND s.trace_id = ?2 ORDER BY s.start_ns, s.span_id",
+                "SELECT span_id FROM spans INDEXED BY spans_key \
+                 WHERE project_id = ?1 AND trace_id = ?2 ORDER BY start_ns, span_id",
             )
             .map_err(db("reading spans"))?;
         let mut rows = st
             .query(params![pid, &trace_id.0[..]])
             .map_err(db("reading spans"))?;
         while let Some(row) = rows.next().map_err(db("reading spans"))? {
-            let v = row.get_ref(0).map_err(db("reading spans"))?;
-            let text = match v {
-                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
-                    std::str::from_utf8(b).map_err(|e| StoreError::Corrupt {
-                        table: "span_bodies",
-                        reason: e.to_string(),
-                    })?
-                }
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        table: "span_bodies",
-                        reason: "body is not text".into(),
-                    })
-                }
-            };
-            spans.push(decode(text)?);
+            let id = row.get_ref(0).map_err(db("reading spans"))?;
+            let id = id.as_blob().map_err(|e| StoreError::Corrupt {
+                table: "spans",
+                reason: format!("span id: {e}"),
+            })?;
+            order.push(id.try_into().map_err(|_| StoreError::Corrupt {
+                table: "spans",
+                reason: format!("span id of {} bytes", id.len()),
+            })?);
         }
+    }
+    let mut bodies: HashMap<[u8; 8], String> = HashMap::with_capacity(cap);
+    {
+        let mut st = tx
+            .prepare_cached(
+                "SELECT codec, body FROM trace_chunks WHERE project_id = ?1 AND trace_id = ?2 ORDER BY id",
+            )
+            .map_err(db("reading span bodies"))?;
+        let mut rows = st
+            .query(params![pid, &trace_id.0[..]])
+            .map_err(db("reading span bodies"))?;
+        while let Some(row) = rows.next().map_err(db("reading span bodies"))? {
+            let codec: i64 = row.get(0).map_err(db("reading span bodies"))?;
+            let body = row.get_ref(1).map_err(db("reading span bodies"))?;
+            let body = body.as_blob().map_err(|e| StoreError::Corrupt {
+                table: "trace_chunks",
+                reason: format!("chunk body: {e}"),
+            })?;
+            chunk::decode_into(codec, body, &mut bodies)?;
+        }
+    }
+    let mut spans = Vec::with_capacity(order.len());
+    for id in order {
+        let text = bodies.remove(&id).ok_or_else(|| StoreError::Corrupt {
+            table: "trace_chunks",
+            reason: format!(
+                "no body for span {} of trace {trace_id}",
+                spanlens_core::SpanId(id)
+            ),
+        })?;
+        spans.push(text);
     }
     tx.finish().map_err(db("reading a trace"))?;
     Ok(Some((summary, spans)))
@@ -364,8 +391,7 @@ pub fn get_trace(
     project: &str,
     trace_id: TraceId,
 ) -> Result<Option<TraceDetail>, StoreError> {
-    let Some((summary, bodies)) = read_trace(conn, project, trace_id, |t| Ok(t.to_string()))?
-    else {
+    let Some((summary, bodies)) = read_trace(conn, project, trace_id)? else {
         return Ok(None);
     };
     let decode = |chunk: &[String]| -> Result<Vec<Span>, StoreError> {
@@ -373,7 +399,7 @@ pub fn get_trace(
             .iter()
             .map(|text| {
                 serde_json::from_str::<Span>(text).map_err(|e| StoreError::Corrupt {
-                    table: "span_bodies",
+                    table: "trace_chunks",
                     reason: format!("span of trace {trace_id}: {e}"),
                 })
             })
@@ -420,7 +446,7 @@ pub fn get_trace_json(
     project: &str,
     trace_id: TraceId,
 ) -> Result<Option<TraceDetailJson>, StoreError> {
-    let out = read_trace(conn, project, trace_id, |text| Ok(text.to_string()))?;
+    let out = read_trace(conn, project, trace_id)?;
     Ok(out.map(|(summary, spans)| TraceDetailJson { summary, spans }))
 }
 

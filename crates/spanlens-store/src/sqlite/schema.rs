@@ -19,11 +19,19 @@ pub mod facet {
     pub const TAG: i64 = 4;
 }
 
+/// One schema step: SQL, then an optional step in Rust for what SQL cannot express.
+struct Migration {
+    description: &'static str,
+    sql: &'static str,
+    then: Option<fn(&Connection) -> rusqlite::Result<()>>,
+}
+
 /// Migrations in order; migration `i` brings the schema to version `i + 1`. Never edit a shipped
 /// entry: append a new one.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "spans, bodies, trace summaries, facets, projects",
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        description: "spans, bodies, trace summaries, facets, projects",
+        sql: r#"
 CREATE TABLE schema_migrations (
     version     INTEGER PRIMARY KEY,
     description TEXT NOT NULL,
@@ -123,7 +131,90 @@ CREATE TABLE trace_facets (
     PRIMARY KEY (project_id, trace_id, facet, value)
 ) WITHOUT ROWID;
 "#,
-)];
+        then: None,
+    },
+    Migration {
+        description: "span bodies stored per trace chunk, compressed",
+        sql: r#"
+-- The canonical JSON of the spans of one trace that arrived together, framed and compressed as
+-- one value (see chunk.rs); the newest chunk holding a span id has its current body.
+CREATE TABLE trace_chunks (
+    id         INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL,
+    trace_id   BLOB NOT NULL,
+    codec      INTEGER NOT NULL,
+    spans      INTEGER NOT NULL,
+    body       BLOB NOT NULL
+);
+CREATE INDEX trace_chunks_trace ON trace_chunks (project_id, trace_id, id);
+"#,
+        then: Some(move_bodies_into_chunks),
+    },
+];
+
+/// A blob column of exactly `N` bytes; anything else is an error, never a made-up id.
+fn fixed<const N: usize>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<[u8; N]> {
+    let b = r.get_ref(i)?.as_blob()?;
+    b.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Blob,
+            format!("id of {} bytes where {N} are expected", b.len()).into(),
+        )
+    })
+}
+
+/// Migration 2: re-stores the per-span bodies of version 1 as one chunk per trace.
+fn move_bodies_into_chunks(conn: &Connection) -> rusqlite::Result<()> {
+    let mut read = conn.prepare(
+        "SELECT s.project_id, s.trace_id, s.span_id, b.body FROM spans s \
+         JOIN span_bodies b ON b.id = s.id ORDER BY s.project_id, s.trace_id",
+    )?;
+    let mut write = conn.prepare(
+        "INSERT INTO trace_chunks (project_id, trace_id, codec, spans, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut flush = |key: (i64, [u8; 16]), spans: &[([u8; 8], String)]| {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let c = super::chunk::encode(key.1, spans.iter().map(|(id, b)| (id, b.as_str())));
+        write
+            .execute(rusqlite::params![
+                key.0,
+                &key.1[..],
+                c.codec,
+                c.spans,
+                c.body
+            ])
+            .map(|_| ())
+    };
+    let mut rows = read.query([])?;
+    let mut current: Option<(i64, [u8; 16])> = None;
+    let mut spans: Vec<([u8; 8], String)> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let key = (r.get::<_, i64>(0)?, fixed::<16>(r, 1)?);
+        let span_id = fixed::<8>(r, 2)?;
+        let body = match r.get_ref(3)? {
+            rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                String::from_utf8_lossy(b).into_owned()
+            }
+            _ => continue,
+        };
+        if current != Some(key) {
+            if let Some(prev) = current {
+                flush(prev, &spans)?;
+            }
+            spans.clear();
+            current = Some(key);
+        }
+        spans.push((span_id, body));
+    }
+    if let Some(prev) = current {
+        flush(prev, &spans)?;
+    }
+    drop(rows);
+    conn.execute_batch("DROP TABLE span_bodies")
+}
 
 /// Newest schema version this build knows.
 pub fn latest_version() -> i64 {
@@ -213,13 +304,31 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             supported: latest,
         });
     }
-    for (i, (description, sql)) in MIGRATIONS.iter().enumerate() {
+    migrate_to(conn, path, version, latest)
+}
+
+/// Applies the migrations after `from` up to and including version `to`.
+pub fn migrate_to(
+    conn: &mut Connection,
+    path: &Path,
+    from: i64,
+    to: i64,
+) -> Result<(), StoreError> {
+    let db = |e: rusqlite::Error| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    for (i, m) in MIGRATIONS.iter().enumerate() {
         let target = i as i64 + 1;
-        if target <= version {
+        if target <= from || target > to {
             continue;
         }
+        let description = m.description;
         let tx = conn.transaction().map_err(db)?;
-        tx.execute_batch(sql).map_err(db)?;
+        tx.execute_batch(m.sql).map_err(db)?;
+        if let Some(step) = m.then {
+            step(&tx).map_err(db)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, description, applied_ns) VALUES (?1, ?2, ?3)",
             rusqlite::params![target, description, now_ns()],
@@ -255,4 +364,53 @@ pub fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn version_1_bodies_move_into_chunks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        migrate_to(&mut conn, path, 0, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO projects (id, name, created_ns) VALUES (1, 'p', 0);
+             INSERT INTO spans (id, project_id, trace_id, span_id, start_ns, kind, status,
+                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                 reasoning_tokens, total_tokens, retry_count, name)
+             VALUES (1, 1, x'01010101010101010101010101010101', x'0202020202020202', 1, 'llm', 'ok', 0, 0, 0, 0, 0, 0, 0, 'a'),
+                    (2, 1, x'01010101010101010101010101010101', x'0303030303030303', 2, 'tool', 'ok', 0, 0, 0, 0, 0, 0, 0, 'b'),
+                    (3, 1, x'09090909090909090909090909090909', x'0404040404040404', 3, 'span', 'ok', 0, 0, 0, 0, 0, 0, 0, 'c');
+             INSERT INTO span_bodies (id, body) VALUES (1, '{\"n\":\"a\"}'), (2, '{\"n\":\"b\"}'), (3, '{\"n\":\"c\"}');",
+        )
+        .unwrap();
+        migrate_to(&mut conn, path, 1, latest_version()).unwrap();
+        let mut st = conn
+            .prepare("SELECT trace_id, codec, spans, body FROM trace_chunks ORDER BY id")
+            .unwrap();
+        let chunks: Vec<(Vec<u8>, i64, i64, Vec<u8>)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(chunks.len(), 2, "one chunk per trace");
+        assert_eq!(chunks[0].2, 2);
+        let mut bodies = HashMap::new();
+        for (_, codec, _, body) in &chunks {
+            super::super::chunk::decode_into(*codec, body, &mut bodies).unwrap();
+        }
+        assert_eq!(bodies[&[3u8; 8]], "{\"n\":\"b\"}");
+        assert_eq!(bodies[&[4u8; 8]], "{\"n\":\"c\"}");
+        let gone: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'span_bodies'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+    }
 }

@@ -3,6 +3,7 @@
 //! touched inside that same transaction.
 
 use super::checkpoint::{self, CheckpointShared};
+use super::chunk::Chunk;
 use super::prepare::{to_i64, PreparedSpan};
 use super::schema::now_ns;
 use super::summary::{SpanFacts, TraceState};
@@ -19,8 +20,10 @@ use std::sync::Arc;
 pub struct Job {
     /// Project name (already defaulted).
     pub project: String,
-    /// Prepared rows.
+    /// Prepared rows (their bodies already moved into `chunks`).
     pub rows: Vec<PreparedSpan>,
+    /// The span bodies, one chunk per trace.
+    pub chunks: Vec<Chunk>,
     /// Resolves the submitter's ticket.
     pub completer: Completer,
 }
@@ -219,9 +222,9 @@ impl Writer {
         let mut st = SpanStatements {
             insert: self.conn.prepare_cached(INSERT_SPAN)?,
             update: self.conn.prepare_cached(UPDATE_SPAN)?,
-            body: self
-                .conn
-                .prepare_cached("INSERT OR REPLACE INTO span_bodies (id, body) VALUES (?1, ?2)")?,
+            chunk: self.conn.prepare_cached(
+                "INSERT INTO trace_chunks (project_id, trace_id, codec, spans, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
         };
         for job in jobs {
             let pid = self.project_id(&job.project, staged)?;
@@ -237,6 +240,10 @@ impl Writer {
                     inserted += 1;
                     *new_spans.entry(pid).or_default() += 1;
                 }
+            }
+            for c in &job.chunks {
+                st.chunk
+                    .execute(params![pid, &c.trace_id[..], c.codec, c.spans, c.body])?;
             }
             counts.push((inserted, replaced));
         }
@@ -326,13 +333,12 @@ impl Writer {
             &r.error_type,
             &r.tags_json,
         ];
-        let (id, replaced) = if st.insert.execute(&values[..])? == 1 {
-            (self.conn.last_insert_rowid(), false)
+        if st.insert.execute(&values[..])? == 1 {
+            Ok(false)
         } else {
-            (st.update.query_row(&values[..], |row| row.get(0))?, true)
-        };
-        st.body.execute(params![id, r.body])?;
-        Ok(replaced)
+            st.update.execute(&values[..])?;
+            Ok(true)
+        }
     }
 
     fn trace_exists(&self, (pid, tid): TraceKey) -> rusqlite::Result<bool> {
@@ -455,13 +461,13 @@ const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?
                      agent_name = ?19, user_id = ?20, tool_name = ?21, request_model = ?22, \
                      response_model = ?23, parent_span_id = ?24, end_ns = ?25, name = ?26, \
                      session_id = ?27, service = ?28, error_type = ?29, tags = ?30 \
-                     WHERE project_id = ?1 AND trace_id = ?2 AND span_id = ?3 RETURNING id";
+                     WHERE project_id = ?1 AND trace_id = ?2 AND span_id = ?3";
 
 /// The statements that write spans, held for the length of a transaction.
 struct SpanStatements<'c> {
     insert: rusqlite::CachedStatement<'c>,
     update: rusqlite::CachedStatement<'c>,
-    body: rusqlite::CachedStatement<'c>,
+    chunk: rusqlite::CachedStatement<'c>,
 }
 
 /// The spans of one trace written in the current transaction.
