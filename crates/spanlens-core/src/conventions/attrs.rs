@@ -10,11 +10,57 @@ use std::collections::BTreeMap;
 /// A read-only view of a span's attributes.
 pub(crate) struct Attrs<'a> {
     map: &'a Attributes,
+    /// Which key namespaces ([`ns`]) occur, so a convention with none of its keys present is
+    /// skipped without dozens of failed lookups.
+    namespaces: u32,
+}
+
+/// Key namespaces (the text before a key's first dot) the conventions test for.
+pub(crate) mod ns {
+    pub(crate) const GEN_AI: u32 = 1 << 0;
+    pub(crate) const LLM: u32 = 1 << 1;
+    pub(crate) const LANGFUSE: u32 = 1 << 2;
+    pub(crate) const TRACELOOP: u32 = 1 << 3;
+    pub(crate) const OPENINFERENCE: u32 = 1 << 4;
+    pub(crate) const EMBEDDING: u32 = 1 << 5;
+    pub(crate) const INPUT: u32 = 1 << 6;
+    pub(crate) const OUTPUT: u32 = 1 << 7;
+    pub(crate) const TOOL: u32 = 1 << 8;
+    pub(crate) const TOOL_CALL: u32 = 1 << 9;
+    pub(crate) const TAG: u32 = 1 << 10;
+    pub(crate) const METADATA: u32 = 1 << 11;
+    /// Any key outside the namespaces above.
+    pub(crate) const OTHER: u32 = 1 << 31;
+
+    pub(crate) fn of(key: &str) -> u32 {
+        let head = key.split_once('.').map_or(key, |(h, _)| h);
+        match head {
+            "gen_ai" => GEN_AI,
+            "llm" => LLM,
+            "langfuse" => LANGFUSE,
+            "traceloop" => TRACELOOP,
+            "openinference" => OPENINFERENCE,
+            "embedding" => EMBEDDING,
+            "input" => INPUT,
+            "output" => OUTPUT,
+            "tool" => TOOL,
+            "tool_call" => TOOL_CALL,
+            "tag" => TAG,
+            "metadata" => METADATA,
+            _ => OTHER,
+        }
+    }
 }
 
 impl<'a> Attrs<'a> {
     pub(crate) fn new(map: &'a Attributes) -> Self {
-        Attrs { map }
+        let namespaces = map.keys().fold(0, |acc, k| acc | ns::of(k));
+        Attrs { map, namespaces }
+    }
+
+    /// True when any key is in one of the namespaces of `mask` (see [`ns`]).
+    pub(crate) fn has_namespace(&self, mask: u32) -> bool {
+        self.namespaces & mask != 0
     }
 
     pub(crate) fn has(&self, key: &str) -> bool {

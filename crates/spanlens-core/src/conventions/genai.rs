@@ -4,6 +4,7 @@
 //! Token rule: `gen_ai.usage.input_tokens` INCLUDES cached tokens and `output_tokens` INCLUDES
 //! reasoning tokens (the spec's wording), see [`super::InclusiveCounts`].
 
+use super::attrs::ns;
 use super::{canonical_provider, messages, set, ttft_from_seconds, Attrs, InclusiveCounts};
 use crate::span::{Message, Payload, Span, SpanKind, ToolInfo};
 
@@ -23,6 +24,9 @@ pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
 }
 
 pub(super) fn apply(span: &mut Span, a: &Attrs) {
+    if !a.has_namespace(ns::GEN_AI | ns::LLM) {
+        return;
+    }
     if span.kind == SpanKind::Span
         && a.has("gen_ai.request.model")
         && (a.has("gen_ai.system") || a.has("gen_ai.provider.name"))

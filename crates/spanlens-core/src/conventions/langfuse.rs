@@ -4,6 +4,7 @@
 //! EXCLUDES cached tokens and `output` EXCLUDES reasoning tokens: cache keys are ADDED to canonical
 //! input and reasoning keys to canonical output.
 
+use super::attrs::ns;
 use super::{messages, set, ttft_from_time, Attrs};
 use crate::money::NanoUsd;
 use crate::span::{CostBreakdown, Payload, PromptTemplate, Span, SpanKind, Status, Usage};
@@ -31,6 +32,9 @@ pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
 }
 
 pub(super) fn apply(span: &mut Span, a: &Attrs) {
+    if !a.has_namespace(ns::LANGFUSE) {
+        return;
+    }
     set(
         &mut span.request_model,
         a.string("langfuse.observation.model.name"),

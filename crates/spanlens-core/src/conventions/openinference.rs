@@ -4,6 +4,7 @@
 //! `llm.token_count.completion` INCLUDES `completion_details.reasoning`, see [`super::InclusiveCounts`].
 //! Costs in `llm.cost.*` are taken as provider-reported.
 
+use super::attrs::ns;
 use super::{canonical_provider, messages, set, Attrs, InclusiveCounts};
 use crate::money::NanoUsd;
 use crate::span::{CostBreakdown, Payload, PromptTemplate, Span, SpanKind, ToolInfo};
@@ -29,7 +30,25 @@ pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
     )
 }
 
+/// Namespaces of the keys OpenInference instrumentations write.
+const NAMESPACES: u32 = ns::OPENINFERENCE
+    | ns::LLM
+    | ns::EMBEDDING
+    | ns::INPUT
+    | ns::OUTPUT
+    | ns::TOOL
+    | ns::TOOL_CALL
+    | ns::TAG
+    | ns::METADATA;
+
 pub(super) fn apply(span: &mut Span, a: &Attrs) {
+    if !a.has_namespace(NAMESPACES) {
+        // Without any of its keys, only the tool record below would apply.
+        if span.kind == SpanKind::Tool {
+            span.tool.get_or_insert_with(ToolInfo::default);
+        }
+        return;
+    }
     set(
         &mut span.provider,
         a.first_string(&["llm.provider", "llm.system"])

@@ -3,6 +3,7 @@
 //! Token counts come through the `gen_ai.usage.*` names it shares with GenAI (same inclusive rule);
 //! the older `llm.usage.prompt_tokens` / `completion_tokens` are read under that rule too.
 
+use super::attrs::ns;
 use super::{set, Attrs, InclusiveCounts};
 use crate::span::{Payload, PromptTemplate, Span, SpanKind, ToolInfo};
 use serde_json::Value;
@@ -25,6 +26,20 @@ pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
 }
 
 pub(super) fn apply(span: &mut Span, a: &Attrs) {
+    if a.has_namespace(ns::LLM | ns::TRACELOOP) {
+        apply_attributes(span, a);
+    }
+    // Messages may come from another convention's keys (deprecated GenAI flattening).
+    if span.finish_reasons.is_empty() {
+        span.finish_reasons = span
+            .output_messages
+            .iter()
+            .filter_map(|m| m.finish_reason.clone())
+            .collect();
+    }
+}
+
+fn apply_attributes(span: &mut Span, a: &Attrs) {
     set(&mut span.request_model, a.string("llm.request.model"));
     set(&mut span.response_model, a.string("llm.response.model"));
     if span.usage.is_none() {
@@ -86,12 +101,5 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
         });
-    }
-    if span.finish_reasons.is_empty() {
-        span.finish_reasons = span
-            .output_messages
-            .iter()
-            .filter_map(|m| m.finish_reason.clone())
-            .collect();
     }
 }

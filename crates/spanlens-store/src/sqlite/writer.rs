@@ -251,13 +251,13 @@ impl Writer {
         for (key, t) in &touched {
             new_facets.clear();
             let state = match (t.rebuild, self.load_state(*key)?) {
-                (false, Some(mut state)) => {
+                (false, Stored::State(mut state)) => {
                     for row in &t.rows {
                         state.add(&facts_of(row), &mut new_facets);
                     }
                     state
                 }
-                (false, None) if !self.trace_exists(*key)? => {
+                (false, Stored::Missing) => {
                     let mut state = TraceState::default();
                     for row in &t.rows {
                         state.add(&facts_of(row), &mut new_facets);
@@ -341,23 +341,20 @@ impl Writer {
         }
     }
 
-    fn trace_exists(&self, (pid, tid): TraceKey) -> rusqlite::Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM traces WHERE project_id = ?1 AND trace_id = ?2")?
-            .exists(params![pid, &tid[..]])
-    }
-
-    /// The stored state of a trace; `None` when the trace is new or its state cannot be read.
-    fn load_state(&self, (pid, tid): TraceKey) -> rusqlite::Result<Option<TraceState>> {
+    /// The stored state of a trace, in one index probe.
+    fn load_state(&self, (pid, tid): TraceKey) -> rusqlite::Result<Stored> {
         let mut st = self
             .conn
             .prepare_cached("SELECT state FROM traces WHERE project_id = ?1 AND trace_id = ?2")?;
         let mut rows = st.query(params![pid, &tid[..]])?;
         let Some(row) = rows.next()? else {
-            return Ok(None);
+            return Ok(Stored::Missing);
         };
         let text = row.get_ref(0)?.as_str()?;
-        Ok(serde_json::from_str(text).ok())
+        Ok(match serde_json::from_str(text) {
+            Ok(state) => Stored::State(state),
+            Err(_) => Stored::Unreadable,
+        })
     }
 
     /// Recomputes a trace's state from every stored span of it.
@@ -462,6 +459,16 @@ const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?
                      response_model = ?23, parent_span_id = ?24, end_ns = ?25, name = ?26, \
                      session_id = ?27, service = ?28, error_type = ?29, tags = ?30 \
                      WHERE project_id = ?1 AND trace_id = ?2 AND span_id = ?3";
+
+/// What the `traces` table holds for a trace.
+enum Stored {
+    /// No row: the trace is new.
+    Missing,
+    /// The state to fold new spans into.
+    State(TraceState),
+    /// A row whose state cannot be read: rebuild it from the spans.
+    Unreadable,
+}
 
 /// The statements that write spans, held for the length of a transaction.
 struct SpanStatements<'c> {
