@@ -255,7 +255,7 @@ impl Writer {
                     for row in &t.rows {
                         state.add(&facts_of(row), &mut new_facets);
                     }
-                    state
+                    *state
                 }
                 (false, Stored::Missing) => {
                     let mut state = TraceState::default();
@@ -352,7 +352,7 @@ impl Writer {
         };
         let text = row.get_ref(0)?.as_str()?;
         Ok(match serde_json::from_str(text) {
-            Ok(state) => Stored::State(state),
+            Ok(state) => Stored::State(Box::new(state)),
             Err(_) => Stored::Unreadable,
         })
     }
@@ -465,7 +465,7 @@ enum Stored {
     /// No row: the trace is new.
     Missing,
     /// The state to fold new spans into.
-    State(TraceState),
+    State(Box<TraceState>),
     /// A row whose state cannot be read: rebuild it from the spans.
     Unreadable,
 }
