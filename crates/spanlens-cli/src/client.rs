@@ -228,13 +228,22 @@ fn fmt_tokens(n: u64) -> String {
 }
 
 /// Cost for a table cell: four decimals, `<$0.0001` for dust, `-` for nothing.
-fn fmt_cost_cell(nano: i64) -> String {
-    if nano == 0 {
+/// A cost cell; `unpriced` calls make the figure a lower bound (`+`), never a silent $0.
+fn fmt_cost_cell(nano: i64, unpriced: u64) -> String {
+    let known = if nano == 0 {
+        if unpriced > 0 {
+            return "unpriced".into();
+        }
         "-".into()
     } else if nano < 100_000 {
         "<$0.0001".into()
     } else {
         format!("${:.4}", nano as f64 / 1e9)
+    };
+    if unpriced > 0 {
+        format!("{known}+")
+    } else {
+        known
     }
 }
 
@@ -362,7 +371,7 @@ fn traces_table(items: &[Value]) -> String {
             fmt_duration_ms(it.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0)),
             u64_field(it, "span_count"),
             tokens,
-            fmt_cost_cell(cost_nano(it)),
+            fmt_cost_cell(cost_nano(it), u64_field(it, "unpriced_span_count")),
             status,
             fit(it.get("user_id").and_then(Value::as_str).unwrap_or("-"), 16),
         );
@@ -916,9 +925,11 @@ mod tests {
         assert_eq!(fmt_tokens(950), "950");
         assert_eq!(fmt_tokens(12_345), "12k");
         assert_eq!(fmt_tokens(1_234), "1.2k");
-        assert_eq!(fmt_cost_cell(0), "-");
-        assert_eq!(fmt_cost_cell(50), "<$0.0001");
-        assert_eq!(fmt_cost_cell(4_200_000), "$0.0042");
+        assert_eq!(fmt_cost_cell(0, 0), "-");
+        assert_eq!(fmt_cost_cell(50, 0), "<$0.0001");
+        assert_eq!(fmt_cost_cell(4_200_000, 0), "$0.0042");
+        assert_eq!(fmt_cost_cell(0, 2), "unpriced");
+        assert_eq!(fmt_cost_cell(4_200_000, 1), "$0.0042+");
         assert_eq!(fit("abcdef", 4), "abc…");
     }
 

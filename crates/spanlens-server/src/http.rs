@@ -315,6 +315,7 @@ fn trace_row(t: &TraceSummary) -> Value {
         "total_tokens": t.total_tokens,
         "total_cost_usd": t.total_cost.as_usd_f64(),
         "total_cost_nano_usd": t.total_cost.0,
+        "unpriced_span_count": t.unpriced_span_count,
         "user_id": t.user_id,
         "session_id": t.session_id,
         "tags": t.tags,

@@ -57,6 +57,9 @@ pub struct TraceSummary {
     /// Sum of span costs, exact.
     #[serde(rename = "total_cost_usd")]
     pub total_cost: NanoUsd,
+    /// Model calls the catalog could not price; when non-zero, `total_cost` is a lower bound.
+    #[serde(default)]
+    pub unpriced_span_count: u64,
     /// End user (the root's, else the earliest span's that has one).
     pub user_id: Option<String>,
     /// Session (the root's, else the earliest span's that has one).
@@ -309,6 +312,9 @@ pub struct SessionSummary {
     /// Cost over all its traces, exact.
     #[serde(rename = "total_cost_usd")]
     pub total_cost: NanoUsd,
+    /// Model calls the catalog could not price; when non-zero, `total_cost` is a lower bound.
+    #[serde(default)]
+    pub unpriced_span_count: u64,
     /// Start of its first trace.
     pub first_time: Timestamp,
     /// End of its last trace.

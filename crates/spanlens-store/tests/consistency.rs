@@ -166,3 +166,29 @@ fn user_and_session_come_from_any_span_until_the_root_says_otherwise() {
     assert_eq!(s.user_id.as_deref(), Some("from-root"));
     assert_eq!(s.span_count, 2);
 }
+
+#[test]
+fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
+    let (_dir, store) = temp_store();
+    let priced = llm(7, 1, None, "gpt-4o", "openai", 0, 100, 10, 5, 1_000);
+    let mut unknown = llm(7, 2, Some(1), "my-finetune", "acme", 10, 50, 10, 5, 0);
+    unknown.cost = None;
+    unknown.unpriced_reason = Some("no price for my-finetune".into());
+    store.write("p", vec![priced, unknown.clone()]).unwrap();
+    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    assert_eq!(s.unpriced_span_count, 1);
+    assert_eq!(
+        s.total_cost,
+        NanoUsd(1_000),
+        "a lower bound, not a made-up total"
+    );
+    let page = store.list_traces(&ListQuery::new("p")).unwrap();
+    assert_eq!(page.items[0].unpriced_span_count, 1);
+
+    // Priced later (a re-sent span): the count is rebuilt from the stored spans.
+    let mut now_priced = llm(7, 2, Some(1), "gpt-4o", "openai", 10, 50, 10, 5, 500);
+    now_priced.unpriced_reason = None;
+    store.write("p", vec![now_priced]).unwrap();
+    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    assert_eq!((s.unpriced_span_count, s.total_cost), (0, NanoUsd(1_500)));
+}

@@ -38,6 +38,8 @@ pub struct PreparedSpan {
     pub reasoning_tokens: i64,
     pub total_tokens: i64,
     pub cost_nano: Option<i64>,
+    /// The span is a model call the catalog could not price.
+    pub unpriced: bool,
     pub ttft_ns: Option<i64>,
     pub retry_count: i64,
     /// Tags as a JSON array (`None` when there are none).
@@ -139,6 +141,7 @@ pub fn prepare(mut span: Span, project: &str) -> Result<PreparedSpan, StoreError
         reasoning_tokens: to_i64(usage.reasoning_tokens),
         total_tokens: to_i64(usage.total_tokens),
         cost_nano: span.cost.as_ref().map(|c| c.amounts.total.0),
+        unpriced: span.unpriced_reason.is_some(),
         ttft_ns: span.ttft_ns.map(to_i64),
         retry_count: to_i64(retry_events.max(retry_attr)),
         tags_json,

@@ -73,7 +73,7 @@ fn project_id(conn: &Connection, project: &str) -> Result<Option<i64>, StoreErro
 
 const SUMMARY_COLS: &str = "trace_id, name, start_ns, end_ns, duration_ns, status, span_count, \
      error_count, input_tokens, output_tokens, total_tokens, cost_nano, user_id, session_id, tags, \
-     root_span_id, service";
+     root_span_id, service, unpriced_count";
 
 fn corrupt(reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
@@ -122,6 +122,7 @@ fn read_summary(row: &Row<'_>, project: &str) -> Result<TraceSummary, StoreError
         tags,
         root_span_id,
         service: row.get(16).map_err(&e)?,
+        unpriced_span_count: nonneg(row.get(17).map_err(&e)?),
     })
 }
 
@@ -452,7 +453,7 @@ pub fn get_trace_json(
 
 const SESSION_COLS: &str = "session_id, max(NULLIF(user_id, '')), count(*), sum(span_count), \
      sum(error_count), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_nano), \
-     min(start_ns), max(end_ns) AS last_ns";
+     min(start_ns), max(end_ns) AS last_ns, sum(unpriced_count)";
 
 fn read_session(row: &Row<'_>) -> Result<SessionSummary, StoreError> {
     let e = db("reading a session");
@@ -471,6 +472,7 @@ fn read_session(row: &Row<'_>) -> Result<SessionSummary, StoreError> {
         total_cost: NanoUsd(int(8)?),
         first_time: Timestamp(nonneg(int(9)?)),
         last_time: Timestamp(nonneg(int(10)?)),
+        unpriced_span_count: nonneg(int(11)?),
     })
 }
 

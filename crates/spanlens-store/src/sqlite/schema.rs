@@ -134,7 +134,7 @@ CREATE TABLE trace_facets (
         then: None,
     },
     Migration {
-        description: "span bodies stored per trace chunk, compressed",
+        description: "span bodies stored per trace chunk, compressed; unpriced span counts",
         sql: r#"
 -- The canonical JSON of the spans of one trace that arrived together, framed and compressed as
 -- one value (see chunk.rs); the newest chunk holding a span id has its current body.
@@ -147,6 +147,11 @@ CREATE TABLE trace_chunks (
     body       BLOB NOT NULL
 );
 CREATE INDEX trace_chunks_trace ON trace_chunks (project_id, trace_id, id);
+
+-- Model calls the price catalog could not price, so a trace's cost reads as a lower bound
+-- instead of a silent $0. (Spans stored before this version count as priced.)
+ALTER TABLE spans ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE traces ADD COLUMN unpriced_count INTEGER NOT NULL DEFAULT 0;
 "#,
         then: Some(move_bodies_into_chunks),
     },

@@ -63,6 +63,8 @@ pub struct SpanFacts<'a> {
     pub output_tokens: i64,
     pub total_tokens: i64,
     pub cost: Option<i64>,
+    /// A model call the catalog could not price (its cost is unknown, not zero).
+    pub unpriced: bool,
     pub user: Option<&'a str>,
     pub session: Option<&'a str>,
     pub service: Option<&'a str>,
@@ -90,6 +92,9 @@ pub struct TraceState {
     pub total_tokens: u64,
     #[serde(rename = "c")]
     pub cost_nano: i64,
+    /// Spans whose cost is unknown: the trace's cost is then a lower bound.
+    #[serde(rename = "up", default)]
+    pub unpriced_count: u64,
     #[serde(rename = "s")]
     pub start_ns: i64,
     #[serde(rename = "f")]
@@ -156,6 +161,7 @@ impl TraceState {
         self.output_tokens = self.output_tokens.saturating_add(nonneg(f.output_tokens));
         self.total_tokens = self.total_tokens.saturating_add(nonneg(f.total_tokens));
         self.cost_nano = self.cost_nano.saturating_add(f.cost.unwrap_or(0));
+        self.unpriced_count += u64::from(f.unpriced);
         self.start_ns = self.start_ns.min(f.start);
         self.end_ns = self.end_ns.max(f.end.unwrap_or(f.start).max(f.start));
         let at = (f.start, u64::from_be_bytes(f.span_id));
@@ -286,6 +292,7 @@ mod tests {
             output_tokens: 2,
             total_tokens: 3,
             cost: Some(5),
+            unpriced: false,
             user,
             session: None,
             service: None,

@@ -301,7 +301,7 @@ impl Writer {
         pid: i64,
         r: &PreparedSpan,
     ) -> rusqlite::Result<bool> {
-        let values: [&dyn ToSql; 30] = [
+        let values: [&dyn ToSql; 31] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -332,6 +332,7 @@ impl Writer {
             &r.service,
             &r.error_type,
             &r.tags_json,
+            &r.unpriced,
         ];
         if st.insert.execute(&values[..])? == 1 {
             Ok(false)
@@ -364,7 +365,7 @@ impl Writer {
         let mut st = self.conn.prepare_cached(
             "SELECT span_id, parent_span_id, name, kind, status, start_ns, end_ns, input_tokens, \
              output_tokens, total_tokens, cost_nano, user_id, session_id, service, request_model, \
-             response_model, provider, tags FROM spans WHERE project_id = ?1 AND trace_id = ?2",
+             response_model, provider, tags, unpriced FROM spans WHERE project_id = ?1 AND trace_id = ?2",
         )?;
         let mut rows = st.query(params![pid, &tid[..]])?;
         while let Some(r) = rows.next()? {
@@ -384,6 +385,7 @@ impl Writer {
                 output_tokens: r.get(8)?,
                 total_tokens: r.get(9)?,
                 cost: r.get(10)?,
+                unpriced: r.get(18)?,
                 user: r.get_ref(11)?.as_str_or_null()?,
                 session: r.get_ref(12)?.as_str_or_null()?,
                 service: r.get_ref(13)?.as_str_or_null()?,
@@ -404,8 +406,8 @@ impl Writer {
             .prepare_cached(
                 "INSERT INTO traces (project_id, trace_id, name, start_ns, end_ns, duration_ns, status, \
                  span_count, error_count, input_tokens, output_tokens, total_tokens, cost_nano, user_id, \
-                 session_id, root_span_id, service, tags, search, state) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+                 session_id, root_span_id, service, tags, search, state, unpriced_count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
                  ON CONFLICT (project_id, trace_id) DO UPDATE SET name = excluded.name, \
                  start_ns = excluded.start_ns, end_ns = excluded.end_ns, duration_ns = excluded.duration_ns, \
                  status = excluded.status, span_count = excluded.span_count, \
@@ -414,7 +416,7 @@ impl Writer {
                  cost_nano = excluded.cost_nano, user_id = excluded.user_id, \
                  session_id = excluded.session_id, root_span_id = excluded.root_span_id, \
                  service = excluded.service, tags = excluded.tags, search = excluded.search, \
-                 state = excluded.state",
+                 state = excluded.state, unpriced_count = excluded.unpriced_count",
             )?
             .execute(params![
                 pid,
@@ -437,6 +439,7 @@ impl Writer {
                 s.tags_json,
                 s.search,
                 state_json,
+                to_i64(state.unpriced_count),
             ])?;
         Ok(())
     }
@@ -446,9 +449,9 @@ const INSERT_SPAN: &str = "INSERT INTO spans (project_id, trace_id, span_id, sta
                  ttft_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
                  reasoning_tokens, total_tokens, cost_nano, retry_count, model, provider, agent_name, \
                  user_id, tool_name, request_model, response_model, parent_span_id, end_ns, name, \
-                 session_id, service, error_type, tags) \
+                 session_id, service, error_type, tags, unpriced) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30) \
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31) \
                  ON CONFLICT (project_id, trace_id, span_id) DO NOTHING";
 
 const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?6, duration_ns = ?7, \
@@ -457,7 +460,7 @@ const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?
                      cost_nano = ?15, retry_count = ?16, model = ?17, provider = ?18, \
                      agent_name = ?19, user_id = ?20, tool_name = ?21, request_model = ?22, \
                      response_model = ?23, parent_span_id = ?24, end_ns = ?25, name = ?26, \
-                     session_id = ?27, service = ?28, error_type = ?29, tags = ?30 \
+                     session_id = ?27, service = ?28, error_type = ?29, tags = ?30, unpriced = ?31 \
                      WHERE project_id = ?1 AND trace_id = ?2 AND span_id = ?3";
 
 /// What the `traces` table holds for a trace.
@@ -499,6 +502,7 @@ fn facts_of(r: &PreparedSpan) -> SpanFacts<'_> {
         output_tokens: r.output_tokens,
         total_tokens: r.total_tokens,
         cost: r.cost_nano,
+        unpriced: r.unpriced,
         user: r.user_id.as_deref(),
         session: r.session_id.as_deref(),
         service: r.service.as_deref(),
