@@ -434,8 +434,9 @@ fn apply_span_data(span: &mut Span, data: &Value) {
             let inner = fields.get("data").and_then(Value::as_object);
             let inner_text = |key: &str| inner.and_then(|d| d.get(key)).and_then(Value::as_str);
             match inner_text("sdk_span_type") {
+                // One `Runner.run` inside the workflow: the trace object is already the
+                // pipeline, so a second pipeline span would only repeat it.
                 Some("task") => {
-                    span.kind = SpanKind::Pipeline;
                     if let Some(n) = inner_text("name").filter(|n| !n.is_empty()) {
                         span.name = n.to_string();
                     }
@@ -512,7 +513,7 @@ fn read_model_call(span: &mut Span, fields: &Map<String, Value>) {
         // The SDK dumps every model setting, unset ones as null: only the set ones were sent.
         span.model_parameters = config
             .iter()
-            .filter(|(_, v)| !v.is_null())
+            .filter(|(k, v)| !v.is_null() && crate::conventions::is_model_parameter(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
     }
@@ -840,7 +841,7 @@ mod tests {
             ),
             (
                 json!({"type": "custom", "name": "task", "data": {"sdk_span_type": "task", "name": "Run"}}),
-                SpanKind::Pipeline,
+                SpanKind::Span,
                 "Run",
             ),
             (
@@ -941,7 +942,7 @@ mod tests {
     #[test]
     fn usage_keeps_cached_inside_input_and_reasoning_inside_output() {
         let s = one(json!({"type": "generation", "model": "o3-mini",
-            "model_config": {"temperature": 0.2, "top_p": null},
+            "model_config": {"temperature": 0.2, "top_p": null, "base_url": "http://127.0.0.1:9/v1", "include_usage": true},
             "usage": {"input_tokens": 900, "output_tokens": 300, "requests": 1,
                 "input_tokens_details": {"cached_tokens": 512},
                 "output_tokens_details": {"reasoning_tokens": 64}}}));
@@ -951,6 +952,11 @@ mod tests {
         assert_eq!(u.total_tokens, 1200);
         assert_eq!(s.model_parameters.get("temperature"), Some(&json!(0.2)));
         assert!(!s.model_parameters.contains_key("top_p"));
+        assert_eq!(
+            s.model_parameters.len(),
+            1,
+            "base_url and include_usage are settings"
+        );
 
         // A chat-completions shaped usage is still read, by its own rule.
         let s = one(

@@ -461,7 +461,12 @@ fn openinference_fixture_facts() {
     assert_eq!(llm.provider.as_deref(), Some("openai"));
     assert_eq!(llm.response_model.as_deref(), Some("gpt-4o-2024-08-06"));
     assert_eq!(llm.model_parameters["temperature"], 0.0);
-    assert_eq!(llm.model_parameters["stream"], true);
+    // Streaming is a request setting, not a sampling parameter: kept only in the raw attributes.
+    assert!(!llm.model_parameters.contains_key("stream"));
+    assert!(llm.attributes["llm.invocation_parameters"]
+        .as_str()
+        .unwrap()
+        .contains("\"stream\""));
     assert_eq!(llm2.provider.as_deref(), Some("openai"));
     assert_eq!(llm2.response_model.as_deref(), Some("o4-mini-2025-04-16"));
     assert_eq!(llm2.model_parameters["reasoning_effort"], "medium");

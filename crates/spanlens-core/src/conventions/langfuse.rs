@@ -41,6 +41,9 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
     );
     if let Some(Value::Object(params)) = a.json("langfuse.observation.model.parameters") {
         for (k, v) in params {
+            if !super::is_model_parameter(&k) {
+                continue;
+            }
             span.model_parameters.entry(k).or_insert(v);
         }
     }

@@ -150,6 +150,32 @@ fn rate_limits(a: &Attrs) -> Option<crate::span::RateLimits> {
     (rl != RateLimits::default()).then_some(rl)
 }
 
+/// False for request settings that instrumentations dump next to the sampling parameters
+/// (transport, streaming, SDK pass-through options): they do not change what the model does,
+/// so they stay in the raw attributes and out of `model_parameters`.
+pub(crate) fn is_model_parameter(key: &str) -> bool {
+    !matches!(
+        key,
+        "base_url"
+            | "api_base"
+            | "api_key"
+            | "api_version"
+            | "organization"
+            | "timeout"
+            | "stream"
+            | "stream_options"
+            | "include_usage"
+            | "extra_headers"
+            | "extra_query"
+            | "extra_body"
+            | "extra_args"
+            | "store"
+            | "metadata"
+            | "response_include"
+            | "model_impl"
+    )
+}
+
 /// Sets an empty optional field; the first convention to provide a value wins.
 pub(crate) fn set<T>(slot: &mut Option<T>, v: Option<T>) {
     if slot.is_none() {

@@ -64,7 +64,9 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                 }
                 continue;
             }
-            span.model_parameters.entry(k).or_insert(v);
+            if super::is_model_parameter(&k) {
+                span.model_parameters.entry(k).or_insert(v);
+            }
         }
     }
     set(&mut span.request_model, model.clone());
