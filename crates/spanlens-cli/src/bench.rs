@@ -44,12 +44,31 @@ struct IngestArgs {
     /// Project the spans go to (a fresh one per run keeps the count check exact).
     #[arg(long)]
     project: Option<String>,
-    /// Skip the stored-count check (for servers without the Spanlens API, e.g. Phoenix).
-    #[arg(long)]
+    /// How to check the stored count after the run: the Spanlens API, Arize Phoenix's GraphQL
+    /// API (waiting until Phoenix has written everything it accepted), or not at all.
+    #[arg(long, value_enum, default_value = "spanlens")]
+    verify: Verify,
+    /// Same as `--verify none`.
+    #[arg(long, hide = true)]
     no_verify: bool,
+    /// With `--verify phoenix`: give up waiting for the stored count after this many seconds
+    /// without progress.
+    #[arg(long, default_value_t = 30.0)]
+    stall_timeout: f64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Where the stored count comes from.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Verify {
+    /// `GET /api/v1/stats` of a Spanlens server (it acknowledges only committed spans).
+    Spanlens,
+    /// Arize Phoenix's `POST /graphql` (it stores asynchronously: poll until done).
+    Phoenix,
+    /// No check.
+    None,
 }
 
 /// Runs a bench subcommand.
@@ -294,6 +313,60 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.min(sorted.len()) - 1] as f64 / 1000.0
 }
 
+/// Arize Phoenix's span count for `project`, from its GraphQL API (`None` until the project exists).
+fn phoenix_count(target: &str, project: &str) -> anyhow::Result<Option<u64>> {
+    let base = target.trim_end_matches("/v1/traces");
+    let url = format!("{base}/graphql");
+    let query = serde_json::json!({
+        "query": "{ projects { edges { node { name recordCount } } } }"
+    });
+    let mut resp = ureq::post(&url)
+        .header("content-type", "application/json")
+        .send(query.to_string().as_bytes())
+        .with_context(|| format!("POST {url}"))?;
+    let v: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string()?)
+        .with_context(|| format!("reading the answer of POST {url}"))?;
+    let edges = v["data"]["projects"]["edges"]
+        .as_array()
+        .with_context(|| format!("no data.projects.edges in {v}"))?;
+    Ok(edges
+        .iter()
+        .find(|e| e["node"]["name"] == project)
+        .and_then(|e| e["node"]["recordCount"].as_u64()))
+}
+
+/// Polls Phoenix until it has stored `accepted` spans or makes no progress for `stall` seconds;
+/// returns the count and the seconds waited after sending stopped.
+fn wait_for_phoenix(
+    target: &str,
+    project: &str,
+    accepted: u64,
+    stall: f64,
+) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let (mut last, mut last_change) = (0, Instant::now());
+    loop {
+        let n = phoenix_count(target, project)?.unwrap_or(0);
+        if n != last {
+            (last, last_change) = (n, Instant::now());
+        }
+        if n >= accepted || last_change.elapsed().as_secs_f64() > stall {
+            // Progress is timed to the last change, not to the poll that noticed the stall.
+            let waited = if n >= accepted {
+                started.elapsed()
+            } else {
+                last_change.duration_since(started)
+            };
+            return Ok((n, waited.as_secs_f64()));
+        }
+        eprintln!(
+            "waiting for Phoenix to store what it accepted: {n} of {accepted} ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 /// The server's stored span count for `project` (Spanlens API).
 fn stored_count(target: &str, project: &str) -> anyhow::Result<u64> {
     let base = target.trim_end_matches("/v1/traces");
@@ -362,11 +435,6 @@ fn ingest(mut a: IngestArgs) -> anyhow::Result<Outcome> {
         std::mem::take(&mut *tally.latencies_us.lock().unwrap_or_else(|e| e.into_inner()));
     lat.sort_unstable();
     let accepted = tally.accepted.load(Ordering::Relaxed);
-    let verify = if a.no_verify {
-        None
-    } else {
-        Some(stored_count(&a.target, &project)?)
-    };
     if accepted == 0 {
         let failed = tally.failed_requests.load(Ordering::Relaxed);
         let throttled = tally.throttled.load(Ordering::Relaxed);
@@ -375,7 +443,18 @@ fn ingest(mut a: IngestArgs) -> anyhow::Result<Outcome> {
             a.target
         );
     }
+    let how = if a.no_verify { Verify::None } else { a.verify };
+    let (verify, drain) = match how {
+        Verify::None => (None, 0.0),
+        Verify::Spanlens => (Some(stored_count(&a.target, &project)?), 0.0),
+        Verify::Phoenix => {
+            let (n, waited) = wait_for_phoenix(&a.target, &project, accepted, a.stall_timeout)?;
+            (Some(n), waited)
+        }
+    };
     let per_s = accepted as f64 / wall;
+    // Spans per second from the first send until the last one was stored.
+    let stored_per_s = verify.map(|v| v as f64 / (wall + drain));
     let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
     if a.json {
         println!(
@@ -389,6 +468,7 @@ fn ingest(mut a: IngestArgs) -> anyhow::Result<Outcome> {
                 "failed_requests": tally.failed_requests.load(Ordering::Relaxed),
                 "spans_per_second": per_s, "latency_p50_ms": p50, "latency_p99_ms": p99,
                 "stored_spans": verify, "lost_spans": verify.map(|v| accepted.saturating_sub(v)),
+                "drain_seconds": drain, "stored_spans_per_second": stored_per_s,
             })
         );
     } else {
@@ -411,7 +491,12 @@ fn ingest(mut a: IngestArgs) -> anyhow::Result<Outcome> {
         match verify {
             Some(v) if v == accepted => println!("stored         {v} spans in project {project}: nothing lost"),
             Some(v) => println!("stored         {v} spans in project {project}: MISMATCH with {accepted} acknowledged"),
-            None => println!("stored         not checked (--no-verify)"),
+            None => println!("stored         not checked (--verify none)"),
+        }
+        if let Some(r) = stored_per_s {
+            println!(
+                "durable        {r:.0} spans/s from the first send until the last span was stored ({drain:.1} s after sending stopped)"
+            );
         }
     }
     Ok(match verify {
