@@ -35,38 +35,80 @@ pub struct Chunk {
     pub body: Vec<u8>,
 }
 
-/// Frames and (when worth it) compresses the bodies of spans of one trace.
+/// Builds one chunk: bodies are written straight into the frame buffer (no string per span),
+/// and the buffer is reused by the next chunk built on the same thread.
+pub struct Framer {
+    buf: Vec<u8>,
+    spans: u32,
+}
+
+thread_local! {
+    /// The frame buffer of the last finished chunk on this thread, kept for the next one.
+    static FRAME_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Framer {
+    /// An empty chunk.
+    pub fn new() -> Framer {
+        let mut buf = FRAME_BUFFER.with(|b| b.take());
+        buf.clear();
+        Framer { buf, spans: 0 }
+    }
+
+    /// Appends one span whose body `write` puts at the end of the buffer it is given.
+    pub fn push<E>(
+        &mut self,
+        span_id: &[u8; 8],
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(span_id);
+        self.buf.extend_from_slice(&[0; 4]);
+        if let Err(e) = write(&mut self.buf) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        // Bodies over 4 GiB cannot reach here: a request is capped at 64 MiB.
+        let len = (self.buf.len() - start - 12) as u32;
+        self.buf[start + 8..start + 12].copy_from_slice(&len.to_le_bytes());
+        self.spans += 1;
+        Ok(())
+    }
+
+    /// The chunk, compressed when that is worth it.
+    pub fn finish(self, trace_id: [u8; 16]) -> Chunk {
+        let Framer { buf, spans } = self;
+        let packed = (buf.len() >= COMPRESS_MIN_BYTES)
+            .then(|| compress(&buf).ok())
+            .flatten()
+            .filter(|p| p.len() < buf.len());
+        let (codec, body) = match packed {
+            Some(p) => (CODEC_ZSTD, p),
+            None => (CODEC_PLAIN, buf.clone()),
+        };
+        FRAME_BUFFER.with(|b| b.set(buf));
+        Chunk {
+            trace_id,
+            spans,
+            codec,
+            body,
+        }
+    }
+}
+
+/// Frames and (when worth it) compresses the given bodies of spans of one trace.
 pub fn encode<'a>(
     trace_id: [u8; 16],
     bodies: impl IntoIterator<Item = (&'a [u8; 8], &'a str)>,
 ) -> Chunk {
-    let mut framed = Vec::new();
-    let mut spans = 0u32;
+    let mut f = Framer::new();
     for (span_id, body) in bodies {
-        framed.extend_from_slice(span_id);
-        // Bodies over 4 GiB cannot reach here: a request is capped at 64 MiB.
-        framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        framed.extend_from_slice(body.as_bytes());
-        spans += 1;
+        let _ = f.push(span_id, |buf| {
+            buf.extend_from_slice(body.as_bytes());
+            Ok::<(), ()>(())
+        });
     }
-    if framed.len() >= COMPRESS_MIN_BYTES {
-        if let Ok(packed) = compress(&framed) {
-            if packed.len() < framed.len() {
-                return Chunk {
-                    trace_id,
-                    spans,
-                    codec: CODEC_ZSTD,
-                    body: packed,
-                };
-            }
-        }
-    }
-    Chunk {
-        trace_id,
-        spans,
-        codec: CODEC_PLAIN,
-        body: framed,
-    }
+    f.finish(trace_id)
 }
 
 thread_local! {

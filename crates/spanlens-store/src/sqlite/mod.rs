@@ -198,7 +198,7 @@ impl SqliteStore {
                 checkpoint::run(
                     ckpt_conn,
                     ckpt_for_thread,
-                    std::time::Duration::from_millis(20),
+                    std::time::Duration::from_millis(250),
                 )
             })
             .map_err(|e| open_err(format!("cannot start the checkpoint thread: {e}")))?;
@@ -320,18 +320,13 @@ impl Store for SqliteStore {
             });
         }
         let project = project_name(project);
-        let rows: Result<Vec<_>, _> = spans
-            .into_iter()
-            .map(|s| prepare::prepare(s, &project))
-            .collect();
-        let rows = match rows {
+        let (rows, chunks) = match chunk_by_trace(spans, &project) {
             Ok(r) => r,
             Err(e) => {
                 pending.fetch_sub(n, Ordering::AcqRel);
                 return Err(e);
             }
         };
-        let (rows, chunks) = chunk_by_trace(rows);
         let (ticket, completer) = CommitTicket::pair();
         match sender.try_send(Job {
             project,
@@ -527,23 +522,25 @@ impl Drop for PooledConn<'_> {
     }
 }
 
-/// Packs the bodies of each trace's spans into one chunk (on the submitting thread, so the
-/// writer only inserts); the rows keep their columns and drop their bodies.
-fn chunk_by_trace(mut rows: Vec<PreparedSpan>) -> (Vec<PreparedSpan>, Vec<chunk::Chunk>) {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| rows[i].trace_id);
+/// Writes the bodies of each trace's spans into one chunk and flattens the spans into rows, on
+/// the submitting thread, so the writer only inserts.
+fn chunk_by_trace(
+    mut spans: Vec<Span>,
+    project: &str,
+) -> Result<(Vec<PreparedSpan>, Vec<chunk::Chunk>), StoreError> {
+    let traces: Vec<[u8; 16]> = spans.iter().map(|s| s.trace_id.0).collect();
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&i| traces[i]);
     let mut chunks = Vec::new();
-    for group in order.chunk_by(|&a, &b| rows[a].trace_id == rows[b].trace_id) {
-        let trace_id = rows[group[0]].trace_id;
-        chunks.push(chunk::encode(
-            trace_id,
-            group
-                .iter()
-                .map(|&i| (&rows[i].span_id, rows[i].body.as_str())),
-        ));
+    for group in order.chunk_by(|&a, &b| traces[a] == traces[b]) {
+        let mut framer = chunk::Framer::new();
+        for &i in group {
+            let span = &mut spans[i];
+            span.project = Some(project.to_string());
+            framer.push(&span.span_id.0, |buf| prepare::write_body(span, buf))?;
+        }
+        chunks.push(framer.finish(traces[group[0]]));
     }
-    for r in &mut rows {
-        r.body = String::new();
-    }
-    (rows, chunks)
+    let rows = spans.into_iter().map(prepare::prepare).collect();
+    Ok((rows, chunks))
 }

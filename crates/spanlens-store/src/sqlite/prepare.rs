@@ -46,8 +46,6 @@ pub struct PreparedSpan {
     pub tags_json: Option<String>,
     /// Tags, deduplicated, for the facet table.
     pub tags: Vec<String>,
-    /// The canonical span as JSON.
-    pub body: String,
 }
 
 /// Stored text of a status.
@@ -77,14 +75,17 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|v| !v.trim().is_empty())
 }
 
-/// Flattens `span` (already assigned to `project`) into a row; the JSON body keeps every field.
-pub fn prepare(mut span: Span, project: &str) -> Result<PreparedSpan, StoreError> {
-    span.project = Some(project.to_string());
-    let body = serde_json::to_string(&span).map_err(|e| StoreError::Encode {
+/// Appends the canonical JSON of `span` (every field) to `out`.
+pub fn write_body(span: &Span, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    serde_json::to_writer(out, span).map_err(|e| StoreError::Encode {
         trace_id: span.trace_id.to_hex(),
         span_id: span.span_id.to_hex(),
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// Flattens `span` into the typed columns of its row (its body is written by [`write_body`]).
+pub fn prepare(mut span: Span) -> PreparedSpan {
     let retry_events = span
         .events
         .iter()
@@ -115,7 +116,7 @@ pub fn prepare(mut span: Span, project: &str) -> Result<PreparedSpan, StoreError
     } else {
         None
     };
-    Ok(PreparedSpan {
+    PreparedSpan {
         trace_id: span.trace_id.0,
         span_id: span.span_id.0,
         parent_span_id: span.parent_span_id.map(|p| p.0),
@@ -147,8 +148,7 @@ pub fn prepare(mut span: Span, project: &str) -> Result<PreparedSpan, StoreError
         tags_json,
         tags,
         name: std::mem::take(&mut span.name),
-        body,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +184,9 @@ mod tests {
             ],
             ..Default::default()
         };
-        let p = prepare(span, "proj").unwrap();
+        let mut body = Vec::new();
+        write_body(&span, &mut body).unwrap();
+        let p = prepare(span);
         assert_eq!(p.duration_ns, Some(0));
         assert_eq!(p.model.as_deref(), Some("gpt-4o-2024-08-06"));
         assert_eq!(p.request_model, None);
@@ -193,8 +195,7 @@ mod tests {
         assert_eq!(p.input_tokens, i64::MAX);
         assert_eq!(p.tool_name.as_deref(), Some("search"));
         assert_eq!(p.retry_count, 2);
-        let back: Span = serde_json::from_str(&p.body).unwrap();
-        assert_eq!(back.project.as_deref(), Some("proj"));
+        let back: Span = serde_json::from_slice(&body).unwrap();
         assert_eq!(back.tags, vec!["b", "a", "b", ""]);
     }
 }
