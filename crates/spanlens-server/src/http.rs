@@ -1,5 +1,5 @@
 //! The HTTP side: OTLP/HTTP, OpenAI Agents and Langfuse ingest, the JSON query API, the live
-//! stream and the OpenAPI document.
+//! stream, the OpenAPI document and the web UI.
 
 use crate::ingest::{self, decode_body, otlp_encoding, Encoding, IngestError, IngestOutcome};
 use crate::state::AppState;
@@ -14,7 +14,9 @@ use futures_util::StreamExt;
 use prost::Message;
 use serde_json::{json, Value};
 use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
-use spanlens_core::{InputFormat, NanoUsd, PriceCatalog, SpanKind, Status, Timestamp, TraceId};
+use spanlens_core::{
+    InputFormat, NanoUsd, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
+};
 use spanlens_store::{
     GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError, TraceSummary,
     DEFAULT_PROJECT, MAX_PAGE_SIZE,
@@ -35,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/traces", get(list_traces))
         .route("/api/v1/traces/{trace_id}", get(get_trace))
         .route("/api/v1/traces/{trace_id}/export", get(export_trace))
+        .route("/api/v1/traces/{trace_id}/tree", get(trace_tree))
+        .route("/api/v1/traces/{trace_id}/spans/{span_id}", get(trace_span))
         .route("/api/v1/sessions", get(list_sessions))
         .route("/api/v1/sessions/{session_id}", get(get_session))
         .route("/api/v1/metrics", get(metrics))
@@ -47,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
         .with_state(state)
+        // The web UI's pages and assets; its paths never overlap the API's, so nothing is shadowed.
+        .merge(spanlens_ui::router())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,6 +448,69 @@ async fn export_trace(
         .into_response())
 }
 
+/// One span of the `tree` view: what a waterfall row needs, no payloads.
+fn tree_node(s: &Span, trace_start: u64) -> Value {
+    let usage = s.usage.as_ref();
+    json!({
+        "span_id": s.span_id.to_hex(),
+        "parent_span_id": s.parent_span_id.map(|p| p.to_hex()),
+        "name": s.name,
+        "kind": s.kind.as_str(),
+        "status": s.status,
+        "start_ms": s.start_time.0.saturating_sub(trace_start) as f64 / 1e6,
+        "duration_ms": s.duration_ns().map(|d| d as f64 / 1e6),
+        "model": s.response_model.as_ref().or(s.request_model.as_ref()),
+        "input_tokens": usage.map(|u| u.input_tokens),
+        "output_tokens": usage.map(|u| u.output_tokens),
+        "cost_usd": s.cost.as_ref().map(|c| c.amounts.total.as_usd_f64()),
+        "error": s.status == Status::Error,
+    })
+}
+
+/// The trace's shape without payloads: a waterfall of 10,000 spans paints from this, and a
+/// span's full record is fetched only when it is opened (`/spans/{span_id}`).
+async fn trace_tree(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let (project, tid) = (p.project(), trace_id(&id)?);
+    let store = st.store.clone();
+    let detail = blocking(move || store.get_trace(&project, tid))
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+    let start = detail.summary.start_time.0;
+    let spans: Vec<Value> = detail.spans.iter().map(|s| tree_node(s, start)).collect();
+    Ok(Json(json!({"trace": trace_row(&detail.summary), "spans": spans})).into_response())
+}
+
+/// One canonical span of a trace, with all its payloads.
+async fn trace_span(
+    State(st): State<AppState>,
+    Path((id, span)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let (project, tid) = (p.project(), trace_id(&id)?);
+    let sid = SpanId::from_hex(&span).map_err(|e| bad("span_id", &span, &e.to_string()))?;
+    let store = st.store.clone();
+    let detail = blocking(move || store.get_trace(&project, tid))
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+    let found = detail
+        .spans
+        .into_iter()
+        .find(|s| s.span_id == sid)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no span {sid} in trace {tid}"),
+            )
+        })?;
+    Ok(Json(found).into_response())
+}
+
 async fn list_sessions(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
@@ -499,10 +568,56 @@ async fn metrics_query(
     query.kind = p.kind()?;
     query.model = p.string(&["model"]);
     query.provider = p.string(&["provider"]);
+    let buckets = p.number::<u32>("buckets")?;
     let store = st.store.clone();
-    let rows = blocking(move || store.metrics(&query)).await?;
-    Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})))
+    let Some(n) = buckets else {
+        let rows = blocking(move || store.metrics(&query)).await?;
+        return Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})));
+    };
+    // Time series (the dashboard's cost over time by model): the same grouping run once per
+    // equal slice of [from, to), so any grouping gets a time axis without a new store method.
+    let (Some(from), Some(to)) = (query.from, query.to) else {
+        return Err(bad("buckets", &n.to_string(), "needs both from and to"));
+    };
+    if n == 0 || n > MAX_BUCKETS || to.0 <= from.0 {
+        return Err(bad(
+            "buckets",
+            &n.to_string(),
+            &format!("must be 1..={MAX_BUCKETS}, with from before to"),
+        ));
+    }
+    let (rows, series) = blocking(move || {
+        let rows = store.metrics(&query)?;
+        let step = (to.0 - from.0).div_ceil(u64::from(n));
+        let mut series = Vec::with_capacity(n as usize);
+        for i in 0..u64::from(n) {
+            let start = from.0 + i * step;
+            let end = (start + step).min(to.0);
+            if start >= end {
+                break;
+            }
+            let mut q = query.clone();
+            q.from = Some(Timestamp(start));
+            q.to = Some(Timestamp(end));
+            let rows = store.metrics(&q)?;
+            series.push(json!({
+                "from": Timestamp(start).to_rfc3339(),
+                "to": Timestamp(end).to_rfc3339(),
+                "rows": rows,
+            }));
+        }
+        Ok((rows, series))
+    })
+    .await?;
+    Ok(Json(json!({
+        "group_by": group_by.as_str(),
+        "rows": rows,
+        "buckets": series,
+    })))
 }
+
+/// Most time slices one metrics request may ask for.
+const MAX_BUCKETS: u32 = 200;
 
 async fn metrics(
     State(st): State<AppState>,
