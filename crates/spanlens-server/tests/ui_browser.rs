@@ -16,11 +16,11 @@ use spanlens_store::{Store, DEFAULT_PROJECT};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One browser test at a time: two Chromiums on a 2-core machine would distort the timing.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Trace id of the generated 10,000+ span trace.
 const BIG_TRACE: &str = "b16b16b16b16b16b16b16b16b16b16b1";
@@ -333,7 +333,7 @@ fn close(ui: f64, api: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_renders_real_content() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let (driver, chromium) = start_driver();
     let server = tokio::task::spawn_blocking(|| Server::start(10_021))
         .await
@@ -761,7 +761,7 @@ async fn every_page_renders_real_content() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_paint_of_a_10k_span_trace() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let (driver, chromium) = start_driver();
     let server = tokio::task::spawn_blocking(|| Server::start(10_021))
         .await
