@@ -520,3 +520,57 @@ fn metrics_buckets_slice_the_time_range() {
         400
     );
 }
+
+#[test]
+fn ui_pages_and_assets_are_served_beside_the_api() {
+    let s = Server::start();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let fetch = |path: &str, etag: Option<&str>| {
+        let mut req = agent.get(&s.url(path));
+        if let Some(e) = etag {
+            req = req.header("if-none-match", e);
+        }
+        let mut resp = req.call().unwrap();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (ct, tag) = (header("content-type"), header("etag"));
+        let status = resp.status().as_u16();
+        (status, ct, tag, resp.body_mut().read_to_string().unwrap())
+    };
+    for page in [
+        "/",
+        "/traces/0123456789abcdef0123456789abcdef",
+        "/sessions",
+        "/sessions/chat-1",
+        "/dashboard",
+        "/live",
+    ] {
+        let (status, ct, _, body) = fetch(page, None);
+        assert_eq!(status, 200, "{page}");
+        assert!(ct.starts_with("text/html"), "{page}: {ct}");
+        assert!(body.contains("/assets/app.js"), "{page} is the UI shell");
+    }
+    let (status, ct, tag, body) = fetch("/assets/app.js", None);
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("text/javascript"), "{ct}");
+    assert!(body.contains("import"));
+    assert_eq!(fetch("/assets/app.js", Some(&tag)).0, 304, "revalidation");
+    assert!(fetch("/assets/app.css", None).1.starts_with("text/css"));
+    assert!(fetch("/assets/vendor/frappe-charts.min.esm.js", None)
+        .1
+        .starts_with("text/javascript"));
+    assert_eq!(fetch("/assets/nope.js", None).0, 404);
+    // The API keeps its own answers next to the UI routes.
+    let (status, ct, _, _) = fetch("/api/v1/traces", None);
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(fetch("/api/v1/nothing", None).0, 404);
+}

@@ -8,9 +8,30 @@ export class ApiError extends Error {
   }
 }
 
+const PROJECT_KEY = "spanlens.project";
+
+/** The project the UI shows (chosen in the header, remembered by the browser). */
+export function project() {
+  try {
+    return localStorage.getItem(PROJECT_KEY) || "default";
+  } catch {
+    return "default";
+  }
+}
+
+/** Switches the project for every later API call. */
+export function setProject(name) {
+  try {
+    localStorage.setItem(PROJECT_KEY, name);
+  } catch {
+    // Storage disabled: the choice lasts until reload.
+  }
+}
+
 /** Builds `/api/v1/<path>?<params>`, skipping empty values and repeating arrays. */
 export function url(path, params = {}) {
   const q = new URLSearchParams();
+  if (project() !== "default" && !("project" in params)) q.set("project", project());
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined || v === null || v === "") continue;
     if (Array.isArray(v)) v.forEach((x) => x !== "" && q.append(k, x));

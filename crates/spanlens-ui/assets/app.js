@@ -1,7 +1,8 @@
 // Client-side router: every page path gets the same shell from the server; this module picks
 // the page from location.pathname, and intercepts same-origin links so navigation is instant.
 
-import { notice, mount, navigate } from "./dom.js";
+import { h, notice, mount, navigate } from "./dom.js";
+import { get, project, setProject } from "./api.js";
 import * as traces from "./traces.js";
 import * as trace from "./trace.js";
 import * as sessions from "./sessions.js";
@@ -54,6 +55,26 @@ document.addEventListener("click", (e) => {
   e.preventDefault();
   navigate(a.getAttribute("href"));
 });
+/** The project picker in the header, shown when the server holds more than one project. */
+async function projectPicker() {
+  let list;
+  try {
+    list = (await get("projects", { project: null })).projects || [];
+  } catch {
+    return; // the pages report API errors themselves
+  }
+  const current = project();
+  if (!list.includes(current)) list.push(current);
+  if (list.length < 2) return;
+  const sel = h("select", { title: "Project", "aria-label": "Project" }, list.sort().map((p) => h("option", { value: p, selected: p === current }, p)));
+  sel.addEventListener("change", () => {
+    setProject(sel.value);
+    route();
+  });
+  mount(document.getElementById("project"), sel);
+}
+
+projectPicker();
 window.addEventListener("popstate", route);
 window.addEventListener("spanlens:navigate", route);
 route();

@@ -1,6 +1,7 @@
 // Live view (`/live`): spans as the server commits them, from the server-sent events stream.
 
 import { h, mount, notice, link } from "./dom.js";
+import { url, project } from "./api.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 
@@ -23,7 +24,7 @@ export function render(app) {
     paused = !paused;
     pause.textContent = paused ? "Resume" : "Pause";
   });
-  const es = new EventSource("/api/v1/live");
+  const es = new EventSource(url("live", { project: project() }));
   es.addEventListener("open", () => {
     state.className = "live-state on";
     state.textContent = "● live";

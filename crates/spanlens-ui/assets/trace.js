@@ -2,7 +2,7 @@
 // (`/tree`), only the rows in view are in the DOM, and a span's full record is fetched when
 // it is opened, so a 10,000-span trace paints as fast as a small one.
 
-import { get } from "./api.js";
+import { get, url } from "./api.js";
 import { h, mount, notice, idChip, link } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
@@ -140,7 +140,7 @@ class Waterfall {
           stat("Errors", f.int(t.error_count)),
           stat("Tokens", f.int(t.total_tokens), null, `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out`),
           stat("Cost", f.usd(t.total_cost_usd), "trace-cost"),
-          h("a", { class: "button", href: `/api/v1/traces/${t.trace_id}/export`, download: `trace-${t.trace_id}.json` }, "Export JSON"))),
+          h("a", { class: "button", href: url(`traces/${t.trace_id}/export`), download: `trace-${t.trace_id}.json` }, "Export JSON"))),
       h("div", { class: "toolbar" }, this.search, this.matchInfo,
         h("button", { type: "button", onclick: () => this.nextMatch(-1), title: "Previous match (Shift+Enter)" }, "↑"),
         h("button", { type: "button", onclick: () => this.nextMatch(1), title: "Next match (Enter)" }, "↓"),
