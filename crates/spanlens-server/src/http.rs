@@ -15,7 +15,7 @@ use prost::Message;
 use serde_json::{json, Value};
 use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use spanlens_core::{
-    InputFormat, NanoUsd, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
+    InputFormat, NanoUsd, PriceCatalog, SpanId, SpanKind, Status, Timestamp, TraceId,
 };
 use spanlens_store::{
     GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError, TraceSummary,
@@ -448,27 +448,95 @@ async fn export_trace(
         .into_response())
 }
 
-/// One span of the `tree` view: what a waterfall row needs, no payloads.
-fn tree_node(s: &Span, trace_start: u64) -> Value {
-    let usage = s.usage.as_ref();
-    json!({
-        "span_id": s.span_id.to_hex(),
-        "parent_span_id": s.parent_span_id.map(|p| p.to_hex()),
-        "name": s.name,
-        "kind": s.kind.as_str(),
-        "status": s.status,
-        "start_ms": s.start_time.0.saturating_sub(trace_start) as f64 / 1e6,
-        "duration_ms": s.duration_ns().map(|d| d as f64 / 1e6),
-        "model": s.response_model.as_ref().or(s.request_model.as_ref()),
-        "input_tokens": usage.map(|u| u.input_tokens),
-        "output_tokens": usage.map(|u| u.output_tokens),
-        "cost_usd": s.cost.as_ref().map(|c| c.amounts.total.as_usd_f64()),
-        "error": s.status == Status::Error,
-    })
+/// The fields of a stored span that a waterfall row needs; everything else in the span's
+/// JSON (payloads, messages, attributes) is skipped by the parser without being built.
+#[derive(serde::Deserialize)]
+struct TreeSource<'a> {
+    #[serde(borrow)]
+    span_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    parent_span_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    kind: SpanKind,
+    start_time: Timestamp,
+    #[serde(default)]
+    end_time: Option<Timestamp>,
+    #[serde(default)]
+    status: Status,
+    #[serde(borrow, default)]
+    request_model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    response_model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<TreeUsage>,
+    #[serde(default)]
+    cost: Option<TreeCost>,
+}
+
+#[derive(serde::Deserialize)]
+struct TreeUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct TreeCost {
+    #[serde(default)]
+    total_usd: NanoUsd,
+}
+
+/// One span of the `tree` view (documented as `TreeNode` in openapi.json).
+#[derive(serde::Serialize)]
+struct TreeNode<'a> {
+    span_id: std::borrow::Cow<'a, str>,
+    parent_span_id: Option<std::borrow::Cow<'a, str>>,
+    name: std::borrow::Cow<'a, str>,
+    kind: &'static str,
+    status: Status,
+    start_ms: f64,
+    duration_ms: Option<f64>,
+    model: Option<std::borrow::Cow<'a, str>>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cost_usd: Option<f64>,
+    error: bool,
+}
+
+impl<'a> TreeNode<'a> {
+    fn of(s: TreeSource<'a>, trace_start: u64) -> TreeNode<'a> {
+        TreeNode {
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            name: s.name,
+            kind: s.kind.as_str(),
+            start_ms: s.start_time.0.saturating_sub(trace_start) as f64 / 1e6,
+            duration_ms: s
+                .end_time
+                .map(|e| e.0.saturating_sub(s.start_time.0) as f64 / 1e6),
+            model: s.response_model.or(s.request_model),
+            input_tokens: s.usage.as_ref().map(|u| u.input_tokens),
+            output_tokens: s.usage.as_ref().map(|u| u.output_tokens),
+            cost_usd: s.cost.map(|c| c.total_usd.as_usd_f64()),
+            error: s.status == Status::Error,
+            status: s.status,
+        }
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("stored span is not canonical JSON: {e}"),
+    )
 }
 
 /// The trace's shape without payloads: a waterfall of 10,000 spans paints from this, and a
-/// span's full record is fetched only when it is opened (`/spans/{span_id}`).
+/// span's full record is fetched only when it is opened (`/spans/{span_id}`). Built from the
+/// stored JSON with a parser that skips the payloads, which is most of each span's bytes.
 async fn trace_tree(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -477,15 +545,29 @@ async fn trace_tree(
     let p = Params::parse(q)?;
     let (project, tid) = (p.project(), trace_id(&id)?);
     let store = st.store.clone();
-    let detail = blocking(move || store.get_trace(&project, tid))
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
-    let start = detail.summary.start_time.0;
-    let spans: Vec<Value> = detail.spans.iter().map(|s| tree_node(s, start)).collect();
-    Ok(Json(json!({"trace": trace_row(&detail.summary), "spans": spans})).into_response())
+    let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
+        let detail = store
+            .get_trace_json(&project, tid)?
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+        let start = detail.summary.start_time.0;
+        let nodes = detail
+            .spans
+            .iter()
+            .map(|raw| serde_json::from_str(raw).map(|s| TreeNode::of(s, start)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        let spans = serde_json::to_string(&nodes).map_err(corrupt)?;
+        Ok(format!(
+            "{{\"trace\":{},\"spans\":{spans}}}",
+            trace_row(&detail.summary)
+        ))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// One canonical span of a trace, with all its payloads.
+/// One canonical span of a trace, with all its payloads, answered with the stored JSON as is.
 async fn trace_span(
     State(st): State<AppState>,
     Path((id, span)): Path<(String, String)>,
@@ -495,20 +577,28 @@ async fn trace_span(
     let (project, tid) = (p.project(), trace_id(&id)?);
     let sid = SpanId::from_hex(&span).map_err(|e| bad("span_id", &span, &e.to_string()))?;
     let store = st.store.clone();
-    let detail = blocking(move || store.get_trace(&project, tid))
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
-    let found = detail
-        .spans
-        .into_iter()
-        .find(|s| s.span_id == sid)
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no span {sid} in trace {tid}"),
-            )
-        })?;
-    Ok(Json(found).into_response())
+    let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
+        let detail = store
+            .get_trace_json(&project, tid)?
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+        let hex = sid.to_hex();
+        // A cheap substring test finds the candidates (a link may name the id too); the
+        // parsed id decides.
+        let needle = format!("\"span_id\":\"{hex}\"");
+        for raw in detail.spans.into_iter().filter(|r| r.contains(&needle)) {
+            let s: TreeSource = serde_json::from_str(&raw).map_err(corrupt)?;
+            if s.span_id == hex {
+                return Ok(raw);
+            }
+        }
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no span {sid} in trace {tid}"),
+        ))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn list_sessions(

@@ -163,7 +163,9 @@ class Waterfall {
     const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= target) || p * 10;
     const ticks = [];
     for (let v = 0; v <= this.total + 1e-9; v += step) {
-      ticks.push(h("span", { class: "tick", style: { left: `${(v / this.total) * 100}%` } }, f.ms(v)));
+      const at = (v / this.total) * 100;
+      // Labels near the right edge hang leftwards so they stay inside the axis.
+      ticks.push(h("span", { class: `tick ${at > 88 ? "end" : ""}`, style: { left: `${at}%` } }, f.ms(v)));
     }
     return h("div", { class: "wf-axis" }, ticks);
   }
@@ -209,7 +211,7 @@ class Waterfall {
         n.model ? h("span", { class: "smeta" }, n.model) : null,
         tokens != null ? h("span", { class: "smeta" }, `${f.int(tokens)} tok`) : null,
         n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : null),
-      h("div", { class: "wf-track" },
+      h("div", { class: "wf-track", title: `starts +${f.ms(n.start_ms)} · takes ${f.ms(n.duration_ms)}` },
         h("div", { class: "wf-bar", style: { left: `${left}%`, width: `${width}%`, background: n.error ? "#d93025" : k.color } }),
         h("span", { class: "wf-dur", style: left > 70 ? { right: `${100 - left + 0.5}%` } : { left: `calc(${left + width}% + 4px)` } }, f.ms(n.duration_ms))));
   }
