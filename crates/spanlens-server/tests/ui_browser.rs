@@ -200,7 +200,25 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Asks chromedriver to quit first (it then closes the browsers of open sessions, e.g.
+    /// after a failed assertion skipped `close`), and kills it only if it does not.
     fn drop(&mut self) {
+        use std::io::Write;
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = write!(
+                s,
+                "GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            );
+            let _ = std::io::Read::read(&mut s, &mut [0u8; 256]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
