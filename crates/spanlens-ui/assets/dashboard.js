@@ -14,29 +14,62 @@ const BUCKETS = { "1h": 12, "24h": 24, "7d": 28, "30d": 30 };
 
 export async function render(app) {
   const q = new URLSearchParams(location.search);
-  let range = RANGES[q.get("range")] ? q.get("range") : "7d";
-  const picker = h("div", { class: "seg" }, Object.keys(RANGES).map((r) =>
-    h("button", { type: "button", class: r === range ? "on" : "", dataset: { range: r }, onclick: () => {
-      range = r;
+  // A fixed range (`?range=7d`) or a custom one (`?from=…&to=…`, local times).
+  let range = RANGES[q.get("range")] ? q.get("range") : q.get("from") ? "custom" : "7d";
+  const from = h("input", { type: "datetime-local", value: q.get("from") || "", title: "From (local time)" });
+  const to = h("input", { type: "datetime-local", value: q.get("to") || "", title: "To (local time); empty means now" });
+  const custom = h("form", { class: "custom-range", hidden: range !== "custom" }, from, " – ", to, h("button", { type: "submit", class: "primary" }, "Apply"));
+  const pick = (r) => {
+    range = r;
+    picker.querySelectorAll("button").forEach((b) => b.classList.toggle("on", b.dataset.range === r));
+    custom.hidden = r !== "custom";
+    if (r !== "custom") {
       history.replaceState(null, "", `/dashboard?range=${r}`);
-      picker.querySelectorAll("button").forEach((b) => b.classList.toggle("on", b.dataset.range === r));
       load();
-    } }, `Last ${r}`)));
+    }
+  };
+  const picker = h("div", { class: "seg" },
+    [...Object.keys(RANGES), "custom"].map((r) =>
+      h("button", { type: "button", class: r === range ? "on" : "", dataset: { range: r }, onclick: () => pick(r) }, r === "custom" ? "Custom…" : `Last ${r}`)));
+  custom.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!from.value) {
+      from.focus();
+      return;
+    }
+    const next = new URLSearchParams({ from: from.value });
+    if (to.value) next.set("to", to.value);
+    history.replaceState(null, "", `/dashboard?${next}`);
+    load();
+  });
   const body = h("div", { class: "dash" });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, "Dashboard"), picker), body);
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Dashboard"), h("div", { class: "toolbar" }, custom, picker)), body);
   let seq = 0;
+  /** The chosen range as instants, and how many time buckets to chart it with. */
+  function timeWindow() {
+    if (range !== "custom") {
+      const end = new Date();
+      return { from: new Date(end.getTime() - RANGES[range]), to: end, buckets: BUCKETS[range], short: range === "1h" || range === "24h" };
+    }
+    const start = new Date(from.value);
+    const end = to.value ? new Date(to.value) : new Date();
+    return { from: start, to: end, buckets: 24, short: end - start <= 2 * 8.64e7 };
+  }
   async function load() {
     const mine = ++seq;
-    const to = new Date();
-    const from = new Date(to.getTime() - RANGES[range]);
-    const span = { from: from.toISOString(), to: to.toISOString() };
+    const w = timeWindow();
+    if (Number.isNaN(w.from.getTime()) || Number.isNaN(w.to.getTime()) || w.to <= w.from) {
+      mount(body, notice("error", "Invalid time range", "The start must be before the end."));
+      return;
+    }
+    const span = { from: w.from.toISOString(), to: w.to.toISOString() };
     mount(body, h("div", { class: "loading" }, "Loading metrics…"));
     let all, llm, byModel, byAgent, byUser, byTool, catalog;
     try {
       [all, llm, byModel, byAgent, byUser, byTool, catalog] = await Promise.all([
-        get("metrics", { ...span, buckets: BUCKETS[range] }),
+        get("metrics", { ...span, buckets: w.buckets }),
         get("metrics", { ...span, kind: "llm" }),
-        get("metrics/model", { ...span, kind: "llm", buckets: BUCKETS[range] }),
+        get("metrics/model", { ...span, kind: "llm", buckets: w.buckets }),
         get("metrics/agent", span),
         get("metrics/user", span),
         get("metrics/tool", { ...span, kind: "tool" }),
@@ -65,14 +98,14 @@ export async function render(app) {
         kpi("LLM latency p95", f.ms(llmRow.latency?.p95_ms), null, `p50 ${f.ms(llmRow.latency?.p50_ms)} · p99 ${f.ms(llmRow.latency?.p99_ms)}`),
         kpi("TTFT p95", f.ms(llmRow.ttft?.p95_ms), null, `p50 ${f.ms(llmRow.ttft?.p50_ms)} · p99 ${f.ms(llmRow.ttft?.p99_ms)}`)),
       h("div", { class: "charts" },
-        card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, range)),
+        card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short)),
         card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", f.usd)),
         card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", f.usd)),
         card("Tokens by model", "", (el) => tokens(el, byModel.rows)),
         card("Cache savings by model", "", (el) => savingsChart(el, savings)),
         card("LLM latency by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "latency")),
         card("Time to first token by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "ttft")),
-        card("Error rate over time", "wide", (el) => errorRate(el, all, range)),
+        card("Error rate over time", "wide", (el) => errorRate(el, all, w.short)),
         card("Slowest tools (p95)", "wide", (el) => slowTools(el, byTool.rows))));
   }
   load();
@@ -100,9 +133,12 @@ function top(rows, field, n = 10) {
   return rows.filter((r) => r.key && r[field]).sort((a, b) => b[field] - a[field]).slice(0, n);
 }
 
-function bucketLabel(b, range) {
+/** A bucket's start: clock time for short ranges, else the date (and hour when buckets are shorter than a day). */
+function bucketLabel(b, short) {
   const d = new Date(b.from);
-  return range === "1h" || range === "24h" ? f.clock(b.from).slice(0, 5) : d.toLocaleDateString(undefined, { month: "short", day: "numeric", hour: range === "7d" ? "2-digit" : undefined });
+  if (short) return f.clock(b.from).slice(0, 5);
+  const hours = (new Date(b.to) - d) < 8.64e7;
+  return d.toLocaleDateString(undefined, { month: "short", day: "numeric", hour: hours ? "2-digit" : undefined });
 }
 
 function chart(el, type, labels, datasets, opts = {}) {
@@ -147,9 +183,9 @@ function tidyAxis(el, fmt) {
   new MutationObserver(fix).observe(el, { childList: true, subtree: true });
 }
 
-function costOverTime(el, m, range) {
+function costOverTime(el, m, short) {
   const models = top(m.rows, "cost_usd", 8).map((r) => r.key);
-  const labels = m.buckets.map((b) => bucketLabel(b, range));
+  const labels = m.buckets.map((b) => bucketLabel(b, short));
   const datasets = models.map((name) => ({
     name, chartType: "bar",
     values: m.buckets.map((b) => round(b.rows.find((r) => r.key === name)?.cost_usd || 0)),
@@ -205,9 +241,9 @@ function percentiles(el, rows, field) {
   chart(el, "bar", r.map((x) => x.key), ["p50", "p95", "p99"].map((p) => ({ name: p, values: r.map((x) => x[field][`${p}_ms`]) })), { fmt: f.ms, colors: ["#9cc3ee", "#1f77d0", "#0b3d75"] });
 }
 
-function errorRate(el, all, range) {
+function errorRate(el, all, short) {
   const b = all.buckets;
-  chart(el, "line", b.map((x) => bucketLabel(x, range)), [
+  chart(el, "line", b.map((x) => bucketLabel(x, short)), [
     { name: "error rate %", values: b.map((x) => { const r = x.rows[0]; return r && r.span_count ? Math.round((r.error_count / r.span_count) * 1000) / 10 : 0; }) },
   ], { colors: ["#d93025"], fmt: (v) => `${v}%`, series: true });
 }
