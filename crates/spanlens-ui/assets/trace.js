@@ -103,7 +103,7 @@ class Waterfall {
     this.visibleCount = h("span", { class: "muted" });
     this.spacer = h("div", { class: "wf-spacer" });
     this.rowsEl = h("div", { class: "wf-rows" });
-    this.scroller = h("div", { class: "wf-scroll", tabindex: "0", "aria-label": "Span tree; arrows move, left/right collapse/expand, Enter opens" }, this.spacer, this.rowsEl);
+    this.scroller = h("div", { class: "wf-scroll", tabindex: "0", role: "tree", "aria-label": "Span tree; arrows move, left/right collapse/expand, Enter opens" }, this.spacer, this.rowsEl);
     this.panel = h("aside", { class: "panel" }, notice("empty", "No span selected", "Click a row, or use ↑ ↓ and Enter."));
     this.search.addEventListener("input", () => this.find(this.search.value));
     this.search.addEventListener("keydown", (e) => {
