@@ -213,7 +213,7 @@ class Waterfall {
         n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : null),
       h("div", { class: "wf-track", title: `starts +${f.ms(n.start_ms)} · takes ${f.ms(n.duration_ms)}` },
         h("div", { class: "wf-bar", style: { left: `${left}%`, width: `${width}%`, background: n.error ? "#d93025" : k.color } }),
-        h("span", { class: "wf-dur", style: left > 70 ? { right: `${100 - left + 0.5}%` } : { left: `calc(${left + width}% + 4px)` } }, f.ms(n.duration_ms))));
+        h("span", durationLabel(left, width), f.ms(n.duration_ms))));
   }
 
   toggle(id) {
@@ -328,6 +328,13 @@ class Waterfall {
     const cur = errs.findIndex((n) => n.span_id === this.selected);
     this.select(errs[(cur + 1) % errs.length].span_id, true, true);
   }
+}
+
+/** Puts a bar's duration after it, or inside it / before it when the bar reaches the right edge. */
+function durationLabel(left, width) {
+  if (left + width < 85) return { class: "wf-dur", style: { left: `calc(${left + width}% + 4px)` } };
+  if (width > 12) return { class: "wf-dur inside", style: { right: `calc(${100 - left - width}% + 4px)` } };
+  return { class: "wf-dur", style: { right: `calc(${100 - left}% + 4px)` } };
 }
 
 function countDescendants(n) {
