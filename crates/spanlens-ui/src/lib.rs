@@ -10,6 +10,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
+use std::borrow::Cow;
 
 /// One embedded file.
 struct Asset {
@@ -82,8 +83,12 @@ fn etag(bytes: &[u8]) -> String {
 }
 
 /// A 200 with the body, or a 304 when the client already holds this version.
-fn respond(headers: &HeaderMap, content_type: &'static str, body: &'static [u8]) -> Response<Body> {
-    let tag = etag(body);
+fn respond(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    body: Cow<'static, [u8]>,
+) -> Response<Body> {
+    let tag = etag(&body);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -105,15 +110,15 @@ fn respond(headers: &HeaderMap, content_type: &'static str, body: &'static [u8])
 
 /// For UI development only: with `SPANLENS_UI_DIR` set to the assets folder, files are read
 /// from there on every request, so an edit shows on reload without rebuilding the binary.
-fn from_dev_dir(path: &str) -> Option<&'static [u8]> {
+fn from_dev_dir(path: &str) -> Option<Cow<'static, [u8]>> {
     let dir = std::env::var_os("SPANLENS_UI_DIR")?;
-    let bytes = std::fs::read(std::path::Path::new(&dir).join(path)).ok()?;
-    // Leaked on purpose: development only, and it keeps one response path for both sources.
-    Some(Box::leak(bytes.into_boxed_slice()))
+    std::fs::read(std::path::Path::new(&dir).join(path))
+        .ok()
+        .map(Cow::Owned)
 }
 
 async fn index(headers: HeaderMap) -> Response<Body> {
-    let body = from_dev_dir("index.html").unwrap_or(INDEX_HTML);
+    let body = from_dev_dir("index.html").unwrap_or(Cow::Borrowed(INDEX_HTML));
     respond(&headers, "text/html; charset=utf-8", body)
 }
 
@@ -122,7 +127,7 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response<Body> {
         Some(a) => respond(
             &headers,
             a.content_type,
-            from_dev_dir(a.path).unwrap_or(a.body),
+            from_dev_dir(a.path).unwrap_or(Cow::Borrowed(a.body)),
         ),
         None => Response::builder()
             .status(StatusCode::NOT_FOUND)
