@@ -1,4 +1,4 @@
-//! `spanlens serve`: the collector, query API and (soon) UI on one port, gRPC on another.
+//! `spanlens serve`: the collector, query API and web UI on one port, gRPC on another.
 
 use anyhow::Context;
 use clap::Args;
@@ -65,7 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     let store: Arc<dyn spanlens_store::Store> = Arc::new(store);
     runtime.block_on(spanlens_server::serve(&config, store.clone(), shutdown_signal(), |b| {
         note!(
-            "spanlens: listening on http://{} (OTLP/HTTP, API) and {} (OTLP/gRPC), data in {} — ready in {} ms",
+            "spanlens: listening on http://{} (web UI, OTLP/HTTP, API) and {} (OTLP/gRPC), data in {} — ready in {} ms",
             b.http,
             b.grpc,
             config.data_dir.display(),

@@ -1,5 +1,5 @@
 //! The HTTP side: OTLP/HTTP, OpenAI Agents and Langfuse ingest, the JSON query API, the live
-//! stream and the OpenAPI document.
+//! stream, the OpenAPI document and the web UI.
 
 use crate::ingest::{self, decode_body, otlp_encoding, Encoding, IngestError, IngestOutcome};
 use crate::state::AppState;
@@ -14,7 +14,9 @@ use futures_util::StreamExt;
 use prost::Message;
 use serde_json::{json, Value};
 use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
-use spanlens_core::{InputFormat, NanoUsd, PriceCatalog, SpanKind, Status, Timestamp, TraceId};
+use spanlens_core::{
+    InputFormat, NanoUsd, PriceCatalog, SpanId, SpanKind, Status, Timestamp, TraceId,
+};
 use spanlens_store::{
     GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError, TraceSummary,
     DEFAULT_PROJECT, MAX_PAGE_SIZE,
@@ -35,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/traces", get(list_traces))
         .route("/api/v1/traces/{trace_id}", get(get_trace))
         .route("/api/v1/traces/{trace_id}/export", get(export_trace))
+        .route("/api/v1/traces/{trace_id}/tree", get(trace_tree))
+        .route("/api/v1/traces/{trace_id}/spans/{span_id}", get(trace_span))
         .route("/api/v1/sessions", get(list_sessions))
         .route("/api/v1/sessions/{session_id}", get(get_session))
         .route("/api/v1/metrics", get(metrics))
@@ -47,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
         .with_state(state)
+        // The web UI's pages and assets; its paths never overlap the API's, so nothing is shadowed.
+        .merge(spanlens_ui::router())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,6 +449,159 @@ async fn export_trace(
         .into_response())
 }
 
+/// The fields of a stored span that a waterfall row needs; everything else in the span's
+/// JSON (payloads, messages, attributes) is skipped by the parser without being built.
+#[derive(serde::Deserialize)]
+struct TreeSource<'a> {
+    #[serde(borrow)]
+    span_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    parent_span_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    kind: SpanKind,
+    start_time: Timestamp,
+    #[serde(default)]
+    end_time: Option<Timestamp>,
+    #[serde(default)]
+    status: Status,
+    #[serde(borrow, default)]
+    request_model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    response_model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<TreeUsage>,
+    #[serde(default)]
+    cost: Option<TreeCost>,
+}
+
+#[derive(serde::Deserialize)]
+struct TreeUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct TreeCost {
+    #[serde(default)]
+    total_usd: NanoUsd,
+}
+
+/// One span of the `tree` view (documented as `TreeNode` in openapi.json).
+#[derive(serde::Serialize)]
+struct TreeNode<'a> {
+    span_id: std::borrow::Cow<'a, str>,
+    parent_span_id: Option<std::borrow::Cow<'a, str>>,
+    name: std::borrow::Cow<'a, str>,
+    kind: &'static str,
+    status: Status,
+    start_ms: f64,
+    duration_ms: Option<f64>,
+    model: Option<std::borrow::Cow<'a, str>>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cost_usd: Option<f64>,
+    error: bool,
+}
+
+impl<'a> TreeNode<'a> {
+    fn of(s: TreeSource<'a>, trace_start: u64) -> TreeNode<'a> {
+        TreeNode {
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            name: s.name,
+            kind: s.kind.as_str(),
+            start_ms: s.start_time.0.saturating_sub(trace_start) as f64 / 1e6,
+            duration_ms: s
+                .end_time
+                .map(|e| e.0.saturating_sub(s.start_time.0) as f64 / 1e6),
+            model: s.response_model.or(s.request_model),
+            input_tokens: s.usage.as_ref().map(|u| u.input_tokens),
+            output_tokens: s.usage.as_ref().map(|u| u.output_tokens),
+            cost_usd: s.cost.map(|c| c.total_usd.as_usd_f64()),
+            error: s.status == Status::Error,
+            status: s.status,
+        }
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("stored span is not canonical JSON: {e}"),
+    )
+}
+
+/// The trace's shape without payloads: a waterfall of 10,000 spans paints from this, and a
+/// span's full record is fetched only when it is opened (`/spans/{span_id}`). Built from the
+/// stored JSON with a parser that skips the payloads, which is most of each span's bytes.
+async fn trace_tree(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let (project, tid) = (p.project(), trace_id(&id)?);
+    let store = st.store.clone();
+    let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
+        let detail = store
+            .get_trace_json(&project, tid)?
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+        let start = detail.summary.start_time.0;
+        let nodes = detail
+            .spans
+            .iter()
+            .map(|raw| serde_json::from_str(raw).map(|s| TreeNode::of(s, start)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        let spans = serde_json::to_string(&nodes).map_err(corrupt)?;
+        Ok(format!(
+            "{{\"trace\":{},\"spans\":{spans}}}",
+            trace_row(&detail.summary)
+        ))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// One canonical span of a trace, with all its payloads, answered with the stored JSON as is.
+async fn trace_span(
+    State(st): State<AppState>,
+    Path((id, span)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let (project, tid) = (p.project(), trace_id(&id)?);
+    let sid = SpanId::from_hex(&span).map_err(|e| bad("span_id", &span, &e.to_string()))?;
+    let store = st.store.clone();
+    let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
+        let detail = store
+            .get_trace_json(&project, tid)?
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+        let hex = sid.to_hex();
+        // A cheap substring test finds the candidates (a link may name the id too); the
+        // parsed id decides.
+        let needle = format!("\"span_id\":\"{hex}\"");
+        for raw in detail.spans.into_iter().filter(|r| r.contains(&needle)) {
+            let s: TreeSource = serde_json::from_str(&raw).map_err(corrupt)?;
+            if s.span_id == hex {
+                return Ok(raw);
+            }
+        }
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no span {sid} in trace {tid}"),
+        ))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
 async fn list_sessions(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
@@ -500,10 +659,56 @@ async fn metrics_query(
     query.kind = p.kind()?;
     query.model = p.string(&["model"]);
     query.provider = p.string(&["provider"]);
+    let buckets = p.number::<u32>("buckets")?;
     let store = st.store.clone();
-    let rows = blocking(move || store.metrics(&query)).await?;
-    Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})))
+    let Some(n) = buckets else {
+        let rows = blocking(move || store.metrics(&query)).await?;
+        return Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})));
+    };
+    // Time series (the dashboard's cost over time by model): the same grouping run once per
+    // equal slice of [from, to), so any grouping gets a time axis without a new store method.
+    let (Some(from), Some(to)) = (query.from, query.to) else {
+        return Err(bad("buckets", &n.to_string(), "needs both from and to"));
+    };
+    if n == 0 || n > MAX_BUCKETS || to.0 <= from.0 {
+        return Err(bad(
+            "buckets",
+            &n.to_string(),
+            &format!("must be 1..={MAX_BUCKETS}, with from before to"),
+        ));
+    }
+    let (rows, series) = blocking(move || {
+        let rows = store.metrics(&query)?;
+        let step = (to.0 - from.0).div_ceil(u64::from(n));
+        let mut series = Vec::with_capacity(n as usize);
+        for i in 0..u64::from(n) {
+            let start = from.0 + i * step;
+            let end = (start + step).min(to.0);
+            if start >= end {
+                break;
+            }
+            let mut q = query.clone();
+            q.from = Some(Timestamp(start));
+            q.to = Some(Timestamp(end));
+            let rows = store.metrics(&q)?;
+            series.push(json!({
+                "from": Timestamp(start).to_rfc3339(),
+                "to": Timestamp(end).to_rfc3339(),
+                "rows": rows,
+            }));
+        }
+        Ok((rows, series))
+    })
+    .await?;
+    Ok(Json(json!({
+        "group_by": group_by.as_str(),
+        "rows": rows,
+        "buckets": series,
+    })))
 }
+
+/// Most time slices one metrics request may ask for.
+const MAX_BUCKETS: u32 = 200;
 
 async fn metrics(
     State(st): State<AppState>,

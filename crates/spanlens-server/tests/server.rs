@@ -426,3 +426,151 @@ fn shutdown_ends_live_streams_instead_of_waiting_for_them() {
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("the server stopped although a live client was still connected");
 }
+
+#[test]
+fn tree_and_span_endpoints_serve_the_waterfall_lazily() {
+    let s = Server::start();
+    assert_eq!(
+        s.post("/v1/traces", &[JSON], &fixture("otlp_genai.json")).0,
+        200
+    );
+    let (_, page) = s.get("/api/v1/traces");
+    let id = page["items"][0]["trace_id"].as_str().unwrap().to_string();
+    let (_, full) = s.get(&format!("/api/v1/traces/{id}"));
+    let (status, tree) = s.get(&format!("/api/v1/traces/{id}/tree"));
+    assert_eq!(status, 200);
+    assert_eq!(tree["trace"], full["trace"]);
+    let nodes = tree["spans"].as_array().unwrap();
+    let spans = full["spans"].as_array().unwrap();
+    assert_eq!(nodes.len(), spans.len());
+    for (node, span) in nodes.iter().zip(spans) {
+        assert_eq!(node["span_id"], span["span_id"]);
+        assert_eq!(node["parent_span_id"], span["parent_span_id"]);
+        assert_eq!(node["kind"], span["kind"]);
+        assert_eq!(node["error"], span["status"] == "error");
+        assert!(node["start_ms"].as_f64().unwrap() >= 0.0);
+        // Payloads stay out of the tree; they come with the span.
+        assert!(node.get("input").is_none() && node.get("attributes").is_none());
+        if let Some(cost) = span["cost"]["total_usd"].as_f64() {
+            assert_eq!(node["cost_usd"].as_f64().unwrap(), cost);
+        }
+    }
+    let root = nodes
+        .iter()
+        .find(|n| n["parent_span_id"].is_null())
+        .unwrap();
+    assert_eq!(root["start_ms"].as_f64().unwrap(), 0.0);
+
+    let llm = spans.iter().find(|s| s["kind"] == "llm").unwrap();
+    let sid = llm["span_id"].as_str().unwrap();
+    let (status, one) = s.get(&format!("/api/v1/traces/{id}/spans/{sid}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        &one, llm,
+        "the span endpoint returns the same canonical span"
+    );
+    assert_eq!(
+        s.get(&format!(
+            "/api/v1/traces/{id}/spans/{}",
+            "0".repeat(15) + "1"
+        ))
+        .0,
+        404
+    );
+    assert_eq!(s.get(&format!("/api/v1/traces/{id}/spans/xyz")).0, 400);
+    assert_eq!(
+        s.get(&format!("/api/v1/traces/{}/tree", "0".repeat(31) + "1"))
+            .0,
+        404
+    );
+}
+
+#[test]
+fn metrics_buckets_slice_the_time_range() {
+    let s = Server::start();
+    assert_eq!(
+        s.post("/v1/traces", &[JSON], &fixture("otlp_genai.json")).0,
+        200
+    );
+    let (_, all) = s.get("/api/v1/metrics?group_by=model");
+    let (status, m) =
+        s.get("/api/v1/metrics/model?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&buckets=4");
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["rows"], all["rows"]);
+    let buckets = m["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 4);
+    assert_eq!(buckets[0]["from"], "2000-01-01T00:00:00.000000000Z");
+    assert_eq!(buckets[3]["to"], "2100-01-01T00:00:00.000000000Z");
+    let spans: u64 = buckets
+        .iter()
+        .flat_map(|b| b["rows"].as_array().unwrap())
+        .map(|r| r["span_count"].as_u64().unwrap())
+        .sum();
+    let total: u64 = all["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["span_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(spans, total, "every span falls in exactly one bucket");
+    assert_eq!(s.get("/api/v1/metrics/model?buckets=4").0, 400);
+    assert_eq!(
+        s.get("/api/v1/metrics/model?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&buckets=0")
+            .0,
+        400
+    );
+}
+
+#[test]
+fn ui_pages_and_assets_are_served_beside_the_api() {
+    let s = Server::start();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let fetch = |path: &str, etag: Option<&str>| {
+        let mut req = agent.get(&s.url(path));
+        if let Some(e) = etag {
+            req = req.header("if-none-match", e);
+        }
+        let mut resp = req.call().unwrap();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (ct, tag) = (header("content-type"), header("etag"));
+        let status = resp.status().as_u16();
+        (status, ct, tag, resp.body_mut().read_to_string().unwrap())
+    };
+    for page in [
+        "/",
+        "/traces/0123456789abcdef0123456789abcdef",
+        "/sessions",
+        "/sessions/chat-1",
+        "/dashboard",
+        "/live",
+    ] {
+        let (status, ct, _, body) = fetch(page, None);
+        assert_eq!(status, 200, "{page}");
+        assert!(ct.starts_with("text/html"), "{page}: {ct}");
+        assert!(body.contains("/assets/app.js"), "{page} is the UI shell");
+    }
+    let (status, ct, tag, body) = fetch("/assets/app.js", None);
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("text/javascript"), "{ct}");
+    assert!(body.contains("import"));
+    assert_eq!(fetch("/assets/app.js", Some(&tag)).0, 304, "revalidation");
+    assert!(fetch("/assets/app.css", None).1.starts_with("text/css"));
+    assert!(fetch("/assets/vendor/frappe-charts.min.esm.js", None)
+        .1
+        .starts_with("text/javascript"));
+    assert_eq!(fetch("/assets/nope.js", None).0, 404);
+    // The API keeps its own answers next to the UI routes.
+    let (status, ct, _, _) = fetch("/api/v1/traces", None);
+    assert_eq!(status, 200);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(fetch("/api/v1/nothing", None).0, 404);
+}

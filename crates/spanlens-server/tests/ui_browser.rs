@@ -1,0 +1,826 @@
+//! The web UI in a real headless Chromium (driven through chromedriver with fantoccini) against
+//! a real server holding the demo data: every page is visited and its content checked against
+//! the JSON API, and the first paint of a 10,000-span trace is measured and printed.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian: `apt-get install chromium
+//! chromium-driver`; `.ci/run` installs them) or `SPANLENS_CHROMIUM` / `SPANLENS_CHROMEDRIVER`.
+//! Without them these tests fail and say so: a UI that was never rendered is not a passing UI.
+//! Screenshots land in `target/ui-screenshots/`.
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use spanlens_core::{Span, SpanId, SpanKind, Status, Timestamp, TraceId};
+use spanlens_server::{serve, ServerConfig};
+use spanlens_store::{Store, DEFAULT_PROJECT};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One browser test at a time: two Chromiums on a 2-core machine would distort the timing.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Trace id of the generated 10,000+ span trace.
+const BIG_TRACE: &str = "b16b16b16b16b16b16b16b16b16b16b1";
+
+/// A server on demo data (plus the big trace) on a free port, stopped on drop.
+struct Server {
+    http: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(big_trace_spans: usize) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = spanlens_server::open_store(dir.path()).unwrap();
+        let now = Timestamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64,
+        );
+        let demo = spanlens_server::demo::generate(spanlens_server::demo::DEFAULT_SEED, now);
+        let big = big_trace(&demo, big_trace_spans, now);
+        write_by_trace(&store, demo);
+        write_by_trace(&store, big);
+        let config = ServerConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.path().to_path_buf(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(serve(
+                &config,
+                store,
+                async {
+                    let _ = stop_rx.await;
+                },
+                move |b| bound_tx.send(b).unwrap(),
+            ))
+            .unwrap();
+        });
+        let bound = bound_rx.recv().unwrap();
+        Server {
+            http: bound.http,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes spans a few traces at a time (a write carries whole traces).
+fn write_by_trace(store: &dyn Store, spans: Vec<Span>) {
+    let mut batch: Vec<Span> = Vec::new();
+    let mut iter = spans.into_iter().peekable();
+    while let Some(s) = iter.next() {
+        let trace = s.trace_id;
+        batch.push(s);
+        let ends = iter.peek().is_none_or(|n| n.trace_id != trace);
+        if ends && (batch.len() >= 1000 || iter.peek().is_none()) {
+            store
+                .write(DEFAULT_PROJECT, std::mem::take(&mut batch))
+                .unwrap();
+        }
+    }
+}
+
+/// A trace of at least `n` spans shaped like a long agent run: a pipeline root, 20 agents,
+/// LLM steps under each agent and tool calls under each step, built from demo spans so the
+/// payloads are realistic; every 997th span fails.
+fn big_trace(demo: &[Span], n: usize, now: Timestamp) -> Vec<Span> {
+    let template = |k: SpanKind| demo.iter().find(|s| s.kind == k).unwrap().clone();
+    let (pipeline, agent, llm, tool) = (
+        template(SpanKind::Pipeline),
+        template(SpanKind::Agent),
+        template(SpanKind::Llm),
+        template(SpanKind::Tool),
+    );
+    let trace_id = TraceId::from_hex(BIG_TRACE).unwrap();
+    let start = now.0 - 3_600_000_000_000;
+    let agents = 20usize;
+    let steps = 25usize;
+    let tools = n
+        .saturating_sub(1 + agents + agents * steps)
+        .div_ceil(agents * steps);
+    let mut out = Vec::with_capacity(n + 64);
+    let mut next_id = 1u64;
+    let mut push = |t: &Span, parent: Option<SpanId>, name: String, from: u64, dur: u64| {
+        let mut s = t.clone();
+        s.trace_id = trace_id;
+        s.span_id = SpanId::from_hex(&format!("{next_id:016x}")).unwrap();
+        s.parent_span_id = parent;
+        s.name = name;
+        s.start_time = Timestamp(from);
+        s.end_time = Some(Timestamp(from + dur));
+        s.session_id = None;
+        s.status = if next_id % 997 == 0 {
+            Status::Error
+        } else {
+            Status::Ok
+        };
+        if s.status == Status::Ok {
+            s.status_message = None;
+            s.error_type = None;
+        }
+        next_id += 1;
+        out.push(s);
+        out.last().unwrap().span_id
+    };
+    let step_ns = 400_000_000u64;
+    let agent_ns = step_ns * steps as u64;
+    let root = push(
+        &pipeline,
+        None,
+        "bulk.review_repository".into(),
+        start,
+        agent_ns * agents as u64,
+    );
+    for a in 0..agents {
+        let a_start = start + a as u64 * agent_ns;
+        let ag = push(
+            &agent,
+            Some(root),
+            format!("agent_{a:02}"),
+            a_start,
+            agent_ns,
+        );
+        for st in 0..steps {
+            let s_start = a_start + st as u64 * step_ns;
+            let step = push(
+                &llm,
+                Some(ag),
+                format!("step_{a:02}_{st:02}"),
+                s_start,
+                step_ns,
+            );
+            let t_ns = step_ns / (tools as u64 + 1);
+            for t in 0..tools {
+                push(
+                    &tool,
+                    Some(step),
+                    format!("tool_{a:02}_{st:02}_{t:02}"),
+                    s_start + t as u64 * t_ns,
+                    t_ns,
+                );
+            }
+        }
+    }
+    out.sort_by_key(|s| (s.start_time, s.span_id));
+    out
+}
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    /// Asks chromedriver to quit first (it then closes the browsers of open sessions, e.g.
+    /// after a failed assertion skipped `close`), and kills it only if it does not.
+    fn drop(&mut self) {
+        use std::io::Write;
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = write!(
+                s,
+                "GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            );
+            let _ = std::io::Read::read(&mut s, &mut [0u8; 256]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_binary(env: &str, candidates: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+fn missing(what: &str) -> ! {
+    panic!(
+        "{what} not found: the UI browser tests need Chromium and chromedriver. Install them with \
+         `apt-get install -y chromium chromium-driver` (.ci/run does this), or point \
+         SPANLENS_CHROMIUM / SPANLENS_CHROMEDRIVER at them"
+    )
+}
+
+fn start_driver() -> (Driver, PathBuf) {
+    let chromium = find_binary(
+        "SPANLENS_CHROMIUM",
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+    )
+    .unwrap_or_else(|| missing("chromium"));
+    let driver = find_binary("SPANLENS_CHROMEDRIVER", &["/usr/bin/chromedriver"])
+        .unwrap_or_else(|| missing("chromedriver"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
+    let d = Driver { child, port };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (d, chromium)
+}
+
+async fn browser(driver: &Driver, chromium: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1500,1000", "--disable-extensions"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("chromedriver refused a session: is the chromium binary usable?")
+}
+
+/// Polls a JS expression until it is truthy; returns its value.
+async fn until(c: &Client, expr: &str, what: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = c
+            .execute(&format!("return ({expr});"), vec![])
+            .await
+            .unwrap();
+        let truthy = match &v {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let body = c
+                .execute("return document.body.innerText.slice(0, 2000)", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("timed out waiting for {what} ({expr}); page text: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// GETs an API path from inside the page, so the test compares the UI with what it was served.
+async fn api(c: &Client, path: &str) -> Value {
+    c.execute(
+        "return fetch(arguments[0]).then(r => r.json());",
+        vec![json!(path)],
+    )
+    .await
+    .unwrap()
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// A "$0.0123" label as a number.
+fn dollars(s: &str) -> f64 {
+    s.trim()
+        .trim_start_matches('$')
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("not a dollar amount: {s:?}"))
+}
+
+fn close(ui: f64, api: f64) -> bool {
+    (ui - api).abs() <= api.abs() * 0.005 + 1e-9
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_real_content() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(10_021))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+
+    // Traces: the first page, sorting, a filter, and the filter surviving a reload.
+    c.goto(&server.url("/")).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('table.traces tbody tr').length",
+        "trace rows",
+    )
+    .await;
+    let listed = api(&c, "/api/v1/traces").await;
+    let rows = c
+        .find_all(Locator::Css("table.traces tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), listed["items"].as_array().unwrap().len());
+    let first_id = rows[0].attr("data-trace-id").await.unwrap().unwrap();
+    assert_eq!(first_id, listed["items"][0]["trace_id"].as_str().unwrap());
+    screenshot(&c, "traces").await;
+
+    c.find(Locator::Css("th[data-sort=cost]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "location.search.includes('sort=cost') && document.querySelector('.results').dataset.state === 'ready'", "sorted by cost").await;
+    let costs: Vec<f64> = until(
+        &c,
+        "[...document.querySelectorAll('table.traces td.cost')].map(td => td.textContent)",
+        "costs",
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|v| dollars(v.as_str().unwrap()))
+    .collect();
+    assert!(
+        costs.windows(2).all(|w| w[0] >= w[1]),
+        "descending by cost: {costs:?}"
+    );
+
+    let errors = api(&c, "/api/v1/traces?status=error").await;
+    let n_err = errors["items"].as_array().unwrap().len();
+    assert!(
+        n_err > 0 && n_err < rows.len(),
+        "the demo has some failed traces"
+    );
+    c.execute(
+        "document.querySelector('select[name=status]').value = 'error'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("form.filters button.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, &format!("location.search.includes('status=error') && document.querySelector('.results').dataset.state === 'ready' && document.querySelectorAll('table.traces tbody tr').length === {n_err}"), "filtered rows").await;
+    c.refresh().await.unwrap();
+    until(
+        &c,
+        &format!("document.querySelectorAll('table.traces tbody tr').length === {n_err}"),
+        "filtered rows after reload",
+    )
+    .await;
+    let kept = c
+        .execute(
+            "return document.querySelector('select[name=status]').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, "error", "the filter is restored from the URL");
+    let statuses = c
+        .execute(
+            "return [...document.querySelectorAll('table.traces .status')].map(s => s.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        statuses.as_array().unwrap().iter().all(|s| s == "error"),
+        "{statuses}"
+    );
+    screenshot(&c, "traces-filtered").await;
+
+    // Trace: the demo trace with the most spans; its tree, cost, panel and keyboard.
+    let top = api(&c, "/api/v1/traces?sort=span_count&order=desc&limit=3").await;
+    let known = top["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trace_id"] != BIG_TRACE)
+        .unwrap()
+        .clone();
+    let tid = known["trace_id"].as_str().unwrap();
+    c.goto(&server.url(&format!("/traces/{tid}")))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.wf-row[data-span-id]').length",
+        "waterfall rows",
+    )
+    .await;
+    let count = c
+        .find(Locator::Css(".waterfall"))
+        .await
+        .unwrap()
+        .attr("data-span-count")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        count,
+        known["span_count"].to_string(),
+        "the tree reports every span"
+    );
+    let ids = c
+        .execute(
+            "return [...document.querySelectorAll('.wf-row')].map(r => r.dataset.spanId)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|id| id.as_str().unwrap().len() == 16
+            && id.as_str().unwrap().chars().all(|c| c.is_ascii_hexdigit())));
+    let cost = c
+        .find(Locator::Css("#trace-cost .stat-value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        close(dollars(&cost), known["total_cost_usd"].as_f64().unwrap()),
+        "UI cost {cost} vs API {}",
+        known["total_cost_usd"]
+    );
+
+    let full = api(&c, &format!("/api/v1/traces/{tid}")).await;
+    let llm = full["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "llm" && s["cost"]["total_usd"].as_f64().unwrap_or(0.0) > 0.0)
+        .unwrap()
+        .clone();
+    let sid = llm["span_id"].as_str().unwrap();
+    c.find(Locator::Css(&format!(
+        ".wf-row[data-span-id='{sid}'] .sname"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    until(&c, &format!("document.querySelector('.panel').dataset.spanId === '{sid}' && document.querySelector('.panel .span-cost')"), "span panel").await;
+    let panel_cost = c
+        .find(Locator::Css(".panel .span-cost"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        close(
+            dollars(&panel_cost),
+            llm["cost"]["total_usd"].as_f64().unwrap()
+        ),
+        "panel cost {panel_cost} vs {}",
+        llm["cost"]
+    );
+    for section in ["usage", "cost", "latency", "messages"] {
+        c.find(Locator::Css(&format!(".panel [data-section='{section}']")))
+            .await
+            .unwrap_or_else(|_| panic!("panel section {section}"));
+    }
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains(&format!("span={sid}")));
+    screenshot(&c, "trace").await;
+
+    // Keyboard: Home selects the root, Left collapses it to one row, Right expands, Down moves,
+    // Enter opens the selected span.
+    let scroller = c.find(Locator::Css(".wf-scroll")).await.unwrap();
+    scroller.send_keys(&Key::Home).await.unwrap();
+    scroller.send_keys(&Key::Left).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.wf-row').length === 1",
+        "collapsed root",
+    )
+    .await;
+    scroller.send_keys(&Key::Right).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.wf-row').length > 1",
+        "expanded root",
+    )
+    .await;
+    scroller.send_keys(&Key::Down).await.unwrap();
+    scroller.send_keys(&Key::Enter).await.unwrap();
+    let second = full["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["parent_span_id"] == known["root_span_id"])
+        .unwrap()["span_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until(&c, &format!("document.querySelector('.wf-row.selected')?.dataset.spanId === '{second}' && document.querySelector('.panel').dataset.spanId === '{second}'"), "Down + Enter opens the first child").await;
+
+    // Search within the trace highlights matches.
+    let search = c
+        .find(Locator::Css(".toolbar input[type=search]"))
+        .await
+        .unwrap();
+    search.send_keys("llm").await.unwrap();
+    let llm_count = full["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "llm")
+        .count();
+    until(
+        &c,
+        &format!(
+            "document.querySelector('.match-info').textContent.startsWith('{llm_count} match')"
+        ),
+        "search matches",
+    )
+    .await;
+
+    // Virtualisation: the 10,021-span trace keeps only a window of rows in the DOM, and
+    // scrolling renders others.
+    c.goto(&server.url(&format!("/traces/{BIG_TRACE}")))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.wf-row').length",
+        "big waterfall rows",
+    )
+    .await;
+    let count = c
+        .find(Locator::Css(".waterfall"))
+        .await
+        .unwrap()
+        .attr("data-span-count")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count, "10021");
+    let in_dom = c
+        .execute("return document.querySelectorAll('.wf-row').length", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(
+        in_dom < 200,
+        "{in_dom} rows in the DOM for 10,021 spans: not virtualised"
+    );
+    let top_row = c
+        .execute(
+            "return document.querySelector('.wf-row').dataset.spanId",
+            vec![],
+        )
+        .await
+        .unwrap();
+    c.execute(
+        "const s = document.querySelector('.wf-scroll'); s.scrollTop = s.scrollHeight;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        &format!(
+            "document.querySelector('.wf-row[data-span-id=\"{:016x}\"]')",
+            10_021
+        ),
+        "the last span after scrolling",
+    )
+    .await;
+    let gone = c
+        .execute(
+            &format!(
+                "return !document.querySelector('.wf-row[data-span-id=\"{}\"]')",
+                top_row.as_str().unwrap()
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, true, "the first row left the DOM when scrolled away");
+    screenshot(&c, "trace-10k-scrolled").await;
+
+    // Sessions list and one session as a conversation.
+    c.goto(&server.url("/sessions")).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('table.sessions tbody tr').length",
+        "session rows",
+    )
+    .await;
+    screenshot(&c, "sessions").await;
+    let sessions = api(&c, "/api/v1/sessions").await;
+    let s0 = &sessions["items"][0];
+    c.find(Locator::Css("table.sessions tbody tr a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let turns = s0["trace_count"].as_u64().unwrap();
+    until(&c, &format!("document.querySelectorAll('.turn').length === {turns} && document.querySelectorAll('.turn .bubble.user').length === {turns}"), "conversation turns").await;
+    let said = c
+        .execute(
+            "return document.querySelector('.turn .bubble.user').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        said.as_str().unwrap().len() > 10 && !said.as_str().unwrap().contains("no input recorded"),
+        "{said}"
+    );
+    screenshot(&c, "session").await;
+
+    // Dashboard: SVG charts and the cost KPI equal to the API's over the same range.
+    c.goto(&server.url("/dashboard?range=30d")).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.chart svg').length >= 6",
+        "SVG charts",
+    )
+    .await;
+    let range = c
+        .execute(
+            "return [new Date(Date.now() - 2.592e9).toISOString(), new Date().toISOString()]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let m = api(
+        &c,
+        &format!(
+            "/api/v1/metrics?from={}&to={}",
+            range[0].as_str().unwrap(),
+            range[1].as_str().unwrap()
+        ),
+    )
+    .await;
+    let kpi = c
+        .find(Locator::Css("#kpi-cost .kpi-value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        close(dollars(&kpi), m["rows"][0]["cost_usd"].as_f64().unwrap()),
+        "dashboard cost {kpi} vs {}",
+        m["rows"][0]
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await; // chart animations
+    screenshot(&c, "dashboard").await;
+
+    // Live: a span posted now appears in the table.
+    c.goto(&server.url("/live")).await.unwrap();
+    until(
+        &c,
+        "document.querySelector('.live-state.on')",
+        "live stream connected",
+    )
+    .await;
+    let otlp = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../spanlens-core/tests/fixtures/otlp_genai.json"
+    ))
+    .unwrap();
+    let status = c.execute("return fetch('/v1/traces', {method: 'POST', headers: {'content-type': 'application/json'}, body: arguments[0]}).then(r => r.status)", vec![json!(otlp)]).await.unwrap();
+    assert_eq!(status, 200);
+    until(
+        &c,
+        "document.querySelectorAll('table.live tbody tr').length >= 6",
+        "live rows",
+    )
+    .await;
+    screenshot(&c, "live").await;
+
+    // An unknown trace gets a clear message, not a blank page.
+    c.goto(&server.url(&format!("/traces/{}", "0".repeat(31) + "1")))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('.notice')?.textContent.includes('Trace not found')",
+        "not-found notice",
+    )
+    .await;
+
+    c.close().await.unwrap();
+    drop(server);
+    drop(driver);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_paint_of_a_10k_span_trace() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(10_021))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    let url = server.url(&format!("/traces/{BIG_TRACE}"));
+    let mut figures = Vec::new();
+    let mut tree_fetch = Vec::new();
+    // The first visit also pays for a cold cache (modules, SQLite pages); report both.
+    for _ in 0..3 {
+        c.goto(&server.url("/healthz")).await.unwrap();
+        c.goto(&url).await.unwrap();
+        let ms = until(&c, "window.__spanlensFirstPaint", "the first-paint marker")
+            .await
+            .as_f64()
+            .unwrap();
+        let rows = c
+            .execute("return document.querySelectorAll('.wf-row').length", vec![])
+            .await
+            .unwrap();
+        assert!(rows.as_u64().unwrap() > 10, "rows painted: {rows}");
+        let tree_ms = c
+            .execute(
+                "return performance.getEntriesByType('resource').find(e => e.name.includes('/tree'))?.duration",
+                vec![],
+            )
+            .await
+            .unwrap();
+        figures.push(ms);
+        tree_fetch.push(tree_ms.as_f64().unwrap_or(f64::NAN));
+    }
+    screenshot(&c, "trace-10k").await;
+    println!(
+        "UI first paint of a 10,021-span trace (navigation start to first waterfall rows, headless Chromium): \
+         cold {:.0} ms, warm {:.0} ms / {:.0} ms (budget 2000 ms); of which fetching /tree {:.0} / {:.0} / {:.0} ms",
+        figures[0], figures[1], figures[2], tree_fetch[0], tree_fetch[1], tree_fetch[2]
+    );
+    // Speed is judged by benchmarks; this only catches a waterfall that became unusable.
+    assert!(
+        figures.iter().all(|ms| *ms < 10_000.0),
+        "first paint {figures:?} ms is far over the 2 s budget"
+    );
+    c.close().await.unwrap();
+}

@@ -1,0 +1,268 @@
+// Dashboard (`/dashboard`): cost, tokens, cache savings, latency, errors and slow tools over a
+// chosen time range. Charts are SVG, drawn by the vendored Frappe Charts library.
+
+import { get, models, priceFor } from "./api.js";
+import { h, mount, notice } from "./dom.js";
+import * as f from "./format.js";
+import { Chart } from "./vendor/frappe-charts.min.esm.js";
+
+const RANGES = { "1h": 3.6e6, "24h": 8.64e7, "7d": 6.048e8, "30d": 2.592e9 };
+const PALETTE = ["#1f77d0", "#7c4dff", "#d9822b", "#2e9e4f", "#c2185b", "#00838f", "#8d6e63", "#7a9a1e", "#5b6b82", "#e8710a", "#9334e6"];
+const compactFmt = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+const compact = (v) => compactFmt.format(v);
+const BUCKETS = { "1h": 12, "24h": 24, "7d": 28, "30d": 30 };
+
+export async function render(app) {
+  const q = new URLSearchParams(location.search);
+  // A fixed range (`?range=7d`) or a custom one (`?from=…&to=…`, local times).
+  let range = RANGES[q.get("range")] ? q.get("range") : q.get("from") ? "custom" : "7d";
+  const from = h("input", { type: "datetime-local", value: q.get("from") || "", title: "From (local time)" });
+  const to = h("input", { type: "datetime-local", value: q.get("to") || "", title: "To (local time); empty means now" });
+  const custom = h("form", { class: "custom-range", hidden: range !== "custom" }, from, " – ", to, h("button", { type: "submit", class: "primary" }, "Apply"));
+  const pick = (r) => {
+    range = r;
+    picker.querySelectorAll("button").forEach((b) => b.classList.toggle("on", b.dataset.range === r));
+    custom.hidden = r !== "custom";
+    if (r !== "custom") {
+      history.replaceState(null, "", `/dashboard?range=${r}`);
+      load();
+    }
+  };
+  const picker = h("div", { class: "seg" },
+    [...Object.keys(RANGES), "custom"].map((r) =>
+      h("button", { type: "button", class: r === range ? "on" : "", dataset: { range: r }, onclick: () => pick(r) }, r === "custom" ? "Custom…" : `Last ${r}`)));
+  custom.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!from.value) {
+      from.focus();
+      return;
+    }
+    const next = new URLSearchParams({ from: from.value });
+    if (to.value) next.set("to", to.value);
+    history.replaceState(null, "", `/dashboard?${next}`);
+    load();
+  });
+  const body = h("div", { class: "dash" });
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Dashboard"), h("div", { class: "toolbar" }, custom, picker)), body);
+  let seq = 0;
+  /** The chosen range as instants, and how many time buckets to chart it with. */
+  function timeWindow() {
+    if (range !== "custom") {
+      const end = new Date();
+      return { from: new Date(end.getTime() - RANGES[range]), to: end, buckets: BUCKETS[range], short: range === "1h" || range === "24h" };
+    }
+    const start = new Date(from.value);
+    const end = to.value ? new Date(to.value) : new Date();
+    return { from: start, to: end, buckets: 24, short: end - start <= 2 * 8.64e7 };
+  }
+  async function load() {
+    const mine = ++seq;
+    const w = timeWindow();
+    if (Number.isNaN(w.from.getTime()) || Number.isNaN(w.to.getTime()) || w.to <= w.from) {
+      mount(body, notice("error", "Invalid time range", "The start must be before the end."));
+      return;
+    }
+    const span = { from: w.from.toISOString(), to: w.to.toISOString() };
+    mount(body, h("div", { class: "loading" }, "Loading metrics…"));
+    let all, llm, byModel, byAgent, byUser, byTool, catalog;
+    try {
+      [all, llm, byModel, byAgent, byUser, byTool, catalog] = await Promise.all([
+        get("metrics", { ...span, buckets: w.buckets }),
+        get("metrics", { ...span, kind: "llm" }),
+        get("metrics/model", { ...span, kind: "llm", buckets: w.buckets }),
+        get("metrics/agent", span),
+        get("metrics/user", span),
+        get("metrics/tool", { ...span, kind: "tool" }),
+        models().catch(() => null),
+      ]);
+    } catch (e) {
+      if (mine === seq) mount(body, notice("error", "Could not load metrics", e.message));
+      return;
+    }
+    if (mine !== seq) return;
+    const total = all.rows[0];
+    if (!total || !total.span_count) {
+      mount(body, notice("empty", "No spans in this time range", "Pick a longer range, or send some traces."));
+      return;
+    }
+    const llmRow = llm.rows[0] || {};
+    const savings = cacheSavingsByModel(byModel.rows, catalog);
+    mount(body,
+      h("div", { class: "kpis" },
+        kpi("Cost", f.usd(total.cost_usd), "kpi-cost"),
+        kpi("Tokens", f.int(total.total_tokens), null, `${f.int(total.input_tokens)} in · ${f.int(total.output_tokens)} out`),
+        kpi("Cache savings", savings.known ? f.usd(savings.net) : "–", null, savings.unknown.length ? `no price for ${savings.unknown.join(", ")}` : `${f.int(llmRow.cache_read_tokens)} cached input tokens`),
+        kpi("LLM calls", f.int(llmRow.span_count)),
+        kpi("Error rate", f.pct(total.error_count / total.span_count), null, `${f.int(total.error_count)} of ${f.int(total.span_count)} spans`),
+        kpi("Retries", f.int(total.retry_count)),
+        kpi("LLM latency p95", f.ms(llmRow.latency?.p95_ms), null, `p50 ${f.ms(llmRow.latency?.p50_ms)} · p99 ${f.ms(llmRow.latency?.p99_ms)}`),
+        kpi("TTFT p95", f.ms(llmRow.ttft?.p95_ms), null, `p50 ${f.ms(llmRow.ttft?.p50_ms)} · p99 ${f.ms(llmRow.ttft?.p99_ms)}`)),
+      h("div", { class: "charts" },
+        card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short)),
+        card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", f.usd)),
+        card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", f.usd)),
+        card("Tokens by model", "", (el) => tokens(el, byModel.rows)),
+        card("Cache savings by model", "", (el) => savingsChart(el, savings)),
+        card("LLM latency by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "latency")),
+        card("Time to first token by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "ttft")),
+        card("Error rate over time", "wide", (el) => errorRate(el, all, w.short)),
+        card("Slowest tools (p95)", "wide", (el) => slowTools(el, byTool.rows))));
+  }
+  load();
+}
+
+function kpi(label, value, id, sub) {
+  return h("div", { class: "kpi", id }, h("div", { class: "stat-label" }, label), h("div", { class: "kpi-value" }, value), sub ? h("div", { class: "sub" }, sub) : null);
+}
+
+/** A chart card; `draw` fills it after it is in the DOM (Frappe measures its container). */
+function card(title, cls, draw) {
+  const el = h("div", { class: "chart" });
+  const c = h("div", { class: `card ${cls}` }, h("h3", null, title), el);
+  requestAnimationFrame(() => {
+    try {
+      draw(el);
+    } catch (e) {
+      mount(el, notice("error", "Chart failed", e.message));
+    }
+  });
+  return c;
+}
+
+function top(rows, field, n = 10) {
+  return rows.filter((r) => r.key && r[field]).sort((a, b) => b[field] - a[field]).slice(0, n);
+}
+
+/** A bucket's start: clock time for short ranges, else the date (and hour when buckets are shorter than a day). */
+function bucketLabel(b, short) {
+  const d = new Date(b.from);
+  if (short) return f.clock(b.from).slice(0, 5);
+  const hours = (new Date(b.to) - d) < 8.64e7;
+  return d.toLocaleDateString(undefined, { month: "short", day: "numeric", hour: hours ? "2-digit" : undefined });
+}
+
+function chart(el, type, labels, datasets, opts = {}) {
+  if (!labels.length || !datasets.length) {
+    mount(el, h("div", { class: "muted empty-chart" }, "No data in this range"));
+    return;
+  }
+  const c = new Chart(el, {
+    type, height: opts.height || 220, colors: opts.colors || PALETTE,
+    data: { labels, datasets },
+    barOptions: { stacked: opts.stacked ? 1 : 0, spaceRatio: 0.35 },
+    lineOptions: { regionFill: 1, hideDots: 1 },
+    axisOptions: { xIsSeries: opts.series ? 1 : 0, xAxisMode: "tick", yAxisMode: "span" },
+    tooltipOptions: { formatTooltipY: opts.fmt || ((v) => v) },
+    valuesOverPoints: 0,
+    isNavigable: 0,
+    truncateLegends: 1,
+  });
+  tidyAxis(el, opts.axis || opts.fmt);
+  return c;
+}
+
+/**
+ * Frappe prints y-axis ticks as raw floats (0.30000000000000004); rewrite them with the
+ * chart's formatter, and again whenever the library redraws (resize, animation).
+ */
+function tidyAxis(el, fmt) {
+  if (!fmt) return;
+  const fix = () => {
+    for (const t of el.querySelectorAll(".y.axis text, .y-axis text, g.y text")) {
+      const raw = t.dataset.raw ?? t.textContent;
+      const v = Number(raw);
+      if (raw === "" || Number.isNaN(v)) continue;
+      const pretty = fmt(Math.round(v * 1e9) / 1e9);
+      if (t.textContent !== pretty) {
+        t.dataset.raw = raw;
+        t.textContent = pretty;
+      }
+    }
+  };
+  fix();
+  new MutationObserver(fix).observe(el, { childList: true, subtree: true });
+}
+
+function costOverTime(el, m, short) {
+  const models = top(m.rows, "cost_usd", 8).map((r) => r.key);
+  const labels = m.buckets.map((b) => bucketLabel(b, short));
+  const datasets = models.map((name) => ({
+    name, chartType: "bar",
+    values: m.buckets.map((b) => round(b.rows.find((r) => r.key === name)?.cost_usd || 0)),
+  }));
+  chart(el, "bar", labels, datasets, { stacked: true, fmt: f.usd, series: true, height: 260 });
+  el.dataset.totalCost = String(m.rows.reduce((a, r) => a + (r.cost_usd || 0), 0));
+}
+
+function barChart(el, rows, field, fmt) {
+  chart(el, "bar", rows.map((r) => r.key), [{ name: field, values: rows.map((r) => round(r[field])) }], { fmt });
+}
+
+function tokens(el, rows) {
+  const r = top(rows, "total_tokens", 8);
+  chart(el, "bar", r.map((x) => x.key), [
+    { name: "uncached input", values: r.map((x) => x.input_tokens - x.cache_read_tokens - x.cache_write_tokens) },
+    { name: "cache read", values: r.map((x) => x.cache_read_tokens) },
+    { name: "cache write", values: r.map((x) => x.cache_write_tokens) },
+    { name: "output", values: r.map((x) => x.output_tokens) },
+  ], { stacked: true, fmt: f.int, axis: compact });
+}
+
+/**
+ * Savings per model: cached tokens at the full input price minus at the cache prices
+ * (cache writes cost more than input, so they subtract).
+ */
+function cacheSavingsByModel(rows, catalog) {
+  const out = { net: 0, known: false, unknown: [], rows: [] };
+  for (const r of rows) {
+    if (!r.key || (!r.cache_read_tokens && !r.cache_write_tokens)) continue;
+    const p = catalog && priceFor(catalog, { model: r.key });
+    if (!p) {
+      out.unknown.push(r.key);
+      continue;
+    }
+    const full = p.input_per_million_usd / 1e6;
+    const read = r.cache_read_tokens * (full - (p.cache_read_per_million_usd ?? p.input_per_million_usd) / 1e6);
+    const write = r.cache_write_tokens * (full - (p.cache_write_per_million_usd ?? p.input_per_million_usd) / 1e6);
+    out.rows.push({ key: r.key, read, write, net: read + write });
+    out.net += read + write;
+    out.known = true;
+  }
+  return out;
+}
+
+function savingsChart(el, s) {
+  const r = s.rows.sort((a, b) => b.net - a.net);
+  chart(el, "bar", r.map((x) => x.key), [{ name: "saved", values: r.map((x) => round(x.net)) }], { fmt: f.usd, colors: ["#2e9e4f"] });
+}
+
+function percentiles(el, rows, field) {
+  const r = rows.filter((x) => x.key && x[field]?.count).sort((a, b) => b[field].p95_ms - a[field].p95_ms).slice(0, 8);
+  chart(el, "bar", r.map((x) => x.key), ["p50", "p95", "p99"].map((p) => ({ name: p, values: r.map((x) => x[field][`${p}_ms`]) })), { fmt: f.ms, colors: ["#9cc3ee", "#1f77d0", "#0b3d75"] });
+}
+
+function errorRate(el, all, short) {
+  const b = all.buckets;
+  chart(el, "line", b.map((x) => bucketLabel(x, short)), [
+    { name: "error rate %", values: b.map((x) => { const r = x.rows[0]; return r && r.span_count ? Math.round((r.error_count / r.span_count) * 1000) / 10 : 0; }) },
+  ], { colors: ["#d93025"], fmt: (v) => `${v}%`, series: true });
+}
+
+function slowTools(el, rows) {
+  const r = rows.filter((x) => x.key && x.latency?.count).sort((a, b) => b.latency.p95_ms - a.latency.p95_ms).slice(0, 12);
+  if (!r.length) {
+    mount(el, h("div", { class: "muted empty-chart" }, "No tool calls in this range"));
+    return;
+  }
+  const max = r[0].latency.p95_ms || 1;
+  mount(el, h("table", { class: "grid compact tools" },
+    h("thead", null, h("tr", null, h("th", null, "Tool"), h("th", { class: "num" }, "Calls"), h("th", { class: "num" }, "p50"), h("th", { class: "num" }, "p95"), h("th", { class: "num" }, "p99"), h("th", { class: "num" }, "Errors"), h("th", { class: "num" }, "Retries"), h("th", null, ""))),
+    h("tbody", null, r.map((x) => h("tr", null, h("td", null, x.key), h("td", { class: "num" }, f.int(x.span_count)),
+      h("td", { class: "num" }, f.ms(x.latency.p50_ms)), h("td", { class: "num" }, f.ms(x.latency.p95_ms)), h("td", { class: "num" }, f.ms(x.latency.p99_ms)),
+      h("td", { class: `num ${x.error_count ? "err-text" : ""}` }, f.int(x.error_count)), h("td", { class: "num" }, f.int(x.retry_count)),
+      h("td", { class: "barcell" }, h("div", { class: "meter" }, h("i", { style: { width: `${(x.latency.p95_ms / max) * 100}%`, background: "#d9822b" } }))))))));
+}
+
+function round(v) {
+  return Math.round((v || 0) * 1e6) / 1e6;
+}

@@ -1,0 +1,78 @@
+// Tiny DOM helpers: build elements from plain calls, so pages need no template engine.
+
+/** Creates an element: h("a", {href: "/", class: "x", onclick: fn}, "text", child, [more]). */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+      else if (k === "class") el.className = v;
+      else if (k === "style" && typeof v === "object") Object.assign(el.style, v);
+      else if (k === "dataset") Object.assign(el.dataset, v);
+      else if (k in el && typeof v !== "string") el[k] = v;
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === undefined || c === null || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : String(c));
+  }
+}
+
+/** Replaces an element's content. */
+export function mount(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** A button that copies `text` to the clipboard and says so. */
+export function copyButton(text, label = "copy") {
+  const b = h("button", { class: "copy", type: "button", title: `Copy ${text}` }, label);
+  b.addEventListener("click", async (e) => {
+    e.stopPropagation();
+    try {
+      await navigator.clipboard.writeText(text);
+      b.textContent = "copied";
+    } catch {
+      // Clipboard needs a secure context or permission; fall back to a selection copy.
+      const t = h("textarea", { style: { position: "fixed", opacity: "0" } }, text);
+      document.body.append(t);
+      t.select();
+      const ok = document.execCommand("copy");
+      t.remove();
+      b.textContent = ok ? "copied" : "copy failed";
+    }
+    setTimeout(() => (b.textContent = label), 1200);
+  });
+  return b;
+}
+
+/** An id shown monospace with a copy button. */
+export function idChip(id) {
+  return h("span", { class: "id-chip" }, h("code", null, id), copyButton(id));
+}
+
+/** A message box for empty states and errors. */
+export function notice(kind, title, detail) {
+  return h("div", { class: `notice ${kind}` }, h("strong", null, title), detail ? h("div", null, detail) : null);
+}
+
+/** A link handled by the client-side router. */
+export function link(href, ...children) {
+  return h("a", { href, "data-link": true }, ...children);
+}
+
+/** Client-side navigation: updates the URL and lets the router render the page. */
+export function navigate(href, replace = false) {
+  if (replace) history.replaceState(null, "", href);
+  else history.pushState(null, "", href);
+  window.dispatchEvent(new Event("spanlens:navigate"));
+}

@@ -1,0 +1,368 @@
+// Trace page (`/traces/{id}`): a virtualised waterfall. Only the payload-free tree is fetched
+// (`/tree`), only the rows in view are in the DOM, and a span's full record is fetched when
+// it is opened, so a 10,000-span trace paints as fast as a small one.
+
+import { get, url } from "./api.js";
+import { h, mount, notice, idChip, link } from "./dom.js";
+import * as f from "./format.js";
+import { statusBadge } from "./traces.js";
+import { renderSpanPanel } from "./span.js";
+
+const ROW_H = 26;
+const OVERSCAN = 12;
+
+export async function render(app, traceId) {
+  mount(app, h("div", { class: "loading" }, "Loading trace…"));
+  let data;
+  try {
+    data = await get(`traces/${encodeURIComponent(traceId)}/tree`);
+  } catch (e) {
+    mount(app, notice(e.status === 404 ? "empty" : "error", e.status === 404 ? "Trace not found" : "Could not load the trace", e.message),
+      h("p", null, link("/", "← Back to traces")));
+    return;
+  }
+  return new Waterfall(app, traceId, data).cleanup;
+}
+
+class Waterfall {
+  constructor(app, traceId, data) {
+    this.traceId = traceId;
+    this.trace = data.trace;
+    this.nodes = data.spans;
+    this.byId = new Map();
+    this.collapsed = new Set();
+    this.matches = [];
+    this.matchSet = new Set();
+    this.matchPos = -1;
+    this.selected = null;
+    this.buildTree();
+    this.total = Math.max(this.trace.duration_ms || 0, ...this.ends()) || 1;
+    this.layout(app);
+    this.flatten();
+    this.draw();
+    markFirstPaint(this.nodes.length);
+    const wanted = new URLSearchParams(location.search).get("span");
+    if (wanted && this.byId.has(wanted)) this.select(wanted, true, true);
+    this.onKey = (e) => this.key(e);
+    this.scroller.addEventListener("keydown", this.onKey);
+    this.scroller.focus({ preventScroll: true });
+    this.cleanup = () => {};
+  }
+
+  *ends() {
+    for (const n of this.nodes) yield n.start_ms + (n.duration_ms || 0);
+  }
+
+  /** Children lists in start order; spans whose parent is missing become roots. */
+  buildTree() {
+    for (const n of this.nodes) {
+      n.children = [];
+      this.byId.set(n.span_id, n);
+    }
+    this.roots = [];
+    for (const n of this.nodes) {
+      const p = n.parent_span_id && this.byId.get(n.parent_span_id);
+      if (p && p !== n) p.children.push(n);
+      else this.roots.push(n);
+    }
+    // Depth and error-in-subtree by an explicit stack (deep agent loops must not blow the JS stack).
+    const stack = this.roots.map((r) => [r, 0]);
+    const order = [];
+    while (stack.length) {
+      const [n, d] = stack.pop();
+      n.depth = d;
+      order.push(n);
+      for (let i = n.children.length - 1; i >= 0; i--) stack.push([n.children[i], d + 1]);
+    }
+    for (let i = order.length - 1; i >= 0; i--) {
+      const n = order[i];
+      n.childErrors = n.children.some((c) => c.error || c.childErrors);
+    }
+  }
+
+  /** The visible rows: a pre-order walk that skips collapsed subtrees. */
+  flatten() {
+    const out = [];
+    const stack = [...this.roots].reverse();
+    while (stack.length) {
+      const n = stack.pop();
+      out.push(n);
+      if (!this.collapsed.has(n.span_id)) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+    }
+    this.rows = out;
+    this.rowIndex = new Map(out.map((n, i) => [n.span_id, i]));
+    this.spacer.style.height = `${out.length * ROW_H}px`;
+    this.visibleCount.textContent = out.length === this.nodes.length ? "" : `${f.int(out.length)} shown`;
+  }
+
+  layout(app) {
+    const t = this.trace;
+    const kinds = [...new Set(this.nodes.map((n) => n.kind))];
+    this.search = h("input", { type: "search", class: "grow", placeholder: "Search spans by name, kind, model or id  (Enter: next match)" });
+    this.matchInfo = h("span", { class: "muted match-info" });
+    this.visibleCount = h("span", { class: "muted" });
+    this.spacer = h("div", { class: "wf-spacer" });
+    this.rowsEl = h("div", { class: "wf-rows" });
+    this.scroller = h("div", { class: "wf-scroll", tabindex: "0", role: "tree", "aria-label": "Span tree; arrows move, left/right collapse/expand, Enter opens" }, this.spacer, this.rowsEl);
+    this.panel = h("aside", { class: "panel" }, notice("empty", "No span selected", "Click a row, or use ↑ ↓ and Enter."));
+    this.search.addEventListener("input", () => this.find(this.search.value));
+    this.search.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        this.nextMatch(e.shiftKey ? -1 : 1);
+      } else if (e.key === "Escape") {
+        this.search.value = "";
+        this.find("");
+        this.scroller.focus();
+      }
+    });
+    this.scroller.addEventListener("scroll", () => this.schedule(), { passive: true });
+    this.resize = new ResizeObserver(() => this.schedule());
+    this.resize.observe(this.scroller);
+    this.rowsEl.addEventListener("click", (e) => {
+      const row = e.target.closest(".wf-row");
+      if (!row) return;
+      const id = row.dataset.spanId;
+      if (e.target.closest(".caret")) this.toggle(id);
+      else this.select(id, true);
+    });
+    mount(app,
+      h("div", { class: "page-head trace-head" },
+        h("div", null,
+          h("div", { class: "crumbs" }, link("/", "Traces"), " / ", t.session_id ? [link(`/sessions/${encodeURIComponent(t.session_id)}`, `session ${t.session_id}`), " / "] : null, "trace"),
+          h("h1", null, t.name || "(unnamed)", " ", statusBadge(t.status)),
+          h("div", { class: "meta" }, "trace ", idChip(t.trace_id), " · ", f.time(t.start_time),
+            t.user_id ? [" · user ", h("b", null, t.user_id)] : null, t.service ? [" · ", t.service] : null,
+            t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null)),
+        h("div", { class: "stats" },
+          stat("Duration", f.ms(t.duration_ms)),
+          stat("Spans", f.int(t.span_count), "span-count"),
+          stat("Errors", f.int(t.error_count)),
+          stat("Tokens", f.int(t.total_tokens), null, `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out`),
+          stat("Cost", f.usd(t.total_cost_usd), "trace-cost"),
+          h("a", { class: "button", href: url(`traces/${t.trace_id}/export`), download: `trace-${t.trace_id}.json` }, "Export JSON"))),
+      h("div", { class: "toolbar" }, this.search, this.matchInfo,
+        h("button", { type: "button", onclick: () => this.nextMatch(-1), title: "Previous match (Shift+Enter)" }, "↑"),
+        h("button", { type: "button", onclick: () => this.nextMatch(1), title: "Next match (Enter)" }, "↓"),
+        h("button", { type: "button", onclick: () => this.nextError(), class: "err-button" }, "Next error"),
+        h("button", { type: "button", onclick: () => this.setAll(false) }, "Expand all"),
+        h("button", { type: "button", onclick: () => this.setAll(true) }, "Collapse all"),
+        this.visibleCount),
+      h("div", { class: "legend" }, kinds.map((k) => h("span", { class: "legend-item" }, h("i", { style: { background: f.kind(k).color } }), `${f.kind(k).icon} ${k}`))),
+      h("div", { class: "split" },
+        h("section", { class: "waterfall", dataset: { spanCount: String(this.nodes.length) } },
+          h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, `${f.int(this.nodes.length)} spans`), this.axis()),
+          this.scroller),
+        this.panel));
+  }
+
+  /** Time ticks on a 1-2-5 step over the trace duration. */
+  axis() {
+    const target = this.total / 6;
+    const p = 10 ** Math.floor(Math.log10(target));
+    const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= target) || p * 10;
+    const ticks = [];
+    for (let v = 0; v <= this.total + 1e-9; v += step) {
+      const at = (v / this.total) * 100;
+      // Labels near the right edge hang leftwards so they stay inside the axis.
+      ticks.push(h("span", { class: `tick ${at > 88 ? "end" : ""}`, style: { left: `${at}%` } }, f.ms(v)));
+    }
+    return h("div", { class: "wf-axis" }, ticks);
+  }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = 0;
+      this.draw();
+    });
+  }
+
+  /** Renders only the rows inside the viewport (plus a small overscan). */
+  draw() {
+    const top = this.scroller.scrollTop;
+    const height = this.scroller.clientHeight || 600;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(this.rows.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
+    const frag = document.createDocumentFragment();
+    for (let i = first; i < last; i++) frag.append(this.row(this.rows[i], i));
+    this.rowsEl.replaceChildren(frag);
+  }
+
+  row(n, i) {
+    const k = f.kind(n.kind);
+    const hasKids = n.children.length > 0;
+    const collapsed = this.collapsed.has(n.span_id);
+    const left = (n.start_ms / this.total) * 100;
+    const width = Math.max(((n.duration_ms || 0) / this.total) * 100, 0.15);
+    const cls = ["wf-row"];
+    if (n.error) cls.push("err");
+    else if (collapsed && n.childErrors) cls.push("child-err");
+    if (this.selected === n.span_id) cls.push("selected");
+    if (this.matchSet.has(n.span_id)) cls.push("match");
+    const tokens = n.input_tokens != null ? n.input_tokens + (n.output_tokens || 0) : null;
+    return h("div", { class: cls.join(" "), style: { transform: `translateY(${i * ROW_H}px)` }, dataset: { spanId: n.span_id, kind: n.kind }, role: "treeitem", "aria-expanded": hasKids ? String(!collapsed) : undefined, "aria-level": String(n.depth + 1) },
+      h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(n.depth, 40) * 14}px` }, title: n.name },
+        h("span", { class: `caret ${hasKids ? "" : "leaf"}` }, hasKids ? (collapsed ? "▸" : "▾") : ""),
+        h("span", { class: "kicon", style: { color: k.color }, title: n.kind }, k.icon),
+        h("span", { class: "sname" }, n.name),
+        collapsed && hasKids ? h("span", { class: "badge" }, `+${f.int(countDescendants(n))}`) : null,
+        n.error ? h("span", { class: "badge err" }, "error") : null,
+        n.model ? h("span", { class: "smeta" }, n.model) : null,
+        tokens != null ? h("span", { class: "smeta" }, `${f.int(tokens)} tok`) : null,
+        n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : null),
+      h("div", { class: "wf-track", title: `starts +${f.ms(n.start_ms)} · takes ${f.ms(n.duration_ms)}` },
+        h("div", { class: "wf-bar", style: { left: `${left}%`, width: `${width}%`, background: n.error ? "#d93025" : k.color } }),
+        h("span", durationLabel(left, width), f.ms(n.duration_ms))));
+  }
+
+  toggle(id) {
+    if (this.collapsed.has(id)) this.collapsed.delete(id);
+    else if (this.byId.get(id)?.children.length) this.collapsed.add(id);
+    this.flatten();
+    this.draw();
+  }
+
+  setAll(collapse) {
+    this.collapsed.clear();
+    if (collapse) for (const n of this.nodes) if (n.children.length && n.depth >= 1) this.collapsed.add(n.span_id);
+    this.flatten();
+    if (this.selected && !this.rowIndex.has(this.selected)) this.selected = null;
+    this.draw();
+  }
+
+  /** Expands every ancestor of `id` so its row is visible. */
+  reveal(id) {
+    let changed = false;
+    for (let n = this.byId.get(id); n && n.parent_span_id; ) {
+      const p = this.byId.get(n.parent_span_id);
+      if (!p) break;
+      if (this.collapsed.delete(p.span_id)) changed = true;
+      n = p;
+    }
+    if (changed) this.flatten();
+  }
+
+  select(id, open = false, center = false) {
+    this.reveal(id);
+    this.selected = id;
+    const i = this.rowIndex.get(id);
+    const top = i * ROW_H;
+    const view = this.scroller;
+    if (center) view.scrollTop = Math.max(0, top - view.clientHeight / 2);
+    else if (top < view.scrollTop) view.scrollTop = top;
+    else if (top + ROW_H > view.scrollTop + view.clientHeight) view.scrollTop = top + ROW_H - view.clientHeight;
+    this.draw();
+    if (open) this.open(id);
+  }
+
+  open(id) {
+    const q = new URLSearchParams(location.search);
+    q.set("span", id);
+    history.replaceState(null, "", `${location.pathname}?${q}`);
+    renderSpanPanel(this.panel, this.trace, this.byId.get(id));
+  }
+
+  key(e) {
+    if (!this.rows.length) return;
+    let i = this.selected != null ? this.rowIndex.get(this.selected) ?? 0 : -1;
+    const n = i >= 0 ? this.rows[i] : null;
+    switch (e.key) {
+      case "ArrowDown": i = Math.min(this.rows.length - 1, i + 1); break;
+      case "ArrowUp": i = Math.max(0, i - 1); break;
+      case "PageDown": i = Math.min(this.rows.length - 1, i + Math.floor(this.scroller.clientHeight / ROW_H)); break;
+      case "PageUp": i = Math.max(0, i - Math.floor(this.scroller.clientHeight / ROW_H)); break;
+      case "Home": i = 0; break;
+      case "End": i = this.rows.length - 1; break;
+      case "ArrowRight":
+        if (!n) break;
+        if (n.children.length && this.collapsed.has(n.span_id)) {
+          this.toggle(n.span_id);
+        } else if (n.children.length) i += 1;
+        break;
+      case "ArrowLeft":
+        if (!n) break;
+        if (n.children.length && !this.collapsed.has(n.span_id)) {
+          this.toggle(n.span_id);
+        } else if (n.parent_span_id && this.rowIndex.has(n.parent_span_id)) i = this.rowIndex.get(n.parent_span_id);
+        break;
+      case "Enter":
+        if (n) this.open(n.span_id);
+        e.preventDefault();
+        return;
+      case "/":
+        this.search.focus();
+        e.preventDefault();
+        return;
+      default:
+        return;
+    }
+    e.preventDefault();
+    if (i >= 0) this.select(this.rows[i].span_id);
+  }
+
+  find(term) {
+    const t = term.trim().toLowerCase();
+    this.matches = t
+      ? this.nodes.filter((n) => n.name.toLowerCase().includes(t) || n.kind === t || (n.model || "").toLowerCase().includes(t) || n.span_id.startsWith(t)).map((n) => n.span_id)
+      : [];
+    this.matchSet = new Set(this.matches);
+    this.matchPos = -1;
+    this.matchInfo.textContent = t ? `${f.int(this.matches.length)} match${this.matches.length === 1 ? "" : "es"}` : "";
+    this.draw();
+  }
+
+  nextMatch(dir) {
+    if (!this.matches.length) return;
+    this.matchPos = (this.matchPos + dir + this.matches.length) % this.matches.length;
+    this.matchInfo.textContent = `${this.matchPos + 1} of ${f.int(this.matches.length)}`;
+    this.select(this.matches[this.matchPos], false, true);
+  }
+
+  nextError() {
+    const errs = this.nodes.filter((n) => n.error);
+    if (!errs.length) {
+      this.matchInfo.textContent = "no errors in this trace";
+      return;
+    }
+    const cur = errs.findIndex((n) => n.span_id === this.selected);
+    this.select(errs[(cur + 1) % errs.length].span_id, true, true);
+  }
+}
+
+/** Puts a bar's duration after it, or inside it / before it when the bar reaches the right edge. */
+function durationLabel(left, width) {
+  if (left + width < 85) return { class: "wf-dur", style: { left: `calc(${left + width}% + 4px)` } };
+  if (width > 12) return { class: "wf-dur inside", style: { right: `calc(${100 - left - width}% + 4px)` } };
+  return { class: "wf-dur", style: { right: `calc(${100 - left}% + 4px)` } };
+}
+
+function countDescendants(n) {
+  let c = 0;
+  const stack = [...n.children];
+  while (stack.length) {
+    const x = stack.pop();
+    c++;
+    stack.push(...x.children);
+  }
+  return c;
+}
+
+function stat(label, value, id, title) {
+  return h("div", { class: "stat", title, id }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value" }, value));
+}
+
+/**
+ * Records when the first waterfall rows were painted (ms since navigation start) for the
+ * browser test and for anyone curious: `window.__spanlensFirstPaint`, `body[data-first-paint-ms]`.
+ * The second animation frame runs after the first frame with the rows was presented.
+ */
+function markFirstPaint(spanCount) {
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() => {
+      const t = performance.now();
+      window.__spanlensFirstPaint = t;
+      document.body.dataset.firstPaintMs = t.toFixed(0);
+      performance.mark("spanlens-first-rows", { detail: { spanCount } });
+    }));
+}

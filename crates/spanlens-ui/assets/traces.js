@@ -1,0 +1,180 @@
+// Traces page (`/`): filters, sortable columns and cursor pages, all mirrored in the query
+// string so a reload or a shared link shows the same list.
+
+import { get } from "./api.js";
+import { h, mount, notice, link } from "./dom.js";
+import * as f from "./format.js";
+
+/** Relative time ranges offered by the picker, in ms. */
+export const RANGES = { "15m": 9e5, "1h": 3.6e6, "6h": 2.16e7, "24h": 8.64e7, "7d": 6.048e8, "30d": 2.592e9 };
+
+/** Filter inputs: URL key, label, input type, placeholder. */
+const FIELDS = [
+  ["name", "Name", "text", "exact trace name"],
+  ["model", "Model", "text", "gpt-4o"],
+  ["provider", "Provider", "text", "openai"],
+  ["user", "User", "text", "user id"],
+  ["session", "Session", "text", "session id"],
+  ["tag", "Tags", "text", "a, b (all must match)"],
+  ["min_duration_ms", "Min ms", "number", "0"],
+  ["max_duration_ms", "Max ms", "number", ""],
+  ["min_cost", "Min $", "number", "0.01"],
+];
+
+/** Sortable columns: header, API sort field. */
+const COLUMNS = [
+  ["Name", "name"], ["Start", "start_time"], ["Duration", "duration"], ["Spans", "span_count"],
+  ["Tokens", "tokens"], ["Cost", "cost"], ["Status", "status"], ["User", "user"],
+];
+
+/** Turns the page's query string into API parameters (a relative range becomes `from`). */
+export function apiParams(q) {
+  const p = {};
+  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "q", "sort", "order", "cursor", "from", "to"]) {
+    if (q.get(k)) p[k] = q.get(k);
+  }
+  const tags = (q.get("tag") || "").split(",").map((t) => t.trim()).filter(Boolean);
+  if (tags.length) p.tag = tags;
+  const range = q.get("range");
+  if (range && RANGES[range]) p.from = new Date(Date.now() - RANGES[range]).toISOString();
+  for (const k of ["from", "to"]) if (p[k] && !/Z$|[+-]\d\d:\d\d$/.test(p[k])) p[k] = new Date(p[k]).toISOString();
+  p.limit = 50;
+  return p;
+}
+
+export async function render(app) {
+  const q = new URLSearchParams(location.search);
+  const results = h("div", { class: "results" });
+  const form = filterForm(q, (next) => {
+    history.pushState(null, "", `/?${next}`);
+    load();
+  });
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces")), form, results);
+  let ctl;
+  // Previous pages' cursors, so "Previous" works without the API having a backwards cursor.
+  const back = [];
+
+  async function load() {
+    ctl?.abort();
+    ctl = new AbortController();
+    const q = new URLSearchParams(location.search);
+    results.dataset.state = "loading";
+    let page;
+    try {
+      page = await get("traces", apiParams(q), ctl.signal);
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      results.dataset.state = "error";
+      mount(results, notice("error", "Could not load traces", e.message));
+      return;
+    }
+    mount(results, table(q, page, {
+      sort(field) {
+        const cur = q.get("sort") || "start_time";
+        const order = cur === field && (q.get("order") || "desc") === "desc" ? "asc" : "desc";
+        q.set("sort", field);
+        q.set("order", order);
+        q.delete("cursor");
+        back.length = 0;
+        history.pushState(null, "", `/?${q}`);
+        load();
+      },
+      next() {
+        back.push(q.get("cursor") || "");
+        q.set("cursor", page.next_cursor);
+        history.pushState(null, "", `/?${q}`);
+        load();
+      },
+      prev() {
+        const c = back.pop();
+        if (c) q.set("cursor", c);
+        else q.delete("cursor");
+        history.pushState(null, "", `/?${q}`);
+        load();
+      },
+      hasPrev: back.length > 0 || q.has("cursor"),
+    }));
+    results.dataset.state = "ready";
+  }
+  load();
+  return () => ctl?.abort();
+}
+
+function filterForm(q, apply) {
+  const range = h("select", { name: "range", title: "Time range" },
+    h("option", { value: "" }, "All time"),
+    Object.keys(RANGES).map((r) => h("option", { value: r, selected: q.get("range") === r }, `Last ${r}`)),
+    h("option", { value: "custom", selected: !q.get("range") && (q.get("from") || q.get("to")) }, "Custom…"));
+  const from = h("input", { type: "datetime-local", name: "from", value: q.get("from") || "", title: "From (local time)" });
+  const to = h("input", { type: "datetime-local", name: "to", value: q.get("to") || "", title: "To (local time)" });
+  const custom = h("span", { class: "custom-range" }, from, " – ", to);
+  const syncCustom = () => (custom.hidden = range.value !== "custom");
+  range.addEventListener("change", syncCustom);
+  syncCustom();
+  const status = h("select", { name: "status", title: "Status" },
+    h("option", { value: "" }, "Any status"),
+    ["ok", "error", "unset"].map((s) => h("option", { value: s, selected: q.get("status") === s }, s)));
+  const text = h("input", { type: "search", name: "q", placeholder: "Search text in names, inputs, outputs…", value: q.get("q") || "", class: "grow" });
+  const inputs = FIELDS.map(([key, label, type, ph]) =>
+    h("label", { class: "field" }, h("span", null, label),
+      h("input", { type, name: key, placeholder: ph, value: q.get(key) || "", step: type === "number" ? "any" : undefined, min: type === "number" ? "0" : undefined })));
+  const form = h("form", { class: "filters", autocomplete: "off" },
+    h("div", { class: "filter-row" }, range, custom, status, text,
+      h("button", { type: "submit", class: "primary" }, "Apply"),
+      h("button", { type: "button", onclick: () => { form.reset(); for (const el of form.elements) if (el.name) el.value = ""; syncCustom(); submit(); } }, "Clear")),
+    h("div", { class: "filter-row" }, inputs));
+  function submit() {
+    const next = new URLSearchParams();
+    for (const el of form.elements) {
+      if (!el.name || !el.value || el.name === "from" || el.name === "to") continue;
+      if (el.name === "range" && el.value === "custom") continue;
+      next.set(el.name, el.value.trim());
+    }
+    if (range.value === "custom") {
+      if (from.value) next.set("from", from.value);
+      if (to.value) next.set("to", to.value);
+    }
+    for (const k of ["sort", "order"]) if (q.get(k)) next.set(k, q.get(k));
+    apply(next);
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    submit();
+  });
+  return form;
+}
+
+function table(q, page, act) {
+  if (!page.items.length) {
+    const filtered = [...q.keys()].some((k) => !["sort", "order", "cursor"].includes(k));
+    return notice("empty", filtered ? "No trace matches these filters" : "No traces yet",
+      filtered ? "Widen the time range or clear a filter." : "Send spans to this server (OTLP on /v1/traces) or start it with --demo.");
+  }
+  const sort = q.get("sort") || "start_time";
+  const order = q.get("order") || "desc";
+  const head = h("tr", null, COLUMNS.map(([label, field]) =>
+    h("th", { class: `sortable ${field === sort ? `sorted ${order}` : ""} ${["duration", "span_count", "tokens", "cost"].includes(field) ? "num" : ""}`, dataset: { sort: field }, onclick: () => act.sort(field), title: `Sort by ${label.toLowerCase()}` },
+      label, field === sort ? (order === "asc" ? " ▲" : " ▼") : "")));
+  const rows = page.items.map((t) => h("tr", { class: t.status === "error" ? "err" : "", dataset: { traceId: t.trace_id } },
+    h("td", { class: "name" }, link(`/traces/${t.trace_id}`, t.name || "(unnamed)"),
+      t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null,
+      t.session_id ? h("div", { class: "sub" }, "session ", link(`/sessions/${encodeURIComponent(t.session_id)}`, t.session_id)) : null),
+    h("td", { title: t.start_time }, f.time(t.start_time), h("div", { class: "sub" }, f.ago(t.start_time))),
+    h("td", { class: "num" }, f.ms(t.duration_ms)),
+    h("td", { class: "num" }, f.int(t.span_count), t.error_count ? h("div", { class: "sub err-text" }, `${f.int(t.error_count)} err`) : null),
+    h("td", { class: "num", title: `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out` }, f.int(t.total_tokens)),
+    h("td", { class: "num cost" }, f.usd(t.total_cost_usd)),
+    h("td", null, statusBadge(t.status)),
+    h("td", null, t.user_id || "–")));
+  return h("div", null,
+    h("table", { class: "grid traces" }, h("thead", null, head), h("tbody", null, rows)),
+    h("div", { class: "pager" },
+      h("button", { type: "button", disabled: !act.hasPrev, onclick: act.prev }, "← Previous"),
+      h("span", { class: "muted" }, `${page.items.length} traces on this page`),
+      h("button", { type: "button", disabled: !page.next_cursor, onclick: act.next, class: "next" }, "Next →")));
+}
+
+/** A coloured status label. */
+export function statusBadge(s) {
+  return h("span", { class: `status ${s}` }, s);
+}
