@@ -53,8 +53,12 @@ struct IngestArgs {
     no_verify: bool,
     /// With `--verify phoenix`: give up waiting for the stored count after this many seconds
     /// without progress.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 120.0)]
     stall_timeout: f64,
+    /// With `--verify phoenix`: stop waiting after this many seconds and report what is stored
+    /// by then (Phoenix may take far longer to store than to accept).
+    #[arg(long, default_value_t = 600.0)]
+    max_wait: f64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -342,6 +346,7 @@ fn wait_for_phoenix(
     project: &str,
     accepted: u64,
     stall: f64,
+    max_wait: f64,
 ) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
     let (mut last, mut last_change) = (0, Instant::now());
@@ -350,7 +355,10 @@ fn wait_for_phoenix(
         if n != last {
             (last, last_change) = (n, Instant::now());
         }
-        if n >= accepted || last_change.elapsed().as_secs_f64() > stall {
+        if n >= accepted
+            || last_change.elapsed().as_secs_f64() > stall
+            || started.elapsed().as_secs_f64() > max_wait
+        {
             // Progress is timed to the last change, not to the poll that noticed the stall.
             let waited = if n >= accepted {
                 started.elapsed()
@@ -448,7 +456,8 @@ fn ingest(mut a: IngestArgs) -> anyhow::Result<Outcome> {
         Verify::None => (None, 0.0),
         Verify::Spanlens => (Some(stored_count(&a.target, &project)?), 0.0),
         Verify::Phoenix => {
-            let (n, waited) = wait_for_phoenix(&a.target, &project, accepted, a.stall_timeout)?;
+            let (n, waited) =
+                wait_for_phoenix(&a.target, &project, accepted, a.stall_timeout, a.max_wait)?;
             (Some(n), waited)
         }
     };
