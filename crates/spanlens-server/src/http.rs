@@ -273,6 +273,17 @@ impl Params {
         }
     }
 
+    /// An amount in USD (a non-negative decimal) as exact nano-USD.
+    fn usd(&self, key: &str) -> Result<Option<NanoUsd>, ApiError> {
+        match self.number::<f64>(key)? {
+            None => Ok(None),
+            Some(usd) if usd >= 0.0 => NanoUsd::from_usd_f64(usd)
+                .map(Some)
+                .ok_or_else(|| bad(key, &usd.to_string(), "not an amount")),
+            Some(usd) => Err(bad(key, &usd.to_string(), "a cost cannot be negative")),
+        }
+    }
+
     fn ms_as_ns(&self, key: &str) -> Result<Option<u64>, ApiError> {
         Ok(self
             .number::<f64>(key)?
@@ -365,13 +376,8 @@ async fn list_traces(
     f.tags = p.all("tag");
     f.min_duration_ns = p.ms_as_ns("min_duration_ms")?;
     f.max_duration_ns = p.ms_as_ns("max_duration_ms")?;
-    f.min_cost = match p.number::<f64>("min_cost")? {
-        None => None,
-        Some(usd) => Some(
-            NanoUsd::from_usd_f64(usd)
-                .ok_or_else(|| bad("min_cost", &usd.to_string(), "not an amount"))?,
-        ),
-    };
+    f.min_cost = p.usd("min_cost")?;
+    f.max_cost = p.usd("max_cost")?;
     f.text = p.string(&["q", "text"]);
     if let Some(s) = p.get(&["sort"]) {
         query.sort = SortField::parse(s).ok_or_else(|| {

@@ -293,6 +293,23 @@ fn query_api_lists_filters_and_returns_traces() {
     assert_eq!(sonnet["items"].as_array().unwrap().len(), 1);
     let (_, tagged) = s.get("/api/v1/traces?tag=meal-planning&tag=beta");
     assert_eq!(tagged["items"].as_array().unwrap().len(), 1);
+    // A cost range keeps exactly the traces whose total lies in it.
+    let (_, all) = s.get("/api/v1/traces?limit=100");
+    let costs: Vec<f64> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["total_cost_usd"].as_f64().unwrap())
+        .collect();
+    let cheapest = costs.iter().cloned().fold(f64::INFINITY, f64::min);
+    let (_, cheap) = s.get(&format!("/api/v1/traces?max_cost={cheapest}"));
+    assert_eq!(
+        cheap["items"].as_array().unwrap().len(),
+        costs.iter().filter(|c| **c <= cheapest).count()
+    );
+    let (status, err) = s.get("/api/v1/traces?max_cost=-1");
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("max_cost"), "{err}");
     let (status, err) = s.get("/api/v1/traces?from=yesterday");
     assert_eq!(status, 400);
     assert!(

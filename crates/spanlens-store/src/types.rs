@@ -215,6 +215,9 @@ pub struct TraceFilter {
     pub max_duration_ns: Option<u64>,
     /// Total cost at least this much.
     pub min_cost: Option<NanoUsd>,
+    /// Total cost at most this much.
+    #[serde(default)]
+    pub max_cost: Option<NanoUsd>,
     /// Case-insensitive substring of the trace id, trace or span names, user, session, service or tags.
     pub text: Option<String>,
 }

@@ -308,6 +308,16 @@ fn every_filter() {
         },
         |m| m.cost >= 2500,
     );
+    check_filter(
+        &store,
+        &ms,
+        TraceFilter {
+            min_cost: Some(NanoUsd(1000)),
+            max_cost: Some(NanoUsd(2500)),
+            ..f()
+        },
+        |m| (1000..=2500).contains(&m.cost),
+    );
     // Text matches span names (not just the root's), case-insensitively …
     check_filter(
         &store,

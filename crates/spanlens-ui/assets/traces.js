@@ -19,6 +19,7 @@ const FIELDS = [
   ["min_duration_ms", "Min ms", "number", "0"],
   ["max_duration_ms", "Max ms", "number", ""],
   ["min_cost", "Min $", "number", "0.01"],
+  ["max_cost", "Max $", "number", ""],
 ];
 
 /** Sortable columns: header, API sort field. */
@@ -30,7 +31,7 @@ const COLUMNS = [
 /** Turns the page's query string into API parameters (a relative range becomes `from`). */
 export function apiParams(q) {
   const p = {};
-  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "q", "sort", "order", "cursor", "from", "to"]) {
+  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "q", "sort", "order", "cursor", "from", "to"]) {
     if (q.get(k)) p[k] = q.get(k);
   }
   const tags = (q.get("tag") || "").split(",").map((t) => t.trim()).filter(Boolean);

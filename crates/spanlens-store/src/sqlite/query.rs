@@ -214,6 +214,9 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
     if let Some(c) = f.min_cost {
         cond(&mut sql, "cost_nano >= ?", Value::Integer(c.0));
     }
+    if let Some(c) = f.max_cost {
+        cond(&mut sql, "cost_nano <= ?", Value::Integer(c.0));
+    }
     if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         cond(
             &mut sql,
