@@ -168,9 +168,9 @@ pub fn normalize(
 ) -> Result<Normalized, DecodeError> {
     let mut out = match format {
         InputFormat::OtlpProtobuf => {
-            crate::otlp::to_canonical(&crate::otlp::decode_protobuf(body)?, opts)
+            crate::otlp::into_canonical(crate::otlp::decode_protobuf(body)?, opts)
         }
-        InputFormat::OtlpJson => crate::otlp::to_canonical(&crate::otlp::decode_json(body)?, opts),
+        InputFormat::OtlpJson => crate::otlp::into_canonical(crate::otlp::decode_json(body)?, opts),
         InputFormat::OpenAiAgents => {
             crate::openai_agents::normalize_export(&parse_json(body)?, opts)?
         }

@@ -112,7 +112,7 @@ pub fn to_canonical<S: Borrow<SpanData>>(
     resource: &Resource,
 ) -> Vec<spanlens_core::Span> {
     let req = to_export_request(spans, resource);
-    let mut out = spanlens_core::otlp::to_canonical(&req, &NormalizeOptions::default()).spans;
+    let mut out = spanlens_core::otlp::into_canonical(req, &NormalizeOptions::default()).spans;
     for s in &mut out {
         spanlens_core::price_span(s, PriceCatalog::builtin());
     }

@@ -27,13 +27,19 @@ pub fn decode_json(bytes: &[u8]) -> Result<proto::ExportTraceServiceRequest, Dec
 /// Converts a decoded request into canonical spans, applying every semantic convention.
 ///
 /// A span with an unusable id or start time is rejected (and reported), never the whole request.
+/// Borrowing form of [`into_canonical`] (it copies the request).
 pub fn to_canonical(req: &proto::ExportTraceServiceRequest, opts: &NormalizeOptions) -> Normalized {
+    into_canonical(req.clone(), opts)
+}
+
+/// Converts a decoded request into canonical spans, moving its strings and values instead of
+/// copying them (ingest owns the request and drops it right after).
+pub fn into_canonical(req: proto::ExportTraceServiceRequest, opts: &NormalizeOptions) -> Normalized {
     let mut out = Normalized::default();
-    for (ri, rs) in req.resource_spans.iter().enumerate() {
+    for (ri, rs) in req.resource_spans.into_iter().enumerate() {
         let resource: Attributes = rs
             .resource
-            .as_ref()
-            .map(|r| attributes(&r.attributes))
+            .map(|r| attributes(r.attributes))
             .unwrap_or_default();
         let service = resource
             .get("service.name")
@@ -48,16 +54,15 @@ pub fn to_canonical(req: &proto::ExportTraceServiceRequest, opts: &NormalizeOpti
         .find_map(|k| resource.get(*k).and_then(Value::as_str))
         .map(str::to_string)
         .or_else(|| opts.default_project.clone());
-        for (si, ss) in rs.scope_spans.iter().enumerate() {
-            let scope = ss.scope.as_ref();
-            for (pi, ps) in ss.spans.iter().enumerate() {
-                let path = format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]");
-                match span(ps, &path) {
+        for (si, ss) in rs.scope_spans.into_iter().enumerate() {
+            let scope = ss.scope.filter(|sc| !sc.name.is_empty());
+            for (pi, ps) in ss.spans.into_iter().enumerate() {
+                match span(ps, (ri, si, pi)) {
                     Ok(mut s) => {
                         s.service = service.clone();
                         s.project = project.clone();
                         s.resource = resource.clone();
-                        if let Some(sc) = scope.filter(|sc| !sc.name.is_empty()) {
+                        if let Some(sc) = &scope {
                             s.attributes
                                 .entry("otel.scope.name".into())
                                 .or_insert_with(|| Value::String(sc.name.clone()));
@@ -80,9 +85,13 @@ pub fn to_canonical(req: &proto::ExportTraceServiceRequest, opts: &NormalizeOpti
     out
 }
 
-fn span(p: &proto::Span, path: &str) -> Result<Span, Rejection> {
+/// One span; `at` (resource, scope, span index) names it in a rejection.
+fn span(p: proto::Span, at: (usize, usize, usize)) -> Result<Span, Rejection> {
     let reject = |field: &str, reason: String| Rejection {
-        path: format!("{path}.{field}"),
+        path: format!(
+            "resourceSpans[{}].scopeSpans[{}].spans[{}].{field}",
+            at.0, at.1, at.2
+        ),
         reason,
     };
     let trace_id = TraceId::from_bytes(&p.trace_id).map_err(|e| {
@@ -111,18 +120,18 @@ fn span(p: &proto::Span, path: &str) -> Result<Span, Rejection> {
         return Err(reject("startTimeUnixNano", "missing start time (0)".into()));
     }
     let end_time = (p.end_time_unix_nano != 0).then_some(Timestamp(p.end_time_unix_nano));
-    let (status, status_message) = match &p.status {
+    let (status, status_message) = match p.status {
         Some(st) => (
             match proto::StatusCode::try_from(st.code) {
                 Ok(proto::StatusCode::Ok) => Status::Ok,
                 Ok(proto::StatusCode::Error) => Status::Error,
                 _ => Status::Unset,
             },
-            (!st.message.is_empty()).then(|| st.message.clone()),
+            (!st.message.is_empty()).then_some(st.message),
         ),
         None => (Status::Unset, None),
     };
-    let mut attrs = attributes(&p.attributes);
+    let mut attrs = attributes(p.attributes);
     if let Ok(kind) = proto::SpanKind::try_from(p.kind) {
         if kind != proto::SpanKind::Unspecified {
             let name = kind
@@ -136,21 +145,21 @@ fn span(p: &proto::Span, path: &str) -> Result<Span, Rejection> {
     }
     let events = p
         .events
-        .iter()
+        .into_iter()
         .map(|e| Event {
-            name: e.name.clone(),
+            name: e.name,
             time: Timestamp(e.time_unix_nano),
-            attributes: attributes(&e.attributes),
+            attributes: attributes(e.attributes),
         })
         .collect();
     let links = p
         .links
-        .iter()
+        .into_iter()
         .filter_map(|l| {
             Some(Link {
                 trace_id: TraceId::from_bytes(&l.trace_id).ok()?,
                 span_id: SpanId::from_bytes(&l.span_id).ok()?,
-                attributes: attributes(&l.attributes),
+                attributes: attributes(l.attributes),
             })
         })
         .collect();
@@ -158,7 +167,7 @@ fn span(p: &proto::Span, path: &str) -> Result<Span, Rejection> {
         trace_id,
         span_id,
         parent_span_id,
-        name: p.name.clone(),
+        name: p.name,
         start_time: Timestamp(p.start_time_unix_nano),
         end_time,
         status,
@@ -170,31 +179,26 @@ fn span(p: &proto::Span, path: &str) -> Result<Span, Rejection> {
     })
 }
 
-/// OTLP key/values as a JSON map (later keys win, as in the SDKs).
-pub fn attributes(kvs: &[proto::KeyValue]) -> Attributes {
-    kvs.iter()
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                kv.value.as_ref().map(any_value).unwrap_or(Value::Null),
-            )
-        })
+/// OTLP key/values as a JSON map (later keys win, as in the SDKs), moving keys and values.
+pub fn attributes(kvs: Vec<proto::KeyValue>) -> Attributes {
+    kvs.into_iter()
+        .map(|kv| (kv.key, kv.value.map(any_value).unwrap_or(Value::Null)))
         .collect()
 }
 
 /// One OTLP value as JSON: bytes become base64, non-finite doubles their proto-JSON names.
-pub fn any_value(v: &proto::AnyValue) -> Value {
+pub fn any_value(v: proto::AnyValue) -> Value {
     use proto::any_value::Value as V;
-    match &v.value {
+    match v.value {
         None => Value::Null,
-        Some(V::StringValue(s)) => Value::String(s.clone()),
-        Some(V::BoolValue(b)) => Value::Bool(*b),
-        Some(V::IntValue(i)) => Value::Number((*i).into()),
-        Some(V::DoubleValue(d)) => Number::from_f64(*d).map(Value::Number).unwrap_or_else(|| {
+        Some(V::StringValue(s)) => Value::String(s),
+        Some(V::BoolValue(b)) => Value::Bool(b),
+        Some(V::IntValue(i)) => Value::Number(i.into()),
+        Some(V::DoubleValue(d)) => Number::from_f64(d).map(Value::Number).unwrap_or_else(|| {
             Value::String(
                 if d.is_nan() {
                     "NaN"
-                } else if *d > 0.0 {
+                } else if d > 0.0 {
                     "Infinity"
                 } else {
                     "-Infinity"
@@ -202,17 +206,12 @@ pub fn any_value(v: &proto::AnyValue) -> Value {
                 .into(),
             )
         }),
-        Some(V::BytesValue(b)) => Value::String(json::base64_encode(b)),
-        Some(V::ArrayValue(a)) => Value::Array(a.values.iter().map(any_value).collect()),
+        Some(V::BytesValue(b)) => Value::String(json::base64_encode(&b)),
+        Some(V::ArrayValue(a)) => Value::Array(a.values.into_iter().map(any_value).collect()),
         Some(V::KvlistValue(kv)) => Value::Object(
             kv.values
-                .iter()
-                .map(|e| {
-                    (
-                        e.key.clone(),
-                        e.value.as_ref().map(any_value).unwrap_or(Value::Null),
-                    )
-                })
+                .into_iter()
+                .map(|e| (e.key, e.value.map(any_value).unwrap_or(Value::Null)))
                 .collect::<Map<_, _>>(),
         ),
     }
