@@ -973,3 +973,88 @@ mod tests {
         assert_eq!(text.lines().count(), 4 + trace.len(), "{text}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// spanlens alerts
+
+/// Arguments of `spanlens alerts`.
+#[derive(Args, Debug)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Shows the server's alert rules with their last value and announced state.
+pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let v = client.get_json("/api/v1/alerts", &[])?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(Outcome::Done);
+    }
+    print!("{}", render_alerts(&v));
+    Ok(Outcome::Done)
+}
+
+fn render_alerts(v: &Value) -> String {
+    if v.get("configured") != Some(&Value::Bool(true)) {
+        return "no alert rules: start the server with `spanlens serve --alerts FILE`\n".into();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24}  {:<14}  {:>12}  {:>12}  {:>8}  {:<8}  {:>5}  last error",
+        "rule", "metric", "value", "threshold", "window", "state", "sent"
+    );
+    for a in v["alerts"].as_array().into_iter().flatten() {
+        let rule = &a["rule"];
+        let state = &a["state"];
+        let value = match state["value"].as_f64() {
+            Some(x) => format!("{x:.4}"),
+            None => "no data".into(),
+        };
+        let mut status = str_field(state, "status").to_string();
+        if state["pending"] == Value::Bool(true) {
+            status.push('*');
+        }
+        let _ = writeln!(
+            out,
+            "{:<24}  {:<14}  {:>12}  {:>12}  {:>7}s  {:<8}  {:>5}  {}",
+            fit(str_field(rule, "name"), 24),
+            str_field(rule, "metric"),
+            value,
+            rule["threshold"].as_f64().unwrap_or(0.0),
+            u64_field(rule, "window_seconds"),
+            status,
+            u64_field(a, "notifications"),
+            a["last_error"].as_str().unwrap_or("-"),
+        );
+    }
+    out.push_str("(* the value has crossed the threshold; the cooldown delays the notification)\n");
+    out
+}
+
+#[cfg(test)]
+mod alerts_tests {
+    use super::*;
+
+    #[test]
+    fn alert_table_shows_state_value_and_errors() {
+        let v = serde_json::json!({"configured": true, "alerts": [
+            {"rule": {"name": "error rate", "metric": "error_rate", "threshold": 0.5, "window_seconds": 300},
+             "state": {"status": "firing", "value": 0.75, "pending": false}, "notifications": 1, "last_error": null},
+            {"rule": {"name": "budget", "metric": "cost_usd", "threshold": 25.0, "window_seconds": 86400},
+             "state": {"status": "ok", "value": null, "pending": false}, "notifications": 0,
+             "last_error": "POST http://x/hook: HTTP 500"}]});
+        let t = render_alerts(&v);
+        assert!(
+            t.contains("error rate") && t.contains("0.7500") && t.contains("firing"),
+            "{t}"
+        );
+        assert!(t.contains("no data") && t.contains("HTTP 500"), "{t}");
+        assert!(render_alerts(&serde_json::json!({"configured": false})).contains("--alerts"));
+    }
+}

@@ -36,6 +36,8 @@ enum Command {
     Trace(client::TraceArgs),
     /// Print spans as they arrive at a running server, until Ctrl-C.
     Tail(client::TailArgs),
+    /// Show the alert rules of a running server (`serve --alerts FILE`) and their states.
+    Alerts(client::AlertsArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Traces(args) => client::run_traces(args),
         Command::Trace(args) => client::run_trace(args),
         Command::Tail(args) => client::run_tail(args),
+        Command::Alerts(args) => client::run_alerts(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

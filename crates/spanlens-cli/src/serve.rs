@@ -31,15 +31,28 @@ pub struct ServeArgs {
     /// Load the demo traces into the data directory first (skipped when already loaded).
     #[arg(long)]
     demo: bool,
+    /// Alert rules (TOML: `webhook_url`, `interval_seconds`, `[[rule]]` tables; see the README):
+    /// evaluated on a timer, notifications POSTed to the webhook.
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then stops accepting, commits what it acknowledged,
 /// and exits.
 pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
+    let alerts = match &args.alerts {
+        Some(path) => Some(
+            spanlens_server::alerts::AlertConfig::load(path)
+                .map_err(|e| crate::InputError(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let rules = alerts.as_ref().map_or(0, |a| a.rules.len());
     let config = ServerConfig {
         http: args.http,
         grpc: args.grpc,
         data_dir: args.data_dir,
+        alerts,
     };
     let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -61,6 +74,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
                 r.spans
             );
         }
+    }
+    if rules > 0 {
+        note!("spanlens: evaluating {rules} alert rule(s)");
     }
     let store: Arc<dyn spanlens_store::Store> = Arc::new(store);
     runtime.block_on(spanlens_server::serve(&config, store.clone(), shutdown_signal(), |b| {

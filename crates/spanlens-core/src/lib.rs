@@ -3,6 +3,7 @@
 //!
 //! No I/O and no async runtime live here, so the SDK, the server and the CLI can all share it.
 
+pub mod alerts;
 pub mod conventions;
 pub mod ids;
 pub mod money;

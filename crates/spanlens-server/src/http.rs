@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects", get(projects))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/live", get(live))
+        .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
@@ -772,6 +773,14 @@ async fn stats(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Json
     let proj = project.clone();
     let spans = blocking(move || store.count_spans(&proj)).await?;
     Ok(Json(json!({"project": project, "span_count": spans})))
+}
+
+/// Alert rules with their state: what was measured last, what was announced, delivery errors.
+async fn alerts(State(state): State<AppState>) -> Json<Value> {
+    Json(match state.alerts() {
+        Some(views) => json!({"configured": true, "alerts": views}),
+        None => json!({"configured": false, "alerts": []}),
+    })
 }
 
 async fn live(

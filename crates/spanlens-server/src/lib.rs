@@ -1,6 +1,7 @@
 //! The Spanlens server: OTLP/HTTP and OTLP/gRPC ingest (plus the OpenAI Agents and Langfuse
 //! endpoints), the JSON query API, the live stream, on top of a [`spanlens_store::Store`].
 
+pub mod alerts;
 pub mod demo;
 pub mod grpc;
 pub mod http;
@@ -24,6 +25,8 @@ pub struct ServerConfig {
     pub grpc: SocketAddr,
     /// Directory of the SQLite database.
     pub data_dir: PathBuf,
+    /// Alert rules and their webhook (`None`: no alerting).
+    pub alerts: Option<alerts::AlertConfig>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +35,7 @@ impl Default for ServerConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 4318)),
             grpc: SocketAddr::from(([127, 0, 0, 1], 4317)),
             data_dir: PathBuf::from("spanlens-data"),
+            alerts: None,
         }
     }
 }
@@ -93,7 +97,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
-    let state = AppState::new(store);
+    let mut state = AppState::new(store.clone());
+    if let Some(cfg) = &config.alerts {
+        let board = alerts::new_board(cfg);
+        state = state.with_alerts(board.clone());
+        tokio::spawn(alerts::run(store, cfg.clone(), board, state.stopped()));
+    }
     let http_listener = tokio::net::TcpListener::bind(config.http)
         .await
         .map_err(|source| ServerError::Bind {

@@ -64,6 +64,8 @@ pub struct AppState {
     /// Turns true when the server shuts down, so endless streams (the live feed) end and
     /// graceful shutdown does not wait for them forever.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Alert rules and their states, when alerting is configured.
+    alerts: Option<crate::alerts::AlertBoard>,
 }
 
 /// Live events buffered per subscriber before a slow one starts missing events.
@@ -78,7 +80,21 @@ impl AppState {
             store,
             live,
             stopping,
+            alerts: None,
         }
+    }
+
+    /// The same state with alerting shown by the API.
+    pub fn with_alerts(mut self, board: crate::alerts::AlertBoard) -> AppState {
+        self.alerts = Some(board);
+        self
+    }
+
+    /// The alert rules and their states (`None` when alerting is not configured).
+    pub fn alerts(&self) -> Option<Vec<crate::alerts::AlertView>> {
+        self.alerts
+            .as_ref()
+            .map(|b| b.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     /// Tells long-lived streams to end.

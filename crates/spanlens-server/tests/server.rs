@@ -27,11 +27,16 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    fn start_with(alerts: Option<spanlens_server::alerts::AlertConfig>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = ServerConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
+            alerts,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
@@ -590,4 +595,117 @@ fn ui_pages_and_assets_are_served_beside_the_api() {
     assert_eq!(status, 200);
     assert!(ct.starts_with("application/json"), "{ct}");
     assert_eq!(fetch("/api/v1/nothing", None).0, 404);
+}
+
+/// A webhook receiver: records the JSON body of every POST and answers 200.
+fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+/// One OTLP/JSON span starting now, failed or not.
+fn span_now(n: u64, failed: bool) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    serde_json::to_vec(
+        &serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": format!("{:032x}", 0xa1e7_0000 + n),
+            "spanId": format!("{:016x}", 0xa1e7_0000 + n),
+            "name": "call",
+            "startTimeUnixNano": (now - 5_000_000).to_string(),
+            "endTimeUnixNano": now.to_string(),
+            "status": {"code": if failed { 2 } else { 1 }},
+        }]}]}]}),
+    )
+    .unwrap()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn alert_rules_fire_and_resolve_through_the_webhook() {
+    let (url, got) = webhook_receiver();
+    let config = spanlens_server::alerts::AlertConfig::from_toml(&format!(
+        r#"
+        webhook_url = "{url}"
+        interval_seconds = 0.1
+        [[rule]]
+        name = "error rate"
+        metric = "error_rate"
+        threshold = 0.5
+        window_seconds = 3600
+        cooldown_seconds = 0
+        "#
+    ))
+    .unwrap();
+    let s = Server::start_with(Some(config));
+    let (_, board) = s.get("/api/v1/alerts");
+    assert_eq!(board["configured"], true);
+    assert_eq!(board["alerts"][0]["rule"]["name"], "error rate");
+
+    assert_eq!(s.post("/v1/traces", &[JSON], &span_now(1, true)).0, 200);
+    wait_for("a firing notification", || !got.lock().unwrap().is_empty());
+    let first = got.lock().unwrap()[0].clone();
+    assert_eq!(first["status"], "firing", "{first}");
+    assert_eq!(first["alert"], "error rate");
+    assert_eq!(first["value"], 1.0);
+    assert_eq!(first["threshold"], 0.5);
+
+    // Three good spans bring the rate to 0.25: resolved, once.
+    for n in 2..5 {
+        assert_eq!(s.post("/v1/traces", &[JSON], &span_now(n, false)).0, 200);
+    }
+    wait_for("a resolved notification", || got.lock().unwrap().len() >= 2);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let all = got.lock().unwrap().clone();
+    assert_eq!(all.len(), 2, "no repeats while nothing changes: {all:?}");
+    assert_eq!(all[1]["status"], "resolved");
+    assert_eq!(all[1]["value"], 0.25);
+    let (_, board) = s.get("/api/v1/alerts");
+    assert_eq!(board["alerts"][0]["state"]["status"], "ok");
+    assert_eq!(board["alerts"][0]["notifications"], 2);
+
+    // Without a configuration the endpoint says so.
+    let plain = Server::start();
+    assert_eq!(plain.get("/api/v1/alerts").1["configured"], false);
 }

@@ -34,7 +34,10 @@ pub fn to_canonical(req: &proto::ExportTraceServiceRequest, opts: &NormalizeOpti
 
 /// Converts a decoded request into canonical spans, moving its strings and values instead of
 /// copying them (ingest owns the request and drops it right after).
-pub fn into_canonical(req: proto::ExportTraceServiceRequest, opts: &NormalizeOptions) -> Normalized {
+pub fn into_canonical(
+    req: proto::ExportTraceServiceRequest,
+    opts: &NormalizeOptions,
+) -> Normalized {
     let mut out = Normalized::default();
     for (ri, rs) in req.resource_spans.into_iter().enumerate() {
         let resource: Attributes = rs
