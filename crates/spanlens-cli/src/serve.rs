@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// evaluated on a timer, notifications POSTed to the webhook.
     #[arg(long, value_name = "FILE")]
     alerts: Option<PathBuf>,
+    /// Evaluators run on ingested spans (TOML: `[[evaluator]]` rules and `[[judge]]` LLM judges;
+    /// see the README); their scores are stored with the spans.
+    #[arg(long, value_name = "FILE")]
+    evaluators: Option<PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then stops accepting, commits what it acknowledged,
@@ -48,11 +52,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         None => None,
     };
     let rules = alerts.as_ref().map_or(0, |a| a.rules.len());
+    let evaluators = match &args.evaluators {
+        Some(path) => Some(
+            spanlens_server::evaluators::EvaluatorConfig::load(path)
+                .map_err(|e| crate::InputError(e.to_string()))?,
+        ),
+        None => None,
+    };
     let config = ServerConfig {
         http: args.http,
         grpc: args.grpc,
         data_dir: args.data_dir,
         alerts,
+        evaluators,
     };
     let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()

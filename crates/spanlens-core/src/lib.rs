@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod conventions;
+pub mod evals;
 pub mod ids;
 pub mod money;
 pub mod normalize;

@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/live", get(live))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/scores", get(list_scores).post(create_scores))
+        .route("/api/v1/scores/trends", get(score_trends))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
@@ -379,6 +381,19 @@ async fn list_traces(
     f.max_duration_ns = p.ms_as_ns("max_duration_ms")?;
     f.min_cost = p.usd("min_cost")?;
     f.max_cost = p.usd("max_cost")?;
+    if let Some(name) = p.string(&["score_name", "score"]) {
+        f.score = Some(spanlens_store::ScoreFilter {
+            name,
+            min: p.number::<f64>("score_min")?,
+            max: p.number::<f64>("score_max")?,
+            label: p.string(&["score_label"]),
+        });
+    } else if let Some(k) = ["score_min", "score_max", "score_label"]
+        .into_iter()
+        .find(|k| p.get(&[k]).is_some())
+    {
+        return Err(bad(k, p.get(&[k]).unwrap_or(""), "needs score_name"));
+    }
     f.text = p.string(&["q", "text"]);
     if let Some(s) = p.get(&["sort"]) {
         query.sort = SortField::parse(s).ok_or_else(|| {
@@ -819,4 +834,82 @@ async fn live(
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// `POST /api/v1/scores`: one score object or an array; `source` defaults to `api`.
+async fn create_scores(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let p = Params::parse(q)?;
+    let project = headers
+        .get("x-project-name")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| p.project());
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    let items = match v {
+        Value::Array(a) => a,
+        obj @ Value::Object(_) => vec![obj],
+        other => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("expected a score object or an array of them, got {other}"),
+            ))
+        }
+    };
+    let mut scores = Vec::with_capacity(items.len());
+    for (i, mut item) in items.into_iter().enumerate() {
+        if let Value::Object(m) = &mut item {
+            m.entry("source").or_insert_with(|| json!("api"));
+        }
+        let s: spanlens_core::evals::Score = serde_json::from_value(item)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("score [{i}]: {e}")))?;
+        s.validate()
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("score [{i}]: {e}")))?;
+        scores.push(s);
+    }
+    let store = st.store.clone();
+    let ids = blocking(move || store.add_scores(&project, &scores)).await?;
+    Ok((StatusCode::CREATED, Json(json!({"ids": ids}))))
+}
+
+/// `GET /api/v1/scores?trace_id=&span_id=&session_id=&name=&limit=`
+async fn list_scores(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let mut query = spanlens_store::ScoreQuery {
+        project: p.project(),
+        session_id: p.string(&["session_id", "session"]),
+        name: p.string(&["name"]),
+        limit: p.number::<usize>("limit")?,
+        ..Default::default()
+    };
+    if let Some(t) = p.get(&["trace_id"]) {
+        query.trace_id =
+            Some(TraceId::from_hex(t).map_err(|e| bad("trace_id", t, &e.to_string()))?);
+    }
+    if let Some(s) = p.get(&["span_id"]) {
+        query.span_id = Some(SpanId::from_hex(s).map_err(|e| bad("span_id", s, &e.to_string()))?);
+    }
+    let store = st.store.clone();
+    let scores = blocking(move || store.list_scores(&query)).await?;
+    Ok(Json(json!({"items": scores})))
+}
+
+/// `GET /api/v1/scores/trends?from=&to=`: per score name and day, count and mean (pass rate).
+async fn score_trends(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let (project, from, to) = (p.project(), p.time("from")?, p.time("to")?);
+    let store = st.store.clone();
+    let rows = blocking(move || store.score_trends(&project, from, to)).await?;
+    Ok(Json(json!({"rows": rows})))
 }

@@ -176,23 +176,48 @@ pub async fn ingest(
             } else {
                 Vec::new()
             };
+            let to_evaluate = worker.evaluators().map(|_| spans.clone());
             let ticket = worker.store.submit(&project, spans).map_err(store_error)?;
-            tickets.push((ticket, project, live));
+            tickets.push((ticket, project, live, to_evaluate));
         }
         Ok::<_, IngestError>((tickets, accepted, rejected, message))
     })
     .await
     .map_err(|e| IngestError::Store(format!("normaliser task failed: {e}")))??;
 
-    for (ticket, project, live) in tickets {
+    for (ticket, project, live, to_evaluate) in tickets {
         ticket.await.map_err(store_error)?;
         state.publish(&project, live);
+        if let (Some(ev), Some(spans)) = (state.evaluators(), to_evaluate) {
+            evaluate_later(state.store.clone(), ev, project, spans);
+        }
     }
     Ok(IngestOutcome {
         accepted,
         rejected,
         message,
     })
+}
+
+/// Scores committed spans in the background: the request is already answered, and a slow
+/// LLM judge must not hold up ingest.
+fn evaluate_later(
+    store: std::sync::Arc<dyn spanlens_store::Store>,
+    ev: std::sync::Arc<crate::evaluators::EvaluatorConfig>,
+    project: String,
+    spans: Vec<Span>,
+) {
+    tokio::task::spawn_blocking(move || {
+        let (scores, errors) = ev.evaluate(&spans);
+        for e in errors.iter().take(3) {
+            eprintln!("spanlens: evaluator: {e}");
+        }
+        if !scores.is_empty() {
+            if let Err(e) = store.add_scores(&project, &scores) {
+                eprintln!("spanlens: evaluator scores not stored: {e}");
+            }
+        }
+    });
 }
 
 fn store_error(e: StoreError) -> IngestError {

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod demo;
+pub mod evaluators;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
@@ -27,6 +28,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Alert rules and their webhook (`None`: no alerting).
     pub alerts: Option<alerts::AlertConfig>,
+    /// Evaluators run on ingested spans (`None`: none).
+    pub evaluators: Option<evaluators::EvaluatorConfig>,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,7 @@ impl Default for ServerConfig {
             grpc: SocketAddr::from(([127, 0, 0, 1], 4317)),
             data_dir: PathBuf::from("spanlens-data"),
             alerts: None,
+            evaluators: None,
         }
     }
 }
@@ -98,6 +102,9 @@ pub async fn serve(
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
     let mut state = AppState::new(store.clone());
+    if let Some(ev) = config.evaluators.clone().filter(|e| !e.is_empty()) {
+        state = state.with_evaluators(Arc::new(ev));
+    }
     if let Some(cfg) = &config.alerts {
         let board = alerts::new_board(cfg);
         state = state.with_alerts(board.clone());

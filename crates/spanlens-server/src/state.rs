@@ -66,6 +66,8 @@ pub struct AppState {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Alert rules and their states, when alerting is configured.
     alerts: Option<crate::alerts::AlertBoard>,
+    /// Evaluators run on committed spans, when configured.
+    evaluators: Option<Arc<crate::evaluators::EvaluatorConfig>>,
 }
 
 /// Live events buffered per subscriber before a slow one starts missing events.
@@ -81,7 +83,19 @@ impl AppState {
             live,
             stopping,
             alerts: None,
+            evaluators: None,
         }
+    }
+
+    /// The same state with evaluators run on ingested spans.
+    pub fn with_evaluators(mut self, ev: Arc<crate::evaluators::EvaluatorConfig>) -> AppState {
+        self.evaluators = Some(ev);
+        self
+    }
+
+    /// The configured evaluators.
+    pub fn evaluators(&self) -> Option<Arc<crate::evaluators::EvaluatorConfig>> {
+        self.evaluators.clone()
     }
 
     /// The same state with alerting shown by the API.

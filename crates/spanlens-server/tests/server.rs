@@ -31,12 +31,20 @@ impl Server {
     }
 
     fn start_with(alerts: Option<spanlens_server::alerts::AlertConfig>) -> Server {
+        Server::start_full(alerts, None)
+    }
+
+    fn start_full(
+        alerts: Option<spanlens_server::alerts::AlertConfig>,
+        evaluators: Option<spanlens_server::evaluators::EvaluatorConfig>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = ServerConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
             alerts,
+            evaluators,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
@@ -708,4 +716,146 @@ fn alert_rules_fire_and_resolve_through_the_webhook() {
     // Without a configuration the endpoint says so.
     let plain = Server::start();
     assert_eq!(plain.get("/api/v1/alerts").1["configured"], false);
+}
+
+/// An OpenAI-compatible judge: answers every chat completion with the given score and keeps
+/// the prompts it was sent.
+fn mock_judge(score: f64) -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            if let Ok(v) = serde_json::from_slice(&body) {
+                sink.lock().unwrap().push(v);
+            }
+            let content =
+                format!("```json\n{{\"score\": {score}, \"reason\": \"clear and correct\"}}\n```");
+            let answer = serde_json::json!({"id": "x", "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
+            .to_string();
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn evaluators_score_ingested_spans_and_scores_filter_traces() {
+    let (judge_url, prompts) = mock_judge(0.8);
+    let config = spanlens_server::evaluators::EvaluatorConfig::from_toml(&format!(
+        r#"
+        [[evaluator]]
+        name = "valid json"
+        rule = "valid_json"
+        [[evaluator]]
+        name = "no pii"
+        rule = "pii"
+        [[judge]]
+        name = "helpfulness"
+        endpoint = "{judge_url}"
+        model = "judge-model"
+        prompt = "Question: {{input}}\nAnswer: {{output}}"
+        "#
+    ))
+    .unwrap();
+    let s = Server::start_full(None, Some(config));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let body = serde_json::to_vec(&serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5c0de5c0de5c0de5c0de5c0de5c0de01", "spanId": "5c0de5c0de5c0d01",
+        "name": "chat", "startTimeUnixNano": (now - 1_000_000).to_string(), "endTimeUnixNano": now.to_string(),
+        "attributes": [
+            {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+            {"key": "input.value", "value": {"stringValue": "What is 6 x 7? Mail me at a@b.co"}},
+            {"key": "output.value", "value": {"stringValue": "{\"answer\": 42}"}}
+        ]}]}]}]}))
+    .unwrap();
+    assert_eq!(s.post("/v1/traces", &[JSON], &body).0, 200);
+    let tid = "5c0de5c0de5c0de5c0de5c0de5c0de01";
+    let mut scores = Vec::new();
+    wait_for("three evaluator scores", || {
+        scores = s.get(&format!("/api/v1/scores?trace_id={tid}")).1["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        scores.len() == 3
+    });
+    let by = |n: &str| scores.iter().find(|x| x["name"] == n).unwrap().clone();
+    assert_eq!(
+        (
+            by("valid json")["value"].clone(),
+            by("valid json")["source"].clone()
+        ),
+        (1.0.into(), "rule".into())
+    );
+    assert_eq!(by("no pii")["value"], 0.0, "the input has an email address");
+    assert_eq!(by("no pii")["comment"], "found email");
+    let judged = by("helpfulness");
+    assert_eq!(
+        (judged["value"].clone(), judged["source"].clone()),
+        (0.8.into(), "llm".into())
+    );
+    assert_eq!(judged["comment"], "clear and correct");
+    let sent = prompts.lock().unwrap()[0].clone();
+    assert_eq!(sent["model"], "judge-model");
+    let asked = sent["messages"][1]["content"].as_str().unwrap();
+    assert!(asked.starts_with("Question: What is 6 x 7?"), "{asked}");
+    assert!(asked.contains("Answer: {\"answer\":42}"), "{asked}");
+
+    // API scores: validated, listed, trended and usable as a trace filter.
+    let (status, _, _) = s.post(
+        "/api/v1/scores",
+        &[JSON],
+        format!(r#"{{"trace_id": "{tid}", "name": "thumbs", "data_type": "boolean", "value": 1, "source": "human"}}"#).as_bytes(),
+    );
+    assert_eq!(status, 201);
+    let (status, err, _) = s.post(
+        "/api/v1/scores",
+        &[JSON],
+        br#"[{"name": "x", "data_type": "numeric", "value": 1}]"#,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&err).contains("trace_id"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    let (_, hit) = s.get("/api/v1/traces?score_name=helpfulness&score_min=0.5");
+    assert_eq!(hit["items"].as_array().unwrap().len(), 1);
+    let (_, miss) = s.get("/api/v1/traces?score_name=helpfulness&score_min=0.9");
+    assert!(miss["items"].as_array().unwrap().is_empty());
+    assert_eq!(s.get("/api/v1/traces?score_min=1").0, 400);
+    let (_, trends) = s.get("/api/v1/scores/trends");
+    let rows = trends["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["name"] == "thumbs" && r["mean"] == 1.0),
+        "{trends}"
+    );
 }

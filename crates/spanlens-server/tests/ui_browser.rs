@@ -52,6 +52,7 @@ impl Server {
             grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
             alerts: None,
+            evaluators: None,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();

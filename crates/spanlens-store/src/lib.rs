@@ -30,7 +30,7 @@ pub use store::Store;
 pub use ticket::CommitTicket;
 pub use types::{
     percentile_nearest_rank, GroupBy, ListQuery, MetricRow, MetricsQuery, Page, Percentiles,
-    SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, TraceDetail,
-    TraceDetailJson, TraceFilter, TraceSummary, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT,
-    MAX_PAGE_SIZE,
+    ScoreFilter, ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SortField,
+    SortOrder, TraceDetail, TraceDetailJson, TraceFilter, TraceSummary, WriteReceipt,
+    DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE,
 };

@@ -3,10 +3,11 @@
 use crate::error::StoreError;
 use crate::ticket::CommitTicket;
 use crate::types::{
-    ListQuery, MetricRow, MetricsQuery, Page, SessionDetail, SessionQuery, SessionSummary,
-    TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt,
+    ListQuery, MetricRow, MetricsQuery, Page, ScoreQuery, ScoreTrendRow, SessionDetail,
+    SessionQuery, SessionSummary, TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt,
 };
-use spanlens_core::{Span, TraceId};
+use spanlens_core::evals::Score;
+use spanlens_core::{Span, Timestamp, TraceId};
 
 /// A span database, so the server can run on SQLite today and PostgreSQL or ClickHouse later
 /// behind the same contract tests.
@@ -63,4 +64,18 @@ pub trait Store: Send + Sync {
 
     /// Every project that has received spans, sorted by name.
     fn projects(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Stores validated scores for `project`; returns their ids in order. All or none are stored.
+    fn add_scores(&self, project: &str, scores: &[Score]) -> Result<Vec<i64>, StoreError>;
+
+    /// Scores matching the query, newest first.
+    fn list_scores(&self, query: &ScoreQuery) -> Result<Vec<Score>, StoreError>;
+
+    /// Daily count and mean per numeric or boolean score name, created in `[from, to)`.
+    fn score_trends(
+        &self,
+        project: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<ScoreTrendRow>, StoreError>;
 }

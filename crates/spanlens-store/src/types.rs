@@ -218,8 +218,57 @@ pub struct TraceFilter {
     /// Total cost at most this much.
     #[serde(default)]
     pub max_cost: Option<NanoUsd>,
+    /// Trace (or one of its spans) carries a score matching this.
+    #[serde(default)]
+    pub score: Option<ScoreFilter>,
     /// Case-insensitive substring of the trace id, trace or span names, user, session, service or tags.
     pub text: Option<String>,
+}
+
+/// A score condition of the trace list: a score of this name, within the bounds and with the
+/// label given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreFilter {
+    /// Score name.
+    pub name: String,
+    /// Value at least this (booleans: 1 pass, 0 fail).
+    pub min: Option<f64>,
+    /// Value at most this.
+    pub max: Option<f64>,
+    /// Categorical label equal to this.
+    pub label: Option<String>,
+}
+
+/// Which scores to list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreQuery {
+    /// Project.
+    pub project: String,
+    /// Scores of this trace (and of its spans).
+    pub trace_id: Option<TraceId>,
+    /// Scores of this span.
+    pub span_id: Option<SpanId>,
+    /// Scores of this session.
+    pub session_id: Option<String>,
+    /// Scores of this name.
+    pub name: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// One score name on one UTC day: how many, their mean (a boolean's mean is its pass rate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreTrendRow {
+    /// Score name.
+    pub name: String,
+    /// `numeric` or `boolean`.
+    pub data_type: spanlens_core::evals::ScoreType,
+    /// UTC day of the score's creation, `YYYY-MM-DD`.
+    pub day: String,
+    /// Scores that day.
+    pub count: u64,
+    /// Mean value (pass rate for booleans).
+    pub mean: f64,
 }
 
 /// A request for one page of the trace list.

@@ -6,6 +6,7 @@ mod chunk;
 mod prepare;
 mod query;
 mod schema;
+mod scores;
 mod summary;
 mod writer;
 
@@ -108,6 +109,8 @@ pub struct SqliteStore {
     shared: Arc<WriterShared>,
     max_pending_spans: usize,
     pool: ReadPool,
+    /// Scores are written here, apart from the span writer (SQLite serialises the two).
+    score_writer: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -219,7 +222,17 @@ impl SqliteStore {
             .name("spanlens-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
+        let score_writer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| {
+            c.busy_timeout(std::time::Duration::from_secs(10))?;
+            Ok(c)
+        })
+        .map_err(|e| open_err(e.to_string()))?;
         Ok(SqliteStore {
+            score_writer: Mutex::new(score_writer),
             path,
             sender: Some(sender),
             writer: Some(handle),
@@ -404,6 +417,31 @@ impl Store for SqliteStore {
 
     fn projects(&self) -> Result<Vec<String>, StoreError> {
         query::projects(&*self.pool.get()?)
+    }
+
+    fn add_scores(
+        &self,
+        project: &str,
+        scores: &[spanlens_core::evals::Score],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.score_writer.lock().unwrap_or_else(|e| e.into_inner());
+        scores::add(&mut conn, project, scores)
+    }
+
+    fn list_scores(
+        &self,
+        query: &crate::types::ScoreQuery,
+    ) -> Result<Vec<spanlens_core::evals::Score>, StoreError> {
+        scores::list(&*self.pool.get()?, query)
+    }
+
+    fn score_trends(
+        &self,
+        project: &str,
+        from: Option<spanlens_core::Timestamp>,
+        to: Option<spanlens_core::Timestamp>,
+    ) -> Result<Vec<crate::types::ScoreTrendRow>, StoreError> {
+        scores::trends(&*self.pool.get()?, project, from, to)
     }
 }
 

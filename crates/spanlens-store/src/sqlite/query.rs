@@ -65,7 +65,7 @@ fn check_limit(limit: u32) -> Result<usize, StoreError> {
 }
 
 /// The id of a project, or `None` when it has never received a span.
-fn project_id(conn: &Connection, project: &str) -> Result<Option<i64>, StoreError> {
+pub(super) fn project_id(conn: &Connection, project: &str) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached("SELECT id FROM projects WHERE name = ?1")
         .and_then(|mut st| st.query_row([project], |r| r.get(0)).optional())
         .map_err(db("looking up the project"))
@@ -216,6 +216,26 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
     }
     if let Some(c) = f.max_cost {
         cond(&mut sql, "cost_nano <= ?", Value::Integer(c.0));
+    }
+    if let Some(sf) = &f.score {
+        let name = sql.bind(Value::Text(sf.name.clone()));
+        let mut sub = format!(
+            "EXISTS (SELECT 1 FROM scores s WHERE s.project_id = traces.project_id \
+             AND s.trace_id = traces.trace_id AND s.name = {name}"
+        );
+        if let Some(min) = sf.min {
+            sub.push_str(&format!(" AND s.value >= {}", sql.bind(Value::Real(min))));
+        }
+        if let Some(max) = sf.max {
+            sub.push_str(&format!(" AND s.value <= {}", sql.bind(Value::Real(max))));
+        }
+        if let Some(label) = &sf.label {
+            sub.push_str(&format!(
+                " AND s.label = {}",
+                sql.bind(Value::Text(label.clone()))
+            ));
+        }
+        sql.push(&format!(" AND {sub})"));
     }
     if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         cond(

@@ -155,6 +155,31 @@ ALTER TABLE traces ADD COLUMN unpriced_count INTEGER NOT NULL DEFAULT 0;
 "#,
         then: Some(move_bodies_into_chunks),
     },
+    Migration {
+        description: "evaluation scores",
+        sql: r#"
+-- Scores of traces, spans and sessions (numeric, categorical, boolean) from the API, rule
+-- evaluators, LLM judges and people.
+CREATE TABLE scores (
+    id         INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL,
+    trace_id   BLOB,
+    span_id    BLOB,
+    session_id TEXT,
+    name       TEXT NOT NULL,
+    data_type  TEXT NOT NULL,
+    value      REAL,
+    label      TEXT,
+    source     TEXT NOT NULL,
+    comment    TEXT,
+    created_ns INTEGER NOT NULL
+);
+CREATE INDEX scores_trace ON scores (project_id, trace_id, name);
+CREATE INDEX scores_session ON scores (project_id, session_id);
+CREATE INDEX scores_name ON scores (project_id, name, created_ns);
+"#,
+        then: None,
+    },
 ];
 
 /// A blob column of exactly `N` bytes; anything else is an error, never a made-up id.

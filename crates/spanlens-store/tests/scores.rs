@@ -1,0 +1,123 @@
+//! Evaluation scores: stored all-or-none, listed by target, trended by day, and usable as a
+//! trace-list filter.
+
+mod common;
+
+use common::*;
+use spanlens_core::evals::{Score, ScoreSource, ScoreType};
+use spanlens_store::{ListQuery, ScoreFilter, ScoreQuery, Store, StoreError};
+
+fn score(trace: Option<u64>, span: Option<u64>, name: &str, t: ScoreType, v: f64) -> Score {
+    Score {
+        id: None,
+        trace_id: trace.map(tid),
+        span_id: span.map(sid),
+        session_id: None,
+        name: name.into(),
+        data_type: t,
+        value: Some(v),
+        label: None,
+        source: ScoreSource::Api,
+        comment: None,
+    }
+}
+
+#[test]
+fn scores_are_stored_listed_trended_and_filter_traces() {
+    let (_dir, store) = temp_store();
+    store
+        .write(
+            "p",
+            vec![span(1, 1, None, "a", 0, 10), span(2, 2, None, "b", 0, 10)],
+        )
+        .unwrap();
+    let ids = store
+        .add_scores(
+            "p",
+            &[
+                score(Some(1), None, "helpfulness", ScoreType::Numeric, 0.9),
+                score(Some(1), Some(1), "valid_json", ScoreType::Boolean, 1.0),
+                score(Some(2), None, "helpfulness", ScoreType::Numeric, 0.2),
+                Score {
+                    session_id: Some("s1".into()),
+                    data_type: ScoreType::Categorical,
+                    value: None,
+                    label: Some("resolved".into()),
+                    source: ScoreSource::Human,
+                    ..score(None, None, "outcome", ScoreType::Categorical, 0.0)
+                },
+            ],
+        )
+        .unwrap();
+    assert_eq!(ids.len(), 4);
+
+    let mut q = ScoreQuery {
+        project: "p".into(),
+        trace_id: Some(tid(1)),
+        ..Default::default()
+    };
+    let of_trace = store.list_scores(&q).unwrap();
+    assert_eq!(of_trace.len(), 2);
+    assert!(of_trace.iter().all(|s| s.trace_id == Some(tid(1))));
+    q.span_id = Some(sid(1));
+    assert_eq!(store.list_scores(&q).unwrap()[0].name, "valid_json");
+    let session = store
+        .list_scores(&ScoreQuery {
+            project: "p".into(),
+            session_id: Some("s1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(session[0].label.as_deref(), Some("resolved"));
+    assert_eq!(session[0].source, ScoreSource::Human);
+
+    let trends = store.score_trends("p", None, None).unwrap();
+    let help = trends.iter().find(|r| r.name == "helpfulness").unwrap();
+    assert_eq!(help.count, 2);
+    assert!((help.mean - 0.55).abs() < 1e-9);
+    assert!(
+        trends.iter().all(|r| r.name != "outcome"),
+        "categorical scores have no mean"
+    );
+
+    let mut lq = ListQuery::new("p");
+    lq.filter.score = Some(ScoreFilter {
+        name: "helpfulness".into(),
+        min: Some(0.5),
+        ..Default::default()
+    });
+    let page = store.list_traces(&lq).unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].trace_id, tid(1));
+    lq.filter.score = Some(ScoreFilter {
+        name: "valid_json".into(),
+        max: Some(0.0),
+        ..Default::default()
+    });
+    assert!(store.list_traces(&lq).unwrap().items.is_empty());
+}
+
+#[test]
+fn an_invalid_score_stores_nothing() {
+    let (_dir, store) = temp_store();
+    let good = score(Some(1), None, "ok", ScoreType::Numeric, 1.0);
+    let bad = score(Some(1), None, "flag", ScoreType::Boolean, 0.5);
+    let err = store.add_scores("p", &[good, bad]).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidQuery(_)), "{err}");
+    assert!(err.to_string().contains("flag"), "{err}");
+    let none = store
+        .list_scores(&ScoreQuery {
+            project: "p".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(none.is_empty());
+    let err = store
+        .list_scores(&ScoreQuery {
+            project: "p".into(),
+            limit: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+}
