@@ -4,6 +4,7 @@
 //! No I/O and no async runtime live here, so the SDK, the server and the CLI can all share it.
 
 pub mod conventions;
+pub mod forecast;
 pub mod ids;
 pub mod money;
 pub mod normalize;
