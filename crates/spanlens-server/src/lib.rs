@@ -5,6 +5,7 @@ pub mod demo;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
+mod insight;
 pub mod state;
 
 pub use state::AppState;
