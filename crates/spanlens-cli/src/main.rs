@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod cost;
 mod demo;
+mod insight;
 mod normalize;
 mod serve;
 
@@ -36,6 +37,13 @@ enum Command {
     Trace(client::TraceArgs),
     /// Print spans as they arrive at a running server, until Ctrl-C.
     Tail(client::TailArgs),
+    /// Forecast daily cost from a running server's history: per day, with a 95% interval.
+    Forecast(insight::ForecastArgs),
+    /// Compare provider-reported and catalog-computed cost per model on a running server.
+    Reconcile(insight::ReconcileArgs),
+    /// Re-price stored spans with a price override file. Works on the data directory itself:
+    /// stop the server first (or run it against a copy).
+    Reprice(insight::RepriceArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -69,6 +77,9 @@ fn main() -> ExitCode {
         Command::Traces(args) => client::run_traces(args),
         Command::Trace(args) => client::run_trace(args),
         Command::Tail(args) => client::run_tail(args),
+        Command::Forecast(args) => insight::run_forecast(args),
+        Command::Reconcile(args) => insight::run_reconcile(args),
+        Command::Reprice(args) => insight::run_reprice(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

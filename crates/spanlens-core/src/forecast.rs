@@ -370,7 +370,10 @@ mod tests {
     fn pure_linear_trend_continues_exactly() {
         // $1 + $0.10 per day, 30 days: both models must continue it exactly with no width.
         for days in [5usize, 30] {
-            let s = series(20_000, (0..days as i64).map(|i| 1_000_000_000 + 100_000_000 * i));
+            let s = series(
+                20_000,
+                (0..days as i64).map(|i| 1_000_000_000 + 100_000_000 * i),
+            );
             let f = forecast(&s, 7).unwrap();
             for (h, p) in f.points.iter().enumerate() {
                 let want = 1_000_000_000 + 100_000_000 * (days as i64 + h as i64);

@@ -539,7 +539,9 @@ checked = "2025-06-01"
         assert_eq!(c.version(), format!("{}+mine", base.version()));
         let after = Timestamp::parse_rfc3339("2025-07-01T00:00:00Z").unwrap();
         let before = Timestamp::parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
-        let e = c.lookup("openai/gpt-4o", Some("openai"), Some(after)).unwrap();
+        let e = c
+            .lookup("openai/gpt-4o", Some("openai"), Some(after))
+            .unwrap();
         assert_eq!(e.id, "gpt-4o-negotiated");
         let e = c.lookup("gpt-4o", None, Some(before)).unwrap();
         assert_eq!(e.id, base.lookup("gpt-4o", None, Some(before)).unwrap().id);

@@ -139,8 +139,9 @@ pub fn reprice_span(span: &mut Span, catalog: &PriceCatalog) -> Option<bool> {
         (None, None) => true,
         _ => false,
     };
+    // The unpriced reason names the catalog version, so only whether it is set counts.
     if same_price(&before.0, &span.cost)
-        && before.1 == span.unpriced_reason
+        && before.1.is_some() == span.unpriced_reason.is_some()
         && before.2 == span.provider
     {
         span.cost = before.0;
@@ -153,10 +154,13 @@ pub fn reprice_span(span: &mut Span, catalog: &PriceCatalog) -> Option<bool> {
 /// The model a span is reported under: the request model, else the response model (the same
 /// choice as the metrics' `model` grouping).
 pub fn span_model(span: &Span) -> Option<&str> {
-    [span.request_model.as_deref(), span.response_model.as_deref()]
-        .into_iter()
-        .flatten()
-        .find(|m| !m.trim().is_empty())
+    [
+        span.request_model.as_deref(),
+        span.response_model.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|m| !m.trim().is_empty())
 }
 
 /// Provider-reported against catalog-computed cost, per model.
@@ -191,8 +195,7 @@ impl ReconciliationRow {
 
     /// The difference as a percentage of the computed cost; `None` when that is zero.
     pub fn difference_pct(&self) -> Option<f64> {
-        (self.computed.0 != 0)
-            .then(|| self.difference().0 as f64 / self.computed.0 as f64 * 100.0)
+        (self.computed.0 != 0).then(|| self.difference().0 as f64 / self.computed.0 as f64 * 100.0)
     }
 }
 
@@ -433,14 +436,22 @@ mod tests {
         let new = catalog("m", 3.0);
         let mut s = llm("m", 1_000_000, 0);
         price_span(&mut s, &old);
-        assert_eq!(s.cost.as_ref().unwrap().amounts.total, NanoUsd(1_000_000_000));
+        assert_eq!(
+            s.cost.as_ref().unwrap().amounts.total,
+            NanoUsd(1_000_000_000)
+        );
         assert_eq!(reprice_span(&mut s, &new), Some(true));
-        assert_eq!(s.cost.as_ref().unwrap().amounts.total, NanoUsd(3_000_000_000));
+        assert_eq!(
+            s.cost.as_ref().unwrap().amounts.total,
+            NanoUsd(3_000_000_000)
+        );
         assert_eq!(reprice_span(&mut s, &new), Some(false));
 
         let mut unpriced = llm("x", 10, 10);
         price_span(&mut unpriced, &old);
         assert!(unpriced.unpriced_reason.is_some());
+        // Still unpriced under another catalog version: not a change.
+        assert_eq!(reprice_span(&mut unpriced, &new), Some(false));
         assert_eq!(reprice_span(&mut unpriced, &catalog("x", 1.0)), Some(true));
         assert!(unpriced.unpriced_reason.is_none() && unpriced.cost.is_some());
 
@@ -490,7 +501,10 @@ mod tests {
         assert_eq!(m.computed, NanoUsd(4_000_000_000));
         assert_eq!(m.difference(), NanoUsd(200_000_000));
         assert!((m.difference_pct().unwrap() - 5.0).abs() < 1e-9);
-        assert_eq!((rows[1].unpriced_spans, rows[1].unpriced_reported), (1, NanoUsd(5)));
+        assert_eq!(
+            (rows[1].unpriced_spans, rows[1].unpriced_reported),
+            (1, NanoUsd(5))
+        );
         assert_eq!(rows[1].difference_pct(), None);
         assert_eq!(r.total().spans, 2);
     }
