@@ -126,7 +126,7 @@ pub fn forecast_table(v: &Value) -> String {
     let _ = writeln!(
         out,
         "{:<32}  {:>5}  {:<23}  {:>12}  {:>12}  {:>12}  {:>12}  {:<19}",
-        "group", "days", "history", "history $", "forecast $", "low $", "high $", "method"
+        "GROUP", "DAYS", "HISTORY", "HISTORY $", "FORECAST $", "LOW $", "HIGH $", "METHOD"
     );
     let mut row = |name: &str, g: &Value| {
         let h = &g["history"];
@@ -190,7 +190,7 @@ pub fn reconcile_table(v: &Value) -> String {
     let _ = writeln!(
         out,
         "{:<32}  {:>7}  {:>12}  {:>12}  {:>12}  {:>8}  {:>8}",
-        "model", "spans", "reported $", "computed $", "diff $", "diff %", "unpriced"
+        "MODEL", "SPANS", "REPORTED $", "COMPUTED $", "DIFF $", "DIFF %", "UNPRICED"
     );
     let mut row = |name: &str, r: &Value| {
         let pct = r["difference_pct"]
@@ -285,7 +285,7 @@ pub fn reprice_table(r: &RepriceReport) -> String {
     let _ = writeln!(
         out,
         "{:<32}  {:>7}  {:>7}  {:>12}  {:>12}  {:>8}",
-        "model", "spans", "changed", "before $", "after $", "unpriced"
+        "MODEL", "SPANS", "CHANGED", "BEFORE $", "AFTER $", "UNPRICED"
     );
     for m in &r.models {
         let _ = writeln!(
