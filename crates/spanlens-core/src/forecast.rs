@@ -102,6 +102,19 @@ impl DailySeries {
         self
     }
 
+    /// Like [`trim_leading_zeros`](Self::trim_leading_zeros), and when zeros were trimmed the
+    /// first day of use goes too: spending began during that day, so it is partial and would
+    /// bias the trend upwards. It is kept when dropping it would leave fewer than [`MIN_DAYS`].
+    pub fn trim_start_of_use(self) -> DailySeries {
+        let before = self.values.len();
+        let mut s = self.trim_leading_zeros();
+        if s.values.len() < before && s.values.len() > MIN_DAYS {
+            s.values.remove(0);
+            s.first_day += 1;
+        }
+        s
+    }
+
     /// Day number of the last value (the first day minus one when empty).
     pub fn last_day(&self) -> i64 {
         self.first_day + self.values.len() as i64 - 1
@@ -484,6 +497,16 @@ mod tests {
         let t = s.trim_leading_zeros();
         assert_eq!((t.first_day, t.last_day()), (10, 13));
         assert_eq!(t.values.len(), 4);
+        // Trimmed zeros mean spending began on day 10: a partial day, dropped when 3 remain.
+        let mut m2 = m.clone();
+        m2.insert(13, NanoUsd(1));
+        let u = DailySeries::from_days(8, 13, &m2).trim_start_of_use();
+        assert_eq!((u.first_day, u.values.len()), (11, 3));
+        let u = DailySeries::from_days(8, 12, &m).trim_start_of_use();
+        assert_eq!((u.first_day, u.values.len()), (10, 3));
+        // No zeros before: the window cut into older data, so the first day is complete.
+        let u = DailySeries::from_days(10, 13, &m2).trim_start_of_use();
+        assert_eq!((u.first_day, u.values.len()), (10, 4));
         assert_eq!(weekday(0), 3); // 1970-01-01 was a Thursday
         assert_eq!(weekday(-1), 2);
     }

@@ -89,7 +89,7 @@ fn total_json(p: &ForecastPoint) -> Value {
 
 /// The forecast of one series as JSON; too short a history is reported, not an error.
 fn series_json(series: DailySeries, horizon: u32) -> Value {
-    let series = series.trim_leading_zeros();
+    let series = series.trim_start_of_use();
     let history_cost: NanoUsd = series.values.iter().copied().sum();
     let history = json!({
         "days": series.values.len(),
@@ -200,7 +200,8 @@ pub(crate) async fn forecast_handler(
         "first_weekday": weekday(last + 1),
         "method": "least squares on the day index with weekday offsets (14+ days of history; a \
                    straight line with 3-13 days); 95% prediction interval from the residual \
-                   standard deviation, widening with the horizon",
+                   standard deviation, widening with the horizon; days before a series' first \
+                   cost are dropped, and so is that first (partial) day when 3 days remain",
         "groups": group_rows,
         "groups_omitted": omitted,
         "total": series_json(DailySeries::from_days(first, last, &total), horizon),

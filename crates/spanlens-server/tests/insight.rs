@@ -137,7 +137,8 @@ fn forecast_continues_a_linear_trend_per_model_and_validates_parameters() {
     assert_eq!(groups.len(), 2);
     let a = &groups[0];
     assert_eq!(a["key"], "a");
-    assert_eq!(a["history"]["days"], 20);
+    // Spending began 20 days ago inside the 56-day window: that first (partial) day is dropped.
+    assert_eq!(a["history"]["days"], 19);
     assert_eq!(a["method"], "linear_trend_weekly");
     let points = a["points"].as_array().unwrap();
     assert_eq!(points.len(), 7);
