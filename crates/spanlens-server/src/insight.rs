@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 use spanlens_core::forecast::{
-    forecast, weekday, DailySeries, Forecast, ForecastPoint, MAX_HORIZON_DAYS, MIN_DAYS,
+    forecast, DailySeries, Forecast, ForecastPoint, MAX_HORIZON_DAYS, MIN_DAYS,
 };
 use spanlens_core::{NanoUsd, PriceCatalog, Reconciliation, ReconciliationRow, Timestamp};
 use spanlens_store::{GroupBy, MetricsQuery, SpanScan};
@@ -197,7 +197,6 @@ pub(crate) async fn forecast_handler(
         "history_window": {"days": history_days, "from": date(first), "to": date(last)},
         "forecast_from": date(last + 1),
         "forecast_to": date(last + i64::from(horizon)),
-        "first_weekday": weekday(last + 1),
         "method": "least squares on the day index with weekday offsets (14+ days of history; a \
                    straight line with 3-13 days); 95% prediction interval from the residual \
                    standard deviation, widening with the horizon; days before a series' first \
