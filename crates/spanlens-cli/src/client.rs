@@ -113,14 +113,14 @@ impl std::fmt::Display for Unreachable {
 impl std::error::Error for Unreachable {}
 
 /// A small blocking HTTP client for the JSON API.
-struct Client {
+pub(crate) struct Client {
     base: String,
     project: String,
     agent: ureq::Agent,
 }
 
 impl Client {
-    fn new(conn: &ServerArgs) -> anyhow::Result<Client> {
+    pub(crate) fn new(conn: &ServerArgs) -> anyhow::Result<Client> {
         let base = conn.server.trim().trim_end_matches('/').to_string();
         let Some(rest) = base.strip_prefix("http://") else {
             let why = if base.starts_with("https://") {
@@ -169,7 +169,7 @@ impl Client {
         Ok(body)
     }
 
-    fn get_json(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+    pub(crate) fn get_json(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         let body = self.get(path, query)?;
         serde_json::from_str(&body)
             .with_context(|| format!("the server's answer to {path} is not JSON"))
@@ -248,7 +248,7 @@ fn fmt_cost_cell(nano: i64, unpriced: u64) -> String {
 }
 
 /// Cuts `s` to `width` characters, ending with `…` when cut.
-fn fit(s: &str, width: usize) -> String {
+pub(crate) fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         return s.to_string();
     }

@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod cost;
 mod demo;
+mod insight;
 mod normalize;
 mod serve;
 
@@ -38,6 +39,13 @@ enum Command {
     Tail(client::TailArgs),
     /// Show the alert rules of a running server (`serve --alerts FILE`) and their states.
     Alerts(client::AlertsArgs),
+    /// Forecast daily cost from a running server's history: per day, with a 95% interval.
+    Forecast(insight::ForecastArgs),
+    /// Compare provider-reported and catalog-computed cost per model on a running server.
+    Reconcile(insight::ReconcileArgs),
+    /// Re-price stored spans with a price override file. Works on the data directory itself:
+    /// stop the server first (or run it against a copy).
+    Reprice(insight::RepriceArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -72,6 +80,9 @@ fn main() -> ExitCode {
         Command::Trace(args) => client::run_trace(args),
         Command::Tail(args) => client::run_tail(args),
         Command::Alerts(args) => client::run_alerts(args),
+        Command::Forecast(args) => insight::run_forecast(args),
+        Command::Reconcile(args) => insight::run_reconcile(args),
+        Command::Reprice(args) => insight::run_reprice(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

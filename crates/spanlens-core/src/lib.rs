@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod conventions;
 pub mod evals;
+pub mod forecast;
 pub mod ids;
 pub mod money;
 pub mod normalize;
@@ -22,7 +23,9 @@ pub use normalize::{
     detect_json_format, normalize, DecodeError, InputFormat, NormalizeOptions, Normalized,
     Rejection,
 };
-pub use pricing::{compute_cost, price_span, PriceCatalog};
+pub use pricing::{
+    compute_cost, price_span, reprice_span, PriceCatalog, Reconciliation, ReconciliationRow,
+};
 pub use span::{
     Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message, Payload, PromptTemplate,
     RateLimitWindow, RateLimits, Span, SpanKind, Status, ToolCallRef, ToolInfo, Usage,

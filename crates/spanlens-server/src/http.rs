@@ -44,6 +44,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/metrics/{group_by}", get(metrics_grouped))
         .route("/api/v1/models", get(models))
+        .route("/api/v1/forecast", get(crate::insight::forecast_handler))
+        .route(
+            "/api/v1/reconciliation",
+            get(crate::insight::reconciliation_handler),
+        )
         .route("/api/v1/projects", get(projects))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/live", get(live))
@@ -187,7 +192,7 @@ async fn agents_ingest(State(st): State<AppState>, headers: HeaderMap, body: Byt
 // Query API
 
 /// A 4xx/5xx JSON error of the query API.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -207,7 +212,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn bad(param: &str, value: &str, why: &str) -> ApiError {
+pub(crate) fn bad(param: &str, value: &str, why: &str) -> ApiError {
     ApiError(
         StatusCode::BAD_REQUEST,
         format!("invalid {param}={value:?}: {why}"),
@@ -215,10 +220,10 @@ fn bad(param: &str, value: &str, why: &str) -> ApiError {
 }
 
 /// Query parameters, repeated keys kept (`tag=a&tag=b`).
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(raw: Option<String>) -> Result<Params, ApiError> {
+    pub(crate) fn parse(raw: Option<String>) -> Result<Params, ApiError> {
         let raw = raw.unwrap_or_default();
         serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
             .map(Params)
@@ -230,7 +235,7 @@ impl Params {
             })
     }
 
-    fn get(&self, keys: &[&str]) -> Option<&str> {
+    pub(crate) fn get(&self, keys: &[&str]) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -247,17 +252,17 @@ impl Params {
             .collect()
     }
 
-    fn string(&self, keys: &[&str]) -> Option<String> {
+    pub(crate) fn string(&self, keys: &[&str]) -> Option<String> {
         self.get(keys).map(str::to_string)
     }
 
-    fn project(&self) -> String {
+    pub(crate) fn project(&self) -> String {
         self.string(&["project"])
             .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
     }
 
     /// A time as RFC 3339 or integer nanoseconds since the epoch.
-    fn time(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
+    pub(crate) fn time(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
         let Some(v) = self.get(&[key]) else {
             return Ok(None);
         };
@@ -345,7 +350,7 @@ fn trace_row(t: &TraceSummary) -> Value {
 }
 
 /// Runs a blocking store call off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

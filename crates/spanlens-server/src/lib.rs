@@ -7,6 +7,7 @@ pub mod evaluators;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
+mod insight;
 pub mod state;
 
 pub use state::AppState;

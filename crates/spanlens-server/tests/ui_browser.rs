@@ -737,6 +737,42 @@ async fn every_page_renders_real_content() {
         "dashboard cost {kpi} vs {}",
         m["rows"][0]
     );
+    // The forecast card: history and forecast lines for the next 7 days, then 30, with the
+    // total the API gives.
+    until(
+        &c,
+        "document.querySelector('#forecast-chart svg') && document.querySelector('#forecast-chart').dataset.forecastDays === '7'",
+        "the 7-day forecast chart",
+    )
+    .await;
+    let fc = api(&c, "/api/v1/forecast?horizon_days=7").await;
+    let shown = c
+        .execute(
+            "return Number(document.querySelector('#forecast-chart').dataset.forecastTotal)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        close(
+            shown.as_f64().unwrap(),
+            fc["total"]["total"]["cost_usd"].as_f64().unwrap()
+        ),
+        "forecast {shown} vs {}",
+        fc["total"]["total"]
+    );
+    c.find(Locator::Css("button[data-horizon='30']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('#forecast-chart').dataset.forecastDays === '30' && document.querySelectorAll('#forecast-chart .line-graph-path').length >= 3",
+        "the 30-day forecast with its bounds",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await; // chart animations
     screenshot(&c, "dashboard").await;
 

@@ -29,8 +29,9 @@ pub use sqlite::{Durability, SqliteOptions, SqliteStore, WriterStats, APPLICATIO
 pub use store::Store;
 pub use ticket::CommitTicket;
 pub use types::{
-    percentile_nearest_rank, GroupBy, ListQuery, MetricRow, MetricsQuery, Page, Percentiles,
-    ScoreFilter, ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SortField,
-    SortOrder, TraceDetail, TraceDetailJson, TraceFilter, TraceSummary, WriteReceipt,
-    DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE,
+    percentile_nearest_rank, DailyCost, GroupBy, ListQuery, MetricRow, MetricsQuery, Page,
+    Percentiles, RepriceModel, RepriceReport, ScoreFilter, ScoreQuery, ScoreTrendRow,
+    SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, SpanScan, TraceDetail,
+    TraceDetailJson, TraceFilter, TraceSummary, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT,
+    MAX_PAGE_SIZE,
 };

@@ -3,11 +3,17 @@
 use crate::error::StoreError;
 use crate::ticket::CommitTicket;
 use crate::types::{
-    ListQuery, MetricRow, MetricsQuery, Page, ScoreQuery, ScoreTrendRow, SessionDetail,
-    SessionQuery, SessionSummary, TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt,
+    DailyCost, ListQuery, MetricRow, MetricsQuery, Page, RepriceModel, RepriceReport, ScoreQuery,
+    ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
+    TraceDetailJson, TraceSummary, WriteReceipt,
 };
 use spanlens_core::evals::Score;
-use spanlens_core::{Span, Timestamp, TraceId};
+use spanlens_core::pricing::span_model;
+use spanlens_core::{reprice_span, CostSource, NanoUsd, PriceCatalog, Span, Timestamp, TraceId};
+use std::collections::BTreeMap;
+
+/// Spans re-submitted per write while re-pricing, so memory stays bounded on large ranges.
+const REPRICE_BATCH: usize = 5_000;
 
 /// A span database, so the server can run on SQLite today and PostgreSQL or ClickHouse later
 /// behind the same contract tests.
@@ -78,4 +84,93 @@ pub trait Store: Send + Sync {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
     ) -> Result<Vec<ScoreTrendRow>, StoreError>;
+
+    /// Cost per group and UTC day (only `from`, `to`, `group_by`, `kind`, `model` and `provider`
+    /// of the query apply), so forecasting gets a day series per group in one scan. Days on
+    /// which a group cost nothing are absent.
+    fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError>;
+
+    /// Calls `visit` with the stored LLM and embedding spans the scan selects, a trace's spans
+    /// at a time, for re-pricing and reconciliation. An error from `visit` stops the scan.
+    fn scan_model_spans(
+        &self,
+        scan: &SpanScan,
+        visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Re-computes the computed cost of the selected spans with `catalog` and, unless
+    /// `dry_run`, writes the changed ones back through [`submit`](Store::submit): they replace
+    /// the stored copies (last write wins) and their traces' summaries are rebuilt in the same
+    /// transaction. Spans with a provider-reported cost are left as they are. Idempotent: a
+    /// second run with the same catalog changes nothing.
+    fn reprice(
+        &self,
+        scan: &SpanScan,
+        catalog: &PriceCatalog,
+        dry_run: bool,
+    ) -> Result<RepriceReport, StoreError> {
+        let mut report = RepriceReport {
+            catalog_version: catalog.version().to_string(),
+            dry_run,
+            ..Default::default()
+        };
+        let mut models: BTreeMap<String, RepriceModel> = BTreeMap::new();
+        let mut pending: Vec<Span> = Vec::new();
+        let flush = |pending: &mut Vec<Span>| -> Result<(), StoreError> {
+            if !pending.is_empty() && !dry_run {
+                self.write(&scan.project, std::mem::take(pending))?;
+            }
+            pending.clear();
+            Ok(())
+        };
+        self.scan_model_spans(scan, &mut |spans| {
+            for mut span in spans {
+                if span
+                    .cost
+                    .as_ref()
+                    .is_some_and(|c| c.source == CostSource::Reported)
+                {
+                    report.reported_skipped += 1;
+                    continue;
+                }
+                let before = span.cost.as_ref().map(|c| c.amounts.total);
+                let was_unpriced = span.unpriced_reason.is_some();
+                let Some(changed) = reprice_span(&mut span, catalog) else {
+                    continue;
+                };
+                let after = span.cost.as_ref().map(|c| c.amounts.total);
+                let model = span_model(&span).unwrap_or("(no model)").to_string();
+                let row = models.entry(model.clone()).or_insert_with(|| RepriceModel {
+                    model,
+                    ..Default::default()
+                });
+                report.examined += 1;
+                row.spans += 1;
+                row.cost_before += before.unwrap_or(NanoUsd::ZERO);
+                row.cost_after += after.unwrap_or(NanoUsd::ZERO);
+                row.unpriced_before += u64::from(before.is_none());
+                row.unpriced_after += u64::from(after.is_none());
+                if changed {
+                    report.changed += 1;
+                    row.changed += 1;
+                    if was_unpriced && span.unpriced_reason.is_none() {
+                        report.newly_priced += 1;
+                    }
+                    pending.push(span);
+                }
+            }
+            if pending.len() >= REPRICE_BATCH {
+                flush(&mut pending)?;
+            }
+            Ok(())
+        })?;
+        flush(&mut pending)?;
+        report.models = models.into_values().collect();
+        report.models.sort_by(|a, b| {
+            b.cost_after
+                .cmp(&a.cost_after)
+                .then_with(|| a.model.cmp(&b.model))
+        });
+        Ok(report)
+    }
 }

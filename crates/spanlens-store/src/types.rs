@@ -550,6 +550,71 @@ pub struct MetricRow {
     pub ttft: Percentiles,
 }
 
+/// The cost of one group on one UTC day, for forecasting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyCost {
+    /// The group (model, agent, user, …), `None` for spans that lack it and for `GroupBy::All`.
+    pub key: Option<String>,
+    /// Day number: days since 1970-01-01, UTC.
+    pub day: i64,
+    /// Cost of the group's spans that started that day.
+    #[serde(rename = "cost_usd")]
+    pub cost: NanoUsd,
+}
+
+/// Which model-call spans (LLM and embedding) to visit, for re-pricing and reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SpanScan {
+    /// Project (empty means the default project).
+    pub project: String,
+    /// Spans that started at or after this time.
+    pub from: Option<Timestamp>,
+    /// Spans that started before this time.
+    pub to: Option<Timestamp>,
+    /// Only spans whose request or response model equals this.
+    pub model: Option<String>,
+}
+
+/// What a re-pricing run did (or, dry, would do).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RepriceReport {
+    /// Catalog version the spans were priced with.
+    pub catalog_version: String,
+    /// True when nothing was written.
+    pub dry_run: bool,
+    /// Model-call spans with usage and a cost of our own (candidates for re-pricing).
+    pub examined: u64,
+    /// Spans whose cost changed (and were rewritten unless dry).
+    pub changed: u64,
+    /// Spans that were unpriced and now have a cost.
+    pub newly_priced: u64,
+    /// Spans left alone because the provider reported their cost.
+    pub reported_skipped: u64,
+    /// Per model (request model, else response model), largest cost after first.
+    pub models: Vec<RepriceModel>,
+}
+
+/// One model's share of a re-pricing run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RepriceModel {
+    /// Model name as the spans carry it.
+    pub model: String,
+    /// Spans examined.
+    pub spans: u64,
+    /// Spans whose cost changed.
+    pub changed: u64,
+    /// Cost of the examined spans before.
+    #[serde(rename = "cost_before_usd")]
+    pub cost_before: NanoUsd,
+    /// Cost of the examined spans after.
+    #[serde(rename = "cost_after_usd")]
+    pub cost_after: NanoUsd,
+    /// Examined spans without a cost before.
+    pub unpriced_before: u64,
+    /// Examined spans without a cost after.
+    pub unpriced_after: u64,
+}
+
 /// Serde helper writing a nanosecond `u64` as fractional milliseconds.
 mod ms {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -99,6 +99,7 @@ export async function render(app) {
         kpi("TTFT p95", f.ms(llmRow.ttft?.p95_ms), null, `p50 ${f.ms(llmRow.ttft?.p50_ms)} · p99 ${f.ms(llmRow.ttft?.p99_ms)}`)),
       h("div", { class: "charts" },
         card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short)),
+        forecastCard(),
         card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", f.usd)),
         card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", f.usd)),
         card("Tokens by model", "", (el) => tokens(el, byModel.rows)),
@@ -150,7 +151,7 @@ function chart(el, type, labels, datasets, opts = {}) {
     type, height: opts.height || 220, colors: opts.colors || PALETTE,
     data: { labels, datasets },
     barOptions: { stacked: opts.stacked ? 1 : 0, spaceRatio: 0.35 },
-    lineOptions: { regionFill: 1, hideDots: 1 },
+    lineOptions: { regionFill: opts.regionFill ?? 1, hideDots: 1 },
     axisOptions: { xIsSeries: opts.series ? 1 : 0, xAxisMode: "tick", yAxisMode: "span" },
     tooltipOptions: { formatTooltipY: opts.fmt || ((v) => v) },
     valuesOverPoints: 0,
@@ -192,6 +193,60 @@ function costOverTime(el, m, short) {
   }));
   chart(el, "bar", labels, datasets, { stacked: true, fmt: f.usd, series: true, height: 260 });
   el.dataset.totalCost = String(m.rows.reduce((a, r) => a + (r.cost_usd || 0), 0));
+}
+
+/**
+ * Daily cost forecast (issue #6): the history the server fitted (bars) and, drawn as lines,
+ * the point forecast with the lower and upper bounds of its 95% interval. Over the history the
+ * three lines follow the actual cost, so the band visibly opens where the forecast starts.
+ * Independent of the chosen range: the server uses the complete UTC days before today.
+ */
+function forecastCard() {
+  const el = h("div", { class: "chart", id: "forecast-chart" });
+  const summary = h("div", { class: "sub", id: "forecast-summary" });
+  let horizon = 7;
+  const seg = h("div", { class: "seg" }, [7, 30].map((n) =>
+    h("button", { type: "button", class: n === horizon ? "on" : "", dataset: { horizon: String(n) }, onclick: () => { horizon = n; show(); } }, `Next ${n} days`)));
+  let seq = 0;
+  async function show() {
+    const mine = ++seq;
+    seg.querySelectorAll("button").forEach((b) => b.classList.toggle("on", b.dataset.horizon === String(horizon)));
+    let v;
+    try {
+      v = await get("forecast", { horizon_days: horizon });
+    } catch (e) {
+      if (mine === seq) mount(el, notice("error", "Could not load the forecast", e.message));
+      return;
+    }
+    if (mine !== seq) return;
+    const t = v.total;
+    if (!t.points.length) {
+      mount(summary);
+      mount(el, h("div", { class: "muted empty-chart" }, t.error || "Not enough history to forecast"));
+      return;
+    }
+    const hist = t.history.daily;
+    const day = (d) => new Date(`${d}T00:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+    const labels = [...hist.map((x) => day(x.date)), ...t.points.map((p) => day(p.date))];
+    const actual = hist.map((x) => round(x.cost_usd));
+    const pad = t.points.map(() => 0);
+    const line = (field) => [...actual, ...t.points.map((p) => round(p[field]))];
+    mount(el);
+    chart(el, "axis-mixed", labels, [
+      { name: "actual", chartType: "bar", values: [...actual, ...pad] },
+      { name: "forecast", chartType: "line", values: line("cost_usd") },
+      { name: "lower 95%", chartType: "line", values: line("lower_usd") },
+      { name: "upper 95%", chartType: "line", values: line("upper_usd") },
+    ], { fmt: f.usd, series: true, height: 260, colors: ["#1f77d0", "#7c4dff", "#b0a8d8", "#b0a8d8"], regionFill: 0 });
+    el.dataset.forecastTotal = String(t.total.cost_usd);
+    el.dataset.forecastDays = String(t.points.length);
+    mount(summary, `Next ${horizon} days: ${f.usd(t.total.cost_usd)} (95%: ${f.usd(t.total.lower_usd)} – ${f.usd(t.total.upper_usd)}), `
+      + `fitted on ${t.history.days} days ${t.history.from} – ${t.history.to} (${t.method === "linear_trend_weekly" ? "trend + weekday pattern" : "linear trend"})`);
+  }
+  const c = h("div", { class: "card wide" },
+    h("div", { class: "card-head" }, h("h3", null, "Daily cost forecast"), seg), el, summary);
+  requestAnimationFrame(() => show());
+  return c;
 }
 
 function barChart(el, rows, field, fmt) {

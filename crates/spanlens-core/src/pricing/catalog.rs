@@ -91,6 +91,8 @@ impl PriceEntry {
 pub struct PriceCatalog {
     version: String,
     entries: Vec<PriceEntry>,
+    /// The first `overrides` entries come from an override file and win over the rest.
+    overrides: usize,
     set: RegexSet,
     cache: RwLock<HashMap<String, Vec<usize>>>,
 }
@@ -170,9 +172,33 @@ impl PriceCatalog {
         Ok(PriceCatalog {
             version: raw.version,
             entries,
+            overrides: 0,
             set,
             cache: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// `overrides` layered over `base`: an override entry matching a model (and in force at the
+    /// span's time) wins; otherwise `base` prices it as before. The version reads `base+override`.
+    pub fn with_overrides(overrides: PriceCatalog, base: &PriceCatalog) -> PriceCatalog {
+        let n = overrides.entries.len();
+        let mut entries = overrides.entries;
+        entries.extend(base.entries.iter().cloned());
+        // Both sets already compiled, so their union compiles too.
+        let set = RegexSet::new(entries.iter().map(|e| anchored(&e.pattern)))
+            .unwrap_or_else(|_| RegexSet::empty());
+        PriceCatalog {
+            version: format!("{}+{}", base.version, overrides.version),
+            entries,
+            overrides: n,
+            set,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// How many entries (at the front of [`entries`](Self::entries)) come from an override file.
+    pub fn override_count(&self) -> usize {
+        self.overrides
     }
 
     /// The catalog's version label.
@@ -199,18 +225,28 @@ impl PriceCatalog {
         let provider = provider.map(crate::conventions::canonical_provider);
         let day = at.map(|t| t.to_rfc3339()[..10].to_string());
         let eligible = |e: &&PriceEntry| day.as_deref().is_none_or(|d| e.valid_from.as_str() <= d);
-        let pick = |want_provider: bool| {
+        let pick = |from_overrides: bool, want_provider: bool| {
             candidates
                 .iter()
+                .filter(|i| (**i < self.overrides) == from_overrides)
                 .map(|i| &self.entries[*i])
                 .filter(|e| !want_provider || provider.as_deref() == Some(e.provider.as_str()))
                 .filter(eligible)
                 .max_by(|a, b| a.valid_from.cmp(&b.valid_from))
         };
-        pick(true)
-            .or_else(|| pick(false))
+        // An override not yet in force at the span's time leaves the span to the base prices.
+        pick(true, true)
+            .or_else(|| pick(true, false))
+            .or_else(|| pick(false, true))
+            .or_else(|| pick(false, false))
             // A span older than every version is still priced with the earliest known price.
-            .or_else(|| candidates.first().map(|i| &self.entries[*i]))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find(|i| **i >= self.overrides)
+                    .or(candidates.first())
+                    .map(|i| &self.entries[*i])
+            })
     }
 
     fn candidates(&self, model: &str) -> Vec<usize> {
@@ -480,5 +516,36 @@ input = 3.0
         assert_eq!(e.rates_for(1001).input, 3_000_000_000);
         assert_eq!(e.rates_for(1001).output, 2_000_000_000);
         assert!(c.lookup("x", None, None).is_none());
+    }
+
+    #[test]
+    fn overrides_win_from_their_valid_from_on() {
+        let text = r#"
+version = "mine"
+[[model]]
+id = "gpt-4o-negotiated"
+provider = "openai"
+match = 'gpt-4o(-\d{4}-\d{2}-\d{2})?'
+valid_from = "2025-06-01"
+input = 1.0
+output = 5.0
+source = "https://example.com/contract"
+checked = "2025-06-01"
+"#;
+        let over = PriceCatalog::from_toml(text).unwrap();
+        let base = PriceCatalog::builtin();
+        let c = PriceCatalog::with_overrides(over, base);
+        assert_eq!(c.override_count(), 1);
+        assert_eq!(c.version(), format!("{}+mine", base.version()));
+        let after = Timestamp::parse_rfc3339("2025-07-01T00:00:00Z").unwrap();
+        let before = Timestamp::parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
+        let e = c
+            .lookup("openai/gpt-4o", Some("openai"), Some(after))
+            .unwrap();
+        assert_eq!(e.id, "gpt-4o-negotiated");
+        let e = c.lookup("gpt-4o", None, Some(before)).unwrap();
+        assert_eq!(e.id, base.lookup("gpt-4o", None, Some(before)).unwrap().id);
+        // Models the override does not mention keep their built-in price.
+        assert!(c.lookup("claude-sonnet-4", None, Some(after)).is_some());
     }
 }

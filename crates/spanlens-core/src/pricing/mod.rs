@@ -111,6 +111,161 @@ pub fn price_span(span: &mut Span, catalog: &PriceCatalog) {
     }
 }
 
+/// Re-computes the computed cost of an LLM or embedding span under `catalog`, for `reprice`.
+///
+/// Returns `None` when the span is left as it is: not a model call, no usage, or a cost the
+/// provider reported (that one is the bill; re-pricing only replaces our own estimate).
+/// Otherwise returns whether the span changed. A span that was unpriced and now matches an
+/// entry loses its `unpriced_reason`; running it twice with the same catalog changes nothing.
+pub fn reprice_span(span: &mut Span, catalog: &PriceCatalog) -> Option<bool> {
+    if !matches!(span.kind, SpanKind::Llm | SpanKind::Embedding)
+        || span.usage.as_ref().is_none_or(|u| u.is_empty())
+        || span
+            .cost
+            .as_ref()
+            .is_some_and(|c| c.source == CostSource::Reported)
+    {
+        return None;
+    }
+    let before = (
+        span.cost.take(),
+        span.unpriced_reason.take(),
+        span.provider.clone(),
+    );
+    price_span(span, catalog);
+    // Only the price matters: a span priced the same under a new catalog label is not rewritten.
+    let same_price = |a: &Option<Cost>, b: &Option<Cost>| match (a, b) {
+        (Some(a), Some(b)) => a.amounts == b.amounts && a.pricing_id == b.pricing_id,
+        (None, None) => true,
+        _ => false,
+    };
+    // The unpriced reason names the catalog version, so only whether it is set counts.
+    if same_price(&before.0, &span.cost)
+        && before.1.is_some() == span.unpriced_reason.is_some()
+        && before.2 == span.provider
+    {
+        span.cost = before.0;
+        span.unpriced_reason = before.1;
+        return Some(false);
+    }
+    Some(true)
+}
+
+/// The model a span is reported under: the request model, else the response model (the same
+/// choice as the metrics' `model` grouping).
+pub fn span_model(span: &Span) -> Option<&str> {
+    [
+        span.request_model.as_deref(),
+        span.response_model.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|m| !m.trim().is_empty())
+}
+
+/// Provider-reported against catalog-computed cost, per model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    rows: std::collections::BTreeMap<String, ReconciliationRow>,
+}
+
+/// One model's reconciliation. `reported` and `computed` cover the same spans (those the
+/// catalog can price); spans it cannot price are counted apart with their reported cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconciliationRow {
+    /// Model name as the spans carry it.
+    pub model: String,
+    /// Spans with a reported cost that the catalog also prices.
+    pub spans: u64,
+    /// Reported cost of those spans.
+    pub reported: NanoUsd,
+    /// Catalog cost of those spans.
+    pub computed: NanoUsd,
+    /// Spans with a reported cost the catalog cannot price.
+    pub unpriced_spans: u64,
+    /// Reported cost of the unpriced spans.
+    pub unpriced_reported: NanoUsd,
+}
+
+impl ReconciliationRow {
+    /// Reported minus computed (positive: the provider billed more than the catalog says).
+    pub fn difference(&self) -> NanoUsd {
+        NanoUsd(self.reported.0.saturating_sub(self.computed.0))
+    }
+
+    /// The difference as a percentage of the computed cost; `None` when that is zero.
+    pub fn difference_pct(&self) -> Option<f64> {
+        (self.computed.0 != 0).then(|| self.difference().0 as f64 / self.computed.0 as f64 * 100.0)
+    }
+}
+
+impl Reconciliation {
+    /// Adds a span if the provider reported its cost; other spans are ignored.
+    pub fn add(&mut self, span: &Span, catalog: &PriceCatalog) {
+        let Some(cost) = span
+            .cost
+            .as_ref()
+            .filter(|c| c.source == CostSource::Reported)
+        else {
+            return;
+        };
+        // Price a bare copy (no payloads) with no cost on it, so the catalog's answer is fresh.
+        let mut bare = Span {
+            kind: span.kind,
+            start_time: span.start_time,
+            usage: span.usage.clone(),
+            request_model: span.request_model.clone(),
+            response_model: span.response_model.clone(),
+            provider: span.provider.clone(),
+            ..Default::default()
+        };
+        price_span(&mut bare, catalog);
+        let model = span_model(span).unwrap_or("(no model)").to_string();
+        let row = self
+            .rows
+            .entry(model.clone())
+            .or_insert_with(|| ReconciliationRow {
+                model,
+                ..Default::default()
+            });
+        match bare.cost {
+            Some(c) => {
+                row.spans += 1;
+                row.reported += cost.amounts.total;
+                row.computed += c.amounts.total;
+            }
+            None => {
+                row.unpriced_spans += 1;
+                row.unpriced_reported += cost.amounts.total;
+            }
+        }
+    }
+
+    /// The rows, largest reported cost first.
+    pub fn rows(&self) -> Vec<ReconciliationRow> {
+        let mut rows: Vec<_> = self.rows.values().cloned().collect();
+        rows.sort_by(|a, b| {
+            (b.reported + b.unpriced_reported)
+                .cmp(&(a.reported + a.unpriced_reported))
+                .then_with(|| a.model.cmp(&b.model))
+        });
+        rows
+    }
+
+    /// The sum of every row (its `model` is empty).
+    pub fn total(&self) -> ReconciliationRow {
+        let mut t = ReconciliationRow::default();
+        for r in self.rows.values() {
+            t.spans += r.spans;
+            t.reported += r.reported;
+            t.computed += r.computed;
+            t.unpriced_spans += r.unpriced_spans;
+            t.unpriced_reported += r.unpriced_reported;
+        }
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +405,107 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("my-finetune"));
+    }
+
+    fn llm(model: &str, input: u64, output: u64) -> Span {
+        Span {
+            kind: SpanKind::Llm,
+            request_model: Some(model.into()),
+            usage: Some(Usage {
+                input_tokens: input,
+                output_tokens: output,
+                total_tokens: input + output,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn catalog(model: &str, input_usd: f64) -> PriceCatalog {
+        PriceCatalog::from_toml(&format!(
+            "version = \"o\"\n[[model]]\nid = \"{model}\"\nprovider = \"p\"\nmatch = '{model}'\n\
+             valid_from = \"2000-01-01\"\ninput = {input_usd}\noutput = 0.0\n\
+             source = \"https://example.com\"\nchecked = \"2025-01-01\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn repricing_replaces_computed_cost_keeps_reported_and_is_idempotent() {
+        let old = catalog("m", 1.0);
+        let new = catalog("m", 3.0);
+        let mut s = llm("m", 1_000_000, 0);
+        price_span(&mut s, &old);
+        assert_eq!(
+            s.cost.as_ref().unwrap().amounts.total,
+            NanoUsd(1_000_000_000)
+        );
+        assert_eq!(reprice_span(&mut s, &new), Some(true));
+        assert_eq!(
+            s.cost.as_ref().unwrap().amounts.total,
+            NanoUsd(3_000_000_000)
+        );
+        assert_eq!(reprice_span(&mut s, &new), Some(false));
+
+        let mut unpriced = llm("x", 10, 10);
+        price_span(&mut unpriced, &old);
+        assert!(unpriced.unpriced_reason.is_some());
+        // Still unpriced under another catalog version: not a change.
+        assert_eq!(reprice_span(&mut unpriced, &new), Some(false));
+        assert_eq!(reprice_span(&mut unpriced, &catalog("x", 1.0)), Some(true));
+        assert!(unpriced.unpriced_reason.is_none() && unpriced.cost.is_some());
+
+        let mut reported = llm("m", 1_000_000, 0);
+        reported.cost = Some(Cost {
+            source: CostSource::Reported,
+            amounts: CostBreakdown {
+                total: NanoUsd(7),
+                ..Default::default()
+            },
+            pricing_id: None,
+            pricing_version: None,
+            computed: None,
+        });
+        let before = reported.clone();
+        assert_eq!(reprice_span(&mut reported, &new), None);
+        assert_eq!(reported, before);
+        assert_eq!(reprice_span(&mut Span::default(), &new), None);
+    }
+
+    #[test]
+    fn reconciliation_compares_reported_and_computed_per_model() {
+        let c = catalog("m", 2.0);
+        let mut r = Reconciliation::default();
+        for (model, reported) in [("m", 2_100_000_000), ("m", 2_100_000_000), ("z", 5)] {
+            let mut s = llm(model, 1_000_000, 0);
+            s.cost = Some(Cost {
+                source: CostSource::Reported,
+                amounts: CostBreakdown {
+                    total: NanoUsd(reported),
+                    ..Default::default()
+                },
+                pricing_id: None,
+                pricing_version: None,
+                computed: None,
+            });
+            r.add(&s, &c);
+        }
+        let mut computed_only = llm("m", 1_000_000, 0);
+        price_span(&mut computed_only, &c);
+        r.add(&computed_only, &c);
+        let rows = r.rows();
+        assert_eq!(rows.len(), 2);
+        let m = &rows[0];
+        assert_eq!((m.model.as_str(), m.spans), ("m", 2));
+        assert_eq!(m.reported, NanoUsd(4_200_000_000));
+        assert_eq!(m.computed, NanoUsd(4_000_000_000));
+        assert_eq!(m.difference(), NanoUsd(200_000_000));
+        assert!((m.difference_pct().unwrap() - 5.0).abs() < 1e-9);
+        assert_eq!(
+            (rows[1].unpriced_spans, rows[1].unpriced_reported),
+            (1, NanoUsd(5))
+        );
+        assert_eq!(rows[1].difference_pct(), None);
+        assert_eq!(r.total().spans, 2);
     }
 }

@@ -14,8 +14,9 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::ticket::CommitTicket;
 use crate::types::{
-    ListQuery, MetricRow, MetricsQuery, Page, SessionDetail, SessionQuery, SessionSummary,
-    TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt, DEFAULT_PROJECT,
+    DailyCost, ListQuery, MetricRow, MetricsQuery, Page, SessionDetail, SessionQuery,
+    SessionSummary, SpanScan, TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt,
+    DEFAULT_PROJECT,
 };
 use checkpoint::CheckpointShared;
 use prepare::PreparedSpan;
@@ -442,6 +443,18 @@ impl Store for SqliteStore {
         to: Option<spanlens_core::Timestamp>,
     ) -> Result<Vec<crate::types::ScoreTrendRow>, StoreError> {
         scores::trends(&*self.pool.get()?, project, from, to)
+    }
+
+    fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
+        query::daily_cost(&*self.pool.get()?, query)
+    }
+
+    fn scan_model_spans(
+        &self,
+        scan: &SpanScan,
+        visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        query::scan_model_spans(&*self.pool.get()?, scan, visit)
     }
 }
 

@@ -8,9 +8,9 @@ use super::schema::facet;
 use crate::cursor::{SessionCursor, SortKey, TraceCursor};
 use crate::error::StoreError;
 use crate::types::{
-    GroupBy, ListQuery, MetricRow, MetricsQuery, Page, Percentiles, SessionDetail, SessionQuery,
-    SessionSummary, SortField, SortOrder, TraceDetail, TraceDetailJson, TraceSummary,
-    MAX_PAGE_SIZE,
+    DailyCost, GroupBy, ListQuery, MetricRow, MetricsQuery, Page, Percentiles, SessionDetail,
+    SessionQuery, SessionSummary, SortField, SortOrder, SpanScan, TraceDetail, TraceDetailJson,
+    TraceSummary, MAX_PAGE_SIZE,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -970,4 +970,162 @@ fn merge_groups(into: &mut Groups, from: Groups) {
     if let Some(n) = from.none {
         into.none.get_or_insert_with(Acc::default).merge(n);
     }
+}
+
+/// Cost per group and UTC day: one grouped scan of the project's time index.
+pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
+    let project = project_name(&q.project);
+    let Some(pid) = project_id(conn, &project)? else {
+        return Ok(Vec::new());
+    };
+    let key_col = match q.group_by {
+        GroupBy::All | GroupBy::Day => "NULL",
+        GroupBy::Model => "model",
+        GroupBy::Provider => "provider",
+        GroupBy::Agent => "agent_name",
+        GroupBy::User => "user_id",
+        GroupBy::Kind => "kind",
+        GroupBy::Tool => "tool_name",
+    };
+    let mut sql = Sql::new(format!(
+        "SELECT {key_col}, start_ns / {NS_PER_DAY}, sum(cost_nano) FROM spans INDEXED BY spans_time "
+    ));
+    let p = sql.bind(pid);
+    sql.push(&format!(
+        "WHERE project_id = {p} AND start_ns >= 0 AND cost_nano IS NOT NULL"
+    ));
+    if let Some(f) = q.from {
+        let f = sql.bind(to_i64(f.0));
+        sql.push(&format!(" AND start_ns >= {f}"));
+    }
+    if let Some(t) = q.to {
+        let t = sql.bind(to_i64(t.0));
+        sql.push(&format!(" AND start_ns < {t}"));
+    }
+    let kind = if q.group_by == GroupBy::Tool {
+        Some("tool")
+    } else {
+        q.kind.map(|k| k.as_str())
+    };
+    if let Some(k) = kind {
+        let p = sql.bind(k.to_string());
+        sql.push(&format!(" AND kind = {p}"));
+    }
+    if let Some(m) = &q.model {
+        let p = sql.bind(m.clone());
+        sql.push(&format!(
+            " AND (request_model = {p} OR response_model = {p})"
+        ));
+    }
+    if let Some(pr) = &q.provider {
+        let p = sql.bind(pr.clone());
+        sql.push(&format!(" AND provider = {p}"));
+    }
+    sql.push(" GROUP BY 1, 2 ORDER BY 1, 2");
+    let mut st = conn
+        .prepare(&sql.text)
+        .map_err(db("computing daily cost"))?;
+    let rows = st
+        .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+            Ok(DailyCost {
+                key: r.get(0)?,
+                day: r.get(1)?,
+                cost: NanoUsd(r.get(2)?),
+            })
+        })
+        .map_err(db("computing daily cost"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("computing daily cost"))
+}
+
+/// Visits the selected LLM and embedding spans trace by trace: their keys come from the rows,
+/// their bodies from the trace's chunks (the newest copy of a re-sent span wins).
+pub fn scan_model_spans(
+    conn: &Connection,
+    scan: &SpanScan,
+    visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let project = project_name(&scan.project);
+    let Some(pid) = project_id(conn, &project)? else {
+        return Ok(());
+    };
+    let mut sql = Sql::new("SELECT trace_id, span_id FROM spans INDEXED BY spans_time ");
+    let p = sql.bind(pid);
+    sql.push(&format!(
+        "WHERE project_id = {p} AND kind IN ('llm', 'embedding')"
+    ));
+    if let Some(f) = scan.from {
+        let f = sql.bind(to_i64(f.0));
+        sql.push(&format!(" AND start_ns >= {f}"));
+    }
+    if let Some(t) = scan.to {
+        let t = sql.bind(to_i64(t.0));
+        sql.push(&format!(" AND start_ns < {t}"));
+    }
+    if let Some(m) = &scan.model {
+        let p = sql.bind(m.clone());
+        sql.push(&format!(
+            " AND (request_model = {p} OR response_model = {p})"
+        ));
+    }
+    let e = db("scanning model spans");
+    // Keys first (small), so the visitor may write while the scan goes on.
+    let mut by_trace: std::collections::BTreeMap<[u8; 16], Vec<[u8; 8]>> = Default::default();
+    {
+        let mut st = conn.prepare(&sql.text).map_err(&e)?;
+        let mut rows = st
+            .query(rusqlite::params_from_iter(sql.params.iter()))
+            .map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            let t = row
+                .get_ref(0)
+                .map_err(&e)?
+                .as_blob()
+                .map_err(|x| corrupt(x.to_string()))?;
+            let s = row
+                .get_ref(1)
+                .map_err(&e)?
+                .as_blob()
+                .map_err(|x| corrupt(x.to_string()))?;
+            let (Ok(t), Ok(s)) = (<[u8; 16]>::try_from(t), <[u8; 8]>::try_from(s)) else {
+                return Err(corrupt("span key of the wrong length"));
+            };
+            by_trace.entry(t).or_default().push(s);
+        }
+    }
+    let mut st = conn
+        .prepare_cached(
+            "SELECT codec, body FROM trace_chunks WHERE project_id = ?1 AND trace_id = ?2 ORDER BY id",
+        )
+        .map_err(&e)?;
+    for (tid, ids) in by_trace {
+        let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
+        {
+            let mut rows = st.query(params![pid, &tid[..]]).map_err(&e)?;
+            while let Some(row) = rows.next().map_err(&e)? {
+                let codec: i64 = row.get(0).map_err(&e)?;
+                let body = row.get_ref(1).map_err(&e)?;
+                let body = body.as_blob().map_err(|x| StoreError::Corrupt {
+                    table: "trace_chunks",
+                    reason: format!("chunk body: {x}"),
+                })?;
+                chunk::decode_into(codec, body, &mut bodies)?;
+            }
+        }
+        let mut spans = Vec::with_capacity(ids.len());
+        for id in ids {
+            let text = bodies.remove(&id).ok_or_else(|| StoreError::Corrupt {
+                table: "trace_chunks",
+                reason: format!("no body for span {} of trace {}", SpanId(id), TraceId(tid)),
+            })?;
+            spans.push(
+                serde_json::from_str::<Span>(&text).map_err(|x| StoreError::Corrupt {
+                    table: "trace_chunks",
+                    reason: format!("span of trace {}: {x}", TraceId(tid)),
+                })?,
+            );
+        }
+        visit(spans)?;
+    }
+    Ok(())
 }

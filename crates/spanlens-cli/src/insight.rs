@@ -1,0 +1,309 @@
+//! `spanlens forecast`, `spanlens reconcile` (clients of a running server) and
+//! `spanlens reprice` (works on the data directory itself).
+
+use crate::client::{Client, ServerArgs};
+use crate::{InputError, Outcome};
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+use spanlens_core::{NanoUsd, PriceCatalog, Timestamp};
+use spanlens_store::{RepriceReport, SpanScan, Store};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Arguments of `spanlens forecast`.
+#[derive(Args, Debug)]
+pub struct ForecastArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Days to forecast (1–365).
+    #[arg(long, default_value_t = 30)]
+    horizon_days: u32,
+    /// Forecast each model, agent or user apart (the project total is always shown).
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Complete days of history to fit (3–730; the default 56 covers eight weeks).
+    #[arg(long)]
+    history_days: Option<u32>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `spanlens reconcile`.
+#[derive(Args, Debug)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Spans that started at or after this time (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Spans that started before this time (RFC 3339).
+    #[arg(long)]
+    to: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `spanlens reprice`.
+#[derive(Args, Debug)]
+pub struct RepriceArgs {
+    /// Price overrides in the format of the built-in catalog (`data/prices.toml`); its entries
+    /// win over the built-in ones from their `valid_from` on.
+    #[arg(long)]
+    prices: PathBuf,
+    /// Only spans that started at or after this time (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only spans that started before this time (RFC 3339).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only spans whose request or response model is this.
+    #[arg(long)]
+    model: Option<String>,
+    /// Project to re-price.
+    #[arg(long, default_value = "default")]
+    project: String,
+    /// Directory of the database (the server's --data-dir).
+    #[arg(long, default_value = "spanlens-data")]
+    data_dir: PathBuf,
+    /// Show what would change without writing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn usd(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) => format!("${x:.4}"),
+        None => "-".into(),
+    }
+}
+
+fn money(n: NanoUsd) -> String {
+    format!("${:.4}", n.as_usd_f64())
+}
+
+/// `spanlens forecast`: the server's forecast as a table, one row per group and a total.
+pub fn run_forecast(args: ForecastArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let mut q = vec![("horizon_days", args.horizon_days.to_string())];
+    if let Some(g) = &args.group_by {
+        q.push(("group_by", g.clone()));
+    }
+    if let Some(h) = args.history_days {
+        q.push(("history_days", h.to_string()));
+    }
+    let v = client.get_json("/api/v1/forecast", &q)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(Outcome::Done);
+    }
+    print!("{}", forecast_table(&v));
+    let short = std::iter::once(&v["total"])
+        .chain(v["groups"].as_array().into_iter().flatten())
+        .any(|g| g.get("error").is_some_and(Value::is_string));
+    Ok(if short {
+        Outcome::Incomplete
+    } else {
+        Outcome::Done
+    })
+}
+
+/// The forecast JSON as aligned columns.
+pub fn forecast_table(v: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "forecast {} to {} ({} days), 95% interval",
+        v["forecast_from"].as_str().unwrap_or("?"),
+        v["forecast_to"].as_str().unwrap_or("?"),
+        v["horizon_days"]
+    );
+    let _ = writeln!(
+        out,
+        "{:<32}  {:>5}  {:<23}  {:>12}  {:>12}  {:>12}  {:>12}  {:<19}",
+        "GROUP", "DAYS", "HISTORY", "HISTORY $", "FORECAST $", "LOW $", "HIGH $", "METHOD"
+    );
+    let mut row = |name: &str, g: &Value| {
+        let h = &g["history"];
+        let range = match (h["from"].as_str(), h["to"].as_str()) {
+            (Some(f), Some(t)) => format!("{f}..{t}"),
+            _ => "-".into(),
+        };
+        let method = g["method"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| g["error"].as_str().map(|e| format!("({e})")))
+            .unwrap_or_default();
+        let t = &g["total"];
+        let _ = writeln!(
+            out,
+            "{:<32}  {:>5}  {:<23}  {:>12}  {:>12}  {:>12}  {:>12}  {}",
+            crate::client::fit(name, 32),
+            h["days"].to_string(),
+            range,
+            usd(&h["cost_usd"]),
+            usd(&t["cost_usd"]),
+            usd(&t["lower_usd"]),
+            usd(&t["upper_usd"]),
+            method
+        );
+    };
+    for g in v["groups"].as_array().into_iter().flatten() {
+        row(g["key"].as_str().unwrap_or("(none)"), g);
+    }
+    row("TOTAL", &v["total"]);
+    if let Some(n) = v["groups_omitted"].as_u64().filter(|n| *n > 0) {
+        let _ = writeln!(out, "({n} smaller groups not shown; they count in TOTAL)");
+    }
+    out
+}
+
+/// `spanlens reconcile`: provider-reported against catalog-computed cost per model.
+pub fn run_reconcile(args: ReconcileArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let mut q = Vec::new();
+    for (k, v) in [("from", &args.from), ("to", &args.to)] {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    let v = client.get_json("/api/v1/reconciliation", &q)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(Outcome::Done);
+    }
+    print!("{}", reconcile_table(&v));
+    if v["rows"].as_array().is_none_or(|r| r.is_empty()) {
+        eprintln!("no spans with a provider-reported cost in this range");
+    }
+    Ok(Outcome::Done)
+}
+
+/// The reconciliation JSON as aligned columns.
+pub fn reconcile_table(v: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<32}  {:>7}  {:>12}  {:>12}  {:>12}  {:>8}  {:>8}",
+        "MODEL", "SPANS", "REPORTED $", "COMPUTED $", "DIFF $", "DIFF %", "UNPRICED"
+    );
+    let mut row = |name: &str, r: &Value| {
+        let pct = r["difference_pct"]
+            .as_f64()
+            .map(|p| format!("{p:+.1}%"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<32}  {:>7}  {:>12}  {:>12}  {:>12}  {:>8}  {:>8}",
+            crate::client::fit(name, 32),
+            r["spans"].to_string(),
+            usd(&r["reported_usd"]),
+            usd(&r["computed_usd"]),
+            usd(&r["difference_usd"]),
+            pct,
+            r["unpriced_spans"].to_string()
+        );
+    };
+    for r in v["rows"].as_array().into_iter().flatten() {
+        row(r["model"].as_str().unwrap_or("(no model)"), r);
+    }
+    row("TOTAL", &v["total"]);
+    let _ = writeln!(
+        out,
+        "catalog {}",
+        v["catalog_version"].as_str().unwrap_or("?")
+    );
+    out
+}
+
+fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<Timestamp>> {
+    v.as_deref()
+        .map(|s| {
+            Timestamp::parse_rfc3339(s)
+                .map_err(|e| InputError(format!("invalid --{name} {s:?}: {e}")).into())
+        })
+        .transpose()
+}
+
+/// `spanlens reprice`: re-computes stored computed costs with the override catalog.
+pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
+    let text = std::fs::read_to_string(&args.prices).map_err(|e| {
+        InputError(format!(
+            "cannot read --prices {}: {e}",
+            args.prices.display()
+        ))
+    })?;
+    let overrides = PriceCatalog::from_toml(&text)
+        .map_err(|e| InputError(format!("--prices {}: {e}", args.prices.display())))?;
+    let catalog = PriceCatalog::with_overrides(overrides, PriceCatalog::builtin());
+    let scan = SpanScan {
+        project: args.project.clone(),
+        from: time_arg("from", &args.from)?,
+        to: time_arg("to", &args.to)?,
+        model: args.model.clone(),
+    };
+    if let (Some(f), Some(t)) = (scan.from, scan.to) {
+        if t.0 <= f.0 {
+            return Err(InputError(format!(
+                "--to {:?} is not after --from {:?}",
+                args.to.unwrap_or_default(),
+                args.from.unwrap_or_default()
+            ))
+            .into());
+        }
+    }
+    let db = args.data_dir.join("spanlens.db");
+    if !db.is_file() {
+        return Err(InputError(format!(
+            "no database in --data-dir {} (expected {})",
+            args.data_dir.display(),
+            db.display()
+        ))
+        .into());
+    }
+    let store = spanlens_server::open_store(&args.data_dir)?;
+    let report = store
+        .reprice(&scan, &catalog, args.dry_run)
+        .context("re-pricing the stored spans")?;
+    store.close();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", reprice_table(&report));
+    }
+    Ok(Outcome::Done)
+}
+
+/// The re-pricing report as aligned columns and a summary line.
+pub fn reprice_table(r: &RepriceReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<32}  {:>7}  {:>7}  {:>12}  {:>12}  {:>8}",
+        "MODEL", "SPANS", "CHANGED", "BEFORE $", "AFTER $", "UNPRICED"
+    );
+    for m in &r.models {
+        let _ = writeln!(
+            out,
+            "{:<32}  {:>7}  {:>7}  {:>12}  {:>12}  {:>8}",
+            crate::client::fit(&m.model, 32),
+            m.spans,
+            m.changed,
+            money(m.cost_before),
+            money(m.cost_after),
+            format!("{}→{}", m.unpriced_before, m.unpriced_after),
+        );
+    }
+    let verb = if r.dry_run { "would change" } else { "changed" };
+    let _ = writeln!(
+        out,
+        "{verb} {} of {} spans ({} newly priced); {} spans with a provider-reported cost left as they were; catalog {}",
+        r.changed, r.examined, r.newly_priced, r.reported_skipped, r.catalog_version
+    );
+    out
+}

@@ -1,0 +1,274 @@
+//! `spanlens reprice` on a data directory, and `forecast` / `reconcile` against a real server.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spanlens");
+
+fn spanlens(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("SPANLENS_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run spanlens")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A `spanlens serve` child, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data)
+            .args([
+                "--http",
+                &format!("127.0.0.1:{port}"),
+                "--grpc",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn spanlens serve");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("server start line");
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PRICES: &str = r#"version = "negotiated"
+[[model]]
+id = "gpt-4o-negotiated"
+provider = "openai"
+match = 'gpt-4o(-\d{4}-\d{2}-\d{2})?'
+valid_from = "2020-01-01"
+input = 1.25
+output = 5.00
+cache_read = 0.625
+source = "https://example.com/contract"
+checked = "2026-01-01"
+"#;
+
+#[test]
+fn reprice_with_an_override_file_is_reported_and_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, PRICES).unwrap();
+    let prices_s = prices.to_str().unwrap();
+    let o = spanlens(&["demo", "--data-dir", data_s]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "reprice",
+            "--prices",
+            prices_s,
+            "--data-dir",
+            data_s,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = spanlens(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_str(&text(&o.stdout)).unwrap()
+    };
+    let dry = run(&["--dry-run", "--model", "gpt-4o"]);
+    let changed = dry["changed"].as_u64().unwrap();
+    assert!(changed > 0, "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    let row = &dry["models"][0];
+    assert_eq!(row["model"], "gpt-4o");
+    assert!(row["cost_after_usd"].as_f64().unwrap() < row["cost_before_usd"].as_f64().unwrap());
+
+    let real = run(&["--model", "gpt-4o"]);
+    assert_eq!(real["changed"].as_u64().unwrap(), changed);
+    assert_eq!(real["models"][0]["cost_after_usd"], row["cost_after_usd"]);
+    let again = run(&[]);
+    assert_eq!(again["changed"], 0, "{again}");
+
+    // The table names what changed.
+    let o = spanlens(&[
+        "reprice",
+        "--prices",
+        prices_s,
+        "--data-dir",
+        data_s,
+        "--dry-run",
+    ]);
+    let table = text(&o.stdout);
+    assert!(table.starts_with("MODEL"), "{table}");
+    assert!(table.contains("would change 0 of"), "{table}");
+
+    for (args, needle) in [
+        (
+            vec![
+                "reprice",
+                "--prices",
+                "/nonexistent.toml",
+                "--data-dir",
+                data_s,
+            ],
+            "--prices",
+        ),
+        (
+            vec![
+                "reprice",
+                "--prices",
+                prices_s,
+                "--data-dir",
+                data_s,
+                "--from",
+                "soon",
+            ],
+            "--from",
+        ),
+        (
+            vec![
+                "reprice",
+                "--prices",
+                prices_s,
+                "--data-dir",
+                "/nonexistent-dir",
+            ],
+            "--data-dir",
+        ),
+    ] {
+        let o = spanlens(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o.stderr).contains(needle), "{}", text(&o.stderr));
+    }
+    let o = spanlens(&["reprice", "--prices", data_s, "--data-dir", data_s]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn forecast_and_reconcile_against_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = spanlens(&["demo", "--data-dir", data.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let server = Server::start(&data);
+
+    // An OpenInference LLM span whose provider reported $0.01 for 1000 gpt-4o input tokens.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let body = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c",
+        "spanId":"b7ad6b7169203331","name":"chat","startTimeUnixNano":"{}","endTimeUnixNano":"{}",
+        "attributes":[{{"key":"openinference.span.kind","value":{{"stringValue":"LLM"}}}},
+        {{"key":"llm.model_name","value":{{"stringValue":"gpt-4o"}}}},
+        {{"key":"llm.provider","value":{{"stringValue":"openai"}}}},
+        {{"key":"llm.token_count.prompt","value":{{"intValue":"1000"}}}},
+        {{"key":"llm.token_count.completion","value":{{"intValue":"0"}}}},
+        {{"key":"llm.cost.total","value":{{"doubleValue":0.01}}}}]}}]}}]}}]}}"#,
+        now - 2_000_000_000,
+        now - 1_000_000_000
+    );
+    let r = ureq::post(format!("{}/v1/traces", server.url))
+        .header("content-type", "application/json")
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let o = spanlens(&["reconcile", "--server", &server.url, "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let row = &v["rows"][0];
+    assert_eq!(row["model"], "gpt-4o");
+    assert_eq!(row["spans"], 1);
+    assert!((row["reported_usd"].as_f64().unwrap() - 0.01).abs() < 1e-12);
+    // gpt-4o input is $2.50 per million: the catalog says $0.0025, the provider billed 4×.
+    assert!((row["computed_usd"].as_f64().unwrap() - 0.0025).abs() < 1e-12);
+    assert!((row["difference_pct"].as_f64().unwrap() - 300.0).abs() < 1e-9);
+    let o = spanlens(&["reconcile", "--server", &server.url]);
+    let table = text(&o.stdout);
+    assert!(table.starts_with("MODEL"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("gpt-4o ") && l.contains("+300.0%")),
+        "{table}"
+    );
+
+    // The demo covers the four days before now: enough for a straight-line forecast.
+    let o = spanlens(&[
+        "forecast",
+        "--server",
+        &server.url,
+        "--horizon-days",
+        "7",
+        "--group-by",
+        "model",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("GROUP"),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("TOTAL")), "{table}");
+    let o = spanlens(&[
+        "forecast",
+        "--server",
+        &server.url,
+        "--json",
+        "--horizon-days",
+        "30",
+    ]);
+    let v: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert_eq!(v["total"]["points"].as_array().unwrap().len(), 30);
+    let o = spanlens(&["forecast", "--server", &server.url, "--horizon-days", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("horizon_days"),
+        "{}",
+        text(&o.stderr)
+    );
+}

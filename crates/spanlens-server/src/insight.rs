@@ -1,0 +1,261 @@
+//! Insight endpoints (issue #6): the cost forecast and the reported-versus-computed cost
+//! reconciliation. The arithmetic lives in `spanlens-core`; this module only gathers the data.
+
+use crate::http::{bad, blocking, ApiError, Params};
+use crate::state::AppState;
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use serde_json::{json, Value};
+use spanlens_core::forecast::{
+    forecast, DailySeries, Forecast, ForecastPoint, MAX_HORIZON_DAYS, MIN_DAYS,
+};
+use spanlens_core::{NanoUsd, PriceCatalog, Reconciliation, ReconciliationRow, Timestamp};
+use spanlens_store::{GroupBy, MetricsQuery, SpanScan};
+use std::collections::BTreeMap;
+
+const NS_PER_DAY: u64 = 86_400_000_000_000;
+/// History used when the request does not say (eight weeks: enough for the weekly pattern).
+const DEFAULT_HISTORY_DAYS: u32 = 56;
+/// Longest history a forecast may use.
+const MAX_HISTORY_DAYS: u32 = 730;
+/// Horizon when the request does not say.
+const DEFAULT_HORIZON_DAYS: u32 = 30;
+/// Groups forecast apart, the costliest first; the rest still count in the total.
+const MAX_GROUPS: usize = 20;
+
+/// `YYYY-MM-DD` of a day number.
+fn date(day: i64) -> String {
+    let ns = u64::try_from(day).unwrap_or(0).saturating_mul(NS_PER_DAY);
+    Timestamp(ns).to_rfc3339()[..10].to_string()
+}
+
+fn usd(n: NanoUsd) -> f64 {
+    n.as_usd_f64()
+}
+
+fn today() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (now / NS_PER_DAY) as i64
+}
+
+/// A whole-number parameter within `range`, or its default; 400 naming it otherwise.
+fn bounded(
+    p: &Params,
+    key: &str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ApiError> {
+    let Some(raw) = p.get(&[key]) else {
+        return Ok(default);
+    };
+    let n: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| bad(key, raw, "not a whole number"))?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            bad(
+                key,
+                raw,
+                &format!("must be {}..={}", range.start(), range.end()),
+            )
+        })
+}
+
+fn point_json(p: &ForecastPoint) -> Value {
+    json!({
+        "date": date(p.day),
+        "cost_usd": usd(p.point),
+        "lower_usd": usd(p.lower),
+        "upper_usd": usd(p.upper),
+    })
+}
+
+fn total_json(p: &ForecastPoint) -> Value {
+    json!({
+        "cost_usd": usd(p.point),
+        "lower_usd": usd(p.lower),
+        "upper_usd": usd(p.upper),
+        "cost_nano_usd": p.point.0,
+        "lower_nano_usd": p.lower.0,
+        "upper_nano_usd": p.upper.0,
+    })
+}
+
+/// The forecast of one series as JSON; too short a history is reported, not an error.
+fn series_json(series: DailySeries, horizon: u32) -> Value {
+    let series = series.trim_start_of_use();
+    let history_cost: NanoUsd = series.values.iter().copied().sum();
+    let history = json!({
+        "days": series.values.len(),
+        "from": (!series.values.is_empty()).then(|| date(series.first_day)),
+        "to": (!series.values.is_empty()).then(|| date(series.last_day())),
+        "cost_usd": usd(history_cost),
+        "cost_nano_usd": history_cost.0,
+        "daily": series.values.iter().enumerate().map(|(i, v)| json!({
+            "date": date(series.first_day + i as i64),
+            "cost_usd": usd(*v),
+        })).collect::<Vec<_>>(),
+    });
+    match forecast(&series, horizon) {
+        Ok(f) => forecast_json(&f, history),
+        Err(e) => json!({"history": history, "error": e.to_string(), "points": [], "total": null}),
+    }
+}
+
+fn forecast_json(f: &Forecast, history: Value) -> Value {
+    let weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    json!({
+        "history": history,
+        "method": f.method.as_str(),
+        "confidence": f.confidence,
+        "trend_usd_per_day": f.trend_per_day / 1e9,
+        "residual_sd_usd": f.residual_sd / 1e9,
+        "weekday_offsets_usd": f.weekday_offsets.map(|o| {
+            weekdays.iter().zip(o).map(|(d, v)| ((*d).to_string(), json!(v / 1e9)))
+                .collect::<serde_json::Map<_, _>>()
+        }),
+        "points": f.points.iter().map(point_json).collect::<Vec<_>>(),
+        "total": total_json(&f.total),
+    })
+}
+
+/// `GET /api/v1/forecast?horizon_days=&group_by=model|agent|user&project=&history_days=`:
+/// a forecast of daily cost per group and for the whole project, from the complete UTC days
+/// before today (today is partial, so it is not history).
+pub(crate) async fn forecast_handler(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let horizon = bounded(
+        &p,
+        "horizon_days",
+        DEFAULT_HORIZON_DAYS,
+        1..=MAX_HORIZON_DAYS,
+    )?;
+    let history_days = bounded(
+        &p,
+        "history_days",
+        DEFAULT_HISTORY_DAYS,
+        MIN_DAYS as u32..=MAX_HISTORY_DAYS,
+    )?;
+    let group_by = match p.get(&["group_by"]) {
+        None => None,
+        Some(g) => Some(
+            GroupBy::parse(g)
+                .filter(|g| matches!(g, GroupBy::Model | GroupBy::Agent | GroupBy::User))
+                .ok_or_else(|| bad("group_by", g, "use model, agent or user"))?,
+        ),
+    };
+    let project = p.project();
+    let last = today() - 1;
+    let first = last - i64::from(history_days) + 1;
+    let mut query = MetricsQuery::new(project.clone(), group_by.unwrap_or(GroupBy::All));
+    query.from = Some(Timestamp(u64::try_from(first).unwrap_or(0) * NS_PER_DAY));
+    query.to = Some(Timestamp(u64::try_from(last + 1).unwrap_or(0) * NS_PER_DAY));
+    let store = st.store.clone();
+    let rows = blocking(move || store.daily_cost(&query)).await?;
+
+    let mut total: BTreeMap<i64, NanoUsd> = BTreeMap::new();
+    let mut groups: BTreeMap<Option<String>, BTreeMap<i64, NanoUsd>> = BTreeMap::new();
+    for r in rows {
+        *total.entry(r.day).or_default() += r.cost;
+        *groups.entry(r.key).or_default().entry(r.day).or_default() += r.cost;
+    }
+    let mut ranked: Vec<(Option<String>, BTreeMap<i64, NanoUsd>, NanoUsd)> = groups
+        .into_iter()
+        .map(|(k, days)| {
+            let sum = days.values().copied().sum();
+            (k, days, sum)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    let omitted = ranked.len().saturating_sub(MAX_GROUPS);
+    let group_rows: Vec<Value> = if group_by.is_some() {
+        ranked
+            .into_iter()
+            .take(MAX_GROUPS)
+            .map(|(key, days, _)| {
+                let mut v = series_json(DailySeries::from_days(first, last, &days), horizon);
+                v["key"] = json!(key);
+                v
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({
+        "project": project,
+        "group_by": group_by.map(|g| g.as_str()),
+        "horizon_days": horizon,
+        "history_window": {"days": history_days, "from": date(first), "to": date(last)},
+        "forecast_from": date(last + 1),
+        "forecast_to": date(last + i64::from(horizon)),
+        "method": "least squares on the day index with weekday offsets (14+ days of history; a \
+                   straight line with 3-13 days); 95% prediction interval from the residual \
+                   standard deviation, widening with the horizon; days before a series' first \
+                   cost are dropped, and so is that first (partial) day when 3 days remain",
+        "groups": group_rows,
+        "groups_omitted": omitted,
+        "total": series_json(DailySeries::from_days(first, last, &total), horizon),
+    })))
+}
+
+fn reconciliation_row(r: &ReconciliationRow) -> Value {
+    json!({
+        "model": r.model,
+        "spans": r.spans,
+        "reported_usd": usd(r.reported),
+        "computed_usd": usd(r.computed),
+        "difference_usd": usd(r.difference()),
+        "difference_pct": r.difference_pct(),
+        "reported_nano_usd": r.reported.0,
+        "computed_nano_usd": r.computed.0,
+        "difference_nano_usd": r.difference().0,
+        "unpriced_spans": r.unpriced_spans,
+        "unpriced_reported_usd": usd(r.unpriced_reported),
+    })
+}
+
+/// `GET /api/v1/reconciliation?from=&to=&project=`: per model, the cost providers reported
+/// against what the catalog in force computes for the same spans.
+pub(crate) async fn reconciliation_handler(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let scan = SpanScan {
+        project: p.project(),
+        from: p.time("from")?,
+        to: p.time("to")?,
+        model: p.string(&["model"]),
+    };
+    let project = scan.project.clone();
+    let store = st.store.clone();
+    let catalog = PriceCatalog::builtin();
+    let rec = blocking(move || {
+        let mut rec = Reconciliation::default();
+        store.scan_model_spans(&scan, &mut |spans| {
+            for s in &spans {
+                rec.add(s, catalog);
+            }
+            Ok(())
+        })?;
+        Ok(rec)
+    })
+    .await?;
+    let mut total = reconciliation_row(&rec.total());
+    total["model"] = Value::Null;
+    Ok(Json(json!({
+        "project": project,
+        "catalog_version": catalog.version(),
+        "rows": rec.rows().iter().map(reconciliation_row).collect::<Vec<_>>(),
+        "total": total,
+    })))
+}

@@ -1,0 +1,226 @@
+//! The insight endpoints over a real socket: cost forecast and cost reconciliation.
+
+use serde_json::Value;
+use spanlens_core::{
+    price_span, Cost, CostBreakdown, CostSource, NanoUsd, PriceCatalog, Span, SpanId, SpanKind,
+    Timestamp, TraceId, Usage,
+};
+use spanlens_server::{serve, ServerConfig};
+use spanlens_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const NS_PER_DAY: u64 = 86_400_000_000_000;
+
+struct Server {
+    http: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// A server over a store that already holds `spans` in the default project.
+    fn with_spans(dir: &std::path::Path, spans: Vec<Span>) -> Server {
+        let store = Arc::new(spanlens_server::open_store(dir).unwrap());
+        store.write("default", spans).unwrap();
+        let config = ServerConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.to_path_buf(),
+            ..ServerConfig::default()
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(serve(
+                &config,
+                store,
+                async {
+                    let _ = stop_rx.await;
+                },
+                move |b| bound_tx.send(b).unwrap(),
+            ))
+            .unwrap();
+        });
+        let bound = bound_rx.recv().unwrap();
+        Server {
+            http: bound.http,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let mut resp = agent
+            .get(&format!("http://{}{path}", self.http))
+            .call()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn today() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    now / NS_PER_DAY
+}
+
+/// An LLM span at noon of `day` costing exactly `cost_nano` (computed).
+fn llm(n: u64, day: u64, model: &str, cost_nano: i64) -> Span {
+    Span {
+        trace_id: TraceId((u128::from(n) + 1).to_be_bytes()),
+        span_id: SpanId((n + 1).to_be_bytes()),
+        name: format!("chat {model}"),
+        kind: SpanKind::Llm,
+        start_time: Timestamp(day * NS_PER_DAY + NS_PER_DAY / 2),
+        end_time: Some(Timestamp(day * NS_PER_DAY + NS_PER_DAY / 2 + 1_000_000)),
+        request_model: Some(model.into()),
+        usage: Some(Usage {
+            input_tokens: 100,
+            output_tokens: 10,
+            total_tokens: 110,
+            ..Default::default()
+        }),
+        cost: Some(Cost {
+            source: CostSource::Computed,
+            amounts: CostBreakdown {
+                total: NanoUsd(cost_nano),
+                ..Default::default()
+            },
+            pricing_id: None,
+            pricing_version: None,
+            computed: None,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn forecast_continues_a_linear_trend_per_model_and_validates_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = today();
+    // Twenty complete days: "a" grows by $1 a day, "b" costs $0.50 every day.
+    let mut spans = Vec::new();
+    for i in 0..20u64 {
+        let day = t - 20 + i;
+        spans.push(llm(2 * i, day, "a", 1_000_000_000 * (i as i64 + 1)));
+        spans.push(llm(2 * i + 1, day, "b", 500_000_000));
+    }
+    // Today is partial and is not history.
+    spans.push(llm(999, t, "a", 77));
+    let server = Server::with_spans(dir.path(), spans);
+
+    let (status, v) = server.get("/api/v1/forecast?horizon_days=7&group_by=model");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["horizon_days"], 7);
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    let a = &groups[0];
+    assert_eq!(a["key"], "a");
+    // Spending began 20 days ago inside the 56-day window: that first (partial) day is dropped.
+    assert_eq!(a["history"]["days"], 19);
+    assert_eq!(a["method"], "linear_trend_weekly");
+    let points = a["points"].as_array().unwrap();
+    assert_eq!(points.len(), 7);
+    for (h, p) in points.iter().enumerate() {
+        let want = 21.0 + h as f64;
+        assert!((p["cost_usd"].as_f64().unwrap() - want).abs() < 1e-6, "{p}");
+    }
+    assert!((a["total"]["cost_usd"].as_f64().unwrap() - (21..28).sum::<i32>() as f64).abs() < 1e-5);
+    let b = &groups[1];
+    assert!((b["points"][0]["cost_usd"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    // The project total is the sum: $(21 + 0.5) the first day.
+    assert!((v["total"]["points"][0]["cost_usd"].as_f64().unwrap() - 21.5).abs() < 1e-6);
+
+    // Not enough history in a 2-day window: reported per series, not a failure.
+    let (status, v) = server.get("/api/v1/forecast?horizon_days=3&history_days=3");
+    assert_eq!(status, 200);
+    assert_eq!(v["total"]["history"]["days"], 3);
+    assert_eq!(v["total"]["method"], "linear_trend");
+
+    for (q, param) in [
+        ("horizon_days=0", "horizon_days"),
+        ("horizon_days=366", "horizon_days"),
+        ("horizon_days=x", "horizon_days"),
+        ("history_days=2", "history_days"),
+        ("group_by=day", "group_by"),
+    ] {
+        let (status, v) = server.get(&format!("/api/v1/forecast?{q}"));
+        assert_eq!(status, 400, "{q}");
+        let msg = v["error"].as_str().unwrap();
+        let value = q.split('=').nth(1).unwrap();
+        assert!(msg.contains(param) && msg.contains(value), "{msg}");
+    }
+}
+
+#[test]
+fn reconciliation_compares_reported_costs_with_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = today() - 1;
+    let catalog = PriceCatalog::builtin();
+    let mut spans = Vec::new();
+    for n in 0..3u64 {
+        let mut s = llm(n, day, "gpt-4o", 0);
+        s.usage = Some(Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 0,
+            total_tokens: 1_000_000,
+            ..Default::default()
+        });
+        s.cost = None;
+        price_span(&mut s, catalog);
+        let computed = s.cost.as_ref().unwrap().amounts.total;
+        // The provider billed 10 % more than the catalog says.
+        s.cost = Some(Cost {
+            source: CostSource::Reported,
+            amounts: CostBreakdown {
+                total: NanoUsd(computed.0 + computed.0 / 10),
+                ..Default::default()
+            },
+            pricing_id: None,
+            pricing_version: None,
+            computed: None,
+        });
+        spans.push(s);
+    }
+    // A computed-only span does not take part.
+    spans.push(llm(10, day, "gpt-4o", 5));
+    let server = Server::with_spans(dir.path(), spans);
+
+    let (status, v) = server.get("/api/v1/reconciliation");
+    assert_eq!(status, 200, "{v}");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["model"], "gpt-4o");
+    assert_eq!(rows[0]["spans"], 3);
+    assert!((rows[0]["difference_pct"].as_f64().unwrap() - 10.0).abs() < 1e-6);
+    assert_eq!(v["total"]["spans"], 3);
+
+    let (status, v) = server.get("/api/v1/reconciliation?to=2000-01-01T00:00:00Z");
+    assert_eq!(status, 200);
+    assert!(v["rows"].as_array().unwrap().is_empty());
+    let (status, v) = server.get("/api/v1/reconciliation?from=yesterday");
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("from"));
+}

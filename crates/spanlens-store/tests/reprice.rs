@@ -1,0 +1,144 @@
+//! Re-pricing rewrites computed costs and trace summaries consistently; daily cost per group.
+
+mod common;
+
+use common::*;
+use spanlens_core::{CostSource, NanoUsd, PriceCatalog, Timestamp};
+use spanlens_store::{GroupBy, MetricsQuery, SpanScan, Store};
+
+/// "m" at $1 and "x" at $2 per million input tokens.
+fn catalog() -> PriceCatalog {
+    let entry = |id: &str, usd: f64| {
+        format!(
+            "[[model]]\nid = \"{id}\"\nprovider = \"p\"\nmatch = '{id}'\nvalid_from = \"2000-01-01\"\n\
+             input = {usd}\noutput = 0.0\nsource = \"https://example.com\"\nchecked = \"2025-01-01\"\n"
+        )
+    };
+    PriceCatalog::from_toml(&format!(
+        "version = \"test\"\n{}{}",
+        entry("m", 1.0),
+        entry("x", 2.0)
+    ))
+    .unwrap()
+}
+
+fn seed(store: &impl Store) {
+    let mut reported = llm(1, 4, Some(1), "m", "p", 40, 10, 1_000_000, 0, 999);
+    reported.cost.as_mut().unwrap().source = CostSource::Reported;
+    let mut unpriced = llm(1, 5, Some(1), "x", "p", 50, 10, 1_000_000, 0, 0);
+    unpriced.cost = None;
+    unpriced.unpriced_reason = Some("no price for \"x\"".into());
+    store
+        .write(
+            "default",
+            vec![
+                span(1, 1, None, "root", 0, 100),
+                llm(1, 2, Some(1), "m", "p", 10, 10, 1_000_000, 0, 100),
+                llm(1, 3, Some(1), "m", "p", 20, 10, 2_000_000, 0, 100),
+                reported,
+                unpriced,
+                // A day later: outside the range re-priced below.
+                llm(2, 6, None, "m", "p", 86_400_000, 10, 1_000_000, 0, 100),
+            ],
+        )
+        .unwrap();
+}
+
+fn day_one() -> SpanScan {
+    SpanScan {
+        project: "default".into(),
+        from: Some(Timestamp(T0)),
+        to: Some(Timestamp(T0 + 3_600_000 * MS)),
+        model: None,
+    }
+}
+
+#[test]
+fn repricing_updates_spans_and_summaries_and_is_idempotent() {
+    let (_dir, store) = temp_store();
+    seed(&store);
+    let cat = catalog();
+
+    let dry = store.reprice(&day_one(), &cat, true).unwrap();
+    assert_eq!((dry.examined, dry.changed, dry.reported_skipped), (3, 3, 1));
+    let t1 = store.get_trace("default", tid(1)).unwrap().unwrap();
+    assert_eq!(t1.summary.total_cost, NanoUsd(100 + 100 + 999));
+    assert_eq!(t1.summary.unpriced_span_count, 1);
+
+    let r = store.reprice(&day_one(), &cat, false).unwrap();
+    assert_eq!((r.examined, r.changed, r.newly_priced), (3, 3, 1));
+    let m = r.models.iter().find(|m| m.model == "m").unwrap();
+    assert_eq!(m.cost_before, NanoUsd(200));
+    assert_eq!(m.cost_after, NanoUsd(3_000_000_000));
+    let x = r.models.iter().find(|m| m.model == "x").unwrap();
+    assert_eq!((x.unpriced_before, x.unpriced_after), (1, 0));
+
+    let t1 = store.get_trace("default", tid(1)).unwrap().unwrap();
+    // $1 + $2 for "m", $2 for "x", and the reported 999 nano-USD untouched.
+    assert_eq!(t1.summary.total_cost, NanoUsd(5_000_000_999));
+    assert_eq!(t1.summary.unpriced_span_count, 0);
+    assert_eq!(t1.summary.span_count, 5);
+    let by_id = |n: u64| t1.spans.iter().find(|s| s.span_id == sid(n)).unwrap();
+    assert_eq!(by_id(4).cost.as_ref().unwrap().amounts.total, NanoUsd(999));
+    assert_eq!(by_id(4).cost.as_ref().unwrap().source, CostSource::Reported);
+    assert!(by_id(5).unpriced_reason.is_none());
+    assert_eq!(
+        by_id(5).cost.as_ref().unwrap().amounts.total,
+        NanoUsd(2_000_000_000)
+    );
+    // Outside the range: untouched.
+    let t2 = store.get_trace("default", tid(2)).unwrap().unwrap();
+    assert_eq!(t2.summary.total_cost, NanoUsd(100));
+    // Metrics read the rewritten rows.
+    let all = store
+        .metrics(&MetricsQuery::new("default", GroupBy::All))
+        .unwrap();
+    assert_eq!(all[0].cost, NanoUsd(5_000_000_999 + 100));
+    assert_eq!(store.count_spans("default").unwrap(), 6);
+
+    let again = store.reprice(&day_one(), &cat, false).unwrap();
+    assert_eq!((again.examined, again.changed), (3, 0));
+    let t1_again = store.get_trace("default", tid(1)).unwrap().unwrap();
+    assert_eq!(t1_again.summary, t1.summary);
+}
+
+#[test]
+fn model_filter_limits_repricing() {
+    let (_dir, store) = temp_store();
+    seed(&store);
+    let scan = SpanScan {
+        model: Some("x".into()),
+        ..day_one()
+    };
+    let r = store.reprice(&scan, &catalog(), false).unwrap();
+    assert_eq!((r.examined, r.changed), (1, 1));
+    let t1 = store.get_trace("default", tid(1)).unwrap().unwrap();
+    assert_eq!(
+        t1.summary.total_cost,
+        NanoUsd(100 + 100 + 999 + 2_000_000_000)
+    );
+}
+
+#[test]
+fn daily_cost_per_model() {
+    let (_dir, store) = temp_store();
+    seed(&store);
+    let rows = store
+        .daily_cost(&MetricsQuery::new("default", GroupBy::Model))
+        .unwrap();
+    let day0 = (T0 / 86_400_000_000_000) as i64;
+    let got: Vec<(Option<&str>, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.key.as_deref(), r.day - day0, r.cost.0))
+        .collect();
+    assert_eq!(got, vec![(Some("m"), 0, 1199), (Some("m"), 1, 100)]);
+    let mut q = MetricsQuery::new("default", GroupBy::All);
+    q.from = Some(Timestamp(T0 + 86_400_000 * MS));
+    let rows = store.daily_cost(&q).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].key.as_deref(), rows[0].cost), (None, NanoUsd(100)));
+    assert!(store
+        .daily_cost(&MetricsQuery::new("nobody", GroupBy::Model))
+        .unwrap()
+        .is_empty());
+}
