@@ -3,6 +3,7 @@
 //!
 //! No I/O and no async runtime live here, so the SDK, the server and the CLI can all share it.
 
+pub mod analysis;
 pub mod conventions;
 pub mod ids;
 pub mod money;
@@ -14,6 +15,7 @@ pub mod span;
 pub mod time;
 pub mod usage;
 
+pub use analysis::{analyze, TraceAnalysis};
 pub use ids::{IdError, SpanId, TraceId};
 pub use money::NanoUsd;
 pub use normalize::{
