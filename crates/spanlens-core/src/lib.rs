@@ -11,6 +11,7 @@ pub mod normalize;
 pub mod openai_agents;
 pub mod otlp;
 pub mod pricing;
+pub mod recovery;
 pub mod span;
 pub mod time;
 pub mod usage;
@@ -23,6 +24,7 @@ pub use normalize::{
     Rejection,
 };
 pub use pricing::{compute_cost, price_span, PriceCatalog};
+pub use recovery::{recovery_report, retry_timeline, RecoveryReport};
 pub use span::{
     Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message, Payload, PromptTemplate,
     RateLimitWindow, RateLimits, Span, SpanKind, Status, ToolCallRef, ToolInfo, Usage,
