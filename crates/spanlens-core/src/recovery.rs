@@ -230,7 +230,7 @@ pub fn retry_timeline(s: &Span) -> Option<RetryTimeline> {
         .map(|(i, e)| Attempt {
             attempt: attr_f64(&e.attributes, "retry.attempt").map_or(i as u64 + 1, |n| n as u64),
             time: e.time,
-            offset_ms: e.time.0 as f64 / 1e6 - start as f64 / 1e6,
+            offset_ms: (i128::from(e.time.0) - i128::from(start)) as f64 / 1e6,
             error_type: attr_str(&e.attributes, "error.type"),
             error_message: attr_str(&e.attributes, "error.message"),
             backoff_ms: attr_f64(&e.attributes, "retry.backoff_ms"),
