@@ -34,6 +34,8 @@ enum Command {
     Traces(client::TracesArgs),
     /// Show one trace as a tree (accepts a unique id prefix of 6+ hex digits).
     Trace(client::TraceArgs),
+    /// How retried calls recovered (rate, time, by provider/tool/error) and rate-limit headroom.
+    Recovery(client::RecoveryArgs),
     /// Print spans as they arrive at a running server, until Ctrl-C.
     Tail(client::TailArgs),
 }
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Traces(args) => client::run_traces(args),
         Command::Trace(args) => client::run_trace(args),
+        Command::Recovery(args) => client::run_recovery(args),
         Command::Tail(args) => client::run_tail(args),
     };
     match result {
