@@ -559,6 +559,7 @@ fn ui_pages_and_assets_are_served_beside_the_api() {
         "/sessions",
         "/sessions/chat-1",
         "/dashboard",
+        "/reliability",
         "/live",
     ] {
         let (status, ct, _, body) = fetch(page, None);
