@@ -592,7 +592,7 @@ mod tests {
         }
     }
 
-    fn timing<'a>(a: &'a TraceAnalysis, n: u8) -> &'a SpanTiming {
+    fn timing(a: &TraceAnalysis, n: u8) -> &SpanTiming {
         let hex = sid(n).to_hex();
         a.spans.iter().find(|t| t.span_id == hex).unwrap()
     }

@@ -360,7 +360,7 @@ pub fn recovery_report(spans: &[Span], buckets: Buckets) -> RecoveryReport {
     let recovery_time = stats(timelines.iter().filter_map(|t| t.recovery_ms).collect());
     let total = timelines.len();
     let retries = timelines.iter().map(|t| t.retries).sum();
-    timelines.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+    timelines.sort_by_key(|t| std::cmp::Reverse(t.start_time));
     let truncated = timelines.len() > MAX_TIMELINES;
     timelines.truncate(MAX_TIMELINES);
     RecoveryReport {
