@@ -716,12 +716,13 @@ fn render_analysis(a: &TraceAnalysis, spans: &[Span]) -> String {
         for o in a.overhead.iter().take(ANALYSIS_TOP) {
             let _ = writeln!(
                 out,
-                "    {:>8}  {:>5.1}% of {:>8}  {} ({} children)",
+                "    {:>8}  {:>5.1}% of {:>8}  {} ({} child{})",
                 fmt_duration_ms(o.overhead_ms),
                 o.overhead_ratio * 100.0,
                 fmt_duration_ms(o.duration_ms),
                 label(&o.span_id),
-                o.children
+                o.children,
+                if o.children == 1 { "" } else { "ren" }
             );
         }
     }
