@@ -1,6 +1,7 @@
-//! Client commands against a running server: `spanlens traces`, `spanlens trace`, `spanlens tail`.
+//! Client commands against a running server: `spanlens traces`, `spanlens trace`,
+//! `spanlens recovery`, `spanlens tail`.
 //!
-//! They read the JSON API (`/api/v1/traces`, `/api/v1/traces/{id}`) and the live stream
+//! They read the JSON API (`/api/v1/traces`, `/api/v1/traces/{id}`, `/api/v1/recovery`) and the live stream
 //! (`/api/v1/live`, server-sent events). An unreachable server exits with status 1 and says how
 //! to start one; a request the server refuses (4xx) exits with status 2 and its message.
 

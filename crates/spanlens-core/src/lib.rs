@@ -1,5 +1,6 @@
 //! The pure core of Spanlens: the canonical span model, normalisation of every supported
-//! source into it, and the price catalog with its cost engine.
+//! source into it, the price catalog with its cost engine, and the analyses of stored spans
+//! (where a trace's time went, how retried calls recovered).
 //!
 //! No I/O and no async runtime live here, so the SDK, the server and the CLI can all share it.
 
