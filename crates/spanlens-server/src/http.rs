@@ -456,7 +456,13 @@ async fn get_trace(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q)?;
-    let body = trace_body(&st, p.project(), trace_id(&id)?, true).await?;
+    // `analysis=false` skips the second pass over the spans, for clients that only want them.
+    let with_analysis = match p.get(&["analysis"]) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(v) => return Err(bad("analysis", v, "use true or false")),
+    };
+    let body = trace_body(&st, p.project(), trace_id(&id)?, with_analysis).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

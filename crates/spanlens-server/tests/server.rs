@@ -665,6 +665,15 @@ mod insight {
             json!([hex(1), hex(3), hex(5), hex(4)])
         );
         assert_eq!(tree["analysis"]["coordination_overhead_ms"], 40.0);
+        let (_, bare) = s.get(&format!("/api/v1/traces/{id}?analysis=false"));
+        assert!(bare.get("analysis").is_none());
+        assert_eq!(bare["spans"], full["spans"]);
+        let (status, body) = s.get(&format!("/api/v1/traces/{id}?analysis=maybe"));
+        assert_eq!(status, 400);
+        assert!(
+            body["error"].as_str().unwrap().contains("analysis"),
+            "{body}"
+        );
         // The export stays the stored trace, without derived fields.
         let (_, export) = s.get(&format!("/api/v1/traces/{id}/export"));
         assert!(export.get("analysis").is_none());
