@@ -1,6 +1,7 @@
-//! Client commands against a running server: `spanlens traces`, `spanlens trace`, `spanlens tail`.
+//! Client commands against a running server: `spanlens traces`, `spanlens trace`,
+//! `spanlens recovery`, `spanlens tail`.
 //!
-//! They read the JSON API (`/api/v1/traces`, `/api/v1/traces/{id}`) and the live stream
+//! They read the JSON API (`/api/v1/traces`, `/api/v1/traces/{id}`, `/api/v1/recovery`) and the live stream
 //! (`/api/v1/live`, server-sent events). An unreachable server exits with status 1 and says how
 //! to start one; a request the server refuses (4xx) exits with status 2 and its message.
 
@@ -8,7 +9,7 @@ use crate::{InputError, Outcome};
 use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
-use spanlens_core::{NanoUsd, Span, SpanId, SpanKind, Status, Timestamp};
+use spanlens_core::{analyze, NanoUsd, Span, SpanId, SpanKind, Status, Timestamp, TraceAnalysis};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::BufRead;
@@ -79,6 +80,28 @@ pub struct TraceArgs {
     /// Trace id, or a unique prefix of at least 6 hex digits.
     id: String,
     /// Print the API's JSON (`{"trace": …, "spans": […]}`) instead of a tree.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `spanlens recovery`.
+#[derive(Args, Debug)]
+pub struct RecoveryArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Traces started at or after this time (RFC 3339 or ns; default: 7 days before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// Traces started before this time (RFC 3339 or ns; default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Time buckets of the rate-limit headroom (1–200).
+    #[arg(long, default_value_t = 24)]
+    buckets: u32,
+    /// Recent retried spans to list.
+    #[arg(long, short = 'n', default_value_t = 10)]
+    limit: usize,
+    /// Print the API's JSON report instead of tables.
     #[arg(long)]
     json: bool,
 }
@@ -408,6 +431,9 @@ pub fn run_trace(args: TraceArgs) -> anyhow::Result<Outcome> {
         })
         .collect::<anyhow::Result<_>>()?;
     print!("{}", render_trace(summary, &spans));
+    // Computed here from the same spans with the server's code, so it matches the API's
+    // `analysis` and also works against a server that predates it.
+    print!("\n{}", render_analysis(&analyze(&spans), &spans));
     Ok(Outcome::Done)
 }
 
@@ -630,6 +656,145 @@ fn walk(
     }
 }
 
+/// Rows shown in the analysis' top lists.
+const ANALYSIS_TOP: usize = 5;
+
+/// The analysis below the tree: critical path, top self time, overhead, parallel groups,
+/// agents, throughput and anything odd about the input.
+fn render_analysis(a: &TraceAnalysis, spans: &[Span]) -> String {
+    let mut out = String::new();
+    let by_id: HashMap<String, &Span> = spans.iter().map(|s| (s.span_id.to_hex(), s)).collect();
+    let label = |id: &str| {
+        by_id
+            .get(id)
+            .map(|s| format!("{} [{}]", s.name, s.kind.as_str()))
+            .unwrap_or_else(|| id.to_string())
+    };
+    let _ = writeln!(
+        out,
+        "analysis  wall {} · critical path {} · coordination overhead {} · parallelism {}",
+        fmt_duration_ms(a.wall_ms),
+        fmt_duration_ms(a.critical_path_ms),
+        fmt_duration_ms(a.coordination_overhead_ms),
+        a.parallelism_efficiency
+            .map(|e| format!("{e:.2}×"))
+            .unwrap_or_else(|| "-".into()),
+    );
+    let _ = writeln!(
+        out,
+        "  critical path ({} of {} spans; own = time not spent waiting on a critical child)",
+        a.critical_path.len(),
+        a.span_count
+    );
+    for c in &a.critical_path {
+        let _ = writeln!(
+            out,
+            "    {}{} [{}] {} · own {}",
+            "  ".repeat(c.depth),
+            c.name,
+            c.kind.as_str(),
+            fmt_duration_ms(c.duration_ms),
+            fmt_duration_ms(c.contribution_ms)
+        );
+    }
+    let mut top: Vec<_> = a.spans.iter().filter(|t| t.self_ms > 0.0).collect();
+    top.sort_by(|x, y| y.self_ms.total_cmp(&x.self_ms));
+    if !top.is_empty() {
+        let _ = writeln!(out, "  top self time");
+        for t in top.iter().take(ANALYSIS_TOP) {
+            let _ = writeln!(
+                out,
+                "    {:>8}  of {:>8}  {}{}",
+                fmt_duration_ms(t.self_ms),
+                fmt_duration_ms(t.duration_ms),
+                label(&t.span_id),
+                if t.critical { "  *critical" } else { "" }
+            );
+        }
+    }
+    if !a.overhead.is_empty() {
+        let _ = writeln!(out, "  coordination overhead (parent time no child covers)");
+        for o in a.overhead.iter().take(ANALYSIS_TOP) {
+            let _ = writeln!(
+                out,
+                "    {:>8}  {:>5.1}% of {:>8}  {} ({} child{})",
+                fmt_duration_ms(o.overhead_ms),
+                o.overhead_ratio * 100.0,
+                fmt_duration_ms(o.duration_ms),
+                label(&o.span_id),
+                o.children,
+                if o.children == 1 { "" } else { "ren" }
+            );
+        }
+    }
+    if a.parallel_groups.is_empty() {
+        let _ = writeln!(out, "  parallel groups: none (children ran one at a time)");
+    } else {
+        let _ = writeln!(out, "  parallel groups");
+        for g in &a.parallel_groups {
+            let _ = writeln!(
+                out,
+                "    {:.2}×  wall {} · work {} · at +{}  {}",
+                g.efficiency,
+                fmt_duration_ms(g.wall_ms),
+                fmt_duration_ms(g.sum_ms),
+                fmt_duration_ms(g.start_ms),
+                fit(&g.names.join(" ‖ "), 80)
+            );
+        }
+    }
+    if !a.agents.is_empty() {
+        let _ = writeln!(out, "  agents");
+        for ag in &a.agents {
+            let _ = writeln!(
+                out,
+                "    {:<24} wall {:>8} · own {:>8} · attributed {:>8} · {} run{}",
+                fit(&ag.agent, 24),
+                fmt_duration_ms(ag.wall_ms),
+                fmt_duration_ms(ag.self_ms),
+                fmt_duration_ms(ag.attributed_self_ms),
+                ag.agent_spans,
+                if ag.agent_spans == 1 { "" } else { "s" }
+            );
+        }
+    }
+    if !a.throughput.is_empty() {
+        let _ = writeln!(out, "  throughput");
+        for t in a.throughput.iter().take(ANALYSIS_TOP) {
+            let _ = writeln!(
+                out,
+                "    {} items in {} = {}  {}",
+                t.items,
+                fmt_duration_ms(t.duration_ms),
+                t.items_per_s
+                    .map(|r| format!("{r:.1}/s"))
+                    .unwrap_or_else(|| "-".into()),
+                label(&t.span_id)
+            );
+        }
+    }
+    for (what, ids) in [
+        (
+            "unclosed (run to the latest known time)",
+            &a.unclosed_span_ids,
+        ),
+        (
+            "orphans (parent missing, shown as roots)",
+            &a.orphan_span_ids,
+        ),
+        (
+            "clock skew (outside the parent; clipped)",
+            &a.clock_skew_span_ids,
+        ),
+    ] {
+        if !ids.is_empty() {
+            let names: Vec<String> = ids.iter().take(ANALYSIS_TOP).map(|i| label(i)).collect();
+            let _ = writeln!(out, "  {} {what}: {}", ids.len(), names.join(", "));
+        }
+    }
+    out
+}
+
 fn retry_count(s: &Span) -> usize {
     s.events.iter().filter(|e| e.name == "retry").count()
 }
@@ -689,6 +854,191 @@ fn span_line(s: &Span) -> String {
         let _ = write!(line, " · ERROR {what}");
     }
     line.trim_end().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// spanlens recovery
+
+/// Prints how retried operations recovered and the rate-limit headroom (or the API's JSON).
+pub fn run_recovery(args: RecoveryArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let mut q = vec![("buckets", args.buckets.to_string())];
+    if let Some(f) = &args.from {
+        q.push(("from", f.clone()));
+    }
+    if let Some(t) = &args.to {
+        q.push(("to", t.clone()));
+    }
+    let report = client.get_json("/api/v1/recovery", &q)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_recovery(&report, args.limit));
+    }
+    Ok(Outcome::Done)
+}
+
+fn f64_field(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|r| format!("{:.0}%", r * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One level of headroom per bucket: `·` no sample, then ▁ (exhausted) … █ (all left).
+fn sparkline(buckets: &[Value]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    buckets
+        .iter()
+        .map(|b| match f64_field(b, "min_headroom") {
+            None => '·',
+            Some(h) => BARS[((h.clamp(0.0, 1.0) * 7.0).round()) as usize],
+        })
+        .collect()
+}
+
+/// The recovery report as text: totals, the three groupings, recent timelines, headroom.
+fn render_recovery(r: &Value, limit: usize) -> String {
+    let mut out = String::new();
+    let range = |k: &str| short_time(str_field(r, k));
+    let _ = writeln!(
+        out,
+        "recovery  {} → {} UTC · project {} · {} traces{}",
+        range("from"),
+        range("to"),
+        str_field(r, "project"),
+        u64_field(r, "traces_scanned"),
+        if r["truncated"] == true {
+            " (newest only: more in range)"
+        } else {
+            ""
+        }
+    );
+    let retried = u64_field(r, "spans_with_retries");
+    if retried == 0 {
+        let _ = writeln!(out, "  no retried spans in this range");
+    } else {
+        let _ = writeln!(
+            out,
+            "  {retried} spans retried · {} retries · {} recovered ({}) · {} failed",
+            u64_field(r, "retries"),
+            u64_field(r, "recovered"),
+            pct(f64_field(r, "recovery_rate")),
+            u64_field(r, "failed"),
+        );
+        if let Some(t) = r.get("recovery_time").filter(|t| t.is_object()) {
+            let ms = |k: &str| fmt_duration_ms(f64_field(t, k).unwrap_or(f64::NAN));
+            let _ = writeln!(
+                out,
+                "  recovery time (first failure → success): p50 {} · p95 {} · max {} · mean {} over {} spans",
+                ms("p50_ms"),
+                ms("p95_ms"),
+                ms("max_ms"),
+                ms("mean_ms"),
+                u64_field(t, "count")
+            );
+        }
+    }
+    for (title, key) in [
+        ("PROVIDER", "by_provider"),
+        ("TOOL", "by_tool"),
+        ("ERROR TYPE", "by_error_type"),
+    ] {
+        let rows = r
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<28} {:>6} {:>8} {:>10} {:>6}",
+            title, "SPANS", "RETRIES", "RECOVERED", "RATE"
+        );
+        for g in &rows {
+            let _ = writeln!(
+                out,
+                "{:<28} {:>6} {:>8} {:>10} {:>6}",
+                fit(str_field(g, "key"), 28),
+                u64_field(g, "spans"),
+                u64_field(g, "retries"),
+                u64_field(g, "recovered"),
+                pct(f64_field(g, "recovery_rate"))
+            );
+        }
+    }
+    let timelines = r
+        .get("timelines")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !timelines.is_empty() && limit > 0 {
+        let _ = writeln!(
+            out,
+            "\nRECENT RETRIES ({} of {retried})\n{:<14} {:<26} {:>7}  {:<34} {:<9} {:>8}",
+            limit.min(timelines.len()),
+            "STARTED",
+            "SPAN",
+            "RETRIES",
+            "ERRORS (BACKOFF)",
+            "OUTCOME",
+            "RECOVERY"
+        );
+        for t in timelines.iter().take(limit) {
+            let attempts = t["attempts"].as_array().cloned().unwrap_or_default();
+            let errors: Vec<String> = attempts
+                .iter()
+                .map(|a| {
+                    let e = a["error_type"].as_str().unwrap_or("?");
+                    match f64_field(a, "backoff_ms") {
+                        Some(b) => format!("{e} ({})", fmt_duration_ms(b)),
+                        None => e.to_string(),
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<14} {:<26} {:>7}  {:<34} {:<9} {:>8}",
+                short_time(str_field(t, "start_time")),
+                fit(str_field(t, "name"), 26),
+                u64_field(t, "retries"),
+                fit(&errors.join(", "), 34),
+                str_field(t, "outcome"),
+                f64_field(t, "recovery_ms")
+                    .map(fmt_duration_ms)
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+    let series = r
+        .get("rate_limits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !series.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nRATE-LIMIT HEADROOM (remaining/limit, lowest per bucket: ▁ exhausted … █ all left, · no calls)\n{:<12} {:<14} {:>7} {:>6}  OVER TIME",
+            "PROVIDER", "WINDOW", "SAMPLES", "MIN"
+        );
+        for s in &series {
+            let buckets = s["buckets"].as_array().cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{:<12} {:<14} {:>7} {:>6}  {}",
+                fit(str_field(s, "provider"), 12),
+                str_field(s, "window"),
+                u64_field(s, "samples"),
+                pct(f64_field(s, "min_headroom")),
+                sparkline(&buckets)
+            );
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -971,6 +1321,81 @@ mod tests {
         );
         assert!(text.contains(" tok") && text.contains("ttft "), "{text}");
         assert_eq!(text.lines().count(), 4 + trace.len(), "{text}");
+    }
+
+    #[test]
+    fn analysis_lists_critical_path_self_time_groups_and_agents() {
+        let spans = spanlens_server::demo::generate(1, Timestamp(1_767_225_600_000_000_000));
+        let tid = spans
+            .iter()
+            .find(|s| s.name == "support.handle_ticket")
+            .unwrap()
+            .trace_id;
+        let trace: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == tid).collect();
+        let a = analyze(&trace);
+        let text = render_analysis(&a, &trace);
+        let first = text.lines().next().unwrap();
+        assert!(first.starts_with("analysis  wall "), "{text}");
+        assert!(
+            first.contains("coordination overhead") && first.contains('×'),
+            "{text}"
+        );
+        assert!(
+            text.contains("    support.handle_ticket [pipeline] ") && text.contains(" · own "),
+            "{text}"
+        );
+        let path_lines = text
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.starts_with("  top self time"))
+            .count();
+        assert_eq!(path_lines, a.critical_path.len(), "{text}");
+        for section in ["  top self time", "  coordination overhead", "  agents"] {
+            assert!(text.contains(section), "{section}: {text}");
+        }
+        assert!(text.contains("  parallel groups"), "{text}");
+        assert!(
+            text.contains(" ‖ "),
+            "the demo runs agents in parallel: {text}"
+        );
+    }
+
+    #[test]
+    fn recovery_tables_and_headroom_sparkline() {
+        let r = json!({
+            "project": "default", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z",
+            "traces_scanned": 3, "truncated": false,
+            "spans_with_retries": 2, "recovered": 1, "failed": 1, "recovery_rate": 0.5, "retries": 3,
+            "recovery_time": {"count": 1, "mean_ms": 1500.0, "p50_ms": 1500.0, "p95_ms": 1500.0, "max_ms": 1500.0},
+            "by_provider": [{"key": "openai", "spans": 1, "retries": 2, "recovered": 1, "recovery_rate": 1.0}],
+            "by_tool": [], "by_error_type": [{"key": "RateLimitError", "spans": 1, "retries": 2, "recovered": 1, "recovery_rate": 1.0}],
+            "timelines": [{"name": "chat", "start_time": "2026-01-01T10:00:00Z", "retries": 2, "outcome": "recovered", "recovery_ms": 1500.0,
+                "attempts": [{"error_type": "RateLimitError", "backoff_ms": 1000.0}, {"error_type": "RateLimitError"}]}],
+            "rate_limits": [{"provider": "openai", "window": "requests", "samples": 2, "min_headroom": 0.0,
+                "buckets": [{"min_headroom": 1.0}, {"min_headroom": null}, {"min_headroom": 0.0}]}],
+        });
+        let text = render_recovery(&r, 10);
+        assert!(
+            text.starts_with("recovery  01-01 00:00:00 → 01-02 00:00:00 UTC"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 spans retried · 3 retries · 1 recovered (50%) · 1 failed"),
+            "{text}"
+        );
+        assert!(text.contains("p50 1.50s"), "{text}");
+        assert!(
+            text.contains("PROVIDER") && text.contains("ERROR TYPE") && !text.contains("\nTOOL"),
+            "{text}"
+        );
+        assert!(text.contains("RateLimitError (1.00s), RateLimit"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("openai       requests") && l.ends_with("█·▁")),
+            "{text}"
+        );
+        let none = render_recovery(&json!({"spans_with_retries": 0}), 10);
+        assert!(none.contains("no retried spans"), "{none}");
     }
 }
 

@@ -35,6 +35,8 @@ enum Command {
     Traces(client::TracesArgs),
     /// Show one trace as a tree (accepts a unique id prefix of 6+ hex digits).
     Trace(client::TraceArgs),
+    /// How retried calls recovered (rate, time, by provider/tool/error) and rate-limit headroom.
+    Recovery(client::RecoveryArgs),
     /// Print spans as they arrive at a running server, until Ctrl-C.
     Tail(client::TailArgs),
     /// Show the alert rules of a running server (`serve --alerts FILE`) and their states.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Traces(args) => client::run_traces(args),
         Command::Trace(args) => client::run_trace(args),
+        Command::Recovery(args) => client::run_recovery(args),
         Command::Tail(args) => client::run_tail(args),
         Command::Alerts(args) => client::run_alerts(args),
         Command::Forecast(args) => insight::run_forecast(args),

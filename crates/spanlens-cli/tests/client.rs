@@ -347,7 +347,21 @@ fn demo_traces_and_trace_against_a_real_server() {
         head[2].contains(&format!("tokens {} in", big["input_tokens"])),
         "{tree}"
     );
-    let span_lines: Vec<&str> = tree.lines().skip(4).collect();
+    // The tree, then a blank line and the analysis.
+    let span_lines: Vec<&str> = tree.lines().skip(4).take_while(|l| !l.is_empty()).collect();
+    let analysis: Vec<&str> = tree.lines().skip(5 + span_lines.len()).collect();
+    assert!(analysis[0].starts_with("analysis  wall "), "{tree}");
+    assert!(analysis[1].starts_with("  critical path ("), "{tree}");
+    assert!(
+        analysis[2].starts_with(&format!("    {} [", big["name"].as_str().unwrap())),
+        "{tree}"
+    );
+    for section in ["  top self time", "  coordination overhead", "  agents"] {
+        assert!(
+            analysis.iter().any(|l| l.starts_with(section)),
+            "{section}: {tree}"
+        );
+    }
     assert_eq!(
         span_lines.len() as u64,
         big["span_count"].as_u64().unwrap(),
@@ -458,6 +472,41 @@ fn demo_traces_and_trace_against_a_real_server() {
         let o = spanlens(&["trace", bad, "--server", &url]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
     }
+
+    // `recovery`: totals, groupings and headroom over the demo's retries and rate limits.
+    let o = spanlens(&["recovery", "--server", &url]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rec = text(&o.stdout);
+    assert!(rec.starts_with("recovery  "), "{rec}");
+    assert!(rec.contains(" spans retried · "), "{rec}");
+    for h in [
+        "PROVIDER",
+        "TOOL",
+        "ERROR TYPE",
+        "RECENT RETRIES",
+        "RATE-LIMIT HEADROOM",
+    ] {
+        assert!(rec.contains(h), "{h}: {rec}");
+    }
+    let o = spanlens(&["recovery", "--server", &url, "--json", "--buckets", "6"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc["spans_with_retries"].as_u64().unwrap() > 0);
+    assert_eq!(
+        doc["recovered"].as_u64().unwrap() + doc["failed"].as_u64().unwrap(),
+        doc["spans_with_retries"].as_u64().unwrap()
+    );
+    assert_eq!(
+        doc["rate_limits"][0]["buckets"].as_array().unwrap().len(),
+        6
+    );
+    let o = spanlens(&["recovery", "--server", &url, "--from", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("invalid from=\"yesterday\""),
+        "{}",
+        text(&o.stderr)
+    );
 
     // A request the server refuses: its message, exit 2.
     let o = spanlens(&["traces", "--server", &url, "--sort", "bogus"]);

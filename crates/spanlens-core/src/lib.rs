@@ -1,9 +1,11 @@
 //! The pure core of Spanlens: the canonical span model, normalisation of every supported
-//! source into it, and the price catalog with its cost engine.
+//! source into it, the price catalog with its cost engine, and the analyses of stored spans
+//! (where a trace's time went, how retried calls recovered).
 //!
 //! No I/O and no async runtime live here, so the SDK, the server and the CLI can all share it.
 
 pub mod alerts;
+pub mod analysis;
 pub mod conventions;
 pub mod evals;
 pub mod forecast;
@@ -13,10 +15,12 @@ pub mod normalize;
 pub mod openai_agents;
 pub mod otlp;
 pub mod pricing;
+pub mod recovery;
 pub mod span;
 pub mod time;
 pub mod usage;
 
+pub use analysis::{analyze, TraceAnalysis};
 pub use ids::{IdError, SpanId, TraceId};
 pub use money::NanoUsd;
 pub use normalize::{
@@ -26,6 +30,7 @@ pub use normalize::{
 pub use pricing::{
     compute_cost, price_span, reprice_span, PriceCatalog, Reconciliation, ReconciliationRow,
 };
+pub use recovery::{recovery_report, retry_timeline, RecoveryReport};
 pub use span::{
     Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message, Payload, PromptTemplate,
     RateLimitWindow, RateLimits, Span, SpanKind, Status, ToolCallRef, ToolInfo, Usage,

@@ -1791,6 +1791,8 @@ impl Gen {
         let rr = t.open(Some(root), "rerank", SpanKind::Reranker, rr_start);
         t.attr(rr, "reranker.model_name", json!("rerank-v3.5"));
         t.attr(rr, "reranker.top_k", json!(5));
+        // Candidates scored: the analysis reports the reranker's throughput from it.
+        t.attr(rr, "spanlens.items", json!(v_docs.len() + k_docs.len()));
         t.input(
             rr,
             json!({"query": question, "candidates": v_docs.len() + k_docs.len()}),

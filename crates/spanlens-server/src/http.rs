@@ -13,14 +13,17 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use prost::Message;
 use serde_json::{json, Value};
+use spanlens_core::analysis::SpanTiming;
 use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use spanlens_core::recovery::{recovery_report, Buckets};
 use spanlens_core::{
-    InputFormat, NanoUsd, PriceCatalog, SpanId, SpanKind, Status, Timestamp, TraceId,
+    analyze, InputFormat, NanoUsd, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
 };
 use spanlens_store::{
     GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError, TraceSummary,
     DEFAULT_PROJECT, MAX_PAGE_SIZE,
 };
+use std::collections::HashMap;
 
 /// Largest compressed body read before decompression (the decompressed cap is checked after).
 const MAX_WIRE_BYTES: usize = ingest::MAX_BODY_BYTES;
@@ -43,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sessions/{session_id}", get(get_session))
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/metrics/{group_by}", get(metrics_grouped))
+        .route("/api/v1/recovery", get(recovery))
         .route("/api/v1/models", get(models))
         .route("/api/v1/forecast", get(crate::insight::forecast_handler))
         .route(
@@ -426,12 +430,33 @@ fn trace_id(raw: &str) -> Result<TraceId, ApiError> {
     TraceId::from_hex(raw).map_err(|e| bad("trace_id", raw, &e.to_string()))
 }
 
-/// `{"trace": summary, "spans": [...]}` built from the stored span JSON without re-encoding it.
-async fn trace_body(st: &AppState, project: String, id: TraceId) -> Result<String, ApiError> {
+/// `{"trace": summary, "spans": [...]}` built from the stored span JSON without re-encoding it,
+/// with `"analysis"` (see `spanlens_core::analysis`) when `with_analysis` is set.
+async fn trace_body(
+    st: &AppState,
+    project: String,
+    id: TraceId,
+    with_analysis: bool,
+) -> Result<String, ApiError> {
     let store = st.store.clone();
-    let detail = blocking(move || store.get_trace_json(&project, id))
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
+    let (detail, analysis) = tokio::task::spawn_blocking(move || {
+        let detail = store
+            .get_trace_json(&project, id)?
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
+        let analysis = if with_analysis {
+            let spans = detail
+                .spans
+                .iter()
+                .map(|raw| analysis_span(&serde_json::from_str(raw).map_err(corrupt)?))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(serde_json::to_string(&analyze(&spans)).map_err(corrupt)?)
+        } else {
+            None
+        };
+        Ok::<_, ApiError>((detail, analysis))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let mut out =
         String::with_capacity(detail.spans.iter().map(|s| s.len() + 1).sum::<usize>() + 512);
     out.push_str("{\"trace\":");
@@ -443,7 +468,12 @@ async fn trace_body(st: &AppState, project: String, id: TraceId) -> Result<Strin
         }
         out.push_str(s);
     }
-    out.push_str("]}");
+    out.push(']');
+    if let Some(a) = analysis {
+        out.push_str(",\"analysis\":");
+        out.push_str(&a);
+    }
+    out.push('}');
     Ok(out)
 }
 
@@ -453,7 +483,13 @@ async fn get_trace(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q)?;
-    let body = trace_body(&st, p.project(), trace_id(&id)?).await?;
+    // `analysis=false` skips the second pass over the spans, for clients that only want them.
+    let with_analysis = match p.get(&["analysis"]) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(v) => return Err(bad("analysis", v, "use true or false")),
+    };
+    let body = trace_body(&st, p.project(), trace_id(&id)?, with_analysis).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -464,7 +500,7 @@ async fn export_trace(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q)?;
     let tid = trace_id(&id)?;
-    let body = trace_body(&st, p.project(), tid).await?;
+    let body = trace_body(&st, p.project(), tid, false).await?;
     let disposition = format!("attachment; filename=\"trace-{tid}.json\"");
     Ok((
         [
@@ -501,6 +537,69 @@ struct TreeSource<'a> {
     usage: Option<TreeUsage>,
     #[serde(default)]
     cost: Option<TreeCost>,
+    #[serde(borrow, default)]
+    agent_name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    events: Vec<TreeEvent>,
+    #[serde(default)]
+    attributes: TreeAttributes,
+}
+
+/// The time of an event: the analysis needs it to find the latest known time of a trace.
+#[derive(serde::Deserialize)]
+struct TreeEvent {
+    time: Timestamp,
+}
+
+/// The attributes the analysis reads (item counts); all others are skipped unbuilt.
+#[derive(serde::Deserialize, Default)]
+struct TreeAttributes {
+    #[serde(rename = "spanlens.items", default)]
+    items: Option<Value>,
+    #[serde(rename = "items.count", default)]
+    items_count: Option<Value>,
+}
+
+/// The span the analysis needs, rebuilt from the fields a tree row parses.
+fn analysis_span(s: &TreeSource<'_>) -> Result<Span, ApiError> {
+    let id = |hex: &str| {
+        SpanId::from_hex(hex).map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("stored span id {hex:?}: {e}"),
+            )
+        })
+    };
+    let mut attributes = spanlens_core::Attributes::new();
+    for (k, v) in [
+        ("spanlens.items", &s.attributes.items),
+        ("items.count", &s.attributes.items_count),
+    ] {
+        if let Some(v) = v {
+            attributes.insert(k.to_string(), v.clone());
+        }
+    }
+    Ok(Span {
+        span_id: id(&s.span_id)?,
+        parent_span_id: s.parent_span_id.as_deref().map(id).transpose()?,
+        name: s.name.to_string(),
+        kind: s.kind,
+        start_time: s.start_time,
+        end_time: s.end_time,
+        status: s.status,
+        agent_name: s.agent_name.as_deref().map(str::to_string),
+        events: s
+            .events
+            .iter()
+            .map(|e| spanlens_core::Event {
+                name: String::new(),
+                time: e.time,
+                attributes: Default::default(),
+            })
+            .collect(),
+        attributes,
+        ..Default::default()
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -532,11 +631,20 @@ struct TreeNode<'a> {
     output_tokens: Option<u64>,
     cost_usd: Option<f64>,
     error: bool,
+    /// Duration not covered by any child, ms (an unclosed span runs to the trace's latest time).
+    self_ms: Option<f64>,
+    /// On the critical path.
+    critical: bool,
+    /// The span has no end time yet.
+    unclosed: bool,
 }
 
 impl<'a> TreeNode<'a> {
-    fn of(s: TreeSource<'a>, trace_start: u64) -> TreeNode<'a> {
+    fn of(s: TreeSource<'a>, trace_start: u64, timing: Option<&SpanTiming>) -> TreeNode<'a> {
         TreeNode {
+            self_ms: timing.map(|t| t.self_ms),
+            critical: timing.is_some_and(|t| t.critical),
+            unclosed: s.end_time.is_none(),
             span_id: s.span_id,
             parent_span_id: s.parent_span_id,
             name: s.name,
@@ -578,15 +686,43 @@ async fn trace_tree(
             .get_trace_json(&project, tid)?
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
         let start = detail.summary.start_time.0;
-        let nodes = detail
+        let sources = detail
             .spans
             .iter()
-            .map(|raw| serde_json::from_str(raw).map(|s| TreeNode::of(s, start)))
+            .map(|raw| serde_json::from_str::<TreeSource>(raw))
             .collect::<Result<Vec<_>, _>>()
             .map_err(corrupt)?;
+        let spans = sources
+            .iter()
+            .map(analysis_span)
+            .collect::<Result<Vec<_>, _>>()?;
+        let analysis = analyze(&spans);
+        let timings: HashMap<&str, &SpanTiming> = analysis
+            .spans
+            .iter()
+            .map(|t| (t.span_id.as_str(), t))
+            .collect();
+        let nodes: Vec<TreeNode> = sources
+            .into_iter()
+            .map(|s| {
+                let t = timings.get(&*s.span_id).copied();
+                TreeNode::of(s, start, t)
+            })
+            .collect();
+        let summary = json!({
+            "wall_ms": analysis.wall_ms,
+            "critical_path": analysis.critical_path.iter().map(|c| &c.span_id).collect::<Vec<_>>(),
+            "critical_path_ms": analysis.critical_path_ms,
+            "coordination_overhead_ms": analysis.coordination_overhead_ms,
+            "parallelism_efficiency": analysis.parallelism_efficiency,
+            "parallel_groups": analysis.parallel_groups.len(),
+            "unclosed_span_ids": analysis.unclosed_span_ids,
+            "orphan_span_ids": analysis.orphan_span_ids,
+            "clock_skew_span_ids": analysis.clock_skew_span_ids,
+        });
         let spans = serde_json::to_string(&nodes).map_err(corrupt)?;
         Ok(format!(
-            "{{\"trace\":{},\"spans\":{spans}}}",
+            "{{\"trace\":{},\"spans\":{spans},\"analysis\":{summary}}}",
             trace_row(&detail.summary)
         ))
     })
@@ -917,4 +1053,96 @@ async fn score_trends(
     let store = st.store.clone();
     let rows = blocking(move || store.score_trends(&project, from, to)).await?;
     Ok(Json(json!({"rows": rows})))
+}
+
+/// Most traces one recovery request reads (the newest first); more sets `truncated`.
+const MAX_RECOVERY_TRACES: usize = 5_000;
+
+/// Default look-back of the recovery report when `from` is not given.
+const RECOVERY_DEFAULT_NS: u64 = 7 * 24 * 3_600 * 1_000_000_000;
+
+/// Error recovery over a time range (see `spanlens_core::recovery`). Built from the existing
+/// trace queries: the traces that started in `[from, to)` are read newest first, and only spans
+/// whose stored JSON mentions retries or rate limits are decoded.
+async fn recovery(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::parse(q)?;
+    let to = p.time("to")?.unwrap_or_else(ingest::now);
+    let from = p
+        .time("from")?
+        .unwrap_or(Timestamp(to.0.saturating_sub(RECOVERY_DEFAULT_NS)));
+    if from.0 >= to.0 {
+        return Err(bad(
+            "from",
+            &from.to_rfc3339(),
+            &format!("must be before to={}", to.to_rfc3339()),
+        ));
+    }
+    let buckets = p.number::<u32>("buckets")?.unwrap_or(24);
+    if buckets == 0 || buckets > MAX_BUCKETS {
+        return Err(bad(
+            "buckets",
+            &buckets.to_string(),
+            &format!("must be 1..={MAX_BUCKETS}"),
+        ));
+    }
+    let project = p.project();
+    let store = st.store.clone();
+    let proj = project.clone();
+    let (spans, scanned, truncated) = blocking(move || {
+        let mut query = ListQuery::new(proj.clone());
+        query.filter.from = Some(from);
+        query.filter.to = Some(to);
+        query.limit = MAX_PAGE_SIZE;
+        let (mut spans, mut scanned) = (Vec::new(), 0usize);
+        loop {
+            let page = store.list_traces(&query)?;
+            for t in &page.items {
+                if scanned == MAX_RECOVERY_TRACES {
+                    return Ok((spans, scanned, true));
+                }
+                scanned += 1;
+                let Some(detail) = store.get_trace_json(&proj, t.trace_id)? else {
+                    continue; // deleted between the two reads
+                };
+                for raw in detail
+                    .spans
+                    .iter()
+                    .filter(|r| r.contains("retry") || r.contains("\"rate_limits\""))
+                {
+                    let span: Span =
+                        serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
+                            table: "trace_chunks",
+                            reason: format!("span of trace {}: {e}", t.trace_id),
+                        })?;
+                    spans.push(span);
+                }
+            }
+            match page.next_cursor {
+                Some(c) => query.cursor = Some(c),
+                None => return Ok((spans, scanned, false)),
+            }
+        }
+    })
+    .await?;
+    let report = recovery_report(
+        &spans,
+        Buckets {
+            from,
+            to,
+            count: buckets,
+        },
+    );
+    let mut body = serde_json::to_value(&report)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Value::Object(m) = &mut body {
+        m.insert("project".into(), json!(project));
+        m.insert("from".into(), json!(from));
+        m.insert("to".into(), json!(to));
+        m.insert("traces_scanned".into(), json!(scanned));
+        m.insert("truncated".into(), json!(truncated));
+    }
+    Ok(Json(body))
 }

@@ -126,7 +126,8 @@ pub struct IngestOutcome {
     pub message: String,
 }
 
-fn now() -> Timestamp {
+/// The current time.
+pub(crate) fn now() -> Timestamp {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

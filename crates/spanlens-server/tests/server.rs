@@ -27,14 +27,17 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        Server::start_with(None)
+        Server::start_full(Vec::new(), None, None)
     }
 
-    fn start_with(alerts: Option<spanlens_server::alerts::AlertConfig>) -> Server {
-        Server::start_full(alerts, None)
+    /// A server whose store already holds `spans` (project `default`).
+    fn start_with(spans: Vec<spanlens_core::Span>) -> Server {
+        Server::start_full(spans, None, None)
     }
 
+    /// A server with stored `spans`, alert rules and evaluators.
     fn start_full(
+        spans: Vec<spanlens_core::Span>,
         alerts: Option<spanlens_server::alerts::AlertConfig>,
         evaluators: Option<spanlens_server::evaluators::EvaluatorConfig>,
     ) -> Server {
@@ -51,6 +54,9 @@ impl Server {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             let store = Arc::new(spanlens_server::open_store(&config.data_dir).unwrap());
+            if !spans.is_empty() {
+                spanlens_store::Store::write(&*store, "default", spans).unwrap();
+            }
             rt.block_on(serve(
                 &config,
                 store,
@@ -581,6 +587,7 @@ fn ui_pages_and_assets_are_served_beside_the_api() {
         "/sessions",
         "/sessions/chat-1",
         "/dashboard",
+        "/reliability",
         "/live",
     ] {
         let (status, ct, _, body) = fetch(page, None);
@@ -686,7 +693,7 @@ fn alert_rules_fire_and_resolve_through_the_webhook() {
         "#
     ))
     .unwrap();
-    let s = Server::start_with(Some(config));
+    let s = Server::start_full(Vec::new(), Some(config), None);
     let (_, board) = s.get("/api/v1/alerts");
     assert_eq!(board["configured"], true);
     assert_eq!(board["alerts"][0]["rule"]["name"], "error rate");
@@ -782,7 +789,7 @@ fn evaluators_score_ingested_spans_and_scores_filter_traces() {
         "#
     ))
     .unwrap();
-    let s = Server::start_full(None, Some(config));
+    let s = Server::start_full(Vec::new(), None, Some(config));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -858,4 +865,187 @@ fn evaluators_score_ingested_spans_and_scores_filter_traces() {
             .any(|r| r["name"] == "thumbs" && r["mean"] == 1.0),
         "{trends}"
     );
+}
+
+mod insight {
+    use super::Server;
+    use serde_json::{json, Value};
+    use spanlens_core::{
+        Event, RateLimitWindow, RateLimits, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
+    };
+
+    const MS: u64 = 1_000_000;
+    /// 2026-01-01T00:00:00Z.
+    const T0: u64 = 1_767_225_600_000_000_000;
+
+    fn span(n: u8, parent: Option<u8>, start: u64, end: Option<u64>) -> Span {
+        Span {
+            trace_id: TraceId([9; 16]),
+            span_id: SpanId([n; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            name: format!("s{n}"),
+            start_time: Timestamp(T0 + start * MS),
+            end_time: end.map(|e| Timestamp(T0 + e * MS)),
+            status: Status::Ok,
+            ..Default::default()
+        }
+    }
+
+    fn hex(n: u8) -> String {
+        SpanId([n; 8]).to_hex()
+    }
+
+    #[test]
+    fn trace_detail_and_tree_carry_the_analysis() {
+        // root 0..100: a 10..40 and b 20..60 overlap, c 70..90 runs after them; d is open.
+        let spans = vec![
+            span(4, Some(1), 70, Some(90)),
+            span(1, None, 0, Some(100)),
+            span(3, Some(1), 20, Some(60)),
+            span(2, Some(1), 10, Some(40)),
+            span(5, Some(3), 30, None),
+        ];
+        let s = Server::start_with(spans);
+        let id = TraceId([9; 16]).to_hex();
+        let (status, full) = s.get(&format!("/api/v1/traces/{id}"));
+        assert_eq!(status, 200);
+        assert_eq!(full["spans"].as_array().unwrap().len(), 5);
+        assert_eq!(full["trace"]["trace_id"], id.as_str());
+        let a = &full["analysis"];
+        let path: Vec<&str> = a["critical_path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        // d is unclosed, so it runs to the latest known time (100) and is clipped to b (60).
+        assert_eq!(path, ["s1", "s3", "s5", "s4"]);
+        assert_eq!(a["critical_path_ms"], 100.0);
+        assert_eq!(a["coordination_overhead_ms"], 30.0 + 10.0);
+        assert_eq!(a["parallel_groups"][0]["names"], json!(["s2", "s3"]));
+        assert_eq!(a["parallelism_efficiency"], (90.0 + 30.0) / (70.0 + 30.0));
+        assert_eq!(a["unclosed_span_ids"], json!([hex(5)]));
+        assert_eq!(a["clock_skew_span_ids"], json!([hex(5)]));
+
+        let (status, tree) = s.get(&format!("/api/v1/traces/{id}/tree"));
+        assert_eq!(status, 200);
+        let row = |n: u8| -> Value {
+            tree["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["span_id"] == hex(n).as_str())
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(row(1)["self_ms"], 30.0);
+        assert_eq!(row(1)["critical"], true);
+        assert_eq!(row(2)["critical"], false);
+        assert_eq!(row(2)["self_ms"], 30.0);
+        assert_eq!(row(5)["unclosed"], true);
+        assert_eq!(
+            tree["analysis"]["critical_path"],
+            json!([hex(1), hex(3), hex(5), hex(4)])
+        );
+        assert_eq!(tree["analysis"]["coordination_overhead_ms"], 40.0);
+        let (_, bare) = s.get(&format!("/api/v1/traces/{id}?analysis=false"));
+        assert!(bare.get("analysis").is_none());
+        assert_eq!(bare["spans"], full["spans"]);
+        let (status, body) = s.get(&format!("/api/v1/traces/{id}?analysis=maybe"));
+        assert_eq!(status, 400);
+        assert!(
+            body["error"].as_str().unwrap().contains("analysis"),
+            "{body}"
+        );
+        // The export stays the stored trace, without derived fields.
+        let (_, export) = s.get(&format!("/api/v1/traces/{id}/export"));
+        assert!(export.get("analysis").is_none());
+    }
+
+    fn retry(at: u64, attempt: u64, error: &str) -> Event {
+        Event {
+            name: "retry".into(),
+            time: Timestamp(T0 + at * MS),
+            attributes: [
+                ("retry.attempt".to_string(), json!(attempt)),
+                ("error.type".to_string(), json!(error)),
+                ("retry.backoff_ms".to_string(), json!(100)),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn recovery_reports_retries_and_rate_limit_headroom() {
+        let mut llm = span(1, None, 0, Some(1_000));
+        llm.kind = SpanKind::Llm;
+        llm.provider = Some("openai".into());
+        llm.events = vec![
+            retry(100, 1, "RateLimitError"),
+            retry(300, 2, "RateLimitError"),
+        ];
+        llm.rate_limits = Some(RateLimits {
+            requests: Some(RateLimitWindow {
+                limit: Some(100),
+                remaining: Some(25),
+                reset: None,
+            }),
+            ..Default::default()
+        });
+        let mut tool = span(2, Some(1), 100, Some(900));
+        tool.kind = SpanKind::Tool;
+        tool.status = Status::Error;
+        tool.events = vec![retry(400, 1, "TimeoutError")];
+        let s = Server::start_with(vec![llm, tool]);
+
+        let from = Timestamp(T0 - 3_600_000 * MS).to_rfc3339();
+        let to = Timestamp(T0 + 3_600_000 * MS).to_rfc3339();
+        let (status, r) = s.get(&format!("/api/v1/recovery?from={from}&to={to}&buckets=2"));
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["spans_with_retries"], 2);
+        assert_eq!(r["recovered"], 1);
+        assert_eq!(r["recovery_rate"], 0.5);
+        assert_eq!(r["retries"], 3);
+        // No outcome event: success at the span end, 900 ms after the first failure.
+        assert_eq!(r["recovery_time"]["max_ms"], 900.0);
+        assert_eq!(r["by_provider"][0]["key"], "openai");
+        assert_eq!(r["by_tool"][0]["key"], "s2");
+        assert_eq!(r["by_error_type"][0]["key"], "RateLimitError");
+        assert_eq!(r["by_error_type"][0]["retries"], 2);
+        let llm = r["timelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "s1")
+            .unwrap();
+        assert_eq!(llm["attempts"][1]["offset_ms"], 300.0);
+        let rl = &r["rate_limits"][0];
+        assert_eq!(
+            (rl["provider"].as_str(), rl["window"].as_str()),
+            (Some("openai"), Some("requests"))
+        );
+        assert_eq!(rl["buckets"].as_array().unwrap().len(), 2);
+        assert_eq!(rl["buckets"][1]["min_headroom"], 0.25);
+        assert_eq!(r["traces_scanned"], 1);
+        assert_eq!(r["truncated"], false);
+
+        // A range without traces is an empty report, not an error.
+        let (status, empty) = s.get("/api/v1/recovery?from=0&to=1000");
+        assert_eq!(status, 200);
+        assert_eq!(empty["spans_with_retries"], 0);
+        assert!(empty["recovery_rate"].is_null());
+
+        for (query, param) in [
+            ("from=yesterday", "from"),
+            ("buckets=0", "buckets"),
+            ("buckets=many", "buckets"),
+            ("from=2000&to=1000", "from"),
+        ] {
+            let (status, body) = s.get(&format!("/api/v1/recovery?{query}"));
+            assert_eq!(status, 400, "{query}");
+            let msg = body["error"].as_str().unwrap();
+            assert!(msg.contains(param), "{query}: {msg}");
+        }
+    }
 }

@@ -552,6 +552,77 @@ async fn every_page_renders_real_content() {
         .contains(&format!("span={sid}")));
     screenshot(&c, "trace").await;
 
+    // Insight: self time in the panel, critical-path rows, overhead and parallelism in the
+    // header, all as the tree endpoint computed them.
+    let tree = api(&c, &format!("/api/v1/traces/{tid}/tree")).await;
+    let node = tree["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["span_id"] == sid)
+        .unwrap()
+        .clone();
+    let shown_self = until(
+        &c,
+        "document.querySelector('.panel .self-time b')?.dataset.selfMs",
+        "self time in the span panel",
+    )
+    .await;
+    assert_eq!(
+        shown_self.as_str().unwrap().parse::<f64>().unwrap(),
+        node["self_ms"].as_f64().unwrap()
+    );
+    let critical = c
+        .execute(
+            "return [...document.querySelectorAll('.wf-row.critical')].map(r => r.dataset.spanId)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut want: Vec<Value> = tree["analysis"]["critical_path"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut got: Vec<Value> = critical.as_array().unwrap().clone();
+    want.sort_by_key(|v| v.to_string());
+    got.sort_by_key(|v| v.to_string());
+    assert_eq!(got, want, "critical rows are the analysis' critical path");
+    for id in ["trace-critical", "trace-overhead", "trace-parallelism"] {
+        c.find(Locator::Css(&format!("#{id} .stat-value")))
+            .await
+            .unwrap_or_else(|_| panic!("header stat {id}"));
+    }
+    until(
+        &c,
+        "document.querySelector('.waterfall.show-critical')",
+        "critical path shown",
+    )
+    .await;
+    c.find(Locator::Css(".critical-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "!document.querySelector('.waterfall.show-critical')",
+        "critical path hidden",
+    )
+    .await;
+    c.find(Locator::Css(".critical-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('.waterfall.show-critical')",
+        "critical path shown again",
+    )
+    .await;
+
     // Keyboard: Home selects the root, Left collapses it to one row, Right expands, Down moves,
     // Enter opens the selected span.
     let scroller = c.find(Locator::Css(".wf-scroll")).await.unwrap();
@@ -775,6 +846,44 @@ async fn every_page_renders_real_content() {
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await; // chart animations
     screenshot(&c, "dashboard").await;
+
+    // Reliability: the recovery report of the demo's retries and rate limits.
+    c.goto(&server.url("/reliability?range=30d")).await.unwrap();
+    until(
+        &c,
+        "document.querySelector('#rel-timelines tbody tr') && document.querySelector('#rel-headroom .headroom i')",
+        "reliability tables",
+    )
+    .await;
+    let rec = api(
+        &c,
+        &format!(
+            "/api/v1/recovery?from={}&to={}",
+            range[0].as_str().unwrap(),
+            range[1].as_str().unwrap()
+        ),
+    )
+    .await;
+    let retried = c
+        .find(Locator::Css("#rel-retried .kpi-value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.replace([',', '.', '\u{a0}', ' '], ""),
+        rec["spans_with_retries"].to_string(),
+        "{rec}"
+    );
+    assert!(c
+        .find(Locator::Css("#rel-timelines .retry-track .retry-fail"))
+        .await
+        .is_ok());
+    c.find(Locator::Css("nav a[data-nav='reliability'].active"))
+        .await
+        .expect("the header links the page");
+    screenshot(&c, "reliability").await;
 
     // Live: a span posted now appears in the table.
     c.goto(&server.url("/live")).await.unwrap();

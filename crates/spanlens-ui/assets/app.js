@@ -8,6 +8,7 @@ import * as trace from "./trace.js";
 import * as sessions from "./sessions.js";
 import * as dashboard from "./dashboard.js";
 import * as live from "./live.js";
+import * as reliability from "./reliability.js";
 
 const ROUTES = [
   [/^\/$/, traces.render, "traces"],
@@ -15,6 +16,7 @@ const ROUTES = [
   [/^\/sessions$/, sessions.renderList, "sessions"],
   [/^\/sessions\/([^/]+)$/, sessions.renderOne, "sessions"],
   [/^\/dashboard$/, dashboard.render, "dashboard"],
+  [/^\/reliability$/, reliability.render, "reliability"],
   [/^\/live$/, live.render, "live"],
 ];
 

@@ -39,7 +39,12 @@ function head(node, trace, span) {
   return h("div", { class: "panel-head" },
     h("div", { class: "panel-title" }, h("span", { class: "kicon", style: { color: k.color } }, k.icon), h("span", { class: "kind-label", style: { color: k.color } }, node.kind), h("b", null, node.name), statusBadge(node.status)),
     h("div", { class: "ids" }, "span ", idChip(node.span_id), node.parent_span_id ? [" parent ", idChip(node.parent_span_id)] : null),
-    span ? h("div", { class: "muted" }, f.time(span.start_time), " · ", f.ms(node.duration_ms), span.service ? ` · ${span.service}` : "", span.source ? ` · via ${span.source}` : "") : null);
+    span ? h("div", { class: "muted" }, f.time(span.start_time), " · ", f.ms(node.duration_ms), span.service ? ` · ${span.service}` : "", span.source ? ` · via ${span.source}` : "") : null,
+    node.self_ms != null ? h("div", { class: "self-time" },
+      "Self time ", h("b", { dataset: { selfMs: String(node.self_ms) } }, f.ms(node.self_ms)),
+      node.duration_ms ? h("span", { class: "muted" }, ` (${f.pct(node.self_ms / node.duration_ms)} of the span not covered by children)`) : null,
+      node.critical ? h("span", { class: "crit-badge", title: "this span is on the chain that sets the trace's end-to-end latency" }, "◆ critical path") : null,
+      node.unclosed ? h("span", { class: "warn-text" }, " · no end time (runs to the trace's latest time)") : null) : null);
 }
 
 function section(title, ...content) {

@@ -29,6 +29,9 @@ class Waterfall {
     this.traceId = traceId;
     this.trace = data.trace;
     this.nodes = data.spans;
+    // Critical path, overhead and parallelism from the server's analysis (absent on old servers).
+    this.analysis = data.analysis || null;
+    this.showCritical = true;
     this.byId = new Map();
     this.collapsed = new Set();
     this.matches = [];
@@ -140,6 +143,9 @@ class Waterfall {
           stat("Errors", f.int(t.error_count)),
           stat("Tokens", f.int(t.total_tokens), null, `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out`),
           stat("Cost", f.usd(t.total_cost_usd), "trace-cost"),
+          this.analysis ? stat("Critical path", f.ms(this.analysis.critical_path_ms), "trace-critical", `${f.int(this.analysis.critical_path.length)} spans set the end-to-end latency`) : null,
+          this.analysis ? stat("Overhead", f.ms(this.analysis.coordination_overhead_ms), "trace-overhead", "coordination overhead: time parents spent with no child running") : null,
+          this.analysis ? stat("Parallelism", this.analysis.parallelism_efficiency != null ? `${this.analysis.parallelism_efficiency.toFixed(2)}×` : "–", "trace-parallelism", `child work per unit of child wall time (1× = sequential); ${f.int(this.analysis.parallel_groups)} parallel group${this.analysis.parallel_groups === 1 ? "" : "s"}`) : null,
           h("a", { class: "button", href: url(`traces/${t.trace_id}/export`), download: `trace-${t.trace_id}.json` }, "Export JSON"))),
       h("div", { class: "toolbar" }, this.search, this.matchInfo,
         h("button", { type: "button", onclick: () => this.nextMatch(-1), title: "Previous match (Shift+Enter)" }, "↑"),
@@ -147,13 +153,26 @@ class Waterfall {
         h("button", { type: "button", onclick: () => this.nextError(), class: "err-button" }, "Next error"),
         h("button", { type: "button", onclick: () => this.setAll(false) }, "Expand all"),
         h("button", { type: "button", onclick: () => this.setAll(true) }, "Collapse all"),
+        this.analysis ? this.criticalToggle() : null,
         this.visibleCount),
       h("div", { class: "legend" }, kinds.map((k) => h("span", { class: "legend-item" }, h("i", { style: { background: f.kind(k).color } }), `${f.kind(k).icon} ${k}`))),
       h("div", { class: "split" },
-        h("section", { class: "waterfall", dataset: { spanCount: String(this.nodes.length) } },
+        h("section", { class: `waterfall ${this.analysis ? "show-critical" : ""}`, dataset: { spanCount: String(this.nodes.length) } },
           h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, `${f.int(this.nodes.length)} spans`), this.axis()),
           this.scroller),
         this.panel));
+  }
+
+  /** The "Critical path" toggle: outlines the rows whose spans set the end-to-end latency. */
+  criticalToggle() {
+    const b = h("button", { type: "button", class: "on critical-toggle", "aria-pressed": "true", title: "Highlight the chain of spans that determines end-to-end latency" }, "◆ Critical path");
+    b.addEventListener("click", () => {
+      this.showCritical = !this.showCritical;
+      b.classList.toggle("on", this.showCritical);
+      b.setAttribute("aria-pressed", String(this.showCritical));
+      this.scroller.closest(".waterfall")?.classList.toggle("show-critical", this.showCritical);
+    });
+    return b;
   }
 
   /** Time ticks on a 1-2-5 step over the trace duration. */
@@ -200,18 +219,20 @@ class Waterfall {
     else if (collapsed && n.childErrors) cls.push("child-err");
     if (this.selected === n.span_id) cls.push("selected");
     if (this.matchSet.has(n.span_id)) cls.push("match");
+    if (n.critical) cls.push("critical");
     const tokens = n.input_tokens != null ? n.input_tokens + (n.output_tokens || 0) : null;
     return h("div", { class: cls.join(" "), style: { transform: `translateY(${i * ROW_H}px)` }, dataset: { spanId: n.span_id, kind: n.kind }, role: "treeitem", "aria-expanded": hasKids ? String(!collapsed) : undefined, "aria-level": String(n.depth + 1) },
       h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(n.depth, 40) * 14}px` }, title: n.name },
         h("span", { class: `caret ${hasKids ? "" : "leaf"}` }, hasKids ? (collapsed ? "▸" : "▾") : ""),
         h("span", { class: "kicon", style: { color: k.color }, title: n.kind }, k.icon),
+        n.critical ? h("span", { class: "crit-mark", title: "on the critical path" }, "◆") : null,
         h("span", { class: "sname" }, n.name),
         collapsed && hasKids ? h("span", { class: "badge" }, `+${f.int(countDescendants(n))}`) : null,
         n.error ? h("span", { class: "badge err" }, "error") : null,
         n.model ? h("span", { class: "smeta" }, n.model) : null,
         tokens != null ? h("span", { class: "smeta" }, `${f.int(tokens)} tok`) : null,
         n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : null),
-      h("div", { class: "wf-track", title: `starts +${f.ms(n.start_ms)} · takes ${f.ms(n.duration_ms)}` },
+      h("div", { class: "wf-track", title: `starts +${f.ms(n.start_ms)} · takes ${f.ms(n.duration_ms)}${n.self_ms != null ? ` · self ${f.ms(n.self_ms)}` : ""}${n.critical ? " · critical path" : ""}` },
         h("div", { class: "wf-bar", style: { left: `${left}%`, width: `${width}%`, background: n.error ? "#d93025" : k.color } }),
         h("span", durationLabel(left, width), f.ms(n.duration_ms))));
   }

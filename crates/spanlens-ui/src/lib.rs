@@ -44,6 +44,7 @@ const ASSETS: &[Asset] = &[
     asset!("sessions.js", JS),
     asset!("dashboard.js", JS),
     asset!("live.js", JS),
+    asset!("reliability.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("vendor/frappe-charts.min.esm.js", JS),
     asset!("vendor/frappe-charts.LICENSE", "text/plain; charset=utf-8"),
@@ -59,6 +60,7 @@ pub const PAGES: &[&str] = &[
     "/sessions",
     "/sessions/{session_id}",
     "/dashboard",
+    "/reliability",
     "/live",
 ];
 
