@@ -1483,3 +1483,114 @@ mod alerts_tests {
         assert!(render_alerts(&serde_json::json!({"configured": false})).contains("--alerts"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// spanlens scores
+
+/// Arguments of `spanlens scores`.
+#[derive(Args, Debug)]
+pub struct ScoresArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Scores of this trace (id or unique prefix of 6+ hex digits) and its spans.
+    #[arg(long)]
+    trace: Option<String>,
+    /// Scores of this session.
+    #[arg(long)]
+    session: Option<String>,
+    /// Only scores of this name.
+    #[arg(long)]
+    name: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Lists evaluation scores of a running server.
+pub fn run_scores(args: ScoresArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let mut q: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    if let Some(t) = &args.trace {
+        q.push(("trace_id", resolve_id(&client, t)?));
+    }
+    if let Some(s) = &args.session {
+        q.push(("session_id", s.clone()));
+    }
+    if let Some(n) = &args.name {
+        q.push(("name", n.clone()));
+    }
+    let v = client.get_json("/api/v1/scores", &q)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render_scores(&v));
+    }
+    Ok(Outcome::Done)
+}
+
+fn render_scores(v: &Value) -> String {
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return "no scores\n".into();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  comment",
+        "name", "value", "source", "trace", "span / session"
+    );
+    for s in &items {
+        let value = match str_field(s, "data_type") {
+            "boolean" if s["value"].as_f64() == Some(1.0) => "pass".to_string(),
+            "boolean" => "fail".to_string(),
+            "categorical" => str_field(s, "label").to_string(),
+            _ => s["value"]
+                .as_f64()
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_default(),
+        };
+        let target = s["span_id"]
+            .as_str()
+            .or_else(|| s["session_id"].as_str())
+            .unwrap_or("-");
+        let trace = s["trace_id"].as_str().unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  {}",
+            fit(str_field(s, "name"), 20),
+            fit(&value, 10),
+            str_field(s, "source"),
+            trace.get(..8).unwrap_or(trace),
+            target,
+            s["comment"].as_str().unwrap_or(""),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod scores_tests {
+    use super::*;
+
+    #[test]
+    fn score_table_reads_each_type() {
+        let v = serde_json::json!({"items": [
+            {"name": "valid json", "data_type": "boolean", "value": 0.0, "source": "rule",
+             "trace_id": "0123456789abcdef0123456789abcdef", "span_id": "0123456789abcdef", "comment": "not JSON"},
+            {"name": "helpfulness", "data_type": "numeric", "value": 0.8125, "source": "llm",
+             "trace_id": "0123456789abcdef0123456789abcdef"},
+            {"name": "outcome", "data_type": "categorical", "label": "resolved", "source": "human",
+             "session_id": "s-1"}]});
+        let t = render_scores(&v);
+        assert!(t.contains("fail") && t.contains("not JSON"), "{t}");
+        assert!(t.contains("0.812") || t.contains("0.813"), "{t}");
+        assert!(t.contains("resolved") && t.contains("s-1"), "{t}");
+        assert_eq!(
+            render_scores(&serde_json::json!({"items": []})),
+            "no scores\n"
+        );
+    }
+}

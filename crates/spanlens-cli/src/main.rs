@@ -41,6 +41,8 @@ enum Command {
     Tail(client::TailArgs),
     /// Show the alert rules of a running server (`serve --alerts FILE`) and their states.
     Alerts(client::AlertsArgs),
+    /// List evaluation scores of a trace, a session or a score name on a running server.
+    Scores(client::ScoresArgs),
     /// Forecast daily cost from a running server's history: per day, with a 95% interval.
     Forecast(insight::ForecastArgs),
     /// Compare provider-reported and catalog-computed cost per model on a running server.
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Recovery(args) => client::run_recovery(args),
         Command::Tail(args) => client::run_tail(args),
         Command::Alerts(args) => client::run_alerts(args),
+        Command::Scores(args) => client::run_scores(args),
         Command::Forecast(args) => insight::run_forecast(args),
         Command::Reconcile(args) => insight::run_reconcile(args),
         Command::Reprice(args) => insight::run_reprice(args),

@@ -515,6 +515,16 @@ async fn every_page_renders_real_content() {
         .unwrap()
         .clone();
     let sid = llm["span_id"].as_str().unwrap();
+    // An evaluation score of the span, posted through the API, shows in its panel.
+    let posted: Value = c
+        .execute(
+            "return fetch('/api/v1/scores', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(arguments[0])}).then(r => r.json());",
+            vec![json!({"trace_id": llm["trace_id"], "span_id": sid, "name": "valid json",
+                "data_type": "boolean", "value": 1, "source": "rule", "comment": "output is JSON"})],
+        )
+        .await
+        .unwrap();
+    assert!(posted["ids"].is_array(), "{posted}");
     c.find(Locator::Css(&format!(
         ".wf-row[data-span-id='{sid}'] .sname"
     )))
@@ -539,6 +549,16 @@ async fn every_page_renders_real_content() {
         "panel cost {panel_cost} vs {}",
         llm["cost"]
     );
+    let score = c
+        .find(Locator::Css(
+            ".panel [data-section='scores'] [data-score='valid json']",
+        ))
+        .await
+        .expect("the span's score in its panel")
+        .text()
+        .await
+        .unwrap();
+    assert!(score.contains("pass") && score.contains("rule"), "{score}");
     for section in ["usage", "cost", "latency", "messages"] {
         c.find(Locator::Css(&format!(".panel [data-section='{section}']")))
             .await
@@ -842,6 +862,13 @@ async fn every_page_renders_real_content() {
         &c,
         "document.querySelector('#forecast-chart').dataset.forecastDays === '30' && document.querySelectorAll('#forecast-chart .line-graph-path').length >= 3",
         "the 30-day forecast with its bounds",
+    )
+    .await;
+    // The score posted on the trace page is charted by day.
+    until(
+        &c,
+        "document.querySelector('[data-score-names]') && document.querySelector('[data-score-names]').dataset.scoreNames === '1' && document.querySelector('[data-score-names] svg')",
+        "the evaluations chart",
     )
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await; // chart animations

@@ -64,9 +64,9 @@ export async function render(app) {
     }
     const span = { from: w.from.toISOString(), to: w.to.toISOString() };
     mount(body, h("div", { class: "loading" }, "Loading metrics…"));
-    let all, llm, byModel, byAgent, byUser, byTool, catalog;
+    let all, llm, byModel, byAgent, byUser, byTool, catalog, trends;
     try {
-      [all, llm, byModel, byAgent, byUser, byTool, catalog] = await Promise.all([
+      [all, llm, byModel, byAgent, byUser, byTool, catalog, trends] = await Promise.all([
         get("metrics", { ...span, buckets: w.buckets }),
         get("metrics", { ...span, kind: "llm" }),
         get("metrics/model", { ...span, kind: "llm", buckets: w.buckets }),
@@ -74,6 +74,7 @@ export async function render(app) {
         get("metrics/user", span),
         get("metrics/tool", { ...span, kind: "tool" }),
         models().catch(() => null),
+        get("scores/trends", span).catch(() => ({ rows: [] })),
       ]);
     } catch (e) {
       if (mine === seq) mount(body, notice("error", "Could not load metrics", e.message));
@@ -107,6 +108,7 @@ export async function render(app) {
         card("LLM latency by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "latency")),
         card("Time to first token by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "ttft")),
         card("Error rate over time", "wide", (el) => errorRate(el, all, w.short)),
+        card("Evaluations by day (pass rate of pass/fail scores, mean of numeric ones)", "wide", (el) => scoreTrends(el, trends.rows)),
         card("Slowest tools (p95)", "wide", (el) => slowTools(el, byTool.rows))));
   }
   load();
@@ -301,6 +303,26 @@ function errorRate(el, all, short) {
   chart(el, "line", b.map((x) => bucketLabel(x, short)), [
     { name: "error rate %", values: b.map((x) => { const r = x.rows[0]; return r && r.span_count ? Math.round((r.error_count / r.span_count) * 1000) / 10 : 0; }) },
   ], { colors: ["#d93025"], fmt: (v) => `${v}%`, series: true });
+}
+
+/** One line per score name over the days that have scores; pass/fail scores as a pass rate in %. */
+function scoreTrends(el, rows) {
+  if (!rows.length) {
+    mount(el, h("div", { class: "muted empty-chart" }, "No scores in this range: run evaluators (spanlens serve --evaluators FILE) or POST /api/v1/scores"));
+    return;
+  }
+  el.dataset.scoreNames = String(new Set(rows.map((r) => r.name)).size);
+  const days = [...new Set(rows.map((r) => r.day))].sort();
+  const names = [...new Set(rows.map((r) => r.name))].sort();
+  const datasets = names.map((n) => {
+    const byDay = new Map(rows.filter((r) => r.name === n).map((r) => [r.day, r]));
+    const boolean = rows.some((r) => r.name === n && r.data_type === "boolean");
+    return {
+      name: boolean ? `${n} (pass %)` : n,
+      values: days.map((d) => { const r = byDay.get(d); return r ? round(boolean ? r.mean * 100 : r.mean) : 0; }),
+    };
+  });
+  chart(el, "line", days, datasets, { series: true, regionFill: 0 });
 }
 
 function slowTools(el, rows) {

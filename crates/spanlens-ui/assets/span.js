@@ -28,9 +28,15 @@ export async function renderSpanPanel(panel, trace, node) {
   } catch {
     // Savings are then shown as unknown; the rest of the panel does not depend on prices.
   }
+  let scores = [];
+  try {
+    scores = (await get("scores", { trace_id: trace.trace_id, span_id: node.span_id })).items || [];
+  } catch {
+    // Scores are optional context; the span itself loaded.
+  }
   if (token !== current) return;
   panel.dataset.spanId = span.span_id;
-  mount(panel, head(node, trace, span), body(span, trace, catalog));
+  mount(panel, head(node, trace, span), scoreSection(scores), body(span, trace, catalog));
   panel.scrollTop = 0;
 }
 
@@ -45,6 +51,19 @@ function head(node, trace, span) {
       node.duration_ms ? h("span", { class: "muted" }, ` (${f.pct(node.self_ms / node.duration_ms)} of the span not covered by children)`) : null,
       node.critical ? h("span", { class: "crit-badge", title: "this span is on the chain that sets the trace's end-to-end latency" }, "◆ critical path") : null,
       node.unclosed ? h("span", { class: "warn-text" }, " · no end time (runs to the trace's latest time)") : null) : null);
+}
+
+/** Evaluation scores of the span: value or label, pass/fail for booleans, source and comment. */
+function scoreSection(scores) {
+  if (!scores.length) return null;
+  return section("Scores", h("table", { class: "kv scores" }, h("tbody", null, scores.map((s) => {
+    const shown = s.data_type === "boolean" ? (s.value === 1 ? "pass" : "fail")
+      : s.data_type === "categorical" ? s.label : String(Math.round(s.value * 1000) / 1000);
+    const cls = s.data_type === "boolean" ? (s.value === 1 ? "ok-text" : "err-text") : "";
+    return h("tr", { dataset: { score: s.name } }, h("th", null, s.name),
+      h("td", null, h("b", { class: cls }, shown), h("span", { class: "muted" }, ` · ${s.source}`),
+        s.comment ? h("div", { class: "muted" }, s.comment) : null));
+  }))));
 }
 
 function section(title, ...content) {

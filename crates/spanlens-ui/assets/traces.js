@@ -20,6 +20,8 @@ const FIELDS = [
   ["max_duration_ms", "Max ms", "number", ""],
   ["min_cost", "Min $", "number", "0.01"],
   ["max_cost", "Max $", "number", ""],
+  ["score_name", "Score", "text", "score name"],
+  ["score_min", "Score ≥", "number", "0.5"],
 ];
 
 /** Sortable columns: header, API sort field. */
@@ -31,7 +33,7 @@ const COLUMNS = [
 /** Turns the page's query string into API parameters (a relative range becomes `from`). */
 export function apiParams(q) {
   const p = {};
-  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "q", "sort", "order", "cursor", "from", "to"]) {
+  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "score_name", "score_min", "q", "sort", "order", "cursor", "from", "to"]) {
     if (q.get(k)) p[k] = q.get(k);
   }
   const tags = (q.get("tag") || "").split(",").map((t) => t.trim()).filter(Boolean);
