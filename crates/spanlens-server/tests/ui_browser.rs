@@ -910,6 +910,23 @@ async fn every_page_renders_real_content() {
     c.find(Locator::Css("nav a[data-nav='reliability'].active"))
         .await
         .expect("the header links the page");
+    // Alerts and reconciliation cards say what they have: no rules configured, no reported cost.
+    let alerts = c
+        .find(Locator::Css("#rel-alerts"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(alerts.contains("--alerts"), "{alerts}");
+    let recon = c
+        .find(Locator::Css("#rel-reconciliation"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(recon.contains("provider-reported"), "{recon}");
     screenshot(&c, "reliability").await;
 
     // Live: a span posted now appears in the table.

@@ -28,15 +28,20 @@ export async function render(app) {
     const to = new Date();
     const from = new Date(to.getTime() - RANGES[range]);
     mount(body, h("div", { class: "loading" }, "Loading recovery…"));
-    let r;
+    let r, alerts, recon;
+    const span = { from: from.toISOString(), to: to.toISOString() };
     try {
-      r = await get("recovery", { from: from.toISOString(), to: to.toISOString(), buckets: BUCKETS[range] });
+      [r, alerts, recon] = await Promise.all([
+        get("recovery", { ...span, buckets: BUCKETS[range] }),
+        get("alerts").catch((e) => ({ error: e.message })),
+        get("reconciliation", span).catch((e) => ({ error: e.message })),
+      ]);
     } catch (e) {
       if (mine === seq) mount(body, notice("error", "Could not load the recovery report", e.message));
       return;
     }
     if (mine !== seq) return;
-    mount(body, view(r));
+    mount(body, view(r), alertsCard(alerts), reconciliationCard(recon));
   }
   load();
 }
@@ -63,6 +68,34 @@ function view(r) {
       h("h3", null, `Recent retries (${f.int(r.timelines.length)}${r.timelines_truncated ? ` of ${f.int(r.spans_with_retries)}` : ""})`),
       timelines(r.timelines)),
   ];
+}
+
+/** Alert rules (`serve --alerts FILE`): last value, announced state, notifications, delivery errors. */
+function alertsCard(a) {
+  const card = (...c) => h("div", { class: "card wide", id: "rel-alerts", style: { marginTop: "10px" } }, h("h3", null, "Alerts"), ...c);
+  if (a.error) return card(notice("error", "Could not load the alerts", a.error));
+  if (!a.configured) return card(h("div", { class: "muted" }, "No alert rules: start the server with spanlens serve --alerts FILE (see the README)."));
+  return card(h("table", { class: "grid compact" },
+    h("thead", null, h("tr", null, h("th", null, "Rule"), h("th", null, "Metric"), h("th", { class: "num" }, "Last value"), h("th", { class: "num" }, "Threshold"), h("th", { class: "num" }, "Window"), h("th", null, "State"), h("th", { class: "num" }, "Sent"), h("th", null, "Last error"))),
+    h("tbody", null, a.alerts.map((v) => h("tr", { class: v.state.status === "firing" ? "err" : "", dataset: { alert: v.rule.name } },
+      h("td", null, v.rule.name), h("td", null, v.rule.metric),
+      h("td", { class: "num" }, v.state.value == null ? h("span", { class: "muted" }, "no data") : String(Math.round(v.state.value * 1e4) / 1e4)),
+      h("td", { class: "num" }, String(v.rule.threshold)), h("td", { class: "num" }, f.ms(v.rule.window_seconds * 1000)),
+      h("td", { class: v.state.status === "firing" ? "err-text" : "good" }, v.state.status, v.state.pending ? " (change pending cooldown)" : ""),
+      h("td", { class: "num" }, f.int(v.notifications)),
+      h("td", { class: "muted" }, v.last_error || "–"))))));
+}
+
+/** Provider-reported against catalog-computed cost per model. */
+function reconciliationCard(r) {
+  const card = (...c) => h("div", { class: "card wide", id: "rel-reconciliation", style: { marginTop: "10px" } }, h("h3", null, "Cost reconciliation (provider-reported vs computed)"), ...c);
+  if (r.error) return card(notice("error", "Could not load the reconciliation", r.error));
+  if (!r.rows?.length) return card(h("div", { class: "muted" }, "No span in this range carries a provider-reported cost."));
+  return card(h("table", { class: "grid compact" },
+    h("thead", null, h("tr", null, h("th", null, "Model"), h("th", { class: "num" }, "Spans"), h("th", { class: "num" }, "Reported"), h("th", { class: "num" }, "Computed"), h("th", { class: "num" }, "Difference"), h("th", { class: "num" }, "%"))),
+    h("tbody", null, r.rows.map((x) => h("tr", null, h("td", null, x.model), h("td", { class: "num" }, f.int(x.spans)),
+      h("td", { class: "num" }, f.usd(x.reported_usd)), h("td", { class: "num" }, f.usd(x.computed_usd)),
+      h("td", { class: "num" }, f.usd(x.difference_usd)), h("td", { class: "num" }, x.difference_pct == null ? "–" : `${Math.round(x.difference_pct * 10) / 10}%`))))));
 }
 
 function groupCard(title, rows, id) {
