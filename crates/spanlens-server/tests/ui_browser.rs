@@ -771,6 +771,16 @@ async fn every_page_renders_real_content() {
     screenshot(&c, "sessions").await;
     let sessions = api(&c, "/api/v1/sessions").await;
     let s0 = &sessions["items"][0];
+    // A human's categorical score of the session shows under its header.
+    let posted: Value = c
+        .execute(
+            "return fetch('/api/v1/scores', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(arguments[0])}).then(r => r.json());",
+            vec![json!({"session_id": s0["session_id"], "name": "outcome", "data_type": "categorical",
+                "label": "resolved", "source": "human"})],
+        )
+        .await
+        .unwrap();
+    assert!(posted["ids"].is_array(), "{posted}");
     c.find(Locator::Css("table.sessions tbody tr a"))
         .await
         .unwrap()
@@ -790,6 +800,12 @@ async fn every_page_renders_real_content() {
         said.as_str().unwrap().len() > 10 && !said.as_str().unwrap().contains("no input recorded"),
         "{said}"
     );
+    until(
+        &c,
+        "document.querySelector(\"#session-scores [data-score='outcome']\") && document.querySelector(\"#session-scores [data-score='outcome']\").textContent.includes('resolved')",
+        "the session's score",
+    )
+    .await;
     screenshot(&c, "session").await;
 
     // Dashboard: SVG charts and the cost KPI equal to the API's over the same range.

@@ -4,6 +4,7 @@ import { get } from "./api.js";
 import { h, mount, notice, link, idChip } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
+import { fillScores } from "./scores.js";
 
 export async function renderList(app) {
   const q = new URLSearchParams(location.search);
@@ -100,11 +101,14 @@ export async function renderOne(app, id) {
     return;
   }
   const s = data.session;
+  const scoresEl = h("div", { class: "score-chips", id: "session-scores" });
+  fillScores(scoresEl, { session_id: id }, true);
   const convo = h("div", { class: "conversation" });
   mount(app,
     h("div", { class: "page-head" },
       h("div", null, h("div", { class: "crumbs" }, link("/sessions", "Sessions"), " / session"),
-        h("h1", null, id), h("div", { class: "meta" }, "session ", idChip(id), s.user_id ? [" · user ", h("b", null, s.user_id)] : null, " · ", f.time(s.first_time), " → ", f.time(s.last_time))),
+        h("h1", null, id), h("div", { class: "meta" }, "session ", idChip(id), s.user_id ? [" · user ", h("b", null, s.user_id)] : null, " · ", f.time(s.first_time), " → ", f.time(s.last_time)),
+        scoresEl),
       h("div", { class: "stats" },
         [["Turns", f.int(s.trace_count)], ["Spans", f.int(s.span_count)], ["Errors", f.int(s.error_count)], ["Tokens", f.int(s.total_tokens)], ["Cost", f.usd(s.total_cost_usd)]]
           .map(([l, v]) => h("div", { class: "stat" }, h("div", { class: "stat-label" }, l), h("div", { class: "stat-value" }, v))))),

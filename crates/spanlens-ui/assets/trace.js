@@ -7,6 +7,7 @@ import { h, mount, notice, idChip, link } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { renderSpanPanel } from "./span.js";
+import { fillScores } from "./scores.js";
 
 const ROW_H = 26;
 const OVERSCAN = 12;
@@ -41,6 +42,7 @@ class Waterfall {
     this.buildTree();
     this.total = Math.max(this.trace.duration_ms || 0, ...this.ends()) || 1;
     this.layout(app);
+    fillScores(this.scoresEl, { trace_id: this.trace.trace_id });
     this.flatten();
     this.draw();
     markFirstPaint(this.nodes.length);
@@ -136,7 +138,8 @@ class Waterfall {
           h("h1", null, t.name || "(unnamed)", " ", statusBadge(t.status)),
           h("div", { class: "meta" }, "trace ", idChip(t.trace_id), " · ", f.time(t.start_time),
             t.user_id ? [" · user ", h("b", null, t.user_id)] : null, t.service ? [" · ", t.service] : null,
-            t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null)),
+            t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null),
+          this.scoresEl = h("div", { class: "score-chips", id: "trace-scores" })),
         h("div", { class: "stats" },
           stat("Duration", f.ms(t.duration_ms)),
           stat("Spans", f.int(t.span_count), "span-count"),

@@ -45,6 +45,7 @@ const ASSETS: &[Asset] = &[
     asset!("dashboard.js", JS),
     asset!("live.js", JS),
     asset!("reliability.js", JS),
+    asset!("scores.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("vendor/frappe-charts.min.esm.js", JS),
     asset!("vendor/frappe-charts.LICENSE", "text/plain; charset=utf-8"),
