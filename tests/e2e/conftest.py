@@ -36,8 +36,8 @@ def new_server(tmp_path: Path) -> Iterator:
     """Starts extra servers on a data directory of the caller's choice; stops leftovers at the end."""
     started: list[SpanlensServer] = []
 
-    def start(data_dir: Path, name: str = "serve") -> SpanlensServer:
-        s = SpanlensServer(data_dir, tmp_path / f"{name}-{len(started)}.log").start()
+    def start(data_dir: Path, name: str = "serve", extra_args: list[str] | None = None) -> SpanlensServer:
+        s = SpanlensServer(data_dir, tmp_path / f"{name}-{len(started)}.log", extra_args).start()
         started.append(s)
         return s
 

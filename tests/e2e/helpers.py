@@ -53,9 +53,10 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
 class SpanlensServer:
     """One `spanlens serve` process on free loopback ports with its own data directory."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: list[str] | None = None):
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.http_port = 0
         self.grpc_port = 0
@@ -73,7 +74,8 @@ class SpanlensServer:
             log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(
                 [str(binary), "serve", "--data-dir", str(self.data_dir),
-                 "--http", f"127.0.0.1:{self.http_port}", "--grpc", f"127.0.0.1:{self.grpc_port}"],
+                 "--http", f"127.0.0.1:{self.http_port}", "--grpc", f"127.0.0.1:{self.grpc_port}",
+                 *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
             log.close()

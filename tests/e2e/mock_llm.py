@@ -55,6 +55,9 @@ RESPONSES_USAGE = {
     "after_tool": {"prompt": 1333, "cached": 1152, "completion": 61, "reasoning": 24},
 }
 
+#: What the mock answers an LLM-as-judge request with.
+JUDGE_VERDICT = '{"score": 0.75, "reason": "mock judge: relevant and complete"}'
+
 #: The argument the mock asks every tool to be called with.
 TOOL_ARGUMENTS = {"city": "Paris"}
 
@@ -163,6 +166,10 @@ class MockLLM:
         """Decides the answer: (scenario, usage, tool call name or None, text)."""
         messages = req.get("messages") or []
         tools = req.get("tools") or []
+        system = next((_text_of(m.get("content")) for m in messages if m.get("role") == "system"), "")
+        if "You are an evaluator" in system:
+            # An LLM-as-judge request (Spanlens evaluators): a verdict in the asked-for shape.
+            return "plain", CHAT_USAGE["plain"], None, JUDGE_VERDICT
         has_tool_result = any(m.get("role") == "tool" for m in messages if isinstance(m, dict))
         if tools and not has_tool_result:
             name = tools[0].get("function", {}).get("name", "tool")
