@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 use spanlens_core::{NanoUsd, PriceCatalog, Timestamp};
-use spanlens_store::{RepriceReport, SpanScan, Store};
+use spanlens_store::{RepriceReport, ScoreQuery, SpanScan, Store};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -306,4 +306,149 @@ pub fn reprice_table(r: &RepriceReport) -> String {
         r.changed, r.examined, r.newly_priced, r.reported_skipped, r.catalog_version
     );
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// spanlens evaluate
+
+/// Arguments of `spanlens evaluate`.
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// Evaluators file: the same TOML as `spanlens serve --evaluators`.
+    #[arg(long, value_name = "FILE")]
+    evaluators: PathBuf,
+    /// Data directory (stop the server first, as for `reprice`).
+    #[arg(long, default_value = "spanlens-data")]
+    data_dir: PathBuf,
+    /// Project whose spans are evaluated.
+    #[arg(long, default_value = "default")]
+    project: String,
+    /// Spans that started at or after this time (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Spans that started before this time (RFC 3339).
+    #[arg(long)]
+    to: Option<String>,
+    /// Compute and report the scores without storing them.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one evaluator gave over the run.
+#[derive(Default, serde::Serialize)]
+struct EvalTally {
+    scores: u64,
+    passed: u64,
+    sum: f64,
+}
+
+/// Runs evaluators over stored model-call spans (the ones ingested before evaluators were
+/// configured) and stores their scores; spans already scored by an evaluator are skipped by it.
+pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
+    let config = spanlens_server::evaluators::EvaluatorConfig::load(&args.evaluators)
+        .map_err(|e| InputError(e.to_string()))?;
+    if config.is_empty() {
+        return Err(InputError(format!(
+            "{} defines no [[evaluator]] or [[judge]]",
+            args.evaluators.display()
+        ))
+        .into());
+    }
+    let scan = SpanScan {
+        project: args.project.clone(),
+        from: time_arg("from", &args.from)?,
+        to: time_arg("to", &args.to)?,
+        model: None,
+    };
+    let db = args.data_dir.join("spanlens.db");
+    if !db.is_file() {
+        return Err(InputError(format!(
+            "no database in --data-dir {} (expected {})",
+            args.data_dir.display(),
+            db.display()
+        ))
+        .into());
+    }
+    let store = spanlens_server::open_store(&args.data_dir)?;
+    let mut tally: std::collections::BTreeMap<String, EvalTally> = Default::default();
+    let (mut spans_seen, mut errors) = (0u64, Vec::new());
+    store
+        .scan_model_spans(&scan, &mut |spans| {
+            spans_seen += spans.len() as u64;
+            let (mut scores, errs) = config.evaluate(&spans);
+            errors.extend(errs);
+            // A span that already has a score of this name keeps it: running twice adds nothing.
+            if let Some(trace_id) = spans.first().map(|s| s.trace_id) {
+                let existing = store.list_scores(&ScoreQuery {
+                    project: args.project.clone(),
+                    trace_id: Some(trace_id),
+                    limit: Some(1000),
+                    ..Default::default()
+                })?;
+                scores.retain(|s| {
+                    !existing
+                        .iter()
+                        .any(|e| e.name == s.name && e.span_id == s.span_id)
+                });
+            }
+            for s in &scores {
+                let t = tally.entry(s.name.clone()).or_default();
+                t.scores += 1;
+                t.passed += u64::from(s.value == Some(1.0));
+                t.sum += s.value.unwrap_or(0.0);
+            }
+            if !args.dry_run && !scores.is_empty() {
+                store.add_scores(&args.project, &scores)?;
+            }
+            Ok(())
+        })
+        .context("evaluating the stored spans")?;
+    store.close();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"spans": spans_seen, "dry_run": args.dry_run,
+                "evaluators": tally, "errors": errors})
+        );
+    } else {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{spans_seen} model-call spans evaluated{}",
+            if args.dry_run {
+                " (dry run: nothing stored)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            out,
+            "{:<24}  {:>7}  {:>7}  {:>8}",
+            "EVALUATOR", "SCORES", "PASSED", "MEAN"
+        );
+        for (name, t) in &tally {
+            let mean = if t.scores > 0 {
+                t.sum / t.scores as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "{name:<24}  {:>7}  {:>7}  {mean:>8.3}",
+                t.scores, t.passed
+            );
+        }
+        for e in errors.iter().take(5) {
+            let _ = writeln!(out, "error: {e}");
+        }
+        print!("{out}");
+    }
+    Ok(if errors.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Incomplete
+    })
 }

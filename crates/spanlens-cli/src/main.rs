@@ -43,6 +43,9 @@ enum Command {
     Alerts(client::AlertsArgs),
     /// List evaluation scores of a trace, a session or a score name on a running server.
     Scores(client::ScoresArgs),
+    /// Run evaluators (the `serve --evaluators` file) over stored model-call spans and store the
+    /// scores. Works on the data directory itself: stop the server first.
+    Evaluate(insight::EvaluateArgs),
     /// Forecast daily cost from a running server's history: per day, with a 95% interval.
     Forecast(insight::ForecastArgs),
     /// Compare provider-reported and catalog-computed cost per model on a running server.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Tail(args) => client::run_tail(args),
         Command::Alerts(args) => client::run_alerts(args),
         Command::Scores(args) => client::run_scores(args),
+        Command::Evaluate(args) => insight::run_evaluate(args),
         Command::Forecast(args) => insight::run_forecast(args),
         Command::Reconcile(args) => insight::run_reconcile(args),
         Command::Reprice(args) => insight::run_reprice(args),

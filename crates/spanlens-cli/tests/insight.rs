@@ -272,3 +272,55 @@ fn forecast_and_reconcile_against_a_server() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn evaluate_scores_stored_spans_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let o = spanlens(&["demo", "--data-dir", data_s]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let evals = dir.path().join("evals.toml");
+    std::fs::write(
+        &evals,
+        "[[evaluator]]\nname = \"fast\"\nrule = \"latency_sla\"\nmax_ms = 5000\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "evaluate",
+            "--evaluators",
+            evals.to_str().unwrap(),
+            "--data-dir",
+            data_s,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = spanlens(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_str(&text(&o.stdout)).unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    let n = dry["evaluators"]["fast"]["scores"].as_u64().unwrap();
+    assert!(n > 100, "{dry}");
+    let passed = dry["evaluators"]["fast"]["passed"].as_u64().unwrap();
+    assert!(
+        passed > 0 && passed < n,
+        "some demo calls are slower than 5 s: {dry}"
+    );
+    assert_eq!(run(&[])["evaluators"]["fast"]["scores"].as_u64(), Some(n));
+    // Already scored: nothing new the second time.
+    assert!(run(&[])["evaluators"].get("fast").is_none());
+
+    // A bad file is named.
+    std::fs::write(&evals, "[[evaluator]]\nname = \"x\"\nrule = \"vibes\"\n").unwrap();
+    let o = spanlens(&[
+        "evaluate",
+        "--evaluators",
+        evals.to_str().unwrap(),
+        "--data-dir",
+        data_s,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("vibes"), "{}", text(&o.stderr));
+}
