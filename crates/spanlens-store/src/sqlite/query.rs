@@ -738,11 +738,7 @@ where
         GroupBy::Tool => "tool_name",
     };
     let parts = plan_parts(first, pid, q, conns.len())?;
-    let kind = if q.group_by == GroupBy::Tool {
-        Some("tool")
-    } else {
-        q.kind.map(|k| k.as_str())
-    };
+    let kind = metrics_kind(q);
     let build = |part: &Part| -> Sql {
         let mut sql = Sql::new(format!(
             "SELECT {key_col}, status, duration_ns, ttft_ns, input_tokens, output_tokens, \
@@ -766,20 +762,7 @@ where
                 ));
             }
         }
-        if let Some(k) = kind {
-            let p = sql.bind(k.to_string());
-            sql.push(&format!(" AND kind = {p}"));
-        }
-        if let Some(m) = &q.model {
-            let p = sql.bind(m.clone());
-            sql.push(&format!(
-                " AND (request_model = {p} OR response_model = {p})"
-            ));
-        }
-        if let Some(pr) = &q.provider {
-            let p = sql.bind(pr.clone());
-            sql.push(&format!(" AND provider = {p}"));
-        }
+        push_span_filters(&mut sql, kind, q);
         sql
     };
     let is_day = q.group_by == GroupBy::Day;
@@ -960,6 +943,33 @@ pub fn projects(conn: &Connection) -> Result<Vec<String>, StoreError> {
         .map_err(db("listing projects"))
 }
 
+/// The span kind a metrics query reads: tool spans for the per-tool grouping, else its filter.
+fn metrics_kind(q: &MetricsQuery) -> Option<&'static str> {
+    if q.group_by == GroupBy::Tool {
+        Some("tool")
+    } else {
+        q.kind.map(|k| k.as_str())
+    }
+}
+
+/// The kind, model and provider conditions of a metrics query, appended to its `WHERE`.
+fn push_span_filters(sql: &mut Sql, kind: Option<&str>, q: &MetricsQuery) {
+    if let Some(k) = kind {
+        let p = sql.bind(k.to_string());
+        sql.push(&format!(" AND kind = {p}"));
+    }
+    if let Some(m) = &q.model {
+        let p = sql.bind(m.clone());
+        sql.push(&format!(
+            " AND (request_model = {p} OR response_model = {p})"
+        ));
+    }
+    if let Some(pr) = &q.provider {
+        let p = sql.bind(pr.clone());
+        sql.push(&format!(" AND provider = {p}"));
+    }
+}
+
 fn merge_groups(into: &mut Groups, from: Groups) {
     for (k, v) in from.text {
         into.text.entry(k).or_default().merge(v);
@@ -1002,25 +1012,7 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
         let t = sql.bind(to_i64(t.0));
         sql.push(&format!(" AND start_ns < {t}"));
     }
-    let kind = if q.group_by == GroupBy::Tool {
-        Some("tool")
-    } else {
-        q.kind.map(|k| k.as_str())
-    };
-    if let Some(k) = kind {
-        let p = sql.bind(k.to_string());
-        sql.push(&format!(" AND kind = {p}"));
-    }
-    if let Some(m) = &q.model {
-        let p = sql.bind(m.clone());
-        sql.push(&format!(
-            " AND (request_model = {p} OR response_model = {p})"
-        ));
-    }
-    if let Some(pr) = &q.provider {
-        let p = sql.bind(pr.clone());
-        sql.push(&format!(" AND provider = {p}"));
-    }
+    push_span_filters(&mut sql, metrics_kind(q), q);
     sql.push(" GROUP BY 1, 2 ORDER BY 1, 2");
     let mut st = conn
         .prepare(&sql.text)
