@@ -4,7 +4,7 @@
 //! says where it came from (the API, a rule, an LLM judge, a human). Rule evaluators are pure
 //! functions of one span, so the server can run them on ingest without any I/O.
 
-use crate::span::{Span, SpanKind};
+use crate::span::{Message, Payload, Span, SpanKind};
 use crate::{SpanId, TraceId};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -219,35 +219,29 @@ fn default_kinds() -> Vec<SpanKind> {
     vec![SpanKind::Llm]
 }
 
-/// The output a span produced, as text: the output payload, else the output messages.
-fn output_text(span: &Span) -> Option<String> {
-    if let Some(p) = &span.output {
+/// A payload as text (text as is, structured values as JSON), else the messages' contents joined
+/// by newlines; `None` when there is neither. What evaluators and judges read as a span's input
+/// or output.
+pub fn payload_text(payload: Option<&Payload>, messages: &[Message]) -> Option<String> {
+    if let Some(p) = payload {
         return Some(match &p.value {
             Value::String(s) => s.clone(),
             v => v.to_string(),
         });
     }
-    let parts: Vec<&str> = span
-        .output_messages
+    let parts: Vec<&str> = messages
         .iter()
         .filter_map(|m| m.content.as_deref())
         .collect();
     (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
+fn output_text(span: &Span) -> Option<String> {
+    payload_text(span.output.as_ref(), &span.output_messages)
+}
+
 fn input_text(span: &Span) -> Option<String> {
-    if let Some(p) = &span.input {
-        return Some(match &p.value {
-            Value::String(s) => s.clone(),
-            v => v.to_string(),
-        });
-    }
-    let parts: Vec<&str> = span
-        .input_messages
-        .iter()
-        .filter_map(|m| m.content.as_deref())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("\n"))
+    payload_text(span.input.as_ref(), &span.input_messages)
 }
 
 /// The output parsed as JSON: a structured payload as is, text parsed.
@@ -525,7 +519,7 @@ pub fn find_pii(text: &str) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::span::{Payload, Usage};
+    use crate::span::Usage;
     use crate::Timestamp;
     use serde_json::json;
 

@@ -20,7 +20,7 @@
 //! ```
 
 use serde::Deserialize;
-use spanlens_core::evals::{RuleEvaluator, Score, ScoreSource, ScoreType};
+use spanlens_core::evals::{payload_text, RuleEvaluator, Score, ScoreSource, ScoreType};
 use spanlens_core::{Span, SpanKind};
 use std::path::Path;
 use std::time::Duration;
@@ -144,19 +144,6 @@ impl EvaluatorConfig {
     }
 }
 
-fn payload_text(p: Option<&spanlens_core::Payload>, msgs: &[spanlens_core::Message]) -> String {
-    if let Some(p) = p {
-        return match &p.value {
-            serde_json::Value::String(s) => s.clone(),
-            v => v.to_string(),
-        };
-    }
-    msgs.iter()
-        .filter_map(|m| m.content.as_deref())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// What a judge answers: `{"score": 0..1, "reason": "…"}`, possibly inside a code fence.
 #[derive(Deserialize)]
 struct Verdict {
@@ -167,11 +154,11 @@ struct Verdict {
 
 /// Asks the judge about one span; `None` when the span has no output to judge.
 fn judge(j: &JudgeConfig, span: &Span) -> Result<Option<Score>, String> {
-    let output = payload_text(span.output.as_ref(), &span.output_messages);
+    let output = payload_text(span.output.as_ref(), &span.output_messages).unwrap_or_default();
     if output.trim().is_empty() {
         return Ok(None);
     }
-    let input = payload_text(span.input.as_ref(), &span.input_messages);
+    let input = payload_text(span.input.as_ref(), &span.input_messages).unwrap_or_default();
     let question = j
         .prompt
         .replace("{input}", &input)
