@@ -612,10 +612,11 @@ fn ui_pages_and_assets_are_served_beside_the_api() {
     assert_eq!(fetch("/api/v1/nothing", None).0, 404);
 }
 
-/// A webhook receiver: records the JSON body of every POST and answers 200.
-fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+/// A one-route HTTP server on a free port: records the JSON body of every POST and answers it
+/// with `status` and `reply` (JSON); returns its base URL and the bodies received.
+fn json_server(status: &'static str, reply: String) -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = got.clone();
     std::thread::spawn(move || {
@@ -640,11 +641,22 @@ fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
                     sink.lock().unwrap().push(v);
                 }
             }
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                    reply.len()
+                )
+                .as_bytes(),
+            );
         }
     });
     (url, got)
+}
+
+/// A webhook receiver: records the JSON body of every POST and answers 200.
+fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let (base, got) = json_server("200 OK", String::new());
+    (format!("{base}/hook"), got)
 }
 
 /// One OTLP/JSON span starting now, failed or not.
@@ -728,46 +740,12 @@ fn alert_rules_fire_and_resolve_through_the_webhook() {
 /// An OpenAI-compatible judge: answers every chat completion with the given score and keeps
 /// the prompts it was sent.
 fn mock_judge(score: f64) -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = got.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    if k.eq_ignore_ascii_case("content-length") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            if let Ok(v) = serde_json::from_slice(&body) {
-                sink.lock().unwrap().push(v);
-            }
-            let content =
-                format!("```json\n{{\"score\": {score}, \"reason\": \"clear and correct\"}}\n```");
-            let answer = serde_json::json!({"id": "x", "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
-            .to_string();
-            let _ = conn.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                )
-                .as_bytes(),
-            );
-        }
-    });
-    (url, got)
+    let content =
+        format!("```json\n{{\"score\": {score}, \"reason\": \"clear and correct\"}}\n```");
+    let answer = serde_json::json!({"id": "x", "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]});
+    let (base, got) = json_server("200 OK", answer.to_string());
+    (format!("{base}/v1"), got)
 }
 
 #[test]
