@@ -230,6 +230,46 @@ fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<Timestamp>>
         .transpose()
 }
 
+/// The spans a data-directory command reads: `--from`/`--to` parsed and checked to be in order.
+fn span_scan(
+    project: &str,
+    from: &Option<String>,
+    to: &Option<String>,
+    model: Option<String>,
+) -> anyhow::Result<SpanScan> {
+    let scan = SpanScan {
+        project: project.to_string(),
+        from: time_arg("from", from)?,
+        to: time_arg("to", to)?,
+        model,
+    };
+    if let (Some(f), Some(t)) = (scan.from, scan.to) {
+        if t.0 <= f.0 {
+            return Err(InputError(format!(
+                "--to {:?} is not after --from {:?}",
+                to.clone().unwrap_or_default(),
+                from.clone().unwrap_or_default()
+            ))
+            .into());
+        }
+    }
+    Ok(scan)
+}
+
+/// The store of a data directory that must already hold a database (never creates one).
+fn open_existing_store(data_dir: &std::path::Path) -> anyhow::Result<spanlens_store::SqliteStore> {
+    let db = data_dir.join("spanlens.db");
+    if !db.is_file() {
+        return Err(InputError(format!(
+            "no database in --data-dir {} (expected {})",
+            data_dir.display(),
+            db.display()
+        ))
+        .into());
+    }
+    Ok(spanlens_server::open_store(data_dir)?)
+}
+
 /// `spanlens reprice`: re-computes stored computed costs with the override catalog.
 pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&args.prices).map_err(|e| {
@@ -241,32 +281,8 @@ pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
     let overrides = PriceCatalog::from_toml(&text)
         .map_err(|e| InputError(format!("--prices {}: {e}", args.prices.display())))?;
     let catalog = PriceCatalog::with_overrides(overrides, PriceCatalog::builtin());
-    let scan = SpanScan {
-        project: args.project.clone(),
-        from: time_arg("from", &args.from)?,
-        to: time_arg("to", &args.to)?,
-        model: args.model.clone(),
-    };
-    if let (Some(f), Some(t)) = (scan.from, scan.to) {
-        if t.0 <= f.0 {
-            return Err(InputError(format!(
-                "--to {:?} is not after --from {:?}",
-                args.to.unwrap_or_default(),
-                args.from.unwrap_or_default()
-            ))
-            .into());
-        }
-    }
-    let db = args.data_dir.join("spanlens.db");
-    if !db.is_file() {
-        return Err(InputError(format!(
-            "no database in --data-dir {} (expected {})",
-            args.data_dir.display(),
-            db.display()
-        ))
-        .into());
-    }
-    let store = spanlens_server::open_store(&args.data_dir)?;
+    let scan = span_scan(&args.project, &args.from, &args.to, args.model.clone())?;
+    let store = open_existing_store(&args.data_dir)?;
     let report = store
         .reprice(&scan, &catalog, args.dry_run)
         .context("re-pricing the stored spans")?;
@@ -357,22 +373,8 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
         ))
         .into());
     }
-    let scan = SpanScan {
-        project: args.project.clone(),
-        from: time_arg("from", &args.from)?,
-        to: time_arg("to", &args.to)?,
-        model: None,
-    };
-    let db = args.data_dir.join("spanlens.db");
-    if !db.is_file() {
-        return Err(InputError(format!(
-            "no database in --data-dir {} (expected {})",
-            args.data_dir.display(),
-            db.display()
-        ))
-        .into());
-    }
-    let store = spanlens_server::open_store(&args.data_dir)?;
+    let scan = span_scan(&args.project, &args.from, &args.to, None)?;
+    let store = open_existing_store(&args.data_dir)?;
     let mut tally: std::collections::BTreeMap<String, EvalTally> = Default::default();
     let (mut spans_seen, mut errors) = (0u64, Vec::new());
     store
