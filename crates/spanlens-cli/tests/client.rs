@@ -6,24 +6,13 @@ use spanlens_core::NanoUsd;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_spanlens");
+mod common;
 
-fn spanlens(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("SPANLENS_SERVER")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run spanlens")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{spanlens, text, BIN};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

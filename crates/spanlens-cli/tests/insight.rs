@@ -4,23 +4,12 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spanlens");
+mod common;
 
-fn spanlens(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("SPANLENS_SERVER")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run spanlens")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{spanlens, text, BIN};
 
 /// A `spanlens serve` child, killed when dropped.
 struct Server {

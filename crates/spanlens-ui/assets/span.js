@@ -4,6 +4,7 @@ import { get, models, priceFor, cacheSavings } from "./api.js";
 import { h, mount, notice, idChip } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
+import { shown } from "./scores.js";
 
 const cache = new Map();
 let current = 0;
@@ -57,11 +58,9 @@ function head(node, trace, span) {
 function scoreSection(scores) {
   if (!scores.length) return null;
   return section("Scores", h("table", { class: "kv scores" }, h("tbody", null, scores.map((s) => {
-    const shown = s.data_type === "boolean" ? (s.value === 1 ? "pass" : "fail")
-      : s.data_type === "categorical" ? s.label : String(Math.round(s.value * 1000) / 1000);
     const cls = s.data_type === "boolean" ? (s.value === 1 ? "ok-text" : "err-text") : "";
     return h("tr", { dataset: { score: s.name } }, h("th", null, s.name),
-      h("td", null, h("b", { class: cls }, shown), h("span", { class: "muted" }, ` · ${s.source}`),
+      h("td", null, h("b", { class: cls }, shown(s)), h("span", { class: "muted" }, ` · ${s.source}`),
         s.comment ? h("div", { class: "muted" }, s.comment) : null));
   }))));
 }
