@@ -328,6 +328,27 @@ async fn api(c: &Client, path: &str) -> Value {
     .unwrap()
 }
 
+/// The text of the first element matching `css` (which must exist).
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// An attribute of the first element matching `css` (both must exist).
+async fn attr_of(c: &Client, css: &str, name: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .attr(name)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -467,14 +488,7 @@ async fn every_page_renders_real_content() {
         "waterfall rows",
     )
     .await;
-    let count = c
-        .find(Locator::Css(".waterfall"))
-        .await
-        .unwrap()
-        .attr("data-span-count")
-        .await
-        .unwrap()
-        .unwrap();
+    let count = attr_of(&c, ".waterfall", "data-span-count").await;
     assert_eq!(
         count,
         known["span_count"].to_string(),
@@ -493,13 +507,7 @@ async fn every_page_renders_real_content() {
         .iter()
         .all(|id| id.as_str().unwrap().len() == 16
             && id.as_str().unwrap().chars().all(|c| c.is_ascii_hexdigit())));
-    let cost = c
-        .find(Locator::Css("#trace-cost .stat-value"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let cost = text_of(&c, "#trace-cost .stat-value").await;
     assert!(
         close(dollars(&cost), known["total_cost_usd"].as_f64().unwrap()),
         "UI cost {cost} vs API {}",
@@ -534,13 +542,7 @@ async fn every_page_renders_real_content() {
     .await
     .unwrap();
     until(&c, &format!("document.querySelector('.panel').dataset.spanId === '{sid}' && document.querySelector('.panel .span-cost')"), "span panel").await;
-    let panel_cost = c
-        .find(Locator::Css(".panel .span-cost"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let panel_cost = text_of(&c, ".panel .span-cost").await;
     assert!(
         close(
             dollars(&panel_cost),
@@ -706,14 +708,7 @@ async fn every_page_renders_real_content() {
         "big waterfall rows",
     )
     .await;
-    let count = c
-        .find(Locator::Css(".waterfall"))
-        .await
-        .unwrap()
-        .attr("data-span-count")
-        .await
-        .unwrap()
-        .unwrap();
+    let count = attr_of(&c, ".waterfall", "data-span-count").await;
     assert_eq!(count, "10021");
     let in_dom = c
         .execute("return document.querySelectorAll('.wf-row').length", vec![])
@@ -832,13 +827,7 @@ async fn every_page_renders_real_content() {
         ),
     )
     .await;
-    let kpi = c
-        .find(Locator::Css("#kpi-cost .kpi-value"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let kpi = text_of(&c, "#kpi-cost .kpi-value").await;
     assert!(
         close(dollars(&kpi), m["rows"][0]["cost_usd"].as_f64().unwrap()),
         "dashboard cost {kpi} vs {}",
@@ -907,13 +896,7 @@ async fn every_page_renders_real_content() {
         ),
     )
     .await;
-    let retried = c
-        .find(Locator::Css("#rel-retried .kpi-value"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let retried = text_of(&c, "#rel-retried .kpi-value").await;
     assert_eq!(
         retried.replace([',', '.', '\u{a0}', ' '], ""),
         rec["spans_with_retries"].to_string(),
@@ -927,21 +910,9 @@ async fn every_page_renders_real_content() {
         .await
         .expect("the header links the page");
     // Alerts and reconciliation cards say what they have: no rules configured, no reported cost.
-    let alerts = c
-        .find(Locator::Css("#rel-alerts"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let alerts = text_of(&c, "#rel-alerts").await;
     assert!(alerts.contains("--alerts"), "{alerts}");
-    let recon = c
-        .find(Locator::Css("#rel-reconciliation"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let recon = text_of(&c, "#rel-reconciliation").await;
     assert!(recon.contains("provider-reported"), "{recon}");
     screenshot(&c, "reliability").await;
 
