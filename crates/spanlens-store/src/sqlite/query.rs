@@ -75,6 +75,9 @@ const SUMMARY_COLS: &str = "trace_id, name, start_ns, end_ns, duration_ns, statu
      error_count, input_tokens, output_tokens, total_tokens, cost_nano, user_id, session_id, tags, \
      root_span_id, service, unpriced_count";
 
+/// Columns in `SUMMARY_COLS`, so a query may select more after them.
+const SUMMARY_COL_COUNT: usize = 18;
+
 fn corrupt(reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         table: "traces",
@@ -158,8 +161,8 @@ fn facet_filter(sql: &mut Sql, code: i64, value: &str) {
     // A point lookup per candidate trace in the primary key (project, trace, facet, value):
     // cheap while the list walks its sort index and stops at the page size.
     sql.push(&format!(
-        " AND EXISTS (SELECT 1 FROM trace_facets f WHERE f.project_id = traces.project_id \
-         AND f.trace_id = traces.trace_id AND f.facet = {code} AND f.value = {v})"
+        " AND EXISTS (SELECT 1 FROM trace_facets f WHERE f.trace_ref = traces.id \
+         AND f.facet = {code} AND f.value = {v})"
     ));
 }
 
@@ -328,17 +331,21 @@ fn read_trace(
     let tx = conn
         .unchecked_transaction()
         .map_err(db("reading a trace"))?;
-    let summary = {
+    let (summary, trace_ref) = {
         let mut st = tx
             .prepare_cached(&format!(
-                "SELECT {SUMMARY_COLS} FROM traces WHERE project_id = ?1 AND trace_id = ?2"
+                "SELECT {SUMMARY_COLS}, id FROM traces WHERE project_id = ?1 AND trace_id = ?2"
             ))
             .map_err(db("reading a trace"))?;
         let mut rows = st
             .query(params![pid, &trace_id.0[..]])
             .map_err(db("reading a trace"))?;
         match rows.next().map_err(db("reading a trace"))? {
-            Some(row) => read_summary(row, project)?,
+            Some(row) => (
+                read_summary(row, project)?,
+                row.get::<_, i64>(SUMMARY_COL_COUNT)
+                    .map_err(db("reading a trace"))?,
+            ),
             None => return Ok(None),
         }
     };
@@ -352,13 +359,11 @@ fn read_trace(
             .prepare_cached(
                 // Pinned to the trace's index: without statistics SQLite may prefer walking the
                 // project's time index to avoid the sort, which reads every span of the project.
-                "SELECT span_id FROM spans INDEXED BY spans_key \
-                 WHERE project_id = ?1 AND trace_id = ?2 ORDER BY start_ns, span_id",
+                "SELECT span_id FROM spans INDEXED BY spans_trace \
+                 WHERE trace_ref = ?1 ORDER BY start_ns, span_id",
             )
             .map_err(db("reading spans"))?;
-        let mut rows = st
-            .query(params![pid, &trace_id.0[..]])
-            .map_err(db("reading spans"))?;
+        let mut rows = st.query([trace_ref]).map_err(db("reading spans"))?;
         while let Some(row) = rows.next().map_err(db("reading spans"))? {
             let id = row.get_ref(0).map_err(db("reading spans"))?;
             let id = id.as_blob().map_err(|e| StoreError::Corrupt {
@@ -375,12 +380,10 @@ fn read_trace(
     {
         let mut st = tx
             .prepare_cached(
-                "SELECT codec, body FROM trace_chunks WHERE project_id = ?1 AND trace_id = ?2 ORDER BY id",
+                "SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id",
             )
             .map_err(db("reading span bodies"))?;
-        let mut rows = st
-            .query(params![pid, &trace_id.0[..]])
-            .map_err(db("reading span bodies"))?;
+        let mut rows = st.query([trace_ref]).map_err(db("reading span bodies"))?;
         while let Some(row) = rows.next().map_err(db("reading span bodies"))? {
             let codec: i64 = row.get(0).map_err(db("reading span bodies"))?;
             let body = row.get_ref(1).map_err(db("reading span bodies"))?;
@@ -1041,7 +1044,7 @@ pub fn scan_model_spans(
     let Some(pid) = project_id(conn, &project)? else {
         return Ok(());
     };
-    let mut sql = Sql::new("SELECT trace_id, span_id FROM spans INDEXED BY spans_time ");
+    let mut sql = Sql::new("SELECT trace_ref, trace_id, span_id FROM spans INDEXED BY spans_time ");
     let p = sql.bind(pid);
     sql.push(&format!(
         "WHERE project_id = {p} AND kind IN ('llm', 'embedding')"
@@ -1062,38 +1065,38 @@ pub fn scan_model_spans(
     }
     let e = db("scanning model spans");
     // Keys first (small), so the visitor may write while the scan goes on.
-    let mut by_trace: std::collections::BTreeMap<[u8; 16], Vec<[u8; 8]>> = Default::default();
+    let mut by_trace: std::collections::BTreeMap<(i64, [u8; 16]), Vec<[u8; 8]>> =
+        Default::default();
     {
         let mut st = conn.prepare(&sql.text).map_err(&e)?;
         let mut rows = st
             .query(rusqlite::params_from_iter(sql.params.iter()))
             .map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
+            let trace_ref: i64 = row.get(0).map_err(&e)?;
             let t = row
-                .get_ref(0)
+                .get_ref(1)
                 .map_err(&e)?
                 .as_blob()
                 .map_err(|x| corrupt(x.to_string()))?;
             let s = row
-                .get_ref(1)
+                .get_ref(2)
                 .map_err(&e)?
                 .as_blob()
                 .map_err(|x| corrupt(x.to_string()))?;
             let (Ok(t), Ok(s)) = (<[u8; 16]>::try_from(t), <[u8; 8]>::try_from(s)) else {
                 return Err(corrupt("span key of the wrong length"));
             };
-            by_trace.entry(t).or_default().push(s);
+            by_trace.entry((trace_ref, t)).or_default().push(s);
         }
     }
     let mut st = conn
-        .prepare_cached(
-            "SELECT codec, body FROM trace_chunks WHERE project_id = ?1 AND trace_id = ?2 ORDER BY id",
-        )
+        .prepare_cached("SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id")
         .map_err(&e)?;
-    for (tid, ids) in by_trace {
+    for ((trace_ref, tid), ids) in by_trace {
         let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
         {
-            let mut rows = st.query(params![pid, &tid[..]]).map_err(&e)?;
+            let mut rows = st.query([trace_ref]).map_err(&e)?;
             while let Some(row) = rows.next().map_err(&e)? {
                 let codec: i64 = row.get(0).map_err(&e)?;
                 let body = row.get_ref(1).map_err(&e)?;

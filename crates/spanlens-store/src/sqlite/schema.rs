@@ -180,6 +180,53 @@ CREATE INDEX scores_name ON scores (project_id, name, created_ns);
 "#,
         then: None,
     },
+    Migration {
+        description: "spans, chunks and facets keyed by the trace's row id",
+        sql: r#"
+-- Trace ids are random, so an index led by them takes every new span on a random page, and each
+-- commit rewrote thousands of pages. Keyed by the trace's row id (assigned in arrival order), the
+-- spans, chunks and facets of new traces append at the end of their indexes instead.
+ALTER TABLE spans ADD COLUMN trace_ref INTEGER NOT NULL DEFAULT 0;
+-- A span without a summary row (never written by Spanlens) gets a unique negative reference.
+UPDATE spans SET trace_ref = IFNULL(
+    (SELECT t.id FROM traces t WHERE t.project_id = spans.project_id AND t.trace_id = spans.trace_id),
+    -id);
+DROP INDEX spans_key;
+CREATE UNIQUE INDEX spans_trace ON spans (trace_ref, span_id);
+
+CREATE TABLE trace_chunks_by_ref (
+    id        INTEGER PRIMARY KEY,
+    trace_ref INTEGER NOT NULL,
+    codec     INTEGER NOT NULL,
+    spans     INTEGER NOT NULL,
+    body      BLOB NOT NULL
+);
+INSERT INTO trace_chunks_by_ref (id, trace_ref, codec, spans, body)
+    SELECT c.id, t.id, c.codec, c.spans, c.body FROM trace_chunks c
+    JOIN traces t ON t.project_id = c.project_id AND t.trace_id = c.trace_id;
+DROP TABLE trace_chunks;
+ALTER TABLE trace_chunks_by_ref RENAME TO trace_chunks;
+CREATE INDEX trace_chunks_trace ON trace_chunks (trace_ref, id);
+
+CREATE TABLE trace_facets_by_ref (
+    trace_ref INTEGER NOT NULL,
+    facet     INTEGER NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (trace_ref, facet, value)
+) WITHOUT ROWID;
+INSERT INTO trace_facets_by_ref (trace_ref, facet, value)
+    SELECT t.id, f.facet, f.value FROM trace_facets f
+    JOIN traces t ON t.project_id = f.project_id AND t.trace_id = f.trace_id;
+DROP TABLE trace_facets;
+ALTER TABLE trace_facets_by_ref RENAME TO trace_facets;
+
+-- A user's traces in time order: new traces of a user append, and "this user's traces, newest
+-- first" reads the index in order instead of sorting.
+DROP INDEX traces_user;
+CREATE INDEX traces_user ON traces (project_id, user_id, start_ns, trace_id);
+"#,
+        then: None,
+    },
 ];
 
 /// A blob column of exactly `N` bytes; anything else is an error, never a made-up id.
@@ -417,7 +464,7 @@ mod tests {
              INSERT INTO span_bodies (id, body) VALUES (1, '{\"n\":\"a\"}'), (2, '{\"n\":\"b\"}'), (3, '{\"n\":\"c\"}');",
         )
         .unwrap();
-        migrate_to(&mut conn, path, 1, latest_version()).unwrap();
+        migrate_to(&mut conn, path, 1, 2).unwrap();
         let mut st = conn
             .prepare("SELECT trace_id, codec, spans, body FROM trace_chunks ORDER BY id")
             .unwrap();
@@ -442,5 +489,52 @@ mod tests {
             )
             .unwrap();
         assert_eq!(gone, 0);
+    }
+
+    #[test]
+    fn version_3_spans_chunks_and_facets_get_the_trace_row_id() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        migrate_to(&mut conn, path, 0, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO projects (id, name, created_ns) VALUES (1, 'p', 0);
+             INSERT INTO traces (id, project_id, trace_id, name, start_ns, end_ns, duration_ns, status,
+                 span_count, error_count, input_tokens, output_tokens, total_tokens, cost_nano,
+                 user_id, session_id, tags, search, state)
+             VALUES (7, 1, x'01010101010101010101010101010101', 'a', 1, 2, 1, 'ok', 2, 0, 0, 0, 0, 0, '', '', '[]', '', '{}');
+             INSERT INTO spans (id, project_id, trace_id, span_id, start_ns, kind, status,
+                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                 reasoning_tokens, total_tokens, retry_count, name)
+             VALUES (1, 1, x'01010101010101010101010101010101', x'0202020202020202', 1, 'llm', 'ok', 0, 0, 0, 0, 0, 0, 0, 'a'),
+                    (2, 1, x'01010101010101010101010101010101', x'0303030303030303', 2, 'tool', 'ok', 0, 0, 0, 0, 0, 0, 0, 'b'),
+                    (3, 1, x'09090909090909090909090909090909', x'0202020202020202', 3, 'span', 'ok', 0, 0, 0, 0, 0, 0, 0, 'orphan');
+             INSERT INTO trace_chunks (project_id, trace_id, codec, spans, body)
+             VALUES (1, x'01010101010101010101010101010101', 0, 2, x'00');
+             INSERT INTO trace_facets (project_id, trace_id, facet, value)
+             VALUES (1, x'01010101010101010101010101010101', 2, 'gpt-4o');",
+        )
+        .unwrap();
+        migrate_to(&mut conn, path, 3, 4).unwrap();
+        let refs: Vec<(i64, i64)> = conn
+            .prepare("SELECT id, trace_ref FROM spans ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // The span without a summary row keeps a reference of its own instead of colliding.
+        assert_eq!(refs, vec![(1, 7), (2, 7), (3, -3)]);
+        let chunk: (i64, i64) = conn
+            .query_row("SELECT trace_ref, spans FROM trace_chunks", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(chunk, (7, 2));
+        let facet: (i64, String) = conn
+            .query_row("SELECT trace_ref, value FROM trace_facets", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(facet, (7, "gpt-4o".to_string()));
     }
 }

@@ -214,52 +214,84 @@ impl Writer {
         jobs: &[Job],
         staged: &mut HashMap<String, i64>,
     ) -> rusqlite::Result<Vec<(usize, usize)>> {
-        // Ordered by (project, trace) so summary and facet writes walk the indexes in order.
+        // Every span of the transaction grouped by trace, ordered by (project, trace) so the
+        // probes of the traces' key index walk it in order.
         let mut touched: BTreeMap<TraceKey, Touched<'_>> = BTreeMap::new();
+        let mut job_projects = Vec::with_capacity(jobs.len());
+        for (j, job) in jobs.iter().enumerate() {
+            let pid = self.project_id(&job.project, staged)?;
+            job_projects.push(pid);
+            for row in &job.rows {
+                touched
+                    .entry((pid, row.trace_id))
+                    .or_default()
+                    .rows
+                    .push((j, row));
+            }
+        }
+        let mut counts = vec![(0usize, 0usize); jobs.len()];
         let mut new_spans: HashMap<i64, i64> = HashMap::new();
-        let mut counts = Vec::with_capacity(jobs.len());
+        // The writer is the only one creating traces, so it hands out their row ids itself:
+        // spans, chunks and facets are keyed by that id and a new trace's rows go in at the end.
+        let mut next_ref: i64 = self.conn.query_row(
+            "SELECT IFNULL(max(id), 0) + 1 FROM traces",
+            [],
+            |r| r.get(0),
+        )?;
         // Prepared once per transaction: the statement cache hashes the whole SQL text per lookup.
         let mut st = SpanStatements {
             insert: self.conn.prepare_cached(INSERT_SPAN)?,
             update: self.conn.prepare_cached(UPDATE_SPAN)?,
-            chunk: self.conn.prepare_cached(
-                "INSERT INTO trace_chunks (project_id, trace_id, codec, spans, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?,
         };
-        for job in jobs {
-            let pid = self.project_id(&job.project, staged)?;
-            let (mut inserted, mut replaced) = (0usize, 0usize);
-            for row in &job.rows {
-                let was_replaced = self.upsert_span(&mut st, pid, row)?;
-                let t = touched.entry((pid, row.trace_id)).or_default();
-                t.rows.push(row);
-                if was_replaced {
+        for (key, t) in touched.iter_mut() {
+            let stored = self.load_state(*key)?;
+            t.trace_ref = match &stored {
+                Stored::Missing => {
+                    next_ref += 1;
+                    next_ref - 1
+                }
+                Stored::State(id, _) | Stored::Unreadable(id) => *id,
+            };
+            t.is_new = matches!(stored, Stored::Missing);
+            for &(j, row) in &t.rows {
+                if self.upsert_span(&mut st, key.0, t.trace_ref, row)? {
                     t.rebuild = true;
-                    replaced += 1;
+                    counts[j].1 += 1;
                 } else {
-                    inserted += 1;
-                    *new_spans.entry(pid).or_default() += 1;
+                    counts[j].0 += 1;
+                    *new_spans.entry(key.0).or_default() += 1;
                 }
             }
-            for c in &job.chunks {
-                st.chunk
-                    .execute(params![pid, &c.trace_id[..], c.codec, c.spans, c.body])?;
-            }
-            counts.push((inserted, replaced));
+            t.stored = Some(stored);
         }
+        drop(st);
+        // Bodies after rows, in submission order: the newest chunk holding a span is its body.
+        let mut chunk_st = self.conn.prepare_cached(
+            "INSERT INTO trace_chunks (trace_ref, codec, spans, body) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (job, pid) in jobs.iter().zip(&job_projects) {
+            for c in &job.chunks {
+                // Every chunk's trace has rows in the same job, so it is always in `touched`.
+                let Some(t) = touched.get(&(*pid, c.trace_id)) else {
+                    continue;
+                };
+                chunk_st.execute(params![t.trace_ref, c.codec, c.spans, c.body])?;
+            }
+        }
+        drop(chunk_st);
         let mut new_facets = Vec::new();
-        for (key, t) in &touched {
+        for (key, t) in &mut touched {
             new_facets.clear();
-            let state = match (t.rebuild, self.load_state(*key)?) {
-                (false, Stored::State(mut state)) => {
-                    for row in &t.rows {
+            let state = match (t.rebuild, t.stored.take()) {
+                (false, Some(Stored::State(_, mut state))) => {
+                    for (_, row) in &t.rows {
                         state.add(&facts_of(row), &mut new_facets);
                     }
                     *state
                 }
-                (false, Stored::Missing) => {
+                (false, Some(Stored::Missing)) => {
                     let mut state = TraceState::default();
-                    for row in &t.rows {
+                    for (_, row) in &t.rows {
                         state.add(&facts_of(row), &mut new_facets);
                     }
                     state
@@ -267,23 +299,21 @@ impl Writer {
                 // A replaced span may have changed or dropped anything: rebuild from all spans.
                 // (Also the way out when a stored state cannot be read.)
                 _ => {
-                    let state = self.state_from_spans(*key)?;
+                    let state = self.state_from_spans(t.trace_ref)?;
                     self.conn
-                        .prepare_cached(
-                            "DELETE FROM trace_facets WHERE project_id = ?1 AND trace_id = ?2",
-                        )?
-                        .execute(params![key.0, &key.1[..]])?;
+                        .prepare_cached("DELETE FROM trace_facets WHERE trace_ref = ?1")?
+                        .execute([t.trace_ref])?;
                     new_facets = state.all_facets();
                     state
                 }
             };
             let mut st = self.conn.prepare_cached(
-                "INSERT OR IGNORE INTO trace_facets (project_id, trace_id, facet, value) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO trace_facets (trace_ref, facet, value) VALUES (?1, ?2, ?3)",
             )?;
             for (f, v) in &new_facets {
-                st.execute(params![key.0, &key.1[..], f, v])?;
+                st.execute(params![t.trace_ref, f, v])?;
             }
-            self.write_summary(*key, &state)?;
+            self.write_summary(*key, t, &state)?;
         }
         let mut st = self
             .conn
@@ -299,9 +329,10 @@ impl Writer {
         &self,
         st: &mut SpanStatements<'_>,
         pid: i64,
+        trace_ref: i64,
         r: &PreparedSpan,
     ) -> rusqlite::Result<bool> {
-        let values: [&dyn ToSql; 31] = [
+        let values: [&dyn ToSql; 32] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -333,6 +364,7 @@ impl Writer {
             &r.error_type,
             &r.tags_json,
             &r.unpriced,
+            &trace_ref,
         ];
         if st.insert.execute(&values[..])? == 1 {
             Ok(false)
@@ -342,32 +374,33 @@ impl Writer {
         }
     }
 
-    /// The stored state of a trace, in one index probe.
+    /// The stored row id and state of a trace, in one index probe.
     fn load_state(&self, (pid, tid): TraceKey) -> rusqlite::Result<Stored> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT state FROM traces WHERE project_id = ?1 AND trace_id = ?2")?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, state FROM traces WHERE project_id = ?1 AND trace_id = ?2",
+        )?;
         let mut rows = st.query(params![pid, &tid[..]])?;
         let Some(row) = rows.next()? else {
             return Ok(Stored::Missing);
         };
-        let text = row.get_ref(0)?.as_str()?;
+        let id: i64 = row.get(0)?;
+        let text = row.get_ref(1)?.as_str()?;
         Ok(match serde_json::from_str(text) {
-            Ok(state) => Stored::State(Box::new(state)),
-            Err(_) => Stored::Unreadable,
+            Ok(state) => Stored::State(id, Box::new(state)),
+            Err(_) => Stored::Unreadable(id),
         })
     }
 
     /// Recomputes a trace's state from every stored span of it.
-    fn state_from_spans(&self, (pid, tid): TraceKey) -> rusqlite::Result<TraceState> {
+    fn state_from_spans(&self, trace_ref: i64) -> rusqlite::Result<TraceState> {
         let mut state = TraceState::default();
         let mut ignored = Vec::new();
         let mut st = self.conn.prepare_cached(
             "SELECT span_id, parent_span_id, name, kind, status, start_ns, end_ns, input_tokens, \
              output_tokens, total_tokens, cost_nano, user_id, session_id, service, request_model, \
-             response_model, provider, tags, unpriced FROM spans WHERE project_id = ?1 AND trace_id = ?2",
+             response_model, provider, tags, unpriced FROM spans WHERE trace_ref = ?1",
         )?;
-        let mut rows = st.query(params![pid, &tid[..]])?;
+        let mut rows = st.query([trace_ref])?;
         while let Some(r) = rows.next()? {
             let tags: Vec<String> = match r.get_ref(17)?.as_str_or_null()? {
                 Some(t) => serde_json::from_str(t).unwrap_or_default(),
@@ -399,48 +432,53 @@ impl Writer {
         Ok(state)
     }
 
-    fn write_summary(&self, (pid, tid): TraceKey, state: &TraceState) -> rusqlite::Result<()> {
+    /// Inserts a new trace's summary row under the id its spans were written with, or updates
+    /// the stored one.
+    fn write_summary(
+        &self,
+        (pid, tid): TraceKey,
+        t: &Touched<'_>,
+        state: &TraceState,
+    ) -> rusqlite::Result<()> {
         let s = state.summary(&tid);
         let state_json = serde_json::to_string(state).unwrap_or_default();
-        self.conn
-            .prepare_cached(
-                "INSERT INTO traces (project_id, trace_id, name, start_ns, end_ns, duration_ns, status, \
-                 span_count, error_count, input_tokens, output_tokens, total_tokens, cost_nano, user_id, \
-                 session_id, root_span_id, service, tags, search, state, unpriced_count) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
-                 ON CONFLICT (project_id, trace_id) DO UPDATE SET name = excluded.name, \
-                 start_ns = excluded.start_ns, end_ns = excluded.end_ns, duration_ns = excluded.duration_ns, \
-                 status = excluded.status, span_count = excluded.span_count, \
-                 error_count = excluded.error_count, input_tokens = excluded.input_tokens, \
-                 output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens, \
-                 cost_nano = excluded.cost_nano, user_id = excluded.user_id, \
-                 session_id = excluded.session_id, root_span_id = excluded.root_span_id, \
-                 service = excluded.service, tags = excluded.tags, search = excluded.search, \
-                 state = excluded.state, unpriced_count = excluded.unpriced_count",
-            )?
-            .execute(params![
-                pid,
-                &tid[..],
-                s.name,
-                state.start_ns,
-                state.end_ns,
-                state.end_ns.saturating_sub(state.start_ns).max(0),
-                s.status,
-                to_i64(state.span_count),
-                to_i64(state.error_count),
-                to_i64(state.input_tokens),
-                to_i64(state.output_tokens),
-                to_i64(state.total_tokens),
-                state.cost_nano,
-                s.user_id,
-                s.session_id,
-                s.root_span_id.as_ref().map(|r| &r[..]),
-                s.service,
-                s.tags_json,
-                s.search,
-                state_json,
-                to_i64(state.unpriced_count),
-            ])?;
+        let sql = if t.is_new {
+            "INSERT INTO traces (id, project_id, trace_id, name, start_ns, end_ns, duration_ns, \
+             status, span_count, error_count, input_tokens, output_tokens, total_tokens, cost_nano, \
+             user_id, session_id, root_span_id, service, tags, search, state, unpriced_count) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?19, ?20, ?21, ?22)"
+        } else {
+            "UPDATE traces SET name = ?4, start_ns = ?5, end_ns = ?6, duration_ns = ?7, \
+             status = ?8, span_count = ?9, error_count = ?10, input_tokens = ?11, \
+             output_tokens = ?12, total_tokens = ?13, cost_nano = ?14, user_id = ?15, \
+             session_id = ?16, root_span_id = ?17, service = ?18, tags = ?19, search = ?20, \
+             state = ?21, unpriced_count = ?22 WHERE id = ?1 AND project_id = ?2 AND trace_id = ?3"
+        };
+        self.conn.prepare_cached(sql)?.execute(params![
+            t.trace_ref,
+            pid,
+            &tid[..],
+            s.name,
+            state.start_ns,
+            state.end_ns,
+            state.end_ns.saturating_sub(state.start_ns).max(0),
+            s.status,
+            to_i64(state.span_count),
+            to_i64(state.error_count),
+            to_i64(state.input_tokens),
+            to_i64(state.output_tokens),
+            to_i64(state.total_tokens),
+            state.cost_nano,
+            s.user_id,
+            s.session_id,
+            s.root_span_id.as_ref().map(|r| &r[..]),
+            s.service,
+            s.tags_json,
+            s.search,
+            state_json,
+            to_i64(state.unpriced_count),
+        ])?;
         Ok(())
     }
 }
@@ -449,10 +487,10 @@ const INSERT_SPAN: &str = "INSERT INTO spans (project_id, trace_id, span_id, sta
                  ttft_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
                  reasoning_tokens, total_tokens, cost_nano, retry_count, model, provider, agent_name, \
                  user_id, tool_name, request_model, response_model, parent_span_id, end_ns, name, \
-                 session_id, service, error_type, tags, unpriced) \
+                 session_id, service, error_type, tags, unpriced, trace_ref) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31) \
-                 ON CONFLICT (project_id, trace_id, span_id) DO NOTHING";
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) \
+                 ON CONFLICT (trace_ref, span_id) DO NOTHING";
 
 const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?6, duration_ns = ?7, \
                      ttft_ns = ?8, input_tokens = ?9, output_tokens = ?10, cache_read_tokens = ?11, \
@@ -461,30 +499,35 @@ const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?
                      agent_name = ?19, user_id = ?20, tool_name = ?21, request_model = ?22, \
                      response_model = ?23, parent_span_id = ?24, end_ns = ?25, name = ?26, \
                      session_id = ?27, service = ?28, error_type = ?29, tags = ?30, unpriced = ?31 \
-                     WHERE project_id = ?1 AND trace_id = ?2 AND span_id = ?3";
+                     WHERE trace_ref = ?32 AND span_id = ?3";
 
 /// What the `traces` table holds for a trace.
 enum Stored {
     /// No row: the trace is new.
     Missing,
-    /// The state to fold new spans into.
-    State(Box<TraceState>),
-    /// A row whose state cannot be read: rebuild it from the spans.
-    Unreadable,
+    /// The row id and the state to fold new spans into.
+    State(i64, Box<TraceState>),
+    /// The row id of a row whose state cannot be read: rebuild it from the spans.
+    Unreadable(i64),
 }
 
 /// The statements that write spans, held for the length of a transaction.
 struct SpanStatements<'c> {
     insert: rusqlite::CachedStatement<'c>,
     update: rusqlite::CachedStatement<'c>,
-    chunk: rusqlite::CachedStatement<'c>,
 }
 
 /// The spans of one trace written in the current transaction.
 #[derive(Default)]
 struct Touched<'a> {
-    /// Rows written, in order.
-    rows: Vec<&'a PreparedSpan>,
+    /// Rows written, in submission order, with the index of the job each came in.
+    rows: Vec<(usize, &'a PreparedSpan)>,
+    /// The trace's row id in `traces`, which keys its spans, chunks and facets.
+    trace_ref: i64,
+    /// True when the trace has no summary row yet.
+    is_new: bool,
+    /// What `traces` held before this transaction (taken when the summary is rebuilt).
+    stored: Option<Stored>,
     /// True when any of them replaced a stored span (the state must be rebuilt).
     rebuild: bool,
 }
