@@ -19,8 +19,10 @@ pub const CODEC_ZSTD: i64 = 1;
 /// Framed bodies shorter than this are stored plain: compression would save next to nothing.
 const COMPRESS_MIN_BYTES: usize = 200;
 
-/// zstd level: the fastest levels already find the repetition between spans of a trace.
-const ZSTD_LEVEL: i32 = 1;
+/// zstd level: the fast range already finds the repetition between spans of a trace. On the
+/// load generator's agent traces level -1 takes 780 ns a span for 145 bytes, level 1 1,030 ns
+/// for 117: the 28 bytes cost the writer far less than the 250 ns cost the ingest threads.
+const ZSTD_LEVEL: i32 = -1;
 
 /// One chunk ready to insert.
 #[derive(Debug, Clone)]
