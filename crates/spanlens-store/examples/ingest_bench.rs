@@ -582,6 +582,20 @@ fn main() {
             ..ListQuery::new("default")
         },
     );
+    list(
+        "sort by duration desc",
+        ListQuery {
+            sort: SortField::Duration,
+            ..ListQuery::new("default")
+        },
+    );
+    list(
+        "min_cost=$2 (few match: the whole project)",
+        f(TraceFilter {
+            min_cost: spanlens_core::NanoUsd::parse_decimal("2"),
+            ..Default::default()
+        }),
+    );
     // Page 11 of a filtered list, reached through cursors.
     let (first, med, _) = time(5, || {
         let mut q = f(TraceFilter {

@@ -379,9 +379,7 @@ fn read_trace(
     let mut bodies: HashMap<[u8; 8], String> = HashMap::with_capacity(cap);
     {
         let mut st = tx
-            .prepare_cached(
-                "SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id",
-            )
+            .prepare_cached("SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id")
             .map_err(db("reading span bodies"))?;
         let mut rows = st.query([trace_ref]).map_err(db("reading span bodies"))?;
         while let Some(row) = rows.next().map_err(db("reading span bodies"))? {

@@ -233,11 +233,11 @@ impl Writer {
         let mut new_spans: HashMap<i64, i64> = HashMap::new();
         // The writer is the only one creating traces, so it hands out their row ids itself:
         // spans, chunks and facets are keyed by that id and a new trace's rows go in at the end.
-        let mut next_ref: i64 = self.conn.query_row(
-            "SELECT IFNULL(max(id), 0) + 1 FROM traces",
-            [],
-            |r| r.get(0),
-        )?;
+        let mut next_ref: i64 =
+            self.conn
+                .query_row("SELECT IFNULL(max(id), 0) + 1 FROM traces", [], |r| {
+                    r.get(0)
+                })?;
         // Prepared once per transaction: the statement cache hashes the whole SQL text per lookup.
         let mut st = SpanStatements {
             insert: self.conn.prepare_cached(INSERT_SPAN)?,
