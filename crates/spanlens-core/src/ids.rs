@@ -59,7 +59,19 @@ macro_rules! id_type {
 
             /// Lowercase hex form.
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                self.hex_digits().iter().map(|&b| b as char).collect()
+            }
+
+            /// Lowercase hex digits in a stack buffer: ids are serialised for every stored span,
+            /// and a heap string per id showed in ingest profiles.
+            fn hex_digits(&self) -> [u8; $len * 2] {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut out = [0u8; $len * 2];
+                for (i, b) in self.0.iter().enumerate() {
+                    out[2 * i] = DIGITS[usize::from(b >> 4)];
+                    out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+                }
+                out
             }
 
             /// Maps any foreign id string onto this id space deterministically.
@@ -107,7 +119,9 @@ macro_rules! id_type {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_hex())
+                let digits = self.hex_digits();
+                // Only ASCII hex digits were written, so this never fails.
+                s.serialize_str(std::str::from_utf8(&digits).unwrap_or_default())
             }
         }
 

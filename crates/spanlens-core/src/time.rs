@@ -2,7 +2,7 @@
 //!
 //! JSON never carries a bare integer above 2^53 for a time, so JavaScript clients lose nothing.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -28,11 +28,33 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with exactly nine fractional digits, e.g. `2025-01-01T00:00:00.000000001Z`.
     pub fn to_rfc3339(self) -> String {
-        let secs = (self.0 / 1_000_000_000) as i64;
-        let nsec = (self.0 % 1_000_000_000) as u32;
-        // Every u64 nanosecond value is within chrono's range (year 2554 at most).
-        let dt = DateTime::<Utc>::from_timestamp(secs, nsec).unwrap_or_default();
-        dt.to_rfc3339_opts(SecondsFormat::Nanos, true)
+        let digits = self.rfc3339_digits();
+        digits.iter().map(|&b| b as char).collect()
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` in a stack buffer: every stored span serialises two
+    /// timestamps, and going through chrono's formatter and a heap string showed in ingest
+    /// profiles. (A u64 of nanoseconds ends in 2554, so the year always has four digits.)
+    fn rfc3339_digits(self) -> [u8; 30] {
+        let secs = self.0 / 1_000_000_000;
+        let nanos = self.0 % 1_000_000_000;
+        let (year, month, day) = civil_date(secs / 86_400);
+        let in_day = secs % 86_400;
+        let mut out = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, in_day / 3600);
+        put(14, 2, in_day % 3600 / 60);
+        put(17, 2, in_day % 60);
+        put(20, 9, nanos);
+        out
     }
 
     /// Parses RFC 3339 / ISO 8601 with an offset (`Z` or `±hh:mm`); a missing offset is read as UTC,
@@ -73,8 +95,28 @@ impl fmt::Debug for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        let digits = self.rfc3339_digits();
+        // Only ASCII was written, so this never fails.
+        s.serialize_str(std::str::from_utf8(&digits).unwrap_or_default())
     }
+}
+
+/// (year, month, day) of the proleptic Gregorian calendar for days since 1970-01-01, counting
+/// in 400-year eras of 146,097 days that start on 1 March (so the leap day ends a year).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // 1970-01-01 is day 719,468 counted from 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March: 0 = March … 11 = February.
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
@@ -112,6 +154,49 @@ pub mod opt_ms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::SecondsFormat;
+    use proptest::prelude::*;
+
+    /// chrono's formatting, the reference the hand-written one must match.
+    fn chrono_rfc3339(t: Timestamp) -> String {
+        let dt = DateTime::<Utc>::from_timestamp(
+            (t.0 / 1_000_000_000) as i64,
+            (t.0 % 1_000_000_000) as u32,
+        )
+        .unwrap();
+        dt.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    }
+
+    #[test]
+    fn formatting_matches_chrono_at_the_edges() {
+        for t in [
+            0,
+            1,
+            86_399_999_999_999,
+            86_400_000_000_000,
+            951_782_400_000_000_000,   // 2000-02-29
+            951_868_800_000_000_000,   // 2000-03-01
+            4_107_542_400_000_000_000, // 2100-02-28 (2100 is not a leap year)
+            u64::MAX,
+        ] {
+            assert_eq!(
+                Timestamp(t).to_rfc3339(),
+                chrono_rfc3339(Timestamp(t)),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1)).unwrap(),
+            "\"1970-01-01T00:00:00.000000001Z\""
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn formatting_matches_chrono(t in any::<u64>()) {
+            prop_assert_eq!(Timestamp(t).to_rfc3339(), chrono_rfc3339(Timestamp(t)));
+        }
+    }
 
     #[test]
     fn nanosecond_round_trip() {

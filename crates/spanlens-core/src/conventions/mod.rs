@@ -16,6 +16,7 @@ pub use messages::messages_from_json;
 
 use crate::span::{Span, SpanKind, Status};
 use crate::time::Timestamp;
+use attrs::ns;
 
 /// Fills the canonical fields of `span` from its raw attributes and events.
 pub fn enrich(span: &mut Span) {
@@ -52,11 +53,13 @@ fn detect_source(a: &Attrs) -> &'static str {
         "spanlens"
     } else if a.has("openinference.span.kind") {
         "openinference"
-    } else if a.has_prefix("langfuse.") {
+    } else if a.has_namespace(ns::LANGFUSE) && a.has_prefix("langfuse.") {
         "langfuse"
-    } else if a.has_prefix("traceloop.") || a.has("llm.request.type") {
+    } else if (a.has_namespace(ns::TRACELOOP) && a.has_prefix("traceloop."))
+        || a.has("llm.request.type")
+    {
         "traceloop"
-    } else if a.has_prefix("gen_ai.") {
+    } else if a.has_namespace(ns::GEN_AI) && a.has_prefix("gen_ai.") {
         "genai"
     } else {
         "otel"
