@@ -547,9 +547,10 @@ pub struct Span {
     /// Rate-limit state from provider headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
-    /// Resource attributes of the emitting process.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub resource: Attributes,
+    /// Resource attributes of the emitting process, shared by every span of one resource
+    /// instead of copied into each (an OTel SDK's resource has a handful of entries).
+    #[serde(default, skip_serializing_if = "no_resource")]
+    pub resource: std::sync::Arc<Attributes>,
     /// Every source attribute, verbatim: nothing a source sends is lost.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: Attributes,
@@ -613,4 +614,8 @@ mod tests {
         let p = Payload::from_text("\"kept\"", Some("text/plain"));
         assert_eq!(p.value, Value::String("\"kept\"".into()));
     }
+}
+
+fn no_resource(r: &std::sync::Arc<Attributes>) -> bool {
+    r.is_empty()
 }

@@ -111,9 +111,11 @@ fn full_span() -> Span {
             retry_after_ms: Some(1500),
             ..Default::default()
         }),
-        resource: [("service.name".to_string(), json!("support-bot"))]
-            .into_iter()
-            .collect(),
+        resource: std::sync::Arc::new(
+            [("service.name".to_string(), json!("support-bot"))]
+                .into_iter()
+                .collect(),
+        ),
         attributes: [("acme.flag".to_string(), json!(true))]
             .into_iter()
             .collect(),

@@ -768,14 +768,16 @@ impl Trace<'_> {
 
     /// Finishes the trace: context onto every span, agent names, prices.
     fn finish(mut self, ctx: &Ctx) -> Vec<Span> {
-        let resource: Attributes = [
-            ("service.name".to_string(), json!(ctx.service)),
-            ("service.version".to_string(), json!("2.14.0")),
-            ("deployment.environment".to_string(), json!("production")),
-            ("telemetry.sdk.name".to_string(), json!("spanlens-demo")),
-        ]
-        .into_iter()
-        .collect();
+        let resource: std::sync::Arc<Attributes> = std::sync::Arc::new(
+            [
+                ("service.name".to_string(), json!(ctx.service)),
+                ("service.version".to_string(), json!("2.14.0")),
+                ("deployment.environment".to_string(), json!("production")),
+                ("telemetry.sdk.name".to_string(), json!("spanlens-demo")),
+            ]
+            .into_iter()
+            .collect::<Attributes>(),
+        );
         for s in &mut self.spans {
             s.service = Some(ctx.service.to_string());
             s.source = Some(DEMO_SOURCE.to_string());

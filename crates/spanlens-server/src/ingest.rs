@@ -161,12 +161,27 @@ pub async fn ingest(
             .join("; ");
         // The header wins over the resource attribute; without either the span goes to `default`.
         let mut by_project: BTreeMap<String, Vec<Span>> = BTreeMap::new();
-        for s in normalized.spans {
-            let project = project_header
-                .clone()
-                .or_else(|| s.project.clone())
-                .unwrap_or_else(|| spanlens_store::DEFAULT_PROJECT.to_string());
-            by_project.entry(project).or_default().push(s);
+        match &project_header {
+            // One project for the whole request: no per-span lookup or copy of its name.
+            Some(p) => {
+                if !normalized.spans.is_empty() {
+                    by_project.insert(p.clone(), normalized.spans);
+                }
+            }
+            None => {
+                for s in normalized.spans {
+                    let project = s
+                        .project
+                        .as_deref()
+                        .unwrap_or(spanlens_store::DEFAULT_PROJECT);
+                    match by_project.get_mut(project) {
+                        Some(v) => v.push(s),
+                        None => {
+                            by_project.insert(project.to_string(), vec![s]);
+                        }
+                    }
+                }
+            }
         }
         let mut accepted = 0;
         let mut tickets = Vec::new();

@@ -91,12 +91,10 @@ impl Gen {
             source: Some("genai".into()),
             ..Default::default()
         };
-        s.resource
-            .insert("service.name".into(), json!("support-bot"));
-        s.resource
-            .insert("telemetry.sdk.language".into(), json!("python"));
-        s.resource
-            .insert("telemetry.sdk.version".into(), json!("1.27.0"));
+        let resource = std::sync::Arc::make_mut(&mut s.resource);
+        resource.insert("service.name".into(), json!("support-bot"));
+        resource.insert("telemetry.sdk.language".into(), json!("python"));
+        resource.insert("telemetry.sdk.version".into(), json!("1.27.0"));
         s
     }
 

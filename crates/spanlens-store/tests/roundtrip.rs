@@ -134,8 +134,7 @@ fn full_span() -> Span {
         output_tokens: None,
         retry_after_ms: Some(1500),
     });
-    s.resource
-        .insert("service.name".into(), json!("checkout-bot"));
+    std::sync::Arc::make_mut(&mut s.resource).insert("service.name".into(), json!("checkout-bot"));
     s.attributes
         .insert("gen_ai.system".into(), json!("anthropic"));
     s.attributes

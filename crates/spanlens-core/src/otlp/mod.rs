@@ -40,10 +40,11 @@ pub fn into_canonical(
 ) -> Normalized {
     let mut out = Normalized::default();
     for (ri, rs) in req.resource_spans.into_iter().enumerate() {
-        let resource: Attributes = rs
-            .resource
-            .map(|r| attributes(r.attributes))
-            .unwrap_or_default();
+        let resource: std::sync::Arc<Attributes> = std::sync::Arc::new(
+            rs.resource
+                .map(|r| attributes(r.attributes))
+                .unwrap_or_default(),
+        );
         let service = resource
             .get("service.name")
             .and_then(Value::as_str)
@@ -135,16 +136,18 @@ fn span(p: proto::Span, at: (usize, usize, usize)) -> Result<Span, Rejection> {
         None => (Status::Unset, None),
     };
     let mut attrs = attributes(p.attributes);
-    if let Ok(kind) = proto::SpanKind::try_from(p.kind) {
-        if kind != proto::SpanKind::Unspecified {
-            let name = kind
-                .as_str_name()
-                .trim_start_matches("SPAN_KIND_")
-                .to_ascii_lowercase();
-            attrs
-                .entry("otel.span.kind".into())
-                .or_insert(Value::String(name));
-        }
+    let kind = match proto::SpanKind::try_from(p.kind) {
+        Ok(proto::SpanKind::Internal) => Some("internal"),
+        Ok(proto::SpanKind::Server) => Some("server"),
+        Ok(proto::SpanKind::Client) => Some("client"),
+        Ok(proto::SpanKind::Producer) => Some("producer"),
+        Ok(proto::SpanKind::Consumer) => Some("consumer"),
+        Ok(proto::SpanKind::Unspecified) | Err(_) => None,
+    };
+    if let Some(kind) = kind {
+        attrs
+            .entry("otel.span.kind".into())
+            .or_insert_with(|| Value::String(kind.into()));
     }
     let events = p
         .events

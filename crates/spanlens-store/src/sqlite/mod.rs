@@ -587,7 +587,9 @@ fn chunk_by_trace(
         let mut framer = chunk::Framer::new();
         for &i in group {
             let span = &mut spans[i];
-            span.project = Some(project.to_string());
+            if span.project.as_deref() != Some(project) {
+                span.project = Some(project.to_string());
+            }
             framer.push(&span.span_id.0, |buf| prepare::write_body(span, buf))?;
         }
         chunks.push(framer.finish(traces[group[0]]));
