@@ -226,7 +226,7 @@ fn forecast_and_reconcile_against_a_server() {
         "{table}"
     );
 
-    // The demo covers the four days before now: enough for a straight-line forecast.
+    // The demo covers the four weeks before now.
     let o = spanlens(&[
         "forecast",
         "--server",
@@ -253,6 +253,15 @@ fn forecast_and_reconcile_against_a_server() {
     ]);
     let v: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
     assert_eq!(v["total"]["points"].as_array().unwrap().len(), 30);
+    // Four weeks of history: the weekday pattern is fitted, and weekends come out cheaper.
+    assert_eq!(v["total"]["method"], "linear_trend_weekly", "{v}");
+    assert!(v["total"]["history"]["days"].as_u64().unwrap() >= 26, "{v}");
+    let offsets = &v["total"]["weekday_offsets_usd"];
+    let off = |d: &str| offsets[d].as_f64().unwrap();
+    assert!(
+        off("sat") < off("tue") && off("sun") < off("wed"),
+        "{offsets}"
+    );
     let o = spanlens(&["forecast", "--server", &server.url, "--horizon-days", "0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
