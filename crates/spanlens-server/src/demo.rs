@@ -14,7 +14,8 @@
 //!   LLM-as-judge evaluator);
 //! - `invoice-extractor`: document extraction with JSON-schema outputs, schema validation and
 //!   repair (and the one call to a self-hosted model that has no price);
-//! - `assistant-chat`: multi-turn chat sessions with a growing prompt cache.
+//! - `assistant-chat`: multi-turn chat sessions with a growing prompt cache, through an LLM
+//!   gateway that reports each call's bill (the demo's provider-reported costs).
 //!
 //! Spans are built in canonical form and priced by the core cost engine. The ids depend only on
 //! the seed, never on `now`, so loading the demo twice stores it once (the later copy wins, with
@@ -23,9 +24,9 @@
 use serde_json::{json, Value};
 use spanlens_core::normalize::propagate_agent_names;
 use spanlens_core::{
-    price_span, Attributes, Event, Link, Message, Payload, PriceCatalog, PromptTemplate,
-    RateLimitWindow, RateLimits, Span, SpanId, SpanKind, Status, Timestamp, ToolCallRef, ToolInfo,
-    TraceId, Usage,
+    compute_cost, price_span, Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message,
+    Payload, PriceCatalog, PromptTemplate, RateLimitWindow, RateLimits, Span, SpanId, SpanKind,
+    Status, Timestamp, ToolCallRef, ToolInfo, TraceId, Usage,
 };
 
 /// Days of history the demo covers, ending at `now`: four whole weeks, so the forecast has more
@@ -37,6 +38,13 @@ pub const DEMO_SOURCE: &str = "demo";
 pub const DEFAULT_SEED: u64 = 42;
 /// The one model of the demo that has no price in the catalog (a self-hosted fine-tune).
 pub const UNPRICED_MODEL: &str = "acme/invoice-extractor-8b-ft";
+/// The service whose model calls go through an LLM gateway that reports what each call was
+/// billed, so the demo has provider-reported costs to reconcile.
+pub const GATEWAY_SERVICE: &str = "assistant-chat";
+/// The model whose bill differs from the catalog's price: the chat app asks for the one-hour
+/// prompt-cache TTL, which the instrumentation does not record, so the catalog prices its
+/// cache writes at the five-minute rate while the provider bills the one-hour rate.
+pub const ONE_HOUR_CACHE_MODEL: &str = "claude-3-5-haiku-20241022";
 /// Services (one per workflow) the demo's traces come from.
 pub const SERVICES: [&str; 5] = [
     "support-bot",
@@ -876,10 +884,49 @@ impl Trace<'_> {
         propagate_agent_names(&mut self.spans);
         let catalog = PriceCatalog::builtin();
         for s in &mut self.spans {
+            if ctx.service == GATEWAY_SERVICE {
+                gateway_bill(s, catalog);
+            }
             price_span(s, catalog);
         }
         self.spans
     }
+}
+
+/// Sets the cost the gateway reported for a model call: the catalog's price of what the provider
+/// actually billed, which for [`ONE_HOUR_CACHE_MODEL`] includes one-hour cache writes the span's
+/// usage does not show. Calls that failed (no usage) were not billed and report nothing.
+fn gateway_bill(s: &mut Span, catalog: &PriceCatalog) {
+    let Some(usage) = s.usage.as_ref().filter(|_| s.kind == SpanKind::Llm) else {
+        return;
+    };
+    let Some(model) = s.response_model.as_deref() else {
+        return;
+    };
+    let Some(entry) = catalog.lookup(model, s.provider.as_deref(), Some(s.start_time)) else {
+        return;
+    };
+    let mut billed = usage.clone();
+    if model == ONE_HOUR_CACHE_MODEL && billed.cache_write_tokens > 0 {
+        billed
+            .extra
+            .insert(Usage::CACHE_WRITE_1H.to_string(), billed.cache_write_tokens);
+    }
+    // A gateway reports the total it charged, not the catalog's breakdown.
+    s.cost = Some(Cost {
+        source: CostSource::Reported,
+        amounts: CostBreakdown {
+            total: compute_cost(entry, &billed).total,
+            ..Default::default()
+        },
+        pricing_id: None,
+        pricing_version: None,
+        computed: None,
+    });
+    s.attributes
+        .insert("server.address".into(), json!("openrouter.ai"));
+    s.attributes
+        .insert("llm.gateway".into(), json!("openrouter"));
 }
 
 fn msg(role: &str, content: impl Into<String>) -> Message {
@@ -2730,5 +2777,45 @@ mod tests {
         let a = t.place(EARLY_MS, WINDOW_MS - LATE_MS, 0.3);
         let b = t.place(EARLY_MS, WINDOW_MS - LATE_MS, 0.6);
         assert!(a < b);
+    }
+
+    #[test]
+    fn gateway_calls_report_their_bill_and_one_model_differs() {
+        let spans = generate(42, NOW);
+        let catalog = PriceCatalog::builtin();
+        let mut rec = spanlens_core::Reconciliation::default();
+        let mut calls = 0;
+        for s in spans.iter().filter(|s| s.kind == SpanKind::Llm) {
+            let reported = s
+                .cost
+                .as_ref()
+                .is_some_and(|c| c.source == CostSource::Reported);
+            let through_gateway =
+                s.service.as_deref() == Some(GATEWAY_SERVICE) && s.usage.is_some();
+            assert_eq!(reported, through_gateway, "{} of {:?}", s.name, s.service);
+            if reported {
+                // The catalog's own price is kept beside the bill.
+                assert!(s.cost.as_ref().unwrap().computed.is_some());
+            }
+            calls += 1;
+            rec.add(s, catalog);
+        }
+        let rows = rec.rows();
+        assert!(rows.len() >= 3, "{rows:?}");
+        let total = rec.total();
+        assert!(
+            total.spans * 20 > calls && total.spans * 4 < calls,
+            "{} of {calls} calls report a cost",
+            total.spans
+        );
+        for r in &rows {
+            let pct = r.difference_pct().unwrap();
+            if r.model == ONE_HOUR_CACHE_MODEL {
+                assert!((5.0..30.0).contains(&pct), "{}: {pct}%", r.model);
+            } else {
+                assert_eq!(r.difference().0, 0, "{}: {pct}%", r.model);
+            }
+        }
+        assert!(rows.iter().any(|r| r.model == ONE_HOUR_CACHE_MODEL));
     }
 }
