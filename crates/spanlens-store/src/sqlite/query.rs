@@ -1030,6 +1030,74 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
         .map_err(db("computing daily cost"))
 }
 
+/// `AND start_ns >= from AND start_ns < to` for the bounds the scan has.
+fn push_start_range(sql: &mut Sql, scan: &SpanScan) {
+    if let Some(f) = scan.from {
+        let f = sql.bind(to_i64(f.0));
+        sql.push(&format!(" AND start_ns >= {f}"));
+    }
+    if let Some(t) = scan.to {
+        let t = sql.bind(to_i64(t.0));
+        sql.push(&format!(" AND start_ns < {t}"));
+    }
+}
+
+/// Runs `sql`, whose first two columns are a span's trace and span ids, and hands each row's
+/// ids and the row to `row_fn`. Keys are read first (they are small) so a visitor may write
+/// while the bodies are read.
+fn read_keys(
+    conn: &Connection,
+    sql: &Sql,
+    e: &dyn Fn(rusqlite::Error) -> StoreError,
+    row_fn: &mut dyn FnMut([u8; 16], [u8; 8], &Row<'_>) -> rusqlite::Result<()>,
+) -> Result<(), StoreError> {
+    let mut st = conn.prepare(&sql.text).map_err(e)?;
+    let mut rows = st
+        .query(rusqlite::params_from_iter(sql.params.iter()))
+        .map_err(e)?;
+    while let Some(row) = rows.next().map_err(e)? {
+        let t = row
+            .get_ref(0)
+            .map_err(e)?
+            .as_blob()
+            .map_err(|x| corrupt(x.to_string()))?;
+        let s = row
+            .get_ref(1)
+            .map_err(e)?
+            .as_blob()
+            .map_err(|x| corrupt(x.to_string()))?;
+        let (Ok(t), Ok(s)) = (<[u8; 16]>::try_from(t), <[u8; 8]>::try_from(s)) else {
+            return Err(corrupt("span key of the wrong length"));
+        };
+        row_fn(t, s, row).map_err(e)?;
+    }
+    Ok(())
+}
+
+const CHUNKS_OF_TRACE: &str =
+    "SELECT codec, body FROM trace_chunks WHERE project_id = ?1 AND trace_id = ?2 ORDER BY id";
+
+/// Decodes every chunk of one trace into `bodies` (the newest copy of a re-sent span wins).
+fn read_bodies(
+    st: &mut rusqlite::CachedStatement<'_>,
+    pid: i64,
+    tid: &[u8; 16],
+    e: &dyn Fn(rusqlite::Error) -> StoreError,
+    bodies: &mut HashMap<[u8; 8], String>,
+) -> Result<(), StoreError> {
+    let mut rows = st.query(params![pid, &tid[..]]).map_err(e)?;
+    while let Some(row) = rows.next().map_err(e)? {
+        let codec: i64 = row.get(0).map_err(e)?;
+        let body = row.get_ref(1).map_err(e)?;
+        let body = body.as_blob().map_err(|x| StoreError::Corrupt {
+            table: "trace_chunks",
+            reason: format!("chunk body: {x}"),
+        })?;
+        chunk::decode_into(codec, body, bodies)?;
+    }
+    Ok(())
+}
+
 /// Visits the selected LLM and embedding spans trace by trace: their keys come from the rows,
 /// their bodies from the trace's chunks (the newest copy of a re-sent span wins).
 pub fn scan_model_spans(
@@ -1046,14 +1114,7 @@ pub fn scan_model_spans(
     sql.push(&format!(
         "WHERE project_id = {p} AND kind IN ('llm', 'embedding')"
     ));
-    if let Some(f) = scan.from {
-        let f = sql.bind(to_i64(f.0));
-        sql.push(&format!(" AND start_ns >= {f}"));
-    }
-    if let Some(t) = scan.to {
-        let t = sql.bind(to_i64(t.0));
-        sql.push(&format!(" AND start_ns < {t}"));
-    }
+    push_start_range(&mut sql, scan);
     if let Some(m) = &scan.model {
         let p = sql.bind(m.clone());
         sql.push(&format!(
@@ -1061,49 +1122,15 @@ pub fn scan_model_spans(
         ));
     }
     let e = db("scanning model spans");
-    // Keys first (small), so the visitor may write while the scan goes on.
     let mut by_trace: std::collections::BTreeMap<[u8; 16], Vec<[u8; 8]>> = Default::default();
-    {
-        let mut st = conn.prepare(&sql.text).map_err(&e)?;
-        let mut rows = st
-            .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(&e)?;
-        while let Some(row) = rows.next().map_err(&e)? {
-            let t = row
-                .get_ref(0)
-                .map_err(&e)?
-                .as_blob()
-                .map_err(|x| corrupt(x.to_string()))?;
-            let s = row
-                .get_ref(1)
-                .map_err(&e)?
-                .as_blob()
-                .map_err(|x| corrupt(x.to_string()))?;
-            let (Ok(t), Ok(s)) = (<[u8; 16]>::try_from(t), <[u8; 8]>::try_from(s)) else {
-                return Err(corrupt("span key of the wrong length"));
-            };
-            by_trace.entry(t).or_default().push(s);
-        }
-    }
-    let mut st = conn
-        .prepare_cached(
-            "SELECT codec, body FROM trace_chunks WHERE project_id = ?1 AND trace_id = ?2 ORDER BY id",
-        )
-        .map_err(&e)?;
+    read_keys(conn, &sql, &e, &mut |t, s, _| {
+        by_trace.entry(t).or_default().push(s);
+        Ok(())
+    })?;
+    let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
     for (tid, ids) in by_trace {
         let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
-        {
-            let mut rows = st.query(params![pid, &tid[..]]).map_err(&e)?;
-            while let Some(row) = rows.next().map_err(&e)? {
-                let codec: i64 = row.get(0).map_err(&e)?;
-                let body = row.get_ref(1).map_err(&e)?;
-                let body = body.as_blob().map_err(|x| StoreError::Corrupt {
-                    table: "trace_chunks",
-                    reason: format!("chunk body: {x}"),
-                })?;
-                chunk::decode_into(codec, body, &mut bodies)?;
-            }
-        }
+        read_bodies(&mut st, pid, &tid, &e, &mut bodies)?;
         let mut spans = Vec::with_capacity(ids.len());
         for id in ids {
             let text = bodies.remove(&id).ok_or_else(|| StoreError::Corrupt {
@@ -1118,6 +1145,95 @@ pub fn scan_model_spans(
             );
         }
         visit(spans)?;
+    }
+    Ok(())
+}
+
+/// The fields of a stored span that rate-limit headroom needs; the rest of the body is skipped
+/// by the parser without being built.
+#[derive(serde::Deserialize)]
+struct RateLimitView {
+    start_time: Timestamp,
+    #[serde(default)]
+    end_time: Option<Timestamp>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    rate_limits: Option<spanlens_core::RateLimits>,
+}
+
+/// Spans handed to the visitor at once (a few traces' worth), so its cost per call is amortised.
+const RECOVERY_BATCH: usize = 512;
+
+/// Visits what the error-recovery report reads of the spans that started in the scan's range:
+/// every span with retries (`retry_count > 0`), whole; and every model call (LLM or embedding
+/// span, or any span naming a provider) whose body carries rate limits, with only its ids,
+/// times, provider and rate limits set. Other spans are never decoded.
+///
+/// Keys come from the span rows (the `retry_count`, `kind` and `provider` columns), bodies
+/// from each selected trace's chunks, so the cost follows the spans selected, not the range.
+pub fn scan_recovery_spans(
+    conn: &Connection,
+    scan: &SpanScan,
+    visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let project = project_name(&scan.project);
+    let Some(pid) = project_id(conn, &project)? else {
+        return Ok(());
+    };
+    let mut sql =
+        Sql::new("SELECT trace_id, span_id, retry_count > 0 FROM spans INDEXED BY spans_time ");
+    let p = sql.bind(pid);
+    sql.push(&format!(
+        "WHERE project_id = {p} AND (retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL)"
+    ));
+    push_start_range(&mut sql, scan);
+    let e = db("scanning spans for the recovery report");
+    let mut by_trace: std::collections::BTreeMap<[u8; 16], Vec<([u8; 8], bool)>> =
+        Default::default();
+    read_keys(conn, &sql, &e, &mut |t, s, row| {
+        let retried: bool = row.get(2)?;
+        by_trace.entry(t).or_default().push((s, retried));
+        Ok(())
+    })?;
+    let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
+    let mut batch: Vec<Span> = Vec::new();
+    let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
+    for (tid, keys) in by_trace {
+        bodies.clear();
+        read_bodies(&mut st, pid, &tid, &e, &mut bodies)?;
+        let bad = |x: serde_json::Error| StoreError::Corrupt {
+            table: "trace_chunks",
+            reason: format!("span of trace {}: {x}", TraceId(tid)),
+        };
+        for (id, retried) in keys {
+            let text = bodies.get(&id).ok_or_else(|| StoreError::Corrupt {
+                table: "trace_chunks",
+                reason: format!("no body for span {} of trace {}", SpanId(id), TraceId(tid)),
+            })?;
+            if retried {
+                batch.push(serde_json::from_str::<Span>(text).map_err(bad)?);
+            } else if text.contains("\"rate_limits\"") {
+                let v: RateLimitView = serde_json::from_str(text).map_err(bad)?;
+                if v.rate_limits.is_some() {
+                    batch.push(Span {
+                        trace_id: TraceId(tid),
+                        span_id: SpanId(id),
+                        start_time: v.start_time,
+                        end_time: v.end_time,
+                        provider: v.provider,
+                        rate_limits: v.rate_limits,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        if batch.len() >= RECOVERY_BATCH {
+            visit(std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.is_empty() {
+        visit(batch)?;
     }
     Ok(())
 }
