@@ -1197,34 +1197,62 @@ pub fn scan_recovery_spans(
         Ok(())
     })?;
     let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
+    let mut reader = chunk::ChunkReader::new();
     let mut batch: Vec<Span> = Vec::new();
-    let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
+    // Per selected span of the trace: retried or not, and what its newest body gave.
+    let mut wanted: HashMap<[u8; 8], (bool, Option<Option<Span>>)> = HashMap::new();
     for (tid, keys) in by_trace {
-        bodies.clear();
-        read_bodies(&mut st, pid, &tid, &e, &mut bodies)?;
+        wanted.clear();
+        wanted.extend(keys.iter().map(|(id, retried)| (*id, (*retried, None))));
         let bad = |x: serde_json::Error| StoreError::Corrupt {
             table: "trace_chunks",
             reason: format!("span of trace {}: {x}", TraceId(tid)),
         };
-        for (id, retried) in keys {
-            let text = bodies.get(&id).ok_or_else(|| StoreError::Corrupt {
+        let mut rows = st.query(params![pid, &tid[..]]).map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            let codec: i64 = row.get(0).map_err(&e)?;
+            let body = row.get_ref(1).map_err(&e)?;
+            let body = body.as_blob().map_err(|x| StoreError::Corrupt {
                 table: "trace_chunks",
-                reason: format!("no body for span {} of trace {}", SpanId(id), TraceId(tid)),
+                reason: format!("chunk body: {x}"),
             })?;
-            if retried {
-                batch.push(serde_json::from_str::<Span>(text).map_err(bad)?);
-            } else if text.contains("\"rate_limits\"") {
-                let v: RateLimitView = serde_json::from_str(text).map_err(bad)?;
-                if v.rate_limits.is_some() {
-                    batch.push(Span {
+            // Chunks come oldest first: a later copy of a span replaces the earlier one.
+            reader.for_each(codec, body, &mut |id, text| {
+                let Some((retried, slot)) = wanted.get_mut(&id) else {
+                    return Ok(());
+                };
+                *slot = Some(if *retried {
+                    Some(serde_json::from_str::<Span>(text).map_err(bad)?)
+                } else if text.contains("\"rate_limits\"") {
+                    let v: RateLimitView = serde_json::from_str(text).map_err(bad)?;
+                    v.rate_limits.map(|rl| Span {
                         trace_id: TraceId(tid),
                         span_id: SpanId(id),
                         start_time: v.start_time,
                         end_time: v.end_time,
                         provider: v.provider,
-                        rate_limits: v.rate_limits,
+                        rate_limits: Some(rl),
                         ..Default::default()
-                    });
+                    })
+                } else {
+                    None
+                });
+                Ok(())
+            })?;
+        }
+        // In row order, so the report's sums do not depend on hashing.
+        for (id, _) in keys {
+            match wanted.remove(&id).and_then(|(_, slot)| slot) {
+                Some(span) => batch.extend(span),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        table: "trace_chunks",
+                        reason: format!(
+                            "no body for span {} of trace {}",
+                            SpanId(id),
+                            TraceId(tid)
+                        ),
+                    })
                 }
             }
         }
