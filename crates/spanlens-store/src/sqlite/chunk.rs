@@ -175,6 +175,9 @@ pub fn decode_into(
     Ok(())
 }
 
+/// What [`ChunkReader::for_each`] calls with each span id and body.
+pub type SpanBodyFn<'a> = dyn FnMut([u8; 8], &str) -> Result<(), StoreError> + 'a;
+
 /// Reads many chunks with one zstd context and one buffer, handing out span bodies as borrowed
 /// text: a scan over thousands of traces then pays neither a context nor a `String` per chunk
 /// and span (both showed up as most of the time of such scans).
@@ -197,7 +200,7 @@ impl ChunkReader {
         &mut self,
         codec: i64,
         body: &[u8],
-        f: &mut dyn FnMut([u8; 8], &str) -> Result<(), StoreError>,
+        f: &mut SpanBodyFn<'_>,
     ) -> Result<(), StoreError> {
         let mut rest: &[u8] = match codec {
             CODEC_PLAIN => body,

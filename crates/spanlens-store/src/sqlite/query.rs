@@ -1042,6 +1042,9 @@ fn push_start_range(sql: &mut Sql, scan: &SpanScan) {
     }
 }
 
+/// What [`read_keys`] calls with each row's trace id, span id and the row.
+type KeyRowFn<'a> = dyn FnMut([u8; 16], [u8; 8], &Row<'_>) -> rusqlite::Result<()> + 'a;
+
 /// Runs `sql`, whose first two columns are a span's trace and span ids, and hands each row's
 /// ids and the row to `row_fn`. Keys are read first (they are small) so a visitor may write
 /// while the bodies are read.
@@ -1049,7 +1052,7 @@ fn read_keys(
     conn: &Connection,
     sql: &Sql,
     e: &dyn Fn(rusqlite::Error) -> StoreError,
-    row_fn: &mut dyn FnMut([u8; 16], [u8; 8], &Row<'_>) -> rusqlite::Result<()>,
+    row_fn: &mut KeyRowFn<'_>,
 ) -> Result<(), StoreError> {
     let mut st = conn.prepare(&sql.text).map_err(e)?;
     let mut rows = st
