@@ -914,7 +914,10 @@ async fn every_page_renders_real_content() {
     let alerts = text_of(&c, "#rel-alerts").await;
     assert!(alerts.contains("--alerts"), "{alerts}");
     let recon = text_of(&c, "#rel-reconciliation").await;
-    assert!(recon.contains("provider-reported"), "{recon}");
+    assert!(
+        recon.to_lowercase().contains("provider-reported"),
+        "{recon}"
+    );
     assert!(
         recon.contains(spanlens_server::demo::ONE_HOUR_CACHE_MODEL),
         "{recon}"
