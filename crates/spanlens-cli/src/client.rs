@@ -905,16 +905,10 @@ fn render_recovery(r: &Value, limit: usize) -> String {
     let range = |k: &str| short_time(str_field(r, k));
     let _ = writeln!(
         out,
-        "recovery  {} → {} UTC · project {} · {} traces{}",
+        "recovery  {} → {} UTC · project {}",
         range("from"),
         range("to"),
         str_field(r, "project"),
-        u64_field(r, "traces_scanned"),
-        if r["truncated"] == true {
-            " (newest only: more in range)"
-        } else {
-            ""
-        }
     );
     let retried = u64_field(r, "spans_with_retries");
     if retried == 0 {
@@ -1364,7 +1358,6 @@ mod tests {
     fn recovery_tables_and_headroom_sparkline() {
         let r = json!({
             "project": "default", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z",
-            "traces_scanned": 3, "truncated": false,
             "spans_with_retries": 2, "recovered": 1, "failed": 1, "recovery_rate": 0.5, "retries": 3,
             "recovery_time": {"count": 1, "mean_ms": 1500.0, "p50_ms": 1500.0, "p95_ms": 1500.0, "max_ms": 1500.0},
             "by_provider": [{"key": "openai", "spans": 1, "retries": 2, "recovered": 1, "recovery_rate": 1.0}],

@@ -29,7 +29,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Load generators: `spanlens bench ingest --target URL --concurrency N --duration S`.
     Bench(bench::BenchArgs),
-    /// Load realistic demo traces (5 agent workflows over the last 4 days) into the data directory.
+    /// Load realistic demo traces (5 agent workflows over the last 4 weeks) into the data directory.
     Demo(demo::DemoArgs),
     /// List recent traces of a running server as a table.
     Traces(client::TracesArgs),

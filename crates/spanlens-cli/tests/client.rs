@@ -203,7 +203,7 @@ fn demo_traces_and_trace_against_a_real_server() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     let out = text(&first.stdout);
     let (traces, spans, new, replaced) = demo_counts(&out);
-    assert!((150..=250).contains(&traces), "{out}");
+    assert!((600..=800).contains(&traces), "{out}");
     assert_eq!((new, replaced), (spans, 0), "{out}");
     assert!(out.contains("spanlens serve --data-dir"), "{out}");
     let again = spanlens(&["demo", "--data-dir", data_s, "--seed", "7"]);
@@ -617,12 +617,12 @@ fn serve_demo_loads_the_demo_once() {
         server.startup
     );
     let spans = server.get("/api/v1/stats")["span_count"].as_u64().unwrap();
-    assert!(spans > 1000, "{spans} spans");
+    assert!(spans > 4000, "{spans} spans");
     let traces = server.get("/api/v1/traces?limit=1000")["items"]
         .as_array()
         .unwrap()
         .len();
-    assert!((150..=250).contains(&traces));
+    assert!((600..=800).contains(&traces), "{traces} traces");
     server.stop();
 
     let server = Server::start(&data, free_port(), &["--demo"]);

@@ -30,7 +30,7 @@ pub use normalize::{
 pub use pricing::{
     compute_cost, price_span, reprice_span, PriceCatalog, Reconciliation, ReconciliationRow,
 };
-pub use recovery::{recovery_report, retry_timeline, RecoveryReport};
+pub use recovery::{recovery_report, retry_timeline, RecoveryBuilder, RecoveryReport};
 pub use span::{
     Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message, Payload, PromptTemplate,
     RateLimitWindow, RateLimits, Span, SpanKind, Status, ToolCallRef, ToolInfo, Usage,

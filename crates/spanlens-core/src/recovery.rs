@@ -323,73 +323,132 @@ fn groups(map: BTreeMap<String, GroupAcc>) -> Vec<RetryGroup> {
 /// Builds the recovery report of `spans` (any spans: those without retries or rate limits are
 /// ignored), with rate-limit headroom bucketed as `buckets` says.
 pub fn recovery_report(spans: &[Span], buckets: Buckets) -> RecoveryReport {
-    let mut timelines: Vec<RetryTimeline> = spans.iter().filter_map(retry_timeline).collect();
-    let recovered = timelines
-        .iter()
-        .filter(|t| t.outcome == "recovered")
-        .count();
-    let (mut by_provider, mut by_tool, mut by_error) =
-        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    for t in &timelines {
-        let ok = usize::from(t.outcome == "recovered");
-        let add = |map: &mut BTreeMap<String, GroupAcc>, key: &str, retries: u64| {
-            let g = map.entry(key.to_string()).or_default();
-            g.spans += 1;
-            g.retries += retries;
-            g.recovered += ok;
-        };
-        if let Some(p) = &t.provider {
-            add(&mut by_provider, p, t.retries);
-        }
-        if let Some(tool) = &t.tool {
-            add(&mut by_tool, tool, t.retries);
-        }
-        let mut per_error: BTreeMap<&str, u64> = BTreeMap::new();
-        for a in &t.attempts {
-            *per_error
-                .entry(a.error_type.as_deref().unwrap_or("unknown"))
-                .or_default() += 1;
-        }
-        if t.attempts.is_empty() {
-            per_error.insert("unknown", t.retries);
-        }
-        for (e, n) in per_error {
-            add(&mut by_error, e, n);
+    let mut b = RecoveryBuilder::new(buckets);
+    for s in spans {
+        b.add(s);
+    }
+    b.finish()
+}
+
+/// Builds a [`RecoveryReport`] one span at a time, so a caller scanning a large range keeps
+/// only the retried spans' timelines and the headroom tallies, never the spans themselves.
+#[derive(Debug, Clone)]
+pub struct RecoveryBuilder {
+    timelines: Vec<RetryTimeline>,
+    headroom: Headroom,
+}
+
+impl RecoveryBuilder {
+    /// An empty report with rate-limit headroom bucketed as `buckets` says.
+    pub fn new(buckets: Buckets) -> RecoveryBuilder {
+        RecoveryBuilder {
+            timelines: Vec::new(),
+            headroom: Headroom::new(buckets),
         }
     }
-    let recovery_time = stats(timelines.iter().filter_map(|t| t.recovery_ms).collect());
-    let total = timelines.len();
-    let retries = timelines.iter().map(|t| t.retries).sum();
-    timelines.sort_by_key(|t| std::cmp::Reverse(t.start_time));
-    let truncated = timelines.len() > MAX_TIMELINES;
-    timelines.truncate(MAX_TIMELINES);
-    RecoveryReport {
-        spans_with_retries: total,
-        recovered,
-        failed: total - recovered,
-        recovery_rate: (total > 0).then(|| recovered as f64 / total as f64),
-        retries,
-        recovery_time,
-        by_provider: groups(by_provider),
-        by_tool: groups(by_tool),
-        by_error_type: groups(by_error),
-        timelines,
-        timelines_truncated: truncated,
-        rate_limits: headroom(spans, buckets),
+
+    /// Counts one span (one without retries or rate limits changes nothing).
+    pub fn add(&mut self, s: &Span) {
+        if let Some(t) = retry_timeline(s) {
+            self.timelines.push(t);
+        }
+        self.headroom.add(s);
+    }
+
+    /// The report of every span added.
+    pub fn finish(self) -> RecoveryReport {
+        let mut timelines = self.timelines;
+        let recovered = timelines
+            .iter()
+            .filter(|t| t.outcome == "recovered")
+            .count();
+        let (mut by_provider, mut by_tool, mut by_error) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        for t in &timelines {
+            let ok = usize::from(t.outcome == "recovered");
+            let add = |map: &mut BTreeMap<String, GroupAcc>, key: &str, retries: u64| {
+                let g = map.entry(key.to_string()).or_default();
+                g.spans += 1;
+                g.retries += retries;
+                g.recovered += ok;
+            };
+            if let Some(p) = &t.provider {
+                add(&mut by_provider, p, t.retries);
+            }
+            if let Some(tool) = &t.tool {
+                add(&mut by_tool, tool, t.retries);
+            }
+            let mut per_error: BTreeMap<&str, u64> = BTreeMap::new();
+            for a in &t.attempts {
+                *per_error
+                    .entry(a.error_type.as_deref().unwrap_or("unknown"))
+                    .or_default() += 1;
+            }
+            if t.attempts.is_empty() {
+                per_error.insert("unknown", t.retries);
+            }
+            for (e, n) in per_error {
+                add(&mut by_error, e, n);
+            }
+        }
+        let recovery_time = stats(timelines.iter().filter_map(|t| t.recovery_ms).collect());
+        let total = timelines.len();
+        let retries = timelines.iter().map(|t| t.retries).sum();
+        // Newest first; ties (same start) in a fixed order whatever order the spans came in.
+        timelines.sort_by(|a, b| {
+            b.start_time
+                .cmp(&a.start_time)
+                .then_with(|| a.trace_id.cmp(&b.trace_id))
+                .then_with(|| a.span_id.cmp(&b.span_id))
+        });
+        let truncated = timelines.len() > MAX_TIMELINES;
+        timelines.truncate(MAX_TIMELINES);
+        RecoveryReport {
+            spans_with_retries: total,
+            recovered,
+            failed: total - recovered,
+            recovery_rate: (total > 0).then(|| recovered as f64 / total as f64),
+            retries,
+            recovery_time,
+            by_provider: groups(by_provider),
+            by_tool: groups(by_tool),
+            by_error_type: groups(by_error),
+            timelines,
+            timelines_truncated: truncated,
+            rate_limits: self.headroom.finish(),
+        }
     }
 }
 
 /// Rate-limit snapshots bucketed by the time they were taken (the span's end, else its start).
-fn headroom(spans: &[Span], b: Buckets) -> Vec<HeadroomSeries> {
-    let n = b.count.max(1) as u64;
-    let width = b.to.0.saturating_sub(b.from.0).max(1).div_ceil(n);
-    let mut series: BTreeMap<(String, &'static str), HeadroomSeries> = BTreeMap::new();
-    let mut sums: BTreeMap<(String, &'static str), Vec<f64>> = BTreeMap::new();
-    for s in spans {
-        let Some(rl) = &s.rate_limits else { continue };
+#[derive(Debug, Clone)]
+struct Headroom {
+    b: Buckets,
+    n: u64,
+    width: u64,
+    series: BTreeMap<(String, &'static str), HeadroomSeries>,
+    /// Per series, the sum of the ratios in each bucket (for the mean).
+    sums: BTreeMap<(String, &'static str), Vec<f64>>,
+}
+
+impl Headroom {
+    fn new(b: Buckets) -> Headroom {
+        let n = b.count.max(1) as u64;
+        Headroom {
+            b,
+            n,
+            width: b.to.0.saturating_sub(b.from.0).max(1).div_ceil(n),
+            series: BTreeMap::new(),
+            sums: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, s: &Span) {
+        let (b, n, width) = (self.b, self.n, self.width);
+        let Some(rl) = &s.rate_limits else { return };
         let at = s.end_time.unwrap_or(s.start_time).0;
         if at < b.from.0 || at >= b.to.0 {
-            continue;
+            return;
         }
         let i = ((at - b.from.0) / width).min(n - 1) as usize;
         let provider = s.provider.clone().unwrap_or_else(|| "unknown".into());
@@ -409,24 +468,27 @@ fn headroom(spans: &[Span], b: Buckets) -> Vec<HeadroomSeries> {
             }
             let ratio = (remaining as f64 / limit as f64).min(1.0);
             let key = (provider.clone(), window);
-            let sr = series.entry(key.clone()).or_insert_with(|| HeadroomSeries {
-                provider: provider.clone(),
-                window,
-                samples: 0,
-                min_headroom: 1.0,
-                buckets: (0..n)
-                    .map(|k| HeadroomBucket {
-                        from: Timestamp(b.from.0 + k * width),
-                        to: Timestamp((b.from.0 + (k + 1) * width).min(b.to.0)),
-                        samples: 0,
-                        min_headroom: None,
-                        mean_headroom: None,
-                        min_remaining: None,
-                        limit: None,
-                        throttled: 0,
-                    })
-                    .collect(),
-            });
+            let sr = self
+                .series
+                .entry(key.clone())
+                .or_insert_with(|| HeadroomSeries {
+                    provider: provider.clone(),
+                    window,
+                    samples: 0,
+                    min_headroom: 1.0,
+                    buckets: (0..n)
+                        .map(|k| HeadroomBucket {
+                            from: Timestamp(b.from.0 + k * width),
+                            to: Timestamp((b.from.0 + (k + 1) * width).min(b.to.0)),
+                            samples: 0,
+                            min_headroom: None,
+                            mean_headroom: None,
+                            min_remaining: None,
+                            limit: None,
+                            throttled: 0,
+                        })
+                        .collect(),
+                });
             sr.samples += 1;
             sr.min_headroom = sr.min_headroom.min(ratio);
             let bk = &mut sr.buckets[i];
@@ -435,20 +497,26 @@ fn headroom(spans: &[Span], b: Buckets) -> Vec<HeadroomSeries> {
             bk.min_remaining = Some(bk.min_remaining.map_or(remaining, |m| m.min(remaining)));
             bk.limit = Some(bk.limit.map_or(limit, |m| m.max(limit)));
             bk.throttled += usize::from(rl.retry_after_ms.is_some());
-            let sum = sums.entry(key).or_insert_with(|| vec![0.0; n as usize]);
+            let sum = self
+                .sums
+                .entry(key)
+                .or_insert_with(|| vec![0.0; n as usize]);
             sum[i] += ratio;
         }
     }
-    for (key, sr) in series.iter_mut() {
-        if let Some(sum) = sums.get(key) {
-            for (bk, total) in sr.buckets.iter_mut().zip(sum) {
-                if bk.samples > 0 {
-                    bk.mean_headroom = Some(total / bk.samples as f64);
+
+    fn finish(mut self) -> Vec<HeadroomSeries> {
+        for (key, sr) in self.series.iter_mut() {
+            if let Some(sum) = self.sums.get(key) {
+                for (bk, total) in sr.buckets.iter_mut().zip(sum) {
+                    if bk.samples > 0 {
+                        bk.mean_headroom = Some(total / bk.samples as f64);
+                    }
                 }
             }
         }
+        self.series.into_values().collect()
     }
-    series.into_values().collect()
 }
 
 #[cfg(test)]

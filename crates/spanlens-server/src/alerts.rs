@@ -16,12 +16,20 @@
 //! cooldown_seconds = 3600        # minimum time between notifications (default 600)
 //! # project = "default", kind = "llm", model = "gpt-4o", min_spans = 1
 //! ```
+//!
+//! What each rule last announced (firing or resolved, and when) and its notification count are
+//! kept in `<data-dir>/alerts-state.json`, rewritten atomically whenever a notification is
+//! delivered, so a restart neither announces a firing alert again before its cooldown nor
+//! forgets to resolve it.
 
 use serde::{Deserialize, Serialize};
-use spanlens_core::alerts::{validate_rules, AlertEvent, AlertMetric, AlertRule, AlertState};
+use spanlens_core::alerts::{
+    validate_rules, AlertEvent, AlertMetric, AlertRule, AlertState, AlertStatus,
+};
 use spanlens_core::Timestamp;
 use spanlens_store::{GroupBy, MetricsQuery, Store, StoreError};
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -194,6 +202,136 @@ fn deliver(url: &str, n: &AlertNotification<'_>) -> Result<(), String> {
     }
 }
 
+/// Name of the file in the data directory that keeps the rules' announced states.
+pub const STATE_FILE: &str = "alerts-state.json";
+
+/// Version of the state file's format.
+const STATE_VERSION: u32 = 1;
+
+/// What survives a restart of one rule: what it last announced and when (the cooldown runs
+/// from there), and how many notifications it sent. The measured value is not kept: the
+/// first evaluation after a restart measures again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SavedRule {
+    status: AlertStatus,
+    since: Option<Timestamp>,
+    notifications: u64,
+}
+
+/// The state file: saved rules by rule name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedState {
+    version: u32,
+    rules: BTreeMap<String, SavedRule>,
+}
+
+/// Why the alert state file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertStateError {
+    /// Reading or writing the file failed.
+    #[error("alert state {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The file is not a state file this version understands.
+    #[error("alert state {path} is not valid: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where the rules' announced states are kept across restarts.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    path: PathBuf,
+}
+
+impl StateStore {
+    /// The state file of a data directory.
+    pub fn in_dir(data_dir: &Path) -> StateStore {
+        StateStore {
+            path: data_dir.join(STATE_FILE),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved rules; none when the file does not exist yet.
+    fn load(&self) -> Result<BTreeMap<String, SavedRule>, AlertStateError> {
+        let path = self.path.display().to_string();
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(source) => return Err(AlertStateError::Io { path, source }),
+        };
+        let saved: SavedState =
+            serde_json::from_str(&text).map_err(|e| AlertStateError::Invalid {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if saved.version != STATE_VERSION {
+            return Err(AlertStateError::Invalid {
+                path,
+                reason: format!(
+                    "version {} (this server writes {STATE_VERSION})",
+                    saved.version
+                ),
+            });
+        }
+        Ok(saved.rules)
+    }
+
+    /// Writes the board's announced states: to a temporary file first, flushed, then renamed
+    /// over the old one, so a crash leaves either the old file or the new one, never half.
+    pub fn save(&self, views: &[AlertView]) -> Result<(), AlertStateError> {
+        let saved = SavedState {
+            version: STATE_VERSION,
+            rules: views
+                .iter()
+                .map(|v| {
+                    (
+                        v.rule.name.clone(),
+                        SavedRule {
+                            status: v.state.status,
+                            since: v.state.since,
+                            notifications: v.notifications,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let io = |source| AlertStateError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let body = serde_json::to_vec_pretty(&saved).map_err(|e| AlertStateError::Invalid {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let tmp = self.path.with_extension("json.tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&body).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+}
+
 /// A board with every rule in its initial state.
 pub fn new_board(config: &AlertConfig) -> AlertBoard {
     Arc::new(Mutex::new(
@@ -210,8 +348,40 @@ pub fn new_board(config: &AlertConfig) -> AlertBoard {
     ))
 }
 
-/// Evaluates every rule once (blocking: store reads and webhook calls).
-pub fn evaluate_once(store: &dyn Store, config: &AlertConfig, board: &AlertBoard) {
+/// A board whose rules resume what `store` saved for them (by rule name; rules it does not
+/// know start fresh). A file that cannot be read or parsed is reported in the returned
+/// warning and ignored: alerting starts fresh rather than not at all.
+pub fn restore_board(config: &AlertConfig, store: &StateStore) -> (AlertBoard, Option<String>) {
+    let board = new_board(config);
+    let saved = match store.load() {
+        Ok(saved) => saved,
+        Err(e) => {
+            return (
+                board,
+                Some(format!("{e}; starting with every alert resolved")),
+            )
+        }
+    };
+    if let Ok(mut views) = board.lock() {
+        for v in views.iter_mut() {
+            if let Some(s) = saved.get(&v.rule.name) {
+                v.state.status = s.status;
+                v.state.since = s.since;
+                v.notifications = s.notifications;
+            }
+        }
+    }
+    (board, None)
+}
+
+/// Evaluates every rule once (blocking: store reads and webhook calls). After a delivered
+/// notification the announced states are saved to `state`, when given.
+pub fn evaluate_once(
+    store: &dyn Store,
+    config: &AlertConfig,
+    board: &AlertBoard,
+    state: Option<&StateStore>,
+) {
     let count = board.lock().map(|b| b.len()).unwrap_or(0);
     for i in 0..count {
         let Some(rule) = board
@@ -264,6 +434,13 @@ pub fn evaluate_once(store: &dyn Store, config: &AlertConfig, board: &AlertBoard
                 view.state.announce(event, at);
                 view.notifications += 1;
                 view.last_error = None;
+                if let Some(st) = state {
+                    if let Err(e) = st.save(&b) {
+                        // Alerting goes on; only a restart would lose this announcement.
+                        eprintln!("spanlens: alerts: {e}");
+                        b[i].last_error = Some(format!("saving state: {e}"));
+                    }
+                }
             }
             Err(e) => view.last_error = Some(e),
         }
@@ -275,14 +452,18 @@ pub async fn run(
     store: Arc<dyn Store>,
     config: AlertConfig,
     board: AlertBoard,
+    state: Option<StateStore>,
     stopped: impl std::future::Future<Output = ()> + Send,
 ) {
     let interval = Duration::from_secs_f64(config.interval_seconds);
     let config = Arc::new(config);
+    let state = Arc::new(state);
     tokio::pin!(stopped);
     loop {
-        let (s, c, b) = (store.clone(), config.clone(), board.clone());
-        let _ = tokio::task::spawn_blocking(move || evaluate_once(&*s, &c, &b)).await;
+        let (s, c, b, st) = (store.clone(), config.clone(), board.clone(), state.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || evaluate_once(&*s, &c, &b, st.as_ref().as_ref()))
+                .await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = &mut stopped => break,
@@ -314,5 +495,66 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("threshold"), "{e}");
+    }
+
+    fn config() -> AlertConfig {
+        AlertConfig::from_toml(
+            "webhook_url = 'http://127.0.0.1:1/x'\n[[rule]]\nname='e'\nmetric='error_rate'\nthreshold=0.2\n[[rule]]\nname='new'\nmetric='cost_usd'\nthreshold=1",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn state_is_saved_atomically_and_restored_by_rule_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::in_dir(dir.path());
+        // No file yet: every rule starts fresh, without a warning.
+        let (board, warning) = restore_board(&config(), &store);
+        assert!(warning.is_none());
+        {
+            let mut b = board.lock().unwrap();
+            b[0].state.announce(AlertEvent::Firing, Timestamp(42));
+            b[0].notifications = 3;
+            store.save(&b).unwrap();
+        }
+        assert!(store.path().exists());
+        assert!(!store.path().with_extension("json.tmp").exists());
+        let (again, warning) = restore_board(&config(), &store);
+        assert!(warning.is_none());
+        let b = again.lock().unwrap();
+        assert_eq!(b[0].state.status, AlertStatus::Firing);
+        assert_eq!(b[0].state.since, Some(Timestamp(42)));
+        assert_eq!(b[0].notifications, 3);
+        // The measured value is not restored: it is measured again.
+        assert_eq!(b[0].state.value, None);
+        assert_eq!(b[1].state, AlertState::default());
+    }
+
+    #[test]
+    fn an_unreadable_state_file_is_a_warning_and_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::in_dir(dir.path());
+        for bad in [
+            "not json",
+            r#"{"version": 99, "rules": {}}"#,
+            r#"{"version": 1, "rules": {"e": {"status": "burning"}}}"#,
+            "",
+        ] {
+            std::fs::write(store.path(), bad).unwrap();
+            let (board, warning) = restore_board(&config(), &store);
+            let w = warning.unwrap_or_else(|| panic!("no warning for {bad:?}"));
+            assert!(w.contains(STATE_FILE), "{w}");
+            assert!(board
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|v| v.state == AlertState::default()));
+        }
+        // A directory in the file's place cannot be read either.
+        std::fs::remove_file(store.path()).unwrap();
+        std::fs::create_dir(store.path()).unwrap();
+        assert!(restore_board(&config(), &store).1.is_some());
+        // …nor written: an error, not a panic.
+        assert!(store.save(&new_board(&config()).lock().unwrap()).is_err());
     }
 }

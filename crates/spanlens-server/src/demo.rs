@@ -1,6 +1,10 @@
-//! Demo data: a deterministic set of realistic agent traces over the four days before a given
+//! Demo data: a deterministic set of realistic agent traces over the four weeks before a given
 //! time, so a fresh install has something to show in the UI, the API and the CLI
 //! (`spanlens demo`, `spanlens serve --demo`).
+//!
+//! Traffic has the shape of a business workload, so the cost forecast has a weekly pattern to
+//! fit: weekdays busier than weekends, working hours (UTC) busier than nights, and a gentle
+//! growth over the four weeks (see [`traffic_weight`]).
 //!
 //! Five workflows, each with its own `service`:
 //! - `support-bot`: ticket triage, then a researcher and a billing agent running in parallel,
@@ -10,7 +14,8 @@
 //!   LLM-as-judge evaluator);
 //! - `invoice-extractor`: document extraction with JSON-schema outputs, schema validation and
 //!   repair (and the one call to a self-hosted model that has no price);
-//! - `assistant-chat`: multi-turn chat sessions with a growing prompt cache.
+//! - `assistant-chat`: multi-turn chat sessions with a growing prompt cache, through an LLM
+//!   gateway that reports each call's bill (the demo's provider-reported costs).
 //!
 //! Spans are built in canonical form and priced by the core cost engine. The ids depend only on
 //! the seed, never on `now`, so loading the demo twice stores it once (the later copy wins, with
@@ -19,19 +24,27 @@
 use serde_json::{json, Value};
 use spanlens_core::normalize::propagate_agent_names;
 use spanlens_core::{
-    price_span, Attributes, Event, Link, Message, Payload, PriceCatalog, PromptTemplate,
-    RateLimitWindow, RateLimits, Span, SpanId, SpanKind, Status, Timestamp, ToolCallRef, ToolInfo,
-    TraceId, Usage,
+    compute_cost, price_span, Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message,
+    Payload, PriceCatalog, PromptTemplate, RateLimitWindow, RateLimits, Span, SpanId, SpanKind,
+    Status, Timestamp, ToolCallRef, ToolInfo, TraceId, Usage,
 };
 
-/// Days of history the demo covers, ending at `now`.
-pub const DEMO_DAYS: u64 = 4;
+/// Days of history the demo covers, ending at `now`: four whole weeks, so the forecast has more
+/// than the 14 days it needs to fit a weekday pattern.
+pub const DEMO_DAYS: u64 = 28;
 /// `Span::source` of every demo span.
 pub const DEMO_SOURCE: &str = "demo";
 /// Seed used when none is given.
 pub const DEFAULT_SEED: u64 = 42;
 /// The one model of the demo that has no price in the catalog (a self-hosted fine-tune).
 pub const UNPRICED_MODEL: &str = "acme/invoice-extractor-8b-ft";
+/// The service whose model calls go through an LLM gateway that reports what each call was
+/// billed, so the demo has provider-reported costs to reconcile.
+pub const GATEWAY_SERVICE: &str = "assistant-chat";
+/// The model whose bill differs from the catalog's price: the chat app asks for the one-hour
+/// prompt-cache TTL, which the instrumentation does not record, so the catalog prices its
+/// cache writes at the five-minute rate while the provider bills the one-hour rate.
+pub const ONE_HOUR_CACHE_MODEL: &str = "claude-3-5-haiku-20241022";
 /// Services (one per workflow) the demo's traces come from.
 pub const SERVICES: [&str; 5] = [
     "support-bot",
@@ -52,11 +65,13 @@ const EARLY_MS: u64 = MINUTE;
 /// …or later than this before `now`, so every span has ended by `now`.
 const LATE_MS: u64 = 30 * MINUTE;
 
-const CHAT_SESSIONS: usize = 12;
-const SUPPORT_THREADS: usize = 13;
-const CODE_REVIEWS: usize = 28;
-const RAG_QUESTIONS: usize = 46;
-const EXTRACTIONS: usize = 34;
+// About 25 traces a day on average (~700 in all): enough for a daily cost series that is not
+// mostly noise, small enough that `spanlens demo` stays well under two seconds.
+const CHAT_SESSIONS: usize = 40;
+const SUPPORT_THREADS: usize = 45;
+const CODE_REVIEWS: usize = 90;
+const RAG_QUESTIONS: usize = 160;
+const EXTRACTIONS: usize = 115;
 /// Which extraction job runs on the unpriced self-hosted model.
 const UNPRICED_EXTRACTION: usize = 5;
 
@@ -64,9 +79,11 @@ const UNPRICED_EXTRACTION: usize = 5;
 ///
 /// The same seed gives the same spans (and, whatever `now` is, the same trace and span ids).
 pub fn generate(seed: u64, now: Timestamp) -> Vec<Span> {
+    let window_start = now.0.saturating_sub(WINDOW_MS * NS_PER_MS);
     let mut g = Gen {
         rng: Rng::new(seed),
-        window_start: now.0.saturating_sub(WINDOW_MS * NS_PER_MS),
+        window_start,
+        traffic: Traffic::new(window_start),
         spans: Vec::new(),
     };
     for k in 0..CHAT_SESSIONS {
@@ -314,6 +331,85 @@ impl Model {
             (Cache::Explicit, true) => (prefix, 0),
             (Cache::Explicit, false) => (0, prefix),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic shape
+
+const MS_PER_DAY: u64 = 24 * HOUR;
+
+/// Relative traffic per UTC weekday, Monday first: a business workload, quiet at weekends.
+const WEEKDAY_TRAFFIC: [f64; 7] = [1.0, 1.08, 1.05, 1.0, 0.88, 0.38, 0.32];
+
+/// Relative traffic per UTC hour: working hours in Europe and the Americas, quiet nights.
+const HOURLY_TRAFFIC: [f64; 24] = [
+    0.25, 0.2, 0.18, 0.18, 0.2, 0.3, 0.5, 0.8, 1.0, 1.1, 1.15, 1.15, 1.1, 1.15, 1.2, 1.2, 1.15,
+    1.05, 0.95, 0.8, 0.65, 0.5, 0.4, 0.3,
+];
+
+/// Growth of the traffic from the first to the last day of the window (a product gaining users).
+const GROWTH: f64 = 0.3;
+
+/// Relative traffic at `at_ms` (milliseconds since the epoch) when the window starts at
+/// `start_ms`: weekday × hour of day × linear growth.
+fn traffic_weight(at_ms: u64, start_ms: u64) -> f64 {
+    let day = at_ms / MS_PER_DAY;
+    // 1970-01-01 was a Thursday: index 3 when Monday is 0.
+    let weekday = ((day + 3) % 7) as usize;
+    let hour = ((at_ms % MS_PER_DAY) / HOUR) as usize;
+    let progress = at_ms.saturating_sub(start_ms) as f64 / WINDOW_MS as f64;
+    WEEKDAY_TRAFFIC[weekday] * HOURLY_TRAFFIC[hour] * (1.0 + GROWTH * progress.min(1.0))
+}
+
+/// The traffic density over the window as hourly steps, for drawing start times from it.
+struct Traffic {
+    /// `cumulative[k]`: total weight of the hours before hour `k` of the window.
+    cumulative: Vec<f64>,
+}
+
+impl Traffic {
+    /// One step per hour of the window (the steps follow the window start, not the clock hour:
+    /// each takes the weight of its midpoint).
+    fn new(window_start_ns: u64) -> Traffic {
+        let start_ms = window_start_ns / NS_PER_MS;
+        let hours = (WINDOW_MS / HOUR) as usize;
+        let mut cumulative = Vec::with_capacity(hours + 1);
+        let mut sum = 0.0;
+        cumulative.push(sum);
+        for k in 0..hours as u64 {
+            sum += traffic_weight(start_ms + k * HOUR + HOUR / 2, start_ms);
+            cumulative.push(sum);
+        }
+        Traffic { cumulative }
+    }
+
+    /// Cumulative weight at offset `ms` of the window.
+    fn cdf(&self, ms: u64) -> f64 {
+        let k = ((ms / HOUR) as usize).min(self.cumulative.len() - 2);
+        let within = (ms - k as u64 * HOUR) as f64 / HOUR as f64;
+        self.cumulative[k] + within * (self.cumulative[k + 1] - self.cumulative[k])
+    }
+
+    /// The offset in `[lo, hi)` whose cumulative weight is the fraction `u` of the way from
+    /// `lo` to `hi` (inverse transform sampling).
+    fn place(&self, lo: u64, hi: u64, u: f64) -> u64 {
+        let (a, b) = (self.cdf(lo), self.cdf(hi));
+        let target = a + u * (b - a);
+        // The last step whose start is at or below the target.
+        let k = self
+            .cumulative
+            .partition_point(|c| *c <= target)
+            .saturating_sub(1)
+            .min(self.cumulative.len() - 2);
+        let width = self.cumulative[k + 1] - self.cumulative[k];
+        let within = if width > 0.0 {
+            (target - self.cumulative[k]) / width
+        } else {
+            0.0
+        };
+        let at = k as u64 * HOUR + (within * HOUR as f64) as u64;
+        at.clamp(lo, hi.saturating_sub(1).max(lo))
     }
 }
 
@@ -790,10 +886,49 @@ impl Trace<'_> {
         propagate_agent_names(&mut self.spans);
         let catalog = PriceCatalog::builtin();
         for s in &mut self.spans {
+            if ctx.service == GATEWAY_SERVICE {
+                gateway_bill(s, catalog);
+            }
             price_span(s, catalog);
         }
         self.spans
     }
+}
+
+/// Sets the cost the gateway reported for a model call: the catalog's price of what the provider
+/// actually billed, which for [`ONE_HOUR_CACHE_MODEL`] includes one-hour cache writes the span's
+/// usage does not show. Calls that failed (no usage) were not billed and report nothing.
+fn gateway_bill(s: &mut Span, catalog: &PriceCatalog) {
+    let Some(usage) = s.usage.as_ref().filter(|_| s.kind == SpanKind::Llm) else {
+        return;
+    };
+    let Some(model) = s.response_model.as_deref() else {
+        return;
+    };
+    let Some(entry) = catalog.lookup(model, s.provider.as_deref(), Some(s.start_time)) else {
+        return;
+    };
+    let mut billed = usage.clone();
+    if model == ONE_HOUR_CACHE_MODEL && billed.cache_write_tokens > 0 {
+        billed
+            .extra
+            .insert(Usage::CACHE_WRITE_1H.to_string(), billed.cache_write_tokens);
+    }
+    // A gateway reports the total it charged, not the catalog's breakdown.
+    s.cost = Some(Cost {
+        source: CostSource::Reported,
+        amounts: CostBreakdown {
+            total: compute_cost(entry, &billed).total,
+            ..Default::default()
+        },
+        pricing_id: None,
+        pricing_version: None,
+        computed: None,
+    });
+    s.attributes
+        .insert("server.address".into(), json!("openrouter.ai"));
+    s.attributes
+        .insert("llm.gateway".into(), json!("openrouter"));
 }
 
 fn msg(role: &str, content: impl Into<String>) -> Message {
@@ -1049,14 +1184,26 @@ const CHATS: [(&str, [(&str, &str); 7]); 4] = [
 struct Gen {
     rng: Rng,
     window_start: u64,
+    traffic: Traffic,
     spans: Vec<Span>,
 }
 
 impl Gen {
-    /// A start offset for something lasting `length` ms, so that it lies within the window.
-    fn place(&mut self, length: u64) -> u64 {
+    /// A start offset for instance `k` of `n` of a workflow lasting `length` ms, so that it
+    /// lies within the window, drawn with the density of [`traffic_weight`].
+    ///
+    /// Stratified: instance `k` gets its own `1/n` slice of the traffic (slices handed out in a
+    /// scrambled order, so the instance number says nothing about the time), which keeps each
+    /// day's volume close to its expected share instead of adding sampling noise that a
+    /// 25-traces-a-day demo could not average out. Always exactly one draw, so the ids (which
+    /// come from the same generator) never depend on `now`.
+    fn place(&mut self, k: usize, n: usize, length: u64) -> u64 {
         let latest = WINDOW_MS - LATE_MS - length.min(WINDOW_MS / 2);
-        EARLY_MS + self.rng.below(latest - EARLY_MS)
+        let n = n.max(1);
+        // 7919 is prime and larger than any `n`, so this visits every slice once.
+        let slice = (k * 7919) % n;
+        let u = (slice as f64 + self.rng.unit()) / n as f64;
+        self.traffic.place(EARLY_MS, latest, u)
     }
 
     fn trace(&mut self, t0: u64) -> Trace<'_> {
@@ -1082,7 +1229,7 @@ impl Gen {
         let gaps: Vec<u64> = (1..n)
             .map(|_| self.rng.range(20 * MINUTE, 8 * HOUR))
             .collect();
-        let mut at = self.place(gaps.iter().sum());
+        let mut at = self.place(k, SUPPORT_THREADS, gaps.iter().sum());
         for turn in 0..n as usize {
             if turn > 0 {
                 at += gaps[turn - 1];
@@ -1503,7 +1650,7 @@ impl Gen {
         let title = self.rng.pick(&PR_TITLES);
         let user = self.rng.pick(&USERS);
         let sha = self.rng.hex(40);
-        let t0 = self.place(20 * MINUTE);
+        let t0 = self.place(k, CODE_REVIEWS, 20 * MINUTE);
         let use_o4 = self.rng.chance(0.6);
         let ctx = Ctx {
             service: "code-review-agent",
@@ -1729,7 +1876,7 @@ impl Gen {
             .unwrap_or("docs")
             .to_lowercase();
         let locale = self.rng.pick(&["en", "en", "en", "de", "fr"]);
-        let t0 = self.place(2 * MINUTE);
+        let t0 = self.place(k, RAG_QUESTIONS, 2 * MINUTE);
         let ctx = Ctx {
             service: "docs-qa",
             user: Some(user.to_string()),
@@ -1944,7 +2091,7 @@ impl Gen {
         let doc_id = format!("doc_{}", self.rng.hex(10));
         let batch = format!("batch-{:04}", self.rng.range(300, 420));
         let pages = self.rng.range(1, 6);
-        let t0 = self.place(5 * MINUTE);
+        let t0 = self.place(k, EXTRACTIONS, 5 * MINUTE);
         let ctx = Ctx {
             service: "invoice-extractor",
             user: None,
@@ -2128,7 +2275,7 @@ impl Gen {
         let gaps: Vec<u64> = (1..n)
             .map(|_| self.rng.range(20 * SEC, 6 * MINUTE))
             .collect();
-        let mut at = self.place(gaps.iter().sum::<u64>() + 5 * MINUTE);
+        let mut at = self.place(k, CHAT_SESSIONS, gaps.iter().sum::<u64>() + 5 * MINUTE);
         let mut history: Vec<Message> = vec![msg(
             "system",
             "You are Acme Assistant, a concise and friendly helper.",
@@ -2361,7 +2508,7 @@ mod tests {
     }
 
     #[test]
-    fn every_span_lies_within_the_four_days() {
+    fn every_span_lies_within_the_window() {
         for seed in [1, 42, 2024, 99_999] {
             let spans = generate(seed, NOW);
             let from = NOW.0 - DEMO_DAYS * 24 * 3_600 * 1_000_000_000;
@@ -2432,7 +2579,7 @@ mod tests {
             let spans = generate(seed, NOW);
             let traces = by_trace(&spans);
             assert!(
-                (150..=250).contains(&traces.len()),
+                (600..=800).contains(&traces.len()),
                 "{} traces",
                 traces.len()
             );
@@ -2462,7 +2609,7 @@ mod tests {
                         .any(|s| s.parent_span_id.is_none() && s.status == Status::Error)
                 })
                 .count();
-            assert!((3..=40).contains(&errors), "{errors} failed traces");
+            assert!((10..=150).contains(&errors), "{errors} failed traces");
             let cache_write = spans
                 .iter()
                 .filter_map(|s| s.usage.as_ref())
@@ -2542,5 +2689,135 @@ mod tests {
         assert!(spans.iter().any(
             |s| s.kind == SpanKind::Llm && s.agent_name.as_deref() == Some("researcher_agent")
         ));
+    }
+
+    /// Traces per UTC day (the days the window covers entirely) and the day's cost.
+    fn per_day(spans: &[Span], now: Timestamp) -> BTreeMap<u64, (usize, i64)> {
+        const DAY: u64 = 86_400_000_000_000;
+        let first = (now.0 - DEMO_DAYS * DAY) / DAY + 1;
+        let last = now.0 / DAY - 1;
+        let mut days: BTreeMap<u64, (usize, i64)> = (first..=last).map(|d| (d, (0, 0))).collect();
+        for s in spans {
+            let Some(d) = days.get_mut(&(s.start_time.0 / DAY)) else {
+                continue;
+            };
+            if s.parent_span_id.is_none() {
+                d.0 += 1;
+            }
+            d.1 += s.cost.as_ref().map_or(0, |c| c.amounts.total.0);
+        }
+        days
+    }
+
+    #[test]
+    fn traffic_has_a_weekly_pattern_and_grows() {
+        // Noon, and midnight: the window's partial first and last days fall differently.
+        for now in [Timestamp(NOW.0 + 12 * 3_600 * 1_000_000_000), NOW] {
+            for seed in [1, 42, 2024] {
+                let days = per_day(&generate(seed, now), now);
+                assert!(days.len() >= 26, "{} complete days", days.len());
+                let (mut weekday, mut weekend) = ((0usize, 0i64, 0usize), (0usize, 0i64, 0usize));
+                for (d, (traces, cost)) in &days {
+                    // 1970-01-01 was a Thursday; Saturday and Sunday are 5 and 6 from Monday.
+                    let acc = if (d + 3) % 7 >= 5 {
+                        &mut weekend
+                    } else {
+                        &mut weekday
+                    };
+                    acc.0 += traces;
+                    acc.1 += cost;
+                    acc.2 += 1;
+                    assert!(*traces > 0, "day {d} has no trace");
+                }
+                let per =
+                    |a: (usize, i64, usize)| (a.0 as f64 / a.2 as f64, a.1 as f64 / a.2 as f64);
+                let (wd, we) = (per(weekday), per(weekend));
+                assert!(
+                    wd.0 > 2.0 * we.0,
+                    "traces per weekday {} vs weekend day {}",
+                    wd.0,
+                    we.0
+                );
+                assert!(
+                    wd.1 > 1.5 * we.1,
+                    "cost per weekday {} vs weekend day {}",
+                    wd.1,
+                    we.1
+                );
+                // Growth: the last two weeks are busier than the two before.
+                let v: Vec<usize> = days.values().map(|d| d.0).collect();
+                let half = v.len() / 2;
+                let (early, late) = (
+                    v[..half].iter().sum::<usize>(),
+                    v[v.len() - half..].iter().sum::<usize>(),
+                );
+                assert!(
+                    late > early,
+                    "first half {early} traces, second half {late}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn traffic_placement_stays_in_its_bounds() {
+        let t = Traffic::new(NOW.0 - WINDOW_MS * NS_PER_MS);
+        for (lo, hi) in [
+            (EARLY_MS, WINDOW_MS - LATE_MS),
+            (5 * HOUR + 17, 5 * HOUR + 18),
+            (0, 1),
+        ] {
+            for u in [0.0, 0.25, 0.5, 0.999_999, 1.0] {
+                let at = t.place(lo, hi, u);
+                assert!(
+                    at >= lo && at < hi.max(lo + 1),
+                    "{at} outside {lo}..{hi} for u={u}"
+                );
+            }
+        }
+        // Monotone in u: more weight before means later.
+        let a = t.place(EARLY_MS, WINDOW_MS - LATE_MS, 0.3);
+        let b = t.place(EARLY_MS, WINDOW_MS - LATE_MS, 0.6);
+        assert!(a < b);
+    }
+
+    #[test]
+    fn gateway_calls_report_their_bill_and_one_model_differs() {
+        let spans = generate(42, NOW);
+        let catalog = PriceCatalog::builtin();
+        let mut rec = spanlens_core::Reconciliation::default();
+        let mut calls = 0;
+        for s in spans.iter().filter(|s| s.kind == SpanKind::Llm) {
+            let reported = s
+                .cost
+                .as_ref()
+                .is_some_and(|c| c.source == CostSource::Reported);
+            let through_gateway =
+                s.service.as_deref() == Some(GATEWAY_SERVICE) && s.usage.is_some();
+            assert_eq!(reported, through_gateway, "{} of {:?}", s.name, s.service);
+            if reported {
+                // The catalog's own price is kept beside the bill.
+                assert!(s.cost.as_ref().unwrap().computed.is_some());
+            }
+            calls += 1;
+            rec.add(s, catalog);
+        }
+        let rows = rec.rows();
+        assert!(rows.len() >= 3, "{rows:?}");
+        let total = rec.total();
+        assert!(
+            total.spans * 20 > calls && total.spans * 4 < calls,
+            "{} of {calls} calls report a cost",
+            total.spans
+        );
+        for r in &rows {
+            let pct = r.difference_pct().unwrap();
+            if r.model == ONE_HOUR_CACHE_MODEL {
+                assert!((5.0..30.0).contains(&pct), "{}: {pct}%", r.model);
+            } else {
+                assert_eq!(r.difference().0, 0, "{}: {pct}%", r.model);
+            }
+        }
+        assert!(rows.iter().any(|r| r.model == ONE_HOUR_CACHE_MODEL));
     }
 }

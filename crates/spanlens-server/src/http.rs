@@ -15,13 +15,13 @@ use prost::Message;
 use serde_json::{json, Value};
 use spanlens_core::analysis::SpanTiming;
 use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
-use spanlens_core::recovery::{recovery_report, Buckets};
+use spanlens_core::recovery::{Buckets, RecoveryBuilder};
 use spanlens_core::{
     analyze, InputFormat, NanoUsd, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
 };
 use spanlens_store::{
-    GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError, TraceSummary,
-    DEFAULT_PROJECT, MAX_PAGE_SIZE,
+    GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, SpanScan, StoreError,
+    TraceSummary, DEFAULT_PROJECT, MAX_PAGE_SIZE,
 };
 use std::collections::HashMap;
 
@@ -1055,15 +1055,12 @@ async fn score_trends(
     Ok(Json(json!({"rows": rows})))
 }
 
-/// Most traces one recovery request reads (the newest first); more sets `truncated`.
-const MAX_RECOVERY_TRACES: usize = 5_000;
-
 /// Default look-back of the recovery report when `from` is not given.
 const RECOVERY_DEFAULT_NS: u64 = 7 * 24 * 3_600 * 1_000_000_000;
 
-/// Error recovery over a time range (see `spanlens_core::recovery`). Built from the existing
-/// trace queries: the traces that started in `[from, to)` are read newest first, and only spans
-/// whose stored JSON mentions retries or rate limits are decoded.
+/// Error recovery over a time range (see `spanlens_core::recovery`), exact over the whole
+/// range: the store selects the spans that started in `[from, to)` with retries or (model
+/// calls) rate limits from its typed columns, and only those bodies are decoded.
 async fn recovery(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
@@ -1090,59 +1087,33 @@ async fn recovery(
     }
     let project = p.project();
     let store = st.store.clone();
-    let proj = project.clone();
-    let (spans, scanned, truncated) = blocking(move || {
-        let mut query = ListQuery::new(proj.clone());
-        query.filter.from = Some(from);
-        query.filter.to = Some(to);
-        query.limit = MAX_PAGE_SIZE;
-        let (mut spans, mut scanned) = (Vec::new(), 0usize);
-        loop {
-            let page = store.list_traces(&query)?;
-            for t in &page.items {
-                if scanned == MAX_RECOVERY_TRACES {
-                    return Ok((spans, scanned, true));
-                }
-                scanned += 1;
-                let Some(detail) = store.get_trace_json(&proj, t.trace_id)? else {
-                    continue; // deleted between the two reads
-                };
-                for raw in detail
-                    .spans
-                    .iter()
-                    .filter(|r| r.contains("retry") || r.contains("\"rate_limits\""))
-                {
-                    let span: Span =
-                        serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
-                            table: "trace_chunks",
-                            reason: format!("span of trace {}: {e}", t.trace_id),
-                        })?;
-                    spans.push(span);
-                }
-            }
-            match page.next_cursor {
-                Some(c) => query.cursor = Some(c),
-                None => return Ok((spans, scanned, false)),
-            }
-        }
-    })
-    .await?;
-    let report = recovery_report(
-        &spans,
-        Buckets {
+    let scan = SpanScan {
+        project: project.clone(),
+        from: Some(from),
+        to: Some(to),
+        model: None,
+    };
+    let report = blocking(move || {
+        let mut builder = RecoveryBuilder::new(Buckets {
             from,
             to,
             count: buckets,
-        },
-    );
+        });
+        store.scan_recovery_spans(&scan, &mut |spans| {
+            for s in &spans {
+                builder.add(s);
+            }
+            Ok(())
+        })?;
+        Ok(builder.finish())
+    })
+    .await?;
     let mut body = serde_json::to_value(&report)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Value::Object(m) = &mut body {
         m.insert("project".into(), json!(project));
         m.insert("from".into(), json!(from));
         m.insert("to".into(), json!(to));
-        m.insert("traces_scanned".into(), json!(scanned));
-        m.insert("truncated".into(), json!(truncated));
     }
     Ok(Json(body))
 }

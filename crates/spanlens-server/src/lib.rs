@@ -107,9 +107,19 @@ pub async fn serve(
         state = state.with_evaluators(Arc::new(ev));
     }
     if let Some(cfg) = &config.alerts {
-        let board = alerts::new_board(cfg);
+        let saved = alerts::StateStore::in_dir(&config.data_dir);
+        let (board, warning) = alerts::restore_board(cfg, &saved);
+        if let Some(w) = warning {
+            eprintln!("spanlens: warning: {w}");
+        }
         state = state.with_alerts(board.clone());
-        tokio::spawn(alerts::run(store, cfg.clone(), board, state.stopped()));
+        tokio::spawn(alerts::run(
+            store,
+            cfg.clone(),
+            board,
+            Some(saved),
+            state.stopped(),
+        ));
     }
     let http_listener = tokio::net::TcpListener::bind(config.http)
         .await

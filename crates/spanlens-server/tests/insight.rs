@@ -1,9 +1,10 @@
-//! The insight endpoints over a real socket: cost forecast and cost reconciliation.
+//! The insight endpoints over a real socket: cost forecast, cost reconciliation and the error
+//! recovery report over a range larger than any cap.
 
 use serde_json::Value;
 use spanlens_core::{
-    price_span, Cost, CostBreakdown, CostSource, NanoUsd, PriceCatalog, Span, SpanId, SpanKind,
-    Timestamp, TraceId, Usage,
+    price_span, Cost, CostBreakdown, CostSource, Event, NanoUsd, Payload, PriceCatalog,
+    RateLimitWindow, RateLimits, Span, SpanId, SpanKind, Status, Timestamp, TraceId, Usage,
 };
 use spanlens_server::{serve, ServerConfig};
 use spanlens_store::Store;
@@ -223,4 +224,90 @@ fn reconciliation_compares_reported_costs_with_the_catalog() {
     let (status, v) = server.get("/api/v1/reconciliation?from=yesterday");
     assert_eq!(status, 400);
     assert!(v["error"].as_str().unwrap().contains("from"));
+}
+
+/// More traces than the report ever read before (5,000, newest first), each with one retried
+/// call; the oldest trace also holds the lowest rate-limit headroom. Only a report over the
+/// whole range counts every retry and sees that headroom.
+#[test]
+fn recovery_report_is_exact_over_the_whole_range() {
+    const TRACES: u64 = 6_000;
+    const MS: u64 = 1_000_000;
+    let t0 = 1_767_225_600_000_000_000u64; // 2026-01-01T00:00:00Z
+    let mut spans = Vec::new();
+    for n in 0..TRACES {
+        let mut tid = [0u8; 16];
+        tid[8..].copy_from_slice(&(n + 1).to_be_bytes());
+        let start = t0 + n * 10_000 * MS; // one trace every 10 s, oldest first
+        let base = |k: u8, kind: SpanKind, name: &str| Span {
+            trace_id: TraceId(tid),
+            span_id: SpanId([k, 0, 0, 0, 0, 0, 0, 1]),
+            parent_span_id: (k != 1).then_some(SpanId([1, 0, 0, 0, 0, 0, 0, 1])),
+            name: name.into(),
+            kind,
+            start_time: Timestamp(start + u64::from(k) * MS),
+            end_time: Some(Timestamp(start + 900 * MS)),
+            status: Status::Ok,
+            ..Default::default()
+        };
+        spans.push(base(1, SpanKind::Agent, "agent"));
+        // A call that failed once (rate limited) and then succeeded.
+        let mut call = base(2, SpanKind::Llm, "chat");
+        call.provider = Some("openai".into());
+        call.events.push(Event {
+            name: "retry".into(),
+            time: Timestamp(start + 100 * MS),
+            attributes: [
+                ("retry.attempt".to_string(), serde_json::json!(1)),
+                (
+                    "error.type".to_string(),
+                    serde_json::json!("RateLimitError"),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        spans.push(call);
+        // A call without retries whose provider headers say how much of the limit is left:
+        // 50% everywhere but in the oldest trace, which used it all.
+        let mut headers = base(3, SpanKind::Llm, "chat");
+        headers.provider = Some("openai".into());
+        headers.rate_limits = Some(RateLimits {
+            requests: Some(RateLimitWindow {
+                limit: Some(1_000),
+                remaining: Some(if n == 0 { 0 } else { 500 }),
+                reset: None,
+            }),
+            ..Default::default()
+        });
+        spans.push(headers);
+        // A tool whose payload mentions rate limits but that has none: not a snapshot.
+        let mut tool = base(4, SpanKind::Tool, "lookup");
+        tool.input = Some(Payload::from_text(r#"{"rate_limits": "see docs"}"#, None));
+        spans.push(tool);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::with_spans(dir.path(), spans);
+    let from = Timestamp(t0).to_rfc3339();
+    let to = Timestamp(t0 + TRACES * 10_000 * MS).to_rfc3339();
+    let (status, r) = server.get(&format!("/api/v1/recovery?from={from}&to={to}&buckets=4"));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["spans_with_retries"], TRACES);
+    assert_eq!(r["retries"], TRACES);
+    assert_eq!(r["recovered"], TRACES);
+    assert_eq!(r["by_error_type"][0]["key"], "RateLimitError");
+    assert_eq!(r["by_error_type"][0]["retries"], TRACES);
+    assert_eq!(r["timelines"].as_array().unwrap().len(), 200);
+    assert_eq!(r["timelines_truncated"], true);
+    let series = r["rate_limits"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0]["samples"], TRACES);
+    assert_eq!(series[0]["min_headroom"], 0.0);
+    assert_eq!(series[0]["buckets"][0]["min_headroom"], 0.0);
+    assert_eq!(series[0]["buckets"][3]["min_headroom"], 0.5);
+    // A sub-range counts only its own spans (start time in [from, to)).
+    let to = Timestamp(t0 + 100 * 10_000 * MS).to_rfc3339();
+    let (_, r) = server.get(&format!("/api/v1/recovery?from={from}&to={to}"));
+    assert_eq!(r["spans_with_retries"], 100);
+    assert_eq!(r["rate_limits"][0]["samples"], 100);
 }

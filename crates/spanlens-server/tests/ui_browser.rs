@@ -909,11 +909,19 @@ async fn every_page_renders_real_content() {
     c.find(Locator::Css("nav a[data-nav='reliability'].active"))
         .await
         .expect("the header links the page");
-    // Alerts and reconciliation cards say what they have: no rules configured, no reported cost.
+    // Alerts: no rules configured. Reconciliation: the demo's gateway-billed chat calls, with
+    // Haiku's one-hour cache writes billed above the catalog's price.
     let alerts = text_of(&c, "#rel-alerts").await;
     assert!(alerts.contains("--alerts"), "{alerts}");
     let recon = text_of(&c, "#rel-reconciliation").await;
-    assert!(recon.contains("provider-reported"), "{recon}");
+    assert!(
+        recon.to_lowercase().contains("provider-reported"),
+        "{recon}"
+    );
+    assert!(
+        recon.contains(spanlens_server::demo::ONE_HOUR_CACHE_MODEL),
+        "{recon}"
+    );
     screenshot(&c, "reliability").await;
 
     // Live: a span posted now appears in the table.

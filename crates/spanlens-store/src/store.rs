@@ -98,6 +98,16 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
+    /// Calls `visit` with what the error-recovery report reads of the spans that started in
+    /// the scan's range (its `model` is ignored), a few traces at a time: every span with
+    /// retries, whole, and every model call that carries rate limits, with only its ids, times,
+    /// provider and rate limits. Covers the whole range; the cost follows the spans selected.
+    fn scan_recovery_spans(
+        &self,
+        scan: &SpanScan,
+        visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
     /// Re-computes the computed cost of the selected spans with `catalog` and, unless
     /// `dry_run`, writes the changed ones back through [`submit`](Store::submit): they replace
     /// the stored copies (last write wins) and their traces' summaries are rebuilt in the same

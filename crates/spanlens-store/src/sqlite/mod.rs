@@ -456,6 +456,14 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         query::scan_model_spans(&*self.pool.get()?, scan, visit)
     }
+
+    fn scan_recovery_spans(
+        &self,
+        scan: &SpanScan,
+        visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        query::scan_recovery_spans(&*self.pool.get()?, scan, visit)
+    }
 }
 
 #[derive(Default)]

@@ -378,19 +378,9 @@ fn read_trace(
     }
     let mut bodies: HashMap<[u8; 8], String> = HashMap::with_capacity(cap);
     {
-        let mut st = tx
-            .prepare_cached("SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id")
-            .map_err(db("reading span bodies"))?;
-        let mut rows = st.query([trace_ref]).map_err(db("reading span bodies"))?;
-        while let Some(row) = rows.next().map_err(db("reading span bodies"))? {
-            let codec: i64 = row.get(0).map_err(db("reading span bodies"))?;
-            let body = row.get_ref(1).map_err(db("reading span bodies"))?;
-            let body = body.as_blob().map_err(|e| StoreError::Corrupt {
-                table: "trace_chunks",
-                reason: format!("chunk body: {e}"),
-            })?;
-            chunk::decode_into(codec, body, &mut bodies)?;
-        }
+        let e = db("reading span bodies");
+        let mut st = tx.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
+        read_bodies(&mut st, trace_ref, &e, &mut bodies)?;
     }
     let mut spans = Vec::with_capacity(order.len());
     for id in order {
@@ -1031,6 +1021,77 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
         .map_err(db("computing daily cost"))
 }
 
+/// `AND start_ns >= from AND start_ns < to` for the bounds the scan has.
+fn push_start_range(sql: &mut Sql, scan: &SpanScan) {
+    if let Some(f) = scan.from {
+        let f = sql.bind(to_i64(f.0));
+        sql.push(&format!(" AND start_ns >= {f}"));
+    }
+    if let Some(t) = scan.to {
+        let t = sql.bind(to_i64(t.0));
+        sql.push(&format!(" AND start_ns < {t}"));
+    }
+}
+
+/// What [`read_keys`] calls with each row's (trace row id, trace id), span id and the row.
+type KeyRowFn<'a> = dyn FnMut((i64, [u8; 16]), [u8; 8], &Row<'_>) -> rusqlite::Result<()> + 'a;
+
+/// Runs `sql`, whose first three columns are a span's trace row id, trace id and span id, and
+/// hands each row's keys and the row to `row_fn`. Keys are read first (they are small) so a
+/// visitor may write while the bodies are read.
+fn read_keys(
+    conn: &Connection,
+    sql: &Sql,
+    e: &dyn Fn(rusqlite::Error) -> StoreError,
+    row_fn: &mut KeyRowFn<'_>,
+) -> Result<(), StoreError> {
+    let mut st = conn.prepare(&sql.text).map_err(e)?;
+    let mut rows = st
+        .query(rusqlite::params_from_iter(sql.params.iter()))
+        .map_err(e)?;
+    while let Some(row) = rows.next().map_err(e)? {
+        let trace_ref: i64 = row.get(0).map_err(e)?;
+        let t = row
+            .get_ref(1)
+            .map_err(e)?
+            .as_blob()
+            .map_err(|x| corrupt(x.to_string()))?;
+        let s = row
+            .get_ref(2)
+            .map_err(e)?
+            .as_blob()
+            .map_err(|x| corrupt(x.to_string()))?;
+        let (Ok(t), Ok(s)) = (<[u8; 16]>::try_from(t), <[u8; 8]>::try_from(s)) else {
+            return Err(corrupt("span key of the wrong length"));
+        };
+        row_fn((trace_ref, t), s, row).map_err(e)?;
+    }
+    Ok(())
+}
+
+const CHUNKS_OF_TRACE: &str =
+    "SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id";
+
+/// Decodes every chunk of one trace into `bodies` (the newest copy of a re-sent span wins).
+fn read_bodies(
+    st: &mut rusqlite::CachedStatement<'_>,
+    trace_ref: i64,
+    e: &dyn Fn(rusqlite::Error) -> StoreError,
+    bodies: &mut HashMap<[u8; 8], String>,
+) -> Result<(), StoreError> {
+    let mut rows = st.query([trace_ref]).map_err(e)?;
+    while let Some(row) = rows.next().map_err(e)? {
+        let codec: i64 = row.get(0).map_err(e)?;
+        let body = row.get_ref(1).map_err(e)?;
+        let body = body.as_blob().map_err(|x| StoreError::Corrupt {
+            table: "trace_chunks",
+            reason: format!("chunk body: {x}"),
+        })?;
+        chunk::decode_into(codec, body, bodies)?;
+    }
+    Ok(())
+}
+
 /// Visits the selected LLM and embedding spans trace by trace: their keys come from the rows,
 /// their bodies from the trace's chunks (the newest copy of a re-sent span wins).
 pub fn scan_model_spans(
@@ -1047,14 +1108,7 @@ pub fn scan_model_spans(
     sql.push(&format!(
         "WHERE project_id = {p} AND kind IN ('llm', 'embedding')"
     ));
-    if let Some(f) = scan.from {
-        let f = sql.bind(to_i64(f.0));
-        sql.push(&format!(" AND start_ns >= {f}"));
-    }
-    if let Some(t) = scan.to {
-        let t = sql.bind(to_i64(t.0));
-        sql.push(&format!(" AND start_ns < {t}"));
-    }
+    push_start_range(&mut sql, scan);
     if let Some(m) = &scan.model {
         let p = sql.bind(m.clone());
         sql.push(&format!(
@@ -1062,49 +1116,16 @@ pub fn scan_model_spans(
         ));
     }
     let e = db("scanning model spans");
-    // Keys first (small), so the visitor may write while the scan goes on.
     let mut by_trace: std::collections::BTreeMap<(i64, [u8; 16]), Vec<[u8; 8]>> =
         Default::default();
-    {
-        let mut st = conn.prepare(&sql.text).map_err(&e)?;
-        let mut rows = st
-            .query(rusqlite::params_from_iter(sql.params.iter()))
-            .map_err(&e)?;
-        while let Some(row) = rows.next().map_err(&e)? {
-            let trace_ref: i64 = row.get(0).map_err(&e)?;
-            let t = row
-                .get_ref(1)
-                .map_err(&e)?
-                .as_blob()
-                .map_err(|x| corrupt(x.to_string()))?;
-            let s = row
-                .get_ref(2)
-                .map_err(&e)?
-                .as_blob()
-                .map_err(|x| corrupt(x.to_string()))?;
-            let (Ok(t), Ok(s)) = (<[u8; 16]>::try_from(t), <[u8; 8]>::try_from(s)) else {
-                return Err(corrupt("span key of the wrong length"));
-            };
-            by_trace.entry((trace_ref, t)).or_default().push(s);
-        }
-    }
-    let mut st = conn
-        .prepare_cached("SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id")
-        .map_err(&e)?;
+    read_keys(conn, &sql, &e, &mut |key, s, _| {
+        by_trace.entry(key).or_default().push(s);
+        Ok(())
+    })?;
+    let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
     for ((trace_ref, tid), ids) in by_trace {
         let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
-        {
-            let mut rows = st.query([trace_ref]).map_err(&e)?;
-            while let Some(row) = rows.next().map_err(&e)? {
-                let codec: i64 = row.get(0).map_err(&e)?;
-                let body = row.get_ref(1).map_err(&e)?;
-                let body = body.as_blob().map_err(|x| StoreError::Corrupt {
-                    table: "trace_chunks",
-                    reason: format!("chunk body: {x}"),
-                })?;
-                chunk::decode_into(codec, body, &mut bodies)?;
-            }
-        }
+        read_bodies(&mut st, trace_ref, &e, &mut bodies)?;
         let mut spans = Vec::with_capacity(ids.len());
         for id in ids {
             let text = bodies.remove(&id).ok_or_else(|| StoreError::Corrupt {
@@ -1119,6 +1140,124 @@ pub fn scan_model_spans(
             );
         }
         visit(spans)?;
+    }
+    Ok(())
+}
+
+/// The fields of a stored span that rate-limit headroom needs; the rest of the body is skipped
+/// by the parser without being built.
+#[derive(serde::Deserialize)]
+struct RateLimitView {
+    start_time: Timestamp,
+    #[serde(default)]
+    end_time: Option<Timestamp>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    rate_limits: Option<spanlens_core::RateLimits>,
+}
+
+/// Spans handed to the visitor at once (a few traces' worth), so its cost per call is amortised.
+const RECOVERY_BATCH: usize = 512;
+
+/// Visits what the error-recovery report reads of the spans that started in the scan's range:
+/// every span with retries (`retry_count > 0`), whole; and every model call (LLM or embedding
+/// span, or any span naming a provider) whose body carries rate limits, with only its ids,
+/// times, provider and rate limits set. Other spans are never decoded.
+///
+/// Keys come from the span rows (the `retry_count`, `kind` and `provider` columns), bodies
+/// from each selected trace's chunks, so the cost follows the spans selected, not the range.
+pub fn scan_recovery_spans(
+    conn: &Connection,
+    scan: &SpanScan,
+    visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let project = project_name(&scan.project);
+    let Some(pid) = project_id(conn, &project)? else {
+        return Ok(());
+    };
+    let mut sql = Sql::new(
+        "SELECT trace_ref, trace_id, span_id, retry_count > 0 FROM spans INDEXED BY spans_time ",
+    );
+    let p = sql.bind(pid);
+    sql.push(&format!(
+        "WHERE project_id = {p} AND (retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL)"
+    ));
+    push_start_range(&mut sql, scan);
+    let e = db("scanning spans for the recovery report");
+    let mut by_trace: std::collections::BTreeMap<(i64, [u8; 16]), Vec<([u8; 8], bool)>> =
+        Default::default();
+    read_keys(conn, &sql, &e, &mut |key, s, row| {
+        let retried: bool = row.get(3)?;
+        by_trace.entry(key).or_default().push((s, retried));
+        Ok(())
+    })?;
+    let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
+    let mut reader = chunk::ChunkReader::new();
+    let mut batch: Vec<Span> = Vec::new();
+    // Per selected span of the trace: retried or not, and what its newest body gave.
+    let mut wanted: HashMap<[u8; 8], (bool, Option<Option<Span>>)> = HashMap::new();
+    for ((trace_ref, tid), keys) in by_trace {
+        wanted.clear();
+        wanted.extend(keys.iter().map(|(id, retried)| (*id, (*retried, None))));
+        let bad = |x: serde_json::Error| StoreError::Corrupt {
+            table: "trace_chunks",
+            reason: format!("span of trace {}: {x}", TraceId(tid)),
+        };
+        let mut rows = st.query([trace_ref]).map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            let codec: i64 = row.get(0).map_err(&e)?;
+            let body = row.get_ref(1).map_err(&e)?;
+            let body = body.as_blob().map_err(|x| StoreError::Corrupt {
+                table: "trace_chunks",
+                reason: format!("chunk body: {x}"),
+            })?;
+            // Chunks come oldest first: a later copy of a span replaces the earlier one.
+            reader.for_each(codec, body, &mut |id, text| {
+                let Some((retried, slot)) = wanted.get_mut(&id) else {
+                    return Ok(());
+                };
+                *slot = Some(if *retried {
+                    Some(serde_json::from_str::<Span>(text).map_err(bad)?)
+                } else if text.contains("\"rate_limits\"") {
+                    let v: RateLimitView = serde_json::from_str(text).map_err(bad)?;
+                    v.rate_limits.map(|rl| Span {
+                        trace_id: TraceId(tid),
+                        span_id: SpanId(id),
+                        start_time: v.start_time,
+                        end_time: v.end_time,
+                        provider: v.provider,
+                        rate_limits: Some(rl),
+                        ..Default::default()
+                    })
+                } else {
+                    None
+                });
+                Ok(())
+            })?;
+        }
+        // In row order, so the report's sums do not depend on hashing.
+        for (id, _) in keys {
+            match wanted.remove(&id).and_then(|(_, slot)| slot) {
+                Some(span) => batch.extend(span),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        table: "trace_chunks",
+                        reason: format!(
+                            "no body for span {} of trace {}",
+                            SpanId(id),
+                            TraceId(tid)
+                        ),
+                    })
+                }
+            }
+        }
+        if batch.len() >= RECOVERY_BATCH {
+            visit(std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.is_empty() {
+        visit(batch)?;
     }
     Ok(())
 }
