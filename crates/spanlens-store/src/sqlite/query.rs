@@ -1033,8 +1033,11 @@ fn push_start_range(sql: &mut Sql, scan: &SpanScan) {
     }
 }
 
+/// A trace as the scans group spans by: its row id (which keys its chunks) and its id.
+type TraceKey = (i64, [u8; 16]);
+
 /// What [`read_keys`] calls with each row's (trace row id, trace id), span id and the row.
-type KeyRowFn<'a> = dyn FnMut((i64, [u8; 16]), [u8; 8], &Row<'_>) -> rusqlite::Result<()> + 'a;
+type KeyRowFn<'a> = dyn FnMut(TraceKey, [u8; 8], &Row<'_>) -> rusqlite::Result<()> + 'a;
 
 /// Runs `sql`, whose first three columns are a span's trace row id, trace id and span id, and
 /// hands each row's keys and the row to `row_fn`. Keys are read first (they are small) so a
@@ -1116,8 +1119,7 @@ pub fn scan_model_spans(
         ));
     }
     let e = db("scanning model spans");
-    let mut by_trace: std::collections::BTreeMap<(i64, [u8; 16]), Vec<[u8; 8]>> =
-        Default::default();
+    let mut by_trace: std::collections::BTreeMap<TraceKey, Vec<[u8; 8]>> = Default::default();
     read_keys(conn, &sql, &e, &mut |key, s, _| {
         by_trace.entry(key).or_default().push(s);
         Ok(())
@@ -1185,7 +1187,7 @@ pub fn scan_recovery_spans(
     ));
     push_start_range(&mut sql, scan);
     let e = db("scanning spans for the recovery report");
-    let mut by_trace: std::collections::BTreeMap<(i64, [u8; 16]), Vec<([u8; 8], bool)>> =
+    let mut by_trace: std::collections::BTreeMap<TraceKey, Vec<([u8; 8], bool)>> =
         Default::default();
     read_keys(conn, &sql, &e, &mut |key, s, row| {
         let retried: bool = row.get(3)?;
