@@ -563,6 +563,11 @@ impl Span {
     }
 }
 
+/// Serde's skip test for [`Span::resource`].
+fn no_resource(r: &std::sync::Arc<Attributes>) -> bool {
+    r.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,8 +619,4 @@ mod tests {
         let p = Payload::from_text("\"kept\"", Some("text/plain"));
         assert_eq!(p.value, Value::String("\"kept\"".into()));
     }
-}
-
-fn no_resource(r: &std::sync::Arc<Attributes>) -> bool {
-    r.is_empty()
 }
