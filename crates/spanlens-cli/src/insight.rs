@@ -333,7 +333,7 @@ pub struct EvaluateArgs {
     /// Evaluators file: the same TOML as `spanlens serve --evaluators`.
     #[arg(long, value_name = "FILE")]
     evaluators: PathBuf,
-    /// Data directory (stop the server first, as for `reprice`).
+    /// Data directory (a server may keep running on it).
     #[arg(long, default_value = "spanlens-data")]
     data_dir: PathBuf,
     /// Project whose spans are evaluated.

@@ -44,14 +44,14 @@ enum Command {
     /// List evaluation scores of a trace, a session or a score name on a running server.
     Scores(client::ScoresArgs),
     /// Run evaluators (the `serve --evaluators` file) over stored model-call spans and store the
-    /// scores. Works on the data directory itself: stop the server first.
+    /// scores. Works on the data directory itself, beside a running server or not.
     Evaluate(insight::EvaluateArgs),
     /// Forecast daily cost from a running server's history: per day, with a 95% interval.
     Forecast(insight::ForecastArgs),
     /// Compare provider-reported and catalog-computed cost per model on a running server.
     Reconcile(insight::ReconcileArgs),
-    /// Re-price stored spans with a price override file. Works on the data directory itself:
-    /// stop the server first (or run it against a copy).
+    /// Re-price stored spans with a price override file. Works on the data directory itself,
+    /// beside a running server or not.
     Reprice(insight::RepriceArgs),
 }
 

@@ -175,6 +175,77 @@ fn reprice_with_an_override_file_is_reported_and_idempotent() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// Cost of the newest gpt-4o trace, as the running server reports it.
+fn gpt4o_trace_cost(server: &Server) -> (String, f64) {
+    let body = ureq::get(format!("{}/api/v1/traces?model=gpt-4o&limit=1", server.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let t = &v["items"][0];
+    (
+        t["trace_id"].as_str().unwrap().to_string(),
+        t["total_cost_usd"].as_f64().unwrap(),
+    )
+}
+
+#[test]
+fn reprice_runs_beside_a_server_that_keeps_ingesting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, PRICES).unwrap();
+    let o = spanlens(&["demo", "--data-dir", data_s]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let server = Server::start(&data);
+    let (trace, before) = gpt4o_trace_cost(&server);
+
+    // The server takes load the whole time the second process re-prices the same database.
+    let url = server.url.clone();
+    let load = std::thread::spawn(move || {
+        spanlens(&[
+            "bench",
+            "ingest",
+            "--target",
+            &url,
+            "--duration",
+            "4",
+            "--concurrency",
+            "2",
+            "--json",
+        ])
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let o = spanlens(&[
+        "reprice",
+        "--prices",
+        prices.to_str().unwrap(),
+        "--data-dir",
+        data_s,
+        "--model",
+        "gpt-4o",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let repriced: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert!(repriced["changed"].as_u64().unwrap() > 0, "{repriced}");
+
+    let o = load.join().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let bench: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert!(bench["accepted_spans"].as_u64().unwrap() > 0, "{bench}");
+    assert_eq!(bench["lost_spans"], 0, "{bench}");
+    assert_eq!(bench["failed_requests"], 0, "{bench}");
+
+    // The server reads what the other process wrote: the trace's summary has the new price.
+    let (same, after) = gpt4o_trace_cost(&server);
+    assert_eq!(same, trace);
+    assert!(after < before, "{before} -> {after}");
+}
+
 #[test]
 fn forecast_and_reconcile_against_a_server() {
     let dir = tempfile::tempdir().unwrap();
