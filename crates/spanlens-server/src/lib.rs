@@ -81,7 +81,15 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError
             reason: e.to_string(),
         })
     })?;
-    SqliteStore::open(data_dir.join("spanlens.db")).map_err(err)
+    let path = data_dir.join("spanlens.db");
+    let latest = SqliteStore::latest_schema_version();
+    if let Some(found) = SqliteStore::schema_version_of(&path).filter(|v| (1..latest).contains(v)) {
+        eprintln!(
+            "spanlens: upgrading {} from schema version {found} to {latest} (rewrites tables: may take a while on a large database)",
+            path.display()
+        );
+    }
+    SqliteStore::open(path).map_err(err)
 }
 
 /// Addresses actually bound (useful with port 0).

@@ -266,6 +266,19 @@ impl SqliteStore {
         schema::latest_version()
     }
 
+    /// The schema version of the database file at `path`, read without migrating it; `None`
+    /// when there is no such file or it cannot be read. Lets a caller say that an upgrade,
+    /// which rewrites tables and may take a while on a large database, is about to run.
+    pub fn schema_version_of(path: impl AsRef<Path>) -> Option<i64> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return None;
+        }
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        schema::current_version(&conn)
+    }
+
     /// The schema version of the open database and the `(version, applied_ns)` of each
     /// applied migration, so an operator (or a test) can see what was migrated when.
     pub fn schema_info(&self) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
