@@ -207,7 +207,10 @@ fn reopening_keeps_data_and_does_not_rerun_migrations() {
 
     // The version can be read without opening (and migrating) the store.
     assert_eq!(SqliteStore::schema_version_of(&path), Some(version));
-    assert_eq!(SqliteStore::schema_version_of(dir.path().join("none.db")), None);
+    assert_eq!(
+        SqliteStore::schema_version_of(dir.path().join("none.db")),
+        None
+    );
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.count_spans("p").unwrap(), 4);
     assert!(store.get_trace("p", tid(1000)).unwrap().is_some());
