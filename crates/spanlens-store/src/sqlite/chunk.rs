@@ -146,35 +146,10 @@ pub fn decode_into(
     body: &[u8],
     out: &mut HashMap<[u8; 8], String>,
 ) -> Result<(), StoreError> {
-    let unpacked;
-    let mut rest: &[u8] = match codec {
-        CODEC_PLAIN => body,
-        CODEC_ZSTD => {
-            let size = zstd::bulk::Decompressor::upper_bound(body)
-                .unwrap_or(MAX_CHUNK_BYTES)
-                .min(MAX_CHUNK_BYTES);
-            unpacked = zstd::bulk::decompress(body, size)
-                .map_err(|e| corrupt(format!("chunk does not decompress: {e}")))?;
-            &unpacked
-        }
-        other => return Err(corrupt(format!("unknown codec {other}"))),
-    };
-    while !rest.is_empty() {
-        if rest.len() < 12 {
-            return Err(corrupt("truncated frame header"));
-        }
-        let span_id: [u8; 8] = rest[..8].try_into().expect("8 bytes");
-        let len = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes")) as usize;
-        rest = &rest[12..];
-        if rest.len() < len {
-            return Err(corrupt("truncated span body"));
-        }
-        let text = std::str::from_utf8(&rest[..len])
-            .map_err(|e| corrupt(format!("span body is not UTF-8: {e}")))?;
+    ChunkReader::new().for_each(codec, body, &mut |span_id, text| {
         out.insert(span_id, text.to_string());
-        rest = &rest[len..];
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// What [`ChunkReader::for_each`] calls with each span id and body.

@@ -1021,8 +1021,23 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
         .map_err(db("computing daily cost"))
 }
 
-/// `AND start_ns >= from AND start_ns < to` for the bounds the scan has.
-fn push_start_range(sql: &mut Sql, scan: &SpanScan) {
+/// `SELECT trace_ref, trace_id, span_id{extra} FROM spans … WHERE {condition}` over the spans of
+/// the scan's project that started in its range, walking the time index; `None` when the
+/// project does not exist.
+fn span_scan_sql(
+    conn: &Connection,
+    scan: &SpanScan,
+    extra: &str,
+    condition: &str,
+) -> Result<Option<Sql>, StoreError> {
+    let Some(pid) = project_id(conn, &project_name(&scan.project))? else {
+        return Ok(None);
+    };
+    let mut sql = Sql::new(format!(
+        "SELECT trace_ref, trace_id, span_id{extra} FROM spans INDEXED BY spans_time "
+    ));
+    let p = sql.bind(pid);
+    sql.push(&format!("WHERE project_id = {p} AND ({condition})"));
     if let Some(f) = scan.from {
         let f = sql.bind(to_i64(f.0));
         sql.push(&format!(" AND start_ns >= {f}"));
@@ -1031,6 +1046,7 @@ fn push_start_range(sql: &mut Sql, scan: &SpanScan) {
         let t = sql.bind(to_i64(t.0));
         sql.push(&format!(" AND start_ns < {t}"));
     }
+    Ok(Some(sql))
 }
 
 /// A trace as the scans group spans by: its row id (which keys its chunks) and its id.
@@ -1082,6 +1098,21 @@ fn read_bodies(
     e: &dyn Fn(rusqlite::Error) -> StoreError,
     bodies: &mut HashMap<[u8; 8], String>,
 ) -> Result<(), StoreError> {
+    for_each_chunk(st, trace_ref, e, &mut |codec, body| {
+        chunk::decode_into(codec, body, bodies)
+    })
+}
+
+/// What [`for_each_chunk`] calls with each chunk's codec and stored bytes.
+type ChunkFn<'a> = dyn FnMut(i64, &[u8]) -> Result<(), StoreError> + 'a;
+
+/// Calls `f` with the codec and stored bytes of each chunk of one trace, oldest first.
+fn for_each_chunk(
+    st: &mut rusqlite::CachedStatement<'_>,
+    trace_ref: i64,
+    e: &dyn Fn(rusqlite::Error) -> StoreError,
+    f: &mut ChunkFn<'_>,
+) -> Result<(), StoreError> {
     let mut rows = st.query([trace_ref]).map_err(e)?;
     while let Some(row) = rows.next().map_err(e)? {
         let codec: i64 = row.get(0).map_err(e)?;
@@ -1090,7 +1121,7 @@ fn read_bodies(
             table: "trace_chunks",
             reason: format!("chunk body: {x}"),
         })?;
-        chunk::decode_into(codec, body, bodies)?;
+        f(codec, body)?;
     }
     Ok(())
 }
@@ -1102,16 +1133,9 @@ pub fn scan_model_spans(
     scan: &SpanScan,
     visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let project = project_name(&scan.project);
-    let Some(pid) = project_id(conn, &project)? else {
+    let Some(mut sql) = span_scan_sql(conn, scan, "", "kind IN ('llm', 'embedding')")? else {
         return Ok(());
     };
-    let mut sql = Sql::new("SELECT trace_ref, trace_id, span_id FROM spans INDEXED BY spans_time ");
-    let p = sql.bind(pid);
-    sql.push(&format!(
-        "WHERE project_id = {p} AND kind IN ('llm', 'embedding')"
-    ));
-    push_start_range(&mut sql, scan);
     if let Some(m) = &scan.model {
         let p = sql.bind(m.clone());
         sql.push(&format!(
@@ -1174,18 +1198,15 @@ pub fn scan_recovery_spans(
     scan: &SpanScan,
     visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let project = project_name(&scan.project);
-    let Some(pid) = project_id(conn, &project)? else {
+    let Some(sql) = span_scan_sql(
+        conn,
+        scan,
+        ", retry_count > 0",
+        "retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL",
+    )?
+    else {
         return Ok(());
     };
-    let mut sql = Sql::new(
-        "SELECT trace_ref, trace_id, span_id, retry_count > 0 FROM spans INDEXED BY spans_time ",
-    );
-    let p = sql.bind(pid);
-    sql.push(&format!(
-        "WHERE project_id = {p} AND (retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL)"
-    ));
-    push_start_range(&mut sql, scan);
     let e = db("scanning spans for the recovery report");
     let mut by_trace: std::collections::BTreeMap<TraceKey, Vec<([u8; 8], bool)>> =
         Default::default();
@@ -1206,15 +1227,8 @@ pub fn scan_recovery_spans(
             table: "trace_chunks",
             reason: format!("span of trace {}: {x}", TraceId(tid)),
         };
-        let mut rows = st.query([trace_ref]).map_err(&e)?;
-        while let Some(row) = rows.next().map_err(&e)? {
-            let codec: i64 = row.get(0).map_err(&e)?;
-            let body = row.get_ref(1).map_err(&e)?;
-            let body = body.as_blob().map_err(|x| StoreError::Corrupt {
-                table: "trace_chunks",
-                reason: format!("chunk body: {x}"),
-            })?;
-            // Chunks come oldest first: a later copy of a span replaces the earlier one.
+        // Chunks come oldest first: a later copy of a span replaces the earlier one.
+        for_each_chunk(&mut st, trace_ref, &e, &mut |codec, body| {
             reader.for_each(codec, body, &mut |id, text| {
                 let Some((retried, slot)) = wanted.get_mut(&id) else {
                     return Ok(());
@@ -1236,8 +1250,8 @@ pub fn scan_recovery_spans(
                     None
                 });
                 Ok(())
-            })?;
-        }
+            })
+        })?;
         // In row order, so the report's sums do not depend on hashing.
         for (id, _) in keys {
             match wanted.remove(&id).and_then(|(_, slot)| slot) {
