@@ -338,8 +338,7 @@ pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
         q.push(("tag", t.clone()));
     }
     let page = client.get_json("/api/v1/traces", &q)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+    if printed_as_json(args.json, &page)? {
         return Ok(Outcome::Done);
     }
     let items = page
@@ -414,8 +413,7 @@ pub fn run_trace(args: TraceArgs) -> anyhow::Result<Outcome> {
     let id = resolve_id(&client, &args.id)?;
     let body = client.get(&format!("/api/v1/traces/{id}"), &[])?;
     let v: Value = serde_json::from_str(&body).context("the trace answer is not JSON")?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+    if printed_as_json(args.json, &v)? {
         return Ok(Outcome::Done);
     }
     let summary = v.get("trace").context("the trace answer has no summary")?;
@@ -856,6 +854,15 @@ fn span_line(s: &Span) -> String {
     line.trim_end().to_string()
 }
 
+/// With `--json`, prints the answer as pretty JSON and returns true: the caller then prints no
+/// table of it.
+pub(crate) fn printed_as_json(json: bool, v: &impl serde::Serialize) -> anyhow::Result<bool> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    }
+    Ok(json)
+}
+
 // ---------------------------------------------------------------------------------------------
 // spanlens recovery
 
@@ -870,9 +877,7 @@ pub fn run_recovery(args: RecoveryArgs) -> anyhow::Result<Outcome> {
         q.push(("to", t.clone()));
     }
     let report = client.get_json("/api/v1/recovery", &q)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+    if !printed_as_json(args.json, &report)? {
         print!("{}", render_recovery(&report, args.limit));
     }
     Ok(Outcome::Done)
@@ -1409,8 +1414,7 @@ pub struct AlertsArgs {
 pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
     let v = client.get_json("/api/v1/alerts", &[])?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+    if printed_as_json(args.json, &v)? {
         return Ok(Outcome::Done);
     }
     print!("{}", render_alerts(&v));
@@ -1516,9 +1520,7 @@ pub fn run_scores(args: ScoresArgs) -> anyhow::Result<Outcome> {
         q.push(("name", n.clone()));
     }
     let v = client.get_json("/api/v1/scores", &q)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
+    if !printed_as_json(args.json, &v)? {
         print!("{}", render_scores(&v));
     }
     Ok(Outcome::Done)

@@ -1,7 +1,7 @@
 //! `spanlens forecast`, `spanlens reconcile` (clients of a running server) and
 //! `spanlens reprice` (works on the data directory itself).
 
-use crate::client::{Client, ServerArgs};
+use crate::client::{printed_as_json, Client, ServerArgs};
 use crate::{InputError, Outcome};
 use anyhow::Context;
 use clap::Args;
@@ -98,8 +98,7 @@ pub fn run_forecast(args: ForecastArgs) -> anyhow::Result<Outcome> {
         q.push(("history_days", h.to_string()));
     }
     let v = client.get_json("/api/v1/forecast", &q)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+    if printed_as_json(args.json, &v)? {
         return Ok(Outcome::Done);
     }
     print!("{}", forecast_table(&v));
@@ -173,8 +172,7 @@ pub fn run_reconcile(args: ReconcileArgs) -> anyhow::Result<Outcome> {
         }
     }
     let v = client.get_json("/api/v1/reconciliation", &q)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+    if printed_as_json(args.json, &v)? {
         return Ok(Outcome::Done);
     }
     print!("{}", reconcile_table(&v));
@@ -287,9 +285,7 @@ pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
         .reprice(&scan, &catalog, args.dry_run)
         .context("re-pricing the stored spans")?;
     store.close();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+    if !printed_as_json(args.json, &report)? {
         print!("{}", reprice_table(&report));
     }
     Ok(Outcome::Done)
