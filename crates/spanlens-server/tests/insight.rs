@@ -6,17 +6,19 @@ use spanlens_core::{
     price_span, Cost, CostBreakdown, CostSource, Event, NanoUsd, Payload, PriceCatalog,
     RateLimitWindow, RateLimits, Span, SpanId, SpanKind, Status, Timestamp, TraceId, Usage,
 };
-use spanlens_server::{serve, ServerConfig};
 use spanlens_store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+mod common;
+
+use common::{local_config, Running};
 
 const NS_PER_DAY: u64 = 86_400_000_000_000;
 
 struct Server {
     http: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _running: Running,
 }
 
 impl Server {
@@ -24,31 +26,10 @@ impl Server {
     fn with_spans(dir: &std::path::Path, spans: Vec<Span>) -> Server {
         let store = Arc::new(spanlens_server::open_store(dir).unwrap());
         store.write("default", spans).unwrap();
-        let config = ServerConfig {
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.to_path_buf(),
-            ..ServerConfig::default()
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(serve(
-                &config,
-                store,
-                async {
-                    let _ = stop_rx.await;
-                },
-                move |b| bound_tx.send(b).unwrap(),
-            ))
-            .unwrap();
-        });
-        let bound = bound_rx.recv().unwrap();
+        let running = Running::start(local_config(dir), store);
         Server {
-            http: bound.http,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            http: running.bound.http,
+            _running: running,
         }
     }
 
@@ -65,17 +46,6 @@ impl Server {
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap();
         (status, serde_json::from_str(&text).unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

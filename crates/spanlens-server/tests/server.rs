@@ -4,10 +4,13 @@
 use prost::Message;
 use serde_json::Value;
 use spanlens_core::otlp::proto::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use spanlens_server::{serve, Bound, ServerConfig};
+use spanlens_server::{Bound, ServerConfig};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
+
+mod common;
+
+use common::{local_config, Running};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,8 +23,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 struct Server {
     bound: Bound,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    running: Running,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -46,12 +48,7 @@ impl Server {
 
     /// Stops the server and hands back its data directory, to start another one on it.
     fn stop_keeping_data(mut self) -> tempfile::TempDir {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.running.stop();
         self.dir.take().unwrap()
     }
 
@@ -63,37 +60,18 @@ impl Server {
         evaluators: Option<spanlens_server::evaluators::EvaluatorConfig>,
     ) -> Server {
         let config = ServerConfig {
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.path().to_path_buf(),
             alerts,
             evaluators,
+            ..local_config(dir.path())
         };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            let store = Arc::new(spanlens_server::open_store(&config.data_dir).unwrap());
-            if !spans.is_empty() {
-                spanlens_store::Store::write(&*store, "default", spans).unwrap();
-            }
-            rt.block_on(serve(
-                &config,
-                store,
-                async {
-                    let _ = stop_rx.await;
-                },
-                move |b| {
-                    bound_tx.send(b).unwrap();
-                },
-            ))
-            .unwrap();
-        });
-        let bound = bound_rx.recv().unwrap();
+        let store = Arc::new(spanlens_server::open_store(&config.data_dir).unwrap());
+        if !spans.is_empty() {
+            spanlens_store::Store::write(&*store, "default", spans).unwrap();
+        }
+        let running = Running::start(config, store);
         Server {
-            bound,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            bound: running.bound,
+            running,
             dir: Some(dir),
         }
     }
@@ -140,17 +118,6 @@ impl Server {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -11,7 +11,9 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use spanlens_core::{Span, SpanId, SpanKind, Status, Timestamp, TraceId};
-use spanlens_server::{serve, ServerConfig};
+mod common;
+
+use common::{local_config, Running};
 use spanlens_store::{Store, DEFAULT_PROJECT};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,8 +30,7 @@ const BIG_TRACE: &str = "b16b16b16b16b16b16b16b16b16b16b1";
 /// A server on demo data (plus the big trace) on a free port, stopped on drop.
 struct Server {
     http: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _running: Running,
     _dir: tempfile::TempDir,
 }
 
@@ -47,50 +48,16 @@ impl Server {
         let big = big_trace(&demo, big_trace_spans, now);
         write_by_trace(&store, demo);
         write_by_trace(&store, big);
-        let config = ServerConfig {
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.path().to_path_buf(),
-            alerts: None,
-            evaluators: None,
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let store: Arc<dyn Store> = Arc::new(store);
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(serve(
-                &config,
-                store,
-                async {
-                    let _ = stop_rx.await;
-                },
-                move |b| bound_tx.send(b).unwrap(),
-            ))
-            .unwrap();
-        });
-        let bound = bound_rx.recv().unwrap();
+        let running = Running::start(local_config(dir.path()), Arc::new(store));
         Server {
-            http: bound.http,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            http: running.bound.http,
+            _running: running,
             _dir: dir,
         }
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -338,6 +305,16 @@ async fn text_of(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Clicks the first element matching `css` (it must exist).
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 /// An attribute of the first element matching `css` (both must exist).
 async fn attr_of(c: &Client, css: &str, name: &str) -> String {
     c.find(Locator::Css(css))
@@ -399,12 +376,7 @@ async fn every_page_renders_real_content() {
     assert_eq!(first_id, listed["items"][0]["trace_id"].as_str().unwrap());
     screenshot(&c, "traces").await;
 
-    c.find(Locator::Css("th[data-sort=cost]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "th[data-sort=cost]").await;
     until(&c, "location.search.includes('sort=cost') && document.querySelector('.results').dataset.state === 'ready'", "sorted by cost").await;
     let costs: Vec<f64> = until(
         &c,
@@ -434,12 +406,7 @@ async fn every_page_renders_real_content() {
     )
     .await
     .unwrap();
-    c.find(Locator::Css("form.filters button.primary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "form.filters button.primary").await;
     until(&c, &format!("location.search.includes('status=error') && document.querySelector('.results').dataset.state === 'ready' && document.querySelectorAll('table.traces tbody tr').length === {n_err}"), "filtered rows").await;
     c.refresh().await.unwrap();
     until(
@@ -533,14 +500,7 @@ async fn every_page_renders_real_content() {
         .await
         .unwrap();
     assert!(posted["ids"].is_array(), "{posted}");
-    c.find(Locator::Css(&format!(
-        ".wf-row[data-span-id='{sid}'] .sname"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(&c, &format!(".wf-row[data-span-id='{sid}'] .sname")).await;
     until(&c, &format!("document.querySelector('.panel').dataset.spanId === '{sid}' && document.querySelector('.panel .span-cost')"), "span panel").await;
     let panel_cost = text_of(&c, ".panel .span-cost").await;
     assert!(
@@ -620,24 +580,14 @@ async fn every_page_renders_real_content() {
         "critical path shown",
     )
     .await;
-    c.find(Locator::Css(".critical-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, ".critical-toggle").await;
     until(
         &c,
         "!document.querySelector('.waterfall.show-critical')",
         "critical path hidden",
     )
     .await;
-    c.find(Locator::Css(".critical-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, ".critical-toggle").await;
     until(
         &c,
         "document.querySelector('.waterfall.show-critical')",
@@ -776,12 +726,7 @@ async fn every_page_renders_real_content() {
         .await
         .unwrap();
     assert!(posted["ids"].is_array(), "{posted}");
-    c.find(Locator::Css("table.sessions tbody tr a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "table.sessions tbody tr a").await;
     let turns = s0["trace_count"].as_u64().unwrap();
     until(&c, &format!("document.querySelectorAll('.turn').length === {turns} && document.querySelectorAll('.turn .bubble.user').length === {turns}"), "conversation turns").await;
     let said = c
@@ -857,12 +802,7 @@ async fn every_page_renders_real_content() {
         "forecast {shown} vs {}",
         fc["total"]["total"]
     );
-    c.find(Locator::Css("button[data-horizon='30']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "button[data-horizon='30']").await;
     until(
         &c,
         "document.querySelector('#forecast-chart').dataset.forecastDays === '30' && document.querySelectorAll('#forecast-chart .line-graph-path').length >= 3",
