@@ -3,37 +3,13 @@
 
 use serde_json::Value;
 use spanlens_core::NanoUsd;
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{spanlens, text, BIN};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
-/// Lines of a child's pipe, read on a thread so a test can wait for one with a deadline.
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
+use common::{free_port, lines_of, spanlens, text, Server, BIN};
 
 /// Waits for a line containing `needle`; returns it, or panics with what was seen.
 fn wait_line(rx: &Receiver<String>, needle: &str, what: &str) -> String {
@@ -49,55 +25,7 @@ fn wait_line(rx: &Receiver<String>, needle: &str, what: &str) -> String {
     panic!("{what}: no line containing {needle:?}; saw {seen:#?}");
 }
 
-/// A `spanlens serve` child process on a known port.
-struct Server {
-    child: Option<Child>,
-    url: String,
-    /// What the server printed before it was ready.
-    startup: Vec<String>,
-    /// Kept so the server's later messages have a reader (a closed pipe would fail its writes).
-    _stderr: Receiver<String>,
-}
-
 impl Server {
-    fn start(data: &Path, port: u16, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "--http",
-                &format!("127.0.0.1:{port}"),
-                "--grpc",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn spanlens serve");
-        let stderr = lines_of(child.stderr.take().unwrap());
-        let mut startup = Vec::new();
-        while let Ok(line) = stderr.recv_timeout(Duration::from_secs(60)) {
-            let ready = line.contains("listening on");
-            startup.push(line);
-            if ready {
-                break;
-            }
-        }
-        assert!(
-            startup.last().is_some_and(|l| l.contains("listening on")),
-            "server did not start: {startup:#?}"
-        );
-        Server {
-            child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
-            startup,
-            _stderr: stderr,
-        }
-    }
-
     fn get(&self, path: &str) -> Value {
         let mut r = ureq::get(format!("{}{path}", self.url))
             .call()
@@ -140,15 +68,6 @@ impl Server {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

@@ -1,72 +1,11 @@
 //! `spanlens reprice` on a data directory, and `forecast` / `reconcile` against a real server.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod common;
 
-use common::{spanlens, text, BIN};
-
-/// A `spanlens serve` child, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "--http",
-                &format!("127.0.0.1:{port}"),
-                "--grpc",
-                "127.0.0.1:0",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn spanlens serve");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("server start line");
-            if line.contains("listening on") {
-                break;
-            }
-        }
-        Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{free_port, spanlens, text, Server};
 
 const PRICES: &str = r#"version = "negotiated"
 [[model]]
@@ -200,7 +139,7 @@ fn reprice_runs_beside_a_server_that_keeps_ingesting() {
     std::fs::write(&prices, PRICES).unwrap();
     let o = spanlens(&["demo", "--data-dir", data_s]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let server = Server::start(&data);
+    let server = Server::start(&data, free_port(), &[]);
     let (trace, before) = gpt4o_trace_cost(&server);
 
     // The server takes load the whole time the second process re-prices the same database.
@@ -252,7 +191,7 @@ fn forecast_and_reconcile_against_a_server() {
     let data = dir.path().join("data");
     let o = spanlens(&["demo", "--data-dir", data.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let server = Server::start(&data);
+    let server = Server::start(&data, free_port(), &[]);
 
     // An OpenInference LLM span whose provider reported $0.0006 for 1000 gpt-4o-mini input
     // tokens (no demo call uses that model through the gateway, so its row is this span alone).
