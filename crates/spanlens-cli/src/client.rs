@@ -1282,21 +1282,26 @@ mod tests {
         assert_eq!(fit("abcdef", 4), "abc…");
     }
 
-    #[test]
-    fn tree_shows_nesting_tokens_cost_retries_and_errors() {
+    /// The spans of the first support-ticket trace of demo seed 1.
+    fn support_trace() -> Vec<Span> {
         let spans = spanlens_server::demo::generate(1, Timestamp(1_767_225_600_000_000_000));
         let tid = spans
             .iter()
             .find(|s| s.name == "support.handle_ticket")
             .unwrap()
             .trace_id;
-        let trace: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == tid).collect();
+        spans.into_iter().filter(|s| s.trace_id == tid).collect()
+    }
+
+    #[test]
+    fn tree_shows_nesting_tokens_cost_retries_and_errors() {
+        let trace = support_trace();
         let total: NanoUsd = trace
             .iter()
             .filter_map(|s| s.cost.as_ref())
             .map(|c| c.amounts.total)
             .sum();
-        let summary = json!({"trace_id": tid.to_hex(), "name": "support.handle_ticket", "start_time": trace[0].start_time,
+        let summary = json!({"trace_id": trace[0].trace_id.to_hex(), "name": "support.handle_ticket", "start_time": trace[0].start_time,
             "duration_ms": 1500.0, "span_count": trace.len(), "status": "ok", "error_count": 0,
             "input_tokens": 10, "output_tokens": 5, "total_cost_nano_usd": total.0, "user_id": "u", "tags": ["a", "b"]});
         let text = render_trace(&summary, &trace);
@@ -1324,13 +1329,7 @@ mod tests {
 
     #[test]
     fn analysis_lists_critical_path_self_time_groups_and_agents() {
-        let spans = spanlens_server::demo::generate(1, Timestamp(1_767_225_600_000_000_000));
-        let tid = spans
-            .iter()
-            .find(|s| s.name == "support.handle_ticket")
-            .unwrap()
-            .trace_id;
-        let trace: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == tid).collect();
+        let trace = support_trace();
         let a = analyze(&trace);
         let text = render_analysis(&a, &trace);
         let first = text.lines().next().unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, spanlens, text, Server};
+use common::{free_port, spanlens, spanlens_json, text, Server};
 
 const PRICES: &str = r#"version = "negotiated"
 [[model]]
@@ -41,9 +41,7 @@ fn reprice_with_an_override_file_is_reported_and_idempotent() {
             "--json",
         ];
         args.extend_from_slice(extra);
-        let o = spanlens(&args);
-        assert!(o.status.success(), "{}", text(&o.stderr));
-        serde_json::from_str(&text(&o.stdout)).unwrap()
+        spanlens_json(&args)
     };
     let dry = run(&["--dry-run", "--model", "gpt-4o"]);
     let changed = dry["changed"].as_u64().unwrap();
@@ -158,7 +156,7 @@ fn reprice_runs_beside_a_server_that_keeps_ingesting() {
         ])
     });
     std::thread::sleep(Duration::from_millis(500));
-    let o = spanlens(&[
+    let repriced = spanlens_json(&[
         "reprice",
         "--prices",
         prices.to_str().unwrap(),
@@ -168,8 +166,6 @@ fn reprice_runs_beside_a_server_that_keeps_ingesting() {
         "gpt-4o",
         "--json",
     ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let repriced: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
     assert!(repriced["changed"].as_u64().unwrap() > 0, "{repriced}");
 
     let o = load.join().unwrap();
@@ -217,9 +213,7 @@ fn forecast_and_reconcile_against_a_server() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
-    let o = spanlens(&["reconcile", "--server", &server.url, "--json"]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let v: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let v = spanlens_json(&["reconcile", "--server", &server.url, "--json"]);
     let row = |model: &str| -> Value {
         v["rows"]
             .as_array()
@@ -321,9 +315,7 @@ fn evaluate_scores_stored_spans_once() {
             "--json",
         ];
         args.extend_from_slice(extra);
-        let o = spanlens(&args);
-        assert!(o.status.success(), "{}", text(&o.stderr));
-        serde_json::from_str(&text(&o.stdout)).unwrap()
+        spanlens_json(&args)
     };
     let dry = run(&["--dry-run"]);
     let n = dry["evaluators"]["fast"]["scores"].as_u64().unwrap();

@@ -676,10 +676,9 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn alert_rules_fire_and_resolve_through_the_webhook() {
-    let (url, got) = webhook_receiver();
-    let config = spanlens_server::alerts::AlertConfig::from_toml(&format!(
+/// One rule, "error rate" above 50 % over the last hour, checked every 0.1 s, notifying `url`.
+fn error_rate_alert(url: &str, cooldown_seconds: u32) -> spanlens_server::alerts::AlertConfig {
+    spanlens_server::alerts::AlertConfig::from_toml(&format!(
         r#"
         webhook_url = "{url}"
         interval_seconds = 0.1
@@ -688,10 +687,16 @@ fn alert_rules_fire_and_resolve_through_the_webhook() {
         metric = "error_rate"
         threshold = 0.5
         window_seconds = 3600
-        cooldown_seconds = 0
+        cooldown_seconds = {cooldown_seconds}
         "#
     ))
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn alert_rules_fire_and_resolve_through_the_webhook() {
+    let (url, got) = webhook_receiver();
+    let config = error_rate_alert(&url, 0);
     let s = Server::start_full(Vec::new(), Some(config), None);
     let (_, board) = s.get("/api/v1/alerts");
     assert_eq!(board["configured"], true);
@@ -729,19 +734,7 @@ fn alert_rules_fire_and_resolve_through_the_webhook() {
 #[test]
 fn alert_state_survives_a_restart() {
     let (url, got) = webhook_receiver();
-    let config = spanlens_server::alerts::AlertConfig::from_toml(&format!(
-        r#"
-        webhook_url = "{url}"
-        interval_seconds = 0.1
-        [[rule]]
-        name = "error rate"
-        metric = "error_rate"
-        threshold = 0.5
-        window_seconds = 3600
-        cooldown_seconds = 3
-        "#
-    ))
-    .unwrap();
+    let config = error_rate_alert(&url, 3);
     let s = Server::start_full(Vec::new(), Some(config.clone()), None);
     assert_eq!(s.post("/v1/traces", &[JSON], &span_now(11, true)).0, 200);
     wait_for("a firing notification", || !got.lock().unwrap().is_empty());

@@ -763,15 +763,15 @@ async fn every_page_renders_real_content() {
         )
         .await
         .unwrap();
-    let m = api(
-        &c,
-        &format!(
-            "/api/v1/metrics?from={}&to={}",
+    // The same 30 days the dashboard shows, for the API calls its figures are checked against.
+    let in_range = |path: &str| {
+        format!(
+            "{path}?from={}&to={}",
             range[0].as_str().unwrap(),
             range[1].as_str().unwrap()
-        ),
-    )
-    .await;
+        )
+    };
+    let m = api(&c, &in_range("/api/v1/metrics")).await;
     let kpi = text_of(&c, "#kpi-cost .kpi-value").await;
     assert!(
         close(dollars(&kpi), m["rows"][0]["cost_usd"].as_f64().unwrap()),
@@ -827,15 +827,7 @@ async fn every_page_renders_real_content() {
         "reliability tables",
     )
     .await;
-    let rec = api(
-        &c,
-        &format!(
-            "/api/v1/recovery?from={}&to={}",
-            range[0].as_str().unwrap(),
-            range[1].as_str().unwrap()
-        ),
-    )
-    .await;
+    let rec = api(&c, &in_range("/api/v1/recovery")).await;
     let retried = text_of(&c, "#rel-retried .kpi-value").await;
     assert_eq!(
         retried.replace([',', '.', '\u{a0}', ' '], ""),

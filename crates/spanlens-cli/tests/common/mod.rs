@@ -20,6 +20,14 @@ pub fn spanlens(args: &[&str]) -> Output {
         .expect("run spanlens")
 }
 
+/// Runs `spanlens` with `args`, which must succeed, and parses what it printed as JSON.
+#[allow(dead_code)]
+pub fn spanlens_json(args: &[&str]) -> serde_json::Value {
+    let o = spanlens(args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
+    serde_json::from_str(&text(&o.stdout)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
 /// Output bytes as text.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
