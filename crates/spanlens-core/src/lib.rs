@@ -10,6 +10,7 @@ pub mod conventions;
 pub mod evals;
 pub mod forecast;
 pub mod ids;
+pub mod limits;
 pub mod money;
 pub mod normalize;
 pub mod openai_agents;
@@ -33,7 +34,7 @@ pub use pricing::{
 pub use recovery::{recovery_report, retry_timeline, RecoveryBuilder, RecoveryReport};
 pub use span::{
     Attributes, Cost, CostBreakdown, CostSource, Event, Link, Message, Payload, PromptTemplate,
-    RateLimitWindow, RateLimits, Span, SpanKind, Status, ToolCallRef, ToolInfo, Usage,
+    RateLimitWindow, RateLimits, Span, SpanKind, Status, ToolCallRef, ToolInfo, Truncation, Usage,
 };
 pub use time::Timestamp;
 pub use usage::{parse_provider_usage, UsageError, UsageFormat};

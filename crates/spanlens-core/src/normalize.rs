@@ -175,10 +175,27 @@ pub fn normalize(
             crate::openai_agents::normalize_export(&parse_json(body)?, opts)?
         }
     };
+    hold_to_limits(&mut out);
     for s in &mut out.spans {
         crate::pricing::price_span(s, catalog);
     }
     Ok(out)
+}
+
+/// Applies [`crate::limits::enforce`] to every span: a span that cannot be stored moves to
+/// `rejected`, naming the span and the field.
+pub fn hold_to_limits(out: &mut Normalized) {
+    let mut kept = Vec::with_capacity(out.spans.len());
+    for mut s in std::mem::take(&mut out.spans) {
+        match crate::limits::enforce(&mut s) {
+            Ok(()) => kept.push(s),
+            Err(e) => out.rejected.push(Rejection {
+                path: format!("trace {} span {}: {}", s.trace_id, s.span_id, e.field),
+                reason: e.reason,
+            }),
+        }
+    }
+    out.spans = kept;
 }
 
 /// Tells an OTLP/JSON request from an OpenAI Agents export by its top-level keys.

@@ -554,6 +554,18 @@ pub struct Span {
     /// Every source attribute, verbatim: nothing a source sends is lost.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: Attributes,
+    /// What was cut to the size limits of [`crate::limits`] before the span was stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<Truncation>,
+}
+
+/// One field of a span that was cut (or a derived value dropped) to fit the limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Truncation {
+    /// The canonical field, e.g. `name`, `attributes["input.value"]`, `events`.
+    pub field: String,
+    /// What was done, e.g. `62914560 bytes, kept 2048`.
+    pub reason: String,
 }
 
 impl Span {

@@ -72,12 +72,13 @@ impl Timestamp {
                 naive.and_utc()
             }
         };
-        let nanos = dt
-            .timestamp_nanos_opt()
-            .ok_or_else(|| err("out of range"))?;
-        u64::try_from(nanos)
+        // Not `timestamp_nanos_opt`: it stops at 2262 (i64), and a time this type can hold
+        // must read back, or one stored span would make its whole trace unreadable.
+        let secs = u64::try_from(dt.timestamp()).map_err(|_| err("before 1970"))?;
+        secs.checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(u64::from(dt.timestamp_subsec_nanos())))
             .map(Timestamp)
-            .map_err(|_| err("before 1970"))
+            .ok_or_else(|| err("out of range"))
     }
 }
 
@@ -196,6 +197,13 @@ mod tests {
         fn formatting_matches_chrono(t in any::<u64>()) {
             prop_assert_eq!(Timestamp(t).to_rfc3339(), chrono_rfc3339(Timestamp(t)));
         }
+
+        /// Every time the type can hold reads back, 2262 and later included: a span stored
+        /// with such a time once made its whole trace unreadable.
+        #[test]
+        fn every_time_reads_back(t in any::<u64>()) {
+            prop_assert_eq!(Timestamp::parse_rfc3339(&Timestamp(t).to_rfc3339()), Ok(Timestamp(t)));
+        }
     }
 
     #[test]
@@ -221,6 +229,8 @@ mod tests {
     fn extremes_do_not_panic() {
         let s = Timestamp(u64::MAX).to_rfc3339();
         assert!(s.starts_with("2554-"));
+        assert_eq!(Timestamp::parse_rfc3339(&s), Ok(Timestamp(u64::MAX)));
+        assert!(Timestamp::parse_rfc3339("2554-07-21T23:34:33.709551616Z").is_err());
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000000000Z");
     }
 }

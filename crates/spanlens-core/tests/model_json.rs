@@ -119,6 +119,10 @@ fn full_span() -> Span {
         attributes: [("acme.flag".to_string(), json!(true))]
             .into_iter()
             .collect(),
+        truncated: vec![Truncation {
+            field: "name".into(),
+            reason: "5000 bytes, kept 2048".into(),
+        }],
     }
 }
 

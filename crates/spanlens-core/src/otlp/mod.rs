@@ -40,11 +40,13 @@ pub fn into_canonical(
 ) -> Normalized {
     let mut out = Normalized::default();
     for (ri, rs) in req.resource_spans.into_iter().enumerate() {
-        let resource: std::sync::Arc<Attributes> = std::sync::Arc::new(
-            rs.resource
-                .map(|r| attributes(r.attributes))
-                .unwrap_or_default(),
-        );
+        let mut resource_attrs = rs
+            .resource
+            .map(|r| attributes(r.attributes))
+            .unwrap_or_default();
+        // Capped once here, before the map is shared by the resource's spans.
+        let resource_notes = crate::limits::cap_resource(&mut resource_attrs);
+        let resource: std::sync::Arc<Attributes> = std::sync::Arc::new(resource_attrs);
         let service = resource
             .get("service.name")
             .and_then(Value::as_str)
@@ -66,6 +68,7 @@ pub fn into_canonical(
                         s.service = service.clone();
                         s.project = project.clone();
                         s.resource = resource.clone();
+                        s.truncated.extend(resource_notes.iter().cloned());
                         if let Some(sc) = &scope {
                             s.attributes
                                 .entry("otel.scope.name".into())
@@ -122,6 +125,14 @@ fn span(p: proto::Span, at: (usize, usize, usize)) -> Result<Span, Rejection> {
     };
     if p.start_time_unix_nano == 0 {
         return Err(reject("startTimeUnixNano", "missing start time (0)".into()));
+    }
+    let time = |field: &str, ns: u64| {
+        crate::limits::check_time(field, ns).map_err(|e| reject(field, e.reason))
+    };
+    time("startTimeUnixNano", p.start_time_unix_nano)?;
+    time("endTimeUnixNano", p.end_time_unix_nano)?;
+    for (i, e) in p.events.iter().enumerate() {
+        time(&format!("events[{i}].timeUnixNano"), e.time_unix_nano)?;
     }
     let end_time = (p.end_time_unix_nano != 0).then_some(Timestamp(p.end_time_unix_nano));
     let (status, status_message) = match p.status {
