@@ -420,11 +420,11 @@ impl Cutter {
             }
         }
         for (k, v) in attrs.iter_mut() {
-            self.value(v, field, k, 0);
+            self.value(v, field, k);
         }
     }
 
-    fn value(&mut self, v: &mut Value, field: &str, key: &str, depth: usize) {
+    fn value(&mut self, v: &mut Value, field: &str, key: &str) {
         match v {
             Value::String(s) => {
                 let max = self.allowance(MAX_ATTRIBUTE_VALUE_BYTES);
@@ -447,7 +447,7 @@ impl Cutter {
                     items.truncate(MAX_ARRAY_ITEMS);
                 }
                 for item in items {
-                    self.value(item, field, key, depth + 1);
+                    self.value(item, field, key);
                 }
             }
             Value::Object(map) => {
@@ -461,7 +461,7 @@ impl Cutter {
                 }
                 for (k, item) in map.iter_mut() {
                     self.spent = self.spent.saturating_add(k.len());
-                    self.value(item, field, key, depth + 1);
+                    self.value(item, field, key);
                 }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
