@@ -19,6 +19,7 @@
 
 mod cursor;
 mod error;
+mod rollup;
 mod sqlite;
 mod store;
 mod ticket;
