@@ -14,8 +14,8 @@ use spanlens_core::{
     Span, SpanKind, Status, Timestamp, ToolInfo, Usage,
 };
 use spanlens_store::{
-    percentile_nearest_rank, DailyCost, GroupBy, MetricRow, MetricsQuery, Percentiles, SpanScan,
-    SqliteStore, Store, TraceSummary, MAX_PERCENTILE_ERROR,
+    percentile_nearest_rank, DailyCost, GroupBy, MetricRow, MetricsQuery, Percentiles,
+    SessionQuery, SessionSummary, SpanScan, SqliteStore, Store, TraceSummary, MAX_PERCENTILE_ERROR,
 };
 use std::collections::BTreeMap;
 
@@ -550,6 +550,55 @@ fn expected_daily_cost(spans: &[Span], q: &MetricsQuery) -> Vec<DailyCost> {
         .collect()
 }
 
+fn expected_sessions(traces: &[TraceSummary], q: &SessionQuery) -> Vec<SessionSummary> {
+    let (from, to) = (q.from.map(|t| t.0), q.to.map(|t| t.0));
+    let mut by: BTreeMap<String, SessionSummary> = BTreeMap::new();
+    for t in traces {
+        let Some(sid) = t.session_id.clone() else {
+            continue;
+        };
+        if !in_range(t.start_time.0, from, to)
+            || q.user_id
+                .as_ref()
+                .is_some_and(|u| t.user_id.as_ref() != Some(u))
+        {
+            continue;
+        }
+        let s = by.entry(sid.clone()).or_insert(SessionSummary {
+            session_id: sid,
+            user_id: None,
+            trace_count: 0,
+            span_count: 0,
+            error_count: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            total_tokens: 0,
+            total_cost: NanoUsd(0),
+            unpriced_span_count: 0,
+            first_time: t.start_time,
+            last_time: t.end_time,
+        });
+        s.user_id = s.user_id.clone().max(t.user_id.clone());
+        s.trace_count += 1;
+        s.span_count += t.span_count;
+        s.error_count += t.error_count;
+        s.input_tokens = s.input_tokens.saturating_add(t.input_tokens);
+        s.output_tokens = s.output_tokens.saturating_add(t.output_tokens);
+        s.total_tokens = s.total_tokens.saturating_add(t.total_tokens);
+        s.total_cost = NanoUsd(s.total_cost.0.saturating_add(t.total_cost.0));
+        s.unpriced_span_count += t.unpriced_span_count;
+        s.first_time = s.first_time.min(t.start_time);
+        s.last_time = s.last_time.max(t.end_time);
+    }
+    let mut out: Vec<SessionSummary> = by.into_values().collect();
+    out.sort_by(|a, b| {
+        b.last_time
+            .cmp(&a.last_time)
+            .then_with(|| b.session_id.cmp(&a.session_id))
+    });
+    out
+}
+
 fn expected_recovery(spans: &[Span], b: Buckets) -> Value {
     let mut builder = RecoveryBuilder::new(b);
     for s in spans {
@@ -635,7 +684,7 @@ fn filters() -> Vec<MetricsQuery> {
 }
 
 fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
-    let (spans, _summaries) = stored(store, traces);
+    let (spans, summaries) = stored(store, traces);
     assert_eq!(store.count_spans("p").unwrap(), spans.len() as u64);
     let ts = |v: Option<u64>| v.map(Timestamp);
     for (from, to) in ranges(rng) {
@@ -660,6 +709,30 @@ fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
                 "daily cost {q:?}"
             );
         }
+        // Sessions over the range, whole and by user, walked page by page.
+        for user in [None, Some("ann"), Some("bob")] {
+            let mut q = SessionQuery::new("p");
+            q.from = ts(from);
+            q.to = ts(to);
+            q.user_id = user.map(str::to_string);
+            q.limit = 1 + rng.below(3) as u32;
+            let want = expected_sessions(&summaries, &q);
+            let mut got = Vec::new();
+            loop {
+                let page = store.list_sessions(&q).unwrap();
+                assert!(page.items.len() <= q.limit as usize);
+                got.extend(page.items);
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "sessions {from:?}..{to:?} user {user:?}");
+        }
+    }
+    for s in expected_sessions(&summaries, &SessionQuery::new("p")) {
+        let d = store.get_session("p", &s.session_id).unwrap().unwrap();
+        assert_eq!(d.session, s);
     }
     // Time series: random slice bounds, each slice and the whole against brute force.
     for _ in 0..3 {
