@@ -22,13 +22,13 @@
 //!   default data (and its ingest figure) stays the same as before.
 
 use serde_json::json;
-use spanlens_core::recovery::{Buckets, RecoveryBuilder, RecoveryReport};
+use spanlens_core::recovery::{Buckets, RecoveryReport};
 use spanlens_core::{
     price_span, Event, Message, Payload, PriceCatalog, RateLimitWindow, RateLimits, Span, SpanId,
     SpanKind, Status, Timestamp, ToolInfo, TraceId, Usage,
 };
 use spanlens_store::{
-    CommitTicket, GroupBy, ListQuery, MetricRow, MetricsQuery, SessionQuery, SortField, SpanScan,
+    CommitTicket, GroupBy, ListQuery, MetricRow, MetricsQuery, SessionQuery, SortField,
     SqliteOptions, SqliteStore, Store, TraceFilter,
 };
 use std::collections::VecDeque;
@@ -469,48 +469,36 @@ fn ms(d: Duration) -> String {
 
 /// The error-recovery report as `GET /api/v1/recovery` builds it, over `[from, to)` in 24 buckets.
 fn recovery(store: &SqliteStore, from: Timestamp, to: Timestamp) -> RecoveryReport {
-    let mut builder = RecoveryBuilder::new(Buckets {
-        from,
-        to,
-        count: 24,
-    });
-    let scan = SpanScan {
-        project: "default".into(),
-        from: Some(from),
-        to: Some(to),
-        model: None,
-    };
     store
-        .scan_recovery_spans(&scan, &mut |spans| {
-            for s in &spans {
-                builder.add(s);
-            }
-            Ok(())
-        })
-        .expect("recovery scan");
-    builder.finish()
+        .recovery_report(
+            "default",
+            Buckets {
+                from,
+                to,
+                count: 24,
+            },
+        )
+        .expect("recovery report")
 }
 
-/// The time series of `GET /api/v1/metrics?buckets=N`: the whole range and `n` equal slices.
+/// The time series of `GET /api/v1/metrics?buckets=N`: the whole range and `n` equal slices,
+/// cut as the server cuts them.
 fn series(store: &SqliteStore, q: &MetricsQuery, n: u64) -> (Vec<MetricRow>, Vec<Vec<MetricRow>>) {
     let (Some(from), Some(to)) = (q.from, q.to) else {
         return (Vec::new(), Vec::new());
     };
-    let rows = store.metrics(q).expect("metrics");
     let step = (to.0 - from.0).div_ceil(n);
-    let mut slices = Vec::new();
+    let mut bounds = vec![from];
     for i in 0..n {
         let start = from.0 + i * step;
         let end = (start + step).min(to.0);
         if start >= end {
             break;
         }
-        let mut q = q.clone();
-        q.from = Some(Timestamp(start));
-        q.to = Some(Timestamp(end));
-        slices.push(store.metrics(&q).expect("metrics"));
+        bounds.push(Timestamp(end));
     }
-    (rows, slices)
+    let s = store.metrics_series(q, &bounds).expect("metrics series");
+    (s.rows, s.slices)
 }
 
 struct Args {
