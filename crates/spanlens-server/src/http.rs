@@ -21,7 +21,7 @@ use spanlens_core::{
 };
 use spanlens_store::{
     GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, SpanScan, StoreError,
-    TraceSummary, DEFAULT_PROJECT, MAX_PAGE_SIZE,
+    TraceDetailJson, TraceSummary, UnreadableSpan, DEFAULT_PROJECT, MAX_PAGE_SIZE,
 };
 use std::collections::HashMap;
 
@@ -440,23 +440,24 @@ async fn trace_body(
 ) -> Result<String, ApiError> {
     let store = st.store.clone();
     let (detail, analysis) = tokio::task::spawn_blocking(move || {
-        let detail = store
+        let mut detail = store
             .get_trace_json(&project, id)?
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
         let analysis = if with_analysis {
-            let spans = detail
-                .spans
-                .iter()
-                .map(|raw| analysis_span(&serde_json::from_str(raw).map_err(corrupt)?))
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(serde_json::to_string(&analyze(&spans)).map_err(corrupt)?)
+            let (readable, unreadable) = readable_spans(&detail);
+            let spans: Vec<Span> = readable.iter().map(|(_, _, s)| s.clone()).collect();
+            let keep: Vec<usize> = readable.iter().map(|(i, _, _)| *i).collect();
+            drop(readable);
+            retain_indices(&mut detail.spans, &keep);
+            detail.unreadable.extend(unreadable);
+            Some(serde_json::to_string(&analyze(&spans)).map_err(internal)?)
         } else {
             None
         };
         Ok::<_, ApiError>((detail, analysis))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .map_err(internal)??;
     let mut out =
         String::with_capacity(detail.spans.iter().map(|s| s.len() + 1).sum::<usize>() + 512);
     out.push_str("{\"trace\":");
@@ -473,8 +474,62 @@ async fn trace_body(
         out.push_str(",\"analysis\":");
         out.push_str(&a);
     }
+    push_unreadable(&mut out, &detail.unreadable)?;
     out.push('}');
     Ok(out)
+}
+
+/// Adds `"unreadable_spans": [...]` to an answer being built, when a stored span had to be
+/// left out: the reader learns what is missing instead of getting a 500 for the whole trace.
+fn push_unreadable(out: &mut String, unreadable: &[UnreadableSpan]) -> Result<(), ApiError> {
+    if !unreadable.is_empty() {
+        out.push_str(",\"unreadable_spans\":");
+        out.push_str(&serde_json::to_string(unreadable).map_err(internal)?);
+    }
+    Ok(())
+}
+
+/// Keeps the items at `keep` (ascending indices), in order.
+fn retain_indices<T>(items: &mut Vec<T>, keep: &[usize]) {
+    let mut next = keep.iter().peekable();
+    let mut i = 0;
+    items.retain(|_| {
+        let hit = next.peek() == Some(&&i);
+        if hit {
+            next.next();
+        }
+        i += 1;
+        hit
+    });
+}
+
+/// The stored spans of a trace that parse as canonical spans, each with its index in
+/// `detail.spans`, its tree row source and the span the analysis needs; the others are
+/// reported as unreadable (a body from a damaged database or a build with other rules).
+fn readable_spans(
+    detail: &TraceDetailJson,
+) -> (Vec<(usize, TreeSource<'_>, Span)>, Vec<UnreadableSpan>) {
+    let mut readable = Vec::with_capacity(detail.spans.len());
+    let mut unreadable = Vec::new();
+    let trace_id = detail.summary.trace_id.to_hex();
+    for (i, raw) in detail.spans.iter().enumerate() {
+        let parsed = serde_json::from_str::<TreeSource>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|src| analysis_span(&src).map(|span| (src, span)));
+        match parsed {
+            Ok((src, span)) => readable.push((i, src, span)),
+            Err(reason) => unreadable.push(UnreadableSpan {
+                span_id: None,
+                trace_id: trace_id.clone(),
+                reason: format!("stored span is not canonical JSON: {reason}"),
+            }),
+        }
+    }
+    (readable, unreadable)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 async fn get_trace(
@@ -561,15 +616,8 @@ struct TreeAttributes {
 }
 
 /// The span the analysis needs, rebuilt from the fields a tree row parses.
-fn analysis_span(s: &TreeSource<'_>) -> Result<Span, ApiError> {
-    let id = |hex: &str| {
-        SpanId::from_hex(hex).map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("stored span id {hex:?}: {e}"),
-            )
-        })
-    };
+fn analysis_span(s: &TreeSource<'_>) -> Result<Span, String> {
+    let id = |hex: &str| SpanId::from_hex(hex).map_err(|e| format!("span id {hex:?}: {e}"));
     let mut attributes = spanlens_core::Attributes::new();
     for (k, v) in [
         ("spanlens.items", &s.attributes.items),
@@ -663,13 +711,6 @@ impl<'a> TreeNode<'a> {
     }
 }
 
-fn corrupt(e: serde_json::Error) -> ApiError {
-    ApiError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("stored span is not canonical JSON: {e}"),
-    )
-}
-
 /// The trace's shape without payloads: a waterfall of 10,000 spans paints from this, and a
 /// span's full record is fetched only when it is opened (`/spans/{span_id}`). Built from the
 /// stored JSON with a parser that skips the payloads, which is most of each span's bytes.
@@ -686,16 +727,12 @@ async fn trace_tree(
             .get_trace_json(&project, tid)?
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
         let start = detail.summary.start_time.0;
-        let sources = detail
-            .spans
-            .iter()
-            .map(|raw| serde_json::from_str::<TreeSource>(raw))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
-        let spans = sources
-            .iter()
-            .map(analysis_span)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (readable, mut unreadable) = readable_spans(&detail);
+        unreadable.extend(detail.unreadable.iter().cloned());
+        let (sources, spans): (Vec<TreeSource>, Vec<Span>) = readable
+            .into_iter()
+            .map(|(_, src, span)| (src, span))
+            .unzip();
         let analysis = analyze(&spans);
         let timings: HashMap<&str, &SpanTiming> = analysis
             .spans
@@ -720,14 +757,17 @@ async fn trace_tree(
             "orphan_span_ids": analysis.orphan_span_ids,
             "clock_skew_span_ids": analysis.clock_skew_span_ids,
         });
-        let spans = serde_json::to_string(&nodes).map_err(corrupt)?;
-        Ok(format!(
-            "{{\"trace\":{},\"spans\":{spans},\"analysis\":{summary}}}",
+        let spans = serde_json::to_string(&nodes).map_err(internal)?;
+        let mut out = format!(
+            "{{\"trace\":{},\"spans\":{spans},\"analysis\":{summary}",
             trace_row(&detail.summary)
-        ))
+        );
+        push_unreadable(&mut out, &unreadable)?;
+        out.push('}');
+        Ok(out)
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .map_err(internal)??;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -750,10 +790,23 @@ async fn trace_span(
         // parsed id decides.
         let needle = format!("\"span_id\":\"{hex}\"");
         for raw in detail.spans.into_iter().filter(|r| r.contains(&needle)) {
-            let s: TreeSource = serde_json::from_str(&raw).map_err(corrupt)?;
-            if s.span_id == hex {
+            // A body that does not parse is not the span asked for, whatever it contains.
+            if serde_json::from_str::<TreeSource>(&raw).is_ok_and(|s| s.span_id == hex) {
                 return Ok(raw);
             }
+        }
+        if let Some(u) = detail
+            .unreadable
+            .iter()
+            .find(|u| u.span_id.as_deref() == Some(hex.as_str()))
+        {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "span {sid} of trace {tid} is stored but cannot be read: {}",
+                    u.reason
+                ),
+            ));
         }
         Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -761,7 +814,7 @@ async fn trace_span(
         ))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .map_err(internal)??;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

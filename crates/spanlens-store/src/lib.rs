@@ -32,6 +32,6 @@ pub use types::{
     percentile_nearest_rank, DailyCost, GroupBy, ListQuery, MetricRow, MetricsQuery, Page,
     Percentiles, RepriceModel, RepriceReport, ScoreFilter, ScoreQuery, ScoreTrendRow,
     SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, SpanScan, TraceDetail,
-    TraceDetailJson, TraceFilter, TraceSummary, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT,
-    MAX_PAGE_SIZE,
+    TraceDetailJson, TraceFilter, TraceSummary, Unreadable, UnreadableSpan, WriteReceipt,
+    DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE,
 };

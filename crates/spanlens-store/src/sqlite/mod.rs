@@ -466,7 +466,7 @@ impl Store for SqliteStore {
         &self,
         scan: &SpanScan,
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<crate::types::Unreadable, StoreError> {
         query::scan_model_spans(&*self.pool.get()?, scan, visit)
     }
 
