@@ -1,9 +1,9 @@
 //! The HTTP side: OTLP/HTTP, OpenAI Agents and Langfuse ingest, the JSON query API, the live
 //! stream, the OpenAPI document and the web UI.
 
-use crate::ingest::{self, decode_body, otlp_encoding, Encoding, IngestError, IngestOutcome};
+use crate::ingest::{self, otlp_encoding, Encoding, IngestError, IngestOutcome, Received};
 use crate::state::AppState;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -27,6 +27,9 @@ use std::collections::HashMap;
 
 /// Largest compressed body read before decompression (the decompressed cap is checked after).
 const MAX_WIRE_BYTES: usize = ingest::MAX_BODY_BYTES;
+
+/// Largest body of a scores request (scores are small; a million of them fit).
+const MAX_SCORES_BYTES: usize = 16 * 1024 * 1024;
 
 /// The OpenAPI document of the JSON API.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -62,9 +65,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
-        .with_state(state)
+        .with_state(state.clone())
         // The web UI's pages and assets; its paths never overlap the API's, so nothing is shadowed.
         .merge(spanlens_ui::router())
+        // Outermost, so the UI is covered too: a rebound host name must not read it either.
+        .layer(axum::middleware::from_fn_with_state(
+            state.access().clone(),
+            crate::access::guard,
+        ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,11 +89,26 @@ fn project_header(h: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    header_str(h, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// Reads an ingest body under the server's limits (size, time, in-flight budget).
+async fn receive(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Received, IngestError> {
+    let (body, held) = ingest::read_body(st, content_length(headers), body, MAX_WIRE_BYTES).await?;
+    Ok(Received {
+        body,
+        content_encoding: header_str(headers, "content-encoding").map(str::to_string),
+        held,
+    })
+}
+
 /// An OTLP error body: a `google.rpc.Status` in the request's encoding.
 fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let code = match e.status() {
         400 => 3, // INVALID_ARGUMENT
+        408 => 4, // DEADLINE_EXCEEDED
         413 => 8, // RESOURCE_EXHAUSTED
         415 => 3,
         503 => 14, // UNAVAILABLE
@@ -98,9 +121,11 @@ fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
         )
             .into_response(),
         Encoding::Protobuf => {
-            let body = RpcStatus {
+            // `google.rpc.Status`, the error body OTLP/HTTP prescribes.
+            let body = crate::grpc::RpcStatus {
                 code,
                 message: e.to_string(),
+                details: Vec::new(),
             }
             .encode_to_vec();
             (
@@ -111,34 +136,25 @@ fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
                 .into_response()
         }
     };
-    if e.status() == 503 {
+    if e.is_retryable() {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
 }
 
-/// `google.rpc.Status`, the error body OTLP/HTTP prescribes.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
-async fn otlp_traces(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn otlp_traces(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let enc = match otlp_encoding(header_str(&headers, "content-type")) {
         Ok(e) => e,
         Err(e) => return otlp_error(Encoding::Json, &e),
     };
     let result = async {
-        let raw = decode_body(header_str(&headers, "content-encoding"), body)?;
+        let received = receive(&st, &headers, body).await?;
         let format = match enc {
             Encoding::Protobuf => InputFormat::OtlpProtobuf,
             Encoding::Json => InputFormat::OtlpJson,
         };
-        ingest::ingest(&st, format, raw, project_header(&headers)).await
+        ingest::ingest(&st, format, received, project_header(&headers)).await
     }
     .await;
     match result {
@@ -169,17 +185,19 @@ fn otlp_success(enc: Encoding, o: &IngestOutcome) -> Response {
     }
 }
 
-async fn agents_ingest(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn agents_ingest(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
+        // No content type is refused too: a browser sends a body without one (or as
+        // text/plain) cross-origin without asking first, JSON it must ask for.
         match ingest::media_type(header_str(&headers, "content-type")).as_str() {
-            "application/json" | "" => {}
+            "application/json" => {}
             other => return Err(IngestError::UnsupportedMediaType(other.to_string())),
         }
-        let raw = decode_body(header_str(&headers, "content-encoding"), body)?;
+        let received = receive(&st, &headers, body).await?;
         ingest::ingest(
             &st,
             InputFormat::OpenAiAgents,
-            raw,
+            received,
             project_header(&headers),
         )
         .await
@@ -1035,9 +1053,24 @@ async fn create_scores(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let p = Params::parse(q)?;
+    let ingest_error = |e: IngestError| {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError(status, e.to_string())
+    };
+    match ingest::media_type(header_str(&headers, "content-type")).as_str() {
+        "application/json" => {}
+        other => {
+            return Err(ingest_error(IngestError::UnsupportedMediaType(
+                other.to_string(),
+            )))
+        }
+    }
+    let (body, _held) = ingest::read_body(&st, content_length(&headers), body, MAX_SCORES_BYTES)
+        .await
+        .map_err(ingest_error)?;
     let project = headers
         .get("x-project-name")
         .and_then(|v| v.to_str().ok())
@@ -1146,19 +1179,19 @@ async fn recovery(
         to: Some(to),
         model: None,
     };
-    let report = blocking(move || {
+    let (report, unreadable) = blocking(move || {
         let mut builder = RecoveryBuilder::new(Buckets {
             from,
             to,
             count: buckets,
         });
-        store.scan_recovery_spans(&scan, &mut |spans| {
+        let unreadable = store.scan_recovery_spans(&scan, &mut |spans| {
             for s in &spans {
                 builder.add(s);
             }
             Ok(())
         })?;
-        Ok(builder.finish())
+        Ok((builder.finish(), unreadable))
     })
     .await?;
     let mut body = serde_json::to_value(&report)
@@ -1167,6 +1200,7 @@ async fn recovery(
         m.insert("project".into(), json!(project));
         m.insert("from".into(), json!(from));
         m.insert("to".into(), json!(to));
+        m.insert("unreadable_spans".into(), json!(unreadable));
     }
     Ok(Json(body))
 }

@@ -104,11 +104,12 @@ pub trait Store: Send + Sync {
     /// the scan's range (its `model` is ignored), a few traces at a time: every span with
     /// retries, whole, and every model call that carries rate limits, with only its ids, times,
     /// provider and rate limits. Covers the whole range; the cost follows the spans selected.
+    /// Spans that cannot be read are left out and counted in the answer.
     fn scan_recovery_spans(
         &self,
         scan: &SpanScan,
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Unreadable, StoreError>;
 
     /// Re-computes the computed cost of the selected spans with `catalog` and, unless
     /// `dry_run`, writes the changed ones back through [`submit`](Store::submit): they replace

@@ -23,7 +23,7 @@ pub const MAX_SESSION_TRACES: usize = 10_000;
 const NS_PER_DAY: i64 = 86_400_000_000_000;
 
 fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |e| StoreError::database(op, e)
+    move |e| super::sqlite_error(op, &e)
 }
 
 fn nonneg(v: i64) -> u64 {
@@ -511,9 +511,9 @@ pub fn get_trace_json(
     }))
 }
 
-const SESSION_COLS: &str = "session_id, max(NULLIF(user_id, '')), count(*), sum(span_count), \
-     sum(error_count), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_nano), \
-     min(start_ns), max(end_ns) AS last_ns, sum(unpriced_count)";
+const SESSION_COLS: &str = "session_id, max(NULLIF(user_id, '')), count(*), sat_sum(span_count), \
+     sat_sum(error_count), sat_sum(input_tokens), sat_sum(output_tokens), sat_sum(total_tokens), \
+     sat_sum(cost_nano), min(start_ns), max(end_ns) AS last_ns, sat_sum(unpriced_count)";
 
 fn read_session(row: &Row<'_>) -> Result<SessionSummary, StoreError> {
     let e = db("reading a session");
@@ -1035,7 +1035,7 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
         GroupBy::Tool => "tool_name",
     };
     let mut sql = Sql::new(format!(
-        "SELECT {key_col}, start_ns / {NS_PER_DAY}, sum(cost_nano) FROM spans INDEXED BY spans_time "
+        "SELECT {key_col}, start_ns / {NS_PER_DAY}, sat_sum(cost_nano) FROM spans INDEXED BY spans_time "
     ));
     let p = sql.bind(pid);
     sql.push(&format!(
@@ -1249,7 +1249,8 @@ pub fn scan_recovery_spans(
     conn: &Connection,
     scan: &SpanScan,
     visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
+) -> Result<Unreadable, StoreError> {
+    let mut unreadable = Unreadable::default();
     let Some(sql) = span_scan_sql(
         conn,
         scan,
@@ -1257,7 +1258,7 @@ pub fn scan_recovery_spans(
         "retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL",
     )?
     else {
-        return Ok(());
+        return Ok(unreadable);
     };
     let e = db("scanning spans for the recovery report");
     let mut by_trace: std::collections::BTreeMap<TraceKey, Vec<([u8; 8], bool)>> =
@@ -1270,54 +1271,54 @@ pub fn scan_recovery_spans(
     let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
     let mut reader = chunk::ChunkReader::new();
     let mut batch: Vec<Span> = Vec::new();
-    // Per selected span of the trace: retried or not, and what its newest body gave.
-    let mut wanted: HashMap<[u8; 8], (bool, Option<Option<Span>>)> = HashMap::new();
+    // Per selected span of the trace: retried or not, and what its newest body gave (a span,
+    // or why its body does not decode).
+    type Slot = Option<Result<Option<Span>, UnreadableSpan>>;
+    let mut wanted: HashMap<[u8; 8], (bool, Slot)> = HashMap::new();
     for ((trace_ref, tid), keys) in by_trace {
         wanted.clear();
         wanted.extend(keys.iter().map(|(id, retried)| (*id, (*retried, None))));
-        let bad = |x: serde_json::Error| StoreError::Corrupt {
-            table: "trace_chunks",
-            reason: format!("span of trace {}: {x}", TraceId(tid)),
-        };
+        let trace = TraceId(tid);
+        let mut damaged = None;
         // Chunks come oldest first: a later copy of a span replaces the earlier one.
         for_each_chunk(&mut st, trace_ref, &e, &mut |codec, body| {
-            reader.for_each(codec, body, &mut |id, text| {
+            let read = reader.for_each(codec, body, &mut |id, text| {
                 let Some((retried, slot)) = wanted.get_mut(&id) else {
                     return Ok(());
                 };
+                let bad = |x: serde_json::Error| undecodable(trace, id, &x);
                 *slot = Some(if *retried {
-                    Some(serde_json::from_str::<Span>(text).map_err(bad)?)
+                    serde_json::from_str::<Span>(text).map(Some).map_err(bad)
                 } else if text.contains("\"rate_limits\"") {
-                    let v: RateLimitView = serde_json::from_str(text).map_err(bad)?;
-                    v.rate_limits.map(|rl| Span {
-                        trace_id: TraceId(tid),
-                        span_id: SpanId(id),
-                        start_time: v.start_time,
-                        end_time: v.end_time,
-                        provider: v.provider,
-                        rate_limits: Some(rl),
-                        ..Default::default()
-                    })
+                    serde_json::from_str::<RateLimitView>(text)
+                        .map(|v| {
+                            v.rate_limits.map(|rl| Span {
+                                trace_id: trace,
+                                span_id: SpanId(id),
+                                start_time: v.start_time,
+                                end_time: v.end_time,
+                                provider: v.provider,
+                                rate_limits: Some(rl),
+                                ..Default::default()
+                            })
+                        })
+                        .map_err(bad)
                 } else {
-                    None
+                    Ok(None)
                 });
                 Ok(())
-            })
+            });
+            if let Err(why) = read {
+                damaged = Some(why.to_string());
+            }
+            Ok(())
         })?;
         // In row order, so the report's sums do not depend on hashing.
         for (id, _) in keys {
             match wanted.remove(&id).and_then(|(_, slot)| slot) {
-                Some(span) => batch.extend(span),
-                None => {
-                    return Err(StoreError::Corrupt {
-                        table: "trace_chunks",
-                        reason: format!(
-                            "no body for span {} of trace {}",
-                            SpanId(id),
-                            TraceId(tid)
-                        ),
-                    })
-                }
+                Some(Ok(span)) => batch.extend(span),
+                Some(Err(u)) => unreadable.add(u),
+                None => unreadable.add(no_body(trace, id, damaged.as_deref())),
             }
         }
         if batch.len() >= RECOVERY_BATCH {
@@ -1327,5 +1328,5 @@ pub fn scan_recovery_spans(
     if !batch.is_empty() {
         visit(batch)?;
     }
-    Ok(())
+    Ok(unreadable)
 }

@@ -7,7 +7,6 @@ use super::chunk::Chunk;
 use super::prepare::{to_i64, PreparedSpan};
 use super::schema::now_ns;
 use super::summary::{SpanFacts, TraceState};
-use crate::error::StoreError;
 use crate::ticket::Completer;
 use crate::types::WriteReceipt;
 use rusqlite::{params, Connection, ToSql};
@@ -177,7 +176,7 @@ impl Writer {
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         for job in jobs {
             job.completer
-                .complete(Err(StoreError::database("committing spans", err)));
+                .complete(Err(super::sqlite_error("committing spans", err)));
         }
     }
 
