@@ -326,6 +326,62 @@ async fn attr_of(c: &Client, css: &str, name: &str) -> String {
         .unwrap()
 }
 
+/// The text content of every element matching `css`.
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Points the real mouse at column `index` of the chart card whose title starts with `title`;
+/// returns the tooltip's title and its values as shown, or None when the chart has no hover
+/// layer of charts.js.
+async fn hover_column(c: &Client, title: &str, index: usize) -> Option<(String, Vec<String>)> {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+    let at = c
+        .execute(
+            r#"
+            const card = [...document.querySelectorAll('.card')].find((c) => c.querySelector('h3')?.textContent.startsWith(arguments[0]));
+            card.scrollIntoView({block: 'center'});
+            if (!card.querySelector('.chart-hit')) return null;
+            const hit = card.querySelector('.chart-hit').getBoundingClientRect();
+            const n = Number(card.querySelector('.chart-svg').dataset.columns);
+            return [hit.left + (arguments[1] + 0.5) * hit.width / n, hit.top + hit.height / 2];"#,
+            vec![json!(title), json!(index)],
+        )
+        .await
+        .unwrap();
+    let (x, y) = (at.get(0)?.as_f64().unwrap(), at[1].as_f64().unwrap());
+    let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+        duration: None,
+        x: x.round(),
+        y: y.round(),
+    });
+    c.perform_actions(mouse).await.unwrap();
+    let tip = until(
+        c,
+        &format!("(() => {{ const t = [...document.querySelectorAll('.card')].find((c) => c.querySelector('h3')?.textContent.startsWith({title:?}))?.querySelector('.chart-tip'); return t && !t.hidden && [t.querySelector('.chart-tip-title').textContent, [...t.querySelectorAll('.chart-tip-row b')].map((b) => b.textContent)]; }})()"),
+        "the chart's tooltip",
+    )
+    .await;
+    let values = tip[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    Some((tip[0].as_str().unwrap().to_string(), values))
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -805,10 +861,55 @@ async fn every_page_renders_real_content() {
     click(&c, "button[data-horizon='30']").await;
     until(
         &c,
-        "document.querySelector('#forecast-chart').dataset.forecastDays === '30' && document.querySelectorAll('#forecast-chart .line-graph-path').length >= 3",
+        "document.querySelector('#forecast-chart').dataset.forecastDays === '30' && document.querySelectorAll('#forecast-chart path.chart-line').length === 3",
         "the 30-day forecast with its bounds",
     )
     .await;
+    // One bar per fitted day that had a cost (the forecast days have none).
+    let fc30 = api(&c, "/api/v1/forecast?horizon_days=30").await;
+    let costly_days = fc30["total"]["history"]["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["cost_usd"].as_f64().unwrap() > 0.0)
+        .count();
+    let bars = c
+        .execute(
+            "return document.querySelectorAll('#forecast-chart rect.chart-bar').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bars, json!(costly_days), "history bars of the forecast");
+    // The y axis of the cost chart reads as money, without float noise (0.30000000000000004).
+    let ticks = texts(&c, ".charts > .card:first-child .chart-tick").await;
+    assert!(
+        ticks.len() >= 3 && ticks.iter().all(|t| t.starts_with('$') && t.len() <= 7),
+        "cost ticks {ticks:?}"
+    );
+    // Hovering the first bar of "Cost by agent" shows the costliest agent and its cost.
+    let agents = api(&c, &in_range("/api/v1/metrics/agent")).await;
+    let mut rows: Vec<&Value> = agents["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["key"].is_string() && r["cost_usd"].as_f64().unwrap_or(0.0) > 0.0)
+        .collect();
+    rows.sort_by(|a, b| {
+        b["cost_usd"]
+            .as_f64()
+            .partial_cmp(&a["cost_usd"].as_f64())
+            .unwrap()
+    });
+    let (label, values) = hover_column(&c, "Cost by agent", 0)
+        .await
+        .expect("a chart to hover");
+    assert_eq!(label, rows[0]["key"].as_str().unwrap(), "tooltip label");
+    assert!(
+        close(dollars(&values[0]), rows[0]["cost_usd"].as_f64().unwrap()),
+        "tooltip cost {values:?} vs {}",
+        rows[0]
+    );
     // The score posted on the trace page is charted by day.
     until(
         &c,
@@ -816,7 +917,6 @@ async fn every_page_renders_real_content() {
         "the evaluations chart",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(600)).await; // chart animations
     screenshot(&c, "dashboard").await;
 
     // Reliability: the recovery report of the demo's retries and rate limits.

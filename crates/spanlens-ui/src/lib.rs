@@ -1,6 +1,6 @@
-//! The Spanlens web UI: the static assets (ES modules, CSS, a vendored SVG chart library)
-//! compiled into the binary, and the router that serves them, so `spanlens serve` needs no
-//! files on disk and no build step.
+//! The Spanlens web UI: the static assets (ES modules, CSS, an SVG icon) compiled into the
+//! binary, and the router that serves them, so `spanlens serve` needs no files on disk and no
+//! build step.
 //!
 //! Every page path returns the same HTML shell; the client routes with the history API. The
 //! server's API routes are separate paths, so merging this router never shadows them.
@@ -46,9 +46,8 @@ const ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("reliability.js", JS),
     asset!("scores.js", JS),
+    asset!("charts.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
-    asset!("vendor/frappe-charts.min.esm.js", JS),
-    asset!("vendor/frappe-charts.LICENSE", "text/plain; charset=utf-8"),
 ];
 
 /// The HTML shell every page path answers with.
