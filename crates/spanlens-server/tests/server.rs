@@ -475,7 +475,7 @@ fn ui_pages_and_assets_are_served_beside_the_api() {
     assert!(body.contains("import"));
     assert_eq!(fetch("/assets/app.js", Some(&tag)).0, 304, "revalidation");
     assert!(fetch("/assets/app.css", None).1.starts_with("text/css"));
-    assert!(fetch("/assets/vendor/frappe-charts.min.esm.js", None)
+    assert!(fetch("/assets/charts.js", None)
         .1
         .starts_with("text/javascript"));
     assert_eq!(fetch("/assets/nope.js", None).0, 404);
