@@ -90,6 +90,10 @@ function payload(p) {
 function body(s, trace, catalog) {
   const model = s.response_model || s.request_model;
   return h("div", { class: "panel-body" },
+    // What the server cut to its size limits before storing the span (see the README).
+    s.truncated?.length ? section("Cut to size limits",
+      h("div", { class: "warn-text" }, "Parts of this span were larger than the server keeps:"),
+      kv(s.truncated.map((t) => [t.field, t.reason]))) : null,
     s.status === "error" || s.status_message ? section("Error",
       h("div", { class: "error-box" }, s.error_type ? h("b", null, s.error_type, ": ") : null, s.status_message || "error"),
       s.error_stack ? h("pre", { class: "payload stack" }, s.error_stack) : null) : null,
