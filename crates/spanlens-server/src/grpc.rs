@@ -103,6 +103,7 @@ impl UnaryService<Bytes> for Export {
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(str::to_string);
+            state.note_request();
             let body = req.into_inner();
             // tonic has already read (and inflated) the message; it is held from here on.
             let mut held = state.budget().reservation();

@@ -174,6 +174,7 @@ pub async fn read_body(
     body: axum::body::Body,
     max: usize,
 ) -> Result<(Bytes, Reservation), IngestError> {
+    state.note_request();
     let limits = state.limits();
     let mut held = state.budget().reservation();
     let declared = match content_length {
@@ -184,8 +185,9 @@ pub async fn read_body(
     held.grow(declared)?;
     let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
     let mut stream = body.into_data_stream();
-    let mut parts: Vec<Bytes> = Vec::new();
-    let mut total = 0usize;
+    // Frames are copied into one buffer as they arrive (sized by the declared length), so a
+    // large body is held once, not as frames plus a joined copy.
+    let mut body = bytes::BytesMut::with_capacity(declared);
     loop {
         let next = tokio::time::timeout_at(deadline, stream.next())
             .await
@@ -193,28 +195,22 @@ pub async fn read_body(
         let Some(part) = next else { break };
         let part =
             part.map_err(|e| IngestError::BadRequest(format!("reading the request body: {e}")))?;
-        total += part.len();
+        let total = body.len() + part.len();
         if total > max {
             return Err(IngestError::TooLarge { limit: max });
         }
         if total > held.bytes() {
             held.grow(total - held.bytes())?;
         }
-        parts.push(part);
-    }
-    let body = match parts.len() {
-        0 => Bytes::new(),
-        1 => parts.pop().unwrap_or_default(),
-        _ => {
-            let mut all = Vec::with_capacity(total);
-            for p in parts {
-                all.extend_from_slice(&p);
-            }
-            Bytes::from(all)
+        if body.is_empty() && declared == 0 && part.len() == total {
+            // One frame of unknown length: keep it as it is.
+            body = bytes::BytesMut::from(part);
+        } else {
+            body.extend_from_slice(&part);
         }
-    };
-    held.shrink(held.bytes().saturating_sub(total));
-    Ok((body, held))
+    }
+    held.shrink(held.bytes().saturating_sub(body.len()));
+    Ok((body.freeze(), held))
 }
 
 /// What an accepted request came to.
@@ -266,7 +262,17 @@ pub async fn ingest(
         content_encoding,
         mut held,
     } = received;
+    // A request's spans take several times its bytes while they are built; with a few
+    // requests building at once the CPUs are busy anyway, and the others wait holding only
+    // their bytes (see `AppState::normalizers`).
+    let turn = state
+        .normalizers()
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| IngestError::Unavailable("server is shutting down".into()))?;
     let (tickets, accepted, rejected, message, held) = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let body = decode_body_within(content_encoding.as_deref(), body, &mut held)?;
         let opts = NormalizeOptions {
             received_at: now(),

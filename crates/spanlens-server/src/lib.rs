@@ -11,6 +11,7 @@ pub mod http;
 pub mod ingest;
 mod insight;
 pub mod listen;
+pub mod memory;
 pub mod state;
 
 pub use state::AppState;
@@ -212,6 +213,7 @@ pub async fn serve(
     let mut stop_grpc = stop_tx.subscribe();
     let app = http::router(state.clone());
     let stopper = state.clone();
+    tokio::spawn(memory::release_when_idle(state.clone(), state.stopped()));
     let http_task = tokio::spawn(listen::serve_http(
         http_listener,
         app,

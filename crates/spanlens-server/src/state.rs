@@ -68,6 +68,11 @@ pub struct AppState {
     health: Arc<StoreHealth>,
     /// Which `Host` and `Origin` values requests may carry.
     access: Arc<crate::access::Access>,
+    /// Ingest requests received so far (tells the memory janitor when ingest is idle).
+    received: Arc<std::sync::atomic::AtomicU64>,
+    /// Turns to decode and normalise a request: as many as keep the CPUs busy, so 200
+    /// senders at once do not build 200 requests' spans at once.
+    normalizers: Arc<tokio::sync::Semaphore>,
     live: broadcast::Sender<Arc<LiveSpan>>,
     /// Turns true when the server shuts down, so endless streams (the live feed) end and
     /// graceful shutdown does not wait for them forever.
@@ -76,6 +81,14 @@ pub struct AppState {
     alerts: Option<crate::alerts::AlertBoard>,
     /// Evaluators run on committed spans, when configured.
     evaluators: Option<Arc<crate::evaluators::EvaluatorConfig>>,
+}
+
+/// Requests normalised at once per CPU: more than one, so a request waiting for its commit
+/// never leaves a CPU idle, few enough that memory follows the CPUs, not the senders.
+const NORMALIZERS_PER_CPU: usize = 4;
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Live events buffered per subscriber before a slow one starts missing events.
@@ -93,6 +106,8 @@ impl AppState {
             limits,
             health: Arc::new(StoreHealth::default()),
             access: Arc::new(crate::access::Access::open()),
+            received: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            normalizers: Arc::new(tokio::sync::Semaphore::new(NORMALIZERS_PER_CPU * cpus())),
             live,
             stopping,
             alerts: None,
@@ -130,6 +145,22 @@ impl AppState {
     /// The in-flight request budget.
     pub fn budget(&self) -> &Arc<crate::budget::ByteBudget> {
         &self.budget
+    }
+
+    /// Turns to decode and normalise a request body.
+    pub fn normalizers(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.normalizers
+    }
+
+    /// Counts an ingest request.
+    pub fn note_request(&self) {
+        self.received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ingest requests received so far.
+    pub fn requests_received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The `Host` and `Origin` policy.
