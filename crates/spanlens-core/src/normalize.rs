@@ -223,5 +223,6 @@ pub fn detect_json_format(body: &[u8]) -> Result<InputFormat, DecodeError> {
 }
 
 fn parse_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
-    serde_json::from_slice(body).map_err(|e| DecodeError::new("", format!("invalid JSON: {e}")))
+    crate::otlp::read_cap::parse_json(body)
+        .map_err(|e| DecodeError::new("", format!("invalid JSON: {e}")))
 }
