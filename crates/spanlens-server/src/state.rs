@@ -189,12 +189,12 @@ impl AppState {
                     None => format!("free space of {dir} unknown"),
                 };
                 let what = if *disk_full {
-                    "the disk is full"
+                    "the disk is full".to_string()
                 } else {
-                    "it failed"
+                    e.to_string()
                 };
                 eprintln!(
-                    "spanlens: the store cannot write ({what}: {e}; {space}); answering 503 with Retry-After until it can"
+                    "spanlens: the store cannot write ({what}; {space}); answering 503 with Retry-After until it can"
                 );
             }
         }
