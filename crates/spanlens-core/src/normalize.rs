@@ -58,7 +58,7 @@ pub struct NormalizeOptions {
     pub default_project: Option<String>,
 }
 
-/// Copies trace-level context within a batch (DESIGN §2: one wide span table): a span without a
+/// Copies trace-level context within a batch (one wide span table, no joins): a span without a
 /// session or user takes the trace's (the root's, else the first span's that has one); tags and
 /// metadata of the root go to every span of the trace that lacks them.
 pub fn propagate_trace_context(spans: &mut [Span]) {

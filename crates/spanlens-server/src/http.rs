@@ -345,7 +345,7 @@ impl Params {
     }
 }
 
-/// A trace-list row with the field names of DESIGN §5.
+/// A trace-list row with the field names the API promises (see openapi.json, TraceRow).
 fn trace_row(t: &TraceSummary) -> Value {
     json!({
         "trace_id": t.trace_id,

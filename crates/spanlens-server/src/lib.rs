@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Where the server listens and keeps its data (DESIGN §5 defaults).
+/// Where the server listens and keeps its data (the defaults: the OTLP ports on loopback).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// OTLP/HTTP, JSON API and UI.
