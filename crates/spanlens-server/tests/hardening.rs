@@ -321,6 +321,45 @@ fn extreme_numbers_never_break_a_read() {
         ),
         llm(7, vec![kv("gen_ai.usage.input_tokens", json!(-1))]),
     ];
+    spans.push(llm(
+        8,
+        vec![
+            kv("spanlens.ratelimit.requests.limit", json!(0)),
+            kv(
+                "spanlens.ratelimit.requests.remaining",
+                json!(u64::MAX.to_string()),
+            ),
+            kv("spanlens.ratelimit.tokens.limit", json!(1)),
+            kv("spanlens.ratelimit.tokens.remaining", json!(i64::MAX)),
+            kv("spanlens.ratelimit.retry_after_ms", json!(f64::MAX)),
+            kv("gen_ai.request.temperature", json!(f64::MAX)),
+            kv("gen_ai.request.max_tokens", json!(i64::MIN)),
+        ],
+    ));
+    // A tool retried with absurd attempt numbers, backoffs and recovery times.
+    let mut tool = otlp_span(
+        11,
+        9,
+        "execute_tool lookup",
+        t,
+        t + 2_000_000,
+        vec![
+            kv("gen_ai.operation.name", json!("execute_tool")),
+            kv("gen_ai.tool.name", json!("lookup")),
+            kv("spanlens.tool.retry_count", json!(i64::MAX)),
+            kv("spanlens.items", json!(f64::MAX)),
+        ],
+    );
+    tool["events"] = json!([
+        {"name": "retry", "timeUnixNano": (t + 1).to_string(), "attributes": [
+            kv("retry.attempt", json!(f64::MAX)), kv("retry.backoff_ms", json!(f64::MAX)),
+            kv("error.type", json!("x".repeat(100_000)))]},
+        {"name": "retry", "timeUnixNano": (t + 2).to_string(), "attributes": [
+            kv("retry.attempt", json!(-1)), kv("retry.backoff_ms", json!(-1e300))]},
+        {"name": "retry.outcome", "timeUnixNano": (t + 3).to_string(), "attributes": [
+            kv("retry.succeeded", json!("true")), kv("retry.recovery_ms", json!(f64::MAX))]},
+    ]);
+    spans.push(tool);
     // Many spans at the largest cost one span may report: their sum is past 2^63 nano-USD.
     for i in 0..1_000u64 {
         spans.push(llm(
