@@ -44,6 +44,10 @@ struct IngestArgs {
     /// Project the spans go to (a fresh one per run keeps the count check exact).
     #[arg(long)]
     project: Option<String>,
+    /// Bytes of prompt text (`input.value`) on every LLM call, to send large requests
+    /// (500 spans with 20,000 bytes each make a request of about 6 MB).
+    #[arg(long, default_value_t = 0)]
+    payload_bytes: usize,
     /// How to check the stored count after the run: the Spanlens API, Arize Phoenix's GraphQL
     /// API (waiting until Phoenix has written everything it accepted), or not at all.
     #[arg(long, value_enum, default_value = "spanlens")]
@@ -118,7 +122,15 @@ impl Rng {
 
 /// A request template: the span tree and attributes are built once; ids and times are
 /// rewritten before each send.
-fn template(spans_per_request: usize, service: &str) -> proto::ExportTraceServiceRequest {
+fn template(
+    spans_per_request: usize,
+    payload_bytes: usize,
+    service: &str,
+) -> proto::ExportTraceServiceRequest {
+    // Varied text, so compression does not make a large request small.
+    let prompt: String = (0..payload_bytes)
+        .map(|i| (b'a' + ((i * 7 + i / 13) % 26) as u8) as char)
+        .collect();
     let traces = spans_per_request.div_ceil(SPANS_PER_TRACE).max(1);
     let models = [
         ("openai", "gpt-4o-mini"),
@@ -147,33 +159,40 @@ fn template(spans_per_request: usize, service: &str) -> proto::ExportTraceServic
                 ..Default::default()
             });
             for call in 0..2 {
+                let mut payload = Vec::new();
+                if payload_bytes > 0 {
+                    payload.push(kv("input.value", s(&prompt)));
+                }
                 spans.push(proto::Span {
                     name: format!("chat {model}"),
                     kind: proto::SpanKind::Client as i32,
-                    attributes: vec![
-                        kv("gen_ai.operation.name", s("chat")),
-                        kv("gen_ai.provider.name", s(provider)),
-                        kv("gen_ai.request.model", s(model)),
-                        kv(
-                            "gen_ai.request.temperature",
-                            any_value::Value::DoubleValue(0.2),
-                        ),
-                        kv("gen_ai.usage.input_tokens", i(1800 + call * 350)),
-                        kv("gen_ai.usage.cache_read.input_tokens", i(1024)),
-                        kv("gen_ai.usage.output_tokens", i(220 + call * 40)),
-                        kv(
-                            "gen_ai.response.finish_reasons",
-                            any_value::Value::ArrayValue(proto::ArrayValue {
-                                values: vec![AnyValue {
-                                    value: Some(s("stop")),
-                                }],
-                            }),
-                        ),
-                        kv(
-                            "gen_ai.response.time_to_first_chunk",
-                            any_value::Value::DoubleValue(0.31),
-                        ),
-                    ],
+                    attributes: payload
+                        .into_iter()
+                        .chain([
+                            kv("gen_ai.operation.name", s("chat")),
+                            kv("gen_ai.provider.name", s(provider)),
+                            kv("gen_ai.request.model", s(model)),
+                            kv(
+                                "gen_ai.request.temperature",
+                                any_value::Value::DoubleValue(0.2),
+                            ),
+                            kv("gen_ai.usage.input_tokens", i(1800 + call * 350)),
+                            kv("gen_ai.usage.cache_read.input_tokens", i(1024)),
+                            kv("gen_ai.usage.output_tokens", i(220 + call * 40)),
+                            kv(
+                                "gen_ai.response.finish_reasons",
+                                any_value::Value::ArrayValue(proto::ArrayValue {
+                                    values: vec![AnyValue {
+                                        value: Some(s("stop")),
+                                    }],
+                                }),
+                            ),
+                            kv(
+                                "gen_ai.response.time_to_first_chunk",
+                                any_value::Value::DoubleValue(0.31),
+                            ),
+                        ])
+                        .collect(),
                     ..Default::default()
                 });
             }
@@ -261,7 +280,7 @@ fn sender(a: &IngestArgs, project: &str, seed: u64, stop: &AtomicBool, tally: &T
             .timeout_global(Some(Duration::from_secs(30)))
             .build(),
     );
-    let mut req = template(a.spans_per_request, "bench-agents");
+    let mut req = template(a.spans_per_request, a.payload_bytes, "bench-agents");
     let sent_per_request = req.resource_spans[0].scope_spans[0].spans.len() as u64;
     let mut rng = Rng(seed | 1);
     let mut lat = Vec::new();
@@ -534,7 +553,7 @@ mod tests {
 
     #[test]
     fn generated_requests_are_coherent_trees_with_fresh_ids() {
-        let mut req = template(500, "t");
+        let mut req = template(500, 0, "t");
         let mut rng = Rng(7);
         refresh(&mut req, &mut rng, 1_700_000_000_000_000_000);
         let first: Vec<Vec<u8>> = req.resource_spans[0].scope_spans[0]

@@ -317,6 +317,13 @@ pub fn reprice_table(r: &RepriceReport) -> String {
         "{verb} {} of {} spans ({} newly priced); {} spans with a provider-reported cost left as they were; catalog {}",
         r.changed, r.examined, r.newly_priced, r.reported_skipped, r.catalog_version
     );
+    if r.unreadable > 0 {
+        let _ = writeln!(
+            out,
+            "{} stored spans could not be read and were left as they are",
+            r.unreadable
+        );
+    }
     out
 }
 

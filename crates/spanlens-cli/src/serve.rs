@@ -39,6 +39,32 @@ pub struct ServeArgs {
     /// see the README); their scores are stored with the spans.
     #[arg(long, value_name = "FILE")]
     evaluators: Option<PathBuf>,
+    /// A host name the server is reached by (repeatable). On a loopback address, requests
+    /// naming another host than localhost, the loopback addresses or these are refused (a
+    /// guard against DNS rebinding).
+    #[arg(long = "public-name", value_name = "HOST")]
+    public_names: Vec<String>,
+    /// A browser origin (`https://host[:port]`) allowed to send data (repeatable); requests
+    /// from other web pages are refused.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// Seconds an HTTP/1 client has to send a request's headers (also how long an idle
+    /// kept-alive connection is kept).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    header_timeout: u64,
+    /// Seconds a client has to send a request body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    body_timeout: u64,
+    /// Seconds a connection may stay silent both ways before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    idle_timeout: u64,
+    /// Open connections over both listeners; more are refused (HTTP: 503 with Retry-After).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// MiB of request bodies (as received and decompressed) held at once; past it ingest
+    /// answers 503 with Retry-After.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    max_inflight_mib: usize,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then stops accepting, commits what it acknowledged,
@@ -59,14 +85,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         ),
         None => None,
     };
+    let positive = |name: &str, v: u64| {
+        if v == 0 {
+            Err(crate::InputError(format!("--{name} must be at least 1")))
+        } else {
+            Ok(std::time::Duration::from_secs(v))
+        }
+    };
+    if args.max_connections == 0 || args.max_inflight_mib == 0 {
+        return Err(crate::InputError(
+            "--max-connections and --max-inflight-mib must be at least 1".into(),
+        )
+        .into());
+    }
+    let limits = spanlens_server::Limits {
+        header_read_timeout: positive("header-timeout", args.header_timeout)?,
+        body_read_timeout: positive("body-timeout", args.body_timeout)?,
+        idle_timeout: positive("idle-timeout", args.idle_timeout)?,
+        max_connections: args.max_connections,
+        max_inflight_bytes: args.max_inflight_mib.saturating_mul(1024 * 1024),
+        ..spanlens_server::Limits::default()
+    };
     let config = ServerConfig {
         http: args.http,
         grpc: args.grpc,
         data_dir: args.data_dir,
         alerts,
         evaluators,
+        limits,
+        public_names: args.public_names,
+        allowed_origins: args.allowed_origins,
     };
     let started = std::time::Instant::now();
+    spanlens_server::memory::cap_allocator_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(yield_to_the_writer)

@@ -336,9 +336,9 @@ impl Cutter {
     /// Cuts `s` to `max` bytes on a character boundary, noting the original size.
     fn cut(&mut self, s: &mut String, field: &str, max: usize) {
         if s.len() > max {
-            let was = s.len();
+            let was = size(s);
             s.truncate(floor_char_boundary(s, max));
-            self.note(field, format!("{was} bytes, kept {}", s.len()));
+            self.note(field, format!("{was}, kept {}", s.len()));
         }
     }
 
@@ -429,11 +429,11 @@ impl Cutter {
             Value::String(s) => {
                 let max = self.allowance(MAX_ATTRIBUTE_VALUE_BYTES);
                 if s.len() > max {
-                    let was = s.len();
+                    let was = size(s);
                     s.truncate(floor_char_boundary(s, max));
                     self.note(
                         &format!("{field}[{:?}]", short(key)),
-                        format!("{was} bytes, kept {}", s.len()),
+                        format!("{was}, kept {}", s.len()),
                     );
                 }
                 self.spent = self.spent.saturating_add(s.len());
@@ -466,6 +466,19 @@ impl Cutter {
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
+    }
+}
+
+/// A string's original size for a note: exact, or a lower bound when it was already cut
+/// while the request was read.
+fn size(s: &str) -> String {
+    if crate::otlp::read_cap::was_cut_while_reading(s) {
+        format!(
+            "more than {} bytes (cut while reading)",
+            crate::otlp::read_cap::READ_CAP_BYTES
+        )
+    } else {
+        format!("{} bytes", s.len())
     }
 }
 

@@ -58,7 +58,7 @@ pub struct NormalizeOptions {
     pub default_project: Option<String>,
 }
 
-/// Copies trace-level context within a batch (DESIGN §2: one wide span table): a span without a
+/// Copies trace-level context within a batch (one wide span table, no joins): a span without a
 /// session or user takes the trace's (the root's, else the first span's that has one); tags and
 /// metadata of the root go to every span of the trace that lacks them.
 pub fn propagate_trace_context(spans: &mut [Span]) {
@@ -223,5 +223,6 @@ pub fn detect_json_format(body: &[u8]) -> Result<InputFormat, DecodeError> {
 }
 
 fn parse_json(body: &[u8]) -> Result<serde_json::Value, DecodeError> {
-    serde_json::from_slice(body).map_err(|e| DecodeError::new("", format!("invalid JSON: {e}")))
+    crate::otlp::read_cap::parse_json(body)
+        .map_err(|e| DecodeError::new("", format!("invalid JSON: {e}")))
 }

@@ -1,4 +1,4 @@
-//! The canonical span: the one shape every source is normalised into (DESIGN §2).
+//! The canonical span: the one shape every source is normalised into.
 
 use crate::ids::{SpanId, TraceId};
 use crate::money::NanoUsd;
@@ -95,7 +95,7 @@ pub enum Status {
     Error,
 }
 
-/// Token counts with the canonical semantics of DESIGN §2.
+/// Token counts with the canonical semantics (README, Token semantics).
 ///
 /// `input_tokens` INCLUDES cache reads and cache writes; `output_tokens` INCLUDES reasoning tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -432,7 +432,7 @@ pub struct RateLimits {
     pub retry_after_ms: Option<u64>,
 }
 
-/// The canonical span (DESIGN §2).
+/// The canonical span.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Span {
     /// Trace id.

@@ -191,6 +191,10 @@ fn oversized_names_and_ids_are_cut_with_a_marker() {
     let out = run(InputFormat::OtlpJson, &serde_json::to_vec(&req).unwrap());
     let s = &out.spans[0];
     assert_eq!(s.name.len(), MAX_NAME_BYTES);
+    assert_eq!(
+        s.truncated[0].reason,
+        "more than 4194304 bytes (cut while reading), kept 2048"
+    );
     assert!(s.session_id.as_ref().unwrap().len() <= MAX_ID_BYTES);
     assert!(s.user_id.as_ref().unwrap().len() <= MAX_ID_BYTES);
     let stored = serde_json::to_string(s).unwrap();

@@ -12,7 +12,7 @@
 //! `SPANLENS_BLESS=1 cargo test -p spanlens-core --test otlp_sources`, then review the diff:
 //! the explicit assertions below are the ones that must not be blessed away.
 //!
-//! Known discrepancies between today's output and the conventions (or DESIGN §2) have their own
+//! Known discrepancies between today's output and the conventions (or the canonical span's rules) have their own
 //! tests after each fixture's facts (`genai_trace_context_is_copied_onto_every_span`, …); they fail
 //! until the normaliser is fixed, while the golden files record today's output, so re-bless
 //! (and review) once a fix lands.
@@ -392,7 +392,7 @@ fn genai_fixture_facts() {
     assert_eq!(root.resource["service.version"], "1.8.2");
 }
 
-/// DESIGN §2: session, user, tags and metadata are "context, copied onto every span of the trace".
+/// Session, user, tags and metadata are context, copied onto every span of the trace.
 /// The whole trace is in this one request, yet the conversation id stays on the GenAI spans and
 /// the user id on the HTTP root (only `agent_name` is propagated through the batch today).
 #[test]
@@ -599,7 +599,7 @@ fn openinference_fixture_facts() {
     );
 }
 
-/// DESIGN §2: `request_model` is the model asked for, `response_model` the (dated) model that
+/// `request_model` is the model asked for, `response_model` the (dated) model that
 /// answered. OpenInference's `llm.model_name` is the answering model; the requested one is in
 /// `llm.invocation_parameters.model`.
 #[test]

@@ -1,24 +1,31 @@
-//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by tonic with
-//! the hand-declared prost messages of `spanlens-core` (no protoc, no generated code).
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by tonic.
+//!
+//! The request message is taken as raw bytes and decoded by the same path as OTLP/HTTP
+//! protobuf, so a malformed message is `INVALID_ARGUMENT` naming what is wrong (a decoding
+//! codec would answer `INTERNAL`, which OTLP reserves for server faults) and nothing is decoded,
+//! re-encoded and decoded again. Status codes follow OTLP's rules: `INVALID_ARGUMENT` for bad
+//! data (not retried), `RESOURCE_EXHAUSTED` with `RetryInfo` when the server is busy (retried
+//! after the delay), `UNAVAILABLE` with `RetryInfo` when the store cannot write for now.
 
-use crate::ingest::{self, IngestError};
+use crate::ingest::{self, IngestError, Received};
 use crate::state::AppState;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use prost::Message;
-use spanlens_core::otlp::proto::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use spanlens_core::InputFormat;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 /// The gRPC method path of OTLP trace export.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// How long a client is asked to wait before retrying a busy or unavailable server.
+const RETRY_DELAY_SECONDS: i64 = 1;
 
 /// The OTLP `TraceService` as a tower service tonic's router can host.
 #[derive(Clone)]
@@ -37,40 +44,165 @@ impl NamedService for TraceService {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 }
 
+/// Requests as the bytes of the message; responses as prost messages.
+#[derive(Default)]
+struct RawRequests;
+
+impl Codec for RawRequests {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> ResponseEncoder {
+        ResponseEncoder
+    }
+
+    fn decoder(&mut self) -> BytesDecoder {
+        BytesDecoder
+    }
+}
+
+struct ResponseEncoder;
+
+impl Encoder for ResponseEncoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+struct BytesDecoder;
+
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
 struct Export(AppState);
 
-impl UnaryService<ExportTraceServiceRequest> for Export {
+impl UnaryService<Bytes> for Export {
     type Response = ExportTraceServiceResponse;
     type Future =
         Pin<Box<dyn Future<Output = Result<Response<ExportTraceServiceResponse>, Status>> + Send>>;
 
-    fn call(&mut self, req: Request<ExportTraceServiceRequest>) -> Self::Future {
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
         Box::pin(async move {
             let project = req
                 .metadata()
                 .get("x-project-name")
                 .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
                 .map(str::to_string);
-            // Re-encoding keeps one normalisation path for every transport; it costs far less
-            // than normalising and committing the spans.
-            let body = Bytes::from(req.into_inner().encode_to_vec());
-            match ingest::ingest(&state, InputFormat::OtlpProtobuf, body, project).await {
+            state.note_request();
+            let body = req.into_inner();
+            // tonic has already read (and inflated) the message; it is held from here on.
+            let mut held = state.budget().reservation();
+            held.grow(body.len()).map_err(|e| status(&e.into()))?;
+            let received = Received {
+                body,
+                content_encoding: None,
+                held,
+            };
+            match ingest::ingest(&state, InputFormat::OtlpProtobuf, received, project).await {
                 Ok(o) => Ok(Response::new(ExportTraceServiceResponse {
                     partial_success: (o.rejected > 0).then_some(ExportTracePartialSuccess {
                         rejected_spans: o.rejected as i64,
                         error_message: o.message,
                     }),
                 })),
-                Err(e @ IngestError::Busy(_)) => Err(Status::unavailable(e.to_string())),
-                Err(e @ IngestError::BadRequest(_)) => Err(Status::invalid_argument(e.to_string())),
-                Err(e @ IngestError::TooLarge { .. }) => {
-                    Err(Status::resource_exhausted(e.to_string()))
-                }
-                Err(e) => Err(Status::internal(e.to_string())),
+                Err(e) => Err(status(&e)),
             }
         })
     }
+}
+
+/// The gRPC status for an ingest error, by OTLP's rules.
+pub fn status(e: &IngestError) -> Status {
+    let message = e.to_string();
+    match e {
+        IngestError::BadRequest(_)
+        | IngestError::UnsupportedMediaType(_)
+        | IngestError::UnsupportedEncoding(_) => Status::invalid_argument(message),
+        // Too large is final: no retry info, so the client does not send it again.
+        IngestError::TooLarge { .. } => Status::resource_exhausted(message),
+        IngestError::Timeout(_) => Status::deadline_exceeded(message),
+        IngestError::Busy(_) => with_retry_info(Code::ResourceExhausted, message),
+        IngestError::Unavailable(_) => with_retry_info(Code::Unavailable, message),
+        IngestError::Store(_) => Status::internal(message),
+    }
+}
+
+/// A status carrying `google.rpc.RetryInfo`, which OTLP clients read to know when to retry.
+fn with_retry_info(code: Code, message: String) -> Status {
+    let retry = RetryInfo {
+        retry_delay: Some(ProtoDuration {
+            seconds: RETRY_DELAY_SECONDS,
+            nanos: 0,
+        }),
+    };
+    let details = RpcStatus {
+        code: code as i32,
+        message: message.clone(),
+        details: vec![ProtoAny {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+            value: retry.encode_to_vec(),
+        }],
+    };
+    Status::with_details(code, message, Bytes::from(details.encode_to_vec()))
+}
+
+/// `google.rpc.Status`, as carried in `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// The gRPC code.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// The message.
+    #[prost(string, tag = "2")]
+    pub message: String,
+    /// Typed details.
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoAny {
+    /// The type of `value`.
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    /// The encoded message.
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryInfo {
+    /// How long to wait.
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoDuration {
+    /// Seconds.
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    /// Nanoseconds.
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
 }
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for TraceService {
@@ -90,15 +222,47 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for TraceService {
                     Status::unimplemented(format!("no method {}", req.uri().path())).into_http(),
                 );
             }
-            let codec = tonic_prost::ProstCodec::<
-                ExportTraceServiceResponse,
-                ExportTraceServiceRequest,
-            >::default();
-            let mut grpc = Grpc::new(codec)
+            let mut grpc = Grpc::new(RawRequests)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(ingest::MAX_BODY_BYTES);
+                .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES);
             Ok(grpc.unary(Export(state), req).await)
         })
+    }
+}
+
+/// Largest gRPC message (after gzip). tonic buffers a message whole before the service sees it,
+/// so this bounds what one call can hold outside the in-flight budget; OTel SDKs batch far
+/// less (the Collector's default receive limit is 4 MiB).
+pub const GRPC_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_otlp_grpc_codes() {
+        let bad = status(&IngestError::BadRequest("x".into()));
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert!(bad.details().is_empty());
+        let busy = status(&IngestError::Busy("queue full".into()));
+        assert_eq!(busy.code(), Code::ResourceExhausted);
+        let details = RpcStatus::decode(busy.details()).unwrap();
+        assert_eq!(details.code, Code::ResourceExhausted as i32);
+        assert_eq!(
+            details.details[0].type_url,
+            "type.googleapis.com/google.rpc.RetryInfo"
+        );
+        let retry = RetryInfo::decode(&details.details[0].value[..]).unwrap();
+        assert_eq!(retry.retry_delay.unwrap().seconds, 1);
+        let full = status(&IngestError::Unavailable("disk full".into()));
+        assert_eq!(full.code(), Code::Unavailable);
+        assert!(!full.details().is_empty());
+        let big = status(&IngestError::TooLarge { limit: 1 });
+        assert_eq!(big.code(), Code::ResourceExhausted);
+        assert!(
+            big.details().is_empty(),
+            "too large is final: no retry info"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! The HTTP side: OTLP/HTTP, OpenAI Agents and Langfuse ingest, the JSON query API, the live
 //! stream, the OpenAPI document and the web UI.
 
-use crate::ingest::{self, decode_body, otlp_encoding, Encoding, IngestError, IngestOutcome};
+use crate::ingest::{self, otlp_encoding, Encoding, IngestError, IngestOutcome, Received};
 use crate::state::AppState;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -20,13 +20,16 @@ use spanlens_core::{
     analyze, InputFormat, NanoUsd, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
 };
 use spanlens_store::{
-    GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError, TraceSummary,
-    DEFAULT_PROJECT, MAX_PAGE_SIZE,
+    GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError,
+    TraceDetailJson, TraceSummary, UnreadableSpan, DEFAULT_PROJECT, MAX_PAGE_SIZE,
 };
 use std::collections::HashMap;
 
 /// Largest compressed body read before decompression (the decompressed cap is checked after).
 const MAX_WIRE_BYTES: usize = ingest::MAX_BODY_BYTES;
+
+/// Largest body of a scores request (scores are small; a million of them fit).
+const MAX_SCORES_BYTES: usize = 16 * 1024 * 1024;
 
 /// The OpenAPI document of the JSON API.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -62,9 +65,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
-        .with_state(state)
+        .with_state(state.clone())
         // The web UI's pages and assets; its paths never overlap the API's, so nothing is shadowed.
         .merge(spanlens_ui::router())
+        // Outermost, so the UI is covered too: a rebound host name must not read it either.
+        .layer(axum::middleware::from_fn_with_state(
+            state.access().clone(),
+            crate::access::guard,
+        ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,11 +89,26 @@ fn project_header(h: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    header_str(h, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// Reads an ingest body under the server's limits (size, time, in-flight budget).
+async fn receive(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Received, IngestError> {
+    let (body, held) = ingest::read_body(st, content_length(headers), body, MAX_WIRE_BYTES).await?;
+    Ok(Received {
+        body,
+        content_encoding: header_str(headers, "content-encoding").map(str::to_string),
+        held,
+    })
+}
+
 /// An OTLP error body: a `google.rpc.Status` in the request's encoding.
 fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let code = match e.status() {
         400 => 3, // INVALID_ARGUMENT
+        408 => 4, // DEADLINE_EXCEEDED
         413 => 8, // RESOURCE_EXHAUSTED
         415 => 3,
         503 => 14, // UNAVAILABLE
@@ -98,9 +121,11 @@ fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
         )
             .into_response(),
         Encoding::Protobuf => {
-            let body = RpcStatus {
+            // `google.rpc.Status`, the error body OTLP/HTTP prescribes.
+            let body = crate::grpc::RpcStatus {
                 code,
                 message: e.to_string(),
+                details: Vec::new(),
             }
             .encode_to_vec();
             (
@@ -111,34 +136,25 @@ fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
                 .into_response()
         }
     };
-    if e.status() == 503 {
+    if e.is_retryable() {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
 }
 
-/// `google.rpc.Status`, the error body OTLP/HTTP prescribes.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
-async fn otlp_traces(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn otlp_traces(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let enc = match otlp_encoding(header_str(&headers, "content-type")) {
         Ok(e) => e,
         Err(e) => return otlp_error(Encoding::Json, &e),
     };
     let result = async {
-        let raw = decode_body(header_str(&headers, "content-encoding"), body)?;
+        let received = receive(&st, &headers, body).await?;
         let format = match enc {
             Encoding::Protobuf => InputFormat::OtlpProtobuf,
             Encoding::Json => InputFormat::OtlpJson,
         };
-        ingest::ingest(&st, format, raw, project_header(&headers)).await
+        ingest::ingest(&st, format, received, project_header(&headers)).await
     }
     .await;
     match result {
@@ -169,17 +185,19 @@ fn otlp_success(enc: Encoding, o: &IngestOutcome) -> Response {
     }
 }
 
-async fn agents_ingest(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn agents_ingest(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
+        // No content type is refused too: a browser sends a body without one (or as
+        // text/plain) cross-origin without asking first, JSON it must ask for.
         match ingest::media_type(header_str(&headers, "content-type")).as_str() {
-            "application/json" | "" => {}
+            "application/json" => {}
             other => return Err(IngestError::UnsupportedMediaType(other.to_string())),
         }
-        let raw = decode_body(header_str(&headers, "content-encoding"), body)?;
+        let received = receive(&st, &headers, body).await?;
         ingest::ingest(
             &st,
             InputFormat::OpenAiAgents,
-            raw,
+            received,
             project_header(&headers),
         )
         .await
@@ -327,7 +345,7 @@ impl Params {
     }
 }
 
-/// A trace-list row with the field names of DESIGN §5.
+/// A trace-list row with the field names the API promises (see openapi.json, TraceRow).
 fn trace_row(t: &TraceSummary) -> Value {
     json!({
         "trace_id": t.trace_id,
@@ -440,23 +458,24 @@ async fn trace_body(
 ) -> Result<String, ApiError> {
     let store = st.store.clone();
     let (detail, analysis) = tokio::task::spawn_blocking(move || {
-        let detail = store
+        let mut detail = store
             .get_trace_json(&project, id)?
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
         let analysis = if with_analysis {
-            let spans = detail
-                .spans
-                .iter()
-                .map(|raw| analysis_span(&serde_json::from_str(raw).map_err(corrupt)?))
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(serde_json::to_string(&analyze(&spans)).map_err(corrupt)?)
+            let (readable, unreadable) = readable_spans(&detail);
+            let spans: Vec<Span> = readable.iter().map(|(_, _, s)| s.clone()).collect();
+            let keep: Vec<usize> = readable.iter().map(|(i, _, _)| *i).collect();
+            drop(readable);
+            retain_indices(&mut detail.spans, &keep);
+            detail.unreadable.extend(unreadable);
+            Some(serde_json::to_string(&analyze(&spans)).map_err(internal)?)
         } else {
             None
         };
         Ok::<_, ApiError>((detail, analysis))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .map_err(internal)??;
     let mut out =
         String::with_capacity(detail.spans.iter().map(|s| s.len() + 1).sum::<usize>() + 512);
     out.push_str("{\"trace\":");
@@ -473,8 +492,62 @@ async fn trace_body(
         out.push_str(",\"analysis\":");
         out.push_str(&a);
     }
+    push_unreadable(&mut out, &detail.unreadable)?;
     out.push('}');
     Ok(out)
+}
+
+/// Adds `"unreadable_spans": [...]` to an answer being built, when a stored span had to be
+/// left out: the reader learns what is missing instead of getting a 500 for the whole trace.
+fn push_unreadable(out: &mut String, unreadable: &[UnreadableSpan]) -> Result<(), ApiError> {
+    if !unreadable.is_empty() {
+        out.push_str(",\"unreadable_spans\":");
+        out.push_str(&serde_json::to_string(unreadable).map_err(internal)?);
+    }
+    Ok(())
+}
+
+/// Keeps the items at `keep` (ascending indices), in order.
+fn retain_indices<T>(items: &mut Vec<T>, keep: &[usize]) {
+    let mut next = keep.iter().peekable();
+    let mut i = 0;
+    items.retain(|_| {
+        let hit = next.peek() == Some(&&i);
+        if hit {
+            next.next();
+        }
+        i += 1;
+        hit
+    });
+}
+
+/// The stored spans of a trace that parse as canonical spans, each with its index in
+/// `detail.spans`, its tree row source and the span the analysis needs; the others are
+/// reported as unreadable (a body from a damaged database or a build with other rules).
+fn readable_spans(
+    detail: &TraceDetailJson,
+) -> (Vec<(usize, TreeSource<'_>, Span)>, Vec<UnreadableSpan>) {
+    let mut readable = Vec::with_capacity(detail.spans.len());
+    let mut unreadable = Vec::new();
+    let trace_id = detail.summary.trace_id.to_hex();
+    for (i, raw) in detail.spans.iter().enumerate() {
+        let parsed = serde_json::from_str::<TreeSource>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|src| analysis_span(&src).map(|span| (src, span)));
+        match parsed {
+            Ok((src, span)) => readable.push((i, src, span)),
+            Err(reason) => unreadable.push(UnreadableSpan {
+                span_id: None,
+                trace_id: trace_id.clone(),
+                reason: format!("stored span is not canonical JSON: {reason}"),
+            }),
+        }
+    }
+    (readable, unreadable)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 async fn get_trace(
@@ -561,15 +634,8 @@ struct TreeAttributes {
 }
 
 /// The span the analysis needs, rebuilt from the fields a tree row parses.
-fn analysis_span(s: &TreeSource<'_>) -> Result<Span, ApiError> {
-    let id = |hex: &str| {
-        SpanId::from_hex(hex).map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("stored span id {hex:?}: {e}"),
-            )
-        })
-    };
+fn analysis_span(s: &TreeSource<'_>) -> Result<Span, String> {
+    let id = |hex: &str| SpanId::from_hex(hex).map_err(|e| format!("span id {hex:?}: {e}"));
     let mut attributes = spanlens_core::Attributes::new();
     for (k, v) in [
         ("spanlens.items", &s.attributes.items),
@@ -663,13 +729,6 @@ impl<'a> TreeNode<'a> {
     }
 }
 
-fn corrupt(e: serde_json::Error) -> ApiError {
-    ApiError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("stored span is not canonical JSON: {e}"),
-    )
-}
-
 /// The trace's shape without payloads: a waterfall of 10,000 spans paints from this, and a
 /// span's full record is fetched only when it is opened (`/spans/{span_id}`). Built from the
 /// stored JSON with a parser that skips the payloads, which is most of each span's bytes.
@@ -686,16 +745,12 @@ async fn trace_tree(
             .get_trace_json(&project, tid)?
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
         let start = detail.summary.start_time.0;
-        let sources = detail
-            .spans
-            .iter()
-            .map(|raw| serde_json::from_str::<TreeSource>(raw))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
-        let spans = sources
-            .iter()
-            .map(analysis_span)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (readable, mut unreadable) = readable_spans(&detail);
+        unreadable.extend(detail.unreadable.iter().cloned());
+        let (sources, spans): (Vec<TreeSource>, Vec<Span>) = readable
+            .into_iter()
+            .map(|(_, src, span)| (src, span))
+            .unzip();
         let analysis = analyze(&spans);
         let timings: HashMap<&str, &SpanTiming> = analysis
             .spans
@@ -720,14 +775,17 @@ async fn trace_tree(
             "orphan_span_ids": analysis.orphan_span_ids,
             "clock_skew_span_ids": analysis.clock_skew_span_ids,
         });
-        let spans = serde_json::to_string(&nodes).map_err(corrupt)?;
-        Ok(format!(
-            "{{\"trace\":{},\"spans\":{spans},\"analysis\":{summary}}}",
+        let spans = serde_json::to_string(&nodes).map_err(internal)?;
+        let mut out = format!(
+            "{{\"trace\":{},\"spans\":{spans},\"analysis\":{summary}",
             trace_row(&detail.summary)
-        ))
+        );
+        push_unreadable(&mut out, &unreadable)?;
+        out.push('}');
+        Ok(out)
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .map_err(internal)??;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -750,10 +808,23 @@ async fn trace_span(
         // parsed id decides.
         let needle = format!("\"span_id\":\"{hex}\"");
         for raw in detail.spans.into_iter().filter(|r| r.contains(&needle)) {
-            let s: TreeSource = serde_json::from_str(&raw).map_err(corrupt)?;
-            if s.span_id == hex {
+            // A body that does not parse is not the span asked for, whatever it contains.
+            if serde_json::from_str::<TreeSource>(&raw).is_ok_and(|s| s.span_id == hex) {
                 return Ok(raw);
             }
+        }
+        if let Some(u) = detail
+            .unreadable
+            .iter()
+            .find(|u| u.span_id.as_deref() == Some(hex.as_str()))
+        {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "span {sid} of trace {tid} is stored but cannot be read: {}",
+                    u.reason
+                ),
+            ));
         }
         Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -761,7 +832,7 @@ async fn trace_span(
         ))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .map_err(internal)??;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -981,9 +1052,24 @@ async fn create_scores(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let p = Params::parse(q)?;
+    let ingest_error = |e: IngestError| {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError(status, e.to_string())
+    };
+    match ingest::media_type(header_str(&headers, "content-type")).as_str() {
+        "application/json" => {}
+        other => {
+            return Err(ingest_error(IngestError::UnsupportedMediaType(
+                other.to_string(),
+            )))
+        }
+    }
+    let (body, _held) = ingest::read_body(&st, content_length(&headers), body, MAX_SCORES_BYTES)
+        .await
+        .map_err(ingest_error)?;
     let project = headers
         .get("x-project-name")
         .and_then(|v| v.to_str().ok())

@@ -5,8 +5,10 @@
 //! spans were rejected, and 503 with `Retry-After` when the store's queue is full. A request is
 //! answered only after its spans are committed.
 
+use crate::budget::{OverBudget, Reservation};
 use crate::state::AppState;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use spanlens_core::{
     normalize, InputFormat, NormalizeOptions, Normalized, PriceCatalog, Span, Timestamp,
 };
@@ -44,9 +46,15 @@ pub enum IngestError {
     /// 400: the body could not be read.
     #[error("{0}")]
     BadRequest(String),
-    /// 503: the store's write queue is full.
+    /// 408: the body did not arrive within the body-read timeout.
+    #[error("request body not received within {0} s")]
+    Timeout(u64),
+    /// 503: the store's write queue is full, or too many request bytes are in flight.
     #[error("{0}")]
     Busy(String),
+    /// 503: the store cannot write for now (disk full, I/O error); it recovers by itself.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: the store failed.
     #[error("store error: {0}")]
     Store(String),
@@ -59,9 +67,21 @@ impl IngestError {
             IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => 415,
             IngestError::TooLarge { .. } => 413,
             IngestError::BadRequest(_) => 400,
-            IngestError::Busy(_) => 503,
+            IngestError::Timeout(_) => 408,
+            IngestError::Busy(_) | IngestError::Unavailable(_) => 503,
             IngestError::Store(_) => 500,
         }
+    }
+
+    /// True when the client should send the same request again later (`Retry-After`).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, IngestError::Busy(_) | IngestError::Unavailable(_))
+    }
+}
+
+impl From<OverBudget> for IngestError {
+    fn from(e: OverBudget) -> IngestError {
+        IngestError::Busy(e.to_string())
     }
 }
 
@@ -85,8 +105,24 @@ pub fn otlp_encoding(content_type: Option<&str>) -> Result<Encoding, IngestError
     }
 }
 
-/// The body with any gzip encoding removed, refusing more than [`MAX_BODY_BYTES`].
+/// The body with any gzip encoding removed, refusing more than [`MAX_BODY_BYTES`]
+/// (unbudgeted: for callers outside a server, such as tools and tests).
 pub fn decode_body(content_encoding: Option<&str>, body: Bytes) -> Result<Bytes, IngestError> {
+    let mut unlimited = crate::budget::ByteBudget::new(usize::MAX).reservation();
+    decode_body_within(content_encoding, body, &mut unlimited)
+}
+
+/// Bytes decompressed between two checks of the budget.
+const INFLATE_STEP: usize = 1024 * 1024;
+
+/// [`decode_body`], holding every decompressed byte in `held` as it is produced, so a gzip
+/// bomb is refused by the in-flight budget before it is expanded, not after. The compressed
+/// bytes, once decompressed and freed, are given back.
+pub fn decode_body_within(
+    content_encoding: Option<&str>,
+    body: Bytes,
+    held: &mut Reservation,
+) -> Result<Bytes, IngestError> {
     let enc = content_encoding.unwrap_or("").trim().to_ascii_lowercase();
     match enc.as_str() {
         "" | "identity" => {
@@ -98,21 +134,83 @@ pub fn decode_body(content_encoding: Option<&str>, body: Bytes) -> Result<Bytes,
             Ok(body)
         }
         "gzip" | "x-gzip" => {
-            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(MAX_BODY_BYTES));
-            let mut reader =
-                flate2::read::MultiGzDecoder::new(&body[..]).take(MAX_BODY_BYTES as u64 + 1);
-            reader
-                .read_to_end(&mut out)
-                .map_err(|e| IngestError::BadRequest(format!("invalid gzip body: {e}")))?;
-            if out.len() > MAX_BODY_BYTES {
-                return Err(IngestError::TooLarge {
-                    limit: MAX_BODY_BYTES,
-                });
+            let wire = body.len();
+            let mut out: Vec<u8> = Vec::new();
+            let mut reader = flate2::read::MultiGzDecoder::new(&body[..]);
+            loop {
+                held.grow(INFLATE_STEP)?;
+                let before = out.len();
+                let got = (&mut reader)
+                    .take(INFLATE_STEP as u64)
+                    .read_to_end(&mut out)
+                    .map_err(|e| IngestError::BadRequest(format!("invalid gzip body: {e}")))?;
+                held.shrink(INFLATE_STEP - (out.len() - before));
+                if out.len() > MAX_BODY_BYTES {
+                    return Err(IngestError::TooLarge {
+                        limit: MAX_BODY_BYTES,
+                    });
+                }
+                if got == 0 {
+                    break;
+                }
             }
+            drop(reader);
+            drop(body);
+            held.shrink(wire);
+            out.shrink_to_fit();
             Ok(Bytes::from(out))
         }
         other => Err(IngestError::UnsupportedEncoding(other.to_string())),
     }
+}
+
+/// Reads a request body as it arrives: at most `max` bytes (413 past it), within the
+/// body-read timeout (408), and holding its bytes in the server's in-flight budget (503 with
+/// `Retry-After` when too much is already held). A declared `Content-Length` is checked and
+/// held before a byte is read.
+pub async fn read_body(
+    state: &AppState,
+    content_length: Option<u64>,
+    body: axum::body::Body,
+    max: usize,
+) -> Result<(Bytes, Reservation), IngestError> {
+    state.note_request();
+    let limits = state.limits();
+    let mut held = state.budget().reservation();
+    let declared = match content_length {
+        Some(n) if n > max as u64 => return Err(IngestError::TooLarge { limit: max }),
+        Some(n) => n as usize,
+        None => 0,
+    };
+    held.grow(declared)?;
+    let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
+    let mut stream = body.into_data_stream();
+    // Frames are copied into one buffer as they arrive (sized by the declared length), so a
+    // large body is held once, not as frames plus a joined copy.
+    let mut body = bytes::BytesMut::with_capacity(declared);
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| IngestError::Timeout(limits.body_read_timeout.as_secs()))?;
+        let Some(part) = next else { break };
+        let part =
+            part.map_err(|e| IngestError::BadRequest(format!("reading the request body: {e}")))?;
+        let total = body.len() + part.len();
+        if total > max {
+            return Err(IngestError::TooLarge { limit: max });
+        }
+        if total > held.bytes() {
+            held.grow(total - held.bytes())?;
+        }
+        if body.is_empty() && declared == 0 && part.len() == total {
+            // One frame of unknown length: keep it as it is.
+            body = bytes::BytesMut::from(part);
+        } else {
+            body.extend_from_slice(&part);
+        }
+    }
+    held.shrink(held.bytes().saturating_sub(body.len()));
+    Ok((body.freeze(), held))
 }
 
 /// What an accepted request came to.
@@ -134,16 +232,48 @@ pub(crate) fn now() -> Timestamp {
     Timestamp(d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos()))
 }
 
-/// Decodes, normalises, prices and commits one request body; answers after the commit.
+/// A request body as received, with what the server holds for it.
+pub struct Received {
+    /// The bytes on the wire.
+    pub body: Bytes,
+    /// Its `Content-Encoding` (gzip or none).
+    pub content_encoding: Option<String>,
+    /// The in-flight budget it holds until the request is answered.
+    pub held: Reservation,
+}
+
+/// Decompresses, decodes, normalises, prices and commits one request body; answers after the
+/// commit. The body's bytes stay held in the in-flight budget until then.
 pub async fn ingest(
     state: &AppState,
     format: InputFormat,
-    body: Bytes,
+    received: Received,
     project_header: Option<String>,
 ) -> Result<IngestOutcome, IngestError> {
-    // Decoding, normalising and preparing rows are CPU work: keep them off the async workers.
+    if let Some(p) = &project_header {
+        spanlens_core::limits::check_project(p)
+            .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
+    }
+    // Decompressing, decoding, normalising and preparing rows are CPU work: keep them off the
+    // async workers.
     let worker = state.clone();
-    let (tickets, accepted, rejected, message) = tokio::task::spawn_blocking(move || {
+    let Received {
+        body,
+        content_encoding,
+        mut held,
+    } = received;
+    // A request's spans take several times its bytes while they are built; with a few
+    // requests building at once the CPUs are busy anyway, and the others wait holding only
+    // their bytes (see `AppState::normalizers`).
+    let turn = state
+        .normalizers()
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| IngestError::Unavailable("server is shutting down".into()))?;
+    let (tickets, accepted, rejected, message, held) = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        let body = decode_body_within(content_encoding.as_deref(), body, &mut held)?;
         let opts = NormalizeOptions {
             received_at: now(),
             default_project: None,
@@ -193,21 +323,26 @@ pub async fn ingest(
                 Vec::new()
             };
             let to_evaluate = worker.evaluators().map(|_| spans.clone());
-            let ticket = worker.store.submit(&project, spans).map_err(store_error)?;
+            let ticket = worker
+                .store
+                .submit(&project, spans)
+                .map_err(|e| worker.store_failed(e))?;
             tickets.push((ticket, project, live, to_evaluate));
         }
-        Ok::<_, IngestError>((tickets, accepted, rejected, message))
+        Ok::<_, IngestError>((tickets, accepted, rejected, message, held))
     })
     .await
     .map_err(|e| IngestError::Store(format!("normaliser task failed: {e}")))??;
 
     for (ticket, project, live, to_evaluate) in tickets {
-        ticket.await.map_err(store_error)?;
+        ticket.await.map_err(|e| state.store_failed(e))?;
+        state.store_wrote();
         state.publish(&project, live);
         if let (Some(ev), Some(spans)) = (state.evaluators(), to_evaluate) {
             evaluate_later(state.store.clone(), ev, project, spans);
         }
     }
+    drop(held);
     Ok(IngestOutcome {
         accepted,
         rejected,
@@ -236,9 +371,11 @@ fn evaluate_later(
     });
 }
 
-fn store_error(e: StoreError) -> IngestError {
+/// A store failure as ingest answers it.
+pub(crate) fn store_error(e: StoreError) -> IngestError {
     match e {
         StoreError::Busy { .. } => IngestError::Busy(e.to_string()),
+        StoreError::Unavailable { .. } => IngestError::Unavailable(e.to_string()),
         other => IngestError::Store(other.to_string()),
     }
 }

@@ -239,15 +239,15 @@ pub(crate) async fn reconciliation_handler(
     let project = scan.project.clone();
     let store = st.store.clone();
     let catalog = PriceCatalog::builtin();
-    let rec = blocking(move || {
+    let (rec, unreadable) = blocking(move || {
         let mut rec = Reconciliation::default();
-        store.scan_model_spans(&scan, &mut |spans| {
+        let unreadable = store.scan_model_spans(&scan, &mut |spans| {
             for s in &spans {
                 rec.add(s, catalog);
             }
             Ok(())
         })?;
-        Ok(rec)
+        Ok((rec, unreadable))
     })
     .await?;
     let mut total = reconciliation_row(&rec.total());
@@ -257,5 +257,6 @@ pub(crate) async fn reconciliation_handler(
         "catalog_version": catalog.version(),
         "rows": rec.rows().iter().map(reconciliation_row).collect::<Vec<_>>(),
         "total": total,
+        "unreadable_spans": unreadable,
     })))
 }

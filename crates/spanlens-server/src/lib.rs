@@ -1,13 +1,17 @@
 //! The Spanlens server: OTLP/HTTP and OTLP/gRPC ingest (plus the OpenAI Agents and Langfuse
 //! endpoints), the JSON query API, the live stream, on top of a [`spanlens_store::Store`].
 
+pub mod access;
 pub mod alerts;
+pub mod budget;
 pub mod demo;
 pub mod evaluators;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
 mod insight;
+pub mod listen;
+pub mod memory;
 pub mod state;
 
 pub use state::AppState;
@@ -17,8 +21,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Where the server listens and keeps its data (DESIGN §5 defaults).
+/// Where the server listens and keeps its data (the defaults: the OTLP ports on loopback).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// OTLP/HTTP, JSON API and UI.
@@ -31,6 +36,13 @@ pub struct ServerConfig {
     pub alerts: Option<alerts::AlertConfig>,
     /// Evaluators run on ingested spans (`None`: none).
     pub evaluators: Option<evaluators::EvaluatorConfig>,
+    /// Timeouts, connection and in-flight limits.
+    pub limits: Limits,
+    /// Host names the server is reached by besides `localhost` and its addresses (for a
+    /// loopback server behind a proxy or a local DNS name).
+    pub public_names: Vec<String>,
+    /// Browser origins (`https://host[:port]`) allowed to change data, besides the server's own.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +53,43 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("spanlens-data"),
             alerts: None,
             evaluators: None,
+            limits: Limits::default(),
+            public_names: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// How long a client may take and how much it may hold, on both listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// An HTTP/1 request's headers must arrive within this; also how long a kept-alive
+    /// connection may wait for its next request (hyper applies it to both).
+    pub header_read_timeout: Duration,
+    /// A request body must arrive within this.
+    pub body_read_timeout: Duration,
+    /// A connection with no byte in either direction for this long is closed (HTTP/2, gRPC,
+    /// and a client that stops reading an answer).
+    pub idle_timeout: Duration,
+    /// Open connections over both listeners; past it, new ones are refused (HTTP: 503 with
+    /// `Retry-After`). Lowered at start to fit the process's open-file limit.
+    pub max_connections: usize,
+    /// Request bytes (as received and decompressed) held at once over all requests; past it,
+    /// ingest answers 503 with `Retry-After` (gRPC `RESOURCE_EXHAUSTED` with retry info).
+    pub max_inflight_bytes: usize,
+    /// A gRPC call (reading the request and committing its spans) must end within this.
+    pub grpc_request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 1024,
+            max_inflight_bytes: 256 * 1024 * 1024,
+            grpc_request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -118,7 +167,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
-    let mut state = AppState::new(store.clone());
+    let mut state = AppState::new(store.clone())
+        .with_limits(config.limits)
+        .with_data_dir(config.data_dir.clone());
     if let Some(ev) = config.evaluators.clone().filter(|e| !e.is_empty()) {
         state = state.with_evaluators(Arc::new(ev));
     }
@@ -157,21 +208,36 @@ pub async fn serve(
             .local_addr()
             .map_err(|e| ServerError::Serve(e.to_string()))?,
     };
+    state = state.with_access(access::Access::for_server(
+        bound.http,
+        &config.public_names,
+        &config.allowed_origins,
+    ));
+    let mut limits = config.limits;
+    limits.max_connections = listen::fit_connection_limit(limits.max_connections);
+    let slots = listen::Slots::new(limits.max_connections);
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut stop_http = stop_tx.subscribe();
     let mut stop_grpc = stop_tx.subscribe();
     let app = http::router(state.clone());
     let stopper = state.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.recv().await;
-            })
-            .await
-    });
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+    tokio::spawn(memory::release_when_idle(state.clone(), state.stopped()));
+    let http_task = tokio::spawn(listen::serve_http(
+        http_listener,
+        app,
+        limits,
+        slots.clone(),
+        async move {
+            let _ = stop_http.recv().await;
+        },
+    ));
+    let incoming = listen::grpc_incoming(grpc_listener, limits, slots);
     let grpc_task = tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .timeout(limits.grpc_request_timeout)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .max_concurrent_streams(Some(256))
+            .http2_max_header_list_size(Some(64 * 1024))
             .add_service(grpc::TraceService::new(state))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop_grpc.recv().await;
@@ -182,13 +248,12 @@ pub async fn serve(
     shutdown.await;
     stopper.begin_shutdown();
     let _ = stop_tx.send(());
-    let http_result = http_task
+    http_task
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))?;
     let grpc_result = grpc_task
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))?;
-    http_result.map_err(|e| ServerError::Serve(format!("http: {e}")))?;
     grpc_result.map_err(|e| ServerError::Serve(format!("grpc: {e}")))?;
     Ok(())
 }

@@ -60,6 +60,19 @@ impl LiveSpan {
 pub struct AppState {
     /// The span database.
     pub store: Arc<dyn Store>,
+    /// Timeouts and sizes the listeners and request readers apply.
+    limits: crate::Limits,
+    /// Request bytes held by every request in flight.
+    budget: Arc<crate::budget::ByteBudget>,
+    /// Whether the store is failing to write, so each episode is logged once.
+    health: Arc<StoreHealth>,
+    /// Which `Host` and `Origin` values requests may carry.
+    access: Arc<crate::access::Access>,
+    /// Ingest requests received so far (tells the memory janitor when ingest is idle).
+    received: Arc<std::sync::atomic::AtomicU64>,
+    /// Turns to decode and normalise a request: as many as keep the CPUs busy, so 200
+    /// senders at once do not build 200 requests' spans at once.
+    normalizers: Arc<tokio::sync::Semaphore>,
     live: broadcast::Sender<Arc<LiveSpan>>,
     /// Turns true when the server shuts down, so endless streams (the live feed) end and
     /// graceful shutdown does not wait for them forever.
@@ -70,6 +83,14 @@ pub struct AppState {
     evaluators: Option<Arc<crate::evaluators::EvaluatorConfig>>,
 }
 
+/// Requests normalised at once per CPU: more than one, so a request waiting for its commit
+/// never leaves a CPU idle, few enough that memory follows the CPUs, not the senders.
+const NORMALIZERS_PER_CPU: usize = 4;
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Live events buffered per subscriber before a slow one starts missing events.
 const LIVE_BUFFER: usize = 4096;
 
@@ -78,12 +99,116 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>) -> AppState {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (stopping, _) = tokio::sync::watch::channel(false);
+        let limits = crate::Limits::default();
         AppState {
             store,
+            budget: crate::budget::ByteBudget::new(limits.max_inflight_bytes),
+            limits,
+            health: Arc::new(StoreHealth::default()),
+            access: Arc::new(crate::access::Access::open()),
+            received: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            normalizers: Arc::new(tokio::sync::Semaphore::new(NORMALIZERS_PER_CPU * cpus())),
             live,
             stopping,
             alerts: None,
             evaluators: None,
+        }
+    }
+
+    /// The same state with other limits (the in-flight budget is sized from them).
+    pub fn with_limits(mut self, limits: crate::Limits) -> AppState {
+        self.budget = crate::budget::ByteBudget::new(limits.max_inflight_bytes);
+        self.limits = limits;
+        self
+    }
+
+    /// The same state checking `Host` and `Origin` against `access`.
+    pub fn with_access(mut self, access: crate::access::Access) -> AppState {
+        self.access = Arc::new(access);
+        self
+    }
+
+    /// The same state naming `dir` (the data directory) when the disk fills up.
+    pub fn with_data_dir(mut self, dir: std::path::PathBuf) -> AppState {
+        self.health = Arc::new(StoreHealth {
+            data_dir: Some(dir),
+            ..StoreHealth::default()
+        });
+        self
+    }
+
+    /// Timeouts and sizes in force.
+    pub fn limits(&self) -> &crate::Limits {
+        &self.limits
+    }
+
+    /// The in-flight request budget.
+    pub fn budget(&self) -> &Arc<crate::budget::ByteBudget> {
+        &self.budget
+    }
+
+    /// Turns to decode and normalise a request body.
+    pub fn normalizers(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.normalizers
+    }
+
+    /// Counts an ingest request.
+    pub fn note_request(&self) {
+        self.received
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ingest requests received so far.
+    pub fn requests_received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The `Host` and `Origin` policy.
+    pub fn access(&self) -> &Arc<crate::access::Access> {
+        &self.access
+    }
+
+    /// Maps a store failure for ingest; a write the store cannot make for now (disk full)
+    /// is logged once per episode, with the free space of the data directory.
+    pub fn store_failed(&self, e: spanlens_store::StoreError) -> crate::ingest::IngestError {
+        if let spanlens_store::StoreError::Unavailable { disk_full, .. } = &e {
+            if !self
+                .health
+                .failing
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                let free = self.health.data_dir.as_deref().and_then(free_bytes);
+                let dir = self
+                    .health
+                    .data_dir
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "the data directory".into());
+                let space = match free {
+                    Some(b) => format!("{} MiB free in {dir}", b >> 20),
+                    None => format!("free space of {dir} unknown"),
+                };
+                let what = if *disk_full {
+                    "the disk is full".to_string()
+                } else {
+                    e.to_string()
+                };
+                eprintln!(
+                    "spanlens: the store cannot write ({what}; {space}); answering 503 with Retry-After until it can"
+                );
+            }
+        }
+        crate::ingest::store_error(e)
+    }
+
+    /// Notes a successful commit: ends a failing episode (logged once).
+    pub fn store_wrote(&self) {
+        if self
+            .health
+            .failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!("spanlens: the store writes again");
         }
     }
 
@@ -141,4 +266,31 @@ impl AppState {
             let _ = self.live.send(Arc::new(LiveSpan::of(project, s)));
         }
     }
+}
+
+/// Whether the store is in a failing episode, and where its data lives.
+#[derive(Default)]
+struct StoreHealth {
+    failing: std::sync::atomic::AtomicBool,
+    data_dir: Option<std::path::PathBuf>,
+}
+
+/// Bytes available to this process on the file system holding `dir`.
+#[cfg(unix)]
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &std::path::Path) -> Option<u64> {
+    None
 }

@@ -4,125 +4,12 @@
 use prost::Message;
 use serde_json::Value;
 use spanlens_core::otlp::proto::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use spanlens_server::{Bound, ServerConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 
 mod common;
 
-use common::{local_config, Running};
-
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../spanlens-core/tests/fixtures"
-);
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture")
-}
-
-struct Server {
-    bound: Bound,
-    running: Running,
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Server {
-    fn start() -> Server {
-        Server::start_full(Vec::new(), None, None)
-    }
-
-    /// A server whose store already holds `spans` (project `default`).
-    fn start_with(spans: Vec<spanlens_core::Span>) -> Server {
-        Server::start_full(spans, None, None)
-    }
-
-    /// A server with stored `spans`, alert rules and evaluators.
-    fn start_full(
-        spans: Vec<spanlens_core::Span>,
-        alerts: Option<spanlens_server::alerts::AlertConfig>,
-        evaluators: Option<spanlens_server::evaluators::EvaluatorConfig>,
-    ) -> Server {
-        Server::start_in(tempfile::tempdir().unwrap(), spans, alerts, evaluators)
-    }
-
-    /// Stops the server and hands back its data directory, to start another one on it.
-    fn stop_keeping_data(mut self) -> tempfile::TempDir {
-        self.running.stop();
-        self.dir.take().unwrap()
-    }
-
-    /// A server on the data directory `dir`, as [`Server::start_full`].
-    fn start_in(
-        dir: tempfile::TempDir,
-        spans: Vec<spanlens_core::Span>,
-        alerts: Option<spanlens_server::alerts::AlertConfig>,
-        evaluators: Option<spanlens_server::evaluators::EvaluatorConfig>,
-    ) -> Server {
-        let config = ServerConfig {
-            alerts,
-            evaluators,
-            ..local_config(dir.path())
-        };
-        let store = Arc::new(spanlens_server::open_store(&config.data_dir).unwrap());
-        if !spans.is_empty() {
-            spanlens_store::Store::write(&*store, "default", spans).unwrap();
-        }
-        let running = Running::start(config, store);
-        Server {
-            bound: running.bound,
-            running,
-            dir: Some(dir),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.bound.http)
-    }
-
-    fn post(
-        &self,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> (u16, Vec<u8>, Vec<(String, String)>) {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build(),
-        );
-        let mut req = agent.post(&self.url(path));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let mut resp = req.send(body).unwrap();
-        let status = resp.status().as_u16();
-        let hdrs = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        (status, resp.body_mut().read_to_vec().unwrap(), hdrs)
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build(),
-        );
-        let mut resp = agent.get(&self.url(path)).call().unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
-
-const JSON: (&str, &str) = ("content-type", "application/json");
-const PROTO: (&str, &str) = ("content-type", "application/x-protobuf");
+use common::client::{fixture, Server, JSON, PROTO};
 
 #[test]
 fn otlp_json_protobuf_and_gzip_are_committed_before_the_answer() {
@@ -367,7 +254,7 @@ fn live_stream_sends_committed_spans() {
     let mut w = stream.try_clone().unwrap();
     write!(
         w,
-        "GET /api/v1/live HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        "GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
     )
     .unwrap();
     let mut r = BufReader::new(stream);
@@ -435,7 +322,7 @@ fn shutdown_ends_live_streams_instead_of_waiting_for_them() {
     let s = Server::start();
     let stream = std::net::TcpStream::connect(s.bound.http).unwrap();
     let mut w = stream.try_clone().unwrap();
-    write!(w, "GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(w, "GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut r = BufReader::new(stream);
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
@@ -588,7 +475,7 @@ fn ui_pages_and_assets_are_served_beside_the_api() {
     assert!(body.contains("import"));
     assert_eq!(fetch("/assets/app.js", Some(&tag)).0, 304, "revalidation");
     assert!(fetch("/assets/app.css", None).1.starts_with("text/css"));
-    assert!(fetch("/assets/vendor/frappe-charts.min.esm.js", None)
+    assert!(fetch("/assets/charts.js", None)
         .1
         .starts_with("text/javascript"));
     assert_eq!(fetch("/assets/nope.js", None).0, 404);

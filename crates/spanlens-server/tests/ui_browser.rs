@@ -249,6 +249,8 @@ async fn browser(driver: &Driver, chromium: &Path) -> Client {
                      "--window-size=1500,1000", "--disable-extensions"],
         }),
     );
+    // The console (CSP refusals, uncaught errors) is read back by `console_problems`.
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{}", driver.port))
@@ -324,6 +326,62 @@ async fn attr_of(c: &Client, css: &str, name: &str) -> String {
         .await
         .unwrap()
         .unwrap()
+}
+
+/// The text content of every element matching `css`.
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Points the real mouse at column `index` of the chart card whose title starts with `title`;
+/// returns the tooltip's title and its values as shown, or None when the chart has no hover
+/// layer of charts.js.
+async fn hover_column(c: &Client, title: &str, index: usize) -> Option<(String, Vec<String>)> {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+    let at = c
+        .execute(
+            r#"
+            const card = [...document.querySelectorAll('.card')].find((c) => c.querySelector('h3')?.textContent.startsWith(arguments[0]));
+            card.scrollIntoView({block: 'center'});
+            if (!card.querySelector('.chart-hit')) return null;
+            const hit = card.querySelector('.chart-hit').getBoundingClientRect();
+            const n = Number(card.querySelector('.chart-svg').dataset.columns);
+            return [hit.left + (arguments[1] + 0.5) * hit.width / n, hit.top + hit.height / 2];"#,
+            vec![json!(title), json!(index)],
+        )
+        .await
+        .unwrap();
+    let (x, y) = (at.get(0)?.as_f64().unwrap(), at[1].as_f64().unwrap());
+    let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+        duration: None,
+        x: x.round(),
+        y: y.round(),
+    });
+    c.perform_actions(mouse).await.unwrap();
+    let tip = until(
+        c,
+        &format!("(() => {{ const t = [...document.querySelectorAll('.card')].find((c) => c.querySelector('h3')?.textContent.startsWith({title:?}))?.querySelector('.chart-tip'); return t && !t.hidden && [t.querySelector('.chart-tip-title').textContent, [...t.querySelectorAll('.chart-tip-row b')].map((b) => b.textContent)]; }})()"),
+        "the chart's tooltip",
+    )
+    .await;
+    let values = tip[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    Some((tip[0].as_str().unwrap().to_string(), values))
 }
 
 async fn screenshot(c: &Client, name: &str) {
@@ -805,10 +863,55 @@ async fn every_page_renders_real_content() {
     click(&c, "button[data-horizon='30']").await;
     until(
         &c,
-        "document.querySelector('#forecast-chart').dataset.forecastDays === '30' && document.querySelectorAll('#forecast-chart .line-graph-path').length >= 3",
+        "document.querySelector('#forecast-chart').dataset.forecastDays === '30' && document.querySelectorAll('#forecast-chart path.chart-line').length === 3",
         "the 30-day forecast with its bounds",
     )
     .await;
+    // One bar per fitted day that had a cost (the forecast days have none).
+    let fc30 = api(&c, "/api/v1/forecast?horizon_days=30").await;
+    let costly_days = fc30["total"]["history"]["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["cost_usd"].as_f64().unwrap() > 0.0)
+        .count();
+    let bars = c
+        .execute(
+            "return document.querySelectorAll('#forecast-chart rect.chart-bar').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bars, json!(costly_days), "history bars of the forecast");
+    // The y axis of the cost chart reads as money, without float noise (0.30000000000000004).
+    let ticks = texts(&c, ".charts > .card:first-child .chart-tick").await;
+    assert!(
+        ticks.len() >= 3 && ticks.iter().all(|t| t.starts_with('$') && t.len() <= 7),
+        "cost ticks {ticks:?}"
+    );
+    // Hovering the first bar of "Cost by agent" shows the costliest agent and its cost.
+    let agents = api(&c, &in_range("/api/v1/metrics/agent")).await;
+    let mut rows: Vec<&Value> = agents["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["key"].is_string() && r["cost_usd"].as_f64().unwrap_or(0.0) > 0.0)
+        .collect();
+    rows.sort_by(|a, b| {
+        b["cost_usd"]
+            .as_f64()
+            .partial_cmp(&a["cost_usd"].as_f64())
+            .unwrap()
+    });
+    let (label, values) = hover_column(&c, "Cost by agent", 0)
+        .await
+        .expect("a chart to hover");
+    assert_eq!(label, rows[0]["key"].as_str().unwrap(), "tooltip label");
+    assert!(
+        close(dollars(&values[0]), rows[0]["cost_usd"].as_f64().unwrap()),
+        "tooltip cost {values:?} vs {}",
+        rows[0]
+    );
     // The score posted on the trace page is charted by day.
     until(
         &c,
@@ -816,7 +919,6 @@ async fn every_page_renders_real_content() {
         "the evaluations chart",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(600)).await; // chart animations
     screenshot(&c, "dashboard").await;
 
     // Reliability: the recovery report of the demo's retries and rate limits.
@@ -941,4 +1043,680 @@ async fn first_paint_of_a_10k_span_trace() {
         "first paint {figures:?} ms is far over the 2 s budget"
     );
     c.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Span-derived text is data, never markup: hostile names, ids, tags and attributes are shown
+// literally on every page, run no script, and the UI works under its Content-Security-Policy.
+
+/// Markup that runs script if it ever reaches `innerHTML` (the image fails to load).
+const XSS_IMG: &str = r#"<img src=x onerror="window.__xss=(window.__xss||0)+1">"#;
+/// Breaks out of a quoted attribute value if one is ever built by string concatenation.
+const XSS_SVG: &str = r#""><svg onload="window.__xss=1">"#;
+/// Runs script if it ever becomes a link's whole href.
+const XSS_URL: &str = "javascript:window.__xss=1";
+/// Trace ids of the hostile traces (the first is ingested up front, the second while on /live).
+const XSS_TRACE: &str = "5c415c415c415c415c415c415c415c41";
+const XSS_LIVE_TRACE: &str = "5c425c425c425c425c425c425c425c42";
+
+/// The exact policy every UI response must carry.
+const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn xss_trace_name() -> String {
+    format!("{XSS_IMG} trace")
+}
+fn xss_agent() -> String {
+    format!("{XSS_SVG}agent")
+}
+fn xss_user() -> String {
+    format!("{XSS_IMG}user")
+}
+fn xss_llm_name() -> String {
+    format!("{XSS_SVG} chat")
+}
+fn xss_tool() -> String {
+    format!("{XSS_IMG}tool")
+}
+fn xss_score() -> String {
+    format!("{XSS_SVG}score")
+}
+
+/// Percent-encodes everything but unreserved characters (what `encodeURIComponent` does for
+/// the strings used here).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One OTLP trace (root, agent, LLM call, failed tool call) whose every free-text field carries
+/// one of the payloads; the LLM call has a reported cost, tokens, a TTFT, a retry, rate limits
+/// and messages, so it shows on every dashboard chart and in the recovery report.
+fn hostile_otlp(trace_id: &str, start_ns: u64) -> String {
+    let s = |v: &str| json!({"stringValue": v});
+    let i = |v: u64| json!({"intValue": v.to_string()});
+    let kv = |k: &str, v: Value| json!({"key": k, "value": v});
+    let at = |offset_ms: u64| (start_ns + offset_ms * 1_000_000).to_string();
+    let id = |n: u8| format!("{}{n:02x}", &trace_id[..14]);
+    let messages = |role: &str, content: &str| {
+        serde_json::to_string(&json!([{"role": role, "content": content}])).unwrap()
+    };
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [kv("service.name", s("hostile"))]},
+        "scopeSpans": [{"scope": {"name": "hostile"}, "spans": [
+            {
+                "traceId": trace_id, "spanId": id(1), "name": xss_trace_name(), "kind": 2,
+                "startTimeUnixNano": at(0), "endTimeUnixNano": at(100_000),
+                "attributes": [
+                    kv("session.id", s(XSS_URL)),
+                    kv("user.id", s(&xss_user())),
+                    kv("spanlens.tags", json!({"arrayValue": {"values": [s(XSS_IMG), s(XSS_SVG), s(XSS_URL)]}})),
+                    kv("spanlens.metadata.note", s(XSS_SVG)),
+                    kv("input.value", s(XSS_IMG)),
+                    kv("output.value", s(XSS_SVG)),
+                    kv("acme.html", s(XSS_IMG)),
+                    kv("acme.url", s(XSS_URL)),
+                ],
+                "status": {},
+            },
+            {
+                "traceId": trace_id, "spanId": id(2), "parentSpanId": id(1), "name": "invoke_agent hostile",
+                "kind": 1, "startTimeUnixNano": at(10), "endTimeUnixNano": at(99_000),
+                "attributes": [kv("gen_ai.operation.name", s("invoke_agent")), kv("gen_ai.agent.name", s(&xss_agent()))],
+                "status": {},
+            },
+            {
+                "traceId": trace_id, "spanId": id(3), "parentSpanId": id(2), "name": xss_llm_name(),
+                "kind": 3, "startTimeUnixNano": at(20), "endTimeUnixNano": at(90_000),
+                "attributes": [
+                    kv("gen_ai.operation.name", s("chat")),
+                    kv("gen_ai.provider.name", s(XSS_SVG)),
+                    kv("gen_ai.agent.name", s(&xss_agent())),
+                    kv("gen_ai.request.model", s(XSS_IMG)),
+                    kv("gen_ai.usage.input_tokens", i(50_000_000)),
+                    kv("gen_ai.usage.output_tokens", i(2_000_000)),
+                    kv("gen_ai.usage.cache_read.input_tokens", i(1_000_000)),
+                    kv("llm.cost.total", json!({"doubleValue": 900.0})),
+                    kv("gen_ai.input.messages", s(&messages("user", XSS_IMG))),
+                    kv("gen_ai.output.messages", s(&messages("assistant", XSS_SVG))),
+                    kv("spanlens.ratelimit.requests.limit", i(100)),
+                    kv("spanlens.ratelimit.requests.remaining", i(3)),
+                    kv("acme.url", s(XSS_URL)),
+                ],
+                "events": [
+                    {"timeUnixNano": at(1_000), "name": "retry", "attributes": [
+                        kv("retry.attempt", i(1)), kv("error.type", s(XSS_IMG)),
+                        kv("error.message", s(XSS_SVG)), kv("retry.backoff_ms", i(500))]},
+                    {"timeUnixNano": at(2_000), "name": "retry.outcome", "attributes": [
+                        kv("retry.succeeded", json!({"boolValue": true})), kv("retry.attempts", i(2))]},
+                    {"timeUnixNano": at(30_000), "name": "gen_ai.first_token", "attributes": []},
+                ],
+                "status": {},
+            },
+            {
+                "traceId": trace_id, "spanId": id(4), "parentSpanId": id(2), "name": format!("execute_tool {}", xss_tool()),
+                "kind": 1, "startTimeUnixNano": at(91_000), "endTimeUnixNano": at(98_000),
+                "attributes": [
+                    kv("gen_ai.operation.name", s("execute_tool")),
+                    kv("gen_ai.tool.name", s(&xss_tool())),
+                    kv("gen_ai.tool.call.id", s(XSS_URL)),
+                    kv("gen_ai.tool.call.arguments", s(XSS_SVG)),
+                    kv("gen_ai.tool.call.result", s(XSS_IMG)),
+                    kv("error.type", s(XSS_SVG)),
+                ],
+                "status": {"code": 2, "message": XSS_IMG},
+            },
+        ]}],
+    }]})
+    .to_string()
+}
+
+/// Posts an OTLP/JSON body from inside the page; returns the HTTP status.
+async fn post_otlp(c: &Client, body: &str) -> Value {
+    c.execute("return fetch('/v1/traces', {method: 'POST', headers: {'content-type': 'application/json'}, body: arguments[0]}).then(r => r.status)", vec![json!(body)])
+        .await
+        .unwrap()
+}
+
+/// Installs, in the current document, the recorders the checks read: CSP violations
+/// (`window.__csp`) and every text a chart tooltip showed (`window.__tips`).
+async fn record(c: &Client) {
+    c.execute(
+        r#"
+        if (!window.__recording) {
+          window.__recording = true;
+          window.__csp = [];
+          window.__tips = new Set();
+          document.addEventListener('securitypolicyviolation', (e) =>
+            window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`));
+          new MutationObserver(() => {
+            for (const t of document.querySelectorAll('.chart-tip')) {
+              if (t.textContent.trim()) window.__tips.add(t.textContent);
+            }
+          }).observe(document.documentElement, {subtree: true, childList: true, characterData: true, attributes: true});
+        }"#,
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+/// Client-side navigation (what a click on a link does), so the recorders stay installed.
+async fn visit(c: &Client, path: &str) {
+    c.execute(
+        "history.pushState(null, '', arguments[0]); window.dispatchEvent(new Event('spanlens:navigate'));",
+        vec![json!(path)],
+    )
+    .await
+    .unwrap();
+}
+
+/// CSP refusals and uncaught errors the browser logged since the last call (chromedriver's
+/// log endpoint; it also sees what happened before `record` ran).
+async fn console_problems(c: &Client, driver: &Driver) -> Vec<String> {
+    let session = c.session_id().await.unwrap().unwrap();
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let text = agent
+        .post(&format!(
+            "http://127.0.0.1:{}/session/{session}/se/log",
+            driver.port
+        ))
+        .header("content-type", "application/json")
+        .send(r#"{"type": "browser"}"#)
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let logs: Value = serde_json::from_str(&text).unwrap();
+    logs["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no browser log: {logs}"))
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| {
+            m.contains("Content Security Policy")
+                || m.contains("Refused to")
+                || m.contains("Uncaught")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// After each page: no payload ran, nothing was refused by the CSP, no element carries an event
+/// handler attribute or a script URL, and no element the payloads would create exists.
+async fn check_page(c: &Client, driver: &Driver, page: &str, problems: &mut Vec<String>) {
+    tokio::time::sleep(Duration::from_millis(300)).await; // a failed <img> fires onerror async
+    let found = c
+        .execute(
+            r#"
+            const out = [];
+            if (window.__xss !== undefined) out.push(`window.__xss = ${window.__xss}: a payload ran`);
+            for (const v of window.__csp || []) out.push(`CSP violation: ${v}`);
+            window.__csp = [];
+            for (const el of document.querySelectorAll('*')) {
+              for (const a of el.attributes) {
+                if (a.name.startsWith('on')) out.push(`<${el.localName} ${a.name}="${a.value}">`);
+                if (/href|src|action/.test(a.name) && /^\s*(javascript|data|vbscript):/i.test(a.value)) out.push(`<${el.localName} ${a.name}="${a.value}">`);
+              }
+            }
+            for (const el of document.querySelectorAll('img, iframe, object, embed, main svg svg, style')) out.push(`unexpected <${el.localName}> in the page`);
+            if (document.scripts.length !== 1) out.push(`${document.scripts.length} script elements`);
+            return out;"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    for p in found.as_array().unwrap() {
+        problems.push(format!("{page}: {}", p.as_str().unwrap()));
+    }
+    for p in console_problems(c, driver).await {
+        problems.push(format!("{page}: console: {p}"));
+    }
+}
+
+/// Moves the real mouse pointer across the plot of the chart card whose title starts with
+/// `title`, so its hover tooltip opens over every column; returns the texts it showed.
+async fn sweep(c: &Client, title: &str) -> Vec<String> {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+    let rect = c
+        .execute(
+            r#"
+            const card = [...document.querySelectorAll('.card')].find((c) => c.querySelector('h3')?.textContent.startsWith(arguments[0]));
+            const svg = card?.querySelector('.chart svg');
+            if (!svg) return null;
+            svg.scrollIntoView({block: 'center'});
+            window.__tips = new Set();
+            const r = svg.getBoundingClientRect();
+            return [r.left, r.top, r.width, r.height];"#,
+            vec![json!(title)],
+        )
+        .await
+        .unwrap();
+    let r: Vec<f64> = rect
+        .as_array()
+        .unwrap_or_else(|| panic!("no chart titled {title:?}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let mut mouse = MouseActions::new("mouse".into());
+    for fy in [0.55, 0.85] {
+        let y = (r[1] + r[3] * fy).round();
+        let mut x = r[0] + 2.0;
+        while x < r[0] + r[2] - 2.0 {
+            mouse = mouse
+                .then(PointerAction::MoveTo {
+                    duration: None,
+                    x: x.round(),
+                    y,
+                })
+                .then(PointerAction::Pause {
+                    duration: Duration::from_millis(5),
+                });
+            x += 6.0;
+        }
+    }
+    c.perform_actions(mouse).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let tips = c
+        .execute("return [...window.__tips]", vec![])
+        .await
+        .unwrap();
+    tips.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The three payloads, in the order the API sorts tags.
+fn sorted_payloads() -> Vec<String> {
+    sorted(vec![XSS_IMG.into(), XSS_SVG.into(), XSS_URL.into()])
+}
+
+/// The security headers of one UI response; `if_none_match` asks for a 304.
+fn ui_headers(
+    server: &Server,
+    path: &str,
+    if_none_match: Option<&str>,
+) -> (u16, Vec<(String, String)>) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut req = agent.get(&server.url(path));
+    if let Some(tag) = if_none_match {
+        req = req.header("if-none-match", tag);
+    }
+    let resp = req.call().unwrap();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    (resp.status().as_u16(), headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_derived_text_never_becomes_markup() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    let mut problems: Vec<String> = Vec::new();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+
+    c.goto(&server.url("/")).await.unwrap();
+    record(&c).await;
+    until(
+        &c,
+        "document.querySelector('.results')?.dataset.state === 'ready'",
+        "the traces page",
+    )
+    .await;
+    assert_eq!(
+        post_otlp(&c, &hostile_otlp(XSS_TRACE, now_ns - 600_000_000_000)).await,
+        200
+    );
+    let posted: Value = c
+        .execute(
+            "return fetch('/api/v1/scores', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(arguments[0])}).then(r => r.json());",
+            vec![json!({"trace_id": XSS_TRACE, "name": xss_score(), "data_type": "numeric", "value": 0.5,
+                "source": "human", "comment": XSS_SVG})],
+        )
+        .await
+        .unwrap();
+    assert!(posted["ids"].is_array(), "{posted}");
+
+    // Traces, filtered by each hostile value: the one hostile trace, its text shown as text.
+    for (param, value) in [
+        ("model", XSS_IMG.to_string()),
+        ("user", xss_user()),
+        ("session", XSS_URL.to_string()),
+        ("tag", XSS_SVG.to_string()),
+        ("name", xss_trace_name()),
+    ] {
+        visit(&c, &format!("/?range=24h&{param}={}", enc(&value))).await;
+        until(
+            &c,
+            &format!("document.querySelector('.results').dataset.state === 'ready' && document.querySelectorAll('table.traces tbody tr').length === 1 && document.querySelector('table.traces tbody tr').dataset.traceId === '{XSS_TRACE}'"),
+            &format!("the hostile trace filtered by {param}"),
+        )
+        .await;
+        let kept = c
+            .execute(
+                &format!("return document.querySelector('input[name={param}]').value"),
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            kept,
+            json!(value),
+            "the {param} filter input holds the text"
+        );
+    }
+    assert_eq!(
+        texts(&c, "table.traces td.name > a").await,
+        [xss_trace_name()]
+    );
+    assert_eq!(
+        sorted(texts(&c, "table.traces .tag").await),
+        sorted_payloads()
+    );
+    assert_eq!(texts(&c, "table.traces td:last-child").await, [xss_user()]);
+    let href = c
+        .execute(
+            "return document.querySelector('table.traces td.name .sub a').getAttribute('href')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        href,
+        json!(format!("/sessions/{}", enc(XSS_URL))),
+        "the session link"
+    );
+    screenshot(&c, "xss-traces").await;
+    check_page(&c, &driver, "traces", &mut problems).await;
+
+    // The trace: header, waterfall rows, and the span panel of the LLM call, then the tool call.
+    let llm_id = format!("{}03", &XSS_TRACE[..14]);
+    let tool_id = format!("{}04", &XSS_TRACE[..14]);
+    visit(&c, &format!("/traces/{XSS_TRACE}?span={llm_id}")).await;
+    until(
+        &c,
+        &format!("document.querySelectorAll('.wf-row').length === 4 && document.querySelector('.panel').dataset.spanId === '{llm_id}'"),
+        "the hostile trace with its LLM span open",
+    )
+    .await;
+    let h1 = text_of(&c, ".trace-head h1").await;
+    assert!(h1.starts_with(&xss_trace_name()), "{h1}");
+    assert!(texts(&c, ".wf-row .sname").await.contains(&xss_llm_name()));
+    assert!(texts(&c, ".wf-row .smeta")
+        .await
+        .contains(&XSS_IMG.to_string()));
+    assert_eq!(
+        sorted(texts(&c, ".trace-head .tag").await),
+        sorted_payloads()
+    );
+    let panel = text_of(&c, ".panel").await;
+    for want in [
+        XSS_IMG.to_string(),
+        XSS_SVG.to_string(),
+        XSS_URL.to_string(),
+        xss_agent(),
+        xss_user(),
+        xss_llm_name(),
+    ] {
+        assert!(
+            panel.contains(&want),
+            "the span panel shows {want:?} literally: {panel}"
+        );
+    }
+    for (section, want) in [
+        ("overview", XSS_IMG.to_string()),
+        ("overview", xss_agent()),
+        ("overview", XSS_URL.to_string()),
+        ("messages", XSS_IMG.to_string()),
+        ("messages", XSS_SVG.to_string()),
+        ("metadata", XSS_SVG.to_string()),
+        ("raw attributes", XSS_URL.to_string()),
+        ("retries (1)", XSS_IMG.to_string()),
+    ] {
+        let t = texts(&c, &format!(".panel [data-section='{section}']")).await;
+        assert!(
+            t.len() == 1 && t[0].contains(&want),
+            "{section} shows {want:?}: {t:?}"
+        );
+    }
+    let crumb = c
+        .execute(
+            "return document.querySelector('.crumbs a[href^=\"/sessions/\"]').getAttribute('href')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(crumb, json!(format!("/sessions/{}", enc(XSS_URL))));
+    screenshot(&c, "xss-trace").await;
+    click(&c, &format!(".wf-row[data-span-id='{tool_id}'] .sname")).await;
+    until(
+        &c,
+        &format!("document.querySelector('.panel').dataset.spanId === '{tool_id}' && document.querySelector(\".panel [data-section='tool']\")"),
+        "the tool span's panel",
+    )
+    .await;
+    let tool = text_of(&c, ".panel [data-section='tool']").await;
+    assert!(
+        tool.contains(&xss_tool()) && tool.contains(XSS_SVG) && tool.contains(XSS_IMG),
+        "{tool}"
+    );
+    let err = text_of(&c, ".panel .error-box").await;
+    assert!(err.contains(XSS_IMG), "{err}");
+    check_page(&c, &driver, "trace and span panel", &mut problems).await;
+
+    // Sessions of the hostile user, and the hostile session read as a conversation.
+    visit(&c, &format!("/sessions?user={}", enc(&xss_user()))).await;
+    until(
+        &c,
+        "document.querySelectorAll('table.sessions tbody tr').length === 1",
+        "the hostile session",
+    )
+    .await;
+    assert_eq!(
+        texts(&c, "table.sessions tbody td:first-child a").await,
+        [XSS_URL]
+    );
+    assert_eq!(
+        texts(&c, "table.sessions tbody td:nth-child(2)").await,
+        [xss_user()]
+    );
+    click(&c, "table.sessions tbody td:first-child a").await;
+    until(
+        &c,
+        "document.querySelector('.turn .bubble.assistant')",
+        "the conversation",
+    )
+    .await;
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        format!("/sessions/{}", enc(XSS_URL)),
+        "the session link is a path, not a script URL"
+    );
+    assert_eq!(text_of(&c, ".page-head h1").await, XSS_URL);
+    let user_said = texts(&c, ".turn .bubble.user").await.join("");
+    assert!(
+        user_said.contains(XSS_IMG) && user_said.contains(&xss_user()),
+        "{user_said}"
+    );
+    assert!(text_of(&c, ".turn .bubble.assistant")
+        .await
+        .contains(XSS_SVG));
+    screenshot(&c, "xss-session").await;
+    check_page(&c, &driver, "sessions", &mut problems).await;
+
+    // Dashboard: hover every chart whose labels or series come from spans.
+    visit(&c, "/dashboard?range=24h").await;
+    until(
+        &c,
+        "document.querySelectorAll('.chart svg').length >= 8 && document.querySelector('[data-score-names] svg') && document.querySelector('#forecast-chart svg')",
+        "the dashboard's charts",
+    )
+    .await;
+    for (title, want) in [
+        ("Tokens by model", XSS_IMG.to_string()),
+        ("LLM latency by model", XSS_IMG.to_string()),
+        ("Time to first token by model", XSS_IMG.to_string()),
+        ("Cost over time by model", XSS_IMG.to_string()),
+        ("Cost by agent", xss_agent()),
+        ("Cost by user", xss_user()),
+        ("Evaluations by day", xss_score()),
+        ("Daily cost forecast", "forecast".to_string()),
+    ] {
+        let tips = sweep(&c, title).await;
+        if !tips.iter().any(|t| t.contains(&want)) {
+            problems.push(format!(
+                "dashboard: no {title:?} tooltip showed {want:?} literally; tooltips: {tips:?}"
+            ));
+        }
+    }
+    // The hostile model has the most tokens: its column comes first, its name is the tooltip's
+    // title, character for character.
+    match hover_column(&c, "Tokens by model", 0).await {
+        Some((label, _)) if label == XSS_IMG => {}
+        other => problems.push(format!(
+            "dashboard: the first tokens column's tooltip is {other:?}"
+        )),
+    }
+    screenshot(&c, "xss-tooltip").await;
+    let tools = text_of(&c, "table.tools").await;
+    assert!(tools.contains(&xss_tool()), "{tools}");
+    check_page(&c, &driver, "dashboard", &mut problems).await;
+
+    // Reliability: the retry's error type, span name and agent; the model's reported cost.
+    visit(&c, "/reliability?range=24h").await;
+    until(&c, "document.querySelector('#rel-timelines tbody tr') && document.querySelector('#rel-reconciliation table')", "the recovery report").await;
+    assert!(text_of(&c, "#rel-error").await.contains(XSS_IMG));
+    let timelines = text_of(&c, "#rel-timelines").await;
+    assert!(
+        timelines.contains(&xss_llm_name()) && timelines.contains(&xss_agent()),
+        "{timelines}"
+    );
+    assert!(text_of(&c, "#rel-reconciliation").await.contains(XSS_IMG));
+    screenshot(&c, "xss-reliability").await;
+    check_page(&c, &driver, "reliability", &mut problems).await;
+
+    // Live: the hostile spans as they arrive.
+    visit(&c, "/live").await;
+    until(
+        &c,
+        "document.querySelector('.live-state.on')",
+        "live stream connected",
+    )
+    .await;
+    assert_eq!(
+        post_otlp(&c, &hostile_otlp(XSS_LIVE_TRACE, now_ns - 300_000_000_000)).await,
+        200
+    );
+    until(
+        &c,
+        "document.querySelectorAll('table.live tbody tr').length >= 4",
+        "live rows",
+    )
+    .await;
+    assert!(texts(&c, "table.live td:nth-child(3)")
+        .await
+        .contains(&xss_llm_name()));
+    assert!(texts(&c, "table.live td:nth-child(4)")
+        .await
+        .contains(&XSS_IMG.to_string()));
+    screenshot(&c, "xss-live").await;
+    check_page(&c, &driver, "live", &mut problems).await;
+
+    // A fresh load of the dashboard (no recorder yet while it starts: the console catches that).
+    c.goto(&server.url("/dashboard?range=24h")).await.unwrap();
+    record(&c).await;
+    until(
+        &c,
+        "document.querySelectorAll('.chart svg').length >= 8",
+        "the dashboard after a reload",
+    )
+    .await;
+    sweep(&c, "Tokens by model").await;
+    check_page(&c, &driver, "dashboard reloaded", &mut problems).await;
+    let served = c
+        .execute(
+            "return fetch(location.href).then((r) => r.headers.get('content-security-policy'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    if served != json!(UI_CSP) {
+        problems.push(format!("the page was served with CSP {served}"));
+    }
+
+    // Every kind of UI response carries the policy and the other headers: the shell, an asset,
+    // a 304 of it, and an unknown asset's 404.
+    let (_, app_js) = ui_headers(&server, "/assets/app.js", None);
+    let tag = app_js
+        .iter()
+        .find(|(k, _)| k == "etag")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    for (path, inm, status) in [
+        ("/", None, 200),
+        ("/dashboard", None, 200),
+        ("/assets/app.css", None, 200),
+        ("/assets/app.js", None, 200),
+        ("/assets/app.js", Some(tag.as_str()), 304),
+        ("/assets/no-such-file.js", None, 404),
+    ] {
+        let (got, headers) = ui_headers(&server, path, inm);
+        assert_eq!(got, status, "{path}");
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        for (name, want) in [
+            ("content-security-policy", UI_CSP),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            ("x-content-type-options", "nosniff"),
+        ] {
+            if get(name) != Some(want) {
+                problems.push(format!("{path} ({status}): {name} is {:?}", get(name)));
+            }
+        }
+    }
+
+    c.close().await.unwrap();
+    drop(server);
+    drop(driver);
+    assert!(
+        problems.is_empty(),
+        "span-derived text became markup or the UI broke its policy:\n{}",
+        problems.join("\n")
+    );
 }

@@ -69,6 +69,17 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The database cannot write or read for now (disk full, I/O error, locked) while doing
+    /// `op`: the same request may succeed later, so the server answers 503 with `Retry-After`.
+    #[error("store unavailable while {op}: {reason}")]
+    Unavailable {
+        /// What the store was doing.
+        op: &'static str,
+        /// Why, e.g. `disk full`.
+        reason: String,
+        /// The failure is a full disk.
+        disk_full: bool,
+    },
     /// The database engine reported an error while doing `op`.
     #[error("database error while {op}: {message}")]
     Database {
@@ -90,7 +101,10 @@ impl StoreError {
 
     /// True when the failure is transient and the same request may succeed later (429/503).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Busy { .. })
+        matches!(
+            self,
+            StoreError::Busy { .. } | StoreError::Unavailable { .. }
+        )
     }
 }
 

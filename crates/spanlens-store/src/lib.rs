@@ -35,6 +35,6 @@ pub use types::{
     percentile_nearest_rank, DailyCost, GroupBy, ListQuery, MetricRow, MetricSeries, MetricsQuery,
     Page, Percentiles, RepriceModel, RepriceReport, ScoreFilter, ScoreQuery, ScoreTrendRow,
     SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, SpanScan, TraceDetail,
-    TraceDetailJson, TraceFilter, TraceSummary, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT,
-    MAX_PAGE_SIZE, MAX_PERCENTILE_ERROR,
+    TraceDetailJson, TraceFilter, TraceSummary, Unreadable, UnreadableSpan, WriteReceipt,
+    DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE, MAX_PERCENTILE_ERROR,
 };

@@ -5,7 +5,7 @@ use crate::ticket::CommitTicket;
 use crate::types::{
     DailyCost, ListQuery, MetricRow, MetricSeries, MetricsQuery, Page, RepriceModel, RepriceReport,
     ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
-    TraceDetailJson, TraceSummary, WriteReceipt,
+    TraceDetailJson, TraceSummary, Unreadable, WriteReceipt,
 };
 use spanlens_core::evals::Score;
 use spanlens_core::pricing::span_model;
@@ -120,22 +120,25 @@ pub trait Store: Send + Sync {
     fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError>;
 
     /// Calls `visit` with the stored LLM and embedding spans the scan selects, a trace's spans
-    /// at a time, for re-pricing and reconciliation. An error from `visit` stops the scan.
+    /// at a time, for re-pricing and reconciliation. An error from `visit` stops the scan. A
+    /// stored span that cannot be read is left out and counted in the answer, so one damaged
+    /// span never fails a whole report.
     fn scan_model_spans(
         &self,
         scan: &SpanScan,
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Unreadable, StoreError>;
 
     /// Calls `visit` with what the error-recovery report reads of the spans that started in
     /// the scan's range (its `model` is ignored), a few traces at a time: every span with
     /// retries, whole, and every model call that carries rate limits, with only its ids, times,
     /// provider and rate limits. Covers the whole range; the cost follows the spans selected.
+    /// Spans that cannot be read are left out and counted in the answer.
     fn scan_recovery_spans(
         &self,
         scan: &SpanScan,
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Unreadable, StoreError>;
 
     /// The error-recovery report (`spanlens_core::recovery`) over the spans of `project` that
     /// started in `[buckets.from, buckets.to)`, with rate-limit headroom in `buckets.count`
@@ -187,7 +190,7 @@ pub trait Store: Send + Sync {
             pending.clear();
             Ok(())
         };
-        self.scan_model_spans(scan, &mut |spans| {
+        let unreadable = self.scan_model_spans(scan, &mut |spans| {
             for mut span in spans {
                 if span
                     .cost
@@ -228,6 +231,7 @@ pub trait Store: Send + Sync {
             }
             Ok(())
         })?;
+        report.unreadable = unreadable.count;
         flush(&mut pending)?;
         report.models = models.into_values().collect();
         report.models.sort_by(|a, b| {

@@ -80,6 +80,9 @@ pub struct TraceDetail {
     pub summary: TraceSummary,
     /// Canonical spans ordered by start time (then span id).
     pub spans: Vec<Span>,
+    /// Stored spans that could not be read back; the rest of the trace is still answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<UnreadableSpan>,
 }
 
 /// A trace whose spans are left as the stored JSON, so a server can answer without re-encoding.
@@ -87,8 +90,45 @@ pub struct TraceDetail {
 pub struct TraceDetailJson {
     /// The trace's summary row.
     pub summary: TraceSummary,
-    /// Each span's canonical JSON, ordered by start time (then span id).
+    /// Each span's canonical JSON (checked to be well-formed JSON), ordered by start time
+    /// (then span id).
     pub spans: Vec<String>,
+    /// Stored spans that could not be read back.
+    pub unreadable: Vec<UnreadableSpan>,
+}
+
+/// A stored span a read had to leave out (a damaged or hand-edited database, or a body written
+/// by a build with other rules): reported in the answer instead of failing the whole read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableSpan {
+    /// The span's id, when its row could be read.
+    pub span_id: Option<String>,
+    /// The trace it belongs to.
+    pub trace_id: String,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+/// What a scan over stored spans had to leave out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Unreadable {
+    /// Spans left out.
+    pub count: u64,
+    /// The first few of them, with the reason.
+    pub examples: Vec<UnreadableSpan>,
+}
+
+impl Unreadable {
+    /// Examples kept; the count goes on.
+    pub const MAX_EXAMPLES: usize = 20;
+
+    /// Records one span left out.
+    pub fn add(&mut self, span: UnreadableSpan) {
+        self.count += 1;
+        if self.examples.len() < Self::MAX_EXAMPLES {
+            self.examples.push(span);
+        }
+    }
 }
 
 /// A page of results plus the cursor that continues after it.
@@ -623,6 +663,9 @@ pub struct RepriceReport {
     pub newly_priced: u64,
     /// Spans left alone because the provider reported their cost.
     pub reported_skipped: u64,
+    /// Stored spans that could not be read (left as they are).
+    #[serde(default)]
+    pub unreadable: u64,
     /// Per model (request model, else response model), largest cost after first.
     pub models: Vec<RepriceModel>,
 }

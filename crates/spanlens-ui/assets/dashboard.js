@@ -1,10 +1,10 @@
 // Dashboard (`/dashboard`): cost, tokens, cache savings, latency, errors and slow tools over a
-// chosen time range. Charts are SVG, drawn by the vendored Frappe Charts library.
+// chosen time range. Charts are SVG, drawn by charts.js.
 
 import { get, models, priceFor } from "./api.js";
 import { h, mount, notice } from "./dom.js";
 import * as f from "./format.js";
-import { Chart } from "./vendor/frappe-charts.min.esm.js";
+import { drawChart } from "./charts.js";
 
 const RANGES = { "1h": 3.6e6, "24h": 8.64e7, "7d": 6.048e8, "30d": 2.592e9 };
 const PALETTE = ["#1f77d0", "#7c4dff", "#d9822b", "#2e9e4f", "#c2185b", "#00838f", "#8d6e63", "#7a9a1e", "#5b6b82", "#e8710a", "#9334e6"];
@@ -101,8 +101,8 @@ export async function render(app) {
       h("div", { class: "charts" },
         card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short)),
         forecastCard(),
-        card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", f.usd)),
-        card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", f.usd)),
+        card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", "cost", f.usd)),
+        card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", "cost", f.usd)),
         card("Tokens by model", "", (el) => tokens(el, byModel.rows)),
         card("Cache savings by model", "", (el) => savingsChart(el, savings)),
         card("LLM latency by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "latency")),
@@ -118,7 +118,7 @@ function kpi(label, value, id, sub) {
   return h("div", { class: "kpi", id }, h("div", { class: "stat-label" }, label), h("div", { class: "kpi-value" }, value), sub ? h("div", { class: "sub" }, sub) : null);
 }
 
-/** A chart card; `draw` fills it after it is in the DOM (Frappe measures its container). */
+/** A chart card; `draw` fills it after it is in the DOM (a chart measures its container). */
 function card(title, cls, draw) {
   const el = h("div", { class: "chart" });
   const c = h("div", { class: `card ${cls}` }, h("h3", null, title), el);
@@ -144,56 +144,19 @@ function bucketLabel(b, short) {
   return d.toLocaleDateString(undefined, { month: "short", day: "numeric", hour: hours ? "2-digit" : undefined });
 }
 
-function chart(el, type, labels, datasets, opts = {}) {
-  if (!labels.length || !datasets.length) {
-    mount(el, h("div", { class: "muted empty-chart" }, "No data in this range"));
-    return;
-  }
-  const c = new Chart(el, {
-    type, height: opts.height || 220, colors: opts.colors || PALETTE,
-    data: { labels, datasets },
-    barOptions: { stacked: opts.stacked ? 1 : 0, spaceRatio: 0.35 },
-    lineOptions: { regionFill: opts.regionFill ?? 1, hideDots: 1 },
-    axisOptions: { xIsSeries: opts.series ? 1 : 0, xAxisMode: "tick", yAxisMode: "span" },
-    tooltipOptions: { formatTooltipY: opts.fmt || ((v) => v) },
-    valuesOverPoints: 0,
-    isNavigable: 0,
-    truncateLegends: 1,
-  });
-  tidyAxis(el, opts.axis || opts.fmt);
-  return c;
-}
-
-/**
- * Frappe prints y-axis ticks as raw floats (0.30000000000000004); rewrite them with the
- * chart's formatter, and again whenever the library redraws (resize, animation).
- */
-function tidyAxis(el, fmt) {
-  if (!fmt) return;
-  const fix = () => {
-    for (const t of el.querySelectorAll(".y.axis text, .y-axis text, g.y text")) {
-      const raw = t.dataset.raw ?? t.textContent;
-      const v = Number(raw);
-      if (raw === "" || Number.isNaN(v)) continue;
-      const pretty = fmt(Math.round(v * 1e9) / 1e9);
-      if (t.textContent !== pretty) {
-        t.dataset.raw = raw;
-        t.textContent = pretty;
-      }
-    }
-  };
-  fix();
-  new MutationObserver(fix).observe(el, { childList: true, subtree: true });
+/** The palette's colours in order, for `n` series (or the ones a chart asks for). */
+function colored(series, colors = PALETTE) {
+  return series.map((x, i) => ({ ...x, color: x.color || colors[i % colors.length] }));
 }
 
 function costOverTime(el, m, short) {
   const models = top(m.rows, "cost_usd", 8).map((r) => r.key);
   const labels = m.buckets.map((b) => bucketLabel(b, short));
-  const datasets = models.map((name) => ({
-    name, chartType: "bar",
+  const series = models.map((name) => ({
+    name,
     values: m.buckets.map((b) => round(b.rows.find((r) => r.key === name)?.cost_usd || 0)),
   }));
-  chart(el, "bar", labels, datasets, { stacked: true, fmt: f.usd, series: true, height: 260 });
+  drawChart(el, { labels, series: colored(series), stacked: true, fmt: f.usd, timeAxis: true, height: 260 });
   el.dataset.totalCost = String(m.rows.reduce((a, r) => a + (r.cost_usd || 0), 0));
 }
 
@@ -231,15 +194,18 @@ function forecastCard() {
     const day = (d) => new Date(`${d}T00:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
     const labels = [...hist.map((x) => day(x.date)), ...t.points.map((p) => day(p.date))];
     const actual = hist.map((x) => round(x.cost_usd));
-    const pad = t.points.map(() => 0);
+    const none = t.points.map(() => null);
     const line = (field) => [...actual, ...t.points.map((p) => round(p[field]))];
-    mount(el);
-    chart(el, "axis-mixed", labels, [
-      { name: "actual", chartType: "bar", values: [...actual, ...pad] },
-      { name: "forecast", chartType: "line", values: line("cost_usd") },
-      { name: "lower 95%", chartType: "line", values: line("lower_usd") },
-      { name: "upper 95%", chartType: "line", values: line("upper_usd") },
-    ], { fmt: f.usd, series: true, height: 260, colors: ["#1f77d0", "#7c4dff", "#b0a8d8", "#b0a8d8"], regionFill: 0 });
+    drawChart(el, {
+      labels,
+      series: [
+        { name: "actual", values: [...actual, ...none], color: "#1f77d0" },
+        { name: "forecast", type: "line", values: line("cost_usd"), color: "#7c4dff" },
+        { name: "lower 95%", type: "line", values: line("lower_usd"), color: "#b0a8d8", dashed: true },
+        { name: "upper 95%", type: "line", values: line("upper_usd"), color: "#b0a8d8", dashed: true },
+      ],
+      fmt: f.usd, timeAxis: true, height: 260,
+    });
     el.dataset.forecastTotal = String(t.total.cost_usd);
     el.dataset.forecastDays = String(t.points.length);
     mount(summary, `Next ${horizon} days: ${f.usd(t.total.cost_usd)} (95%: ${f.usd(t.total.lower_usd)} – ${f.usd(t.total.upper_usd)}), `
@@ -251,18 +217,22 @@ function forecastCard() {
   return c;
 }
 
-function barChart(el, rows, field, fmt) {
-  chart(el, "bar", rows.map((r) => r.key), [{ name: field, values: rows.map((r) => round(r[field])) }], { fmt });
+function barChart(el, rows, field, name, fmt) {
+  drawChart(el, { labels: rows.map((r) => r.key), series: colored([{ name, values: rows.map((r) => round(r[field])) }]), fmt });
 }
 
 function tokens(el, rows) {
   const r = top(rows, "total_tokens", 8);
-  chart(el, "bar", r.map((x) => x.key), [
-    { name: "uncached input", values: r.map((x) => x.input_tokens - x.cache_read_tokens - x.cache_write_tokens) },
-    { name: "cache read", values: r.map((x) => x.cache_read_tokens) },
-    { name: "cache write", values: r.map((x) => x.cache_write_tokens) },
-    { name: "output", values: r.map((x) => x.output_tokens) },
-  ], { stacked: true, fmt: f.int, axis: compact });
+  drawChart(el, {
+    labels: r.map((x) => x.key),
+    series: colored([
+      { name: "uncached input", values: r.map((x) => x.input_tokens - x.cache_read_tokens - x.cache_write_tokens) },
+      { name: "cache read", values: r.map((x) => x.cache_read_tokens) },
+      { name: "cache write", values: r.map((x) => x.cache_write_tokens) },
+      { name: "output", values: r.map((x) => x.output_tokens) },
+    ]),
+    stacked: true, fmt: f.int, axisFmt: compact,
+  });
 }
 
 /**
@@ -290,19 +260,25 @@ function cacheSavingsByModel(rows, catalog) {
 
 function savingsChart(el, s) {
   const r = s.rows.sort((a, b) => b.net - a.net);
-  chart(el, "bar", r.map((x) => x.key), [{ name: "saved", values: r.map((x) => round(x.net)) }], { fmt: f.usd, colors: ["#2e9e4f"] });
+  drawChart(el, { labels: r.map((x) => x.key), series: [{ name: "saved", values: r.map((x) => round(x.net)), color: "#2e9e4f" }], fmt: f.usd });
 }
 
 function percentiles(el, rows, field) {
   const r = rows.filter((x) => x.key && x[field]?.count).sort((a, b) => b[field].p95_ms - a[field].p95_ms).slice(0, 8);
-  chart(el, "bar", r.map((x) => x.key), ["p50", "p95", "p99"].map((p) => ({ name: p, values: r.map((x) => x[field][`${p}_ms`]) })), { fmt: f.ms, colors: ["#9cc3ee", "#1f77d0", "#0b3d75"] });
+  const series = ["p50", "p95", "p99"].map((p) => ({ name: p, values: r.map((x) => x[field][`${p}_ms`]) }));
+  drawChart(el, { labels: r.map((x) => x.key), series: colored(series, ["#9cc3ee", "#1f77d0", "#0b3d75"]), fmt: f.ms });
 }
 
 function errorRate(el, all, short) {
   const b = all.buckets;
-  chart(el, "line", b.map((x) => bucketLabel(x, short)), [
-    { name: "error rate %", values: b.map((x) => { const r = x.rows[0]; return r && r.span_count ? Math.round((r.error_count / r.span_count) * 1000) / 10 : 0; }) },
-  ], { colors: ["#d93025"], fmt: (v) => `${v}%`, series: true });
+  drawChart(el, {
+    labels: b.map((x) => bucketLabel(x, short)),
+    series: [{
+      name: "error rate", type: "line", area: true, color: "#d93025",
+      values: b.map((x) => { const r = x.rows[0]; return r && r.span_count ? Math.round((r.error_count / r.span_count) * 1000) / 10 : 0; }),
+    }],
+    fmt: (v) => `${v}%`, timeAxis: true,
+  });
 }
 
 /** One line per score name over the days that have scores; pass/fail scores as a pass rate in %. */
@@ -319,10 +295,12 @@ function scoreTrends(el, rows) {
     const boolean = rows.some((r) => r.name === n && r.data_type === "boolean");
     return {
       name: boolean ? `${n} (pass %)` : n,
-      values: days.map((d) => { const r = byDay.get(d); return r ? round(boolean ? r.mean * 100 : r.mean) : 0; }),
+      type: "line",
+      // A day without scores of this name is a gap in its line, not a zero.
+      values: days.map((d) => { const r = byDay.get(d); return r ? round(boolean ? r.mean * 100 : r.mean) : null; }),
     };
   });
-  chart(el, "line", days, datasets, { series: true, regionFill: 0 });
+  drawChart(el, { labels: days, series: colored(datasets), fmt: (v) => String(v), timeAxis: true });
 }
 
 function slowTools(el, rows) {

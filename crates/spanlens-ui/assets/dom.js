@@ -1,4 +1,28 @@
 // Tiny DOM helpers: build elements from plain calls, so pages need no template engine.
+//
+// Names, ids and payloads shown by the UI come from ingested spans, so they are data: h() puts
+// children in as text nodes and attribute values through setAttribute, never through an HTML
+// parser. The page's Content-Security-Policy forbids inline style attributes and handlers, so
+// h() takes `style` only as an object (set through element.style, which the policy allows) and
+// handlers only as functions.
+
+/** Attributes whose value is a URL the browser may navigate to or load. */
+const URL_ATTRS = new Set(["href", "src", "action", "formaction"]);
+/** Properties that would parse their value as markup. */
+const MARKUP_PROPS = new Set(["innerHTML", "outerHTML", "srcdoc"]);
+
+/**
+ * `value` if it is a URL of this origin or an ordinary http(s)/mailto link, else null: a
+ * `javascript:` or `data:` URL must never become a link or a source.
+ */
+export function safeUrl(value) {
+  try {
+    const u = new URL(String(value), location.href);
+    return ["http:", "https:", "mailto:"].includes(u.protocol) ? String(value) : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Creates an element: h("a", {href: "/", class: "x", onclick: fn}, "text", child, [more]). */
 export function h(tag, attrs, ...children) {
@@ -6,11 +30,22 @@ export function h(tag, attrs, ...children) {
   if (attrs) {
     for (const [k, v] of Object.entries(attrs)) {
       if (v === undefined || v === null || v === false) continue;
-      if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
-      else if (k === "class") el.className = v;
-      else if (k === "style" && typeof v === "object") Object.assign(el.style, v);
+      if (k.startsWith("on")) {
+        // A string here would become an inline handler, which the CSP blocks anyway.
+        if (typeof v !== "function") throw new TypeError(`h(): ${k} must be a function`);
+        el.addEventListener(k.slice(2), v);
+      } else if (k === "style") {
+        if (typeof v !== "object") throw new TypeError("h(): style must be an object (the CSP forbids style attributes)");
+        Object.assign(el.style, v);
+      } else if (MARKUP_PROPS.has(k)) {
+        throw new TypeError(`h(): ${k} is not allowed`);
+      } else if (k === "class") el.className = v;
       else if (k === "dataset") Object.assign(el.dataset, v);
-      else if (k in el && typeof v !== "string") el[k] = v;
+      else if (URL_ATTRS.has(k)) {
+        const url = safeUrl(v);
+        if (url !== null) el.setAttribute(k, url);
+        else console.warn(`h(): dropped ${k} with a disallowed URL`, v);
+      } else if (k in el && typeof v !== "string") el[k] = v;
       else el.setAttribute(k, v === true ? "" : v);
     }
   }
@@ -24,6 +59,11 @@ function append(el, children) {
     if (Array.isArray(c)) append(el, c);
     else el.append(c instanceof Node ? c : String(c));
   }
+}
+
+/** A token safe to put in a class name: anything but letters, digits, `-` and `_` becomes `_`. */
+export function classToken(s) {
+  return String(s).replace(/[^A-Za-z0-9_-]/g, "_");
 }
 
 /** Replaces an element's content. */

@@ -60,7 +60,7 @@ export function pct(v) {
   return v === null || v === undefined || Number.isNaN(v) ? "–" : `${(v * 100).toFixed(1)}%`;
 }
 
-/** Colour and one-glyph icon per canonical span kind (DESIGN §2). */
+/** Colour and one-glyph icon per canonical span kind. */
 export const KINDS = {
   pipeline: { color: "#5b6b82", icon: "▶" },
   agent: { color: "#7c4dff", icon: "◆" },

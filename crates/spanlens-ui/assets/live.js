@@ -59,7 +59,7 @@ export function render(app) {
       h("td", { class: "num" }, s.tokens != null ? f.int(s.tokens) : ""),
       h("td", { class: "num" }, s.cost_usd != null ? f.usd(s.cost_usd) : ""),
       h("td", null, statusBadge(s.status)),
-      h("td", null, link(`/traces/${s.trace_id}?span=${s.span_id}`, s.trace_id.slice(0, 12) + "…"))));
+      h("td", null, link(`/traces/${encodeURIComponent(s.trace_id)}?span=${encodeURIComponent(s.span_id)}`, s.trace_id.slice(0, 12) + "…"))));
     while (body.childElementCount > KEEP) body.lastElementChild.remove();
   });
   return () => es.close();

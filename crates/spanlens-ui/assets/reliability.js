@@ -144,7 +144,7 @@ function timelines(list) {
     h("thead", null, h("tr", null, h("th", null, "Started"), h("th", null, "Span"), h("th", null, "Errors"), h("th", { class: "num" }, "Retries"), h("th", null, "Timeline"), h("th", null, "Outcome"), h("th", { class: "num" }, "Recovery"))),
     h("tbody", null, list.map((t) => h("tr", { class: t.outcome === "failed" ? "err" : "" },
       h("td", null, f.time(t.start_time)),
-      h("td", null, link(`/traces/${t.trace_id}?span=${t.span_id}`, t.name), h("span", { class: "muted" }, ` ${t.kind}${t.provider ? ` · ${t.provider}` : ""}${t.agent ? ` · ${t.agent}` : ""}`)),
+      h("td", null, link(`/traces/${encodeURIComponent(t.trace_id)}?span=${encodeURIComponent(t.span_id)}`, t.name), h("span", { class: "muted" }, ` ${t.kind}${t.provider ? ` · ${t.provider}` : ""}${t.agent ? ` · ${t.agent}` : ""}`)),
       h("td", null, [...new Set(t.attempts.map((a) => a.error_type || "error"))].join(", ") || h("span", { class: "muted" }, "count only")),
       h("td", { class: "num" }, f.int(t.retries)),
       h("td", null, t.attempts.length ? track(t) : null),

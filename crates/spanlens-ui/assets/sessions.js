@@ -75,15 +75,16 @@ function text(p) {
 
 /** The user turn and assistant turn of one trace: root input/output, else its LLM messages. */
 async function turn(t) {
-  const tree = await get(`traces/${t.trace_id}/tree`);
+  const trace = encodeURIComponent(t.trace_id);
+  const tree = await get(`traces/${trace}/tree`);
   const rootId = t.root_span_id || tree.spans.find((s) => !s.parent_span_id)?.span_id;
-  const root = rootId ? await get(`traces/${t.trace_id}/spans/${rootId}`) : null;
+  const root = rootId ? await get(`traces/${trace}/spans/${encodeURIComponent(rootId)}`) : null;
   let user = text(root?.input);
   let assistant = text(root?.output);
   if (!user || !assistant) {
     const llms = tree.spans.filter((s) => s.kind === "llm");
     if (llms.length) {
-      const [first, last] = await Promise.all([get(`traces/${t.trace_id}/spans/${llms[0].span_id}`), get(`traces/${t.trace_id}/spans/${llms[llms.length - 1].span_id}`)]);
+      const [first, last] = await Promise.all([llms[0], llms[llms.length - 1]].map((s) => get(`traces/${trace}/spans/${encodeURIComponent(s.span_id)}`)));
       user ??= [...(first.input_messages || [])].reverse().find((m) => m.role === "user")?.content;
       assistant ??= (last.output_messages || []).map((m) => m.content).filter((c) => typeof c === "string").join("\n");
     }
@@ -116,7 +117,7 @@ export async function renderOne(app, id) {
   // Turns in order; each fetches its root span lazily, a few at a time.
   const slots = data.traces.map((t) => {
     const slot = h("div", { class: "turn", dataset: { traceId: t.trace_id } },
-      h("div", { class: "turn-head" }, link(`/traces/${t.trace_id}`, t.name || "trace"), statusBadge(t.status), h("span", { class: "muted" }, `${f.time(t.start_time)} · ${f.ms(t.duration_ms)} · ${f.int(t.total_tokens)} tok · ${f.usd(t.total_cost_usd)}`)),
+      h("div", { class: "turn-head" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "trace"), statusBadge(t.status), h("span", { class: "muted" }, `${f.time(t.start_time)} · ${f.ms(t.duration_ms)} · ${f.int(t.total_tokens)} tok · ${f.usd(t.total_cost_usd)}`)),
       h("div", { class: "loading small" }, "…"));
     convo.append(slot);
     return [t, slot];

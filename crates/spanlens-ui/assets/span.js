@@ -1,7 +1,7 @@
 // The span panel: everything about one span, fetched on demand (the waterfall holds no payloads).
 
 import { get, models, priceFor, cacheSavings } from "./api.js";
-import { h, mount, notice, idChip } from "./dom.js";
+import { h, mount, notice, idChip, classToken } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { shown } from "./scores.js";
@@ -16,7 +16,7 @@ export async function renderSpanPanel(panel, trace, node) {
   mount(panel, head(node, trace), h("div", { class: "loading" }, "Loading span…"));
   let span;
   try {
-    if (!cache.has(key)) cache.set(key, get(`traces/${trace.trace_id}/spans/${node.span_id}`));
+    if (!cache.has(key)) cache.set(key, get(`traces/${encodeURIComponent(trace.trace_id)}/spans/${encodeURIComponent(node.span_id)}`));
     span = await cache.get(key);
   } catch (e) {
     cache.delete(key);
@@ -90,6 +90,10 @@ function payload(p) {
 function body(s, trace, catalog) {
   const model = s.response_model || s.request_model;
   return h("div", { class: "panel-body" },
+    // What the server cut to its size limits before storing the span (see the README).
+    s.truncated?.length ? section("Cut to size limits",
+      h("div", { class: "warn-text" }, "Parts of this span were larger than the server keeps:"),
+      kv(s.truncated.map((t) => [t.field, t.reason]))) : null,
     s.status === "error" || s.status_message ? section("Error",
       h("div", { class: "error-box" }, s.error_type ? h("b", null, s.error_type, ": ") : null, s.status_message || "error"),
       s.error_stack ? h("pre", { class: "payload stack" }, s.error_stack) : null) : null,
@@ -241,7 +245,7 @@ function tool(s) {
 
 function message(m) {
   const content = m.content ?? m.parts ?? m.text;
-  return h("div", { class: `msg role-${m.role || "unknown"}` },
+  return h("div", { class: `msg role-${classToken(m.role || "unknown")}` },
     h("div", { class: "msg-role" }, m.role || "message", m.name ? ` · ${m.name}` : ""),
     content !== undefined && content !== null ? (typeof content === "string" ? h("div", { class: "msg-text" }, content) : json(content)) : null,
     m.tool_calls?.length ? m.tool_calls.map((t) => h("div", { class: "msg-tool" }, "→ ", h("b", null, t.name || t.function?.name || "tool"), " ", h("code", null, typeof t.arguments === "string" ? t.arguments : JSON.stringify(t.arguments ?? t.function?.arguments ?? {})))) : null,

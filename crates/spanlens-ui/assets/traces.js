@@ -159,7 +159,7 @@ function table(q, page, act) {
     h("th", { class: `sortable ${field === sort ? `sorted ${order}` : ""} ${["duration", "span_count", "tokens", "cost"].includes(field) ? "num" : ""}`, dataset: { sort: field }, onclick: () => act.sort(field), title: `Sort by ${label.toLowerCase()}` },
       label, field === sort ? (order === "asc" ? " ▲" : " ▼") : "")));
   const rows = page.items.map((t) => h("tr", { class: t.status === "error" ? "err" : "", dataset: { traceId: t.trace_id } },
-    h("td", { class: "name" }, link(`/traces/${t.trace_id}`, t.name || "(unnamed)"),
+    h("td", { class: "name" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "(unnamed)"),
       t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null,
       t.session_id ? h("div", { class: "sub" }, "session ", link(`/sessions/${encodeURIComponent(t.session_id)}`, t.session_id)) : null),
     h("td", { title: t.start_time }, f.time(t.start_time), h("div", { class: "sub" }, f.ago(t.start_time))),

@@ -1,13 +1,21 @@
-//! The Spanlens web UI: the static assets (ES modules, CSS, a vendored SVG chart library)
-//! compiled into the binary, and the router that serves them, so `spanlens serve` needs no
-//! files on disk and no build step.
+//! The Spanlens web UI: the static assets (ES modules, CSS, an SVG icon) compiled into the
+//! binary, and the router that serves them, so `spanlens serve` needs no files on disk and no
+//! build step.
 //!
 //! Every page path returns the same HTML shell; the client routes with the history API. The
 //! server's API routes are separate paths, so merging this router never shadows them.
+//!
+//! Every UI response carries a strict Content-Security-Policy ([`CSP`]): scripts, styles and
+//! everything else only from this origin, no inline script or style, no framing. The UI shows
+//! names, ids and payloads from ingested spans, which anyone who can send spans controls; the
+//! pages put them into the DOM as text, and the policy is the second wall should one ever be
+//! parsed as markup.
 
 use axum::body::Body;
 use axum::extract::Path;
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use axum::http::{
+    header, response::Builder, HeaderMap, HeaderName, HeaderValue, Response, StatusCode,
+};
 use axum::routing::get;
 use axum::Router;
 use std::borrow::Cow;
@@ -46,9 +54,8 @@ const ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("reliability.js", JS),
     asset!("scores.js", JS),
+    asset!("charts.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
-    asset!("vendor/frappe-charts.min.esm.js", JS),
-    asset!("vendor/frappe-charts.LICENSE", "text/plain; charset=utf-8"),
 ];
 
 /// The HTML shell every page path answers with.
@@ -74,6 +81,30 @@ pub fn router() -> Router {
     r.route("/assets/{*path}", get(asset))
 }
 
+/// The Content-Security-Policy of every UI response. `img-src data:` is for images the browser
+/// itself draws from data URLs (none of the pages' own), `connect-src 'self'` covers the API
+/// calls and the live view's event stream.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The security headers of every UI response, whatever its status.
+const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
+    (header::CONTENT_SECURITY_POLICY, CSP),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
+/// A response builder that already carries [`SECURITY_HEADERS`].
+fn secured() -> Builder {
+    SECURITY_HEADERS
+        .iter()
+        .fold(Response::builder(), |b, (name, value)| {
+            b.header(name, *value)
+        })
+}
+
 /// A strong validator for `bytes` (FNV-1a), so browsers revalidate cheaply with `If-None-Match`
 /// and never keep a stale file after the binary is upgraded.
 fn etag(bytes: &[u8]) -> String {
@@ -96,10 +127,9 @@ fn respond(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
-    let builder = Response::builder()
+    let builder = secured()
         .header(header::CACHE_CONTROL, "no-cache")
-        .header(header::ETAG, &tag)
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        .header(header::ETAG, &tag);
     let resp = if fresh {
         builder.status(StatusCode::NOT_MODIFIED).body(Body::empty())
     } else {
@@ -132,7 +162,7 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response<Body> {
             a.content_type,
             from_dev_dir(a.path).unwrap_or(Cow::Borrowed(a.body)),
         ),
-        None => Response::builder()
+        None => secured()
             .status(StatusCode::NOT_FOUND)
             .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .body(Body::from(format!("no asset {path:?}")))
@@ -178,6 +208,83 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every kind of UI response — each page path, each asset, each asset's 304 and an unknown
+    /// asset's 404 — carries the CSP and the other security headers.
+    #[tokio::test]
+    async fn every_response_carries_the_security_headers() {
+        use tower::ServiceExt;
+        async fn get(uri: &str, if_none_match: Option<&str>) -> Response<Body> {
+            let mut req = axum::http::Request::get(uri);
+            if let Some(tag) = if_none_match {
+                req = req.header(header::IF_NONE_MATCH, tag);
+            }
+            router()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+        }
+        let mut checked = Vec::new();
+        let pages = PAGES.iter().map(|p| {
+            p.replace("{trace_id}", "5c415c415c415c415c415c415c415c41")
+                .replace("{session_id}", "javascript%3Aalert(1)")
+        });
+        for uri in pages.chain(ASSETS.iter().map(|a| format!("/assets/{}", a.path))) {
+            let fresh = get(&uri, None).await;
+            assert_eq!(fresh.status(), StatusCode::OK, "{uri}");
+            let tag = fresh.headers()[header::ETAG].to_str().unwrap().to_string();
+            let cached = get(&uri, Some(&tag)).await;
+            assert_eq!(cached.status(), StatusCode::NOT_MODIFIED, "{uri}");
+            checked.push((uri.clone(), fresh));
+            checked.push((format!("{uri} (304)"), cached));
+        }
+        let missing = get("/assets/no-such-file.js", None).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        checked.push(("/assets/no-such-file.js".into(), missing));
+        for (uri, resp) in &checked {
+            for (name, want) in [
+                ("content-security-policy", CSP),
+                ("x-frame-options", "DENY"),
+                ("referrer-policy", "no-referrer"),
+                ("x-content-type-options", "nosniff"),
+            ] {
+                assert_eq!(
+                    resp.headers().get(name).and_then(|v| v.to_str().ok()),
+                    Some(want),
+                    "{name} of {uri}"
+                );
+            }
+        }
+        assert_eq!(
+            CSP,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'"
+        );
+    }
+
+    /// The shell loads only same-origin files and has nothing inline that the CSP would block.
+    #[test]
+    fn the_shell_needs_nothing_inline() {
+        let html = std::str::from_utf8(INDEX_HTML).unwrap().to_lowercase();
+        assert_eq!(html.matches("<script").count(), 1);
+        assert!(html.contains(r#"<script type="module" src="/assets/app.js"></script>"#));
+        for forbidden in ["<style", "style=", "javascript:"] {
+            assert!(!html.contains(forbidden), "index.html has {forbidden:?}");
+        }
+        // Event handler attributes: a word `on…=` anywhere in a tag.
+        let handlers: Vec<&str> = html
+            .split(|c: char| c.is_whitespace() || c == '<')
+            .filter(|w| {
+                w.split_once('=').is_some_and(|(name, _)| {
+                    name.len() > 2
+                        && name.starts_with("on")
+                        && name.chars().all(|c| c.is_ascii_alphabetic())
+                })
+            })
+            .collect();
+        assert!(handlers.is_empty(), "index.html has {handlers:?}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! SDK overhead, measured against peers in the same run (DESIGN §7):
+//! SDK overhead, measured against peers in the same run (budgets in ARCHITECTURE.md):
 //! one span with five attributes, started and ended, into a batch processor with a no-op exporter —
 //! spanlens vs `opentelemetry_sdk` (BatchSpanProcessor) vs `tracing` + `tracing-subscriber` Registry —
 //! and a disabled spanlens span. Budget: spanlens ≤ 0.5× opentelemetry_sdk; disabled ≤ 5 ns.

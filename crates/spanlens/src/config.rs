@@ -1,4 +1,4 @@
-//! SDK configuration from the environment (DESIGN §4), with the standard `OTEL_*` variables honoured.
+//! SDK configuration from the environment, with the standard `OTEL_*` variables honoured.
 
 use crate::processor::{BatchConfig, ConsoleProcessor, JsonlProcessor};
 use crate::tracer::{Resource, Tracer};

@@ -64,8 +64,8 @@ pub struct Server {
     pub url: String,
     /// What the server printed before it was ready.
     pub startup: Vec<String>,
-    /// Kept so the server's later messages have a reader (a closed pipe would fail its writes).
-    _stderr: Receiver<String>,
+    /// What the server prints after it is ready (kept open: a closed pipe would fail its writes).
+    pub stderr: Receiver<String>,
 }
 
 #[allow(dead_code)]
@@ -106,7 +106,7 @@ impl Server {
             child: Some(child),
             url: format!("http://127.0.0.1:{port}"),
             startup,
-            _stderr: stderr,
+            stderr,
         }
     }
 }

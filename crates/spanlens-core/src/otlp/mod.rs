@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod proto;
+pub mod read_cap;
 
 use crate::conventions;
 use crate::ids::{SpanId, TraceId};
@@ -12,14 +13,19 @@ use prost::Message;
 use serde_json::{Map, Number, Value};
 
 /// Decodes an OTLP/HTTP or gRPC protobuf body.
+/// Strings longer than [`read_cap::READ_CAP_BYTES`] are cut before they are decoded.
 pub fn decode_protobuf(bytes: &[u8]) -> Result<proto::ExportTraceServiceRequest, DecodeError> {
-    proto::ExportTraceServiceRequest::decode(bytes)
-        .map_err(|e| DecodeError::new("", format!("invalid OTLP protobuf: {e}")))
+    let decoded = match read_cap::cut_protobuf_strings(bytes) {
+        Some(cut) => proto::ExportTraceServiceRequest::decode(&cut[..]),
+        None => proto::ExportTraceServiceRequest::decode(bytes),
+    };
+    decoded.map_err(|e| DecodeError::new("", format!("invalid OTLP protobuf: {e}")))
 }
 
-/// Decodes an OTLP/JSON body.
+/// Decodes an OTLP/JSON body; strings longer than [`read_cap::READ_CAP_BYTES`] are cut as
+/// they are parsed.
 pub fn decode_json(bytes: &[u8]) -> Result<proto::ExportTraceServiceRequest, DecodeError> {
-    let v: Value = serde_json::from_slice(bytes)
+    let v: Value = read_cap::parse_json(bytes)
         .map_err(|e| DecodeError::new("", format!("invalid JSON: {e}")))?;
     json::decode_request(&v)
 }

@@ -1,4 +1,4 @@
-//! Pricing: the catalog of model prices and the cost engine (DESIGN §3).
+//! Pricing: the catalog of model prices and the cost engine.
 //!
 //! Cost = (input − cache_read − cache_write) × input rate + cache_read × cache-read rate
 //!      + cache_write × cache-write rate (1-hour writes at their own rate) + output × output rate,

@@ -352,6 +352,32 @@ fn mib_to_kib(mib: usize) -> i64 {
     i64::try_from(mib.saturating_mul(1024)).unwrap_or(i64::MAX)
 }
 
+/// An engine error as the caller should see it: a full disk, an I/O failure or a lock that
+/// outlived the busy timeout are transient (`Unavailable`: answer 503 and retry later, the
+/// store recovers by itself once space or the lock returns); anything else is a database error.
+pub(crate) fn sqlite_error(op: &'static str, err: &rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    let code = match err {
+        rusqlite::Error::SqliteFailure(e, _) => Some(e.code),
+        _ => None,
+    };
+    match code {
+        Some(C::DiskFull) => StoreError::Unavailable {
+            op,
+            reason: "disk full".into(),
+            disk_full: true,
+        },
+        Some(C::SystemIoFailure | C::DatabaseBusy | C::DatabaseLocked | C::OutOfMemory) => {
+            StoreError::Unavailable {
+                op,
+                reason: err.to_string(),
+                disk_full: false,
+            }
+        }
+        _ => StoreError::database(op, err),
+    }
+}
+
 /// The project a batch is stored under: trimmed, and `default` when empty.
 fn project_name(project: &str) -> String {
     let p = project.trim();
@@ -522,7 +548,7 @@ impl Store for SqliteStore {
         &self,
         scan: &SpanScan,
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<crate::types::Unreadable, StoreError> {
         query::scan_model_spans(&*self.pool.get()?, scan, visit)
     }
 
@@ -530,7 +556,7 @@ impl Store for SqliteStore {
         &self,
         scan: &SpanScan,
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<crate::types::Unreadable, StoreError> {
         query::scan_recovery_spans(&*self.pool.get()?, scan, visit)
     }
 }

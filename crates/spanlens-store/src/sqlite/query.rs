@@ -9,7 +9,7 @@ use crate::cursor::{SessionCursor, SortKey, TraceCursor};
 use crate::error::StoreError;
 use crate::types::{
     ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, SpanScan,
-    TraceDetail, TraceDetailJson, TraceSummary, MAX_PAGE_SIZE,
+    TraceDetail, TraceDetailJson, TraceSummary, Unreadable, UnreadableSpan, MAX_PAGE_SIZE,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -20,7 +20,7 @@ use std::collections::HashMap;
 pub const MAX_SESSION_TRACES: usize = 10_000;
 
 fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |e| StoreError::database(op, e)
+    move |e| super::sqlite_error(op, &e)
 }
 
 fn nonneg(v: i64) -> u64 {
@@ -315,12 +315,17 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
     Ok(Page { items, next_cursor })
 }
 
-/// A trace's summary and its spans' stored JSON, in start order.
+/// A trace's summary, the stored JSON of its spans in start order, and the spans whose body
+/// could not be found or decompressed.
+type TraceBodies = (TraceSummary, Vec<([u8; 8], String)>, Vec<UnreadableSpan>);
+
+/// A trace's summary and its spans' stored JSON, in start order. A span whose body is missing
+/// or sits in a damaged chunk is reported, not a reason to fail the whole trace.
 fn read_trace(
     conn: &Connection,
     project: &str,
     trace_id: TraceId,
-) -> Result<Option<(TraceSummary, Vec<String>)>, StoreError> {
+) -> Result<Option<TraceBodies>, StoreError> {
     let Some(pid) = project_id(conn, project)? else {
         return Ok(None);
     };
@@ -374,24 +379,43 @@ fn read_trace(
         }
     }
     let mut bodies: HashMap<[u8; 8], String> = HashMap::with_capacity(cap);
-    {
+    let damaged = {
         let e = db("reading span bodies");
         let mut st = tx.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
-        read_bodies(&mut st, trace_ref, &e, &mut bodies)?;
-    }
+        read_bodies(&mut st, trace_ref, &e, &mut bodies)?
+    };
     let mut spans = Vec::with_capacity(order.len());
+    let mut unreadable = Vec::new();
     for id in order {
-        let text = bodies.remove(&id).ok_or_else(|| StoreError::Corrupt {
-            table: "trace_chunks",
-            reason: format!(
-                "no body for span {} of trace {trace_id}",
-                spanlens_core::SpanId(id)
-            ),
-        })?;
-        spans.push(text);
+        match bodies.remove(&id) {
+            Some(text) => spans.push((id, text)),
+            None => unreadable.push(no_body(trace_id, id, damaged.as_deref())),
+        }
     }
     tx.finish().map_err(db("reading a trace"))?;
-    Ok(Some((summary, spans)))
+    Ok(Some((summary, spans, unreadable)))
+}
+
+/// A span whose row exists but whose body was not found (`damaged`: why a chunk of its trace
+/// could not be read, the likely cause).
+fn no_body(trace_id: TraceId, id: [u8; 8], damaged: Option<&str>) -> UnreadableSpan {
+    UnreadableSpan {
+        span_id: Some(SpanId(id).to_hex()),
+        trace_id: trace_id.to_hex(),
+        reason: match damaged {
+            Some(why) => format!("its body is in a damaged chunk ({why})"),
+            None => "its body is missing".into(),
+        },
+    }
+}
+
+/// A span whose stored body does not decode.
+fn undecodable(trace_id: TraceId, id: [u8; 8], e: &serde_json::Error) -> UnreadableSpan {
+    UnreadableSpan {
+        span_id: Some(SpanId(id).to_hex()),
+        trace_id: trace_id.to_hex(),
+        reason: format!("its stored body does not decode: {e}"),
+    }
 }
 
 /// Spans per decoding thread below which a trace is decoded on the calling thread.
@@ -403,17 +427,16 @@ pub fn get_trace(
     project: &str,
     trace_id: TraceId,
 ) -> Result<Option<TraceDetail>, StoreError> {
-    let Some((summary, bodies)) = read_trace(conn, project, trace_id)? else {
+    let Some((summary, bodies, mut unreadable)) = read_trace(conn, project, trace_id)? else {
         return Ok(None);
     };
-    let decode = |chunk: &[String]| -> Result<Vec<Span>, StoreError> {
+    /// Each body decoded, or why it could not be.
+    type Decoded = Vec<Result<Span, UnreadableSpan>>;
+    let decode = |chunk: &[([u8; 8], String)]| -> Decoded {
         chunk
             .iter()
-            .map(|text| {
-                serde_json::from_str::<Span>(text).map_err(|e| StoreError::Corrupt {
-                    table: "trace_chunks",
-                    reason: format!("span of trace {trace_id}: {e}"),
-                })
+            .map(|(id, text)| {
+                serde_json::from_str::<Span>(text).map_err(|e| undecodable(trace_id, *id, &e))
             })
             .collect()
     };
@@ -422,11 +445,11 @@ pub fn get_trace(
         .unwrap_or(1)
         .min(bodies.len() / PARALLEL_DECODE_MIN)
         .max(1);
-    let spans = if threads == 1 {
-        decode(&bodies)?
+    let decoded = if threads == 1 {
+        decode(&bodies)
     } else {
         let per = bodies.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<Span>, StoreError>> = std::thread::scope(|scope| {
+        let parts: Vec<Result<Decoded, StoreError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = bodies
                 .chunks(per)
                 .map(|chunk| scope.spawn(move || decode(chunk)))
@@ -434,32 +457,55 @@ pub fn get_trace(
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(StoreError::database(
-                            "reading spans",
-                            "decode thread panicked",
-                        ))
+                    h.join().map_err(|_| {
+                        StoreError::database("reading spans", "decode thread panicked")
                     })
                 })
                 .collect()
         });
-        let mut spans = Vec::with_capacity(bodies.len());
+        let mut all = Vec::with_capacity(bodies.len());
         for p in parts {
-            spans.extend(p?);
+            all.extend(p?);
         }
-        spans
+        all
     };
-    Ok(Some(TraceDetail { summary, spans }))
+    let mut spans = Vec::with_capacity(decoded.len());
+    for d in decoded {
+        match d {
+            Ok(s) => spans.push(s),
+            Err(u) => unreadable.push(u),
+        }
+    }
+    Ok(Some(TraceDetail {
+        summary,
+        spans,
+        unreadable,
+    }))
 }
 
-/// A trace with its spans as stored JSON.
+/// A trace with its spans as stored JSON. Each body is checked to be well-formed JSON (a
+/// server splices them into its answer as they are); one that is not is reported instead.
 pub fn get_trace_json(
     conn: &Connection,
     project: &str,
     trace_id: TraceId,
 ) -> Result<Option<TraceDetailJson>, StoreError> {
-    let out = read_trace(conn, project, trace_id)?;
-    Ok(out.map(|(summary, spans)| TraceDetailJson { summary, spans }))
+    let Some((summary, bodies, mut unreadable)) = read_trace(conn, project, trace_id)? else {
+        return Ok(None);
+    };
+    let mut spans = Vec::with_capacity(bodies.len());
+    for (id, text) in bodies {
+        // Syntax only, without building anything: ~2 GB/s, a few ms for a 10,000-span trace.
+        match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+            Ok(_) => spans.push(text),
+            Err(e) => unreadable.push(undecodable(trace_id, id, &e)),
+        }
+    }
+    Ok(Some(TraceDetailJson {
+        summary,
+        spans,
+        unreadable,
+    }))
 }
 
 /// The trace columns a session is summed from, in [`SessionAcc::add`]'s order.
@@ -862,15 +908,22 @@ const CHUNKS_OF_TRACE: &str =
     "SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id";
 
 /// Decodes every chunk of one trace into `bodies` (the newest copy of a re-sent span wins).
+/// A chunk that does not decode is skipped, and why is returned: the spans it held are then
+/// reported as unreadable by the caller instead of failing the whole read.
 fn read_bodies(
     st: &mut rusqlite::CachedStatement<'_>,
     trace_ref: i64,
     e: &dyn Fn(rusqlite::Error) -> StoreError,
     bodies: &mut HashMap<[u8; 8], String>,
-) -> Result<(), StoreError> {
+) -> Result<Option<String>, StoreError> {
+    let mut damaged = None;
     for_each_chunk(st, trace_ref, e, &mut |codec, body| {
-        chunk::decode_into(codec, body, bodies)
-    })
+        if let Err(why) = chunk::decode_into(codec, body, bodies) {
+            damaged = Some(why.to_string());
+        }
+        Ok(())
+    })?;
+    Ok(damaged)
 }
 
 /// What [`for_each_chunk`] calls with each chunk's codec and stored bytes.
@@ -902,9 +955,10 @@ pub fn scan_model_spans(
     conn: &Connection,
     scan: &SpanScan,
     visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
+) -> Result<Unreadable, StoreError> {
+    let mut unreadable = Unreadable::default();
     let Some(mut sql) = span_scan_sql(conn, scan, "", "kind IN ('llm', 'embedding')")? else {
-        return Ok(());
+        return Ok(unreadable);
     };
     if let Some(m) = &scan.model {
         let p = sql.bind(m.clone());
@@ -921,23 +975,21 @@ pub fn scan_model_spans(
     let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
     for ((trace_ref, tid), ids) in by_trace {
         let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
-        read_bodies(&mut st, trace_ref, &e, &mut bodies)?;
+        let damaged = read_bodies(&mut st, trace_ref, &e, &mut bodies)?;
         let mut spans = Vec::with_capacity(ids.len());
         for id in ids {
-            let text = bodies.remove(&id).ok_or_else(|| StoreError::Corrupt {
-                table: "trace_chunks",
-                reason: format!("no body for span {} of trace {}", SpanId(id), TraceId(tid)),
-            })?;
-            spans.push(
-                serde_json::from_str::<Span>(&text).map_err(|x| StoreError::Corrupt {
-                    table: "trace_chunks",
-                    reason: format!("span of trace {}: {x}", TraceId(tid)),
-                })?,
-            );
+            let Some(text) = bodies.remove(&id) else {
+                unreadable.add(no_body(TraceId(tid), id, damaged.as_deref()));
+                continue;
+            };
+            match serde_json::from_str::<Span>(&text) {
+                Ok(span) => spans.push(span),
+                Err(x) => unreadable.add(undecodable(TraceId(tid), id, &x)),
+            }
         }
         visit(spans)?;
     }
-    Ok(())
+    Ok(unreadable)
 }
 
 /// The fields of a stored span that rate-limit headroom needs; the rest of the body is skipped
@@ -967,7 +1019,8 @@ pub fn scan_recovery_spans(
     conn: &Connection,
     scan: &SpanScan,
     visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
+) -> Result<Unreadable, StoreError> {
+    let mut unreadable = Unreadable::default();
     let Some(sql) = span_scan_sql(
         conn,
         scan,
@@ -975,7 +1028,7 @@ pub fn scan_recovery_spans(
         "retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL",
     )?
     else {
-        return Ok(());
+        return Ok(unreadable);
     };
     let e = db("scanning spans for the recovery report");
     let mut by_trace: std::collections::BTreeMap<TraceKey, Vec<([u8; 8], bool)>> =
@@ -988,54 +1041,54 @@ pub fn scan_recovery_spans(
     let mut st = conn.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
     let mut reader = chunk::ChunkReader::new();
     let mut batch: Vec<Span> = Vec::new();
-    // Per selected span of the trace: retried or not, and what its newest body gave.
-    let mut wanted: HashMap<[u8; 8], (bool, Option<Option<Span>>)> = HashMap::new();
+    // Per selected span of the trace: retried or not, and what its newest body gave (a span,
+    // or why its body does not decode).
+    type Slot = Option<Result<Option<Span>, UnreadableSpan>>;
+    let mut wanted: HashMap<[u8; 8], (bool, Slot)> = HashMap::new();
     for ((trace_ref, tid), keys) in by_trace {
         wanted.clear();
         wanted.extend(keys.iter().map(|(id, retried)| (*id, (*retried, None))));
-        let bad = |x: serde_json::Error| StoreError::Corrupt {
-            table: "trace_chunks",
-            reason: format!("span of trace {}: {x}", TraceId(tid)),
-        };
+        let trace = TraceId(tid);
+        let mut damaged = None;
         // Chunks come oldest first: a later copy of a span replaces the earlier one.
         for_each_chunk(&mut st, trace_ref, &e, &mut |codec, body| {
-            reader.for_each(codec, body, &mut |id, text| {
+            let read = reader.for_each(codec, body, &mut |id, text| {
                 let Some((retried, slot)) = wanted.get_mut(&id) else {
                     return Ok(());
                 };
+                let bad = |x: serde_json::Error| undecodable(trace, id, &x);
                 *slot = Some(if *retried {
-                    Some(serde_json::from_str::<Span>(text).map_err(bad)?)
+                    serde_json::from_str::<Span>(text).map(Some).map_err(bad)
                 } else if text.contains("\"rate_limits\"") {
-                    let v: RateLimitView = serde_json::from_str(text).map_err(bad)?;
-                    v.rate_limits.map(|rl| Span {
-                        trace_id: TraceId(tid),
-                        span_id: SpanId(id),
-                        start_time: v.start_time,
-                        end_time: v.end_time,
-                        provider: v.provider,
-                        rate_limits: Some(rl),
-                        ..Default::default()
-                    })
+                    serde_json::from_str::<RateLimitView>(text)
+                        .map(|v| {
+                            v.rate_limits.map(|rl| Span {
+                                trace_id: trace,
+                                span_id: SpanId(id),
+                                start_time: v.start_time,
+                                end_time: v.end_time,
+                                provider: v.provider,
+                                rate_limits: Some(rl),
+                                ..Default::default()
+                            })
+                        })
+                        .map_err(bad)
                 } else {
-                    None
+                    Ok(None)
                 });
                 Ok(())
-            })
+            });
+            if let Err(why) = read {
+                damaged = Some(why.to_string());
+            }
+            Ok(())
         })?;
         // In row order, so the report's sums do not depend on hashing.
         for (id, _) in keys {
             match wanted.remove(&id).and_then(|(_, slot)| slot) {
-                Some(span) => batch.extend(span),
-                None => {
-                    return Err(StoreError::Corrupt {
-                        table: "trace_chunks",
-                        reason: format!(
-                            "no body for span {} of trace {}",
-                            SpanId(id),
-                            TraceId(tid)
-                        ),
-                    })
-                }
+                Some(Ok(span)) => batch.extend(span),
+                Some(Err(u)) => unreadable.add(u),
+                None => unreadable.add(no_body(trace, id, damaged.as_deref())),
             }
         }
         if batch.len() >= RECOVERY_BATCH {
@@ -1045,7 +1098,7 @@ pub fn scan_recovery_spans(
     if !batch.is_empty() {
         visit(batch)?;
     }
-    Ok(())
+    Ok(unreadable)
 }
 
 #[cfg(test)]

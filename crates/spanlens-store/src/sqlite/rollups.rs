@@ -48,7 +48,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub const COMPACT_AT: i64 = 16;
 
 fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |e| StoreError::database(op, e)
+    move |e| super::sqlite_error(op, &e)
 }
 
 fn corrupt(e: CodecError) -> StoreError {

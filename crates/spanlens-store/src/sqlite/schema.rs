@@ -402,7 +402,50 @@ pub fn configure_writer(
         .map_err(e)?;
     conn.pragma_update(None, "foreign_keys", false).map_err(e)?;
     conn.set_prepared_statement_cache_capacity(64);
+    add_functions(conn).map_err(e)?;
     Ok(())
+}
+
+/// `sat_sum(x)`: the sum of integers, saturating at the 64-bit bounds. SQLite's `sum()` fails
+/// the whole query with "integer overflow" instead, so spans whose costs or token counts add
+/// up past 2^63 (a thousand spans at the largest cost one may report) made the sessions list
+/// and the daily cost answer 500 for the whole project. NULL for no rows, like `sum()`.
+struct SatSum;
+
+impl rusqlite::functions::Aggregate<Option<i64>, Option<i64>> for SatSum {
+    fn init(&self, _: &mut rusqlite::functions::Context<'_>) -> rusqlite::Result<Option<i64>> {
+        Ok(None)
+    }
+
+    fn step(
+        &self,
+        ctx: &mut rusqlite::functions::Context<'_>,
+        acc: &mut Option<i64>,
+    ) -> rusqlite::Result<()> {
+        if let Some(v) = ctx.get::<Option<i64>>(0)? {
+            *acc = Some(acc.unwrap_or(0).saturating_add(v));
+        }
+        Ok(())
+    }
+
+    fn finalize(
+        &self,
+        _: &mut rusqlite::functions::Context<'_>,
+        acc: Option<Option<i64>>,
+    ) -> rusqlite::Result<Option<i64>> {
+        Ok(acc.flatten())
+    }
+}
+
+/// Registers the functions the queries use on a connection.
+pub fn add_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_aggregate_function(
+        "sat_sum",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        SatSum,
+    )
 }
 
 /// Connection settings for a read-only pool connection.
@@ -413,7 +456,7 @@ pub fn configure_reader(conn: &Connection, cache_kib: i64) -> Result<(), rusqlit
     conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
     conn.pragma_update(None, "query_only", true)?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
+    add_functions(conn)
 }
 
 /// Checks the file belongs to Spanlens and applies pending migrations, each in its own

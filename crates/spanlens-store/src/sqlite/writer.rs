@@ -8,7 +8,6 @@ use super::prepare::{straddles, to_i64, PreparedSpan};
 use super::rollups::{self, OwnedStats, STATS_COLS};
 use super::schema::now_ns;
 use super::summary::{SpanFacts, TraceState};
-use crate::error::StoreError;
 use crate::rollup::delta::{Delta, RowKey};
 use crate::rollup::metrics::Family;
 use crate::rollup::time::Level;
@@ -244,7 +243,7 @@ impl Writer {
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         for job in jobs {
             job.completer
-                .complete(Err(StoreError::database("committing spans", err)));
+                .complete(Err(super::sqlite_error("committing spans", err)));
         }
     }
 
