@@ -117,7 +117,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         allowed_origins: args.allowed_origins,
     };
     let started = std::time::Instant::now();
-    spanlens_server::memory::cap_allocator_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(yield_to_the_writer)
