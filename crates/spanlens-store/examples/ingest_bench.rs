@@ -17,6 +17,8 @@
 //! - `--stream` generates spans while submitting them instead of all before (needed for tens of
 //!   millions of spans, which do not fit in memory; the ingest rate then includes generation).
 //!   It is the default above 2,000,000 spans.
+//! - `--only TEXT` (with `--queries-only`) times only the dashboard queries whose name contains
+//!   TEXT, e.g. `--only "metrics by user"`, to profile one of them.
 //! - `--rate-limits` adds what the recovery report reads: rate-limit headers on 60% of the LLM
 //!   calls and retried LLM calls (3%) with error types and outcomes. Off by default, so the
 //!   default data (and its ingest figure) stays the same as before.
@@ -511,6 +513,17 @@ struct Args {
     rich: bool,
     stream: Option<bool>,
     queries_only: bool,
+    only: Option<String>,
+}
+
+/// `--only TEXT`: the dashboard queries to time (all when unset).
+static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Whether the query named `name` is to be timed.
+fn want(name: &str) -> bool {
+    ONLY.get()
+        .and_then(|o| o.as_deref())
+        .is_none_or(|o| name.contains(o))
 }
 
 fn parse_args() -> Args {
@@ -525,6 +538,7 @@ fn parse_args() -> Args {
         rich: false,
         stream: None,
         queries_only: false,
+        only: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -541,6 +555,7 @@ fn parse_args() -> Args {
             "--rate-limits" => a.rich = true,
             "--stream" => a.stream = Some(true),
             "--queries-only" => a.queries_only = true,
+            "--only" => a.only = args.next(),
             n => a.spans = n.replace('_', "").parse().expect("SPANS must be a number"),
         }
     }
@@ -549,6 +564,7 @@ fn parse_args() -> Args {
 
 fn main() {
     let args = parse_args();
+    let _ = ONLY.set(args.only.clone());
     let tmp;
     let path = match (&args.path, &args.data_dir) {
         (Some(p), _) => p.clone(),
@@ -602,7 +618,11 @@ fn main() {
     } else {
         store
     };
-    queries(&store);
+    if args.only.is_some() {
+        dashboard(&store);
+    } else {
+        queries(&store);
+    }
 }
 
 /// Generates and submits the spans, prints the ingest figures, then writes one 10,000-span
@@ -895,34 +915,41 @@ fn dashboard(store: &SqliteStore) {
     let mut sq = SessionQuery::new("default");
     sq.from = Some(from);
     sq.to = Some(to);
-    let (first, med, page) = time(5, || store.list_sessions(&sq).expect("sessions"));
-    line(
-        "list_sessions, first page of 50",
-        first,
-        med,
-        format!("({} rows)", page.items.len()),
-    );
-    let mut later = sq.clone();
-    for _ in 0..10 {
-        later.cursor = store.list_sessions(&later).expect("sessions").next_cursor;
+    let page = store.list_sessions(&sq).expect("sessions");
+    if want("list_sessions, first page") {
+        let (first, med, page) = time(5, || store.list_sessions(&sq).expect("sessions"));
+        line(
+            "list_sessions, first page of 50",
+            first,
+            med,
+            format!("({} rows)", page.items.len()),
+        );
     }
-    let (first, med, p11) = time(5, || store.list_sessions(&later).expect("sessions"));
-    line(
-        "list_sessions, page 11 (by cursor)",
-        first,
-        med,
-        format!("({} rows)", p11.items.len()),
-    );
-    let mut by_user = sq.clone();
-    by_user.user_id = Some("user-7".into());
-    let (first, med, pu) = time(5, || store.list_sessions(&by_user).expect("sessions"));
-    line(
-        "list_sessions, user=user-7",
-        first,
-        med,
-        format!("({} rows)", pu.items.len()),
-    );
-    if let Some(s) = page.items.first() {
+    if want("list_sessions, page 11") {
+        let mut later = sq.clone();
+        for _ in 0..10 {
+            later.cursor = store.list_sessions(&later).expect("sessions").next_cursor;
+        }
+        let (first, med, p11) = time(5, || store.list_sessions(&later).expect("sessions"));
+        line(
+            "list_sessions, page 11 (by cursor)",
+            first,
+            med,
+            format!("({} rows)", p11.items.len()),
+        );
+    }
+    if want("list_sessions, user=user-7") {
+        let mut by_user = sq.clone();
+        by_user.user_id = Some("user-7".into());
+        let (first, med, pu) = time(5, || store.list_sessions(&by_user).expect("sessions"));
+        line(
+            "list_sessions, user=user-7",
+            first,
+            med,
+            format!("({} rows)", pu.items.len()),
+        );
+    }
+    if let Some(s) = page.items.first().filter(|_| want("get_session")) {
         let (first, med, d) = time(5, || {
             store
                 .get_session("default", &s.session_id)
@@ -949,34 +976,44 @@ fn dashboard(store: &SqliteStore) {
         (GroupBy::Model, Some(SpanKind::Llm)),
         (GroupBy::User, Some(SpanKind::Llm)),
     ] {
+        let filter = kind.map_or(String::new(), |k| format!(", kind={}", k.as_str()));
+        let name = format!("metrics by {}{filter}, 30 days", g.as_str());
+        if !want(&name) {
+            continue;
+        }
         let mut q = MetricsQuery::new("default", g);
         q.from = Some(from);
         q.to = Some(to);
         q.kind = kind;
         let (first, med, rows) = time(5, || store.metrics(&q).expect("metrics"));
         let spans: u64 = rows.iter().map(|r| r.span_count).sum();
-        let filter = kind.map_or(String::new(), |k| format!(", kind={}", k.as_str()));
         line(
-            &format!("metrics by {}{filter}, 30 days", g.as_str()),
+            &name,
             first,
             med,
             format!("({} groups, {spans} spans)", rows.len()),
         );
     }
-    let mut q = MetricsQuery::new("default", GroupBy::Model);
-    q.from = Some(Timestamp(T0 + DAY));
-    q.to = Some(Timestamp(T0 + 2 * DAY));
-    let (first, med, _) = time(5, || store.metrics(&q).expect("metrics"));
-    line("metrics by model, one day", first, med, String::new());
+    if want("metrics by model, one day") {
+        let mut q = MetricsQuery::new("default", GroupBy::Model);
+        q.from = Some(Timestamp(T0 + DAY));
+        q.to = Some(Timestamp(T0 + 2 * DAY));
+        let (first, med, _) = time(5, || store.metrics(&q).expect("metrics"));
+        line("metrics by model, one day", first, med, String::new());
+    }
     for (g, kind) in [(GroupBy::All, None), (GroupBy::Model, Some(SpanKind::Llm))] {
+        let filter = kind.map_or(String::new(), |k| format!(", kind={}", k.as_str()));
+        let name = format!("time series by {}{filter}, 30 slices", g.as_str());
+        if !want(&name) {
+            continue;
+        }
         let mut q = MetricsQuery::new("default", g);
         q.from = Some(from);
         q.to = Some(to);
         q.kind = kind;
         let (first, med, (rows, slices)) = time(5, || series(store, &q, 30));
-        let filter = kind.map_or(String::new(), |k| format!(", kind={}", k.as_str()));
         line(
-            &format!("time series by {}{filter}, 30 slices", g.as_str()),
+            &name,
             first,
             med,
             format!(
@@ -986,17 +1023,22 @@ fn dashboard(store: &SqliteStore) {
             ),
         );
     }
-    let mut q = MetricsQuery::new("default", GroupBy::Model);
-    q.from = Some(from);
-    q.to = Some(to);
-    let (first, med, days) = time(5, || store.daily_cost(&q).expect("daily cost"));
-    line(
-        "daily_cost by model, 30 days",
-        first,
-        med,
-        format!("({} rows)", days.len()),
-    );
+    if want("daily_cost by model, 30 days") {
+        let mut q = MetricsQuery::new("default", GroupBy::Model);
+        q.from = Some(from);
+        q.to = Some(to);
+        let (first, med, days) = time(5, || store.daily_cost(&q).expect("daily cost"));
+        line(
+            "daily_cost by model, 30 days",
+            first,
+            med,
+            format!("({} rows)", days.len()),
+        );
+    }
     for (name, start) in [("30 days", from), ("7 days", week)] {
+        if !want(&format!("recovery report, {name}")) {
+            continue;
+        }
         let (first, med, r) = time(5, || recovery(store, start, to));
         line(
             &format!("recovery report, {name}"),
@@ -1011,7 +1053,9 @@ fn dashboard(store: &SqliteStore) {
             ),
         );
     }
-
+    if ONLY.get().is_some_and(|o| o.is_some()) {
+        return;
+    }
     let mut q = MetricsQuery::new("default", GroupBy::Model);
     q.from = Some(from);
     q.to = Some(to);
