@@ -373,11 +373,7 @@ impl Hist {
                 return Err(CodecError(format!("histogram bucket {end} out of range")));
             }
             match self.window_for(at, end) {
-                Some(slots) => {
-                    for slot in slots {
-                        *slot = slot.saturating_add(r.i64()?.saturating_mul(sign));
-                    }
-                }
+                Some(slots) => r.add_i64s(slots, sign)?,
                 None => {
                     for k in at..end {
                         let c = r.i64()?;
@@ -407,7 +403,9 @@ impl Hist {
             }
             let items = self.nonzero();
             let lo = items.first().map_or(at, |e| usize::from(e.0).min(at));
-            let hi = items.last().map_or(end, |e| (usize::from(e.0) + 1).max(end));
+            let hi = items
+                .last()
+                .map_or(end, |e| (usize::from(e.0) + 1).max(end));
             let mut counts = vec![0; hi - lo];
             for (b, c) in items {
                 counts[usize::from(b) - lo] = c;

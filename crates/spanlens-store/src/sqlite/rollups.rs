@@ -35,7 +35,7 @@ use crate::rollup::metrics::{
     for_each_metrics_entry, Agg, DimsRef, Family, Groups, Select, SpanStats,
 };
 use crate::rollup::retries::{RetryRow, RetryTally};
-use crate::rollup::time::{cover, day_of, Level};
+use crate::rollup::time::{cover, day_of, signed_cover, Level};
 use crate::types::{DailyCost, MetricRow, MetricsQuery};
 use rusqlite::{params, Connection, Row};
 use spanlens_core::recovery::{Buckets, RecoveryReport};
@@ -697,47 +697,68 @@ fn read_runs(
     Ok(())
 }
 
-/// What a range yields: entries of whole-bucket rows (still encoded) and spans of the edges.
+/// What a range yields: entries of whole-bucket rows (still encoded) and spans of the edges,
+/// each to be added (`sign` 1) or taken away (-1), as [`signed_cover`] decided.
 enum Item<'a> {
     /// A class of a rollup row whose bucket lies in UTC day `day`.
     Row {
         day: i64,
         dims: DimsRef<'a>,
         agg: &'a [u8],
+        sign: i64,
     },
     /// A span of a partial bucket.
-    Span(SpanStats<'a>),
+    Span(SpanStats<'a>, i64),
 }
 
-/// Calls `f` with everything the selection counts in `[from, to)`: the matching classes of the
-/// whole buckets' rows, and the matching spans of the partial buckets at the ends.
-fn fold(
+/// Calls `f` with the matching classes of the rows of `runs` (`(level, from, to, sign)`).
+fn fold_rows(
     conn: &Connection,
     pid: i64,
     sel: &Select,
-    from: i64,
-    to: i64,
+    runs: &[(Level, i64, i64, i64)],
     f: &mut dyn FnMut(Item<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let family = sel.family();
-    let c = cover(from, to, family.levels());
-    read_runs(conn, pid, family, &c.runs, &mut |bucket, body| {
-        let day = day_of(bucket);
-        let mut failure = None;
-        for_each_metrics_entry(body, &mut |dims, agg| {
-            if sel.accepts(&dims) {
-                if let Err(x) = f(Item::Row { day, dims, agg }) {
-                    failure = Some(x);
-                    return Err(CodecError("stopped".into()));
+    for sign in [1, -1] {
+        let mine: Vec<(Level, i64, i64)> = runs
+            .iter()
+            .filter(|r| r.3 == sign)
+            .map(|r| (r.0, r.1, r.2))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        read_runs(conn, pid, sel.family(), &mine, &mut |bucket, body| {
+            let day = day_of(bucket);
+            let mut failure = None;
+            for_each_metrics_entry(body, &mut |dims, agg| {
+                if sel.accepts(&dims) {
+                    if let Err(x) = f(Item::Row {
+                        day,
+                        dims,
+                        agg,
+                        sign,
+                    }) {
+                        failure = Some(x);
+                        return Err(CodecError("stopped".into()));
+                    }
                 }
-            }
-            Ok(())
-        })
-        .map_err(|x| failure.take().unwrap_or_else(|| corrupt(x)))
-    })?;
-    if c.scans.is_empty() {
-        return Ok(());
+                Ok(())
+            })
+            .map_err(|x| failure.take().unwrap_or_else(|| corrupt(x)))
+        })?;
     }
+    Ok(())
+}
+
+/// Calls `f` with the matching spans that started in `[a, b)`, with `sign`.
+fn fold_spans(
+    conn: &Connection,
+    pid: i64,
+    sel: &Select,
+    (a, b, sign): (i64, i64, i64),
+    f: &mut dyn FnMut(Item<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let e = db("scanning the edges of a range");
     let mut sql = format!(
         "SELECT {STATS_COLS} FROM spans INDEXED BY spans_time WHERE project_id = ?1 \
@@ -751,14 +772,29 @@ fn fold(
         }
     }
     let mut st = conn.prepare_cached(&sql).map_err(&e)?;
-    for (a, b) in &c.scans {
-        let mut rows = st.query(params![pid, a, b]).map_err(&e)?;
-        while let Some(r) = rows.next().map_err(&e)? {
-            let s = stats_of(r).map_err(&e)?;
-            if sel.accepts(&s.dims(family)) {
-                f(Item::Span(s))?;
-            }
+    let mut rows = st.query(params![pid, a, b]).map_err(&e)?;
+    while let Some(r) = rows.next().map_err(&e)? {
+        let s = stats_of(r).map_err(&e)?;
+        if sel.accepts(&s.dims(sel.family())) {
+            f(Item::Span(s, sign))?;
         }
+    }
+    Ok(())
+}
+
+/// Calls `f` with everything the selection counts in `[from, to)`, signed.
+fn fold(
+    conn: &Connection,
+    pid: i64,
+    sel: &Select,
+    from: i64,
+    to: i64,
+    f: &mut dyn FnMut(Item<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let c = signed_cover(from, to, sel.family().levels());
+    fold_rows(conn, pid, sel, &c.runs, f)?;
+    for scan in &c.scans {
+        fold_spans(conn, pid, sel, *scan, f)?;
     }
     Ok(())
 }
@@ -789,13 +825,19 @@ fn range_of(
 
 fn add_to_groups(groups: &mut Groups, sel: &Select, item: Item<'_>) -> Result<(), StoreError> {
     match item {
-        Item::Row { day, dims, agg } => groups
-            .slot(sel.key(&dims, day))
-            .merge_encoded(&mut Reader::new(agg), 1)
+        Item::Row {
+            day,
+            dims,
+            agg,
+            sign,
+        } => groups
+            .add_encoded(sel.key(&dims, day), agg, sign)
             .map_err(corrupt),
-        Item::Span(s) => {
+        Item::Span(s, sign) => {
             let dims = s.dims(sel.family());
-            groups.slot(sel.key(&dims, day_of(s.start_ns))).add(&s, 1);
+            groups
+                .slot(sel.key(&dims, day_of(s.start_ns)))
+                .add(&s, sign);
             Ok(())
         }
     }
@@ -817,10 +859,12 @@ pub fn metrics(conn: &Connection, q: &MetricsQuery) -> Result<Vec<MetricRow>, St
     fold(conn, pid, &sel, from, to, &mut |item| {
         add_to_groups(&mut groups, &sel, item)
     })?;
-    Ok(groups.into_rows())
+    groups.into_rows().map_err(corrupt)
 }
 
 /// Metrics of each slice `[bounds[i], bounds[i + 1])` and of their union, in one pass.
+/// Neighbouring slices round their shared bound to the same bucket edge, so the spans between
+/// the two are scanned once and added to one slice, taken from the other.
 pub fn metrics_series(
     conn: &Connection,
     q: &MetricsQuery,
@@ -845,18 +889,33 @@ pub fn metrics_series(
     };
     let mut total = Groups::default();
     let mut out = Vec::with_capacity(slices);
+    let mut scanned: HashMap<(i64, i64), Groups> = HashMap::new();
     for w in bounds.windows(2) {
         let mut groups = Groups::default();
         if let Some((from, to)) = range_of(conn, pid, Some(w[0]), Some(w[1]))? {
-            fold(conn, pid, &sel, from, to, &mut |item| {
+            let c = signed_cover(from, to, sel.family().levels());
+            fold_rows(conn, pid, &sel, &c.runs, &mut |item| {
                 add_to_groups(&mut groups, &sel, item)
             })?;
+            groups.flush().map_err(corrupt)?;
+            for &(a, b, sign) in &c.scans {
+                if !scanned.contains_key(&(a, b)) {
+                    let mut g = Groups::default();
+                    fold_spans(conn, pid, &sel, (a, b, 1), &mut |item| {
+                        add_to_groups(&mut g, &sel, item)
+                    })?;
+                    scanned.insert((a, b), g);
+                }
+                if let Some(g) = scanned.get(&(a, b)) {
+                    groups.merge(g, sign);
+                }
+            }
         }
-        total.merge(&groups);
-        out.push(groups.into_rows());
+        total.merge(&groups, 1);
+        out.push(groups.into_rows().map_err(corrupt)?);
     }
     Ok(crate::types::MetricSeries {
-        rows: total.into_rows(),
+        rows: total.into_rows().map_err(corrupt)?,
         slices: out,
     })
 }
@@ -882,8 +941,8 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
     let mut sums: HashMap<(Option<String>, i64), (i128, i64)> = HashMap::new();
     let mut add = |key: Option<&str>, day: i64, cost: i128, priced: i64| {
         let slot = sums.entry((key.map(str::to_string), day)).or_default();
-        slot.0 += cost;
-        slot.1 += priced;
+        slot.0 = slot.0.saturating_add(cost);
+        slot.1 = slot.1.saturating_add(priced);
     };
     let text = |k: crate::rollup::metrics::KeyRef<'_>| match k {
         crate::rollup::metrics::KeyRef::Text(t) => Some(t.to_string()),
@@ -891,15 +950,27 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
     };
     fold(conn, pid, &sel, from, to, &mut |item| {
         match item {
-            Item::Row { day, dims, agg } => {
+            Item::Row {
+                day,
+                dims,
+                agg,
+                sign,
+            } => {
                 let (cost, priced) = Agg::encoded_cost(&mut Reader::new(agg)).map_err(corrupt)?;
-                add(text(ksel.key(&dims, day)).as_deref(), day, cost, priced);
+                let key = text(ksel.key(&dims, day));
+                add(
+                    key.as_deref(),
+                    day,
+                    cost.saturating_mul(i128::from(sign)),
+                    priced.saturating_mul(sign),
+                );
             }
-            Item::Span(s) => {
+            Item::Span(s, sign) => {
                 if let Some(c) = s.cost_nano {
                     let day = day_of(s.start_ns);
                     let dims = s.dims(sel.family());
-                    add(text(ksel.key(&dims, day)).as_deref(), day, i128::from(c), 1);
+                    let key = text(ksel.key(&dims, day));
+                    add(key.as_deref(), day, i128::from(c) * i128::from(sign), sign);
                 }
             }
         }
