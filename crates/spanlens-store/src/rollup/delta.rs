@@ -10,6 +10,7 @@
 use super::codec::{CodecError, Reader};
 use super::headroom::{add_sample, encode_headroom, merge_headroom, HeadroomBody, RateSample};
 use super::metrics::{decode_metrics, encode_metrics, Agg, ClassRefs, DimsRef, Family, SpanStats};
+use super::retries::{RetryBody, RetryFacts};
 use super::time::Level;
 use std::collections::{BTreeMap, HashMap};
 
@@ -42,10 +43,12 @@ pub struct Delta {
     sums: HashMap<(RowKey, u32), u32, RefsHash>,
     aggs: Vec<Agg>,
     headroom: HashMap<RowKey, HeadroomBody>,
+    retries: HashMap<RowKey, RetryBody>,
     /// Running sums of coarse buckets whose rows are not built yet, kept from commit to commit
     /// so a bucket's row is encoded from memory when it is built (see `sqlite/rollups.rs`).
     pending: HashMap<(RowKey, u32), Agg, RefsHash>,
     pending_headroom: HashMap<RowKey, HeadroomBody>,
+    pending_retries: HashMap<RowKey, RetryBody>,
     /// Per family and class: the finest bucket its last span fell in, and that span's slots
     /// in `aggs` at each level. Spans come roughly in time order, so most skip the map. (Per
     /// family: a class without agent, tool and user is the same in both.)
@@ -143,6 +146,7 @@ impl PartialEq for Delta {
 type Canonical<'a> = (
     BTreeMap<(RowKey, [Option<&'a str>; 7]), &'a Agg>,
     BTreeMap<RowKey, &'a HeadroomBody>,
+    BTreeMap<RowKey, &'a RetryBody>,
 );
 
 impl Delta {
@@ -173,7 +177,13 @@ impl Delta {
             .filter(|(_, h)| !h.is_empty())
             .map(|(k, h)| (*k, h))
             .collect();
-        (sums, headroom)
+        let retries = self
+            .retries
+            .iter()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(k, r)| (*k, r))
+            .collect();
+        (sums, headroom, retries)
     }
 
     /// The id of a field value.
@@ -291,6 +301,7 @@ impl Delta {
         self.sums.clear();
         self.aggs.clear();
         self.headroom.clear();
+        self.retries.clear();
         for r in &mut self.recent {
             r.clear();
         }
@@ -311,6 +322,7 @@ impl Delta {
     pub fn clear_pending(&mut self) {
         self.pending.clear();
         self.pending_headroom.clear();
+        self.pending_retries.clear();
     }
 
     /// Removes the pending sums of bucket `key` and returns them as its encoded row (`None`
@@ -322,6 +334,13 @@ impl Delta {
                 .remove(&key)
                 .filter(|h| !h.is_empty())
                 .map(|h| encode_headroom(&h));
+        }
+        if key.family == Family::Retries {
+            return self
+                .pending_retries
+                .remove(&key)
+                .filter(|r| !r.is_empty())
+                .map(|r| r.encode());
         }
         let ids: Vec<u32> = self
             .pending
@@ -456,6 +475,36 @@ impl Delta {
         }
     }
 
+    /// Counts a retried span that started at `start` into the retry rows of every level
+    /// (`sign` -1 takes it back).
+    pub fn add_retry(&mut self, start: i64, f: &RetryFacts, sign: i64) {
+        self.add_retry_where(start, f, sign, &|_| true);
+    }
+
+    /// Counts a retried span into the finest retry row, and into the coarser ones for which
+    /// `coarse` says yes (the others keep it pending, like the metrics sums).
+    pub fn add_retry_where(
+        &mut self,
+        start: i64,
+        f: &RetryFacts,
+        sign: i64,
+        coarse: &dyn Fn(RowKey) -> bool,
+    ) {
+        for (k, level) in Family::Retries.levels().iter().enumerate() {
+            let key = RowKey {
+                family: Family::Retries,
+                level: *level,
+                bucket: level.bucket_of(start),
+            };
+            let map = if k == 0 || coarse(key) {
+                &mut self.retries
+            } else {
+                &mut self.pending_retries
+            };
+            map.entry(key).or_default().add(f, sign);
+        }
+    }
+
     /// Adds every sum of `other`.
     #[cfg(test)]
     pub fn merge(&mut self, other: &Delta) {
@@ -477,6 +526,9 @@ impl Delta {
                 }
             }
         }
+        for (key, body) in &other.retries {
+            self.retries.entry(*key).or_default().merge(body, 1);
+        }
         for (key, body) in &other.headroom {
             let into = self.headroom.entry(*key).or_default();
             for (k, a) in body {
@@ -494,6 +546,9 @@ impl Delta {
     pub fn merge_encoded(&mut self, key: RowKey, bytes: &[u8]) -> Result<(), CodecError> {
         if key.family == Family::Headroom {
             return merge_headroom(self.headroom.entry(key).or_default(), bytes);
+        }
+        if key.family == Family::Retries {
+            return self.retries.entry(key).or_default().merge_encoded(bytes, 1);
         }
         // The row's strings are looked up once; its classes then map by array lookups.
         let mut local: Option<Vec<u32>> = None;
@@ -553,6 +608,12 @@ impl Delta {
                 .filter(|(_, h)| !h.is_empty())
                 .map(|(k, h)| (*k, encode_headroom(h))),
         );
+        out.extend(
+            self.retries
+                .iter()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(k, r)| (*k, r.encode())),
+        );
         out.sort_by_key(|(k, _)| *k);
         out
     }
@@ -568,7 +629,9 @@ impl Delta {
     /// True when writing it would change nothing.
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.aggs.iter().all(Agg::is_zero) && self.headroom.values().all(|h| h.is_empty())
+        self.aggs.iter().all(Agg::is_zero)
+            && self.headroom.values().all(|h| h.is_empty())
+            && self.retries.values().all(RetryBody::is_empty)
     }
 }
 

@@ -33,6 +33,8 @@ pub enum Family {
     Users,
     /// Rate-limit headroom per provider and window (see `headroom`), by snapshot time.
     Headroom,
+    /// Retried spans' figures for the recovery report (see `retries`), by span start.
+    Retries,
 }
 
 impl Family {
@@ -42,13 +44,14 @@ impl Family {
             Family::Classes => 1,
             Family::Users => 2,
             Family::Headroom => 3,
+            Family::Retries => 4,
         }
     }
 
     /// The bucket sizes kept for the family, finest first.
     pub fn levels(self) -> &'static [Level] {
         match self {
-            Family::Classes | Family::Headroom => &Level::ALL,
+            Family::Classes | Family::Headroom | Family::Retries => &Level::ALL,
             Family::Users => &[Level::Hour, Level::Day],
         }
     }

@@ -34,11 +34,11 @@ use crate::rollup::headroom::{
 use crate::rollup::metrics::{
     for_each_metrics_entry, Agg, DimsRef, Family, Groups, Select, SpanStats,
 };
-use crate::rollup::retries::{RetryRow, RetryTally};
+use crate::rollup::retries::{RetryBody, RetryFacts, RetryRow};
 use crate::rollup::time::{cover, day_of, signed_cover, Level};
 use crate::types::{DailyCost, MetricRow, MetricsQuery};
 use rusqlite::{params, Connection, Row};
-use spanlens_core::recovery::{Buckets, RecoveryReport};
+use spanlens_core::recovery::{Buckets, RecoveryReport, MAX_TIMELINES};
 use spanlens_core::{retry_timeline, NanoUsd, Span, SpanId, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -100,6 +100,9 @@ pub fn prepare_commit(
             if let Some(p) = r.rate.as_ref().filter(|p| !straddles(r.start_ns, p.at_ns)) {
                 d.add_sample_where(p.at_ns, &p.sample, &has);
             }
+            if let Some(f) = &r.retry {
+                d.add_retry_where(r.start_ns, f, 1, &has);
+            }
         }
     }
     for pid in per_project.keys() {
@@ -152,7 +155,7 @@ pub fn buckets_of(jobs: &[(i64, &[PreparedSpan])]) -> (BucketSet, Newest) {
     let mut coarse = BTreeSet::new();
     let mut newest: BTreeMap<(i64, Family), i64> = BTreeMap::new();
     // Spans come in runs of one trace: a finest bucket seen just before is skipped.
-    let mut last: [Option<(i64, i64)>; 3] = [None; 3];
+    let mut last: [Option<(i64, i64)>; 4] = [None; 4];
     let mut see = |pid: i64, f: usize, family: Family, t: i64| {
         let finest = family.levels()[0].bucket_of(t);
         if last[f] == Some((pid, finest)) {
@@ -178,6 +181,9 @@ pub fn buckets_of(jobs: &[(i64, &[PreparedSpan])]) -> (BucketSet, Newest) {
             see(*pid, 1, Family::Users, r.start_ns);
             if let Some(p) = r.rate.as_ref().filter(|p| !straddles(r.start_ns, p.at_ns)) {
                 see(*pid, 2, Family::Headroom, p.at_ns);
+            }
+            if r.retry.is_some() {
+                see(*pid, 3, Family::Retries, r.start_ns);
             }
         }
     }
@@ -281,9 +287,14 @@ pub fn unbuilt_coarse(conn: &Connection) -> rusqlite::Result<(BucketSet, Newest)
 }
 
 fn family_of(code: i64) -> Option<Family> {
-    [Family::Classes, Family::Users, Family::Headroom]
-        .into_iter()
-        .find(|f| f.code() == code)
+    [
+        Family::Classes,
+        Family::Users,
+        Family::Headroom,
+        Family::Retries,
+    ]
+    .into_iter()
+    .find(|f| f.code() == code)
 }
 
 /// Writes changes for one project at once, compacting as it goes (the upgrade, which builds
@@ -995,67 +1006,134 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
 }
 
 /// The error-recovery report over spans that started in `[b.from, b.to)`: retries from the
-/// `span_retries` rows, timelines from the bodies of the 200 most recent retried spans only,
-/// rate-limit headroom from rollups plus the snapshots of the partial edges.
+/// retry rollups plus the `span_retries` rows of the range's edges, timelines from the bodies
+/// of the 200 most recent retried spans only, rate-limit headroom from rollups plus the
+/// snapshots of the partial edges.
 pub fn recovery_report(
     conn: &Connection,
     project: &str,
     b: Buckets,
 ) -> Result<RecoveryReport, StoreError> {
-    let mut tally = RetryTally::default();
     let mut headroom = HeadroomReport::new(b);
     let Some(pid) = project_id(conn, project)? else {
-        return Ok(tally.finish(Vec::new(), headroom.finish()));
+        return Ok(RetryBody::default().finish(Vec::new(), headroom.finish()));
     };
     let (from, to) = (to_i64(b.from.0), to_i64(b.to.0));
-    let e = db("reading retried spans");
-    {
-        let mut st = conn
-            .prepare_cached(
-                "SELECT start_ns, trace_ref, span_id, trace_id, provider, tool, retries, \
-                 recovered, recovery_ms, errors FROM span_retries \
-                 WHERE project_id = ?1 AND start_ns >= ?2 AND start_ns < ?3",
-            )
-            .map_err(&e)?;
-        let mut rows = st.query(params![pid, from, to]).map_err(&e)?;
-        while let Some(r) = rows.next().map_err(&e)? {
-            let blob = |i: usize| -> Result<&[u8], StoreError> {
-                r.get_ref(i)
-                    .map_err(&e)?
-                    .as_blob()
-                    .map_err(|x| retry_corrupt(x.to_string()))
-            };
-            let text = |i: usize| -> Result<Option<&str>, StoreError> {
-                r.get_ref(i)
-                    .map_err(&e)?
-                    .as_str_or_null()
-                    .map_err(|x| retry_corrupt(x.to_string()))
-            };
-            let (Ok(trace_id), Ok(span_id)) = (
-                <[u8; 16]>::try_from(blob(3)?),
-                <[u8; 8]>::try_from(blob(2)?),
-            ) else {
-                return Err(retry_corrupt("ids of the wrong length".into()));
-            };
-            tally
-                .add(&RetryRow {
-                    start_ns: r.get(0).map_err(&e)?,
-                    trace_ref: r.get(1).map_err(&e)?,
-                    span_id,
-                    trace_id,
-                    provider: text(4)?,
-                    tool: text(5)?,
-                    retries: u64::try_from(r.get::<_, i64>(6).map_err(&e)?).unwrap_or(0),
-                    recovered: r.get(7).map_err(&e)?,
-                    recovery_ms: r.get(8).map_err(&e)?,
-                    errors: blob(9)?,
-                })
-                .map_err(|x| retry_corrupt(x.0))?;
+    let mut sums = RetryBody::default();
+    if from < to {
+        let c = signed_cover(from, to, Family::Retries.levels());
+        for sign in [1, -1] {
+            let runs: Vec<(Level, i64, i64)> = c
+                .runs
+                .iter()
+                .filter(|r| r.3 == sign)
+                .map(|r| (r.0, r.1, r.2))
+                .collect();
+            if !runs.is_empty() {
+                read_runs(conn, pid, Family::Retries, &runs, &mut |_, body| {
+                    sums.merge_encoded(body, sign).map_err(corrupt)
+                })?;
+            }
+        }
+        for &(a, z, sign) in &c.scans {
+            for_each_retry_row(conn, pid, a, z, &mut |r| {
+                let f = RetryFacts::of_row(r).map_err(|x| retry_corrupt(x.0))?;
+                sums.add(&f, sign);
+                Ok(())
+            })?;
         }
     }
-    let timelines = recent_timelines(conn, &tally.recent())?;
+    let timelines = recent_timelines(conn, &recent_retried(conn, pid, from, to)?)?;
     headroom_into(conn, pid, from, to, &mut headroom)?;
-    Ok(tally.finish(timelines, headroom.finish()))
+    Ok(sums.finish(timelines, headroom.finish()))
+}
+
+/// Calls `f` with each `span_retries` row of spans that started in `[from, to)`.
+fn for_each_retry_row(
+    conn: &Connection,
+    pid: i64,
+    from: i64,
+    to: i64,
+    f: &mut dyn FnMut(&RetryRow<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let e = db("reading retried spans");
+    let mut st = conn
+        .prepare_cached(
+            "SELECT start_ns, provider, tool, retries, recovered, recovery_ms, errors \
+             FROM span_retries WHERE project_id = ?1 AND start_ns >= ?2 AND start_ns < ?3",
+        )
+        .map_err(&e)?;
+    let mut rows = st.query(params![pid, from, to]).map_err(&e)?;
+    while let Some(r) = rows.next().map_err(&e)? {
+        let text = |i: usize| -> Result<Option<&str>, StoreError> {
+            r.get_ref(i)
+                .map_err(&e)?
+                .as_str_or_null()
+                .map_err(|x| retry_corrupt(x.to_string()))
+        };
+        f(&RetryRow {
+            start_ns: r.get(0).map_err(&e)?,
+            provider: text(1)?,
+            tool: text(2)?,
+            retries: u64::try_from(r.get::<_, i64>(3).map_err(&e)?).unwrap_or(0),
+            recovered: r.get(4).map_err(&e)?,
+            recovery_ms: r.get(5).map_err(&e)?,
+            errors: r
+                .get_ref(6)
+                .map_err(&e)?
+                .as_blob()
+                .map_err(|x| retry_corrupt(x.to_string()))?,
+        })?;
+    }
+    Ok(())
+}
+
+/// The `(trace row id, span id)` of the most recent retried spans of `[from, to)` (at most
+/// `MAX_TIMELINES`: latest start first, then by trace and span id), read newest first from
+/// the table's key.
+fn recent_retried(
+    conn: &Connection,
+    pid: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, [u8; 8])>, StoreError> {
+    let e = db("reading retried spans");
+    let mut st = conn
+        .prepare_cached(
+            "SELECT start_ns, trace_ref, span_id, trace_id FROM span_retries \
+             WHERE project_id = ?1 AND start_ns >= ?2 AND start_ns < ?3 \
+             ORDER BY start_ns DESC",
+        )
+        .map_err(&e)?;
+    let mut rows = st.query(params![pid, from, to]).map_err(&e)?;
+    let mut found: Vec<(std::cmp::Reverse<i64>, [u8; 16], [u8; 8], i64)> = Vec::new();
+    while let Some(r) = rows.next().map_err(&e)? {
+        let start: i64 = r.get(0).map_err(&e)?;
+        // Spans starting together with the last one kept may sort before it: read them all.
+        if found.len() >= MAX_TIMELINES && found.last().is_some_and(|l| l.0 .0 != start) {
+            break;
+        }
+        let id = |i: usize| -> Result<&[u8], StoreError> {
+            r.get_ref(i)
+                .map_err(&e)?
+                .as_blob()
+                .map_err(|x| retry_corrupt(x.to_string()))
+        };
+        let (Ok(trace_id), Ok(span_id)) =
+            (<[u8; 16]>::try_from(id(3)?), <[u8; 8]>::try_from(id(2)?))
+        else {
+            return Err(retry_corrupt("ids of the wrong length".into()));
+        };
+        found.push((
+            std::cmp::Reverse(start),
+            trace_id,
+            span_id,
+            r.get(1).map_err(&e)?,
+        ));
+    }
+    found.sort();
+    found.truncate(MAX_TIMELINES);
+    Ok(found.into_iter().map(|r| (r.3, r.2)).collect())
 }
 
 fn retry_corrupt(reason: String) -> StoreError {
@@ -1121,12 +1199,9 @@ fn headroom_into(
     report: &mut HeadroomReport,
 ) -> Result<(), StoreError> {
     let e = db("reading rate-limit headroom");
-    let mut scan_st = conn
-        .prepare_cached(&format!(
-            "SELECT {RATE_COLS} FROM spans INDEXED BY spans_time WHERE project_id = ?1 \
-             AND start_ns >= ?2 AND start_ns < ?3 AND rate_limits IS NOT NULL"
-        ))
-        .map_err(&e)?;
+    // The partial pieces of every report bucket, by the quarter-hour bucket holding them: two
+    // neighbouring report buckets cut one quarter-hour in two, and its spans are read once.
+    let mut pieces: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
     for i in 0..report.len() {
         let (a, z) = report.bounds(i);
         let (a, z) = (to_i64(a), to_i64(z));
@@ -1139,17 +1214,29 @@ fn headroom_into(
                 .map_err(corrupt)
         })?;
         for (lo, hi) in &c.scans {
-            // A kept snapshot was taken in the quarter-hour bucket its span started in.
-            let mut rows = scan_st
-                .query(params![pid, Level::Leaf.bucket_of(*lo), hi])
-                .map_err(&e)?;
-            while let Some(r) = rows.next().map_err(&e)? {
-                let Some((start, at, sample)) = rate_of(r).map_err(&e)? else {
-                    continue;
-                };
-                if at >= *lo && at < *hi && !straddles(start, at) && start >= from && start < to {
-                    report.add_sample(at as u64, &sample);
-                }
+            pieces
+                .entry(Level::Leaf.bucket_of(*lo))
+                .or_default()
+                .push((*lo, *hi));
+        }
+    }
+    let mut scan_st = conn
+        .prepare_cached(&format!(
+            "SELECT {RATE_COLS} FROM spans INDEXED BY spans_time WHERE project_id = ?1 \
+             AND start_ns >= ?2 AND start_ns < ?3 AND rate_limits IS NOT NULL"
+        ))
+        .map_err(&e)?;
+    for (leaf, parts) in &pieces {
+        // A kept snapshot was taken in the quarter-hour bucket its span started in.
+        let end = parts.iter().map(|p| p.1).max().unwrap_or(*leaf);
+        let mut rows = scan_st.query(params![pid, leaf, end]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let Some((start, at, sample)) = rate_of(r).map_err(&e)? else {
+                continue;
+            };
+            let wanted = parts.iter().any(|(lo, hi)| at >= *lo && at < *hi);
+            if wanted && !straddles(start, at) && start >= from && start < to {
+                report.add_sample(at as u64, &sample);
             }
         }
     }
@@ -1233,6 +1320,68 @@ pub fn build_all(
     }
     progress(BuildProgress {
         step: STEP_SUMS,
+        done,
+        total,
+    });
+    Ok(())
+}
+
+/// Migration 6: sums the stored retried spans into retry rollups, a day at a time.
+pub fn build_retries(
+    conn: &Connection,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> rusqlite::Result<()> {
+    const STEP: &str = "summing retried spans into rollups (spans)";
+    let total: i64 = conn.query_row("SELECT count(*) FROM span_retries", [], |r| r.get(0))?;
+    let total = u64::try_from(total).unwrap_or(0);
+    let pids: Vec<i64> = conn
+        .prepare("SELECT id FROM projects ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut done = 0u64;
+    progress(BuildProgress {
+        step: STEP,
+        done,
+        total,
+    });
+    for pid in pids {
+        let mut delta = Delta::default();
+        let mut day: Option<i64> = None;
+        let mut failure = None;
+        let r = for_each_retry_row(conn, pid, i64::MIN, i64::MAX, &mut |r| {
+            let d = day_of(r.start_ns);
+            if day.is_some_and(|x| x != d) {
+                if let Err(x) = write_delta(conn, pid, &std::mem::take(&mut delta)) {
+                    failure = Some(x);
+                    return Err(retry_corrupt("stopped".into()));
+                }
+            }
+            day = Some(d);
+            match RetryFacts::of_row(r) {
+                Ok(f) => delta.add_retry(r.start_ns, &f, 1),
+                Err(x) => {
+                    failure = Some(codec_to_sql(x));
+                    return Err(retry_corrupt("stopped".into()));
+                }
+            }
+            done += 1;
+            if done % PROGRESS_EVERY == 0 {
+                progress(BuildProgress {
+                    step: STEP,
+                    done,
+                    total,
+                });
+            }
+            Ok(())
+        });
+        if let Some(x) = failure {
+            return Err(x);
+        }
+        r.map_err(|x| codec_to_sql(CodecError(x.to_string())))?;
+        write_delta(conn, pid, &delta)?;
+    }
+    progress(BuildProgress {
+        step: STEP,
         done,
         total,
     });

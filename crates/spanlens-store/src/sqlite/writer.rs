@@ -10,6 +10,7 @@ use super::schema::now_ns;
 use super::summary::{SpanFacts, TraceState};
 use crate::rollup::delta::{Delta, RowKey};
 use crate::rollup::metrics::Family;
+use crate::rollup::retries::{RetryFacts, RetryRow};
 use crate::rollup::time::Level;
 use crate::ticket::Completer;
 use crate::types::WriteReceipt;
@@ -619,6 +620,32 @@ impl Writer {
             coarse_of(Family::Headroom, *at);
         }
         if old.retry_count > 0 {
+            // The old copy's retry facts leave the retry rollups too.
+            let mut st = self.conn.prepare_cached(
+                "SELECT provider, tool, retries, recovered, recovery_ms, errors FROM span_retries \
+                 WHERE project_id = ?1 AND start_ns = ?2 AND trace_ref = ?3 AND span_id = ?4",
+            )?;
+            let mut rows = st.query(params![pid, old.start_ns, trace_ref, &new.span_id[..]])?;
+            if let Some(r) = rows.next()? {
+                let errors = r.get_ref(5)?.as_blob()?;
+                let row = RetryRow {
+                    start_ns: old.start_ns,
+                    provider: r.get_ref(0)?.as_str_or_null()?,
+                    tool: r.get_ref(1)?.as_str_or_null()?,
+                    retries: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    recovered: r.get(3)?,
+                    recovery_ms: r.get(4)?,
+                    errors,
+                };
+                let facts = RetryFacts::of_row(&row).map_err(|e| {
+                    rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
+                        format!("span_retries row: {e}"),
+                    )))
+                })?;
+                coarse_of(Family::Retries, old.start_ns);
+                changes.delta(pid).add_retry(old.start_ns, &facts, -1);
+            }
+            drop(rows);
             self.conn
                 .prepare_cached(
                     "DELETE FROM span_retries WHERE project_id = ?1 AND start_ns = ?2 \
