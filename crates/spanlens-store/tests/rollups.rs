@@ -959,3 +959,103 @@ fn projects_are_kept_apart() {
         "recovery",
     );
 }
+
+/// Moves a span (its start, end and events) so that the spread of `generate` becomes `factor`
+/// times as long: 50 hours become 25 days with a factor of 12.
+fn stretch(s: &mut Span, factor: u64) {
+    let shift = s.start_time.0.saturating_sub(BASE) * (factor - 1);
+    s.start_time = Timestamp(s.start_time.0 + shift);
+    s.end_time = s.end_time.map(|e| Timestamp(e.0 + shift));
+    for e in &mut s.events {
+        e.time = Timestamp(e.time.0 + shift);
+    }
+}
+
+/// Spans over 25 days: by-user answers over whole weeks read the users family's week rows —
+/// kept at ingest in random and in time order, after spans sent again moved between weeks,
+/// and after a reopen — and equal a recomputation from the spans.
+#[test]
+fn week_rows_of_users_add_up() {
+    // 2025-01-02, a Thursday: week buckets start on Thursdays (seven days from the epoch).
+    let thursday = T0 + DAY;
+    for ordered in [false, true] {
+        let (_dir, store) = temp_store();
+        let mut rng = Rng(if ordered { 23 } else { 29 });
+        let mut spans = generate(&mut rng, 120);
+        for s in &mut spans {
+            stretch(s, 12);
+        }
+        if ordered {
+            spans.sort_by_key(|s| s.start_time);
+            for chunk in spans.chunks(9) {
+                store.write("p", chunk.to_vec()).unwrap();
+            }
+        } else {
+            send(&mut rng, &store, spans.clone());
+        }
+        let check = |store: &SqliteStore, rng: &mut Rng| {
+            let (truth, _) = stored(store, 120);
+            let mut ranges = vec![
+                (None, None),
+                (Some(thursday), Some(thursday + 14 * DAY)),
+                (Some(thursday - 1), Some(thursday + 21 * DAY + 1)),
+                (
+                    Some(thursday + 7 * DAY + HOUR),
+                    Some(thursday + 14 * DAY + 3 * HOUR),
+                ),
+            ];
+            for _ in 0..4 {
+                let a = T0 + rng.below(12 * DAY);
+                ranges.push((Some(a), Some(a + 7 * DAY + rng.below(10 * DAY))));
+            }
+            for (from, to) in ranges {
+                for g in [GroupBy::User, GroupBy::Model, GroupBy::All] {
+                    let mut q = MetricsQuery::new("p", g);
+                    q.from = from.map(Timestamp);
+                    q.to = to.map(Timestamp);
+                    assert_eq!(
+                        store.metrics(&q).unwrap(),
+                        expected_metrics(&truth, &q),
+                        "{q:?}"
+                    );
+                }
+            }
+            // A series of weekly slices by user.
+            let bounds: Vec<Timestamp> =
+                (0..4).map(|w| Timestamp(thursday + w * 7 * DAY)).collect();
+            let mut q = MetricsQuery::new("p", GroupBy::User);
+            let series = store.metrics_series(&q, &bounds).unwrap();
+            for (w, got) in bounds.windows(2).zip(&series.slices) {
+                q.from = Some(w[0]);
+                q.to = Some(w[1]);
+                assert_eq!(got, &expected_metrics(&truth, &q), "slice {q:?}");
+            }
+        };
+        check(&store, &mut rng);
+        // Some spans sent again, moved to another week or changed.
+        let (now, _) = stored(&store, 120);
+        let mut again = Vec::new();
+        for s in now.iter().step_by(4) {
+            let mut c = s.clone();
+            let start = c.start_time;
+            fill(&mut rng, &mut c);
+            c.start_time = start;
+            if rng.chance(50) {
+                let shift = 8 * DAY + rng.below(DAY);
+                c.start_time = Timestamp(c.start_time.0 - shift.min(c.start_time.0 - T0));
+                c.end_time = c.end_time.map(|_| c.start_time);
+                c.events.clear();
+            }
+            if c.parent_span_id.is_none() {
+                c.kind = SpanKind::Pipeline;
+            }
+            again.push(c);
+        }
+        store.write("p", again).unwrap();
+        check(&store, &mut rng);
+        let path = store.path().to_path_buf();
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        check(&store, &mut rng);
+    }
+}

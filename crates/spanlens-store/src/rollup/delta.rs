@@ -709,11 +709,12 @@ mod tests {
     }
 
     #[test]
-    fn one_span_lands_in_five_rows() {
+    fn one_span_lands_in_six_rows() {
         let mut d = Delta::default();
         d.add_span(&s(3_600_000_000_000 + 7, "m", "u"), 1);
         let rows = d.encoded_rows();
-        assert_eq!(rows.len(), 5);
+        // Classes: quarter-hour, hour, day; users: hour, day, week.
+        assert_eq!(rows.len(), 6);
         let key = RowKey {
             family: Family::Users,
             level: Level::Hour,

@@ -52,7 +52,7 @@ impl Family {
     pub fn levels(self) -> &'static [Level] {
         match self {
             Family::Classes | Family::Headroom | Family::Retries => &Level::ALL,
-            Family::Users => &[Level::Hour, Level::Day],
+            Family::Users => &[Level::Hour, Level::Day, Level::Week],
         }
     }
 }

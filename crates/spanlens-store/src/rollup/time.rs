@@ -21,11 +21,18 @@ pub enum Level {
     Hour,
     /// One UTC day.
     Day,
+    /// Seven UTC days from the epoch (Thursday to Wednesday), users family only: its day rows
+    /// hold every user of the day (~3 MB at 40M spans a month), and a 30-day by-user query
+    /// merging 30 of them took 860 ms.
+    Week,
 }
 
 impl Level {
-    /// Every level, finest first.
+    /// The levels of most families, finest first.
     pub const ALL: [Level; 3] = [Level::Leaf, Level::Hour, Level::Day];
+
+    /// Every level there is (to read a stored level code back).
+    pub const EVERY: [Level; 4] = [Level::Leaf, Level::Hour, Level::Day, Level::Week];
 
     /// The bucket width in nanoseconds.
     pub fn width_ns(self) -> i64 {
@@ -33,6 +40,7 @@ impl Level {
             Level::Leaf => 15 * MINUTE_NS,
             Level::Hour => 60 * MINUTE_NS,
             Level::Day => 24 * 60 * MINUTE_NS,
+            Level::Week => 7 * 24 * 60 * MINUTE_NS,
         }
     }
 
@@ -42,6 +50,7 @@ impl Level {
             Level::Leaf => 0,
             Level::Hour => 1,
             Level::Day => 2,
+            Level::Week => 3,
         }
     }
 

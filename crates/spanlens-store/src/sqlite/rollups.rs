@@ -208,36 +208,115 @@ pub fn existing(
     Ok(out)
 }
 
-/// The finest rows inside coarse buckets due to be built.
+/// The rows that make up coarse buckets due to be built.
 pub fn read_derivations(
     conn: &Connection,
     due: &BTreeSet<(i64, RowKey)>,
 ) -> rusqlite::Result<Vec<Derivation>> {
     let mut out = Vec::new();
-    let mut st = conn.prepare_cached(
-        "SELECT body FROM rollups WHERE project_id = ?1 AND family = ?2 AND level = ?3 \
-         AND bucket_ns >= ?4 AND bucket_ns < ?5",
-    )?;
     for (pid, key) in due {
-        let finest = key.family.levels()[0];
-        let mut d = Derivation {
+        out.push(Derivation {
             project: *pid,
             key: *key,
-            rows: Vec::new(),
-        };
-        let mut rows = st.query(params![
-            pid,
-            key.family.code(),
-            finest.code(),
-            key.bucket,
-            key.bucket + key.level.width_ns()
-        ])?;
-        while let Some(r) = rows.next()? {
-            d.rows.push(r.get(0)?);
-        }
-        out.push(d);
+            rows: read_children(conn, *pid, *key)?,
+        });
     }
     Ok(out)
+}
+
+/// The rows of the level just below a coarse bucket, and where a bucket there has no row yet,
+/// the rows below that: a week of users is then its seven day rows (about 20 MB) rather than
+/// its 168 hours of rows.
+fn read_children(conn: &Connection, pid: i64, key: RowKey) -> rusqlite::Result<Vec<Vec<u8>>> {
+    let levels = key.family.levels();
+    let mut out = Vec::new();
+    let Some(at) = levels.iter().position(|l| *l == key.level) else {
+        return Ok(out);
+    };
+    let mut st = conn.prepare_cached(
+        "SELECT bucket_ns, body FROM rollups WHERE project_id = ?1 AND family = ?2 \
+         AND level = ?3 AND bucket_ns >= ?4 AND bucket_ns < ?5",
+    )?;
+    let end = key.bucket.saturating_add(key.level.width_ns());
+    let mut todo: Vec<(usize, i64, i64)> = at
+        .checked_sub(1)
+        .map(|i| (i, key.bucket, end))
+        .into_iter()
+        .collect();
+    while let Some((i, a, b)) = todo.pop() {
+        let level = levels[i];
+        let mut present = BTreeSet::new();
+        let mut rows = st.query(params![pid, key.family.code(), level.code(), a, b])?;
+        while let Some(r) = rows.next()? {
+            present.insert(r.get::<_, i64>(0)?);
+            out.push(r.get(1)?);
+        }
+        let Some(finer) = i.checked_sub(1) else {
+            continue;
+        };
+        let w = level.width_ns();
+        let mut p = a;
+        while p < b {
+            if present.contains(&p) {
+                p += w;
+                continue;
+            }
+            let start = p;
+            while p < b && !present.contains(&p) {
+                p += w;
+            }
+            todo.push((finer, start, p));
+        }
+    }
+    Ok(out)
+}
+
+/// Migration 7: builds the week rows of the users family from the rows inside each week.
+pub fn build_weeks(
+    conn: &Connection,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> rusqlite::Result<()> {
+    const STEP: &str = "building week rows of the users family (weeks)";
+    let mut weeks = BTreeSet::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT DISTINCT project_id, bucket_ns FROM rollups WHERE family = ?1 AND level = ?2",
+        )?;
+        let mut rows = st.query(params![Family::Users.code(), Level::Hour.code()])?;
+        while let Some(r) = rows.next()? {
+            let (pid, b): (i64, i64) = (r.get(0)?, r.get(1)?);
+            weeks.insert((
+                pid,
+                RowKey {
+                    family: Family::Users,
+                    level: Level::Week,
+                    bucket: Level::Week.bucket_of(b),
+                },
+            ));
+        }
+    }
+    let total = weeks.len() as u64;
+    for (done, (pid, key)) in weeks.into_iter().enumerate() {
+        progress(BuildProgress {
+            step: STEP,
+            done: done as u64,
+            total,
+        });
+        let d = Derivation {
+            project: pid,
+            key,
+            rows: read_children(conn, pid, key)?,
+        };
+        if let Some(body) = derive(&d).map_err(codec_to_sql)? {
+            replace_bucket(conn, pid, &key, Some(&body))?;
+        }
+    }
+    progress(BuildProgress {
+        step: STEP,
+        done: total,
+        total,
+    });
+    Ok(())
 }
 
 /// Coarse buckets that have finest rows but no row of their own, and the start of the newest
@@ -251,9 +330,10 @@ pub fn unbuilt_coarse(conn: &Connection) -> rusqlite::Result<(BucketSet, Newest)
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         let (pid, f, l, b): (i64, i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        let (Some(family), Some(level)) =
-            (family_of(f), Level::ALL.into_iter().find(|x| x.code() == l))
-        else {
+        let (Some(family), Some(level)) = (
+            family_of(f),
+            Level::EVERY.into_iter().find(|x| x.code() == l),
+        ) else {
             continue;
         };
         let key = RowKey {
@@ -1710,7 +1790,7 @@ mod tests {
         let rows = all.encoded_rows();
         assert_eq!(
             rows.len(),
-            5,
+            6,
             "one bucket of every kept level, two families"
         );
         for (key, body) in rows {

@@ -1,6 +1,6 @@
 //! The SQLite schema as versioned migrations, and the connection settings every connection uses.
 
-use super::rollups::{build_all, build_retries, BuildProgress};
+use super::rollups::{build_all, build_retries, build_weeks, BuildProgress};
 use crate::error::StoreError;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -307,6 +307,14 @@ ALTER TABLE projects ADD COLUMN max_trace_ns INTEGER NOT NULL DEFAULT 0;
 -- reads every span_retries row of its range (750 ms for 978k over 30 days of 40M spans).
 "#,
         then: Some(build_retries),
+    },
+    Migration {
+        description: "week rows of the users family",
+        sql: r#"
+-- Users rows per week (level 3), so a 30-day by-user query merges four weeks and a few days
+-- instead of 30 day rows of every user.
+"#,
+        then: Some(build_weeks),
     },
 ];
 
@@ -900,12 +908,12 @@ mod tests {
             .unwrap();
         assert!(removed > 0, "the spans have retries");
         conn.execute_batch(
-            "DELETE FROM schema_migrations WHERE version = 6; PRAGMA user_version = 5;",
+            "DELETE FROM schema_migrations WHERE version >= 6; PRAGMA user_version = 5;",
         )
         .unwrap();
         drop(conn);
         let old = super::super::SqliteStore::open(&path).unwrap();
-        assert_eq!(old.schema_info().unwrap().0, 6);
+        assert_eq!(old.schema_info().unwrap().0, 7);
         let t0 = 1_735_689_600_000_000_000u64;
         let h = 3_600_000_000_000u64;
         for (from, to, count) in [(t0, t0 + 96 * h, 4), (t0 + 22 * h + 17, t0 + 70 * h + 5, 5)] {
@@ -961,7 +969,7 @@ mod tests {
             &mut |p| heard.push(p),
         )
         .unwrap();
-        assert_eq!(old.schema_info().unwrap().0, 6);
+        assert_eq!(old.schema_info().unwrap().0, 7);
         let t0 = 1_735_689_600_000_000_000u64;
         let h = 3_600_000_000_000u64;
         let ranges = [
@@ -1035,6 +1043,84 @@ mod tests {
             assert!(of.iter().all(|p| p.version == version));
             let last = of[of.len() - 1];
             assert!(last.total > 0 && last.done == last.total, "{last:?}");
+        }
+    }
+
+    /// Migration 7 adds no table either: a database without its users week rows, marked
+    /// version 6, gets them built from the day and hour rows and answers by user over weeks as
+    /// one written at version 7.
+    #[test]
+    fn a_version_6_database_gets_its_week_rows_from_migration_7() {
+        use crate::rollup::metrics::Family;
+        use crate::rollup::time::Level;
+        use crate::store::Store;
+        use crate::types::{GroupBy, MetricsQuery};
+        use spanlens_core::Timestamp;
+        // The varied spans spread over three weeks instead of three days.
+        let t0 = 1_735_689_600_000_000_000u64;
+        let mut spans = varied_spans();
+        for s in &mut spans {
+            let shift = (s.start_time.0 - t0) * 6;
+            s.start_time = Timestamp(s.start_time.0 + shift);
+            s.end_time = s.end_time.map(|e| Timestamp(e.0 + shift));
+            for e in &mut s.events {
+                e.time = Timestamp(e.time.0 + shift);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
+        fresh.write("p", spans.clone()).unwrap();
+        let path = dir.path().join("six.db");
+        super::super::SqliteStore::open(&path)
+            .unwrap()
+            .write("p", spans)
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let removed = conn
+            .execute(
+                "DELETE FROM rollups WHERE family = ?1 AND level = ?2",
+                [Family::Users.code(), Level::Week.code()],
+            )
+            .unwrap();
+        assert!(removed >= 3, "the spans cover three weeks: {removed}");
+        conn.execute_batch(
+            "DELETE FROM schema_migrations WHERE version = 7; PRAGMA user_version = 6;",
+        )
+        .unwrap();
+        drop(conn);
+        let old = super::super::SqliteStore::open(&path).unwrap();
+        assert_eq!(old.schema_info().unwrap().0, 7);
+        let weeks = |s: &super::super::SqliteStore| -> i64 {
+            s.pool
+                .get()
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM rollups WHERE family = ?1 AND level = ?2",
+                    [Family::Users.code(), Level::Week.code()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        // Every week is built by the migration; the writer of the fresh one keeps the newest week
+        // unbuilt until traffic moves past it (its queries read the day rows instead).
+        assert!(weeks(&old) >= weeks(&fresh) && weeks(&old) >= 3);
+        let day = 86_400_000_000_000u64;
+        let thursday = t0 + day;
+        for (from, to) in [
+            (None, None),
+            (Some(thursday), Some(thursday + 14 * day)),
+            (Some(thursday + 3), Some(thursday + 20 * day - 5)),
+        ] {
+            for g in [GroupBy::User, GroupBy::All] {
+                let mut q = MetricsQuery::new("p", g);
+                q.from = from.map(Timestamp);
+                q.to = to.map(Timestamp);
+                assert_eq!(
+                    old.metrics(&q).unwrap(),
+                    fresh.metrics(&q).unwrap(),
+                    "{q:?}"
+                );
+            }
         }
     }
 }
