@@ -3,8 +3,8 @@
 //! Invariants beyond "no panic":
 //! - OTLP protobuf: a decoded request re-encodes to bytes that decode to the same request;
 //! - OTLP JSON: a decoded request, written back as OTLP/JSON, decodes to the same request
-//!   (doubles within one unit in the last place: serde_json's default float parsing is not
-//!   exact), and its protobuf encoding decodes too;
+//!   (doubles within a few units in the last place: serde_json's default float parsing is not
+//!   exact, finding F1), and its protobuf encoding decodes too;
 //! - OpenAI Agents: every item of `data` is accounted for, as a span or as a rejection;
 //! - gzip: any body is answered (no panic, nothing over the cap), and any data gzip-compressed
 //!   comes back unchanged.
@@ -65,11 +65,10 @@ pub fn assert_json_round_trip(req: &proto::ExportTraceServiceRequest, style: &ge
     }
 }
 
-/// Equal, both NaN, or one unit in the last place apart.
+/// Equal, both NaN, or a few units in the last place apart (finding F1: serde_json's default
+/// float parsing, which the product uses, can be that far off).
 fn close(x: f64, y: f64) -> bool {
-    (x.is_nan() && y.is_nan())
-        || x == y
-        || (x.is_finite() && y.is_finite() && x.to_bits().abs_diff(y.to_bits()) <= 1)
+    (x.is_nan() && y.is_nan()) || x == y || crate::known::few_ulps(x, y)
 }
 
 /// The request with every double attribute value set to 0, and the doubles in order.

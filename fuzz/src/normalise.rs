@@ -4,7 +4,7 @@
 //! rest. Invariants checked on every accepted request ([`check_spans`]):
 //! - every item of the request is accounted for, as a span or as a rejection;
 //! - every span serialises to JSON and deserialises back to an equal span (times of 2^63 ns
-//!   or later: known defect K1; doubles one unit in the last place apart: finding F1; a time to
+//!   or later: known defect K1; doubles a few units in the last place apart: finding F1; a time to
 //!   first token over 2^53 ns within the precision of its JSON form, milliseconds as a double);
 //! - ids are not all-zero;
 //! - usage keeps its canonical semantics: cached tokens within input, reasoning within output,
@@ -159,7 +159,7 @@ pub struct Difference {
     pub before: Value,
     /// The value after.
     pub after: Value,
-    /// Both are doubles one unit in the last place apart.
+    /// Both are doubles a few units in the last place apart (finding F1).
     pub one_ulp: bool,
 }
 
