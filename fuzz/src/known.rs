@@ -29,6 +29,11 @@ pub enum Known {
     /// makes `GET /api/v1/traces/{id}` and `/tree` panic in debug builds (500) and report a
     /// wrapped sum in release builds (found by this fuzzing).
     F2,
+    /// A computed cost that saturates at the largest nano-USD amount (about 9.2 billion USD,
+    /// from token counts near `u64::MAX`) is written to JSON as a double that `NanoUsd`'s
+    /// deserialiser refuses (it takes amounts below 9.2e18 nano-USD only): the span's JSON does
+    /// not read back and `GET /api/v1/traces/{id}` answers 500 (found by this fuzzing).
+    F3,
 }
 
 impl Known {
@@ -39,6 +44,7 @@ impl Known {
             Known::K3 => "[K3]",
             Known::F1 => "[F1]",
             Known::F2 => "[F2]",
+            Known::F3 => "[F3]",
         }
     }
 }
@@ -112,4 +118,25 @@ pub fn few_ulps(x: f64, y: f64) -> bool {
         && y.is_finite()
         && x.is_sign_negative() == y.is_sign_negative()
         && x.to_bits().abs_diff(y.to_bits()) <= 16
+}
+
+/// True when one of the span's cost amounts does not survive its JSON form (a double of USD
+/// read back through `NanoUsd::from_usd_f64`): the condition of [`Known::F3`].
+pub fn has_unreadable_cost(s: &Span) -> bool {
+    let Some(c) = &s.cost else {
+        return false;
+    };
+    std::iter::once(&c.amounts)
+        .chain(&c.computed)
+        .flat_map(|b| {
+            [
+                b.input,
+                b.output,
+                b.cache_read,
+                b.cache_write,
+                b.reasoning,
+                b.total,
+            ]
+        })
+        .any(|n| spanlens_core::NanoUsd::from_usd_f64(n.as_usd_f64()).is_none())
 }

@@ -371,18 +371,28 @@ fn check_reads(h: &Harness, app: &Router, project: &str, n: &Normalized) {
             far.insert(s.trace_id);
         }
     }
+    let costly: BTreeSet<TraceId> = n
+        .spans
+        .iter()
+        .filter(|s| known::has_unreadable_cost(s))
+        .map(|s| s.trace_id)
+        .collect();
     let wide: BTreeSet<TraceId> = traces
         .keys()
         .filter(|t| known::may_overflow_analysis(n.spans.iter().filter(|s| s.trace_id == **t)))
         .copied()
         .collect();
-    // A 5xx is a finding, unless the trace holds a time past 2^63 ns (known defect K1) or
-    // durations that the analysis adds past 2^64 ns (finding F2).
+    // A 5xx is a finding, unless the trace holds a time past 2^63 ns (known defect K1),
+    // durations that the analysis adds past 2^64 ns (finding F2) or a saturated cost (F3).
     let read = |uri: String, trace: Option<&TraceId>| -> Option<Value> {
         let (status, body) = h.get(app, &uri);
         let is = |set: &BTreeSet<TraceId>| trace.map_or(!set.is_empty(), |t| set.contains(t));
         if status.is_server_error() && is(&far) {
             known::hit(Known::K1, &format!("GET {uri}: {status}"));
+            return None;
+        }
+        if status.is_server_error() && is(&costly) {
+            known::hit(Known::F3, &format!("GET {uri}: {status}: {}", text(&body)));
             return None;
         }
         if status.is_server_error() && is(&wide) {
