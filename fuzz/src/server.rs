@@ -14,7 +14,6 @@
 //!   the project's trace list, sessions and `GET /api/v1/metrics/model`. A 5xx on any read is
 //!   a finding: one bad span must never break a read.
 
-use crate::known::{self, Known};
 use crate::normalise::{self, options};
 use crate::Mode;
 use axum::body::Body;
@@ -177,9 +176,6 @@ fn ingest_http(format: InputFormat, path: &str, content_type: &str, data: &[u8])
         return;
     };
     let expected = expect(format, &body);
-    if skip_before_sending(expected.as_ref()) {
-        return;
-    }
     let h = harness();
     let (_state, app, project) = h.begin();
     let mut req = Request::post(path)
@@ -272,9 +268,6 @@ pub fn ingest_grpc(data: &[u8]) {
     let Some(message) = normalise::body(InputFormat::OtlpProtobuf, mode, rest) else {
         return;
     };
-    if skip_before_sending(expect(InputFormat::OtlpProtobuf, &message).as_ref()) {
-        return;
-    }
     let h = harness();
     let (state, app, project) = h.begin();
     let mut req = Request::post(EXPORT_PATH)
@@ -328,9 +321,6 @@ pub fn ingest_grpc(data: &[u8]) {
         return;
     }
     let Some(n) = expect(InputFormat::OtlpProtobuf, &message) else {
-        if code == 13 {
-            return known::hit(Known::K3, &format!("INTERNAL: {grpc_message}"));
-        }
         assert_eq!(
             code, 3,
             "a message the normaliser refuses must get INVALID_ARGUMENT: {grpc_message}"
@@ -348,59 +338,15 @@ pub fn ingest_grpc(data: &[u8]) {
     check_reads(h, &app, &project, &n);
 }
 
-/// While known classes are skipped: true for a request whose reads would reach finding F2.
-/// Its panic happens in a server thread, where libFuzzer's panic hook aborts the process
-/// before the read can answer 500, so the request is not sent at all.
-fn skip_before_sending(expected: Option<&Normalized>) -> bool {
-    let Some(n) = expected.filter(|_| known::skipping()) else {
-        return false;
-    };
-    let traces: BTreeSet<TraceId> = n.spans.iter().map(|s| s.trace_id).collect();
-    traces
-        .iter()
-        .any(|t| known::may_overflow_analysis(n.spans.iter().filter(|s| s.trace_id == *t)))
-}
-
 /// Reads back every trace the request stored, and the project's lists and metrics.
 fn check_reads(h: &Harness, app: &Router, project: &str, n: &Normalized) {
     let mut traces: BTreeMap<TraceId, BTreeSet<SpanId>> = BTreeMap::new();
-    let mut far: BTreeSet<TraceId> = BTreeSet::new();
     for s in &n.spans {
         traces.entry(s.trace_id).or_default().insert(s.span_id);
-        if known::has_far_time(s) {
-            far.insert(s.trace_id);
-        }
     }
-    let costly: BTreeSet<TraceId> = n
-        .spans
-        .iter()
-        .filter(|s| known::has_unreadable_cost(s))
-        .map(|s| s.trace_id)
-        .collect();
-    let wide: BTreeSet<TraceId> = traces
-        .keys()
-        .filter(|t| known::may_overflow_analysis(n.spans.iter().filter(|s| s.trace_id == **t)))
-        .copied()
-        .collect();
-    // A 5xx is a finding, unless the trace read (or, for the project's lists and metrics, any
-    // trace of the request) holds a time past 2^63 ns (known defect K1), durations that the
-    // analysis adds past 2^64 ns (finding F2) or a saturated cost (F3). The rest of the reads
-    // are then skipped, as for any input that reaches a known defect.
-    let read = |uri: String, trace: Option<&TraceId>| -> Option<Value> {
+    // Any 5xx on a read is a finding: one stored span must never break a read.
+    let read = |uri: String, _trace: Option<&TraceId>| -> Option<Value> {
         let (status, body) = h.get(app, &uri);
-        let is = |set: &BTreeSet<TraceId>| trace.map_or(!set.is_empty(), |t| set.contains(t));
-        if status.is_server_error() && is(&far) {
-            known::hit(Known::K1, &format!("GET {uri}: {status}"));
-            return None;
-        }
-        if status.is_server_error() && is(&costly) {
-            known::hit(Known::F3, &format!("GET {uri}: {status}: {}", text(&body)));
-            return None;
-        }
-        if status.is_server_error() && is(&wide) {
-            known::hit(Known::F2, &format!("GET {uri}: {status}: {}", text(&body)));
-            return None;
-        }
         assert_eq!(status, StatusCode::OK, "GET {uri}: {}", text(&body));
         Some(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {uri}: not JSON: {e}")))
     };
