@@ -300,7 +300,7 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
     let mut child_sum_ns = vec![0u64; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
         let mut iv: Vec<(u64, u64)> = n.children.iter().map(|&c| clipped[c]).collect();
-        child_sum_ns[i] = iv.iter().map(|(s, e)| e - s).sum();
+        child_sum_ns[i] = iv.iter().fold(0, |a, (s, e)| a.saturating_add(e - s));
         covered_ns[i] = union_len(&mut iv);
         self_ns[i] = (n.end - n.start).saturating_sub(covered_ns[i]);
     }
@@ -338,7 +338,9 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
                 }
             }
             let (s, e) = clipped[i];
-            let waited: u64 = chosen.iter().map(|&c| clipped[c].1 - clipped[c].0).sum();
+            let waited: u64 = chosen
+                .iter()
+                .fold(0, |a, &c| a.saturating_add(clipped[c].1 - clipped[c].0));
             path.push(CriticalStep {
                 span_id: id(i),
                 name: nodes[i].span.name.clone(),
@@ -373,7 +375,7 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
     for &i in order.iter().filter(|&&i| !nodes[i].children.is_empty()) {
         let n = &nodes[i];
         let dur = n.end - n.start;
-        total_overhead += self_ns[i];
+        total_overhead = total_overhead.saturating_add(self_ns[i]);
         overhead.push(ParentOverhead {
             span_id: id(i),
             name: n.span.name.clone(),
@@ -386,8 +388,8 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
                 self_ns[i] as f64 / dur as f64
             },
         });
-        all_sum += child_sum_ns[i];
-        all_wall += covered_ns[i];
+        all_sum = all_sum.saturating_add(child_sum_ns[i]);
+        all_wall = all_wall.saturating_add(covered_ns[i]);
         parallelism.push(ParentParallelism {
             span_id: id(i),
             name: n.span.name.clone(),
@@ -413,7 +415,9 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
             if group.len() >= 2 {
                 let s = clipped[group[0]].0;
                 let e = group.iter().map(|&c| clipped[c].1).max().unwrap_or(s);
-                let sum: u64 = group.iter().map(|&c| clipped[c].1 - clipped[c].0).sum();
+                let sum: u64 = group
+                    .iter()
+                    .fold(0, |a, &c| a.saturating_add(clipped[c].1 - clipped[c].0));
                 groups.push(ParallelGroup {
                     parent_span_id: parent.map(id),
                     span_ids: group.iter().map(|&c| id(c)).collect(),
@@ -590,6 +594,24 @@ mod tests {
             end_time: end.map(|e| Timestamp(1_000 * MS + e * MS)),
             ..Default::default()
         }
+    }
+
+    /// Siblings whose durations add up past 2^64 ns (each about 146 years long, which the
+    /// limits let through) are summed saturating, never overflowing (found by fuzzing).
+    #[test]
+    fn huge_sibling_durations_do_not_overflow() {
+        let long = crate::limits::MAX_TIME_NS / 2;
+        let mut spans = vec![span(1, None, 0, None)];
+        spans[0].end_time = Some(Timestamp(crate::limits::MAX_TIME_NS));
+        for n in 2..8 {
+            let mut s = span(n, Some(1), 0, None);
+            s.start_time = Timestamp(1);
+            s.end_time = Some(Timestamp(long));
+            spans.push(s);
+        }
+        let a = analyze(&spans);
+        assert_eq!(a.parallel_groups.len(), 1);
+        assert!(a.parallel_groups[0].sum_ms > a.parallel_groups[0].wall_ms);
     }
 
     fn timing(a: &TraceAnalysis, n: u8) -> &SpanTiming {

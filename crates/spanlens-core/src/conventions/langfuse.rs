@@ -176,7 +176,12 @@ fn cost_from_details(d: &serde_json::Map<String, Value>) -> Option<CostBreakdown
     let mut c = CostBreakdown::default();
     let mut total = None;
     for (k, v) in d {
-        let Some(n) = v.as_f64().and_then(NanoUsd::from_usd_f64) else {
+        // A cost cannot be negative: such an amount is not read (the raw attribute stays).
+        let Some(n) = v
+            .as_f64()
+            .and_then(NanoUsd::from_usd_f64)
+            .filter(|n| n.0 >= 0)
+        else {
             continue;
         };
         let key = k.to_ascii_lowercase();

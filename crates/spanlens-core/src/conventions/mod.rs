@@ -392,4 +392,48 @@ mod tests {
         assert_eq!(s.status_message.as_deref(), Some("tool timed out"));
         assert_eq!(s.source.as_deref(), Some("otel"));
     }
+
+    /// Found by fuzzing (fuzz/, normalize_otlp_proto): a negative reported amount became a
+    /// negative displayed cost.
+    #[test]
+    fn negative_reported_costs_are_not_read() {
+        let s = enriched(json!({"openinference.span.kind": "LLM", "llm.cost.total": -1.0}));
+        assert_eq!(s.cost, None);
+        assert_eq!(s.attributes["llm.cost.total"], json!(-1.0));
+        let s = enriched(
+            json!({"openinference.span.kind": "LLM", "llm.cost.total": 0.5,
+            "llm.cost.prompt": 0.25, "llm.cost.prompt_details.cache_read": -0.5,
+            "llm.cost.completion": 0.25, "llm.cost.completion_details.reasoning": -9e9}),
+        );
+        let c = s.cost.unwrap().amounts;
+        assert_eq!(c.total.0, 500_000_000);
+        assert!(
+            [c.input, c.output, c.cache_read, c.cache_write, c.reasoning]
+                .iter()
+                .all(|n| n.0 >= 0)
+        );
+        let s = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.cost_details": "{\"total\": -2, \"input\": -1}"}));
+        assert_eq!(s.cost, None);
+        let s = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.cost_details": "{\"input\": 0.5, \"output\": -1}"}));
+        let c = s.cost.unwrap().amounts;
+        assert_eq!(
+            (c.input.0, c.output.0, c.total.0),
+            (500_000_000, 0, 500_000_000)
+        );
+    }
+
+    /// Found by fuzzing: the uncached share of a reported prompt cost is computed without
+    /// overflowing when the cached parts are near the largest amount.
+    #[test]
+    fn reported_cost_parts_do_not_overflow() {
+        let s = enriched(
+            json!({"openinference.span.kind": "LLM", "llm.cost.prompt": 0,
+            "llm.cost.prompt_details.cache_read": 9.0e9, "llm.cost.prompt_details.cache_write": 9.0e9,
+            "llm.cost.completion": 0, "llm.cost.completion_details.reasoning": 9.0e9}),
+        );
+        let c = s.cost.unwrap().amounts;
+        assert_eq!((c.input.0, c.output.0), (0, 0));
+    }
 }

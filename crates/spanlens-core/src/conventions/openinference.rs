@@ -156,7 +156,12 @@ fn payload(a: &Attrs, value_key: &str, mime_key: &str) -> Option<Payload> {
 }
 
 fn reported_cost(a: &Attrs) -> Option<CostBreakdown> {
-    let usd = |k: &str| a.f64(k).and_then(NanoUsd::from_usd_f64);
+    // A cost cannot be negative: such an amount is not read (the raw attribute stays).
+    let usd = |k: &str| {
+        a.f64(k)
+            .and_then(NanoUsd::from_usd_f64)
+            .filter(|n| n.0 >= 0)
+    };
     let total = usd("llm.cost.total");
     let prompt = usd("llm.cost.prompt");
     let completion = usd("llm.cost.completion");
@@ -167,10 +172,24 @@ fn reported_cost(a: &Attrs) -> Option<CostBreakdown> {
     let cache_write = usd("llm.cost.prompt_details.cache_write").unwrap_or_default();
     let reasoning = usd("llm.cost.completion_details.reasoning").unwrap_or_default();
     let input = usd("llm.cost.prompt_details.input").unwrap_or_else(|| {
-        NanoUsd((prompt.unwrap_or_default().0 - cache_read.0 - cache_write.0).max(0))
+        NanoUsd(
+            prompt
+                .unwrap_or_default()
+                .0
+                .saturating_sub(cache_read.0)
+                .saturating_sub(cache_write.0)
+                .max(0),
+        )
     });
-    let output = usd("llm.cost.completion_details.output")
-        .unwrap_or_else(|| NanoUsd((completion.unwrap_or_default().0 - reasoning.0).max(0)));
+    let output = usd("llm.cost.completion_details.output").unwrap_or_else(|| {
+        NanoUsd(
+            completion
+                .unwrap_or_default()
+                .0
+                .saturating_sub(reasoning.0)
+                .max(0),
+        )
+    });
     let parts = CostBreakdown {
         input,
         output,
