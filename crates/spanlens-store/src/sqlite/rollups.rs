@@ -990,12 +990,12 @@ pub fn metrics_series(
             })?;
             groups.flush().map_err(corrupt)?;
             for &(a, b, sign) in &c.scans {
-                if !scanned.contains_key(&(a, b)) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = scanned.entry((a, b)) {
                     let mut g = Groups::default();
                     fold_spans(conn, pid, &sel, (a, b, 1), &mut |item| {
                         add_to_groups(&mut g, &sel, item)
                     })?;
-                    scanned.insert((a, b), g);
+                    slot.insert(g);
                 }
                 if let Some(g) = scanned.get(&(a, b)) {
                     groups.merge(g, sign);
@@ -1186,7 +1186,9 @@ fn recent_retried(
         )
         .map_err(&e)?;
     let mut rows = st.query(params![pid, from, to]).map_err(&e)?;
-    let mut found: Vec<(std::cmp::Reverse<i64>, [u8; 16], [u8; 8], i64)> = Vec::new();
+    // Newest first: (start, trace id, span id, trace row).
+    type Found = (std::cmp::Reverse<i64>, [u8; 16], [u8; 8], i64);
+    let mut found: Vec<Found> = Vec::new();
     while let Some(r) = rows.next().map_err(&e)? {
         let start: i64 = r.get(0).map_err(&e)?;
         // Spans starting together with the last one kept may sort before it: read them all.
