@@ -15,12 +15,12 @@ use prost::Message;
 use serde_json::{json, Value};
 use spanlens_core::analysis::SpanTiming;
 use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
-use spanlens_core::recovery::{Buckets, RecoveryBuilder};
+use spanlens_core::recovery::Buckets;
 use spanlens_core::{
     analyze, InputFormat, NanoUsd, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
 };
 use spanlens_store::{
-    GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, SpanScan, StoreError,
+    GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SortOrder, StoreError,
     TraceDetailJson, TraceSummary, UnreadableSpan, DEFAULT_PROJECT, MAX_PAGE_SIZE,
 };
 use std::collections::HashMap;
@@ -899,8 +899,8 @@ async fn metrics_query(
         let rows = blocking(move || store.metrics(&query)).await?;
         return Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})));
     };
-    // Time series (the dashboard's cost over time by model): the same grouping run once per
-    // equal slice of [from, to), so any grouping gets a time axis without a new store method.
+    // Time series (the dashboard's cost over time by model): the same grouping for each equal
+    // slice of [from, to), answered by the store in one pass.
     let (Some(from), Some(to)) = (query.from, query.to) else {
         return Err(bad("buckets", &n.to_string(), "needs both from and to"));
     };
@@ -911,27 +911,26 @@ async fn metrics_query(
             &format!("must be 1..={MAX_BUCKETS}, with from before to"),
         ));
     }
-    let (rows, series) = blocking(move || {
-        let rows = store.metrics(&query)?;
-        let step = (to.0 - from.0).div_ceil(u64::from(n));
-        let mut series = Vec::with_capacity(n as usize);
-        for i in 0..u64::from(n) {
-            let start = from.0 + i * step;
-            let end = (start + step).min(to.0);
-            if start >= end {
-                break;
-            }
-            let mut q = query.clone();
-            q.from = Some(Timestamp(start));
-            q.to = Some(Timestamp(end));
-            let rows = store.metrics(&q)?;
-            series.push(json!({
-                "from": Timestamp(start).to_rfc3339(),
-                "to": Timestamp(end).to_rfc3339(),
-                "rows": rows,
-            }));
+    let step = (to.0 - from.0).div_ceil(u64::from(n));
+    let mut bounds = vec![from];
+    for i in 0..u64::from(n) {
+        let start = from.0 + i * step;
+        let end = (start + step).min(to.0);
+        if start >= end {
+            break;
         }
-        Ok((rows, series))
+        bounds.push(Timestamp(end));
+    }
+    let (rows, series) = blocking(move || {
+        let all = store.metrics_series(&query, &bounds)?;
+        let series: Vec<Value> = bounds
+            .windows(2)
+            .zip(all.slices)
+            .map(|(w, rows)| {
+                json!({"from": w[0].to_rfc3339(), "to": w[1].to_rfc3339(), "rows": rows})
+            })
+            .collect();
+        Ok((all.rows, series))
     })
     .await?;
     Ok(Json(json!({
@@ -1145,8 +1144,9 @@ async fn score_trends(
 const RECOVERY_DEFAULT_NS: u64 = 7 * 24 * 3_600 * 1_000_000_000;
 
 /// Error recovery over a time range (see `spanlens_core::recovery`), exact over the whole
-/// range: the store selects the spans that started in `[from, to)` with retries or (model
-/// calls) rate limits from its typed columns, and only those bodies are decoded.
+/// range: the store reads the retried spans and the rate-limit snapshots of the spans that
+/// started in `[from, to)` from typed rows and rollups, and decodes only the bodies of the
+/// timelines it shows.
 async fn recovery(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
@@ -1173,25 +1173,16 @@ async fn recovery(
     }
     let project = p.project();
     let store = st.store.clone();
-    let scan = SpanScan {
-        project: project.clone(),
-        from: Some(from),
-        to: Some(to),
-        model: None,
-    };
-    let (report, unreadable) = blocking(move || {
-        let mut builder = RecoveryBuilder::new(Buckets {
-            from,
-            to,
-            count: buckets,
-        });
-        let unreadable = store.scan_recovery_spans(&scan, &mut |spans| {
-            for s in &spans {
-                builder.add(s);
-            }
-            Ok(())
-        })?;
-        Ok((builder.finish(), unreadable))
+    let name = project.clone();
+    let report = blocking(move || {
+        store.recovery_report(
+            &name,
+            Buckets {
+                from,
+                to,
+                count: buckets,
+            },
+        )
     })
     .await?;
     let mut body = serde_json::to_value(&report)
@@ -1200,7 +1191,6 @@ async fn recovery(
         m.insert("project".into(), json!(project));
         m.insert("from".into(), json!(from));
         m.insert("to".into(), json!(to));
-        m.insert("unreadable_spans".into(), json!(unreadable));
     }
     Ok(Json(body))
 }

@@ -138,7 +138,15 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError
             path.display()
         );
     }
-    SqliteStore::open(path).map_err(err)
+    // Migration 5 reads every span once (minutes for tens of millions): say how far it is.
+    SqliteStore::open_with_progress(path, Default::default(), &mut |p| {
+        let pct = (p.done as f64 * 100.0 / p.total.max(1) as f64).min(100.0);
+        eprintln!(
+            "spanlens: upgrading to schema version {}: {}: {} of {} ({pct:.0}%)",
+            p.version, p.step, p.done, p.total
+        );
+    })
+    .map_err(err)
 }
 
 /// Addresses actually bound (useful with port 0).

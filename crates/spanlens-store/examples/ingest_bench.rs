@@ -1,22 +1,37 @@
 //! Ingest and query figures of the SQLite store on realistic synthetic agent traces.
 //!
 //! ```sh
-//! cargo run --release -p spanlens-store --example ingest_bench -- [SPANS] [--path FILE] [--threads N] [--batch N] [--page-size BYTES]
+//! cargo run --release -p spanlens-store --example ingest_bench -- [SPANS] [--path FILE | --data-dir DIR]
+//!     [--threads N] [--batch N] [--page-size BYTES] [--rate-limits] [--stream] [--queries-only]
 //! ```
 //!
 //! Generates SPANS (default 1,000,000) priced canonical spans shaped like agent pipelines
 //! (pipeline → agents → LLM calls, tools, retrievers; ~17 spans per trace, ~1-2 KiB of JSON
-//! each), submits them in batches of 500 from 2 threads, then times the trace list with filters,
-//! the detail of a 10,000-span trace, sessions and metrics.
+//! each) spread over 30 days, submits them in batches of 500 from 2 threads, then times the
+//! trace list with filters, the detail of a 10,000-span trace, sessions, metrics and the
+//! error-recovery report.
+//!
+//! - `--data-dir DIR` keeps the database (`DIR/spanlens.db`) instead of a temporary file.
+//! - `--queries-only` re-opens an existing `--data-dir` (or `--path`) and only times the
+//!   queries, so a large database is generated once and measured many times.
+//! - `--stream` generates spans while submitting them instead of all before (needed for tens of
+//!   millions of spans, which do not fit in memory; the ingest rate then includes generation).
+//!   It is the default above 2,000,000 spans.
+//! - `--only TEXT` (with `--queries-only`) times only the dashboard queries whose name contains
+//!   TEXT, e.g. `--only "metrics by user"`, to profile one of them.
+//! - `--rate-limits` adds what the recovery report reads: rate-limit headers on 60% of the LLM
+//!   calls and retried LLM calls (3%) with error types and outcomes. Off by default, so the
+//!   default data (and its ingest figure) stays the same as before.
 
 use serde_json::json;
+use spanlens_core::recovery::{Buckets, RecoveryReport};
 use spanlens_core::{
-    price_span, Event, Message, Payload, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp,
-    ToolInfo, TraceId, Usage,
+    price_span, Event, Message, Payload, PriceCatalog, RateLimitWindow, RateLimits, Span, SpanId,
+    SpanKind, Status, Timestamp, ToolInfo, TraceId, Usage,
 };
 use spanlens_store::{
-    CommitTicket, GroupBy, ListQuery, MetricsQuery, SessionQuery, SortField, SqliteOptions,
-    SqliteStore, Store, TraceFilter,
+    CommitTicket, GroupBy, ListQuery, MetricRow, MetricsQuery, SessionQuery, SortField,
+    SqliteOptions, SqliteStore, Store, TraceFilter,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -24,6 +39,7 @@ use std::time::{Duration, Instant};
 
 const T0: u64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 const MS: u64 = 1_000_000;
+const DAY: u64 = 86_400_000 * MS;
 const MODELS: [(&str, &str); 6] = [
     ("gpt-4o", "openai"),
     ("gpt-4o-mini", "openai"),
@@ -57,13 +73,16 @@ impl Rng {
 struct Gen {
     rng: Rng,
     next_span: u64,
+    /// Add rate-limit headers and retried LLM calls (`--rate-limits`).
+    rich: bool,
 }
 
 impl Gen {
-    fn new(seed: u64) -> Gen {
+    fn new(seed: u64, rich: bool) -> Gen {
         Gen {
             rng: Rng(seed | 1),
             next_span: 1,
+            rich,
         }
     }
 
@@ -167,8 +186,61 @@ impl Gen {
             s.error_type = Some("RateLimitError".into());
             s.status_message = Some("429 Too Many Requests".into());
         }
+        if self.rich {
+            self.enrich(&mut s, start, dur);
+        }
         price_span(&mut s, PriceCatalog::builtin());
         s
+    }
+
+    /// Rate-limit headers on 60% of the calls, and 3% retried (rate limited or timed out,
+    /// once or twice) before they succeeded or gave up.
+    fn enrich(&mut self, s: &mut Span, start: u64, dur: u64) {
+        if self.rng.below(10) < 6 {
+            let window = |limit: u64, remaining: u64| RateLimitWindow {
+                limit: Some(limit),
+                remaining: Some(remaining),
+                reset: None,
+            };
+            s.rate_limits = Some(RateLimits {
+                requests: Some(window(10_000, self.rng.below(10_001))),
+                tokens: Some(window(2_000_000, self.rng.below(2_000_001))),
+                retry_after_ms: (self.rng.below(100) == 0).then_some(1000 + self.rng.below(20_000)),
+                ..Default::default()
+            });
+        }
+        if self.rng.below(100) < 3 {
+            let attempts = 1 + self.rng.below(2);
+            for a in 0..attempts {
+                let error = if self.rng.below(3) == 0 {
+                    "APITimeoutError"
+                } else {
+                    "RateLimitError"
+                };
+                s.events.push(Event {
+                    name: "retry".into(),
+                    time: Timestamp(start + (a + 1) * dur / 4),
+                    attributes: [
+                        ("retry.attempt".to_string(), json!(a + 1)),
+                        ("error.type".to_string(), json!(error)),
+                        ("retry.backoff_ms".to_string(), json!(250 * (a + 1))),
+                    ]
+                    .into_iter()
+                    .collect(),
+                });
+            }
+            let ok = s.status != Status::Error;
+            s.events.push(Event {
+                name: "retry.outcome".into(),
+                time: Timestamp(start + dur),
+                attributes: [
+                    ("retry.succeeded".to_string(), json!(ok)),
+                    ("retry.attempts".to_string(), json!(attempts + 1)),
+                ]
+                .into_iter()
+                .collect(),
+            });
+        }
     }
 
     fn tool(&mut self, trace: TraceId, parent: SpanId, agent: &str, start: u64) -> Span {
@@ -271,29 +343,67 @@ impl Gen {
     }
 }
 
-fn generate(spans: usize, total: usize, thread: u64, threads: u64, batch: usize) -> Vec<Vec<Span>> {
-    let mut g = Gen::new(0x9e37_79b9 + thread * 7919);
-    let mut all = Vec::with_capacity(spans + 64);
-    let mut n = thread;
-    // Spread the traffic over 30 days (a trace has ~17 spans).
-    let spacing = 30 * 86_400_000 * MS / (total as u64 / 17).max(1);
-    while all.len() < spans {
-        let start = T0 + n * spacing;
-        let user = g.rng.below(1000);
-        g.trace(n, start, user, &mut all);
-        n += threads;
+/// One submitting thread's share of the spans, produced a batch at a time: thread `i` of `n`
+/// generates traces `i, i + n, i + 2n, …`, each starting `spacing` after the previous one, so
+/// `total` spans cover 30 days.
+struct Feed {
+    g: Gen,
+    n: u64,
+    threads: u64,
+    spacing: u64,
+    left: usize,
+    batch: usize,
+    buf: Vec<Span>,
+}
+
+impl Feed {
+    fn new(
+        spans: usize,
+        total: usize,
+        thread: u64,
+        threads: u64,
+        batch: usize,
+        rich: bool,
+    ) -> Feed {
+        Feed {
+            g: Gen::new(0x9e37_79b9 + thread * 7919, rich),
+            n: thread,
+            threads,
+            // Spread the traffic over 30 days (a trace has ~17 spans).
+            spacing: 30 * DAY / (total as u64 / 17).max(1),
+            left: spans,
+            batch: batch.max(1),
+            buf: Vec::new(),
+        }
     }
-    all.truncate(spans);
-    let mut batches = Vec::new();
-    let mut it = all.into_iter().peekable();
-    while it.peek().is_some() {
-        batches.push(it.by_ref().take(batch).collect());
+
+    fn next_batch(&mut self) -> Option<Vec<Span>> {
+        if self.left == 0 {
+            return None;
+        }
+        let take = self.batch.min(self.left);
+        while self.buf.len() < take {
+            let start = T0 + self.n * self.spacing;
+            let user = self.g.rng.below(1000);
+            self.g.trace(self.n, start, user, &mut self.buf);
+            self.n += self.threads;
+        }
+        let mut rest = self.buf.split_off(take);
+        self.left -= take;
+        if self.left == 0 {
+            // The last trace may run past the share: its other spans are not sent.
+            rest.clear();
+        }
+        Some(std::mem::replace(&mut self.buf, rest))
     }
-    batches
 }
 
 /// Submits batches keeping up to `window` in flight (as a server with many open requests does).
-fn submit_all(store: &SqliteStore, batches: Vec<Vec<Span>>, window: usize) -> usize {
+fn submit_all(
+    store: &SqliteStore,
+    batches: impl IntoIterator<Item = Vec<Span>>,
+    window: usize,
+) -> usize {
     let mut inflight = VecDeque::new();
     let mut spans = 0;
     for batch in batches {
@@ -359,74 +469,232 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn main() {
+/// The error-recovery report as `GET /api/v1/recovery` builds it, over `[from, to)` in 24 buckets.
+fn recovery(store: &SqliteStore, from: Timestamp, to: Timestamp) -> RecoveryReport {
+    store
+        .recovery_report(
+            "default",
+            Buckets {
+                from,
+                to,
+                count: 24,
+            },
+        )
+        .expect("recovery report")
+}
+
+/// The time series of `GET /api/v1/metrics?buckets=N`: the whole range and `n` equal slices,
+/// cut as the server cuts them.
+fn series(store: &SqliteStore, q: &MetricsQuery, n: u64) -> (Vec<MetricRow>, Vec<Vec<MetricRow>>) {
+    let (Some(from), Some(to)) = (q.from, q.to) else {
+        return (Vec::new(), Vec::new());
+    };
+    let step = (to.0 - from.0).div_ceil(n);
+    let mut bounds = vec![from];
+    for i in 0..n {
+        let start = from.0 + i * step;
+        let end = (start + step).min(to.0);
+        if start >= end {
+            break;
+        }
+        bounds.push(Timestamp(end));
+    }
+    let s = store.metrics_series(q, &bounds).expect("metrics series");
+    (s.rows, s.slices)
+}
+
+struct Args {
+    spans: usize,
+    path: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    threads: u64,
+    batch: usize,
+    page_size: u32,
+    rich: bool,
+    stream: Option<bool>,
+    queries_only: bool,
+    only: Option<String>,
+}
+
+/// `--only TEXT`: the dashboard queries to time (all when unset).
+static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Whether the query named `name` is to be timed.
+fn want(name: &str) -> bool {
+    ONLY.get()
+        .and_then(|o| o.as_deref())
+        .is_none_or(|o| name.contains(o))
+}
+
+fn parse_args() -> Args {
     let mut args = std::env::args().skip(1);
-    let mut spans = 1_000_000usize;
-    let mut path: Option<PathBuf> = None;
-    let mut threads = 2u64;
-    let mut batch = 500usize;
-    let mut page_size = SqliteOptions::default().page_size;
-    while let Some(a) = args.next() {
-        match a.as_str() {
+    let mut a = Args {
+        spans: 1_000_000,
+        path: None,
+        data_dir: None,
+        threads: 2,
+        batch: 500,
+        page_size: SqliteOptions::default().page_size,
+        rich: false,
+        stream: None,
+        queries_only: false,
+        only: None,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
             "--page-size" => {
-                page_size = args
+                a.page_size = args
                     .next()
                     .and_then(|v| v.parse().ok())
-                    .unwrap_or(page_size)
+                    .unwrap_or(a.page_size)
             }
-            "--path" => path = args.next().map(PathBuf::from),
-            "--threads" => threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(2),
-            "--batch" => batch = args.next().and_then(|v| v.parse().ok()).unwrap_or(500),
-            n => spans = n.replace('_', "").parse().expect("SPANS must be a number"),
+            "--path" => a.path = args.next().map(PathBuf::from),
+            "--data-dir" => a.data_dir = args.next().map(PathBuf::from),
+            "--threads" => a.threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(2),
+            "--batch" => a.batch = args.next().and_then(|v| v.parse().ok()).unwrap_or(500),
+            "--rate-limits" => a.rich = true,
+            "--stream" => a.stream = Some(true),
+            "--queries-only" => a.queries_only = true,
+            "--only" => a.only = args.next(),
+            n => a.spans = n.replace('_', "").parse().expect("SPANS must be a number"),
         }
     }
+    a
+}
+
+fn main() {
+    let args = parse_args();
+    let _ = ONLY.set(args.only.clone());
     let tmp;
-    let path = match path {
-        Some(p) => p,
-        None => {
+    let path = match (&args.path, &args.data_dir) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => {
+            std::fs::create_dir_all(d).expect("create the data directory");
+            d.join("spanlens.db")
+        }
+        (None, None) => {
             tmp = tempfile::tempdir().expect("temp dir");
             tmp.path().join("bench.db")
         }
     };
-    let _ = std::fs::remove_file(&path);
-
-    println!("generating {spans} spans in {threads} threads …");
-    let t = Instant::now();
-    let per_thread: Vec<Vec<Vec<Span>>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads)
-            .map(|i| s.spawn(move || generate(spans / threads as usize, spans, i, threads, batch)))
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("generator"))
-            .collect()
-    });
-    let gen_time = t.elapsed();
-    let json_bytes: usize = per_thread[0][0]
-        .iter()
-        .map(|s| serde_json::to_string(s).map(|j| j.len()).unwrap_or(0))
-        .sum();
+    let store = if args.queries_only {
+        assert!(
+            path.is_file(),
+            "--queries-only needs an existing database: {} is missing",
+            path.display()
+        );
+        let t = Instant::now();
+        let store = SqliteStore::open(&path).expect("open");
+        println!(
+            "opened {} in {} ({} spans)",
+            path.display(),
+            ms(t.elapsed()),
+            store.count_spans("default").unwrap_or(0)
+        );
+        store
+    } else {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        let Some(store) = ingest(&args, &path) else {
+            return;
+        };
+        store
+    };
+    let db_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let wal = path.with_extension("db-wal");
+    let wal_size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     println!(
-        "generated in {} (not counted); mean canonical JSON size {} bytes",
-        ms(gen_time),
-        json_bytes / per_thread[0][0].len().max(1)
+        "database {:.0} MiB (+ WAL {:.0} MiB), {} spans",
+        db_size as f64 / 1048576.0,
+        wal_size as f64 / 1048576.0,
+        store.count_spans("default").unwrap_or(0)
     );
+    let store = if std::env::var_os("BENCH_REOPEN").is_some() {
+        drop(store);
+        SqliteStore::open(&path).expect("reopen")
+    } else {
+        store
+    };
+    if args.only.is_some() {
+        dashboard(&store);
+    } else {
+        queries(&store);
+    }
+}
+
+/// Generates and submits the spans, prints the ingest figures, then writes one 10,000-span
+/// trace; `None` when only ingest was asked for (`BENCH_INGEST_ONLY`).
+fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
+    let (spans, threads, batch) = (args.spans, args.threads, args.batch);
+    let stream = args.stream.unwrap_or(spans > 2_000_000);
+    let mut feeds: Vec<Feed> = (0..threads)
+        .map(|i| {
+            Feed::new(
+                spans / threads as usize,
+                spans,
+                i,
+                threads,
+                batch,
+                args.rich,
+            )
+        })
+        .collect();
+    // Either generated now, untimed, or while submitting.
+    let prepared: Vec<Option<Vec<Vec<Span>>>> = if stream {
+        println!("generating {spans} spans in {threads} threads while submitting them …");
+        feeds.iter().map(|_| None).collect()
+    } else {
+        println!("generating {spans} spans in {threads} threads …");
+        let t = Instant::now();
+        let prepared: Vec<Option<Vec<Vec<Span>>>> = std::thread::scope(|s| {
+            let hs: Vec<_> = feeds
+                .iter_mut()
+                .map(|f| s.spawn(move || Some(std::iter::from_fn(|| f.next_batch()).collect())))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("generator"))
+                .collect()
+        });
+        let first: &[Span] = prepared
+            .first()
+            .and_then(|p| p.as_ref())
+            .and_then(|b| b.first())
+            .map_or(&[], |b| b.as_slice());
+        let json_bytes: usize = first
+            .iter()
+            .map(|s| serde_json::to_string(s).map(|j| j.len()).unwrap_or(0))
+            .sum();
+        println!(
+            "generated in {} (not counted); mean canonical JSON size {} bytes",
+            ms(t.elapsed()),
+            json_bytes / first.len().max(1)
+        );
+        prepared
+    };
 
     let mut opts = SqliteOptions {
-        page_size,
+        page_size: args.page_size,
         ..SqliteOptions::default()
     };
     if let Some(n) = std::env::var("BENCH_TXN").ok().and_then(|v| v.parse().ok()) {
         opts.max_spans_per_transaction = n;
     }
-    let store = SqliteStore::open_with(&path, opts).expect("open");
+    let store = SqliteStore::open_with(path, opts).expect("open");
     let (w0, p0) = cpu_seconds();
     let t = Instant::now();
     let sent: usize = std::thread::scope(|s| {
-        let hs: Vec<_> = per_thread
+        let hs: Vec<_> = feeds
             .into_iter()
-            .map(|batches| {
+            .zip(prepared)
+            .map(|(mut feed, batches)| {
                 let store = &store;
-                s.spawn(move || submit_all(store, batches, 16))
+                s.spawn(move || match batches {
+                    Some(batches) => submit_all(store, batches, 16),
+                    None => submit_all(store, std::iter::from_fn(|| feed.next_batch()), 16),
+                })
             })
             .collect();
         hs.into_iter().map(|h| h.join().expect("submitter")).sum()
@@ -467,12 +735,12 @@ fn main() {
         }
     }
     if std::env::var_os("BENCH_INGEST_ONLY").is_some() {
-        return;
+        return None;
     }
 
     // One 10,000-span trace, submitted in batches like everything else.
     let big = TraceId([0xbb; 16]);
-    let mut g = Gen::new(42);
+    let mut g = Gen::new(42, false);
     let root = g.base(
         big,
         None,
@@ -501,23 +769,11 @@ fn main() {
         "10,000-span trace written in {} (20 sequential batches of 500)",
         ms(t.elapsed())
     );
+    Some(store)
+}
 
-    let db_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let wal = path.with_extension("db-wal");
-    let wal_size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "database {:.0} MiB (+ WAL {:.0} MiB), {} spans",
-        db_size as f64 / 1048576.0,
-        wal_size as f64 / 1048576.0,
-        store.count_spans("default").unwrap_or(0)
-    );
-
-    let store = if std::env::var_os("BENCH_REOPEN").is_some() {
-        drop(store);
-        SqliteStore::open(&path).expect("reopen")
-    } else {
-        store
-    };
+fn queries(store: &SqliteStore) {
+    let big = TraceId([0xbb; 16]);
     println!("\nqueries (first run / median of 5):");
     let list = |name: &str, q: ListQuery| {
         let (first, med, page) = time(5, || store.list_traces(&q).expect("list"));
@@ -637,44 +893,174 @@ fn main() {
         ms(med),
         d.spans.len()
     );
-    let (first, med, p) = time(5, || {
-        store
-            .list_sessions(&SessionQuery::new("default"))
-            .expect("sessions")
-    });
+    dashboard(store);
+}
+
+fn line(what: &str, first: Duration, med: Duration, note: String) {
+    println!("  {what:<52} {:>9} / {:>9}  {note}", ms(first), ms(med));
+}
+
+/// The dashboard and recovery queries over a 30-day window that is not aligned to any hour or
+/// day (like "the last 30 days" from now), the 7 days before its end, and one day.
+fn dashboard(store: &SqliteStore) {
+    let from = Timestamp(T0 + 17 * 60_000 * MS + 3_500 * MS);
+    let to = Timestamp(from.0 + 30 * DAY);
+    let week = Timestamp(to.0 - 7 * DAY);
     println!(
-        "  list_sessions newest 50                             {:>9} / {:>9}  ({} rows)",
-        ms(first),
-        ms(med),
-        p.items.len()
+        "\ndashboard queries over [{}, {}) (first run / median of 5):",
+        from.to_rfc3339(),
+        to.to_rfc3339()
     );
-    for g in [GroupBy::Model, GroupBy::Day, GroupBy::Tool] {
-        let (first, med, rows) = time(5, || {
-            store
-                .metrics(&MetricsQuery::new("default", g))
-                .expect("metrics")
-        });
-        println!(
-            "  metrics by {:<40} {:>9} / {:>9}  ({} groups)",
-            g.as_str(),
-            ms(first),
-            ms(med),
-            rows.len()
+
+    let mut sq = SessionQuery::new("default");
+    sq.from = Some(from);
+    sq.to = Some(to);
+    let page = store.list_sessions(&sq).expect("sessions");
+    if want("list_sessions, first page") {
+        let (first, med, page) = time(5, || store.list_sessions(&sq).expect("sessions"));
+        line(
+            "list_sessions, first page of 50",
+            first,
+            med,
+            format!("({} rows)", page.items.len()),
         );
     }
+    if want("list_sessions, page 11") {
+        let mut later = sq.clone();
+        for _ in 0..10 {
+            later.cursor = store.list_sessions(&later).expect("sessions").next_cursor;
+        }
+        let (first, med, p11) = time(5, || store.list_sessions(&later).expect("sessions"));
+        line(
+            "list_sessions, page 11 (by cursor)",
+            first,
+            med,
+            format!("({} rows)", p11.items.len()),
+        );
+    }
+    if want("list_sessions, user=user-7") {
+        let mut by_user = sq.clone();
+        by_user.user_id = Some("user-7".into());
+        let (first, med, pu) = time(5, || store.list_sessions(&by_user).expect("sessions"));
+        line(
+            "list_sessions, user=user-7",
+            first,
+            med,
+            format!("({} rows)", pu.items.len()),
+        );
+    }
+    if let Some(s) = page.items.first().filter(|_| want("get_session")) {
+        let (first, med, d) = time(5, || {
+            store
+                .get_session("default", &s.session_id)
+                .expect("session")
+                .expect("exists")
+        });
+        line(
+            "get_session (newest)",
+            first,
+            med,
+            format!("({} traces)", d.traces.len()),
+        );
+    }
+
+    for (g, kind) in [
+        (GroupBy::All, None),
+        (GroupBy::Model, None),
+        (GroupBy::Provider, None),
+        (GroupBy::Agent, None),
+        (GroupBy::User, None),
+        (GroupBy::Day, None),
+        (GroupBy::Kind, None),
+        (GroupBy::Tool, Some(SpanKind::Tool)),
+        (GroupBy::Model, Some(SpanKind::Llm)),
+        (GroupBy::User, Some(SpanKind::Llm)),
+    ] {
+        let filter = kind.map_or(String::new(), |k| format!(", kind={}", k.as_str()));
+        let name = format!("metrics by {}{filter}, 30 days", g.as_str());
+        if !want(&name) {
+            continue;
+        }
+        let mut q = MetricsQuery::new("default", g);
+        q.from = Some(from);
+        q.to = Some(to);
+        q.kind = kind;
+        let (first, med, rows) = time(5, || store.metrics(&q).expect("metrics"));
+        let spans: u64 = rows.iter().map(|r| r.span_count).sum();
+        line(
+            &name,
+            first,
+            med,
+            format!("({} groups, {spans} spans)", rows.len()),
+        );
+    }
+    if want("metrics by model, one day") {
+        let mut q = MetricsQuery::new("default", GroupBy::Model);
+        q.from = Some(Timestamp(T0 + DAY));
+        q.to = Some(Timestamp(T0 + 2 * DAY));
+        let (first, med, _) = time(5, || store.metrics(&q).expect("metrics"));
+        line("metrics by model, one day", first, med, String::new());
+    }
+    for (g, kind) in [(GroupBy::All, None), (GroupBy::Model, Some(SpanKind::Llm))] {
+        let filter = kind.map_or(String::new(), |k| format!(", kind={}", k.as_str()));
+        let name = format!("time series by {}{filter}, 30 slices", g.as_str());
+        if !want(&name) {
+            continue;
+        }
+        let mut q = MetricsQuery::new("default", g);
+        q.from = Some(from);
+        q.to = Some(to);
+        q.kind = kind;
+        let (first, med, (rows, slices)) = time(5, || series(store, &q, 30));
+        line(
+            &name,
+            first,
+            med,
+            format!(
+                "({} slices, {} spans)",
+                slices.len(),
+                rows.iter().map(|r| r.span_count).sum::<u64>()
+            ),
+        );
+    }
+    if want("daily_cost by model, 30 days") {
+        let mut q = MetricsQuery::new("default", GroupBy::Model);
+        q.from = Some(from);
+        q.to = Some(to);
+        let (first, med, days) = time(5, || store.daily_cost(&q).expect("daily cost"));
+        line(
+            "daily_cost by model, 30 days",
+            first,
+            med,
+            format!("({} rows)", days.len()),
+        );
+    }
+    for (name, start) in [("30 days", from), ("7 days", week)] {
+        if !want(&format!("recovery report, {name}")) {
+            continue;
+        }
+        let (first, med, r) = time(5, || recovery(store, start, to));
+        line(
+            &format!("recovery report, {name}"),
+            first,
+            med,
+            format!(
+                "({} retried spans, {} retries, {} rate-limit series, {} samples)",
+                r.spans_with_retries,
+                r.retries,
+                r.rate_limits.len(),
+                r.rate_limits.iter().map(|s| s.samples).sum::<usize>()
+            ),
+        );
+    }
+    if ONLY.get().is_some_and(|o| o.is_some()) {
+        return;
+    }
     let mut q = MetricsQuery::new("default", GroupBy::Model);
-    q.from = Some(Timestamp(T0 + 86_400_000 * MS));
-    q.to = Some(Timestamp(T0 + 2 * 86_400_000 * MS));
-    let (first, med, _) = time(5, || store.metrics(&q).expect("metrics"));
-    println!(
-        "  metrics by model, one day                           {:>9} / {:>9}",
-        ms(first),
-        ms(med)
-    );
-    let rows = store
-        .metrics(&MetricsQuery::new("default", GroupBy::Model))
-        .expect("metrics");
-    println!("\ncost by model:");
+    q.from = Some(from);
+    q.to = Some(to);
+    let rows = store.metrics(&q).expect("metrics");
+    println!("\ncost by model, 30 days:");
     for r in rows {
         println!(
             "  {:<20} {:>8} spans  {:>14}  p50 {:>8.1} ms  p99 {:>8.1} ms  ttft p50 {:>6.1} ms",

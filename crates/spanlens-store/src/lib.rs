@@ -19,19 +19,22 @@
 
 mod cursor;
 mod error;
+mod rollup;
 mod sqlite;
 mod store;
 mod ticket;
 mod types;
 
 pub use error::{StoreError, StoreResult};
-pub use sqlite::{Durability, SqliteOptions, SqliteStore, WriterStats, APPLICATION_ID};
+pub use sqlite::{
+    Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
+};
 pub use store::Store;
 pub use ticket::CommitTicket;
 pub use types::{
-    percentile_nearest_rank, DailyCost, GroupBy, ListQuery, MetricRow, MetricsQuery, Page,
-    Percentiles, RepriceModel, RepriceReport, ScoreFilter, ScoreQuery, ScoreTrendRow,
+    percentile_nearest_rank, DailyCost, GroupBy, ListQuery, MetricRow, MetricSeries, MetricsQuery,
+    Page, Percentiles, RepriceModel, RepriceReport, ScoreFilter, ScoreQuery, ScoreTrendRow,
     SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, SpanScan, TraceDetail,
     TraceDetailJson, TraceFilter, TraceSummary, Unreadable, UnreadableSpan, WriteReceipt,
-    DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE,
+    DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE, MAX_PERCENTILE_ERROR,
 };

@@ -3,12 +3,13 @@
 use crate::error::StoreError;
 use crate::ticket::CommitTicket;
 use crate::types::{
-    DailyCost, ListQuery, MetricRow, MetricsQuery, Page, RepriceModel, RepriceReport, ScoreQuery,
-    ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
+    DailyCost, ListQuery, MetricRow, MetricSeries, MetricsQuery, Page, RepriceModel, RepriceReport,
+    ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
     TraceDetailJson, TraceSummary, Unreadable, WriteReceipt,
 };
 use spanlens_core::evals::Score;
 use spanlens_core::pricing::span_model;
+use spanlens_core::recovery::{Buckets, RecoveryBuilder, RecoveryReport};
 use spanlens_core::{reprice_span, CostSource, NanoUsd, PriceCatalog, Span, Timestamp, TraceId};
 use std::collections::BTreeMap;
 
@@ -65,6 +66,34 @@ pub trait Store: Send + Sync {
     /// Span metrics (counts, tokens, cost, latency and TTFT percentiles) grouped as asked.
     fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError>;
 
+    /// Metrics of the range `[bounds[0], bounds[last])` and of each slice `[bounds[i],
+    /// bounds[i + 1])` in it, grouped as asked (the query's `from` and `to` are ignored): a
+    /// time series in one call. `bounds` must not decrease.
+    fn metrics_series(
+        &self,
+        query: &MetricsQuery,
+        bounds: &[Timestamp],
+    ) -> Result<MetricSeries, StoreError> {
+        let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else {
+            return Ok(MetricSeries {
+                rows: Vec::new(),
+                slices: Vec::new(),
+            });
+        };
+        let mut whole = query.clone();
+        whole.from = Some(*first);
+        whole.to = Some(*last);
+        let rows = self.metrics(&whole)?;
+        let mut slices = Vec::with_capacity(bounds.len().saturating_sub(1));
+        for w in bounds.windows(2) {
+            let mut q = query.clone();
+            q.from = Some(w[0]);
+            q.to = Some(w[1]);
+            slices.push(self.metrics(&q)?);
+        }
+        Ok(MetricSeries { rows, slices })
+    }
+
     /// Number of distinct spans stored for a project (0 for an unknown project).
     fn count_spans(&self, project: &str) -> Result<u64, StoreError>;
 
@@ -110,6 +139,31 @@ pub trait Store: Send + Sync {
         scan: &SpanScan,
         visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
     ) -> Result<Unreadable, StoreError>;
+
+    /// The error-recovery report (`spanlens_core::recovery`) over the spans of `project` that
+    /// started in `[buckets.from, buckets.to)`, with rate-limit headroom in `buckets.count`
+    /// time buckets. Exact over the whole range; the default builds it from
+    /// [`scan_recovery_spans`](Store::scan_recovery_spans).
+    fn recovery_report(
+        &self,
+        project: &str,
+        buckets: Buckets,
+    ) -> Result<RecoveryReport, StoreError> {
+        let mut builder = RecoveryBuilder::new(buckets);
+        let scan = SpanScan {
+            project: project.to_string(),
+            from: Some(buckets.from),
+            to: Some(buckets.to),
+            model: None,
+        };
+        self.scan_recovery_spans(&scan, &mut |spans| {
+            for s in &spans {
+                builder.add(s);
+            }
+            Ok(())
+        })?;
+        Ok(builder.finish())
+    }
 
     /// Re-computes the computed cost of the selected spans with `catalog` and, unless
     /// `dry_run`, writes the changed ones back through [`submit`](Store::submit): they replace

@@ -515,6 +515,10 @@ impl MetricsQuery {
 }
 
 /// p50 / p95 / p99 of a set of durations (nearest-rank; `None` when there are no values).
+///
+/// The metrics queries take them from histograms (see [`MAX_PERCENTILE_ERROR`]): each is the
+/// midpoint of the histogram bucket that holds the exact nearest-rank value, so it is within
+/// 0.79% of it (exact below 64 ns). `count` is exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median, nanoseconds (JSON: `p50_ms`).
@@ -531,7 +535,23 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// Computes the percentiles of `values` (sorted in place), shared by every backend.
+    /// The percentiles the metrics queries report for `values`: each is the midpoint of the
+    /// histogram bucket that holds the exact nearest-rank value (see [`MAX_PERCENTILE_ERROR`]),
+    /// so a backend or a test can compute the same answer from raw values.
+    pub fn bucketed(values: &[u64]) -> Percentiles {
+        let mut h = crate::rollup::hist::Hist::default();
+        for v in values {
+            h.add(*v, 1);
+        }
+        Percentiles {
+            p50: h.percentile(50.0),
+            p95: h.percentile(95.0),
+            p99: h.percentile(99.0),
+            count: values.len() as u64,
+        }
+    }
+
+    /// Computes the exact percentiles of `values` (sorted in place).
     pub fn of(values: &mut [u64]) -> Percentiles {
         values.sort_unstable();
         Percentiles {
@@ -542,6 +562,10 @@ impl Percentiles {
         }
     }
 }
+
+/// Largest relative error of a latency or TTFT percentile returned by the metrics queries,
+/// against the exact nearest-rank value of the same spans: 1/128 (0.79%).
+pub const MAX_PERCENTILE_ERROR: f64 = crate::rollup::hist::MAX_RELATIVE_ERROR;
 
 /// The nearest-rank percentile of sorted values: the smallest value with at least `p`% of the
 /// values at or below it (the same definition as SQL `percentile_disc`), so backends agree.
@@ -588,6 +612,15 @@ pub struct MetricRow {
     pub latency: Percentiles,
     /// Time-to-first-token percentiles (spans that report one).
     pub ttft: Percentiles,
+}
+
+/// Metrics of a time range cut into consecutive slices (the dashboard's time series).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSeries {
+    /// The whole range, grouped as asked.
+    pub rows: Vec<MetricRow>,
+    /// Each slice, in order, grouped as asked.
+    pub slices: Vec<Vec<MetricRow>>,
 }
 
 /// The cost of one group on one UTC day, for forecasting.

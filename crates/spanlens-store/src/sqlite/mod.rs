@@ -5,6 +5,7 @@ mod checkpoint;
 mod chunk;
 mod prepare;
 mod query;
+mod rollups;
 mod schema;
 mod scores;
 mod summary;
@@ -14,14 +15,15 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::ticket::CommitTicket;
 use crate::types::{
-    DailyCost, ListQuery, MetricRow, MetricsQuery, Page, SessionDetail, SessionQuery,
+    DailyCost, ListQuery, MetricRow, MetricSeries, MetricsQuery, Page, SessionDetail, SessionQuery,
     SessionSummary, SpanScan, TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt,
     DEFAULT_PROJECT,
 };
 use checkpoint::CheckpointShared;
 use prepare::PreparedSpan;
 use rusqlite::{Connection, OpenFlags};
-use spanlens_core::{Span, TraceId};
+use spanlens_core::recovery::{Buckets, RecoveryReport};
+use spanlens_core::{Span, Timestamp, TraceId};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -85,6 +87,20 @@ impl Default for SqliteOptions {
     }
 }
 
+/// How far opening an older database has come in upgrading it: migration 5 reads every span
+/// once to build the rollups, which takes minutes on tens of millions of spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpgradeProgress {
+    /// The schema version being built.
+    pub version: i64,
+    /// What is being done, with the unit of `done` and `total` in parentheses.
+    pub step: &'static str,
+    /// Items done so far.
+    pub done: u64,
+    /// Items in all.
+    pub total: u64,
+}
+
 /// Counters of the writer, so operators and tests can see group commit and backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterStats {
@@ -135,6 +151,16 @@ impl SqliteStore {
         path: impl AsRef<Path>,
         options: SqliteOptions,
     ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_progress(path, options, &mut |_| {})
+    }
+
+    /// Like [`open_with`](SqliteStore::open_with), telling `progress` how far an upgrade of an
+    /// older database has come (every million spans or hundred thousand traces).
+    pub fn open_with_progress(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        progress: &mut dyn FnMut(UpgradeProgress),
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let open_err = |reason: String| StoreError::Open {
             path: path.clone(),
@@ -163,7 +189,14 @@ impl SqliteStore {
         conn.pragma_update(None, "page_size", page_size)
             .map_err(|e| open_err(e.to_string()))?;
         // Identify the file before touching it, so a foreign database is never switched to WAL.
-        schema::migrate(&mut conn, &path)?;
+        schema::migrate(&mut conn, &path, &mut |version, p| {
+            progress(UpgradeProgress {
+                version,
+                step: p.step,
+                done: p.done,
+                total: p.total,
+            })
+        })?;
         schema::configure_writer(
             &conn,
             options.durability == Durability::Full,
@@ -212,13 +245,16 @@ impl SqliteStore {
         let wal_limit_frames = i64::try_from(options.wal_limit_mib.saturating_mul(1 << 20))
             .unwrap_or(i64::MAX)
             / page_size.max(512);
-        let writer = Writer::new(
+        let mut writer = Writer::new(
             conn,
             shared.clone(),
             options.max_spans_per_transaction,
             ckpt_shared.clone(),
             wal_limit_frames,
         );
+        writer
+            .load_coarse_state()
+            .map_err(|e| open_err(format!("reading the rollups: {e}")))?;
         let handle = std::thread::Builder::new()
             .name("spanlens-writer".into())
             .spawn(move || writer.run(receiver))
@@ -435,20 +471,36 @@ impl Store for SqliteStore {
     }
 
     fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
-        // Scan in parallel on as many idle connections as there are cores (never waiting for
-        // more than the first, so concurrent queries cannot deadlock on the pool).
-        let want = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 4);
-        let mut conns = vec![self.pool.get()?];
-        while conns.len() < want {
-            match self.pool.try_get()? {
-                Some(c) => conns.push(c),
-                None => break,
-            }
-        }
-        query::metrics(conns, query)
+        let conn = self.pool.get()?;
+        // One read transaction, so the rows and the edge spans are the same snapshot.
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(|e| StoreError::database("computing metrics", e))?;
+        rollups::metrics(&tx, query)
+    }
+
+    fn metrics_series(
+        &self,
+        query: &MetricsQuery,
+        bounds: &[Timestamp],
+    ) -> Result<MetricSeries, StoreError> {
+        let conn = self.pool.get()?;
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(|e| StoreError::database("computing metrics", e))?;
+        rollups::metrics_series(&tx, query, bounds)
+    }
+
+    fn recovery_report(
+        &self,
+        project: &str,
+        buckets: Buckets,
+    ) -> Result<RecoveryReport, StoreError> {
+        let conn = self.pool.get()?;
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(|e| StoreError::database("building the recovery report", e))?;
+        rollups::recovery_report(&tx, &project_name(project), buckets)
     }
 
     fn count_spans(&self, project: &str) -> Result<u64, StoreError> {
@@ -485,7 +537,11 @@ impl Store for SqliteStore {
     }
 
     fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
-        query::daily_cost(&*self.pool.get()?, query)
+        let conn = self.pool.get()?;
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(|e| StoreError::database("computing daily cost", e))?;
+        rollups::daily_cost(&tx, query)
     }
 
     fn scan_model_spans(
@@ -550,33 +606,6 @@ impl ReadPool {
                 };
             }
             st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// A connection if one is idle or may still be opened, without waiting.
-    fn try_get(&self) -> Result<Option<PooledConn<'_>>, StoreError> {
-        let mut st = self.lock();
-        if let Some(conn) = st.idle.pop() {
-            return Ok(Some(PooledConn {
-                pool: self,
-                conn: Some(conn),
-            }));
-        }
-        if st.open >= self.max {
-            return Ok(None);
-        }
-        st.open += 1;
-        drop(st);
-        match self.open_reader() {
-            Ok(conn) => Ok(Some(PooledConn {
-                pool: self,
-                conn: Some(conn),
-            })),
-            Err(e) => {
-                self.lock().open -= 1;
-                self.cond.notify_one();
-                Err(e)
-            }
         }
     }
 

@@ -2,6 +2,10 @@
 //! writer thread spends its time in SQLite and not in JSON encoding.
 
 use crate::error::StoreError;
+use crate::rollup::headroom::RateSample;
+use crate::rollup::metrics::SpanStats;
+use crate::rollup::retries::RetryFacts;
+use crate::rollup::time::Level;
 use spanlens_core::{Span, SpanKind, Status};
 
 /// Event name the SDK records for each failed attempt that is retried.
@@ -46,6 +50,57 @@ pub struct PreparedSpan {
     pub tags_json: Option<String>,
     /// Tags, deduplicated, for the facet table.
     pub tags: Vec<String>,
+    /// The rate-limit snapshot the recovery report reads, if the span has one it reads (boxed,
+    /// like `retry`: most spans have neither, and every row is moved along the write path).
+    pub rate: Option<Box<PreparedRate>>,
+    /// What the recovery report reads of a retried span.
+    pub retry: Option<Box<RetryFacts>>,
+}
+
+/// A rate-limit snapshot ready to store: typed, encoded, and when it was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRate {
+    /// Snapshot time: the span's end, else its start (what the report buckets by).
+    pub at_ns: i64,
+    pub sample: RateSample,
+    /// `sample` as stored in `spans.rate_limits`.
+    pub bytes: Vec<u8>,
+}
+
+/// True when a snapshot was taken in another quarter-hour bucket than its span started in:
+/// such snapshots stay out of the headroom rollups, which are kept by snapshot time, so a
+/// rollup bucket only holds spans that also started in it (see `rollups.rs`).
+pub fn straddles(start_ns: i64, at_ns: i64) -> bool {
+    Level::Leaf.bucket_of(start_ns) != Level::Leaf.bucket_of(at_ns)
+}
+
+impl PreparedSpan {
+    /// What the span contributes to the metrics rollups.
+    pub fn stats(&self) -> SpanStats<'_> {
+        SpanStats {
+            start_ns: self.start_ns,
+            kind: self.kind,
+            error: self.status == "error",
+            duration_ns: self.duration_ns,
+            ttft_ns: self.ttft_ns,
+            tokens: [
+                self.input_tokens,
+                self.output_tokens,
+                self.cache_read_tokens,
+                self.cache_write_tokens,
+                self.reasoning_tokens,
+                self.total_tokens,
+            ],
+            cost_nano: self.cost_nano,
+            retry_count: self.retry_count,
+            request_model: self.request_model.as_deref(),
+            response_model: self.response_model.as_deref(),
+            provider: self.provider.as_deref(),
+            agent: self.agent_name.as_deref(),
+            user: self.user_id.as_deref(),
+            tool: self.tool_name.as_deref(),
+        }
+    }
 }
 
 /// Stored text of a status.
@@ -97,6 +152,32 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
         .and_then(|v| v.as_u64())
         .unwrap_or(0);
     let duration_ns = span.duration_ns().map(to_i64);
+    let retry_count = to_i64(retry_events.max(retry_attr));
+    // Read before the fields are moved out: the report reads them as sent.
+    let retry = if retry_count > 0 {
+        RetryFacts::of(&span).map(Box::new)
+    } else {
+        None
+    };
+    let model_call = matches!(span.kind, SpanKind::Llm | SpanKind::Embedding);
+    let has_provider = span
+        .provider
+        .as_deref()
+        .is_some_and(|p| !p.trim().is_empty());
+    // The spans the recovery report reads snapshots of: model calls, spans naming a provider,
+    // retried spans.
+    let rate = span
+        .rate_limits
+        .as_ref()
+        .filter(|_| model_call || has_provider || retry_count > 0)
+        .and_then(|rl| RateSample::of(span.provider.as_deref(), rl))
+        .map(|sample| {
+            Box::new(PreparedRate {
+                at_ns: to_i64(span.end_time.unwrap_or(span.start_time).0),
+                bytes: sample.encode(),
+                sample,
+            })
+        });
     let usage = span.usage.take().unwrap_or_default();
     let mut tags: Vec<String> = std::mem::take(&mut span.tags)
         .into_iter()
@@ -144,10 +225,12 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
         cost_nano: span.cost.as_ref().map(|c| c.amounts.total.0),
         unpriced: span.unpriced_reason.is_some(),
         ttft_ns: span.ttft_ns.map(to_i64),
-        retry_count: to_i64(retry_events.max(retry_attr)),
+        retry_count,
         tags_json,
         tags,
         name: std::mem::take(&mut span.name),
+        rate,
+        retry,
     }
 }
 

@@ -4,13 +4,18 @@
 
 use super::checkpoint::{self, CheckpointShared};
 use super::chunk::Chunk;
-use super::prepare::{to_i64, PreparedSpan};
+use super::prepare::{straddles, to_i64, PreparedSpan};
+use super::rollups::{self, OwnedStats, STATS_COLS};
 use super::schema::now_ns;
 use super::summary::{SpanFacts, TraceState};
+use crate::rollup::delta::{Delta, RowKey};
+use crate::rollup::metrics::Family;
+use crate::rollup::retries::{RetryFacts, RetryRow};
+use crate::rollup::time::Level;
 use crate::ticket::Completer;
 use crate::types::WriteReceipt;
 use rusqlite::{params, Connection, ToSql};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -55,6 +60,45 @@ pub struct Writer {
     wal_limit_frames: i64,
     /// Commits since the writer last checkpointed itself.
     commits_since_checkpoint: u32,
+    /// Rollup buckets with enough rows to be merged; the next commit merges them.
+    compact_due: BTreeSet<(i64, RowKey)>,
+    /// What is known of the coarse rollup rows (see `rollups.rs`).
+    coarse: CoarseState,
+    /// Each project's rollup sums, reused from commit to commit (lent to the helper thread).
+    sums: BTreeMap<i64, Delta>,
+}
+
+/// Hour and day rollup rows not built yet, and how far each project's traffic has come.
+#[derive(Debug, Clone, Default)]
+struct CoarseState {
+    /// Coarse buckets that have finest rows but no row of their own.
+    unbuilt: BTreeSet<(i64, RowKey)>,
+    /// Of those, the ones whose sums the helper holds completely in memory (every commit
+    /// since their first span went through it); the others are built from their rows.
+    in_memory: BTreeSet<(i64, RowKey)>,
+    /// Start of the newest finest bucket written, per project and family.
+    newest: BTreeMap<(i64, Family), i64>,
+    /// The last commit failed after the helper added to its sums: they must be dropped.
+    forget: bool,
+}
+
+impl CoarseState {
+    /// The unbuilt buckets that have gone cold: traffic has moved a finest bucket past them.
+    fn cold(&self) -> BTreeSet<(i64, RowKey)> {
+        self.unbuilt
+            .iter()
+            .filter(|(pid, k)| {
+                let finest = k.family.levels()[0].width_ns();
+                self.newest.get(&(*pid, k.family)).is_some_and(|n| {
+                    k.bucket
+                        .saturating_add(k.level.width_ns())
+                        .saturating_add(finest)
+                        <= *n
+                })
+            })
+            .copied()
+            .collect()
+    }
 }
 
 /// Commits after which the writer checkpoints itself even if the WAL looks small.
@@ -77,7 +121,22 @@ impl Writer {
             checkpoint,
             wal_limit_frames: wal_limit_frames.max(1),
             commits_since_checkpoint: 0,
+            compact_due: BTreeSet::new(),
+            coarse: CoarseState::default(),
+            sums: BTreeMap::new(),
         }
+    }
+
+    /// Reads which coarse rollup rows an existing database has not built yet, so they are
+    /// built as the writer goes on (readers use the finer rows meanwhile).
+    pub fn load_coarse_state(&mut self) -> rusqlite::Result<()> {
+        let (unbuilt, newest) = rollups::unbuilt_coarse(&self.conn)?;
+        self.coarse = CoarseState {
+            unbuilt,
+            newest,
+            ..CoarseState::default()
+        };
+        Ok(())
     }
 
     /// After a commit: wake the checkpointer, and checkpoint here when the WAL has grown past
@@ -114,7 +173,7 @@ impl Writer {
             }
             let outcome = begin.and_then(|()| self.apply_and_commit(&jobs));
             match outcome {
-                Ok(counts) => self.finish(jobs, counts, queued),
+                Ok((counts, garbage)) => self.finish(jobs, counts, queued, garbage),
                 Err(e) => {
                     let _ = self.conn.execute_batch("ROLLBACK");
                     if jobs.len() == 1 {
@@ -130,7 +189,7 @@ impl Writer {
                                 .and_then(|()| self.apply_and_commit(&one));
                             let jobs = Vec::from(one);
                             match r {
-                                Ok(counts) => self.finish(jobs, counts, n),
+                                Ok((counts, garbage)) => self.finish(jobs, counts, n, garbage),
                                 Err(e) => {
                                     let _ = self.conn.execute_batch("ROLLBACK");
                                     self.fail(jobs, &e, n);
@@ -143,7 +202,13 @@ impl Writer {
         }
     }
 
-    fn finish(&mut self, jobs: Vec<Job>, counts: Vec<(usize, usize)>, queued: usize) {
+    fn finish(
+        &mut self,
+        jobs: Vec<Job>,
+        counts: Vec<(usize, usize)>,
+        queued: usize,
+        garbage: Box<dyn Send>,
+    ) {
         self.shared
             .pending_spans
             .fetch_sub(queued, Ordering::AcqRel);
@@ -155,6 +220,7 @@ impl Writer {
             .spans
             .fetch_add(queued as u64, Ordering::Relaxed);
         let together = jobs.len();
+        let mut garbage = Some(garbage);
         for (job, (inserted, replaced)) in jobs.into_iter().zip(counts) {
             let receipt = WriteReceipt {
                 spans: job.rows.len(),
@@ -162,8 +228,10 @@ impl Writer {
                 replaced,
                 batches_in_transaction: together,
             };
-            // The rows go back with the ticket, so the submitting thread frees them, not the writer.
-            job.completer.complete_with(Ok(receipt), Box::new(job.rows));
+            // The rows go back with the ticket, so the submitting thread frees them, not the
+            // writer; so do the commit's encoded rollups, with the first ticket.
+            job.completer
+                .complete_with(Ok(receipt), Box::new((job.rows, garbage.take())));
         }
     }
 
@@ -181,14 +249,24 @@ impl Writer {
     }
 
     /// Applies the jobs inside the open transaction and commits; returns (inserted, replaced) per job.
-    fn apply_and_commit(&mut self, jobs: &[Job]) -> rusqlite::Result<Vec<(usize, usize)>> {
+    /// Returns (inserted, replaced) per job, and memory the helper thread allocated for the
+    /// commit, to be freed by a submitting thread rather than the writer.
+    fn apply_and_commit(&mut self, jobs: &[Job]) -> rusqlite::Result<Committed> {
         let mut new_projects = HashMap::new();
-        let counts = self.apply(jobs, &mut new_projects)?;
-        self.conn.execute_batch("COMMIT")?;
+        let (counts, due, coarse, garbage) = self.apply(jobs, &mut new_projects)?;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            // The helper's sums in memory hold this commit's spans: drop them.
+            self.coarse.forget = true;
+            self.coarse.in_memory.clear();
+            return Err(e);
+        }
         self.after_commit();
         // Only ids whose creating transaction committed may be reused.
         self.projects.extend(new_projects);
-        Ok(counts)
+        // What this commit merged and built is done; after a failure the old state stays.
+        self.compact_due = due;
+        self.coarse = coarse;
+        Ok((counts, garbage))
     }
 
     fn project_id(&self, name: &str, staged: &mut HashMap<String, i64>) -> rusqlite::Result<i64> {
@@ -208,21 +286,119 @@ impl Writer {
         Ok(id)
     }
 
+    /// Applies the jobs inside the open transaction; returns (inserted, replaced) per job and
+    /// the rollup buckets due for compaction.
+    ///
+    /// The rollups of the jobs are summed and encoded on a helper thread meanwhile (with the
+    /// buckets due for compaction), and written here at the end: the writer is the serial part
+    /// of ingest, and the process has a core to spare beside it.
     fn apply(
-        &self,
+        &mut self,
         jobs: &[Job],
         staged: &mut HashMap<String, i64>,
-    ) -> rusqlite::Result<Vec<(usize, usize)>> {
+    ) -> rusqlite::Result<Applied> {
+        let mut job_projects = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            job_projects.push(self.project_id(&job.project, staged)?);
+        }
+        let rows: Vec<(i64, &[PreparedSpan])> = job_projects
+            .iter()
+            .zip(jobs)
+            .map(|(pid, job)| (*pid, &job.rows[..]))
+            .collect();
+        // Coarse rows this commit touches: those built get its changes; the others wait, and
+        // the ones gone cold are built now from their finest rows.
+        let (touched, newest) = rollups::buckets_of(&rows);
+        let mut built = rollups::existing(&self.conn, &touched)?;
+        let mut coarse = self.coarse.clone();
+        let forget = std::mem::take(&mut coarse.forget);
+        if forget {
+            coarse.in_memory.clear();
+        }
+        for k in touched.iter().filter(|k| !built.contains(k)) {
+            // A bucket first seen now: its sums in memory start complete.
+            if coarse.unbuilt.insert(*k) {
+                coarse.in_memory.insert(*k);
+            }
+        }
+        for (key, t) in newest {
+            let n = coarse.newest.entry(key).or_insert(t);
+            *n = (*n).max(t);
+        }
+        let build = coarse.cold();
+        let (from_memory, from_rows): (Vec<_>, BTreeSet<_>) = {
+            let mut mem = Vec::new();
+            let mut rows = BTreeSet::new();
+            for k in &build {
+                coarse.unbuilt.remove(k);
+                if coarse.in_memory.remove(k) {
+                    mem.push(*k);
+                } else {
+                    rows.insert(*k);
+                }
+            }
+            (mem, rows)
+        };
+        built.extend(build.iter().copied());
+        let work = rollups::Maintenance {
+            compact: rollups::read_compactions(&self.conn, &self.compact_due)?,
+            derive: rollups::read_derivations(&self.conn, &from_rows)?,
+            from_memory,
+            forget,
+        };
+        let mut sums = std::mem::take(&mut self.sums);
+        let this = &*self;
+        let result = std::thread::scope(|scope| {
+            let built = &built;
+            let sums = &mut sums;
+            let helper = std::thread::Builder::new()
+                .name("spanlens-rollup".into())
+                .spawn_scoped(scope, move || {
+                    rollups::prepare_commit(&rows, work, built, sums)
+                })
+                .map_err(|e| helper_failed(&e.to_string()))?;
+            let (counts, changes) = this.apply_spans(jobs, &job_projects)?;
+            let prepared = helper
+                .join()
+                .map_err(|_| helper_failed("the rollup thread panicked"))?
+                .map_err(|e| helper_failed(&e.to_string()))?;
+            for pid in &prepared.pending_lost {
+                coarse.in_memory.retain(|(p, _)| p != pid);
+            }
+            for k in &changes.replaced_in {
+                coarse.in_memory.remove(k);
+            }
+            let due = rollups::write_commit(&this.conn, &prepared)?;
+            // Replaced spans' old copies, taken back (rare, so written here).
+            for (pid, delta) in &changes.deltas {
+                rollups::write_delta_built(&this.conn, *pid, delta)?;
+            }
+            rollups::rebuild_headroom(&this.conn, &changes.dirty_headroom)?;
+            Ok((counts, due, coarse, Box::new(prepared) as Box<dyn Send>))
+        });
+        self.sums = sums;
+        if result.is_err() {
+            // The helper may have added this commit's spans to the sums it keeps.
+            self.coarse.forget = true;
+            self.coarse.in_memory.clear();
+        }
+        result
+    }
+
+    /// Writes the spans, bodies, summaries and facets of the jobs; returns (inserted,
+    /// replaced) per job and what else the transaction changes.
+    fn apply_spans(
+        &self,
+        jobs: &[Job],
+        job_projects: &[i64],
+    ) -> rusqlite::Result<(Vec<(usize, usize)>, Changes)> {
         // Every span of the transaction grouped by trace, ordered by (project, trace) so the
         // probes of the traces' key index walk it in order.
         let mut touched: BTreeMap<TraceKey, Touched<'_>> = BTreeMap::new();
-        let mut job_projects = Vec::with_capacity(jobs.len());
-        for (j, job) in jobs.iter().enumerate() {
-            let pid = self.project_id(&job.project, staged)?;
-            job_projects.push(pid);
+        for (j, (job, pid)) in jobs.iter().zip(job_projects).enumerate() {
             for row in &job.rows {
                 touched
-                    .entry((pid, row.trace_id))
+                    .entry((*pid, row.trace_id))
                     .or_default()
                     .rows
                     .push((j, row));
@@ -230,6 +406,8 @@ impl Writer {
         }
         let mut counts = vec![(0usize, 0usize); jobs.len()];
         let mut new_spans: HashMap<i64, i64> = HashMap::new();
+        // What replaced spans take back from the rollups, and what else changes.
+        let mut changes = Changes::default();
         // The writer is the only one creating traces, so it hands out their row ids itself:
         // spans, chunks and facets are keyed by that id and a new trace's rows go in at the end.
         let mut next_ref: i64 =
@@ -253,7 +431,7 @@ impl Writer {
             };
             t.is_new = matches!(stored, Stored::Missing);
             for &(j, row) in &t.rows {
-                if self.upsert_span(&mut st, key.0, t.trace_ref, row)? {
+                if self.upsert_span(&mut st, key.0, t.trace_ref, row, &mut changes)? {
                     t.rebuild = true;
                     counts[j].1 += 1;
                 } else {
@@ -268,7 +446,7 @@ impl Writer {
         let mut chunk_st = self.conn.prepare_cached(
             "INSERT INTO trace_chunks (trace_ref, codec, spans, body) VALUES (?1, ?2, ?3, ?4)",
         )?;
-        for (job, pid) in jobs.iter().zip(&job_projects) {
+        for (job, pid) in jobs.iter().zip(job_projects) {
             for c in &job.chunks {
                 // Every chunk's trace has rows in the same job, so it is always in `touched`.
                 let Some(t) = touched.get(&(*pid, c.trace_id)) else {
@@ -313,6 +491,8 @@ impl Writer {
                 st.execute(params![t.trace_ref, f, v])?;
             }
             self.write_summary(*key, t, &state)?;
+            let longest = changes.longest_trace.entry(key.0).or_insert(0);
+            *longest = (*longest).max(state.end_ns.saturating_sub(state.start_ns));
         }
         let mut st = self
             .conn
@@ -320,18 +500,28 @@ impl Writer {
         for (pid, n) in new_spans {
             st.execute(params![pid, n])?;
         }
-        Ok(counts)
+        let mut st = self.conn.prepare_cached(
+            "UPDATE projects SET max_trace_ns = max(max_trace_ns, ?2) WHERE id = ?1",
+        )?;
+        for (pid, longest) in &changes.longest_trace {
+            st.execute(params![pid, longest])?;
+        }
+        Ok((counts, changes))
     }
 
-    /// Inserts the span, or overwrites the stored copy (last write wins); true when it replaced one.
+    /// Inserts the span, or overwrites the stored copy (last write wins); true when it replaced
+    /// one. A replaced copy's rollup sums are taken back, and its retry and rate-limit rows
+    /// removed, before the new copy's are written.
     fn upsert_span(
         &self,
         st: &mut SpanStatements<'_>,
         pid: i64,
         trace_ref: i64,
         r: &PreparedSpan,
+        changes: &mut Changes,
     ) -> rusqlite::Result<bool> {
-        let values: [&dyn ToSql; 32] = [
+        let rate = r.rate.as_ref().map(|p| &p.bytes);
+        let values: [&dyn ToSql; 33] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -364,13 +554,122 @@ impl Writer {
             &r.tags_json,
             &r.unpriced,
             &trace_ref,
+            &rate,
         ];
-        if st.insert.execute(&values[..])? == 1 {
-            Ok(false)
+        let replaced = if st.insert.execute(&values[..])? == 1 {
+            false
         } else {
+            self.take_back(pid, trace_ref, r, changes)?;
             st.update.execute(&values[..])?;
-            Ok(true)
+            true
+        };
+        if let Some(f) = &r.retry {
+            rollups::insert_retry(
+                &self.conn,
+                pid,
+                r.start_ns,
+                trace_ref,
+                &r.span_id,
+                &r.trace_id,
+                f,
+            )?;
         }
+        if let Some(p) = r.rate.as_ref().filter(|p| straddles(r.start_ns, p.at_ns)) {
+            rollups::insert_straddler(
+                &self.conn, pid, p.at_ns, trace_ref, &r.span_id, r.start_ns, &p.bytes,
+            )?;
+        }
+        Ok(replaced)
+    }
+
+    /// Before a span is overwritten: takes its stored copy's sums out of the rollups and
+    /// deletes its retry and rate-limit rows. Headroom cannot be taken back (it keeps
+    /// minimums), so the quarter-hour bucket of the old snapshot is rebuilt from the spans.
+    fn take_back(
+        &self,
+        pid: i64,
+        trace_ref: i64,
+        new: &PreparedSpan,
+        changes: &mut Changes,
+    ) -> rusqlite::Result<()> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {STATS_COLS}, end_ns, rate_limits FROM spans WHERE trace_ref = ?1 AND span_id = ?2"
+        ))?;
+        let mut rows = st.query(params![trace_ref, &new.span_id[..]])?;
+        let Some(row) = rows.next()? else {
+            return Ok(());
+        };
+        let old = OwnedStats::of(row)?;
+        drop(rows);
+        changes.delta(pid).add_span(&old.stats(), -1);
+        let mut coarse_of = |family: Family, t: i64| {
+            for level in &family.levels()[1..] {
+                changes.replaced_in.insert((
+                    pid,
+                    RowKey {
+                        family,
+                        level: *level,
+                        bucket: level.bucket_of(t),
+                    },
+                ));
+            }
+        };
+        coarse_of(Family::Classes, old.start_ns);
+        coarse_of(Family::Users, old.start_ns);
+        if let Some((at, _)) = &old.rate {
+            coarse_of(Family::Headroom, *at);
+        }
+        if old.retry_count > 0 {
+            // The old copy's retry facts leave the retry rollups too.
+            let mut st = self.conn.prepare_cached(
+                "SELECT provider, tool, retries, recovered, recovery_ms, errors FROM span_retries \
+                 WHERE project_id = ?1 AND start_ns = ?2 AND trace_ref = ?3 AND span_id = ?4",
+            )?;
+            let mut rows = st.query(params![pid, old.start_ns, trace_ref, &new.span_id[..]])?;
+            if let Some(r) = rows.next()? {
+                let errors = r.get_ref(5)?.as_blob()?;
+                let row = RetryRow {
+                    start_ns: old.start_ns,
+                    provider: r.get_ref(0)?.as_str_or_null()?,
+                    tool: r.get_ref(1)?.as_str_or_null()?,
+                    retries: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    recovered: r.get(3)?,
+                    recovery_ms: r.get(4)?,
+                    errors,
+                };
+                let facts = RetryFacts::of_row(&row).map_err(|e| {
+                    rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
+                        format!("span_retries row: {e}"),
+                    )))
+                })?;
+                coarse_of(Family::Retries, old.start_ns);
+                changes.delta(pid).add_retry(old.start_ns, &facts, -1);
+            }
+            drop(rows);
+            self.conn
+                .prepare_cached(
+                    "DELETE FROM span_retries WHERE project_id = ?1 AND start_ns = ?2 \
+                     AND trace_ref = ?3 AND span_id = ?4",
+                )?
+                .execute(params![pid, old.start_ns, trace_ref, &new.span_id[..]])?;
+        }
+        if let Some((at, _)) = &old.rate {
+            if straddles(old.start_ns, *at) {
+                self.conn
+                    .prepare_cached(
+                        "DELETE FROM rate_limit_straddlers WHERE project_id = ?1 AND at_ns = ?2 \
+                         AND trace_ref = ?3 AND span_id = ?4",
+                    )?
+                    .execute(params![pid, at, trace_ref, &new.span_id[..]])?;
+            } else {
+                changes
+                    .dirty_headroom
+                    .insert((pid, Level::Leaf.bucket_of(*at)));
+            }
+        }
+        // The new snapshot needs nothing more: the job counted it once, in its own bucket, and
+        // if that is the old one's bucket the rebuild reads it from the span row.
+        Ok(())
     }
 
     /// The stored row id and state of a trace, in one index probe.
@@ -486,9 +785,9 @@ const INSERT_SPAN: &str = "INSERT INTO spans (project_id, trace_id, span_id, sta
                  ttft_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
                  reasoning_tokens, total_tokens, cost_nano, retry_count, model, provider, agent_name, \
                  user_id, tool_name, request_model, response_model, parent_span_id, end_ns, name, \
-                 session_id, service, error_type, tags, unpriced, trace_ref) \
+                 session_id, service, error_type, tags, unpriced, trace_ref, rate_limits) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) \
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33) \
                  ON CONFLICT (trace_ref, span_id) DO NOTHING";
 
 const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?6, duration_ns = ?7, \
@@ -497,8 +796,8 @@ const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?
                      cost_nano = ?15, retry_count = ?16, model = ?17, provider = ?18, \
                      agent_name = ?19, user_id = ?20, tool_name = ?21, request_model = ?22, \
                      response_model = ?23, parent_span_id = ?24, end_ns = ?25, name = ?26, \
-                     session_id = ?27, service = ?28, error_type = ?29, tags = ?30, unpriced = ?31 \
-                     WHERE trace_ref = ?32 AND span_id = ?3";
+                     session_id = ?27, service = ?28, error_type = ?29, tags = ?30, unpriced = ?31, \
+                     rate_limits = ?33 WHERE trace_ref = ?32 AND span_id = ?3";
 
 /// What the `traces` table holds for a trace.
 enum Stored {
@@ -508,6 +807,45 @@ enum Stored {
     State(i64, Box<TraceState>),
     /// The row id of a row whose state cannot be read: rebuild it from the spans.
     Unreadable(i64),
+}
+
+/// A committed transaction: (inserted, replaced) per job, and memory to free off the writer.
+type Committed = (Vec<(usize, usize)>, Box<dyn Send>);
+
+/// An applied transaction: (inserted, replaced) per job, the rollup buckets due for
+/// compaction, the coarse-row state after it, and memory to free off the writer.
+type Applied = (
+    Vec<(usize, usize)>,
+    BTreeSet<(i64, RowKey)>,
+    CoarseState,
+    Box<dyn Send>,
+);
+
+/// An engine error for a failure of the rollup helper thread, so the transaction rolls back.
+fn helper_failed(why: &str) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(format!(
+        "rollups: {why}"
+    ))))
+}
+
+/// What a transaction changes besides spans and summaries.
+#[derive(Default)]
+struct Changes {
+    /// Rollup changes per project.
+    deltas: HashMap<i64, Delta>,
+    /// Quarter-hour headroom buckets to rebuild from their spans, `(project, bucket)`.
+    dirty_headroom: BTreeSet<(i64, i64)>,
+    /// Per project, the longest trace written.
+    longest_trace: HashMap<i64, i64>,
+    /// Coarse buckets that held a replaced span's old copy: sums kept in memory for them
+    /// still count it, so they are built from rows instead.
+    replaced_in: BTreeSet<(i64, RowKey)>,
+}
+
+impl Changes {
+    fn delta(&mut self, pid: i64) -> &mut Delta {
+        self.deltas.entry(pid).or_default()
+    }
 }
 
 /// The statements that write spans, held for the length of a transaction.
