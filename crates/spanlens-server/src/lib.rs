@@ -132,14 +132,19 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError
     })?;
     let path = data_dir.join("spanlens.db");
     let latest = SqliteStore::latest_schema_version();
-    if let Some(found) = SqliteStore::schema_version_of(&path).filter(|v| (1..latest).contains(v)) {
+    let upgrading = SqliteStore::schema_version_of(&path).filter(|v| (1..latest).contains(v));
+    if let Some(found) = upgrading {
         eprintln!(
             "spanlens: upgrading {} from schema version {found} to {latest} (rewrites tables: may take a while on a large database)",
             path.display()
         );
     }
-    // Migration 5 reads every span once (minutes for tens of millions): say how far it is.
+    // Migration 5 reads every span once (minutes for tens of millions): say how far it is. A
+    // new database has nothing to read, and nothing is said.
     SqliteStore::open_with_progress(path, Default::default(), &mut |p| {
+        if upgrading.is_none() || p.total == 0 {
+            return;
+        }
         let pct = (p.done as f64 * 100.0 / p.total.max(1) as f64).min(100.0);
         eprintln!(
             "spanlens: upgrading to schema version {}: {}: {} of {} ({pct:.0}%)",
