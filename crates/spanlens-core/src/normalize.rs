@@ -185,17 +185,18 @@ pub fn normalize(
 /// Applies [`crate::limits::enforce`] to every span: a span that cannot be stored moves to
 /// `rejected`, naming the span and the field.
 pub fn hold_to_limits(out: &mut Normalized) {
-    let mut kept = Vec::with_capacity(out.spans.len());
-    for mut s in std::mem::take(&mut out.spans) {
-        match crate::limits::enforce(&mut s) {
-            Ok(()) => kept.push(s),
-            Err(e) => out.rejected.push(Rejection {
+    // In place: spans move only after the first rejected one (a span is large to copy).
+    let rejected = &mut out.rejected;
+    out.spans.retain_mut(|s| match crate::limits::enforce(s) {
+        Ok(()) => true,
+        Err(e) => {
+            rejected.push(Rejection {
                 path: format!("trace {} span {}: {}", s.trace_id, s.span_id, e.field),
                 reason: e.reason,
-            }),
+            });
+            false
         }
-    }
-    out.spans = kept;
+    });
 }
 
 /// Tells an OTLP/JSON request from an OpenAI Agents export by its top-level keys.

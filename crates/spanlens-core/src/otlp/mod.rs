@@ -45,6 +45,14 @@ pub fn into_canonical(
     opts: &NormalizeOptions,
 ) -> Normalized {
     let mut out = Normalized::default();
+    // Sized once: a span is large, and growing the vector copies every span already in it.
+    let count: usize = req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    out.spans.reserve_exact(count);
     for (ri, rs) in req.resource_spans.into_iter().enumerate() {
         let mut resource_attrs = rs
             .resource
