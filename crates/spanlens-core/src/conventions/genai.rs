@@ -59,7 +59,10 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                 "gen_ai.usage.cache_read_input_tokens",
                 "gen_ai.usage.input_tokens.cached",
             ]),
+            // `cache_write` is the name since the conventions moved to their own repository
+            // (semantic-conventions-genai); `cache_creation` the one before.
             cache_write: a.first_u64(&[
+                "gen_ai.usage.cache_write.input_tokens",
                 "gen_ai.usage.cache_creation.input_tokens",
                 "gen_ai.usage.cache_creation_input_tokens",
                 "gen_ai.usage.input_tokens.cache_write",

@@ -318,6 +318,28 @@ mod tests {
         assert_eq!(s.source.as_deref(), Some("genai"));
     }
 
+    /// The Anthropic SDK's own tracing sends the newest name of the cache-write count; the
+    /// name before it is still read.
+    #[test]
+    fn genai_cache_writes_are_read_under_both_names() {
+        for key in [
+            "gen_ai.usage.cache_write.input_tokens",
+            "gen_ai.usage.cache_creation.input_tokens",
+        ] {
+            let mut attrs = json!({"gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4",
+                "gen_ai.usage.input_tokens": 1500, "gen_ai.usage.cache_read.input_tokens": 200,
+                "gen_ai.usage.output_tokens": 40});
+            attrs[key] = json!(1000);
+            let u = enriched(attrs).usage.unwrap();
+            assert_eq!(
+                (u.input_tokens, u.cache_read_tokens, u.cache_write_tokens),
+                (1500, 200, 1000),
+                "{key}"
+            );
+        }
+    }
+
     #[test]
     fn raw_anthropic_counts_in_genai_attributes_are_repaired() {
         // Uncached input 50 with 20,000 cache reads cannot be an inclusive count.
