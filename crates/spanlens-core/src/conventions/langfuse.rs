@@ -141,6 +141,10 @@ fn usage_from_details(d: &serde_json::Map<String, Value>) -> Option<Usage> {
     let mut u = Usage::default();
     let mut seen = false;
     for (k, v) in d {
+        if let Value::Object(parts) = v {
+            seen |= add_provider_details(&mut u, k, parts);
+            continue;
+        }
         let Some(n) = json_u64(v) else { continue };
         seen = true;
         let key = k.to_ascii_lowercase();
@@ -170,6 +174,45 @@ fn usage_from_details(d: &serde_json::Map<String, Value>) -> Option<Usage> {
         }
     }
     seen.then(|| u.normalized())
+}
+
+/// A provider's own breakdown nested in the usage details, as the Langfuse SDK's OpenAI
+/// integration sends the raw usage object: `prompt_tokens_details` / `input_tokens_details`
+/// (Chat Completions / Responses) and `completion_tokens_details` / `output_tokens_details`.
+/// OpenAI counts these parts inside `prompt_tokens` and `completion_tokens`, so they are not
+/// added to input or output again; parts with no canonical field are kept in `extra` as
+/// `parent.part`. True when a count was read.
+fn add_provider_details(
+    u: &mut Usage,
+    parent: &str,
+    parts: &serde_json::Map<String, Value>,
+) -> bool {
+    let of_input = matches!(
+        parent,
+        "prompt_tokens_details" | "input_tokens_details" | "input_token_details"
+    );
+    let of_output = matches!(
+        parent,
+        "completion_tokens_details" | "output_tokens_details" | "output_token_details"
+    );
+    let mut seen = false;
+    for (k, v) in parts {
+        let Some(n) = json_u64(v) else { continue };
+        seen = true;
+        match k.as_str() {
+            "cached_tokens" | "cache_read" if of_input => {
+                u.cache_read_tokens = u.cache_read_tokens.saturating_add(n);
+            }
+            "reasoning_tokens" | "reasoning" if of_output => {
+                u.reasoning_tokens = u.reasoning_tokens.saturating_add(n);
+            }
+            _ if n > 0 => {
+                u.extra.insert(format!("{parent}.{k}"), n);
+            }
+            _ => {}
+        }
+    }
+    seen
 }
 
 fn cost_from_details(d: &serde_json::Map<String, Value>) -> Option<CostBreakdown> {

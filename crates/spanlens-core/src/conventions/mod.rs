@@ -394,6 +394,37 @@ mod tests {
         assert_eq!(s.kind, SpanKind::Llm);
     }
 
+    /// The Langfuse SDK's OpenAI integration sends OpenAI's own usage object, whose nested
+    /// cached and reasoning counts are parts of `prompt_tokens` / `completion_tokens` (Chat
+    /// Completions) or `input_tokens` / `output_tokens` (Responses).
+    #[test]
+    fn langfuse_raw_openai_usage_keeps_cached_and_reasoning_tokens() {
+        for details in [
+            r#"{"prompt_tokens": 1000, "completion_tokens": 300, "total_tokens": 1300,
+                "prompt_tokens_details": {"cached_tokens": 800, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 200, "audio_tokens": null}}"#,
+            r#"{"input_tokens": 1000, "output_tokens": 300, "total_tokens": 1300,
+                "input_tokens_details": {"cached_tokens": 800},
+                "output_tokens_details": {"reasoning_tokens": 200}}"#,
+        ] {
+            let s = enriched(json!({"langfuse.observation.type": "generation",
+                "langfuse.observation.model.name": "gpt-4o",
+                "langfuse.observation.usage_details": details}));
+            let u = s.usage.unwrap();
+            assert_eq!(
+                (
+                    u.input_tokens,
+                    u.cache_read_tokens,
+                    u.output_tokens,
+                    u.reasoning_tokens,
+                    u.total_tokens
+                ),
+                (1000, 800, 300, 200, 1300),
+                "{details}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_attributes_survive_and_exceptions_become_errors() {
         let mut s = Span {
