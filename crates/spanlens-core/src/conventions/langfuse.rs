@@ -7,7 +7,7 @@
 use super::attrs::ns;
 use super::{messages, set, ttft_from_time, Attrs};
 use crate::money::NanoUsd;
-use crate::span::{CostBreakdown, Payload, PromptTemplate, Span, SpanKind, Status, Usage};
+use crate::span::{CostBreakdown, Message, Payload, PromptTemplate, Span, SpanKind, Status, Usage};
 use crate::usage::json_u64;
 use serde_json::Value;
 
@@ -73,13 +73,28 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                 Value::String(s) => Payload::from_text(s, None),
                 other => Payload::from_value(other.clone()),
             };
-            let msgs = messages::messages_from_json(&p.value);
+            let mut msgs = messages::messages_from_json(&p.value);
             if slot {
-                if span.input_messages.is_empty() && p.value.is_array() {
+                // A chat input: the messages themselves, or the SDK's OpenAI integration's
+                // `{"messages": [...], "tools": [...]}`; not any object that happens to have a
+                // `content` key.
+                let chat =
+                    p.value.is_array() || p.value.get("messages").is_some_and(Value::is_array);
+                if span.input_messages.is_empty() && chat {
                     span.input_messages = msgs;
                 }
                 set(&mut span.input, Some(p));
             } else {
+                // A generation whose output is plain text answered with that text.
+                if let (true, Value::String(text)) = (msgs.is_empty(), &p.value) {
+                    if span.kind == SpanKind::Llm && !text.is_empty() {
+                        msgs.push(Message {
+                            role: Some("assistant".into()),
+                            content: Some(text.clone()),
+                            ..Default::default()
+                        });
+                    }
+                }
                 if span.output_messages.is_empty() && !msgs.is_empty() {
                     span.output_messages = msgs;
                 }

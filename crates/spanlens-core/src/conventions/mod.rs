@@ -425,6 +425,34 @@ mod tests {
         }
     }
 
+    /// The Langfuse SDK's OpenAI integration records a chat input as `{"messages", "tools"}` and
+    /// a completion's output as its plain text.
+    #[test]
+    fn langfuse_chat_inputs_and_plain_text_outputs_become_messages() {
+        let s = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.input": r#"{"messages": [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather in Paris?"}],
+                "tools": [{"type": "function", "function": {"name": "get_weather"}}]}"#,
+            "langfuse.observation.output": "Sunny, 21 °C."}));
+        let roles: Vec<_> = s.input_messages.iter().map(|m| m.role.as_deref()).collect();
+        assert_eq!(roles, [Some("system"), Some("user")]);
+        assert_eq!(
+            s.input_messages[1].content.as_deref(),
+            Some("Weather in Paris?")
+        );
+        assert_eq!(s.output_messages.len(), 1);
+        assert_eq!(s.output_messages[0].role.as_deref(), Some("assistant"));
+        assert_eq!(
+            s.output_messages[0].content.as_deref(),
+            Some("Sunny, 21 °C.")
+        );
+        // Neither rule applies to other observations or other shapes.
+        let s = enriched(json!({"langfuse.observation.type": "span",
+            "langfuse.observation.input": r#"{"content": "a document", "id": 7}"#,
+            "langfuse.observation.output": "done"}));
+        assert!(s.input_messages.is_empty() && s.output_messages.is_empty());
+    }
+
     #[test]
     fn unknown_attributes_survive_and_exceptions_become_errors() {
         let mut s = Span {
