@@ -37,15 +37,47 @@ pub fn enrich(span: &mut Span) {
     {
         span.kind = SpanKind::Pipeline;
     }
+    // An MCP (Model Context Protocol) request is a tool call of the agent making it.
+    if span.kind == SpanKind::Span && a.has("mcp.method.name") {
+        span.kind = SpanKind::Tool;
+    }
     openinference::apply(span, &a);
     langfuse::apply(span, &a);
     genai::apply(span, &a);
     traceloop::apply(span, &a);
+    mcp(span, &a);
     common(span, &a);
     if span.agent_name.is_none() && span.kind == SpanKind::Agent {
         span.agent_name = Some(span.name.clone());
     }
     span.attributes = attrs;
+}
+
+/// The tool of an MCP request span: `gen_ai.tool.name` (set for `tools/call`), else the target
+/// the span is named after (`{mcp.method.name} {target}`), else the method itself; the
+/// JSON-RPC request id as the call id. `mcp.session.id` stays an attribute: it names the
+/// client's connection to the server, not the user's session.
+fn mcp(span: &mut Span, a: &Attrs) {
+    let Some(method) = a.str("mcp.method.name") else {
+        return;
+    };
+    if span.kind != SpanKind::Tool {
+        return;
+    }
+    let target = span
+        .name
+        .strip_prefix(method)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let tool = span.tool.get_or_insert_with(Default::default);
+    set(
+        &mut tool.name,
+        a.string("gen_ai.tool.name")
+            .or(target)
+            .or_else(|| Some(method.to_string())),
+    );
+    set(&mut tool.call_id, a.string("jsonrpc.request.id"));
 }
 
 fn detect_source(a: &Attrs) -> &'static str {
@@ -451,6 +483,40 @@ mod tests {
             "langfuse.observation.input": r#"{"content": "a document", "id": 7}"#,
             "langfuse.observation.output": "done"}));
         assert!(s.input_messages.is_empty() && s.output_messages.is_empty());
+    }
+
+    /// MCP request spans are tool spans named after their tool (semantic conventions for MCP).
+    #[test]
+    fn mcp_requests_become_tool_spans() {
+        let mut s = Span {
+            name: "tools/call get_weather".into(),
+            attributes: serde_json::from_value(json!({"mcp.method.name": "tools/call",
+                "gen_ai.tool.name": "get_weather", "gen_ai.operation.name": "execute_tool",
+                "jsonrpc.request.id": "42", "mcp.session.id": "c0ffee"}))
+            .unwrap(),
+            ..Default::default()
+        };
+        enrich(&mut s);
+        assert_eq!(s.kind, SpanKind::Tool);
+        let tool = s.tool.clone().unwrap();
+        assert_eq!(tool.name.as_deref(), Some("get_weather"));
+        assert_eq!(tool.call_id.as_deref(), Some("42"));
+        assert_eq!(s.attributes["mcp.session.id"], json!("c0ffee"));
+        // Without the GenAI attributes: the target in the span name, else the method.
+        for (name, want) in [
+            ("resources/read file:///a.txt", "file:///a.txt"),
+            ("initialize", "initialize"),
+        ] {
+            let method = name.split(' ').next().unwrap();
+            let mut s = Span {
+                name: name.into(),
+                attributes: serde_json::from_value(json!({"mcp.method.name": method})).unwrap(),
+                ..Default::default()
+            };
+            enrich(&mut s);
+            assert_eq!(s.kind, SpanKind::Tool);
+            assert_eq!(s.tool.unwrap().name.as_deref(), Some(want));
+        }
     }
 
     #[test]
