@@ -9,6 +9,29 @@ use super::{canonical_provider, messages, set, ttft_from_seconds, Attrs, Inclusi
 use crate::span::{Message, Payload, Span, SpanKind, ToolInfo};
 
 /// Kind from `gen_ai.operation.name`, or `llm` when a model is named.
+/// The per-modality token counts (semantic-conventions-genai) and the `usage.extra` key each
+/// is kept under.
+const MODALITY_COUNTS: [(&str, &str); 9] = [
+    ("gen_ai.usage.text.input_tokens", "text_input_tokens"),
+    ("gen_ai.usage.image.input_tokens", "image_input_tokens"),
+    ("gen_ai.usage.audio.input_tokens", "audio_input_tokens"),
+    (
+        "gen_ai.usage.text.cache_read.input_tokens",
+        "text_cache_read_input_tokens",
+    ),
+    (
+        "gen_ai.usage.image.cache_read.input_tokens",
+        "image_cache_read_input_tokens",
+    ),
+    (
+        "gen_ai.usage.audio.cache_read.input_tokens",
+        "audio_cache_read_input_tokens",
+    ),
+    ("gen_ai.usage.text.output_tokens", "text_output_tokens"),
+    ("gen_ai.usage.image.output_tokens", "image_output_tokens"),
+    ("gen_ai.usage.audio.output_tokens", "audio_output_tokens"),
+];
+
 pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
     let by_op = match a.str("gen_ai.operation.name")? {
         "chat" | "text_completion" | "generate_content" | "completion" => SpanKind::Llm,
@@ -75,6 +98,15 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             total: a.first_u64(&["gen_ai.usage.total_tokens", "llm.usage.total_tokens"]),
         }
         .into_usage();
+        // The per-modality breakdown (semantic-conventions-genai, `gen_ai.usage.{text,image,
+        // audio}.*`): parts of the counts above, kept in `usage.extra` as reported.
+        if let Some(u) = span.usage.as_mut() {
+            for (attr, key) in MODALITY_COUNTS {
+                if let Some(n) = a.u64(attr).filter(|n| *n > 0) {
+                    u.extra.insert(key.into(), n);
+                }
+            }
+        }
     }
     set(
         &mut span.ttft_ns,

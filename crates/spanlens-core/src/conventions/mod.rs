@@ -485,6 +485,31 @@ mod tests {
         assert!(s.input_messages.is_empty() && s.output_messages.is_empty());
     }
 
+    /// The per-modality breakdown of the newest GenAI conventions is kept beside the counts it
+    /// is part of.
+    #[test]
+    fn genai_modality_breakdowns_are_kept() {
+        let s = enriched(
+            json!({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.usage.input_tokens": 1300, "gen_ai.usage.output_tokens": 90,
+            "gen_ai.usage.text.input_tokens": 1000, "gen_ai.usage.audio.input_tokens": 300,
+            "gen_ai.usage.audio.cache_read.input_tokens": 100, "gen_ai.usage.image.output_tokens": 0,
+            "gen_ai.usage.audio.output_tokens": 90}),
+        );
+        let u = s.usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (1300, 90));
+        let extra: Vec<_> = u.extra.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            extra,
+            [
+                ("audio_cache_read_input_tokens", 100),
+                ("audio_input_tokens", 300),
+                ("audio_output_tokens", 90),
+                ("text_input_tokens", 1000)
+            ]
+        );
+    }
+
     /// MCP request spans are tool spans named after their tool (semantic conventions for MCP).
     #[test]
     fn mcp_requests_become_tool_spans() {
