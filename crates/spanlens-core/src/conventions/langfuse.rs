@@ -86,14 +86,17 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                 set(&mut span.input, Some(p));
             } else {
                 // A generation whose output is plain text answered with that text.
-                if let (true, Value::String(text)) = (msgs.is_empty(), &p.value) {
-                    if span.kind == SpanKind::Llm && !text.is_empty() {
+                match &p.value {
+                    Value::String(text)
+                        if msgs.is_empty() && span.kind == SpanKind::Llm && !text.is_empty() =>
+                    {
                         msgs.push(Message {
                             role: Some("assistant".into()),
                             content: Some(text.clone()),
                             ..Default::default()
                         });
                     }
+                    _ => {}
                 }
                 if span.output_messages.is_empty() && !msgs.is_empty() {
                     span.output_messages = msgs;

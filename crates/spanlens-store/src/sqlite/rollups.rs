@@ -1385,12 +1385,8 @@ pub fn build_all(
          IFNULL((SELECT max(duration_ns) FROM traces WHERE traces.project_id = projects.id), 0)",
     )?;
     fill_typed_columns(conn, progress)?;
-    let total: i64 = conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))?;
-    let total = u64::try_from(total).unwrap_or(0);
-    let pids: Vec<i64> = conn
-        .prepare("SELECT id FROM projects ORDER BY id")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let total = rows_in(conn, "spans")?;
+    let pids = project_ids(conn)?;
     let mut done = 0u64;
     progress(BuildProgress {
         step: STEP_SUMS,
@@ -1408,18 +1404,27 @@ pub fn build_all(
     Ok(())
 }
 
+/// Rows in `table` (a name from this module, never from input), for progress reports.
+fn rows_in(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Every project's id, in order.
+fn project_ids(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare("SELECT id FROM projects ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect()
+}
+
 /// Migration 6: sums the stored retried spans into retry rollups, a day at a time.
 pub fn build_retries(
     conn: &Connection,
     progress: &mut dyn FnMut(BuildProgress),
 ) -> rusqlite::Result<()> {
     const STEP: &str = "summing retried spans into rollups (spans)";
-    let total: i64 = conn.query_row("SELECT count(*) FROM span_retries", [], |r| r.get(0))?;
-    let total = u64::try_from(total).unwrap_or(0);
-    let pids: Vec<i64> = conn
-        .prepare("SELECT id FROM projects ORDER BY id")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let total = rows_in(conn, "span_retries")?;
+    let pids = project_ids(conn)?;
     let mut done = 0u64;
     progress(BuildProgress {
         step: STEP,
@@ -1477,8 +1482,7 @@ fn fill_typed_columns(
     progress: &mut dyn FnMut(BuildProgress),
 ) -> rusqlite::Result<()> {
     use crate::rollup::retries::RetryFacts;
-    let traces: i64 = conn.query_row("SELECT count(*) FROM traces", [], |r| r.get(0))?;
-    let total = u64::try_from(traces).unwrap_or(0);
+    let total = rows_in(conn, "traces")?;
     let mut traces_st = conn.prepare("SELECT id, project_id, trace_id FROM traces ORDER BY id")?;
     let mut spans_st = conn.prepare(
         "SELECT span_id, start_ns, end_ns, retry_count FROM spans WHERE trace_ref = ?1 \

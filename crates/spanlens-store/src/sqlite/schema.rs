@@ -881,6 +881,16 @@ mod tests {
         }
     }
 
+    /// Marks a current database as one at `version` (for migrations that add no table).
+    fn mark_as_version(conn: &Connection, version: u32) {
+        conn.execute(
+            "DELETE FROM schema_migrations WHERE version > ?1",
+            [version],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+
     /// Migration 6 adds no table, so a current database without its retry rows, marked
     /// version 5, is a version-5 database: migrated, it answers as one written at version 6.
     #[test]
@@ -907,10 +917,7 @@ mod tests {
             )
             .unwrap();
         assert!(removed > 0, "the spans have retries");
-        conn.execute_batch(
-            "DELETE FROM schema_migrations WHERE version >= 6; PRAGMA user_version = 5;",
-        )
-        .unwrap();
+        mark_as_version(&conn, 5);
         drop(conn);
         let old = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(old.schema_info().unwrap().0, 7);
@@ -1083,10 +1090,7 @@ mod tests {
             )
             .unwrap();
         assert!(removed >= 3, "the spans cover three weeks: {removed}");
-        conn.execute_batch(
-            "DELETE FROM schema_migrations WHERE version = 7; PRAGMA user_version = 6;",
-        )
-        .unwrap();
+        mark_as_version(&conn, 6);
         drop(conn);
         let old = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(old.schema_info().unwrap().0, 7);
