@@ -814,14 +814,16 @@ fn langfuse_fixture_facts() {
         assert_eq!(parent(s).as_deref(), Some(AGENT), "{}", s.name);
     }
 
-    // Models and parameters (Langfuse sends no provider).
+    // Models and parameters (Langfuse sends no provider). Its one model name is the answering
+    // model once the generation has output or usage (the SDK replaces the requested name).
     assert_eq!(
-        draft.request_model.as_deref(),
+        draft.response_model.as_deref(),
         Some("claude-haiku-4-5-20251001")
     );
+    assert_eq!(draft.request_model, None);
     assert_eq!(draft.model_parameters["temperature"], 0.7);
     assert_eq!(draft.model_parameters["max_tokens"], 1024);
-    assert_eq!(pick.request_model.as_deref(), Some("o4-mini-2025-04-16"));
+    assert_eq!(pick.response_model.as_deref(), Some("o4-mini-2025-04-16"));
     assert_eq!(pick.model_parameters["reasoning_effort"], "medium");
 
     // Usage, Langfuse rule (langfuse.rs): usage_details keys are DISJOINT and sum to `total`.

@@ -35,10 +35,17 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
     if !a.has_namespace(ns::LANGFUSE) {
         return;
     }
-    set(
-        &mut span.request_model,
-        a.string("langfuse.observation.model.name"),
-    );
+    // Langfuse keeps one model name, the last the SDK set: its OpenAI integration starts with the
+    // requested model and replaces it with the one the provider answered with (a dated snapshot).
+    // So a generation that got an answer (output or usage) names the response model.
+    let answered =
+        a.has("langfuse.observation.usage_details") || a.has("langfuse.observation.output");
+    let model = if answered {
+        &mut span.response_model
+    } else {
+        &mut span.request_model
+    };
+    set(model, a.string("langfuse.observation.model.name"));
     if let Some(Value::Object(params)) = a.json("langfuse.observation.model.parameters") {
         for (k, v) in params {
             if !super::is_model_parameter(&k) {

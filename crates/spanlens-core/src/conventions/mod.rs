@@ -151,9 +151,14 @@ fn common(span: &mut Span, a: &Attrs) {
             .entry(k.to_string())
             .or_insert_with(|| v.clone());
     }
+    // One-hour cache writes cost more than five-minute ones: our own attribute, or the Anthropic
+    // SDK's built-in tracing, which splits `cache_creation` by TTL.
     if let (Some(u), Some(h)) = (
         span.usage.as_mut(),
-        a.u64("spanlens.usage.cache_write_1h_tokens"),
+        a.first_u64(&[
+            "spanlens.usage.cache_write_1h_tokens",
+            "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",
+        ]),
     ) {
         u.extra
             .entry(crate::span::Usage::CACHE_WRITE_1H.into())
@@ -370,6 +375,54 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn anthropic_sdk_one_hour_cache_writes_are_kept_apart() {
+        // What the Anthropic SDK's built-in tracing sends for 1,024 five-minute and 512 one-hour
+        // cache writes: the one-hour part costs more and must reach the price engine.
+        let s = enriched(json!({"gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
+            "gen_ai.usage.input_tokens": 3896, "gen_ai.usage.cache_read.input_tokens": 2048,
+            "gen_ai.usage.cache_write.input_tokens": 1536, "gen_ai.usage.output_tokens": 187,
+            "anthropic.usage.cache_creation.ephemeral_5m_input_tokens": 1024,
+            "anthropic.usage.cache_creation.ephemeral_1h_input_tokens": 512}));
+        let u = s.usage.unwrap();
+        assert_eq!(u.cache_write_tokens, 1536);
+        assert_eq!(u.extra.get(crate::span::Usage::CACHE_WRITE_1H), Some(&512));
+    }
+
+    #[test]
+    fn openinference_anthropic_keeps_request_and_response_models_apart() {
+        // As openinference-instrumentation-anthropic 3.1 sends a call with 512 one-hour writes.
+        let s = enriched(
+            json!({"openinference.span.kind": "LLM", "llm.provider": "anthropic",
+            "llm.model_name": "claude-sonnet-4-5-20250929",
+            "llm.request.model_name": "claude-sonnet-4-5",
+            "llm.response.model_name": "claude-sonnet-4-5-20250929",
+            "llm.token_count.prompt": 3896, "llm.token_count.completion": 187,
+            "llm.token_count.prompt_details.cache_read": 2048,
+            "llm.token_count.prompt_details.cache_write": 1536,
+            "output.mime_type": "application/json",
+            "output.value": json!({"id": "msg_1", "usage": {"input_tokens": 312,
+                "cache_read_input_tokens": 2048, "cache_creation_input_tokens": 1536,
+                "cache_creation": {"ephemeral_5m_input_tokens": 1024,
+                    "ephemeral_1h_input_tokens": 512}, "output_tokens": 187}}).to_string()}),
+        );
+        assert_eq!(s.request_model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(
+            s.response_model.as_deref(),
+            Some("claude-sonnet-4-5-20250929")
+        );
+        let u = s.usage.unwrap();
+        assert_eq!((u.input_tokens, u.cache_write_tokens), (3896, 1536));
+        assert_eq!(u.extra.get(crate::span::Usage::CACHE_WRITE_1H), Some(&512));
+        // Without the new attributes, `llm.model_name` still names both.
+        let old = enriched(
+            json!({"openinference.span.kind": "LLM", "llm.provider": "openai",
+            "llm.model_name": "gpt-4o-2024-08-06", "llm.token_count.prompt": 10}),
+        );
+        assert_eq!(old.request_model, old.response_model);
     }
 
     #[test]

@@ -69,6 +69,12 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             }
         }
     }
+    // Newer instrumentations (Anthropic 3.x) name both apart; `llm.model_name` is then the answer.
+    set(&mut span.request_model, a.string("llm.request.model_name"));
+    set(
+        &mut span.response_model,
+        a.string("llm.response.model_name"),
+    );
     set(&mut span.request_model, model.clone());
     set(&mut span.response_model, model);
     if span.usage.is_none() {
@@ -93,6 +99,13 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                     u.extra.insert(key.into(), n);
                 }
             }
+        }
+    }
+    if let Some(u) = span.usage.as_mut() {
+        if let Some(hour) = anthropic_one_hour_writes(a) {
+            u.extra
+                .entry(crate::span::Usage::CACHE_WRITE_1H.into())
+                .or_insert(hour.min(u.cache_write_tokens));
         }
     }
     if span.cost.is_none() {
@@ -145,6 +158,21 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             span.metadata.entry(k).or_insert(v);
         }
     }
+}
+
+/// One-hour cache writes, which cost more than five-minute ones and have no token-count attribute:
+/// the Anthropic instrumentation puts the raw Messages response, usage included, in `output.value`.
+fn anthropic_one_hour_writes(a: &Attrs) -> Option<u64> {
+    if a.str("llm.provider").or_else(|| a.str("llm.system")) != Some("anthropic")
+        || a.u64("llm.token_count.prompt_details.cache_write")
+            .unwrap_or(0)
+            == 0
+    {
+        return None;
+    }
+    let response = a.json("output.value")?;
+    let usage = crate::usage::anthropic_usage(response.get("usage")?).ok()?;
+    usage.extra.get(crate::span::Usage::CACHE_WRITE_1H).copied()
 }
 
 fn payload(a: &Attrs, value_key: &str, mime_key: &str) -> Option<Payload> {
