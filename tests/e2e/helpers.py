@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import tomllib
 import urllib.error
@@ -188,20 +189,22 @@ def expected_cost_usd(model: str, usage: dict[str, int]) -> Decimal:
     """The cost of one call with CANONICAL usage (input includes cache, output includes reasoning),
     following the rules written at the top of prices.toml, in exact decimal arithmetic."""
     e = price_entry(model)
-    rates = {k: Decimal(str(e[k])) for k in ("input", "output", "cache_read", "cache_write", "reasoning")
-             if k in e}
+    fields = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+    rates = {k: Decimal(str(e[k])) for k in fields if k in e}
     inp = usage.get("input_tokens", 0)
     for tier in sorted(e.get("tiers", []), key=lambda t: t["above_input_tokens"]):
         if inp > tier["above_input_tokens"]:
-            rates.update({k: Decimal(str(tier[k])) for k in ("input", "output", "cache_read", "cache_write",
-                                                           "reasoning") if k in tier})
+            rates.update({k: Decimal(str(tier[k])) for k in fields if k in tier})
     cache_read = usage.get("cache_read_tokens", 0)
     cache_write = usage.get("cache_write_tokens", 0)
+    # Anthropic one-hour cache writes have their own price (`cache_write_1h`).
+    write_1h = usage.get("cache_write_1h_tokens", 0) if "cache_write_1h" in rates else 0
     out = usage.get("output_tokens", 0)
     reasoning = usage.get("reasoning_tokens", 0)
     total = (inp - cache_read - cache_write) * rates["input"]
     total += cache_read * rates.get("cache_read", rates["input"])
-    total += cache_write * rates.get("cache_write", rates["input"])
+    total += (cache_write - write_1h) * rates.get("cache_write", rates["input"])
+    total += write_1h * rates.get("cache_write_1h", rates["input"])
     if "reasoning" in rates:
         total += (out - reasoning) * rates["output"] + reasoning * rates["reasoning"]
     else:
@@ -244,6 +247,35 @@ def usage_of(span: dict[str, Any]) -> dict[str, int]:
     """The six canonical counts of a span (missing usage reads as an empty dict)."""
     u = span.get("usage") or {}
     return {k: u.get(k) for k in USAGE_KEYS if k in u}
+
+
+def run_client(script: str, spanlens: "SpanlensServer", mock_base: str, python: str | None = None,
+               timeout: float = 180) -> dict[str, Any]:
+    """Runs `tests/e2e/clients/<script>` in its own process (under `python`, default this one) and
+    returns what it reported on its `E2E_RESULT` line. Each library gets a fresh process, so one
+    library's global OpenTelemetry set-up cannot leak into another's."""
+    clients = Path(__file__).resolve().parent / "clients"
+    env = dict(os.environ, E2E_SPANLENS_URL=spanlens.base_url, E2E_MOCK_URL=mock_base,
+               PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run([python or sys.executable, str(clients / script)], cwd=clients, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("E2E_RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"{script} exited with {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("E2E_RESULT "))
+
+
+def wait_for_spans(spanlens: "SpanlensServer", trace_id: str, count: int, timeout: float = 20) -> dict[str, Any]:
+    """The trace once it holds `count` spans (exporters may deliver in several requests)."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if spanlens.trace_status(trace_id) == 200:
+            body = spanlens.trace(trace_id)
+            if len(body["spans"]) >= count:
+                return body
+        time.sleep(0.1)
+    raise AssertionError(f"trace {trace_id} has {len(body.get('spans', []))} spans, not {count}, after {timeout}s")
 
 
 def assert_cost(span: dict[str, Any], model: str, usage: dict[str, int]) -> None:

@@ -11,8 +11,15 @@ SDK to work against it:
   streaming, with the same tool-call turn: first a ``function_call`` item, then (after a
   ``function_call_output`` input item) a text message.
 
-Every usage object reports cached input tokens and reasoning tokens, with fixed numbers taken from
-the tables below so the tests can compute the expected canonical counts and the cost themselves.
+* ``POST /v1/messages``: the Anthropic Messages API, non-streaming and streaming (the SSE events
+  ``message_start`` … ``message_stop``), with the same tool-use turn.
+
+Every usage object reports cached input tokens and reasoning tokens (OpenAI) or cache reads and
+5-minute and 1-hour cache writes (Anthropic), with fixed numbers taken from the tables below so the
+tests can compute the expected canonical counts and the cost themselves.
+
+A last user message containing ``FAIL_429`` or ``FAIL_500`` gets that HTTP error in the API's own
+error shape (a 429 with ``retry-after`` and rate-limit headers), so error spans can be checked.
 Streamed answers wait ``FIRST_CHUNK_DELAY_S`` before their first chunk so a time to first token is
 measurable. Every answer served is recorded in ``MockLLM.served``.
 """
@@ -55,6 +62,23 @@ RESPONSES_USAGE = {
     "after_tool": {"prompt": 1333, "cached": 1152, "completion": 61, "reasoning": 24},
 }
 
+# Anthropic's rule is the other way round: `input_tokens` EXCLUDES the cache reads and writes.
+ANTHROPIC_USAGE = {
+    "plain": {"input": 312, "cache_read": 2048, "write_5m": 1024, "write_1h": 512, "output": 187},
+    "stream": {"input": 145, "cache_read": 1536, "write_5m": 256, "write_1h": 0, "output": 96},
+    "tool_call": {"input": 401, "cache_read": 1024, "write_5m": 0, "write_1h": 128, "output": 44},
+    "after_tool": {"input": 77, "cache_read": 1664, "write_5m": 0, "write_1h": 0, "output": 52},
+}
+
+#: Snapshot names for Anthropic models, as the API answers.
+ANTHROPIC_SNAPSHOTS = {
+    "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+    "claude-haiku-4-5": "claude-haiku-4-5-20251001",
+}
+
+#: Markers in the last user message that make the mock answer with an HTTP error.
+FAILURES = {"FAIL_429": 429, "FAIL_500": 500}
+
 #: What the mock answers an LLM-as-judge request with.
 JUDGE_VERDICT = '{"score": 0.75, "reason": "mock judge: relevant and complete"}'
 
@@ -87,6 +111,41 @@ def responses_usage(u: dict[str, int]) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": u["reasoning"]},
         "total_tokens": u["prompt"] + u["completion"],
     }
+
+
+def anthropic_usage(u: dict[str, int]) -> dict[str, Any]:
+    """A Messages API `usage` object."""
+    return {
+        "input_tokens": u["input"],
+        "cache_creation_input_tokens": u["write_5m"] + u["write_1h"],
+        "cache_read_input_tokens": u["cache_read"],
+        "cache_creation": {"ephemeral_5m_input_tokens": u["write_5m"], "ephemeral_1h_input_tokens": u["write_1h"]},
+        "output_tokens": u["output"],
+        "service_tier": "standard",
+    }
+
+
+def anthropic_canonical(u: dict[str, int]) -> dict[str, int]:
+    """The canonical counts of an ANTHROPIC_USAGE row: input includes the cache reads and writes."""
+    inp = u["input"] + u["cache_read"] + u["write_5m"] + u["write_1h"]
+    return {
+        "input_tokens": inp,
+        "output_tokens": u["output"],
+        "cache_read_tokens": u["cache_read"],
+        "cache_write_tokens": u["write_5m"] + u["write_1h"],
+        "reasoning_tokens": 0,
+        "total_tokens": inp + u["output"],
+    }
+
+
+def failure_of(messages: Any) -> int | None:
+    """The HTTP status a FAIL_* marker in the last user message asks for."""
+    if isinstance(messages, str):
+        last = messages
+    else:
+        users = [m for m in (messages or []) if isinstance(m, dict) and m.get("role") == "user"]
+        last = _text_of(users[-1].get("content")) if users else ""
+    return next((code for marker, code in FAILURES.items() if marker in last), None)
 
 
 def _text_of(content: Any) -> str:
@@ -315,12 +374,47 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": f"invalid json: {e}", "type": "invalid_request_error"}})
             return
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/v1/chat/completions":
+        status = failure_of(req.get("messages") if "messages" in req else req.get("input"))
+        if status is not None and path in ("/v1/chat/completions", "/v1/responses", "/v1/messages"):
+            self._fail(path, status, req)
+        elif path == "/v1/chat/completions":
             self._chat(req)
         elif path == "/v1/responses":
             self._responses(req)
+        elif path == "/v1/messages":
+            self._messages(req)
         else:
             self._send_json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
+
+    # -- Errors ----------------------------------------------------------------------------------
+
+    def _fail(self, path: str, status: int, req: dict[str, Any]) -> None:
+        """A 429 (with retry-after and rate-limit headers) or a 500, in the API's own error shape."""
+        self.mock._record({"path": path, "scenario": f"error_{status}", "stream": bool(req.get("stream")),
+                           "request_model": req.get("model"), "status": status, "request": req})
+        kind = "rate_limit_error" if status == 429 else "api_error"
+        message = "Rate limit reached (mock)" if status == 429 else "Internal server error (mock)"
+        if path == "/v1/messages":
+            body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message},
+                                    "request_id": "req_mock_error"}
+        else:
+            body = {"error": {"message": message, "type": "requests" if status == 429 else "server_error",
+                              "param": None, "code": "rate_limit_exceeded" if status == 429 else None}}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("x-request-id", "req_mock_error")
+        self.send_header("request-id", "req_mock_error")
+        if status == 429:
+            self.send_header("retry-after", "1")
+            self.send_header("x-ratelimit-limit-requests", "500")
+            self.send_header("x-ratelimit-remaining-requests", "0")
+            self.send_header("x-ratelimit-reset-requests", "1s")
+            self.send_header("anthropic-ratelimit-requests-limit", "50")
+            self.send_header("anthropic-ratelimit-requests-remaining", "0")
+        self.end_headers()
+        self.wfile.write(data)
 
     # -- Chat Completions ------------------------------------------------------------------------
 
@@ -464,6 +558,73 @@ class _Handler(BaseHTTPRequestHandler):
                   "content_index": 0, "part": item["content"][0]})
             emit({"type": "response.output_item.done", "output_index": index, "item": item})
         emit({"type": "response.completed", "response": response})
+
+
+    # -- Anthropic Messages ----------------------------------------------------------------------
+
+    def _messages(self, req: dict[str, Any]) -> None:
+        mock = self.mock
+        messages = req.get("messages")
+        if not req.get("model") or not isinstance(messages, list) or not req.get("max_tokens"):
+            body = {"type": "error", "error": {"type": "invalid_request_error",
+                                               "message": "model, messages and max_tokens are required"}}
+            self._send_json(400, body)
+            return
+        model = req["model"]
+        answer_model = ANTHROPIC_SNAPSHOTS.get(model, model)
+        tools = req.get("tools") or []
+        tool_results = [p for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
+                        for p in m["content"] if isinstance(p, dict) and p.get("type") == "tool_result"]
+        stream = bool(req.get("stream"))
+        content: list[dict[str, Any]]
+        if tools and not tool_results:
+            scenario, stop = "tool_call", "tool_use"
+            content = [{"type": "tool_use", "id": mock._next_id("toolu"), "name": tools[0]["name"],
+                        "input": dict(TOOL_ARGUMENTS)}]
+        else:
+            if tool_results:
+                scenario = "after_tool"
+                text = f"The tool said: {_text_of(tool_results[-1].get('content'))}"
+            else:
+                scenario = "stream" if stream else "plain"
+                users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+                text = f"Mock answer to: {_text_of(users[-1].get('content')) if users else ''}"
+            stop = "end_turn"
+            content = [{"type": "text", "text": text}]
+        u = ANTHROPIC_USAGE[scenario]
+        usage = anthropic_usage(u)
+        mid = mock._next_id("msg")
+        mock._record({"path": "/v1/messages", "scenario": scenario, "stream": stream, "request_model": model,
+                      "response_model": answer_model, "id": mid, "usage": usage, "request": req})
+        message = {"id": mid, "type": "message", "role": "assistant", "model": answer_model,
+                   "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        if not stream:
+            self._send_json(200, message)
+            return
+        self._start_sse()
+        start = {**message, "content": [], "stop_reason": None,
+                 "usage": {**usage, "output_tokens": 1}}
+        self._sse({"type": "message_start", "message": start}, "message_start")
+        time.sleep(FIRST_CHUNK_DELAY_S)
+        for index, block in enumerate(content):
+            if block["type"] == "tool_use":
+                self._sse({"type": "content_block_start", "index": index,
+                           "content_block": {**block, "input": {}}}, "content_block_start")
+                args = json.dumps(block["input"])
+                for piece in (args[: len(args) // 2], args[len(args) // 2:]):
+                    self._sse({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "input_json_delta", "partial_json": piece}}, "content_block_delta")
+            else:
+                self._sse({"type": "content_block_start", "index": index,
+                           "content_block": {"type": "text", "text": ""}}, "content_block_start")
+                for piece in _pieces(block["text"]):
+                    time.sleep(0.005)
+                    self._sse({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+            self._sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+        self._sse({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                   "usage": usage}, "message_delta")
+        self._sse({"type": "message_stop"}, "message_stop")
 
 
 if __name__ == "__main__":  # manual use: python mock_llm.py
