@@ -532,6 +532,10 @@ pub struct Span {
     /// Messages the model produced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_messages: Vec<Message>,
+    /// The tools offered to the model, as the source sent them (a JSON array of definitions):
+    /// what the model could have called, next to what it did call in `output_messages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_definitions: Option<Payload>,
     /// Tool details for tool spans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<ToolInfo>,

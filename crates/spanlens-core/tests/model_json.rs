@@ -81,6 +81,9 @@ fn full_span() -> Span {
             finish_reason: Some("tool_use".into()),
             ..Default::default()
         }],
+        tool_definitions: Some(Payload::from_value(
+            json!([{"type": "function", "name": "get_weather"}]),
+        )),
         tool: Some(ToolInfo {
             name: Some("refund".into()),
             call_id: Some("c1".into()),

@@ -1145,6 +1145,7 @@ fn hostile_otlp(trace_id: &str, start_ns: u64) -> String {
                     kv("llm.cost.total", json!({"doubleValue": 900.0})),
                     kv("gen_ai.input.messages", s(&messages("user", XSS_IMG))),
                     kv("gen_ai.output.messages", s(&messages("assistant", XSS_SVG))),
+                    kv("gen_ai.tool.definitions", s(&json!([{"type": "function", "name": XSS_IMG, "description": XSS_SVG}]).to_string())),
                     kv("spanlens.ratelimit.requests.limit", i(100)),
                     kv("spanlens.ratelimit.requests.remaining", i(3)),
                     kv("acme.url", s(XSS_URL)),
@@ -1503,6 +1504,8 @@ async fn span_derived_text_never_becomes_markup() {
         ("metadata", XSS_SVG.to_string()),
         ("raw attributes", XSS_URL.to_string()),
         ("retries (1)", XSS_IMG.to_string()),
+        // Shown as JSON, so the payload's quotes are escaped: look for a part without them.
+        ("tools offered", "<img src=x onerror=".to_string()),
     ] {
         let t = texts(&c, &format!(".panel [data-section='{section}']")).await;
         assert!(

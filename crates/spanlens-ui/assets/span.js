@@ -105,6 +105,7 @@ function body(s, trace, catalog) {
       ["Trace", idChip(s.trace_id)],
     ])),
     usage(s), cost(s, catalog), latency(s), retries(s), rateLimits(s), tool(s), messages(s), prompt(s),
+    s.tool_definitions ? section("Tools offered", payload(s.tool_definitions)) : null,
     s.kind !== "tool" && s.input ? section("Input", payload(s.input)) : null,
     s.kind !== "tool" && s.output ? section("Output", payload(s.output)) : null,
     Object.keys(s.model_parameters || {}).length ? section("Model parameters", json(s.model_parameters)) : null,

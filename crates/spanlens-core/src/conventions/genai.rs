@@ -136,6 +136,10 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                 .map(|t| Payload::from_text(&t, None)),
         );
     }
+    set(
+        &mut span.tool_definitions,
+        a.json("gen_ai.tool.definitions").map(Payload::from_value),
+    );
     if span.input_messages.is_empty() {
         let mut msgs: Vec<Message> = Vec::new();
         if let Some(sys) = a.json("gen_ai.system_instructions") {

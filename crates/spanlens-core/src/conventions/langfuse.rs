@@ -90,6 +90,12 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
                 if span.input_messages.is_empty() && chat {
                     span.input_messages = msgs;
                 }
+                if let Some(tools @ Value::Array(_)) = p.value.get("tools") {
+                    set(
+                        &mut span.tool_definitions,
+                        Some(Payload::from_value(tools.clone())),
+                    );
+                }
                 set(&mut span.input, Some(p));
             } else {
                 // A generation whose output is plain text answered with that text.

@@ -426,6 +426,33 @@ mod tests {
     }
 
     #[test]
+    fn tool_definitions_are_read_from_every_source() {
+        let weather = json!({"type": "function", "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}});
+        // GenAI: a JSON string (or a structured value) in `gen_ai.tool.definitions`.
+        let genai = enriched(json!({"gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.tool.definitions": json!([weather]).to_string()}));
+        // OpenInference: one JSON schema per `llm.tools.N.tool.json_schema`, in index order.
+        let oi = enriched(
+            json!({"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
+            "llm.tools.1.tool.json_schema": json!({"name": "second"}).to_string(),
+            "llm.tools.0.tool.json_schema": weather.to_string()}),
+        );
+        // Langfuse: the OpenAI integration's `{"messages": [...], "tools": [...]}` input.
+        let lf = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.input": json!({"messages": [{"role": "user", "content": "hi"}],
+                "tools": [weather]}).to_string()}));
+        assert_eq!(genai.tool_definitions.unwrap().value, json!([weather]));
+        assert_eq!(
+            oi.tool_definitions.unwrap().value,
+            json!([weather, {"name": "second"}])
+        );
+        assert_eq!(lf.tool_definitions.unwrap().value, json!([weather]));
+        assert_eq!(lf.input_messages.len(), 1);
+    }
+
+    #[test]
     fn raw_anthropic_counts_in_genai_attributes_are_repaired() {
         // Uncached input 50 with 20,000 cache reads cannot be an inclusive count.
         let s = enriched(

@@ -119,6 +119,9 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
         &mut span.output,
         payload(a, "output.value", "output.mime_type"),
     );
+    if span.tool_definitions.is_none() {
+        span.tool_definitions = tool_schemas(a);
+    }
     if span.input_messages.is_empty() {
         span.input_messages = messages::openinference_messages(a, "llm.input_messages.");
     }
@@ -158,6 +161,28 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             span.metadata.entry(k).or_insert(v);
         }
     }
+}
+
+/// The tools offered to the model: `llm.tools.N.tool.json_schema`, in index order.
+fn tool_schemas(a: &Attrs) -> Option<Payload> {
+    let mut tools: Vec<(usize, Value)> = a
+        .prefixed("llm.tools.")
+        .filter_map(|(rest, v)| {
+            let index = rest.strip_suffix(".tool.json_schema")?.parse().ok()?;
+            let schema = match v {
+                Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
+                other => other.clone(),
+            };
+            Some((index, schema))
+        })
+        .collect();
+    if tools.is_empty() {
+        return None;
+    }
+    tools.sort_by_key(|(i, _)| *i);
+    Some(Payload::from_value(Value::Array(
+        tools.into_iter().map(|(_, v)| v).collect(),
+    )))
 }
 
 /// One-hour cache writes, which cost more than five-minute ones and have no token-count attribute:
