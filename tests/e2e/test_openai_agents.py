@@ -183,6 +183,17 @@ def test_agent_streamed_run(spanlens, mock_llm, api):
     if api == "chat_completions":
         for span in llm:
             assert_cost(span, MODEL, usage_of(span))
+        # openai-agents exports a streamed generation's output as `[{}]`. The first call's
+        # answer (the tool call) is recovered from the second call's input; the last call's
+        # text is nowhere in the export, and the span says so instead of showing an empty message.
+        first, last = llm
+        [call] = first["output_messages"]
+        assert call["role"] == "assistant" and call["tool_calls"][0]["name"] == "get_weather", call
+        assert json.loads(call["tool_calls"][0]["arguments"]) == mock.TOOL_ARGUMENTS
+        assert first["attributes"]["spanlens.output_source"].startswith(
+            "recovered from the input of the next model call"), first["attributes"]
+        assert not last.get("output_messages"), last.get("output_messages")
+        assert last["attributes"]["spanlens.output_source"].startswith("not exported"), last["attributes"]
 
 
 def test_agent_tool_failure_is_an_error_span(spanlens, mock_llm):

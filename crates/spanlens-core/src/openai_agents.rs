@@ -160,7 +160,69 @@ pub fn normalize_export(body: &Value, opts: &NormalizeOptions) -> Result<Normali
         }
     }
     propagate_agent_names(&mut out.spans);
+    recover_streamed_outputs(&mut out.spans);
     Ok(out)
+}
+
+/// Attribute naming where a streamed generation's output was recovered from, or why it is absent.
+pub const OUTPUT_SOURCE_ATTRIBUTE: &str = "spanlens.output_source";
+
+/// A streamed Chat Completions generation is exported with `output: [{}]`: the SDK keeps no
+/// text or tool calls. A later model call of the same conversation sends the whole history,
+/// which holds what this call answered: the assistant messages right after this call's own
+/// input. Those become its output messages, and the span says where they came from; a run's last
+/// call has no such successor, so its empty placeholder is dropped and the span says why.
+/// Only spans of one export payload are seen (the SDK exports a run's spans together); each turn
+/// of a streamed run has its own parent, so successors are looked for across the trace, matched
+/// by their input starting with this call's whole input.
+fn recover_streamed_outputs(spans: &mut [Span]) {
+    /// Later calls looked at per blank one: enough for any real run, bounded for hostile input.
+    const LOOKAHEAD: usize = 64;
+    let blank = |s: &Span| {
+        s.kind == SpanKind::Llm
+            && !s.output_messages.is_empty()
+            && s.output_messages.iter().all(|m| *m == Message::default())
+    };
+    let mut calls: Vec<usize> = (0..spans.len())
+        .filter(|&i| spans[i].kind == SpanKind::Llm && !spans[i].input_messages.is_empty())
+        .collect();
+    calls.sort_by_key(|&i| (spans[i].trace_id, spans[i].start_time));
+    for k in 0..calls.len() {
+        let i = calls[k];
+        if !blank(&spans[i]) {
+            continue;
+        }
+        let asked = &spans[i].input_messages;
+        let successor = calls[k + 1..]
+            .iter()
+            .take(LOOKAHEAD)
+            .copied()
+            .take_while(|&j| spans[j].trace_id == spans[i].trace_id)
+            .find(|&j| {
+                let later = &spans[j].input_messages;
+                later.len() > asked.len() && later[..asked.len()] == asked[..]
+            });
+        let answered: Vec<Message> = successor
+            .map(|j| {
+                spans[j].input_messages[asked.len()..]
+                    .iter()
+                    .take_while(|m| m.role.as_deref() == Some("assistant"))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let note = match successor {
+            Some(j) if !answered.is_empty() => format!(
+                "recovered from the input of the next model call (span {})",
+                spans[j].span_id
+            ),
+            _ => "not exported: the Agents SDK keeps no output of a streamed call".to_string(),
+        };
+        let span = &mut spans[i];
+        span.output_messages = answered;
+        span.attributes
+            .insert(OUTPUT_SOURCE_ATTRIBUTE.into(), Value::String(note));
+    }
 }
 
 /// One readable item of the `data` array.
@@ -1009,6 +1071,58 @@ mod tests {
         let s = one(json!({"type": "generation", "input": "just a prompt"}));
         assert!(s.input_messages.is_empty());
         assert_eq!(s.input.unwrap().value, json!("just a prompt"));
+    }
+
+    #[test]
+    fn streamed_generation_outputs_come_from_the_next_call() {
+        // Two streamed generations of one agent, as openai-agents 0.24 exports them: `[{}]`.
+        let agent = "span_000000000000000000000001";
+        let gen = |id: &str, start: &str, input: Value| {
+            let mut item = span_item(
+                id,
+                Some(agent),
+                json!({"type": "generation",
+                "model": "gpt-4o-mini", "input": input, "output": [{}]}),
+            );
+            item["started_at"] = json!(start);
+            item
+        };
+        let asked = json!([{"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Paris?"}]);
+        let mut later = asked.as_array().unwrap().clone();
+        later.push(
+            json!({"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}),
+        );
+        later.push(json!({"role": "tool", "tool_call_id": "call_1", "content": "Sunny"}));
+        let body = json!({"data": [
+            span_item(agent, None, json!({"type": "agent", "name": "weather"})),
+            gen("span_000000000000000000000003", "2025-11-21T10:00:02.000000+00:00", json!(later)),
+            gen("span_000000000000000000000002", "2025-11-21T10:00:01.000000+00:00", asked),
+        ]});
+        let n = normalize_export(&body, &opts()).unwrap();
+        let [_, last, first] = &n.spans[..] else {
+            panic!("{:?}", n.spans)
+        };
+        assert_eq!(
+            first.output_messages.len(),
+            1,
+            "{:?}",
+            first.output_messages
+        );
+        let call = &first.output_messages[0];
+        assert_eq!(call.role.as_deref(), Some("assistant"));
+        assert_eq!(call.tool_calls[0].name.as_deref(), Some("get_weather"));
+        assert!(first.attributes[OUTPUT_SOURCE_ATTRIBUTE]
+            .as_str()
+            .unwrap()
+            .starts_with("recovered from the input of the next model call"));
+        // The run's last call has no successor: no placeholder, and the span says why.
+        assert!(last.output_messages.is_empty());
+        assert!(last.attributes[OUTPUT_SOURCE_ATTRIBUTE]
+            .as_str()
+            .unwrap()
+            .starts_with("not exported"));
     }
 
     #[test]
