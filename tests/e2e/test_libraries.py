@@ -199,3 +199,40 @@ def _duration_ms(span) -> float:
     from test_openinference import _duration_ms as duration
 
     return duration(span)
+
+
+def test_one_call_traced_twice_is_counted_once(spanlens, mock_llm):
+    """Traceloop's Anthropic instrumentation and the Anthropic SDK's own tracing both record each
+    call (same response id, model and usage, side by side under the workflow). Both spans are kept;
+    the trace counts each call once, and the other span says which one it duplicates."""
+    python = os.environ.get("E2E_TRACELOOP_PYTHON")
+    assert python, "E2E_TRACELOOP_PYTHON is not set: run the tests through tests/e2e/run.sh"
+    mock_llm.clear()
+    result = run_client("traceloop_anthropic_twice.py", spanlens, f"http://127.0.0.1:{mock_llm.port}", python)
+    served = list(mock_llm.served)
+    assert [s["scenario"] for s in served] == ["plain", "stream"], served
+    body = wait_for_spans(spanlens, result["trace_id"], 5)
+    spans = body["spans"]
+    llm = [s for s in spans if s["kind"] == "llm"]
+    assert len(llm) == 4, [(s["name"], s["kind"]) for s in spans]
+    by_call: dict[str, list] = {}
+    for s in llm:
+        by_call.setdefault(s["attributes"]["gen_ai.response.id"], []).append(s)
+    assert sorted(by_call) == sorted(a["id"] for a in served), by_call.keys()
+    counted = []
+    for response_id, pair in by_call.items():
+        assert sorted(s["attributes"]["otel.scope.name"] for s in pair) == [
+            "com.anthropic.sdk.python", "opentelemetry.instrumentation.anthropic"], pair
+        dupes = [s for s in pair if s.get("duplicate_of")]
+        [kept] = [s for s in pair if not s.get("duplicate_of")]
+        assert [d["duplicate_of"] for d in dupes] == [kept["span_id"]], (response_id, pair)
+        counted.append(kept)
+    # The trace counts each call once: the counted spans' tokens and cost, nothing from the copies.
+    trace = body["trace"]
+    assert trace["input_tokens"] == sum(s["usage"]["input_tokens"] for s in counted), trace
+    assert trace["output_tokens"] == sum(s["usage"]["output_tokens"] for s in counted), trace
+    want = sum(Decimal(str(s["cost"]["total_usd"])) for s in counted)
+    assert abs(Decimal(str(trace["total_cost_usd"])) - want) <= Decimal("1e-9"), (trace, want)
+    # Each call's input tokens are the mock's, once.
+    assert trace["input_tokens"] == sum(
+        mock.anthropic_canonical(mock.ANTHROPIC_USAGE[a["scenario"]])["input_tokens"] for a in served)
