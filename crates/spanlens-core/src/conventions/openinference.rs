@@ -106,6 +106,9 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
         &mut span.output,
         payload(a, "output.value", "output.mime_type"),
     );
+    if span.kind == SpanKind::Llm {
+        set(&mut span.response_id, response_id(span.output.as_ref()));
+    }
     if span.input_messages.is_empty() {
         span.input_messages = messages::openinference_messages(a, "llm.input_messages.");
     }
@@ -145,6 +148,22 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             span.metadata.entry(k).or_insert(v);
         }
     }
+}
+
+/// OpenInference has no response-id attribute, but its provider instrumentations (OpenAI,
+/// Anthropic) record the raw response as `output.value`: its top-level `id` is the response id
+/// when the object also names its `model` (a Chat Completions, Responses or Messages response).
+fn response_id(output: Option<&Payload>) -> Option<String> {
+    let Value::Object(o) = &output?.value else {
+        return None;
+    };
+    if !o.get("model").is_some_and(Value::is_string) {
+        return None;
+    }
+    o.get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.trim().is_empty())
+        .map(str::to_string)
 }
 
 fn payload(a: &Attrs, value_key: &str, mime_key: &str) -> Option<Payload> {
