@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod analysis;
 pub mod conventions;
+pub mod dedup;
 pub mod evals;
 pub mod forecast;
 pub mod ids;

@@ -132,6 +132,7 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
     c.cut_opt(&mut span.provider, "provider", MAX_ID_BYTES);
     c.cut_opt(&mut span.request_model, "request_model", MAX_ID_BYTES);
     c.cut_opt(&mut span.response_model, "response_model", MAX_ID_BYTES);
+    c.id(&mut span.response_id, "response_id");
     c.cut_opt(&mut span.unpriced_reason, "unpriced_reason", MAX_TEXT_BYTES);
     c.list(&mut span.tags, "tags", MAX_TAGS, MAX_ID_BYTES);
     c.list(
@@ -348,7 +349,7 @@ impl Cutter {
         }
     }
 
-    /// An identifier (user, session) that is grouped on: cut long ones to a prefix plus a
+    /// An identifier (user, session, response) that is grouped on: cut long ones to a prefix plus a
     /// hash of the whole, so two long ids that share a prefix stay two ids.
     fn id(&mut self, s: &mut Option<String>, field: &str) {
         let Some(v) = s else { return };
@@ -555,13 +556,18 @@ mod tests {
         s.name = "é".repeat(10_000);
         s.user_id = Some("u".repeat(1000));
         s.session_id = Some("s".repeat(300));
+        s.response_id = Some("r".repeat(500));
         s.tags = (0..100).map(|i| format!("t{i}")).collect();
         enforce(&mut s).unwrap();
         assert!(s.name.len() <= MAX_NAME_BYTES);
         assert!(s.user_id.as_ref().unwrap().len() <= MAX_ID_BYTES);
         assert_eq!(s.tags.len(), MAX_TAGS);
         let fields: Vec<&str> = s.truncated.iter().map(|t| t.field.as_str()).collect();
-        assert_eq!(fields, ["name", "session_id", "user_id", "tags"]);
+        assert_eq!(
+            fields,
+            ["name", "session_id", "user_id", "response_id", "tags"]
+        );
+        assert!(s.response_id.as_ref().unwrap().len() <= MAX_ID_BYTES);
         assert_eq!(s.truncated[0].reason, "20000 bytes, kept 2048");
         // Two long ids with one prefix stay apart.
         let mut a = span();

@@ -453,6 +453,7 @@ fn apply_span_data(span: &mut Span, data: &Value) {
             read_model_call(span, fields);
             span.name = "response".into();
             if let Some(id) = fields.get("response_id").filter(|v| !v.is_null()) {
+                span.response_id = id.as_str().filter(|s| !s.trim().is_empty()).map(Into::into);
                 span.attributes
                     .insert("gen_ai.response.id".into(), id.clone());
             }
@@ -971,6 +972,7 @@ mod tests {
 
         let s = one(json!({"type": "response", "response_id": "resp_1", "usage": null}));
         assert_eq!(s.attributes["gen_ai.response.id"], "resp_1");
+        assert_eq!(s.response_id.as_deref(), Some("resp_1"));
         assert_eq!(s.provider.as_deref(), Some("openai"));
         assert!(s.usage.is_none());
 

@@ -497,6 +497,15 @@ pub struct Span {
     /// Model that answered (often a dated snapshot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_model: Option<String>,
+    /// The provider's id of the response (`chatcmpl-…`, `resp_…`, `msg_…`): two spans of one
+    /// trace with the same id recorded the same call (see [`crate::dedup`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// Set on reading by the store when this LLM span recorded the same provider call as
+    /// another span of its trace: that span is the one counted in totals (see [`crate::dedup`]).
+    /// This span keeps its own usage and cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<SpanId>,
     /// Temperature, max tokens, … as sent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub model_parameters: Attributes,

@@ -40,6 +40,8 @@ fn full_span() -> Span {
         provider: Some("anthropic".into()),
         request_model: Some("claude-sonnet-4".into()),
         response_model: Some("claude-sonnet-4-20250514".into()),
+        response_id: Some("msg_01XFDUDYJgAACzvnptvVoYEL".into()),
+        duplicate_of: Some(SpanId::from_hex("53995c3f42cd8ad9").unwrap()),
         model_parameters: [("temperature".to_string(), json!(0.2))]
             .into_iter()
             .collect(),
@@ -149,6 +151,8 @@ fn wire_shape_is_the_documented_one() {
     assert_eq!(v["ttft_ms"], 412.345678);
     assert_eq!(v["cost"]["total_usd"], 0.0168);
     assert_eq!(v["cost"]["source"], "reported");
+    assert_eq!(v["response_id"], "msg_01XFDUDYJgAACzvnptvVoYEL");
+    assert_eq!(v["duplicate_of"], "53995c3f42cd8ad9");
     assert_eq!(v["cost"]["computed"]["total_usd"], 0.016800001);
     assert_eq!(v["usage"]["extra"]["cache_write_1h_tokens"], 400);
     assert_eq!(

@@ -616,6 +616,8 @@ struct TreeSource<'a> {
     events: Vec<TreeEvent>,
     #[serde(default)]
     attributes: TreeAttributes,
+    #[serde(borrow, default)]
+    duplicate_of: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The time of an event: the analysis needs it to find the latest known time of a trace.
@@ -703,6 +705,9 @@ struct TreeNode<'a> {
     critical: bool,
     /// The span has no end time yet.
     unclosed: bool,
+    /// The span recorded the same provider call as this one, which is counted in its place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate_of: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl<'a> TreeNode<'a> {
@@ -725,6 +730,7 @@ impl<'a> TreeNode<'a> {
             cost_usd: s.cost.map(|c| c.total_usd.as_usd_f64()),
             error: s.status == Status::Error,
             status: s.status,
+            duplicate_of: s.duplicate_of,
         }
     }
 }

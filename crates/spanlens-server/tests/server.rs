@@ -957,3 +957,92 @@ mod insight {
         }
     }
 }
+
+/// A Traceloop framework span and the OpenAI SDK's GenAI span of one call (same usage, the SDK
+/// span nested inside and carrying the response id), sent in two requests, SDK span first.
+fn same_call_otlp(which: &str) -> Vec<u8> {
+    let kv = |k: &str, v: Value| serde_json::json!({"key": k, "value": v});
+    let s = |v: &str| serde_json::json!({"stringValue": v});
+    let i = |v: i64| serde_json::json!({"intValue": v.to_string()});
+    let trace = "5b8efff798038103d269b633813fc60c";
+    let framework = serde_json::json!({
+        "traceId": trace, "spanId": "00000000000000a2", "parentSpanId": "00000000000000a1",
+        "name": "ChatOpenAI.chat", "startTimeUnixNano": "1735689600100000000",
+        "endTimeUnixNano": "1735689600900000000",
+        "attributes": [kv("llm.request.type", s("chat")), kv("gen_ai.system", s("openai")),
+            kv("gen_ai.request.model", s("gpt-4o")), kv("gen_ai.usage.prompt_tokens", i(1000)),
+            kv("gen_ai.usage.completion_tokens", i(200))]});
+    let sdk = serde_json::json!({
+        "traceId": trace, "spanId": "00000000000000a3", "parentSpanId": "00000000000000a2",
+        "name": "chat gpt-4o", "startTimeUnixNano": "1735689600120000000",
+        "endTimeUnixNano": "1735689600880000000",
+        "attributes": [kv("gen_ai.operation.name", s("chat")), kv("gen_ai.system", s("openai")),
+            kv("gen_ai.request.model", s("gpt-4o")), kv("gen_ai.response.model", s("gpt-4o-2024-08-06")),
+            kv("gen_ai.response.id", s("chatcmpl-42")), kv("gen_ai.usage.input_tokens", i(1000)),
+            kv("gen_ai.usage.output_tokens", i(200))]});
+    let root = serde_json::json!({
+        "traceId": trace, "spanId": "00000000000000a1", "name": "agent",
+        "startTimeUnixNano": "1735689600000000000", "endTimeUnixNano": "1735689601000000000"});
+    let spans = match which {
+        "sdk" => vec![sdk],
+        _ => vec![root, framework],
+    };
+    serde_json::to_vec(&serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+        .unwrap()
+}
+
+#[test]
+fn a_call_recorded_by_two_instrumentations_is_counted_once_and_marked() {
+    let s = Server::start();
+    assert_eq!(s.post("/v1/traces", &[JSON], &same_call_otlp("sdk")).0, 200);
+    let id = "5b8efff798038103d269b633813fc60c";
+    let (_, alone) = s.get(&format!("/api/v1/traces/{id}"));
+    let once = alone["trace"]["total_cost_usd"].as_f64().unwrap();
+    assert!(once > 0.0, "gpt-4o is priced: {alone}");
+    assert_eq!(alone["trace"]["input_tokens"], 1000);
+    assert_eq!(
+        s.post("/v1/traces", &[JSON], &same_call_otlp("rest")).0,
+        200
+    );
+    let (status, full) = s.get(&format!("/api/v1/traces/{id}"));
+    assert_eq!(status, 200);
+    // Three spans, one call: its tokens and cost counted once.
+    assert_eq!(full["trace"]["span_count"], 3);
+    assert_eq!(full["trace"]["input_tokens"], 1000);
+    assert_eq!(full["trace"]["output_tokens"], 200);
+    assert_eq!(full["trace"]["total_cost_usd"].as_f64().unwrap(), once);
+    let spans = full["spans"].as_array().unwrap();
+    let by_id = |sid: &str| spans.iter().find(|x| x["span_id"] == sid).unwrap();
+    // Both report input, output and total and both are priced: the framework span (smaller
+    // id) is counted, the SDK span is marked as the same call.
+    let sdk = by_id("00000000000000a3");
+    assert_eq!(sdk["duplicate_of"], "00000000000000a2");
+    assert_eq!(sdk["response_id"], "chatcmpl-42");
+    assert_eq!(
+        sdk["usage"]["input_tokens"], 1000,
+        "the duplicate keeps its usage"
+    );
+    assert!(by_id("00000000000000a2").get("duplicate_of").is_none());
+    let (_, tree) = s.get(&format!("/api/v1/traces/{id}/tree"));
+    let marked: Vec<&Value> = tree["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n.get("duplicate_of").is_some())
+        .collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(marked[0]["span_id"], "00000000000000a3");
+    assert_eq!(marked[0]["duplicate_of"], "00000000000000a2");
+    let (status, one) = s.get(&format!("/api/v1/traces/{id}/spans/00000000000000a3"));
+    assert_eq!(status, 200);
+    assert_eq!(one["duplicate_of"], "00000000000000a2");
+    // The dashboard counts the call once too.
+    let (_, m) = s.get("/api/v1/metrics?group_by=model");
+    let tokens: u64 = m["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["input_tokens"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(tokens, 1000, "{m}");
+}

@@ -1723,3 +1723,124 @@ async fn span_derived_text_never_becomes_markup() {
         problems.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// One count per provider call: a framework span and the SDK's span of one call are both shown,
+// the SDK's marked "same call as" the counted one, with a jump to it from the span panel.
+
+const DUP_TRACE: &str = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0";
+
+/// An agent, a framework LLM span named with markup, and the SDK's span of the same call.
+fn same_call_otlp(start_ns: u64) -> String {
+    let s = |v: &str| json!({"stringValue": v});
+    let i = |v: u64| json!({"intValue": v.to_string()});
+    let kv = |k: &str, v: Value| json!({"key": k, "value": v});
+    let at = |offset_ms: u64| (start_ns + offset_ms * 1_000_000).to_string();
+    let usage = |a: &str, b: &str| vec![kv(a, i(1000)), kv(b, i(200))];
+    let mut framework = vec![
+        kv("llm.request.type", s("chat")),
+        kv("gen_ai.system", s("openai")),
+        kv("gen_ai.request.model", s("gpt-4o")),
+    ];
+    framework.extend(usage(
+        "gen_ai.usage.prompt_tokens",
+        "gen_ai.usage.completion_tokens",
+    ));
+    let mut sdk = vec![
+        kv("gen_ai.operation.name", s("chat")),
+        kv("gen_ai.system", s("openai")),
+        kv("gen_ai.request.model", s("gpt-4o")),
+        kv("gen_ai.response.id", s("chatcmpl-ui")),
+    ];
+    sdk.extend(usage(
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+    ));
+    json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": DUP_TRACE, "spanId": "00000000000000d1", "name": "agent",
+         "startTimeUnixNano": at(0), "endTimeUnixNano": at(1000)},
+        {"traceId": DUP_TRACE, "spanId": "00000000000000d2", "parentSpanId": "00000000000000d1",
+         "name": XSS_IMG, "startTimeUnixNano": at(100), "endTimeUnixNano": at(900),
+         "attributes": framework},
+        {"traceId": DUP_TRACE, "spanId": "00000000000000d3", "parentSpanId": "00000000000000d2",
+         "name": "chat gpt-4o", "startTimeUnixNano": at(120), "endTimeUnixNano": at(880),
+         "attributes": sdk},
+    ]}]}]})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_recorded_twice_is_marked_in_the_waterfall_and_the_span_panel() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(600))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    // A UI page: its policy lets it post to the server (a bare API answer's does not).
+    c.goto(&server.url("/")).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert_eq!(
+        post_otlp(&c, &same_call_otlp(now - 60_000_000_000)).await,
+        json!(200)
+    );
+    c.goto(&server.url(&format!("/traces/{DUP_TRACE}")))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('.wf-row .badge.dup')",
+        "the same-call marker",
+    )
+    .await;
+    let marks = texts(&c, ".wf-row .badge.dup").await;
+    // Shown as text: the framework span's name is markup, and stays characters.
+    assert_eq!(marks, vec![format!("same call as {XSS_IMG}")]);
+    assert_eq!(
+        attr_of(
+            &c,
+            ".wf-row[data-span-id='00000000000000d3'] .badge.dup",
+            "data-duplicate-of"
+        )
+        .await,
+        "00000000000000d2"
+    );
+    // The trace's header counts the call once.
+    let trace = api(&c, &format!("/api/v1/traces/{DUP_TRACE}")).await;
+    assert_eq!(trace["trace"]["input_tokens"], 1000);
+    click(&c, ".wf-row[data-span-id='00000000000000d3'] .sname").await;
+    until(
+        &c,
+        "document.querySelector('.panel .dup-note')",
+        "the span panel's same-call line",
+    )
+    .await;
+    let note = text_of(&c, ".panel .dup-note").await;
+    assert!(
+        note.starts_with(&format!("Same call as {XSS_IMG} — counted once")),
+        "{note}"
+    );
+    click(&c, ".panel .dup-jump").await;
+    until(
+        &c,
+        "document.querySelector('.panel')?.dataset.spanId === '00000000000000d2' && document.querySelector('.wf-row.selected')?.dataset.spanId === '00000000000000d2'",
+        "the jump to the counted span",
+    )
+    .await;
+    assert!(c
+        .execute(
+            "return document.querySelector('.panel .dup-note') === null",
+            vec![]
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap());
+    let xss = c.execute("return window.__xss || 0", vec![]).await.unwrap();
+    assert_eq!(xss, json!(0), "no markup ran");
+    screenshot(&c, "same-call").await;
+    c.close().await.unwrap();
+}

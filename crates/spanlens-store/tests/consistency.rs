@@ -185,8 +185,10 @@ fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
     let page = store.list_traces(&ListQuery::new("p")).unwrap();
     assert_eq!(page.items[0].unpriced_span_count, 1);
 
-    // Priced later (a re-sent span): the count is rebuilt from the stored spans.
-    let mut now_priced = llm(7, 2, Some(1), "gpt-4o", "openai", 10, 50, 10, 5, 500);
+    // Priced later (a re-sent span): the count is rebuilt from the stored spans. (Its usage
+    // differs from its parent's: with the same model and usage, nested inside it, it would be
+    // the same provider call recorded twice and counted once.)
+    let mut now_priced = llm(7, 2, Some(1), "gpt-4o", "openai", 10, 50, 10, 6, 500);
     now_priced.unpriced_reason = None;
     store.write("p", vec![now_priced]).unwrap();
     let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;

@@ -9,8 +9,11 @@ import { shown } from "./scores.js";
 const cache = new Map();
 let current = 0;
 
-/** Shows span `node` of `trace` in `panel`, fetching its full record once. */
-export async function renderSpanPanel(panel, trace, node) {
+/**
+ * Shows span `node` of `trace` in `panel`, fetching its full record once. `nav` (optional):
+ * `nameOf(spanId)` names another span of the trace, `jump(spanId)` selects it.
+ */
+export async function renderSpanPanel(panel, trace, node, nav = {}) {
   const token = ++current;
   const key = `${trace.trace_id}/${node.span_id}`;
   mount(panel, head(node, trace), h("div", { class: "loading" }, "Loading span…"));
@@ -37,7 +40,7 @@ export async function renderSpanPanel(panel, trace, node) {
   }
   if (token !== current) return;
   panel.dataset.spanId = span.span_id;
-  mount(panel, head(node, trace, span), scoreSection(scores), body(span, trace, catalog));
+  mount(panel, head(node, trace, span), sameCall(span, nav), scoreSection(scores), body(span, trace, catalog));
   panel.scrollTop = 0;
 }
 
@@ -52,6 +55,22 @@ function head(node, trace, span) {
       node.duration_ms ? h("span", { class: "muted" }, ` (${f.pct(node.self_ms / node.duration_ms)} of the span not covered by children)`) : null,
       node.critical ? h("span", { class: "crit-badge", title: "this span is on the chain that sets the trace's end-to-end latency" }, "◆ critical path") : null,
       node.unclosed ? h("span", { class: "warn-text" }, " · no end time (runs to the trace's latest time)") : null) : null);
+}
+
+/**
+ * On a span that recorded the same provider call as another span of the trace (a framework
+ * span and the SDK's own span): which one is counted in the totals, with a jump to it.
+ */
+function sameCall(s, nav) {
+  const other = s.duplicate_of;
+  if (!other) return null;
+  const name = nav.nameOf?.(other) ?? other;
+  const target = nav.jump
+    ? h("button", { type: "button", class: "linklike dup-jump", onclick: () => nav.jump(other) }, name)
+    : h("b", null, name);
+  return h("div", { class: "dup-note", dataset: { duplicateOf: other } },
+    "Same call as ", target, " — counted once",
+    h("div", { class: "muted" }, "Two instrumentations recorded this provider call. Its tokens and cost below are kept, but trace, session and dashboard totals count them on the other span only."));
 }
 
 /** Evaluation scores of the span: value or label, pass/fail for booleans, source and comment. */

@@ -232,6 +232,7 @@ class Waterfall {
         h("span", { class: "sname" }, n.name),
         collapsed && hasKids ? h("span", { class: "badge" }, `+${f.int(countDescendants(n))}`) : null,
         n.error ? h("span", { class: "badge err" }, "error") : null,
+        n.duplicate_of ? h("span", { class: "badge dup", dataset: { duplicateOf: n.duplicate_of }, title: "Recorded by two instrumentations: its tokens and cost are counted once, on the other span" }, `same call as ${this.byId.get(n.duplicate_of)?.name ?? n.duplicate_of}`) : null,
         n.model ? h("span", { class: "smeta" }, n.model) : null,
         tokens != null ? h("span", { class: "smeta" }, `${f.int(tokens)} tok`) : null,
         n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : null),
@@ -284,7 +285,12 @@ class Waterfall {
     const q = new URLSearchParams(location.search);
     q.set("span", id);
     history.replaceState(null, "", `${location.pathname}?${q}`);
-    renderSpanPanel(this.panel, this.trace, this.byId.get(id));
+    renderSpanPanel(this.panel, this.trace, this.byId.get(id), {
+      nameOf: (other) => this.byId.get(other)?.name,
+      jump: (other) => {
+        if (this.byId.has(other)) this.select(other, true, true);
+      },
+    });
   }
 
   key(e) {

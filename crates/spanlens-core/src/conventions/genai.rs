@@ -63,6 +63,11 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
     );
     set(&mut span.request_model, a.string("gen_ai.request.model"));
     set(&mut span.response_model, a.string("gen_ai.response.model"));
+    set(
+        &mut span.response_id,
+        a.string("gen_ai.response.id")
+            .filter(|id| !id.trim().is_empty()),
+    );
     for (k, v) in a.prefixed("gen_ai.request.") {
         if k != "model" {
             span.model_parameters

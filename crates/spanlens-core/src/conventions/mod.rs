@@ -355,6 +355,32 @@ mod tests {
         assert_eq!(s.source.as_deref(), Some("genai"));
     }
 
+    #[test]
+    fn response_ids_are_read_from_genai_traceloop_and_openinference() {
+        let s = enriched(
+            json!({"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.response.id": "chatcmpl-9"}),
+        );
+        assert_eq!(s.response_id.as_deref(), Some("chatcmpl-9"));
+        let s = enriched(
+            json!({"llm.request.type": "chat", "gen_ai.system": "openai",
+            "gen_ai.response.id": "chatcmpl-8", "llm.usage.prompt_tokens": 3}),
+        );
+        assert_eq!(s.source.as_deref(), Some("traceloop"));
+        assert_eq!(s.response_id.as_deref(), Some("chatcmpl-8"));
+        let s = enriched(json!({"gen_ai.system": "openai", "gen_ai.response.id": " "}));
+        assert_eq!(s.response_id, None);
+        // OpenInference: the raw response recorded as the output.
+        let s = enriched(json!({"openinference.span.kind": "LLM",
+            "output.value": "{\"id\": \"msg_01\", \"model\": \"claude-sonnet-4\", \"content\": []}",
+            "output.mime_type": "application/json"}));
+        assert_eq!(s.response_id.as_deref(), Some("msg_01"));
+        // An output that is not a provider response has no id.
+        let s = enriched(json!({"openinference.span.kind": "LLM",
+            "output.value": "{\"id\": 7, \"answer\": \"hi\"}"}));
+        assert_eq!(s.response_id, None);
+    }
+
     /// The Anthropic SDK's own tracing sends the newest name of the cache-write count; the
     /// name before it is still read.
     #[test]

@@ -122,6 +122,9 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
     if span.tool_definitions.is_none() {
         span.tool_definitions = tool_schemas(a);
     }
+    if span.kind == SpanKind::Llm {
+        set(&mut span.response_id, response_id(span.output.as_ref()));
+    }
     if span.input_messages.is_empty() {
         span.input_messages = messages::openinference_messages(a, "llm.input_messages.");
     }
@@ -198,6 +201,22 @@ fn anthropic_one_hour_writes(a: &Attrs) -> Option<u64> {
     let response = a.json("output.value")?;
     let usage = crate::usage::anthropic_usage(response.get("usage")?).ok()?;
     usage.extra.get(crate::span::Usage::CACHE_WRITE_1H).copied()
+}
+
+/// OpenInference has no response-id attribute, but its provider instrumentations (OpenAI,
+/// Anthropic) record the raw response as `output.value`: its top-level `id` is the response id
+/// when the object also names its `model` (a Chat Completions, Responses or Messages response).
+fn response_id(output: Option<&Payload>) -> Option<String> {
+    let Value::Object(o) = &output?.value else {
+        return None;
+    };
+    if !o.get("model").is_some_and(Value::is_string) {
+        return None;
+    }
+    o.get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.trim().is_empty())
+        .map(str::to_string)
 }
 
 fn payload(a: &Attrs, value_key: &str, mime_key: &str) -> Option<Payload> {

@@ -1,6 +1,7 @@
 //! The SQLite backend: one file in WAL mode, one writer thread doing group commit, and a small
 //! pool of read-only connections that read concurrently with it.
 
+mod calls;
 mod checkpoint;
 mod chunk;
 mod prepare;
@@ -666,6 +667,8 @@ fn chunk_by_trace(
             if span.project.as_deref() != Some(project) {
                 span.project = Some(project.to_string());
             }
+            // Which span of a call is counted is the store's to decide (`calls.rs`), on reading.
+            span.duplicate_of = None;
             framer.push(&span.span_id.0, |buf| prepare::write_body(span, buf))?;
         }
         chunks.push(framer.finish(traces[group[0]]));

@@ -6,6 +6,7 @@ use crate::rollup::headroom::RateSample;
 use crate::rollup::metrics::SpanStats;
 use crate::rollup::retries::RetryFacts;
 use crate::rollup::time::Level;
+use spanlens_core::dedup::Call;
 use spanlens_core::{Span, SpanKind, Status};
 
 /// Event name the SDK records for each failed attempt that is retried.
@@ -53,6 +54,8 @@ pub struct PreparedSpan {
     /// The rate-limit snapshot the recovery report reads, if the span has one it reads (boxed,
     /// like `retry`: most spans have neither, and every row is moved along the write path).
     pub rate: Option<Box<PreparedRate>>,
+    /// What the same-call rule reads of an LLM span with usage (boxed: most spans are not).
+    pub call: Option<Box<Call>>,
     /// What the recovery report reads of a retried span.
     pub retry: Option<Box<RetryFacts>>,
 }
@@ -141,6 +144,7 @@ pub fn write_body(span: &Span, out: &mut Vec<u8>) -> Result<(), StoreError> {
 
 /// Flattens `span` into the typed columns of its row (its body is written by [`write_body`]).
 pub fn prepare(mut span: Span) -> PreparedSpan {
+    let call = Call::of(&span).map(Box::new);
     let retry_events = span
         .events
         .iter()
@@ -230,6 +234,7 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
         tags,
         name: std::mem::take(&mut span.name),
         rate,
+        call,
         retry,
     }
 }

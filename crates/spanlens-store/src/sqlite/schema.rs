@@ -316,6 +316,37 @@ ALTER TABLE projects ADD COLUMN max_trace_ns INTEGER NOT NULL DEFAULT 0;
 "#,
         then: Some(build_weeks),
     },
+    Migration {
+        description: "one count per provider call: the LLM call index",
+        sql: r#"
+-- One row per LLM span with usage (sqlite/calls.rs): what the same-call rule of
+-- spanlens_core::dedup reads, the span's own tokens and cost, and the span counted in its place
+-- when two instrumentations recorded one provider call. Such a duplicate's row in `spans` counts
+-- zero tokens and no cost, so trace summaries, sessions and rollups count the call once.
+CREATE TABLE llm_calls (
+    trace_ref          INTEGER NOT NULL,
+    span_id            BLOB NOT NULL,
+    parent_span_id     BLOB,
+    response_id        TEXT,
+    provider           TEXT,
+    request_model      TEXT,
+    response_model     TEXT,
+    start_ns           INTEGER NOT NULL,
+    end_ns             INTEGER NOT NULL,
+    input_tokens       INTEGER NOT NULL,
+    output_tokens      INTEGER NOT NULL,
+    cache_read_tokens  INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    reasoning_tokens   INTEGER NOT NULL,
+    total_tokens       INTEGER NOT NULL,
+    cost_nano          INTEGER,
+    unpriced           INTEGER NOT NULL,
+    duplicate_of       BLOB,
+    PRIMARY KEY (trace_ref, span_id)
+) WITHOUT ROWID;
+"#,
+        then: Some(super::calls::index_stored),
+    },
 ];
 
 /// A blob column of exactly `N` bytes; anything else is an error, never a made-up id.
@@ -846,7 +877,7 @@ mod tests {
 
     /// What migration 5 adds, taken away again: a database written by this build becomes a
     /// version-4 one with the same spans.
-    const BACK_TO_4: &str = "DROP TABLE rollups; DROP TABLE span_retries; \
+    const BACK_TO_4: &str = "DROP TABLE llm_calls; DROP TABLE rollups; DROP TABLE span_retries; \
         DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; \
         ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
@@ -883,6 +914,12 @@ mod tests {
 
     /// Marks a current database as one at `version` (for migrations that add no table).
     fn mark_as_version(conn: &Connection, version: u32) {
+        // The call index came with version 8 (these tests' spans record no call twice, so
+        // their rows count as written before it).
+        if version < 8 {
+            conn.execute_batch("DROP TABLE IF EXISTS llm_calls")
+                .unwrap();
+        }
         conn.execute(
             "DELETE FROM schema_migrations WHERE version > ?1",
             [version],
@@ -920,7 +957,7 @@ mod tests {
         mark_as_version(&conn, 5);
         drop(conn);
         let old = super::super::SqliteStore::open(&path).unwrap();
-        assert_eq!(old.schema_info().unwrap().0, 7);
+        assert_eq!(old.schema_info().unwrap().0, latest_version());
         let t0 = 1_735_689_600_000_000_000u64;
         let h = 3_600_000_000_000u64;
         for (from, to, count) in [(t0, t0 + 96 * h, 4), (t0 + 22 * h + 17, t0 + 70 * h + 5, 5)] {
@@ -976,7 +1013,7 @@ mod tests {
             &mut |p| heard.push(p),
         )
         .unwrap();
-        assert_eq!(old.schema_info().unwrap().0, 7);
+        assert_eq!(old.schema_info().unwrap().0, latest_version());
         let t0 = 1_735_689_600_000_000_000u64;
         let h = 3_600_000_000_000u64;
         let ranges = [
@@ -1093,7 +1130,7 @@ mod tests {
         mark_as_version(&conn, 6);
         drop(conn);
         let old = super::super::SqliteStore::open(&path).unwrap();
-        assert_eq!(old.schema_info().unwrap().0, 7);
+        assert_eq!(old.schema_info().unwrap().0, latest_version());
         let weeks = |s: &super::super::SqliteStore| -> i64 {
             s.pool
                 .get()
@@ -1126,5 +1163,149 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A version-7 database counted a call recorded by two spans twice everywhere; migration 8
+    /// indexes its calls and makes it answer as one written with the call index.
+    #[test]
+    fn a_version_7_database_counts_each_call_once_after_migration_8() {
+        use crate::store::Store;
+        use crate::types::{GroupBy, MetricsQuery, SessionQuery};
+        use spanlens_core::{Cost, CostBreakdown, CostSource, NanoUsd, Span, SpanId, SpanKind};
+        use spanlens_core::{Timestamp, TraceId, Usage};
+        let t0 = 1_735_689_600_000_000_000u64;
+        let ms = 1_000_000u64;
+        let call = |t: u8, s: u8, parent: u8, start: u64, rid: Option<&str>| Span {
+            trace_id: TraceId([t; 16]),
+            span_id: SpanId([s; 8]),
+            parent_span_id: Some(SpanId([parent; 8])),
+            name: format!("chat {s}"),
+            kind: SpanKind::Llm,
+            start_time: Timestamp(t0 + start * ms),
+            end_time: Some(Timestamp(t0 + (start + 500) * ms)),
+            session_id: Some("s".into()),
+            request_model: Some("gpt-4o".into()),
+            provider: Some("openai".into()),
+            response_id: rid.map(str::to_string),
+            usage: Some(Usage {
+                input_tokens: 40,
+                output_tokens: 2,
+                total_tokens: 42,
+                ..Default::default()
+            }),
+            cost: Some(Cost {
+                source: CostSource::Computed,
+                amounts: CostBreakdown {
+                    total: NanoUsd(700),
+                    ..Default::default()
+                },
+                pricing_id: None,
+                pricing_version: None,
+                computed: None,
+            }),
+            ..Default::default()
+        };
+        let mut spans = Vec::new();
+        for t in 1..=3u8 {
+            let start = u64::from(t) * 3_600_000;
+            spans.push(Span {
+                trace_id: TraceId([t; 16]),
+                span_id: SpanId([1; 8]),
+                name: "agent".into(),
+                start_time: Timestamp(t0 + start * ms),
+                end_time: Some(Timestamp(t0 + (start + 2_000) * ms)),
+                session_id: Some("s".into()),
+                ..Default::default()
+            });
+            spans.push(call(t, 2, 1, start + 10, None));
+            spans.push(call(t, 3, 2, start + 20, Some("chatcmpl-x")));
+        }
+        // Trace 3's second span is another call (no overlap).
+        spans[8].start_time = Timestamp(spans[8].start_time.0 + 1_000 * ms);
+        spans[8].end_time = Some(Timestamp(spans[8].start_time.0 + 100 * ms));
+        let answers = |s: &super::super::SqliteStore| {
+            let mut out = Vec::new();
+            for t in 1..=3u8 {
+                let d = s.get_trace("p", TraceId([t; 16])).unwrap().unwrap();
+                out.push(serde_json::to_value(&d.summary).unwrap());
+                let dups: Vec<_> = d.spans.iter().map(|x| x.duplicate_of).collect();
+                out.push(serde_json::to_value(dups).unwrap());
+            }
+            let sessions = s.list_sessions(&SessionQuery::new("p")).unwrap().items;
+            out.push(serde_json::to_value(sessions).unwrap());
+            for (from, to) in [
+                (None, None),
+                (
+                    Some(t0 - 86_400 * 1_000 * ms),
+                    Some(t0 + 86_400 * 2_000 * ms),
+                ),
+            ] {
+                let mut q = MetricsQuery::new("p", GroupBy::Model);
+                q.from = from.map(Timestamp);
+                q.to = to.map(Timestamp);
+                out.push(serde_json::to_value(s.metrics(&q).unwrap()).unwrap());
+                out.push(serde_json::to_value(s.daily_cost(&q).unwrap()).unwrap());
+            }
+            out
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
+        fresh.write("p", spans.clone()).unwrap();
+        let want = answers(&fresh);
+        assert_eq!(
+            want[0]["total_cost_usd"],
+            serde_json::json!(0.0000007),
+            "{}",
+            want[0]
+        );
+        // A version-7 database: the same spans, every call counted, no call index.
+        let path = dir.path().join("seven.db");
+        super::super::SqliteStore::open(&path)
+            .unwrap()
+            .write("p", spans)
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE spans SET input_tokens = c.input_tokens, output_tokens = c.output_tokens, \
+             total_tokens = c.total_tokens, cost_nano = c.cost_nano, unpriced = c.unpriced \
+             FROM llm_calls c WHERE spans.trace_ref = c.trace_ref AND spans.span_id = c.span_id; \
+             DROP TABLE llm_calls; DELETE FROM rollups;",
+        )
+        .unwrap();
+        let refs: Vec<i64> = conn
+            .prepare("SELECT id FROM traces")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for r in refs {
+            let st = super::super::writer::state_from_spans(&conn, r).unwrap();
+            conn.execute(
+                "UPDATE traces SET input_tokens = ?2, output_tokens = ?3, total_tokens = ?4, \
+                 cost_nano = ?5, state = ?6 WHERE id = ?1",
+                rusqlite::params![
+                    r,
+                    st.input_tokens as i64,
+                    st.output_tokens as i64,
+                    st.total_tokens as i64,
+                    st.cost_nano,
+                    serde_json::to_string(&st).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        build_all(&conn, &mut |_| {}).unwrap();
+        build_retries(&conn, &mut |_| {}).unwrap();
+        build_weeks(&conn, &mut |_| {}).unwrap();
+        mark_as_version(&conn, 7);
+        let doubled: i64 = conn
+            .query_row("SELECT sum(cost_nano) FROM traces", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(doubled, 6 * 700, "version 7 counts every span");
+        drop(conn);
+        let old = super::super::SqliteStore::open(&path).unwrap();
+        assert_eq!(old.schema_info().unwrap().0, latest_version());
+        assert_eq!(answers(&old), want);
     }
 }

@@ -2,6 +2,7 @@
 //! the queue in one transaction (group commit), then recomputes the summaries of the traces it
 //! touched inside that same transaction.
 
+use super::calls;
 use super::checkpoint::{self, CheckpointShared};
 use super::chunk::Chunk;
 use super::prepare::{straddles, to_i64, PreparedSpan};
@@ -15,7 +16,7 @@ use crate::rollup::time::Level;
 use crate::ticket::Completer;
 use crate::types::WriteReceipt;
 use rusqlite::{params, Connection, ToSql};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -430,14 +431,20 @@ impl Writer {
                 Stored::State(id, _) | Stored::Unreadable(id) => *id,
             };
             t.is_new = matches!(stored, Stored::Missing);
+            let mut calls_changed = false;
             for &(j, row) in &t.rows {
-                if self.upsert_span(&mut st, key.0, t.trace_ref, row, &mut changes)? {
+                let replaced = self.upsert_span(&mut st, key.0, t.trace_ref, row, &mut changes)?;
+                if replaced {
                     t.rebuild = true;
                     counts[j].1 += 1;
                 } else {
                     counts[j].0 += 1;
                     *new_spans.entry(key.0).or_default() += 1;
                 }
+                calls_changed |= calls::index(&self.conn, t.trace_ref, row, replaced)?;
+            }
+            if calls_changed {
+                self.count_calls_once(key.0, t, &mut changes)?;
             }
             t.stored = Some(stored);
         }
@@ -462,21 +469,21 @@ impl Writer {
             let state = match (t.rebuild, t.stored.take()) {
                 (false, Some(Stored::State(_, mut state))) => {
                     for (_, row) in &t.rows {
-                        state.add(&facts_of(row), &mut new_facets);
+                        state.add(&t.facts(row), &mut new_facets);
                     }
                     *state
                 }
                 (false, Some(Stored::Missing)) => {
                     let mut state = TraceState::default();
                     for (_, row) in &t.rows {
-                        state.add(&facts_of(row), &mut new_facets);
+                        state.add(&t.facts(row), &mut new_facets);
                     }
                     state
                 }
                 // A replaced span may have changed or dropped anything: rebuild from all spans.
                 // (Also the way out when a stored state cannot be read.)
                 _ => {
-                    let state = self.state_from_spans(t.trace_ref)?;
+                    let state = state_from_spans(&self.conn, t.trace_ref)?;
                     self.conn
                         .prepare_cached("DELETE FROM trace_facets WHERE trace_ref = ?1")?
                         .execute([t.trace_ref])?;
@@ -582,6 +589,33 @@ impl Writer {
         Ok(replaced)
     }
 
+    /// Applies the same-call rule to a trace whose LLM calls changed (`calls.rs`). Spans of
+    /// this transaction that became duplicates are folded into the summary without their
+    /// counts; a stored span whose counts changed makes the summary be rebuilt.
+    fn count_calls_once(
+        &self,
+        pid: i64,
+        t: &mut Touched<'_>,
+        changes: &mut Changes,
+    ) -> rusqlite::Result<()> {
+        let flipped = calls::resolve(&self.conn, t.trace_ref, changes.delta(pid))?;
+        for f in flipped {
+            // The rollup sums kept in memory for unbuilt coarse buckets still count the old
+            // figures: those buckets are built from their rows instead.
+            changes.mark_coarse(pid, Family::Classes, f.start_ns);
+            changes.mark_coarse(pid, Family::Users, f.start_ns);
+            let inserted_now = t.rows.iter().any(|(_, r)| r.span_id == f.span_id) && !t.rebuild;
+            if inserted_now {
+                // New in this transaction, so not folded in yet: it is a duplicate now (a
+                // span only starts counting again after a stored span changed, which rebuilds).
+                t.not_counted.insert(f.span_id);
+            } else {
+                t.rebuild = true;
+            }
+        }
+        Ok(())
+    }
+
     /// Before a span is overwritten: takes its stored copy's sums out of the rollups and
     /// deletes its retry and rate-limit rows. Headroom cannot be taken back (it keeps
     /// minimums), so the quarter-hour bucket of the old snapshot is rebuilt from the spans.
@@ -602,18 +636,7 @@ impl Writer {
         let old = OwnedStats::of(row)?;
         drop(rows);
         changes.delta(pid).add_span(&old.stats(), -1);
-        let mut coarse_of = |family: Family, t: i64| {
-            for level in &family.levels()[1..] {
-                changes.replaced_in.insert((
-                    pid,
-                    RowKey {
-                        family,
-                        level: *level,
-                        bucket: level.bucket_of(t),
-                    },
-                ));
-            }
-        };
+        let mut coarse_of = |family: Family, t: i64| changes.mark_coarse(pid, family, t);
         coarse_of(Family::Classes, old.start_ns);
         coarse_of(Family::Users, old.start_ns);
         if let Some((at, _)) = &old.rate {
@@ -689,47 +712,6 @@ impl Writer {
         })
     }
 
-    /// Recomputes a trace's state from every stored span of it.
-    fn state_from_spans(&self, trace_ref: i64) -> rusqlite::Result<TraceState> {
-        let mut state = TraceState::default();
-        let mut ignored = Vec::new();
-        let mut st = self.conn.prepare_cached(
-            "SELECT span_id, parent_span_id, name, kind, status, start_ns, end_ns, input_tokens, \
-             output_tokens, total_tokens, cost_nano, user_id, session_id, service, request_model, \
-             response_model, provider, tags, unpriced FROM spans WHERE trace_ref = ?1",
-        )?;
-        let mut rows = st.query([trace_ref])?;
-        while let Some(r) = rows.next()? {
-            let tags: Vec<String> = match r.get_ref(17)?.as_str_or_null()? {
-                Some(t) => serde_json::from_str(t).unwrap_or_default(),
-                None => Vec::new(),
-            };
-            let facts = SpanFacts {
-                span_id: r.get_ref(0)?.as_blob()?.try_into().unwrap_or([0; 8]),
-                is_root: r.get_ref(1)?.as_blob_or_null()?.is_none(),
-                name: r.get_ref(2)?.as_str()?,
-                kind: r.get_ref(3)?.as_str()?,
-                status: r.get_ref(4)?.as_str()?,
-                start: r.get(5)?,
-                end: r.get(6)?,
-                input_tokens: r.get(7)?,
-                output_tokens: r.get(8)?,
-                total_tokens: r.get(9)?,
-                cost: r.get(10)?,
-                unpriced: r.get(18)?,
-                user: r.get_ref(11)?.as_str_or_null()?,
-                session: r.get_ref(12)?.as_str_or_null()?,
-                service: r.get_ref(13)?.as_str_or_null()?,
-                request_model: r.get_ref(14)?.as_str_or_null()?,
-                response_model: r.get_ref(15)?.as_str_or_null()?,
-                provider: r.get_ref(16)?.as_str_or_null()?,
-                tags: &tags,
-            };
-            state.add(&facts, &mut ignored);
-        }
-        Ok(state)
-    }
-
     /// Inserts a new trace's summary row under the id its spans were written with, or updates
     /// the stored one.
     fn write_summary(
@@ -779,6 +761,47 @@ impl Writer {
         ])?;
         Ok(())
     }
+}
+
+/// Recomputes a trace's state from every stored span of it.
+pub(super) fn state_from_spans(conn: &Connection, trace_ref: i64) -> rusqlite::Result<TraceState> {
+    let mut state = TraceState::default();
+    let mut ignored = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT span_id, parent_span_id, name, kind, status, start_ns, end_ns, input_tokens, \
+         output_tokens, total_tokens, cost_nano, user_id, session_id, service, request_model, \
+         response_model, provider, tags, unpriced FROM spans WHERE trace_ref = ?1",
+    )?;
+    let mut rows = st.query([trace_ref])?;
+    while let Some(r) = rows.next()? {
+        let tags: Vec<String> = match r.get_ref(17)?.as_str_or_null()? {
+            Some(t) => serde_json::from_str(t).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let facts = SpanFacts {
+            span_id: r.get_ref(0)?.as_blob()?.try_into().unwrap_or([0; 8]),
+            is_root: r.get_ref(1)?.as_blob_or_null()?.is_none(),
+            name: r.get_ref(2)?.as_str()?,
+            kind: r.get_ref(3)?.as_str()?,
+            status: r.get_ref(4)?.as_str()?,
+            start: r.get(5)?,
+            end: r.get(6)?,
+            input_tokens: r.get(7)?,
+            output_tokens: r.get(8)?,
+            total_tokens: r.get(9)?,
+            cost: r.get(10)?,
+            unpriced: r.get(18)?,
+            user: r.get_ref(11)?.as_str_or_null()?,
+            session: r.get_ref(12)?.as_str_or_null()?,
+            service: r.get_ref(13)?.as_str_or_null()?,
+            request_model: r.get_ref(14)?.as_str_or_null()?,
+            response_model: r.get_ref(15)?.as_str_or_null()?,
+            provider: r.get_ref(16)?.as_str_or_null()?,
+            tags: &tags,
+        };
+        state.add(&facts, &mut ignored);
+    }
+    Ok(state)
 }
 
 const INSERT_SPAN: &str = "INSERT INTO spans (project_id, trace_id, span_id, start_ns, kind, status, duration_ns, \
@@ -846,6 +869,21 @@ impl Changes {
     fn delta(&mut self, pid: i64) -> &mut Delta {
         self.deltas.entry(pid).or_default()
     }
+
+    /// Marks the coarse buckets of `family` holding time `t` as changed outside the commit's
+    /// sums, so the helper does not build them from the sums it keeps in memory.
+    fn mark_coarse(&mut self, pid: i64, family: Family, t: i64) {
+        for level in &family.levels()[1..] {
+            self.replaced_in.insert((
+                pid,
+                RowKey {
+                    family,
+                    level: *level,
+                    bucket: level.bucket_of(t),
+                },
+            ));
+        }
+    }
 }
 
 /// The statements that write spans, held for the length of a transaction.
@@ -867,6 +905,24 @@ struct Touched<'a> {
     stored: Option<Stored>,
     /// True when any of them replaced a stored span (the state must be rebuilt).
     rebuild: bool,
+    /// Spans of this transaction that recorded a call another span is counted for: folded
+    /// into the summary without their tokens and cost (their rows hold none either).
+    not_counted: HashSet<[u8; 8]>,
+}
+
+impl Touched<'_> {
+    /// What a span of this transaction adds to the trace's summary.
+    fn facts<'r>(&self, r: &'r PreparedSpan) -> SpanFacts<'r> {
+        let mut f = facts_of(r);
+        if !self.not_counted.is_empty() && self.not_counted.contains(&r.span_id) {
+            f.input_tokens = 0;
+            f.output_tokens = 0;
+            f.total_tokens = 0;
+            f.cost = None;
+            f.unpriced = false;
+        }
+        f
+    }
 }
 
 fn facts_of(r: &PreparedSpan) -> SpanFacts<'_> {
