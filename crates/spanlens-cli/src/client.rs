@@ -250,8 +250,9 @@ fn fmt_tokens(n: u64) -> String {
     }
 }
 
-/// Cost for a table cell: four decimals, `<$0.0001` for dust, `-` for nothing.
-/// A cost cell; `unpriced` calls make the figure a lower bound (`+`), never a silent $0.
+/// Cost for a table cell: four decimals, `<$0.0001` for dust, `-` for nothing. `unpriced`
+/// calls had no catalog price, so the priced part is marked (`$0.0042 + 1 unpriced`), or the
+/// cell says `unpriced` when nothing was priced: never a silent $0 (issue #12 item 7).
 fn fmt_cost_cell(nano: i64, unpriced: u64) -> String {
     let known = if nano == 0 {
         if unpriced > 0 {
@@ -264,9 +265,19 @@ fn fmt_cost_cell(nano: i64, unpriced: u64) -> String {
         format!("${:.4}", nano as f64 / 1e9)
     };
     if unpriced > 0 {
-        format!("{known}+")
+        format!("{known} + {unpriced} unpriced")
     } else {
         known
+    }
+}
+
+/// A summed cost in full precision with the same marker as [`fmt_cost_cell`]: `$0.0021`,
+/// `$0.0021 + 3 unpriced`, or `unpriced` when nothing was priced.
+pub(crate) fn cost_text(cost: NanoUsd, unpriced: u64) -> String {
+    match (cost.0, unpriced) {
+        (_, 0) => cost.to_string(),
+        (0, _) => "unpriced".into(),
+        _ => format!("{cost} + {unpriced} unpriced"),
     }
 }
 
@@ -359,7 +370,7 @@ fn traces_table(items: &[Value]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<8}  {:<14}  {:<24}  {:>8}  {:>5}  {:>13}  {:>9}  {:<6}  {:<4}",
+        "{:<8}  {:<14}  {:<18}  {:>8}  {:>5}  {:>13}  {:>20}  {:<6}  {:<4}",
         "TRACE",
         "STARTED (UTC)",
         "NAME",
@@ -386,16 +397,16 @@ fn traces_table(items: &[Value]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8}  {:<14}  {:<24}  {:>8}  {:>5}  {:>13}  {:>9}  {:<6}  {}",
+            "{:<8}  {:<14}  {:<18}  {:>8}  {:>5}  {:>13}  {:>20}  {:<6}  {}",
             id.get(..8).unwrap_or(id),
             short_time(str_field(it, "start_time")),
-            fit(str_field(it, "name"), 24),
+            fit(str_field(it, "name"), 18),
             fmt_duration_ms(it.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0)),
             u64_field(it, "span_count"),
             tokens,
             fmt_cost_cell(cost_nano(it), u64_field(it, "unpriced_span_count")),
             status,
-            fit(it.get("user_id").and_then(Value::as_str).unwrap_or("-"), 16),
+            fit(it.get("user_id").and_then(Value::as_str).unwrap_or("-"), 12),
         );
     }
     out
@@ -557,15 +568,8 @@ fn render_trace(summary: &Value, spans: &[Span]) -> String {
             String::new()
         },
         u64_field(summary, "output_tokens"),
-        NanoUsd(cost_nano(summary)),
+        cost_text(NanoUsd(cost_nano(summary)), unpriced as u64),
     );
-    if unpriced > 0 {
-        let _ = write!(
-            cost_line,
-            " (+{unpriced} unpriced call{})",
-            if unpriced == 1 { "" } else { "s" }
-        );
-    }
     if retries > 0 {
         let _ = write!(
             cost_line,
@@ -1212,6 +1216,8 @@ fn live_line(v: &Value) -> String {
         .and_then(NanoUsd::from_usd_f64)
     {
         let _ = write!(line, "  {c}");
+    } else if v.get("unpriced").and_then(Value::as_bool) == Some(true) {
+        line.push_str("  unpriced");
     }
     if str_field(v, "status") == "error" {
         line.push_str("  ERROR");
@@ -1250,7 +1256,13 @@ mod tests {
             "span_count": 12345, "input_tokens": 123_456_789u64, "output_tokens": 99_999, "total_cost_nano_usd": 123_456_789_000i64,
             "status": "error", "error_count": 3, "user_id": "someone.with.a.long.name@example.com",
         });
-        let t = traces_table(&[row]);
+        let unpriced = json!({
+            "trace_id": "6b8efff798038103d269b633813fc60c", "start_time": "2026-01-01T12:03:04.5Z",
+            "name": "extract", "duration_ms": 1.0, "span_count": 3, "input_tokens": 10, "output_tokens": 5,
+            "total_cost_nano_usd": 4_200_000, "unpriced_span_count": 3, "status": "ok", "user_id": "u",
+        });
+        let t = traces_table(&[row, unpriced]);
+        assert!(t.contains("$0.0042 + 3 unpriced"), "{t}");
         for line in t.lines() {
             assert!(
                 line.chars().count() <= 120,
@@ -1278,7 +1290,13 @@ mod tests {
         assert_eq!(fmt_cost_cell(50, 0), "<$0.0001");
         assert_eq!(fmt_cost_cell(4_200_000, 0), "$0.0042");
         assert_eq!(fmt_cost_cell(0, 2), "unpriced");
-        assert_eq!(fmt_cost_cell(4_200_000, 1), "$0.0042+");
+        assert_eq!(fmt_cost_cell(4_200_000, 1), "$0.0042 + 1 unpriced");
+        assert_eq!(cost_text(NanoUsd(0), 3), "unpriced");
+        assert_eq!(
+            cost_text(NanoUsd(2_100_000), 3),
+            format!("{} + 3 unpriced", NanoUsd(2_100_000))
+        );
+        assert_eq!(cost_text(NanoUsd(0), 0), NanoUsd(0).to_string());
         assert_eq!(fit("abcdef", 4), "abc…");
     }
 

@@ -159,6 +159,40 @@ pub fn forecast_table(v: &Value) -> String {
     if let Some(n) = v["groups_omitted"].as_u64().filter(|n| *n > 0) {
         let _ = writeln!(out, "({n} smaller groups not shown; they count in TOTAL)");
     }
+    // Unpriced calls are in no figure above: said, never left to read as $0 (issue #12 item 7).
+    let calls = |n: u64| format!("{n} LLM call{}", if n == 1 { "" } else { "s" });
+    for g in v["groups"].as_array().into_iter().flatten() {
+        if let Some(n) = g["history"]["unpriced_span_count"]
+            .as_u64()
+            .filter(|n| *n > 0)
+        {
+            let key = g["key"].as_str().unwrap_or("(none)");
+            let _ = writeln!(
+                out,
+                "{key}: + {} unpriced, not in its history or forecast",
+                calls(n)
+            );
+        }
+    }
+    for g in v["unpriced_groups"].as_array().into_iter().flatten() {
+        let n = g["unpriced_span_count"].as_u64().unwrap_or(0);
+        let key = g["key"].as_str().unwrap_or("(none)");
+        let _ = writeln!(
+            out,
+            "{key}: unpriced ({} without a price), not forecast",
+            calls(n)
+        );
+    }
+    if let Some(n) = v["total"]["history"]["unpriced_span_count"]
+        .as_u64()
+        .filter(|n| *n > 0)
+    {
+        let _ = writeln!(
+            out,
+            "TOTAL: + {} unpriced in the history window; set a price with `spanlens reprice`",
+            calls(n)
+        );
+    }
     out
 }
 
@@ -201,7 +235,14 @@ pub fn reconcile_table(v: &Value) -> String {
             crate::client::fit(name, 32),
             r["spans"].to_string(),
             usd(&r["reported_usd"]),
-            usd(&r["computed_usd"]),
+            // Nothing computed because nothing had a catalog price is not $0.
+            if r["unpriced_spans"].as_u64() == r["spans"].as_u64()
+                && r["spans"].as_u64().is_some_and(|n| n > 0)
+            {
+                "unpriced".to_string()
+            } else {
+                usd(&r["computed_usd"])
+            },
             usd(&r["difference_usd"]),
             pct,
             r["unpriced_spans"].to_string()
@@ -456,4 +497,54 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Incomplete
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn series(cost: f64, unpriced: u64) -> Value {
+        json!({"history": {"days": 10, "from": "2026-01-01", "to": "2026-01-10", "cost_usd": cost,
+               "unpriced_span_count": unpriced, "daily": []},
+               "method": "linear_trend", "total": {"cost_usd": 1.0, "lower_usd": 0.5, "upper_usd": 1.5}})
+    }
+
+    /// Unpriced calls of the history are named, and a model with nothing priced is listed as
+    /// unpriced instead of showing up as a $0 forecast.
+    #[test]
+    fn forecast_table_names_unpriced_calls() {
+        let mut g = series(3.0, 2);
+        g["key"] = json!("gpt-4o");
+        let v = json!({"forecast_from": "2026-01-11", "forecast_to": "2026-01-17", "horizon_days": 7,
+            "groups": [g], "groups_omitted": 0, "total": series(3.0, 12),
+            "unpriced_groups": [{"key": "acme-ft", "unpriced_span_count": 10}]});
+        let t = forecast_table(&v);
+        assert!(t.contains("gpt-4o: + 2 LLM calls unpriced"), "{t}");
+        assert!(
+            t.contains("acme-ft: unpriced (10 LLM calls without a price), not forecast"),
+            "{t}"
+        );
+        assert!(t.contains("TOTAL: + 12 LLM calls unpriced"), "{t}");
+        let plain = json!({"groups": [], "total": series(3.0, 0), "unpriced_groups": []});
+        assert!(!forecast_table(&plain).contains("unpriced"));
+    }
+
+    /// A model none of whose reported spans the catalog can price computes nothing: "unpriced",
+    /// not $0.0000.
+    #[test]
+    fn reconcile_table_says_unpriced_instead_of_zero() {
+        let row = |model: &str, spans: u64, unpriced: u64, computed: f64| {
+            json!({"model": model, "spans": spans, "reported_usd": 0.5, "computed_usd": computed,
+                   "difference_usd": 0.5 - computed, "difference_pct": null, "unpriced_spans": unpriced})
+        };
+        let v = json!({"rows": [row("acme-ft", 4, 4, 0.0), row("gpt-4o", 3, 0, 0.25)],
+                       "total": row("", 7, 4, 0.25)});
+        let t = reconcile_table(&v);
+        let line = |m: &str| t.lines().find(|l| l.starts_with(m)).unwrap().to_string();
+        assert!(line("acme-ft").contains("unpriced"), "{t}");
+        assert!(!line("acme-ft").contains("$0.0000"), "{t}");
+        assert!(line("gpt-4o").contains("$0.2500"), "{t}");
+        assert!(line("TOTAL").contains("$0.2500"), "{t}");
+    }
 }

@@ -342,7 +342,20 @@ fn demo_traces_and_trace_against_a_real_server() {
         tree.contains("acme/invoice-extractor-8b-ft") && tree.contains("· unpriced"),
         "{tree}"
     );
-    assert!(tree.contains("(+1 unpriced call)"), "{tree}");
+    // The trace's cost names its unpriced call instead of reading as a total.
+    assert!(
+        tree.contains(" + 1 unpriced") || tree.contains("cost unpriced"),
+        "{tree}"
+    );
+    assert!(!tree.contains("cost $0 "), "{tree}");
+    let o = spanlens(&["traces", "--limit", "1000", "--server", &url]);
+    let id8 = &unpriced["trace_id"].as_str().unwrap()[..8];
+    let row = text(&o.stdout)
+        .lines()
+        .find(|l| l.starts_with(id8))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(row.contains(" unpriced"), "{row}");
 
     // Prefix resolution: ambiguous, unknown, too short, not hex.
     let a = "abcdef00000000000000000000000001";

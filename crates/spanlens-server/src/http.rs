@@ -610,6 +610,9 @@ struct TreeSource<'a> {
     usage: Option<TreeUsage>,
     #[serde(default)]
     cost: Option<TreeCost>,
+    /// Only whether it is set matters; the reason is not read.
+    #[serde(default)]
+    unpriced_reason: Option<serde::de::IgnoredAny>,
     #[serde(borrow, default)]
     agent_name: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
@@ -698,6 +701,8 @@ struct TreeNode<'a> {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     cost_usd: Option<f64>,
+    /// A model call the catalog could not price: no cost, and not $0 either.
+    unpriced: bool,
     error: bool,
     /// Duration not covered by any child, ms (an unclosed span runs to the trace's latest time).
     self_ms: Option<f64>,
@@ -728,6 +733,7 @@ impl<'a> TreeNode<'a> {
             input_tokens: s.usage.as_ref().map(|u| u.input_tokens),
             output_tokens: s.usage.as_ref().map(|u| u.output_tokens),
             cost_usd: s.cost.map(|c| c.total_usd.as_usd_f64()),
+            unpriced: s.unpriced_reason.is_some(),
             error: s.status == Status::Error,
             status: s.status,
             duplicate_of: s.duplicate_of,

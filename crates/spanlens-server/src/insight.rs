@@ -88,7 +88,9 @@ fn total_json(p: &ForecastPoint) -> Value {
 }
 
 /// The forecast of one series as JSON; too short a history is reported, not an error.
-fn series_json(series: DailySeries, horizon: u32) -> Value {
+/// `unpriced` model calls of the history window had no price: their cost is in neither the
+/// history nor the forecast, and the count says so.
+fn series_json(series: DailySeries, horizon: u32, unpriced: u64) -> Value {
     let series = series.trim_start_of_use();
     let history_cost: NanoUsd = series.values.iter().copied().sum();
     let history = json!({
@@ -97,6 +99,7 @@ fn series_json(series: DailySeries, horizon: u32) -> Value {
         "to": (!series.values.is_empty()).then(|| date(series.last_day())),
         "cost_usd": usd(history_cost),
         "cost_nano_usd": history_cost.0,
+        "unpriced_span_count": unpriced,
         "daily": series.values.iter().enumerate().map(|(i, v)| json!({
             "date": date(series.first_day + i as i64),
             "cost_usd": usd(*v),
@@ -164,10 +167,26 @@ pub(crate) async fn forecast_handler(
 
     let mut total: BTreeMap<i64, NanoUsd> = BTreeMap::new();
     let mut groups: BTreeMap<Option<String>, BTreeMap<i64, NanoUsd>> = BTreeMap::new();
+    // Unpriced calls are counted, never fitted as $0 days: a group with nothing priced is
+    // listed apart instead of forecast.
+    let mut unpriced: BTreeMap<Option<String>, u64> = BTreeMap::new();
+    let mut total_unpriced = 0u64;
     for r in rows {
+        if r.unpriced_span_count > 0 {
+            *unpriced.entry(r.key.clone()).or_default() += r.unpriced_span_count;
+            total_unpriced += r.unpriced_span_count;
+        }
+        if r.priced_span_count == 0 {
+            continue;
+        }
         *total.entry(r.day).or_default() += r.cost;
         *groups.entry(r.key).or_default().entry(r.day).or_default() += r.cost;
     }
+    let unpriced_groups: Vec<Value> = unpriced
+        .iter()
+        .filter(|(k, _)| group_by.is_some() && !groups.contains_key(*k))
+        .map(|(k, n)| json!({"key": k, "unpriced_span_count": n}))
+        .collect();
     let mut ranked: Vec<(Option<String>, BTreeMap<i64, NanoUsd>, NanoUsd)> = groups
         .into_iter()
         .map(|(k, days)| {
@@ -182,7 +201,8 @@ pub(crate) async fn forecast_handler(
             .into_iter()
             .take(MAX_GROUPS)
             .map(|(key, days, _)| {
-                let mut v = series_json(DailySeries::from_days(first, last, &days), horizon);
+                let n = unpriced.get(&key).copied().unwrap_or(0);
+                let mut v = series_json(DailySeries::from_days(first, last, &days), horizon, n);
                 v["key"] = json!(key);
                 v
             })
@@ -203,7 +223,12 @@ pub(crate) async fn forecast_handler(
                    cost are dropped, and so is that first (partial) day when 3 days remain",
         "groups": group_rows,
         "groups_omitted": omitted,
-        "total": series_json(DailySeries::from_days(first, last, &total), horizon),
+        "unpriced_groups": unpriced_groups,
+        "total": series_json(
+            DailySeries::from_days(first, last, &total),
+            horizon,
+            total_unpriced
+        ),
     })))
 }
 

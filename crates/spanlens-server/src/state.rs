@@ -34,6 +34,8 @@ pub struct LiveSpan {
     pub tokens: Option<u64>,
     /// Cost in USD.
     pub cost_usd: Option<f64>,
+    /// A model call the catalog could not price (no cost, and not $0 either).
+    pub unpriced: bool,
 }
 
 impl LiveSpan {
@@ -51,6 +53,7 @@ impl LiveSpan {
             model: s.response_model.clone().or_else(|| s.request_model.clone()),
             tokens: s.usage.as_ref().map(|u| u.input_tokens + u.output_tokens),
             cost_usd: s.cost.as_ref().map(|c| c.amounts.total.as_usd_f64()),
+            unpriced: s.unpriced_reason.is_some(),
         }
     }
 }

@@ -281,3 +281,117 @@ fn recovery_report_is_exact_over_the_whole_range() {
     assert_eq!(r["spans_with_retries"], 100);
     assert_eq!(r["rate_limits"][0]["samples"], 100);
 }
+
+/// A call of `model` on `day` that the catalog could not price, by user "ann" in session "s1".
+fn unpriced(n: u64, day: u64, model: &str) -> Span {
+    let mut s = llm(n, day, model, 0);
+    s.cost = None;
+    s.unpriced_reason = Some(format!("no price for {model:?}"));
+    s.user_id = Some("ann".into());
+    s.session_id = Some("s1".into());
+    s.agent_name = Some("extractor".into());
+    s
+}
+
+/// Issue #12 item 7: every cost the API returns that sums spans comes with the number of
+/// unpriced model calls in it, so a client can tell "unpriced" from a genuine $0.
+#[test]
+fn every_cost_comes_with_its_unpriced_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = today();
+    let mut spans = Vec::new();
+    for i in 0..10u64 {
+        spans.push(llm(2 * i, t - 10 + i, "gpt-4o", 1_000_000));
+        spans.push(unpriced(2 * i + 1, t - 10 + i, "acme-ft"));
+    }
+    let server = Server::with_spans(dir.path(), spans);
+    let hex = |n: u64| format!("{:032x}", u128::from(n) + 1);
+
+    // Trace list, detail and tree: the trace costs nothing priced and says why.
+    let (_, v) = server.get("/api/v1/traces?limit=100");
+    let row = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["trace_id"] == hex(1))
+        .unwrap();
+    assert_eq!(
+        (
+            row["total_cost_usd"].as_f64(),
+            row["unpriced_span_count"].as_u64()
+        ),
+        (Some(0.0), Some(1))
+    );
+    let (_, v) = server.get(&format!("/api/v1/traces/{}", hex(1)));
+    assert_eq!(v["trace"]["unpriced_span_count"], 1, "{v}");
+    let (_, v) = server.get(&format!("/api/v1/traces/{}/tree", hex(1)));
+    assert_eq!(v["trace"]["unpriced_span_count"], 1);
+    assert_eq!(v["spans"][0]["unpriced"], true);
+    assert!(v["spans"][0]["cost_usd"].is_null());
+    let (_, v) = server.get(&format!("/api/v1/traces/{}/tree", hex(0)));
+    assert_eq!(v["spans"][0]["unpriced"], false);
+
+    // Sessions.
+    let (_, v) = server.get("/api/v1/sessions");
+    assert_eq!(v["items"][0]["session_id"], "s1");
+    assert_eq!(v["items"][0]["unpriced_span_count"], 10);
+    let (_, v) = server.get("/api/v1/sessions/s1");
+    assert_eq!(v["session"]["unpriced_span_count"], 10);
+
+    // Metrics: the model without a price is a row with its tokens and its count, not a $0 row.
+    let (_, v) = server.get("/api/v1/metrics/model");
+    let rows = v["rows"].as_array().unwrap();
+    let ft = rows.iter().find(|r| r["key"] == "acme-ft").unwrap();
+    assert_eq!(ft["unpriced_span_count"], 10);
+    assert_eq!(ft["input_tokens"], 1000);
+    assert_eq!(ft["cost_usd"].as_f64(), Some(0.0));
+    let gpt = rows.iter().find(|r| r["key"] == "gpt-4o").unwrap();
+    assert_eq!(gpt["unpriced_span_count"], 0);
+    for (group, key) in [("user", "ann"), ("agent", "extractor")] {
+        let (_, v) = server.get(&format!("/api/v1/metrics/{group}"));
+        let r = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("{group}: {v}"));
+        assert_eq!(r["unpriced_span_count"], 10, "{group}");
+    }
+    let (_, v) = server.get("/api/v1/metrics/day");
+    assert!(v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["unpriced_span_count"] == 1));
+    // The time series the dashboard draws: each slice counts its own.
+    let from = Timestamp((t - 10) * NS_PER_DAY).to_rfc3339();
+    let to = Timestamp(t * NS_PER_DAY).to_rfc3339();
+    let (status, v) = server.get(&format!(
+        "/api/v1/metrics/model?from={from}&to={to}&buckets=5"
+    ));
+    assert_eq!(status, 200, "{v}");
+    for b in v["buckets"].as_array().unwrap() {
+        let ft = b["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == "acme-ft")
+            .unwrap();
+        assert_eq!(ft["unpriced_span_count"], 2, "{b}");
+    }
+
+    // Forecast: the unpriced model is not forecast as $0 a day; it is listed apart.
+    let (_, v) = server.get("/api/v1/forecast?horizon_days=7&group_by=model");
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{v}");
+    assert_eq!(groups[0]["key"], "gpt-4o");
+    assert_eq!(groups[0]["history"]["unpriced_span_count"], 0);
+    assert_eq!(
+        v["unpriced_groups"],
+        serde_json::json!([{"key": "acme-ft", "unpriced_span_count": 10}])
+    );
+    assert_eq!(v["total"]["history"]["unpriced_span_count"], 10);
+    let (_, v) = server.get("/api/v1/forecast?horizon_days=7");
+    assert_eq!(v["total"]["history"]["unpriced_span_count"], 10);
+    assert_eq!(v["unpriced_groups"], serde_json::json!([]));
+}

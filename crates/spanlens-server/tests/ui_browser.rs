@@ -394,10 +394,14 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-/// A "$0.0123" label as a number.
+/// A "$0.0123" label as a number: the priced part of "$0.0123 + 2 unpriced"; 0 for
+/// "unpriced" and for "–" (no model call to price).
 fn dollars(s: &str) -> f64 {
-    s.trim()
-        .trim_start_matches('$')
+    let s = s.split(" + ").next().unwrap_or(s).trim();
+    if s == "unpriced" || s == "–" {
+        return 0.0;
+    }
+    s.trim_start_matches('$')
         .replace(',', "")
         .parse()
         .unwrap_or_else(|_| panic!("not a dollar amount: {s:?}"))
@@ -1843,4 +1847,220 @@ async fn a_call_recorded_twice_is_marked_in_the_waterfall_and_the_span_panel() {
     assert_eq!(xss, json!(0), "no markup ran");
     screenshot(&c, "same-call").await;
     c.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// No false $0 (issue #12 item 7): a cost that sums unpriced model calls says so on every page.
+
+/// Trace ids: only an unpriced call; a priced and an unpriced call; no model call at all.
+const UNPRICED_TRACE: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f01";
+const MIXED_TRACE: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f02";
+const TOOLS_TRACE: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f03";
+/// A model the built-in catalog does not know (a self-hosted fine-tune).
+const UNKNOWN_MODEL: &str = "acme/ledger-ft-7b";
+
+/// The three traces, an hour ago, priced by the built-in catalog like ingest prices them.
+fn unpriced_traces(now: u64) -> Vec<Span> {
+    use spanlens_core::{
+        price_span, Cost, CostBreakdown, CostSource, NanoUsd, PriceCatalog, Usage,
+    };
+    let t0 = now - 3_600_000_000_000;
+    let span = |trace: &str, id: u64, parent: Option<u64>, kind: SpanKind, at: u64| Span {
+        trace_id: TraceId::from_hex(trace).unwrap(),
+        span_id: SpanId(id.to_be_bytes()),
+        parent_span_id: parent.map(|p| SpanId(p.to_be_bytes())),
+        name: format!("{} {id}", kind.as_str()),
+        kind,
+        start_time: Timestamp(at),
+        end_time: Some(Timestamp(at + 500_000_000)),
+        status: Status::Ok,
+        user_id: Some("unpriced-user".into()),
+        agent_name: Some("ledger-agent".into()),
+        ..Default::default()
+    };
+    let call = |trace: &str, id: u64, at: u64, model: &str| {
+        let mut s = span(trace, id, Some(1), SpanKind::Llm, at);
+        s.request_model = Some(model.into());
+        s.usage = Some(Usage {
+            input_tokens: 1200,
+            output_tokens: 300,
+            total_tokens: 1500,
+            ..Default::default()
+        });
+        price_span(&mut s, PriceCatalog::builtin());
+        s
+    };
+    let mut out = Vec::new();
+    for (k, trace) in [UNPRICED_TRACE, MIXED_TRACE, TOOLS_TRACE]
+        .into_iter()
+        .enumerate()
+    {
+        let at = t0 + k as u64 * 60_000_000_000;
+        let mut root = span(trace, 1, None, SpanKind::Agent, at);
+        root.session_id = Some(format!("unpriced-session-{k}"));
+        out.push(root);
+    }
+    let at = |k: u64| t0 + k * 60_000_000_000 + 1_000_000;
+    out.push(call(UNPRICED_TRACE, 2, at(0), UNKNOWN_MODEL));
+    out.push(call(MIXED_TRACE, 2, at(1), UNKNOWN_MODEL));
+    let mut priced = call(MIXED_TRACE, 3, at(1), UNKNOWN_MODEL);
+    priced.request_model = Some("gpt-4o-mini".into());
+    priced.unpriced_reason = None;
+    priced.cost = Some(Cost {
+        source: CostSource::Computed,
+        amounts: CostBreakdown {
+            total: NanoUsd(2_100_000),
+            ..Default::default()
+        },
+        pricing_id: None,
+        pricing_version: None,
+        computed: None,
+    });
+    out.push(priced);
+    out.push(span(TOOLS_TRACE, 2, Some(1), SpanKind::Tool, at(2)));
+    for s in &out[3..5] {
+        assert!(
+            s.unpriced_reason.is_some(),
+            "the catalog must not know {UNKNOWN_MODEL}"
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpriced_calls_never_show_as_zero_dollars() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let store = spanlens_server::open_store(dir.path()).unwrap();
+    store.write(DEFAULT_PROJECT, unpriced_traces(now)).unwrap();
+    let running = Running::start(local_config(dir.path()), Arc::new(store));
+    let base = format!("http://{}", running.bound.http);
+    let c = browser(&driver, &chromium).await;
+    let zero = |t: &str| {
+        let t = t.trim();
+        t == "$0" || t == "$0.00" || t.starts_with("$0 ")
+    };
+
+    // Trace list: the marker, the priced part with it, and "–" where nothing was to price.
+    c.goto(&format!("{base}/")).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('table.traces tbody tr').length === 3",
+        "three traces",
+    )
+    .await;
+    let cell = |id: &str| format!("tr[data-trace-id='{id}'] td.cost");
+    let only = text_of(&c, &cell(UNPRICED_TRACE)).await;
+    assert_eq!(only, "unpriced");
+    assert!(attr_of(&c, &cell(UNPRICED_TRACE), "title")
+        .await
+        .contains("spanlens reprice"));
+    assert_eq!(
+        text_of(&c, &cell(MIXED_TRACE)).await,
+        "$0.0021 + 1 unpriced"
+    );
+    assert_eq!(text_of(&c, &cell(TOOLS_TRACE)).await, "–");
+    screenshot(&c, "unpriced-traces").await;
+
+    // Trace header and the waterfall's call.
+    c.goto(&format!("{base}/traces/{UNPRICED_TRACE}"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.wf-row[data-span-id]').length === 2",
+        "waterfall rows",
+    )
+    .await;
+    let head = text_of(&c, "#trace-cost .stat-value").await;
+    assert_eq!(head, "unpriced");
+    assert!(attr_of(&c, "#trace-cost", "title")
+        .await
+        .contains("no price"));
+    assert_eq!(
+        text_of(&c, ".wf-row .smeta.cost.unpriced").await,
+        "unpriced"
+    );
+    c.goto(&format!("{base}/traces/{MIXED_TRACE}"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.wf-row[data-span-id]').length === 3",
+        "waterfall rows",
+    )
+    .await;
+    assert_eq!(
+        text_of(&c, "#trace-cost .stat-value").await,
+        "$0.0021 + 1 unpriced"
+    );
+
+    // Sessions: the list and a session's header.
+    c.goto(&format!("{base}/sessions")).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('table.sessions tbody tr').length === 3",
+        "sessions",
+    )
+    .await;
+    let by_session = c
+        .execute(
+            "return Object.fromEntries([...document.querySelectorAll('table.sessions tbody tr')].map((tr) => [tr.cells[0].textContent, tr.cells[6].textContent]))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_session["unpriced-session-0"], "unpriced", "{by_session}");
+    assert_eq!(by_session["unpriced-session-1"], "$0.0021 + 1 unpriced");
+    assert_eq!(by_session["unpriced-session-2"], "–");
+    c.goto(&format!("{base}/sessions/unpriced-session-0"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('#session-cost .stat-value')",
+        "session header",
+    )
+    .await;
+    assert_eq!(text_of(&c, "#session-cost .stat-value").await, "unpriced");
+
+    // Dashboard: the cost KPI and the cost charts name what they could not price.
+    c.goto(&format!("{base}/dashboard?range=24h"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('#kpi-cost') && document.querySelector('#unpriced-by-model')",
+        "the cost KPI and its note",
+    )
+    .await;
+    let kpi = text_of(&c, "#kpi-cost .kpi-value").await;
+    assert!(!zero(&kpi), "{kpi}");
+    assert_eq!(kpi, "$0.0021 + 2 unpriced");
+    let model_note = text_of(&c, "#unpriced-by-model").await;
+    assert!(
+        model_note.contains(UNKNOWN_MODEL)
+            && model_note.contains("2 calls")
+            && model_note.contains("3,000 tokens"),
+        "{model_note}"
+    );
+    assert!(text_of(&c, "#unpriced-by-user")
+        .await
+        .contains("unpriced-user"));
+    assert!(text_of(&c, "#unpriced-by-agent")
+        .await
+        .contains("ledger-agent"));
+    screenshot(&c, "unpriced-dashboard").await;
+
+    // Nowhere above did a cost cell read as $0.
+    for t in [&only, &head, &kpi] {
+        assert!(!zero(t), "{t}");
+    }
+    c.close().await.unwrap();
+    drop(running);
 }

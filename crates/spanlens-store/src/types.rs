@@ -608,6 +608,10 @@ pub struct MetricRow {
     /// Cost, exact.
     #[serde(rename = "cost_usd")]
     pub cost: NanoUsd,
+    /// Model calls of the group the catalog could not price: when above 0, `cost` is a lower
+    /// bound (only what was priced), never a genuine $0.
+    #[serde(default)]
+    pub unpriced_span_count: u64,
     /// Span duration percentiles (ended spans only).
     pub latency: Percentiles,
     /// Time-to-first-token percentiles (spans that report one).
@@ -633,6 +637,12 @@ pub struct DailyCost {
     /// Cost of the group's spans that started that day.
     #[serde(rename = "cost_usd")]
     pub cost: NanoUsd,
+    /// Spans that day with a cost (a day of only unpriced calls has none: its $0 is not a cost).
+    #[serde(default)]
+    pub priced_span_count: u64,
+    /// Model calls that day the catalog could not price.
+    #[serde(default)]
+    pub unpriced_span_count: u64,
 }
 
 /// Which model-call spans (LLM and embedding) to visit, for re-pricing and reconciliation.

@@ -127,11 +127,27 @@ fn daily_cost_per_model() {
         .daily_cost(&MetricsQuery::new("default", GroupBy::Model))
         .unwrap();
     let day0 = (T0 / 86_400_000_000_000) as i64;
-    let got: Vec<(Option<&str>, i64, i64)> = rows
+    let got: Vec<(Option<&str>, i64, i64, u64)> = rows
         .iter()
-        .map(|r| (r.key.as_deref(), r.day - day0, r.cost.0))
+        .map(|r| {
+            (
+                r.key.as_deref(),
+                r.day - day0,
+                r.cost.0,
+                r.unpriced_span_count,
+            )
+        })
         .collect();
-    assert_eq!(got, vec![(Some("m"), 0, 1199), (Some("m"), 1, 100)]);
+    // "x" has no price: a row of its own that says so, not a $0 day.
+    assert_eq!(
+        got,
+        vec![
+            (Some("m"), 0, 1199, 0),
+            (Some("m"), 1, 100, 0),
+            (Some("x"), 0, 0, 1)
+        ]
+    );
+    assert_eq!(rows[2].priced_span_count, 0);
     let mut q = MetricsQuery::new("default", GroupBy::All);
     q.from = Some(Timestamp(T0 + 86_400_000 * MS));
     let rows = store.daily_cost(&q).unwrap();
@@ -141,4 +157,70 @@ fn daily_cost_per_model() {
         .daily_cost(&MetricsQuery::new("nobody", GroupBy::Model))
         .unwrap()
         .is_empty());
+}
+
+/// Every sum that carries a cost also counts the unpriced calls in it (trace, session, metrics
+/// by model, user, agent and day, daily cost), and re-pricing that prices them takes the counts
+/// back down everywhere.
+#[test]
+fn unpriced_counts_follow_every_cost_and_drop_when_repriced() {
+    let (_dir, store) = temp_store();
+    seed(&store);
+    // The unpriced call has a user, a session and an agent too.
+    let mut x = store.get_trace("default", tid(1)).unwrap().unwrap().spans;
+    x.retain(|s| s.span_id == sid(5));
+    x[0].user_id = Some("ann".into());
+    x[0].session_id = Some("chat-1".into());
+    x[0].agent_name = Some("extractor".into());
+    store.write("default", x).unwrap();
+
+    let unpriced_of = |g: GroupBy, key: Option<&str>| -> (u64, NanoUsd, u64) {
+        let rows = store.metrics(&MetricsQuery::new("default", g)).unwrap();
+        let r = rows
+            .iter()
+            .find(|r| r.key.as_deref() == key)
+            .unwrap_or_else(|| panic!("{g:?} {key:?}: {rows:?}"));
+        (r.unpriced_span_count, r.cost, r.input_tokens)
+    };
+    assert_eq!(unpriced_of(GroupBy::All, None).0, 1);
+    // The model without a price: its tokens, no cost, and the count that says why.
+    assert_eq!(
+        unpriced_of(GroupBy::Model, Some("x")),
+        (1, NanoUsd(0), 1_000_000)
+    );
+    assert_eq!(unpriced_of(GroupBy::Model, Some("m")).0, 0);
+    assert_eq!(unpriced_of(GroupBy::User, Some("ann")).0, 1);
+    assert_eq!(unpriced_of(GroupBy::Agent, Some("extractor")).0, 1);
+    let days = store
+        .metrics(&MetricsQuery::new("default", GroupBy::Day))
+        .unwrap();
+    assert_eq!(
+        days.iter()
+            .map(|r| r.unpriced_span_count)
+            .collect::<Vec<_>>(),
+        vec![1, 0]
+    );
+    let session = store.get_session("default", "chat-1").unwrap().unwrap();
+    assert_eq!(session.session.unpriced_span_count, 1);
+
+    store.reprice(&day_one(), &catalog(), false).unwrap();
+
+    assert_eq!(unpriced_of(GroupBy::All, None).0, 0);
+    let (n, cost, tokens) = unpriced_of(GroupBy::Model, Some("x"));
+    assert_eq!((n, cost, tokens), (0, NanoUsd(2_000_000_000), 1_000_000));
+    assert_eq!(unpriced_of(GroupBy::User, Some("ann")).0, 0);
+    assert_eq!(unpriced_of(GroupBy::Agent, Some("extractor")).0, 0);
+    let session = store.get_session("default", "chat-1").unwrap().unwrap();
+    assert_eq!(session.session.unpriced_span_count, 0);
+    assert_eq!(
+        session.session.total_cost,
+        session.traces.iter().map(|t| t.total_cost).sum::<NanoUsd>()
+    );
+    let daily = store
+        .daily_cost(&MetricsQuery::new("default", GroupBy::Model))
+        .unwrap();
+    assert!(
+        daily.iter().all(|r| r.unpriced_span_count == 0),
+        "{daily:?}"
+    );
 }

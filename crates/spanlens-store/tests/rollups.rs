@@ -343,6 +343,7 @@ struct Facts {
     ttft: Option<u64>,
     tokens: [u64; 6],
     cost: Option<i64>,
+    unpriced: bool,
     retries: u64,
     request: Option<String>,
     response: Option<String>,
@@ -380,6 +381,7 @@ fn facts(s: &Span) -> Facts {
         ]
         .map(clamp),
         cost: s.cost.as_ref().map(|c| c.amounts.total.0),
+        unpriced: s.unpriced_reason.is_some(),
         retries: clamp(events.max(attr)),
         request: ne(&s.request_model),
         response: ne(&s.response_model),
@@ -437,6 +439,7 @@ struct Expect {
     retries: u128,
     tokens: [u128; 6],
     cost: i128,
+    unpriced: u64,
     durations: Vec<u64>,
     ttfts: Vec<u64>,
 }
@@ -458,6 +461,7 @@ fn expected_metrics(spans: &[Span], q: &MetricsQuery) -> Vec<MetricRow> {
             *a += u128::from(b);
         }
         g.cost += i128::from(f.cost.unwrap_or(0));
+        g.unpriced += u64::from(f.unpriced);
         g.durations.extend(f.duration);
         g.ttfts.extend(f.ttft);
     }
@@ -476,6 +480,7 @@ fn expected_metrics(spans: &[Span], q: &MetricsQuery) -> Vec<MetricRow> {
             reasoning_tokens: u(g.tokens[4]),
             total_tokens: u(g.tokens[5]),
             cost: NanoUsd(i64::try_from(g.cost).unwrap_or(i64::MAX)),
+            unpriced_span_count: g.unpriced,
             latency: Percentiles::bucketed(&g.durations),
             ttft: Percentiles::bucketed(&g.ttfts),
         })
@@ -530,22 +535,28 @@ fn expected_daily_cost(spans: &[Span], q: &MetricsQuery) -> Vec<DailyCost> {
     if keyed.group_by == GroupBy::Day {
         keyed.group_by = GroupBy::All;
     }
-    let mut sums: BTreeMap<(Option<String>, i64), i128> = BTreeMap::new();
+    // Cost, priced and unpriced spans per group and day.
+    let mut sums: BTreeMap<(Option<String>, i64), (i128, u64, u64)> = BTreeMap::new();
     for s in spans {
         let f = facts(s);
-        if !in_range(f.start, from, to) {
+        if !in_range(f.start, from, to) || (f.cost.is_none() && !f.unpriced) {
             continue;
         }
-        let (Some(key), Some(c)) = (key_of(&f, &keyed), f.cost) else {
+        let Some(key) = key_of(&f, &keyed) else {
             continue;
         };
-        *sums.entry((key, (f.start / DAY) as i64)).or_default() += i128::from(c);
+        let slot = sums.entry((key, (f.start / DAY) as i64)).or_default();
+        slot.0 += i128::from(f.cost.unwrap_or(0));
+        slot.1 += u64::from(f.cost.is_some());
+        slot.2 += u64::from(f.unpriced);
     }
     sums.into_iter()
-        .map(|((key, day), c)| DailyCost {
+        .map(|((key, day), (c, priced, unpriced))| DailyCost {
             key,
             day,
             cost: NanoUsd(i64::try_from(c).unwrap_or(i64::MAX)),
+            priced_span_count: priced,
+            unpriced_span_count: unpriced,
         })
         .collect()
 }
@@ -785,6 +796,13 @@ fn run(seed: u64, traces: u64) {
     let spans = generate(&mut rng, traces);
     send(&mut rng, &store, spans.clone());
     check_everything(&mut rng, &store, traces);
+    let unpriced = |store: &SqliteStore| {
+        store
+            .metrics(&MetricsQuery::new("p", GroupBy::All))
+            .unwrap()[0]
+            .unpriced_span_count
+    };
+    assert!(unpriced(&store) > 0, "some model calls have no price");
 
     let (now, _) = stored(&store, traces);
     resend(&mut rng, &store, &now);
@@ -801,6 +819,7 @@ fn run(seed: u64, traces: u64) {
         )
         .unwrap();
     assert!(report.changed > 0, "the re-pricing step changes costs");
+    assert!(report.newly_priced > 0, "and prices some unpriced calls");
     check_everything(&mut rng, &store, traces);
 
     // Reopened, the same answers.

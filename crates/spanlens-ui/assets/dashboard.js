@@ -90,7 +90,8 @@ export async function render(app) {
     const savings = cacheSavingsByModel(byModel.rows, catalog);
     mount(body,
       h("div", { class: "kpis" },
-        kpi("Cost", f.usd(total.cost_usd), "kpi-cost"),
+        kpi("Cost", f.costText(total.cost_usd, total.unpriced_span_count, total.total_tokens), "kpi-cost",
+          total.unpriced_span_count ? `${f.int(total.unpriced_span_count)} LLM call${total.unpriced_span_count === 1 ? "" : "s"} without a price` : null, f.costTitle(total.unpriced_span_count)),
         kpi("Tokens", f.int(total.total_tokens), null, `${f.int(total.input_tokens)} in · ${f.int(total.output_tokens)} out`),
         kpi("Cache savings", savings.known ? f.usd(savings.net) : "–", null, savings.unknown.length ? `no price for ${savings.unknown.join(", ")}` : `${f.int(llmRow.cache_read_tokens)} cached input tokens`),
         kpi("LLM calls", f.int(llmRow.span_count)),
@@ -99,10 +100,10 @@ export async function render(app) {
         kpi("LLM latency p95", f.ms(llmRow.latency?.p95_ms), null, `p50 ${f.ms(llmRow.latency?.p50_ms)} · p99 ${f.ms(llmRow.latency?.p99_ms)}`),
         kpi("TTFT p95", f.ms(llmRow.ttft?.p95_ms), null, `p50 ${f.ms(llmRow.ttft?.p50_ms)} · p99 ${f.ms(llmRow.ttft?.p99_ms)}`)),
       h("div", { class: "charts" },
-        card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short)),
+        card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short), unpricedNote(byModel.rows, "unpriced-by-model")),
         forecastCard(),
-        card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", "cost", f.usd)),
-        card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", "cost", f.usd)),
+        card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", "cost", f.usd), unpricedNote(byAgent.rows, "unpriced-by-agent")),
+        card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", "cost", f.usd), unpricedNote(byUser.rows, "unpriced-by-user")),
         card("Tokens by model", "", (el) => tokens(el, byModel.rows)),
         card("Cache savings by model", "", (el) => savingsChart(el, savings)),
         card("LLM latency by model (p50 / p95 / p99)", "", (el) => percentiles(el, byModel.rows, "latency")),
@@ -114,14 +115,30 @@ export async function render(app) {
   load();
 }
 
-function kpi(label, value, id, sub) {
-  return h("div", { class: "kpi", id }, h("div", { class: "stat-label" }, label), h("div", { class: "kpi-value" }, value), sub ? h("div", { class: "sub" }, sub) : null);
+function kpi(label, value, id, sub, title) {
+  return h("div", { class: "kpi", id, title }, h("div", { class: "stat-label" }, label), h("div", { class: "kpi-value" }, value), sub ? h("div", { class: "sub" }, sub) : null);
+}
+
+/**
+ * The groups of a cost chart whose LLM calls had no price, named under the chart: a bar or a
+ * stack cannot show them, and leaving them out silently would read as $0 (issue #12 item 7).
+ * A group with nothing priced also shows its tokens (all of them unpriced).
+ */
+function unpricedNote(rows, id) {
+  const u = rows.filter((r) => r.unpriced_span_count > 0);
+  if (!u.length) return null;
+  const n = u.reduce((a, r) => a + r.unpriced_span_count, 0);
+  return h("div", { class: "sub unpriced-note", id, title: f.costTitle(n) },
+    "Unpriced, not in the chart: ",
+    u.map((r, i) => [i ? "; " : "", h("b", null, r.key ?? "(none)"), " ",
+      `${f.int(r.unpriced_span_count)} call${r.unpriced_span_count === 1 ? "" : "s"}`,
+      r.cost_usd ? ` (plus ${f.usd(r.cost_usd)} priced)` : `, ${f.int(r.total_tokens)} tokens`]));
 }
 
 /** A chart card; `draw` fills it after it is in the DOM (a chart measures its container). */
-function card(title, cls, draw) {
+function card(title, cls, draw, note) {
   const el = h("div", { class: "chart" });
-  const c = h("div", { class: `card ${cls}` }, h("h3", null, title), el);
+  const c = h("div", { class: `card ${cls}` }, h("h3", null, title), el, note);
   requestAnimationFrame(() => {
     try {
       draw(el);
@@ -208,8 +225,10 @@ function forecastCard() {
     });
     el.dataset.forecastTotal = String(t.total.cost_usd);
     el.dataset.forecastDays = String(t.points.length);
+    const unpriced = t.history.unpriced_span_count || 0;
     mount(summary, `Next ${horizon} days: ${f.usd(t.total.cost_usd)} (95%: ${f.usd(t.total.lower_usd)} – ${f.usd(t.total.upper_usd)}), `
-      + `fitted on ${t.history.days} days ${t.history.from} – ${t.history.to} (${t.method === "linear_trend_weekly" ? "trend + weekday pattern" : "linear trend"})`);
+      + `fitted on ${t.history.days} days ${t.history.from} – ${t.history.to} (${t.method === "linear_trend_weekly" ? "trend + weekday pattern" : "linear trend"})`,
+      unpriced ? h("span", { class: "unpriced", title: f.costTitle(unpriced) }, `; ${f.int(unpriced)} LLM call${unpriced === 1 ? "" : "s"} without a price are in neither`) : null);
   }
   const c = h("div", { class: "card wide" },
     h("div", { class: "card-head" }, h("h3", null, "Daily cost forecast"), seg), el, summary);

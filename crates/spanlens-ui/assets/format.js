@@ -16,6 +16,29 @@ export function usd(v) {
   return (v < 0 ? "-$" : "$") + a.toFixed(digits).replace(/(\.\d*?[1-9])0+$/, "$1").replace(/\.0+$/, "");
 }
 
+/**
+ * A summed cost that never reads as a false $0 (issue #12 item 7). `unpriced` model calls in
+ * the sum had no catalog price, so the priced part is shown with a marker ("$0.0021 +
+ * 3 unpriced"), or "unpriced" when nothing was priced. With nothing unpriced and `tokens` 0
+ * there was no model call to price: "–". "$0" is left for priced calls that cost nothing.
+ */
+export function costText(v, unpriced, tokens) {
+  const n = unpriced || 0;
+  if (n > 0) return v ? `${usd(v)} + ${intFmt.format(n)} unpriced` : "unpriced";
+  if (!v && tokens === 0) return "–";
+  return usd(v);
+}
+
+/** The tooltip of a cost with unpriced calls: what is missing and how to fill it in. */
+export function costTitle(unpriced, model) {
+  const n = unpriced || 0;
+  if (!n) return undefined;
+  const calls = n === 1 ? "1 LLM call has" : `${intFmt.format(n)} LLM calls have`;
+  const which = model ? ` for model ${model}` : "";
+  return `${calls} no price${which}: the cost shown is only what was priced. `
+    + "Set a price with `spanlens reprice --prices FILE` (a price override file in the catalog's format).";
+}
+
 /** A duration in ms as µs, ms, s or min. */
 export function ms(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";

@@ -57,7 +57,7 @@ export function render(app) {
       h("td", null, s.model || ""),
       h("td", { class: "num" }, f.ms(s.duration_ms)),
       h("td", { class: "num" }, s.tokens != null ? f.int(s.tokens) : ""),
-      h("td", { class: "num" }, s.cost_usd != null ? f.usd(s.cost_usd) : ""),
+      h("td", { class: "num" }, s.cost_usd != null ? f.usd(s.cost_usd) : s.unpriced ? h("span", { class: "unpriced", title: f.costTitle(1, s.model) }, "unpriced") : ""),
       h("td", null, statusBadge(s.status)),
       h("td", null, link(`/traces/${encodeURIComponent(s.trace_id)}?span=${encodeURIComponent(s.span_id)}`, s.trace_id.slice(0, 12) + "…"))));
     while (body.childElementCount > KEEP) body.lastElementChild.remove();

@@ -93,7 +93,7 @@ function reconciliationCard(r) {
   return card(h("table", { class: "grid compact" },
     h("thead", null, h("tr", null, h("th", null, "Model"), h("th", { class: "num" }, "Spans"), h("th", { class: "num" }, "Reported"), h("th", { class: "num" }, "Computed"), h("th", { class: "num" }, "Difference"), h("th", { class: "num" }, "%"))),
     h("tbody", null, r.rows.map((x) => h("tr", null, h("td", null, x.model), h("td", { class: "num" }, f.int(x.spans)),
-      h("td", { class: "num" }, f.usd(x.reported_usd)), h("td", { class: "num" }, f.usd(x.computed_usd)),
+      h("td", { class: "num" }, f.usd(x.reported_usd)), h("td", { class: "num", title: x.unpriced_spans ? `${f.int(x.unpriced_spans)} of these spans have no catalog price, so the computed cost leaves them out (and so does the difference)` : undefined }, f.costText(x.computed_usd, x.unpriced_spans)),
       h("td", { class: "num" }, f.usd(x.difference_usd)), h("td", { class: "num" }, x.difference_pct == null ? "–" : `${Math.round(x.difference_pct * 10) / 10}%`))))));
 }
 

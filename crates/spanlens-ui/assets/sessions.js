@@ -49,7 +49,7 @@ export async function renderList(app) {
         h("td", { class: "num" }, f.int(s.span_count)),
         h("td", { class: "num" }, f.int(s.error_count)),
         h("td", { class: "num" }, f.int(s.total_tokens)),
-        h("td", { class: "num" }, f.usd(s.total_cost_usd)),
+        h("td", { class: `num cost${s.unpriced_span_count ? " unpriced" : ""}`, title: f.costTitle(s.unpriced_span_count) }, f.costText(s.total_cost_usd, s.unpriced_span_count, s.total_tokens)),
         h("td", null, f.time(s.first_time)),
         h("td", null, f.time(s.last_time), h("div", { class: "sub" }, f.ago(s.last_time))))))),
     h("div", { class: "pager" },
@@ -111,13 +111,13 @@ export async function renderOne(app, id) {
         h("h1", null, id), h("div", { class: "meta" }, "session ", idChip(id), s.user_id ? [" · user ", h("b", null, s.user_id)] : null, " · ", f.time(s.first_time), " → ", f.time(s.last_time)),
         scoresEl),
       h("div", { class: "stats" },
-        [["Turns", f.int(s.trace_count)], ["Spans", f.int(s.span_count)], ["Errors", f.int(s.error_count)], ["Tokens", f.int(s.total_tokens)], ["Cost", f.usd(s.total_cost_usd)]]
-          .map(([l, v]) => h("div", { class: "stat" }, h("div", { class: "stat-label" }, l), h("div", { class: "stat-value" }, v))))),
+        [["Turns", f.int(s.trace_count)], ["Spans", f.int(s.span_count)], ["Errors", f.int(s.error_count)], ["Tokens", f.int(s.total_tokens)], ["Cost", f.costText(s.total_cost_usd, s.unpriced_span_count, s.total_tokens), "session-cost", f.costTitle(s.unpriced_span_count)]]
+          .map(([l, v, id, title]) => h("div", { class: "stat", id, title }, h("div", { class: "stat-label" }, l), h("div", { class: "stat-value" }, v))))),
     convo);
   // Turns in order; each fetches its root span lazily, a few at a time.
   const slots = data.traces.map((t) => {
     const slot = h("div", { class: "turn", dataset: { traceId: t.trace_id } },
-      h("div", { class: "turn-head" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "trace"), statusBadge(t.status), h("span", { class: "muted" }, `${f.time(t.start_time)} · ${f.ms(t.duration_ms)} · ${f.int(t.total_tokens)} tok · ${f.usd(t.total_cost_usd)}`)),
+      h("div", { class: "turn-head" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "trace"), statusBadge(t.status), h("span", { class: "muted" }, `${f.time(t.start_time)} · ${f.ms(t.duration_ms)} · ${f.int(t.total_tokens)} tok · ${f.costText(t.total_cost_usd, t.unpriced_span_count, t.total_tokens)}`)),
       h("div", { class: "loading small" }, "…"));
     convo.append(slot);
     return [t, slot];

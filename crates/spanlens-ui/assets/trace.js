@@ -145,7 +145,7 @@ class Waterfall {
           stat("Spans", f.int(t.span_count), "span-count"),
           stat("Errors", f.int(t.error_count)),
           stat("Tokens", f.int(t.total_tokens), null, `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out`),
-          stat("Cost", f.usd(t.total_cost_usd), "trace-cost"),
+          stat("Cost", f.costText(t.total_cost_usd, t.unpriced_span_count, t.total_tokens), "trace-cost", f.costTitle(t.unpriced_span_count)),
           this.analysis ? stat("Critical path", f.ms(this.analysis.critical_path_ms), "trace-critical", `${f.int(this.analysis.critical_path.length)} spans set the end-to-end latency`) : null,
           this.analysis ? stat("Overhead", f.ms(this.analysis.coordination_overhead_ms), "trace-overhead", "coordination overhead: time parents spent with no child running") : null,
           this.analysis ? stat("Parallelism", this.analysis.parallelism_efficiency != null ? `${this.analysis.parallelism_efficiency.toFixed(2)}×` : "–", "trace-parallelism", `child work per unit of child wall time (1× = sequential); ${f.int(this.analysis.parallel_groups)} parallel group${this.analysis.parallel_groups === 1 ? "" : "s"}`) : null,
@@ -235,7 +235,7 @@ class Waterfall {
         n.duplicate_of ? h("span", { class: "badge dup", dataset: { duplicateOf: n.duplicate_of }, title: "Recorded by two instrumentations: its tokens and cost are counted once, on the other span" }, `same call as ${this.byId.get(n.duplicate_of)?.name ?? n.duplicate_of}`) : null,
         n.model ? h("span", { class: "smeta" }, n.model) : null,
         tokens != null ? h("span", { class: "smeta" }, `${f.int(tokens)} tok`) : null,
-        n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : null),
+        n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : n.unpriced ? h("span", { class: "smeta cost unpriced", title: f.costTitle(1, n.model) }, "unpriced") : null),
       h("div", { class: "wf-track", title: `starts +${f.ms(n.start_ms)} · takes ${f.ms(n.duration_ms)}${n.self_ms != null ? ` · self ${f.ms(n.self_ms)}` : ""}${n.critical ? " · critical path" : ""}` },
         h("div", { class: "wf-bar", style: { left: `${left}%`, width: `${width}%`, background: n.error ? "#d93025" : k.color } }),
         h("span", durationLabel(left, width), f.ms(n.duration_ms))));

@@ -166,7 +166,7 @@ function table(q, page, act) {
     h("td", { class: "num" }, f.ms(t.duration_ms)),
     h("td", { class: "num" }, f.int(t.span_count), t.error_count ? h("div", { class: "sub err-text" }, `${f.int(t.error_count)} err`) : null),
     h("td", { class: "num", title: `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out` }, f.int(t.total_tokens)),
-    h("td", { class: "num cost" }, f.usd(t.total_cost_usd)),
+    h("td", { class: `num cost${t.unpriced_span_count ? " unpriced" : ""}`, title: f.costTitle(t.unpriced_span_count) }, f.costText(t.total_cost_usd, t.unpriced_span_count, t.total_tokens)),
     h("td", null, statusBadge(t.status)),
     h("td", null, t.user_id || "–")));
   return h("div", null,

@@ -698,6 +698,7 @@ mod tests {
             ttft_ns: Some(1),
             tokens: [1, 2, 3, 4, 5, 6],
             cost_nano: Some(9),
+            unpriced: false,
             retry_count: 1,
             request_model: Some(model),
             response_model: None,

@@ -78,6 +78,9 @@ pub struct SpanStats<'a> {
     pub tokens: [i64; 6],
     /// Cost in nano-USD (`None` when the span has none).
     pub cost_nano: Option<i64>,
+    /// A model call the catalog could not price (`spans.unpriced`), counted so a group's cost
+    /// never reads as a silent $0.
+    pub unpriced: bool,
     /// Retries recorded on the span.
     pub retry_count: i64,
     /// Requested model.
@@ -131,6 +134,8 @@ pub struct Agg {
     pub errors: i64,
     /// Spans that have a cost (so a day with only $0 spans still has a cost row).
     pub priced: i64,
+    /// Model calls the catalog could not price: the cost is a lower bound when above 0.
+    pub unpriced: i64,
     /// Retries.
     pub retries: i128,
     /// Cost, nano-USD.
@@ -155,6 +160,9 @@ impl Agg {
             self.priced += sign;
             self.cost += w * i128::from(c);
         }
+        if s.unpriced {
+            self.unpriced += sign;
+        }
         for (sum, t) in self.tokens.iter_mut().zip(s.tokens) {
             *sum += w * i128::from(nonneg(t));
         }
@@ -172,6 +180,9 @@ impl Agg {
         self.spans = self.spans.saturating_add(o.spans.saturating_mul(sign));
         self.errors = self.errors.saturating_add(o.errors.saturating_mul(sign));
         self.priced = self.priced.saturating_add(o.priced.saturating_mul(sign));
+        self.unpriced = self
+            .unpriced
+            .saturating_add(o.unpriced.saturating_mul(sign));
         self.retries = self.retries.saturating_add(o.retries.saturating_mul(w));
         self.cost = self.cost.saturating_add(o.cost.saturating_mul(w));
         for (a, b) in self.tokens.iter_mut().zip(o.tokens) {
@@ -186,6 +197,7 @@ impl Agg {
         self.spans == 0
             && self.errors == 0
             && self.priced == 0
+            && self.unpriced == 0
             && self.retries == 0
             && self.cost == 0
             && self.tokens.iter().all(|t| *t == 0)
@@ -195,7 +207,9 @@ impl Agg {
 
     /// Writes a mask of the fields that are not zero, then those fields: tokens and cost are
     /// zero for most spans that are not model calls, and a span class without retries or
-    /// TTFT leaves those out.
+    /// TTFT leaves those out. The unpriced count (bit 13, added by migration 8) is written
+    /// right after the other counts, so [`Agg::encoded_cost`] finds it without skipping the
+    /// histograms; rows written before it have no bit 13 and read as 0.
     pub fn encode(&self, w: &mut Writer) {
         let mut mask = 0u64;
         let ints = [self.spans, self.errors, self.priced];
@@ -225,11 +239,17 @@ impl Agg {
         if !self.ttft.is_empty() {
             mask |= 1 << 12;
         }
+        if self.unpriced != 0 {
+            mask |= 1 << UNPRICED_BIT;
+        }
         w.u64(mask);
         for (k, v) in ints.iter().enumerate() {
             if mask & (1 << k) != 0 {
                 w.i64(*v);
             }
+        }
+        if mask & (1 << UNPRICED_BIT) != 0 {
+            w.i64(self.unpriced);
         }
         for (k, v) in wide.iter().enumerate() {
             if mask & (1 << (3 + k)) != 0 {
@@ -248,7 +268,7 @@ impl Agg {
     pub fn merge_encoded(&mut self, r: &mut Reader<'_>, sign: i64) -> Result<(), CodecError> {
         let w = i128::from(sign);
         let mask = r.u64()?;
-        if mask >> 13 != 0 {
+        if mask >> (UNPRICED_BIT + 1) != 0 {
             return Err(CodecError(format!("unknown aggregate fields {mask:#x}")));
         }
         let on = |k: u32| mask & (1 << k) != 0;
@@ -262,6 +282,7 @@ impl Agg {
         self.spans = self.spans.saturating_add(int(0, r)?);
         self.errors = self.errors.saturating_add(int(1, r)?);
         self.priced = self.priced.saturating_add(int(2, r)?);
+        self.unpriced = self.unpriced.saturating_add(int(UNPRICED_BIT, r)?);
         let wide = |k: u32, r: &mut Reader<'_>| -> Result<i128, CodecError> {
             Ok(if on(k) {
                 r.i128()?.saturating_mul(w)
@@ -283,8 +304,9 @@ impl Agg {
         Ok(())
     }
 
-    /// Reads only the cost and the number of priced spans of an encoded aggregate.
-    pub fn encoded_cost(r: &mut Reader<'_>) -> Result<(i128, i64), CodecError> {
+    /// Reads only the cost and the numbers of priced and unpriced spans of an encoded
+    /// aggregate.
+    pub fn encoded_cost(r: &mut Reader<'_>) -> Result<EncodedCost, CodecError> {
         let mask = r.u64()?;
         let on = |k: u32| mask & (1 << k) != 0;
         for k in 0..2 {
@@ -293,11 +315,16 @@ impl Agg {
             }
         }
         let priced = if on(2) { r.i64()? } else { 0 };
+        let unpriced = if on(UNPRICED_BIT) { r.i64()? } else { 0 };
         if on(3) {
             r.i128()?;
         }
         let cost = if on(4) { r.i128()? } else { 0 };
-        Ok((cost, priced))
+        Ok(EncodedCost {
+            cost,
+            priced,
+            unpriced,
+        })
     }
 
     /// The answer row of the group.
@@ -321,10 +348,25 @@ impl Agg {
             reasoning_tokens: u(self.tokens[4]),
             total_tokens: u(self.tokens[5]),
             cost: NanoUsd(clamp_i64(self.cost)),
+            unpriced_span_count: nonneg(self.unpriced),
             latency: pct(&self.duration),
             ttft: pct(&self.ttft),
         }
     }
+}
+
+/// Mask bit of the unpriced count in an encoded aggregate.
+const UNPRICED_BIT: u32 = 13;
+
+/// What [`Agg::encoded_cost`] reads of an encoded aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EncodedCost {
+    /// Cost, nano-USD.
+    pub cost: i128,
+    /// Spans that have a cost.
+    pub priced: i64,
+    /// Model calls without a price.
+    pub unpriced: i64,
 }
 
 fn clamp_i64(v: i128) -> i64 {
@@ -705,6 +747,7 @@ mod tests {
             ttft_ns: None,
             tokens: [10, 5, 0, 0, 0, 15],
             cost_nano: Some(7),
+            unpriced: false,
             retry_count: 0,
             request_model: model,
             response_model: None,
@@ -727,6 +770,59 @@ mod tests {
         assert_eq!(a.clone().into_row(None), one.clone().into_row(None));
         a.add(&s, -1);
         assert!(a.is_zero());
+    }
+
+    /// The unpriced count rides after the other counts: it round-trips, the cost reader finds
+    /// it, and an aggregate of only an unpriced count is not empty.
+    #[test]
+    fn unpriced_counts_are_encoded_and_read_back() {
+        let s = SpanStats {
+            cost_nano: None,
+            unpriced: true,
+            ..stats("llm", Some("ft"), None)
+        };
+        let mut a = Agg::default();
+        a.add(&s, 1);
+        a.add(&stats("llm", Some("m"), None), 1);
+        assert_eq!((a.unpriced, a.priced), (1, 1));
+        let mut w = Writer::default();
+        a.encode(&mut w);
+        let mut back = Agg::default();
+        back.merge_encoded(&mut Reader::new(&w.buf), 1).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(back.into_row(None).unpriced_span_count, 1);
+        let c = Agg::encoded_cost(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!((c.cost, c.priced, c.unpriced), (7, 1, 1));
+        // Taken back as counted without the flag and added with it: only the count is left.
+        let mut only = Agg::default();
+        only.add(
+            &SpanStats {
+                unpriced: false,
+                ..s
+            },
+            -1,
+        );
+        only.add(&s, 1);
+        assert!(!only.is_zero());
+        assert_eq!(only.unpriced, 1);
+        assert_eq!(only.spans, 0);
+    }
+
+    /// A body written before the unpriced count existed (no bit 13) reads as 0 unpriced.
+    #[test]
+    fn aggregates_without_the_unpriced_bit_read_as_none_unpriced() {
+        let mut w = Writer::default();
+        w.u64(0b101); // spans and priced
+        w.i64(3);
+        w.i64(2);
+        let mut a = Agg::default();
+        a.merge_encoded(&mut Reader::new(&w.buf), 1).unwrap();
+        assert_eq!((a.spans, a.priced, a.unpriced), (3, 2, 0));
+        let mut w = Writer::default();
+        w.u64(1 << 14);
+        assert!(Agg::default()
+            .merge_encoded(&mut Reader::new(&w.buf), 1)
+            .is_err());
     }
 
     #[test]

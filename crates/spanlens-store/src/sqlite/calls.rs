@@ -225,7 +225,7 @@ pub(super) fn duplicates_of(
     Ok(out)
 }
 
-/// Migration 8: indexes the LLM calls already stored and applies the rule to their traces, so
+/// Migration 9: indexes the LLM calls already stored and applies the rule to their traces, so
 /// a database written before it counts each call once too: the duplicates' rows stop counting,
 /// their traces' summaries are rebuilt and the rollups take their counts back.
 pub(super) fn index_stored(

@@ -95,6 +95,7 @@ impl PreparedSpan {
                 self.total_tokens,
             ],
             cost_nano: self.cost_nano,
+            unpriced: self.unpriced,
             retry_count: self.retry_count,
             request_model: self.request_model.as_deref(),
             response_model: self.response_model.as_deref(),

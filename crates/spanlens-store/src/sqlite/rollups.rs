@@ -32,7 +32,7 @@ use crate::rollup::headroom::{
     add_sample, encode_headroom, for_each_headroom_entry, HeadroomBody, HeadroomReport, RateSample,
 };
 use crate::rollup::metrics::{
-    for_each_metrics_entry, Agg, DimsRef, Family, Groups, Select, SpanStats,
+    for_each_metrics_entry, Agg, DimsRef, EncodedCost, Family, Groups, Select, SpanStats,
 };
 use crate::rollup::retries::{RetryBody, RetryFacts, RetryRow};
 use crate::rollup::time::{cover, day_of, signed_cover, Level};
@@ -696,7 +696,7 @@ fn merge_children(
 pub(super) const STATS_COLS: &str = "start_ns, kind, status, duration_ns, ttft_ns, input_tokens, \
      output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
      cost_nano, retry_count, request_model, response_model, provider, agent_name, user_id, \
-     tool_name";
+     tool_name, unpriced";
 
 fn stats_of<'r>(r: &'r Row<'_>) -> rusqlite::Result<SpanStats<'r>> {
     let text =
@@ -723,6 +723,7 @@ fn stats_of<'r>(r: &'r Row<'_>) -> rusqlite::Result<SpanStats<'r>> {
         agent: text(16)?,
         user: text(17)?,
         tool: text(18)?,
+        unpriced: r.get::<_, i64>(19)? != 0,
     })
 }
 
@@ -1029,11 +1030,16 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
         keyed.group_by = crate::types::GroupBy::All;
     }
     let ksel = Select::new(&keyed);
-    let mut sums: HashMap<(Option<String>, i64), (i128, i64)> = HashMap::new();
-    let mut add = |key: Option<&str>, day: i64, cost: i128, priced: i64| {
+    let mut sums: HashMap<(Option<String>, i64), EncodedCost> = HashMap::new();
+    let mut add = |key: Option<&str>, day: i64, c: EncodedCost, sign: i64| {
         let slot = sums.entry((key.map(str::to_string), day)).or_default();
-        slot.0 = slot.0.saturating_add(cost);
-        slot.1 = slot.1.saturating_add(priced);
+        slot.cost = slot
+            .cost
+            .saturating_add(c.cost.saturating_mul(i128::from(sign)));
+        slot.priced = slot.priced.saturating_add(c.priced.saturating_mul(sign));
+        slot.unpriced = slot
+            .unpriced
+            .saturating_add(c.unpriced.saturating_mul(sign));
     };
     let text = |k: crate::rollup::metrics::KeyRef<'_>| match k {
         crate::rollup::metrics::KeyRef::Text(t) => Some(t.to_string()),
@@ -1047,37 +1053,40 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
                 agg,
                 sign,
             } => {
-                let (cost, priced) = Agg::encoded_cost(&mut Reader::new(agg)).map_err(corrupt)?;
+                let c = Agg::encoded_cost(&mut Reader::new(agg)).map_err(corrupt)?;
                 let key = text(ksel.key(&dims, day));
-                add(
-                    key.as_deref(),
-                    day,
-                    cost.saturating_mul(i128::from(sign)),
-                    priced.saturating_mul(sign),
-                );
+                add(key.as_deref(), day, c, sign);
             }
             Item::Span(s, sign) => {
-                if let Some(c) = s.cost_nano {
+                if s.cost_nano.is_some() || s.unpriced {
                     let day = day_of(s.start_ns);
                     let dims = s.dims(sel.family());
                     let key = text(ksel.key(&dims, day));
-                    add(key.as_deref(), day, i128::from(c) * i128::from(sign), sign);
+                    let c = EncodedCost {
+                        cost: s.cost_nano.map_or(0, i128::from),
+                        priced: i64::from(s.cost_nano.is_some()),
+                        unpriced: i64::from(s.unpriced),
+                    };
+                    add(key.as_deref(), day, c, sign);
                 }
             }
         }
         Ok(())
     })?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let mut out: Vec<DailyCost> = sums
         .into_iter()
-        .filter(|(_, (_, priced))| *priced > 0)
-        .map(|((key, day), (cost, _))| DailyCost {
+        .filter(|(_, c)| c.priced > 0 || c.unpriced > 0)
+        .map(|((key, day), c)| DailyCost {
             key,
             day,
-            cost: NanoUsd(i64::try_from(cost).unwrap_or(if cost < 0 {
+            cost: NanoUsd(i64::try_from(c.cost).unwrap_or(if c.cost < 0 {
                 i64::MIN
             } else {
                 i64::MAX
             })),
+            priced_span_count: count(c.priced),
+            unpriced_span_count: count(c.unpriced),
         })
         .collect();
     // As SQL's `ORDER BY key, day`: spans without the key first, then by key and day.
@@ -1475,6 +1484,98 @@ pub fn build_retries(
     Ok(())
 }
 
+/// Migration 8: counts the stored unpriced model calls into the metrics rollups, so a group's
+/// cost comes with how many of its calls had no price. Rows written before counted such a span
+/// in everything but that count, so each one is taken back as it was counted and added again
+/// with it: the rows change by the count only. Finest rows always receive it, coarse rows where
+/// they are built (the others are built from the finest ones later). A project whose rows
+/// already hold the counts (built from the spans by migration 5 of this build, in the same
+/// upgrade) is left alone.
+pub fn build_unpriced(
+    conn: &Connection,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> rusqlite::Result<()> {
+    const STEP: &str = "counting unpriced model calls into rollups (spans)";
+    let total: i64 = conn.query_row("SELECT count(*) FROM spans WHERE unpriced != 0", [], |r| {
+        r.get(0)
+    })?;
+    let total = u64::try_from(total).unwrap_or(0);
+    let mut done = 0u64;
+    progress(BuildProgress {
+        step: STEP,
+        done,
+        total,
+    });
+    for pid in project_ids(conn)? {
+        let mut st = conn.prepare(&format!(
+            "SELECT {STATS_COLS} FROM spans INDEXED BY spans_time \
+             WHERE project_id = ?1 AND unpriced != 0 ORDER BY start_ns"
+        ))?;
+        let mut rows = st.query([pid])?;
+        let mut delta = Delta::default();
+        let mut day: Option<i64> = None;
+        while let Some(r) = rows.next()? {
+            let s = stats_of(r)?;
+            if day.is_none() && unpriced_counted(conn, pid, s.start_ns)? {
+                break;
+            }
+            let d = day_of(s.start_ns);
+            if day.is_some_and(|x| x != d) {
+                write_delta_built(conn, pid, &std::mem::take(&mut delta))?;
+            }
+            day = Some(d);
+            delta.add_span(
+                &SpanStats {
+                    unpriced: false,
+                    ..s
+                },
+                -1,
+            );
+            delta.add_span(&s, 1);
+            done += 1;
+            if done % PROGRESS_EVERY == 0 {
+                progress(BuildProgress {
+                    step: STEP,
+                    done,
+                    total,
+                });
+            }
+        }
+        write_delta_built(conn, pid, &delta)?;
+    }
+    progress(BuildProgress {
+        step: STEP,
+        done: total,
+        total,
+    });
+    Ok(())
+}
+
+/// True when the finest classes rows of the bucket holding `start_ns`, where an unpriced span
+/// started, already count an unpriced call.
+fn unpriced_counted(conn: &Connection, pid: i64, start_ns: i64) -> rusqlite::Result<bool> {
+    let level = Family::Classes.levels()[0];
+    let mut st = conn.prepare_cached(
+        "SELECT body FROM rollups WHERE project_id = ?1 AND family = ?2 AND level = ?3 \
+         AND bucket_ns = ?4",
+    )?;
+    let mut rows = st.query(params![
+        pid,
+        Family::Classes.code(),
+        level.code(),
+        level.bucket_of(start_ns)
+    ])?;
+    let mut unpriced = 0i64;
+    while let Some(r) = rows.next()? {
+        for_each_metrics_entry(r.get_ref(0)?.as_blob()?, &mut |_, agg| {
+            unpriced += Agg::encoded_cost(&mut Reader::new(agg))?.unpriced;
+            Ok(())
+        })
+        .map_err(codec_to_sql)?;
+    }
+    Ok(unpriced > 0)
+}
+
 /// Decodes the bodies of the spans the recovery report reads, trace by trace, and stores their
 /// retry facts and rate-limit snapshots in typed form.
 fn fill_typed_columns(
@@ -1648,6 +1749,7 @@ pub(super) struct OwnedStats {
     ttft_ns: Option<i64>,
     tokens: [i64; 6],
     cost_nano: Option<i64>,
+    unpriced: bool,
     pub retry_count: i64,
     text: [Option<String>; 6],
     /// Snapshot time and sample of the span's rate limits.
@@ -1667,6 +1769,7 @@ impl OwnedStats {
             ttft_ns: s.ttft_ns,
             tokens: s.tokens,
             cost_nano: s.cost_nano,
+            unpriced: s.unpriced,
             retry_count: s.retry_count,
             text: [
                 o(s.request_model),
@@ -1690,6 +1793,7 @@ impl OwnedStats {
             ttft_ns: self.ttft_ns,
             tokens: self.tokens,
             cost_nano: self.cost_nano,
+            unpriced: self.unpriced,
             retry_count: self.retry_count,
             request_model: t(0),
             response_model: t(1),
@@ -1703,8 +1807,8 @@ impl OwnedStats {
 
 /// The snapshot of a row of `STATS_COLS, end_ns, rate_limits`: its time and sample.
 fn rate_at(r: &Row<'_>, start: i64) -> rusqlite::Result<Option<(i64, RateSample)>> {
-    let end: Option<i64> = r.get(19)?;
-    match r.get_ref(20)?.as_blob_or_null()? {
+    let end: Option<i64> = r.get(20)?;
+    match r.get_ref(21)?.as_blob_or_null()? {
         Some(bytes) => Ok(Some((
             end.unwrap_or(start),
             RateSample::decode(bytes).map_err(codec_to_sql)?,
@@ -1768,6 +1872,7 @@ mod tests {
             ttft_ns: None,
             tokens: [1, 1, 0, 0, 0, 2],
             cost_nano: Some(3),
+            unpriced: false,
             retry_count: 0,
             request_model: Some(model),
             response_model: None,

@@ -1,6 +1,6 @@
 //! The SQLite schema as versioned migrations, and the connection settings every connection uses.
 
-use super::rollups::{build_all, build_retries, build_weeks, BuildProgress};
+use super::rollups::{build_all, build_retries, build_unpriced, build_weeks, BuildProgress};
 use crate::error::StoreError;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -315,6 +315,14 @@ ALTER TABLE projects ADD COLUMN max_trace_ns INTEGER NOT NULL DEFAULT 0;
 -- instead of 30 day rows of every user.
 "#,
         then: Some(build_weeks),
+    },
+    Migration {
+        description: "unpriced model calls counted in the rollups",
+        sql: r#"
+-- Each rollup class also counts its model calls the catalog could not price (bit 13 of an
+-- aggregate), so cost by model, day, user or agent tells "unpriced" from a genuine $0.
+"#,
+        then: Some(build_unpriced),
     },
     Migration {
         description: "one count per provider call: the LLM call index",
@@ -787,8 +795,8 @@ mod tests {
     }
 
     /// Spans of every shape the rollups read, over three days: model calls with rate limits
-    /// (some taken in another quarter-hour bucket than they started in), retried tools,
-    /// sessions, users, unfinished spans.
+    /// (some taken in another quarter-hour bucket than they started in, some unpriced), retried
+    /// tools, sessions, users, unfinished spans.
     fn varied_spans() -> Vec<spanlens_core::Span> {
         use serde_json::json;
         use spanlens_core::{
@@ -847,6 +855,13 @@ mod tests {
                         pricing_version: None,
                         computed: None,
                     });
+                    // Some calls of a model the catalog does not know (no draw from `next`,
+                    // so the other spans stay as they were).
+                    if t % 7 == 3 {
+                        s.request_model = Some("self-hosted-ft".into());
+                        s.cost = None;
+                        s.unpriced_reason = Some("no price for \"self-hosted-ft\"".into());
+                    }
                     if next(2) == 0 {
                         let limit = 1 + next(1000);
                         s.rate_limits = Some(RateLimits {
@@ -916,7 +931,7 @@ mod tests {
     fn mark_as_version(conn: &Connection, version: u32) {
         // The call index came with version 8 (these tests' spans record no call twice, so
         // their rows count as written before it).
-        if version < 8 {
+        if version < 9 {
             conn.execute_batch("DROP TABLE IF EXISTS llm_calls")
                 .unwrap();
         }
@@ -1165,10 +1180,10 @@ mod tests {
         }
     }
 
-    /// A version-7 database counted a call recorded by two spans twice everywhere; migration 8
+    /// A version-7 database counted a call recorded by two spans twice everywhere; migration 9
     /// indexes its calls and makes it answer as one written with the call index.
     #[test]
-    fn a_version_7_database_counts_each_call_once_after_migration_8() {
+    fn a_version_7_database_counts_each_call_once_after_migration_9() {
         use crate::store::Store;
         use crate::types::{GroupBy, MetricsQuery, SessionQuery};
         use spanlens_core::{Cost, CostBreakdown, CostSource, NanoUsd, Span, SpanId, SpanKind};
@@ -1307,5 +1322,104 @@ mod tests {
         let old = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(old.schema_info().unwrap().0, latest_version());
         assert_eq!(answers(&old), want);
+    }
+
+    /// Migration 8 adds no table: a database whose rollups were summed without unpriced counts
+    /// (as version 7 wrote them), marked version 7, gets the counts from its spans and answers
+    /// as one written at version 8; rows that already hold them are not counted twice (the
+    /// version-4 test above goes through migrations 5 and 8 in one upgrade).
+    #[test]
+    fn a_version_7_database_gets_its_unpriced_counts_from_migration_8() {
+        use super::super::rollups::{write_delta, OwnedStats, STATS_COLS};
+        use crate::rollup::delta::Delta;
+        use crate::rollup::metrics::Family;
+        use crate::store::Store;
+        use crate::types::{GroupBy, MetricsQuery};
+        use spanlens_core::Timestamp;
+        let spans = varied_spans();
+        let write = |store: &super::super::SqliteStore| {
+            store.write("p", spans.clone()).unwrap();
+            let again: Vec<_> = spans.iter().step_by(5).cloned().collect();
+            store.write("p", again).unwrap();
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
+        write(&fresh);
+        let path = dir.path().join("seven.db");
+        write(&super::super::SqliteStore::open(&path).unwrap());
+
+        // The metrics rows summed again as version 7 did: without the unpriced flag.
+        let conn = Connection::open(&path).unwrap();
+        let unpriced: Vec<i64> = conn
+            .prepare("SELECT id FROM spans WHERE unpriced != 0")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(unpriced.len() >= 3, "{unpriced:?}");
+        conn.execute_batch("UPDATE spans SET unpriced = 0").unwrap();
+        conn.execute(
+            "DELETE FROM rollups WHERE family IN (?1, ?2)",
+            [Family::Classes.code(), Family::Users.code()],
+        )
+        .unwrap();
+        let mut delta = Delta::default();
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {STATS_COLS}, end_ns, rate_limits FROM spans WHERE project_id = 1"
+            ))
+            .unwrap();
+        let mut rows = st.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            delta.add_span(&OwnedStats::of(r).unwrap().stats(), 1);
+        }
+        drop(rows);
+        drop(st);
+        write_delta(&conn, 1, &delta).unwrap();
+        for id in &unpriced {
+            conn.execute("UPDATE spans SET unpriced = 1 WHERE id = ?1", [id])
+                .unwrap();
+        }
+        mark_as_version(&conn, 7);
+        drop(conn);
+
+        let mut heard = Vec::new();
+        let old = super::super::SqliteStore::open_with_progress(
+            &path,
+            super::super::SqliteOptions::default(),
+            &mut |p| heard.push(p),
+        )
+        .unwrap();
+        assert_eq!(old.schema_info().unwrap().0, latest_version());
+        let last = heard.iter().rev().find(|p| p.version == 8).unwrap();
+        assert_eq!(
+            (last.version, last.done, last.total),
+            (8, unpriced.len() as u64, unpriced.len() as u64)
+        );
+        let t0 = 1_735_689_600_000_000_000u64;
+        let h = 3_600_000_000_000u64;
+        let mut seen = 0;
+        for (from, to) in [
+            (None, None),
+            (Some(t0 + 22 * h + 17), Some(t0 + 70 * h + 5)),
+            (Some(t0 + 24 * h), Some(t0 + 48 * h)),
+        ] {
+            for g in GroupBy::ALL {
+                let mut q = MetricsQuery::new("p", g);
+                q.from = from.map(Timestamp);
+                q.to = to.map(Timestamp);
+                let rows = old.metrics(&q).unwrap();
+                seen += rows.iter().map(|r| r.unpriced_span_count).sum::<u64>();
+                assert_eq!(rows, fresh.metrics(&q).unwrap(), "{q:?}");
+                assert_eq!(old.daily_cost(&q).unwrap(), fresh.daily_cost(&q).unwrap());
+            }
+        }
+        assert!(seen > 0, "the unpriced calls are counted");
+        // Opened again, nothing is counted twice.
+        drop(old);
+        let again = super::super::SqliteStore::open(&path).unwrap();
+        let q = MetricsQuery::new("p", GroupBy::Model);
+        assert_eq!(again.metrics(&q).unwrap(), fresh.metrics(&q).unwrap());
     }
 }
