@@ -40,6 +40,7 @@ fn parse_source(s: &str) -> ScoreSource {
         "rule" => ScoreSource::Rule,
         "llm" => ScoreSource::Llm,
         "human" => ScoreSource::Human,
+        "otel_event" => ScoreSource::OtelEvent,
         _ => ScoreSource::Api,
     }
 }
