@@ -14,8 +14,8 @@
 //!   `gen_ai.tool.message` and `gen_ai.choice` (`model/gen-ai/deprecated/events-deprecated.yaml`):
 //!   one message each, in the body (`content`, `role`, `tool_calls`, `id`; a choice has `index`,
 //!   `finish_reason` and `message`);
-//! - `gen_ai.content.prompt` / `gen_ai.content.completion` (semantic-conventions v1.26,
-//!   attributes `gen_ai.prompt` / `gen_ai.completion`, now in
+//! - `gen_ai.content.prompt` / `gen_ai.content.completion` (`model/trace/gen-ai.yaml` of older
+//!   releases, attributes `gen_ai.prompt` / `gen_ai.completion`, now in
 //!   `model/gen-ai/deprecated/registry-deprecated.yaml`): the whole prompt and completion;
 //! - `gen_ai.evaluation.result` (`model/gen-ai/events.yaml`): a score ([`event_score`]).
 //!
