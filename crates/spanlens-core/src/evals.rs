@@ -35,6 +35,8 @@ pub enum ScoreSource {
     Llm,
     /// A person (e.g. annotation in a review tool).
     Human,
+    /// A `gen_ai.evaluation.result` event sent with the span or as an OTLP log record.
+    OtelEvent,
 }
 
 impl ScoreSource {
@@ -45,6 +47,7 @@ impl ScoreSource {
             ScoreSource::Rule => "rule",
             ScoreSource::Llm => "llm",
             ScoreSource::Human => "human",
+            ScoreSource::OtelEvent => "otel_event",
         }
     }
 }

@@ -304,6 +304,18 @@ pub fn cap_resource(resource: &mut Attributes) -> Vec<Truncation> {
     notes
 }
 
+/// Holds one event that arrives apart from its span (an OTLP log record) to the limits of a
+/// span's events: name cut to [`MAX_NAME_BYTES`], attributes (a log body is kept among them)
+/// to the attribute limits with a budget of their own. Returns the cuts made.
+pub fn cap_event(event: &mut crate::span::Event) -> Vec<Truncation> {
+    let mut c = Cutter::default();
+    c.cut(&mut event.name, "name", MAX_NAME_BYTES);
+    c.attributes(&mut event.attributes, "attributes");
+    let mut notes = Vec::new();
+    c.finish(&mut notes);
+    notes
+}
+
 /// Applies the cuts of one span and keeps their notes, spending one attribute budget.
 #[derive(Default)]
 struct Cutter {
@@ -504,8 +516,9 @@ fn short(s: &str) -> String {
     out
 }
 
-/// A stable 64-bit hash (FNV-1a) for shortened identifiers.
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// A stable 64-bit hash (FNV-1a) for shortened identifiers and stored-event digests: the same
+/// bytes hash the same in every build, unlike `std`'s hasher.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);

@@ -20,12 +20,30 @@ fn run_all(bytes: &[u8]) {
         let _ = normalize(f, bytes, &opts, PriceCatalog::builtin());
     }
     let _ = spanlens_core::detect_json_format(bytes);
+    // The same bytes as an OTLP logs request: decoded, turned into GenAI events and merged
+    // into a span the way a read merges them.
+    for req in [
+        otlp::logs::decode_protobuf(bytes),
+        otlp::logs::decode_json(bytes),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let out = otlp::logs::to_events(req, &opts);
+        let _ = out.rejected.message();
+        let mut span = spanlens_core::Span::default();
+        let events = out.events.into_iter().map(|e| e.event).collect();
+        spanlens_core::conventions::merge_log_events(&mut span, events);
+    }
 }
 
 /// Every JSON fixture in tests/fixtures, plus the protobuf encoding of each OTLP one.
 fn seeds() -> Vec<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    let mut out = vec![SMALL_OTLP.as_bytes().to_vec()];
+    let mut out = vec![
+        SMALL_OTLP.as_bytes().to_vec(),
+        SMALL_LOGS.as_bytes().to_vec(),
+    ];
     for entry in std::fs::read_dir(dir).expect("fixtures dir").flatten() {
         let p = entry.path();
         if p.extension().and_then(|e| e.to_str()) == Some("json") {
@@ -36,6 +54,11 @@ fn seeds() -> Vec<Vec<u8>> {
         .iter()
         .filter_map(|b| otlp::decode_json(b).ok())
         .map(|r| r.encode_to_vec())
+        .chain(std::iter::once(
+            otlp::logs::decode_json(SMALL_LOGS.as_bytes())
+                .expect("the logs seed decodes")
+                .encode_to_vec(),
+        ))
         .collect();
     out.extend(protos);
     out
@@ -52,6 +75,17 @@ const SMALL_OTLP: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":
 {"key":"nested","value":{"arrayValue":{"values":[{"kvlistValue":{"values":[{"key":"k","value":{"doubleValue":1.5}}]}}]}}}],
 "events":[{"timeUnixNano":"1700000000500000000","name":"exception","attributes":[{"key":"exception.type","value":{"stringValue":"E"}}]}],
 "status":{"code":2}}]}]}]}"#;
+
+const SMALL_LOGS: &str = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+{"timeUnixNano":"1700000000500000000","eventName":"gen_ai.client.inference.operation.details",
+"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","attributes":[
+{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}},
+{"key":"gen_ai.usage.input_tokens","value":{"intValue":"100"}},
+{"key":"gen_ai.input.messages","value":{"stringValue":"[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"hi\"}]}]"}}]},
+{"eventName":"gen_ai.choice","traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+"body":{"kvlistValue":{"values":[{"key":"index","value":{"intValue":0}},{"key":"message","value":{"kvlistValue":{"values":[{"key":"content","value":{"stringValue":"yo"}}]}}}]}}},
+{"attributes":[{"key":"event.name","value":{"stringValue":"gen_ai.evaluation.result"}},
+{"key":"gen_ai.evaluation.name","value":{"stringValue":"r"}}],"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
 
 #[test]
 fn every_truncation_of_every_fixture_is_handled() {

@@ -1,4 +1,5 @@
-//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by tonic.
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` and
+//! `opentelemetry.proto.collector.logs.v1.LogsService/Export`, served by tonic.
 //!
 //! The request message is taken as raw bytes and decoded by the same path as OTLP/HTTP
 //! protobuf, so a malformed message is `INVALID_ARGUMENT` naming what is wrong (a decoding
@@ -11,7 +12,10 @@ use crate::ingest::{self, IngestError, Received};
 use crate::state::AppState;
 use bytes::{Buf, Bytes};
 use prost::Message;
-use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use spanlens_core::otlp::proto::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse, ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+};
 use spanlens_core::InputFormat;
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +27,9 @@ use tonic::{Code, Request, Response, Status};
 
 /// The gRPC method path of OTLP trace export.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The gRPC method path of OTLP logs export.
+pub const LOGS_EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// How long a client is asked to wait before retrying a busy or unavailable server.
 const RETRY_DELAY_SECONDS: i64 = 1;
@@ -44,18 +51,40 @@ impl NamedService for TraceService {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 }
 
-/// Requests as the bytes of the message; responses as prost messages.
-#[derive(Default)]
-struct RawRequests;
+/// The OTLP `LogsService`: GenAI events sent as log records.
+#[derive(Clone)]
+pub struct LogsService {
+    state: AppState,
+}
 
-impl Codec for RawRequests {
-    type Encode = ExportTraceServiceResponse;
+impl LogsService {
+    /// A service keeping log events in `state`'s store.
+    pub fn new(state: AppState) -> LogsService {
+        LogsService { state }
+    }
+}
+
+impl NamedService for LogsService {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+}
+
+/// Requests as the bytes of the message; responses as prost messages of type `R`.
+struct RawRequests<R>(std::marker::PhantomData<R>);
+
+impl<R> Default for RawRequests<R> {
+    fn default() -> Self {
+        RawRequests(std::marker::PhantomData)
+    }
+}
+
+impl<R: Message + Send + 'static> Codec for RawRequests<R> {
+    type Encode = R;
     type Decode = Bytes;
-    type Encoder = ResponseEncoder;
+    type Encoder = ResponseEncoder<R>;
     type Decoder = BytesDecoder;
 
-    fn encoder(&mut self) -> ResponseEncoder {
-        ResponseEncoder
+    fn encoder(&mut self) -> ResponseEncoder<R> {
+        ResponseEncoder(std::marker::PhantomData)
     }
 
     fn decoder(&mut self) -> BytesDecoder {
@@ -63,10 +92,10 @@ impl Codec for RawRequests {
     }
 }
 
-struct ResponseEncoder;
+struct ResponseEncoder<R>(std::marker::PhantomData<R>);
 
-impl Encoder for ResponseEncoder {
-    type Item = ExportTraceServiceResponse;
+impl<R: Message> Encoder for ResponseEncoder<R> {
+    type Item = R;
     type Error = Status;
 
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
@@ -86,6 +115,28 @@ impl Decoder for BytesDecoder {
     }
 }
 
+/// The `x-project-name` metadata of a call, if set.
+fn project_of<T>(req: &Request<T>) -> Option<String> {
+    req.metadata()
+        .get("x-project-name")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+}
+
+/// A message tonic has already read (and inflated), held in the in-flight budget from here on.
+fn received(state: &AppState, body: Bytes) -> Result<Received, Status> {
+    state.note_request();
+    let mut held = state.budget().reservation();
+    held.grow(body.len()).map_err(|e| status(&e.into()))?;
+    Ok(Received {
+        body,
+        content_encoding: None,
+        held,
+    })
+}
+
 struct Export(AppState);
 
 impl UnaryService<Bytes> for Export {
@@ -96,27 +147,38 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
         Box::pin(async move {
-            let project = req
-                .metadata()
-                .get("x-project-name")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_string);
-            state.note_request();
-            let body = req.into_inner();
-            // tonic has already read (and inflated) the message; it is held from here on.
-            let mut held = state.budget().reservation();
-            held.grow(body.len()).map_err(|e| status(&e.into()))?;
-            let received = Received {
-                body,
-                content_encoding: None,
-                held,
-            };
+            let project = project_of(&req);
+            let received = received(&state, req.into_inner())?;
             match ingest::ingest(&state, InputFormat::OtlpProtobuf, received, project).await {
                 Ok(o) => Ok(Response::new(ExportTraceServiceResponse {
                     partial_success: (o.rejected > 0).then_some(ExportTracePartialSuccess {
                         rejected_spans: o.rejected as i64,
+                        error_message: o.message,
+                    }),
+                })),
+                Err(e) => Err(status(&e)),
+            }
+        })
+    }
+}
+
+struct ExportLogs(AppState);
+
+impl UnaryService<Bytes> for ExportLogs {
+    type Response = ExportLogsServiceResponse;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<ExportLogsServiceResponse>, Status>> + Send>>;
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move {
+            let project = project_of(&req);
+            let received = received(&state, req.into_inner())?;
+            let encoding = ingest::Encoding::Protobuf;
+            match ingest::ingest_logs(&state, encoding, received, project).await {
+                Ok(o) => Ok(Response::new(ExportLogsServiceResponse {
+                    partial_success: (o.rejected > 0).then_some(ExportLogsPartialSuccess {
+                        rejected_log_records: o.rejected as i64,
                         error_message: o.message,
                     }),
                 })),
@@ -205,6 +267,27 @@ pub struct ProtoDuration {
     pub nanos: i32,
 }
 
+/// Serves one unary OTLP export at `path` with `export`, under the message-size limit and with
+/// gzip both ways; any other path is `UNIMPLEMENTED`.
+async fn serve<S>(
+    req: http::Request<tonic::body::Body>,
+    path: &str,
+    export: S,
+) -> http::Response<tonic::body::Body>
+where
+    S: UnaryService<Bytes>,
+    S::Response: Message + Send + 'static,
+{
+    if req.uri().path() != path {
+        return Status::unimplemented(format!("no method {}", req.uri().path())).into_http();
+    }
+    let mut grpc = Grpc::new(RawRequests::<S::Response>::default())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    grpc.unary(export, req).await
+}
+
 impl tower_service::Service<http::Request<tonic::body::Body>> for TraceService {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -216,18 +299,22 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for TraceService {
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         let state = self.state.clone();
-        Box::pin(async move {
-            if req.uri().path() != EXPORT_PATH {
-                return Ok(
-                    Status::unimplemented(format!("no method {}", req.uri().path())).into_http(),
-                );
-            }
-            let mut grpc = Grpc::new(RawRequests)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES);
-            Ok(grpc.unary(Export(state), req).await)
-        })
+        Box::pin(async move { Ok(serve(req, EXPORT_PATH, Export(state)).await) })
+    }
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for LogsService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move { Ok(serve(req, LOGS_EXPORT_PATH, ExportLogs(state)).await) })
     }
 }
 

@@ -14,7 +14,10 @@ use futures_util::StreamExt;
 use prost::Message;
 use serde_json::{json, Value};
 use spanlens_core::analysis::SpanTiming;
-use spanlens_core::otlp::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use spanlens_core::otlp::proto::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse, ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+};
 use spanlens_core::recovery::Buckets;
 use spanlens_core::{
     analyze, InputFormat, NanoUsd, PriceCatalog, Span, SpanId, SpanKind, Status, Timestamp, TraceId,
@@ -40,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces", post(otlp_traces))
         .route("/api/public/otel/v1/traces", post(otlp_traces))
         .route("/v1/traces/ingest", post(agents_ingest))
+        .route("/v1/logs", post(otlp_logs))
         .route("/api/v1/traces", get(list_traces))
         .route("/api/v1/traces/{trace_id}", get(get_trace))
         .route("/api/v1/traces/{trace_id}/export", get(export_trace))
@@ -160,6 +164,43 @@ async fn otlp_traces(State(st): State<AppState>, headers: HeaderMap, body: Body)
     match result {
         Ok(outcome) => otlp_success(enc, &outcome),
         Err(e) => otlp_error(enc, &e),
+    }
+}
+
+/// OTLP/HTTP logs: the GenAI events among the records are kept for their spans.
+async fn otlp_logs(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let enc = match otlp_encoding(header_str(&headers, "content-type")) {
+        Ok(e) => e,
+        Err(e) => return otlp_error(Encoding::Json, &e),
+    };
+    let result = async {
+        let received = receive(&st, &headers, body).await?;
+        ingest::ingest_logs(&st, enc, received, project_header(&headers)).await
+    }
+    .await;
+    let o = match result {
+        Ok(o) => o,
+        Err(e) => return otlp_error(enc, &e),
+    };
+    let partial = (o.rejected > 0).then(|| ExportLogsPartialSuccess {
+        rejected_log_records: o.rejected as i64,
+        error_message: o.message.clone(),
+    });
+    match enc {
+        Encoding::Protobuf => {
+            let body = ExportLogsServiceResponse {
+                partial_success: partial,
+            }
+            .encode_to_vec();
+            ([(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+        }
+        Encoding::Json => match partial {
+            Some(p) => Json(json!({"partialSuccess": {
+                "rejectedLogRecords": p.rejected_log_records.to_string(),
+                "errorMessage": p.error_message}}))
+            .into_response(),
+            None => Json(json!({})).into_response(),
+        },
     }
 }
 

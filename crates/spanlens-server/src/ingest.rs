@@ -9,6 +9,8 @@ use crate::budget::{OverBudget, Reservation};
 use crate::state::AppState;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use spanlens_core::conventions::events::EVALUATION_RESULT;
+use spanlens_core::otlp::logs::LogEvent;
 use spanlens_core::{
     normalize, InputFormat, NormalizeOptions, Normalized, PriceCatalog, Span, Timestamp,
 };
@@ -254,26 +256,7 @@ pub async fn ingest(
         spanlens_core::limits::check_project(p)
             .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
     }
-    // Decompressing, decoding, normalising and preparing rows are CPU work: keep them off the
-    // async workers.
-    let worker = state.clone();
-    let Received {
-        body,
-        content_encoding,
-        mut held,
-    } = received;
-    // A request's spans take several times its bytes while they are built; with a few
-    // requests building at once the CPUs are busy anyway, and the others wait holding only
-    // their bytes (see `AppState::normalizers`).
-    let turn = state
-        .normalizers()
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| IngestError::Unavailable("server is shutting down".into()))?;
-    let (tickets, accepted, rejected, message, held) = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        let body = decode_body_within(content_encoding.as_deref(), body, &mut held)?;
+    let (result, held) = decoded(state, received, move |worker, body| {
         let opts = NormalizeOptions {
             received_at: now(),
             default_project: None,
@@ -323,20 +306,36 @@ pub async fn ingest(
                 Vec::new()
             };
             let to_evaluate = worker.evaluators().map(|_| spans.clone());
+            // Evaluation results sent as span events become scores (a cheap name test per
+            // event; almost no span has one).
+            let event_scores: Vec<spanlens_core::evals::Score> = spans
+                .iter()
+                .filter(|s| s.events.iter().any(|e| e.name == EVALUATION_RESULT))
+                .flat_map(spanlens_core::conventions::span_scores)
+                .collect();
             let ticket = worker
                 .store
                 .submit(&project, spans)
                 .map_err(|e| worker.store_failed(e))?;
-            tickets.push((ticket, project, live, to_evaluate));
+            tickets.push((ticket, project, live, to_evaluate, event_scores));
         }
-        Ok::<_, IngestError>((tickets, accepted, rejected, message, held))
+        Ok::<_, IngestError>((tickets, accepted, rejected, message))
     })
-    .await
-    .map_err(|e| IngestError::Store(format!("normaliser task failed: {e}")))??;
+    .await?;
+    let (tickets, accepted, rejected, message) = result;
 
-    for (ticket, project, live, to_evaluate) in tickets {
+    for (ticket, project, live, to_evaluate, event_scores) in tickets {
         ticket.await.map_err(|e| state.store_failed(e))?;
         state.store_wrote();
+        if !event_scores.is_empty() {
+            // Before the answer, like the spans: a client that retries after a failure here
+            // sends spans and scores again, and both are stored once.
+            let (store, p) = (state.store.clone(), project.clone());
+            tokio::task::spawn_blocking(move || store.add_scores(&p, &event_scores))
+                .await
+                .map_err(|e| IngestError::Store(format!("score task failed: {e}")))?
+                .map_err(store_error)?;
+        }
         state.publish(&project, live);
         if let (Some(ev), Some(spans)) = (state.evaluators(), to_evaluate) {
             evaluate_later(state.store.clone(), ev, project, spans);
@@ -348,6 +347,115 @@ pub async fn ingest(
         rejected,
         message,
     })
+}
+
+/// Runs `work` on the decompressed body off the async workers, holding one of the few
+/// normalising turns (see `AppState::normalizers`): decompressing and decoding are CPU work,
+/// and a request's decoded form takes several times its bytes. Returns what `work` returned
+/// and the in-flight budget the body holds until the request is answered.
+async fn decoded<T: Send + 'static>(
+    state: &AppState,
+    received: Received,
+    work: impl FnOnce(AppState, Bytes) -> Result<T, IngestError> + Send + 'static,
+) -> Result<(T, Reservation), IngestError> {
+    let worker = state.clone();
+    let Received {
+        body,
+        content_encoding,
+        mut held,
+    } = received;
+    let turn = state
+        .normalizers()
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| IngestError::Unavailable("server is shutting down".into()))?;
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        let body = decode_body_within(content_encoding.as_deref(), body, &mut held)?;
+        Ok((work(worker, body)?, held))
+    })
+    .await
+    .map_err(|e| IngestError::Store(format!("normaliser task failed: {e}")))?
+}
+
+/// What an accepted logs request came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsOutcome {
+    /// GenAI events kept for their spans (a record sent again counts, though stored once).
+    pub accepted: usize,
+    /// Scores taken from `gen_ai.evaluation.result` events.
+    pub scores: usize,
+    /// Log records not taken.
+    pub rejected: usize,
+    /// Why, for the partial-success message.
+    pub message: String,
+}
+
+/// Decompresses and decodes an OTLP logs request, keeps its GenAI events for their spans (in
+/// the store's side table; a read merges them into the span whichever arrived first) and its
+/// evaluation results as scores, and answers after both are committed. Records that are not
+/// GenAI events of a span are counted, and named in the partial-success message.
+pub async fn ingest_logs(
+    state: &AppState,
+    encoding: Encoding,
+    received: Received,
+    project_header: Option<String>,
+) -> Result<LogsOutcome, IngestError> {
+    if let Some(p) = &project_header {
+        spanlens_core::limits::check_project(p)
+            .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
+    }
+    let (outcome, held) = decoded(state, received, move |worker, body| {
+        let req = match encoding {
+            Encoding::Protobuf => spanlens_core::otlp::logs::decode_protobuf(&body),
+            Encoding::Json => spanlens_core::otlp::logs::decode_json(&body),
+        }
+        .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+        drop(body);
+        let opts = NormalizeOptions {
+            received_at: now(),
+            default_project: None,
+        };
+        let mut out = spanlens_core::otlp::logs::to_events(req, &opts);
+        let mut by_project: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
+        for e in out.events {
+            let project = project_header
+                .clone()
+                .or_else(|| e.project.clone())
+                .unwrap_or_else(|| spanlens_store::DEFAULT_PROJECT.to_string());
+            by_project.entry(project).or_default().push(e);
+        }
+        let mut outcome = LogsOutcome::default();
+        for (project, events) in by_project {
+            let receipt = worker
+                .store
+                .add_log_events(&project, &events)
+                .map_err(store_error)?;
+            outcome.accepted += receipt.stored + receipt.duplicates;
+            out.rejected.over_limit += receipt.over_limit;
+            let scores: Vec<spanlens_core::evals::Score> = events
+                .iter()
+                .filter(|e| e.event.name == EVALUATION_RESULT)
+                .filter_map(|e| {
+                    spanlens_core::conventions::event_score(e.trace_id, e.span_id, &e.event).ok()
+                })
+                .collect();
+            if !scores.is_empty() {
+                worker
+                    .store
+                    .add_scores(&project, &scores)
+                    .map_err(store_error)?;
+                outcome.scores += scores.len();
+            }
+        }
+        outcome.rejected = out.rejected.count();
+        outcome.message = out.rejected.message();
+        Ok(outcome)
+    })
+    .await?;
+    drop(held);
+    Ok(outcome)
 }
 
 /// Scores committed spans in the background: the request is already answered, and a slow

@@ -243,7 +243,8 @@ pub async fn serve(
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .max_concurrent_streams(Some(256))
             .http2_max_header_list_size(Some(64 * 1024))
-            .add_service(grpc::TraceService::new(state))
+            .add_service(grpc::TraceService::new(state.clone()))
+            .add_service(grpc::LogsService::new(state))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop_grpc.recv().await;
             })

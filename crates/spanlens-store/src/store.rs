@@ -38,7 +38,8 @@ pub trait Store: Send + Sync {
     /// One page of trace summaries matching the query's filters, in its sort order.
     fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError>;
 
-    /// A trace's summary and all its spans, or `None` when the project has no such trace.
+    /// A trace's summary and all its spans (with the GenAI log events stored for them merged
+    /// in), or `None` when the project has no such trace.
     fn get_trace(
         &self,
         project: &str,
@@ -102,6 +103,17 @@ pub trait Store: Send + Sync {
 
     /// Stores validated scores for `project`; returns their ids in order. All or none are stored.
     fn add_scores(&self, project: &str, scores: &[Score]) -> Result<Vec<i64>, StoreError>;
+
+    /// Keeps GenAI events that arrived as OTLP log records (`spanlens_core::otlp::logs`) for
+    /// their spans, which may be stored before or after them: [`get_trace`](Store::get_trace)
+    /// and [`get_trace_json`](Store::get_trace_json) merge them into their spans. An event
+    /// already stored for its span is not stored again; a span holds at most
+    /// `spanlens_core::limits::MAX_EVENTS` of them. All or none are stored.
+    fn add_log_events(
+        &self,
+        project: &str,
+        events: &[spanlens_core::otlp::logs::LogEvent],
+    ) -> Result<crate::types::LogEventsReceipt, StoreError>;
 
     /// Scores matching the query, newest first.
     fn list_scores(&self, query: &ScoreQuery) -> Result<Vec<Score>, StoreError>;

@@ -26,6 +26,17 @@ pub struct WriteReceipt {
     pub batches_in_transaction: usize,
 }
 
+/// What storing GenAI log events did (see [`crate::Store::add_log_events`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LogEventsReceipt {
+    /// Events stored.
+    pub stored: usize,
+    /// Events already stored for their span (a record sent again), not stored twice.
+    pub duplicates: usize,
+    /// Events refused because their span already holds `spanlens_core::limits::MAX_EVENTS`.
+    pub over_limit: usize,
+}
+
 /// One row of the trace list: the trace's root and its rollups, kept current as spans arrive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceSummary {

@@ -20,7 +20,7 @@ pub fn messages_from_json(v: &Value) -> Vec<Message> {
     }
 }
 
-fn message_from_json(v: &Value) -> Option<Message> {
+pub(crate) fn message_from_json(v: &Value) -> Option<Message> {
     let o = v.as_object()?;
     if !o.contains_key("role") && !o.contains_key("content") && !o.contains_key("parts") {
         return None;

@@ -5,6 +5,7 @@
 //! names), OpenLLMetry/Traceloop. The raw attributes stay on the span untouched.
 
 mod attrs;
+pub mod events;
 mod genai;
 mod langfuse;
 mod messages;
@@ -12,13 +13,15 @@ mod openinference;
 mod traceloop;
 
 pub(crate) use attrs::Attrs;
+pub use events::{apply_events, event_score, merge_log_events, span_scores};
 pub use messages::messages_from_json;
 
 use crate::span::{Span, SpanKind, Status};
 use crate::time::Timestamp;
 use attrs::ns;
 
-/// Fills the canonical fields of `span` from its raw attributes and events.
+/// Fills the canonical fields of `span` from its raw attributes and events (GenAI events
+/// fill only what the attributes left empty, see [`events`]).
 pub fn enrich(span: &mut Span) {
     let attrs = std::mem::take(&mut span.attributes);
     let a = Attrs::new(&attrs);
@@ -47,6 +50,10 @@ pub fn enrich(span: &mut Span) {
     traceloop::apply(span, &a);
     mcp(span, &a);
     common(span, &a);
+    // Events after every attribute convention: what the span's attributes say wins.
+    let events = std::mem::take(&mut span.events);
+    events::apply_events(span, &events);
+    span.events = events;
     if span.agent_name.is_none() && span.kind == SpanKind::Agent {
         span.agent_name = Some(span.name.clone());
     }

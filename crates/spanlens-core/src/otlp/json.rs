@@ -1,4 +1,5 @@
-//! The OTLP/JSON encoding (OTLP spec, "JSON Protobuf Encoding") decoded into the protobuf types.
+//! The OTLP/JSON encoding (OTLP spec, "JSON Protobuf Encoding") of traces and logs decoded into
+//! the protobuf types.
 //!
 //! Rules followed: keys in lowerCamelCase (the original snake_case names are accepted too);
 //! trace and span ids as hex (either case), not base64; 64-bit integers as strings or numbers;
@@ -170,6 +171,112 @@ fn span(v: &Value, path: &str) -> Result<proto::Span, DecodeError> {
         links,
         dropped_links_count: uint32(obj, "droppedLinksCount", "dropped_links_count", path)?,
         status,
+    })
+}
+
+/// Decodes an OTLP/JSON `ExportLogsServiceRequest`, by the same rules as traces.
+pub fn decode_logs_request(v: &Value) -> Result<proto::ExportLogsServiceRequest, DecodeError> {
+    let obj = as_object(v, "")?;
+    let mut req = proto::ExportLogsServiceRequest::default();
+    for (i, rl) in array(obj, "resourceLogs", "resource_logs", "")?
+        .iter()
+        .enumerate()
+    {
+        let path = format!("resourceLogs[{i}]");
+        let robj = as_object(rl, &path)?;
+        let mut out = proto::ResourceLogs {
+            schema_url: string(robj, "schemaUrl", "schema_url", &path)?,
+            ..Default::default()
+        };
+        if let Some(r) = field(robj, "resource", "resource") {
+            let rpath = format!("{path}.resource");
+            let res = as_object(r, &rpath)?;
+            out.resource = Some(proto::Resource {
+                attributes: key_values(res, "attributes", "attributes", &rpath)?,
+                dropped_attributes_count: uint32(
+                    res,
+                    "droppedAttributesCount",
+                    "dropped_attributes_count",
+                    &rpath,
+                )?,
+            });
+        }
+        for (j, sl) in array(robj, "scopeLogs", "scope_logs", &path)?
+            .iter()
+            .enumerate()
+        {
+            out.scope_logs
+                .push(scope_logs(sl, &format!("{path}.scopeLogs[{j}]"))?);
+        }
+        req.resource_logs.push(out);
+    }
+    Ok(req)
+}
+
+fn scope_logs(v: &Value, path: &str) -> Result<proto::ScopeLogs, DecodeError> {
+    let obj = as_object(v, path)?;
+    let mut out = proto::ScopeLogs {
+        schema_url: string(obj, "schemaUrl", "schema_url", path)?,
+        ..Default::default()
+    };
+    if let Some(s) = field(obj, "scope", "scope") {
+        let spath = format!("{path}.scope");
+        let sobj = as_object(s, &spath)?;
+        out.scope = Some(proto::InstrumentationScope {
+            name: string(sobj, "name", "name", &spath)?,
+            version: string(sobj, "version", "version", &spath)?,
+            attributes: key_values(sobj, "attributes", "attributes", &spath)?,
+            dropped_attributes_count: uint32(
+                sobj,
+                "droppedAttributesCount",
+                "dropped_attributes_count",
+                &spath,
+            )?,
+        });
+    }
+    for (i, r) in array(obj, "logRecords", "log_records", path)?
+        .iter()
+        .enumerate()
+    {
+        out.log_records
+            .push(log_record(r, &format!("{path}.logRecords[{i}]"))?);
+    }
+    Ok(out)
+}
+
+fn log_record(v: &Value, path: &str) -> Result<proto::LogRecord, DecodeError> {
+    let obj = as_object(v, path)?;
+    let body = match field(obj, "body", "body") {
+        Some(b) => Some(any_value_of(b, &format!("{path}.body"), 0)?),
+        None => None,
+    };
+    Ok(proto::LogRecord {
+        time_unix_nano: uint64(obj, "timeUnixNano", "time_unix_nano", path)?,
+        observed_time_unix_nano: uint64(
+            obj,
+            "observedTimeUnixNano",
+            "observed_time_unix_nano",
+            path,
+        )?,
+        severity_number: enumeration(obj, "severityNumber", "severity_number", path, |n| {
+            proto::SEVERITY_NUMBER_NAMES
+                .iter()
+                .position(|s| *s == n)
+                .and_then(|i| i32::try_from(i).ok())
+        })?,
+        severity_text: string(obj, "severityText", "severity_text", path)?,
+        body,
+        attributes: key_values(obj, "attributes", "attributes", path)?,
+        dropped_attributes_count: uint32(
+            obj,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            path,
+        )?,
+        flags: uint32(obj, "flags", "flags", path)?,
+        trace_id: hex_id(obj, "traceId", "trace_id", path)?,
+        span_id: hex_id(obj, "spanId", "span_id", path)?,
+        event_name: string(obj, "eventName", "event_name", path)?,
     })
 }
 

@@ -1,6 +1,8 @@
-//! OTLP trace ingest: protobuf and JSON decoding, and conversion into canonical spans.
+//! OTLP ingest: protobuf and JSON decoding, conversion of traces into canonical spans and of
+//! log records into the GenAI events of spans ([`logs`]).
 
 pub mod json;
+pub mod logs;
 pub mod proto;
 pub mod read_cap;
 
@@ -65,15 +67,7 @@ pub fn into_canonical(
             .get("service.name")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let project = [
-            "openinference.project.name",
-            "spanlens.project",
-            "langfuse.project.name",
-        ]
-        .iter()
-        .find_map(|k| resource.get(*k).and_then(Value::as_str))
-        .map(str::to_string)
-        .or_else(|| opts.default_project.clone());
+        let project = resource_project(&resource).or_else(|| opts.default_project.clone());
         for (si, ss) in rs.scope_spans.into_iter().enumerate() {
             let scope = ss.scope.filter(|sc| !sc.name.is_empty());
             for (pi, ps) in ss.spans.into_iter().enumerate() {
@@ -104,6 +98,18 @@ pub fn into_canonical(
     crate::normalize::propagate_agent_names(&mut out.spans);
     crate::normalize::propagate_trace_context(&mut out.spans);
     out
+}
+
+/// The project a resource names (OpenInference, Spanlens or Langfuse attribute), if any.
+pub(crate) fn resource_project(resource: &Attributes) -> Option<String> {
+    [
+        "openinference.project.name",
+        "spanlens.project",
+        "langfuse.project.name",
+    ]
+    .iter()
+    .find_map(|k| resource.get(*k).and_then(Value::as_str))
+    .map(str::to_string)
 }
 
 /// One span; `at` (resource, scope, span index) names it in a rejection.

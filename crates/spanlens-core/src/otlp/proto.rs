@@ -1,7 +1,8 @@
-//! OTLP trace protobuf messages (opentelemetry/proto/{collector/trace,trace,resource,common}/v1),
+//! OTLP protobuf messages (opentelemetry/proto/{collector/trace,trace,collector/logs,logs,resource,common}/v1),
 //! declared by hand with `prost` derives so the core needs neither protoc nor the OTel SDK.
 //!
-//! Field numbers and types follow the published `.proto` files; only the trace signal is declared.
+//! Field numbers and types follow the published `.proto` files; the trace signal and the logs
+//! signal (which carries GenAI events) are declared.
 
 /// `ExportTraceServiceRequest`: the body of OTLP/HTTP `POST /v1/traces` and of gRPC `TraceService/Export`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -329,3 +330,128 @@ impl StatusCode {
             .find(|k| k.as_str_name() == s)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Logs (opentelemetry/proto/{collector/logs,logs}/v1): GenAI events arrive as log records.
+
+/// `ExportLogsServiceRequest`: the body of OTLP/HTTP `POST /v1/logs` and of gRPC `LogsService/Export`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportLogsServiceRequest {
+    /// Log records grouped by the resource that produced them.
+    #[prost(message, repeated, tag = "1")]
+    pub resource_logs: Vec<ResourceLogs>,
+}
+
+/// `ExportLogsServiceResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportLogsServiceResponse {
+    /// Set when some log records were rejected.
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<ExportLogsPartialSuccess>,
+}
+
+/// `ExportLogsPartialSuccess`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportLogsPartialSuccess {
+    /// Number of log records not accepted.
+    #[prost(int64, tag = "1")]
+    pub rejected_log_records: i64,
+    /// Why.
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
+/// `ResourceLogs`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResourceLogs {
+    /// The producing resource.
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
+    /// Log records grouped by instrumentation scope.
+    #[prost(message, repeated, tag = "2")]
+    pub scope_logs: Vec<ScopeLogs>,
+    /// Schema URL of the resource.
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+/// `ScopeLogs`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScopeLogs {
+    /// The instrumentation library.
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<InstrumentationScope>,
+    /// The log records.
+    #[prost(message, repeated, tag = "2")]
+    pub log_records: Vec<LogRecord>,
+    /// Schema URL of the scope.
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+/// `LogRecord` (field 4 is reserved in the published `.proto`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogRecord {
+    /// When the event happened, nanoseconds since the epoch; 0 when unknown.
+    #[prost(fixed64, tag = "1")]
+    pub time_unix_nano: u64,
+    /// When the collector or SDK saw it.
+    #[prost(fixed64, tag = "11")]
+    pub observed_time_unix_nano: u64,
+    /// `SeverityNumber` (1–24; 0 unspecified).
+    #[prost(int32, tag = "2")]
+    pub severity_number: i32,
+    /// Severity as the source named it.
+    #[prost(string, tag = "3")]
+    pub severity_text: String,
+    /// The body: for GenAI events, a map of the event's fields.
+    #[prost(message, optional, tag = "5")]
+    pub body: Option<AnyValue>,
+    /// Attributes.
+    #[prost(message, repeated, tag = "6")]
+    pub attributes: Vec<KeyValue>,
+    /// Attributes dropped by the SDK.
+    #[prost(uint32, tag = "7")]
+    pub dropped_attributes_count: u32,
+    /// W3C trace flags.
+    #[prost(fixed32, tag = "8")]
+    pub flags: u32,
+    /// 16 bytes, or empty.
+    #[prost(bytes = "vec", tag = "9")]
+    pub trace_id: Vec<u8>,
+    /// 8 bytes, or empty.
+    #[prost(bytes = "vec", tag = "10")]
+    pub span_id: Vec<u8>,
+    /// The event's name (newer SDKs; older ones set the attribute `event.name`).
+    #[prost(string, tag = "12")]
+    pub event_name: String,
+}
+
+/// The `SeverityNumber` names of the `.proto` file, by value (`SEVERITY_NUMBER_DEBUG` is 5).
+pub const SEVERITY_NUMBER_NAMES: [&str; 25] = [
+    "SEVERITY_NUMBER_UNSPECIFIED",
+    "SEVERITY_NUMBER_TRACE",
+    "SEVERITY_NUMBER_TRACE2",
+    "SEVERITY_NUMBER_TRACE3",
+    "SEVERITY_NUMBER_TRACE4",
+    "SEVERITY_NUMBER_DEBUG",
+    "SEVERITY_NUMBER_DEBUG2",
+    "SEVERITY_NUMBER_DEBUG3",
+    "SEVERITY_NUMBER_DEBUG4",
+    "SEVERITY_NUMBER_INFO",
+    "SEVERITY_NUMBER_INFO2",
+    "SEVERITY_NUMBER_INFO3",
+    "SEVERITY_NUMBER_INFO4",
+    "SEVERITY_NUMBER_WARN",
+    "SEVERITY_NUMBER_WARN2",
+    "SEVERITY_NUMBER_WARN3",
+    "SEVERITY_NUMBER_WARN4",
+    "SEVERITY_NUMBER_ERROR",
+    "SEVERITY_NUMBER_ERROR2",
+    "SEVERITY_NUMBER_ERROR3",
+    "SEVERITY_NUMBER_ERROR4",
+    "SEVERITY_NUMBER_FATAL",
+    "SEVERITY_NUMBER_FATAL2",
+    "SEVERITY_NUMBER_FATAL3",
+    "SEVERITY_NUMBER_FATAL4",
+];

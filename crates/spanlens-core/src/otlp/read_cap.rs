@@ -155,7 +155,7 @@ impl Visitor<'_> for CappedKey {
     }
 }
 
-/// What a length-delimited field of an OTLP trace message holds.
+/// What a length-delimited field of an OTLP message holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     /// Another message of the given type: cut inside it.
@@ -166,10 +166,14 @@ enum Kind {
     Other,
 }
 
-/// The OTLP trace messages that can hold strings.
+/// The OTLP trace and logs messages that can hold strings.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Msg {
     Request,
+    LogsRequest,
+    ResourceLogs,
+    ScopeLogs,
+    LogRecord,
     ResourceSpans,
     Resource,
     ScopeSpans,
@@ -190,6 +194,15 @@ impl Msg {
         use Kind::{Message as M, Other, Text};
         match (self, number) {
             (Msg::Request, 1) => M(Msg::ResourceSpans),
+            (Msg::LogsRequest, 1) => M(Msg::ResourceLogs),
+            (Msg::ResourceLogs, 1) => M(Msg::Resource),
+            (Msg::ResourceLogs, 2) => M(Msg::ScopeLogs),
+            (Msg::ResourceLogs, 3) | (Msg::ScopeLogs, 3) => Text,
+            (Msg::ScopeLogs, 1) => M(Msg::Scope),
+            (Msg::ScopeLogs, 2) => M(Msg::LogRecord),
+            (Msg::LogRecord, 3 | 12) => Text,
+            (Msg::LogRecord, 5) => M(Msg::AnyValue),
+            (Msg::LogRecord, 6) => M(Msg::KeyValue),
             (Msg::ResourceSpans, 1) => M(Msg::Resource),
             (Msg::ResourceSpans, 2) => M(Msg::ScopeSpans),
             (Msg::ResourceSpans, 3) | (Msg::ScopeSpans, 3) => Text,
@@ -225,11 +238,21 @@ impl Msg {
 /// fields, since a message no longer than the cap cannot hold a longer string). `None` too
 /// when the body is not well-formed protobuf: the decoder then says what is wrong.
 pub fn cut_protobuf_strings(body: &[u8]) -> Option<Vec<u8>> {
-    if !holds_long_string(body, Msg::Request, 0)? {
+    cut_message(body, Msg::Request)
+}
+
+/// [`cut_protobuf_strings`] for an `ExportLogsServiceRequest`: log bodies and attributes are
+/// as untrusted as span attributes.
+pub fn cut_protobuf_log_strings(body: &[u8]) -> Option<Vec<u8>> {
+    cut_message(body, Msg::LogsRequest)
+}
+
+fn cut_message(body: &[u8], root: Msg) -> Option<Vec<u8>> {
+    if !holds_long_string(body, root, 0)? {
         return None;
     }
     let mut out = Vec::with_capacity(body.len().min(4 * READ_CAP_BYTES));
-    rewrite(body, Msg::Request, &mut out, 0)?;
+    rewrite(body, root, &mut out, 0)?;
     Some(out)
 }
 

@@ -4,6 +4,7 @@
 mod calls;
 mod checkpoint;
 mod chunk;
+mod log_events;
 mod prepare;
 mod query;
 mod rollups;
@@ -127,7 +128,8 @@ pub struct SqliteStore {
     shared: Arc<WriterShared>,
     max_pending_spans: usize,
     pool: ReadPool,
-    /// Scores are written here, apart from the span writer (SQLite serialises the two).
+    /// Scores and GenAI log events are written here, apart from the span writer (SQLite
+    /// serialises the two).
     score_writer: Mutex<Connection>,
 }
 
@@ -519,6 +521,15 @@ impl Store for SqliteStore {
     ) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.score_writer.lock().unwrap_or_else(|e| e.into_inner());
         scores::add(&mut conn, project, scores)
+    }
+
+    fn add_log_events(
+        &self,
+        project: &str,
+        events: &[spanlens_core::otlp::logs::LogEvent],
+    ) -> Result<crate::types::LogEventsReceipt, StoreError> {
+        let mut conn = self.score_writer.lock().unwrap_or_else(|e| e.into_inner());
+        log_events::add(&mut conn, project, events)
     }
 
     fn list_scores(

@@ -391,9 +391,17 @@ fn read_trace(
     };
     let mut spans = Vec::with_capacity(order.len());
     let mut unreadable = Vec::new();
+    // Same snapshot as the spans: an event stored with its span is seen with it.
+    let mut events = super::log_events::of_trace(&tx, pid, trace_id, &mut unreadable)?;
     for id in order {
         match bodies.remove(&id) {
-            Some(text) => spans.push((id, text)),
+            Some(text) => {
+                let text = match events.remove(&id) {
+                    Some(evs) => with_log_events(text, evs),
+                    None => text,
+                };
+                spans.push((id, text))
+            }
             None => unreadable.push(no_body(trace_id, id, damaged.as_deref())),
         }
     }
@@ -418,6 +426,17 @@ fn with_duplicate_of(text: String, of: &[u8; 8]) -> String {
         ","
     };
     format!("{{\"duplicate_of\":\"{}\"{sep}{rest}", SpanId(*of).to_hex())
+}
+
+/// A stored span's JSON with the GenAI events that arrived for it as log records merged in
+/// (`spanlens_core::conventions::merge_log_events`). A body that does not decode is left as it
+/// is, for the caller to report.
+fn with_log_events(text: String, events: Vec<spanlens_core::Event>) -> String {
+    let Ok(mut span) = serde_json::from_str::<Span>(&text) else {
+        return text;
+    };
+    spanlens_core::conventions::merge_log_events(&mut span, events);
+    serde_json::to_string(&span).unwrap_or(text)
 }
 
 /// A span whose row exists but whose body was not found (`damaged`: why a chunk of its trace

@@ -355,6 +355,27 @@ CREATE TABLE llm_calls (
 "#,
         then: Some(super::calls::index_stored),
     },
+    Migration {
+        description: "GenAI events from OTLP logs, kept for their spans",
+        sql: r#"
+-- GenAI events that arrived as OTLP log records, keyed by the span they name. The span may be
+-- stored before or after them; a read merges them into it. `digest` (FNV-1a of the event's
+-- JSON) keeps a record sent twice from being stored twice. `IF NOT EXISTS`: the tests mark a
+-- current database as an older one to migrate it again.
+CREATE TABLE IF NOT EXISTS log_events (
+    id          INTEGER PRIMARY KEY,
+    project_id  INTEGER NOT NULL,
+    trace_id    BLOB NOT NULL,
+    span_id     BLOB NOT NULL,
+    digest      INTEGER NOT NULL,
+    time_ns     INTEGER NOT NULL,
+    event       TEXT NOT NULL,
+    received_ns INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS log_events_key ON log_events (project_id, trace_id, span_id, digest);
+"#,
+        then: None,
+    },
 ];
 
 /// A blob column of exactly `N` bytes; anything else is an error, never a made-up id.
@@ -890,9 +911,9 @@ mod tests {
         out
     }
 
-    /// What migration 5 adds, taken away again: a database written by this build becomes a
-    /// version-4 one with the same spans.
-    const BACK_TO_4: &str = "DROP TABLE llm_calls; DROP TABLE rollups; DROP TABLE span_retries; \
+    /// What migration 5 (and the call-index and log-events migrations) adds, taken away again:
+    /// a database written by this build becomes a version-4 one with the same spans.
+    const BACK_TO_4: &str = "DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE rollups; DROP TABLE span_retries; \
         DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; \
         ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
@@ -1421,5 +1442,54 @@ mod tests {
         let again = super::super::SqliteStore::open(&path).unwrap();
         let q = MetricsQuery::new("p", GroupBy::Model);
         assert_eq!(again.metrics(&q).unwrap(), fresh.metrics(&q).unwrap());
+    }
+
+    /// The log-events migration: a database written before it (the table dropped, marked as
+    /// the version before) gets the side table, keeps its spans, and takes log events that a
+    /// read merges into them.
+    #[test]
+    fn the_log_events_migration_adds_the_side_table() {
+        use crate::store::Store;
+        use spanlens_core::otlp::logs::LogEvent;
+        let spans = varied_spans();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("before.db");
+        super::super::SqliteStore::open(&path)
+            .unwrap()
+            .write("p", spans.clone())
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE log_events").unwrap();
+        mark_as_version(&conn, (latest_version() - 1) as u32);
+        drop(conn);
+        let store = super::super::SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_info().unwrap().0, latest_version());
+        let target = &spans[0];
+        let before = store.get_trace("p", target.trace_id).unwrap().unwrap();
+        let event = LogEvent {
+            project: None,
+            trace_id: target.trace_id,
+            span_id: target.span_id,
+            event: spanlens_core::Event {
+                name: "gen_ai.user.message".into(),
+                time: target.start_time,
+                attributes: serde_json::from_value(
+                    serde_json::json!({"gen_ai.event.content": {"content": "hello"}}),
+                )
+                .unwrap(),
+            },
+        };
+        assert_eq!(store.add_log_events("p", &[event]).unwrap().stored, 1);
+        let after = store.get_trace("p", target.trace_id).unwrap().unwrap();
+        assert_eq!(before.spans.len(), after.spans.len());
+        let merged = after
+            .spans
+            .iter()
+            .find(|s| s.span_id == target.span_id)
+            .unwrap();
+        assert!(merged
+            .events
+            .iter()
+            .any(|e| e.name == "gen_ai.user.message"));
     }
 }

@@ -7,7 +7,7 @@ use super::schema::now_ns;
 use crate::error::StoreError;
 use crate::types::{ScoreQuery, ScoreTrendRow};
 use rusqlite::types::Value;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use spanlens_core::evals::{Score, ScoreSource, ScoreType};
 use spanlens_core::{SpanId, Timestamp, TraceId};
 
@@ -40,11 +40,14 @@ fn parse_source(s: &str) -> ScoreSource {
         "rule" => ScoreSource::Rule,
         "llm" => ScoreSource::Llm,
         "human" => ScoreSource::Human,
+        "otel_event" => ScoreSource::OtelEvent,
         _ => ScoreSource::Api,
     }
 }
 
-/// Validates and inserts `scores` in one transaction.
+/// Validates and inserts `scores` in one transaction. A score from a GenAI event
+/// ([`ScoreSource::OtelEvent`]) identical to one already stored is not stored again; its id is
+/// returned.
 pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec<i64>, StoreError> {
     for s in scores {
         s.validate()
@@ -71,7 +74,37 @@ pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(db("storing scores"))?;
+        let mut existing = tx
+            .prepare(
+                "SELECT id FROM scores WHERE project_id = ?1 AND trace_id IS ?2 \
+                 AND span_id IS ?3 AND name = ?4 AND source = 'otel_event' AND value IS ?5 \
+                 AND label IS ?6 AND comment IS ?7 LIMIT 1",
+            )
+            .map_err(db("storing scores"))?;
         for s in scores {
+            // A span or log record sent again repeats its evaluation events: an identical
+            // score from one is the same score, kept once.
+            if s.source == ScoreSource::OtelEvent {
+                let found: Option<i64> = existing
+                    .query_row(
+                        params![
+                            pid,
+                            s.trace_id.map(|t| t.0.to_vec()),
+                            s.span_id.map(|t| t.0.to_vec()),
+                            s.name.trim(),
+                            s.value,
+                            s.label,
+                            s.comment,
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db("storing scores"))?;
+                if let Some(id) = found {
+                    ids.push(id);
+                    continue;
+                }
+            }
             st.execute(params![
                 pid,
                 s.trace_id.map(|t| t.0.to_vec()),

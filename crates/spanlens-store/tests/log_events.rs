@@ -1,0 +1,188 @@
+//! GenAI events that arrived as OTLP log records: kept for their span in the side table,
+//! merged into it on read whichever came first, stored once when sent twice, capped per span,
+//! and left out of the trace's totals.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use spanlens_core::evals::{Score, ScoreSource, ScoreType};
+use spanlens_core::otlp::logs::LogEvent;
+use spanlens_core::{Event, Timestamp};
+use spanlens_store::{LogEventsReceipt, ScoreQuery, Store};
+
+fn log_event(t: u64, s: u64, name: &str, at_ms: u64, attrs: serde_json::Value) -> LogEvent {
+    LogEvent {
+        project: None,
+        trace_id: tid(t),
+        span_id: sid(s),
+        event: Event {
+            name: name.into(),
+            time: Timestamp(T0 + at_ms * MS),
+            attributes: serde_json::from_value(attrs).unwrap(),
+        },
+    }
+}
+
+/// The details of a chat call and the user's message, as an instrumentation logs them.
+fn call_events() -> Vec<LogEvent> {
+    vec![
+        log_event(
+            1,
+            2,
+            "gen_ai.client.inference.operation.details",
+            5,
+            json!({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                "gen_ai.provider.name": "openai", "gen_ai.usage.input_tokens": 900,
+                "gen_ai.usage.output_tokens": 50,
+                "gen_ai.output.messages": [{"role": "assistant", "content": "Sunny."}]}),
+        ),
+        log_event(
+            1,
+            2,
+            "gen_ai.user.message",
+            1,
+            json!({"gen_ai.event.content": {"content": "Weather in Paris?"}}),
+        ),
+    ]
+}
+
+fn spans() -> Vec<spanlens_core::Span> {
+    vec![
+        span(1, 1, None, "agent", 0, 100),
+        span(1, 2, Some(1), "call", 0, 50),
+    ]
+}
+
+fn trace_json(store: &dyn Store) -> (Vec<serde_json::Value>, spanlens_store::TraceSummary) {
+    let d = store.get_trace_json("p", tid(1)).unwrap().unwrap();
+    assert!(d.unreadable.is_empty(), "{:?}", d.unreadable);
+    let spans = d
+        .spans
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect();
+    (spans, d.summary)
+}
+
+#[test]
+fn events_merge_into_their_span_whichever_arrives_first() {
+    let (_a, before) = temp_store();
+    let r = before.add_log_events("p", &call_events()).unwrap();
+    assert_eq!(r.stored, 2);
+    // Waiting: no trace yet.
+    assert!(before.get_trace_json("p", tid(1)).unwrap().is_none());
+    before.write("p", spans()).unwrap();
+
+    let (_b, after) = temp_store();
+    after.write("p", spans()).unwrap();
+    after.add_log_events("p", &call_events()).unwrap();
+
+    let (a, summary_a) = trace_json(&before);
+    let (b, summary_b) = trace_json(&after);
+    assert_eq!(a, b, "the same trace whichever arrived first");
+    assert_eq!(summary_a.input_tokens, summary_b.input_tokens);
+    let call = &a[1];
+    assert_eq!(call["kind"], "llm");
+    assert_eq!(call["request_model"], "gpt-4o");
+    assert_eq!(call["usage"]["input_tokens"], 900);
+    assert!(call["cost"]["total_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(call["input_messages"][0]["content"], "Weather in Paris?");
+    assert_eq!(call["output_messages"][0]["content"], "Sunny.");
+    // The events are the span's, oldest first.
+    let names: Vec<_> = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "gen_ai.user.message",
+            "gen_ai.client.inference.operation.details"
+        ]
+    );
+    // The other span is untouched, and usage from log events is not in the trace's totals.
+    assert!(a[0].get("events").is_none());
+    assert_eq!(summary_a.input_tokens, 0);
+    // The decoded read merges too.
+    let detail = before.get_trace("p", tid(1)).unwrap().unwrap();
+    let call = detail.spans.iter().find(|s| s.span_id == sid(2)).unwrap();
+    assert_eq!(call.usage.as_ref().unwrap().output_tokens, 50);
+}
+
+#[test]
+fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit() {
+    let (_d, store) = temp_store();
+    store.write("p", spans()).unwrap();
+    store.add_log_events("p", &call_events()).unwrap();
+    let again = store.add_log_events("p", &call_events()).unwrap();
+    assert_eq!(
+        again,
+        LogEventsReceipt {
+            stored: 0,
+            duplicates: 2,
+            over_limit: 0
+        }
+    );
+    let (spans, _) = trace_json(&store);
+    assert_eq!(spans[1]["events"].as_array().unwrap().len(), 2);
+
+    let max = spanlens_core::limits::MAX_EVENTS;
+    let many: Vec<LogEvent> = (0..max as u64 + 5)
+        .map(|i| log_event(1, 1, "gen_ai.user.message", i, json!({"n": i})))
+        .collect();
+    let r = store.add_log_events("p", &many).unwrap();
+    assert_eq!((r.stored, r.over_limit), (max, 5));
+    // Another project's span with the same ids is another span.
+    let r = store.add_log_events("q", &many[..3]).unwrap();
+    assert_eq!(r.stored, 3);
+}
+
+#[test]
+fn identical_scores_from_events_are_kept_once() {
+    let (_d, store) = temp_store();
+    let score = Score {
+        id: None,
+        trace_id: Some(tid(1)),
+        span_id: Some(sid(2)),
+        session_id: None,
+        name: "relevance".into(),
+        data_type: ScoreType::Numeric,
+        value: Some(0.8),
+        label: None,
+        source: ScoreSource::OtelEvent,
+        comment: Some("on topic".into()),
+    };
+    let first = store.add_scores("p", std::slice::from_ref(&score)).unwrap();
+    let second = store
+        .add_scores("p", &[score.clone(), score.clone()])
+        .unwrap();
+    assert_eq!(second, [first[0], first[0]]);
+    let other = Score {
+        value: Some(0.4),
+        ..score.clone()
+    };
+    store.add_scores("p", &[other]).unwrap();
+    // Scores from the API are never merged: each call is a new judgement.
+    let api = Score {
+        source: ScoreSource::Api,
+        ..score
+    };
+    store.add_scores("p", &[api.clone(), api]).unwrap();
+    let all = store
+        .list_scores(&ScoreQuery {
+            project: "p".into(),
+            trace_id: Some(tid(1)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(
+        all.iter()
+            .filter(|s| s.source == ScoreSource::OtelEvent)
+            .count(),
+        2
+    );
+}
