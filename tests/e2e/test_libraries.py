@@ -236,3 +236,24 @@ def test_one_call_traced_twice_is_counted_once(spanlens, mock_llm):
     # Each call's input tokens are the mock's, once.
     assert trace["input_tokens"] == sum(
         mock.anthropic_canonical(mock.ANTHROPIC_USAGE[a["scenario"]])["input_tokens"] for a in served)
+
+
+def test_messages_sent_only_as_log_records_reach_their_spans(spanlens, mock_llm):
+    """`opentelemetry-instrumentation-openai-v2` in event-only content mode: the messages travel
+    as `gen_ai.client.inference.operation.details` log records over OTLP/HTTP `/v1/logs`, each
+    sent before its span; Spanlens attaches them to their spans, which show the messages."""
+    mock_llm.clear()
+    result = run_client("otel_openai_v2_events.py", spanlens, f"http://127.0.0.1:{mock_llm.port}")
+    assert [s["scenario"] for s in mock_llm.served] == ["plain", "stream"]
+    body = wait_for_spans(spanlens, result["trace_id"], 3)
+    [root] = roots(body["spans"])
+    calls = sorted((s for s in body["spans"] if s is not root), key=lambda s: s["start_time"])
+    for span, question in zip(calls, ("What is the capital of France?", "And of Italy?")):
+        # Nothing in the span's own attributes carries a message: they came through the logs.
+        assert not [k for k in span["attributes"] if k.startswith("gen_ai.") and "messages" in k], span["attributes"]
+        assert [e["name"] for e in span.get("events", [])] == ["gen_ai.client.inference.operation.details"], \
+            span.get("events")
+        assert span["input_messages"][-1] == {"role": "user", "content": question}, span["input_messages"]
+        assert [(m["role"], m["content"]) for m in span["output_messages"]] == [
+            ("assistant", f"Mock answer to: {question}")], span["output_messages"]
+    assert calls[0]["input_messages"][0] == {"role": "system", "content": "Answer in one sentence."}
