@@ -347,7 +347,11 @@ mod tests {
         assert_eq!(roles, [Some("system"), Some("user")]);
         assert_eq!(s.input_messages[0].content.as_deref(), Some("Be brief."));
         assert_eq!(s.output_messages[0].content.as_deref(), Some("Sunny."));
-        // The tool definitions stay readable on the event itself.
+        // The tool definitions become the span's, and stay readable on the event itself.
+        assert_eq!(
+            s.tool_definitions.as_ref().unwrap().value,
+            json!([{"type": "function", "name": "get_weather"}])
+        );
         assert!(s.events[0]
             .attributes
             .contains_key("gen_ai.tool.definitions"));

@@ -8,13 +8,13 @@ use super::attrs::ns;
 use super::{canonical_provider, messages, set, ttft_from_seconds, Attrs, InclusiveCounts};
 use crate::span::{Message, Payload, Span, SpanKind, ToolInfo};
 
-/// Kind from `gen_ai.operation.name`, or `llm` when a model is named.
 /// The per-modality token counts (semantic-conventions-genai) and the `usage.extra` key each
 /// is kept under.
-const MODALITY_COUNTS: [(&str, &str); 9] = [
+const MODALITY_COUNTS: [(&str, &str); 10] = [
     ("gen_ai.usage.text.input_tokens", "text_input_tokens"),
     ("gen_ai.usage.image.input_tokens", "image_input_tokens"),
     ("gen_ai.usage.audio.input_tokens", "audio_input_tokens"),
+    ("gen_ai.usage.video.input_tokens", "video_input_tokens"),
     (
         "gen_ai.usage.text.cache_read.input_tokens",
         "text_cache_read_input_tokens",
@@ -32,6 +32,7 @@ const MODALITY_COUNTS: [(&str, &str); 9] = [
     ("gen_ai.usage.audio.output_tokens", "audio_output_tokens"),
 ];
 
+/// Kind from `gen_ai.operation.name`, or `llm` when a model is named.
 pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
     let by_op = match a.str("gen_ai.operation.name")? {
         "chat" | "text_completion" | "generate_content" | "completion" => SpanKind::Llm,

@@ -604,13 +604,14 @@ mod tests {
     fn genai_modality_breakdowns_are_kept() {
         let s = enriched(
             json!({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-            "gen_ai.usage.input_tokens": 1300, "gen_ai.usage.output_tokens": 90,
+            "gen_ai.usage.input_tokens": 1500, "gen_ai.usage.output_tokens": 90,
             "gen_ai.usage.text.input_tokens": 1000, "gen_ai.usage.audio.input_tokens": 300,
+            "gen_ai.usage.video.input_tokens": 200,
             "gen_ai.usage.audio.cache_read.input_tokens": 100, "gen_ai.usage.image.output_tokens": 0,
             "gen_ai.usage.audio.output_tokens": 90}),
         );
         let u = s.usage.unwrap();
-        assert_eq!((u.input_tokens, u.output_tokens), (1300, 90));
+        assert_eq!((u.input_tokens, u.output_tokens), (1500, 90));
         let extra: Vec<_> = u.extra.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(
             extra,
@@ -618,7 +619,8 @@ mod tests {
                 ("audio_cache_read_input_tokens", 100),
                 ("audio_input_tokens", 300),
                 ("audio_output_tokens", 90),
-                ("text_input_tokens", 1000)
+                ("text_input_tokens", 1000),
+                ("video_input_tokens", 200)
             ]
         );
     }
