@@ -22,7 +22,8 @@ from decimal import Decimal
 import pytest
 
 import mock_llm as mock
-from helpers import assert_cost, openai_chat_canonical, roots, run_client, usage_of, wait_for_spans
+from helpers import (assert_cost, expected_cost_usd, openai_chat_canonical, roots, run_client, usage_of,
+                     wait_for_spans)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,14 @@ def test_one_call_traced_twice_is_counted_once(spanlens, mock_llm):
     # Each call's input tokens are the mock's, once.
     assert trace["input_tokens"] == sum(
         mock.anthropic_canonical(mock.ANTHROPIC_USAGE[a["scenario"]])["input_tokens"] for a in served)
+    # The counted record is the SDK's: only it splits the cache writes by TTL, so only it prices
+    # the call exactly; the trace costs what the provider bills for the two calls.
+    assert {s["attributes"]["otel.scope.name"] for s in counted} == {"com.anthropic.sdk.python"}, counted
+    exact = Decimal(0)
+    for a in served:
+        u = mock.ANTHROPIC_USAGE[a["scenario"]]
+        exact += expected_cost_usd(a["response_model"], {**mock.anthropic_canonical(u), "cache_write_1h_tokens": u["write_1h"]})
+    assert abs(Decimal(str(trace["total_cost_usd"])) - exact) <= Decimal("1e-9"), (trace, exact)
 
 
 def test_messages_sent_only_as_log_records_reach_their_spans(spanlens, mock_llm):

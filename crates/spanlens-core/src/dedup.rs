@@ -11,8 +11,8 @@
 //!   usage (all six counts), are siblings or parent and child, and their times overlap.
 //!
 //! The counted span of a group is chosen from the group alone (most non-zero token counts,
-//! then a cost present, then the smallest span id), so the outcome does not depend on the
-//! order the spans arrived in.
+//! then the most usage detail, then a cost present, then the smallest span id), so the outcome
+//! does not depend on the order the spans arrived in.
 
 use crate::ids::SpanId;
 use crate::span::{Span, SpanKind};
@@ -41,6 +41,9 @@ pub struct Call {
     pub tokens: [u64; 6],
     /// The span has a cost.
     pub priced: bool,
+    /// Usage breakdowns beyond the six counts (`usage.extra`, e.g. the one-hour part of the cache
+    /// writes): of two records of one call, the more detailed one prices it exactly.
+    pub detail: u32,
 }
 
 impl Call {
@@ -73,13 +76,19 @@ impl Call {
             end_ns: span.end_time.map_or(start_ns, |e| e.0.max(start_ns)),
             tokens,
             priced: span.cost.is_some(),
+            detail: u32::try_from(u.extra.len()).unwrap_or(u32::MAX),
         })
     }
 
     /// Sort key of the counted span of a group: smallest wins.
-    fn rank(&self) -> (usize, bool, [u8; 8]) {
+    fn rank(&self) -> (usize, u32, bool, [u8; 8]) {
         let nonzero = self.tokens.iter().filter(|t| **t > 0).count();
-        (usize::MAX - nonzero, !self.priced, self.span_id.0)
+        (
+            usize::MAX - nonzero,
+            u32::MAX - self.detail,
+            !self.priced,
+            self.span_id.0,
+        )
     }
 }
 
@@ -408,6 +417,24 @@ mod tests {
         let a = llm(2, Some(1), 100, 900);
         let b = priced(llm(3, Some(2), 120, 880));
         assert_eq!(marks(&[a, b]), [Some(3), None]);
+    }
+
+    #[test]
+    fn of_two_equal_records_the_one_with_more_usage_detail_is_counted() {
+        // Traceloop's Anthropic span and the Anthropic SDK's own span of one call: the same
+        // counts, but only the SDK's splits the cache writes by TTL (priced apart).
+        let mut framework = priced(llm(2, Some(1), 100, 900));
+        let mut sdk = priced(llm(9, Some(1), 101, 899));
+        framework.response_id = Some("msg_1".into());
+        sdk.response_id = Some("msg_1".into());
+        sdk.usage
+            .as_mut()
+            .unwrap()
+            .extra
+            .insert(Usage::CACHE_WRITE_1H.into(), 0);
+        // The larger span id wins on detail, in either order.
+        assert_eq!(marks(&[framework.clone(), sdk.clone()]), [Some(9), None]);
+        assert_eq!(marks(&[sdk, framework]), [None, Some(9)]);
     }
 
     #[test]

@@ -51,8 +51,8 @@ pub(super) fn index(
         "INSERT OR REPLACE INTO llm_calls (trace_ref, span_id, parent_span_id, response_id, \
          provider, request_model, response_model, start_ns, end_ns, input_tokens, output_tokens, \
          cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, cost_nano, \
-         unpriced, duplicate_of) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL)",
+         unpriced, duplicate_of, usage_detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, ?18)",
     )?
     .execute(params![
         trace_ref,
@@ -72,6 +72,7 @@ pub(super) fn index(
         r.total_tokens,
         r.cost_nano,
         r.unpriced,
+        c.detail,
     ])?;
     Ok(true)
 }
@@ -104,7 +105,7 @@ fn load(conn: &Connection, trace_ref: i64) -> rusqlite::Result<Vec<Indexed>> {
     let mut st = conn.prepare_cached(
         "SELECT span_id, parent_span_id, response_id, provider, request_model, response_model, \
          start_ns, end_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-         reasoning_tokens, total_tokens, cost_nano, unpriced, duplicate_of \
+         reasoning_tokens, total_tokens, cost_nano, unpriced, duplicate_of, usage_detail \
          FROM llm_calls WHERE trace_ref = ?1",
     )?;
     let mut rows = st.query([trace_ref])?;
@@ -131,6 +132,7 @@ fn load(conn: &Connection, trace_ref: i64) -> rusqlite::Result<Vec<Indexed>> {
                 end_ns: nonneg(end_ns),
                 tokens: tokens.map(nonneg),
                 priced: cost_nano.is_some(),
+                detail: r.get(17)?,
             },
             start_ns,
             tokens,

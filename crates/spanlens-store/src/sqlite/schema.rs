@@ -350,6 +350,7 @@ CREATE TABLE llm_calls (
     cost_nano          INTEGER,
     unpriced           INTEGER NOT NULL,
     duplicate_of       BLOB,
+    usage_detail       INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (trace_ref, span_id)
 ) WITHOUT ROWID;
 "#,
