@@ -54,7 +54,8 @@ def broken_weather(city: str) -> str:
     raise ValueError(f"weather service down for {city}")
 
 
-def run_agent(spanlens, mock_llm, api: str, streamed: bool = False, tool=get_weather):
+def run_agent(spanlens, mock_llm, api: str, streamed: bool = False, tool=get_weather,
+              question: str = "What is the weather in Paris?", hex_id: str | None = None):
     """Runs the agent once with tracing sent to `spanlens`; returns (trace hex id, final output)."""
     exporter = BackendSpanExporter(api_key="sk-e2e", endpoint=spanlens.url("/v1/traces/ingest"),
                                    max_retries=1)
@@ -63,7 +64,7 @@ def run_agent(spanlens, mock_llm, api: str, streamed: bool = False, tool=get_wea
     set_trace_processors([processor])
     set_default_openai_client(AsyncOpenAI(base_url=mock_llm.base_url, api_key="sk-e2e", max_retries=0))
     set_default_openai_api(api)
-    hex_id = uuid.uuid4().hex
+    hex_id = hex_id or uuid.uuid4().hex
     agent = Agent(
         name="weather_agent",
         instructions="Answer weather questions with the get_weather tool.",
@@ -79,14 +80,14 @@ def run_agent(spanlens, mock_llm, api: str, streamed: bool = False, tool=get_wea
             import asyncio
 
             async def go():
-                result = Runner.run_streamed(agent, "What is the weather in Paris?", run_config=config)
+                result = Runner.run_streamed(agent, question, run_config=config)
                 async for _ in result.stream_events():
                     pass
                 return result.final_output
 
             output = asyncio.run(go())
         else:
-            output = Runner.run_sync(agent, "What is the weather in Paris?", run_config=config).final_output
+            output = Runner.run_sync(agent, question, run_config=config).final_output
     finally:
         processor.force_flush()
         processor.shutdown()
@@ -208,3 +209,25 @@ def test_agent_tool_failure_is_an_error_span(spanlens, mock_llm):
     assert tool["status"] == "error" and tool.get("status_message"), tool
     assert [s["name"] for s in body["spans"] if s["status"] == "error"] == ["get_weather"]
     assert (body["trace"]["status"], body["trace"]["error_count"]) == ("error", 1)
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+@pytest.mark.parametrize("marker,error", [("FAIL_429", "RateLimitError"), ("FAIL_500", "InternalServerError")])
+def test_a_failed_model_call_is_an_error_span(spanlens, mock_llm, api, marker, error):
+    """The mock answers the agent's first model call 429 or 500 (the client does not retry): the
+    run raises, and the trace it exported shows the model call, and the agent, as errors."""
+    from openai import APIStatusError
+
+    mock_llm.clear()
+    trace_id = uuid.uuid4().hex
+    with pytest.raises(APIStatusError) as raised:
+        run_agent(spanlens, mock_llm, api, question=f"{marker} What is the weather in Paris?", hex_id=trace_id)
+    assert type(raised.value).__name__ == error
+    body = spanlens.trace(trace_id)
+    [call] = [s for s in body["spans"] if s["kind"] == "llm"]
+    assert call["status"] == "error", call
+    assert call.get("status_message") or call.get("error_type"), call
+    assert not call.get("usage"), call.get("usage")
+    [agent] = [s for s in body["spans"] if s["kind"] == "agent"]
+    assert agent["status"] == "error", agent
+    assert body["trace"]["status"] == "error" and body["trace"]["error_count"] >= 1, body["trace"]

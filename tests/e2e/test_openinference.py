@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from openai import OpenAI
+from openai import InternalServerError, OpenAI, RateLimitError
 from openinference.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -22,7 +22,7 @@ MODEL = "gpt-5-mini"
 
 @pytest.fixture(scope="module")
 def traced_calls(spanlens, mock_llm):
-    """Runs the two calls under an `answer_question` span, flushes, and returns
+    """Runs the four calls (plain, streamed, a 429, a 500) under an `answer_question` span, flushes, and returns
     (trace_id, served answers, streamed text)."""
     provider = TracerProvider(resource=Resource.create({"service.name": "e2e-openinference"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=spanlens.url("/v1/traces"))))
@@ -44,12 +44,16 @@ def traced_calls(spanlens, mock_llm):
                 stream=True, stream_options={"include_usage": True},
             )
             text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            # The mock answers these 429 and 500: the calls fail and their spans must say so.
+            for marker, error in (("FAIL_429", RateLimitError), ("FAIL_500", InternalServerError)):
+                with pytest.raises(error):
+                    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": marker}])
         assert provider.force_flush(30_000), "the OTLP exporter did not flush"
     finally:
         instrumentor.uninstrument()
         provider.shutdown()
     served = mock_llm.served_for("/v1/chat/completions")
-    assert [s["scenario"] for s in served] == ["plain", "stream"]
+    assert [s["scenario"] for s in served] == ["plain", "stream", "error_429", "error_500"]
     return trace_id, served, text
 
 
@@ -59,15 +63,21 @@ def test_openinference_openai_trace(spanlens, traced_calls):
     body = spanlens.trace(trace_id)
     spans = body["spans"]
     index = by_id(spans)
-    assert len(spans) == 3, [(s["name"], s["kind"]) for s in spans]
+    assert len(spans) == 5, [(s["name"], s["kind"]) for s in spans]
 
     # The application span is the root; both LLM calls hang directly under it.
     [root] = roots(spans)
     assert root["name"] == "answer_question"
     assert body["trace"]["trace_id"] == trace_id
     assert body["trace"]["root_span_id"] == root["span_id"]
-    llm = sorted((s for s in spans if s is not root), key=lambda s: s["start_time"])
-    assert len(llm) == 2
+    calls = sorted((s for s in spans if s is not root), key=lambda s: s["start_time"])
+    llm, failed = calls[:2], calls[2:]
+    assert len(llm) == 2 and len(failed) == 2
+    # The failed calls: error spans with the client's exception type, no usage, no cost.
+    for s, kind in zip(failed, ("RateLimitError", "InternalServerError")):
+        assert s["kind"] == "llm" and s["status"] == "error", s
+        assert kind in (s.get("error_type") or "") + (s.get("status_message") or ""), s
+        assert not s.get("usage") and not s.get("cost"), s
     for s in llm:
         assert s["parent_span_id"] == root["span_id"], s
         assert s["trace_id"] == trace_id
@@ -103,7 +113,8 @@ def test_openinference_openai_trace(spanlens, traced_calls):
     assert (body["trace"]["input_tokens"], body["trace"]["output_tokens"]) == (total_in, total_out)
     want_cost = sum(Decimal(str(s["cost"]["total_usd"])) for s in llm)
     assert abs(Decimal(str(body["trace"]["total_cost_usd"])) - want_cost) <= Decimal("1e-9")
-    assert body["trace"]["span_count"] == 3
+    assert body["trace"]["span_count"] == 5
+    assert body["trace"]["error_count"] == 2 and body["trace"]["status"] == "error", body["trace"]
 
     # And the list API finds the trace by the model it used.
     ids = {t["trace_id"] for t in spanlens.traces(model=MODEL, limit=200)}
@@ -114,7 +125,7 @@ def test_openinference_finish_reason(spanlens, traced_calls):
     """OpenInference reports why the model stopped in `llm.finish_reason` (a convention of
     openinference-semantic-conventions); it belongs in the canonical `finish_reasons`."""
     trace_id, served, _ = traced_calls
-    llm = [s for s in spanlens.trace(trace_id)["spans"] if s["kind"] == "llm"]
+    llm = [s for s in spanlens.trace(trace_id)["spans"] if s["kind"] == "llm" and s["status"] != "error"]
     assert len(llm) == 2
     for s in llm:
         assert s["attributes"].get("llm.finish_reason") == "stop"  # what the instrumentation sent
