@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 
 import pytest
 from agents import (
@@ -55,7 +56,8 @@ def broken_weather(city: str) -> str:
 
 
 def run_agent(spanlens, mock_llm, api: str, streamed: bool = False, tool=get_weather,
-              question: str = "What is the weather in Paris?", hex_id: str | None = None):
+              question: str = "What is the weather in Paris?", hex_id: str | None = None,
+              trace_metadata: dict | None = None):
     """Runs the agent once with tracing sent to `spanlens`; returns (trace hex id, final output)."""
     exporter = BackendSpanExporter(api_key="sk-e2e", endpoint=spanlens.url("/v1/traces/ingest"),
                                    max_retries=1)
@@ -74,7 +76,7 @@ def run_agent(spanlens, mock_llm, api: str, streamed: bool = False, tool=get_wea
         tools=[tool],
     )
     config = RunConfig(workflow_name=f"e2e weather ({api})", trace_id=f"trace_{hex_id}",
-                       group_id=f"conv-{hex_id[:8]}")
+                       group_id=f"conv-{hex_id[:8]}", trace_metadata=trace_metadata)
     try:
         if streamed:
             import asyncio
@@ -231,3 +233,22 @@ def test_a_failed_model_call_is_an_error_span(spanlens, mock_llm, api, marker, e
     [agent] = [s for s in body["spans"] if s["kind"] == "agent"]
     assert agent["status"] == "error", agent
     assert body["trace"]["status"] == "error" and body["trace"]["error_count"] >= 1, body["trace"]
+
+
+def test_responses_calls_are_priced_with_the_model_the_trace_names(spanlens, mock_llm):
+    """openai-agents exports no model on a Responses-API call, nor on its agent. A run that names
+    its model in the trace metadata gets its calls priced with it, and each says where the model
+    came from (no guess is made without it: see the unpriced case above)."""
+    mock_llm.clear()
+    trace_id, _ = run_agent(spanlens, mock_llm, "responses", trace_metadata={"model": MODEL})
+    served = mock_llm.served_for("/v1/responses")
+    body = spanlens.trace(trace_id)
+    llm = sorted((s for s in body["spans"] if s["kind"] == "llm"), key=lambda s: s["start_time"])
+    assert len(llm) == 2 == len(served)
+    for span, answer in zip(llm, served):
+        assert span["request_model"] == MODEL, span.get("request_model")
+        assert span["attributes"]["spanlens.model_source"] == 'the trace metadata "model"'
+        assert_cost(span, MODEL, openai_responses_canonical(answer["usage"]))
+    want = sum(Decimal(str(s["cost"]["total_usd"])) for s in llm)
+    assert abs(Decimal(str(body["trace"]["total_cost_usd"])) - want) <= Decimal("1e-9")
+    assert body["trace"]["unpriced_span_count"] == 0, body["trace"]

@@ -161,7 +161,67 @@ pub fn normalize_export(body: &Value, opts: &NormalizeOptions) -> Result<Normali
     }
     propagate_agent_names(&mut out.spans);
     recover_streamed_outputs(&mut out.spans);
+    models_for_model_calls(&mut out.spans);
     Ok(out)
+}
+
+/// Attribute naming where a model call's model came from when its own span data had none.
+pub const MODEL_SOURCE_ATTRIBUTE: &str = "spanlens.model_source";
+
+/// Trace-metadata keys that name the model of a run (set with `RunConfig(trace_metadata=…)`).
+const METADATA_MODEL_KEYS: [&str; 3] = ["gen_ai.request.model", "model", "agent.model"];
+
+/// A `response` span (the Responses API) is exported with its id and usage only: without a model
+/// it cannot be priced. Its model is then taken, in order, from the configuration of the agent it
+/// ran under (an `agent` span whose data names a `model`; openai-agents 0.24 does not export one,
+/// other exporters and later releases may), else from the trace metadata (`gen_ai.request.model`,
+/// `model` or `agent.model`), and the span says which in `spanlens.model_source`. Only spans of
+/// one export payload are seen.
+fn models_for_model_calls(spans: &mut [Span]) {
+    let index: HashMap<(TraceId, SpanId), usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.trace_id, s.span_id), i))
+        .collect();
+    let configured = |s: &Span| {
+        let data = s.attributes.get("openai_agents.span_data")?;
+        let model = data.get("model")?.as_str()?.trim();
+        (!model.is_empty()).then(|| model.to_string())
+    };
+    for i in 0..spans.len() {
+        let s = &spans[i];
+        if s.kind != SpanKind::Llm || s.request_model.is_some() || s.response_model.is_some() {
+            continue;
+        }
+        // The nearest agent above, at most 64 levels up (a hostile payload may loop).
+        let mut found = None;
+        let mut at = s.parent_span_id;
+        for _ in 0..64 {
+            let Some(&j) = at.and_then(|p| index.get(&(s.trace_id, p))) else {
+                break;
+            };
+            if spans[j].kind == SpanKind::Agent {
+                found = configured(&spans[j]).map(|m| {
+                    let name = spans[j].agent_name.as_deref().unwrap_or("agent");
+                    (m, format!("the configuration of agent {name:?}"))
+                });
+                break;
+            }
+            at = spans[j].parent_span_id;
+        }
+        let found = found.or_else(|| {
+            METADATA_MODEL_KEYS.iter().find_map(|k| {
+                let m = s.metadata.get(*k)?.as_str()?.trim();
+                (!m.is_empty()).then(|| (m.to_string(), format!("the trace metadata {k:?}")))
+            })
+        });
+        if let Some((model, source)) = found {
+            let span = &mut spans[i];
+            span.request_model = Some(model);
+            span.attributes
+                .insert(MODEL_SOURCE_ATTRIBUTE.into(), Value::String(source));
+        }
+    }
 }
 
 /// Attribute naming where a streamed generation's output was recovered from, or why it is absent.
@@ -1125,6 +1185,54 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("not exported"));
+    }
+
+    #[test]
+    fn response_spans_take_their_model_from_the_agent_or_the_trace_metadata() {
+        let response = |id: &str, parent: &str| {
+            span_item(
+                id,
+                Some(parent),
+                json!({"type": "response", "response_id": "resp_1",
+                "usage": {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12}}),
+            )
+        };
+        let trace = json!({"object": "trace", "id": TRACE, "workflow_name": "w",
+            "metadata": {"model": "gpt-4o-mini"}});
+        let body = json!({"data": [
+            trace,
+            // An agent whose exported data names its model (not openai-agents 0.24).
+            span_item("span_000000000000000000000001", None,
+                json!({"type": "agent", "name": "planner", "model": "gpt-4.1"})),
+            response("span_000000000000000000000002", "span_000000000000000000000001"),
+            // An agent without one: the trace metadata names the model.
+            span_item("span_000000000000000000000003", None, json!({"type": "agent", "name": "writer"})),
+            response("span_000000000000000000000004", "span_000000000000000000000003"),
+        ]});
+        let n = normalize_export(&body, &opts()).unwrap();
+        let by_name = |id: &str| {
+            n.spans
+                .iter()
+                .find(|s| s.span_id == SpanId::from_foreign(id))
+                .unwrap()
+        };
+        let planned = by_name("span_000000000000000000000002");
+        assert_eq!(planned.request_model.as_deref(), Some("gpt-4.1"));
+        assert_eq!(
+            planned.attributes[MODEL_SOURCE_ATTRIBUTE],
+            "the configuration of agent \"planner\""
+        );
+        let written = by_name("span_000000000000000000000004");
+        assert_eq!(written.request_model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(
+            written.attributes[MODEL_SOURCE_ATTRIBUTE],
+            "the trace metadata \"model\""
+        );
+        // Without either, the span stays without a model (and so unpriced, saying why).
+        let alone = json!({"data": [response("span_000000000000000000000005", "span_000000000000000000000009")]});
+        let n = normalize_export(&alone, &opts()).unwrap();
+        assert_eq!(n.spans[0].request_model, None);
+        assert!(!n.spans[0].attributes.contains_key(MODEL_SOURCE_ATTRIBUTE));
     }
 
     #[test]
