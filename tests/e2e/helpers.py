@@ -250,13 +250,13 @@ def usage_of(span: dict[str, Any]) -> dict[str, int]:
 
 
 def run_client(script: str, spanlens: "SpanlensServer", mock_base: str, python: str | None = None,
-               timeout: float = 180) -> dict[str, Any]:
+               timeout: float = 180, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Runs `tests/e2e/clients/<script>` in its own process (under `python`, default this one) and
     returns what it reported on its `E2E_RESULT` line. Each library gets a fresh process, so one
     library's global OpenTelemetry set-up cannot leak into another's."""
     clients = Path(__file__).resolve().parent / "clients"
-    env = dict(os.environ, E2E_SPANLENS_URL=spanlens.base_url, E2E_MOCK_URL=mock_base,
-               PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, E2E_SPANLENS_URL=spanlens.base_url, E2E_SPANLENS_GRPC=spanlens.grpc_endpoint,
+               E2E_MOCK_URL=mock_base, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
     proc = subprocess.run([python or sys.executable, str(clients / script)], cwd=clients, env=env,
                           capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("E2E_RESULT ")]

@@ -1,7 +1,8 @@
 """Real instrumentation libraries, each in its own process (tests/e2e/clients/), calling the mock
 LLM and exporting to Spanlens: the OpenInference Anthropic instrumentation, OpenTelemetry's
 `opentelemetry-instrumentation-openai-v2`, Traceloop's OpenLLMetry SDK (own venv: it pins another
-OpenTelemetry), the Langfuse SDK's OpenAI integration, and the Anthropic SDK's built-in tracing.
+OpenTelemetry), the Langfuse SDK's OpenAI integration, and the Anthropic SDK's built-in tracing;
+one of them also through the OTLP/gRPC exporter (gzip).
 
 Every script makes the same four calls under one application span: a plain call, a streamed call,
 one the mock answers 429 and one it answers 500. Each test checks the tree, kinds, request and
@@ -45,6 +46,8 @@ class Lib:
     error_types: tuple[str | None, str | None] = (None, None)
     #: Whether the request model reaches Spanlens on answered calls (Langfuse keeps only one name).
     request_model_on_answers: bool = True
+    #: Extra environment of the script (e.g. `E2E_OTLP=grpc`: export over OTLP/gRPC).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 ANTHROPIC = "claude-sonnet-4-5"
@@ -59,6 +62,10 @@ LIBS = {
     "openinference-anthropic": Lib(
         "openinference_anthropic.py", "e2e.openinference-anthropic", "span", "anthropic", ANTHROPIC,
         error_types=("anthropic.RateLimitError", "anthropic.InternalServerError")),
+    # The same library exporting over OTLP/gRPC (gzip) instead of OTLP/HTTP.
+    "openinference-anthropic-grpc": Lib(
+        "openinference_anthropic.py", "e2e.openinference-anthropic", "span", "anthropic", ANTHROPIC,
+        error_types=("anthropic.RateLimitError", "anthropic.InternalServerError"), env={"E2E_OTLP": "grpc"}),
     "otel-openai-v2": Lib(
         "otel_openai_v2.py", "e2e.otel-openai-v2", "span", "openai", OPENAI,
         # 2.4b0 sends input and output tokens only, and no TTFT.
@@ -85,7 +92,7 @@ def traced(request, spanlens, mock_llm):
         python = os.environ.get(lib.python_env)
         assert python, f"{lib.python_env} is not set: run the tests through tests/e2e/run.sh"
     mock_llm.clear()
-    result = run_client(lib.script, spanlens, f"http://127.0.0.1:{mock_llm.port}", python)
+    result = run_client(lib.script, spanlens, f"http://127.0.0.1:{mock_llm.port}", python, env=lib.env)
     served = list(mock_llm.served)
     assert [s["scenario"] for s in served] == ["plain", "stream", "error_429", "error_500"], served
     assert result["plain"] == "Mock answer to: What is the capital of France?"

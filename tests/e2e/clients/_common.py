@@ -26,14 +26,24 @@ BROKEN = "FAIL_500 please"
 
 
 def otlp_provider(service: str):
-    """A tracer provider that exports to Spanlens over OTLP/HTTP protobuf."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    """A tracer provider that exports to Spanlens over OTLP/HTTP protobuf, or over OTLP/gRPC
+    (gzip) when the test sets `E2E_OTLP=grpc`."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    if os.environ.get("E2E_OTLP") == "grpc":
+        import grpc
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        exporter = Grpc(endpoint=os.environ["E2E_SPANLENS_GRPC"], insecure=True,
+                        compression=grpc.Compression.Gzip)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=f"{SPANLENS}/v1/traces")
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{SPANLENS}/v1/traces")))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
 
