@@ -237,6 +237,11 @@ fn add_provider_details(
             "reasoning_tokens" | "reasoning" if of_output => {
                 u.reasoning_tokens = u.reasoning_tokens.saturating_add(n);
             }
+            // Anthropic's TTL split of the cache writes (already in `cache_creation_input_tokens`):
+            // the one-hour part has its own price.
+            "ephemeral_1h_input_tokens" if parent == "cache_creation" => {
+                u.extra.insert(Usage::CACHE_WRITE_1H.into(), n);
+            }
             _ if n > 0 => {
                 u.extra.insert(format!("{parent}.{k}"), n);
             }

@@ -570,6 +570,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn langfuse_raw_anthropic_usage_keeps_cache_reads_and_both_write_ttls() {
+        // Anthropic's own usage object as usage details: input excludes the cache, and the
+        // writes are split by TTL in a nested object.
+        let s = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.model.name": "claude-sonnet-4-5",
+            "langfuse.observation.usage_details": r#"{"input_tokens": 312,
+                "cache_read_input_tokens": 2048, "cache_creation_input_tokens": 1536,
+                "cache_creation": {"ephemeral_5m_input_tokens": 1024, "ephemeral_1h_input_tokens": 512},
+                "output_tokens": 187}"#}));
+        let u = s.usage.unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+                u.output_tokens
+            ),
+            (3896, 2048, 1536, 187)
+        );
+        assert_eq!(u.extra.get(crate::span::Usage::CACHE_WRITE_1H), Some(&512));
+    }
+
     /// The Langfuse SDK's OpenAI integration records a chat input as `{"messages", "tools"}` and
     /// a completion's output as its plain text.
     #[test]
