@@ -47,7 +47,7 @@ impl Default for Config {
             sample_rate: 1.0,
             timeout: Duration::from_secs(10),
             gzip: true,
-            resource: Resource::new("unknown_service"),
+            resource: Resource::new(UNKNOWN_SERVICE),
             problems: Vec::new(),
         }
     }
@@ -63,7 +63,35 @@ fn traces_url(base: &str) -> String {
     }
 }
 
+/// The service name a resource has when nothing named one (the OpenTelemetry default).
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
 impl Config {
+    /// Names the service the spans come from (`service.name`), unless the environment already
+    /// did (`OTEL_SERVICE_NAME`, or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`): the code gives
+    /// the default, a deployment can still rename it. Without any, traces arrive as
+    /// `unknown_service`.
+    ///
+    /// ```
+    /// let config = spanlens::Config::from_lookup(|_| None).service_name("support-bot");
+    /// assert_eq!(config.service(), "support-bot");
+    /// ```
+    pub fn service_name(mut self, name: impl Into<String>) -> Config {
+        if self.service() == UNKNOWN_SERVICE {
+            self.resource = std::mem::take(&mut self.resource).with("service.name", name);
+        }
+        self
+    }
+
+    /// The `service.name` spans are sent with.
+    pub fn service(&self) -> &str {
+        self.resource
+            .attributes
+            .iter()
+            .find(|(k, _)| k == "service.name")
+            .map_or(UNKNOWN_SERVICE, |(_, v)| v.as_str())
+    }
+
     /// Reads `SPANLENS_*` and `OTEL_*` variables from the process environment.
     pub fn from_env() -> Config {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -176,7 +204,7 @@ impl Config {
                 ));
             }
         }
-        let service = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "unknown_service".into());
+        let service = get("OTEL_SERVICE_NAME").unwrap_or_else(|| UNKNOWN_SERVICE.into());
         let mut resource = Resource::new(service);
         if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
             for pair in attrs.split(',').filter(|p| !p.trim().is_empty()) {
@@ -293,6 +321,28 @@ mod tests {
             .attributes
             .contains(&("deployment.environment".into(), "prod".into())));
         assert_eq!(c.headers.len(), 2);
+    }
+
+    #[test]
+    fn the_code_names_the_service_unless_the_environment_did() {
+        assert_eq!(from(&[]).service(), UNKNOWN_SERVICE);
+        assert_eq!(from(&[]).service_name("support-bot").service(), "support-bot");
+        for env in [
+            ("OTEL_SERVICE_NAME", "from-env"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-env"),
+        ] {
+            let c = from(&[env]).service_name("support-bot");
+            assert_eq!(c.service(), "from-env", "{env:?}");
+        }
+        // Named once: the first attribute stays `service.name`, nothing is added twice.
+        let c = from(&[]).service_name("a").service_name("b");
+        let names: Vec<_> = c
+            .resource
+            .attributes
+            .iter()
+            .filter(|(k, _)| k == "service.name")
+            .collect();
+        assert_eq!(names, [&("service.name".to_string(), "a".to_string())]);
     }
 
     #[test]
