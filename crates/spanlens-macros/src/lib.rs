@@ -66,7 +66,7 @@ const KINDS: [(&str, &str); 11] = [
 /// |---|---|
 /// | `kind = "tool"` | the span kind: `pipeline`, `agent`, `llm`, `embedding`, `retriever`, `reranker`, `tool`, `guardrail`, `handoff`, `evaluator` or `span` |
 /// | `name = "fetch weather"` | the span name (default: the function's name) |
-/// | `capture_args` | records the arguments as `input.value`: a JSON object mapping each argument's name to its `Debug` text, with `input.mime_type = application/json` |
+/// | `capture_args` | records the arguments as `input.value`: a JSON object mapping each argument's name to its value — text (`&str`, `String`, …) as a string, numbers and booleans as themselves, anything else as its `Debug` text — with `input.mime_type = application/json` |
 /// | `skip(api_key, client)` | arguments never captured (needs `capture_args`) |
 /// | `capture_result` | records the return value's `Debug` text as `output.value`, with `output.mime_type = text/plain` |
 /// | `max_bytes = 4096` | cap on captured text (default 4096 bytes) |
@@ -369,12 +369,13 @@ fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
         quote! {
             {
                 #[allow(unused_imports)]
-                use ::spanlens::__private::{CaptureDebug as _, CaptureOther as _};
+                use ::spanlens::__private::{
+                    CaptureDebug as _, CaptureOther as _, CaptureScalar as _, CaptureText as _,
+                };
                 ::spanlens::__private::record_input(&#span_v, #max_bytes, |#args_v| {
                     #(
-                        #args_v.arg(#keys, |#out_v| {
-                            (&&::spanlens::__private::Capture(&#captured)).__spanlens_debug(#out_v)
-                        });
+                        (&&&&::spanlens::__private::Capture(&#captured))
+                            .__spanlens_arg(#args_v, #keys);
                     )*
                 });
             }

@@ -315,21 +315,77 @@ pub fn short_type_name(full: &str) -> String {
 /// Wraps an argument or return value for `Debug` capture (see the module docs).
 pub struct Capture<'a, T: ?Sized>(pub &'a T);
 
-/// Tier 1: `Debug` values.
+/// Tier 0 of argument capture: text (`&str`, `String`, `Cow<str>`, …), stored as the string
+/// itself, not its quoted `Debug` text.
+pub trait CaptureText {
+    /// Captures the argument `name` into `args`.
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str);
+}
+
+/// Tier ½ of argument capture: numbers and booleans, stored as JSON numbers and booleans.
+pub trait CaptureScalar {
+    /// Captures the argument `name` into `args`.
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str);
+}
+
+/// Tier 1: `Debug` values (arguments: their `Debug` text as a JSON string).
 pub trait CaptureDebug {
     /// Writes the value's `Debug` text.
     fn __spanlens_debug(&self, out: &mut CappedText);
+    /// Captures the argument `name` into `args`.
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str);
 }
 
 /// Tier 2: anything else.
 pub trait CaptureOther {
     /// Writes [`NOT_DEBUG`].
     fn __spanlens_debug(&self, out: &mut CappedText);
+    /// Captures the argument `name` into `args`.
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str);
+}
+
+impl<T: AsRef<str> + ?Sized> CaptureText for &&&Capture<'_, T> {
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str) {
+        args.arg(name, |out| {
+            let _ = out.write_str(self.0.as_ref());
+        });
+    }
+}
+
+/// Numbers and booleans: what JSON can hold as itself.
+pub trait JsonScalar {
+    /// The JSON value (`None`: not representable, e.g. a NaN, which is kept as text).
+    fn json(&self) -> Option<serde_json::Value>;
+}
+
+macro_rules! json_scalars {
+    ($($t:ty),*) => {$(
+        impl JsonScalar for $t {
+            fn json(&self) -> Option<serde_json::Value> {
+                serde_json::to_value(self).ok().filter(|v| !v.is_null())
+            }
+        }
+    )*};
+}
+json_scalars!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, bool);
+
+impl<T: JsonScalar + Debug + ?Sized> CaptureScalar for &&Capture<'_, T> {
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str) {
+        match self.0.json() {
+            Some(v) => args.value(name, v),
+            None => args.arg(name, |out| {
+                let _ = write!(out, "{:?}", self.0);
+            }),
+        }
+    }
 }
 
 impl<T: Debug + ?Sized> CaptureDebug for &Capture<'_, T> {
     fn __spanlens_debug(&self, out: &mut CappedText) {
         let _ = write!(out, "{:?}", self.0);
+    }
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str) {
+        args.arg(name, |out| self.__spanlens_debug(out));
     }
 }
 
@@ -337,9 +393,13 @@ impl<T: ?Sized> CaptureOther for Capture<'_, T> {
     fn __spanlens_debug(&self, out: &mut CappedText) {
         let _ = out.write_str(NOT_DEBUG);
     }
+    fn __spanlens_arg(&self, args: &mut Args, name: &'static str) {
+        args.arg(name, |out| self.__spanlens_debug(out));
+    }
 }
 
-/// Captured arguments: one JSON object of `Debug` texts sharing one byte budget, in order.
+/// Captured arguments: one JSON object sharing one byte budget, in order. Text arguments are
+/// strings, numbers and booleans are themselves, anything else is its `Debug` text.
 pub struct Args {
     map: serde_json::Map<String, serde_json::Value>,
     budget: usize,
@@ -357,6 +417,20 @@ impl Args {
             name.to_string(),
             serde_json::Value::String(text.into_string()),
         );
+    }
+
+    /// Captures one number or boolean, when its text fits the budget left (else an empty
+    /// string, marked truncated, as a cut text would be).
+    pub fn value(&mut self, name: &'static str, v: serde_json::Value) {
+        let len = v.to_string().len();
+        if len > self.budget {
+            self.truncated = true;
+            self.map
+                .insert(name.to_string(), serde_json::Value::String(String::new()));
+            return;
+        }
+        self.budget -= len;
+        self.map.insert(name.to_string(), v);
     }
 }
 

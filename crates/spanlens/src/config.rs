@@ -326,7 +326,10 @@ mod tests {
     #[test]
     fn the_code_names_the_service_unless_the_environment_did() {
         assert_eq!(from(&[]).service(), UNKNOWN_SERVICE);
-        assert_eq!(from(&[]).service_name("support-bot").service(), "support-bot");
+        assert_eq!(
+            from(&[]).service_name("support-bot").service(),
+            "support-bot"
+        );
         for env in [
             ("OTEL_SERVICE_NAME", "from-env"),
             ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-env"),

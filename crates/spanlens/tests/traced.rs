@@ -217,7 +217,7 @@ fn methods_with_self() {
         ["query"],
         "`self` is never captured"
     );
-    assert_eq!(input["query"], "\"rust\"");
+    assert_eq!(input["query"], "rust");
 
     let mut len = 0;
     let s = under_root(|| len = r.into_len());
@@ -397,19 +397,22 @@ fn capture_args_skips_secrets_and_respects_the_cap() {
         !format!("{:?}", span.attributes).contains("sk-secret"),
         "the secret appears nowhere"
     );
-    assert_eq!(input["endpoint"], "\"/v1/search\"");
+    assert_eq!(input["endpoint"], "/v1/search");
     let payload = input["payload"].as_str().unwrap();
-    let total: usize = input.values().map(|v| v.as_str().unwrap().len()).sum();
+    let total: usize = input
+        .values()
+        .map(|v| v.as_str().map_or(v.to_string().len(), str::len))
+        .sum();
     assert!(
         total <= 4096,
         "all captured text fits the default cap, got {total}"
     );
     assert!(total > 4090, "the budget left is used, got {total}");
     assert!(
-        payload.starts_with("\"éé") && payload.ends_with('é'),
+        payload.starts_with("éé") && payload.ends_with('é'),
         "cut on a char boundary"
     );
-    assert_eq!(input["retries"], "2");
+    assert_eq!(input["retries"], 2);
     assert_eq!(
         span.attribute("spanlens.input.truncated"),
         Some(&Value::Bool(true))
@@ -438,7 +441,7 @@ fn max_bytes_caps_args_and_result() {
         echo("x".repeat(10_000));
     });
     let input = input_json(&s["small_cap"]);
-    assert_eq!(input["first"], "\"abcdefg", "cut at 8 bytes");
+    assert_eq!(input["first"], "abcdefgh", "cut at 8 bytes");
     assert_eq!(input["second"], "");
     let out = text(&s["echo"], "output.value");
     assert_eq!(out.len(), 4096);
@@ -455,7 +458,7 @@ fn small_args_are_not_marked_truncated() {
     let s = under_root(|| {
         echo("hi".into());
     });
-    assert_eq!(input_json(&s["echo"])["s"], "\"hi\"");
+    assert_eq!(input_json(&s["echo"])["s"], "hi");
     assert_eq!(text(&s["echo"], "output.value"), "\"hi\"");
     assert!(s["echo"].attribute("spanlens.input.truncated").is_none());
     assert!(s["echo"].attribute("spanlens.output.truncated").is_none());
@@ -760,7 +763,7 @@ async fn async_fn_children_attach_to_it_across_awaits() {
     assert!(parents
         .iter()
         .all(|p| fetches.iter().any(|f| f.span_id == *p)));
-    assert_eq!(input_json(agent)["task"], "\"find docs\"");
+    assert_eq!(input_json(agent)["task"], "find docs");
     assert_eq!(text(agent, "output.value"), "[10, 20, 30, 40]");
     assert!(spans.iter().all(|x| x.trace_id == root.trace_id));
 }
@@ -928,4 +931,73 @@ async fn unit_async_fn_with_early_return() {
         units[0].end_time <= units[1].start_time.into(),
         "calls in sequence"
     );
+}
+
+/// A type without `Debug`.
+struct Opaque;
+
+/// Read only through its `Debug` text.
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Point {
+    x: i32,
+}
+
+#[allow(clippy::too_many_arguments)]
+#[traced(capture_args)]
+fn every_kind(
+    city: &str,
+    owned: String,
+    borrowed: &String,
+    cow: std::borrow::Cow<'_, str>,
+    boxed: Box<str>,
+    count: i32,
+    big: u64,
+    ratio: f64,
+    nan: f64,
+    flag: bool,
+    letter: char,
+    maybe: Option<&str>,
+    list: Vec<u32>,
+    point: Point,
+    opaque: Opaque,
+) {
+    let _ = (
+        city, owned, borrowed, cow, boxed, count, big, ratio, nan, flag, letter, maybe,
+    );
+    let _ = (list, point, opaque);
+}
+
+#[test]
+fn each_argument_type_is_stored_as_itself() {
+    let s = under_root(|| {
+        every_kind(
+            "Lisbon",
+            "Porto".to_string(),
+            &"Faro".to_string(),
+            std::borrow::Cow::Borrowed("Braga"),
+            "Évora".into(),
+            -3,
+            u64::MAX,
+            0.25,
+            f64::NAN,
+            true,
+            'x',
+            Some("Sintra"),
+            vec![1, 2],
+            Point { x: 7 },
+            Opaque,
+        )
+    });
+    let input = input_json(&s["every_kind"]);
+    let want = serde_json::json!({
+        // Text as the string itself, never its quoted Debug text.
+        "city": "Lisbon", "owned": "Porto", "borrowed": "Faro", "cow": "Braga", "boxed": "Évora",
+        // Numbers and booleans as JSON numbers and booleans.
+        "count": -3, "big": u64::MAX, "ratio": 0.25, "flag": true,
+        // What JSON cannot hold, and everything else: the Debug text.
+        "nan": "NaN", "letter": "'x'", "maybe": "Some(\"Sintra\")", "list": "[1, 2]",
+        "point": "Point { x: 7 }", "opaque": "<not Debug>",
+    });
+    assert_eq!(serde_json::Value::Object(input), want);
 }
