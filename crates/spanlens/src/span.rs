@@ -261,10 +261,17 @@ impl Span {
 
     #[inline(always)]
     fn finish(&mut self) {
+        self.finish_at(now());
+    }
+
+    /// Ends the span at `at`, a moment already taken (a recorder that does work after the
+    /// operation ended, such as pricing, must not count that work in the span's duration).
+    #[inline(always)]
+    pub(crate) fn finish_at(&mut self, at: Timestamp) {
         if self.ends_on_drop {
             self.ends_on_drop = false;
             if let Some(i) = &self.inner {
-                i.end(now());
+                i.end(at);
             }
         }
     }

@@ -240,6 +240,13 @@ pub fn init(config: Config) -> Guard {
         return Guard { tracer: None };
     }
     set_disabled(false);
+    // The built-in price catalog is parsed once per process; parse it now, beside the
+    // application, rather than inside the first model call's bookkeeping.
+    let _ = std::thread::Builder::new()
+        .name("spanlens-catalog".into())
+        .spawn(|| {
+            spanlens_core::PriceCatalog::builtin();
+        });
     let tracer = config.build_tracer();
     tracer.install_global();
     Guard {

@@ -313,8 +313,11 @@ impl LlmCall {
         // Dropping does the work, so a call that is never finished explicitly is complete too.
     }
 
-    fn complete(&self) {
+    fn complete(&mut self) {
         let end = Instant::now();
+        // The call ended now: what follows (usage, pricing — the first call of a process loads
+        // the price catalog) is bookkeeping, not part of the span's duration.
+        let end_time = now();
         let mut st = self.state();
         if std::mem::replace(&mut st.done, true) || !self.recording {
             return;
@@ -362,6 +365,7 @@ impl LlmCall {
         if !failed {
             self.span.set_ok();
         }
+        self.span.finish_at(end_time);
     }
 }
 
