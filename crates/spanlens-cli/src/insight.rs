@@ -122,6 +122,27 @@ pub fn forecast_table(v: &Value) -> String {
         v["forecast_to"].as_str().unwrap_or("?"),
         v["horizon_days"]
     );
+    // The project as a whole (no `--group-by`): its forecast day by day first, then the sums.
+    let no_groups = v["groups"].as_array().is_none_or(Vec::is_empty);
+    let days = v["total"]["points"].as_array().filter(|p| !p.is_empty());
+    if let (true, Some(days)) = (no_groups, days) {
+        let _ = writeln!(
+            out,
+            "{:<10}  {:>12}  {:>12}  {:>12}",
+            "DATE", "FORECAST $", "LOW $", "HIGH $"
+        );
+        for p in days {
+            let _ = writeln!(
+                out,
+                "{:<10}  {:>12}  {:>12}  {:>12}",
+                p["date"].as_str().unwrap_or("?"),
+                usd(&p["cost_usd"]),
+                usd(&p["lower_usd"]),
+                usd(&p["upper_usd"])
+            );
+        }
+        out.push('\n');
+    }
     let _ = writeln!(
         out,
         "{:<32}  {:>5}  {:<23}  {:>12}  {:>12}  {:>12}  {:>12}  {:<19}",
@@ -528,6 +549,35 @@ mod tests {
         assert!(t.contains("TOTAL: + 12 LLM calls unpriced"), "{t}");
         let plain = json!({"groups": [], "total": series(3.0, 0), "unpriced_groups": []});
         assert!(!forecast_table(&plain).contains("unpriced"));
+    }
+
+    /// Without `--group-by` the table shows the forecast of each day, then the sums.
+    #[test]
+    fn forecast_table_without_groups_lists_each_day() {
+        let mut total = series(3.0, 0);
+        total["points"] = json!([
+            {"date": "2026-01-11", "cost_usd": 0.4, "lower_usd": 0.3, "upper_usd": 0.5},
+            {"date": "2026-01-12", "cost_usd": 0.6, "lower_usd": 0.45, "upper_usd": 0.75},
+        ]);
+        let v = json!({"forecast_from": "2026-01-11", "forecast_to": "2026-01-12", "horizon_days": 2,
+            "groups": [], "total": total, "unpriced_groups": []});
+        let t = forecast_table(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[1].starts_with("DATE"), "{t}");
+        assert!(
+            lines[2].starts_with("2026-01-11") && lines[2].contains("$0.4000"),
+            "{t}"
+        );
+        assert!(
+            lines[3].starts_with("2026-01-12") && lines[3].contains("$0.7500"),
+            "{t}"
+        );
+        assert!(t.lines().any(|l| l.starts_with("TOTAL")), "{t}");
+        // With groups the day-by-day table is left out (one per group would be too long).
+        let mut g = series(3.0, 0);
+        g["key"] = json!("gpt-4o");
+        let grouped = json!({"groups": [g], "total": total, "unpriced_groups": []});
+        assert!(!forecast_table(&grouped).contains("DATE"));
     }
 
     /// A model none of whose reported spans the catalog can price computes nothing: "unpriced",
