@@ -55,8 +55,9 @@ const KINDS: [(&str, &str); 11] = [
 ///   sets status `error` with `e`'s `Display` text as the message (its `Debug` text when `E` is
 ///   only `Debug`) and `E`'s type name without module paths as the `error.type` attribute.
 ///   This is decided by the type, not by how the return type is spelled, so aliases such as
-///   `io::Result<T>` work; a return type that is a generic parameter records nothing. Other
-///   return types leave the status unset.
+///   `io::Result<T>` work (a return type that is a generic parameter counts as not a `Result`).
+///   Any other value returned sets status `ok`, never over an error the body set itself; only a
+///   cancelled async function (its future dropped) leaves the status unset.
 ///
 /// # Options
 ///
@@ -416,12 +417,24 @@ fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
         .filter(|t| !mentions_impl(t.to_token_stream()))
         .map(|t| quote!(: #t));
 
+    let diverges = matches!(&sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
     let body = match (sig.asyncness.is_some(), returns_value) {
-        (false, false) => quote! {
+        // `-> !` never returns: nothing to record after the body.
+        (false, false) if diverges => quote! {
             #start
             #capture_args
             let #scope_v = ::spanlens::__private::enter_sync(&#span_v);
             #block
+        },
+        // Returned normally (an early `return` included): `ok`, unless the body set an error.
+        (false, false) => quote! {
+            #start
+            #capture_args
+            {
+                let #scope_v = ::spanlens::__private::enter_sync(&#span_v);
+                ::spanlens::__private::call_once(move || #block)
+            };
+            #span_v.set_ok();
         },
         (false, true) => {
             let record = record(quote!(&#span_v), quote!(&#ret_v));
@@ -442,7 +455,10 @@ fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
         (true, false) => quote! {
             #start
             #capture_args
-            ::spanlens::__private::traced_future(#span_v, async move #block, |_, _| {}).await
+            ::spanlens::__private::traced_future(#span_v, async move #block, |#handle_v, _| {
+                #handle_v.set_ok()
+            })
+            .await
         },
         (true, true) => {
             let record = record(quote!(#handle_v), quote!(#ret_v));
@@ -564,15 +580,24 @@ mod tests {
         );
         assert!(out.contains("SpanKind :: Tool"), "{out}");
         assert!(out.contains("span (\"lookup\")"), "{out}");
-        assert!(out.contains("arg (\"a\""), "{out}");
         assert!(
-            out.contains("arg (\"type\""),
+            out.contains("__spanlens_arg (__spanlens_args , \"a\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("__spanlens_arg (__spanlens_args , \"type\""),
             "raw identifiers lose `r#`: {out}"
         );
-        assert!(!out.contains("arg (\"key\""), "skipped: {out}");
-        assert!(!out.contains("arg (\"self\""), "{out}");
         assert!(
-            !out.contains("arg (\"x\""),
+            !out.contains("__spanlens_arg (__spanlens_args , \"key\""),
+            "skipped: {out}"
+        );
+        assert!(
+            !out.contains("__spanlens_arg (__spanlens_args , \"self\""),
+            "{out}"
+        );
+        assert!(
+            !out.contains("__spanlens_arg (__spanlens_args , \"x\""),
             "patterns are not captured: {out}"
         );
         assert!(

@@ -235,9 +235,10 @@ pub trait OutcomeResult {
     fn __spanlens_outcome(&self, span: &Span, max_bytes: usize);
 }
 
-/// Tier 4: anything else (records nothing).
+/// Tier 4: anything else: the function returned normally, so the span is `ok` (unless the
+/// function marked it failed itself: `set_ok` never overrides an error).
 pub trait OutcomeOther {
-    /// Does nothing.
+    /// Sets `ok`.
     fn __spanlens_outcome(&self, span: &Span, max_bytes: usize);
 }
 
@@ -286,7 +287,9 @@ impl<T, E> OutcomeResult for &Outcome<'_, Result<T, E>> {
 
 impl<T> OutcomeOther for Outcome<'_, T> {
     #[inline(always)]
-    fn __spanlens_outcome(&self, _span: &Span, _max_bytes: usize) {}
+    fn __spanlens_outcome(&self, span: &Span, _max_bytes: usize) {
+        span.set_ok();
+    }
 }
 
 /// A type name without module paths: `alloc::boxed::Box<dyn core::error::Error>` →
@@ -556,10 +559,19 @@ mod tests {
             check(&|s| (&&&&Outcome(&ok)).__spanlens_outcome(s, 64)).0,
             Status::Ok
         );
+        // Any other value: the function returned, so it succeeded…
         let other = 5u8;
         assert_eq!(
             check(&|s| (&&&&Outcome(&other)).__spanlens_outcome(s, 64)),
-            (Status::Unset, None)
+            (Status::Ok, None)
+        );
+        // …unless the body marked its span failed itself: that error stays.
+        assert_eq!(
+            check(&|s| {
+                s.set_error("bad input", Some("Validation"));
+                (&&&&Outcome(&other)).__spanlens_outcome(s, 64)
+            }),
+            (Status::Error, Some("bad input".into()))
         );
     }
 }

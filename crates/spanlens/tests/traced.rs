@@ -97,8 +97,8 @@ fn sync_fn_nests_under_the_current_span() {
     assert_eq!(s["add"].kind, SpanKind::Span, "the default kind");
     assert_eq!(
         s["add"].status,
-        Status::Unset,
-        "a plain return value sets no status"
+        Status::Ok,
+        "a function that returned normally succeeded"
     );
     assert!(
         s["add"].attribute("input.value").is_none(),
@@ -920,9 +920,13 @@ async fn unit_async_fn_with_early_return() {
     let root = spans.iter().find(|s| s.name == "root").unwrap();
     let units: Vec<&SpanData> = spans.iter().filter(|s| s.name == "unit_async").collect();
     assert_eq!(units.len(), 2);
-    assert!(units
-        .iter()
-        .all(|u| u.parent_span_id == Some(root.span_id) && u.status == Status::Unset));
+    assert!(
+        units
+            .iter()
+            .all(|u| u.parent_span_id == Some(root.span_id) && u.status == Status::Ok),
+        "{:?}",
+        units.iter().map(|u| u.status).collect::<Vec<_>>()
+    );
     // Only the second call gets past the early return; its child nests under it and ends first.
     let child = spans.iter().find(|s| s.name == "unit child").unwrap();
     assert_eq!(child.parent_span_id, Some(units[1].span_id));
@@ -1000,4 +1004,30 @@ fn each_argument_type_is_stored_as_itself() {
         "point": "Point { x: 7 }", "opaque": "<not Debug>",
     });
     assert_eq!(serde_json::Value::Object(input), want);
+}
+
+#[traced]
+fn unit_sync(fail: bool, early: bool) {
+    if early {
+        return;
+    }
+    if fail {
+        spanlens::Context::current()
+            .span()
+            .set_error("refused by policy", Some("Policy"));
+    }
+}
+
+#[test]
+fn functions_that_return_normally_are_ok_unless_they_said_otherwise() {
+    let s = under_root(|| unit_sync(false, false));
+    assert_eq!(s["unit_sync"].status, Status::Ok);
+    let s = under_root(|| unit_sync(false, true));
+    assert_eq!(s["unit_sync"].status, Status::Ok, "an early return too");
+    let s = under_root(|| unit_sync(true, false));
+    assert_eq!(
+        s["unit_sync"].status,
+        Status::Error,
+        "the body's own error stays"
+    );
 }
