@@ -644,6 +644,10 @@ struct TreeSource<'a> {
     #[serde(default)]
     status: Status,
     #[serde(borrow, default)]
+    status_message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    error_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
     request_model: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     response_model: Option<std::borrow::Cow<'a, str>>,
@@ -745,6 +749,10 @@ struct TreeNode<'a> {
     /// A model call the catalog could not price: no cost, and not $0 either.
     unpriced: bool,
     error: bool,
+    /// A failed span's error, `type: message`, cut to [`TREE_ERROR_CHARS`] (the row's tooltip and
+    /// the trace header's "first error" read it without opening the span).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
     /// Duration not covered by any child, ms (an unclosed span runs to the trace's latest time).
     self_ms: Option<f64>,
     /// On the critical path.
@@ -776,9 +784,28 @@ impl<'a> TreeNode<'a> {
             cost_usd: s.cost.map(|c| c.total_usd.as_usd_f64()),
             unpriced: s.unpriced_reason.is_some(),
             error: s.status == Status::Error,
+            error_message: (s.status == Status::Error)
+                .then(|| error_summary(s.error_type.as_deref(), s.status_message.as_deref())),
             status: s.status,
             duplicate_of: s.duplicate_of,
         }
+    }
+}
+
+/// Characters of a failed span's error kept in the tree view (the span panel has all of it).
+const TREE_ERROR_CHARS: usize = 300;
+
+/// `type: message` of a failed span, cut on a character boundary to [`TREE_ERROR_CHARS`].
+fn error_summary(error_type: Option<&str>, message: Option<&str>) -> String {
+    let text = match (error_type, message) {
+        (Some(t), Some(m)) => format!("{t}: {m}"),
+        (Some(t), None) => t.to_string(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => "error".to_string(),
+    };
+    match text.char_indices().nth(TREE_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 

@@ -1485,6 +1485,25 @@ async fn span_derived_text_never_becomes_markup() {
         sorted(texts(&c, ".trace-head .tag").await),
         sorted_payloads()
     );
+    // The failed tool call's error shows in the header and in its row's tooltip, as text.
+    let first_error = text_of(&c, "#trace-first-error").await;
+    assert!(
+        first_error.starts_with("first error: ")
+            && first_error.contains(&xss_tool())
+            && first_error.contains(XSS_IMG),
+        "first error: {first_error}"
+    );
+    let badge_title = c
+        .execute(
+            "return document.querySelector('.wf-row.err .badge.err').getAttribute('title')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        badge_title.as_str().is_some_and(|t| t.contains(XSS_IMG)),
+        "error badge tooltip: {badge_title}"
+    );
     let panel = text_of(&c, ".panel").await;
     for want in [
         XSS_IMG.to_string(),

@@ -103,6 +103,8 @@ class Waterfall {
   layout(app) {
     const t = this.trace;
     const kinds = [...new Set(this.nodes.map((n) => n.kind))];
+    // The earliest failed span, named in the header so the cause shows without a click.
+    const firstError = this.nodes.filter((n) => n.error).sort((a, b) => a.start_ms - b.start_ms)[0];
     this.search = h("input", { type: "search", class: "grow", placeholder: "Search spans by name, kind, model or id  (Enter: next match)" });
     this.matchInfo = h("span", { class: "muted match-info" });
     this.visibleCount = h("span", { class: "muted" });
@@ -139,6 +141,9 @@ class Waterfall {
           h("div", { class: "meta" }, "trace ", idChip(t.trace_id), " · ", f.time(t.start_time),
             t.user_id ? [" · user ", h("b", null, t.user_id)] : null, t.service ? [" · ", t.service] : null,
             t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null),
+          firstError ? h("div", { class: "first-error", id: "trace-first-error" }, "first error: ",
+            h("a", { href: "#", onclick: (e) => { e.preventDefault(); this.select(firstError.span_id, true); } }, firstError.name),
+            ` — ${firstError.error_message || "error"}`) : null,
           this.scoresEl = h("div", { class: "score-chips", id: "trace-scores" })),
         h("div", { class: "stats" },
           stat("Duration", f.ms(t.duration_ms)),
@@ -225,13 +230,13 @@ class Waterfall {
     if (n.critical) cls.push("critical");
     const tokens = n.input_tokens != null ? n.input_tokens + (n.output_tokens || 0) : null;
     return h("div", { class: cls.join(" "), style: { transform: `translateY(${i * ROW_H}px)` }, dataset: { spanId: n.span_id, kind: n.kind }, role: "treeitem", "aria-expanded": hasKids ? String(!collapsed) : undefined, "aria-level": String(n.depth + 1) },
-      h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(n.depth, 40) * 14}px` }, title: n.name },
+      h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(n.depth, 40) * 14}px` }, title: n.error ? `${n.name}\n${n.error_message || "error"}` : n.name },
         h("span", { class: `caret ${hasKids ? "" : "leaf"}` }, hasKids ? (collapsed ? "▸" : "▾") : ""),
         h("span", { class: "kicon", style: { color: k.color }, title: n.kind }, k.icon),
         n.critical ? h("span", { class: "crit-mark", title: "on the critical path" }, "◆") : null,
         h("span", { class: "sname" }, n.name),
         collapsed && hasKids ? h("span", { class: "badge" }, `+${f.int(countDescendants(n))}`) : null,
-        n.error ? h("span", { class: "badge err" }, "error") : null,
+        n.error ? h("span", { class: "badge err", title: n.error_message || "error" }, "error") : null,
         n.duplicate_of ? h("span", { class: "badge dup", dataset: { duplicateOf: n.duplicate_of }, title: "Recorded by two instrumentations: its tokens and cost are counted once, on the other span" }, `same call as ${this.byId.get(n.duplicate_of)?.name ?? n.duplicate_of}`) : null,
         n.model ? h("span", { class: "smeta" }, n.model) : null,
         tokens != null ? h("span", { class: "smeta" }, `${f.int(tokens)} tok`) : null,
