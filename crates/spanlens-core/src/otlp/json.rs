@@ -25,25 +25,51 @@ pub fn decode_request(v: &Value) -> Result<proto::ExportTraceServiceRequest, Dec
     Ok(req)
 }
 
+/// The `resource` of a resource-spans or resource-logs object at `path`, if it has one.
+fn resource(obj: &Map<String, Value>, path: &str) -> Result<Option<proto::Resource>, DecodeError> {
+    let Some(r) = field(obj, "resource", "resource") else {
+        return Ok(None);
+    };
+    let rpath = format!("{path}.resource");
+    let robj = as_object(r, &rpath)?;
+    Ok(Some(proto::Resource {
+        attributes: key_values(robj, "attributes", "attributes", &rpath)?,
+        dropped_attributes_count: uint32(
+            robj,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            &rpath,
+        )?,
+    }))
+}
+
+/// The instrumentation scope `s` of the scope-spans or scope-logs object at `path`.
+fn instrumentation_scope(
+    s: &Value,
+    path: &str,
+) -> Result<proto::InstrumentationScope, DecodeError> {
+    let spath = format!("{path}.scope");
+    let sobj = as_object(s, &spath)?;
+    Ok(proto::InstrumentationScope {
+        name: string(sobj, "name", "name", &spath)?,
+        version: string(sobj, "version", "version", &spath)?,
+        attributes: key_values(sobj, "attributes", "attributes", &spath)?,
+        dropped_attributes_count: uint32(
+            sobj,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            &spath,
+        )?,
+    })
+}
+
 fn resource_spans(v: &Value, path: &str) -> Result<proto::ResourceSpans, DecodeError> {
     let obj = as_object(v, path)?;
     let mut out = proto::ResourceSpans {
         schema_url: string(obj, "schemaUrl", "schema_url", path)?,
         ..Default::default()
     };
-    if let Some(r) = field(obj, "resource", "resource") {
-        let rpath = format!("{path}.resource");
-        let robj = as_object(r, &rpath)?;
-        out.resource = Some(proto::Resource {
-            attributes: key_values(robj, "attributes", "attributes", &rpath)?,
-            dropped_attributes_count: uint32(
-                robj,
-                "droppedAttributesCount",
-                "dropped_attributes_count",
-                &rpath,
-            )?,
-        });
-    }
+    out.resource = resource(obj, path)?;
     for (i, ss) in array(obj, "scopeSpans", "scope_spans", path)?
         .iter()
         .enumerate()
@@ -77,21 +103,7 @@ fn scope_spans(v: &Value, path: &str) -> Result<proto::ScopeSpans, DecodeError> 
     };
     let scope = field(obj, "scope", "scope")
         .or_else(|| field(obj, "instrumentationLibrary", "instrumentation_library"));
-    if let Some(s) = scope {
-        let spath = format!("{path}.scope");
-        let sobj = as_object(s, &spath)?;
-        out.scope = Some(proto::InstrumentationScope {
-            name: string(sobj, "name", "name", &spath)?,
-            version: string(sobj, "version", "version", &spath)?,
-            attributes: key_values(sobj, "attributes", "attributes", &spath)?,
-            dropped_attributes_count: uint32(
-                sobj,
-                "droppedAttributesCount",
-                "dropped_attributes_count",
-                &spath,
-            )?,
-        });
-    }
+    out.scope = scope.map(|s| instrumentation_scope(s, path)).transpose()?;
     for (i, s) in array(obj, "spans", "spans", path)?.iter().enumerate() {
         out.spans.push(span(s, &format!("{path}.spans[{i}]"))?);
     }
@@ -188,19 +200,7 @@ pub fn decode_logs_request(v: &Value) -> Result<proto::ExportLogsServiceRequest,
             schema_url: string(robj, "schemaUrl", "schema_url", &path)?,
             ..Default::default()
         };
-        if let Some(r) = field(robj, "resource", "resource") {
-            let rpath = format!("{path}.resource");
-            let res = as_object(r, &rpath)?;
-            out.resource = Some(proto::Resource {
-                attributes: key_values(res, "attributes", "attributes", &rpath)?,
-                dropped_attributes_count: uint32(
-                    res,
-                    "droppedAttributesCount",
-                    "dropped_attributes_count",
-                    &rpath,
-                )?,
-            });
-        }
+        out.resource = resource(robj, &path)?;
         for (j, sl) in array(robj, "scopeLogs", "scope_logs", &path)?
             .iter()
             .enumerate()
@@ -219,21 +219,9 @@ fn scope_logs(v: &Value, path: &str) -> Result<proto::ScopeLogs, DecodeError> {
         schema_url: string(obj, "schemaUrl", "schema_url", path)?,
         ..Default::default()
     };
-    if let Some(s) = field(obj, "scope", "scope") {
-        let spath = format!("{path}.scope");
-        let sobj = as_object(s, &spath)?;
-        out.scope = Some(proto::InstrumentationScope {
-            name: string(sobj, "name", "name", &spath)?,
-            version: string(sobj, "version", "version", &spath)?,
-            attributes: key_values(sobj, "attributes", "attributes", &spath)?,
-            dropped_attributes_count: uint32(
-                sobj,
-                "droppedAttributesCount",
-                "dropped_attributes_count",
-                &spath,
-            )?,
-        });
-    }
+    out.scope = field(obj, "scope", "scope")
+        .map(|s| instrumentation_scope(s, path))
+        .transpose()?;
     for (i, r) in array(obj, "logRecords", "log_records", path)?
         .iter()
         .enumerate()
