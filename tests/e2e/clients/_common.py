@@ -56,6 +56,20 @@ def failed(call: Callable[[], Any]) -> str:
     raise AssertionError("the call was expected to fail")
 
 
+def openai_chat_calls(client: Any, model: str) -> dict[str, Any]:
+    """The four Chat Completions calls every OpenAI script makes with the real `openai` client: a
+    plain one (with a system message), a streamed one with usage, then a 429 and a 500. Returns
+    the answers' texts and the two exception type names."""
+    plain = client.chat.completions.create(model=model, messages=[
+        {"role": "system", "content": "Answer in one sentence."}, {"role": "user", "content": PLAIN_QUESTION}])
+    stream = client.chat.completions.create(model=model, stream=True, stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": STREAM_QUESTION}])
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    errors = [failed(lambda q=q: client.chat.completions.create(model=model, messages=[{"role": "user", "content": q}]))
+              for q in (RATE_LIMITED, BROKEN)]
+    return {"plain": plain.choices[0].message.content, "streamed": streamed, "errors": errors}
+
+
 def trace_id_of(span: Any) -> str:
     return format(span.get_span_context().trace_id, "032x")
 

@@ -4,7 +4,7 @@
 
 import os
 
-from _common import (BROKEN, MOCK, PLAIN_QUESTION, RATE_LIMITED, SPANLENS, STREAM_QUESTION, failed, report)
+from _common import MOCK, SPANLENS, openai_chat_calls, report
 
 os.environ.update(LANGFUSE_PUBLIC_KEY="pk-lf-e2e", LANGFUSE_SECRET_KEY="sk-lf-e2e", LANGFUSE_BASE_URL=SPANLENS)
 
@@ -17,15 +17,7 @@ langfuse = Langfuse(public_key="pk-lf-e2e", secret_key="sk-lf-e2e", base_url=SPA
 client = OpenAI(base_url=f"{MOCK}/v1", api_key="sk-e2e", max_retries=0)
 with langfuse.start_as_current_observation(name="e2e.langfuse", as_type="span"):
     trace_id = langfuse.get_current_trace_id()
-    plain = client.chat.completions.create(model=MODEL, messages=[
-        {"role": "system", "content": "Answer in one sentence."}, {"role": "user", "content": PLAIN_QUESTION}])
-    stream = client.chat.completions.create(model=MODEL, stream=True, stream_options={"include_usage": True},
-                                            messages=[{"role": "user", "content": STREAM_QUESTION}])
-    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    err429 = failed(lambda: client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": RATE_LIMITED}]))
-    err500 = failed(lambda: client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": BROKEN}]))
+    result = openai_chat_calls(client, MODEL)
 langfuse.flush()
 langfuse.shutdown()
-report(trace_id=trace_id, plain=plain.choices[0].message.content, streamed=streamed, errors=[err429, err500])
+report(trace_id=trace_id, **result)

@@ -9,8 +9,7 @@ os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPA
 from openai import OpenAI  # noqa: E402
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor  # noqa: E402
 
-from _common import (BROKEN, MOCK, PLAIN_QUESTION, RATE_LIMITED, STREAM_QUESTION, failed,  # noqa: E402
-                     otlp_provider, report, trace_id_of)
+from _common import MOCK, openai_chat_calls, otlp_provider, report, trace_id_of  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 
@@ -18,16 +17,7 @@ provider = otlp_provider("e2e-otel-openai-v2")
 OpenAIInstrumentor().instrument(tracer_provider=provider)
 client = OpenAI(base_url=f"{MOCK}/v1", api_key="sk-e2e", max_retries=0)
 with provider.get_tracer("e2e.app").start_as_current_span("e2e.otel-openai-v2") as root:
-    plain = client.chat.completions.create(model=MODEL, temperature=0.2, messages=[
-        {"role": "system", "content": "Answer in one sentence."}, {"role": "user", "content": PLAIN_QUESTION}])
-    stream = client.chat.completions.create(model=MODEL, stream=True, stream_options={"include_usage": True},
-                                            messages=[{"role": "user", "content": STREAM_QUESTION}])
-    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    err429 = failed(lambda: client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": RATE_LIMITED}]))
-    err500 = failed(lambda: client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": BROKEN}]))
+    result = openai_chat_calls(client, MODEL)
 assert provider.force_flush(30_000)
 provider.shutdown()
-report(trace_id=trace_id_of(root), plain=plain.choices[0].message.content, streamed=streamed,
-       errors=[err429, err500])
+report(trace_id=trace_id_of(root), **result)

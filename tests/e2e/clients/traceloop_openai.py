@@ -9,8 +9,7 @@ from opentelemetry import trace
 from traceloop.sdk import Traceloop
 from traceloop.sdk.decorators import workflow
 
-from _common import (BROKEN, MOCK, PLAIN_QUESTION, RATE_LIMITED, SPANLENS, STREAM_QUESTION, failed, report,
-                     trace_id_of)
+from _common import MOCK, SPANLENS, openai_chat_calls, report, trace_id_of
 
 MODEL = "gpt-4o-mini"
 
@@ -24,17 +23,7 @@ client = OpenAI(base_url=f"{MOCK}/v1", api_key="sk-e2e", max_retries=0)
 @workflow(name="e2e.traceloop")
 def run() -> dict:
     trace_id = trace_id_of(trace.get_current_span())
-    plain = client.chat.completions.create(model=MODEL, messages=[
-        {"role": "system", "content": "Answer in one sentence."}, {"role": "user", "content": PLAIN_QUESTION}])
-    stream = client.chat.completions.create(model=MODEL, stream=True, stream_options={"include_usage": True},
-                                            messages=[{"role": "user", "content": STREAM_QUESTION}])
-    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    err429 = failed(lambda: client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": RATE_LIMITED}]))
-    err500 = failed(lambda: client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": BROKEN}]))
-    return {"trace_id": trace_id, "plain": plain.choices[0].message.content, "streamed": streamed,
-            "errors": [err429, err500]}
+    return {"trace_id": trace_id, **openai_chat_calls(client, MODEL)}
 
 
 result = run()
