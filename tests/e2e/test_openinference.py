@@ -114,7 +114,9 @@ def test_openinference_openai_trace(spanlens, traced_calls):
     want_cost = sum(Decimal(str(s["cost"]["total_usd"])) for s in llm)
     assert abs(Decimal(str(body["trace"]["total_cost_usd"])) - want_cost) <= Decimal("1e-9")
     assert body["trace"]["span_count"] == 5
-    assert body["trace"]["error_count"] == 2 and body["trace"]["status"] == "error", body["trace"]
+    # The script catches the 429 and the 500 inside its application span: the trace went on, so
+    # it holds two errors it recovered from and did not fail.
+    assert body["trace"]["error_count"] == 2 and body["trace"]["status"] != "error", body["trace"]
 
     # And the list API finds the trace by the model it used.
     ids = {t["trace_id"] for t in spanlens.traces(model=MODEL, limit=200)}

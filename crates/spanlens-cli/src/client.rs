@@ -46,7 +46,8 @@ pub struct TracesArgs {
     /// Only traces with a span of this model (request or response model).
     #[arg(long)]
     model: Option<String>,
-    /// Only traces with this status: ok, error or unset.
+    /// Only traces with this status: ok, error (failed), unset, or recovered (did not fail but
+    /// hold errors they went on from; shown as e.g. `ok/2r`).
     #[arg(long)]
     status: Option<String>,
     /// Only traces of this session.
@@ -390,8 +391,9 @@ fn traces_table(items: &[Value]) -> String {
         );
         let errors = u64_field(it, "error_count");
         let status = str_field(it, "status");
-        let status = if status == "ok" && errors > 0 {
-            format!("ok/{errors}e")
+        // A trace that did not fail but went on from errors: its status and "/Nr" (recovered).
+        let status = if status != "error" && errors > 0 {
+            format!("{status}/{errors}r")
         } else {
             status.to_string()
         };

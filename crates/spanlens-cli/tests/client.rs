@@ -193,6 +193,19 @@ fn demo_traces_and_trace_against_a_real_server() {
     assert!(filtered(&["--status", "error"])
         .iter()
         .all(|r| r["status"] == "error"));
+    let recovered = filtered(&["--status", "recovered"]);
+    assert!(recovered
+        .iter()
+        .all(|r| r["status"] != "error" && r["error_count"].as_u64().unwrap() > 0));
+    let o = spanlens(&["traces", "--server", &url, "--status", "recovered"]);
+    let table = text(&o.stdout);
+    let first = &recovered[0];
+    let mark = format!(
+        "{}/{}r",
+        first["status"].as_str().unwrap(),
+        first["error_count"]
+    );
+    assert!(table.contains(&mark), "{mark} in:\n{table}");
     assert!(filtered(&["--user", "maria.garcia"])
         .iter()
         .all(|r| r["user_id"] == "maria.garcia"));

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces/ingest", post(agents_ingest))
         .route("/v1/logs", post(otlp_logs))
         .route("/api/v1/traces", get(list_traces))
+        .route("/api/v1/traces/outcomes", get(trace_outcomes))
         .route("/api/v1/traces/{trace_id}", get(get_trace))
         .route("/api/v1/traces/{trace_id}/export", get(export_trace))
         .route("/api/v1/traces/{trace_id}/tree", get(trace_tree))
@@ -426,7 +427,28 @@ async fn list_traces(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::parse(q)?;
+    let query = list_query(&Params::parse(q)?)?;
+    let store = st.store.clone();
+    let page = blocking(move || store.list_traces(&query)).await?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(trace_row).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+/// `GET /api/v1/traces/outcomes`: how many of the traces the list's filters match failed and
+/// how many recovered from errors (the status filter is ignored: these are its choices).
+async fn trace_outcomes(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<spanlens_store::TraceOutcomes>, ApiError> {
+    let query = list_query(&Params::parse(q)?)?;
+    let store = st.store.clone();
+    Ok(Json(blocking(move || store.trace_outcomes(&query)).await?))
+}
+
+/// The trace list's query parameters as a store query.
+fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
     let mut query = ListQuery::new(p.project());
     let f = &mut query.filter;
     f.from = p.time("from")?;
@@ -438,7 +460,11 @@ async fn list_traces(
         Some("ok") => Some(Status::Ok),
         Some("error") => Some(Status::Error),
         Some("unset") => Some(Status::Unset),
-        Some(v) => return Err(bad("status", v, "use ok, error or unset")),
+        Some("recovered") => {
+            f.recovered = true;
+            None
+        }
+        Some(v) => return Err(bad("status", v, "use ok, error, unset or recovered")),
     };
     f.model = p.string(&["model"]);
     f.provider = p.string(&["provider"]);
@@ -477,12 +503,7 @@ async fn list_traces(
     }
     query.limit = p.limit()?;
     query.cursor = p.string(&["cursor"]);
-    let store = st.store.clone();
-    let page = blocking(move || store.list_traces(&query)).await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(trace_row).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(query)
 }
 
 fn trace_id(raw: &str) -> Result<TraceId, ApiError> {

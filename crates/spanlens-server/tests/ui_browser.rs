@@ -493,10 +493,61 @@ async fn every_page_renders_real_content() {
         .await
         .unwrap();
     assert!(
-        statuses.as_array().unwrap().iter().all(|s| s == "error"),
+        statuses.as_array().unwrap().iter().all(|s| s == "failed"),
         "{statuses}"
     );
     screenshot(&c, "traces-filtered").await;
+
+    // Failed traces apart from those that recovered from errors, with the counts.
+    let outcomes = api(&c, "/api/v1/traces/outcomes").await;
+    let (failed, recovered) = (
+        outcomes["failed"].as_u64().unwrap(),
+        outcomes["recovered"].as_u64().unwrap(),
+    );
+    assert_eq!(failed, n_err as u64, "{outcomes}");
+    assert!(
+        recovered > 0,
+        "the demo has traces that recovered from errors: {outcomes}"
+    );
+    until(
+        &c,
+        &format!(
+            "document.querySelector('#trace-outcomes').dataset.failed === '{failed}' && \
+             document.querySelector('#trace-outcomes').dataset.recovered === '{recovered}'"
+        ),
+        "the outcome counts",
+    )
+    .await;
+    let line = text_of(&c, "#trace-outcomes").await;
+    assert!(
+        line.contains(&format!("{failed} failed"))
+            && line.contains(&format!("{recovered} with recovered errors")),
+        "{line}"
+    );
+    let api_recovered = api(&c, "/api/v1/traces?status=recovered&limit=200").await;
+    let api_recovered = api_recovered["items"].as_array().unwrap();
+    assert_eq!(api_recovered.len() as u64, recovered.min(200));
+    assert!(
+        api_recovered
+            .iter()
+            .all(|t| t["status"] != "error" && t["error_count"].as_u64().unwrap() > 0),
+        "recovered traces did not fail and hold errors"
+    );
+    c.execute(
+        "document.querySelector('select[name=status]').value = 'recovered'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "form.filters button.primary").await;
+    let shown = recovered.min(50);
+    until(&c, &format!("location.search.includes('status=recovered') && document.querySelector('.results').dataset.state === 'ready' && document.querySelectorAll('table.traces tbody tr.recovered').length === {shown} && document.querySelectorAll('table.traces tbody tr').length === {shown}"), "recovered rows").await;
+    let badges = texts(&c, "table.traces .status.recovered").await;
+    assert!(
+        badges.len() as u64 == shown && badges.iter().all(|b| b.ends_with(" recovered")),
+        "{badges:?}"
+    );
+    screenshot(&c, "traces-recovered").await;
 
     // Trace: the demo trace with the most spans; its tree, cost, panel and keyboard.
     let top = api(&c, "/api/v1/traces?sort=span_count&order=desc&limit=3").await;
@@ -1488,7 +1539,7 @@ async fn span_derived_text_never_becomes_markup() {
     // The failed tool call's error shows in the header and in its row's tooltip, as text.
     let first_error = text_of(&c, "#trace-first-error").await;
     assert!(
-        first_error.starts_with("first error: ")
+        first_error.starts_with("first error (recovered): ")
             && first_error.contains(&xss_tool())
             && first_error.contains(XSS_IMG),
         "first error: {first_error}"

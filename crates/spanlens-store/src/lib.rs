@@ -35,6 +35,7 @@ pub use types::{
     percentile_nearest_rank, DailyCost, GroupBy, ListQuery, LogEventsReceipt, MetricRow,
     MetricSeries, MetricsQuery, Page, Percentiles, RepriceModel, RepriceReport, ScoreFilter,
     ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder,
-    SpanScan, TraceDetail, TraceDetailJson, TraceFilter, TraceSummary, Unreadable, UnreadableSpan,
-    WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE, MAX_PERCENTILE_ERROR,
+    SpanScan, TraceDetail, TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable,
+    UnreadableSpan, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE,
+    MAX_PERCENTILE_ERROR,
 };

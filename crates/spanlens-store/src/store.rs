@@ -5,7 +5,7 @@ use crate::ticket::CommitTicket;
 use crate::types::{
     DailyCost, ListQuery, MetricRow, MetricSeries, MetricsQuery, Page, RepriceModel, RepriceReport,
     ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
-    TraceDetailJson, TraceSummary, Unreadable, WriteReceipt,
+    TraceDetailJson, TraceOutcomes, TraceSummary, Unreadable, WriteReceipt,
 };
 use spanlens_core::evals::Score;
 use spanlens_core::pricing::span_model;
@@ -37,6 +37,11 @@ pub trait Store: Send + Sync {
 
     /// One page of trace summaries matching the query's filters, in its sort order.
     fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError>;
+
+    /// How many of the traces matching the query's filters (its sort, limit and cursor are
+    /// ignored) failed, and how many recovered from errors; the `status` and `recovered`
+    /// conditions are ignored too, so the counts describe the list they would narrow.
+    fn trace_outcomes(&self, query: &ListQuery) -> Result<TraceOutcomes, StoreError>;
 
     /// A trace's summary and all its spans (with the GenAI log events stored for them merged
     /// in), or `None` when the project has no such trace.

@@ -53,11 +53,13 @@ pub struct TraceSummary {
     /// `end_time - start_time`.
     #[serde(rename = "duration_ms", with = "ms")]
     pub duration_ns: u64,
-    /// The root's explicit status; otherwise `error` when any span failed, else `unset`.
+    /// `error` when the trace failed: its root failed, an agent run directly under a root
+    /// without a status failed, or (root not arrived) any span failed. Otherwise the root's
+    /// status, even over errors the trace recovered from (see `error_count`).
     pub status: Status,
     /// Spans stored for the trace.
     pub span_count: u64,
-    /// Spans with status `error`.
+    /// Spans with status `error`; with a status other than `error`, errors it recovered from.
     pub error_count: u64,
     /// Sum of input tokens (cached included).
     pub input_tokens: u64,
@@ -250,6 +252,10 @@ pub struct TraceFilter {
     pub kind: Option<SpanKind>,
     /// Trace status equals this.
     pub status: Option<Status>,
+    /// Only traces that did not fail but hold errors they recovered from (status not `error`,
+    /// `error_count` above 0).
+    #[serde(default)]
+    pub recovered: bool,
     /// Trace contains a span whose request or response model equals this.
     pub model: Option<String>,
     /// Trace contains a span of this provider.
@@ -274,6 +280,18 @@ pub struct TraceFilter {
     pub score: Option<ScoreFilter>,
     /// Case-insensitive substring of the trace id, trace or span names, user, session, service or tags.
     pub text: Option<String>,
+}
+
+/// How the traces matching a filter ended: the counts behind the trace list's "failed" and
+/// "recovered errors" figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceOutcomes {
+    /// Traces matching the filter.
+    pub traces: u64,
+    /// Of them, traces with status `error`.
+    pub failed: u64,
+    /// Of them, traces that did not fail but hold errors they recovered from.
+    pub recovered: u64,
 }
 
 /// A score condition of the trace list: a score of this name, within the bounds and with the

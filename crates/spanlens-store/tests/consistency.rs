@@ -194,3 +194,66 @@ fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
     let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
     assert_eq!((s.unpriced_span_count, s.total_cost), (0, NanoUsd(1_500)));
 }
+
+/// A trace fails by its root: errors it went on from are "recovered", in any arrival order,
+/// one span per write or all at once, and the outcome counts and the `recovered` filter agree.
+#[test]
+fn failed_and_recovered_traces_in_any_arrival_order() {
+    let build = |t: u64, agent_status: Status| {
+        let mut root = span(t, 1, None, "pipeline", 0, 1000);
+        root.kind = SpanKind::Pipeline;
+        root.status = Status::Unset;
+        let mut agent = span(t, 2, Some(1), "agent", 10, 900);
+        agent.kind = SpanKind::Agent;
+        agent.status = agent_status;
+        let mut tool = span(t, 3, Some(2), "tool", 20, 100);
+        tool.kind = SpanKind::Tool;
+        tool.status = Status::Error;
+        vec![root, agent, tool]
+    };
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+        for one_by_one in [false, true] {
+            let (_dir, store) = temp_store();
+            for (t, agent_status) in [(1, Status::Ok), (2, Status::Error)] {
+                let spans = build(t, agent_status);
+                let ordered: Vec<_> = order.iter().map(|&i| spans[i].clone()).collect();
+                if one_by_one {
+                    for s in ordered {
+                        store.write("p", vec![s]).unwrap();
+                    }
+                } else {
+                    store.write("p", ordered).unwrap();
+                }
+            }
+            let summary = |t: u64| store.get_trace("p", tid(t)).unwrap().unwrap().summary;
+            let why = format!("order {order:?}, one by one: {one_by_one}");
+            assert_eq!(
+                (summary(1).status, summary(1).error_count),
+                (Status::Unset, 1),
+                "the tool failed, the agent went on: {why}"
+            );
+            assert_eq!(
+                (summary(2).status, summary(2).error_count),
+                (Status::Error, 2),
+                "the agent run failed under a root without a status: {why}"
+            );
+            let mut q = ListQuery::new("p");
+            let o = store.trace_outcomes(&q).unwrap();
+            assert_eq!((o.traces, o.failed, o.recovered), (2, 1, 1), "{why}");
+            q.filter.recovered = true;
+            let ids: Vec<_> = store
+                .list_traces(&q)
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|t| t.trace_id)
+                .collect();
+            assert_eq!(ids, vec![tid(1)], "{why}");
+            // The counts follow the other filters, not the status one.
+            let mut q = ListQuery::new("p");
+            q.filter.status = Some(Status::Ok);
+            q.filter.min_duration_ns = Some(2_000 * MS);
+            assert_eq!(store.trace_outcomes(&q).unwrap().traces, 0, "{why}");
+        }
+    }
+}

@@ -137,11 +137,14 @@ class Waterfall {
       h("div", { class: "page-head trace-head" },
         h("div", null,
           h("div", { class: "crumbs" }, link("/", "Traces"), " / ", t.session_id ? [link(`/sessions/${encodeURIComponent(t.session_id)}`, `session ${t.session_id}`), " / "] : null, "trace"),
-          h("h1", null, t.name || "(unnamed)", " ", statusBadge(t.status)),
+          h("h1", null, t.name || "(unnamed)", " ", statusBadge(t.status === "error" ? "failed" : t.status, t.status),
+            t.status !== "error" && t.error_count > 0
+              ? h("span", { class: "status recovered", id: "trace-recovered", title: "spans failed, the trace went on and did not fail" }, `${f.int(t.error_count)} recovered error${t.error_count === 1 ? "" : "s"}`)
+              : null),
           h("div", { class: "meta" }, "trace ", idChip(t.trace_id), " · ", f.time(t.start_time),
             t.user_id ? [" · user ", h("b", null, t.user_id)] : null, t.service ? [" · ", t.service] : null,
             t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null),
-          firstError ? h("div", { class: "first-error", id: "trace-first-error" }, "first error: ",
+          firstError ? h("div", { class: "first-error", id: "trace-first-error" }, t.status === "error" ? "first error: " : "first error (recovered): ",
             h("a", { href: "#", onclick: (e) => { e.preventDefault(); this.select(firstError.span_id, true); } }, firstError.name),
             ` — ${firstError.error_message || "error"}`) : null,
           this.scoresEl = h("div", { class: "score-chips", id: "trace-scores" })),

@@ -48,11 +48,12 @@ export function apiParams(q) {
 export async function render(app) {
   const q = new URLSearchParams(location.search);
   const results = h("div", { class: "results" });
+  const outcomes = h("div", { class: "outcomes muted", id: "trace-outcomes" });
   const form = filterForm(q, (next) => {
     history.pushState(null, "", `/?${next}`);
     load();
   });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces")), form, results);
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces")), form, outcomes, results);
   let ctl;
   // Previous pages' cursors, so "Previous" works without the API having a backwards cursor.
   const back = [];
@@ -62,6 +63,7 @@ export async function render(app) {
     ctl = new AbortController();
     const q = new URLSearchParams(location.search);
     results.dataset.state = "loading";
+    loadOutcomes(outcomes, q, ctl.signal);
     let page;
     try {
       page = await get("traces", apiParams(q), ctl.signal);
@@ -103,6 +105,38 @@ export async function render(app) {
   return () => ctl?.abort();
 }
 
+/** Status filter choices: URL value, label. `error` is a failed trace (its root failed);
+ * `recovered` did not fail but holds errors it recovered from. */
+const STATUSES = [["error", "failed"], ["recovered", "recovered errors"], ["ok", "ok"], ["unset", "unset"]];
+
+/** The counts line above the list: matching traces, failed ones, ones with recovered errors;
+ * each count filters the list to its traces. */
+async function loadOutcomes(el, q, signal) {
+  const p = apiParams(q);
+  for (const k of ["status", "sort", "order", "cursor", "limit"]) delete p[k];
+  let o;
+  try {
+    o = await get("traces/outcomes", p, signal);
+  } catch (e) {
+    if (e.name !== "AbortError") mount(el, `Counts unavailable: ${e.message}`);
+    return;
+  }
+  const pick = (status) => {
+    const next = new URLSearchParams(location.search);
+    if (status) next.set("status", status);
+    else next.delete("status");
+    next.delete("cursor");
+    return `/?${next}`;
+  };
+  mount(el,
+    link(pick(""), `${f.int(o.traces)} traces`), " · ",
+    h("span", { class: o.failed ? "err-text" : "" }, link(pick("error"), `${f.int(o.failed)} failed`)), " · ",
+    h("span", { class: o.recovered ? "warn-text" : "" }, link(pick("recovered"), `${f.int(o.recovered)} with recovered errors`)));
+  el.dataset.traces = o.traces;
+  el.dataset.failed = o.failed;
+  el.dataset.recovered = o.recovered;
+}
+
 function filterForm(q, apply) {
   const range = h("select", { name: "range", title: "Time range" },
     h("option", { value: "" }, "All time"),
@@ -116,7 +150,7 @@ function filterForm(q, apply) {
   syncCustom();
   const status = h("select", { name: "status", title: "Status" },
     h("option", { value: "" }, "Any status"),
-    ["ok", "error", "unset"].map((s) => h("option", { value: s, selected: q.get("status") === s }, s)));
+    STATUSES.map(([s, label]) => h("option", { value: s, selected: q.get("status") === s }, label)));
   const text = h("input", { type: "search", name: "q", placeholder: "Search text in names, inputs, outputs…", value: q.get("q") || "", class: "grow" });
   const inputs = FIELDS.map(([key, label, type, ph]) =>
     h("label", { class: "field" }, h("span", null, label),
@@ -158,16 +192,17 @@ function table(q, page, act) {
   const head = h("tr", null, COLUMNS.map(([label, field]) =>
     h("th", { class: `sortable ${field === sort ? `sorted ${order}` : ""} ${["duration", "span_count", "tokens", "cost"].includes(field) ? "num" : ""}`, dataset: { sort: field }, onclick: () => act.sort(field), title: `Sort by ${label.toLowerCase()}` },
       label, field === sort ? (order === "asc" ? " ▲" : " ▼") : "")));
-  const rows = page.items.map((t) => h("tr", { class: t.status === "error" ? "err" : "", dataset: { traceId: t.trace_id } },
+  const rows = page.items.map((t) => h("tr", { class: t.status === "error" ? "err" : recovered(t) ? "recovered" : "", dataset: { traceId: t.trace_id } },
     h("td", { class: "name" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "(unnamed)"),
       t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null,
       t.session_id ? h("div", { class: "sub" }, "session ", link(`/sessions/${encodeURIComponent(t.session_id)}`, t.session_id)) : null),
     h("td", { title: t.start_time }, f.time(t.start_time), h("div", { class: "sub" }, f.ago(t.start_time))),
     h("td", { class: "num" }, f.ms(t.duration_ms)),
-    h("td", { class: "num" }, f.int(t.span_count), t.error_count ? h("div", { class: "sub err-text" }, `${f.int(t.error_count)} err`) : null),
+    h("td", { class: "num" }, f.int(t.span_count), t.status === "error" && t.error_count ? h("div", { class: "sub err-text" }, `${f.int(t.error_count)} err`) : null),
     h("td", { class: "num", title: `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out` }, f.int(t.total_tokens)),
     h("td", { class: `num cost${t.unpriced_span_count ? " unpriced" : ""}`, title: f.costTitle(t.unpriced_span_count) }, f.costText(t.total_cost_usd, t.unpriced_span_count, t.total_tokens)),
-    h("td", null, statusBadge(t.status)),
+    h("td", null, statusBadge(t.status === "error" ? "failed" : t.status, t.status),
+      recovered(t) ? h("span", { class: "status recovered", title: `${f.int(t.error_count)} failed span${t.error_count === 1 ? "" : "s"}; the trace went on and did not fail` }, `${f.int(t.error_count)} recovered`) : null),
     h("td", null, t.user_id || "–")));
   return h("div", null,
     h("table", { class: "grid traces" }, h("thead", null, head), h("tbody", null, rows)),
@@ -177,7 +212,12 @@ function table(q, page, act) {
       h("button", { type: "button", disabled: !page.next_cursor, onclick: act.next, class: "next" }, "Next →")));
 }
 
-/** A coloured status label. */
-export function statusBadge(s) {
-  return h("span", { class: `status ${s}` }, s);
+/** A trace that did not fail but holds errors it recovered from. */
+function recovered(t) {
+  return t.status !== "error" && t.error_count > 0;
+}
+
+/** A coloured status label: `text`, coloured as status `s` (default: the text). */
+export function statusBadge(text, s = text) {
+  return h("span", { class: `status ${s}` }, text);
 }

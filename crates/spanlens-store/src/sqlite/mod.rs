@@ -18,8 +18,8 @@ use crate::store::Store;
 use crate::ticket::CommitTicket;
 use crate::types::{
     DailyCost, ListQuery, MetricRow, MetricSeries, MetricsQuery, Page, SessionDetail, SessionQuery,
-    SessionSummary, SpanScan, TraceDetail, TraceDetailJson, TraceSummary, WriteReceipt,
-    DEFAULT_PROJECT,
+    SessionSummary, SpanScan, TraceDetail, TraceDetailJson, TraceOutcomes, TraceSummary,
+    WriteReceipt, DEFAULT_PROJECT,
 };
 use checkpoint::CheckpointShared;
 use prepare::PreparedSpan;
@@ -443,6 +443,10 @@ impl Store for SqliteStore {
 
     fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
         query::list_traces(&*self.pool.get()?, query)
+    }
+
+    fn trace_outcomes(&self, query: &ListQuery) -> Result<TraceOutcomes, StoreError> {
+        query::trace_outcomes(&*self.pool.get()?, query)
     }
 
     fn get_trace(

@@ -9,7 +9,8 @@ use crate::cursor::{SessionCursor, SortKey, TraceCursor};
 use crate::error::StoreError;
 use crate::types::{
     ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, SpanScan,
-    TraceDetail, TraceDetailJson, TraceSummary, Unreadable, UnreadableSpan, MAX_PAGE_SIZE,
+    TraceDetail, TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable,
+    UnreadableSpan, MAX_PAGE_SIZE,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -163,24 +164,9 @@ fn facet_filter(sql: &mut Sql, code: i64, value: &str) {
     ));
 }
 
-/// One page of the trace list.
-pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
-    let limit = check_limit(q.limit)?;
-    let cursor = match q.cursor.as_deref().map(str::trim) {
-        Some(c) if !c.is_empty() => Some(TraceCursor::decode(c, q.sort, q.order)?),
-        _ => None,
-    };
-    let project = project_name(&q.project);
-    let Some(pid) = project_id(conn, &project)? else {
-        return Ok(Page {
-            items: Vec::new(),
-            next_cursor: None,
-        });
-    };
-    let f = &q.filter;
-    let mut sql = Sql::new(format!(
-        "SELECT {SUMMARY_COLS} FROM traces WHERE project_id = "
-    ));
+/// Appends `project_id = pid` and the filter's conditions to a `WHERE` clause. Without
+/// `with_outcome` the status and recovered conditions are left out (for the outcome counts).
+fn filter_conditions(sql: &mut Sql, pid: i64, f: &TraceFilter, with_outcome: bool) {
     let p = sql.bind(pid);
     sql.push(&p);
     let cond = |sql: &mut Sql, template: &str, v: Value| {
@@ -188,34 +174,37 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
         sql.push(&format!(" AND {}", template.replace('?', &p)));
     };
     if let Some(t) = f.from {
-        cond(&mut sql, "start_ns >= ?", Value::Integer(to_i64(t.0)));
+        cond(sql, "start_ns >= ?", Value::Integer(to_i64(t.0)));
     }
     if let Some(t) = f.to {
-        cond(&mut sql, "start_ns < ?", Value::Integer(to_i64(t.0)));
+        cond(sql, "start_ns < ?", Value::Integer(to_i64(t.0)));
     }
     if let Some(n) = &f.name {
-        cond(&mut sql, "name = ?", Value::Text(n.clone()));
+        cond(sql, "name = ?", Value::Text(n.clone()));
     }
-    if let Some(s) = f.status {
-        cond(&mut sql, "status = ?", Value::Text(status_str(s).into()));
+    if let (Some(s), true) = (f.status, with_outcome) {
+        cond(sql, "status = ?", Value::Text(status_str(s).into()));
+    }
+    if f.recovered && with_outcome {
+        sql.push(" AND status <> 'error' AND error_count > 0");
     }
     if let Some(u) = &f.user_id {
-        cond(&mut sql, "user_id = ?", Value::Text(u.clone()));
+        cond(sql, "user_id = ?", Value::Text(u.clone()));
     }
     if let Some(s) = &f.session_id {
-        cond(&mut sql, "session_id = ?", Value::Text(s.clone()));
+        cond(sql, "session_id = ?", Value::Text(s.clone()));
     }
     if let Some(d) = f.min_duration_ns {
-        cond(&mut sql, "duration_ns >= ?", Value::Integer(to_i64(d)));
+        cond(sql, "duration_ns >= ?", Value::Integer(to_i64(d)));
     }
     if let Some(d) = f.max_duration_ns {
-        cond(&mut sql, "duration_ns <= ?", Value::Integer(to_i64(d)));
+        cond(sql, "duration_ns <= ?", Value::Integer(to_i64(d)));
     }
     if let Some(c) = f.min_cost {
-        cond(&mut sql, "cost_nano >= ?", Value::Integer(c.0));
+        cond(sql, "cost_nano >= ?", Value::Integer(c.0));
     }
     if let Some(c) = f.max_cost {
-        cond(&mut sql, "cost_nano <= ?", Value::Integer(c.0));
+        cond(sql, "cost_nano <= ?", Value::Integer(c.0));
     }
     if let Some(sf) = &f.score {
         let name = sql.bind(Value::Text(sf.name.clone()));
@@ -238,24 +227,67 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
         sql.push(&format!(" AND {sub})"));
     }
     if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        cond(
-            &mut sql,
-            "instr(search, ?) > 0",
-            Value::Text(t.to_lowercase()),
-        );
+        cond(sql, "instr(search, ?) > 0", Value::Text(t.to_lowercase()));
     }
     if let Some(k) = f.kind {
-        facet_filter(&mut sql, facet::KIND, k.as_str());
+        facet_filter(sql, facet::KIND, k.as_str());
     }
     if let Some(m) = &f.model {
-        facet_filter(&mut sql, facet::MODEL, m);
+        facet_filter(sql, facet::MODEL, m);
     }
     if let Some(p) = &f.provider {
-        facet_filter(&mut sql, facet::PROVIDER, p);
+        facet_filter(sql, facet::PROVIDER, p);
     }
     for t in &f.tags {
-        facet_filter(&mut sql, facet::TAG, t);
+        facet_filter(sql, facet::TAG, t);
     }
+}
+
+/// How the traces matching a query's filters ended (see [`Store::trace_outcomes`]).
+///
+/// [`Store::trace_outcomes`]: crate::Store::trace_outcomes
+pub fn trace_outcomes(conn: &Connection, q: &ListQuery) -> Result<TraceOutcomes, StoreError> {
+    let project = project_name(&q.project);
+    let Some(pid) = project_id(conn, &project)? else {
+        return Ok(TraceOutcomes::default());
+    };
+    let mut sql = Sql::new(
+        "SELECT count(*), coalesce(sum(status = 'error'), 0), \
+         coalesce(sum(status <> 'error' AND error_count > 0), 0) FROM traces WHERE project_id = ",
+    );
+    filter_conditions(&mut sql, pid, &q.filter, false);
+    let e = db("counting trace outcomes");
+    let mut st = conn.prepare_cached(&sql.text).map_err(&e)?;
+    let (traces, failed, recovered): (i64, i64, i64) = st
+        .query_row(rusqlite::params_from_iter(sql.params.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(&e)?;
+    Ok(TraceOutcomes {
+        traces: nonneg(traces),
+        failed: nonneg(failed),
+        recovered: nonneg(recovered),
+    })
+}
+
+/// One page of the trace list.
+pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
+    let limit = check_limit(q.limit)?;
+    let cursor = match q.cursor.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => Some(TraceCursor::decode(c, q.sort, q.order)?),
+        _ => None,
+    };
+    let project = project_name(&q.project);
+    let Some(pid) = project_id(conn, &project)? else {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    let mut sql = Sql::new(format!(
+        "SELECT {SUMMARY_COLS} FROM traces WHERE project_id = "
+    ));
+    filter_conditions(&mut sql, pid, &q.filter, true);
     let col = sort_column(q.sort);
     let (dir, op) = match q.order {
         SortOrder::Desc => ("DESC", "<"),

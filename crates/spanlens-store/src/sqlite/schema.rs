@@ -377,7 +377,64 @@ CREATE UNIQUE INDEX IF NOT EXISTS log_events_key ON log_events (project_id, trac
 "#,
         then: None,
     },
+    Migration {
+        description: "a trace fails by its root: errors it recovered from are not a failure",
+        sql: r#"
+-- A trace's status was `error` whenever any span failed. Now it is `error` only when the trace
+-- failed (its root in error, an agent run that failed under a root without a status, or any
+-- error while the root is missing); a tool that failed and was recovered from leaves the
+-- root's status. Only rows marked `error` can change.
+"#,
+        then: Some(restate_failed_traces),
+    },
 ];
+
+/// Migration 11: re-decides the status of every trace marked `error` by the rule of
+/// [`super::summary::TraceState::failed`], reading its failed agent spans' parents (which older
+/// states did not keep) from the span rows.
+fn restate_failed_traces(conn: &Connection, progress: Progress<'_>) -> rusqlite::Result<()> {
+    const STEP: &str = "telling failed traces from recovered errors (traces)";
+    let ids: Vec<(i64, Vec<u8>, String)> = conn
+        .prepare("SELECT id, trace_id, state FROM traces WHERE status = 'error'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = ids.len() as u64;
+    let mut parents = conn.prepare(
+        "SELECT parent_span_id FROM spans WHERE trace_ref = ?1 AND kind = 'agent' \
+         AND status = 'error' AND parent_span_id IS NOT NULL",
+    )?;
+    let mut update = conn.prepare("UPDATE traces SET status = ?2, state = ?3 WHERE id = ?1")?;
+    for (done, (id, trace_id, state)) in ids.into_iter().enumerate() {
+        if done % 4096 == 0 {
+            progress(BuildProgress {
+                step: STEP,
+                done: done as u64,
+                total,
+            });
+        }
+        // An unreadable state is rebuilt from the spans by the next write to the trace.
+        let Ok(mut st) = serde_json::from_str::<super::summary::TraceState>(&state) else {
+            continue;
+        };
+        let Ok(tid) = <[u8; 16]>::try_from(trace_id.as_slice()) else {
+            continue;
+        };
+        let mut rows = parents.query([id])?;
+        while let Some(r) = rows.next()? {
+            if let Ok(p) = <[u8; 8]>::try_from(r.get_ref(0)?.as_blob()?) {
+                st.note_failed_agent_parent(p);
+            }
+        }
+        let json = serde_json::to_string(&st).unwrap_or(state);
+        update.execute(rusqlite::params![id, st.summary(&tid).status, json])?;
+    }
+    progress(BuildProgress {
+        step: STEP,
+        done: total,
+        total,
+    });
+    Ok(())
+}
 
 /// A blob column of exactly `N` bytes; anything else is an error, never a made-up id.
 fn fixed<const N: usize>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<[u8; N]> {
@@ -1461,7 +1518,7 @@ mod tests {
             .unwrap();
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("DROP TABLE log_events").unwrap();
-        mark_as_version(&conn, (latest_version() - 1) as u32);
+        mark_as_version(&conn, 9);
         drop(conn);
         let store = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(store.schema_info().unwrap().0, latest_version());
@@ -1492,5 +1549,85 @@ mod tests {
             .events
             .iter()
             .any(|e| e.name == "gen_ai.user.message"));
+    }
+
+    /// Migration 11: a version-10 database marked every trace with a failed span `error`. After
+    /// it, a trace whose root went on past a failed tool keeps the root's status, while a run
+    /// whose agent failed under a root without a status (the OpenAI Agents shape, whose stored
+    /// state predates the agent-parent record) stays failed.
+    #[test]
+    fn a_version_10_database_tells_failed_traces_from_recovered_errors() {
+        use crate::store::Store;
+        use spanlens_core::{Span, SpanId, SpanKind, Status, Timestamp, TraceId};
+        let span = |t: u8, id: u64, parent: Option<u64>, kind: SpanKind, status: Status| Span {
+            trace_id: TraceId([t; 16]),
+            span_id: SpanId(id.to_be_bytes()),
+            parent_span_id: parent.map(|p| SpanId(p.to_be_bytes())),
+            name: format!("s{id}"),
+            kind,
+            start_time: Timestamp(1_000 + id),
+            end_time: Some(Timestamp(2_000 + id)),
+            status,
+            ..Default::default()
+        };
+        let spans = vec![
+            // Trace 1: the agent's tool failed, the agent and the root went on.
+            span(1, 1, None, SpanKind::Pipeline, Status::Unset),
+            span(1, 2, Some(1), SpanKind::Agent, Status::Ok),
+            span(1, 3, Some(2), SpanKind::Tool, Status::Error),
+            // Trace 2: the agent run failed directly under a root without a status.
+            span(2, 1, None, SpanKind::Pipeline, Status::Unset),
+            span(2, 2, Some(1), SpanKind::Agent, Status::Error),
+            span(2, 3, Some(2), SpanKind::Llm, Status::Error),
+            // Trace 3: the root itself failed.
+            span(3, 1, None, SpanKind::Pipeline, Status::Error),
+            span(3, 2, Some(1), SpanKind::Tool, Status::Error),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("before.db");
+        super::super::SqliteStore::open(&path)
+            .unwrap()
+            .write("p", spans)
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        // What version 10 stored: `error` for any failed span, and states without `fa`.
+        let states: Vec<(i64, String)> = conn
+            .prepare("SELECT id, state FROM traces")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for (id, state) in states {
+            let mut v: serde_json::Value = serde_json::from_str(&state).unwrap();
+            v.as_object_mut().unwrap().remove("fa");
+            conn.execute(
+                "UPDATE traces SET status = 'error', state = ?2 WHERE id = ?1",
+                rusqlite::params![id, v.to_string()],
+            )
+            .unwrap();
+        }
+        mark_as_version(&conn, 10);
+        drop(conn);
+        let store = super::super::SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_info().unwrap().0, latest_version());
+        let status = |t: u8| {
+            let d = store.get_trace("p", TraceId([t; 16])).unwrap().unwrap();
+            (d.summary.status, d.summary.error_count)
+        };
+        assert_eq!(
+            status(1),
+            (Status::Unset, 1),
+            "recovered from its tool's error"
+        );
+        assert_eq!(status(2), (Status::Error, 2), "its agent run failed");
+        assert_eq!(status(3), (Status::Error, 2), "its root failed");
+        let mut q = crate::ListQuery::new("p");
+        let counts = store.trace_outcomes(&q).unwrap();
+        assert_eq!((counts.traces, counts.failed, counts.recovered), (3, 2, 1));
+        q.filter.recovered = true;
+        let page = store.list_traces(&q).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].trace_id, TraceId([1; 16]));
     }
 }

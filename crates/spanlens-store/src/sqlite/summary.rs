@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// Most parents of failed agent spans remembered per trace: one is what matters (the root's),
+/// a pathological trace must not grow its state without bound.
+const MAX_FAILED_AGENT_PARENTS: usize = 32;
 /// Most distinct span names kept for a trace's text search.
 const MAX_SEARCH_NAMES: usize = 64;
 /// Longest search text kept per trace, in bytes.
@@ -53,7 +56,8 @@ pub struct Root {
 /// The facts of one span that the trace summary and the trace facets are made of.
 pub struct SpanFacts<'a> {
     pub span_id: [u8; 8],
-    pub is_root: bool,
+    /// The parent span's id; `None` for a root.
+    pub parent: Option<[u8; 8]>,
     pub name: &'a str,
     pub kind: &'a str,
     pub status: &'a str,
@@ -119,6 +123,10 @@ pub struct TraceState {
     models: BTreeSet<String>,
     #[serde(rename = "p", default)]
     providers: BTreeSet<String>,
+    /// Parents (span id as big-endian u64) of agent spans that failed: an agent run that failed
+    /// directly under a root that states no outcome failed the trace (see [`Self::summary`]).
+    #[serde(rename = "fa", default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub failed_agent_parents: BTreeSet<u64>,
 }
 
 /// The summary columns derived from a state.
@@ -156,6 +164,9 @@ impl TraceState {
         self.span_count += 1;
         if f.status == "error" {
             self.error_count += 1;
+            if let (Some(parent), "agent") = (f.parent, f.kind) {
+                self.note_failed_agent_parent(parent);
+            }
         }
         self.input_tokens = self.input_tokens.saturating_add(nonneg(f.input_tokens));
         self.output_tokens = self.output_tokens.saturating_add(nonneg(f.output_tokens));
@@ -165,7 +176,7 @@ impl TraceState {
         self.start_ns = self.start_ns.min(f.start);
         self.end_ns = self.end_ns.max(f.end.unwrap_or(f.start).max(f.start));
         let at = (f.start, u64::from_be_bytes(f.span_id));
-        if f.is_root && self.root.as_ref().is_none_or(|r| at < r.at) {
+        if f.parent.is_none() && self.root.as_ref().is_none_or(|r| at < r.at) {
             self.root = Some(Root {
                 at,
                 name: f.name.to_string(),
@@ -217,14 +228,39 @@ impl TraceState {
         out
     }
 
+    /// Remembers that an agent span under `parent` failed (up to a bound).
+    pub fn note_failed_agent_parent(&mut self, parent: [u8; 8]) {
+        if self.failed_agent_parents.len() < MAX_FAILED_AGENT_PARENTS {
+            self.failed_agent_parents.insert(u64::from_be_bytes(parent));
+        }
+    }
+
+    /// Whether the trace failed, as its root tells: a root in error failed it; a root that ended
+    /// `ok`, or `unset` over errors its spans recovered from (a tool failed, the agent went on),
+    /// did not. Two cases decide without the root's word: an agent run that failed directly
+    /// under a root left `unset` (the OpenAI Agents SDK's trace object carries no status, so a
+    /// run that raised shows only on its agent span), and a trace whose root has not arrived,
+    /// which fails on any error because nothing says it was handled.
+    pub fn failed(&self) -> bool {
+        match self.root.as_ref() {
+            Some(r) => match r.status.as_str() {
+                "error" => true,
+                "ok" => false,
+                _ => self.failed_agent_parents.contains(&r.at.1),
+            },
+            None => self.error_count > 0,
+        }
+    }
+
     /// The summary columns: the root's name, status and context when it has arrived, otherwise
-    /// the earliest span's name and the earliest values any span carries.
+    /// the earliest span's name and the earliest values any span carries. The status is `error`
+    /// when the trace [failed](Self::failed); errors it recovered from leave the root's status
+    /// (and show as the trace's `error_count`).
     pub fn summary(&self, trace_id: &[u8; 16]) -> SummaryRow {
         let root = self.root.as_ref();
         let status = match root.map(|r| r.status.as_str()) {
+            _ if self.failed() => "error",
             Some("ok") => "ok",
-            Some("error") => "error",
-            _ if self.error_count > 0 => "error",
             _ => "unset",
         };
         let name = root
@@ -282,7 +318,7 @@ mod tests {
     ) -> SpanFacts<'a> {
         SpanFacts {
             span_id: [id; 8],
-            is_root: root,
+            parent: if root { None } else { Some([1; 8]) },
             name,
             kind: "span",
             status: "ok",
