@@ -37,7 +37,7 @@ const BATCH_SPANS: usize = 1_000;
 
 /// Writes the demo for `seed`, timed to end now, into the default project. Loading it again
 /// writes the same ids, so the store keeps one copy (with the newer timestamps).
-pub fn load(store: &dyn Store, seed: u64) -> anyhow::Result<LoadReport> {
+pub async fn load(store: &dyn Store, seed: u64) -> anyhow::Result<LoadReport> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the system clock is before 1970")?;
@@ -54,7 +54,7 @@ pub fn load(store: &dyn Store, seed: u64) -> anyhow::Result<LoadReport> {
         batch.push(s);
         let trace_ends = iter.peek().is_none_or(|n| n.trace_id != trace);
         if trace_ends && (batch.len() >= BATCH_SPANS || iter.peek().is_none()) {
-            let r = write_patiently(store, std::mem::take(&mut batch))?;
+            let r = write_patiently(store, std::mem::take(&mut batch)).await?;
             report.inserted += r.inserted;
             report.replaced += r.replaced;
         }
@@ -63,10 +63,10 @@ pub fn load(store: &dyn Store, seed: u64) -> anyhow::Result<LoadReport> {
 }
 
 /// True when the demo for `seed` is already in the store (its first and last traces are there).
-pub fn is_loaded(store: &dyn Store, seed: u64) -> anyhow::Result<bool> {
+pub async fn is_loaded(store: &dyn Store, seed: u64) -> anyhow::Result<bool> {
     let ids = trace_ids(seed);
     for id in [ids.first(), ids.last()].into_iter().flatten() {
-        if store.get_trace(DEFAULT_PROJECT, *id)?.is_none() {
+        if store.get_trace(DEFAULT_PROJECT, *id).await?.is_none() {
             return Ok(false);
         }
     }
@@ -81,15 +81,15 @@ fn count_traces(spans: &[Span]) -> usize {
 }
 
 /// Writes a batch, waiting while the store's queue is full (the server may be ingesting too).
-fn write_patiently(
+async fn write_patiently(
     store: &dyn Store,
     spans: Vec<Span>,
 ) -> anyhow::Result<spanlens_store::WriteReceipt> {
     let mut wait = Duration::from_millis(50);
     for _ in 0..40 {
-        match store.write(DEFAULT_PROJECT, spans.clone()) {
+        match store.write(DEFAULT_PROJECT, spans.clone()).await {
             Err(StoreError::Busy { .. }) => {
-                std::thread::sleep(wait);
+                tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(1));
             }
             other => return other.context("writing demo spans"),
@@ -101,7 +101,7 @@ fn write_patiently(
 /// Runs `spanlens demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<crate::Outcome> {
     let store = spanlens_server::open_store(&args.data_dir)?;
-    let r = load(&store, args.seed)?;
+    let r = crate::block_on(load(&store, args.seed))??;
     drop(store); // commits and closes the database before we report success
     println!(
         "wrote {} demo traces ({} spans: {} new, {} replaced) to project \"{}\" in {}",

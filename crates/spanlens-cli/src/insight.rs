@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 use spanlens_core::{NanoUsd, PriceCatalog, Timestamp};
-use spanlens_store::{RepriceReport, ScoreQuery, SpanScan, Store};
+use spanlens_store::{Analytics, RepriceReport, ScoreQuery, ScoreStore, SpanScan};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -343,9 +343,13 @@ pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
     let catalog = PriceCatalog::with_overrides(overrides, PriceCatalog::builtin());
     let scan = span_scan(&args.project, &args.from, &args.to, args.model.clone())?;
     let store = open_existing_store(&args.data_dir)?;
-    let report = store
-        .reprice(&scan, &catalog, args.dry_run)
-        .context("re-pricing the stored spans")?;
+    let report = crate::block_on(spanlens_store::domain::reprice::reprice(
+        &store,
+        &scan,
+        &catalog,
+        args.dry_run,
+    ))?
+    .context("re-pricing the stored spans")?;
     store.close();
     if !printed_as_json(args.json, &report)? {
         print!("{}", reprice_table(&report));
@@ -442,19 +446,22 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
     let store = open_existing_store(&args.data_dir)?;
     let mut tally: std::collections::BTreeMap<String, EvalTally> = Default::default();
     let (mut spans_seen, mut errors) = (0u64, Vec::new());
-    store
-        .scan_model_spans(&scan, &mut |spans| {
+    let evaluated: Result<(), spanlens_store::StoreError> = crate::block_on(async {
+        let mut batches = store.scan_model_spans(&scan).await?;
+        while let Some(spans) = batches.next().await {
             spans_seen += spans.len() as u64;
             let (mut scores, errs) = config.evaluate(&spans);
             errors.extend(errs);
             // A span that already has a score of this name keeps it: running twice adds nothing.
             if let Some(trace_id) = spans.first().map(|s| s.trace_id) {
-                let existing = store.list_scores(&ScoreQuery {
-                    project: args.project.clone(),
-                    trace_id: Some(trace_id),
-                    limit: Some(1000),
-                    ..Default::default()
-                })?;
+                let existing = store
+                    .list_scores(&ScoreQuery {
+                        project: args.project.clone(),
+                        trace_id: Some(trace_id),
+                        limit: Some(1000),
+                        ..Default::default()
+                    })
+                    .await?;
                 scores.retain(|s| {
                     !existing
                         .iter()
@@ -468,11 +475,12 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
                 t.sum += s.value.unwrap_or(0.0);
             }
             if !args.dry_run && !scores.is_empty() {
-                store.add_scores(&args.project, &scores)?;
+                store.add_scores(&args.project, &scores).await?;
             }
-            Ok(())
-        })
-        .context("evaluating the stored spans")?;
+        }
+        batches.finish().await.map(drop)
+    })?;
+    evaluated.context("evaluating the stored spans")?;
     store.close();
     if args.json {
         println!(

@@ -122,3 +122,14 @@ pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
         std::fs::read(path).map_err(|e| InputError(format!("cannot read {path}: {e}")).into())
     }
 }
+
+/// Runs a future to completion on a runtime of its own, for the commands that open the store
+/// directly (the store's reads hand blocking work to tokio's pool).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    Ok(rt.block_on(f))
+}

@@ -125,12 +125,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     let store = spanlens_server::open_store(&config.data_dir)?;
     if args.demo {
         let seed = spanlens_server::demo::DEFAULT_SEED;
-        if crate::demo::is_loaded(&store, seed)? {
+        if runtime.block_on(crate::demo::is_loaded(&store, seed))? {
             note!(
                 "spanlens: demo traces already loaded (run `spanlens demo` to refresh their timestamps)"
             );
         } else {
-            let r = crate::demo::load(&store, seed)?;
+            let r = runtime.block_on(crate::demo::load(&store, seed))?;
             note!(
                 "spanlens: loaded {} demo traces ({} spans) into project \"default\"",
                 r.traces,

@@ -150,7 +150,7 @@ fn now() -> Timestamp {
 }
 
 /// The rule's metric over its window ending at `at`, and the number of spans it covers.
-pub fn measure(
+pub async fn measure(
     store: &dyn Store,
     rule: &AlertRule,
     at: Timestamp,
@@ -162,7 +162,7 @@ pub fn measure(
     q.to = Some(at);
     q.kind = rule.kind;
     q.model = rule.model.clone();
-    let Some(row) = store.metrics(&q)?.into_iter().next() else {
+    let Some(row) = store.metrics(&q).await?.into_iter().next() else {
         return Ok((None, 0));
     };
     let ms = |ns: Option<u64>| ns.map(|v| v as f64 / 1e6);
@@ -181,19 +181,28 @@ pub fn measure(
     Ok((value, covered))
 }
 
-/// POSTs one notification; any non-2xx answer is a failure (tried again next evaluation).
-fn deliver(url: &str, n: &AlertNotification<'_>) -> Result<(), String> {
+/// POSTs one notification on a blocking thread (the HTTP client blocks); any non-2xx answer
+/// is a failure (tried again next evaluation).
+async fn deliver(url: &str, n: &AlertNotification<'_>) -> Result<(), String> {
+    let body = serde_json::to_vec(n).map_err(|e| e.to_string())?;
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || post(&url, &body))
+        .await
+        .map_err(|e| format!("delivery task failed: {e}"))?
+}
+
+/// POSTs a JSON body, blocking.
+fn post(url: &str, body: &[u8]) -> Result<(), String> {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
             .build(),
     );
-    let body = serde_json::to_vec(n).map_err(|e| e.to_string())?;
     let resp = agent
         .post(url)
         .header("content-type", "application/json")
-        .send(&body[..])
+        .send(body)
         .map_err(|e| format!("POST {url}: {e}"))?;
     if resp.status().is_success() {
         Ok(())
@@ -374,9 +383,9 @@ pub fn restore_board(config: &AlertConfig, store: &StateStore) -> (AlertBoard, O
     (board, None)
 }
 
-/// Evaluates every rule once (blocking: store reads and webhook calls). After a delivered
-/// notification the announced states are saved to `state`, when given.
-pub fn evaluate_once(
+/// Evaluates every rule once. After a delivered notification the announced states are saved
+/// to `state`, when given.
+pub async fn evaluate_once(
     store: &dyn Store,
     config: &AlertConfig,
     board: &AlertBoard,
@@ -392,22 +401,26 @@ pub fn evaluate_once(
             continue;
         };
         let at = now();
-        let measured = measure(store, &rule, at);
-        let mut b = match board.lock() {
-            Ok(b) => b,
-            Err(e) => e.into_inner(),
-        };
-        let view = &mut b[i];
-        let (value, spans) = match measured {
-            Ok(m) => m,
-            Err(e) => {
-                view.last_error = Some(format!("measuring: {e}"));
+        let measured = measure(store, &rule, at).await;
+        // The board is locked only in this block: the guard must not live across an await.
+        let (event, value) = {
+            let mut b = match board.lock() {
+                Ok(b) => b,
+                Err(e) => e.into_inner(),
+            };
+            let view = &mut b[i];
+            let (value, spans) = match measured {
+                Ok(m) => m,
+                Err(e) => {
+                    view.last_error = Some(format!("measuring: {e}"));
+                    continue;
+                }
+            };
+            let Some(event) = view.state.observe(&rule, value, spans, at) else {
+                view.last_error = None;
                 continue;
-            }
-        };
-        let Some(event) = view.state.observe(&rule, value, spans, at) else {
-            view.last_error = None;
-            continue;
+            };
+            (event, value)
         };
         let notification = AlertNotification {
             status: event,
@@ -422,8 +435,7 @@ pub fn evaluate_once(
             rule: &rule,
         };
         // Delivered outside the lock, so the API never waits on a slow webhook.
-        drop(b);
-        let delivered = deliver(&config.webhook_url, &notification);
+        let delivered = deliver(&config.webhook_url, &notification).await;
         let mut b = match board.lock() {
             Ok(b) => b,
             Err(e) => e.into_inner(),
@@ -460,10 +472,7 @@ pub async fn run(
     let state = Arc::new(state);
     tokio::pin!(stopped);
     loop {
-        let (s, c, b, st) = (store.clone(), config.clone(), board.clone(), state.clone());
-        let _ =
-            tokio::task::spawn_blocking(move || evaluate_once(&*s, &c, &b, st.as_ref().as_ref()))
-                .await;
+        evaluate_once(&*store, &config, &board, state.as_ref().as_ref()).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = &mut stopped => break,

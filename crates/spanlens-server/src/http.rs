@@ -413,23 +413,12 @@ fn trace_row(t: &TraceSummary) -> Value {
     })
 }
 
-/// Runs a blocking store call off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(ApiError::from)
-}
-
 async fn list_traces(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let query = list_query(&Params::parse(q)?)?;
-    let store = st.store.clone();
-    let page = blocking(move || store.list_traces(&query)).await?;
+    let page = st.store.list_traces(&query).await?;
     Ok(Json(json!({
         "items": page.items.iter().map(trace_row).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
@@ -443,8 +432,7 @@ async fn trace_outcomes(
     RawQuery(q): RawQuery,
 ) -> Result<Json<spanlens_store::TraceOutcomes>, ApiError> {
     let query = list_query(&Params::parse(q)?)?;
-    let store = st.store.clone();
-    Ok(Json(blocking(move || store.trace_outcomes(&query)).await?))
+    Ok(Json(st.store.trace_outcomes(&query).await?))
 }
 
 /// The trace list's query parameters as a store query.
@@ -518,11 +506,13 @@ async fn trace_body(
     id: TraceId,
     with_analysis: bool,
 ) -> Result<String, ApiError> {
-    let store = st.store.clone();
+    let mut detail = st
+        .store
+        .get_trace_json(&project, id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
+    // Parsing every span for the analysis is CPU work: off the async workers.
     let (detail, analysis) = tokio::task::spawn_blocking(move || {
-        let mut detail = store
-            .get_trace_json(&project, id)?
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
         let analysis = if with_analysis {
             let (readable, unreadable) = readable_spans(&detail);
             let spans: Vec<Span> = readable.iter().map(|(_, _, s)| s.clone()).collect();
@@ -840,11 +830,13 @@ async fn trace_tree(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q)?;
     let (project, tid) = (p.project(), trace_id(&id)?);
-    let store = st.store.clone();
+    let detail = st
+        .store
+        .get_trace_json(&project, tid)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+    // Parsing the spans is CPU work: off the async workers.
     let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
-        let detail = store
-            .get_trace_json(&project, tid)?
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
         let start = detail.summary.start_time.0;
         let (readable, mut unreadable) = readable_spans(&detail);
         unreadable.extend(detail.unreadable.iter().cloned());
@@ -899,11 +891,13 @@ async fn trace_span(
     let p = Params::parse(q)?;
     let (project, tid) = (p.project(), trace_id(&id)?);
     let sid = SpanId::from_hex(&span).map_err(|e| bad("span_id", &span, &e.to_string()))?;
-    let store = st.store.clone();
+    let detail = st
+        .store
+        .get_trace_json(&project, tid)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+    // Parsing the spans is CPU work: off the async workers.
     let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
-        let detail = store
-            .get_trace_json(&project, tid)?
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
         let hex = sid.to_hex();
         // A cheap substring test finds the candidates (a link may name the id too); the
         // parsed id decides.
@@ -948,8 +942,7 @@ async fn list_sessions(
     query.user_id = p.string(&["user", "user_id"]);
     query.limit = p.limit()?;
     query.cursor = p.string(&["cursor"]);
-    let store = st.store.clone();
-    let page = blocking(move || store.list_sessions(&query)).await?;
+    let page = st.store.list_sessions(&query).await?;
     Ok(Json(
         json!({"items": page.items, "next_cursor": page.next_cursor}),
     ))
@@ -962,9 +955,9 @@ async fn get_session(
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(q)?;
     let project = p.project();
-    let store = st.store.clone();
-    let sid = id.clone();
-    let detail = blocking(move || store.get_session(&project, &sid))
+    let detail = st
+        .store
+        .get_session(&project, &id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no session {id:?}")))?;
     Ok(Json(json!({
@@ -995,9 +988,8 @@ async fn metrics_query(
     query.model = p.string(&["model"]);
     query.provider = p.string(&["provider"]);
     let buckets = p.number::<u32>("buckets")?;
-    let store = st.store.clone();
     let Some(n) = buckets else {
-        let rows = blocking(move || store.metrics(&query)).await?;
+        let rows = st.store.metrics(&query).await?;
         return Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})));
     };
     // Time series (the dashboard's cost over time by model): the same grouping for each equal
@@ -1022,18 +1014,13 @@ async fn metrics_query(
         }
         bounds.push(Timestamp(end));
     }
-    let (rows, series) = blocking(move || {
-        let all = store.metrics_series(&query, &bounds)?;
-        let series: Vec<Value> = bounds
-            .windows(2)
-            .zip(all.slices)
-            .map(|(w, rows)| {
-                json!({"from": w[0].to_rfc3339(), "to": w[1].to_rfc3339(), "rows": rows})
-            })
-            .collect();
-        Ok((all.rows, series))
-    })
-    .await?;
+    let all = st.store.metrics_series(&query, &bounds).await?;
+    let series: Vec<Value> = bounds
+        .windows(2)
+        .zip(all.slices)
+        .map(|(w, rows)| json!({"from": w[0].to_rfc3339(), "to": w[1].to_rfc3339(), "rows": rows}))
+        .collect();
+    let rows = all.rows;
     Ok(Json(json!({
         "group_by": group_by.as_str(),
         "rows": rows,
@@ -1088,17 +1075,14 @@ async fn models() -> Json<Value> {
 }
 
 async fn projects(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = st.store.clone();
-    let list = blocking(move || store.projects()).await?;
+    let list = st.store.projects().await?;
     Ok(Json(json!({"projects": list})))
 }
 
 async fn stats(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(q)?;
     let project = p.project();
-    let store = st.store.clone();
-    let proj = project.clone();
-    let spans = blocking(move || store.count_spans(&proj)).await?;
+    let spans = st.store.count_spans(&project).await?;
     Ok(Json(json!({"project": project, "span_count": spans})))
 }
 
@@ -1199,8 +1183,7 @@ async fn create_scores(
             .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("score [{i}]: {e}")))?;
         scores.push(s);
     }
-    let store = st.store.clone();
-    let ids = blocking(move || store.add_scores(&project, &scores)).await?;
+    let ids = st.store.add_scores(&project, &scores).await?;
     Ok((StatusCode::CREATED, Json(json!({"ids": ids}))))
 }
 
@@ -1224,8 +1207,7 @@ async fn list_scores(
     if let Some(s) = p.get(&["span_id"]) {
         query.span_id = Some(SpanId::from_hex(s).map_err(|e| bad("span_id", s, &e.to_string()))?);
     }
-    let store = st.store.clone();
-    let scores = blocking(move || store.list_scores(&query)).await?;
+    let scores = st.store.list_scores(&query).await?;
     Ok(Json(json!({"items": scores})))
 }
 
@@ -1236,8 +1218,7 @@ async fn score_trends(
 ) -> Result<Json<Value>, ApiError> {
     let p = Params::parse(q)?;
     let (project, from, to) = (p.project(), p.time("from")?, p.time("to")?);
-    let store = st.store.clone();
-    let rows = blocking(move || store.score_trends(&project, from, to)).await?;
+    let rows = st.store.score_trends(&project, from, to).await?;
     Ok(Json(json!({"rows": rows})))
 }
 
@@ -1273,19 +1254,12 @@ async fn recovery(
         ));
     }
     let project = p.project();
-    let store = st.store.clone();
-    let name = project.clone();
-    let report = blocking(move || {
-        store.recovery_report(
-            &name,
-            Buckets {
-                from,
-                to,
-                count: buckets,
-            },
-        )
-    })
-    .await?;
+    let buckets = Buckets {
+        from,
+        to,
+        count: buckets,
+    };
+    let report = st.store.recovery_report(&project, buckets).await?;
     let mut body = serde_json::to_value(&report)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Value::Object(m) = &mut body {

@@ -330,10 +330,10 @@ pub async fn ingest(
         if !event_scores.is_empty() {
             // Before the answer, like the spans: a client that retries after a failure here
             // sends spans and scores again, and both are stored once.
-            let (store, p) = (state.store.clone(), project.clone());
-            tokio::task::spawn_blocking(move || store.add_scores(&p, &event_scores))
+            state
+                .store
+                .add_scores(&project, &event_scores)
                 .await
-                .map_err(|e| IngestError::Store(format!("score task failed: {e}")))?
                 .map_err(store_error)?;
         }
         state.publish(&project, live);
@@ -406,7 +406,7 @@ pub async fn ingest_logs(
         spanlens_core::limits::check_project(p)
             .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
     }
-    let (outcome, held) = decoded(state, received, move |worker, body| {
+    let (decoded_events, held) = decoded(state, received, move |worker, body| {
         let req = match encoding {
             Encoding::Protobuf => spanlens_core::otlp::logs::decode_protobuf(&body),
             Encoding::Json => spanlens_core::otlp::logs::decode_json(&body),
@@ -417,7 +417,7 @@ pub async fn ingest_logs(
             received_at: now(),
             default_project: None,
         };
-        let mut out = spanlens_core::otlp::logs::to_events(req, &opts);
+        let out = spanlens_core::otlp::logs::to_events(req, &opts);
         let mut by_project: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
         for e in out.events {
             let project = project_header
@@ -426,34 +426,38 @@ pub async fn ingest_logs(
                 .unwrap_or_else(|| spanlens_store::DEFAULT_PROJECT.to_string());
             by_project.entry(project).or_default().push(e);
         }
-        let mut outcome = LogsOutcome::default();
-        for (project, events) in by_project {
-            let receipt = worker
-                .store
-                .add_log_events(&project, &events)
-                .map_err(store_error)?;
-            outcome.accepted += receipt.stored + receipt.duplicates;
-            out.rejected.over_limit += receipt.over_limit;
-            let scores: Vec<spanlens_core::evals::Score> = events
-                .iter()
-                .filter(|e| e.event.name == EVALUATION_RESULT)
-                .filter_map(|e| {
-                    spanlens_core::conventions::event_score(e.trace_id, e.span_id, &e.event).ok()
-                })
-                .collect();
-            if !scores.is_empty() {
-                worker
-                    .store
-                    .add_scores(&project, &scores)
-                    .map_err(store_error)?;
-                outcome.scores += scores.len();
-            }
-        }
-        outcome.rejected = out.rejected.count();
-        outcome.message = out.rejected.message();
-        Ok(outcome)
+        let _ = worker;
+        Ok((by_project, out.rejected))
     })
     .await?;
+    let (by_project, mut rejected) = decoded_events;
+    let mut outcome = LogsOutcome::default();
+    for (project, events) in by_project {
+        let receipt = state
+            .store
+            .add_log_events(&project, &events)
+            .await
+            .map_err(store_error)?;
+        outcome.accepted += receipt.stored + receipt.duplicates;
+        rejected.over_limit += receipt.over_limit;
+        let scores: Vec<spanlens_core::evals::Score> = events
+            .iter()
+            .filter(|e| e.event.name == EVALUATION_RESULT)
+            .filter_map(|e| {
+                spanlens_core::conventions::event_score(e.trace_id, e.span_id, &e.event).ok()
+            })
+            .collect();
+        if !scores.is_empty() {
+            state
+                .store
+                .add_scores(&project, &scores)
+                .await
+                .map_err(store_error)?;
+            outcome.scores += scores.len();
+        }
+    }
+    outcome.rejected = rejected.count();
+    outcome.message = rejected.message();
     drop(held);
     Ok(outcome)
 }
@@ -466,13 +470,17 @@ fn evaluate_later(
     project: String,
     spans: Vec<Span>,
 ) {
-    tokio::task::spawn_blocking(move || {
-        let (scores, errors) = ev.evaluate(&spans);
+    tokio::spawn(async move {
+        // Evaluators may call an LLM judge over blocking HTTP: on a blocking thread.
+        let judged = tokio::task::spawn_blocking(move || ev.evaluate(&spans)).await;
+        let Ok((scores, errors)) = judged else {
+            return;
+        };
         for e in errors.iter().take(3) {
             eprintln!("spanlens: evaluator: {e}");
         }
         if !scores.is_empty() {
-            if let Err(e) = store.add_scores(&project, &scores) {
+            if let Err(e) = store.add_scores(&project, &scores).await {
                 eprintln!("spanlens: evaluator scores not stored: {e}");
             }
         }

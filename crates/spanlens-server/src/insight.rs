@@ -1,7 +1,7 @@
 //! Insight endpoints (issue #6): the cost forecast and the reported-versus-computed cost
 //! reconciliation. The arithmetic lives in `spanlens-core`; this module only gathers the data.
 
-use crate::http::{bad, blocking, ApiError, Params};
+use crate::http::{bad, ApiError, Params};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::Json;
@@ -162,8 +162,7 @@ pub(crate) async fn forecast_handler(
     let mut query = MetricsQuery::new(project.clone(), group_by.unwrap_or(GroupBy::All));
     query.from = Some(Timestamp(u64::try_from(first).unwrap_or(0) * NS_PER_DAY));
     query.to = Some(Timestamp(u64::try_from(last + 1).unwrap_or(0) * NS_PER_DAY));
-    let store = st.store.clone();
-    let rows = blocking(move || store.daily_cost(&query)).await?;
+    let rows = st.store.daily_cost(&query).await?;
 
     let mut total: BTreeMap<i64, NanoUsd> = BTreeMap::new();
     let mut groups: BTreeMap<Option<String>, BTreeMap<i64, NanoUsd>> = BTreeMap::new();
@@ -262,19 +261,15 @@ pub(crate) async fn reconciliation_handler(
         model: p.string(&["model"]),
     };
     let project = scan.project.clone();
-    let store = st.store.clone();
     let catalog = PriceCatalog::builtin();
-    let (rec, unreadable) = blocking(move || {
-        let mut rec = Reconciliation::default();
-        let unreadable = store.scan_model_spans(&scan, &mut |spans| {
-            for s in &spans {
-                rec.add(s, catalog);
-            }
-            Ok(())
-        })?;
-        Ok((rec, unreadable))
-    })
-    .await?;
+    let mut rec = Reconciliation::default();
+    let mut batches = st.store.scan_model_spans(&scan).await?;
+    while let Some(spans) = batches.next().await {
+        for s in &spans {
+            rec.add(s, catalog);
+        }
+    }
+    let unreadable = batches.finish().await?;
     let mut total = reconciliation_row(&rec.total());
     total["model"] = Value::Null;
     Ok(Json(json!({

@@ -260,8 +260,12 @@ fn a_damaged_stored_span_is_reported_not_a_500() {
         let mut b = a.clone();
         b.span_id = spanlens_core::SpanId::from_hex(&format!("{:016x}", 2)).unwrap();
         b.parent_span_id = Some(a.span_id);
-        spanlens_store::Store::write(&store, "default", vec![a]).unwrap();
-        spanlens_store::Store::write(&store, "default", vec![b]).unwrap();
+        spanlens_store::SpanWriter::submit(&store, "default", vec![a])
+            .and_then(|ticket| ticket.wait())
+            .unwrap();
+        spanlens_store::SpanWriter::submit(&store, "default", vec![b])
+            .and_then(|ticket| ticket.wait())
+            .unwrap();
     }
     // The first chunk (span 1) now holds bytes that are not zstd.
     rusqlite::Connection::open(&db)

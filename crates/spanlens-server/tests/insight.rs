@@ -6,7 +6,6 @@ use spanlens_core::{
     price_span, Cost, CostBreakdown, CostSource, Event, NanoUsd, Payload, PriceCatalog,
     RateLimitWindow, RateLimits, Span, SpanId, SpanKind, Status, Timestamp, TraceId, Usage,
 };
-use spanlens_store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,7 +24,9 @@ impl Server {
     /// A server over a store that already holds `spans` in the default project.
     fn with_spans(dir: &std::path::Path, spans: Vec<Span>) -> Server {
         let store = Arc::new(spanlens_server::open_store(dir).unwrap());
-        store.write("default", spans).unwrap();
+        spanlens_store::SpanWriter::submit(&*store, "default", spans)
+            .and_then(|ticket| ticket.wait())
+            .unwrap();
         let running = Running::start(local_config(dir), store);
         Server {
             http: running.bound.http,

@@ -71,7 +71,8 @@ fn write_by_trace(store: &dyn Store, spans: Vec<Span>) {
         let ends = iter.peek().is_none_or(|n| n.trace_id != trace);
         if ends && (batch.len() >= 1000 || iter.peek().is_none()) {
             store
-                .write(DEFAULT_PROJECT, std::mem::take(&mut batch))
+                .submit(DEFAULT_PROJECT, std::mem::take(&mut batch))
+                .and_then(|ticket| ticket.wait())
                 .unwrap();
         }
     }
@@ -2007,7 +2008,7 @@ async fn unpriced_calls_never_show_as_zero_dollars() {
         .unwrap()
         .as_nanos() as u64;
     let store = spanlens_server::open_store(dir.path()).unwrap();
-    store.write(DEFAULT_PROJECT, unpriced_traces(now)).unwrap();
+    write_by_trace(&store, unpriced_traces(now));
     let running = Running::start(local_config(dir.path()), Arc::new(store));
     let base = format!("http://{}", running.bound.http);
     let c = browser(&driver, &chromium).await;

@@ -29,9 +29,10 @@ use spanlens_core::{
     price_span, Event, Message, Payload, PriceCatalog, RateLimitWindow, RateLimits, Span, SpanId,
     SpanKind, Status, Timestamp, ToolInfo, TraceId, Usage,
 };
+use spanlens_store::prelude::*;
 use spanlens_store::{
     CommitTicket, GroupBy, ListQuery, MetricRow, MetricsQuery, SessionQuery, SortField,
-    SqliteOptions, SqliteStore, Store, TraceFilter,
+    SqliteOptions, SqliteStore, TraceFilter,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -423,14 +424,14 @@ fn submit_all(
     spans
 }
 
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration, T) {
+async fn time<T>(runs: usize, mut f: impl AsyncFnMut() -> T) -> (Duration, Duration, T) {
     let t = Instant::now();
-    let mut out = f();
+    let mut out = f().await;
     let first = t.elapsed();
     let mut times = vec![first];
     for _ in 1..runs {
         let t = Instant::now();
-        out = f();
+        out = f().await;
         times.push(t.elapsed());
     }
     times.sort();
@@ -470,7 +471,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// The error-recovery report as `GET /api/v1/recovery` builds it, over `[from, to)` in 24 buckets.
-fn recovery(store: &SqliteStore, from: Timestamp, to: Timestamp) -> RecoveryReport {
+async fn recovery(store: &SqliteStore, from: Timestamp, to: Timestamp) -> RecoveryReport {
     store
         .recovery_report(
             "default",
@@ -480,12 +481,17 @@ fn recovery(store: &SqliteStore, from: Timestamp, to: Timestamp) -> RecoveryRepo
                 count: 24,
             },
         )
+        .await
         .expect("recovery report")
 }
 
 /// The time series of `GET /api/v1/metrics?buckets=N`: the whole range and `n` equal slices,
 /// cut as the server cuts them.
-fn series(store: &SqliteStore, q: &MetricsQuery, n: u64) -> (Vec<MetricRow>, Vec<Vec<MetricRow>>) {
+async fn series(
+    store: &SqliteStore,
+    q: &MetricsQuery,
+    n: u64,
+) -> (Vec<MetricRow>, Vec<Vec<MetricRow>>) {
     let (Some(from), Some(to)) = (q.from, q.to) else {
         return (Vec::new(), Vec::new());
     };
@@ -499,7 +505,10 @@ fn series(store: &SqliteStore, q: &MetricsQuery, n: u64) -> (Vec<MetricRow>, Vec
         }
         bounds.push(Timestamp(end));
     }
-    let s = store.metrics_series(q, &bounds).expect("metrics series");
+    let s = store
+        .metrics_series(q, &bounds)
+        .await
+        .expect("metrics series");
     (s.rows, s.slices)
 }
 
@@ -562,7 +571,8 @@ fn parse_args() -> Args {
     a
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let args = parse_args();
     let _ = ONLY.set(args.only.clone());
     let tmp;
@@ -589,7 +599,7 @@ fn main() {
             "opened {} in {} ({} spans)",
             path.display(),
             ms(t.elapsed()),
-            store.count_spans("default").unwrap_or(0)
+            store.count_spans("default").await.unwrap_or(0)
         );
         store
     } else {
@@ -598,7 +608,7 @@ fn main() {
             p.push(suffix);
             let _ = std::fs::remove_file(p);
         }
-        let Some(store) = ingest(&args, &path) else {
+        let Some(store) = ingest(&args, &path).await else {
             return;
         };
         store
@@ -610,7 +620,7 @@ fn main() {
         "database {:.0} MiB (+ WAL {:.0} MiB), {} spans",
         db_size as f64 / 1048576.0,
         wal_size as f64 / 1048576.0,
-        store.count_spans("default").unwrap_or(0)
+        store.count_spans("default").await.unwrap_or(0)
     );
     let store = if std::env::var_os("BENCH_REOPEN").is_some() {
         drop(store);
@@ -619,15 +629,15 @@ fn main() {
         store
     };
     if args.only.is_some() {
-        dashboard(&store);
+        dashboard(&store).await;
     } else {
-        queries(&store);
+        queries(&store).await;
     }
 }
 
 /// Generates and submits the spans, prints the ingest figures, then writes one 10,000-span
 /// trace; `None` when only ingest was asked for (`BENCH_INGEST_ONLY`).
-fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
+async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
     let (spans, threads, batch) = (args.spans, args.threads, args.batch);
     let stream = args.stream.unwrap_or(spans > 2_000_000);
     let mut feeds: Vec<Feed> = (0..threads)
@@ -715,7 +725,10 @@ fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
         p1 - p0,
         elapsed.as_secs_f64()
     );
-    assert_eq!(store.count_spans("default").expect("count"), sent as u64);
+    assert_eq!(
+        store.count_spans("default").await.expect("count"),
+        sent as u64
+    );
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for e in dir.flatten() {
             let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
@@ -763,6 +776,7 @@ fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
     for chunk in spans_big.chunks(batch) {
         store
             .write("default", chunk.to_vec())
+            .await
             .expect("write big trace");
     }
     println!(
@@ -772,11 +786,11 @@ fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
     Some(store)
 }
 
-fn queries(store: &SqliteStore) {
+async fn queries(store: &SqliteStore) {
     let big = TraceId([0xbb; 16]);
     println!("\nqueries (first run / median of 5):");
-    let list = |name: &str, q: ListQuery| {
-        let (first, med, page) = time(5, || store.list_traces(&q).expect("list"));
+    let list = async |name: &str, q: ListQuery| {
+        let (first, med, page) = time(5, async || store.list_traces(&q).await.expect("list")).await;
         println!(
             "  list_traces {name:<42} {:>9} / {:>9}  ({} rows)",
             ms(first),
@@ -784,7 +798,7 @@ fn queries(store: &SqliteStore) {
             page.items.len()
         );
     };
-    list("newest 50, no filter", ListQuery::new("default"));
+    list("newest 50, no filter", ListQuery::new("default")).await;
     let f = |filter: TraceFilter| ListQuery {
         filter,
         ..ListQuery::new("default")
@@ -796,14 +810,16 @@ fn queries(store: &SqliteStore) {
             status: Some(Status::Error),
             ..Default::default()
         }),
-    );
+    )
+    .await;
     list(
         "user=user-7",
         f(TraceFilter {
             user_id: Some("user-7".into()),
             ..Default::default()
         }),
-    );
+    )
+    .await;
     list(
         "tag=beta min_cost=$0.05",
         f(TraceFilter {
@@ -811,7 +827,8 @@ fn queries(store: &SqliteStore) {
             min_cost: spanlens_core::NanoUsd::parse_decimal("0.05"),
             ..Default::default()
         }),
-    );
+    )
+    .await;
     list(
         "kind=tool min_duration=20s, 7-day window",
         f(TraceFilter {
@@ -821,47 +838,53 @@ fn queries(store: &SqliteStore) {
             to: Some(Timestamp(T0 + 14 * 86_400_000 * MS)),
             ..Default::default()
         }),
-    );
+    )
+    .await;
     list(
         "text=\"send_email\"",
         f(TraceFilter {
             text: Some("send_email".into()),
             ..Default::default()
         }),
-    );
+    )
+    .await;
     list(
         "sort by cost desc",
         ListQuery {
             sort: SortField::Cost,
             ..ListQuery::new("default")
         },
-    );
+    )
+    .await;
     list(
         "sort by duration desc",
         ListQuery {
             sort: SortField::Duration,
             ..ListQuery::new("default")
         },
-    );
+    )
+    .await;
     list(
         "min_cost=$2 (few match: the whole project)",
         f(TraceFilter {
             min_cost: spanlens_core::NanoUsd::parse_decimal("2"),
             ..Default::default()
         }),
-    );
+    )
+    .await;
     // Page 11 of a filtered list, reached through cursors.
-    let (first, med, _) = time(5, || {
+    let (first, med, _) = time(5, async || {
         let mut q = f(TraceFilter {
             provider: Some("google".into()),
             ..Default::default()
         });
         for _ in 0..10 {
-            let p = store.list_traces(&q).expect("list");
+            let p = store.list_traces(&q).await.expect("list");
             q.cursor = p.next_cursor;
         }
-        store.list_traces(&q).expect("list")
-    });
+        store.list_traces(&q).await.expect("list")
+    })
+    .await;
     println!(
         "  list_traces {:<42} {:>9} / {:>9}",
         "provider=google, 11 pages via cursor",
@@ -869,31 +892,35 @@ fn queries(store: &SqliteStore) {
         ms(med)
     );
 
-    let (first, med, d) = time(5, || {
+    let (first, med, d) = time(5, async || {
         store
             .get_trace("default", big)
+            .await
             .expect("get")
             .expect("exists")
-    });
+    })
+    .await;
     println!(
         "  get_trace 10,000 spans (decoded)                    {:>9} / {:>9}  ({} spans)",
         ms(first),
         ms(med),
         d.spans.len()
     );
-    let (first, med, d) = time(5, || {
+    let (first, med, d) = time(5, async || {
         store
             .get_trace_json("default", big)
+            .await
             .expect("get")
             .expect("exists")
-    });
+    })
+    .await;
     println!(
         "  get_trace_json 10,000 spans (stored JSON)           {:>9} / {:>9}  ({} spans)",
         ms(first),
         ms(med),
         d.spans.len()
     );
-    dashboard(store);
+    dashboard(store).await;
 }
 
 fn line(what: &str, first: Duration, med: Duration, note: String) {
@@ -902,7 +929,7 @@ fn line(what: &str, first: Duration, med: Duration, note: String) {
 
 /// The dashboard and recovery queries over a 30-day window that is not aligned to any hour or
 /// day (like "the last 30 days" from now), the 7 days before its end, and one day.
-fn dashboard(store: &SqliteStore) {
+async fn dashboard(store: &SqliteStore) {
     let from = Timestamp(T0 + 17 * 60_000 * MS + 3_500 * MS);
     let to = Timestamp(from.0 + 30 * DAY);
     let week = Timestamp(to.0 - 7 * DAY);
@@ -915,9 +942,12 @@ fn dashboard(store: &SqliteStore) {
     let mut sq = SessionQuery::new("default");
     sq.from = Some(from);
     sq.to = Some(to);
-    let page = store.list_sessions(&sq).expect("sessions");
+    let page = store.list_sessions(&sq).await.expect("sessions");
     if want("list_sessions, first page") {
-        let (first, med, page) = time(5, || store.list_sessions(&sq).expect("sessions"));
+        let (first, med, page) = time(5, async || {
+            store.list_sessions(&sq).await.expect("sessions")
+        })
+        .await;
         line(
             "list_sessions, first page of 50",
             first,
@@ -928,9 +958,16 @@ fn dashboard(store: &SqliteStore) {
     if want("list_sessions, page 11") {
         let mut later = sq.clone();
         for _ in 0..10 {
-            later.cursor = store.list_sessions(&later).expect("sessions").next_cursor;
+            later.cursor = store
+                .list_sessions(&later)
+                .await
+                .expect("sessions")
+                .next_cursor;
         }
-        let (first, med, p11) = time(5, || store.list_sessions(&later).expect("sessions"));
+        let (first, med, p11) = time(5, async || {
+            store.list_sessions(&later).await.expect("sessions")
+        })
+        .await;
         line(
             "list_sessions, page 11 (by cursor)",
             first,
@@ -941,7 +978,10 @@ fn dashboard(store: &SqliteStore) {
     if want("list_sessions, user=user-7") {
         let mut by_user = sq.clone();
         by_user.user_id = Some("user-7".into());
-        let (first, med, pu) = time(5, || store.list_sessions(&by_user).expect("sessions"));
+        let (first, med, pu) = time(5, async || {
+            store.list_sessions(&by_user).await.expect("sessions")
+        })
+        .await;
         line(
             "list_sessions, user=user-7",
             first,
@@ -950,12 +990,14 @@ fn dashboard(store: &SqliteStore) {
         );
     }
     if let Some(s) = page.items.first().filter(|_| want("get_session")) {
-        let (first, med, d) = time(5, || {
+        let (first, med, d) = time(5, async || {
             store
                 .get_session("default", &s.session_id)
+                .await
                 .expect("session")
                 .expect("exists")
-        });
+        })
+        .await;
         line(
             "get_session (newest)",
             first,
@@ -985,7 +1027,7 @@ fn dashboard(store: &SqliteStore) {
         q.from = Some(from);
         q.to = Some(to);
         q.kind = kind;
-        let (first, med, rows) = time(5, || store.metrics(&q).expect("metrics"));
+        let (first, med, rows) = time(5, async || store.metrics(&q).await.expect("metrics")).await;
         let spans: u64 = rows.iter().map(|r| r.span_count).sum();
         line(
             &name,
@@ -998,7 +1040,7 @@ fn dashboard(store: &SqliteStore) {
         let mut q = MetricsQuery::new("default", GroupBy::Model);
         q.from = Some(Timestamp(T0 + DAY));
         q.to = Some(Timestamp(T0 + 2 * DAY));
-        let (first, med, _) = time(5, || store.metrics(&q).expect("metrics"));
+        let (first, med, _) = time(5, async || store.metrics(&q).await.expect("metrics")).await;
         line("metrics by model, one day", first, med, String::new());
     }
     for (g, kind) in [(GroupBy::All, None), (GroupBy::Model, Some(SpanKind::Llm))] {
@@ -1011,7 +1053,7 @@ fn dashboard(store: &SqliteStore) {
         q.from = Some(from);
         q.to = Some(to);
         q.kind = kind;
-        let (first, med, (rows, slices)) = time(5, || series(store, &q, 30));
+        let (first, med, (rows, slices)) = time(5, async || series(store, &q, 30).await).await;
         line(
             &name,
             first,
@@ -1027,7 +1069,8 @@ fn dashboard(store: &SqliteStore) {
         let mut q = MetricsQuery::new("default", GroupBy::Model);
         q.from = Some(from);
         q.to = Some(to);
-        let (first, med, days) = time(5, || store.daily_cost(&q).expect("daily cost"));
+        let (first, med, days) =
+            time(5, async || store.daily_cost(&q).await.expect("daily cost")).await;
         line(
             "daily_cost by model, 30 days",
             first,
@@ -1039,7 +1082,7 @@ fn dashboard(store: &SqliteStore) {
         if !want(&format!("recovery report, {name}")) {
             continue;
         }
-        let (first, med, r) = time(5, || recovery(store, start, to));
+        let (first, med, r) = time(5, async || recovery(store, start, to).await).await;
         line(
             &format!("recovery report, {name}"),
             first,
@@ -1059,7 +1102,7 @@ fn dashboard(store: &SqliteStore) {
     let mut q = MetricsQuery::new("default", GroupBy::Model);
     q.from = Some(from);
     q.to = Some(to);
-    let rows = store.metrics(&q).expect("metrics");
+    let rows = store.metrics(&q).await.expect("metrics");
     println!("\ncost by model, 30 days:");
     for r in rows {
         println!(

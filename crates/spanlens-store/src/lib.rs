@@ -8,16 +8,22 @@
 //! out of order or twice.
 //!
 //! ```no_run
-//! use spanlens_store::{ListQuery, SqliteStore, Store};
-//! # fn main() -> Result<(), spanlens_store::StoreError> {
+//! use spanlens_store::{ListQuery, SpanWriter, SqliteStore, TraceReader};
+//! # async fn f() -> Result<(), spanlens_store::StoreError> {
 //! let store = SqliteStore::open("spanlens-data/spanlens.db")?;
-//! let receipt = store.write("default", Vec::new())?; // blocks until committed
-//! let page = store.list_traces(&ListQuery::new("default"))?;
+//! let receipt = store.write("default", Vec::new()).await?; // resolves once committed
+//! let page = store.list_traces(&ListQuery::new("default")).await?;
 //! # let _ = (receipt, page); Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
 mod cursor;
+pub mod domain;
+
+/// The storage traits in one import, for code that calls a concrete backend's methods.
+pub mod prelude {
+    pub use crate::store::{Analytics, ScoreStore, SharedState, SpanWriter, Store, TraceReader};
+}
 mod error;
 mod rollup;
 mod sqlite;
@@ -29,7 +35,10 @@ pub use error::{StoreError, StoreResult};
 pub use sqlite::{
     Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
 };
-pub use store::Store;
+pub use store::{
+    check_state, Analytics, ScanSender, ScoreStore, SharedState, SpanBatches, SpanWriter, Store,
+    TraceReader, MAX_STATE_KEY, MAX_STATE_VALUE,
+};
 pub use ticket::CommitTicket;
 pub use types::{
     percentile_nearest_rank, DailyCost, GroupBy, ListQuery, LogEventsReceipt, MetricRow,

@@ -4,13 +4,14 @@ mod common;
 
 use common::*;
 use spanlens_core::{NanoUsd, SpanKind, Status};
-use spanlens_store::{ListQuery, Store, TraceFilter};
+use spanlens_store::prelude::*;
+use spanlens_store::{ListQuery, TraceFilter};
 
-#[test]
-fn same_span_twice_is_stored_once_and_the_last_write_wins() {
+#[tokio::test]
+async fn same_span_twice_is_stored_once_and_the_last_write_wins() {
     let (_dir, store) = temp_store();
     let first = llm(1, 1, None, "gpt-4o", "openai", 0, 100, 10, 5, 1_000);
-    let r1 = store.write("p", vec![first.clone()]).unwrap();
+    let r1 = store.write("p", vec![first.clone()]).await.unwrap();
     assert_eq!((r1.inserted, r1.replaced), (1, 0));
 
     let mut second = first.clone();
@@ -18,11 +19,11 @@ fn same_span_twice_is_stored_once_and_the_last_write_wins() {
     second.status = Status::Error;
     second.tags = vec!["late".into()];
     second.cost.as_mut().unwrap().amounts.total = NanoUsd(2_500);
-    let r2 = store.write("p", vec![second.clone()]).unwrap();
+    let r2 = store.write("p", vec![second.clone()]).await.unwrap();
     assert_eq!((r2.inserted, r2.replaced), (0, 1));
 
-    assert_eq!(store.count_spans("p").unwrap(), 1);
-    let d = store.get_trace("p", tid(1)).unwrap().unwrap();
+    assert_eq!(store.count_spans("p").await.unwrap(), 1);
+    let d = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     assert_eq!(d.spans.len(), 1);
     assert_eq!(d.spans[0].name, "renamed");
     let s = &d.summary;
@@ -37,52 +38,52 @@ fn same_span_twice_is_stored_once_and_the_last_write_wins() {
     // The model facet still finds it; a tag it no longer carries does not exist.
     let mut q = ListQuery::new("p");
     q.filter.model = Some("gpt-4o".into());
-    assert_eq!(store.list_traces(&q).unwrap().items.len(), 1);
+    assert_eq!(store.list_traces(&q).await.unwrap().items.len(), 1);
 
     // A replacement that drops the model and tags removes them from the facets too.
     let mut third = second;
     third.request_model = None;
     third.tags.clear();
-    store.write("p", vec![third]).unwrap();
-    assert!(store.list_traces(&q).unwrap().items.is_empty());
+    store.write("p", vec![third]).await.unwrap();
+    assert!(store.list_traces(&q).await.unwrap().items.is_empty());
     let mut q = ListQuery::new("p");
     q.filter.tags = vec!["late".into()];
-    assert!(store.list_traces(&q).unwrap().items.is_empty());
-    let d = store.get_trace("p", tid(1)).unwrap().unwrap();
+    assert!(store.list_traces(&q).await.unwrap().items.is_empty());
+    let d = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     assert!(d.summary.tags.is_empty());
 }
 
-#[test]
-fn duplicates_inside_one_batch_and_across_projects() {
+#[tokio::test]
+async fn duplicates_inside_one_batch_and_across_projects() {
     let (_dir, store) = temp_store();
     let a = span(1, 1, None, "first copy", 0, 10);
     let mut b = a.clone();
     b.name = "second copy".into();
-    let r = store.write("p", vec![a.clone(), b]).unwrap();
+    let r = store.write("p", vec![a.clone(), b]).await.unwrap();
     assert_eq!((r.inserted, r.replaced), (1, 1));
-    assert_eq!(store.count_spans("p").unwrap(), 1);
-    let d = store.get_trace("p", tid(1)).unwrap().unwrap();
+    assert_eq!(store.count_spans("p").await.unwrap(), 1);
+    let d = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     assert_eq!(d.summary.name, "second copy");
     assert_eq!(d.summary.span_count, 1);
 
     // The same ids in another project are another span.
-    store.write("q", vec![a]).unwrap();
-    assert_eq!(store.count_spans("q").unwrap(), 1);
-    assert_eq!(store.count_spans("p").unwrap(), 1);
-    assert_eq!(store.projects().unwrap(), vec!["p", "q"]);
+    store.write("q", vec![a]).await.unwrap();
+    assert_eq!(store.count_spans("q").await.unwrap(), 1);
+    assert_eq!(store.count_spans("p").await.unwrap(), 1);
+    assert_eq!(store.projects().await.unwrap(), vec!["p", "q"]);
 }
 
-#[test]
-fn child_before_parent_across_submits() {
+#[tokio::test]
+async fn child_before_parent_across_submits() {
     let (_dir, store) = temp_store();
     // Root: 0..1000 ms. Children arrive first, in two separate requests.
     let mut tool = span(7, 3, Some(2), "web_search", 300, 200);
     tool.kind = SpanKind::Tool;
     tool.status = Status::Error;
     let model = llm(7, 2, Some(1), "gpt-4o", "openai", 100, 600, 100, 20, 7_000);
-    store.write("p", vec![tool]).unwrap();
+    store.write("p", vec![tool]).await.unwrap();
 
-    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    let s = store.get_trace("p", tid(7)).await.unwrap().unwrap().summary;
     assert_eq!(s.name, "web_search", "provisional name: earliest span");
     assert_eq!(s.root_span_id, None);
     assert_eq!(s.duration_ns, 200 * MS);
@@ -92,8 +93,8 @@ fn child_before_parent_across_submits() {
         "no root yet: derived from children"
     );
 
-    store.write("p", vec![model]).unwrap();
-    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    store.write("p", vec![model]).await.unwrap();
+    let s = store.get_trace("p", tid(7)).await.unwrap().unwrap().summary;
     assert_eq!(s.name, "chat gpt-4o");
     assert_eq!(s.span_count, 2);
     assert_eq!(s.duration_ns, 600 * MS);
@@ -104,9 +105,9 @@ fn child_before_parent_across_submits() {
     root.user_id = Some("u1".into());
     root.session_id = Some("s1".into());
     root.status = Status::Ok;
-    store.write("p", vec![root]).unwrap();
+    store.write("p", vec![root]).await.unwrap();
 
-    let d = store.get_trace("p", tid(7)).unwrap().unwrap();
+    let d = store.get_trace("p", tid(7)).await.unwrap().unwrap();
     let s = &d.summary;
     assert_eq!(s.name, "support agent");
     assert_eq!(s.root_span_id, Some(sid(1)));
@@ -125,8 +126,8 @@ fn child_before_parent_across_submits() {
     let early = span(7, 9, Some(1), "prefetch", 0, 5);
     let mut early = early;
     early.start_time.0 = T0 - 50 * MS;
-    store.write("p", vec![early]).unwrap();
-    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    store.write("p", vec![early]).await.unwrap();
+    let s = store.get_trace("p", tid(7)).await.unwrap().unwrap().summary;
     assert_eq!(s.start_time.0, T0 - 50 * MS);
     assert_eq!(s.duration_ns, 1050 * MS);
     assert_eq!(s.name, "support agent");
@@ -138,21 +139,21 @@ fn child_before_parent_across_submits() {
         text: Some("SUPPORT".into()),
         ..Default::default()
     };
-    assert_eq!(store.list_traces(&q).unwrap().items.len(), 1);
+    assert_eq!(store.list_traces(&q).await.unwrap().items.len(), 1);
 }
 
-#[test]
-fn user_and_session_come_from_any_span_until_the_root_says_otherwise() {
+#[tokio::test]
+async fn user_and_session_come_from_any_span_until_the_root_says_otherwise() {
     let (_dir, store) = temp_store();
     let mut child = span(3, 2, Some(1), "step", 10, 10);
     child.user_id = Some("from-child".into());
-    store.write("p", vec![child]).unwrap();
-    let s = store.get_trace("p", tid(3)).unwrap().unwrap().summary;
+    store.write("p", vec![child]).await.unwrap();
+    let s = store.get_trace("p", tid(3)).await.unwrap().unwrap().summary;
     assert_eq!(s.user_id.as_deref(), Some("from-child"));
 
     let root = span(3, 1, None, "root", 0, 100);
-    store.write("p", vec![root]).unwrap();
-    let s = store.get_trace("p", tid(3)).unwrap().unwrap().summary;
+    store.write("p", vec![root]).await.unwrap();
+    let s = store.get_trace("p", tid(3)).await.unwrap().unwrap().summary;
     assert_eq!(
         s.user_id.as_deref(),
         Some("from-child"),
@@ -161,28 +162,31 @@ fn user_and_session_come_from_any_span_until_the_root_says_otherwise() {
 
     let mut root2 = span(3, 1, None, "root", 0, 100);
     root2.user_id = Some("from-root".into());
-    store.write("p", vec![root2]).unwrap();
-    let s = store.get_trace("p", tid(3)).unwrap().unwrap().summary;
+    store.write("p", vec![root2]).await.unwrap();
+    let s = store.get_trace("p", tid(3)).await.unwrap().unwrap().summary;
     assert_eq!(s.user_id.as_deref(), Some("from-root"));
     assert_eq!(s.span_count, 2);
 }
 
-#[test]
-fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
+#[tokio::test]
+async fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
     let (_dir, store) = temp_store();
     let priced = llm(7, 1, None, "gpt-4o", "openai", 0, 100, 10, 5, 1_000);
     let mut unknown = llm(7, 2, Some(1), "my-finetune", "acme", 10, 50, 10, 5, 0);
     unknown.cost = None;
     unknown.unpriced_reason = Some("no price for my-finetune".into());
-    store.write("p", vec![priced, unknown.clone()]).unwrap();
-    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    store
+        .write("p", vec![priced, unknown.clone()])
+        .await
+        .unwrap();
+    let s = store.get_trace("p", tid(7)).await.unwrap().unwrap().summary;
     assert_eq!(s.unpriced_span_count, 1);
     assert_eq!(
         s.total_cost,
         NanoUsd(1_000),
         "a lower bound, not a made-up total"
     );
-    let page = store.list_traces(&ListQuery::new("p")).unwrap();
+    let page = store.list_traces(&ListQuery::new("p")).await.unwrap();
     assert_eq!(page.items[0].unpriced_span_count, 1);
 
     // Priced later (a re-sent span): the count is rebuilt from the stored spans. (Its usage
@@ -190,15 +194,15 @@ fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
     // the same provider call recorded twice and counted once.)
     let mut now_priced = llm(7, 2, Some(1), "gpt-4o", "openai", 10, 50, 10, 6, 500);
     now_priced.unpriced_reason = None;
-    store.write("p", vec![now_priced]).unwrap();
-    let s = store.get_trace("p", tid(7)).unwrap().unwrap().summary;
+    store.write("p", vec![now_priced]).await.unwrap();
+    let s = store.get_trace("p", tid(7)).await.unwrap().unwrap().summary;
     assert_eq!((s.unpriced_span_count, s.total_cost), (0, NanoUsd(1_500)));
 }
 
 /// A trace fails by its root: errors it went on from are "recovered", in any arrival order,
 /// one span per write or all at once, and the outcome counts and the `recovered` filter agree.
-#[test]
-fn failed_and_recovered_traces_in_any_arrival_order() {
+#[tokio::test]
+async fn failed_and_recovered_traces_in_any_arrival_order() {
     let build = |t: u64, agent_status: Status| {
         let mut root = span(t, 1, None, "pipeline", 0, 1000);
         root.kind = SpanKind::Pipeline;
@@ -219,30 +223,32 @@ fn failed_and_recovered_traces_in_any_arrival_order() {
                 let ordered: Vec<_> = order.iter().map(|&i| spans[i].clone()).collect();
                 if one_by_one {
                     for s in ordered {
-                        store.write("p", vec![s]).unwrap();
+                        store.write("p", vec![s]).await.unwrap();
                     }
                 } else {
-                    store.write("p", ordered).unwrap();
+                    store.write("p", ordered).await.unwrap();
                 }
             }
-            let summary = |t: u64| store.get_trace("p", tid(t)).unwrap().unwrap().summary;
+            let summary =
+                async |t: u64| store.get_trace("p", tid(t)).await.unwrap().unwrap().summary;
             let why = format!("order {order:?}, one by one: {one_by_one}");
             assert_eq!(
-                (summary(1).status, summary(1).error_count),
+                (summary(1).await.status, summary(1).await.error_count),
                 (Status::Unset, 1),
                 "the tool failed, the agent went on: {why}"
             );
             assert_eq!(
-                (summary(2).status, summary(2).error_count),
+                (summary(2).await.status, summary(2).await.error_count),
                 (Status::Error, 2),
                 "the agent run failed under a root without a status: {why}"
             );
             let mut q = ListQuery::new("p");
-            let o = store.trace_outcomes(&q).unwrap();
+            let o = store.trace_outcomes(&q).await.unwrap();
             assert_eq!((o.traces, o.failed, o.recovered), (2, 1, 1), "{why}");
             q.filter.recovered = true;
             let ids: Vec<_> = store
                 .list_traces(&q)
+                .await
                 .unwrap()
                 .items
                 .into_iter()
@@ -253,7 +259,7 @@ fn failed_and_recovered_traces_in_any_arrival_order() {
             let mut q = ListQuery::new("p");
             q.filter.status = Some(Status::Ok);
             q.filter.min_duration_ns = Some(2_000 * MS);
-            assert_eq!(store.trace_outcomes(&q).unwrap().traces, 0, "{why}");
+            assert_eq!(store.trace_outcomes(&q).await.unwrap().traces, 0, "{why}");
         }
     }
 }

@@ -4,8 +4,9 @@ mod common;
 
 use common::*;
 use spanlens_core::{NanoUsd, Span, SpanKind, Status, Timestamp, TraceId};
+use spanlens_store::prelude::*;
 use spanlens_store::{
-    ListQuery, SortField, SortOrder, SqliteStore, Store, StoreError, TraceFilter, TraceSummary,
+    ListQuery, SortField, SortOrder, SqliteStore, StoreError, TraceFilter, TraceSummary,
 };
 use std::collections::HashSet;
 
@@ -100,25 +101,25 @@ fn spans_of(m: &Model) -> Vec<Span> {
     out
 }
 
-fn load() -> (tempfile::TempDir, SqliteStore, Vec<Model>) {
+async fn load() -> (tempfile::TempDir, SqliteStore, Vec<Model>) {
     let (dir, store) = temp_store();
     let ms = models();
     // Several traces per request, in an order unrelated to any sort.
     let mut all: Vec<Span> = ms.iter().flat_map(spans_of).collect();
     all.reverse();
     for chunk in all.chunks(17) {
-        store.write("p", chunk.to_vec()).unwrap();
+        store.write("p", chunk.to_vec()).await.unwrap();
     }
     (dir, store, ms)
 }
 
-fn walk(store: &SqliteStore, base: &ListQuery, page: u32) -> Vec<TraceSummary> {
+async fn walk(store: &SqliteStore, base: &ListQuery, page: u32) -> Vec<TraceSummary> {
     let mut q = base.clone();
     q.limit = page;
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for _ in 0..1000 {
-        let p = store.list_traces(&q).unwrap();
+        let p = store.list_traces(&q).await.unwrap();
         assert!(p.items.len() <= page as usize);
         for s in &p.items {
             assert!(seen.insert(s.trace_id), "duplicate {}", s.trace_id);
@@ -140,7 +141,7 @@ fn expect(ms: &[Model], keep: impl Fn(&Model) -> bool) -> HashSet<TraceId> {
     ms.iter().filter(|m| keep(m)).map(|m| tid(m.n)).collect()
 }
 
-fn check_filter(
+async fn check_filter(
     store: &SqliteStore,
     ms: &[Model],
     filter: TraceFilter,
@@ -150,7 +151,7 @@ fn check_filter(
         filter: filter.clone(),
         ..ListQuery::new("p")
     };
-    let got = walk(store, &q, 5);
+    let got = walk(store, &q, 5).await;
     let got_set: HashSet<TraceId> = ids(&got).into_iter().collect();
     let want = expect(ms, keep);
     assert!(!want.is_empty() || format!("{filter:?}").contains("nothing"));
@@ -162,10 +163,10 @@ fn check_filter(
     assert_eq!(keys, sorted);
 }
 
-#[test]
-fn summaries_match_the_model() {
-    let (_d, store, ms) = load();
-    let all = walk(&store, &ListQuery::new("p"), 50);
+#[tokio::test]
+async fn summaries_match_the_model() {
+    let (_d, store, ms) = load().await;
+    let all = walk(&store, &ListQuery::new("p"), 50).await;
     assert_eq!(all.len(), N as usize);
     for s in &all {
         let m = &ms[(u128::from_be_bytes(s.trace_id.0) - 1) as usize];
@@ -184,9 +185,9 @@ fn summaries_match_the_model() {
     }
 }
 
-#[test]
-fn every_filter() {
-    let (_d, store, ms) = load();
+#[tokio::test]
+async fn every_filter() {
+    let (_d, store, ms) = load().await;
     let at = |ms: u64| Some(Timestamp(T0 + ms * MS));
     let f = TraceFilter::default;
     check_filter(
@@ -198,7 +199,8 @@ fn every_filter() {
             ..f()
         },
         |m| (10_000..30_000).contains(&m.start_ms),
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -207,7 +209,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.name == "refund",
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -216,7 +219,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.has_tool,
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -225,7 +229,8 @@ fn every_filter() {
             ..f()
         },
         |_| true,
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -234,7 +239,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.status == Status::Error,
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -243,7 +249,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.model == "claude-3-5-sonnet",
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -252,7 +259,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.provider == "google",
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -261,7 +269,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.user.as_deref() == Some("u1"),
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -270,7 +279,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.session.as_deref() == Some("s2"),
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -279,7 +289,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.tags.contains(&"even"),
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -288,7 +299,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.tags.contains(&"even") && m.tags.contains(&"three"),
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -298,7 +310,8 @@ fn every_filter() {
             ..f()
         },
         |m| (200..=400).contains(&m.dur_ms),
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -307,7 +320,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.cost >= 2500,
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -317,7 +331,8 @@ fn every_filter() {
             ..f()
         },
         |m| (1000..=2500).contains(&m.cost),
-    );
+    )
+    .await;
     // Text matches span names (not just the root's), case-insensitively …
     check_filter(
         &store,
@@ -327,7 +342,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.has_tool,
-    );
+    )
+    .await;
     // … and user ids, and the trace id.
     check_filter(
         &store,
@@ -337,7 +353,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.user.as_deref() == Some("u2"),
-    );
+    )
+    .await;
     check_filter(
         &store,
         &ms,
@@ -346,7 +363,8 @@ fn every_filter() {
             ..f()
         },
         |m| m.n == 5,
-    );
+    )
+    .await;
     // Everything at once.
     check_filter(
         &store,
@@ -366,7 +384,8 @@ fn every_filter() {
                 && m.tags.contains(&"even")
                 && m.dur_ms >= 50
         },
-    );
+    )
+    .await;
     // A filter nothing matches.
     let q = ListQuery {
         filter: TraceFilter {
@@ -375,13 +394,13 @@ fn every_filter() {
         },
         ..ListQuery::new("p")
     };
-    let p = store.list_traces(&q).unwrap();
+    let p = store.list_traces(&q).await.unwrap();
     assert!(p.items.is_empty() && p.next_cursor.is_none());
 }
 
-#[test]
-fn every_sort_both_ways_walks_all_pages_in_order() {
-    let (_d, store, ms) = load();
+#[tokio::test]
+async fn every_sort_both_ways_walks_all_pages_in_order() {
+    let (_d, store, ms) = load().await;
     for sort in SortField::ALL {
         for order in [SortOrder::Asc, SortOrder::Desc] {
             let q = ListQuery {
@@ -389,7 +408,7 @@ fn every_sort_both_ways_walks_all_pages_in_order() {
                 order,
                 ..ListQuery::new("p")
             };
-            let got = ids(&walk(&store, &q, 7));
+            let got = ids(&walk(&store, &q, 7).await);
             let mut want: Vec<&Model> = ms.iter().collect();
             want.sort_by(|a, b| {
                 let key = match sort {
@@ -427,21 +446,21 @@ fn every_sort_both_ways_walks_all_pages_in_order() {
     }
 }
 
-#[test]
-fn cursor_is_stable_while_traces_arrive() {
-    let (_d, store, ms) = load();
+#[tokio::test]
+async fn cursor_is_stable_while_traces_arrive() {
+    let (_d, store, ms) = load().await;
     let mut q = ListQuery::new("p");
     q.limit = 10;
-    let first = store.list_traces(&q).unwrap();
+    let first = store.list_traces(&q).await.unwrap();
     let mut seen: Vec<TraceId> = ids(&first.items);
     // New traces: one newer than anything (belongs before the cursor), one in the middle.
     let mut newest = span(1000, 1, None, "newest", 10_000_000, 5);
     newest.kind = SpanKind::Agent;
     let middle = span(1001, 1, None, "middle", 20_000, 5);
-    store.write("p", vec![newest, middle]).unwrap();
+    store.write("p", vec![newest, middle]).await.unwrap();
     q.cursor = first.next_cursor;
     loop {
-        let p = store.list_traces(&q).unwrap();
+        let p = store.list_traces(&q).await.unwrap();
         seen.extend(ids(&p.items));
         match p.next_cursor {
             Some(c) => q.cursor = Some(c),
@@ -463,36 +482,37 @@ fn cursor_is_stable_while_traces_arrive() {
     );
 }
 
-#[test]
-fn bad_queries_are_refused_with_clear_errors() {
-    let (_d, store, _ms) = load();
+#[tokio::test]
+async fn bad_queries_are_refused_with_clear_errors() {
+    let (_d, store, _ms) = load().await;
     let mut q = ListQuery::new("p");
     q.limit = 3;
-    let c = store.list_traces(&q).unwrap().next_cursor.unwrap();
+    let c = store.list_traces(&q).await.unwrap().next_cursor.unwrap();
     let mut other = q.clone();
     other.sort = SortField::Cost;
     other.cursor = Some(c.clone());
-    let e = store.list_traces(&other).unwrap_err();
+    let e = store.list_traces(&other).await.unwrap_err();
     assert!(matches!(e, StoreError::InvalidCursor(_)), "{e}");
     assert!(e.to_string().contains("start_time desc"), "{e}");
     other.cursor = Some("%%%not-a-cursor".into());
     assert!(matches!(
-        store.list_traces(&other),
+        store.list_traces(&other).await,
         Err(StoreError::InvalidCursor(_))
     ));
     q.limit = 0;
     assert!(matches!(
-        store.list_traces(&q),
+        store.list_traces(&q).await,
         Err(StoreError::InvalidQuery(_))
     ));
     q.limit = 5000;
     assert!(matches!(
-        store.list_traces(&q),
+        store.list_traces(&q).await,
         Err(StoreError::InvalidQuery(_))
     ));
     // Unknown project: empty, not an error.
     assert!(store
         .list_traces(&ListQuery::new("nope"))
+        .await
         .unwrap()
         .items
         .is_empty());

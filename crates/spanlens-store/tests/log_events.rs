@@ -9,6 +9,7 @@ use serde_json::json;
 use spanlens_core::evals::{Score, ScoreSource, ScoreType};
 use spanlens_core::otlp::logs::LogEvent;
 use spanlens_core::{Event, Timestamp};
+use spanlens_store::prelude::*;
 use spanlens_store::{LogEventsReceipt, ScoreQuery, Store};
 
 fn log_event(t: u64, s: u64, name: &str, at_ms: u64, attrs: serde_json::Value) -> LogEvent {
@@ -54,8 +55,8 @@ fn spans() -> Vec<spanlens_core::Span> {
     ]
 }
 
-fn trace_json(store: &dyn Store) -> (Vec<serde_json::Value>, spanlens_store::TraceSummary) {
-    let d = store.get_trace_json("p", tid(1)).unwrap().unwrap();
+async fn trace_json(store: &dyn Store) -> (Vec<serde_json::Value>, spanlens_store::TraceSummary) {
+    let d = store.get_trace_json("p", tid(1)).await.unwrap().unwrap();
     assert!(d.unreadable.is_empty(), "{:?}", d.unreadable);
     let spans = d
         .spans
@@ -65,21 +66,21 @@ fn trace_json(store: &dyn Store) -> (Vec<serde_json::Value>, spanlens_store::Tra
     (spans, d.summary)
 }
 
-#[test]
-fn events_merge_into_their_span_whichever_arrives_first() {
+#[tokio::test]
+async fn events_merge_into_their_span_whichever_arrives_first() {
     let (_a, before) = temp_store();
-    let r = before.add_log_events("p", &call_events()).unwrap();
+    let r = before.add_log_events("p", &call_events()).await.unwrap();
     assert_eq!(r.stored, 2);
     // Waiting: no trace yet.
-    assert!(before.get_trace_json("p", tid(1)).unwrap().is_none());
-    before.write("p", spans()).unwrap();
+    assert!(before.get_trace_json("p", tid(1)).await.unwrap().is_none());
+    before.write("p", spans()).await.unwrap();
 
     let (_b, after) = temp_store();
-    after.write("p", spans()).unwrap();
-    after.add_log_events("p", &call_events()).unwrap();
+    after.write("p", spans()).await.unwrap();
+    after.add_log_events("p", &call_events()).await.unwrap();
 
-    let (a, summary_a) = trace_json(&before);
-    let (b, summary_b) = trace_json(&after);
+    let (a, summary_a) = trace_json(&before).await;
+    let (b, summary_b) = trace_json(&after).await;
     assert_eq!(a, b, "the same trace whichever arrived first");
     assert_eq!(summary_a.input_tokens, summary_b.input_tokens);
     let call = &a[1];
@@ -107,17 +108,17 @@ fn events_merge_into_their_span_whichever_arrives_first() {
     assert!(a[0].get("events").is_none());
     assert_eq!(summary_a.input_tokens, 0);
     // The decoded read merges too.
-    let detail = before.get_trace("p", tid(1)).unwrap().unwrap();
+    let detail = before.get_trace("p", tid(1)).await.unwrap().unwrap();
     let call = detail.spans.iter().find(|s| s.span_id == sid(2)).unwrap();
     assert_eq!(call.usage.as_ref().unwrap().output_tokens, 50);
 }
 
-#[test]
-fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit() {
+#[tokio::test]
+async fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit() {
     let (_d, store) = temp_store();
-    store.write("p", spans()).unwrap();
-    store.add_log_events("p", &call_events()).unwrap();
-    let again = store.add_log_events("p", &call_events()).unwrap();
+    store.write("p", spans()).await.unwrap();
+    store.add_log_events("p", &call_events()).await.unwrap();
+    let again = store.add_log_events("p", &call_events()).await.unwrap();
     assert_eq!(
         again,
         LogEventsReceipt {
@@ -126,22 +127,22 @@ fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit()
             over_limit: 0
         }
     );
-    let (spans, _) = trace_json(&store);
+    let (spans, _) = trace_json(&store).await;
     assert_eq!(spans[1]["events"].as_array().unwrap().len(), 2);
 
     let max = spanlens_core::limits::MAX_EVENTS;
     let many: Vec<LogEvent> = (0..max as u64 + 5)
         .map(|i| log_event(1, 1, "gen_ai.user.message", i, json!({"n": i})))
         .collect();
-    let r = store.add_log_events("p", &many).unwrap();
+    let r = store.add_log_events("p", &many).await.unwrap();
     assert_eq!((r.stored, r.over_limit), (max, 5));
     // Another project's span with the same ids is another span.
-    let r = store.add_log_events("q", &many[..3]).unwrap();
+    let r = store.add_log_events("q", &many[..3]).await.unwrap();
     assert_eq!(r.stored, 3);
 }
 
-#[test]
-fn identical_scores_from_events_are_kept_once() {
+#[tokio::test]
+async fn identical_scores_from_events_are_kept_once() {
     let (_d, store) = temp_store();
     let score = Score {
         id: None,
@@ -155,28 +156,33 @@ fn identical_scores_from_events_are_kept_once() {
         source: ScoreSource::OtelEvent,
         comment: Some("on topic".into()),
     };
-    let first = store.add_scores("p", std::slice::from_ref(&score)).unwrap();
+    let first = store
+        .add_scores("p", std::slice::from_ref(&score))
+        .await
+        .unwrap();
     let second = store
         .add_scores("p", &[score.clone(), score.clone()])
+        .await
         .unwrap();
     assert_eq!(second, [first[0], first[0]]);
     let other = Score {
         value: Some(0.4),
         ..score.clone()
     };
-    store.add_scores("p", &[other]).unwrap();
+    store.add_scores("p", &[other]).await.unwrap();
     // Scores from the API are never merged: each call is a new judgement.
     let api = Score {
         source: ScoreSource::Api,
         ..score
     };
-    store.add_scores("p", &[api.clone(), api]).unwrap();
+    store.add_scores("p", &[api.clone(), api]).await.unwrap();
     let all = store
         .list_scores(&ScoreQuery {
             project: "p".into(),
             trace_id: Some(tid(1)),
             ..Default::default()
         })
+        .await
         .unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(

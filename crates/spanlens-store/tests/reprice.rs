@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use spanlens_core::{CostSource, NanoUsd, PriceCatalog, Timestamp};
+use spanlens_store::prelude::*;
 use spanlens_store::{GroupBy, MetricsQuery, SpanScan, Store};
 
 /// "m" at $1 and "x" at $2 per million input tokens.
@@ -22,7 +23,7 @@ fn catalog() -> PriceCatalog {
     .unwrap()
 }
 
-fn seed(store: &impl Store) {
+async fn seed(store: &impl Store) {
     let mut reported = llm(1, 4, Some(1), "m", "p", 40, 10, 1_000_000, 0, 999);
     reported.cost.as_mut().unwrap().source = CostSource::Reported;
     let mut unpriced = llm(1, 5, Some(1), "x", "p", 50, 10, 1_000_000, 0, 0);
@@ -41,6 +42,7 @@ fn seed(store: &impl Store) {
                 llm(2, 6, None, "m", "p", 86_400_000, 10, 1_000_000, 0, 100),
             ],
         )
+        .await
         .unwrap();
 }
 
@@ -53,19 +55,23 @@ fn day_one() -> SpanScan {
     }
 }
 
-#[test]
-fn repricing_updates_spans_and_summaries_and_is_idempotent() {
+#[tokio::test]
+async fn repricing_updates_spans_and_summaries_and_is_idempotent() {
     let (_dir, store) = temp_store();
-    seed(&store);
+    seed(&store).await;
     let cat = catalog();
 
-    let dry = store.reprice(&day_one(), &cat, true).unwrap();
+    let dry = spanlens_store::domain::reprice::reprice(&store, &day_one(), &cat, true)
+        .await
+        .unwrap();
     assert_eq!((dry.examined, dry.changed, dry.reported_skipped), (3, 3, 1));
-    let t1 = store.get_trace("default", tid(1)).unwrap().unwrap();
+    let t1 = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(t1.summary.total_cost, NanoUsd(100 + 100 + 999));
     assert_eq!(t1.summary.unpriced_span_count, 1);
 
-    let r = store.reprice(&day_one(), &cat, false).unwrap();
+    let r = spanlens_store::domain::reprice::reprice(&store, &day_one(), &cat, false)
+        .await
+        .unwrap();
     assert_eq!((r.examined, r.changed, r.newly_priced), (3, 3, 1));
     let m = r.models.iter().find(|m| m.model == "m").unwrap();
     assert_eq!(m.cost_before, NanoUsd(200));
@@ -73,7 +79,7 @@ fn repricing_updates_spans_and_summaries_and_is_idempotent() {
     let x = r.models.iter().find(|m| m.model == "x").unwrap();
     assert_eq!((x.unpriced_before, x.unpriced_after), (1, 0));
 
-    let t1 = store.get_trace("default", tid(1)).unwrap().unwrap();
+    let t1 = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     // $1 + $2 for "m", $2 for "x", and the reported 999 nano-USD untouched.
     assert_eq!(t1.summary.total_cost, NanoUsd(5_000_000_999));
     assert_eq!(t1.summary.unpriced_span_count, 0);
@@ -87,44 +93,50 @@ fn repricing_updates_spans_and_summaries_and_is_idempotent() {
         NanoUsd(2_000_000_000)
     );
     // Outside the range: untouched.
-    let t2 = store.get_trace("default", tid(2)).unwrap().unwrap();
+    let t2 = store.get_trace("default", tid(2)).await.unwrap().unwrap();
     assert_eq!(t2.summary.total_cost, NanoUsd(100));
     // Metrics read the rewritten rows.
     let all = store
         .metrics(&MetricsQuery::new("default", GroupBy::All))
+        .await
         .unwrap();
     assert_eq!(all[0].cost, NanoUsd(5_000_000_999 + 100));
-    assert_eq!(store.count_spans("default").unwrap(), 6);
+    assert_eq!(store.count_spans("default").await.unwrap(), 6);
 
-    let again = store.reprice(&day_one(), &cat, false).unwrap();
+    let again = spanlens_store::domain::reprice::reprice(&store, &day_one(), &cat, false)
+        .await
+        .unwrap();
     assert_eq!((again.examined, again.changed), (3, 0));
-    let t1_again = store.get_trace("default", tid(1)).unwrap().unwrap();
+    let t1_again = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(t1_again.summary, t1.summary);
 }
 
-#[test]
-fn model_filter_limits_repricing() {
+#[tokio::test]
+async fn model_filter_limits_repricing() {
     let (_dir, store) = temp_store();
-    seed(&store);
+    seed(&store).await;
     let scan = SpanScan {
         model: Some("x".into()),
         ..day_one()
     };
-    let r = store.reprice(&scan, &catalog(), false).unwrap();
+    let r = spanlens_store::domain::reprice::reprice(&store, &scan, &catalog(), false)
+        .await
+        .unwrap();
     assert_eq!((r.examined, r.changed), (1, 1));
-    let t1 = store.get_trace("default", tid(1)).unwrap().unwrap();
+    let t1 = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(
         t1.summary.total_cost,
         NanoUsd(100 + 100 + 999 + 2_000_000_000)
     );
 }
 
-#[test]
-fn daily_cost_per_model() {
+#[tokio::test]
+async fn daily_cost_per_model() {
     let (_dir, store) = temp_store();
-    seed(&store);
+    seed(&store).await;
     let rows = store
         .daily_cost(&MetricsQuery::new("default", GroupBy::Model))
+        .await
         .unwrap();
     let day0 = (T0 / 86_400_000_000_000) as i64;
     let got: Vec<(Option<&str>, i64, i64, u64)> = rows
@@ -150,11 +162,12 @@ fn daily_cost_per_model() {
     assert_eq!(rows[2].priced_span_count, 0);
     let mut q = MetricsQuery::new("default", GroupBy::All);
     q.from = Some(Timestamp(T0 + 86_400_000 * MS));
-    let rows = store.daily_cost(&q).unwrap();
+    let rows = store.daily_cost(&q).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].key.as_deref(), rows[0].cost), (None, NanoUsd(100)));
     assert!(store
         .daily_cost(&MetricsQuery::new("nobody", GroupBy::Model))
+        .await
         .unwrap()
         .is_empty());
 }
@@ -162,37 +175,46 @@ fn daily_cost_per_model() {
 /// Every sum that carries a cost also counts the unpriced calls in it (trace, session, metrics
 /// by model, user, agent and day, daily cost), and re-pricing that prices them takes the counts
 /// back down everywhere.
-#[test]
-fn unpriced_counts_follow_every_cost_and_drop_when_repriced() {
+#[tokio::test]
+async fn unpriced_counts_follow_every_cost_and_drop_when_repriced() {
     let (_dir, store) = temp_store();
-    seed(&store);
+    seed(&store).await;
     // The unpriced call has a user, a session and an agent too.
-    let mut x = store.get_trace("default", tid(1)).unwrap().unwrap().spans;
+    let mut x = store
+        .get_trace("default", tid(1))
+        .await
+        .unwrap()
+        .unwrap()
+        .spans;
     x.retain(|s| s.span_id == sid(5));
     x[0].user_id = Some("ann".into());
     x[0].session_id = Some("chat-1".into());
     x[0].agent_name = Some("extractor".into());
-    store.write("default", x).unwrap();
+    store.write("default", x).await.unwrap();
 
-    let unpriced_of = |g: GroupBy, key: Option<&str>| -> (u64, NanoUsd, u64) {
-        let rows = store.metrics(&MetricsQuery::new("default", g)).unwrap();
+    let unpriced_of = async |g: GroupBy, key: Option<&str>| -> (u64, NanoUsd, u64) {
+        let rows = store
+            .metrics(&MetricsQuery::new("default", g))
+            .await
+            .unwrap();
         let r = rows
             .iter()
             .find(|r| r.key.as_deref() == key)
             .unwrap_or_else(|| panic!("{g:?} {key:?}: {rows:?}"));
         (r.unpriced_span_count, r.cost, r.input_tokens)
     };
-    assert_eq!(unpriced_of(GroupBy::All, None).0, 1);
+    assert_eq!(unpriced_of(GroupBy::All, None).await.0, 1);
     // The model without a price: its tokens, no cost, and the count that says why.
     assert_eq!(
-        unpriced_of(GroupBy::Model, Some("x")),
+        unpriced_of(GroupBy::Model, Some("x")).await,
         (1, NanoUsd(0), 1_000_000)
     );
-    assert_eq!(unpriced_of(GroupBy::Model, Some("m")).0, 0);
-    assert_eq!(unpriced_of(GroupBy::User, Some("ann")).0, 1);
-    assert_eq!(unpriced_of(GroupBy::Agent, Some("extractor")).0, 1);
+    assert_eq!(unpriced_of(GroupBy::Model, Some("m")).await.0, 0);
+    assert_eq!(unpriced_of(GroupBy::User, Some("ann")).await.0, 1);
+    assert_eq!(unpriced_of(GroupBy::Agent, Some("extractor")).await.0, 1);
     let days = store
         .metrics(&MetricsQuery::new("default", GroupBy::Day))
+        .await
         .unwrap();
     assert_eq!(
         days.iter()
@@ -200,17 +222,27 @@ fn unpriced_counts_follow_every_cost_and_drop_when_repriced() {
             .collect::<Vec<_>>(),
         vec![1, 0]
     );
-    let session = store.get_session("default", "chat-1").unwrap().unwrap();
+    let session = store
+        .get_session("default", "chat-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(session.session.unpriced_span_count, 1);
 
-    store.reprice(&day_one(), &catalog(), false).unwrap();
+    spanlens_store::domain::reprice::reprice(&store, &day_one(), &catalog(), false)
+        .await
+        .unwrap();
 
-    assert_eq!(unpriced_of(GroupBy::All, None).0, 0);
-    let (n, cost, tokens) = unpriced_of(GroupBy::Model, Some("x"));
+    assert_eq!(unpriced_of(GroupBy::All, None).await.0, 0);
+    let (n, cost, tokens) = unpriced_of(GroupBy::Model, Some("x")).await;
     assert_eq!((n, cost, tokens), (0, NanoUsd(2_000_000_000), 1_000_000));
-    assert_eq!(unpriced_of(GroupBy::User, Some("ann")).0, 0);
-    assert_eq!(unpriced_of(GroupBy::Agent, Some("extractor")).0, 0);
-    let session = store.get_session("default", "chat-1").unwrap().unwrap();
+    assert_eq!(unpriced_of(GroupBy::User, Some("ann")).await.0, 0);
+    assert_eq!(unpriced_of(GroupBy::Agent, Some("extractor")).await.0, 0);
+    let session = store
+        .get_session("default", "chat-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(session.session.unpriced_span_count, 0);
     assert_eq!(
         session.session.total_cost,
@@ -218,6 +250,7 @@ fn unpriced_counts_follow_every_cost_and_drop_when_repriced() {
     );
     let daily = store
         .daily_cost(&MetricsQuery::new("default", GroupBy::Model))
+        .await
         .unwrap();
     assert!(
         daily.iter().all(|r| r.unpriced_span_count == 0),

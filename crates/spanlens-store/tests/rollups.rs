@@ -13,9 +13,10 @@ use spanlens_core::{
     Cost, CostBreakdown, CostSource, Event, NanoUsd, PriceCatalog, RateLimitWindow, RateLimits,
     Span, SpanKind, Status, Timestamp, ToolInfo, Usage,
 };
+use spanlens_store::prelude::*;
 use spanlens_store::{
     percentile_nearest_rank, DailyCost, GroupBy, MetricRow, MetricsQuery, Percentiles,
-    SessionQuery, SessionSummary, SpanScan, SqliteStore, Store, TraceSummary, MAX_PERCENTILE_ERROR,
+    SessionQuery, SessionSummary, SpanScan, SqliteStore, TraceSummary, MAX_PERCENTILE_ERROR,
 };
 use std::collections::BTreeMap;
 
@@ -312,11 +313,11 @@ fn catalog() -> PriceCatalog {
 
 /// Everything the store holds for project `p`, read back span by span (the truth the rollups
 /// must agree with), and the traces' summaries.
-fn stored(store: &SqliteStore, traces: u64) -> (Vec<Span>, Vec<TraceSummary>) {
+async fn stored(store: &SqliteStore, traces: u64) -> (Vec<Span>, Vec<TraceSummary>) {
     let mut spans = Vec::new();
     let mut summaries = Vec::new();
     for t in 0..traces {
-        if let Some(d) = store.get_trace("p", tid(t)).unwrap() {
+        if let Some(d) = store.get_trace("p", tid(t)).await.unwrap() {
             spans.extend(d.spans);
             summaries.push(d.summary);
         }
@@ -694,9 +695,9 @@ fn filters() -> Vec<MetricsQuery> {
     v
 }
 
-fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
-    let (spans, summaries) = stored(store, traces);
-    assert_eq!(store.count_spans("p").unwrap(), spans.len() as u64);
+async fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
+    let (spans, summaries) = stored(store, traces).await;
+    assert_eq!(store.count_spans("p").await.unwrap(), spans.len() as u64);
     let ts = |v: Option<u64>| v.map(Timestamp);
     for (from, to) in ranges(rng) {
         for base in filters() {
@@ -705,7 +706,7 @@ fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
                 q.group_by = g;
                 q.from = ts(from);
                 q.to = ts(to);
-                let got = store.metrics(&q).unwrap();
+                let got = store.metrics(&q).await.unwrap();
                 let want = expected_metrics(&spans, &q);
                 assert_eq!(got, want, "metrics {q:?}");
                 check_bound(&spans, &q, &got);
@@ -715,7 +716,7 @@ fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
             q.from = ts(from);
             q.to = ts(to);
             assert_eq!(
-                store.daily_cost(&q).unwrap(),
+                store.daily_cost(&q).await.unwrap(),
                 expected_daily_cost(&spans, &q),
                 "daily cost {q:?}"
             );
@@ -730,7 +731,7 @@ fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
             let want = expected_sessions(&summaries, &q);
             let mut got = Vec::new();
             loop {
-                let page = store.list_sessions(&q).unwrap();
+                let page = store.list_sessions(&q).await.unwrap();
                 assert!(page.items.len() <= q.limit as usize);
                 got.extend(page.items);
                 match page.next_cursor {
@@ -742,7 +743,11 @@ fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
         }
     }
     for s in expected_sessions(&summaries, &SessionQuery::new("p")) {
-        let d = store.get_session("p", &s.session_id).unwrap().unwrap();
+        let d = store
+            .get_session("p", &s.session_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(d.session, s);
     }
     // Time series: random slice bounds, each slice and the whole against brute force. Slices
@@ -758,7 +763,7 @@ fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
         for base in filters() {
             let mut q = base.clone();
             q.group_by = rng.pick(&GroupBy::ALL);
-            let series = store.metrics_series(&q, &bounds).unwrap();
+            let series = store.metrics_series(&q, &bounds).await.unwrap();
             q.from = bounds.first().copied();
             q.to = bounds.last().copied();
             assert_eq!(series.rows, expected_metrics(&spans, &q), "series {q:?}");
@@ -784,79 +789,81 @@ fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
                 to: Timestamp(to),
                 count,
             };
-            let got = serde_json::to_value(store.recovery_report("p", b).unwrap()).unwrap();
+            let got = serde_json::to_value(store.recovery_report("p", b).await.unwrap()).unwrap();
             assert_close(&got, &expected_recovery(&spans, b), "recovery");
         }
     }
 }
 
-fn run(seed: u64, traces: u64) {
+async fn run(seed: u64, traces: u64) {
     let mut rng = Rng(seed | 1);
     let (_dir, store) = temp_store();
     let spans = generate(&mut rng, traces);
     send(&mut rng, &store, spans.clone());
-    check_everything(&mut rng, &store, traces);
-    let unpriced = |store: &SqliteStore| {
+    check_everything(&mut rng, &store, traces).await;
+    let unpriced = async |store: &SqliteStore| {
         store
             .metrics(&MetricsQuery::new("p", GroupBy::All))
+            .await
             .unwrap()[0]
             .unpriced_span_count
     };
-    assert!(unpriced(&store) > 0, "some model calls have no price");
+    assert!(unpriced(&store).await > 0, "some model calls have no price");
 
-    let (now, _) = stored(&store, traces);
+    let (now, _) = stored(&store, traces).await;
     resend(&mut rng, &store, &now);
-    check_everything(&mut rng, &store, traces);
+    check_everything(&mut rng, &store, traces).await;
 
-    let report = store
-        .reprice(
-            &SpanScan {
-                project: "p".into(),
-                ..Default::default()
-            },
-            &catalog(),
-            false,
-        )
-        .unwrap();
+    let report = spanlens_store::domain::reprice::reprice(
+        &store,
+        &SpanScan {
+            project: "p".into(),
+            ..Default::default()
+        },
+        &catalog(),
+        false,
+    )
+    .await
+    .unwrap();
     assert!(report.changed > 0, "the re-pricing step changes costs");
     assert!(report.newly_priced > 0, "and prices some unpriced calls");
-    check_everything(&mut rng, &store, traces);
+    check_everything(&mut rng, &store, traces).await;
 
     // Reopened, the same answers.
     let path = store.path().to_path_buf();
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
-    check_everything(&mut rng, &store, traces);
+    check_everything(&mut rng, &store, traces).await;
 }
 
-#[test]
-fn rollups_match_brute_force_seed_1() {
-    run(1, 60);
+#[tokio::test]
+async fn rollups_match_brute_force_seed_1() {
+    run(1, 60).await;
 }
 
-#[test]
-fn rollups_match_brute_force_seed_2() {
-    run(0x5eed_0002, 90);
+#[tokio::test]
+async fn rollups_match_brute_force_seed_2() {
+    run(0x5eed_0002, 90).await;
 }
 
-#[test]
-fn rollups_match_brute_force_seed_3() {
-    run(0xdead_beef, 40);
+#[tokio::test]
+async fn rollups_match_brute_force_seed_3() {
+    run(0xdead_beef, 40).await;
 }
 
 /// Traffic in time order, as a live server sees it: every bucket gets many commits, hour and
 /// day rows are built as time moves past them (from the sums the writer keeps in memory), and
 /// spans re-sent along the way change buckets already built. Ranges on whole days and hours
 /// read those rows.
-#[test]
-fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
+#[tokio::test]
+async fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
     let (_dir, store) = temp_store();
     let mut rng = Rng(99);
     let mut spans = generate(&mut rng, 220);
     spans.sort_by_key(|s| s.start_time);
     let mut sent: Vec<Span> = Vec::new();
     for chunk in spans.chunks(7) {
-        store.write("p", chunk.to_vec()).unwrap();
+        store.write("p", chunk.to_vec()).await.unwrap();
         sent.extend_from_slice(chunk);
         if rng.chance(15) {
             // An older span sent again, changed: its bucket may be built already.
@@ -865,11 +872,11 @@ fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
             let start = c.start_time;
             fill(&mut rng, &mut c);
             c.start_time = start;
-            store.write("p", vec![c.clone()]).unwrap();
+            store.write("p", vec![c.clone()]).await.unwrap();
             sent[i] = c;
         }
     }
-    let check = |store: &SqliteStore, truth: &[Span]| {
+    let check = async |store: &SqliteStore, truth: &[Span]| {
         for (from, to) in [
             (None, None),
             (Some(T0 + DAY), Some(T0 + 3 * DAY)),
@@ -881,7 +888,7 @@ fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
                 q.from = from.map(Timestamp);
                 q.to = to.map(Timestamp);
                 assert_eq!(
-                    store.metrics(&q).unwrap(),
+                    store.metrics(&q).await.unwrap(),
                     expected_metrics(truth, &q),
                     "{q:?}"
                 );
@@ -893,31 +900,31 @@ fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
                     count: 5,
                 };
                 assert_close(
-                    &serde_json::to_value(store.recovery_report("p", b).unwrap()).unwrap(),
+                    &serde_json::to_value(store.recovery_report("p", b).await.unwrap()).unwrap(),
                     &expected_recovery(truth, b),
                     "recovery",
                 );
             }
         }
     };
-    let (truth, _) = stored(&store, 220);
-    check(&store, &truth);
+    let (truth, _) = stored(&store, 220).await;
+    check(&store, &truth).await;
     // Reopened (nothing kept in memory), then more traffic builds the rest from rows.
     let path = store.path().to_path_buf();
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     let mut late = span(500, 1, None, "x", 0, 0);
     late.start_time = Timestamp(BASE + SPREAD + 3 * DAY);
-    store.write("p", vec![late]).unwrap();
-    let (truth2, _) = stored(&store, 501);
+    store.write("p", vec![late]).await.unwrap();
+    let (truth2, _) = stored(&store, 501).await;
     assert_eq!(truth2.len(), truth.len() + 1);
-    check(&store, &truth2);
+    check(&store, &truth2).await;
 }
 
 /// Many spans in one quarter-hour bucket, re-sent in many commits: the bucket's rows are
 /// compacted and still add up.
-#[test]
-fn many_commits_to_one_bucket_compact_and_add_up() {
+#[tokio::test]
+async fn many_commits_to_one_bucket_compact_and_add_up() {
     let (_dir, store) = temp_store();
     let mut rng = Rng(7);
     // Spans an hour before and after, so the queries below cover the bucket whole (a range is
@@ -925,47 +932,56 @@ fn many_commits_to_one_bucket_compact_and_add_up() {
     let mut anchors = vec![span(40, 1, None, "x", 0, 0), span(41, 1, None, "x", 0, 0)];
     anchors[0].start_time = Timestamp(T0 + DAY - HOUR);
     anchors[1].start_time = Timestamp(T0 + DAY + HOUR);
-    store.write("p", anchors).unwrap();
+    store.write("p", anchors).await.unwrap();
     let mut all = Vec::new();
     for t in 0..40u64 {
         let mut s = span(t, 1, None, "x", 0, 0);
         s.start_time = Timestamp(T0 + DAY + 2 * MIN + rng.below(MIN));
         fill(&mut rng, &mut s);
-        store.write("p", vec![s.clone()]).unwrap();
+        store.write("p", vec![s.clone()]).await.unwrap();
         all.push(s);
     }
     for s in all.iter_mut().take(25) {
         fill(&mut rng, s);
-        store.write("p", vec![s.clone()]).unwrap();
+        store.write("p", vec![s.clone()]).await.unwrap();
     }
-    let (spans, _) = stored(&store, 42);
+    let (spans, _) = stored(&store, 42).await;
     for g in GroupBy::ALL {
         let mut q = MetricsQuery::new("p", g);
         q.from = Some(Timestamp(T0 + DAY));
         q.to = Some(Timestamp(T0 + DAY + 5 * MIN));
-        assert_eq!(store.metrics(&q).unwrap(), expected_metrics(&spans, &q));
+        assert_eq!(
+            store.metrics(&q).await.unwrap(),
+            expected_metrics(&spans, &q)
+        );
         let q = MetricsQuery::new("p", g);
-        assert_eq!(store.metrics(&q).unwrap(), expected_metrics(&spans, &q));
+        assert_eq!(
+            store.metrics(&q).await.unwrap(),
+            expected_metrics(&spans, &q)
+        );
     }
 }
 
 /// Ids and spans of another project never mix in.
-#[test]
-fn projects_are_kept_apart() {
+#[tokio::test]
+async fn projects_are_kept_apart() {
     let (_dir, store) = temp_store();
     let mut rng = Rng(11);
     let spans = generate(&mut rng, 10);
-    store.write("p", spans.clone()).unwrap();
+    store.write("p", spans.clone()).await.unwrap();
     let mut other = spans.clone();
     for s in &mut other {
         s.cost = None;
         s.rate_limits = None;
     }
-    store.write("q", other).unwrap();
-    let (truth, _) = stored(&store, 10);
+    store.write("q", other).await.unwrap();
+    let (truth, _) = stored(&store, 10).await;
     for g in GroupBy::ALL {
         let q = MetricsQuery::new("p", g);
-        assert_eq!(store.metrics(&q).unwrap(), expected_metrics(&truth, &q));
+        assert_eq!(
+            store.metrics(&q).await.unwrap(),
+            expected_metrics(&truth, &q)
+        );
     }
     let b = Buckets {
         from: Timestamp(T0),
@@ -973,7 +989,7 @@ fn projects_are_kept_apart() {
         count: 5,
     };
     assert_close(
-        &serde_json::to_value(store.recovery_report("p", b).unwrap()).unwrap(),
+        &serde_json::to_value(store.recovery_report("p", b).await.unwrap()).unwrap(),
         &expected_recovery(&truth, b),
         "recovery",
     );
@@ -993,8 +1009,8 @@ fn stretch(s: &mut Span, factor: u64) {
 /// Spans over 25 days: by-user answers over whole weeks read the users family's week rows —
 /// kept at ingest in random and in time order, after spans sent again moved between weeks,
 /// and after a reopen — and equal a recomputation from the spans.
-#[test]
-fn week_rows_of_users_add_up() {
+#[tokio::test]
+async fn week_rows_of_users_add_up() {
     // 2025-01-02, a Thursday: week buckets start on Thursdays (seven days from the epoch).
     let thursday = T0 + DAY;
     for ordered in [false, true] {
@@ -1007,13 +1023,13 @@ fn week_rows_of_users_add_up() {
         if ordered {
             spans.sort_by_key(|s| s.start_time);
             for chunk in spans.chunks(9) {
-                store.write("p", chunk.to_vec()).unwrap();
+                store.write("p", chunk.to_vec()).await.unwrap();
             }
         } else {
             send(&mut rng, &store, spans.clone());
         }
-        let check = |store: &SqliteStore, rng: &mut Rng| {
-            let (truth, _) = stored(store, 120);
+        let check = async |store: &SqliteStore, rng: &mut Rng| {
+            let (truth, _) = stored(store, 120).await;
             let mut ranges = vec![
                 (None, None),
                 (Some(thursday), Some(thursday + 14 * DAY)),
@@ -1033,7 +1049,7 @@ fn week_rows_of_users_add_up() {
                     q.from = from.map(Timestamp);
                     q.to = to.map(Timestamp);
                     assert_eq!(
-                        store.metrics(&q).unwrap(),
+                        store.metrics(&q).await.unwrap(),
                         expected_metrics(&truth, &q),
                         "{q:?}"
                     );
@@ -1043,16 +1059,16 @@ fn week_rows_of_users_add_up() {
             let bounds: Vec<Timestamp> =
                 (0..4).map(|w| Timestamp(thursday + w * 7 * DAY)).collect();
             let mut q = MetricsQuery::new("p", GroupBy::User);
-            let series = store.metrics_series(&q, &bounds).unwrap();
+            let series = store.metrics_series(&q, &bounds).await.unwrap();
             for (w, got) in bounds.windows(2).zip(&series.slices) {
                 q.from = Some(w[0]);
                 q.to = Some(w[1]);
                 assert_eq!(got, &expected_metrics(&truth, &q), "slice {q:?}");
             }
         };
-        check(&store, &mut rng);
+        check(&store, &mut rng).await;
         // Some spans sent again, moved to another week or changed.
-        let (now, _) = stored(&store, 120);
+        let (now, _) = stored(&store, 120).await;
         let mut again = Vec::new();
         for s in now.iter().step_by(4) {
             let mut c = s.clone();
@@ -1070,11 +1086,11 @@ fn week_rows_of_users_add_up() {
             }
             again.push(c);
         }
-        store.write("p", again).unwrap();
-        check(&store, &mut rng);
+        store.write("p", again).await.unwrap();
+        check(&store, &mut rng).await;
         let path = store.path().to_path_buf();
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
-        check(&store, &mut rng);
+        check(&store, &mut rng).await;
     }
 }

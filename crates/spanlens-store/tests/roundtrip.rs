@@ -8,7 +8,7 @@ use spanlens_core::{
     Cost, CostBreakdown, CostSource, Event, Link, Message, NanoUsd, Payload, PromptTemplate,
     RateLimitWindow, RateLimits, Span, SpanKind, Status, Timestamp, ToolCallRef, ToolInfo, Usage,
 };
-use spanlens_store::Store;
+use spanlens_store::prelude::*;
 
 fn full_span() -> Span {
     let mut s = span(1, 1, None, "agent run", 0, 1500);
@@ -142,11 +142,11 @@ fn full_span() -> Span {
     s
 }
 
-#[test]
-fn every_field_survives_the_round_trip() {
+#[tokio::test]
+async fn every_field_survives_the_round_trip() {
     let (_dir, store) = temp_store();
     let original = full_span();
-    let receipt = store.write("shop", vec![original.clone()]).unwrap();
+    let receipt = store.write("shop", vec![original.clone()]).await.unwrap();
     assert_eq!(
         (receipt.spans, receipt.inserted, receipt.replaced),
         (1, 1, 0)
@@ -154,13 +154,14 @@ fn every_field_survives_the_round_trip() {
 
     let detail = store
         .get_trace("shop", tid(1))
+        .await
         .unwrap()
         .expect("trace stored");
     let mut expected = original;
     expected.project = Some("shop".into());
     assert_eq!(detail.spans, vec![expected.clone()]);
 
-    let raw = store.get_trace_json("shop", tid(1)).unwrap().unwrap();
+    let raw = store.get_trace_json("shop", tid(1)).await.unwrap().unwrap();
     let from_json: Span = serde_json::from_str(&raw.spans[0]).unwrap();
     assert_eq!(from_json, expected);
     assert_eq!(raw.summary, detail.summary);
@@ -206,28 +207,29 @@ fn every_field_survives_the_round_trip() {
     let detail_json = serde_json::to_value(&detail).unwrap();
     assert!(detail_json.get("trace").is_some() && detail_json.get("spans").is_some());
 
-    assert_eq!(store.count_spans("shop").unwrap(), 1);
-    assert_eq!(store.projects().unwrap(), vec!["shop"]);
-    assert!(store.get_trace("shop", tid(2)).unwrap().is_none());
-    assert!(store.get_trace("other", tid(1)).unwrap().is_none());
+    assert_eq!(store.count_spans("shop").await.unwrap(), 1);
+    assert_eq!(store.projects().await.unwrap(), vec!["shop"]);
+    assert!(store.get_trace("shop", tid(2)).await.unwrap().is_none());
+    assert!(store.get_trace("other", tid(1)).await.unwrap().is_none());
 }
 
-#[test]
-fn empty_project_means_default_and_empty_batch_is_a_no_op() {
+#[tokio::test]
+async fn empty_project_means_default_and_empty_batch_is_a_no_op() {
     let (_dir, store) = temp_store();
-    let r = store.write("", Vec::new()).unwrap();
+    let r = store.write("", Vec::new()).await.unwrap();
     assert_eq!(r.spans, 0);
     store
         .write("  ", vec![span(1, 1, None, "root", 0, 10)])
+        .await
         .unwrap();
-    assert_eq!(store.projects().unwrap(), vec!["default"]);
-    let d = store.get_trace("default", tid(1)).unwrap().unwrap();
+    assert_eq!(store.projects().await.unwrap(), vec!["default"]);
+    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(d.spans[0].project.as_deref(), Some("default"));
-    assert_eq!(store.count_spans("").unwrap(), 1);
+    assert_eq!(store.count_spans("").await.unwrap(), 1);
 }
 
-#[test]
-fn a_large_trace_comes_back_complete_and_ordered() {
+#[tokio::test]
+async fn a_large_trace_comes_back_complete_and_ordered() {
     let (_dir, store) = temp_store();
     let mut spans = vec![span(5, 0, None, "root", 0, 100_000)];
     // 6,000 children, written newest first across several batches.
@@ -237,9 +239,9 @@ fn a_large_trace_comes_back_complete_and_ordered() {
             .map(|i| span(5, i, Some(0), "step", i * 10, 5)),
     );
     for chunk in spans.chunks(700) {
-        store.write("p", chunk.to_vec()).unwrap();
+        store.write("p", chunk.to_vec()).await.unwrap();
     }
-    let d = store.get_trace("p", tid(5)).unwrap().unwrap();
+    let d = store.get_trace("p", tid(5)).await.unwrap().unwrap();
     assert_eq!(d.summary.span_count, 6_001);
     assert_eq!(d.spans.len(), 6_001);
     assert_eq!(d.spans[0].name, "root");
@@ -247,6 +249,6 @@ fn a_large_trace_comes_back_complete_and_ordered() {
         .spans
         .windows(2)
         .all(|w| (w[0].start_time, w[0].span_id) < (w[1].start_time, w[1].span_id)));
-    let raw = store.get_trace_json("p", tid(5)).unwrap().unwrap();
+    let raw = store.get_trace_json("p", tid(5)).await.unwrap().unwrap();
     assert_eq!(raw.spans.len(), 6_001);
 }

@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use spanlens_core::{NanoUsd, Span, SpanId, Timestamp};
-use spanlens_store::{GroupBy, MetricsQuery, SessionQuery, SqliteStore, Store};
+use spanlens_store::prelude::*;
+use spanlens_store::{GroupBy, MetricsQuery, SessionQuery, SqliteStore};
 
 const DAY: u64 = 86_400_000 * MS;
 
@@ -23,8 +24,8 @@ fn trace() -> Vec<Span> {
 }
 
 /// Everything the issue lists a total for, as comparable text.
-fn totals(store: &SqliteStore) -> String {
-    let t = store.get_trace("p", tid(1)).unwrap().unwrap();
+async fn totals(store: &SqliteStore) -> String {
+    let t = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     let s = &t.summary;
     let mut out = format!(
         "trace: in {} out {} total {} cost {} unpriced {} spans {}\n",
@@ -35,7 +36,7 @@ fn totals(store: &SqliteStore) -> String {
         s.unpriced_span_count,
         s.span_count
     );
-    let sessions = store.list_sessions(&SessionQuery::new("p")).unwrap();
+    let sessions = store.list_sessions(&SessionQuery::new("p")).await.unwrap();
     for x in &sessions.items {
         out += &format!(
             "session {}: in {} out {} cost {}\n",
@@ -50,21 +51,21 @@ fn totals(store: &SqliteStore) -> String {
         let mut q = MetricsQuery::new("p", GroupBy::Model);
         q.from = from;
         q.to = to;
-        for r in store.metrics(&q).unwrap() {
+        for r in store.metrics(&q).await.unwrap() {
             out += &format!(
                 "metrics {:?}: spans {} in {} out {} total {} cost {}\n",
                 r.key, r.span_count, r.input_tokens, r.output_tokens, r.total_tokens, r.cost.0
             );
         }
-        for d in store.daily_cost(&q).unwrap() {
+        for d in store.daily_cost(&q).await.unwrap() {
             out += &format!("daily {:?} {}: {}\n", d.key, d.day, d.cost.0);
         }
     }
     out
 }
 
-fn duplicates(store: &SqliteStore) -> Vec<(SpanId, Option<SpanId>)> {
-    let t = store.get_trace("p", tid(1)).unwrap().unwrap();
+async fn duplicates(store: &SqliteStore) -> Vec<(SpanId, Option<SpanId>)> {
+    let t = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     let mut v: Vec<_> = t
         .spans
         .iter()
@@ -75,20 +76,20 @@ fn duplicates(store: &SqliteStore) -> Vec<(SpanId, Option<SpanId>)> {
 }
 
 /// A store with the spans of [`trace`] written in the given commits (span numbers).
-fn written(batches: &[&[u64]]) -> (tempfile::TempDir, SqliteStore) {
+async fn written(batches: &[&[u64]]) -> (tempfile::TempDir, SqliteStore) {
     let spans = trace();
     let (dir, store) = temp_store();
     for b in batches {
         let part: Vec<Span> = b.iter().map(|&i| spans[i as usize - 1].clone()).collect();
-        store.write("p", part).unwrap();
+        store.write("p", part).await.unwrap();
     }
     (dir, store)
 }
 
-#[test]
-fn a_call_recorded_twice_counts_once_in_every_total() {
-    let (_d, store) = written(&[&[1, 2, 3, 4]]);
-    let t = totals(&store);
+#[tokio::test]
+async fn a_call_recorded_twice_counts_once_in_every_total() {
+    let (_d, store) = written(&[&[1, 2, 3, 4]]).await;
+    let t = totals(&store).await;
     assert!(
         t.starts_with("trace: in 150 out 25 total 175 cost 1300 unpriced 0 spans 4\n"),
         "{t}"
@@ -107,7 +108,7 @@ fn a_call_recorded_twice_counts_once_in_every_total() {
     // Both spans are kept; the SDK's span (3) is the same call as the framework's (2), which is
     // counted (same usage and cost, smaller span id).
     assert_eq!(
-        duplicates(&store),
+        duplicates(&store).await,
         vec![
             (sid(1), None),
             (sid(2), None),
@@ -115,17 +116,17 @@ fn a_call_recorded_twice_counts_once_in_every_total() {
             (sid(4), None)
         ]
     );
-    let detail = store.get_trace("p", tid(1)).unwrap().unwrap();
+    let detail = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     let sdk = detail.spans.iter().find(|s| s.span_id == sid(3)).unwrap();
     assert_eq!(sdk.usage.as_ref().unwrap().input_tokens, 100);
     assert_eq!(sdk.cost.as_ref().unwrap().amounts.total, NanoUsd(1_000));
 }
 
-#[test]
-fn late_arrival_in_either_order_gives_the_same_totals() {
-    let (_t, together) = written(&[&[1, 2, 3, 4]]);
-    let want = totals(&together);
-    let want_dups = duplicates(&together);
+#[tokio::test]
+async fn late_arrival_in_either_order_gives_the_same_totals() {
+    let (_t, together) = written(&[&[1, 2, 3, 4]]).await;
+    let want = totals(&together).await;
+    let want_dups = duplicates(&together).await;
     for batches in [
         // The framework span first, the SDK span later.
         &[&[1u64, 2, 4][..], &[3][..]][..],
@@ -135,24 +136,24 @@ fn late_arrival_in_either_order_gives_the_same_totals() {
         &[&[3], &[4], &[2], &[1]],
         &[&[2], &[3], &[1], &[4]],
     ] {
-        let (_d, store) = written(batches);
+        let (_d, store) = written(batches).await;
 
-        assert_eq!(totals(&store), want, "batches {batches:?}");
-        assert_eq!(duplicates(&store), want_dups, "batches {batches:?}");
+        assert_eq!(totals(&store).await, want, "batches {batches:?}");
+        assert_eq!(duplicates(&store).await, want_dups, "batches {batches:?}");
     }
 }
 
-#[test]
-fn a_span_sent_again_with_other_usage_counts_again() {
-    let (_d, store) = written(&[&[1, 2, 3, 4]]);
-    let deduped = totals(&store);
+#[tokio::test]
+async fn a_span_sent_again_with_other_usage_counts_again() {
+    let (_d, store) = written(&[&[1, 2, 3, 4]]).await;
+    let deduped = totals(&store).await;
     // The SDK span re-sent with one more output token: no longer the framework span's call
     // (only the SDK span has an id, so the fingerprint decides).
     let mut changed = trace()[2].clone();
     changed.usage.as_mut().unwrap().output_tokens = 21;
     changed.usage.as_mut().unwrap().total_tokens = 121;
-    store.write("p", vec![changed]).unwrap();
-    let t = totals(&store);
+    store.write("p", vec![changed]).await.unwrap();
+    let t = totals(&store).await;
     assert!(
         t.starts_with("trace: in 250 out 46 total 296 cost 2300 unpriced 0 spans 4\n"),
         "{t}"
@@ -161,17 +162,17 @@ fn a_span_sent_again_with_other_usage_counts_again() {
         t.contains("spans 3 in 250 out 46 total 296 cost 2300\n"),
         "{t}"
     );
-    assert!(duplicates(&store).iter().all(|(_, d)| d.is_none()));
+    assert!(duplicates(&store).await.iter().all(|(_, d)| d.is_none()));
     // And back: the same call again, counted once.
-    store.write("p", vec![trace()[2].clone()]).unwrap();
-    assert_eq!(totals(&store), deduped);
+    store.write("p", vec![trace()[2].clone()]).await.unwrap();
+    assert_eq!(totals(&store).await, deduped);
     // The counted span re-sent unchanged changes nothing.
-    store.write("p", vec![trace()[1].clone()]).unwrap();
-    assert_eq!(totals(&store), deduped);
+    store.write("p", vec![trace()[1].clone()]).await.unwrap();
+    assert_eq!(totals(&store).await, deduped);
 }
 
-#[test]
-fn separate_calls_and_other_traces_are_not_merged() {
+#[tokio::test]
+async fn separate_calls_and_other_traces_are_not_merged() {
     let mut spans = trace();
     // The "SDK" span ends before the framework span starts: two calls.
     spans[2].start_time = Timestamp(T0 + 1_500 * MS);
@@ -182,34 +183,34 @@ fn separate_calls_and_other_traces_are_not_merged() {
     elsewhere.trace_id = tid(2);
     spans.push(elsewhere);
     let (_d, store) = temp_store();
-    store.write("p", spans).unwrap();
-    let t = totals(&store);
+    store.write("p", spans).await.unwrap();
+    let t = totals(&store).await;
     assert!(
         t.starts_with("trace: in 250 out 45 total 295 cost 2300"),
         "{t}"
     );
-    assert!(duplicates(&store).iter().all(|(_, d)| d.is_none()));
-    let other = store.get_trace("p", tid(2)).unwrap().unwrap();
+    assert!(duplicates(&store).await.iter().all(|(_, d)| d.is_none()));
+    let other = store.get_trace("p", tid(2)).await.unwrap().unwrap();
     assert_eq!(other.summary.total_cost, NanoUsd(1_000));
 }
 
-#[test]
-fn an_unpriced_duplicate_is_not_counted_as_unpriced() {
+#[tokio::test]
+async fn an_unpriced_duplicate_is_not_counted_as_unpriced() {
     let mut spans = trace();
     // The SDK span's model is unknown to the catalog; the framework reported a cost.
     spans[2].cost = None;
     spans[2].unpriced_reason = Some("no price for gpt-4o".into());
     let (_d, store) = temp_store();
-    store.write("p", spans).unwrap();
-    let t = store.get_trace("p", tid(1)).unwrap().unwrap();
+    store.write("p", spans).await.unwrap();
+    let t = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     assert_eq!(t.summary.unpriced_span_count, 0);
     assert_eq!(t.summary.total_cost, NanoUsd(1_300));
 }
 
-#[test]
-fn trace_json_marks_the_duplicate() {
-    let (_d, store) = written(&[&[3], &[1, 2, 4]]);
-    let t = store.get_trace_json("p", tid(1)).unwrap().unwrap();
+#[tokio::test]
+async fn trace_json_marks_the_duplicate() {
+    let (_d, store) = written(&[&[3], &[1, 2, 4]]).await;
+    let t = store.get_trace_json("p", tid(1)).await.unwrap().unwrap();
     let spans: Vec<serde_json::Value> = t
         .spans
         .iter()

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use spanlens_core::evals::{Score, ScoreSource, ScoreType};
-use spanlens_store::{ListQuery, ScoreFilter, ScoreQuery, Store, StoreError};
+use spanlens_store::prelude::*;
+use spanlens_store::{ListQuery, ScoreFilter, ScoreQuery, StoreError};
 
 fn score(trace: Option<u64>, span: Option<u64>, name: &str, t: ScoreType, v: f64) -> Score {
     Score {
@@ -22,14 +23,15 @@ fn score(trace: Option<u64>, span: Option<u64>, name: &str, t: ScoreType, v: f64
     }
 }
 
-#[test]
-fn scores_are_stored_listed_trended_and_filter_traces() {
+#[tokio::test]
+async fn scores_are_stored_listed_trended_and_filter_traces() {
     let (_dir, store) = temp_store();
     store
         .write(
             "p",
             vec![span(1, 1, None, "a", 0, 10), span(2, 2, None, "b", 0, 10)],
         )
+        .await
         .unwrap();
     let ids = store
         .add_scores(
@@ -48,6 +50,7 @@ fn scores_are_stored_listed_trended_and_filter_traces() {
                 },
             ],
         )
+        .await
         .unwrap();
     assert_eq!(ids.len(), 4);
 
@@ -56,22 +59,23 @@ fn scores_are_stored_listed_trended_and_filter_traces() {
         trace_id: Some(tid(1)),
         ..Default::default()
     };
-    let of_trace = store.list_scores(&q).unwrap();
+    let of_trace = store.list_scores(&q).await.unwrap();
     assert_eq!(of_trace.len(), 2);
     assert!(of_trace.iter().all(|s| s.trace_id == Some(tid(1))));
     q.span_id = Some(sid(1));
-    assert_eq!(store.list_scores(&q).unwrap()[0].name, "valid_json");
+    assert_eq!(store.list_scores(&q).await.unwrap()[0].name, "valid_json");
     let session = store
         .list_scores(&ScoreQuery {
             project: "p".into(),
             session_id: Some("s1".into()),
             ..Default::default()
         })
+        .await
         .unwrap();
     assert_eq!(session[0].label.as_deref(), Some("resolved"));
     assert_eq!(session[0].source, ScoreSource::Human);
 
-    let trends = store.score_trends("p", None, None).unwrap();
+    let trends = store.score_trends("p", None, None).await.unwrap();
     let help = trends.iter().find(|r| r.name == "helpfulness").unwrap();
     assert_eq!(help.count, 2);
     assert!((help.mean - 0.55).abs() < 1e-9);
@@ -86,7 +90,7 @@ fn scores_are_stored_listed_trended_and_filter_traces() {
         min: Some(0.5),
         ..Default::default()
     });
-    let page = store.list_traces(&lq).unwrap();
+    let page = store.list_traces(&lq).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].trace_id, tid(1));
     lq.filter.score = Some(ScoreFilter {
@@ -94,15 +98,15 @@ fn scores_are_stored_listed_trended_and_filter_traces() {
         max: Some(0.0),
         ..Default::default()
     });
-    assert!(store.list_traces(&lq).unwrap().items.is_empty());
+    assert!(store.list_traces(&lq).await.unwrap().items.is_empty());
 }
 
-#[test]
-fn an_invalid_score_stores_nothing() {
+#[tokio::test]
+async fn an_invalid_score_stores_nothing() {
     let (_dir, store) = temp_store();
     let good = score(Some(1), None, "ok", ScoreType::Numeric, 1.0);
     let bad = score(Some(1), None, "flag", ScoreType::Boolean, 0.5);
-    let err = store.add_scores("p", &[good, bad]).unwrap_err();
+    let err = store.add_scores("p", &[good, bad]).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidQuery(_)), "{err}");
     assert!(err.to_string().contains("flag"), "{err}");
     let none = store
@@ -110,6 +114,7 @@ fn an_invalid_score_stores_nothing() {
             project: "p".into(),
             ..Default::default()
         })
+        .await
         .unwrap();
     assert!(none.is_empty());
     let err = store
@@ -118,6 +123,7 @@ fn an_invalid_score_stores_nothing() {
             limit: Some(0),
             ..Default::default()
         })
+        .await
         .unwrap_err();
     assert!(err.to_string().contains("limit"), "{err}");
 }

@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use serde_json::json;
 use spanlens_core::{Event, NanoUsd, Span, SpanKind, Status, Timestamp, Usage};
-use spanlens_store::{GroupBy, MetricRow, MetricsQuery, SessionQuery, Store, MAX_PERCENTILE_ERROR};
+use spanlens_store::prelude::*;
+use spanlens_store::{GroupBy, MetricRow, MetricsQuery, SessionQuery, MAX_PERCENTILE_ERROR};
 use std::collections::HashSet;
 
 const DAY_MS: u64 = 86_400_000;
@@ -20,8 +21,8 @@ type TraceRow = (
     i64,
 );
 
-#[test]
-fn sessions_group_traces_and_paginate() {
+#[tokio::test]
+async fn sessions_group_traces_and_paginate() {
     let (_d, store) = temp_store();
     let rows: &[TraceRow] = &[
         (1, Some("s-a"), Some("ann"), 0, 100, 10),
@@ -53,9 +54,9 @@ fn sessions_group_traces_and_paginate() {
         call.status = if t == 2 { Status::Error } else { Status::Ok };
         spans.push(call);
     }
-    store.write("p", spans).unwrap();
+    store.write("p", spans).await.unwrap();
 
-    let page = store.list_sessions(&SessionQuery::new("p")).unwrap();
+    let page = store.list_sessions(&SessionQuery::new("p")).await.unwrap();
     let order: Vec<&str> = page.items.iter().map(|s| s.session_id.as_str()).collect();
     // Last activity: s-c ends at 9.1 s, s-a at 5.5 s, s-b at 2.1 s; no-session traces excluded.
     assert_eq!(order, vec!["s-c", "s-a", "s-b"]);
@@ -75,7 +76,7 @@ fn sessions_group_traces_and_paginate() {
     q.limit = 1;
     let mut walked = Vec::new();
     loop {
-        let p = store.list_sessions(&q).unwrap();
+        let p = store.list_sessions(&q).await.unwrap();
         walked.extend(p.items.into_iter().map(|s| s.session_id));
         match p.next_cursor {
             Some(c) => q.cursor = Some(c),
@@ -87,23 +88,23 @@ fn sessions_group_traces_and_paginate() {
     // Filters: by user and by time.
     let mut q = SessionQuery::new("p");
     q.user_id = Some("cid".into());
-    let p = store.list_sessions(&q).unwrap();
+    let p = store.list_sessions(&q).await.unwrap();
     assert_eq!(p.items.len(), 1);
     assert_eq!(p.items[0].session_id, "s-c");
     let mut q = SessionQuery::new("p");
     q.from = Some(Timestamp(T0 + 4_000 * MS));
-    let p = store.list_sessions(&q).unwrap();
+    let p = store.list_sessions(&q).await.unwrap();
     let ids: Vec<_> = p.items.iter().map(|s| s.session_id.as_str()).collect();
     assert_eq!(ids, vec!["s-c", "s-a"]);
     assert_eq!(p.items[1].trace_count, 1);
 
-    let d = store.get_session("p", "s-a").unwrap().unwrap();
+    let d = store.get_session("p", "s-a").await.unwrap().unwrap();
     assert_eq!(d.session.trace_count, 3);
     let traces: Vec<_> = d.traces.iter().map(|t| t.trace_id).collect();
     assert_eq!(traces, vec![tid(1), tid(2), tid(3)], "oldest first");
-    assert!(store.get_session("p", "nope").unwrap().is_none());
-    assert!(store.get_session("p", "").unwrap().is_none());
-    assert!(store.get_session("other", "s-a").unwrap().is_none());
+    assert!(store.get_session("p", "nope").await.unwrap().is_none());
+    assert!(store.get_session("p", "").await.unwrap().is_none());
+    assert!(store.get_session("other", "s-a").await.unwrap().is_none());
 }
 
 fn timed(mut s: Span, ttft_ms: Option<u64>) -> Span {
@@ -219,13 +220,14 @@ fn row<'a>(rows: &'a [MetricRow], key: Option<&str>) -> &'a MetricRow {
         .unwrap_or_else(|| panic!("no row {key:?} in {rows:#?}"))
 }
 
-#[test]
-fn metrics_grouping_and_percentiles_match_hand_computed_values() {
+#[tokio::test]
+async fn metrics_grouping_and_percentiles_match_hand_computed_values() {
     let (_d, store) = temp_store();
-    store.write("m", metrics_fixture()).unwrap();
+    store.write("m", metrics_fixture()).await.unwrap();
 
     let by_model = store
         .metrics(&MetricsQuery::new("m", GroupBy::Model))
+        .await
         .unwrap();
     let keys: Vec<_> = by_model.iter().map(|r| r.key.as_deref()).collect();
     assert_eq!(
@@ -269,18 +271,21 @@ fn metrics_grouping_and_percentiles_match_hand_computed_values() {
 
     let by_provider = store
         .metrics(&MetricsQuery::new("m", GroupBy::Provider))
+        .await
         .unwrap();
     assert_eq!(row(&by_provider, Some("anthropic")).span_count, 3);
     assert_eq!(row(&by_provider, Some("openai")).span_count, 10);
 
     let by_agent = store
         .metrics(&MetricsQuery::new("m", GroupBy::Agent))
+        .await
         .unwrap();
     assert_eq!(row(&by_agent, Some("planner")).cost, NanoUsd(10_000));
     assert_eq!(row(&by_agent, Some("writer")).cost, NanoUsd(21_000));
 
     let by_user = store
         .metrics(&MetricsQuery::new("m", GroupBy::User))
+        .await
         .unwrap();
     assert_eq!(row(&by_user, Some("ann")).span_count, 5 + 3);
     assert_eq!(row(&by_user, Some("bob")).span_count, 5);
@@ -288,6 +293,7 @@ fn metrics_grouping_and_percentiles_match_hand_computed_values() {
 
     let by_day = store
         .metrics(&MetricsQuery::new("m", GroupBy::Day))
+        .await
         .unwrap();
     let days: Vec<_> = by_day
         .iter()
@@ -305,12 +311,14 @@ fn metrics_grouping_and_percentiles_match_hand_computed_values() {
 
     let by_kind = store
         .metrics(&MetricsQuery::new("m", GroupBy::Kind))
+        .await
         .unwrap();
     assert_eq!(row(&by_kind, Some("llm")).span_count, 13);
     assert_eq!(row(&by_kind, Some("tool")).span_count, 3);
 
     let by_tool = store
         .metrics(&MetricsQuery::new("m", GroupBy::Tool))
+        .await
         .unwrap();
     let search = row(&by_tool, Some("search"));
     assert_eq!(
@@ -324,6 +332,7 @@ fn metrics_grouping_and_percentiles_match_hand_computed_values() {
 
     let all = store
         .metrics(&MetricsQuery::new("m", GroupBy::All))
+        .await
         .unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].span_count, 16);
@@ -334,20 +343,21 @@ fn metrics_grouping_and_percentiles_match_hand_computed_values() {
     // Filters: model (request or response name), provider, kind and time range.
     let mut q = MetricsQuery::new("m", GroupBy::All);
     q.model = Some("claude-3-5-sonnet-20241022".into());
-    assert_eq!(store.metrics(&q).unwrap()[0].span_count, 3);
+    assert_eq!(store.metrics(&q).await.unwrap()[0].span_count, 3);
     let mut q = MetricsQuery::new("m", GroupBy::All);
     q.provider = Some("openai".into());
-    assert_eq!(store.metrics(&q).unwrap()[0].span_count, 10);
+    assert_eq!(store.metrics(&q).await.unwrap()[0].span_count, 10);
     let mut q = MetricsQuery::new("m", GroupBy::Model);
     q.kind = Some(SpanKind::Tool);
-    assert_eq!(store.metrics(&q).unwrap().len(), 1);
+    assert_eq!(store.metrics(&q).await.unwrap().len(), 1);
     let mut q = MetricsQuery::new("m", GroupBy::All);
     q.from = Some(Timestamp(T0 + DAY_MS * MS));
-    assert_eq!(store.metrics(&q).unwrap()[0].span_count, 3);
+    assert_eq!(store.metrics(&q).await.unwrap()[0].span_count, 3);
     q.to = Some(Timestamp(T0 + DAY_MS * MS));
-    assert!(store.metrics(&q).unwrap().is_empty());
+    assert!(store.metrics(&q).await.unwrap().is_empty());
     assert!(store
         .metrics(&MetricsQuery::new("unknown", GroupBy::Model))
+        .await
         .unwrap()
         .is_empty());
 
@@ -358,8 +368,8 @@ fn metrics_grouping_and_percentiles_match_hand_computed_values() {
     assert_eq!(v["cost_usd"], json!(0.00001));
 }
 
-#[test]
-fn percentiles_over_two_hundred_values() {
+#[tokio::test]
+async fn percentiles_over_two_hundred_values() {
     let (_d, store) = temp_store();
     // Durations 1..=200 ms, inserted shuffled.
     let mut spans: Vec<Span> = (1..=200u64)
@@ -372,9 +382,10 @@ fn percentiles_over_two_hundred_values() {
     spans.reverse();
     let durations: HashSet<u64> = (1..=200).map(|d| (d * 73) % 200 + 1).collect();
     assert_eq!(durations.len(), 200, "the fixture covers 1..=200 once each");
-    store.write("p", spans).unwrap();
+    store.write("p", spans).await.unwrap();
     let r = store
         .metrics(&MetricsQuery::new("p", GroupBy::Kind))
+        .await
         .unwrap();
     let l = r[0].latency;
     // Nearest rank: p50 = 100th, p95 = 190th, p99 = 198th value.

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use spanlens_core::{SpanKind, Timestamp};
-use spanlens_store::{SpanScan, Store};
+use spanlens_store::prelude::*;
+use spanlens_store::SpanScan;
 
 /// Appends a chunk holding one span body as given (plain frame: id, u32 LE length, bytes),
 /// newer than every chunk the trace has, as a damaged or hand-edited database would hold.
@@ -28,16 +29,17 @@ fn append_raw_body(db: &std::path::Path, trace: u64, span: u64, body: &[u8]) {
     .unwrap();
 }
 
-#[test]
-fn a_damaged_chunk_leaves_its_spans_out_and_says_so() {
+#[tokio::test]
+async fn a_damaged_chunk_leaves_its_spans_out_and_says_so() {
     let (dir, store) = temp_store();
     let db = dir.path().join("spanlens.db");
     let mut root = span(1, 1, None, "root", 0, 100);
     root.kind = SpanKind::Pipeline;
     let call = llm(1, 2, Some(1), "gpt-4o", "openai", 5, 50, 100, 10, 1_000);
-    store.write("default", vec![root, call]).unwrap();
+    store.write("default", vec![root, call]).await.unwrap();
     store
         .write("default", vec![span(1, 3, Some(1), "tool", 60, 10)])
+        .await
         .unwrap();
     // The first chunk (root and call) is overwritten with bytes that are not zstd.
     rusqlite::Connection::open(&db)
@@ -49,23 +51,28 @@ fn a_damaged_chunk_leaves_its_spans_out_and_says_so() {
         )
         .unwrap();
 
-    let d = store.get_trace("default", tid(1)).unwrap().unwrap();
+    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(d.spans.len(), 1);
     assert_eq!(d.spans[0].name, "tool");
     assert_eq!(d.unreadable.len(), 2, "{:?}", d.unreadable);
     assert!(d.unreadable[0].reason.contains("damaged chunk"));
     assert_eq!(d.summary.span_count, 3);
 
-    let j = store.get_trace_json("default", tid(1)).unwrap().unwrap();
+    let j = store
+        .get_trace_json("default", tid(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((j.spans.len(), j.unreadable.len()), (1, 2));
 
-    let mut seen = 0;
-    let skipped = store
-        .scan_model_spans(&SpanScan::default(), &mut |spans| {
-            seen += spans.len();
-            Ok(())
-        })
+    let (spans, skipped) = store
+        .scan_model_spans(&SpanScan::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
         .unwrap();
+    let seen = spans.len();
     assert_eq!((seen, skipped.count), (0, 1));
     assert_eq!(
         skipped.examples[0].span_id.as_deref(),
@@ -73,8 +80,8 @@ fn a_damaged_chunk_leaves_its_spans_out_and_says_so() {
     );
 }
 
-#[test]
-fn a_body_that_is_not_a_canonical_span_is_reported() {
+#[tokio::test]
+async fn a_body_that_is_not_a_canonical_span_is_reported() {
     let (dir, store) = temp_store();
     let db = dir.path().join("spanlens.db");
     store
@@ -86,12 +93,13 @@ fn a_body_that_is_not_a_canonical_span_is_reported() {
                 span(1, 3, Some(1), "b", 3, 4),
             ],
         )
+        .await
         .unwrap();
     // Newer copies win: span 2 becomes well-formed JSON that is not a span, span 3 broken JSON.
     append_raw_body(&db, 1, 2, br#"{"span_id": 5}"#);
     append_raw_body(&db, 1, 3, b"{\"span_id\": \"000");
 
-    let d = store.get_trace("default", tid(1)).unwrap().unwrap();
+    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     let names: Vec<&str> = d.spans.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["root"]);
     assert_eq!(d.unreadable.len(), 2);
@@ -102,14 +110,18 @@ fn a_body_that_is_not_a_canonical_span_is_reported() {
 
     // The stored-JSON form keeps well-formed bodies (a server decides what it can use) and
     // never hands out text that would break the JSON it is spliced into.
-    let j = store.get_trace_json("default", tid(1)).unwrap().unwrap();
+    let j = store
+        .get_trace_json("default", tid(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(j.spans.len(), 2);
     assert_eq!(j.unreadable.len(), 1);
     assert_eq!(j.unreadable[0].span_id.as_deref(), Some(&*sid(3).to_hex()));
 }
 
-#[test]
-fn a_span_stored_with_the_largest_time_reads_back() {
+#[tokio::test]
+async fn a_span_stored_with_the_largest_time_reads_back() {
     // Written straight to the store, past ingest's limits, as an older build could have.
     let (_dir, store) = temp_store();
     let mut s = span(1, 1, None, "far", 0, 1);
@@ -119,8 +131,8 @@ fn a_span_stored_with_the_largest_time_reads_back() {
         time: Timestamp(1 << 63),
         attributes: Default::default(),
     });
-    store.write("default", vec![s.clone()]).unwrap();
-    let d = store.get_trace("default", tid(1)).unwrap().unwrap();
+    store.write("default", vec![s.clone()]).await.unwrap();
+    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert!(d.unreadable.is_empty(), "{:?}", d.unreadable);
     assert_eq!(d.spans[0].end_time, Some(Timestamp(u64::MAX)));
     assert_eq!(d.spans[0].events[0].time, Timestamp(1 << 63));

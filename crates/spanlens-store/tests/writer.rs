@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use spanlens_core::Span;
-use spanlens_store::{CommitTicket, SqliteOptions, SqliteStore, Store, StoreError};
+use spanlens_store::prelude::*;
+use spanlens_store::{CommitTicket, SqliteOptions, SqliteStore, StoreError};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -32,8 +33,8 @@ fn batch(thread: u64, b: u64, n: u64) -> Vec<Span> {
         .collect()
 }
 
-#[test]
-fn many_concurrent_submitters_are_all_acknowledged() {
+#[tokio::test]
+async fn many_concurrent_submitters_are_all_acknowledged() {
     let (_d, store) = temp_store();
     let store = Arc::new(store);
     let (threads, batches, per) = (8u64, 40u64, 25u64);
@@ -43,7 +44,10 @@ fn many_concurrent_submitters_are_all_acknowledged() {
             thread::spawn(move || {
                 let mut acked = 0;
                 for b in 0..batches {
-                    let r = store.write("p", batch(t, b, per)).expect("write");
+                    let r = store
+                        .submit("p", batch(t, b, per))
+                        .and_then(|ticket| ticket.wait())
+                        .expect("write");
                     assert_eq!(r.inserted, per as usize);
                     acked += r.spans;
                 }
@@ -53,7 +57,10 @@ fn many_concurrent_submitters_are_all_acknowledged() {
         .collect();
     let acked: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(acked as u64, threads * batches * per);
-    assert_eq!(store.count_spans("p").unwrap(), threads * batches * per);
+    assert_eq!(
+        store.count_spans("p").await.unwrap(),
+        threads * batches * per
+    );
     let stats = store.writer_stats();
     assert_eq!(stats.batches, threads * batches);
     assert_eq!(stats.spans, threads * batches * per);
@@ -61,8 +68,8 @@ fn many_concurrent_submitters_are_all_acknowledged() {
     assert!(stats.transactions <= stats.batches);
 }
 
-#[test]
-fn batches_waiting_for_the_lock_commit_in_one_transaction() {
+#[tokio::test]
+async fn batches_waiting_for_the_lock_commit_in_one_transaction() {
     let (dir, store) = temp_store();
     let store = Arc::new(store);
     let lock = WriteLock::take(&dir.path().join("spanlens.db"));
@@ -88,11 +95,11 @@ fn batches_waiting_for_the_lock_commit_in_one_transaction() {
         (stats.transactions, stats.batches, stats.spans),
         (1, 10, 50)
     );
-    assert_eq!(store.count_spans("p").unwrap(), 50);
+    assert_eq!(store.count_spans("p").await.unwrap(), 50);
 }
 
-#[test]
-fn a_full_queue_answers_busy() {
+#[tokio::test]
+async fn a_full_queue_answers_busy() {
     let (dir, store) = temp_store_with(SqliteOptions {
         max_pending_spans: 10,
         max_pending_batches: 1,
@@ -116,8 +123,8 @@ fn a_full_queue_answers_busy() {
     lock.release();
     assert_eq!(first.wait().unwrap().spans, 10);
     // Room again once committed.
-    store.write("p", batch(1, 1, 1)).unwrap();
-    assert_eq!(store.count_spans("p").unwrap(), 11);
+    store.write("p", batch(1, 1, 1)).await.unwrap();
+    assert_eq!(store.count_spans("p").await.unwrap(), 11);
 
     // The batch-count bound: the writer holds one batch, the queue one more, the third is refused.
     let (dir, store) = temp_store_with(SqliteOptions {
@@ -141,17 +148,17 @@ fn a_full_queue_answers_busy() {
     }
 }
 
-#[test]
-fn a_single_batch_larger_than_the_limit_is_still_written() {
+#[tokio::test]
+async fn a_single_batch_larger_than_the_limit_is_still_written() {
     let (_d, store) = temp_store_with(SqliteOptions {
         max_pending_spans: 5,
         ..Default::default()
     });
-    assert_eq!(store.write("p", batch(1, 0, 50)).unwrap().spans, 50);
+    assert_eq!(store.write("p", batch(1, 0, 50)).await.unwrap().spans, 50);
 }
 
-#[test]
-fn dropping_the_store_commits_what_was_queued() {
+#[tokio::test]
+async fn dropping_the_store_commits_what_was_queued() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spanlens.db");
     let store = SqliteStore::open(&path).unwrap();
@@ -163,7 +170,7 @@ fn dropping_the_store_commits_what_was_queued() {
         assert_eq!(t.wait().unwrap().spans, 10);
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.count_spans("p").unwrap(), 200);
+    assert_eq!(store.count_spans("p").await.unwrap(), 200);
 }
 
 struct Unpark(thread::Thread);
@@ -194,12 +201,12 @@ fn a_ticket_can_be_awaited() {
     assert_eq!(r.inserted, 3);
 }
 
-#[test]
-fn reopening_keeps_data_and_does_not_rerun_migrations() {
+#[tokio::test]
+async fn reopening_keeps_data_and_does_not_rerun_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/spanlens.db");
     let store = SqliteStore::open(&path).unwrap();
-    store.write("p", batch(1, 0, 4)).unwrap();
+    store.write("p", batch(1, 0, 4)).await.unwrap();
     let (version, applied) = store.schema_info().unwrap();
     assert_eq!(version, SqliteStore::latest_schema_version());
     assert_eq!(applied.len() as i64, version);
@@ -212,14 +219,14 @@ fn reopening_keeps_data_and_does_not_rerun_migrations() {
         None
     );
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.count_spans("p").unwrap(), 4);
-    assert!(store.get_trace("p", tid(1000)).unwrap().is_some());
+    assert_eq!(store.count_spans("p").await.unwrap(), 4);
+    assert!(store.get_trace("p", tid(1000)).await.unwrap().is_some());
     let (version2, applied2) = store.schema_info().unwrap();
     assert_eq!(version2, version);
     assert_eq!(applied2, applied, "same migrations, same application times");
-    store.write("p", batch(1, 0, 4)).unwrap();
+    store.write("p", batch(1, 0, 4)).await.unwrap();
     assert_eq!(
-        store.count_spans("p").unwrap(),
+        store.count_spans("p").await.unwrap(),
         4,
         "still idempotent after reopen"
     );

@@ -70,7 +70,9 @@ impl Server {
         edit(&mut config);
         let store = Arc::new(spanlens_server::open_store(&config.data_dir).unwrap());
         if !spans.is_empty() {
-            spanlens_store::Store::write(&*store, "default", spans).unwrap();
+            spanlens_store::SpanWriter::submit(&*store, "default", spans)
+                .and_then(|ticket| ticket.wait())
+                .unwrap();
         }
         let running = Running::start(config, store);
         Server {

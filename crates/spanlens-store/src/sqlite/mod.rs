@@ -4,32 +4,27 @@
 mod calls;
 mod checkpoint;
 mod chunk;
+mod contract;
 mod log_events;
 mod prepare;
 mod query;
 mod rollups;
 mod schema;
 mod scores;
+mod state;
 mod summary;
 mod writer;
 
 use crate::error::StoreError;
-use crate::store::Store;
-use crate::ticket::CommitTicket;
-use crate::types::{
-    DailyCost, ListQuery, MetricRow, MetricSeries, MetricsQuery, Page, SessionDetail, SessionQuery,
-    SessionSummary, SpanScan, TraceDetail, TraceDetailJson, TraceOutcomes, TraceSummary,
-    WriteReceipt, DEFAULT_PROJECT,
-};
+use crate::types::DEFAULT_PROJECT;
 use checkpoint::CheckpointShared;
 use prepare::PreparedSpan;
 use rusqlite::{Connection, OpenFlags};
-use spanlens_core::recovery::{Buckets, RecoveryReport};
-use spanlens_core::{Span, Timestamp, TraceId};
+use spanlens_core::Span;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use writer::{Job, Writer, WriterShared};
@@ -127,10 +122,24 @@ pub struct SqliteStore {
     checkpoint: Arc<CheckpointShared>,
     shared: Arc<WriterShared>,
     max_pending_spans: usize,
+    /// What reads (and the small writes beside spans) need, shared with the blocking tasks
+    /// that run them.
+    readers: Arc<Readers>,
+}
+
+/// The read pool and the side writer, behind an `Arc` so a blocking task can own a handle.
+struct Readers {
     pool: ReadPool,
-    /// Scores and GenAI log events are written here, apart from the span writer (SQLite
-    /// serialises the two).
-    score_writer: Mutex<Connection>,
+    /// Scores, GenAI log events and shared state are written here, apart from the span writer
+    /// (SQLite serialises the two).
+    side_writer: Mutex<Connection>,
+}
+
+impl Readers {
+    /// The side writer, locked (a panic while it was held does not poison it for good).
+    fn side(&self) -> MutexGuard<'_, Connection> {
+        self.side_writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -272,7 +281,10 @@ impl SqliteStore {
         })
         .map_err(|e| open_err(e.to_string()))?;
         Ok(SqliteStore {
-            score_writer: Mutex::new(score_writer),
+            readers: Arc::new(Readers {
+                pool,
+                side_writer: Mutex::new(score_writer),
+            }),
             path,
             sender: Some(sender),
             writer: Some(handle),
@@ -280,7 +292,6 @@ impl SqliteStore {
             checkpoint: ckpt_shared,
             shared,
             max_pending_spans: options.max_pending_spans.max(1),
-            pool,
         })
     }
 
@@ -321,7 +332,7 @@ impl SqliteStore {
     /// The schema version of the open database and the `(version, applied_ns)` of each
     /// applied migration, so an operator (or a test) can see what was migrated when.
     pub fn schema_info(&self) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
-        let conn = self.pool.get()?;
+        let conn = self.readers.pool.get()?;
         let version = schema::current_version(&conn).unwrap_or(0);
         let applied = schema::applied_migrations(&conn)
             .map_err(|e| StoreError::database("reading migrations", e))?;
@@ -388,192 +399,6 @@ fn project_name(project: &str) -> String {
         DEFAULT_PROJECT.to_string()
     } else {
         p.to_string()
-    }
-}
-
-impl Store for SqliteStore {
-    fn submit(&self, project: &str, spans: Vec<Span>) -> Result<CommitTicket, StoreError> {
-        let n = spans.len();
-        if n == 0 {
-            return Ok(CommitTicket::ready(Ok(WriteReceipt::default())));
-        }
-        let Some(sender) = &self.sender else {
-            return Err(StoreError::Closed);
-        };
-        let pending = &self.shared.pending_spans;
-        let before = pending.fetch_add(n, Ordering::AcqRel);
-        // A batch larger than the whole limit is still taken when nothing else is waiting,
-        // otherwise it could never be written.
-        if before > 0 && before.saturating_add(n) > self.max_pending_spans {
-            pending.fetch_sub(n, Ordering::AcqRel);
-            return Err(StoreError::Busy {
-                pending_spans: before,
-                limit_spans: self.max_pending_spans,
-            });
-        }
-        let project = project_name(project);
-        let (rows, chunks) = match chunk_by_trace(spans, &project) {
-            Ok(r) => r,
-            Err(e) => {
-                pending.fetch_sub(n, Ordering::AcqRel);
-                return Err(e);
-            }
-        };
-        let (ticket, completer) = CommitTicket::pair();
-        match sender.try_send(Job {
-            project,
-            rows,
-            chunks,
-            completer,
-        }) {
-            Ok(()) => Ok(ticket),
-            Err(TrySendError::Full(_)) => {
-                pending.fetch_sub(n, Ordering::AcqRel);
-                Err(StoreError::Busy {
-                    pending_spans: pending.load(Ordering::Relaxed),
-                    limit_spans: self.max_pending_spans,
-                })
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                pending.fetch_sub(n, Ordering::AcqRel);
-                Err(StoreError::Closed)
-            }
-        }
-    }
-
-    fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
-        query::list_traces(&*self.pool.get()?, query)
-    }
-
-    fn trace_outcomes(&self, query: &ListQuery) -> Result<TraceOutcomes, StoreError> {
-        query::trace_outcomes(&*self.pool.get()?, query)
-    }
-
-    fn get_trace(
-        &self,
-        project: &str,
-        trace_id: TraceId,
-    ) -> Result<Option<TraceDetail>, StoreError> {
-        query::get_trace(&*self.pool.get()?, &project_name(project), trace_id)
-    }
-
-    fn get_trace_json(
-        &self,
-        project: &str,
-        trace_id: TraceId,
-    ) -> Result<Option<TraceDetailJson>, StoreError> {
-        query::get_trace_json(&*self.pool.get()?, &project_name(project), trace_id)
-    }
-
-    fn list_sessions(&self, query: &SessionQuery) -> Result<Page<SessionSummary>, StoreError> {
-        query::list_sessions(&*self.pool.get()?, query)
-    }
-
-    fn get_session(
-        &self,
-        project: &str,
-        session_id: &str,
-    ) -> Result<Option<SessionDetail>, StoreError> {
-        query::get_session(&*self.pool.get()?, &project_name(project), session_id)
-    }
-
-    fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
-        let conn = self.pool.get()?;
-        // One read transaction, so the rows and the edge spans are the same snapshot.
-        let tx = conn
-            .unchecked_transaction()
-            .map_err(|e| StoreError::database("computing metrics", e))?;
-        rollups::metrics(&tx, query)
-    }
-
-    fn metrics_series(
-        &self,
-        query: &MetricsQuery,
-        bounds: &[Timestamp],
-    ) -> Result<MetricSeries, StoreError> {
-        let conn = self.pool.get()?;
-        let tx = conn
-            .unchecked_transaction()
-            .map_err(|e| StoreError::database("computing metrics", e))?;
-        rollups::metrics_series(&tx, query, bounds)
-    }
-
-    fn recovery_report(
-        &self,
-        project: &str,
-        buckets: Buckets,
-    ) -> Result<RecoveryReport, StoreError> {
-        let conn = self.pool.get()?;
-        let tx = conn
-            .unchecked_transaction()
-            .map_err(|e| StoreError::database("building the recovery report", e))?;
-        rollups::recovery_report(&tx, &project_name(project), buckets)
-    }
-
-    fn count_spans(&self, project: &str) -> Result<u64, StoreError> {
-        query::count_spans(&*self.pool.get()?, &project_name(project))
-    }
-
-    fn projects(&self) -> Result<Vec<String>, StoreError> {
-        query::projects(&*self.pool.get()?)
-    }
-
-    fn add_scores(
-        &self,
-        project: &str,
-        scores: &[spanlens_core::evals::Score],
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.score_writer.lock().unwrap_or_else(|e| e.into_inner());
-        scores::add(&mut conn, project, scores)
-    }
-
-    fn add_log_events(
-        &self,
-        project: &str,
-        events: &[spanlens_core::otlp::logs::LogEvent],
-    ) -> Result<crate::types::LogEventsReceipt, StoreError> {
-        let mut conn = self.score_writer.lock().unwrap_or_else(|e| e.into_inner());
-        log_events::add(&mut conn, project, events)
-    }
-
-    fn list_scores(
-        &self,
-        query: &crate::types::ScoreQuery,
-    ) -> Result<Vec<spanlens_core::evals::Score>, StoreError> {
-        scores::list(&*self.pool.get()?, query)
-    }
-
-    fn score_trends(
-        &self,
-        project: &str,
-        from: Option<spanlens_core::Timestamp>,
-        to: Option<spanlens_core::Timestamp>,
-    ) -> Result<Vec<crate::types::ScoreTrendRow>, StoreError> {
-        scores::trends(&*self.pool.get()?, project, from, to)
-    }
-
-    fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
-        let conn = self.pool.get()?;
-        let tx = conn
-            .unchecked_transaction()
-            .map_err(|e| StoreError::database("computing daily cost", e))?;
-        rollups::daily_cost(&tx, query)
-    }
-
-    fn scan_model_spans(
-        &self,
-        scan: &SpanScan,
-        visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<crate::types::Unreadable, StoreError> {
-        query::scan_model_spans(&*self.pool.get()?, scan, visit)
-    }
-
-    fn scan_recovery_spans(
-        &self,
-        scan: &SpanScan,
-        visit: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
-    ) -> Result<crate::types::Unreadable, StoreError> {
-        query::scan_recovery_spans(&*self.pool.get()?, scan, visit)
     }
 }
 

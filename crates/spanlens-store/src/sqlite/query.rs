@@ -1189,14 +1189,14 @@ pub fn scan_recovery_spans(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::prelude::*;
     use spanlens_core::{Span, SpanId, TraceId};
 
     /// A user's sessions listed by walking traces by end time agree with summing the user's
     /// traces directly, page by page, with and without a time range; sessions that end at the
     /// same instant come in session-id order across page boundaries.
-    #[test]
-    fn both_ways_of_listing_a_users_sessions_agree() {
+    #[tokio::test]
+    async fn both_ways_of_listing_a_users_sessions_agree() {
         let dir = tempfile::tempdir().unwrap();
         let store = super::super::SqliteStore::open(dir.path().join("s.db")).unwrap();
         let t0 = 1_700_000_000_000_000_000u64;
@@ -1230,8 +1230,8 @@ mod tests {
                 (s.start_time.0, sid, uid)
             })
             .collect();
-        store.write("p", spans).unwrap();
-        let conn = store.pool.get().unwrap();
+        store.write("p", spans).await.unwrap();
+        let conn = store.readers.pool.get().unwrap();
         for (from, to) in [
             (None, None),
             (Some(t0 + 10_000_000_000), Some(t0 + 40_000_000_000)),

@@ -387,6 +387,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS log_events_key ON log_events (project_id, trac
 "#,
         then: Some(restate_failed_traces),
     },
+    Migration {
+        description: "state shared by every server on the store",
+        sql: r#"
+-- Small named documents (alert states) that every server on this store reads and writes, so
+-- a restart or a second server agrees on them (they lived in a side file of the data dir).
+CREATE TABLE IF NOT EXISTS shared_state (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+        then: None,
+    },
 ];
 
 /// Migration 11: re-decides the status of every trace marked `error` by the rule of
@@ -713,6 +726,7 @@ pub fn now_ns() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
     use std::collections::HashMap;
 
     #[test]
@@ -805,9 +819,8 @@ mod tests {
         assert_eq!(facet, (7, "gpt-4o".to_string()));
     }
 
-    #[test]
-    fn a_version_3_database_reads_the_same_through_the_store_after_migration_4() {
-        use crate::store::Store;
+    #[tokio::test]
+    async fn a_version_3_database_reads_the_same_through_the_store_after_migration_4() {
         use crate::types::{ListQuery, SortField};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spanlens.db");
@@ -851,10 +864,11 @@ mod tests {
         let mut q = ListQuery::new("p");
         q.filter.model = Some("gpt-4o".into());
         q.sort = SortField::Cost;
-        let page = store.list_traces(&q).unwrap();
+        let page = store.list_traces(&q).await.unwrap();
         assert_eq!(page.items.len(), 1);
         let detail = store
             .get_trace("p", spanlens_core::TraceId(tid))
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(detail.spans.len(), 1);
@@ -863,9 +877,10 @@ mod tests {
         // unreadable here, so the summary is rebuilt from the spans).
         let mut again = span.clone();
         again.name = "chat gpt-4o (again)".into();
-        store.write("p", vec![again]).unwrap();
+        store.write("p", vec![again]).await.unwrap();
         let detail = store
             .get_trace("p", spanlens_core::TraceId(tid))
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(detail.spans.len(), 1);
@@ -971,7 +986,7 @@ mod tests {
 
     /// What migration 5 (and the call-index and log-events migrations) adds, taken away again:
     /// a database written by this build becomes a version-4 one with the same spans.
-    const BACK_TO_4: &str = "DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE rollups; DROP TABLE span_retries; \
+    const BACK_TO_4: &str = "DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE shared_state; DROP TABLE rollups; DROP TABLE span_retries; \
         DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; \
         ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
@@ -1024,22 +1039,21 @@ mod tests {
 
     /// Migration 6 adds no table, so a current database without its retry rows, marked
     /// version 5, is a version-5 database: migrated, it answers as one written at version 6.
-    #[test]
-    fn a_version_5_database_gets_its_retry_rollups_from_migration_6() {
-        use crate::store::Store;
+    #[tokio::test]
+    async fn a_version_5_database_gets_its_retry_rollups_from_migration_6() {
         use spanlens_core::recovery::Buckets;
         use spanlens_core::Timestamp;
         let spans = varied_spans();
         let dir = tempfile::tempdir().unwrap();
-        let write = |store: &super::super::SqliteStore| {
-            store.write("p", spans.clone()).unwrap();
+        let write = async |store: &super::super::SqliteStore| {
+            store.write("p", spans.clone()).await.unwrap();
             let again: Vec<_> = spans.iter().step_by(5).cloned().collect();
-            store.write("p", again).unwrap();
+            store.write("p", again).await.unwrap();
         };
         let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
-        write(&fresh);
+        write(&fresh).await;
         let path = dir.path().join("five.db");
-        write(&super::super::SqliteStore::open(&path).unwrap());
+        write(&super::super::SqliteStore::open(&path).unwrap()).await;
         let conn = Connection::open(&path).unwrap();
         let removed = conn
             .execute(
@@ -1060,35 +1074,34 @@ mod tests {
                 to: Timestamp(to),
                 count,
             };
-            let a = serde_json::to_value(old.recovery_report("p", b).unwrap()).unwrap();
-            let f = serde_json::to_value(fresh.recovery_report("p", b).unwrap()).unwrap();
+            let a = serde_json::to_value(old.recovery_report("p", b).await.unwrap()).unwrap();
+            let f = serde_json::to_value(fresh.recovery_report("p", b).await.unwrap()).unwrap();
             assert!(a["spans_with_retries"].as_u64().unwrap() > 0);
             assert!(same_json(&a, &f), "{a}\n{f}");
         }
     }
 
-    #[test]
-    fn a_version_4_database_answers_the_same_after_migrations_5_and_6() {
-        use crate::store::Store;
+    #[tokio::test]
+    async fn a_version_4_database_answers_the_same_after_migrations_5_and_6() {
         use crate::types::{GroupBy, MetricsQuery, SessionQuery};
         use spanlens_core::recovery::Buckets;
         use spanlens_core::Timestamp;
         let spans = varied_spans();
-        let write = |store: &super::super::SqliteStore| {
-            store.write("p", spans.clone()).unwrap();
+        let write = async |store: &super::super::SqliteStore| {
+            store.write("p", spans.clone()).await.unwrap();
             // Some spans sent again, changed: the old copies are replaced.
             let mut again: Vec<_> = spans.iter().step_by(7).cloned().collect();
             for s in &mut again {
                 s.user_id = Some("late".into());
             }
-            store.write("p", again).unwrap();
-            store.write("q", spans[..50].to_vec()).unwrap();
+            store.write("p", again).await.unwrap();
+            store.write("q", spans[..50].to_vec()).await.unwrap();
         };
         let dir = tempfile::tempdir().unwrap();
         let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
-        write(&fresh);
+        write(&fresh).await;
         let path = dir.path().join("old.db");
-        write(&super::super::SqliteStore::open(&path).unwrap());
+        write(&super::super::SqliteStore::open(&path).unwrap()).await;
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(BACK_TO_4).unwrap();
         let mut v4 = Connection::open(dir.path().join("v4.db")).unwrap();
@@ -1122,11 +1135,14 @@ mod tests {
                     q.from = from.map(Timestamp);
                     q.to = to.map(Timestamp);
                     assert_eq!(
-                        old.metrics(&q).unwrap(),
-                        fresh.metrics(&q).unwrap(),
+                        old.metrics(&q).await.unwrap(),
+                        fresh.metrics(&q).await.unwrap(),
                         "{q:?}"
                     );
-                    assert_eq!(old.daily_cost(&q).unwrap(), fresh.daily_cost(&q).unwrap());
+                    assert_eq!(
+                        old.daily_cost(&q).await.unwrap(),
+                        fresh.daily_cost(&q).await.unwrap()
+                    );
                 }
                 let mut sq = SessionQuery::new(project);
                 sq.from = from.map(Timestamp);
@@ -1134,8 +1150,8 @@ mod tests {
                 sq.limit = 3;
                 for _ in 0..4 {
                     let (a, b) = (
-                        old.list_sessions(&sq).unwrap(),
-                        fresh.list_sessions(&sq).unwrap(),
+                        old.list_sessions(&sq).await.unwrap(),
+                        fresh.list_sessions(&sq).await.unwrap(),
                     );
                     assert_eq!(a, b);
                     sq.cursor = a.next_cursor;
@@ -1146,9 +1162,10 @@ mod tests {
                         to: Timestamp(to),
                         count: 6,
                     };
-                    let a = serde_json::to_value(old.recovery_report(project, b).unwrap()).unwrap();
-                    let f =
-                        serde_json::to_value(fresh.recovery_report(project, b).unwrap()).unwrap();
+                    let a = serde_json::to_value(old.recovery_report(project, b).await.unwrap())
+                        .unwrap();
+                    let f = serde_json::to_value(fresh.recovery_report(project, b).await.unwrap())
+                        .unwrap();
                     assert!(a["spans_with_retries"].as_u64().unwrap() > 0 || project == "q");
                     assert!(same_json(&a, &f), "{a}\n{f}");
                 }
@@ -1157,7 +1174,8 @@ mod tests {
         // The snapshots taken in another quarter-hour bucket than their span started in were
         // found again.
         let count = |s: &super::super::SqliteStore, table: &str| -> i64 {
-            s.pool
+            s.readers
+                .pool
                 .get()
                 .unwrap()
                 .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
@@ -1187,11 +1205,10 @@ mod tests {
     /// Migration 7 adds no table either: a database without its users week rows, marked
     /// version 6, gets them built from the day and hour rows and answers by user over weeks as
     /// one written at version 7.
-    #[test]
-    fn a_version_6_database_gets_its_week_rows_from_migration_7() {
+    #[tokio::test]
+    async fn a_version_6_database_gets_its_week_rows_from_migration_7() {
         use crate::rollup::metrics::Family;
         use crate::rollup::time::Level;
-        use crate::store::Store;
         use crate::types::{GroupBy, MetricsQuery};
         use spanlens_core::Timestamp;
         // The varied spans spread over three weeks instead of three days.
@@ -1207,11 +1224,12 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
-        fresh.write("p", spans.clone()).unwrap();
+        fresh.write("p", spans.clone()).await.unwrap();
         let path = dir.path().join("six.db");
         super::super::SqliteStore::open(&path)
             .unwrap()
             .write("p", spans)
+            .await
             .unwrap();
         let conn = Connection::open(&path).unwrap();
         let removed = conn
@@ -1226,7 +1244,8 @@ mod tests {
         let old = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(old.schema_info().unwrap().0, latest_version());
         let weeks = |s: &super::super::SqliteStore| -> i64 {
-            s.pool
+            s.readers
+                .pool
                 .get()
                 .unwrap()
                 .query_row(
@@ -1251,8 +1270,8 @@ mod tests {
                 q.from = from.map(Timestamp);
                 q.to = to.map(Timestamp);
                 assert_eq!(
-                    old.metrics(&q).unwrap(),
-                    fresh.metrics(&q).unwrap(),
+                    old.metrics(&q).await.unwrap(),
+                    fresh.metrics(&q).await.unwrap(),
                     "{q:?}"
                 );
             }
@@ -1261,9 +1280,8 @@ mod tests {
 
     /// A version-7 database counted a call recorded by two spans twice everywhere; migration 9
     /// indexes its calls and makes it answer as one written with the call index.
-    #[test]
-    fn a_version_7_database_counts_each_call_once_after_migration_9() {
-        use crate::store::Store;
+    #[tokio::test]
+    async fn a_version_7_database_counts_each_call_once_after_migration_9() {
         use crate::types::{GroupBy, MetricsQuery, SessionQuery};
         use spanlens_core::{Cost, CostBreakdown, CostSource, NanoUsd, Span, SpanId, SpanKind};
         use spanlens_core::{Timestamp, TraceId, Usage};
@@ -1317,15 +1335,19 @@ mod tests {
         // Trace 3's second span is another call (no overlap).
         spans[8].start_time = Timestamp(spans[8].start_time.0 + 1_000 * ms);
         spans[8].end_time = Some(Timestamp(spans[8].start_time.0 + 100 * ms));
-        let answers = |s: &super::super::SqliteStore| {
+        let answers = async |s: &super::super::SqliteStore| {
             let mut out = Vec::new();
             for t in 1..=3u8 {
-                let d = s.get_trace("p", TraceId([t; 16])).unwrap().unwrap();
+                let d = s.get_trace("p", TraceId([t; 16])).await.unwrap().unwrap();
                 out.push(serde_json::to_value(&d.summary).unwrap());
                 let dups: Vec<_> = d.spans.iter().map(|x| x.duplicate_of).collect();
                 out.push(serde_json::to_value(dups).unwrap());
             }
-            let sessions = s.list_sessions(&SessionQuery::new("p")).unwrap().items;
+            let sessions = s
+                .list_sessions(&SessionQuery::new("p"))
+                .await
+                .unwrap()
+                .items;
             out.push(serde_json::to_value(sessions).unwrap());
             for (from, to) in [
                 (None, None),
@@ -1337,15 +1359,15 @@ mod tests {
                 let mut q = MetricsQuery::new("p", GroupBy::Model);
                 q.from = from.map(Timestamp);
                 q.to = to.map(Timestamp);
-                out.push(serde_json::to_value(s.metrics(&q).unwrap()).unwrap());
-                out.push(serde_json::to_value(s.daily_cost(&q).unwrap()).unwrap());
+                out.push(serde_json::to_value(s.metrics(&q).await.unwrap()).unwrap());
+                out.push(serde_json::to_value(s.daily_cost(&q).await.unwrap()).unwrap());
             }
             out
         };
         let dir = tempfile::tempdir().unwrap();
         let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
-        fresh.write("p", spans.clone()).unwrap();
-        let want = answers(&fresh);
+        fresh.write("p", spans.clone()).await.unwrap();
+        let want = answers(&fresh).await;
         assert_eq!(
             want[0]["total_cost_usd"],
             serde_json::json!(0.0000007),
@@ -1357,6 +1379,7 @@ mod tests {
         super::super::SqliteStore::open(&path)
             .unwrap()
             .write("p", spans)
+            .await
             .unwrap();
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -1400,32 +1423,31 @@ mod tests {
         drop(conn);
         let old = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(old.schema_info().unwrap().0, latest_version());
-        assert_eq!(answers(&old), want);
+        assert_eq!(answers(&old).await, want);
     }
 
     /// Migration 8 adds no table: a database whose rollups were summed without unpriced counts
     /// (as version 7 wrote them), marked version 7, gets the counts from its spans and answers
     /// as one written at version 8; rows that already hold them are not counted twice (the
     /// version-4 test above goes through migrations 5 and 8 in one upgrade).
-    #[test]
-    fn a_version_7_database_gets_its_unpriced_counts_from_migration_8() {
+    #[tokio::test]
+    async fn a_version_7_database_gets_its_unpriced_counts_from_migration_8() {
         use super::super::rollups::{write_delta, OwnedStats, STATS_COLS};
         use crate::rollup::delta::Delta;
         use crate::rollup::metrics::Family;
-        use crate::store::Store;
         use crate::types::{GroupBy, MetricsQuery};
         use spanlens_core::Timestamp;
         let spans = varied_spans();
-        let write = |store: &super::super::SqliteStore| {
-            store.write("p", spans.clone()).unwrap();
+        let write = async |store: &super::super::SqliteStore| {
+            store.write("p", spans.clone()).await.unwrap();
             let again: Vec<_> = spans.iter().step_by(5).cloned().collect();
-            store.write("p", again).unwrap();
+            store.write("p", again).await.unwrap();
         };
         let dir = tempfile::tempdir().unwrap();
         let fresh = super::super::SqliteStore::open(dir.path().join("fresh.db")).unwrap();
-        write(&fresh);
+        write(&fresh).await;
         let path = dir.path().join("seven.db");
-        write(&super::super::SqliteStore::open(&path).unwrap());
+        write(&super::super::SqliteStore::open(&path).unwrap()).await;
 
         // The metrics rows summed again as version 7 did: without the unpriced flag.
         let conn = Connection::open(&path).unwrap();
@@ -1488,10 +1510,13 @@ mod tests {
                 let mut q = MetricsQuery::new("p", g);
                 q.from = from.map(Timestamp);
                 q.to = to.map(Timestamp);
-                let rows = old.metrics(&q).unwrap();
+                let rows = old.metrics(&q).await.unwrap();
                 seen += rows.iter().map(|r| r.unpriced_span_count).sum::<u64>();
-                assert_eq!(rows, fresh.metrics(&q).unwrap(), "{q:?}");
-                assert_eq!(old.daily_cost(&q).unwrap(), fresh.daily_cost(&q).unwrap());
+                assert_eq!(rows, fresh.metrics(&q).await.unwrap(), "{q:?}");
+                assert_eq!(
+                    old.daily_cost(&q).await.unwrap(),
+                    fresh.daily_cost(&q).await.unwrap()
+                );
             }
         }
         assert!(seen > 0, "the unpriced calls are counted");
@@ -1499,15 +1524,17 @@ mod tests {
         drop(old);
         let again = super::super::SqliteStore::open(&path).unwrap();
         let q = MetricsQuery::new("p", GroupBy::Model);
-        assert_eq!(again.metrics(&q).unwrap(), fresh.metrics(&q).unwrap());
+        assert_eq!(
+            again.metrics(&q).await.unwrap(),
+            fresh.metrics(&q).await.unwrap()
+        );
     }
 
     /// The log-events migration: a database written before it (the table dropped, marked as
     /// the version before) gets the side table, keeps its spans, and takes log events that a
     /// read merges into them.
-    #[test]
-    fn the_log_events_migration_adds_the_side_table() {
-        use crate::store::Store;
+    #[tokio::test]
+    async fn the_log_events_migration_adds_the_side_table() {
         use spanlens_core::otlp::logs::LogEvent;
         let spans = varied_spans();
         let dir = tempfile::tempdir().unwrap();
@@ -1515,6 +1542,7 @@ mod tests {
         super::super::SqliteStore::open(&path)
             .unwrap()
             .write("p", spans.clone())
+            .await
             .unwrap();
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("DROP TABLE log_events").unwrap();
@@ -1523,7 +1551,11 @@ mod tests {
         let store = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(store.schema_info().unwrap().0, latest_version());
         let target = &spans[0];
-        let before = store.get_trace("p", target.trace_id).unwrap().unwrap();
+        let before = store
+            .get_trace("p", target.trace_id)
+            .await
+            .unwrap()
+            .unwrap();
         let event = LogEvent {
             project: None,
             trace_id: target.trace_id,
@@ -1537,8 +1569,12 @@ mod tests {
                 .unwrap(),
             },
         };
-        assert_eq!(store.add_log_events("p", &[event]).unwrap().stored, 1);
-        let after = store.get_trace("p", target.trace_id).unwrap().unwrap();
+        assert_eq!(store.add_log_events("p", &[event]).await.unwrap().stored, 1);
+        let after = store
+            .get_trace("p", target.trace_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(before.spans.len(), after.spans.len());
         let merged = after
             .spans
@@ -1555,9 +1591,8 @@ mod tests {
     /// it, a trace whose root went on past a failed tool keeps the root's status, while a run
     /// whose agent failed under a root without a status (the OpenAI Agents shape, whose stored
     /// state predates the agent-parent record) stays failed.
-    #[test]
-    fn a_version_10_database_tells_failed_traces_from_recovered_errors() {
-        use crate::store::Store;
+    #[tokio::test]
+    async fn a_version_10_database_tells_failed_traces_from_recovered_errors() {
         use spanlens_core::{Span, SpanId, SpanKind, Status, Timestamp, TraceId};
         let span = |t: u8, id: u64, parent: Option<u64>, kind: SpanKind, status: Status| Span {
             trace_id: TraceId([t; 16]),
@@ -1588,6 +1623,7 @@ mod tests {
         super::super::SqliteStore::open(&path)
             .unwrap()
             .write("p", spans)
+            .await
             .unwrap();
         let conn = Connection::open(&path).unwrap();
         // What version 10 stored: `error` for any failed span, and states without `fa`.
@@ -1611,22 +1647,26 @@ mod tests {
         drop(conn);
         let store = super::super::SqliteStore::open(&path).unwrap();
         assert_eq!(store.schema_info().unwrap().0, latest_version());
-        let status = |t: u8| {
-            let d = store.get_trace("p", TraceId([t; 16])).unwrap().unwrap();
+        let status = async |t: u8| {
+            let d = store
+                .get_trace("p", TraceId([t; 16]))
+                .await
+                .unwrap()
+                .unwrap();
             (d.summary.status, d.summary.error_count)
         };
         assert_eq!(
-            status(1),
+            status(1).await,
             (Status::Unset, 1),
             "recovered from its tool's error"
         );
-        assert_eq!(status(2), (Status::Error, 2), "its agent run failed");
-        assert_eq!(status(3), (Status::Error, 2), "its root failed");
+        assert_eq!(status(2).await, (Status::Error, 2), "its agent run failed");
+        assert_eq!(status(3).await, (Status::Error, 2), "its root failed");
         let mut q = crate::ListQuery::new("p");
-        let counts = store.trace_outcomes(&q).unwrap();
+        let counts = store.trace_outcomes(&q).await.unwrap();
         assert_eq!((counts.traces, counts.failed, counts.recovered), (3, 2, 1));
         q.filter.recovered = true;
-        let page = store.list_traces(&q).unwrap();
+        let page = store.list_traces(&q).await.unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].trace_id, TraceId([1; 16]));
     }

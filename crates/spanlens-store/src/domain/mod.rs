@@ -1,0 +1,4 @@
+//! Work built on the storage traits alone, so every backend gets it the same way.
+
+pub mod recovery;
+pub mod reprice;

@@ -1,0 +1,333 @@
+//! The storage traits on SQLite: spans go to the writer thread, reads (and the small writes
+//! beside spans) run on tokio's blocking pool over the read pool, so async callers never block.
+
+use super::{
+    chunk_by_trace, log_events, project_name, query, rollups, scores, state, Job, Readers,
+    SqliteStore,
+};
+use crate::error::StoreError;
+use crate::store::{
+    check_state, Analytics, ScoreStore, SharedState, SpanBatches, SpanWriter, TraceReader,
+};
+use crate::ticket::CommitTicket;
+use crate::types::{
+    DailyCost, ListQuery, LogEventsReceipt, MetricRow, MetricSeries, MetricsQuery, Page,
+    ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
+    TraceDetailJson, TraceOutcomes, TraceSummary, Unreadable, WriteReceipt,
+};
+use async_trait::async_trait;
+use rusqlite::Connection;
+use spanlens_core::evals::Score;
+use spanlens_core::otlp::logs::LogEvent;
+use spanlens_core::recovery::{Buckets, RecoveryReport};
+use spanlens_core::{Span, Timestamp, TraceId};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TrySendError;
+
+/// A scan over a read connection that hands spans to a visitor (see `query.rs`).
+type ScanFn = fn(
+    &Connection,
+    &SpanScan,
+    &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+) -> Result<Unreadable, StoreError>;
+
+impl SqliteStore {
+    /// Runs blocking work on tokio's blocking pool (inline when no runtime is running, e.g.
+    /// under another executor), so an async caller's worker thread never waits on SQLite.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Readers) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt
+                .spawn_blocking(move || f(&readers))
+                .await
+                .map_err(|e| StoreError::database(op, e))?,
+            Err(_) => f(&readers),
+        }
+    }
+
+    /// Runs `f` on a pooled read connection, off the async workers.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(op, move |r| f(&*r.pool.get()?)).await
+    }
+
+    /// Runs `f` inside one read transaction, so everything it reads is the same snapshot.
+    async fn read_snapshot<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read(op, move |conn| {
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(|e| StoreError::database(op, e))?;
+            f(&tx)
+        })
+        .await
+    }
+
+    /// Starts a scan on a blocking thread that feeds the returned batches as the consumer
+    /// takes them.
+    fn scan(&self, scan: &SpanScan, run: ScanFn) -> Result<SpanBatches, StoreError> {
+        let (tx, batches) = SpanBatches::channel();
+        let readers = self.readers.clone();
+        let scan = scan.clone();
+        let work = move || {
+            let outcome = readers
+                .pool
+                .get()
+                .and_then(|conn| run(&conn, &scan, &mut |spans| tx.send_blocking(spans)));
+            tx.finish(outcome);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(work)),
+            Err(_) => std::thread::Builder::new()
+                .name("spanlens-scan".into())
+                .spawn(work)
+                .map(drop)
+                .map_err(|e| StoreError::database("starting a scan", e))?,
+        }
+        Ok(batches)
+    }
+}
+
+#[async_trait]
+impl SpanWriter for SqliteStore {
+    fn submit(&self, project: &str, spans: Vec<Span>) -> Result<CommitTicket, StoreError> {
+        let n = spans.len();
+        if n == 0 {
+            return Ok(CommitTicket::ready(Ok(WriteReceipt::default())));
+        }
+        let Some(sender) = &self.sender else {
+            return Err(StoreError::Closed);
+        };
+        let pending = &self.shared.pending_spans;
+        let before = pending.fetch_add(n, Ordering::AcqRel);
+        // A batch larger than the whole limit is still taken when nothing else is waiting,
+        // otherwise it could never be written.
+        if before > 0 && before.saturating_add(n) > self.max_pending_spans {
+            pending.fetch_sub(n, Ordering::AcqRel);
+            return Err(StoreError::Busy {
+                pending_spans: before,
+                limit_spans: self.max_pending_spans,
+            });
+        }
+        let project = project_name(project);
+        let (rows, chunks) = match chunk_by_trace(spans, &project) {
+            Ok(r) => r,
+            Err(e) => {
+                pending.fetch_sub(n, Ordering::AcqRel);
+                return Err(e);
+            }
+        };
+        let (ticket, completer) = CommitTicket::pair();
+        match sender.try_send(Job {
+            project,
+            rows,
+            chunks,
+            completer,
+        }) {
+            Ok(()) => Ok(ticket),
+            Err(TrySendError::Full(_)) => {
+                pending.fetch_sub(n, Ordering::AcqRel);
+                Err(StoreError::Busy {
+                    pending_spans: pending.load(Ordering::Relaxed),
+                    limit_spans: self.max_pending_spans,
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                pending.fetch_sub(n, Ordering::AcqRel);
+                Err(StoreError::Closed)
+            }
+        }
+    }
+
+    async fn add_log_events(
+        &self,
+        project: &str,
+        events: &[LogEvent],
+    ) -> Result<LogEventsReceipt, StoreError> {
+        let (project, events) = (project.to_string(), events.to_vec());
+        self.blocking("storing log events", move |r| {
+            log_events::add(&mut r.side(), &project, &events)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TraceReader for SqliteStore {
+    async fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
+        let q = query.clone();
+        self.read("listing traces", move |c| query::list_traces(c, &q))
+            .await
+    }
+
+    async fn trace_outcomes(&self, query: &ListQuery) -> Result<TraceOutcomes, StoreError> {
+        let q = query.clone();
+        self.read("counting trace outcomes", move |c| {
+            query::trace_outcomes(c, &q)
+        })
+        .await
+    }
+
+    async fn get_trace(
+        &self,
+        project: &str,
+        trace_id: TraceId,
+    ) -> Result<Option<TraceDetail>, StoreError> {
+        let project = project_name(project);
+        self.read("reading a trace", move |c| {
+            query::get_trace(c, &project, trace_id)
+        })
+        .await
+    }
+
+    async fn get_trace_json(
+        &self,
+        project: &str,
+        trace_id: TraceId,
+    ) -> Result<Option<TraceDetailJson>, StoreError> {
+        let project = project_name(project);
+        self.read("reading a trace", move |c| {
+            query::get_trace_json(c, &project, trace_id)
+        })
+        .await
+    }
+
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+    ) -> Result<Page<SessionSummary>, StoreError> {
+        let q = query.clone();
+        self.read("listing sessions", move |c| query::list_sessions(c, &q))
+            .await
+    }
+
+    async fn get_session(
+        &self,
+        project: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionDetail>, StoreError> {
+        let (project, id) = (project_name(project), session_id.to_string());
+        self.read("reading a session", move |c| {
+            query::get_session(c, &project, &id)
+        })
+        .await
+    }
+
+    async fn count_spans(&self, project: &str) -> Result<u64, StoreError> {
+        let project = project_name(project);
+        self.read("counting spans", move |c| query::count_spans(c, &project))
+            .await
+    }
+
+    async fn projects(&self) -> Result<Vec<String>, StoreError> {
+        self.read("listing projects", query::projects).await
+    }
+}
+
+#[async_trait]
+impl Analytics for SqliteStore {
+    async fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
+        let q = query.clone();
+        // One read transaction, so the rows and the edge spans are the same snapshot.
+        self.read_snapshot("computing metrics", move |c| rollups::metrics(c, &q))
+            .await
+    }
+
+    async fn metrics_series(
+        &self,
+        query: &MetricsQuery,
+        bounds: &[Timestamp],
+    ) -> Result<MetricSeries, StoreError> {
+        let (q, b) = (query.clone(), bounds.to_vec());
+        self.read_snapshot("computing metrics", move |c| {
+            rollups::metrics_series(c, &q, &b)
+        })
+        .await
+    }
+
+    async fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
+        let q = query.clone();
+        self.read_snapshot("computing daily cost", move |c| rollups::daily_cost(c, &q))
+            .await
+    }
+
+    async fn scan_model_spans(&self, scan: &SpanScan) -> Result<SpanBatches, StoreError> {
+        self.scan(scan, query::scan_model_spans)
+    }
+
+    async fn scan_recovery_spans(&self, scan: &SpanScan) -> Result<SpanBatches, StoreError> {
+        self.scan(scan, query::scan_recovery_spans)
+    }
+
+    /// From the retry rollups and the spans with rate limits, not a scan of every span.
+    async fn recovery_report(
+        &self,
+        project: &str,
+        buckets: Buckets,
+    ) -> Result<RecoveryReport, StoreError> {
+        let project = project_name(project);
+        self.read_snapshot("building the recovery report", move |c| {
+            rollups::recovery_report(c, &project, buckets)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ScoreStore for SqliteStore {
+    async fn add_scores(&self, project: &str, scores: &[Score]) -> Result<Vec<i64>, StoreError> {
+        let (project, scores) = (project.to_string(), scores.to_vec());
+        self.blocking("storing scores", move |r| {
+            scores::add(&mut r.side(), &project, &scores)
+        })
+        .await
+    }
+
+    async fn list_scores(&self, query: &ScoreQuery) -> Result<Vec<Score>, StoreError> {
+        let q = query.clone();
+        self.read("listing scores", move |c| scores::list(c, &q))
+            .await
+    }
+
+    async fn score_trends(
+        &self,
+        project: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<ScoreTrendRow>, StoreError> {
+        let project = project.to_string();
+        self.read("reading score trends", move |c| {
+            scores::trends(c, &project, from, to)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SharedState for SqliteStore {
+    async fn load_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check_state(key, None)?;
+        let key = key.to_string();
+        self.read("reading shared state", move |c| state::load(c, &key))
+            .await
+    }
+
+    async fn save_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        check_state(key, Some(value))?;
+        let (key, value) = (key.to_string(), value.to_string());
+        self.blocking("saving shared state", move |r| {
+            state::save(&r.side(), &key, &value)
+        })
+        .await
+    }
+}
