@@ -2264,3 +2264,112 @@ async fn waterfall_shows_model_tokens_and_cost_whole_and_axis_labels_apart() {
     c.close().await.unwrap();
     drop(server);
 }
+/// Waits until every chart card of the dashboard has drawn (an SVG or its empty note) and the
+/// forecast has its chart.
+async fn dashboard_drawn(c: &Client) {
+    until(
+        c,
+        "document.querySelector('#forecast-chart svg') && [...document.querySelectorAll('.charts .card .chart')].every((e) => e.querySelector('svg, .empty-chart, table, .notice'))",
+        "every dashboard chart",
+    )
+    .await;
+    // A chart redraws once more when its card settles to its final width.
+    c.execute(
+        "return new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(ok, 200))))",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_text_fits_its_charts_and_tiles_fill_their_rows() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    let check = format!(
+        r#"{GEOMETRY_JS}
+        const out = [];
+        let labels = 0;
+        for (const svg of document.querySelectorAll('.chart-svg')) {{
+          const box = svg.getBoundingClientRect();
+          const title = svg.closest('.card').querySelector('h3').textContent;
+          const texts = [...svg.querySelectorAll('text')].filter((t) => ownText(t));
+          const quads = texts.map(corners);
+          texts.forEach((t, i) => {{
+            labels++;
+            const label = ownText(t);
+            if (quads[i].some((p) => p.x < box.left - 0.5 || p.x > box.right + 0.5 || p.y < box.top - 0.5 || p.y > box.bottom + 0.5))
+              out.push(`${{title}}: "${{label}}" sticks out of its chart`);
+            if (label.endsWith('…')) out.push(`${{title}}: "${{label}}" is cut short`);
+            for (let j = 0; j < i; j++) if (quadsOverlap(quads[i], quads[j], 1.5)) out.push(`${{title}}: "${{label}}" overlaps "${{ownText(texts[j])}}"`);
+          }});
+        }}
+        for (const legend of document.querySelectorAll('.chart-legend')) {{
+          const title = legend.closest('.card').querySelector('h3').textContent;
+          const keys = [...legend.querySelectorAll('.chart-key')];
+          keys.forEach((k, i) => {{
+            const s = k.querySelector('span');
+            if (s.scrollWidth > s.clientWidth) out.push(`${{title}}: legend "${{s.textContent}}" is cut`);
+            for (const other of keys.slice(0, i)) if (boxesOverlap(k.getBoundingClientRect(), other.getBoundingClientRect(), 0)) out.push(`${{title}}: legend keys overlap`);
+          }});
+        }}
+        // The forecast's 95% band and bounds start at the first forecast day.
+        const fc = document.querySelector('#forecast-chart');
+        const fsvg = fc.querySelector('svg');
+        const hit = fsvg.querySelector('.chart-hit').getBoundingClientRect();
+        const n = Number(fsvg.dataset.columns);
+        const days = Number(fc.dataset.forecastDays);
+        const first = hit.left + (n - days + 0.5) * (hit.width / n);
+        const band = fsvg.querySelector('.chart-ci');
+        if (!band) out.push('forecast: no 95% band');
+        else if (Math.abs(band.getBoundingClientRect().left - first) > 1) out.push(`forecast: the band starts at x=${{band.getBoundingClientRect().left}}, the first forecast day is at x=${{first}}`);
+        for (const line of fsvg.querySelectorAll('path.chart-line[stroke-dasharray]'))
+          if (line.getBoundingClientRect().left < first - 1) out.push(`forecast: a 95% bound starts at x=${{line.getBoundingClientRect().left}}, before the first forecast day at x=${{first}}`);
+        // Tiles per row.
+        const rows = new Map();
+        for (const k of document.querySelectorAll('.kpis .kpi')) {{
+          const top = Math.round(k.getBoundingClientRect().top);
+          rows.set(top, (rows.get(top) || 0) + 1);
+        }}
+        return {{ out, labels, tiles: [...rows.values()] }};"#
+    );
+    for (w, h) in FIT_SIZES {
+        set_viewport(&c, w, h).await;
+        c.goto(&server.url("/dashboard?range=30d")).await.unwrap();
+        dashboard_drawn(&c).await;
+        screenshot(&c, &format!("dashboard-{w}x{h}")).await;
+        let r = c.execute(&check, vec![]).await.unwrap();
+        assert!(r["labels"].as_u64().unwrap() > 50, "{w}x{h}: {r}");
+        let tiles: Vec<u64> = r["tiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(tiles.iter().sum::<u64>(), 8, "{w}x{h}: tiles {tiles:?}");
+        let mut problems: Vec<String> = r["out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        if tiles.contains(&1) && tiles.iter().any(|n| *n > 1) {
+            problems.push(format!("a tile alone on its row: tiles per row {tiles:?}"));
+        }
+        assert!(problems.is_empty(), "{w}x{h}:\n{}", problems.join("\n"));
+        // The forecast, scrolled into view for its picture.
+        c.execute(
+            "document.querySelector('#forecast-chart').scrollIntoView({block: 'center'})",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(&c, &format!("dashboard-forecast-{w}x{h}")).await;
+    }
+    c.close().await.unwrap();
+    drop(server);
+}
