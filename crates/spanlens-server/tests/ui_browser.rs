@@ -2373,3 +2373,55 @@ async fn dashboard_text_fits_its_charts_and_tiles_fill_their_rows() {
     c.close().await.unwrap();
     drop(server);
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_rates_show_their_percentages() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    for (w, h) in FIT_SIZES {
+        set_viewport(&c, w, h).await;
+        c.goto(&server.url("/reliability?range=30d")).await.unwrap();
+        until(
+            &c,
+            "document.querySelector('#rel-provider tbody tr') && document.querySelector('#rel-tool tbody tr')",
+            "the recovery tables",
+        )
+        .await;
+        screenshot(&c, &format!("reliability-{w}x{h}")).await;
+        let cells = c
+            .execute(
+                r#"return [...document.querySelectorAll('.rel-grid tbody tr')].map((tr) => {
+                     const td = tr.lastElementChild;
+                     const num = td.querySelector('.rate-num') || td;
+                     const card = td.closest('.card').getBoundingClientRect();
+                     const box = num.getBoundingClientRect();
+                     const whole = td.scrollWidth <= td.clientWidth && box.width > 0 && box.left >= card.left && box.right <= card.right;
+                     return [tr.firstElementChild.textContent, td.textContent, whole];
+                   });"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        let cells = cells.as_array().unwrap();
+        assert!(cells.len() >= 3, "{w}x{h}: {cells:?}");
+        let pct = |s: &str| {
+            let s = s.trim();
+            s.strip_suffix('%')
+                .map(|n| n.trim().parse::<f64>().is_ok())
+                .unwrap_or(false)
+        };
+        for cell in cells {
+            assert!(
+                pct(cell[1].as_str().unwrap()) && cell[2] == json!(true),
+                "{w}x{h}: the rate of {} reads {:?} (a percentage, shown whole, is expected)",
+                cell[0],
+                cell[1]
+            );
+        }
+    }
+    c.close().await.unwrap();
+    drop(server);
+}
