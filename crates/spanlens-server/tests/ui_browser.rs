@@ -2089,23 +2089,27 @@ async fn unpriced_calls_never_show_as_zero_dollars() {
 const FIT_SIZES: [(u32, u32); 2] = [(1440, 900), (1280, 800)];
 
 /// Makes the page's viewport (`innerWidth` × `innerHeight`) `w` × `h`: sets the window, then
-/// corrects it by whatever the window keeps for itself.
+/// corrects it by whatever the window keeps for itself (a resize lands asynchronously, so it
+/// reads back and corrects until the viewport is right).
 async fn set_viewport(c: &Client, w: u32, h: u32) {
-    c.set_window_size(w, h).await.unwrap();
-    let inner = c
-        .execute("return [innerWidth, innerHeight]", vec![])
-        .await
-        .unwrap();
-    let (iw, ih) = (inner[0].as_i64().unwrap(), inner[1].as_i64().unwrap());
-    if (iw, ih) != (i64::from(w), i64::from(h)) {
-        let fix = |want: u32, got: i64| (2 * i64::from(want) - got) as u32;
-        c.set_window_size(fix(w, iw), fix(h, ih)).await.unwrap();
+    let (want_w, want_h) = (i64::from(w), i64::from(h));
+    let (mut win_w, mut win_h) = (want_w, want_h);
+    let mut seen = Value::Null;
+    for _ in 0..20 {
+        c.set_window_size(win_w as u32, win_h as u32).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        seen = c
+            .execute("return [innerWidth, innerHeight]", vec![])
+            .await
+            .unwrap();
+        let (iw, ih) = (seen[0].as_i64().unwrap(), seen[1].as_i64().unwrap());
+        if (iw, ih) == (want_w, want_h) {
+            return;
+        }
+        win_w += want_w - iw;
+        win_h += want_h - ih;
     }
-    let inner = c
-        .execute("return [innerWidth, innerHeight]", vec![])
-        .await
-        .unwrap();
-    assert_eq!(inner, json!([w, h]), "viewport");
+    panic!("could not make the viewport {w}x{h}: it stays {seen}");
 }
 
 /// Geometry helpers shared by the fit checks (prepended to their scripts).
@@ -2420,6 +2424,59 @@ async fn reliability_rates_show_their_percentages() {
                 cell[0],
                 cell[1]
             );
+        }
+    }
+    c.close().await.unwrap();
+    drop(server);
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_placeholders_fit_their_inputs() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    // Every visible input's placeholder, measured in the input's own font, against the room
+    // inside its padding (a number input also keeps room for its spin buttons).
+    let check = r#"
+        const ctx = document.createElement('canvas').getContext('2d');
+        const out = [];
+        let seen = 0;
+        for (const input of document.querySelectorAll('input[placeholder]')) {
+          if (!input.placeholder || !input.offsetParent) continue;
+          seen++;
+          const cs = getComputedStyle(input);
+          ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+          const need = ctx.measureText(input.placeholder).width;
+          const room = input.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - (input.type === 'number' ? 15 : 0);
+          if (need > room) out.push(`"${input.placeholder}" needs ${need.toFixed(0)} px, has ${room.toFixed(0)} px`);
+        }
+        return { out, seen };"#;
+    c.goto(&server.url("/")).await.unwrap();
+    let list = api(&c, "/api/v1/traces?limit=1").await;
+    let trace = list["items"][0]["trace_id"].as_str().unwrap().to_string();
+    let pages = [
+        ("traces", "/".to_string(), "table.traces tbody tr"),
+        (
+            "sessions",
+            "/sessions".to_string(),
+            "table.sessions tbody tr",
+        ),
+        ("trace-search", format!("/traces/{trace}"), ".wf-row"),
+    ];
+    for (w, h) in FIT_SIZES {
+        set_viewport(&c, w, h).await;
+        for (name, path, ready) in &pages {
+            c.goto(&server.url(path)).await.unwrap();
+            until(&c, &format!("document.querySelector('{ready}')"), name).await;
+            if *name == "traces" {
+                screenshot(&c, &format!("traces-{w}x{h}")).await;
+            }
+            let r = c.execute(check, vec![]).await.unwrap();
+            assert!(r["seen"].as_u64().unwrap() >= 1, "{name}: {r}");
+            let problems = r["out"].as_array().unwrap();
+            assert!(problems.is_empty(), "{w}x{h} {name}: {problems:?}");
         }
     }
     c.close().await.unwrap();

@@ -3,7 +3,7 @@
 // it is opened, so a 10,000-span trace paints as fast as a small one.
 
 import { get, url } from "./api.js";
-import { h, mount, notice, idChip, link } from "./dom.js";
+import { h, mount, notice, idChip, link, fitPlaceholders } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { renderSpanPanel } from "./span.js";
@@ -223,6 +223,7 @@ class Waterfall {
         this.panel));
     // Through the CSSOM, which the Content-Security-Policy allows (a style attribute it would not).
     this.section.style.setProperty("--wf-cols", this.columns());
+    fitPlaceholders(this.search.parentElement);
   }
 
   /** The "Critical path" toggle: outlines the rows whose spans set the end-to-end latency. */
