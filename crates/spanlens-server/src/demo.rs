@@ -1358,12 +1358,14 @@ impl Gen {
             .map(|_| self.rng.range(20 * MINUTE, 8 * HOUR))
             .collect();
         let mut at = self.place(k, SUPPORT_THREADS, gaps.iter().sum());
+        let mut asked = 0;
         for turn in 0..n as usize {
             if turn > 0 {
                 at += gaps[turn - 1];
             }
-            // The ticket, then its follow-ups in order, each answered as such.
-            let (message, answer) = if turn == 0 {
+            // The ticket, then its follow-ups in order, each answered as such; a message the
+            // bot failed to answer is sent again rather than followed up as if answered.
+            let (message, answer) = if asked == 0 {
                 (
                     ticket.message,
                     format!(
@@ -1372,7 +1374,7 @@ impl Gen {
                     ),
                 )
             } else {
-                let (q, a) = ticket.follow_ups[turn - 1];
+                let (q, a) = ticket.follow_ups[asked - 1];
                 (q, format!("Hi again! {a} — Acme Support"))
             };
             let mut t = vec!["support", category, "prod"];
@@ -1394,7 +1396,9 @@ impl Gen {
                 })),
                 incident: k == 2 && turn == 0,
             };
-            self.support_trace(at, &ctx, ticket, message, &answer, turn > 0);
+            if self.support_trace(at, &ctx, ticket, message, &answer, turn > 0) {
+                asked += 1;
+            }
         }
     }
 
@@ -1406,7 +1410,7 @@ impl Gen {
         message: &str,
         reply: &str,
         warm: bool,
-    ) {
+    ) -> bool {
         let (category, priority) = (ticket.category, ticket.priority);
         let mut t = self.trace(t0);
         let root = t.open(None, "support.handle_ticket", SpanKind::Pipeline, 0);
@@ -1768,6 +1772,7 @@ impl Gen {
         t.close(root, end);
         let spans = t.finish(ctx);
         self.spans.extend(spans);
+        draft.ok
     }
 
     /// Code review: a reviewer agent loops model → tool until it can post its review.
@@ -2822,31 +2827,41 @@ mod tests {
                     }
                 }
             }
-            // Support: the ticket, then its follow-ups in order, each reply answering it.
+            // Support: the ticket, then its follow-ups in order, each reply answering it; a
+            // message left unanswered is sent again.
             let threads = session_turns(&spans, "ticket-");
             assert_eq!(threads.len(), SUPPORT_THREADS);
+            let mut resent = 0;
             for (id, turns) in &threads {
                 let first = turns[0].0["message"].as_str().unwrap();
                 let ticket = TICKETS
                     .iter()
                     .find(|t| t.message == first)
                     .unwrap_or_else(|| panic!("{id} opens with {first:?}"));
+                let mut asked = 0;
                 for (k, (message, reply)) in turns.iter().enumerate() {
-                    let (asked, answer) = if k == 0 {
+                    let (question, answer) = if asked == 0 {
                         (ticket.message, ticket.reply)
                     } else {
-                        ticket.follow_ups[k - 1]
+                        ticket.follow_ups[asked - 1]
                     };
-                    assert_eq!(message["message"], asked, "{id} turn {k}");
-                    if let Some(r) = reply {
-                        let text = r["reply"].as_str().unwrap();
-                        assert!(
-                            text.contains(answer),
-                            "{id} turn {k}: {asked:?} answered with {text:?}"
-                        );
+                    assert_eq!(message["message"], question, "{id} turn {k}");
+                    match reply {
+                        Some(r) => {
+                            let text = r["reply"].as_str().unwrap();
+                            assert!(
+                                text.contains(answer),
+                                "{id} turn {k}: {question:?} answered with {text:?}"
+                            );
+                            asked += 1;
+                        }
+                        None => resent += usize::from(k + 1 < turns.len()),
                     }
                 }
             }
+            // The demo's rate-limit incident fails a thread's first message, which is then sent
+            // again.
+            assert!(resent > 0, "seed {seed}: no message was sent again");
         }
     }
 
