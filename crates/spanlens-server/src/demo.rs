@@ -996,27 +996,154 @@ const USERS: [&str; 10] = [
     "olivia.brown",
 ];
 
-/// (message, category, priority)
-const TICKETS: [(&str, &str, &str); 10] = [
-    ("I was charged twice for my March invoice (INV-20931, $49.00). Please refund the duplicate charge.", "billing", "high"),
-    ("Since yesterday's update the 'Export to CSV' button on the reports page does nothing.", "bug", "normal"),
-    ("How do I add a second admin to our workspace? Settings only lets me invite members.", "how_to", "low"),
-    ("We're billed for 25 seats but only 18 people are active. Can you adjust our plan?", "billing", "normal"),
-    ("Order A-77120 has shown 'label created' for six days. Where is my package?", "shipping", "normal"),
-    ("Can we switch from monthly to annual billing mid-cycle and still get the annual discount?", "billing", "low"),
-    ("SSO login fails for everyone with 'invalid SAML response' since 09:00 UTC.", "bug", "urgent"),
-    ("Please cancel our subscription at the end of the current period and send a final invoice.", "account", "normal"),
-    ("The API returns 429 for us at only 20 requests per minute; our plan says 600.", "bug", "high"),
-    ("Our VAT ID is missing from the last three invoices; accounting needs corrected copies.", "billing", "normal"),
-];
+/// A support ticket and how its thread goes. Every text answers the message before it: the
+/// help article and the billing agent's finding are about this ticket, and the follow-ups come
+/// in the order a customer would send them, each with the reply that answers it.
+struct Ticket {
+    message: &'static str,
+    category: &'static str,
+    priority: &'static str,
+    /// Index in [`KB_ARTICLES`] of the article that answers the ticket.
+    article: usize,
+    /// What the billing agent concludes from the customer's invoices.
+    billing: &'static str,
+    /// The answer to the ticket itself.
+    reply: &'static str,
+    /// (customer's follow-up, support's answer), in thread order.
+    follow_ups: [(&'static str, &'static str); 3],
+}
 
-const FOLLOW_UPS: [&str; 6] = [
-    "Thanks — any update on this?",
-    "I tried that and it still fails, screenshot attached.",
-    "Can you confirm the refund went through? I don't see it on my statement yet.",
-    "That worked, thank you! One more question about next month's invoice.",
-    "This is blocking our whole team, please escalate.",
-    "Could you send the corrected invoice as PDF to finance@ as well?",
+const TICKETS: [Ticket; 10] = [
+    Ticket {
+        message: "I was charged twice for my March invoice (INV-20931, $49.00). Please refund the duplicate charge.",
+        category: "billing",
+        priority: "high",
+        article: 0,
+        billing: "Two charges of $49.00 for INV-20931 in the same period: a duplicate charge; propose a refund of one for approval.",
+        reply: "I can see the second $49.00 charge for INV-20931, and our billing team has approved a refund of the duplicate; it will show on your statement within 5–10 business days.",
+        follow_ups: [
+            ("Can you confirm the refund went through? I don't see it on my statement yet.", "The $49.00 refund was issued on our side yesterday (reference RF-20931); banks take 5–10 business days to show it."),
+            ("Will this happen again next month?", "No: the duplicate came from a payment retry while your card was being updated, and your billing profile is fixed, so next month's invoice is charged once."),
+            ("Thanks, I can see it now.", "Great to hear it arrived! I'll close this ticket; reply here if anything else comes up."),
+        ],
+    },
+    Ticket {
+        message: "Since yesterday's update the 'Export to CSV' button on the reports page does nothing.",
+        category: "bug",
+        priority: "normal",
+        article: 4,
+        billing: "No billing issue: the invoices are regular and paid; nothing to refund.",
+        reply: "Our engineers reproduced the broken 'Export to CSV' button from yesterday's update and a fix is rolling out today; until then, Reports → ⋯ → Download as XLSX works.",
+        follow_ups: [
+            ("Is the fix out yet? The button still does nothing for me.", "The fix went out at 14:00 UTC; reload the reports page with Ctrl+Shift+R so your browser picks up the new version."),
+            ("It works after the reload, but the dates in the CSV are in UTC. Can they be local?", "Yes: Settings → Workspace → Time zone sets the zone exports use, and the CSV dates follow it."),
+            ("Perfect, thanks.", "You're welcome — closing this ticket now."),
+        ],
+    },
+    Ticket {
+        message: "How do I add a second admin to our workspace? Settings only lets me invite members.",
+        category: "how_to",
+        priority: "low",
+        article: 2,
+        billing: "No billing issue: admins take no extra seat on this plan.",
+        reply: "Invite the person as a member first, then open Settings → Members, click their name and change the role to Admin. Only the workspace owner can change roles.",
+        follow_ups: [
+            ("The role menu is greyed out for me.", "That means you are an admin rather than the owner: only the owner can promote members. Settings → Members marks the owner with a crown."),
+            ("Our owner left the company. How do we transfer ownership?", "We can transfer it for you: reply from a company address with the new owner's email, and we'll verify the request and move ownership within one business day."),
+            ("The new owner is dana@example.com.", "Done: dana@example.com now owns the workspace and can promote admins under Settings → Members."),
+        ],
+    },
+    Ticket {
+        message: "We're billed for 25 seats but only 18 people are active. Can you adjust our plan?",
+        category: "billing",
+        priority: "normal",
+        article: 1,
+        billing: "25 seats billed, 18 active users: reduce the plan to 18 seats; the 7 unused seats are credited pro rata.",
+        reply: "I've reduced your plan to 18 seats; the 7 unused seats for the rest of this period come back as a prorated credit on your next invoice.",
+        follow_ups: [
+            ("How much will the credit be?", "7 seats at $12 a month for the 19 days left in the period: $53.20, shown as a credit line on your next invoice."),
+            ("Can we add seats back later if we hire?", "Yes: add seats any time under Settings → Billing; a new seat is prorated from the day you add it."),
+            ("Great, thanks!", "Happy to help — closing this ticket."),
+        ],
+    },
+    Ticket {
+        message: "Order A-77120 has shown 'label created' for six days. Where is my package?",
+        category: "shipping",
+        priority: "normal",
+        article: 9,
+        billing: "No billing issue: order A-77120 is paid.",
+        reply: "The carrier confirmed that order A-77120 was picked up late and is now in transit; it should arrive within two business days.",
+        follow_ups: [
+            ("Tracking still says 'label created'.", "The carrier scanned the parcel at their depot this morning; their tracking page updates overnight, so it should read 'in transit' tomorrow."),
+            ("Three more days and nothing has arrived.", "I'm sorry: the carrier has lost the parcel. We shipped a replacement by express today (tracking 1Z-88412) at no charge."),
+            ("The replacement arrived, thank you.", "Glad it's there! Closing this ticket now."),
+        ],
+    },
+    Ticket {
+        message: "Can we switch from monthly to annual billing mid-cycle and still get the annual discount?",
+        category: "billing",
+        priority: "low",
+        article: 6,
+        billing: "Monthly plan, paid up: a switch to annual now credits the unused part of the month and gets the annual discount.",
+        reply: "Yes: switch under Settings → Billing → Billing period. The unused part of this month is credited and the annual plan starts today with the 20% annual discount.",
+        follow_ups: [
+            ("Will we be charged for the full year today?", "Yes: the annual price is charged today, minus the credit for the unused part of this month."),
+            ("Can we pay the annual invoice by bank transfer?", "Yes: choose 'Invoice' as the payment method when you switch, and the invoice is payable by transfer within 30 days."),
+            ("Switched, thanks!", "Thanks for switching — your annual plan is active. Closing this ticket."),
+        ],
+    },
+    Ticket {
+        message: "SSO login fails for everyone with 'invalid SAML response' since 09:00 UTC.",
+        category: "bug",
+        priority: "urgent",
+        article: 3,
+        billing: "No billing issue: the enterprise plan with SSO is active and paid.",
+        reply: "We found the cause: our SAML signing certificate was rotated at 09:00 UTC and your identity provider still trusts the old one. Upload the new certificate from Settings → Security → SSO and logins work again.",
+        follow_ups: [
+            ("We uploaded the new certificate but still get the error.", "Your identity provider caches our metadata: re-import it from the metadata URL (Settings → Security → SSO → Copy metadata URL), then try again."),
+            ("That fixed it. Why weren't we warned about the rotation?", "You should have been: the notice only went to your billing contact. We've added your IT admins to security notices, so the next rotation reaches them 30 days ahead."),
+            ("Thanks for the quick help.", "Thanks for your patience — closing this incident ticket."),
+        ],
+    },
+    Ticket {
+        message: "Please cancel our subscription at the end of the current period and send a final invoice.",
+        category: "account",
+        priority: "normal",
+        article: 8,
+        billing: "Subscription paid up to the end of the period: no refund due; the final invoice is issued on its last day.",
+        reply: "Your subscription is set to end with the current period, and the final invoice will be emailed to you on its last day.",
+        follow_ups: [
+            ("Can we still export our data after the cancellation?", "Yes: for 30 days after the period ends you can export everything from Settings → Data → Export; after that it is deleted."),
+            ("Actually, can we pause instead of cancelling?", "Yes: I've turned the cancellation into a three-month pause. You won't be billed during it and your data stays as it is."),
+            ("Great, thank you.", "You're welcome — the pause is in place. Closing this ticket."),
+        ],
+    },
+    Ticket {
+        message: "The API returns 429 for us at only 20 requests per minute; our plan says 600.",
+        category: "bug",
+        priority: "high",
+        article: 5,
+        billing: "No billing issue: the plan with 600 requests per minute is active and paid.",
+        reply: "Your API key kept the free tier's limit of 20 requests per minute after your upgrade; we've moved it to your plan's 600 per minute, effective now.",
+        follow_ups: [
+            ("Still seeing 429s on one of our keys.", "That key belongs to a second project that is still on the free plan: move it into your paid workspace under Settings → API keys and it gets 600 per minute too."),
+            ("Can we get a higher limit for a launch next week?", "Yes: both keys get 1,500 requests per minute from Monday to Sunday next week, then return to 600."),
+            ("Thanks, that's everything.", "You're welcome — good luck with the launch! Closing this ticket."),
+        ],
+    },
+    Ticket {
+        message: "Our VAT ID is missing from the last three invoices; accounting needs corrected copies.",
+        category: "billing",
+        priority: "normal",
+        article: 7,
+        billing: "The VAT ID was added after the last three invoices were issued: reissue them with it; no amount changes.",
+        reply: "I've added your VAT ID to the last three invoices and reissued them; the corrected copies are under Settings → Billing → Invoices.",
+        follow_ups: [
+            ("Could you send the corrected invoices as PDF to finance@ as well?", "Done: the three corrected invoices went to finance@ as PDFs a minute ago."),
+            ("Will future invoices include the VAT ID automatically?", "Yes: the VAT ID is now on your billing profile, so every future invoice carries it."),
+            ("Thanks, that's all.", "You're welcome — closing this ticket."),
+        ],
+    },
 ];
 
 const KB_ARTICLES: [&str; 10] = [
@@ -1155,13 +1282,13 @@ const CHATS: [(&str, [(&str, &str); 7]); 4] = [
         ("What about removing items while iterating?", "Use `v.retain(|x| keep(x))`, or `retain_mut` when you also need to modify the kept items."),
         ("Is retain O(n)?", "Yes: one pass, each kept element is moved at most once."),
         ("And for a HashMap?", "`HashMap::retain` works the same way; `extract_if` is there when you need the removed entries."),
-        ("Can you write a test for that?", "Added a #[test] that builds a map, retains even keys and asserts the remaining keys and length."),
+        ("Can you write a test for that?", "Here is one: a #[test] that builds a map, retains the even keys and asserts the remaining keys and the length."),
         ("Thanks, that compiles now.", "Great! Consider clippy's `manual_retain` lint to catch the old pattern elsewhere."),
     ]),
     ("finance", [
         ("What's the difference between a Roth and a traditional IRA?", "Traditional: contributions may be deductible now and withdrawals are taxed. Roth: contributions are after-tax and qualified withdrawals are tax-free."),
         ("Which one makes sense if I expect a higher income later?", "Usually the Roth: you pay tax at today's lower rate."),
-        ("What are this year's contribution limits?", "Let me check the current IRS figures… The limit is $7,000, or $8,000 if you are 50 or older."),
+        ("What are this year's contribution limits?", "I checked the current IRS figures: the limit is $7,000, or $8,000 if you are 50 or older."),
         ("Can I have both?", "Yes, but the limit is shared across all your IRAs."),
         ("What if I earn too much for a Roth?", "A backdoor Roth (non-deductible traditional contribution, then conversion) is the common route; watch the pro-rata rule."),
         ("Summarise this for my notes.", "Roth if you expect higher taxes later, shared $7k limit, backdoor Roth above the income limit, mind pro-rata."),
@@ -1221,7 +1348,8 @@ impl Gen {
     fn support_thread(&mut self, k: usize) {
         let user = USERS[(k * 3 + 1) % USERS.len()];
         let ticket_no = 48_000 + k as u64 * 700 + self.rng.below(700); // unique per thread
-        let (text, category, priority) = self.rng.pick(&TICKETS);
+        let ticket = &TICKETS[self.rng.index(TICKETS.len())];
+        let (category, priority) = (ticket.category, ticket.priority);
         let tier = self.rng.pick(&["free", "pro", "pro", "enterprise"]);
         let channel = self.rng.pick(&["email", "web_chat", "slack"]);
         let customer = format!("cus_{}", self.rng.hex(14));
@@ -1230,14 +1358,24 @@ impl Gen {
             .map(|_| self.rng.range(20 * MINUTE, 8 * HOUR))
             .collect();
         let mut at = self.place(k, SUPPORT_THREADS, gaps.iter().sum());
+        let mut asked = 0;
         for turn in 0..n as usize {
             if turn > 0 {
                 at += gaps[turn - 1];
             }
-            let message = if turn == 0 {
-                text.to_string()
+            // The ticket, then its follow-ups in order, each answered as such; a message the
+            // bot failed to answer is sent again rather than followed up as if answered.
+            let (message, answer) = if asked == 0 {
+                (
+                    ticket.message,
+                    format!(
+                        "Hi, thanks for contacting us about this. {} Let us know if anything else comes up. — Acme Support",
+                        ticket.reply
+                    ),
+                )
             } else {
-                self.rng.pick(&FOLLOW_UPS).to_string()
+                let (q, a) = ticket.follow_ups[asked - 1];
+                (q, format!("Hi again! {a} — Acme Support"))
             };
             let mut t = vec!["support", category, "prod"];
             if matches!(priority, "high" | "urgent") {
@@ -1258,7 +1396,9 @@ impl Gen {
                 })),
                 incident: k == 2 && turn == 0,
             };
-            self.support_trace(at, &ctx, &message, category, priority, turn > 0);
+            if self.support_trace(at, &ctx, ticket, message, &answer, turn > 0) {
+                asked += 1;
+            }
         }
     }
 
@@ -1266,11 +1406,12 @@ impl Gen {
         &mut self,
         t0: u64,
         ctx: &Ctx,
+        ticket: &Ticket,
         message: &str,
-        category: &str,
-        priority: &str,
+        reply: &str,
         warm: bool,
-    ) {
+    ) -> bool {
+        let (category, priority) = (ticket.category, ticket.priority);
         let mut t = self.trace(t0);
         let root = t.open(None, "support.handle_ticket", SpanKind::Pipeline, 0);
         t.input(
@@ -1369,7 +1510,7 @@ impl Gen {
                 ..Default::default()
             };
             let plan = t.llm(r, fork + 2, c);
-            let a = t.rng.index(KB_ARTICLES.len());
+            let a = ticket.article;
             let hits = json!({"hits": [
                 {"id": format!("kb-{}", 100 + a), "title": KB_ARTICLES[a], "score": 0.91},
                 {"id": format!("kb-{}", 100 + (a + 3) % 10), "title": KB_ARTICLES[(a + 3) % 10], "score": 0.74},
@@ -1511,7 +1652,7 @@ impl Gen {
                     msg("user", message),
                     tool_result(&id, "stripe.list_invoices", &invoices),
                 ];
-                c.reply = msg("assistant", "Two invoices for the same amount in the same period: a duplicate charge is likely; propose a refund for approval.");
+                c.reply = msg("assistant", ticket.billing);
                 let a = t.llm(b, inv.end + 2, c);
                 t.close(b, a.end + 1);
                 a.end + 1
@@ -1556,16 +1697,6 @@ impl Gen {
         } else {
             None
         };
-        let reply = format!(
-            "Hi, thanks for contacting us about this. {} Let us know if anything else comes up. — Acme Support",
-            match category {
-                "billing" => "I've checked your invoices and asked our billing team to refund the duplicate charge; you'll see it within 5–10 business days.",
-                "bug" => "Our engineers can reproduce the problem and a fix is being rolled out today; in the meantime the workaround in the linked article applies.",
-                "shipping" => "The carrier confirmed your parcel is in transit and should arrive within two business days.",
-                "account" => "Your subscription is set to end with the current period and the final invoice will be emailed to you.",
-                _ => "Here are the steps, with a link to the help article that walks through them.",
-            }
-        );
         let mut c = Call::new(
             "responder.draft_reply",
             CLAUDE_SONNET_4,
@@ -1577,7 +1708,7 @@ impl Gen {
         c.temperature = 0.5;
         c.max_tokens = 800;
         c.messages = vec![msg("system", "Write a friendly, accurate reply. Do not promise refunds that billing did not propose."), msg("user", message)];
-        c.reply = msg("assistant", reply.clone());
+        c.reply = msg("assistant", reply);
         c.prompt = Some(template(
             "support/reply",
             "v7",
@@ -1605,7 +1736,7 @@ impl Gen {
                     "system",
                     "Does the reply follow the support policy? Answer PASS or FAIL with a reason.",
                 ),
-                msg("user", reply.clone()),
+                msg("user", reply),
             ];
             let passed = t.rng.chance(0.93);
             c.reply = msg(
@@ -1641,6 +1772,7 @@ impl Gen {
         t.close(root, end);
         let spans = t.finish(ctx);
         self.spans.extend(spans);
+        draft.ok
     }
 
     /// Code review: a reviewer agent loops model → tool until it can post its review.
@@ -2283,7 +2415,11 @@ impl Gen {
         let mut prev: Option<(TraceId, SpanId)> = None;
         let system_tokens = 1_450;
         let mut history_tokens = 0;
-        for (turn, (question, answer)) in turns.iter().take(n).enumerate() {
+        // The question a turn asks: the next one after an answer, the same one again after a
+        // failed turn (the user retries; the conversation never goes on past a missing answer).
+        let mut asked = 0;
+        for turn in 0..n {
+            let (question, answer) = &turns[asked];
             if turn > 0 {
                 at += gaps[turn - 1];
             }
@@ -2418,6 +2554,7 @@ impl Gen {
             if ok {
                 t.output(root, json!(answer));
                 history.push(msg("assistant", *answer));
+                asked += 1;
             } else {
                 let (ty, m) = match model.provider {
                     "anthropic" => ("OverloadedError", "anthropic: 529 overloaded_error: Overloaded (gave up after 3 attempts)".to_string()),
@@ -2639,6 +2776,92 @@ mod tests {
                 }
             }
             assert!(per_session.values().any(|t| t.len() >= 3));
+        }
+    }
+
+    /// The root spans of each session's traces in time order, as (input, output or None).
+    fn session_turns(
+        spans: &[Span],
+        prefix: &str,
+    ) -> BTreeMap<String, Vec<(Value, Option<Value>)>> {
+        let mut roots: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id.is_none())
+            .filter(|s| {
+                s.session_id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with(prefix))
+            })
+            .collect();
+        roots.sort_by_key(|s| s.start_time);
+        let mut out: BTreeMap<String, Vec<(Value, Option<Value>)>> = BTreeMap::new();
+        for r in roots {
+            out.entry(r.session_id.clone().unwrap()).or_default().push((
+                r.input.as_ref().unwrap().value.clone(),
+                r.output.as_ref().map(|p| p.value.clone()),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn each_turn_of_a_session_answers_its_own_question() {
+        for seed in [DEFAULT_SEED, 1, 42] {
+            let spans = generate(seed, NOW);
+            // Chat: each answer is the one written for its question, and after a failed turn
+            // the user asks the same question again; otherwise the next one of the same chat.
+            let chats = session_turns(&spans, "chat_");
+            assert_eq!(chats.len(), CHAT_SESSIONS);
+            for (id, turns) in &chats {
+                let first = turns[0].0.as_str().unwrap();
+                let (_, script) = CHATS
+                    .iter()
+                    .find(|(_, t)| t[0].0 == first)
+                    .unwrap_or_else(|| panic!("{id} opens with {first:?}"));
+                let mut asked = 0;
+                for (question, answer) in turns {
+                    assert_eq!(question, script[asked].0, "{id}");
+                    if let Some(a) = answer {
+                        assert_eq!(a, script[asked].1, "{id}: the answer to {question}");
+                        asked += 1;
+                    }
+                }
+            }
+            // Support: the ticket, then its follow-ups in order, each reply answering it; a
+            // message left unanswered is sent again.
+            let threads = session_turns(&spans, "ticket-");
+            assert_eq!(threads.len(), SUPPORT_THREADS);
+            let mut resent = 0;
+            for (id, turns) in &threads {
+                let first = turns[0].0["message"].as_str().unwrap();
+                let ticket = TICKETS
+                    .iter()
+                    .find(|t| t.message == first)
+                    .unwrap_or_else(|| panic!("{id} opens with {first:?}"));
+                let mut asked = 0;
+                for (k, (message, reply)) in turns.iter().enumerate() {
+                    let (question, answer) = if asked == 0 {
+                        (ticket.message, ticket.reply)
+                    } else {
+                        ticket.follow_ups[asked - 1]
+                    };
+                    assert_eq!(message["message"], question, "{id} turn {k}");
+                    match reply {
+                        Some(r) => {
+                            let text = r["reply"].as_str().unwrap();
+                            assert!(
+                                text.contains(answer),
+                                "{id} turn {k}: {question:?} answered with {text:?}"
+                            );
+                            asked += 1;
+                        }
+                        None => resent += usize::from(k + 1 < turns.len()),
+                    }
+                }
+            }
+            // The demo's rate-limit incident fails a thread's first message, which is then sent
+            // again.
+            assert!(resent > 0, "seed {seed}: no message was sent again");
         }
     }
 

@@ -1530,7 +1530,7 @@ async fn span_derived_text_never_becomes_markup() {
     let h1 = text_of(&c, ".trace-head h1").await;
     assert!(h1.starts_with(&xss_trace_name()), "{h1}");
     assert!(texts(&c, ".wf-row .sname").await.contains(&xss_llm_name()));
-    assert!(texts(&c, ".wf-row .smeta")
+    assert!(texts(&c, ".wf-row .wf-model")
         .await
         .contains(&XSS_IMG.to_string()));
     assert_eq!(
@@ -2053,10 +2053,7 @@ async fn unpriced_calls_never_show_as_zero_dollars() {
     assert!(attr_of(&c, "#trace-cost", "title")
         .await
         .contains("no price"));
-    assert_eq!(
-        text_of(&c, ".wf-row .smeta.cost.unpriced").await,
-        "unpriced"
-    );
+    assert_eq!(text_of(&c, ".wf-row .wf-cost.unpriced").await, "unpriced");
     c.goto(&format!("{base}/traces/{MIXED_TRACE}"))
         .await
         .unwrap();
@@ -2134,4 +2131,406 @@ async fn unpriced_calls_never_show_as_zero_dollars() {
     }
     c.close().await.unwrap();
     drop(running);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nothing clipped at common laptop sizes (issue #13 item 6): every figure the UI draws is whole,
+// labels never sit on top of each other, and the forecast's band covers only the forecast.
+
+/// The viewports every page must fit, as CSS pixels (width, height).
+const FIT_SIZES: [(u32, u32); 2] = [(1440, 900), (1280, 800)];
+
+/// Makes the page's viewport (`innerWidth` × `innerHeight`) `w` × `h`: sets the window, then
+/// corrects it by whatever the window keeps for itself (a resize lands asynchronously, so it
+/// reads back and corrects until the viewport is right).
+async fn set_viewport(c: &Client, w: u32, h: u32) {
+    let (want_w, want_h) = (i64::from(w), i64::from(h));
+    let (mut win_w, mut win_h) = (want_w, want_h);
+    let mut seen = Value::Null;
+    for _ in 0..20 {
+        c.set_window_size(win_w as u32, win_h as u32).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        seen = c
+            .execute("return [innerWidth, innerHeight]", vec![])
+            .await
+            .unwrap();
+        let (iw, ih) = (seen[0].as_i64().unwrap(), seen[1].as_i64().unwrap());
+        if (iw, ih) == (want_w, want_h) {
+            return;
+        }
+        win_w += want_w - iw;
+        win_h += want_h - ih;
+    }
+    panic!("could not make the viewport {w}x{h}: it stays {seen}");
+}
+
+/// Geometry helpers shared by the fit checks (prepended to their scripts).
+const GEOMETRY_JS: &str = r#"
+  // The text of an element without its <title> (an SVG label's tooltip).
+  const ownText = (el) => [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.nodeValue).join('');
+  // The box of an element's own text, as laid out on screen.
+  const textBox = (el) => { const r = document.createRange(); r.selectNodeContents(el); return r.getBoundingClientRect(); };
+  // Whether two screen boxes share more than `slack` px both ways.
+  const boxesOverlap = (a, b, slack) =>
+    Math.min(a.right, b.right) - Math.max(a.left, b.left) > slack && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > slack;
+  // The four screen corners of an SVG element's box, rotation included.
+  const corners = (el) => {
+    const b = el.getBBox();
+    const m = el.getScreenCTM();
+    return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+      .map(([x, y]) => new DOMPoint(x, y).matrixTransform(m));
+  };
+  // Separating-axis test of two convex quadrilaterals: do they overlap by more than `slack` px?
+  const quadsOverlap = (p, q, slack) => {
+    for (const poly of [p, q]) {
+      for (let i = 0; i < 4; i++) {
+        const a = poly[i];
+        const b = poly[(i + 1) % 4];
+        const len = Math.hypot(b.x - a.x, b.y - a.y) || 1;
+        const nx = (a.y - b.y) / len;
+        const ny = (b.x - a.x) / len;
+        const pp = p.map((v) => v.x * nx + v.y * ny);
+        const qq = q.map((v) => v.x * nx + v.y * ny);
+        if (Math.min(Math.max(...pp), Math.max(...qq)) - Math.max(Math.min(...pp), Math.min(...qq)) <= slack) return false;
+      }
+    }
+    return true;
+  };
+"#;
+
+/// One demo trace of each name, plus the traces whose last time tick lands near the axis's
+/// right end, where its label hangs leftwards towards the one before it: ticks on a 1-2-5
+/// step, 3 to 6 of them over the duration, as the waterfall draws them.
+async fn traces_to_fit(c: &Client) -> Vec<String> {
+    let list = api(c, "/api/v1/traces?limit=200").await;
+    let items: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["trace_id"] != BIG_TRACE)
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    let mut ids: Vec<String> = items
+        .iter()
+        .filter(|t| names.insert(t["name"].as_str().unwrap_or("").to_string()))
+        .map(|t| t["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    // How close the last two labels come, as a share of the axis, when the last tick is in
+    // the last eighth: small is crowded.
+    let crowded = |d: f64| {
+        (3..=6)
+            .filter_map(|n| {
+                let target = d / f64::from(n);
+                let p = 10f64.powf(target.log10().floor());
+                let step = [1.0, 2.0, 5.0, 10.0]
+                    .iter()
+                    .map(|m| m * p)
+                    .find(|s| *s >= target)?;
+                ((d / step).floor() * step / d > 0.88).then_some(step / d)
+            })
+            .min_by(f64::total_cmp)
+    };
+    let mut near_end: Vec<(f64, String)> = items
+        .iter()
+        .filter_map(|t| {
+            let d = t["duration_ms"].as_f64()?;
+            crowded(d).map(|gap| (gap, t["trace_id"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    near_end.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (_, id) in near_end.into_iter().take(4) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waterfall_shows_model_tokens_and_cost_whole_and_axis_labels_apart() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/")).await.unwrap();
+    let ids = traces_to_fit(&c).await;
+    assert!(ids.len() >= 5, "demo traces to check: {ids:?}");
+    let check = format!(
+        r#"{GEOMETRY_JS}
+        return (async () => {{
+        const tree = await fetch(`/api/v1/traces/${{arguments[0]}}/tree`).then((r) => r.json());
+        const byId = new Map(tree.spans.map((s) => [s.span_id, s]));
+        const out = [];
+        let cells = 0;
+        const whole = (row, css, what, want) => {{
+          const el = row.querySelector(css);
+          if (!el) {{ out.push(`${{row.dataset.spanId}}: no ${{what}} cell`); return; }}
+          cells++;
+          const r = el.getBoundingClientRect();
+          const rowBox = row.getBoundingClientRect();
+          if (el.scrollWidth > el.clientWidth || r.width === 0 || r.left < rowBox.left || r.right > rowBox.right + 0.5)
+            out.push(`${{what}} "${{el.textContent}}" is cut: ${{el.scrollWidth}} px of text in ${{el.clientWidth}} px`);
+          if (want !== undefined && el.textContent !== want) out.push(`${{what}} shows "${{el.textContent}}", not "${{want}}"`);
+        }};
+        for (const row of document.querySelectorAll('.wf-row[data-span-id]')) {{
+          const s = byId.get(row.dataset.spanId);
+          if (s.model) whole(row, '.wf-model', 'model', s.model);
+          if (s.input_tokens != null) whole(row, '.wf-tokens', 'tokens');
+          if (s.cost_usd) whole(row, '.wf-cost', 'cost');
+        }}
+        const head = document.querySelector('.wf-head').getBoundingClientRect();
+        const ticks = [...document.querySelectorAll('.wf-axis .tick')].map((t) => [t.textContent, textBox(t)]).filter(([, b]) => b.width > 0);
+        ticks.forEach(([label, box], i) => {{
+          if (box.left < head.left || box.right > head.right) out.push(`time label "${{label}}" sticks out of the axis`);
+          for (const [other, b] of ticks.slice(0, i)) if (boxesOverlap(box, b, 0)) out.push(`time labels "${{other}}" and "${{label}}" overlap`);
+        }});
+        return {{ out, cells, ticks: ticks.length }};
+        }})();"#
+    );
+    for (w, h) in FIT_SIZES {
+        set_viewport(&c, w, h).await;
+        let mut cells = 0;
+        let mut problems = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            c.goto(&server.url(&format!("/traces/{id}"))).await.unwrap();
+            until(
+                &c,
+                "document.querySelectorAll('.wf-row[data-span-id]').length",
+                "waterfall rows",
+            )
+            .await;
+            let r = c.execute(&check, vec![json!(id)]).await.unwrap();
+            cells += r["cells"].as_u64().unwrap();
+            assert!(r["ticks"].as_u64().unwrap() >= 2, "{id}: {r}");
+            for p in r["out"].as_array().unwrap() {
+                problems.push(format!("{w}x{h} trace {id}: {}", p.as_str().unwrap()));
+            }
+            if i == 0 {
+                screenshot(&c, &format!("trace-{w}x{h}")).await;
+            }
+        }
+        assert!(
+            cells > 20,
+            "{w}x{h}: only {cells} model/token/cost cells seen"
+        );
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+    c.close().await.unwrap();
+    drop(server);
+}
+/// Waits until every chart card of the dashboard has drawn (an SVG or its empty note) and the
+/// forecast has its chart.
+async fn dashboard_drawn(c: &Client) {
+    until(
+        c,
+        "document.querySelector('#forecast-chart svg') && [...document.querySelectorAll('.charts .card .chart')].every((e) => e.querySelector('svg, .empty-chart, table, .notice'))",
+        "every dashboard chart",
+    )
+    .await;
+    // A chart redraws once more when its card settles to its final width.
+    c.execute(
+        "return new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(ok, 200))))",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_text_fits_its_charts_and_tiles_fill_their_rows() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    let check = format!(
+        r#"{GEOMETRY_JS}
+        const out = [];
+        let labels = 0;
+        for (const svg of document.querySelectorAll('.chart-svg')) {{
+          const box = svg.getBoundingClientRect();
+          const title = svg.closest('.card').querySelector('h3').textContent;
+          const texts = [...svg.querySelectorAll('text')].filter((t) => ownText(t));
+          const quads = texts.map(corners);
+          texts.forEach((t, i) => {{
+            labels++;
+            const label = ownText(t);
+            if (quads[i].some((p) => p.x < box.left - 0.5 || p.x > box.right + 0.5 || p.y < box.top - 0.5 || p.y > box.bottom + 0.5))
+              out.push(`${{title}}: "${{label}}" sticks out of its chart`);
+            if (label.endsWith('…')) out.push(`${{title}}: "${{label}}" is cut short`);
+            for (let j = 0; j < i; j++) if (quadsOverlap(quads[i], quads[j], 1.5)) out.push(`${{title}}: "${{label}}" overlaps "${{ownText(texts[j])}}"`);
+          }});
+        }}
+        for (const legend of document.querySelectorAll('.chart-legend')) {{
+          const title = legend.closest('.card').querySelector('h3').textContent;
+          const keys = [...legend.querySelectorAll('.chart-key')];
+          keys.forEach((k, i) => {{
+            const s = k.querySelector('span');
+            if (s.scrollWidth > s.clientWidth) out.push(`${{title}}: legend "${{s.textContent}}" is cut`);
+            for (const other of keys.slice(0, i)) if (boxesOverlap(k.getBoundingClientRect(), other.getBoundingClientRect(), 0)) out.push(`${{title}}: legend keys overlap`);
+          }});
+        }}
+        // The forecast's 95% band and bounds start at the first forecast day.
+        const fc = document.querySelector('#forecast-chart');
+        const fsvg = fc.querySelector('svg');
+        const hit = fsvg.querySelector('.chart-hit').getBoundingClientRect();
+        const n = Number(fsvg.dataset.columns);
+        const days = Number(fc.dataset.forecastDays);
+        const first = hit.left + (n - days + 0.5) * (hit.width / n);
+        const band = fsvg.querySelector('.chart-ci');
+        if (!band) out.push('forecast: no 95% band');
+        else if (Math.abs(band.getBoundingClientRect().left - first) > 1) out.push(`forecast: the band starts at x=${{band.getBoundingClientRect().left}}, the first forecast day is at x=${{first}}`);
+        for (const line of fsvg.querySelectorAll('path.chart-line[stroke-dasharray]'))
+          if (line.getBoundingClientRect().left < first - 1) out.push(`forecast: a 95% bound starts at x=${{line.getBoundingClientRect().left}}, before the first forecast day at x=${{first}}`);
+        // Tiles per row.
+        const rows = new Map();
+        for (const k of document.querySelectorAll('.kpis .kpi')) {{
+          const top = Math.round(k.getBoundingClientRect().top);
+          rows.set(top, (rows.get(top) || 0) + 1);
+        }}
+        return {{ out, labels, tiles: [...rows.values()] }};"#
+    );
+    for (w, h) in FIT_SIZES {
+        set_viewport(&c, w, h).await;
+        c.goto(&server.url("/dashboard?range=30d")).await.unwrap();
+        dashboard_drawn(&c).await;
+        screenshot(&c, &format!("dashboard-{w}x{h}")).await;
+        let r = c.execute(&check, vec![]).await.unwrap();
+        assert!(r["labels"].as_u64().unwrap() > 50, "{w}x{h}: {r}");
+        let tiles: Vec<u64> = r["tiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(tiles.iter().sum::<u64>(), 8, "{w}x{h}: tiles {tiles:?}");
+        let mut problems: Vec<String> = r["out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        if tiles.contains(&1) && tiles.iter().any(|n| *n > 1) {
+            problems.push(format!("a tile alone on its row: tiles per row {tiles:?}"));
+        }
+        assert!(problems.is_empty(), "{w}x{h}:\n{}", problems.join("\n"));
+        // The forecast, scrolled into view for its picture.
+        c.execute(
+            "document.querySelector('#forecast-chart').scrollIntoView({block: 'center'})",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(&c, &format!("dashboard-forecast-{w}x{h}")).await;
+    }
+    c.close().await.unwrap();
+    drop(server);
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliability_rates_show_their_percentages() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    for (w, h) in FIT_SIZES {
+        set_viewport(&c, w, h).await;
+        c.goto(&server.url("/reliability?range=30d")).await.unwrap();
+        until(
+            &c,
+            "document.querySelector('#rel-provider tbody tr') && document.querySelector('#rel-tool tbody tr')",
+            "the recovery tables",
+        )
+        .await;
+        screenshot(&c, &format!("reliability-{w}x{h}")).await;
+        let cells = c
+            .execute(
+                r#"return [...document.querySelectorAll('.rel-grid tbody tr')].map((tr) => {
+                     const td = tr.lastElementChild;
+                     const num = td.querySelector('.rate-num') || td;
+                     const card = td.closest('.card').getBoundingClientRect();
+                     const box = num.getBoundingClientRect();
+                     const whole = td.scrollWidth <= td.clientWidth && box.width > 0 && box.left >= card.left && box.right <= card.right;
+                     return [tr.firstElementChild.textContent, td.textContent, whole];
+                   });"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        let cells = cells.as_array().unwrap();
+        assert!(cells.len() >= 3, "{w}x{h}: {cells:?}");
+        let pct = |s: &str| {
+            let s = s.trim();
+            s.strip_suffix('%')
+                .map(|n| n.trim().parse::<f64>().is_ok())
+                .unwrap_or(false)
+        };
+        for cell in cells {
+            assert!(
+                pct(cell[1].as_str().unwrap()) && cell[2] == json!(true),
+                "{w}x{h}: the rate of {} reads {:?} (a percentage, shown whole, is expected)",
+                cell[0],
+                cell[1]
+            );
+        }
+    }
+    c.close().await.unwrap();
+    drop(server);
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_placeholders_fit_their_inputs() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    // Every visible input's placeholder, measured in the input's own font, against the room
+    // inside its padding (a number input also keeps room for its spin buttons).
+    let check = r#"
+        const ctx = document.createElement('canvas').getContext('2d');
+        const out = [];
+        let seen = 0;
+        for (const input of document.querySelectorAll('input[placeholder]')) {
+          if (!input.placeholder || !input.offsetParent) continue;
+          seen++;
+          const cs = getComputedStyle(input);
+          ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+          const need = ctx.measureText(input.placeholder).width;
+          const room = input.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - (input.type === 'number' ? 15 : 0);
+          if (need > room) out.push(`"${input.placeholder}" needs ${need.toFixed(0)} px, has ${room.toFixed(0)} px`);
+        }
+        return { out, seen };"#;
+    c.goto(&server.url("/")).await.unwrap();
+    let list = api(&c, "/api/v1/traces?limit=1").await;
+    let trace = list["items"][0]["trace_id"].as_str().unwrap().to_string();
+    let pages = [
+        ("traces", "/".to_string(), "table.traces tbody tr"),
+        (
+            "sessions",
+            "/sessions".to_string(),
+            "table.sessions tbody tr",
+        ),
+        ("trace-search", format!("/traces/{trace}"), ".wf-row"),
+    ];
+    for (w, h) in FIT_SIZES {
+        set_viewport(&c, w, h).await;
+        for (name, path, ready) in &pages {
+            c.goto(&server.url(path)).await.unwrap();
+            until(&c, &format!("document.querySelector('{ready}')"), name).await;
+            if *name == "traces" {
+                screenshot(&c, &format!("traces-{w}x{h}")).await;
+            }
+            let r = c.execute(check, vec![]).await.unwrap();
+            assert!(r["seen"].as_u64().unwrap() >= 1, "{name}: {r}");
+            let problems = r["out"].as_array().unwrap();
+            assert!(problems.is_empty(), "{w}x{h} {name}: {problems:?}");
+        }
+    }
+    c.close().await.unwrap();
+    drop(server);
 }

@@ -12,9 +12,12 @@ import { h, mount } from "./dom.js";
 const SVG_NS = "http://www.w3.org/2000/svg";
 /** Share of a column the bars fill; the rest is the gap between columns. */
 const BAR_FILL = 0.65;
-/** Longest an x label may get when labels are drawn slanted, in px. */
-const MAX_SLANTED = 130;
+/** Longest an x label may get when labels are drawn slanted, in px; a longer one ends in "…"
+ *  with its full text as tooltip. */
+const MAX_SLANTED = 200;
 const SLANT_DEG = 35;
+/** Closest two slanted labels may stand, measured across them, in px (a line of 11px text). */
+const SLANT_SPACING = 14;
 /** Room below the plot for one line of straight x labels, in px. */
 const STRAIGHT_LABELS = 22;
 const SIN = Math.sin((SLANT_DEG * Math.PI) / 180);
@@ -34,6 +37,8 @@ const observers = new WeakMap();
  *   height   in px with one line of x labels (default 220); slanted labels add their own
  *            room below, so every chart's plot keeps its height
  *   timeAxis the labels are a sequence: thin them out when they do not fit, never slant them
+ *   band     { lower, upper, color }: shades the area between the line series of those names
+ *            (an interval), over the columns where both have a value
  */
 export function drawChart(el, spec) {
   observers.get(el)?.disconnect();
@@ -154,14 +159,34 @@ function render(el, spec, width) {
     text.textContent = axisFmt(t);
     return text;
   });
-  const left = Math.ceil(Math.max(...tickText.map((t) => t.getComputedTextLength()))) + 12;
-  const right = 10;
+  const tickW = Math.ceil(Math.max(...tickText.map((t) => t.getComputedTextLength())));
+  const xWidths = measureLabels(root, labels);
+  // The x labels may reach past the plot: slanted ones run down-left from their column,
+  // straight ones are centred on it. Move the plot in until every label shown fits whole.
+  let left = tickW + 12;
+  let right = 10;
+  let col;
+  let plan;
+  for (let pass = 0; pass < 4; pass++) {
+    col = Math.max(10, width - left - right) / labels.length;
+    plan = planXLabels(xWidths, col, spec.timeAxis);
+    let needLeft = left;
+    let needRight = right;
+    for (const i of plan.shown) {
+      needLeft = Math.max(needLeft, Math.ceil(plan.reachLeft(i) - col * (i + 0.5)));
+      needRight = Math.max(needRight, Math.ceil(plan.reachRight(i) - col * (labels.length - i - 0.5)));
+    }
+    if (needLeft === left && needRight === right) break;
+    left = needLeft;
+    right = needRight;
+    col = Math.max(10, width - left - right) / labels.length;
+    plan = planXLabels(xWidths, col, spec.timeAxis);
+  }
   const top = 8;
-  const plotW = Math.max(10, width - left - right);
-  const col = plotW / labels.length;
+  const plotW = col * labels.length;
   const xMid = (i) => left + col * (i + 0.5);
 
-  const xLabels = layoutXLabels(root, labels, col, xMid, spec.timeAxis);
+  const xLabels = drawXLabels(root, labels, plan, col, xMid);
   const plotH = (spec.height || 220) - top - STRAIGHT_LABELS;
   const height = top + plotH + xLabels.height;
   root.setAttribute("height", height);
@@ -204,6 +229,8 @@ function render(el, spec, width) {
       }, root);
     });
   });
+
+  if (spec.band) drawBand(root, spec, xMid, y);
 
   for (const s of lines) {
     let d = "";
@@ -275,47 +302,91 @@ function render(el, spec, width) {
   });
 }
 
-/**
- * Places the x labels so they never overlap: straight when they fit their column; for a time
- * axis only every k-th label; for names slanted, shortened with "…" when still too long.
- * Returns the height they need and a function drawing them below the plot.
- */
-function layoutXLabels(root, labels, col, xMid, timeAxis) {
-  const group = svg("g", { class: "chart-xlabels" }, root);
-  const probe = svg("text", { class: "chart-label" }, group);
+/** The shaded area between two line series, one closed path per run of columns where both
+ *  have a value; a single column has no width and draws nothing. */
+function drawBand(root, spec, xMid, y) {
+  const lower = spec.series.find((s) => s.name === spec.band.lower)?.values || [];
+  const upper = spec.series.find((s) => s.name === spec.band.upper)?.values || [];
+  let d = "";
+  let run = [];
+  const flush = () => {
+    if (run.length > 1) {
+      const top = run.map((i) => `${xMid(i).toFixed(1)},${y(upper[i]).toFixed(1)}`);
+      const bottom = run.map((i) => `${xMid(i).toFixed(1)},${y(lower[i]).toFixed(1)}`).reverse();
+      d += `M${top.join("L")}L${bottom.join("L")}Z`;
+    }
+    run = [];
+  };
+  spec.labels.forEach((_, i) => {
+    if (lower[i] == null || upper[i] == null) flush();
+    else run.push(i);
+  });
+  flush();
+  if (d) svg("path", { class: "chart-ci", d, fill: spec.band.color }, root);
+}
+
+/** The width of each x label as drawn, in px. */
+function measureLabels(root, labels) {
+  const probe = svg("text", { class: "chart-label" }, root);
   const widths = labels.map((l) => {
     probe.textContent = l;
     return probe.getComputedTextLength();
   });
   probe.remove();
+  return widths;
+}
+
+/**
+ * How the x labels go for columns `col` px wide, so they never overlap: straight when they
+ * fit their column; for a time axis only every k-th label; for names slanted (thinned when
+ * even slanted they would touch). Says which labels show, how far each reaches left and right
+ * of its column's centre, and the height they need below the plot.
+ */
+function planXLabels(widths, col, timeAxis) {
   const widest = Math.max(...widths);
   const fits = widest + 6 <= col;
-  if (fits || timeAxis) {
-    const every = fits ? 1 : Math.ceil((widest + 10) / col);
+  const straight = fits || timeAxis;
+  const every = straight
+    ? (fits ? 1 : Math.ceil((widest + 10) / col))
+    : Math.max(1, Math.ceil(SLANT_SPACING / (col * SIN)));
+  const shown = widths.map((_, i) => i).filter((i) => i % every === 0);
+  const long = (i) => Math.min(MAX_SLANTED, widths[i]);
+  return straight
+    ? { straight, every, shown, height: STRAIGHT_LABELS, reachLeft: (i) => widths[i] / 2 + 1, reachRight: (i) => widths[i] / 2 + 1 }
+    : {
+      straight, every, shown,
+      height: Math.ceil(Math.min(MAX_SLANTED, widest) * SIN) + 20,
+      // From the anchor 4 px right of the column's centre, the text runs down-left; its
+      // ascent sticks out a little further at the start.
+      reachLeft: (i) => long(i) * COS + 8 - 4,
+      reachRight: () => 4 + 4,
+    };
+}
+
+/** Creates the x labels of `plan`; returns the height they need and a function placing them
+ *  below the plot. */
+function drawXLabels(root, labels, plan, col, xMid) {
+  const group = svg("g", { class: "chart-xlabels" }, root);
+  if (plan.straight) {
     return {
-      height: STRAIGHT_LABELS,
+      height: plan.height,
       place(axisY) {
-        labels.forEach((l, i) => {
-          if (i % every) return;
-          fittedText(group, l, col * every - 4, { class: "chart-label", x: xMid(i), y: axisY + 15, "text-anchor": "middle" });
-        });
+        for (const i of plan.shown) {
+          fittedText(group, labels[i], col * plan.every - 4, { class: "chart-label", x: xMid(i), y: axisY + 15, "text-anchor": "middle" });
+        }
       },
     };
   }
-  // Slanted labels stack about col·sin(angle) apart; thin them when even that overlaps.
-  const every = Math.max(1, Math.ceil(13 / (col * SIN)));
-  const longest = Math.min(MAX_SLANTED, widest);
   return {
-    height: Math.ceil(longest * SIN) + 20,
+    height: plan.height,
     place(axisY) {
-      labels.forEach((l, i) => {
-        if (i % every) return;
-        // The slanted text runs down-left from its column; keep it inside the chart's left edge.
-        const room = Math.min(MAX_SLANTED, (xMid(i) - 2) / COS);
+      for (const i of plan.shown) {
         const x = xMid(i) + 4;
         const yy = axisY + 12;
-        fittedText(group, l, room, { class: "chart-label", x, y: yy, "text-anchor": "end", transform: `rotate(-${SLANT_DEG} ${x} ${yy})` });
-      });
+        // The margins were widened for these labels; the room check only guards the edge.
+        const room = Math.min(MAX_SLANTED, (x - 8) / COS);
+        fittedText(group, labels[i], room, { class: "chart-label", x, y: yy, "text-anchor": "end", transform: `rotate(-${SLANT_DEG} ${x} ${yy})` });
+      }
     },
   };
 }
@@ -344,7 +415,7 @@ function fillTip(tip, spec, i, fmt) {
   mount(tip, h("div", { class: "chart-tip-title" }, spec.labels[i]), rows);
 }
 
-/** The series' names and colours; long names end in "…" (CSS) with the full name as title. */
+/** The series' names and colours; a long name wraps (CSS), the full name is also the title. */
 function legend(series) {
   return h("div", { class: "chart-legend" }, series.map((s) =>
     h("span", { class: "chart-key", title: s.name },

@@ -89,7 +89,7 @@ export async function render(app) {
     const llmRow = llm.rows[0] || {};
     const savings = cacheSavingsByModel(byModel.rows, catalog);
     mount(body,
-      h("div", { class: "kpis" },
+      h("div", { class: "kpis kpis-8" },
         kpi("Cost", f.costText(total.cost_usd, total.unpriced_span_count, total.total_tokens), "kpi-cost",
           total.unpriced_span_count ? `${f.int(total.unpriced_span_count)} LLM call${total.unpriced_span_count === 1 ? "" : "s"} without a price` : null, f.costTitle(total.unpriced_span_count)),
         kpi("Tokens", f.int(total.total_tokens), null, `${f.int(total.input_tokens)} in · ${f.int(total.output_tokens)} out`),
@@ -179,8 +179,9 @@ function costOverTime(el, m, short) {
 
 /**
  * Daily cost forecast (issue #6): the history the server fitted (bars) and, drawn as lines,
- * the point forecast with the lower and upper bounds of its 95% interval. Over the history the
- * three lines follow the actual cost, so the band visibly opens where the forecast starts.
+ * the point forecast with the lower and upper bounds of its 95% interval, the interval shaded
+ * between them. The forecast line sets off from the last day's actual cost; the interval
+ * covers only the forecast days, never the history.
  * Independent of the chosen range: the server uses the complete UTC days before today.
  */
 function forecastCard() {
@@ -212,15 +213,19 @@ function forecastCard() {
     const labels = [...hist.map((x) => day(x.date)), ...t.points.map((p) => day(p.date))];
     const actual = hist.map((x) => round(x.cost_usd));
     const none = t.points.map(() => null);
-    const line = (field) => [...actual, ...t.points.map((p) => round(p[field]))];
+    const ahead = (field) => t.points.map((p) => round(p[field]));
+    // The forecast joins the last actual day; the bounds start at the first forecast day.
+    const joined = [...hist.map((_, i) => (i === hist.length - 1 ? actual[i] : null)), ...ahead("cost_usd")];
+    const bound = (field) => [...hist.map(() => null), ...ahead(field)];
     drawChart(el, {
       labels,
       series: [
         { name: "actual", values: [...actual, ...none], color: "#1f77d0" },
-        { name: "forecast", type: "line", values: line("cost_usd"), color: "#7c4dff" },
-        { name: "lower 95%", type: "line", values: line("lower_usd"), color: "#b0a8d8", dashed: true },
-        { name: "upper 95%", type: "line", values: line("upper_usd"), color: "#b0a8d8", dashed: true },
+        { name: "forecast", type: "line", values: joined, color: "#7c4dff" },
+        { name: "lower 95%", type: "line", values: bound("lower_usd"), color: "#b0a8d8", dashed: true },
+        { name: "upper 95%", type: "line", values: bound("upper_usd"), color: "#b0a8d8", dashed: true },
       ],
+      band: { lower: "lower 95%", upper: "upper 95%", color: "#7c4dff" },
       fmt: f.usd, timeAxis: true, height: 260,
     });
     el.dataset.forecastTotal = String(t.total.cost_usd);

@@ -100,6 +100,24 @@ export function idChip(id) {
   return h("span", { class: "id-chip" }, h("code", null, id), copyButton(id));
 }
 
+/**
+ * Widens the inputs under `root` so each placeholder shows whole (a hint cut to "exact trace
+ * nan" reads as a typo): every input gets a min-width from its placeholder's width in its own
+ * font, plus padding, border and a number input's spin buttons. Call once they are in the page.
+ */
+export function fitPlaceholders(root) {
+  const ctx = document.createElement("canvas").getContext("2d");
+  for (const input of root.querySelectorAll("input[placeholder]")) {
+    if (!input.placeholder) continue;
+    const cs = getComputedStyle(input);
+    ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    const px = (v) => parseFloat(v) || 0;
+    const frame = px(cs.paddingLeft) + px(cs.paddingRight) + px(cs.borderLeftWidth) + px(cs.borderRightWidth);
+    const spin = input.type === "number" ? 18 : 0;
+    input.style.minWidth = `${Math.ceil(ctx.measureText(input.placeholder).width + frame + spin + 2)}px`;
+  }
+}
+
 /** A message box for empty states and errors. */
 export function notice(kind, title, detail) {
   return h("div", { class: `notice ${kind}` }, h("strong", null, title), detail ? h("div", null, detail) : null);

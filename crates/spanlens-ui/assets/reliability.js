@@ -104,7 +104,10 @@ function groupCard(title, rows, id) {
       ? h("table", { class: "grid compact" },
         h("thead", null, h("tr", null, h("th", null, ""), h("th", { class: "num" }, "Spans"), h("th", { class: "num" }, "Retries"), h("th", { class: "num" }, "Recovered"), h("th", null, "Rate"))),
         h("tbody", null, rows.map((g) => h("tr", null, h("td", null, g.key), h("td", { class: "num" }, f.int(g.spans)), h("td", { class: "num" }, f.int(g.retries)), h("td", { class: "num" }, f.int(g.recovered)),
-          h("td", { class: "barcell", title: f.pct(g.recovery_rate) }, h("div", { class: "meter" }, h("i", { style: { width: `${g.recovery_rate * 100}%`, background: g.recovery_rate >= 0.8 ? "#2e9e4f" : g.recovery_rate >= 0.5 ? "#d9822b" : "#d93025" } })))))))
+          h("td", { class: "barcell", title: `${f.int(g.recovered)} of ${f.int(g.spans)} recovered` },
+            h("div", { class: "rate-cell" },
+              h("div", { class: "meter" }, h("i", { style: { width: `${g.recovery_rate * 100}%`, background: g.recovery_rate >= 0.8 ? "#2e9e4f" : g.recovery_rate >= 0.5 ? "#d9822b" : "#d93025" } })),
+              h("span", { class: "rate-num" }, f.pct(g.recovery_rate))))))))
       : h("div", { class: "muted" }, "None in this range"));
 }
 

@@ -1,7 +1,7 @@
 // Sessions (`/sessions`) and one session read as a conversation (`/sessions/{id}`).
 
 import { get } from "./api.js";
-import { h, mount, notice, link, idChip } from "./dom.js";
+import { h, mount, notice, link, idChip, fitPlaceholders } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { fillScores } from "./scores.js";
@@ -21,6 +21,7 @@ export async function renderList(app) {
     load();
   });
   mount(app, h("div", { class: "page-head" }, h("h1", null, "Sessions")), form, results);
+  fitPlaceholders(form);
   async function load() {
     const q = new URLSearchParams(location.search);
     let page;

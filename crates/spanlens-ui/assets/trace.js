@@ -3,7 +3,7 @@
 // it is opened, so a 10,000-span trace paints as fast as a small one.
 
 import { get, url } from "./api.js";
-import { h, mount, notice, idChip, link } from "./dom.js";
+import { h, mount, notice, idChip, link, fitPlaceholders } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { renderSpanPanel } from "./span.js";
@@ -11,6 +11,14 @@ import { fillScores } from "./scores.js";
 
 const ROW_H = 26;
 const OVERSCAN = 12;
+/** Font of the model, tokens and cost cells (as in app.css), to size their columns. */
+const META_FONT_PX = 11;
+/** Horizontal padding of a meta cell, both sides together. */
+const META_PAD = 14;
+/** Widest a model column gets; a longer model name ends in "…" with the full name as title. */
+const MODEL_MAX = 240;
+/** Room per time label on the axis, in px: decides how many ticks it gets. */
+const AXIS_LABEL_PX = 70;
 
 export async function render(app, traceId) {
   mount(app, h("div", { class: "loading" }, "Loading trace…"));
@@ -41,6 +49,7 @@ class Waterfall {
     this.selected = null;
     this.buildTree();
     this.total = Math.max(this.trace.duration_ms || 0, ...this.ends()) || 1;
+    this.meta = this.metaColumns();
     this.layout(app);
     fillScores(this.scoresEl, { trace_id: this.trace.trace_id });
     this.flatten();
@@ -85,6 +94,42 @@ class Waterfall {
     }
   }
 
+  /**
+   * The model, tokens and cost columns this trace needs, each as wide as its widest text
+   * (measured once on a canvas, so the rows never measure anything): none of those figures
+   * is ever cut, whatever the name column is left with.
+   */
+  metaColumns() {
+    const models = new Set();
+    let maxTokens = -1;
+    const costs = new Set();
+    for (const n of this.nodes) {
+      if (n.model) models.add(n.model);
+      const t = tokensOf(n);
+      if (t != null && t > maxTokens) maxTokens = t;
+      const c = costText(n);
+      if (c) costs.add(c);
+    }
+    const ctx = document.createElement("canvas").getContext("2d");
+    ctx.font = `${META_FONT_PX}px ${getComputedStyle(document.body).fontFamily}`;
+    const widest = (texts) => Math.max(0, ...[...texts].map((x) => ctx.measureText(x).width));
+    const px = (texts, label, max = Infinity) => texts.size || texts.length
+      ? Math.ceil(Math.min(max, Math.max(widest(texts), widest([label])))) + META_PAD
+      : 0;
+    return {
+      model: px(models, "Model", MODEL_MAX),
+      tokens: maxTokens >= 0 ? px([`${f.int(maxTokens)} tok`], "Tokens") : 0,
+      cost: px(costs, "Cost"),
+    };
+  }
+
+  /** The grid columns of the header and of every row: name, the meta columns, the bars. */
+  columns() {
+    const m = this.meta;
+    const fixed = [m.model, m.tokens, m.cost].filter((w) => w > 0).map((w) => `${w}px`);
+    return ["minmax(150px, 1fr)", ...fixed, "minmax(200px, 1.2fr)"].join(" ");
+  }
+
   /** The visible rows: a pre-order walk that skips collapsed subtrees. */
   flatten() {
     const out = [];
@@ -124,7 +169,10 @@ class Waterfall {
       }
     });
     this.scroller.addEventListener("scroll", () => this.schedule(), { passive: true });
-    this.resize = new ResizeObserver(() => this.schedule());
+    this.resize = new ResizeObserver(() => {
+      this.fitAxis();
+      this.schedule();
+    });
     this.resize.observe(this.scroller);
     this.rowsEl.addEventListener("click", (e) => {
       const row = e.target.closest(".wf-row");
@@ -168,10 +216,17 @@ class Waterfall {
         this.visibleCount),
       h("div", { class: "legend" }, kinds.map((k) => h("span", { class: "legend-item" }, h("i", { style: { background: f.kind(k).color } }), `${f.kind(k).icon} ${k}`))),
       h("div", { class: "split" },
-        h("section", { class: `waterfall ${this.analysis ? "show-critical" : ""}`, dataset: { spanCount: String(this.nodes.length) } },
-          h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, `${f.int(this.nodes.length)} spans`), this.axis()),
+        this.section = h("section", { class: `waterfall ${this.analysis ? "show-critical" : ""}`, dataset: { spanCount: String(this.nodes.length) } },
+          h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, `${f.int(this.nodes.length)} spans`),
+            this.meta.model ? h("div", { class: "wf-col" }, "Model") : null,
+            this.meta.tokens ? h("div", { class: "wf-col" }, "Tokens") : null,
+            this.meta.cost ? h("div", { class: "wf-col" }, "Cost") : null,
+            this.axisEl = this.axis()),
           this.scroller),
         this.panel));
+    // Through the CSSOM, which the Content-Security-Policy allows (a style attribute it would not).
+    this.section.style.setProperty("--wf-cols", this.columns());
+    fitPlaceholders(this.search.parentElement);
   }
 
   /** The "Critical path" toggle: outlines the rows whose spans set the end-to-end latency. */
@@ -186,18 +241,38 @@ class Waterfall {
     return b;
   }
 
-  /** Time ticks on a 1-2-5 step over the trace duration. */
+  /** The time axis; its ticks are laid out by fitAxis once its width is known. */
   axis() {
-    const target = this.total / 6;
+    return h("div", { class: "wf-axis" });
+  }
+
+  /**
+   * Time ticks on a 1-2-5 step over the trace duration, about one per AXIS_LABEL_PX of axis
+   * (at most 6). A label that would still touch the one before it (the last one hangs
+   * leftwards, towards its neighbour) is hidden and its tick line stays. Runs once laid out
+   * and whenever the waterfall changes width.
+   */
+  fitAxis() {
+    const width = this.axisEl.clientWidth;
+    if (!width || width === this.axisWidth) return;
+    this.axisWidth = width;
+    const target = this.total / Math.max(2, Math.min(6, Math.floor(width / AXIS_LABEL_PX)));
     const p = 10 ** Math.floor(Math.log10(target));
     const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= target) || p * 10;
     const ticks = [];
-    for (let v = 0; v <= this.total + 1e-9; v += step) {
+    for (let i = 0; i * step <= this.total + 1e-9; i++) {
+      const v = i * step;
       const at = (v / this.total) * 100;
       // Labels near the right edge hang leftwards so they stay inside the axis.
-      ticks.push(h("span", { class: `tick ${at > 88 ? "end" : ""}`, style: { left: `${at}%` } }, f.ms(v)));
+      ticks.push(h("span", { class: `tick ${at > 88 ? "end" : ""}`, style: { left: `${at}%` } }, h("span", { class: "tick-label" }, f.ms(v))));
     }
-    return h("div", { class: "wf-axis" }, ticks);
+    mount(this.axisEl, ticks);
+    let right = -Infinity;
+    for (const label of this.axisEl.querySelectorAll(".tick-label")) {
+      const box = label.getBoundingClientRect();
+      if (box.left < right + 6) label.hidden = true;
+      else right = box.right;
+    }
   }
 
   schedule() {
@@ -231,7 +306,7 @@ class Waterfall {
     if (this.selected === n.span_id) cls.push("selected");
     if (this.matchSet.has(n.span_id)) cls.push("match");
     if (n.critical) cls.push("critical");
-    const tokens = n.input_tokens != null ? n.input_tokens + (n.output_tokens || 0) : null;
+    const tokens = tokensOf(n);
     return h("div", { class: cls.join(" "), style: { transform: `translateY(${i * ROW_H}px)` }, dataset: { spanId: n.span_id, kind: n.kind }, role: "treeitem", "aria-expanded": hasKids ? String(!collapsed) : undefined, "aria-level": String(n.depth + 1) },
       h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(n.depth, 40) * 14}px` }, title: n.error ? `${n.name}\n${n.error_message || "error"}` : n.name },
         h("span", { class: `caret ${hasKids ? "" : "leaf"}` }, hasKids ? (collapsed ? "▸" : "▾") : ""),
@@ -240,10 +315,10 @@ class Waterfall {
         h("span", { class: "sname" }, n.name),
         collapsed && hasKids ? h("span", { class: "badge" }, `+${f.int(countDescendants(n))}`) : null,
         n.error ? h("span", { class: "badge err", title: n.error_message || "error" }, "error") : null,
-        n.duplicate_of ? h("span", { class: "badge dup", dataset: { duplicateOf: n.duplicate_of }, title: "Recorded by two instrumentations: its tokens and cost are counted once, on the other span" }, `same call as ${this.byId.get(n.duplicate_of)?.name ?? n.duplicate_of}`) : null,
-        n.model ? h("span", { class: "smeta" }, n.model) : null,
-        tokens != null ? h("span", { class: "smeta" }, `${f.int(tokens)} tok`) : null,
-        n.cost_usd ? h("span", { class: "smeta cost" }, f.usd(n.cost_usd)) : n.unpriced ? h("span", { class: "smeta cost unpriced", title: f.costTitle(1, n.model) }, "unpriced") : null),
+        n.duplicate_of ? h("span", { class: "badge dup", dataset: { duplicateOf: n.duplicate_of }, title: "Recorded by two instrumentations: its tokens and cost are counted once, on the other span" }, `same call as ${this.byId.get(n.duplicate_of)?.name ?? n.duplicate_of}`) : null),
+      this.meta.model ? h("div", { class: "wf-col wf-model", title: n.model || undefined }, n.model || "") : null,
+      this.meta.tokens ? h("div", { class: "wf-col wf-tokens", title: tokens != null ? `${f.int(n.input_tokens)} in / ${f.int(n.output_tokens || 0)} out` : undefined }, tokens != null ? `${f.int(tokens)} tok` : "") : null,
+      this.meta.cost ? h("div", { class: `wf-col wf-cost${!n.cost_usd && n.unpriced ? " unpriced" : ""}`, title: !n.cost_usd && n.unpriced ? f.costTitle(1, n.model) : undefined }, costText(n)) : null,
       h("div", { class: "wf-track", title: `starts +${f.ms(n.start_ms)} · takes ${f.ms(n.duration_ms)}${n.self_ms != null ? ` · self ${f.ms(n.self_ms)}` : ""}${n.critical ? " · critical path" : ""}` },
         h("div", { class: "wf-bar", style: { left: `${left}%`, width: `${width}%`, background: n.error ? "#d93025" : k.color } }),
         h("span", durationLabel(left, width), f.ms(n.duration_ms))));
@@ -373,6 +448,16 @@ function durationLabel(left, width) {
   if (left + width < 85) return { class: "wf-dur", style: { left: `calc(${left + width}% + 4px)` } };
   if (width > 12) return { class: "wf-dur inside", style: { right: `calc(${100 - left - width}% + 4px)` } };
   return { class: "wf-dur", style: { right: `calc(${100 - left}% + 4px)` } };
+}
+
+/** A span's input plus output tokens, or null when it reported none. */
+function tokensOf(n) {
+  return n.input_tokens != null ? n.input_tokens + (n.output_tokens || 0) : null;
+}
+
+/** A span's cost cell: its price, "unpriced" for a model call without one, else empty. */
+function costText(n) {
+  return n.cost_usd ? f.usd(n.cost_usd) : n.unpriced ? "unpriced" : "";
 }
 
 function countDescendants(n) {

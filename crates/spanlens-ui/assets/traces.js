@@ -2,7 +2,7 @@
 // string so a reload or a shared link shows the same list.
 
 import { get } from "./api.js";
-import { h, mount, notice, link } from "./dom.js";
+import { h, mount, notice, link, fitPlaceholders } from "./dom.js";
 import * as f from "./format.js";
 
 /** Relative time ranges offered by the picker, in ms. */
@@ -54,6 +54,7 @@ export async function render(app) {
     load();
   });
   mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces")), form, outcomes, results);
+  fitPlaceholders(form);
   let ctl;
   // Previous pages' cursors, so "Previous" works without the API having a backwards cursor.
   const back = [];
