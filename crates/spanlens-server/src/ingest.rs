@@ -469,11 +469,11 @@ fn evaluate_later(
     tokio::task::spawn_blocking(move || {
         let (scores, errors) = ev.evaluate(&spans);
         for e in errors.iter().take(3) {
-            eprintln!("spanlens: evaluator: {e}");
+            tracing::warn!(project = %project, error = %e, "evaluator failed");
         }
         if !scores.is_empty() {
             if let Err(e) = store.add_scores(&project, &scores) {
-                eprintln!("spanlens: evaluator scores not stored: {e}");
+                tracing::warn!(project = %project, error = %e, "evaluator scores not stored");
             }
         }
     });
