@@ -20,7 +20,7 @@ def spanlens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpanlensServe
     yield server
     code = server.stop()
     assert code == 0, f"spanlens serve exited with {code} on SIGTERM:\n{server.log()}"
-    assert "spanlens: stopped" in server.log(), server.log()
+    assert "INFO stopped" in server.log(), server.log()
 
 
 @pytest.fixture(scope="session")

@@ -134,7 +134,7 @@ def test_sigterm_keeps_everything_and_restart_serves_it(new_server, tmp_path):
         send(first, raw, ctype)
     acked = [trace_id for trace_id, _, _ in bodies]
     assert first.stop() == 0
-    assert "spanlens: stopped" in first.log()
+    assert "INFO stopped" in first.log()
     second = new_server(data, "after-term")
     assert second.span_count() == len(acked) * SPANS_PER_TRACE
     for trace_id in acked:

@@ -5,6 +5,7 @@ mod client;
 mod cost;
 mod demo;
 mod insight;
+mod log;
 mod normalize;
 mod serve;
 
@@ -75,9 +76,38 @@ pub enum Outcome {
     Incomplete,
 }
 
+impl Command {
+    /// Whether the command runs the server or opens a data directory, whose messages (startup,
+    /// schema upgrades, store trouble) are `tracing` events written to stderr by [`log`].
+    fn logs(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve(_) | Command::Demo(_) | Command::Evaluate(_) | Command::Reprice(_)
+        )
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    match run(cli.command) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Incomplete) => ExitCode::from(1),
+        Err(e) if e.downcast_ref::<InputError>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<Outcome> {
+    if command.logs() {
+        log::init()?;
+    }
+    match command {
         Command::Cost(args) => cost::run(args),
         Command::Normalize(args) => normalize::run(args),
         Command::Serve(args) => serve::run(args),
@@ -93,18 +123,6 @@ fn main() -> ExitCode {
         Command::Forecast(args) => insight::run_forecast(args),
         Command::Reconcile(args) => insight::run_reconcile(args),
         Command::Reprice(args) => insight::run_reprice(args),
-    };
-    match result {
-        Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::Incomplete) => ExitCode::from(1),
-        Err(e) if e.downcast_ref::<InputError>().is_some() => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
     }
 }
 

@@ -7,15 +7,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Prints a status line on stderr; a closed stderr (a parent that stopped reading) must not
-/// turn a clean shutdown into a panic.
-macro_rules! note {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
-    }};
-}
-
 /// Arguments of `spanlens serve`.
 #[derive(Args)]
 pub struct ServeArgs {
@@ -126,33 +117,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     if args.demo {
         let seed = spanlens_server::demo::DEFAULT_SEED;
         if runtime.block_on(crate::demo::is_loaded(&store, seed))? {
-            note!(
-                "spanlens: demo traces already loaded (run `spanlens demo` to refresh their timestamps)"
+            tracing::info!(
+                "demo traces already loaded (run `spanlens demo` to refresh their timestamps)"
             );
         } else {
             let r = runtime.block_on(crate::demo::load(&store, seed))?;
-            note!(
-                "spanlens: loaded {} demo traces ({} spans) into project \"default\"",
-                r.traces,
-                r.spans
+            tracing::info!(
+                traces = r.traces,
+                spans = r.spans,
+                project = "default",
+                "loaded demo traces"
             );
         }
     }
     if rules > 0 {
-        note!("spanlens: evaluating {rules} alert rule(s)");
+        tracing::info!(rules, "evaluating alert rules");
     }
     let store: Arc<dyn spanlens_store::Store> = Arc::new(store);
-    runtime.block_on(spanlens_server::serve(&config, store.clone(), shutdown_signal(), |b| {
-        note!(
-            "spanlens: listening on http://{} (web UI, OTLP/HTTP, API) and {} (OTLP/gRPC), data in {} — ready in {} ms",
-            b.http,
-            b.grpc,
-            config.data_dir.display(),
-            started.elapsed().as_millis()
-        );
-    }))?;
+    runtime.block_on(spanlens_server::serve(
+        &config,
+        store.clone(),
+        shutdown_signal(),
+        |b| {
+            tracing::info!(
+                http = %format_args!("http://{}", b.http),
+                grpc = %b.grpc,
+                data_dir = %config.data_dir.display(),
+                ready_ms = started.elapsed().as_millis() as u64,
+                "listening on http (web UI, OTLP/HTTP, API) and grpc (OTLP/gRPC)"
+            );
+        },
+    ))?;
     drop(store); // the SQLite writer commits anything still queued before the file closes
-    note!("spanlens: stopped");
+    tracing::info!("stopped");
     Ok(crate::Outcome::Done)
 }
 
@@ -175,7 +172,7 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    note!("spanlens: shutting down (finishing requests in flight)");
+    tracing::info!("shutting down (finishing requests in flight)");
 }
 
 /// How much nicer than the store's threads the runtime's threads run.

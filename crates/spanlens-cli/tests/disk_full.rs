@@ -145,7 +145,11 @@ fn a_full_disk_answers_503_and_recovers_by_itself() {
         "{}",
         full_lines[0]
     );
-    assert!(full_lines[0].contains("MiB free in"), "{}", full_lines[0]);
+    assert!(
+        full_lines[0].contains("WARN") && full_lines[0].contains("free_mib="),
+        "{}",
+        full_lines[0]
+    );
     // Reads go on, and every acknowledged span is there.
     assert_eq!(stored(&url), acknowledged);
 

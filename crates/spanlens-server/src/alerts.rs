@@ -449,7 +449,7 @@ pub async fn evaluate_once(
                 if let Some(st) = state {
                     if let Err(e) = st.save(&b) {
                         // Alerting goes on; only a restart would lose this announcement.
-                        eprintln!("spanlens: alerts: {e}");
+                        tracing::warn!(error = %e, "alert state not saved");
                         b[i].last_error = Some(format!("saving state: {e}"));
                     }
                 }

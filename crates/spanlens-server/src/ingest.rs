@@ -477,11 +477,11 @@ fn evaluate_later(
             return;
         };
         for e in errors.iter().take(3) {
-            eprintln!("spanlens: evaluator: {e}");
+            tracing::warn!(project = %project, error = %e, "evaluator failed");
         }
         if !scores.is_empty() {
             if let Err(e) = store.add_scores(&project, &scores).await {
-                eprintln!("spanlens: evaluator scores not stored: {e}");
+                tracing::warn!(project = %project, error = %e, "evaluator scores not stored");
             }
         }
     });

@@ -134,9 +134,11 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError
     let latest = SqliteStore::latest_schema_version();
     let upgrading = SqliteStore::schema_version_of(&path).filter(|v| (1..latest).contains(v));
     if let Some(found) = upgrading {
-        eprintln!(
-            "spanlens: upgrading {} from schema version {found} to {latest} (rewrites tables: may take a while on a large database)",
-            path.display()
+        tracing::info!(
+            database = %path.display(),
+            from = found,
+            to = latest,
+            "upgrading the database schema (rewrites tables: may take a while on a large database)"
         );
     }
     // Migration 5 reads every span once (minutes for tens of millions): say how far it is. A
@@ -146,9 +148,13 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError
             return;
         }
         let pct = (p.done as f64 * 100.0 / p.total.max(1) as f64).min(100.0);
-        eprintln!(
-            "spanlens: upgrading to schema version {}: {}: {} of {} ({pct:.0}%)",
-            p.version, p.step, p.done, p.total
+        tracing::info!(
+            version = p.version,
+            step = %p.step,
+            done = p.done,
+            total = p.total,
+            percent = pct.round() as u64,
+            "upgrading the database schema"
         );
     })
     .map_err(err)
@@ -182,7 +188,7 @@ pub async fn serve(
         let saved = alerts::StateStore::in_dir(&config.data_dir);
         let (board, warning) = alerts::restore_board(cfg, &saved);
         if let Some(w) = warning {
-            eprintln!("spanlens: warning: {w}");
+            tracing::warn!(reason = %w, "saved alert state not restored");
         }
         state = state.with_alerts(board.clone());
         tokio::spawn(alerts::run(

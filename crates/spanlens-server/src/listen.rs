@@ -44,15 +44,16 @@ impl Slots {
         match self.semaphore.clone().try_acquire_owned() {
             Ok(p) => {
                 if self.refusing.swap(false, Ordering::Relaxed) {
-                    eprintln!("spanlens: accepting connections again");
+                    tracing::info!("accepting connections again");
                 }
                 Some(p)
             }
             Err(_) => {
                 if !self.refusing.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "spanlens: {} connections open (the limit); refusing new {what} connections until some close",
-                        self.max
+                    tracing::warn!(
+                        limit = self.max,
+                        listener = %what,
+                        "connection limit reached; refusing new connections until some close"
                     );
                 }
                 None
@@ -123,7 +124,7 @@ async fn accept(listener: &TcpListener) -> Option<TcpStream> {
             Some(stream)
         }
         Err(e) => {
-            eprintln!("spanlens: accept failed: {e}");
+            tracing::warn!(error = %e, "accept failed");
             tokio::time::sleep(Duration::from_millis(50)).await;
             None
         }

@@ -180,24 +180,17 @@ impl AppState {
                 .failing
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
             {
-                let free = self.health.data_dir.as_deref().and_then(free_bytes);
-                let dir = self
-                    .health
-                    .data_dir
-                    .as_deref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_else(|| "the data directory".into());
-                let space = match free {
-                    Some(b) => format!("{} MiB free in {dir}", b >> 20),
-                    None => format!("free space of {dir} unknown"),
-                };
-                let what = if *disk_full {
+                let dir = self.health.data_dir.as_deref();
+                let reason = if *disk_full {
                     "the disk is full".to_string()
                 } else {
                     e.to_string()
                 };
-                eprintln!(
-                    "spanlens: the store cannot write ({what}; {space}); answering 503 with Retry-After until it can"
+                tracing::warn!(
+                    reason = %reason,
+                    free_mib = dir.and_then(free_bytes).map(|b| b >> 20),
+                    data_dir = dir.map(|d| tracing::field::display(d.display())),
+                    "the store cannot write; answering 503 with Retry-After until it can"
                 );
             }
         }
@@ -211,7 +204,7 @@ impl AppState {
             .failing
             .swap(false, std::sync::atomic::Ordering::Relaxed)
         {
-            eprintln!("spanlens: the store writes again");
+            tracing::info!("the store writes again");
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub const BIN: &str = env!("CARGO_BIN_EXE_spanlens");
 
 /// Runs `spanlens` with `args` (no `SPANLENS_SERVER` from the environment, no stdin).
+#[allow(dead_code)]
 pub fn spanlens(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
