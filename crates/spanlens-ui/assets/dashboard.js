@@ -233,7 +233,7 @@ function forecastCard() {
     const unpriced = t.history.unpriced_span_count || 0;
     mount(summary, `Next ${horizon} days: ${f.usd(t.total.cost_usd)} (95%: ${f.usd(t.total.lower_usd)} – ${f.usd(t.total.upper_usd)}), `
       + `fitted on ${t.history.days} days ${t.history.from} – ${t.history.to} (${t.method === "linear_trend_weekly" ? "trend + weekday pattern" : "linear trend"})`,
-      unpriced ? h("span", { class: "unpriced", title: f.costTitle(unpriced) }, `; ${f.int(unpriced)} LLM call${unpriced === 1 ? "" : "s"} without a price are in neither`) : null);
+      unpriced ? h("span", { class: "unpriced", title: f.costTitle(unpriced) }, `; ${f.int(unpriced)} LLM call${unpriced === 1 ? "" : "s"} without a price ${unpriced === 1 ? "is" : "are"} in neither`) : null);
   }
   const c = h("div", { class: "card wide" },
     h("div", { class: "card-head" }, h("h3", null, "Daily cost forecast"), seg), el, summary);
