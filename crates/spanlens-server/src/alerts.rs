@@ -18,9 +18,9 @@
 //! ```
 //!
 //! What each rule last announced (firing or resolved, and when) and its notification count are
-//! kept in `<data-dir>/alerts-state.json`, rewritten atomically whenever a notification is
-//! delivered, so a restart neither announces a firing alert again before its cooldown nor
-//! forgets to resolve it.
+//! kept in the store's shared state (key [`STATE_KEY`]), replaced whenever a notification is
+//! delivered, so a restart (or another server on the store) neither announces a firing alert
+//! again before its cooldown nor forgets to resolve it.
 
 use serde::{Deserialize, Serialize};
 use spanlens_core::alerts::{
@@ -29,7 +29,7 @@ use spanlens_core::alerts::{
 use spanlens_core::Timestamp;
 use spanlens_store::{GroupBy, MetricsQuery, Store, StoreError};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -211,10 +211,15 @@ fn post(url: &str, body: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Name of the file in the data directory that keeps the rules' announced states.
-pub const STATE_FILE: &str = "alerts-state.json";
+/// Key of the rules' announced states in the store's shared state, so every server on the
+/// store (and a restarted one) resumes from them.
+pub const STATE_KEY: &str = "alerts";
 
-/// Version of the state file's format.
+/// The file in the data directory where earlier versions kept the states; imported into the
+/// store once, when the store holds none yet.
+pub const LEGACY_STATE_FILE: &str = "alerts-state.json";
+
+/// Version of the saved state's format.
 const STATE_VERSION: u32 = 1;
 
 /// What survives a restart of one rule: what it last announced and when (the cooldown runs
@@ -227,7 +232,7 @@ struct SavedRule {
     notifications: u64,
 }
 
-/// The state file: saved rules by rule name.
+/// The saved state: rules by rule name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SavedState {
@@ -235,75 +240,10 @@ struct SavedState {
     rules: BTreeMap<String, SavedRule>,
 }
 
-/// Why the alert state file could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum AlertStateError {
-    /// Reading or writing the file failed.
-    #[error("alert state {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        source: std::io::Error,
-    },
-    /// The file is not a state file this version understands.
-    #[error("alert state {path} is not valid: {reason}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-/// Where the rules' announced states are kept across restarts.
-#[derive(Debug, Clone)]
-pub struct StateStore {
-    path: PathBuf,
-}
-
-impl StateStore {
-    /// The state file of a data directory.
-    pub fn in_dir(data_dir: &Path) -> StateStore {
-        StateStore {
-            path: data_dir.join(STATE_FILE),
-        }
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The saved rules; none when the file does not exist yet.
-    fn load(&self) -> Result<BTreeMap<String, SavedRule>, AlertStateError> {
-        let path = self.path.display().to_string();
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(source) => return Err(AlertStateError::Io { path, source }),
-        };
-        let saved: SavedState =
-            serde_json::from_str(&text).map_err(|e| AlertStateError::Invalid {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        if saved.version != STATE_VERSION {
-            return Err(AlertStateError::Invalid {
-                path,
-                reason: format!(
-                    "version {} (this server writes {STATE_VERSION})",
-                    saved.version
-                ),
-            });
-        }
-        Ok(saved.rules)
-    }
-
-    /// Writes the board's announced states: to a temporary file first, flushed, then renamed
-    /// over the old one, so a crash leaves either the old file or the new one, never half.
-    pub fn save(&self, views: &[AlertView]) -> Result<(), AlertStateError> {
-        let saved = SavedState {
+impl SavedState {
+    /// What a board has announced.
+    fn of(views: &[AlertView]) -> SavedState {
+        SavedState {
             version: STATE_VERSION,
             rules: views
                 .iter()
@@ -318,26 +258,113 @@ impl StateStore {
                     )
                 })
                 .collect(),
+        }
+    }
+
+    /// Parses a saved document, refusing versions this server does not write.
+    fn parse(text: &str, origin: &str) -> Result<SavedState, AlertStateError> {
+        let invalid = |reason: String| AlertStateError::Invalid {
+            origin: origin.to_string(),
+            reason,
         };
-        let io = |source| AlertStateError::Io {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let body = serde_json::to_vec_pretty(&saved).map_err(|e| AlertStateError::Invalid {
-            path: self.path.display().to_string(),
+        let saved: SavedState = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if saved.version != STATE_VERSION {
+            return Err(invalid(format!(
+                "version {} (this server writes {STATE_VERSION})",
+                saved.version
+            )));
+        }
+        Ok(saved)
+    }
+}
+
+/// Why the saved alert state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertStateError {
+    /// The store failed.
+    #[error("alert state: {0}")]
+    Store(#[from] StoreError),
+    /// Reading the legacy file failed.
+    #[error("alert state {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The saved state is not one this version understands.
+    #[error("alert state in {origin} is not valid: {reason}")]
+    Invalid {
+        /// Where it came from (the store's key or a file).
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where the rules' announced states are kept across restarts: the store's shared state.
+#[derive(Clone)]
+pub struct StateStore {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("key", &STATE_KEY)
+            .finish()
+    }
+}
+
+impl StateStore {
+    /// The alert state of `store`.
+    pub fn new(store: Arc<dyn Store>) -> StateStore {
+        StateStore { store }
+    }
+
+    /// The saved rules; none before the first save.
+    async fn load(&self) -> Result<BTreeMap<String, SavedRule>, AlertStateError> {
+        match self.store.load_state(STATE_KEY).await? {
+            None => Ok(BTreeMap::new()),
+            Some(text) => {
+                Ok(SavedState::parse(&text, &format!("the store (key {STATE_KEY:?})"))?.rules)
+            }
+        }
+    }
+
+    /// Saves the board's announced states, replacing the saved document at once.
+    pub async fn save(&self, views: &[AlertView]) -> Result<(), AlertStateError> {
+        self.save_state(&SavedState::of(views)).await
+    }
+
+    async fn save_state(&self, saved: &SavedState) -> Result<(), AlertStateError> {
+        let body = serde_json::to_string(saved).map_err(|e| AlertStateError::Invalid {
+            origin: STATE_KEY.into(),
             reason: e.to_string(),
         })?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&body).map_err(io)?;
-            f.sync_all().map_err(io)?;
+        Ok(self.store.save_state(STATE_KEY, &body).await?)
+    }
+
+    /// Moves the states an earlier version kept in `<data_dir>/alerts-state.json` into the
+    /// store, when the store holds none yet; true when it did. The file is left in place.
+    pub async fn import_legacy_file(&self, data_dir: &Path) -> Result<bool, AlertStateError> {
+        let path = data_dir.join(LEGACY_STATE_FILE);
+        if self.store.load_state(STATE_KEY).await?.is_some() {
+            return Ok(false);
         }
-        std::fs::rename(&tmp, &self.path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => {
+                return Err(AlertStateError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let saved = SavedState::parse(&text, &path.display().to_string())?;
+        self.save_state(&saved).await?;
+        Ok(true)
     }
 }
 
@@ -358,11 +385,14 @@ pub fn new_board(config: &AlertConfig) -> AlertBoard {
 }
 
 /// A board whose rules resume what `store` saved for them (by rule name; rules it does not
-/// know start fresh). A file that cannot be read or parsed is reported in the returned
+/// know start fresh). A state that cannot be read or parsed is reported in the returned
 /// warning and ignored: alerting starts fresh rather than not at all.
-pub fn restore_board(config: &AlertConfig, store: &StateStore) -> (AlertBoard, Option<String>) {
+pub async fn restore_board(
+    config: &AlertConfig,
+    store: &StateStore,
+) -> (AlertBoard, Option<String>) {
     let board = new_board(config);
-    let saved = match store.load() {
+    let saved = match store.load().await {
         Ok(saved) => saved,
         Err(e) => {
             return (
@@ -436,25 +466,34 @@ pub async fn evaluate_once(
         };
         // Delivered outside the lock, so the API never waits on a slow webhook.
         let delivered = deliver(&config.webhook_url, &notification).await;
-        let mut b = match board.lock() {
-            Ok(b) => b,
-            Err(e) => e.into_inner(),
-        };
-        let view = &mut b[i];
-        match delivered {
-            Ok(()) => {
-                view.state.announce(event, at);
-                view.notifications += 1;
-                view.last_error = None;
-                if let Some(st) = state {
-                    if let Err(e) = st.save(&b) {
-                        // Alerting goes on; only a restart would lose this announcement.
-                        tracing::warn!(error = %e, "alert state not saved");
-                        b[i].last_error = Some(format!("saving state: {e}"));
-                    }
+        // The board is locked only in this block: the guard must not live across an await.
+        let snapshot = {
+            let mut b = match board.lock() {
+                Ok(b) => b,
+                Err(e) => e.into_inner(),
+            };
+            let view = &mut b[i];
+            match delivered {
+                Ok(()) => {
+                    view.state.announce(event, at);
+                    view.notifications += 1;
+                    view.last_error = None;
+                    state.map(|_| SavedState::of(&b))
+                }
+                Err(e) => {
+                    view.last_error = Some(e);
+                    None
                 }
             }
-            Err(e) => view.last_error = Some(e),
+        };
+        if let (Some(st), Some(snapshot)) = (state, snapshot) {
+            if let Err(e) = st.save_state(&snapshot).await {
+                // Alerting goes on; only a restart would lose this announcement.
+                tracing::warn!(error = %e, "alert state not saved");
+                if let Some(v) = board.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i) {
+                    v.last_error = Some(format!("saving state: {e}"));
+                }
+            }
         }
     }
 }
@@ -513,22 +552,29 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn state_is_saved_atomically_and_restored_by_rule_name() {
+    /// A store on a temporary directory, as the alert state sees it.
+    fn temp_state() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::in_dir(dir.path());
-        // No file yet: every rule starts fresh, without a warning.
-        let (board, warning) = restore_board(&config(), &store);
+        let store = spanlens_store::SqliteStore::open(dir.path().join("spanlens.db")).unwrap();
+        (dir, StateStore::new(Arc::new(store)))
+    }
+
+    #[tokio::test]
+    async fn state_is_saved_in_the_store_and_restored_by_rule_name() {
+        let (_dir, store) = temp_state();
+        // Nothing saved yet: every rule starts fresh, without a warning.
+        let (board, warning) = restore_board(&config(), &store).await;
         assert!(warning.is_none());
-        {
+        let views = {
             let mut b = board.lock().unwrap();
             b[0].state.announce(AlertEvent::Firing, Timestamp(42));
             b[0].notifications = 3;
-            store.save(&b).unwrap();
-        }
-        assert!(store.path().exists());
-        assert!(!store.path().with_extension("json.tmp").exists());
-        let (again, warning) = restore_board(&config(), &store);
+            b.clone()
+        };
+        store.save(&views).await.unwrap();
+        // Another server on the same store (here: another handle) resumes from it.
+        let other = StateStore::new(store.store.clone());
+        let (again, warning) = restore_board(&config(), &other).await;
         assert!(warning.is_none());
         let b = again.lock().unwrap();
         assert_eq!(b[0].state.status, AlertStatus::Firing);
@@ -539,31 +585,47 @@ mod tests {
         assert_eq!(b[1].state, AlertState::default());
     }
 
-    #[test]
-    fn an_unreadable_state_file_is_a_warning_and_a_fresh_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::in_dir(dir.path());
+    #[tokio::test]
+    async fn an_unreadable_state_is_a_warning_and_a_fresh_start() {
+        let (_dir, store) = temp_state();
         for bad in [
             "not json",
             r#"{"version": 99, "rules": {}}"#,
             r#"{"version": 1, "rules": {"e": {"status": "burning"}}}"#,
             "",
         ] {
-            std::fs::write(store.path(), bad).unwrap();
-            let (board, warning) = restore_board(&config(), &store);
+            store.store.save_state(STATE_KEY, bad).await.unwrap();
+            let (board, warning) = restore_board(&config(), &store).await;
             let w = warning.unwrap_or_else(|| panic!("no warning for {bad:?}"));
-            assert!(w.contains(STATE_FILE), "{w}");
+            assert!(w.contains("not valid"), "{w}");
             assert!(board
                 .lock()
                 .unwrap()
                 .iter()
                 .all(|v| v.state == AlertState::default()));
         }
-        // A directory in the file's place cannot be read either.
-        std::fs::remove_file(store.path()).unwrap();
-        std::fs::create_dir(store.path()).unwrap();
-        assert!(restore_board(&config(), &store).1.is_some());
-        // …nor written: an error, not a panic.
-        assert!(store.save(&new_board(&config()).lock().unwrap()).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_legacy_state_file_is_imported_once() {
+        let (dir, store) = temp_state();
+        let file = dir.path().join(LEGACY_STATE_FILE);
+        std::fs::write(
+            &file,
+            r#"{"version": 1, "rules": {"e": {"status": "firing", "since": "1970-01-01T00:00:00.000000042Z", "notifications": 2}}}"#,
+        )
+        .unwrap();
+        assert!(store.import_legacy_file(dir.path()).await.unwrap());
+        let (board, warning) = restore_board(&config(), &store).await;
+        assert!(warning.is_none(), "{warning:?}");
+        assert_eq!(board.lock().unwrap()[0].notifications, 2);
+        // The store has a state now: the file is not read again, whatever it says.
+        std::fs::write(&file, "not json").unwrap();
+        assert!(!store.import_legacy_file(dir.path()).await.unwrap());
+        // A bad file while the store is empty is an error naming the file, not a panic.
+        let (dir2, fresh) = temp_state();
+        std::fs::write(dir2.path().join(LEGACY_STATE_FILE), "{").unwrap();
+        let e = fresh.import_legacy_file(dir2.path()).await.unwrap_err();
+        assert!(e.to_string().contains(LEGACY_STATE_FILE), "{e}");
     }
 }

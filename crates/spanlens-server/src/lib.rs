@@ -185,8 +185,16 @@ pub async fn serve(
         state = state.with_evaluators(Arc::new(ev));
     }
     if let Some(cfg) = &config.alerts {
-        let saved = alerts::StateStore::in_dir(&config.data_dir);
-        let (board, warning) = alerts::restore_board(cfg, &saved);
+        let saved = alerts::StateStore::new(store.clone());
+        match saved.import_legacy_file(&config.data_dir).await {
+            Ok(true) => tracing::info!(
+                file = alerts::LEGACY_STATE_FILE,
+                "alert state imported into the store"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "legacy alert state not imported"),
+        }
+        let (board, warning) = alerts::restore_board(cfg, &saved).await;
         if let Some(w) = warning {
             tracing::warn!(reason = %w, "saved alert state not restored");
         }

@@ -626,10 +626,11 @@ fn alert_state_survives_a_restart() {
     assert_eq!(s.post("/v1/traces", &[JSON], &span_now(11, true)).0, 200);
     wait_for("a firing notification", || !got.lock().unwrap().is_empty());
     let dir = s.stop_keeping_data();
-    let saved: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join(spanlens_server::alerts::STATE_FILE)).unwrap(),
-    )
-    .unwrap();
+    // The state is in the store, where every server on it reads it.
+    let saved: Value = {
+        let db = saved_alert_state(dir.path());
+        serde_json::from_str(&db).unwrap()
+    };
     assert_eq!(saved["rules"]["error rate"]["status"], "firing", "{saved}");
     assert_eq!(saved["rules"]["error rate"]["notifications"], 1, "{saved}");
 
@@ -1045,4 +1046,20 @@ fn a_call_recorded_by_two_instrumentations_is_counted_once_and_marked() {
         .map(|r| r["input_tokens"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(tokens, 1000, "{m}");
+}
+
+/// The saved alert state, read through a store opened on the data directory (and closed again
+/// before the next server opens it).
+fn saved_alert_state(dir: &std::path::Path) -> String {
+    let store = spanlens_server::open_store(dir).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let got = rt.block_on(spanlens_store::SharedState::load_state(
+        &store,
+        spanlens_server::alerts::STATE_KEY,
+    ));
+    store.close();
+    got.unwrap().expect("an alert state in the store")
 }
