@@ -4,16 +4,15 @@ use anyhow::Context;
 use clap::Args;
 use spanlens_core::{Span, Timestamp};
 use spanlens_server::demo::{generate, trace_ids, DEFAULT_SEED};
+use spanlens_store::StoreUri;
 use spanlens_store::{Store, StoreError, DEFAULT_PROJECT};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Arguments of `spanlens demo`.
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Directory of the embedded database (the one `spanlens serve` uses).
-    #[arg(long, default_value = "spanlens-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: crate::store_args::StoreArgs,
     /// Seed of the generated data: the same seed always gives the same traces and ids.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
@@ -100,8 +99,9 @@ async fn write_patiently(
 
 /// Runs `spanlens demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<crate::Outcome> {
-    let store = spanlens_server::open_store(&args.data_dir)?;
-    let r = crate::block_on(load(&store, args.seed))??;
+    let uri = args.store.uri()?;
+    let store = args.store.open()?;
+    let r = crate::block_on(load(&*store, args.seed))??;
     drop(store); // commits and closes the database before we report success
     println!(
         "wrote {} demo traces ({} spans: {} new, {} replaced) to project \"{}\" in {}",
@@ -110,11 +110,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<crate::Outcome> {
         r.inserted,
         r.replaced,
         DEFAULT_PROJECT,
-        args.data_dir.display()
+        match &uri {
+            StoreUri::Sqlite { dir } => dir.display().to_string(),
+            other => other.to_string(),
+        }
     );
     println!(
-        "start the server:  spanlens serve --data-dir {}",
-        shell_path(&args.data_dir)
+        "start the server:  spanlens serve {}",
+        match &uri {
+            StoreUri::Sqlite { dir } => format!("--data-dir {}", shell_path(dir)),
+            other => format!("--store '{other}'"),
+        }
     );
     println!("then open http://127.0.0.1:4318 or run `spanlens traces`");
     Ok(crate::Outcome::Done)

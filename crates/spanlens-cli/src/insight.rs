@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 use spanlens_core::{NanoUsd, PriceCatalog, Timestamp};
-use spanlens_store::{Analytics, RepriceReport, ScoreQuery, ScoreStore, SpanScan};
+use spanlens_store::{RepriceReport, ScoreQuery, SpanScan};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -65,9 +65,8 @@ pub struct RepriceArgs {
     /// Project to re-price.
     #[arg(long, default_value = "default")]
     project: String,
-    /// Directory of the database (the server's --data-dir).
-    #[arg(long, default_value = "spanlens-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: crate::store_args::StoreArgs,
     /// Show what would change without writing anything.
     #[arg(long)]
     dry_run: bool,
@@ -317,19 +316,6 @@ fn span_scan(
 }
 
 /// The store of a data directory that must already hold a database (never creates one).
-fn open_existing_store(data_dir: &std::path::Path) -> anyhow::Result<spanlens_store::SqliteStore> {
-    let db = data_dir.join("spanlens.db");
-    if !db.is_file() {
-        return Err(InputError(format!(
-            "no database in --data-dir {} (expected {})",
-            data_dir.display(),
-            db.display()
-        ))
-        .into());
-    }
-    Ok(spanlens_server::open_store(data_dir)?)
-}
-
 /// `spanlens reprice`: re-computes stored computed costs with the override catalog.
 pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&args.prices).map_err(|e| {
@@ -342,15 +328,15 @@ pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
         .map_err(|e| InputError(format!("--prices {}: {e}", args.prices.display())))?;
     let catalog = PriceCatalog::with_overrides(overrides, PriceCatalog::builtin());
     let scan = span_scan(&args.project, &args.from, &args.to, args.model.clone())?;
-    let store = open_existing_store(&args.data_dir)?;
+    let store = args.store.open_existing()?;
     let report = crate::block_on(spanlens_store::domain::reprice::reprice(
-        &store,
+        &*store,
         &scan,
         &catalog,
         args.dry_run,
     ))?
     .context("re-pricing the stored spans")?;
-    store.close();
+    drop(store); // commits and closes the database before the report
     if !printed_as_json(args.json, &report)? {
         print!("{}", reprice_table(&report));
     }
@@ -402,9 +388,9 @@ pub struct EvaluateArgs {
     /// Evaluators file: the same TOML as `spanlens serve --evaluators`.
     #[arg(long, value_name = "FILE")]
     evaluators: PathBuf,
-    /// Data directory (a server may keep running on it).
-    #[arg(long, default_value = "spanlens-data")]
-    data_dir: PathBuf,
+    /// The store (a server may keep running on it).
+    #[command(flatten)]
+    store: crate::store_args::StoreArgs,
     /// Project whose spans are evaluated.
     #[arg(long, default_value = "default")]
     project: String,
@@ -443,7 +429,7 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     let scan = span_scan(&args.project, &args.from, &args.to, None)?;
-    let store = open_existing_store(&args.data_dir)?;
+    let store = args.store.open_existing()?;
     let mut tally: std::collections::BTreeMap<String, EvalTally> = Default::default();
     let (mut spans_seen, mut errors) = (0u64, Vec::new());
     let evaluated: Result<(), spanlens_store::StoreError> = crate::block_on(async {
@@ -481,7 +467,7 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
         batches.finish().await.map(drop)
     })?;
     evaluated.context("evaluating the stored spans")?;
-    store.close();
+    drop(store); // commits and closes the database before the report
     if args.json {
         println!(
             "{}",

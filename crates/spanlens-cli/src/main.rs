@@ -8,6 +8,7 @@ mod insight;
 mod log;
 mod normalize;
 mod serve;
+mod store_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -5,14 +5,12 @@ use clap::Args;
 use spanlens_server::ServerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Arguments of `spanlens serve`.
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Directory of the embedded database.
-    #[arg(long, default_value = "spanlens-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: crate::store_args::StoreArgs,
     /// OTLP/HTTP, JSON API and UI address.
     #[arg(long, default_value = "127.0.0.1:4318")]
     http: SocketAddr,
@@ -100,7 +98,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     let config = ServerConfig {
         http: args.http,
         grpc: args.grpc,
-        data_dir: args.data_dir,
+        data_dir: args.store.data_dir()?.unwrap_or_default(),
         alerts,
         evaluators,
         limits,
@@ -113,15 +111,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         .on_thread_start(yield_to_the_writer)
         .build()
         .context("starting the async runtime")?;
-    let store = spanlens_server::open_store(&config.data_dir)?;
+    let uri = args.store.uri()?;
+    let store = args.store.open()?;
     if args.demo {
         let seed = spanlens_server::demo::DEFAULT_SEED;
-        if runtime.block_on(crate::demo::is_loaded(&store, seed))? {
+        if runtime.block_on(crate::demo::is_loaded(&*store, seed))? {
             tracing::info!(
                 "demo traces already loaded (run `spanlens demo` to refresh their timestamps)"
             );
         } else {
-            let r = runtime.block_on(crate::demo::load(&store, seed))?;
+            let r = runtime.block_on(crate::demo::load(&*store, seed))?;
             tracing::info!(
                 traces = r.traces,
                 spans = r.spans,
@@ -133,7 +132,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     if rules > 0 {
         tracing::info!(rules, "evaluating alert rules");
     }
-    let store: Arc<dyn spanlens_store::Store> = Arc::new(store);
     runtime.block_on(spanlens_server::serve(
         &config,
         store.clone(),
@@ -142,7 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
             tracing::info!(
                 http = %format_args!("http://{}", b.http),
                 grpc = %b.grpc,
-                data_dir = %config.data_dir.display(),
+                store = %uri,
                 ready_ms = started.elapsed().as_millis() as u64,
                 "listening on http (web UI, OTLP/HTTP, API) and grpc (OTLP/gRPC)"
             );

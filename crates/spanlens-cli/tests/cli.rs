@@ -270,3 +270,93 @@ fn normalize_reads_protobuf() {
         stderr(&o)
     );
 }
+
+/// `--store URI` (and `SPANLENS_STORE`) names the store every store-opening command uses:
+/// `sqlite:///dir` is the embedded database there; a URI this build cannot open exits 2 with
+/// a message naming it, password hidden.
+#[test]
+fn store_uris_open_the_embedded_store_and_refuse_the_rest_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("by-uri");
+    let uri = format!("sqlite://{}", data.display());
+    let o = spanlens(&["demo", "--store", &uri], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(data.join("spanlens.db").is_file());
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains(&format!("--data-dir {}", data.display())),
+        "{out}"
+    );
+
+    // The same store through the environment: reprice finds the demo's spans there.
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "version = \"t\"\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_spanlens"))
+        .args([
+            "reprice",
+            "--prices",
+            prices.to_str().unwrap(),
+            "--dry-run",
+            "--json",
+        ])
+        .env("SPANLENS_STORE", &uri)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report["examined"].as_u64().unwrap() > 0, "{report}");
+
+    for (uri, want) in [
+        ("mysql://root:hunter2@db/x", "unknown scheme \"mysql\""),
+        (
+            "postgres://spanlens:hunter2@db:5432/traces",
+            "no postgres backend",
+        ),
+        (
+            "clickhouse://db:8123/spanlens?password=hunter2",
+            "no clickhouse backend",
+        ),
+        ("/not/a/uri", "not a store URI"),
+    ] {
+        let o = spanlens(&["demo", "--store", uri], b"");
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{uri}: {e}");
+        assert!(e.contains(want), "{uri}: {e}");
+        assert!(!e.contains("hunter2"), "the password shows: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    // A store that cannot be opened (its directory is a file) names the URI, exit 2.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let o = spanlens(
+        &["demo", "--store", &format!("sqlite://{}", file.display())],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("sqlite://{}", file.display())),
+        "{}",
+        stderr(&o)
+    );
+    // A command that must read a store does not create an empty one.
+    let o = spanlens(
+        &[
+            "reprice",
+            "--prices",
+            prices.to_str().unwrap(),
+            "--store",
+            "sqlite:///nonexistent-spanlens-dir",
+        ],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no database in --store sqlite:///nonexistent-spanlens-dir"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!std::path::Path::new("/nonexistent-spanlens-dir").exists());
+    // --store and --data-dir name the store twice: refused.
+    let o = spanlens(&["demo", "--store", &uri, "--data-dir", "x"], b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

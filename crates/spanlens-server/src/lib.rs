@@ -116,6 +116,30 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(String),
+    /// The store URI names no store this build can open.
+    #[error(transparent)]
+    Uri(#[from] spanlens_store::StoreUriError),
+}
+
+/// Opens the store a URI names: `sqlite:///dir` is the embedded database of that directory
+/// (created if missing). Backends this build lacks are a clear error naming the URI, its
+/// password hidden.
+pub fn open_store_uri(
+    uri: &spanlens_store::StoreUri,
+) -> Result<Arc<dyn spanlens_store::Store>, ServerError> {
+    use spanlens_store::{StoreUri, StoreUriError};
+    match uri {
+        StoreUri::Sqlite { dir } => Ok(Arc::new(open_store(dir)?)),
+        StoreUri::Postgres { .. } | StoreUri::ClickHouse { .. } => {
+            Err(ServerError::Uri(StoreUriError {
+                uri: uri.redacted(),
+                reason: format!(
+                    "this build has no {} backend yet (only sqlite:///path/to/dir)",
+                    uri.backend()
+                ),
+            }))
+        }
+    }
 }
 
 /// The SQLite store of a data directory (created if missing).

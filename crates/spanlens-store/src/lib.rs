@@ -30,6 +30,7 @@ mod sqlite;
 mod store;
 mod ticket;
 mod types;
+mod uri;
 
 pub use error::{StoreError, StoreResult};
 pub use sqlite::{
@@ -48,3 +49,4 @@ pub use types::{
     UnreadableSpan, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE,
     MAX_PERCENTILE_ERROR,
 };
+pub use uri::{redact, StoreUri, StoreUriError};

@@ -20,7 +20,10 @@ async fn shared_state_is_one_document_per_key_seen_by_every_handle() {
     );
     // A second store on the same file (another server) reads what the first saved.
     let other = SqliteStore::open(dir.path().join("spanlens.db")).unwrap();
-    assert_eq!(other.load_state("other").await.unwrap().as_deref(), Some("x"));
+    assert_eq!(
+        other.load_state("other").await.unwrap().as_deref(),
+        Some("x")
+    );
     drop(other);
     // Reopened, it is still there.
     drop(store);
