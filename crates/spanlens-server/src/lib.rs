@@ -9,7 +9,6 @@ pub mod evaluators;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
-mod insight;
 pub mod listen;
 pub mod memory;
 pub mod state;

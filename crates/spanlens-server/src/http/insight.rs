@@ -1,7 +1,8 @@
 //! Insight endpoints (issue #6): the cost forecast and the reported-versus-computed cost
 //! reconciliation. The arithmetic lives in `spanlens-core`; this module only gathers the data.
 
-use crate::http::{bad, ApiError, Params};
+use super::error::{bad, ApiError};
+use super::params::Params;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::Json;
@@ -131,7 +132,7 @@ fn forecast_json(f: &Forecast, history: Value) -> Value {
 /// `GET /api/v1/forecast?horizon_days=&group_by=model|agent|user&project=&history_days=`:
 /// a forecast of daily cost per group and for the whole project, from the complete UTC days
 /// before today (today is partial, so it is not history).
-pub(crate) async fn forecast_handler(
+pub(super) async fn forecast_handler(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
@@ -249,7 +250,7 @@ fn reconciliation_row(r: &ReconciliationRow) -> Value {
 
 /// `GET /api/v1/reconciliation?from=&to=&project=`: per model, the cost providers reported
 /// against what the catalog in force computes for the same spans.
-pub(crate) async fn reconciliation_handler(
+pub(super) async fn reconciliation_handler(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {

@@ -1,0 +1,61 @@
+//! Alerts, the live stream and the OpenAPI document.
+
+use super::error::ApiError;
+use super::params::Params;
+use crate::state::AppState;
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+/// The OpenAPI document of the JSON API.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Alert rules with their state: what was measured last, what was announced, delivery errors.
+pub(super) async fn alerts(State(state): State<AppState>) -> Json<Value> {
+    Json(match state.alerts() {
+        Some(views) => json!({"configured": true, "alerts": views}),
+        None => json!({"configured": false, "alerts": []}),
+    })
+}
+
+pub(super) async fn live(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError>
+{
+    let p = Params::parse(q)?;
+    let project = p.string(&["project"]);
+    let rx = st.subscribe();
+    let stopped = st.stopped();
+    let stream = tokio_stream::wrappers::BroadcastStream::new(rx)
+        .take_until(stopped)
+        .filter_map(move |item| {
+            let project = project.clone();
+            async move {
+                match item {
+                    Ok(span) if project.as_deref().is_none_or(|p| p == span.project) => {
+                        Some(Ok(Event::default()
+                            .event("span")
+                            .json_data(&*span)
+                            .unwrap_or_else(|_| {
+                                Event::default().comment("unserialisable span")
+                            })))
+                    }
+                    Ok(_) => None,
+                    // A slow client missed events: say so instead of silently skipping them.
+                    Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                        Some(Ok(Event::default().event("lagged").data(n.to_string())))
+                    }
+                }
+            }
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+pub(super) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}

@@ -1,0 +1,77 @@
+//! The HTTP side: OTLP/HTTP, OpenAI Agents and Langfuse ingest, the JSON query API, the live
+//! stream, the OpenAPI document and the web UI.
+
+mod collect;
+mod error;
+mod insight;
+mod meta;
+mod metrics;
+mod params;
+mod recovery;
+mod rows;
+mod scores;
+mod sessions;
+mod stored;
+mod traces;
+mod tree;
+
+pub use meta::OPENAPI_JSON;
+
+use collect::MAX_WIRE_BYTES;
+
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+/// Every HTTP route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/traces", post(collect::otlp_traces))
+        .route("/api/public/otel/v1/traces", post(collect::otlp_traces))
+        .route("/v1/traces/ingest", post(collect::agents_ingest))
+        .route("/v1/logs", post(collect::otlp_logs))
+        .route("/api/v1/traces", get(traces::list_traces))
+        .route("/api/v1/traces/outcomes", get(traces::trace_outcomes))
+        .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
+        .route(
+            "/api/v1/traces/{trace_id}/export",
+            get(traces::export_trace),
+        )
+        .route("/api/v1/traces/{trace_id}/tree", get(tree::trace_tree))
+        .route(
+            "/api/v1/traces/{trace_id}/spans/{span_id}",
+            get(traces::trace_span),
+        )
+        .route("/api/v1/sessions", get(sessions::list_sessions))
+        .route("/api/v1/sessions/{session_id}", get(sessions::get_session))
+        .route("/api/v1/metrics", get(metrics::metrics))
+        .route("/api/v1/metrics/{group_by}", get(metrics::metrics_grouped))
+        .route("/api/v1/recovery", get(recovery::recovery))
+        .route("/api/v1/models", get(metrics::models))
+        .route("/api/v1/forecast", get(insight::forecast_handler))
+        .route(
+            "/api/v1/reconciliation",
+            get(insight::reconciliation_handler),
+        )
+        .route("/api/v1/projects", get(metrics::projects))
+        .route("/api/v1/stats", get(metrics::stats))
+        .route("/api/v1/live", get(meta::live))
+        .route("/api/v1/alerts", get(meta::alerts))
+        .route(
+            "/api/v1/scores",
+            get(scores::list_scores).post(scores::create_scores),
+        )
+        .route("/api/v1/scores/trends", get(scores::score_trends))
+        .route("/api/v1/openapi.json", get(meta::openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
+        .with_state(state.clone())
+        // The web UI's pages and assets; its paths never overlap the API's, so nothing is shadowed.
+        .merge(spanlens_ui::router())
+        // Outermost, so the UI is covered too: a rebound host name must not read it either.
+        .layer(axum::middleware::from_fn_with_state(
+            state.access().clone(),
+            crate::access::guard,
+        ))
+}

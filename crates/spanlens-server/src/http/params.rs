@@ -1,0 +1,123 @@
+//! Query-string parameters of the JSON API, parsed with errors that name the parameter.
+
+use super::error::{bad, ApiError};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use spanlens_core::{NanoUsd, SpanKind, Timestamp};
+use spanlens_store::{DEFAULT_PROJECT, MAX_PAGE_SIZE};
+
+/// Most time slices one metrics request may ask for.
+pub(crate) const MAX_BUCKETS: u32 = 200;
+
+/// Query parameters, repeated keys kept (`tag=a&tag=b`).
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(crate) fn parse(raw: Option<String>) -> Result<Params, ApiError> {
+        let raw = raw.unwrap_or_default();
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+            .map(Params)
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid query string: {e}"),
+                )
+            })
+    }
+
+    pub(crate) fn get(&self, keys: &[&str]) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub(crate) fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub(crate) fn string(&self, keys: &[&str]) -> Option<String> {
+        self.get(keys).map(str::to_string)
+    }
+
+    pub(crate) fn project(&self) -> String {
+        self.string(&["project"])
+            .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
+    }
+
+    /// A time as RFC 3339 or integer nanoseconds since the epoch.
+    pub(crate) fn time(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
+        let Some(v) = self.get(&[key]) else {
+            return Ok(None);
+        };
+        if let Ok(ns) = v.parse::<u64>() {
+            return Ok(Some(Timestamp(ns)));
+        }
+        Timestamp::parse_rfc3339(v)
+            .map(Some)
+            .map_err(|e| bad(key, v, &format!("{e}; use RFC 3339 or nanoseconds")))
+    }
+
+    pub(crate) fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        match self.get(&[key]) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| bad(key, v, "not a number")),
+        }
+    }
+
+    /// An amount in USD (a non-negative decimal) as exact nano-USD.
+    pub(crate) fn usd(&self, key: &str) -> Result<Option<NanoUsd>, ApiError> {
+        match self.number::<f64>(key)? {
+            None => Ok(None),
+            Some(usd) if usd >= 0.0 => NanoUsd::from_usd_f64(usd)
+                .map(Some)
+                .ok_or_else(|| bad(key, &usd.to_string(), "not an amount")),
+            Some(usd) => Err(bad(key, &usd.to_string(), "a cost cannot be negative")),
+        }
+    }
+
+    pub(crate) fn ms_as_ns(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        Ok(self
+            .number::<f64>(key)?
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|ms| (ms * 1e6) as u64))
+    }
+
+    pub(crate) fn kind(&self) -> Result<Option<SpanKind>, ApiError> {
+        match self.get(&["kind"]) {
+            None => Ok(None),
+            Some(v) => SpanKind::parse(v)
+                .map(Some)
+                .ok_or_else(|| bad("kind", v, "unknown kind")),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> Result<u32, ApiError> {
+        let n = self
+            .number::<u32>("limit")?
+            .unwrap_or(spanlens_store::DEFAULT_PAGE_SIZE);
+        if n == 0 || n > MAX_PAGE_SIZE {
+            return Err(bad(
+                "limit",
+                &n.to_string(),
+                &format!("must be 1..={MAX_PAGE_SIZE}"),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+pub(crate) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The declared body length, when the header is a number.
+pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
+    header_str(h, "content-length").and_then(|v| v.trim().parse().ok())
+}

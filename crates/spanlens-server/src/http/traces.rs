@@ -1,0 +1,231 @@
+//! `/api/v1/traces`: the list and its outcome counts, one trace (with its analysis), its
+//! export, and one span.
+
+use super::error::{bad, internal, ApiError};
+use super::params::Params;
+use super::rows::{trace_id, trace_row};
+use super::stored::{push_unreadable, readable_spans, retain_indices, TreeSource};
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use spanlens_core::{analyze, Span, SpanId, Status, TraceId};
+use spanlens_store::{ListQuery, SortField, SortOrder};
+
+pub(super) async fn list_traces(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let query = list_query(&Params::parse(q)?)?;
+    let page = st.store.list_traces(&query).await?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(trace_row).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+/// `GET /api/v1/traces/outcomes`: how many of the traces the list's filters match failed and
+/// how many recovered from errors (the status filter is ignored: these are its choices).
+pub(super) async fn trace_outcomes(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<spanlens_store::TraceOutcomes>, ApiError> {
+    let query = list_query(&Params::parse(q)?)?;
+    Ok(Json(st.store.trace_outcomes(&query).await?))
+}
+
+/// The trace list's query parameters as a store query.
+pub(super) fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
+    let mut query = ListQuery::new(p.project());
+    let f = &mut query.filter;
+    f.from = p.time("from")?;
+    f.to = p.time("to")?;
+    f.name = p.string(&["name"]);
+    f.kind = p.kind()?;
+    f.status = match p.get(&["status"]) {
+        None => None,
+        Some("ok") => Some(Status::Ok),
+        Some("error") => Some(Status::Error),
+        Some("unset") => Some(Status::Unset),
+        Some("recovered") => {
+            f.recovered = true;
+            None
+        }
+        Some(v) => return Err(bad("status", v, "use ok, error, unset or recovered")),
+    };
+    f.model = p.string(&["model"]);
+    f.provider = p.string(&["provider"]);
+    f.user_id = p.string(&["user", "user_id"]);
+    f.session_id = p.string(&["session", "session_id"]);
+    f.tags = p.all("tag");
+    f.min_duration_ns = p.ms_as_ns("min_duration_ms")?;
+    f.max_duration_ns = p.ms_as_ns("max_duration_ms")?;
+    f.min_cost = p.usd("min_cost")?;
+    f.max_cost = p.usd("max_cost")?;
+    if let Some(name) = p.string(&["score_name", "score"]) {
+        f.score = Some(spanlens_store::ScoreFilter {
+            name,
+            min: p.number::<f64>("score_min")?,
+            max: p.number::<f64>("score_max")?,
+            label: p.string(&["score_label"]),
+        });
+    } else if let Some(k) = ["score_min", "score_max", "score_label"]
+        .into_iter()
+        .find(|k| p.get(&[k]).is_some())
+    {
+        return Err(bad(k, p.get(&[k]).unwrap_or(""), "needs score_name"));
+    }
+    f.text = p.string(&["q", "text"]);
+    if let Some(s) = p.get(&["sort"]) {
+        query.sort = SortField::parse(s).ok_or_else(|| {
+            bad(
+                "sort",
+                s,
+                "use start_time, duration, cost, tokens, span_count, name, status or user",
+            )
+        })?;
+    }
+    if let Some(o) = p.get(&["order"]) {
+        query.order = SortOrder::parse(o).ok_or_else(|| bad("order", o, "use asc or desc"))?;
+    }
+    query.limit = p.limit()?;
+    query.cursor = p.string(&["cursor"]);
+    Ok(query)
+}
+
+/// `{"trace": summary, "spans": [...]}` built from the stored span JSON without re-encoding it,
+/// with `"analysis"` (see `spanlens_core::analysis`) when `with_analysis` is set.
+pub(super) async fn trace_body(
+    st: &AppState,
+    project: String,
+    id: TraceId,
+    with_analysis: bool,
+) -> Result<String, ApiError> {
+    let mut detail = st
+        .store
+        .get_trace_json(&project, id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {id}")))?;
+    // Parsing every span for the analysis is CPU work: off the async workers.
+    let (detail, analysis) = tokio::task::spawn_blocking(move || {
+        let analysis = if with_analysis {
+            let (readable, unreadable) = readable_spans(&detail);
+            let spans: Vec<Span> = readable.iter().map(|(_, _, s)| s.clone()).collect();
+            let keep: Vec<usize> = readable.iter().map(|(i, _, _)| *i).collect();
+            drop(readable);
+            retain_indices(&mut detail.spans, &keep);
+            detail.unreadable.extend(unreadable);
+            Some(serde_json::to_string(&analyze(&spans)).map_err(internal)?)
+        } else {
+            None
+        };
+        Ok::<_, ApiError>((detail, analysis))
+    })
+    .await
+    .map_err(internal)??;
+    let mut out =
+        String::with_capacity(detail.spans.iter().map(|s| s.len() + 1).sum::<usize>() + 512);
+    out.push_str("{\"trace\":");
+    out.push_str(&trace_row(&detail.summary).to_string());
+    out.push_str(",\"spans\":[");
+    for (i, s) in detail.spans.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(s);
+    }
+    out.push(']');
+    if let Some(a) = analysis {
+        out.push_str(",\"analysis\":");
+        out.push_str(&a);
+    }
+    push_unreadable(&mut out, &detail.unreadable)?;
+    out.push('}');
+    Ok(out)
+}
+
+pub(super) async fn get_trace(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    // `analysis=false` skips the second pass over the spans, for clients that only want them.
+    let with_analysis = match p.get(&["analysis"]) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(v) => return Err(bad("analysis", v, "use true or false")),
+    };
+    let body = trace_body(&st, p.project(), trace_id(&id)?, with_analysis).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+pub(super) async fn export_trace(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let tid = trace_id(&id)?;
+    let body = trace_body(&st, p.project(), tid, false).await?;
+    let disposition = format!("attachment; filename=\"trace-{tid}.json\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// One canonical span of a trace, with all its payloads, answered with the stored JSON as is.
+pub(super) async fn trace_span(
+    State(st): State<AppState>,
+    Path((id, span)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q)?;
+    let (project, tid) = (p.project(), trace_id(&id)?);
+    let sid = SpanId::from_hex(&span).map_err(|e| bad("span_id", &span, &e.to_string()))?;
+    let detail = st
+        .store
+        .get_trace_json(&project, tid)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+    // Parsing the spans is CPU work: off the async workers.
+    let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
+        let hex = sid.to_hex();
+        // A cheap substring test finds the candidates (a link may name the id too); the
+        // parsed id decides.
+        let needle = format!("\"span_id\":\"{hex}\"");
+        for raw in detail.spans.into_iter().filter(|r| r.contains(&needle)) {
+            // A body that does not parse is not the span asked for, whatever it contains.
+            if serde_json::from_str::<TreeSource>(&raw).is_ok_and(|s| s.span_id == hex) {
+                return Ok(raw);
+            }
+        }
+        if let Some(u) = detail
+            .unreadable
+            .iter()
+            .find(|u| u.span_id.as_deref() == Some(hex.as_str()))
+        {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "span {sid} of trace {tid} is stored but cannot be read: {}",
+                    u.reason
+                ),
+            ));
+        }
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no span {sid} in trace {tid}"),
+        ))
+    })
+    .await
+    .map_err(internal)??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
