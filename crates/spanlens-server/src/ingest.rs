@@ -14,7 +14,7 @@ use spanlens_core::otlp::logs::LogEvent;
 use spanlens_core::{
     normalize, InputFormat, NormalizeOptions, Normalized, PriceCatalog, Span, Timestamp,
 };
-use spanlens_store::StoreError;
+use spanlens_store::{FailureKind, StoreError};
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -489,10 +489,11 @@ fn evaluate_later(
 
 /// A store failure as ingest answers it.
 pub(crate) fn store_error(e: StoreError) -> IngestError {
-    match e {
-        StoreError::Busy { .. } => IngestError::Busy(e.to_string()),
-        StoreError::Unavailable { .. } => IngestError::Unavailable(e.to_string()),
-        other => IngestError::Store(other.to_string()),
+    match (e.kind(), &e) {
+        (FailureKind::Retry, StoreError::Busy { .. }) => IngestError::Busy(e.to_string()),
+        (FailureKind::Retry, _) => IngestError::Unavailable(e.to_string()),
+        // Ingest sends no query: any other store failure is the server's.
+        (FailureKind::BadRequest | FailureKind::Internal, _) => IngestError::Store(e.to_string()),
     }
 }
 

@@ -90,7 +90,28 @@ pub enum StoreError {
     },
 }
 
+/// What a caller should do about a failure, whatever the transport: the one classification
+/// every answer (HTTP status, gRPC code, CLI exit status) is derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Transient (queue full, disk full, I/O, lock): the same request may succeed later.
+    Retry,
+    /// The request itself is wrong (a bad cursor or query): sending it again will not help.
+    BadRequest,
+    /// The store failed in a way the caller cannot fix.
+    Internal,
+}
+
 impl StoreError {
+    /// The failure's class (see [`FailureKind`]).
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            StoreError::Busy { .. } | StoreError::Unavailable { .. } => FailureKind::Retry,
+            StoreError::InvalidQuery(_) | StoreError::InvalidCursor(_) => FailureKind::BadRequest,
+            _ => FailureKind::Internal,
+        }
+    }
+
     /// Wraps an engine error with the operation it interrupted, keeping the message readable.
     pub fn database(op: &'static str, err: impl std::fmt::Display) -> StoreError {
         StoreError::Database {
@@ -101,10 +122,7 @@ impl StoreError {
 
     /// True when the failure is transient and the same request may succeed later (429/503).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Busy { .. } | StoreError::Unavailable { .. }
-        )
+        self.kind() == FailureKind::Retry
     }
 }
 

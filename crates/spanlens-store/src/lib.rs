@@ -32,7 +32,7 @@ mod ticket;
 mod types;
 mod uri;
 
-pub use error::{StoreError, StoreResult};
+pub use error::{FailureKind, StoreError, StoreResult};
 pub use sqlite::{
     Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
 };

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use spanlens_store::StoreError;
+use spanlens_store::{FailureKind, StoreError};
 
 /// A 4xx/5xx JSON error of the query API.
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
@@ -16,14 +16,15 @@ impl IntoResponse for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// The query API's status for each class of store failure (`StoreError::kind`); ingest
+    /// answers the same classes (see `ingest::store_error`).
     fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::Busy { .. } => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            StoreError::InvalidQuery(_) | StoreError::InvalidCursor(_) => {
-                ApiError(StatusCode::BAD_REQUEST, e.to_string())
-            }
-            other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        }
+        let status = match e.kind() {
+            FailureKind::Retry => StatusCode::SERVICE_UNAVAILABLE,
+            FailureKind::BadRequest => StatusCode::BAD_REQUEST,
+            FailureKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
     }
 }
 
