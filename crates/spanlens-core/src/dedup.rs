@@ -26,12 +26,17 @@ pub const MAX_COMPARED: usize = 64;
 /// What the rule reads of one LLM span.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Call {
+    /// The LLM span.
     pub span_id: SpanId,
+    /// Its parent (a framework span often wraps the SDK's own span of the same call).
     pub parent_span_id: Option<SpanId>,
     /// Non-blank response id.
     pub response_id: Option<String>,
+    /// Provider.
     pub provider: Option<String>,
+    /// Model asked for.
     pub request_model: Option<String>,
+    /// Model that answered.
     pub response_model: Option<String>,
     /// Start, ns.
     pub start_ns: u64,
