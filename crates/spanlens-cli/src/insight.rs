@@ -315,18 +315,22 @@ fn span_scan(
     Ok(scan)
 }
 
-/// The store of a data directory that must already hold a database (never creates one).
+/// An override price file (the format of the built-in catalog) over the built-in prices; a
+/// file that cannot be read or parsed is an input error naming it (exit 2).
+pub fn load_prices(path: &std::path::Path) -> anyhow::Result<PriceCatalog> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError(format!("cannot read --prices {}: {e}", path.display())))?;
+    let overrides = PriceCatalog::from_toml(&text)
+        .map_err(|e| InputError(format!("--prices {}: {e}", path.display())))?;
+    Ok(PriceCatalog::with_overrides(
+        overrides,
+        PriceCatalog::builtin(),
+    ))
+}
+
 /// `spanlens reprice`: re-computes stored computed costs with the override catalog.
 pub fn run_reprice(args: RepriceArgs) -> anyhow::Result<Outcome> {
-    let text = std::fs::read_to_string(&args.prices).map_err(|e| {
-        InputError(format!(
-            "cannot read --prices {}: {e}",
-            args.prices.display()
-        ))
-    })?;
-    let overrides = PriceCatalog::from_toml(&text)
-        .map_err(|e| InputError(format!("--prices {}: {e}", args.prices.display())))?;
-    let catalog = PriceCatalog::with_overrides(overrides, PriceCatalog::builtin());
+    let catalog = load_prices(&args.prices)?;
     let scan = span_scan(&args.project, &args.from, &args.to, args.model.clone())?;
     let store = args.store.open_existing()?;
     let report = crate::block_on(spanlens_store::domain::reprice::reprice(

@@ -11,6 +11,10 @@ use std::path::PathBuf;
 pub struct ServeArgs {
     #[command(flatten)]
     store: crate::store_args::StoreArgs,
+    /// Price overrides (the format of the built-in catalog, as for `spanlens reprice`): ingest
+    /// prices with them over the built-in prices, and /api/v1/models lists them.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
     /// OTLP/HTTP, JSON API and UI address.
     #[arg(long, default_value = "127.0.0.1:4318")]
     http: SocketAddr,
@@ -99,6 +103,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         http: args.http,
         grpc: args.grpc,
         data_dir: args.store.data_dir()?.unwrap_or_default(),
+        catalog: match &args.prices {
+            Some(path) => spanlens_server::state::Catalog::Loaded(std::sync::Arc::new(
+                crate::insight::load_prices(path)?,
+            )),
+            None => spanlens_server::state::Catalog::Builtin,
+        },
         alerts,
         evaluators,
         limits,

@@ -11,9 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use spanlens_core::conventions::events::EVALUATION_RESULT;
 use spanlens_core::otlp::logs::LogEvent;
-use spanlens_core::{
-    normalize, InputFormat, NormalizeOptions, Normalized, PriceCatalog, Span, Timestamp,
-};
+use spanlens_core::{normalize, InputFormat, NormalizeOptions, Normalized, Span, Timestamp};
 use spanlens_store::{FailureKind, StoreError};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -261,7 +259,7 @@ pub async fn ingest(
             received_at: now(),
             default_project: None,
         };
-        let normalized: Normalized = normalize(format, &body, &opts, PriceCatalog::builtin())
+        let normalized: Normalized = normalize(format, &body, &opts, worker.catalog())
             .map_err(|e| IngestError::BadRequest(e.to_string()))?;
         drop(body);
         let rejected = normalized.rejected.len();

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub public_names: Vec<String>,
     /// Browser origins (`https://host[:port]`) allowed to change data, besides the server's own.
     pub allowed_origins: Vec<String>,
+    /// The prices ingest computes costs with (the built-in catalog by default).
+    pub catalog: state::Catalog,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             public_names: Vec::new(),
             allowed_origins: Vec::new(),
+            catalog: state::Catalog::Builtin,
         }
     }
 }
@@ -202,6 +205,7 @@ pub async fn serve(
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
     let mut state = AppState::new(store.clone())
+        .with_catalog(config.catalog.clone())
         .with_limits(config.limits)
         .with_data_dir(config.data_dir.clone());
     if let Some(ev) = config.evaluators.clone().filter(|e| !e.is_empty()) {

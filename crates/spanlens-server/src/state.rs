@@ -84,6 +84,35 @@ pub struct AppState {
     alerts: Option<crate::alerts::AlertBoard>,
     /// Evaluators run on committed spans, when configured.
     evaluators: Option<Arc<crate::evaluators::EvaluatorConfig>>,
+    /// The prices ingest computes costs with and the API shows.
+    catalog: Catalog,
+}
+
+/// The price catalog a server runs with: the built-in one, or one loaded at start (an override
+/// file over the built-in prices).
+#[derive(Clone, Default)]
+pub enum Catalog {
+    /// The catalog compiled into the binary.
+    #[default]
+    Builtin,
+    /// A catalog loaded at start.
+    Loaded(Arc<spanlens_core::PriceCatalog>),
+}
+
+impl Catalog {
+    /// The catalog itself.
+    pub fn get(&self) -> &spanlens_core::PriceCatalog {
+        match self {
+            Catalog::Builtin => spanlens_core::PriceCatalog::builtin(),
+            Catalog::Loaded(c) => c,
+        }
+    }
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Catalog({})", self.get().version())
+    }
 }
 
 /// Requests normalised at once per CPU: more than one, so a request waiting for its commit
@@ -115,7 +144,19 @@ impl AppState {
             stopping,
             alerts: None,
             evaluators: None,
+            catalog: Catalog::Builtin,
         }
+    }
+
+    /// The same state pricing with `catalog`.
+    pub fn with_catalog(mut self, catalog: Catalog) -> AppState {
+        self.catalog = catalog;
+        self
+    }
+
+    /// The price catalog in force.
+    pub fn catalog(&self) -> &spanlens_core::PriceCatalog {
+        self.catalog.get()
     }
 
     /// The same state with other limits (the in-flight budget is sized from them).

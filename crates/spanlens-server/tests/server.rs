@@ -1063,3 +1063,70 @@ fn saved_alert_state(dir: &std::path::Path) -> String {
     store.close();
     got.unwrap().expect("an alert state in the store")
 }
+
+/// A server started with an override catalog prices what it ingests with it, lists it in
+/// `/api/v1/models`, and reconciles against it; the built-in prices stay for other models.
+#[test]
+fn the_catalog_in_force_prices_ingest_and_answers() {
+    let overrides = spanlens_core::PriceCatalog::from_toml(
+        "version = \"team-2026-12\"\n[[model]]\nid = \"gpt-4o-mini\"\nprovider = \"openai\"\n\
+         match = '^gpt-4o-mini'\nvalid_from = \"2000-01-01\"\ninput = 100.0\noutput = 0.0\n\
+         source = \"https://example.com\"\nchecked = \"2026-12-01\"\n",
+    )
+    .unwrap();
+    let catalog = std::sync::Arc::new(spanlens_core::PriceCatalog::with_overrides(
+        overrides,
+        spanlens_core::PriceCatalog::builtin(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_configured(dir, vec![], |c| {
+        c.catalog = spanlens_server::state::Catalog::Loaded(catalog.clone());
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "c0ffee00c0ffee00c0ffee00c0ffee00", "spanId": "c0ffee00c0ffee01", "name": "chat",
+        "startTimeUnixNano": (now - 1_000_000).to_string(), "endTimeUnixNano": now.to_string(),
+        "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+            {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "1000"}},
+            {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "10"}}]}]}]}]});
+    assert_eq!(
+        s.post("/v1/traces", &[JSON], &serde_json::to_vec(&body).unwrap())
+            .0,
+        200
+    );
+    let (_, t) = s.get("/api/v1/traces/c0ffee00c0ffee00c0ffee00c0ffee00");
+    // 1,000 input tokens at $100 per million, output free: $0.1 exactly.
+    assert_eq!(
+        t["trace"]["total_cost_nano_usd"], 100_000_000,
+        "{}",
+        t["trace"]
+    );
+    let (_, models) = s.get("/api/v1/models");
+    let mini = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "gpt-4o-mini")
+        .unwrap()
+        .clone();
+    assert_eq!(mini["input_per_million_usd"], 100.0, "{mini}");
+    assert!(
+        models["models"].as_array().unwrap().len() >= 40,
+        "built-ins stay"
+    );
+    let (_, rec) = s.get("/api/v1/reconciliation");
+    assert!(
+        rec["catalog_version"]
+            .as_str()
+            .unwrap()
+            .contains("team-2026-12"),
+        "{}",
+        rec["catalog_version"]
+    );
+}

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use spanlens_core::forecast::{
     forecast, DailySeries, Forecast, ForecastPoint, MAX_HORIZON_DAYS, MIN_DAYS,
 };
-use spanlens_core::{NanoUsd, PriceCatalog, Reconciliation, ReconciliationRow, Timestamp};
+use spanlens_core::{NanoUsd, Reconciliation, ReconciliationRow, Timestamp};
 use spanlens_store::{GroupBy, MetricsQuery, SpanScan};
 use std::collections::BTreeMap;
 
@@ -262,7 +262,7 @@ pub(super) async fn reconciliation_handler(
         model: p.string(&["model"]),
     };
     let project = scan.project.clone();
-    let catalog = PriceCatalog::builtin();
+    let catalog = st.catalog();
     let mut rec = Reconciliation::default();
     let mut batches = st.store.scan_model_spans(&scan).await?;
     while let Some(spans) = batches.next().await {

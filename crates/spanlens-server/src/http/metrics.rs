@@ -6,7 +6,7 @@ use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
-use spanlens_core::{PriceCatalog, Timestamp};
+use spanlens_core::Timestamp;
 use spanlens_store::{GroupBy, MetricsQuery};
 
 pub(super) async fn metrics_query(
@@ -86,8 +86,8 @@ pub(super) async fn metrics_grouped(
     metrics_query(st, Params::parse(q)?, Some(group)).await
 }
 
-pub(super) async fn models() -> Json<Value> {
-    let c = PriceCatalog::builtin();
+pub(super) async fn models(State(st): State<AppState>) -> Json<Value> {
+    let c = st.catalog();
     let rows: Vec<Value> = c
         .entries()
         .iter()
