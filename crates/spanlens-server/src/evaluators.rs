@@ -228,6 +228,49 @@ fn judge(j: &JudgeConfig, span: &Span) -> Result<Option<Score>, String> {
     }))
 }
 
+/// Evaluators as a commit subscriber: each committed batch is scored in the background (the
+/// request is already answered, and a slow LLM judge must not hold up ingest).
+pub struct OnCommit {
+    store: std::sync::Arc<dyn spanlens_store::Store>,
+    config: std::sync::Arc<EvaluatorConfig>,
+}
+
+impl OnCommit {
+    /// Scores with `config`, storing the scores in `store`.
+    pub fn new(
+        store: std::sync::Arc<dyn spanlens_store::Store>,
+        config: std::sync::Arc<EvaluatorConfig>,
+    ) -> OnCommit {
+        OnCommit { store, config }
+    }
+}
+
+impl crate::commits::CommitSubscriber for OnCommit {
+    fn wants(&self) -> bool {
+        !self.config.is_empty()
+    }
+
+    fn committed(&self, batch: &crate::commits::Committed) {
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let (project, spans) = (batch.project.clone(), batch.spans.clone());
+        tokio::spawn(async move {
+            // Evaluators may call an LLM judge over blocking HTTP: on a blocking thread.
+            let judged = tokio::task::spawn_blocking(move || config.evaluate(&spans)).await;
+            let Ok((scores, errors)) = judged else {
+                return;
+            };
+            for e in errors.iter().take(3) {
+                tracing::warn!(project = %project, error = %e, "evaluator failed");
+            }
+            if !scores.is_empty() {
+                if let Err(e) = store.add_scores(&project, &scores).await {
+                    tracing::warn!(project = %project, error = %e, "evaluator scores not stored");
+                }
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -298,12 +298,8 @@ pub async fn ingest(
         let mut tickets = Vec::new();
         for (project, spans) in by_project {
             accepted += spans.len();
-            let live: Vec<Span> = if worker.live_subscribers() > 0 {
-                spans.clone()
-            } else {
-                Vec::new()
-            };
-            let to_evaluate = worker.evaluators().map(|_| spans.clone());
+            // A copy for what follows the commit, only when a subscriber wants one.
+            let after_commit = worker.commits().wanted().then(|| spans.clone());
             // Evaluation results sent as span events become scores (a cheap name test per
             // event; almost no span has one).
             let event_scores: Vec<spanlens_core::evals::Score> = spans
@@ -315,14 +311,14 @@ pub async fn ingest(
                 .store
                 .submit(&project, spans)
                 .map_err(|e| worker.store_failed(e))?;
-            tickets.push((ticket, project, live, to_evaluate, event_scores));
+            tickets.push((ticket, project, after_commit, event_scores));
         }
         Ok::<_, IngestError>((tickets, accepted, rejected, message))
     })
     .await?;
     let (tickets, accepted, rejected, message) = result;
 
-    for (ticket, project, live, to_evaluate, event_scores) in tickets {
+    for (ticket, project, after_commit, event_scores) in tickets {
         ticket.await.map_err(|e| state.store_failed(e))?;
         state.store_wrote();
         if !event_scores.is_empty() {
@@ -334,9 +330,11 @@ pub async fn ingest(
                 .await
                 .map_err(store_error)?;
         }
-        state.publish(&project, live);
-        if let (Some(ev), Some(spans)) = (state.evaluators(), to_evaluate) {
-            evaluate_later(state.store.clone(), ev, project, spans);
+        if let Some(spans) = after_commit {
+            state.commits().announce(&crate::commits::Committed {
+                project,
+                spans: std::sync::Arc::new(spans),
+            });
         }
     }
     drop(held);
@@ -458,31 +456,6 @@ pub async fn ingest_logs(
     outcome.message = rejected.message();
     drop(held);
     Ok(outcome)
-}
-
-/// Scores committed spans in the background: the request is already answered, and a slow
-/// LLM judge must not hold up ingest.
-fn evaluate_later(
-    store: std::sync::Arc<dyn spanlens_store::Store>,
-    ev: std::sync::Arc<crate::evaluators::EvaluatorConfig>,
-    project: String,
-    spans: Vec<Span>,
-) {
-    tokio::spawn(async move {
-        // Evaluators may call an LLM judge over blocking HTTP: on a blocking thread.
-        let judged = tokio::task::spawn_blocking(move || ev.evaluate(&spans)).await;
-        let Ok((scores, errors)) = judged else {
-            return;
-        };
-        for e in errors.iter().take(3) {
-            tracing::warn!(project = %project, error = %e, "evaluator failed");
-        }
-        if !scores.is_empty() {
-            if let Err(e) = store.add_scores(&project, &scores).await {
-                tracing::warn!(project = %project, error = %e, "evaluator scores not stored");
-            }
-        }
-    });
 }
 
 /// A store failure as ingest answers it.

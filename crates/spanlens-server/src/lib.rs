@@ -4,6 +4,7 @@
 pub mod access;
 pub mod alerts;
 pub mod budget;
+pub mod commits;
 pub mod demo;
 pub mod evaluators;
 pub mod grpc;

@@ -82,8 +82,8 @@ pub struct AppState {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Alert rules and their states, when alerting is configured.
     alerts: Option<crate::alerts::AlertBoard>,
-    /// Evaluators run on committed spans, when configured.
-    evaluators: Option<Arc<crate::evaluators::EvaluatorConfig>>,
+    /// Work that follows each commit: the live feed, evaluators.
+    commits: crate::commits::CommitBus,
     /// The prices ingest computes costs with and the API shows.
     catalog: Catalog,
 }
@@ -140,10 +140,10 @@ impl AppState {
             access: Arc::new(crate::access::Access::open()),
             received: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             normalizers: Arc::new(tokio::sync::Semaphore::new(NORMALIZERS_PER_CPU * cpus())),
-            live,
             stopping,
             alerts: None,
-            evaluators: None,
+            commits: crate::commits::CommitBus::default().with(Arc::new(LiveFeed(live.clone()))),
+            live,
             catalog: Catalog::Builtin,
         }
     }
@@ -251,13 +251,14 @@ impl AppState {
 
     /// The same state with evaluators run on ingested spans.
     pub fn with_evaluators(mut self, ev: Arc<crate::evaluators::EvaluatorConfig>) -> AppState {
-        self.evaluators = Some(ev);
+        let evaluate = crate::evaluators::OnCommit::new(self.store.clone(), ev);
+        self.commits = self.commits.with(Arc::new(evaluate));
         self
     }
 
-    /// The configured evaluators.
-    pub fn evaluators(&self) -> Option<Arc<crate::evaluators::EvaluatorConfig>> {
-        self.evaluators.clone()
+    /// What follows each commit.
+    pub fn commits(&self) -> &crate::commits::CommitBus {
+        &self.commits
     }
 
     /// The same state with alerting shown by the API.
@@ -286,21 +287,25 @@ impl AppState {
         }
     }
 
-    /// Number of live-stream subscribers (spans are only copied for them when there are any).
-    pub fn live_subscribers(&self) -> usize {
-        self.live.receiver_count()
-    }
-
     /// Subscribes to committed spans.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveSpan>> {
         self.live.subscribe()
     }
+}
 
-    /// Announces committed spans of `project` to live subscribers.
-    pub fn publish(&self, project: &str, spans: Vec<Span>) {
-        for s in &spans {
-            // No subscriber is not an error: nobody is watching.
-            let _ = self.live.send(Arc::new(LiveSpan::of(project, s)));
+/// The live feed as a commit subscriber: committed spans go to `/api/v1/live` watchers, and
+/// nothing is copied while nobody watches.
+struct LiveFeed(broadcast::Sender<Arc<LiveSpan>>);
+
+impl crate::commits::CommitSubscriber for LiveFeed {
+    fn wants(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
+
+    fn committed(&self, batch: &crate::commits::Committed) {
+        for s in batch.spans.iter() {
+            // No subscriber left is not an error: nobody is watching.
+            let _ = self.0.send(Arc::new(LiveSpan::of(&batch.project, s)));
         }
     }
 }
