@@ -1,0 +1,225 @@
+//! `openapi.json` against the server as it is: every route the router serves is documented with
+//! its method, and every field of a real answer (on the demo data) is in the answer's schema, so
+//! the document cannot drift from the code unnoticed.
+
+mod common;
+
+use common::client::Server;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+const ROUTER: &str = include_str!("../src/http/mod.rs");
+
+/// `(method, path)` of every route in the router's source.
+fn routes() -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let src: String = ROUTER.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in src.split(".route(").skip(1) {
+        let path = part.split('"').nth(1).expect("a route path").to_string();
+        let handlers = part.split(".route(").next().unwrap_or("");
+        for method in ["get", "post"] {
+            // `get(…)` as the handler, or `.post(…)` chained to it.
+            if handlers.contains(&format!(" {method}("))
+                || handlers.contains(&format!("{method}("))
+                    && !handlers.contains(&format!("_{method}("))
+            {
+                out.insert((method.to_string(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn doc() -> Value {
+    serde_json::from_str(spanlens_server::http::OPENAPI_JSON).unwrap()
+}
+
+#[test]
+fn every_route_is_documented_with_its_method() {
+    let doc = doc();
+    let routes = routes();
+    assert!(routes.len() >= 25, "routes parsed: {routes:?}");
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|(m, p)| doc["paths"][p.as_str()][m.as_str()].is_null())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.json: {missing:?}"
+    );
+    // And nothing documented that the router does not serve.
+    let served: BTreeSet<&str> = routes.iter().map(|(_, p)| p.as_str()).collect();
+    let extra: Vec<&String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|p| !served.contains(p.as_str()))
+        .collect();
+    assert!(extra.is_empty(), "documented but not served: {extra:?}");
+}
+
+/// Follows `$ref`s to `#/components/…`.
+fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
+    while let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        let mut at = doc;
+        for part in r.trim_start_matches("#/").split('/') {
+            at = &at[part];
+        }
+        s = at;
+    }
+    s
+}
+
+/// Paths (`a.b[].c`) of fields in `value` that `schema` does not describe. An object schema
+/// without `properties` (a free-form map) accepts any field.
+fn undocumented(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    if let Some(any) = schema
+        .get("oneOf")
+        .or(schema.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        // Documented if any alternative documents it.
+        let mut best: Option<Vec<String>> = None;
+        for alt in any {
+            let mut o = Vec::new();
+            undocumented(doc, alt, value, at, &mut o);
+            if best.as_ref().is_none_or(|b| o.len() < b.len()) {
+                best = Some(o);
+            }
+        }
+        out.extend(best.unwrap_or_default());
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                    for (k, v) in map {
+                        undocumented(doc, extra, v, &format!("{at}.{k}"), out);
+                    }
+                }
+                return;
+            };
+            for (k, v) in map {
+                match props.get(k) {
+                    Some(s) => undocumented(doc, s, v, &format!("{at}.{k}"), out),
+                    None => out.push(format!("{at}.{k}")),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for v in items.iter().take(50) {
+                    undocumented(doc, s, v, &format!("{at}[]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_field_of_real_answers_is_in_the_schema() {
+    let now = spanlens_core::Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    let demo = spanlens_server::demo::generate(spanlens_server::demo::DEFAULT_SEED, now);
+    let s = Server::start_with(demo);
+    let doc = doc();
+    let (_, list) = s.get("/api/v1/traces?limit=200");
+    let items = list["items"].as_array().unwrap();
+    let trace = items
+        .iter()
+        .max_by_key(|t| t["span_count"].as_u64())
+        .unwrap()["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, tree) = s.get(&format!("/api/v1/traces/{trace}/tree"));
+    let span = tree["spans"][1]["span_id"].as_str().unwrap().to_string();
+    let session = items
+        .iter()
+        .find_map(|t| t["session_id"].as_str())
+        .unwrap()
+        .to_string();
+    // A score, so the score lists have rows to check.
+    let score = serde_json::json!({"trace_id": trace, "name": "helpful", "data_type": "numeric",
+        "value": 0.8, "comment": "checked by hand"});
+    let (status, body, _) = s.post(
+        "/api/v1/scores",
+        &[common::client::JSON],
+        &serde_json::to_vec(&score).unwrap(),
+    );
+    assert!(status < 300, "{status}: {}", String::from_utf8_lossy(&body));
+    let day = 86_400_000_000_000u64;
+    let (from, to) = (now.0 - 30 * day, now.0);
+    let cases: Vec<(&str, String)> = vec![
+        ("/api/v1/traces", "/api/v1/traces?limit=200".into()),
+        ("/api/v1/traces/outcomes", "/api/v1/traces/outcomes".into()),
+        (
+            "/api/v1/traces/{trace_id}",
+            format!("/api/v1/traces/{trace}"),
+        ),
+        (
+            "/api/v1/traces/{trace_id}/tree",
+            format!("/api/v1/traces/{trace}/tree"),
+        ),
+        (
+            "/api/v1/traces/{trace_id}/spans/{span_id}",
+            format!("/api/v1/traces/{trace}/spans/{span}"),
+        ),
+        ("/api/v1/sessions", "/api/v1/sessions".into()),
+        (
+            "/api/v1/sessions/{session_id}",
+            format!("/api/v1/sessions/{session}"),
+        ),
+        ("/api/v1/metrics", "/api/v1/metrics".into()),
+        (
+            "/api/v1/metrics",
+            format!("/api/v1/metrics?group_by=model&from={from}&to={to}&buckets=4"),
+        ),
+        ("/api/v1/metrics/{group_by}", "/api/v1/metrics/agent".into()),
+        (
+            "/api/v1/recovery",
+            format!("/api/v1/recovery?from={from}&to={to}"),
+        ),
+        ("/api/v1/models", "/api/v1/models".into()),
+        ("/api/v1/forecast", "/api/v1/forecast?group_by=model".into()),
+        ("/api/v1/forecast", "/api/v1/forecast".into()),
+        ("/api/v1/reconciliation", "/api/v1/reconciliation".into()),
+        ("/api/v1/projects", "/api/v1/projects".into()),
+        ("/api/v1/stats", "/api/v1/stats".into()),
+        ("/api/v1/alerts", "/api/v1/alerts".into()),
+        ("/api/v1/scores", format!("/api/v1/scores?trace_id={trace}")),
+        ("/api/v1/scores/trends", "/api/v1/scores/trends".into()),
+    ];
+    let mut problems = Vec::new();
+    for (path, url) in cases {
+        let (status, body) = s.get(&url);
+        assert_eq!(status, 200, "{url}: {body}");
+        if url.contains("/scores") {
+            let rows = body.get("items").or(body.get("rows")).unwrap();
+            assert!(!rows.as_array().unwrap().is_empty(), "{url}: {body}");
+        }
+        let schema =
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        if schema.is_null() {
+            problems.push(format!("{path}: no JSON schema for 200"));
+            continue;
+        }
+        let mut missing = Vec::new();
+        undocumented(&doc, schema, &body, "", &mut missing);
+        missing.sort();
+        missing.dedup();
+        problems.extend(missing.into_iter().map(|m| format!("{url}: {m}")));
+    }
+    assert!(
+        problems.is_empty(),
+        "fields of real answers missing from openapi.json:\n{}",
+        problems.join("\n")
+    );
+}
