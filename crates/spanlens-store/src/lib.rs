@@ -17,6 +17,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "contract-suite")]
+pub mod contract;
 mod cursor;
 pub mod domain;
 
