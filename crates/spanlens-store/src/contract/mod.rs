@@ -36,6 +36,7 @@
 
 pub mod build;
 pub mod ingest;
+pub mod roundtrip;
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -94,6 +95,12 @@ macro_rules! __store_contract_tests {
                 user_and_session_come_from_any_span_until_the_root_says_otherwise,
                 unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero,
                 failed_and_recovered_traces_in_any_arrival_order,
+            }
+            roundtrip {
+                every_field_survives_the_round_trip,
+                empty_project_means_default_and_empty_batch_is_a_no_op,
+                a_large_trace_comes_back_complete_and_ordered,
+                a_span_stored_with_the_largest_time_reads_back,
             }
         }
     };
@@ -168,7 +175,10 @@ mod tests {
     /// nothing else is: a test written but not listed would never run.
     #[test]
     fn the_suite_lists_every_contract_test() {
-        let files = [("ingest", include_str!("ingest.rs"))];
+        let files = [
+            ("ingest", include_str!("ingest.rs")),
+            ("roundtrip", include_str!("roundtrip.rs")),
+        ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
             for item in text.split("\npub async fn ").skip(1) {
