@@ -36,6 +36,7 @@
 
 pub mod build;
 pub mod ingest;
+pub mod list;
 pub mod roundtrip;
 
 use crate::error::StoreError;
@@ -101,6 +102,13 @@ macro_rules! __store_contract_tests {
                 empty_project_means_default_and_empty_batch_is_a_no_op,
                 a_large_trace_comes_back_complete_and_ordered,
                 a_span_stored_with_the_largest_time_reads_back,
+            }
+            list {
+                summaries_match_the_model,
+                every_filter,
+                every_sort_both_ways_walks_all_pages_in_order,
+                cursor_is_stable_while_traces_arrive,
+                bad_queries_are_refused_with_clear_errors,
             }
         }
     };
@@ -178,6 +186,7 @@ mod tests {
         let files = [
             ("ingest", include_str!("ingest.rs")),
             ("roundtrip", include_str!("roundtrip.rs")),
+            ("list", include_str!("list.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
