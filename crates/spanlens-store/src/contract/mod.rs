@@ -38,6 +38,8 @@ pub mod build;
 pub mod ingest;
 pub mod list;
 pub mod roundtrip;
+pub mod same_call;
+pub mod sessions_metrics;
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -109,6 +111,19 @@ macro_rules! __store_contract_tests {
                 every_sort_both_ways_walks_all_pages_in_order,
                 cursor_is_stable_while_traces_arrive,
                 bad_queries_are_refused_with_clear_errors,
+            }
+            sessions_metrics {
+                sessions_group_traces_and_paginate,
+                metrics_grouping_and_percentiles_match_hand_computed_values,
+                percentiles_over_two_hundred_values,
+            }
+            same_call {
+                a_call_recorded_twice_counts_once_in_every_total,
+                late_arrival_in_either_order_gives_the_same_totals,
+                a_span_sent_again_with_other_usage_counts_again,
+                separate_calls_and_other_traces_are_not_merged,
+                an_unpriced_duplicate_is_not_counted_as_unpriced,
+                trace_json_marks_the_duplicate,
             }
         }
     };
@@ -187,6 +202,8 @@ mod tests {
             ("ingest", include_str!("ingest.rs")),
             ("roundtrip", include_str!("roundtrip.rs")),
             ("list", include_str!("list.rs")),
+            ("sessions_metrics", include_str!("sessions_metrics.rs")),
+            ("same_call", include_str!("same_call.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
