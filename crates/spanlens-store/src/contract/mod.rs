@@ -37,8 +37,10 @@
 pub mod build;
 pub mod ingest;
 pub mod list;
+pub mod log_events;
 pub mod roundtrip;
 pub mod same_call;
+pub mod scores;
 pub mod sessions_metrics;
 
 use crate::error::StoreError;
@@ -125,6 +127,15 @@ macro_rules! __store_contract_tests {
                 an_unpriced_duplicate_is_not_counted_as_unpriced,
                 trace_json_marks_the_duplicate,
             }
+            scores {
+                scores_are_stored_listed_trended_and_filter_traces,
+                an_invalid_score_stores_nothing,
+            }
+            log_events {
+                events_merge_into_their_span_whichever_arrives_first,
+                a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit,
+                identical_scores_from_events_are_kept_once,
+            }
         }
     };
 }
@@ -204,6 +215,8 @@ mod tests {
             ("list", include_str!("list.rs")),
             ("sessions_metrics", include_str!("sessions_metrics.rs")),
             ("same_call", include_str!("same_call.rs")),
+            ("scores", include_str!("scores.rs")),
+            ("log_events", include_str!("log_events.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
