@@ -38,6 +38,7 @@ pub mod build;
 pub mod ingest;
 pub mod list;
 pub mod log_events;
+pub mod reprice;
 pub mod roundtrip;
 pub mod same_call;
 pub mod scores;
@@ -136,6 +137,12 @@ macro_rules! __store_contract_tests {
                 a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit,
                 identical_scores_from_events_are_kept_once,
             }
+            reprice {
+                repricing_updates_spans_and_summaries_and_is_idempotent,
+                model_filter_limits_repricing,
+                daily_cost_per_model,
+                unpriced_counts_follow_every_cost_and_drop_when_repriced,
+            }
         }
     };
 }
@@ -217,6 +224,7 @@ mod tests {
             ("same_call", include_str!("same_call.rs")),
             ("scores", include_str!("scores.rs")),
             ("log_events", include_str!("log_events.rs")),
+            ("reprice", include_str!("reprice.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
