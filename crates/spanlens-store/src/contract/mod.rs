@@ -41,8 +41,10 @@ pub mod log_events;
 pub mod reprice;
 pub mod roundtrip;
 pub mod same_call;
+pub mod scans;
 pub mod scores;
 pub mod sessions_metrics;
+pub mod state;
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -143,6 +145,13 @@ macro_rules! __store_contract_tests {
                 daily_cost_per_model,
                 unpriced_counts_follow_every_cost_and_drop_when_repriced,
             }
+            state {
+                shared_state_is_one_document_per_key_seen_by_every_handle,
+            }
+            scans {
+                a_scan_hands_over_every_span_in_batches,
+                a_scan_whose_consumer_stops_early_ends_and_frees_its_connection,
+            }
         }
     };
 }
@@ -225,6 +234,8 @@ mod tests {
             ("scores", include_str!("scores.rs")),
             ("log_events", include_str!("log_events.rs")),
             ("reprice", include_str!("reprice.rs")),
+            ("state", include_str!("state.rs")),
+            ("scans", include_str!("scans.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
