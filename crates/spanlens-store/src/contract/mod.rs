@@ -39,6 +39,7 @@ pub mod ingest;
 pub mod list;
 pub mod log_events;
 pub mod reprice;
+pub mod rollups;
 pub mod roundtrip;
 pub mod same_call;
 pub mod scans;
@@ -152,6 +153,15 @@ macro_rules! __store_contract_tests {
                 a_scan_hands_over_every_span_in_batches,
                 a_scan_whose_consumer_stops_early_ends_and_frees_its_connection,
             }
+            rollups {
+                rollups_match_brute_force_seed_1,
+                rollups_match_brute_force_seed_2,
+                rollups_match_brute_force_seed_3,
+                time_ordered_ingest_builds_hour_and_day_rows_that_add_up,
+                many_commits_to_one_bucket_compact_and_add_up,
+                projects_are_kept_apart,
+                week_rows_of_users_add_up,
+            }
         }
     };
 }
@@ -236,6 +246,7 @@ mod tests {
             ("reprice", include_str!("reprice.rs")),
             ("state", include_str!("state.rs")),
             ("scans", include_str!("scans.rs")),
+            ("rollups", include_str!("rollups.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
