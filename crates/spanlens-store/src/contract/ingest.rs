@@ -1,5 +1,5 @@
 //! Ingest: idempotent upserts, summaries that stay right when spans arrive late, out of order
-//! or twice, unpriced calls, failed and recovered traces.
+//! or twice, unpriced calls, failed and recovered traces, and many writers at once.
 
 use super::build::*;
 use super::{fresh, StoreHarness};
@@ -266,4 +266,37 @@ pub async fn failed_and_recovered_traces_in_any_arrival_order(h: &dyn StoreHarne
             assert_eq!(store.trace_outcomes(&q).await.unwrap().traces, 0, "{why}");
         }
     }
+}
+
+/// Many tasks submitting at once on a multi-thread runtime: every batch is acknowledged with
+/// its own counts once committed, and every span is stored.
+pub async fn many_concurrent_submitters_are_all_acknowledged(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    let (tasks, batches, per) = (8u64, 40u64, 25u64);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut acked = 0;
+                for b in 0..batches {
+                    let spans: Vec<Span> = (0..per)
+                        .map(|i| span(t * 1000 + b, i, None, "op", i, 1))
+                        .collect();
+                    let ticket = store.submit("p", spans).expect("submit");
+                    let r = ticket.await.expect("commit");
+                    assert_eq!((r.spans, r.inserted), (per as usize, per as usize));
+                    acked += r.spans;
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = 0;
+    for handle in handles {
+        acked += handle.await.expect("a submitter panicked");
+    }
+    assert_eq!(acked as u64, tasks * batches * per);
+    assert_eq!(store.count_spans("p").await.unwrap(), tasks * batches * per);
+    let page = store.list_traces(&ListQuery::new("p")).await.unwrap();
+    assert_eq!(page.items.len(), crate::DEFAULT_PAGE_SIZE as usize);
 }

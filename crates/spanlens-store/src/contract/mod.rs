@@ -104,6 +104,7 @@ macro_rules! __store_contract_tests {
                 user_and_session_come_from_any_span_until_the_root_says_otherwise,
                 unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero,
                 failed_and_recovered_traces_in_any_arrival_order,
+                #[multi_thread] many_concurrent_submitters_are_all_acknowledged,
             }
             roundtrip {
                 every_field_survives_the_round_trip,
