@@ -7,6 +7,9 @@
 //! recomputed whenever one of its spans is written, so it stays right when spans arrive late,
 //! out of order or twice.
 //!
+//! Every backend must pass the contract suite: `spanlens_store::contract` (feature
+//! `contract-suite`), run for a backend by `store_contract_suite!` (see the README).
+//!
 //! ```no_run
 //! use spanlens_store::{ListQuery, SpanWriter, SqliteStore, TraceReader};
 //! # async fn f() -> Result<(), spanlens_store::StoreError> {
@@ -17,6 +20,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "contract-suite")]
+pub mod contract;
 mod cursor;
 pub mod domain;
 

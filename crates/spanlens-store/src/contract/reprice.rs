@@ -1,11 +1,12 @@
-//! Re-pricing rewrites computed costs and trace summaries consistently; daily cost per group.
+//! Re-pricing rewrites computed costs and trace summaries consistently; daily cost per group;
+//! unpriced calls counted in every sum that carries a cost.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, StoreHarness};
+use crate::domain::reprice::reprice;
+use crate::prelude::*;
+use crate::{GroupBy, MetricsQuery, SpanScan};
 use spanlens_core::{CostSource, NanoUsd, PriceCatalog, Timestamp};
-use spanlens_store::prelude::*;
-use spanlens_store::{GroupBy, MetricsQuery, SpanScan, Store};
 
 /// "m" at $1 and "x" at $2 per million input tokens.
 fn catalog() -> PriceCatalog {
@@ -23,7 +24,8 @@ fn catalog() -> PriceCatalog {
     .unwrap()
 }
 
-async fn seed(store: &impl Store) {
+/// Day one: three computed, one reported and one unpriced call in trace 1; trace 2 a day later.
+async fn seed(store: &dyn Store) {
     let mut reported = llm(1, 4, Some(1), "m", "p", 40, 10, 1_000_000, 0, 999);
     reported.cost.as_mut().unwrap().source = CostSource::Reported;
     let mut unpriced = llm(1, 5, Some(1), "x", "p", 50, 10, 1_000_000, 0, 0);
@@ -46,6 +48,7 @@ async fn seed(store: &impl Store) {
         .unwrap();
 }
 
+/// The first hour of day one.
 fn day_one() -> SpanScan {
     SpanScan {
         project: "default".into(),
@@ -55,23 +58,21 @@ fn day_one() -> SpanScan {
     }
 }
 
-#[tokio::test]
-async fn repricing_updates_spans_and_summaries_and_is_idempotent() {
-    let (_dir, store) = temp_store();
-    seed(&store).await;
+/// Re-pricing (dry run, then for real) rewrites the computed costs in the range, leaves
+/// reported ones, prices unpriced calls, updates summaries and metrics, and changes nothing when
+/// run again.
+pub async fn repricing_updates_spans_and_summaries_and_is_idempotent(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    seed(&*store).await;
     let cat = catalog();
 
-    let dry = spanlens_store::domain::reprice::reprice(&store, &day_one(), &cat, true)
-        .await
-        .unwrap();
+    let dry = reprice(&*store, &day_one(), &cat, true).await.unwrap();
     assert_eq!((dry.examined, dry.changed, dry.reported_skipped), (3, 3, 1));
     let t1 = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(t1.summary.total_cost, NanoUsd(100 + 100 + 999));
     assert_eq!(t1.summary.unpriced_span_count, 1);
 
-    let r = spanlens_store::domain::reprice::reprice(&store, &day_one(), &cat, false)
-        .await
-        .unwrap();
+    let r = reprice(&*store, &day_one(), &cat, false).await.unwrap();
     assert_eq!((r.examined, r.changed, r.newly_priced), (3, 3, 1));
     let m = r.models.iter().find(|m| m.model == "m").unwrap();
     assert_eq!(m.cost_before, NanoUsd(200));
@@ -103,25 +104,21 @@ async fn repricing_updates_spans_and_summaries_and_is_idempotent() {
     assert_eq!(all[0].cost, NanoUsd(5_000_000_999 + 100));
     assert_eq!(store.count_spans("default").await.unwrap(), 6);
 
-    let again = spanlens_store::domain::reprice::reprice(&store, &day_one(), &cat, false)
-        .await
-        .unwrap();
+    let again = reprice(&*store, &day_one(), &cat, false).await.unwrap();
     assert_eq!((again.examined, again.changed), (3, 0));
     let t1_again = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(t1_again.summary, t1.summary);
 }
 
-#[tokio::test]
-async fn model_filter_limits_repricing() {
-    let (_dir, store) = temp_store();
-    seed(&store).await;
+/// A model filter limits re-pricing to that model's calls.
+pub async fn model_filter_limits_repricing(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    seed(&*store).await;
     let scan = SpanScan {
         model: Some("x".into()),
         ..day_one()
     };
-    let r = spanlens_store::domain::reprice::reprice(&store, &scan, &catalog(), false)
-        .await
-        .unwrap();
+    let r = reprice(&*store, &scan, &catalog(), false).await.unwrap();
     assert_eq!((r.examined, r.changed), (1, 1));
     let t1 = store.get_trace("default", tid(1)).await.unwrap().unwrap();
     assert_eq!(
@@ -130,10 +127,11 @@ async fn model_filter_limits_repricing() {
     );
 }
 
-#[tokio::test]
-async fn daily_cost_per_model() {
-    let (_dir, store) = temp_store();
-    seed(&store).await;
+/// Daily cost per model (the forecast's input): a row per model and UTC day, an unpriced model
+/// a row that says so, ranges and unknown projects.
+pub async fn daily_cost_per_model(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    seed(&*store).await;
     let rows = store
         .daily_cost(&MetricsQuery::new("default", GroupBy::Model))
         .await
@@ -175,10 +173,9 @@ async fn daily_cost_per_model() {
 /// Every sum that carries a cost also counts the unpriced calls in it (trace, session, metrics
 /// by model, user, agent and day, daily cost), and re-pricing that prices them takes the counts
 /// back down everywhere.
-#[tokio::test]
-async fn unpriced_counts_follow_every_cost_and_drop_when_repriced() {
-    let (_dir, store) = temp_store();
-    seed(&store).await;
+pub async fn unpriced_counts_follow_every_cost_and_drop_when_repriced(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    seed(&*store).await;
     // The unpriced call has a user, a session and an agent too.
     let mut x = store
         .get_trace("default", tid(1))
@@ -229,7 +226,7 @@ async fn unpriced_counts_follow_every_cost_and_drop_when_repriced() {
         .unwrap();
     assert_eq!(session.session.unpriced_span_count, 1);
 
-    spanlens_store::domain::reprice::reprice(&store, &day_one(), &catalog(), false)
+    reprice(&*store, &day_one(), &catalog(), false)
         .await
         .unwrap();
 

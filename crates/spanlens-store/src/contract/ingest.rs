@@ -1,15 +1,15 @@
-//! Idempotent upserts and summaries that stay right when spans arrive late, out of order or twice.
+//! Ingest: idempotent upserts, summaries that stay right when spans arrive late, out of order
+//! or twice, unpriced calls, failed and recovered traces, and many writers at once.
 
-mod common;
+use super::build::*;
+use super::{fresh, StoreHarness};
+use crate::{ListQuery, TraceFilter};
+use spanlens_core::{NanoUsd, Span, SpanKind, Status};
 
-use common::*;
-use spanlens_core::{NanoUsd, SpanKind, Status};
-use spanlens_store::prelude::*;
-use spanlens_store::{ListQuery, TraceFilter};
-
-#[tokio::test]
-async fn same_span_twice_is_stored_once_and_the_last_write_wins() {
-    let (_dir, store) = temp_store();
+/// The same span written twice is stored once, the later copy wins in the span, the summary
+/// and the facets, and a copy that drops a model or tags drops them from the filters too.
+pub async fn same_span_twice_is_stored_once_and_the_last_write_wins(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let first = llm(1, 1, None, "gpt-4o", "openai", 0, 100, 10, 5, 1_000);
     let r1 = store.write("p", vec![first.clone()]).await.unwrap();
     assert_eq!((r1.inserted, r1.replaced), (1, 0));
@@ -36,26 +36,27 @@ async fn same_span_twice_is_stored_once_and_the_last_write_wins() {
     assert_eq!(s.tags, vec!["late"]);
 
     // The model facet still finds it; a tag it no longer carries does not exist.
-    let mut q = ListQuery::new("p");
-    q.filter.model = Some("gpt-4o".into());
-    assert_eq!(store.list_traces(&q).await.unwrap().items.len(), 1);
+    let mut by_model = ListQuery::new("p");
+    by_model.filter.model = Some("gpt-4o".into());
+    assert_eq!(store.list_traces(&by_model).await.unwrap().items.len(), 1);
 
     // A replacement that drops the model and tags removes them from the facets too.
     let mut third = second;
     third.request_model = None;
     third.tags.clear();
     store.write("p", vec![third]).await.unwrap();
-    assert!(store.list_traces(&q).await.unwrap().items.is_empty());
-    let mut q = ListQuery::new("p");
-    q.filter.tags = vec!["late".into()];
-    assert!(store.list_traces(&q).await.unwrap().items.is_empty());
+    assert!(store.list_traces(&by_model).await.unwrap().items.is_empty());
+    let mut by_tag = ListQuery::new("p");
+    by_tag.filter.tags = vec!["late".into()];
+    assert!(store.list_traces(&by_tag).await.unwrap().items.is_empty());
     let d = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     assert!(d.summary.tags.is_empty());
 }
 
-#[tokio::test]
-async fn duplicates_inside_one_batch_and_across_projects() {
-    let (_dir, store) = temp_store();
+/// Two copies of a span in one batch count as one insert and one replace, the second copy
+/// winning; the same ids in another project are another span.
+pub async fn duplicates_inside_one_batch_and_across_projects(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let a = span(1, 1, None, "first copy", 0, 10);
     let mut b = a.clone();
     b.name = "second copy".into();
@@ -73,9 +74,10 @@ async fn duplicates_inside_one_batch_and_across_projects() {
     assert_eq!(store.projects().await.unwrap(), vec!["p", "q"]);
 }
 
-#[tokio::test]
-async fn child_before_parent_across_submits() {
-    let (_dir, store) = temp_store();
+/// Children that arrive before their root, in separate writes, give a provisional summary
+/// that the root then completes; a late span that starts earlier widens the trace.
+pub async fn child_before_parent_across_submits(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     // Root: 0..1000 ms. Children arrive first, in two separate requests.
     let mut tool = span(7, 3, Some(2), "web_search", 300, 200);
     tool.kind = SpanKind::Tool;
@@ -123,8 +125,7 @@ async fn child_before_parent_across_submits() {
     assert_eq!(names, vec!["support agent", "chat gpt-4o", "web_search"]);
 
     // A late span that starts before the root widens the trace.
-    let early = span(7, 9, Some(1), "prefetch", 0, 5);
-    let mut early = early;
+    let mut early = span(7, 9, Some(1), "prefetch", 0, 5);
     early.start_time.0 = T0 - 50 * MS;
     store.write("p", vec![early]).await.unwrap();
     let s = store.get_trace("p", tid(7)).await.unwrap().unwrap().summary;
@@ -142,9 +143,11 @@ async fn child_before_parent_across_submits() {
     assert_eq!(store.list_traces(&q).await.unwrap().items.len(), 1);
 }
 
-#[tokio::test]
-async fn user_and_session_come_from_any_span_until_the_root_says_otherwise() {
-    let (_dir, store) = temp_store();
+/// A trace's user comes from any span until its root names one.
+pub async fn user_and_session_come_from_any_span_until_the_root_says_otherwise(
+    h: &dyn StoreHarness,
+) {
+    let (_db, store) = fresh(h).await;
     let mut child = span(3, 2, Some(1), "step", 10, 10);
     child.user_id = Some("from-child".into());
     store.write("p", vec![child]).await.unwrap();
@@ -160,25 +163,23 @@ async fn user_and_session_come_from_any_span_until_the_root_says_otherwise() {
         "root has none: keep the child's"
     );
 
-    let mut root2 = span(3, 1, None, "root", 0, 100);
-    root2.user_id = Some("from-root".into());
-    store.write("p", vec![root2]).await.unwrap();
+    let mut named = span(3, 1, None, "root", 0, 100);
+    named.user_id = Some("from-root".into());
+    store.write("p", vec![named]).await.unwrap();
     let s = store.get_trace("p", tid(3)).await.unwrap().unwrap().summary;
     assert_eq!(s.user_id.as_deref(), Some("from-root"));
     assert_eq!(s.span_count, 2);
 }
 
-#[tokio::test]
-async fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
-    let (_dir, store) = temp_store();
+/// A call without a price is counted as unpriced (its trace's cost is a lower bound, never a
+/// made-up total), and the count is rebuilt when the span is sent again priced.
+pub async fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let priced = llm(7, 1, None, "gpt-4o", "openai", 0, 100, 10, 5, 1_000);
     let mut unknown = llm(7, 2, Some(1), "my-finetune", "acme", 10, 50, 10, 5, 0);
     unknown.cost = None;
     unknown.unpriced_reason = Some("no price for my-finetune".into());
-    store
-        .write("p", vec![priced, unknown.clone()])
-        .await
-        .unwrap();
+    store.write("p", vec![priced, unknown]).await.unwrap();
     let s = store.get_trace("p", tid(7)).await.unwrap().unwrap().summary;
     assert_eq!(s.unpriced_span_count, 1);
     assert_eq!(
@@ -199,27 +200,28 @@ async fn unpriced_calls_are_counted_so_a_cost_is_never_a_silent_zero() {
     assert_eq!((s.unpriced_span_count, s.total_cost), (0, NanoUsd(1_500)));
 }
 
+/// A root without a status, an agent under it and a failed tool under the agent.
+fn pipeline(t: u64, agent_status: Status) -> Vec<Span> {
+    let mut root = span(t, 1, None, "pipeline", 0, 1000);
+    root.kind = SpanKind::Pipeline;
+    root.status = Status::Unset;
+    let mut agent = span(t, 2, Some(1), "agent", 10, 900);
+    agent.kind = SpanKind::Agent;
+    agent.status = agent_status;
+    let mut tool = span(t, 3, Some(2), "tool", 20, 100);
+    tool.kind = SpanKind::Tool;
+    tool.status = Status::Error;
+    vec![root, agent, tool]
+}
+
 /// A trace fails by its root: errors it went on from are "recovered", in any arrival order,
 /// one span per write or all at once, and the outcome counts and the `recovered` filter agree.
-#[tokio::test]
-async fn failed_and_recovered_traces_in_any_arrival_order() {
-    let build = |t: u64, agent_status: Status| {
-        let mut root = span(t, 1, None, "pipeline", 0, 1000);
-        root.kind = SpanKind::Pipeline;
-        root.status = Status::Unset;
-        let mut agent = span(t, 2, Some(1), "agent", 10, 900);
-        agent.kind = SpanKind::Agent;
-        agent.status = agent_status;
-        let mut tool = span(t, 3, Some(2), "tool", 20, 100);
-        tool.kind = SpanKind::Tool;
-        tool.status = Status::Error;
-        vec![root, agent, tool]
-    };
+pub async fn failed_and_recovered_traces_in_any_arrival_order(h: &dyn StoreHarness) {
     for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
         for one_by_one in [false, true] {
-            let (_dir, store) = temp_store();
+            let (_db, store) = fresh(h).await;
             for (t, agent_status) in [(1, Status::Ok), (2, Status::Error)] {
-                let spans = build(t, agent_status);
+                let spans = pipeline(t, agent_status);
                 let ordered: Vec<_> = order.iter().map(|&i| spans[i].clone()).collect();
                 if one_by_one {
                     for s in ordered {
@@ -232,13 +234,15 @@ async fn failed_and_recovered_traces_in_any_arrival_order() {
             let summary =
                 async |t: u64| store.get_trace("p", tid(t)).await.unwrap().unwrap().summary;
             let why = format!("order {order:?}, one by one: {one_by_one}");
+            let s1 = summary(1).await;
             assert_eq!(
-                (summary(1).await.status, summary(1).await.error_count),
+                (s1.status, s1.error_count),
                 (Status::Unset, 1),
                 "the tool failed, the agent went on: {why}"
             );
+            let s2 = summary(2).await;
             assert_eq!(
-                (summary(2).await.status, summary(2).await.error_count),
+                (s2.status, s2.error_count),
                 (Status::Error, 2),
                 "the agent run failed under a root without a status: {why}"
             );
@@ -262,4 +266,37 @@ async fn failed_and_recovered_traces_in_any_arrival_order() {
             assert_eq!(store.trace_outcomes(&q).await.unwrap().traces, 0, "{why}");
         }
     }
+}
+
+/// Many tasks submitting at once on a multi-thread runtime: every batch is acknowledged with
+/// its own counts once committed, and every span is stored.
+pub async fn many_concurrent_submitters_are_all_acknowledged(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    let (tasks, batches, per) = (8u64, 40u64, 25u64);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut acked = 0;
+                for b in 0..batches {
+                    let spans: Vec<Span> = (0..per)
+                        .map(|i| span(t * 1000 + b, i, None, "op", i, 1))
+                        .collect();
+                    let ticket = store.submit("p", spans).expect("submit");
+                    let r = ticket.await.expect("commit");
+                    assert_eq!((r.spans, r.inserted), (per as usize, per as usize));
+                    acked += r.spans;
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = 0;
+    for handle in handles {
+        acked += handle.await.expect("a submitter panicked");
+    }
+    assert_eq!(acked as u64, tasks * batches * per);
+    assert_eq!(store.count_spans("p").await.unwrap(), tasks * batches * per);
+    let page = store.list_traces(&ListQuery::new("p")).await.unwrap();
+    assert_eq!(page.items.len(), crate::DEFAULT_PAGE_SIZE as usize);
 }

@@ -1,15 +1,14 @@
-//! Every field of a canonical span survives storage, and the summary reflects it.
+//! Round trips: every field of a canonical span survives storage, and the summary reflects it.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, StoreHarness};
 use serde_json::json;
 use spanlens_core::{
     Cost, CostBreakdown, CostSource, Event, Link, Message, NanoUsd, Payload, PromptTemplate,
     RateLimitWindow, RateLimits, Span, SpanKind, Status, Timestamp, ToolCallRef, ToolInfo, Usage,
 };
-use spanlens_store::prelude::*;
 
+/// A span with every field set.
 fn full_span() -> Span {
     let mut s = span(1, 1, None, "agent run", 0, 1500);
     s.kind = SpanKind::Llm;
@@ -142,9 +141,10 @@ fn full_span() -> Span {
     s
 }
 
-#[tokio::test]
-async fn every_field_survives_the_round_trip() {
-    let (_dir, store) = temp_store();
+/// Every field of a canonical span comes back as written, from both trace reads, and the
+/// summary (and its JSON shape) reflects it.
+pub async fn every_field_survives_the_round_trip(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let original = full_span();
     let receipt = store.write("shop", vec![original.clone()]).await.unwrap();
     assert_eq!(
@@ -213,9 +213,9 @@ async fn every_field_survives_the_round_trip() {
     assert!(store.get_trace("other", tid(1)).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn empty_project_means_default_and_empty_batch_is_a_no_op() {
-    let (_dir, store) = temp_store();
+/// An empty or blank project is the default project; an empty batch stores nothing.
+pub async fn empty_project_means_default_and_empty_batch_is_a_no_op(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let r = store.write("", Vec::new()).await.unwrap();
     assert_eq!(r.spans, 0);
     store
@@ -228,9 +228,10 @@ async fn empty_project_means_default_and_empty_batch_is_a_no_op() {
     assert_eq!(store.count_spans("").await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn a_large_trace_comes_back_complete_and_ordered() {
-    let (_dir, store) = temp_store();
+/// A trace of 6,001 spans written newest first in several batches reads back whole, ordered
+/// by start time and span id.
+pub async fn a_large_trace_comes_back_complete_and_ordered(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let mut spans = vec![span(5, 0, None, "root", 0, 100_000)];
     // 6,000 children, written newest first across several batches.
     spans.extend(
@@ -251,4 +252,22 @@ async fn a_large_trace_comes_back_complete_and_ordered() {
         .all(|w| (w[0].start_time, w[0].span_id) < (w[1].start_time, w[1].span_id)));
     let raw = store.get_trace_json("p", tid(5)).await.unwrap().unwrap();
     assert_eq!(raw.spans.len(), 6_001);
+}
+
+/// A span with the largest times (past ingest's limits, as an older build could have written
+/// it) reads back whole.
+pub async fn a_span_stored_with_the_largest_time_reads_back(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    let mut s = span(1, 1, None, "far", 0, 1);
+    s.end_time = Some(Timestamp(u64::MAX));
+    s.events.push(Event {
+        name: "late".into(),
+        time: Timestamp(1 << 63),
+        attributes: Default::default(),
+    });
+    store.write("default", vec![s]).await.unwrap();
+    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
+    assert!(d.unreadable.is_empty(), "{:?}", d.unreadable);
+    assert_eq!(d.spans[0].end_time, Some(Timestamp(u64::MAX)));
+    assert_eq!(d.spans[0].events[0].time, Timestamp(1 << 63));
 }

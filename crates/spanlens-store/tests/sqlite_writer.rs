@@ -1,4 +1,5 @@
-//! The writer: group commit, backpressure, shutdown, reopening and schema versions.
+//! The SQLite writer: group commit, backpressure, shutdown, reopening and schema versions (the
+//! behaviour every backend shares is in the contract suite, `tests/sqlite_contract.rs`).
 
 mod common;
 

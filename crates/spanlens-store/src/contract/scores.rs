@@ -1,13 +1,12 @@
 //! Evaluation scores: stored all-or-none, listed by target, trended by day, and usable as a
 //! trace-list filter.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, StoreHarness};
+use crate::{ListQuery, ScoreFilter, ScoreQuery, StoreError};
 use spanlens_core::evals::{Score, ScoreSource, ScoreType};
-use spanlens_store::prelude::*;
-use spanlens_store::{ListQuery, ScoreFilter, ScoreQuery, StoreError};
 
+/// A score of a trace or span with a value.
 fn score(trace: Option<u64>, span: Option<u64>, name: &str, t: ScoreType, v: f64) -> Score {
     Score {
         id: None,
@@ -23,9 +22,10 @@ fn score(trace: Option<u64>, span: Option<u64>, name: &str, t: ScoreType, v: f64
     }
 }
 
-#[tokio::test]
-async fn scores_are_stored_listed_trended_and_filter_traces() {
-    let (_dir, store) = temp_store();
+/// Scores are stored, listed by trace, span and session, trended by day (numeric and boolean
+/// ones), and filter the trace list.
+pub async fn scores_are_stored_listed_trended_and_filter_traces(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     store
         .write(
             "p",
@@ -101,9 +101,9 @@ async fn scores_are_stored_listed_trended_and_filter_traces() {
     assert!(store.list_traces(&lq).await.unwrap().items.is_empty());
 }
 
-#[tokio::test]
-async fn an_invalid_score_stores_nothing() {
-    let (_dir, store) = temp_store();
+/// A batch with an invalid score is refused whole, naming it; a zero limit is refused.
+pub async fn an_invalid_score_stores_nothing(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let good = score(Some(1), None, "ok", ScoreType::Numeric, 1.0);
     let bad = score(Some(1), None, "flag", ScoreType::Boolean, 0.5);
     let err = store.add_scores("p", &[good, bad]).await.unwrap_err();

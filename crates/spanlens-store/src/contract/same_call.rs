@@ -2,12 +2,12 @@
 //! of the same call are both kept, but every total counts the call once, whatever order and
 //! grouping the spans arrive in.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, StoreHarness, TestDatabase};
+use crate::prelude::*;
+use crate::{GroupBy, MetricsQuery, SessionQuery};
 use spanlens_core::{NanoUsd, Span, SpanId, Timestamp};
-use spanlens_store::prelude::*;
-use spanlens_store::{GroupBy, MetricsQuery, SessionQuery, SqliteStore};
+use std::sync::Arc;
 
 const DAY: u64 = 86_400_000 * MS;
 
@@ -24,7 +24,7 @@ fn trace() -> Vec<Span> {
 }
 
 /// Everything the issue lists a total for, as comparable text.
-async fn totals(store: &SqliteStore) -> String {
+async fn totals(store: &dyn Store) -> String {
     let t = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     let s = &t.summary;
     let mut out = format!(
@@ -64,7 +64,8 @@ async fn totals(store: &SqliteStore) -> String {
     out
 }
 
-async fn duplicates(store: &SqliteStore) -> Vec<(SpanId, Option<SpanId>)> {
+/// Each span of trace 1 and the span it duplicates, if any.
+async fn duplicates(store: &dyn Store) -> Vec<(SpanId, Option<SpanId>)> {
     let t = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     let mut v: Vec<_> = t
         .spans
@@ -76,20 +77,24 @@ async fn duplicates(store: &SqliteStore) -> Vec<(SpanId, Option<SpanId>)> {
 }
 
 /// A store with the spans of [`trace`] written in the given commits (span numbers).
-async fn written(batches: &[&[u64]]) -> (tempfile::TempDir, SqliteStore) {
+async fn written(
+    h: &dyn StoreHarness,
+    batches: &[&[u64]],
+) -> (Box<dyn TestDatabase>, Arc<dyn Store>) {
     let spans = trace();
-    let (dir, store) = temp_store();
+    let (db, store) = fresh(h).await;
     for b in batches {
         let part: Vec<Span> = b.iter().map(|&i| spans[i as usize - 1].clone()).collect();
         store.write("p", part).await.unwrap();
     }
-    (dir, store)
+    (db, store)
 }
 
-#[tokio::test]
-async fn a_call_recorded_twice_counts_once_in_every_total() {
-    let (_d, store) = written(&[&[1, 2, 3, 4]]).await;
-    let t = totals(&store).await;
+/// A framework span and the SDK span of the same provider call are both kept, and every total
+/// counts the call once.
+pub async fn a_call_recorded_twice_counts_once_in_every_total(h: &dyn StoreHarness) {
+    let (_db, store) = written(h, &[&[1, 2, 3, 4]]).await;
+    let t = totals(&*store).await;
     assert!(
         t.starts_with("trace: in 150 out 25 total 175 cost 1300 unpriced 0 spans 4\n"),
         "{t}"
@@ -108,7 +113,7 @@ async fn a_call_recorded_twice_counts_once_in_every_total() {
     // Both spans are kept; the SDK's span (3) is the same call as the framework's (2), which is
     // counted (same usage and cost, smaller span id).
     assert_eq!(
-        duplicates(&store).await,
+        duplicates(&*store).await,
         vec![
             (sid(1), None),
             (sid(2), None),
@@ -122,11 +127,12 @@ async fn a_call_recorded_twice_counts_once_in_every_total() {
     assert_eq!(sdk.cost.as_ref().unwrap().amounts.total, NanoUsd(1_000));
 }
 
-#[tokio::test]
-async fn late_arrival_in_either_order_gives_the_same_totals() {
-    let (_t, together) = written(&[&[1, 2, 3, 4]]).await;
-    let want = totals(&together).await;
-    let want_dups = duplicates(&together).await;
+/// Whichever of the two records of a call arrives first, and however the spans are batched,
+/// the totals and the duplicate marks are the same.
+pub async fn late_arrival_in_either_order_gives_the_same_totals(h: &dyn StoreHarness) {
+    let (_together_db, together) = written(h, &[&[1, 2, 3, 4]]).await;
+    let want = totals(&*together).await;
+    let want_dups = duplicates(&*together).await;
     for batches in [
         // The framework span first, the SDK span later.
         &[&[1u64, 2, 4][..], &[3][..]][..],
@@ -136,24 +142,25 @@ async fn late_arrival_in_either_order_gives_the_same_totals() {
         &[&[3], &[4], &[2], &[1]],
         &[&[2], &[3], &[1], &[4]],
     ] {
-        let (_d, store) = written(batches).await;
+        let (_db, store) = written(h, batches).await;
 
-        assert_eq!(totals(&store).await, want, "batches {batches:?}");
-        assert_eq!(duplicates(&store).await, want_dups, "batches {batches:?}");
+        assert_eq!(totals(&*store).await, want, "batches {batches:?}");
+        assert_eq!(duplicates(&*store).await, want_dups, "batches {batches:?}");
     }
 }
 
-#[tokio::test]
-async fn a_span_sent_again_with_other_usage_counts_again() {
-    let (_d, store) = written(&[&[1, 2, 3, 4]]).await;
-    let deduped = totals(&store).await;
+/// A duplicate sent again with other usage is another call and counts again; sent back as it
+/// was, it is the same call again.
+pub async fn a_span_sent_again_with_other_usage_counts_again(h: &dyn StoreHarness) {
+    let (_db, store) = written(h, &[&[1, 2, 3, 4]]).await;
+    let deduped = totals(&*store).await;
     // The SDK span re-sent with one more output token: no longer the framework span's call
     // (only the SDK span has an id, so the fingerprint decides).
     let mut changed = trace()[2].clone();
     changed.usage.as_mut().unwrap().output_tokens = 21;
     changed.usage.as_mut().unwrap().total_tokens = 121;
     store.write("p", vec![changed]).await.unwrap();
-    let t = totals(&store).await;
+    let t = totals(&*store).await;
     assert!(
         t.starts_with("trace: in 250 out 46 total 296 cost 2300 unpriced 0 spans 4\n"),
         "{t}"
@@ -162,17 +169,17 @@ async fn a_span_sent_again_with_other_usage_counts_again() {
         t.contains("spans 3 in 250 out 46 total 296 cost 2300\n"),
         "{t}"
     );
-    assert!(duplicates(&store).await.iter().all(|(_, d)| d.is_none()));
+    assert!(duplicates(&*store).await.iter().all(|(_, d)| d.is_none()));
     // And back: the same call again, counted once.
     store.write("p", vec![trace()[2].clone()]).await.unwrap();
-    assert_eq!(totals(&store).await, deduped);
+    assert_eq!(totals(&*store).await, deduped);
     // The counted span re-sent unchanged changes nothing.
     store.write("p", vec![trace()[1].clone()]).await.unwrap();
-    assert_eq!(totals(&store).await, deduped);
+    assert_eq!(totals(&*store).await, deduped);
 }
 
-#[tokio::test]
-async fn separate_calls_and_other_traces_are_not_merged() {
+/// Calls that do not overlap, and the same call in another trace, are not merged.
+pub async fn separate_calls_and_other_traces_are_not_merged(h: &dyn StoreHarness) {
     let mut spans = trace();
     // The "SDK" span ends before the framework span starts: two calls.
     spans[2].start_time = Timestamp(T0 + 1_500 * MS);
@@ -182,34 +189,34 @@ async fn separate_calls_and_other_traces_are_not_merged() {
     let mut elsewhere = spans[1].clone();
     elsewhere.trace_id = tid(2);
     spans.push(elsewhere);
-    let (_d, store) = temp_store();
+    let (_db, store) = fresh(h).await;
     store.write("p", spans).await.unwrap();
-    let t = totals(&store).await;
+    let t = totals(&*store).await;
     assert!(
         t.starts_with("trace: in 250 out 45 total 295 cost 2300"),
         "{t}"
     );
-    assert!(duplicates(&store).await.iter().all(|(_, d)| d.is_none()));
+    assert!(duplicates(&*store).await.iter().all(|(_, d)| d.is_none()));
     let other = store.get_trace("p", tid(2)).await.unwrap().unwrap();
     assert_eq!(other.summary.total_cost, NanoUsd(1_000));
 }
 
-#[tokio::test]
-async fn an_unpriced_duplicate_is_not_counted_as_unpriced() {
+/// A duplicate without a price does not make its trace count an unpriced call.
+pub async fn an_unpriced_duplicate_is_not_counted_as_unpriced(h: &dyn StoreHarness) {
     let mut spans = trace();
     // The SDK span's model is unknown to the catalog; the framework reported a cost.
     spans[2].cost = None;
     spans[2].unpriced_reason = Some("no price for gpt-4o".into());
-    let (_d, store) = temp_store();
+    let (_db, store) = fresh(h).await;
     store.write("p", spans).await.unwrap();
     let t = store.get_trace("p", tid(1)).await.unwrap().unwrap();
     assert_eq!(t.summary.unpriced_span_count, 0);
     assert_eq!(t.summary.total_cost, NanoUsd(1_300));
 }
 
-#[tokio::test]
-async fn trace_json_marks_the_duplicate() {
-    let (_d, store) = written(&[&[3], &[1, 2, 4]]).await;
+/// The stored-JSON trace read marks the duplicate with the span counted in its place.
+pub async fn trace_json_marks_the_duplicate(h: &dyn StoreHarness) {
+    let (_db, store) = written(h, &[&[3], &[1, 2, 4]]).await;
     let t = store.get_trace_json("p", tid(1)).await.unwrap().unwrap();
     let spans: Vec<serde_json::Value> = t
         .spans

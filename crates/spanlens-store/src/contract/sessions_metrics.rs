@@ -1,12 +1,10 @@
-//! Sessions (traces grouped by session id) and metrics checked against hand-computed values.
+//! Sessions (traces grouped by session id) and metrics, checked against hand-computed values.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, StoreHarness};
+use crate::{GroupBy, MetricRow, MetricsQuery, SessionQuery, MAX_PERCENTILE_ERROR};
 use serde_json::json;
 use spanlens_core::{Event, NanoUsd, Span, SpanKind, Status, Timestamp, Usage};
-use spanlens_store::prelude::*;
-use spanlens_store::{GroupBy, MetricRow, MetricsQuery, SessionQuery, MAX_PERCENTILE_ERROR};
 use std::collections::HashSet;
 
 const DAY_MS: u64 = 86_400_000;
@@ -21,9 +19,10 @@ type TraceRow = (
     i64,
 );
 
-#[tokio::test]
-async fn sessions_group_traces_and_paginate() {
-    let (_d, store) = temp_store();
+/// Sessions group their traces' totals, are listed by last activity, page one at a time,
+/// filter by user and time, and read back with their traces oldest first.
+pub async fn sessions_group_traces_and_paginate(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let rows: &[TraceRow] = &[
         (1, Some("s-a"), Some("ann"), 0, 100, 10),
         (2, Some("s-a"), Some("ann"), 1_000, 100, 20),
@@ -107,6 +106,7 @@ async fn sessions_group_traces_and_paginate() {
     assert!(store.get_session("other", "s-a").await.unwrap().is_none());
 }
 
+/// `s` with a time to first token of `ttft_ms`.
 fn timed(mut s: Span, ttft_ms: Option<u64>) -> Span {
     s.ttft_ns = ttft_ms.map(|t| t * MS);
     s
@@ -214,15 +214,17 @@ fn near(got: Option<u64>, exact: u64) {
     );
 }
 
+/// The row of `key`.
 fn row<'a>(rows: &'a [MetricRow], key: Option<&str>) -> &'a MetricRow {
     rows.iter()
         .find(|r| r.key.as_deref() == key)
         .unwrap_or_else(|| panic!("no row {key:?} in {rows:#?}"))
 }
 
-#[tokio::test]
-async fn metrics_grouping_and_percentiles_match_hand_computed_values() {
-    let (_d, store) = temp_store();
+/// Metrics by every grouping and filter, with percentiles, agree with figures worked out by
+/// hand.
+pub async fn metrics_grouping_and_percentiles_match_hand_computed_values(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     store.write("m", metrics_fixture()).await.unwrap();
 
     let by_model = store
@@ -368,9 +370,10 @@ async fn metrics_grouping_and_percentiles_match_hand_computed_values() {
     assert_eq!(v["cost_usd"], json!(0.00001));
 }
 
-#[tokio::test]
-async fn percentiles_over_two_hundred_values() {
-    let (_d, store) = temp_store();
+/// Percentiles over 200 distinct durations written shuffled are the nearest-rank ones, within
+/// the stated error.
+pub async fn percentiles_over_two_hundred_values(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     // Durations 1..=200 ms, inserted shuffled.
     let mut spans: Vec<Span> = (1..=200u64)
         .map(|d| {

@@ -1,14 +1,12 @@
-//! Every trace-list filter and every sort, walked page by page with cursors.
+//! The trace list: every filter and every sort, walked page by page with cursors.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, StoreHarness, TestDatabase};
+use crate::prelude::*;
+use crate::{ListQuery, SortField, SortOrder, StoreError, TraceFilter, TraceSummary};
 use spanlens_core::{NanoUsd, Span, SpanKind, Status, Timestamp, TraceId};
-use spanlens_store::prelude::*;
-use spanlens_store::{
-    ListQuery, SortField, SortOrder, SqliteStore, StoreError, TraceFilter, TraceSummary,
-};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// What the test knows about each generated trace, independently of the store.
 #[derive(Debug, Clone)]
@@ -31,6 +29,7 @@ struct Model {
 
 const N: u64 = 83;
 
+/// The generated traces.
 fn models() -> Vec<Model> {
     (0..N)
         .map(|i| {
@@ -72,6 +71,7 @@ fn models() -> Vec<Model> {
         .collect()
 }
 
+/// The spans of a trace: an agent root, an LLM call and maybe a tool.
 fn spans_of(m: &Model) -> Vec<Span> {
     let mut root = span(m.n, 1, None, m.name, m.start_ms, m.dur_ms);
     root.kind = SpanKind::Agent;
@@ -101,8 +101,9 @@ fn spans_of(m: &Model) -> Vec<Span> {
     out
 }
 
-async fn load() -> (tempfile::TempDir, SqliteStore, Vec<Model>) {
-    let (dir, store) = temp_store();
+/// A fresh store holding the spans of [`models`], and the models.
+async fn load(h: &dyn StoreHarness) -> (Box<dyn TestDatabase>, Arc<dyn Store>, Vec<Model>) {
+    let (db, store) = fresh(h).await;
     let ms = models();
     // Several traces per request, in an order unrelated to any sort.
     let mut all: Vec<Span> = ms.iter().flat_map(spans_of).collect();
@@ -110,10 +111,11 @@ async fn load() -> (tempfile::TempDir, SqliteStore, Vec<Model>) {
     for chunk in all.chunks(17) {
         store.write("p", chunk.to_vec()).await.unwrap();
     }
-    (dir, store, ms)
+    (db, store, ms)
 }
 
-async fn walk(store: &SqliteStore, base: &ListQuery, page: u32) -> Vec<TraceSummary> {
+/// Every page of the query, `page` rows at a time, checking that no trace comes twice.
+async fn walk(store: &dyn Store, base: &ListQuery, page: u32) -> Vec<TraceSummary> {
     let mut q = base.clone();
     q.limit = page;
     let mut out = Vec::new();
@@ -141,8 +143,9 @@ fn expect(ms: &[Model], keep: impl Fn(&Model) -> bool) -> HashSet<TraceId> {
     ms.iter().filter(|m| keep(m)).map(|m| tid(m.n)).collect()
 }
 
+/// Walks the traces the filter selects and compares them with the model's.
 async fn check_filter(
-    store: &SqliteStore,
+    store: &dyn Store,
     ms: &[Model],
     filter: TraceFilter,
     keep: impl Fn(&Model) -> bool,
@@ -163,10 +166,10 @@ async fn check_filter(
     assert_eq!(keys, sorted);
 }
 
-#[tokio::test]
-async fn summaries_match_the_model() {
-    let (_d, store, ms) = load().await;
-    let all = walk(&store, &ListQuery::new("p"), 50).await;
+/// Every trace's summary agrees with what was generated.
+pub async fn summaries_match_the_model(h: &dyn StoreHarness) {
+    let (_db, store, ms) = load(h).await;
+    let all = walk(&*store, &ListQuery::new("p"), 50).await;
     assert_eq!(all.len(), N as usize);
     for s in &all {
         let m = &ms[(u128::from_be_bytes(s.trace_id.0) - 1) as usize];
@@ -185,13 +188,13 @@ async fn summaries_match_the_model() {
     }
 }
 
-#[tokio::test]
-async fn every_filter() {
-    let (_d, store, ms) = load().await;
+/// Every trace-list filter, alone and together, walked page by page.
+pub async fn every_filter(h: &dyn StoreHarness) {
+    let (_db, store, ms) = load(h).await;
     let at = |ms: u64| Some(Timestamp(T0 + ms * MS));
     let f = TraceFilter::default;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             from: at(10_000),
@@ -202,7 +205,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             name: Some("refund".into()),
@@ -212,7 +215,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             kind: Some(SpanKind::Tool),
@@ -222,7 +225,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             kind: Some(SpanKind::Llm),
@@ -232,7 +235,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             status: Some(Status::Error),
@@ -242,7 +245,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             model: Some("claude-3-5-sonnet".into()),
@@ -252,7 +255,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             provider: Some("google".into()),
@@ -262,7 +265,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             user_id: Some("u1".into()),
@@ -272,7 +275,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             session_id: Some("s2".into()),
@@ -282,7 +285,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             tags: vec!["even".into()],
@@ -292,7 +295,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             tags: vec!["even".into(), "three".into()],
@@ -302,7 +305,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             min_duration_ns: Some(200 * MS),
@@ -313,7 +316,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             min_cost: Some(NanoUsd(2500)),
@@ -323,7 +326,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             min_cost: Some(NanoUsd(1000)),
@@ -335,7 +338,7 @@ async fn every_filter() {
     .await;
     // Text matches span names (not just the root's), case-insensitively …
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             text: Some("Web_Search".into()),
@@ -346,7 +349,7 @@ async fn every_filter() {
     .await;
     // … and user ids, and the trace id.
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             text: Some("u2".into()),
@@ -356,7 +359,7 @@ async fn every_filter() {
     )
     .await;
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             text: Some(tid(5).to_hex()),
@@ -367,7 +370,7 @@ async fn every_filter() {
     .await;
     // Everything at once.
     check_filter(
-        &store,
+        &*store,
         &ms,
         TraceFilter {
             from: at(5_000),
@@ -398,9 +401,10 @@ async fn every_filter() {
     assert!(p.items.is_empty() && p.next_cursor.is_none());
 }
 
-#[tokio::test]
-async fn every_sort_both_ways_walks_all_pages_in_order() {
-    let (_d, store, ms) = load().await;
+/// Every sort field, ascending and descending, walks all pages in order (trace id breaking
+/// ties).
+pub async fn every_sort_both_ways_walks_all_pages_in_order(h: &dyn StoreHarness) {
+    let (_db, store, ms) = load(h).await;
     for sort in SortField::ALL {
         for order in [SortOrder::Asc, SortOrder::Desc] {
             let q = ListQuery {
@@ -408,7 +412,7 @@ async fn every_sort_both_ways_walks_all_pages_in_order() {
                 order,
                 ..ListQuery::new("p")
             };
-            let got = ids(&walk(&store, &q, 7).await);
+            let got = ids(&walk(&*store, &q, 7).await);
             let mut want: Vec<&Model> = ms.iter().collect();
             want.sort_by(|a, b| {
                 let key = match sort {
@@ -446,9 +450,9 @@ async fn every_sort_both_ways_walks_all_pages_in_order() {
     }
 }
 
-#[tokio::test]
-async fn cursor_is_stable_while_traces_arrive() {
-    let (_d, store, ms) = load().await;
+/// A cursor resumes exactly after its page while new traces arrive before and after it.
+pub async fn cursor_is_stable_while_traces_arrive(h: &dyn StoreHarness) {
+    let (_db, store, ms) = load(h).await;
     let mut q = ListQuery::new("p");
     q.limit = 10;
     let first = store.list_traces(&q).await.unwrap();
@@ -482,9 +486,10 @@ async fn cursor_is_stable_while_traces_arrive() {
     );
 }
 
-#[tokio::test]
-async fn bad_queries_are_refused_with_clear_errors() {
-    let (_d, store, _ms) = load().await;
+/// A cursor of another sort, a malformed cursor and out-of-range limits are refused with
+/// errors that say why; an unknown project is an empty list.
+pub async fn bad_queries_are_refused_with_clear_errors(h: &dyn StoreHarness) {
+    let (_db, store, _ms) = load(h).await;
     let mut q = ListQuery::new("p");
     q.limit = 3;
     let c = store.list_traces(&q).await.unwrap().next_cursor.unwrap();

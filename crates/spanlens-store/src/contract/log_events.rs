@@ -1,17 +1,17 @@
-//! GenAI events that arrived as OTLP log records: kept for their span in the side table,
-//! merged into it on read whichever came first, stored once when sent twice, capped per span,
-//! and left out of the trace's totals.
+//! GenAI events that arrived as OTLP log records: kept for their span, merged into it on read
+//! whichever came first, stored once when sent twice, capped per span, and left out of the
+//! trace's totals.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, StoreHarness};
+use crate::prelude::*;
+use crate::{LogEventsReceipt, ScoreQuery, TraceSummary};
 use serde_json::json;
 use spanlens_core::evals::{Score, ScoreSource, ScoreType};
 use spanlens_core::otlp::logs::LogEvent;
 use spanlens_core::{Event, Timestamp};
-use spanlens_store::prelude::*;
-use spanlens_store::{LogEventsReceipt, ScoreQuery, Store};
 
+/// An event of span `s` of trace `t`, `at_ms` after T0.
 fn log_event(t: u64, s: u64, name: &str, at_ms: u64, attrs: serde_json::Value) -> LogEvent {
     LogEvent {
         project: None,
@@ -48,6 +48,7 @@ fn call_events() -> Vec<LogEvent> {
     ]
 }
 
+/// The trace the events belong to: an agent and the call.
 fn spans() -> Vec<spanlens_core::Span> {
     vec![
         span(1, 1, None, "agent", 0, 100),
@@ -55,7 +56,8 @@ fn spans() -> Vec<spanlens_core::Span> {
     ]
 }
 
-async fn trace_json(store: &dyn Store) -> (Vec<serde_json::Value>, spanlens_store::TraceSummary) {
+/// Trace 1 of project `p` as JSON values, and its summary.
+async fn trace_json(store: &dyn Store) -> (Vec<serde_json::Value>, TraceSummary) {
     let d = store.get_trace_json("p", tid(1)).await.unwrap().unwrap();
     assert!(d.unreadable.is_empty(), "{:?}", d.unreadable);
     let spans = d
@@ -66,21 +68,22 @@ async fn trace_json(store: &dyn Store) -> (Vec<serde_json::Value>, spanlens_stor
     (spans, d.summary)
 }
 
-#[tokio::test]
-async fn events_merge_into_their_span_whichever_arrives_first() {
-    let (_a, before) = temp_store();
+/// Events stored before their span and events stored after it end in the same trace read, merged
+/// into their span, and left out of the trace's totals.
+pub async fn events_merge_into_their_span_whichever_arrives_first(h: &dyn StoreHarness) {
+    let (_before_db, before) = fresh(h).await;
     let r = before.add_log_events("p", &call_events()).await.unwrap();
     assert_eq!(r.stored, 2);
     // Waiting: no trace yet.
     assert!(before.get_trace_json("p", tid(1)).await.unwrap().is_none());
     before.write("p", spans()).await.unwrap();
 
-    let (_b, after) = temp_store();
+    let (_after_db, after) = fresh(h).await;
     after.write("p", spans()).await.unwrap();
     after.add_log_events("p", &call_events()).await.unwrap();
 
-    let (a, summary_a) = trace_json(&before).await;
-    let (b, summary_b) = trace_json(&after).await;
+    let (a, summary_a) = trace_json(&*before).await;
+    let (b, summary_b) = trace_json(&*after).await;
     assert_eq!(a, b, "the same trace whichever arrived first");
     assert_eq!(summary_a.input_tokens, summary_b.input_tokens);
     let call = &a[1];
@@ -113,9 +116,12 @@ async fn events_merge_into_their_span_whichever_arrives_first() {
     assert_eq!(call.usage.as_ref().unwrap().output_tokens, 50);
 }
 
-#[tokio::test]
-async fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit() {
-    let (_d, store) = temp_store();
+/// A log record sent twice is stored once, a span keeps at most the event limit, and another
+/// project's span with the same ids is another span.
+pub async fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_limit(
+    h: &dyn StoreHarness,
+) {
+    let (_db, store) = fresh(h).await;
     store.write("p", spans()).await.unwrap();
     store.add_log_events("p", &call_events()).await.unwrap();
     let again = store.add_log_events("p", &call_events()).await.unwrap();
@@ -127,7 +133,7 @@ async fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_l
             over_limit: 0
         }
     );
-    let (spans, _) = trace_json(&store).await;
+    let (spans, _) = trace_json(&*store).await;
     assert_eq!(spans[1]["events"].as_array().unwrap().len(), 2);
 
     let max = spanlens_core::limits::MAX_EVENTS;
@@ -141,9 +147,10 @@ async fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_event_l
     assert_eq!(r.stored, 3);
 }
 
-#[tokio::test]
-async fn identical_scores_from_events_are_kept_once() {
-    let (_d, store) = temp_store();
+/// A score from a GenAI event identical to a stored one is kept once (its id is returned);
+/// scores from the API never are merged.
+pub async fn identical_scores_from_events_are_kept_once(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let score = Score {
         id: None,
         trace_id: Some(tid(1)),

@@ -4,19 +4,19 @@
 //! added or dropped), roots that arrive last, a re-pricing run, and ranges that are unaligned,
 //! empty, open-ended or exactly on five-minute, hour and day edges.
 
-mod common;
-
-use common::*;
+use super::build::*;
+use super::{fresh, open, StoreHarness};
+use crate::domain::reprice::reprice;
+use crate::prelude::*;
+use crate::{
+    percentile_nearest_rank, DailyCost, GroupBy, MetricRow, MetricsQuery, Percentiles,
+    SessionQuery, SessionSummary, SpanScan, TraceSummary, MAX_PERCENTILE_ERROR,
+};
 use serde_json::{json, Value};
 use spanlens_core::recovery::{Buckets, RecoveryBuilder};
 use spanlens_core::{
     Cost, CostBreakdown, CostSource, Event, NanoUsd, PriceCatalog, RateLimitWindow, RateLimits,
     Span, SpanKind, Status, Timestamp, ToolInfo, Usage,
-};
-use spanlens_store::prelude::*;
-use spanlens_store::{
-    percentile_nearest_rank, DailyCost, GroupBy, MetricRow, MetricsQuery, Percentiles,
-    SessionQuery, SessionSummary, SpanScan, SqliteStore, TraceSummary, MAX_PERCENTILE_ERROR,
 };
 use std::collections::BTreeMap;
 
@@ -241,7 +241,7 @@ fn generate(rng: &mut Rng, traces: u64) -> Vec<Span> {
 
 /// Sends spans in random order and batch sizes, some batches committed together; roots last
 /// for a third of the traces.
-fn send(rng: &mut Rng, store: &SqliteStore, mut spans: Vec<Span>) {
+async fn send(rng: &mut Rng, store: &dyn Store, mut spans: Vec<Span>) {
     for i in (1..spans.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         spans.swap(i, j);
@@ -257,17 +257,17 @@ fn send(rng: &mut Rng, store: &SqliteStore, mut spans: Vec<Span>) {
         tickets.push(store.submit("p", batch).expect("submit"));
         if rng.chance(50) {
             for t in tickets.drain(..) {
-                t.wait().expect("commit");
+                t.await.expect("commit");
             }
         }
     }
     for t in tickets {
-        t.wait().expect("commit");
+        t.await.expect("commit");
     }
 }
 
 /// Spans sent again: unchanged, or changed in what the rollups read (start moved too).
-fn resend(rng: &mut Rng, store: &SqliteStore, stored: &[Span]) {
+async fn resend(rng: &mut Rng, store: &dyn Store, stored: &[Span]) {
     let mut again = Vec::new();
     for s in stored {
         if !rng.chance(25) {
@@ -292,7 +292,7 @@ fn resend(rng: &mut Rng, store: &SqliteStore, stored: &[Span]) {
             again.push(c);
         }
     }
-    send(rng, store, again);
+    send(rng, store, again).await;
 }
 
 /// The catalog the re-pricing step uses: "m" and "x" at $1 and $2 per million input tokens.
@@ -313,7 +313,7 @@ fn catalog() -> PriceCatalog {
 
 /// Everything the store holds for project `p`, read back span by span (the truth the rollups
 /// must agree with), and the traces' summaries.
-async fn stored(store: &SqliteStore, traces: u64) -> (Vec<Span>, Vec<TraceSummary>) {
+async fn stored(store: &dyn Store, traces: u64) -> (Vec<Span>, Vec<TraceSummary>) {
     let mut spans = Vec::new();
     let mut summaries = Vec::new();
     for t in 0..traces {
@@ -695,7 +695,8 @@ fn filters() -> Vec<MetricsQuery> {
     v
 }
 
-async fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
+/// Every query the rollups answer, over many ranges and filters, against brute force.
+async fn check_everything(rng: &mut Rng, store: &dyn Store, traces: u64) {
     let (spans, summaries) = stored(store, traces).await;
     assert_eq!(store.count_spans("p").await.unwrap(), spans.len() as u64);
     let ts = |v: Option<u64>| v.map(Timestamp);
@@ -795,27 +796,32 @@ async fn check_everything(rng: &mut Rng, store: &SqliteStore, traces: u64) {
     }
 }
 
-async fn run(seed: u64, traces: u64) {
+/// Random traffic, checked after it arrives, after spans are sent again, after re-pricing and
+/// on a store opened again.
+async fn run(h: &dyn StoreHarness, seed: u64, traces: u64) {
     let mut rng = Rng(seed | 1);
-    let (_dir, store) = temp_store();
+    let (db, store) = fresh(h).await;
     let spans = generate(&mut rng, traces);
-    send(&mut rng, &store, spans.clone());
-    check_everything(&mut rng, &store, traces).await;
-    let unpriced = async |store: &SqliteStore| {
+    send(&mut rng, &*store, spans.clone()).await;
+    check_everything(&mut rng, &*store, traces).await;
+    let unpriced = async |store: &dyn Store| {
         store
             .metrics(&MetricsQuery::new("p", GroupBy::All))
             .await
             .unwrap()[0]
             .unpriced_span_count
     };
-    assert!(unpriced(&store).await > 0, "some model calls have no price");
+    assert!(
+        unpriced(&*store).await > 0,
+        "some model calls have no price"
+    );
 
-    let (now, _) = stored(&store, traces).await;
-    resend(&mut rng, &store, &now);
-    check_everything(&mut rng, &store, traces).await;
+    let (now, _) = stored(&*store, traces).await;
+    resend(&mut rng, &*store, &now).await;
+    check_everything(&mut rng, &*store, traces).await;
 
-    let report = spanlens_store::domain::reprice::reprice(
-        &store,
+    let report = reprice(
+        &*store,
         &SpanScan {
             project: "p".into(),
             ..Default::default()
@@ -827,37 +833,35 @@ async fn run(seed: u64, traces: u64) {
     .unwrap();
     assert!(report.changed > 0, "the re-pricing step changes costs");
     assert!(report.newly_priced > 0, "and prices some unpriced calls");
-    check_everything(&mut rng, &store, traces).await;
+    check_everything(&mut rng, &*store, traces).await;
 
     // Reopened, the same answers.
-    let path = store.path().to_path_buf();
     drop(store);
-    let store = SqliteStore::open(&path).unwrap();
-    check_everything(&mut rng, &store, traces).await;
+    let store = open(&*db).await;
+    check_everything(&mut rng, &*store, traces).await;
 }
 
-#[tokio::test]
-async fn rollups_match_brute_force_seed_1() {
-    run(1, 60).await;
+/// Random traffic (seed 1, 60 traces) against brute force: see the module documentation.
+pub async fn rollups_match_brute_force_seed_1(h: &dyn StoreHarness) {
+    run(h, 1, 60).await;
 }
 
-#[tokio::test]
-async fn rollups_match_brute_force_seed_2() {
-    run(0x5eed_0002, 90).await;
+/// Random traffic (another seed, 90 traces) against brute force.
+pub async fn rollups_match_brute_force_seed_2(h: &dyn StoreHarness) {
+    run(h, 0x5eed_0002, 90).await;
 }
 
-#[tokio::test]
-async fn rollups_match_brute_force_seed_3() {
-    run(0xdead_beef, 40).await;
+/// Random traffic (a third seed, 40 traces) against brute force.
+pub async fn rollups_match_brute_force_seed_3(h: &dyn StoreHarness) {
+    run(h, 0xdead_beef, 40).await;
 }
 
 /// Traffic in time order, as a live server sees it: every bucket gets many commits, hour and
 /// day rows are built as time moves past them (from the sums the writer keeps in memory), and
 /// spans re-sent along the way change buckets already built. Ranges on whole days and hours
 /// read those rows.
-#[tokio::test]
-async fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
-    let (_dir, store) = temp_store();
+pub async fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up(h: &dyn StoreHarness) {
+    let (db, store) = fresh(h).await;
     let mut rng = Rng(99);
     let mut spans = generate(&mut rng, 220);
     spans.sort_by_key(|s| s.start_time);
@@ -876,7 +880,7 @@ async fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
             sent[i] = c;
         }
     }
-    let check = async |store: &SqliteStore, truth: &[Span]| {
+    let check = async |store: &dyn Store, truth: &[Span]| {
         for (from, to) in [
             (None, None),
             (Some(T0 + DAY), Some(T0 + 3 * DAY)),
@@ -907,25 +911,23 @@ async fn time_ordered_ingest_builds_hour_and_day_rows_that_add_up() {
             }
         }
     };
-    let (truth, _) = stored(&store, 220).await;
-    check(&store, &truth).await;
+    let (truth, _) = stored(&*store, 220).await;
+    check(&*store, &truth).await;
     // Reopened (nothing kept in memory), then more traffic builds the rest from rows.
-    let path = store.path().to_path_buf();
     drop(store);
-    let store = SqliteStore::open(&path).unwrap();
+    let store = open(&*db).await;
     let mut late = span(500, 1, None, "x", 0, 0);
     late.start_time = Timestamp(BASE + SPREAD + 3 * DAY);
     store.write("p", vec![late]).await.unwrap();
-    let (truth2, _) = stored(&store, 501).await;
+    let (truth2, _) = stored(&*store, 501).await;
     assert_eq!(truth2.len(), truth.len() + 1);
-    check(&store, &truth2).await;
+    check(&*store, &truth2).await;
 }
 
 /// Many spans in one quarter-hour bucket, re-sent in many commits: the bucket's rows are
 /// compacted and still add up.
-#[tokio::test]
-async fn many_commits_to_one_bucket_compact_and_add_up() {
-    let (_dir, store) = temp_store();
+pub async fn many_commits_to_one_bucket_compact_and_add_up(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let mut rng = Rng(7);
     // Spans an hour before and after, so the queries below cover the bucket whole (a range is
     // clamped to the project's spans) and read its rows rather than its spans.
@@ -945,7 +947,7 @@ async fn many_commits_to_one_bucket_compact_and_add_up() {
         fill(&mut rng, s);
         store.write("p", vec![s.clone()]).await.unwrap();
     }
-    let (spans, _) = stored(&store, 42).await;
+    let (spans, _) = stored(&*store, 42).await;
     for g in GroupBy::ALL {
         let mut q = MetricsQuery::new("p", g);
         q.from = Some(Timestamp(T0 + DAY));
@@ -963,9 +965,8 @@ async fn many_commits_to_one_bucket_compact_and_add_up() {
 }
 
 /// Ids and spans of another project never mix in.
-#[tokio::test]
-async fn projects_are_kept_apart() {
-    let (_dir, store) = temp_store();
+pub async fn projects_are_kept_apart(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
     let mut rng = Rng(11);
     let spans = generate(&mut rng, 10);
     store.write("p", spans.clone()).await.unwrap();
@@ -975,7 +976,7 @@ async fn projects_are_kept_apart() {
         s.rate_limits = None;
     }
     store.write("q", other).await.unwrap();
-    let (truth, _) = stored(&store, 10).await;
+    let (truth, _) = stored(&*store, 10).await;
     for g in GroupBy::ALL {
         let q = MetricsQuery::new("p", g);
         assert_eq!(
@@ -1009,12 +1010,11 @@ fn stretch(s: &mut Span, factor: u64) {
 /// Spans over 25 days: by-user answers over whole weeks read the users family's week rows —
 /// kept at ingest in random and in time order, after spans sent again moved between weeks,
 /// and after a reopen — and equal a recomputation from the spans.
-#[tokio::test]
-async fn week_rows_of_users_add_up() {
+pub async fn week_rows_of_users_add_up(h: &dyn StoreHarness) {
     // 2025-01-02, a Thursday: week buckets start on Thursdays (seven days from the epoch).
     let thursday = T0 + DAY;
     for ordered in [false, true] {
-        let (_dir, store) = temp_store();
+        let (db, store) = fresh(h).await;
         let mut rng = Rng(if ordered { 23 } else { 29 });
         let mut spans = generate(&mut rng, 120);
         for s in &mut spans {
@@ -1026,9 +1026,9 @@ async fn week_rows_of_users_add_up() {
                 store.write("p", chunk.to_vec()).await.unwrap();
             }
         } else {
-            send(&mut rng, &store, spans.clone());
+            send(&mut rng, &*store, spans.clone()).await;
         }
-        let check = async |store: &SqliteStore, rng: &mut Rng| {
+        let check = async |store: &dyn Store, rng: &mut Rng| {
             let (truth, _) = stored(store, 120).await;
             let mut ranges = vec![
                 (None, None),
@@ -1066,9 +1066,9 @@ async fn week_rows_of_users_add_up() {
                 assert_eq!(got, &expected_metrics(&truth, &q), "slice {q:?}");
             }
         };
-        check(&store, &mut rng).await;
+        check(&*store, &mut rng).await;
         // Some spans sent again, moved to another week or changed.
-        let (now, _) = stored(&store, 120).await;
+        let (now, _) = stored(&*store, 120).await;
         let mut again = Vec::new();
         for s in now.iter().step_by(4) {
             let mut c = s.clone();
@@ -1087,10 +1087,9 @@ async fn week_rows_of_users_add_up() {
             again.push(c);
         }
         store.write("p", again).await.unwrap();
-        check(&store, &mut rng).await;
-        let path = store.path().to_path_buf();
+        check(&*store, &mut rng).await;
         drop(store);
-        let store = SqliteStore::open(&path).unwrap();
-        check(&store, &mut rng).await;
+        let store = open(&*db).await;
+        check(&*store, &mut rng).await;
     }
 }
