@@ -26,7 +26,7 @@ pub struct WriteReceipt {
     pub batches_in_transaction: usize,
 }
 
-/// What storing GenAI log events did (see [`crate::Store::add_log_events`]).
+/// What storing GenAI log events did (see [`crate::SpanWriter::add_log_events`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LogEventsReceipt {
     /// Events stored.

@@ -113,7 +113,7 @@ pub struct WriterStats {
     pub pending_spans: usize,
 }
 
-/// The SQLite implementation of [`Store`]: the embedded default of `spanlens serve`.
+/// The SQLite implementation of [`crate::Store`]: the embedded default of `spanlens serve`.
 pub struct SqliteStore {
     path: PathBuf,
     sender: Option<SyncSender<Job>>,
