@@ -145,7 +145,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     runtime.block_on(spanlens_server::serve(
         &config,
         store.clone(),
-        shutdown_signal(),
+        shutdown_signal(&runtime),
         |b| {
             tracing::info!(
                 http = %format_args!("http://{}", b.http),
@@ -161,26 +161,45 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     Ok(crate::Outcome::Done)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled: a signal that arrives right after the server says it is listening
+/// must stop it gracefully, not kill it with the default action.
+fn shutdown_signal(rt: &tokio::runtime::Runtime) -> impl std::future::Future<Output = ()> {
+    let _in_runtime = rt.enter();
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = int => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down (finishing requests in flight)");
     }
-    tracing::info!("shutting down (finishing requests in flight)");
 }
 
 /// How much nicer than the store's threads the runtime's threads run.
