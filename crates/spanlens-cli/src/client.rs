@@ -1304,7 +1304,7 @@ mod tests {
 
     /// The spans of the first support-ticket trace of demo seed 1.
     fn support_trace() -> Vec<Span> {
-        let spans = spanlens_server::demo::generate(1, Timestamp(1_767_225_600_000_000_000));
+        let spans = spanlens_demo::generate(1, Timestamp(1_767_225_600_000_000_000));
         let tid = spans
             .iter()
             .find(|s| s.name == "support.handle_ticket")

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use spanlens_core::{Span, Timestamp};
-use spanlens_server::demo::{generate, trace_ids, DEFAULT_SEED};
+use spanlens_demo::{generate, trace_ids, DEFAULT_SEED};
 use spanlens_store::StoreUri;
 use spanlens_store::{Store, StoreError, DEFAULT_PROJECT};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

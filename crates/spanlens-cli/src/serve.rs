@@ -124,7 +124,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
     let uri = args.store.uri()?;
     let store = args.store.open()?;
     if args.demo {
-        let seed = spanlens_server::demo::DEFAULT_SEED;
+        let seed = spanlens_demo::DEFAULT_SEED;
         if runtime.block_on(crate::demo::is_loaded(&*store, seed))? {
             tracing::info!(
                 "demo traces already loaded (run `spanlens demo` to refresh their timestamps)"

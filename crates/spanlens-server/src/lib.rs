@@ -5,7 +5,6 @@ pub mod access;
 pub mod alerts;
 pub mod budget;
 pub mod commits;
-pub mod demo;
 pub mod evaluators;
 pub mod grpc;
 pub mod http;

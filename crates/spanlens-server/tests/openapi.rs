@@ -127,7 +127,7 @@ fn every_field_of_real_answers_is_in_the_schema() {
             .unwrap()
             .as_nanos() as u64,
     );
-    let demo = spanlens_server::demo::generate(spanlens_server::demo::DEFAULT_SEED, now);
+    let demo = spanlens_demo::generate(spanlens_demo::DEFAULT_SEED, now);
     let s = Server::start_with(demo);
     let doc = doc();
     let (_, list) = s.get("/api/v1/traces?limit=200");

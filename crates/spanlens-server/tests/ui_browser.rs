@@ -44,7 +44,7 @@ impl Server {
                 .unwrap()
                 .as_nanos() as u64,
         );
-        let demo = spanlens_server::demo::generate(spanlens_server::demo::DEFAULT_SEED, now);
+        let demo = spanlens_demo::generate(spanlens_demo::DEFAULT_SEED, now);
         let big = big_trace(&demo, big_trace_spans, now);
         write_by_trace(&store, demo);
         write_by_trace(&store, big);
@@ -1009,7 +1009,7 @@ async fn every_page_renders_real_content() {
         "{recon}"
     );
     assert!(
-        recon.contains(spanlens_server::demo::ONE_HOUR_CACHE_MODEL),
+        recon.contains(spanlens_demo::ONE_HOUR_CACHE_MODEL),
         "{recon}"
     );
     screenshot(&c, "reliability").await;
