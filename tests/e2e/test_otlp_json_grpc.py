@@ -241,5 +241,7 @@ def test_otlp_exporters(spanlens, transport):
     [tool] = [s for s in spans if s["kind"] == "tool"]
     assert tool["status"] == "error" and tool["status_message"] == "upstream timed out"
     assert tool.get("error_type") in ("TimeoutError", "builtins.TimeoutError"), tool.get("error_type")
+    # The tool failed and the agent went on (its span is not in error): one error the trace
+    # recovered from, not a failed trace.
     assert body["trace"]["error_count"] == 1
-    assert body["trace"]["status"] == "error"
+    assert body["trace"]["status"] != "error", body["trace"]

@@ -53,8 +53,8 @@ pub struct TraceSummary {
     /// `end_time - start_time`.
     #[serde(rename = "duration_ms", with = "ms")]
     pub duration_ns: u64,
-    /// `error` when the trace failed: its root failed, an agent run directly under a root
-    /// without a status failed, or (root not arrived) any span failed. Otherwise the root's
+    /// `error` when the trace failed: its root failed, an agent run under a root without a
+    /// status failed, or (root not arrived) any span failed. Otherwise the root's
     /// status, even over errors the trace recovered from (see `error_count`).
     pub status: Status,
     /// Spans stored for the trace.

@@ -266,9 +266,12 @@ mod tests {
                 prop_assert_eq!((b - a) % l.width_ns(), 0);
                 prop_assert!(*s == 1 || *s == -1);
             }
+            // A scan is an edge piece (at most half the finest width, the edges being rounded to
+            // the nearest), or a whole range in which no two distinct edges are nearest (shorter
+            // than one finest width): never more than one finest row's worth of spans.
             for (a, b, _) in &c.scans {
                 prop_assert!(b > a);
-                prop_assert!(b - a <= levels[0].width_ns() / 2 + 1);
+                prop_assert!(b - a < levels[0].width_ns());
             }
             // The edges themselves and points just beside them, plus random points.
             let mut points: Vec<i64> = probes.iter().map(|p| from + p).collect();

@@ -381,9 +381,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS log_events_key ON log_events (project_id, trac
         description: "a trace fails by its root: errors it recovered from are not a failure",
         sql: r#"
 -- A trace's status was `error` whenever any span failed. Now it is `error` only when the trace
--- failed (its root in error, an agent run that failed under a root without a status, or any
--- error while the root is missing); a tool that failed and was recovered from leaves the
--- root's status. Only rows marked `error` can change.
+-- failed (its root in error, a failed agent run under a root without a status, or any error
+-- while the root is missing); a tool that failed and was recovered from leaves the root's
+-- status. Only rows marked `error` can change.
 "#,
         then: Some(restate_failed_traces),
     },
@@ -403,8 +403,8 @@ CREATE TABLE IF NOT EXISTS shared_state (
 ];
 
 /// Migration 11: re-decides the status of every trace marked `error` by the rule of
-/// [`super::summary::TraceState::failed`], reading its failed agent spans' parents (which older
-/// states did not keep) from the span rows.
+/// [`super::summary::TraceState::failed`], counting its failed agent spans (which older states
+/// did not keep) from the span rows.
 fn restate_failed_traces(conn: &Connection, progress: Progress<'_>) -> rusqlite::Result<()> {
     const STEP: &str = "telling failed traces from recovered errors (traces)";
     let ids: Vec<(i64, Vec<u8>, String)> = conn
@@ -412,9 +412,8 @@ fn restate_failed_traces(conn: &Connection, progress: Progress<'_>) -> rusqlite:
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let total = ids.len() as u64;
-    let mut parents = conn.prepare(
-        "SELECT parent_span_id FROM spans WHERE trace_ref = ?1 AND kind = 'agent' \
-         AND status = 'error' AND parent_span_id IS NOT NULL",
+    let mut agents = conn.prepare(
+        "SELECT count(*) FROM spans WHERE trace_ref = ?1 AND kind = 'agent' AND status = 'error'",
     )?;
     let mut update = conn.prepare("UPDATE traces SET status = ?2, state = ?3 WHERE id = ?1")?;
     for (done, (id, trace_id, state)) in ids.into_iter().enumerate() {
@@ -432,12 +431,8 @@ fn restate_failed_traces(conn: &Connection, progress: Progress<'_>) -> rusqlite:
         let Ok(tid) = <[u8; 16]>::try_from(trace_id.as_slice()) else {
             continue;
         };
-        let mut rows = parents.query([id])?;
-        while let Some(r) = rows.next()? {
-            if let Ok(p) = <[u8; 8]>::try_from(r.get_ref(0)?.as_blob()?) {
-                st.note_failed_agent_parent(p);
-            }
-        }
+        let failed: i64 = agents.query_row([id], |r| r.get(0))?;
+        st.failed_agents = u64::try_from(failed).unwrap_or(0);
         let json = serde_json::to_string(&st).unwrap_or(state);
         update.execute(rusqlite::params![id, st.summary(&tid).status, json])?;
     }

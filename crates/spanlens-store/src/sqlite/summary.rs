@@ -5,9 +5,6 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// Most parents of failed agent spans remembered per trace: one is what matters (the root's),
-/// a pathological trace must not grow its state without bound.
-const MAX_FAILED_AGENT_PARENTS: usize = 32;
 /// Most distinct span names kept for a trace's text search.
 const MAX_SEARCH_NAMES: usize = 64;
 /// Longest search text kept per trace, in bytes.
@@ -123,10 +120,10 @@ pub struct TraceState {
     models: BTreeSet<String>,
     #[serde(rename = "p", default)]
     providers: BTreeSet<String>,
-    /// Parents (span id as big-endian u64) of agent spans that failed: an agent run that failed
-    /// directly under a root that states no outcome failed the trace (see [`Self::summary`]).
-    #[serde(rename = "fa", default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub failed_agent_parents: BTreeSet<u64>,
+    /// Agent spans that failed: under a root that states no outcome, a failed agent run fails
+    /// the trace (see [`Self::failed`]).
+    #[serde(rename = "fa", default, skip_serializing_if = "is_zero")]
+    pub failed_agents: u64,
 }
 
 /// The summary columns derived from a state.
@@ -139,6 +136,11 @@ pub struct SummaryRow {
     pub root_span_id: Option<[u8; 8]>,
     pub search: String,
     pub tags_json: String,
+}
+
+/// For serde: a zero count is left out of the stored state.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn nonneg(v: i64) -> u64 {
@@ -164,8 +166,8 @@ impl TraceState {
         self.span_count += 1;
         if f.status == "error" {
             self.error_count += 1;
-            if let (Some(parent), "agent") = (f.parent, f.kind) {
-                self.note_failed_agent_parent(parent);
+            if f.kind == "agent" {
+                self.failed_agents += 1;
             }
         }
         self.input_tokens = self.input_tokens.saturating_add(nonneg(f.input_tokens));
@@ -228,25 +230,18 @@ impl TraceState {
         out
     }
 
-    /// Remembers that an agent span under `parent` failed (up to a bound).
-    pub fn note_failed_agent_parent(&mut self, parent: [u8; 8]) {
-        if self.failed_agent_parents.len() < MAX_FAILED_AGENT_PARENTS {
-            self.failed_agent_parents.insert(u64::from_be_bytes(parent));
-        }
-    }
-
     /// Whether the trace failed, as its root tells: a root in error failed it; a root that ended
-    /// `ok`, or `unset` over errors its spans recovered from (a tool failed, the agent went on),
-    /// did not. Two cases decide without the root's word: an agent run that failed directly
-    /// under a root left `unset` (the OpenAI Agents SDK's trace object carries no status, so a
-    /// run that raised shows only on its agent span), and a trace whose root has not arrived,
-    /// which fails on any error because nothing says it was handled.
+    /// `ok` did not. A root left `unset` states no outcome: the trace failed when one of its agent
+    /// runs failed (the OpenAI Agents SDK's trace object carries no status, so a run that raised
+    /// shows only on its agent spans), and otherwise its errors were recovered from (a tool
+    /// failed, the agent went on). A trace whose root has not arrived fails on any error, since
+    /// nothing says it was handled.
     pub fn failed(&self) -> bool {
         match self.root.as_ref() {
             Some(r) => match r.status.as_str() {
                 "error" => true,
                 "ok" => false,
-                _ => self.failed_agent_parents.contains(&r.at.1),
+                _ => self.failed_agents > 0,
             },
             None => self.error_count > 0,
         }
