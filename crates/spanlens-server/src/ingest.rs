@@ -402,7 +402,7 @@ pub async fn ingest_logs(
         spanlens_core::limits::check_project(p)
             .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
     }
-    let (decoded_events, held) = decoded(state, received, move |worker, body| {
+    let (decoded_events, held) = decoded(state, received, move |_, body| {
         let req = match encoding {
             Encoding::Protobuf => spanlens_core::otlp::logs::decode_protobuf(&body),
             Encoding::Json => spanlens_core::otlp::logs::decode_json(&body),
@@ -422,7 +422,6 @@ pub async fn ingest_logs(
                 .unwrap_or_else(|| spanlens_store::DEFAULT_PROJECT.to_string());
             by_project.entry(project).or_default().push(e);
         }
-        let _ = worker;
         Ok((by_project, out.rejected))
     })
     .await?;

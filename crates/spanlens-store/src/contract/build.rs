@@ -77,3 +77,16 @@ pub fn llm(
     });
     sp
 }
+
+/// A test price catalog (version `test`, provider `p`): one model per `(id, match pattern,
+/// input $ per million, output $ per million)`.
+pub fn test_catalog(models: &[(&str, &str, f64, f64)]) -> spanlens_core::PriceCatalog {
+    let mut toml = String::from("version = \"test\"\n");
+    for (id, pattern, input, output) in models {
+        toml.push_str(&format!(
+            "[[model]]\nid = \"{id}\"\nprovider = \"p\"\nmatch = '{pattern}'\nvalid_from = \"2000-01-01\"\n\
+             input = {input:?}\noutput = {output:?}\nsource = \"https://example.com\"\nchecked = \"2025-01-01\"\n"
+        ));
+    }
+    spanlens_core::PriceCatalog::from_toml(&toml).unwrap()
+}

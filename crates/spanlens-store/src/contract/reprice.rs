@@ -10,18 +10,7 @@ use spanlens_core::{CostSource, NanoUsd, PriceCatalog, Timestamp};
 
 /// "m" at $1 and "x" at $2 per million input tokens.
 fn catalog() -> PriceCatalog {
-    let entry = |id: &str, usd: f64| {
-        format!(
-            "[[model]]\nid = \"{id}\"\nprovider = \"p\"\nmatch = '{id}'\nvalid_from = \"2000-01-01\"\n\
-             input = {usd}\noutput = 0.0\nsource = \"https://example.com\"\nchecked = \"2025-01-01\"\n"
-        )
-    };
-    PriceCatalog::from_toml(&format!(
-        "version = \"test\"\n{}{}",
-        entry("m", 1.0),
-        entry("x", 2.0)
-    ))
-    .unwrap()
+    super::build::test_catalog(&[("m", "m", 1.0, 0.0), ("x", "x", 2.0, 0.0)])
 }
 
 /// Day one: three computed, one reported and one unpriced call in trace 1; trace 2 a day later.

@@ -297,18 +297,7 @@ async fn resend(rng: &mut Rng, store: &dyn Store, stored: &[Span]) {
 
 /// The catalog the re-pricing step uses: "m" and "x" at $1 and $2 per million input tokens.
 fn catalog() -> PriceCatalog {
-    let entry = |id: &str, usd: f64| {
-        format!(
-            "[[model]]\nid = \"{id}\"\nprovider = \"p\"\nmatch = '^{id}$'\nvalid_from = \"2000-01-01\"\n\
-             input = {usd}\noutput = 0.5\nsource = \"https://example.com\"\nchecked = \"2025-01-01\"\n"
-        )
-    };
-    PriceCatalog::from_toml(&format!(
-        "version = \"test\"\n{}{}",
-        entry("m", 1.0),
-        entry("x", 2.0)
-    ))
-    .unwrap()
+    super::build::test_catalog(&[("m", "^m$", 1.0, 0.5), ("x", "^x$", 2.0, 0.5)])
 }
 
 /// Everything the store holds for project `p`, read back span by span (the truth the rollups

@@ -53,8 +53,7 @@ pub struct Root {
 /// The facts of one span that the trace summary and the trace facets are made of.
 pub struct SpanFacts<'a> {
     pub span_id: [u8; 8],
-    /// The parent span's id; `None` for a root.
-    pub parent: Option<[u8; 8]>,
+    pub is_root: bool,
     pub name: &'a str,
     pub kind: &'a str,
     pub status: &'a str,
@@ -178,7 +177,7 @@ impl TraceState {
         self.start_ns = self.start_ns.min(f.start);
         self.end_ns = self.end_ns.max(f.end.unwrap_or(f.start).max(f.start));
         let at = (f.start, u64::from_be_bytes(f.span_id));
-        if f.parent.is_none() && self.root.as_ref().is_none_or(|r| at < r.at) {
+        if f.is_root && self.root.as_ref().is_none_or(|r| at < r.at) {
             self.root = Some(Root {
                 at,
                 name: f.name.to_string(),
@@ -313,7 +312,7 @@ mod tests {
     ) -> SpanFacts<'a> {
         SpanFacts {
             span_id: [id; 8],
-            parent: if root { None } else { Some([1; 8]) },
+            is_root: root,
             name,
             kind: "span",
             status: "ok",

@@ -780,10 +780,7 @@ pub(super) fn state_from_spans(conn: &Connection, trace_ref: i64) -> rusqlite::R
         };
         let facts = SpanFacts {
             span_id: r.get_ref(0)?.as_blob()?.try_into().unwrap_or([0; 8]),
-            parent: r
-                .get_ref(1)?
-                .as_blob_or_null()?
-                .and_then(|b| b.try_into().ok()),
+            is_root: r.get_ref(1)?.as_blob_or_null()?.is_none(),
             name: r.get_ref(2)?.as_str()?,
             kind: r.get_ref(3)?.as_str()?,
             status: r.get_ref(4)?.as_str()?,
@@ -931,7 +928,7 @@ impl Touched<'_> {
 fn facts_of(r: &PreparedSpan) -> SpanFacts<'_> {
     SpanFacts {
         span_id: r.span_id,
-        parent: r.parent_span_id,
+        is_root: r.parent_span_id.is_none(),
         name: &r.name,
         kind: r.kind,
         status: r.status,

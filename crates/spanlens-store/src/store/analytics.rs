@@ -122,21 +122,6 @@ impl SpanBatches {
         )
     }
 
-    /// A scan whose spans are all known already (tests, small backends).
-    pub fn ready(batches: Vec<Vec<Span>>, unreadable: Unreadable) -> SpanBatches {
-        let (btx, brx) = mpsc::channel(batches.len().max(1));
-        for b in batches {
-            // The receiver is alive and the channel has room for every batch.
-            let _ = btx.try_send(b);
-        }
-        let (otx, orx) = oneshot::channel();
-        let _ = otx.send(Ok(unreadable));
-        SpanBatches {
-            batches: brx,
-            outcome: orx,
-        }
-    }
-
     /// The next batch; `None` once the scan is over (call [`finish`](Self::finish) then).
     pub async fn next(&mut self) -> Option<Vec<Span>> {
         self.batches.recv().await
