@@ -21,7 +21,7 @@
 //! Durations in the output are fractional milliseconds, like every `*_ms` field of the API.
 
 use crate::span::{Span, SpanKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// Attributes read as "items handled by this span", in order of preference: a span that sets
@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 pub const ITEM_COUNT_ATTRIBUTES: [&str; 2] = ["spanlens.items", "items.count"];
 
 /// The result of [`analyze`]: one trace's time, explained.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceAnalysis {
     /// Spans analysed (duplicates of one span id counted once).
     pub span_count: usize,
@@ -66,7 +66,7 @@ pub struct TraceAnalysis {
 }
 
 /// One span on the critical path.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CriticalStep {
     /// Span id.
     pub span_id: String,
@@ -84,7 +84,7 @@ pub struct CriticalStep {
 }
 
 /// Timing of one span.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpanTiming {
     /// Span id.
     pub span_id: String,
@@ -99,7 +99,7 @@ pub struct SpanTiming {
 }
 
 /// Coordination overhead of one parent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParentOverhead {
     /// Parent span id.
     pub span_id: String,
@@ -116,7 +116,7 @@ pub struct ParentOverhead {
 }
 
 /// Siblings that ran at the same time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParallelGroup {
     /// Their parent (`None` for overlapping roots).
     pub parent_span_id: Option<String>,
@@ -135,7 +135,7 @@ pub struct ParallelGroup {
 }
 
 /// Parallelism of one parent's children.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParentParallelism {
     /// Parent span id.
     pub span_id: String,
@@ -150,7 +150,7 @@ pub struct ParentParallelism {
 }
 
 /// Durations of one agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentTiming {
     /// Agent name.
     pub agent: String,
@@ -168,7 +168,7 @@ pub struct AgentTiming {
 }
 
 /// Items per second of one span.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
     /// Span id.
     pub span_id: String,

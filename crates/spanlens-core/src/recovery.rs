@@ -14,8 +14,9 @@
 
 use crate::span::{Span, SpanKind, Status};
 use crate::time::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Event recorded for each failed attempt that is retried.
@@ -40,7 +41,7 @@ pub struct Buckets {
 }
 
 /// Recovery over a set of spans: the answer of `GET /api/v1/recovery`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryReport {
     /// Spans that were retried at least once.
     pub spans_with_retries: usize,
@@ -69,7 +70,7 @@ pub struct RecoveryReport {
 }
 
 /// Mean and spread of a set of durations.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DurationStats {
     /// Number of samples.
     pub count: usize,
@@ -84,7 +85,7 @@ pub struct DurationStats {
 }
 
 /// Retries of one provider, tool or error type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetryGroup {
     /// Provider, tool or error type.
     pub key: String,
@@ -99,7 +100,7 @@ pub struct RetryGroup {
 }
 
 /// One failed attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     /// 1-based attempt number.
     pub attempt: u64,
@@ -118,7 +119,7 @@ pub struct Attempt {
 }
 
 /// The retry story of one span.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetryTimeline {
     /// Trace id.
     pub trace_id: String,
@@ -141,7 +142,7 @@ pub struct RetryTimeline {
     /// Failed attempts that were retried (events, or the reported count).
     pub retries: u64,
     /// `recovered` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: Cow<'static, str>,
     /// Why retrying stopped on failure (`exhausted`, `not_retryable`).
     pub stop_reason: Option<String>,
     /// First failed attempt to success, ms (recovered spans).
@@ -149,12 +150,12 @@ pub struct RetryTimeline {
 }
 
 /// Headroom of one provider's rate-limit window over time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeadroomSeries {
     /// Provider (`unknown` when the span does not say).
     pub provider: String,
     /// Window type: `requests`, `tokens`, `input_tokens` or `output_tokens`.
-    pub window: &'static str,
+    pub window: Cow<'static, str>,
     /// Snapshots in all.
     pub samples: usize,
     /// Lowest `remaining / limit` seen.
@@ -164,7 +165,7 @@ pub struct HeadroomSeries {
 }
 
 /// Headroom in one time bucket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeadroomBucket {
     /// Bucket start.
     pub from: Timestamp,
@@ -277,7 +278,7 @@ pub fn retry_timeline(s: &Span) -> Option<RetryTimeline> {
         start_time: s.start_time,
         attempts,
         retries,
-        outcome: if succeeded { "recovered" } else { "failed" },
+        outcome: Cow::Borrowed(if succeeded { "recovered" } else { "failed" }),
         stop_reason: outcome.and_then(|e| attr_str(&e.attributes, "retry.stop_reason")),
         recovery_ms,
     })
@@ -473,7 +474,7 @@ impl Headroom {
                 .entry(key.clone())
                 .or_insert_with(|| HeadroomSeries {
                     provider: provider.clone(),
-                    window,
+                    window: Cow::Borrowed(window),
                     samples: 0,
                     min_headroom: 1.0,
                     buckets: (0..n)
@@ -715,7 +716,7 @@ mod tests {
         assert_eq!(r.rate_limits.len(), 1);
         let s = &r.rate_limits[0];
         assert_eq!(
-            (s.provider.as_str(), s.window, s.samples),
+            (s.provider.as_str(), &*s.window, s.samples),
             ("anthropic", "requests", 3)
         );
         assert_eq!(s.min_headroom, 0.0);

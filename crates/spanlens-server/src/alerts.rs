@@ -101,18 +101,8 @@ impl AlertConfig {
     }
 }
 
-/// One rule as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertView {
-    /// The rule.
-    pub rule: AlertRule,
-    /// Its state.
-    pub state: AlertState,
-    /// Why the last measurement or delivery failed, if it did.
-    pub last_error: Option<String>,
-    /// Notifications delivered so far.
-    pub notifications: u64,
-}
+/// One rule as the API shows it (a wire type: `spanlens_api::AlertView`).
+pub use spanlens_api::AlertView;
 
 /// Every rule's current view, shared with the API.
 pub type AlertBoard = Arc<Mutex<Vec<AlertView>>>;

@@ -1,62 +1,11 @@
 //! What every request handler shares: the store and the live-span broadcast.
 
-use serde::Serialize;
-use spanlens_core::Span;
 use spanlens_store::Store;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// One arriving span as the live stream (`GET /api/v1/live`) sends it: small, so a busy server
-/// can fan it out cheaply; the full span is one `GET /api/v1/traces/{id}` away.
-#[derive(Debug, Clone, Serialize)]
-pub struct LiveSpan {
-    /// Project.
-    pub project: String,
-    /// Trace id.
-    pub trace_id: String,
-    /// Span id.
-    pub span_id: String,
-    /// Parent span id.
-    pub parent_span_id: Option<String>,
-    /// Name.
-    pub name: String,
-    /// Kind.
-    pub kind: &'static str,
-    /// Start, RFC 3339.
-    pub start_time: String,
-    /// Duration in milliseconds, when ended.
-    pub duration_ms: Option<f64>,
-    /// `ok` / `error` / `unset`.
-    pub status: spanlens_core::Status,
-    /// Model, for LLM spans.
-    pub model: Option<String>,
-    /// Input + output tokens.
-    pub tokens: Option<u64>,
-    /// Cost in USD.
-    pub cost_usd: Option<f64>,
-    /// A model call the catalog could not price (no cost, and not $0 either).
-    pub unpriced: bool,
-}
-
-impl LiveSpan {
-    fn of(project: &str, s: &Span) -> LiveSpan {
-        LiveSpan {
-            project: project.to_string(),
-            trace_id: s.trace_id.to_hex(),
-            span_id: s.span_id.to_hex(),
-            parent_span_id: s.parent_span_id.map(|p| p.to_hex()),
-            name: s.name.clone(),
-            kind: s.kind.as_str(),
-            start_time: s.start_time.to_rfc3339(),
-            duration_ms: s.duration_ns().map(|d| d as f64 / 1e6),
-            status: s.status,
-            model: s.response_model.clone().or_else(|| s.request_model.clone()),
-            tokens: s.usage.as_ref().map(|u| u.input_tokens + u.output_tokens),
-            cost_usd: s.cost.as_ref().map(|c| c.amounts.total.as_usd_f64()),
-            unpriced: s.unpriced_reason.is_some(),
-        }
-    }
-}
+/// One arriving span as the live stream (`GET /api/v1/live`) sends it (a wire type).
+pub use spanlens_api::LiveSpan;
 
 /// Shared server state; cheap to clone.
 #[derive(Clone)]

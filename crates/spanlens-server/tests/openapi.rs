@@ -119,8 +119,32 @@ fn undocumented(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut 
     }
 }
 
+/// Parses an answer as its wire type and serialises it again: the same JSON comes back when
+/// the type covers every field the server sent.
+fn through<T: serde::Serialize + serde::de::DeserializeOwned>(v: &Value) -> Result<Value, String> {
+    let t: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(&t).map_err(|e| e.to_string())
+}
+
+/// The tree answer borrows from its text.
+fn through_tree(v: &Value) -> Result<Value, String> {
+    let text = v.to_string();
+    let t: spanlens_api::TreeAnswer = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    serde_json::to_value(&t).map_err(|e| e.to_string())
+}
+
+/// The trace detail type leaves the analysis out (a client computes it from the spans).
+fn through_detail(v: &Value) -> Result<Value, String> {
+    let mut v = v.clone();
+    v.as_object_mut().map(|m| m.remove("analysis"));
+    through::<spanlens_api::TraceDetail>(&v)
+}
+
+type Through = fn(&Value) -> Result<Value, String>;
+
 #[test]
-fn every_field_of_real_answers_is_in_the_schema() {
+fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
+    use spanlens_api as api;
     let now = spanlens_core::Timestamp(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -157,50 +181,127 @@ fn every_field_of_real_answers_is_in_the_schema() {
     assert!(status < 300, "{status}: {}", String::from_utf8_lossy(&body));
     let day = 86_400_000_000_000u64;
     let (from, to) = (now.0 - 30 * day, now.0);
-    let cases: Vec<(&str, String)> = vec![
-        ("/api/v1/traces", "/api/v1/traces?limit=200".into()),
-        ("/api/v1/traces/outcomes", "/api/v1/traces/outcomes".into()),
+    let cases: Vec<(&str, String, Through)> = vec![
+        (
+            "/api/v1/traces",
+            "/api/v1/traces?limit=200".into(),
+            through::<api::TracePage>,
+        ),
+        (
+            "/api/v1/traces/outcomes",
+            "/api/v1/traces/outcomes".into(),
+            through::<api::TraceOutcomes>,
+        ),
         (
             "/api/v1/traces/{trace_id}",
             format!("/api/v1/traces/{trace}"),
+            through_detail,
         ),
         (
             "/api/v1/traces/{trace_id}/tree",
             format!("/api/v1/traces/{trace}/tree"),
+            through_tree,
         ),
         (
             "/api/v1/traces/{trace_id}/spans/{span_id}",
             format!("/api/v1/traces/{trace}/spans/{span}"),
+            through::<spanlens_core::Span>,
         ),
-        ("/api/v1/sessions", "/api/v1/sessions".into()),
+        (
+            "/api/v1/sessions",
+            "/api/v1/sessions".into(),
+            through::<api::SessionPage>,
+        ),
         (
             "/api/v1/sessions/{session_id}",
             format!("/api/v1/sessions/{session}"),
+            through::<api::SessionAnswer>,
         ),
-        ("/api/v1/metrics", "/api/v1/metrics".into()),
+        (
+            "/api/v1/metrics",
+            "/api/v1/metrics".into(),
+            through::<api::MetricsAnswer>,
+        ),
         (
             "/api/v1/metrics",
             format!("/api/v1/metrics?group_by=model&from={from}&to={to}&buckets=4"),
+            through::<api::MetricsAnswer>,
         ),
-        ("/api/v1/metrics/{group_by}", "/api/v1/metrics/agent".into()),
+        (
+            "/api/v1/metrics/{group_by}",
+            "/api/v1/metrics/agent".into(),
+            through::<api::MetricsAnswer>,
+        ),
         (
             "/api/v1/recovery",
             format!("/api/v1/recovery?from={from}&to={to}"),
+            through::<api::RecoveryAnswer>,
         ),
-        ("/api/v1/models", "/api/v1/models".into()),
-        ("/api/v1/forecast", "/api/v1/forecast?group_by=model".into()),
-        ("/api/v1/forecast", "/api/v1/forecast".into()),
-        ("/api/v1/reconciliation", "/api/v1/reconciliation".into()),
-        ("/api/v1/projects", "/api/v1/projects".into()),
-        ("/api/v1/stats", "/api/v1/stats".into()),
-        ("/api/v1/alerts", "/api/v1/alerts".into()),
-        ("/api/v1/scores", format!("/api/v1/scores?trace_id={trace}")),
-        ("/api/v1/scores/trends", "/api/v1/scores/trends".into()),
+        (
+            "/api/v1/models",
+            "/api/v1/models".into(),
+            through::<api::ModelsAnswer>,
+        ),
+        (
+            "/api/v1/forecast",
+            "/api/v1/forecast?group_by=model".into(),
+            through::<api::ForecastAnswer>,
+        ),
+        (
+            "/api/v1/forecast",
+            "/api/v1/forecast".into(),
+            through::<api::ForecastAnswer>,
+        ),
+        (
+            "/api/v1/reconciliation",
+            "/api/v1/reconciliation".into(),
+            through::<api::ReconciliationAnswer>,
+        ),
+        (
+            "/api/v1/projects",
+            "/api/v1/projects".into(),
+            through::<api::ProjectsAnswer>,
+        ),
+        (
+            "/api/v1/stats",
+            "/api/v1/stats".into(),
+            through::<api::StatsAnswer>,
+        ),
+        (
+            "/api/v1/alerts",
+            "/api/v1/alerts".into(),
+            through::<api::AlertsAnswer>,
+        ),
+        (
+            "/api/v1/scores",
+            format!("/api/v1/scores?trace_id={trace}"),
+            through::<api::ScoreList>,
+        ),
+        (
+            "/api/v1/scores/trends",
+            "/api/v1/scores/trends".into(),
+            through::<api::ScoreTrends>,
+        ),
     ];
     let mut problems = Vec::new();
-    for (path, url) in cases {
+    for (path, url, wire) in cases {
         let (status, body) = s.get(&url);
         assert_eq!(status, 200, "{url}: {body}");
+        // The wire type (spanlens-api) reads the answer whole: nothing lost, nothing added.
+        match wire(&body) {
+            Ok(again) => {
+                let mut sent = body.clone();
+                if path == "/api/v1/traces/{trace_id}" {
+                    sent.as_object_mut().map(|m| m.remove("analysis"));
+                }
+                if again != sent {
+                    problems.push(format!(
+                        "{url}: its spanlens-api type does not give the same JSON back"
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("{url}: its spanlens-api type cannot read it: {e}")),
+        }
         if url.contains("/scores") {
             let rows = body.get("items").or(body.get("rows")).unwrap();
             assert!(!rows.as_array().unwrap().is_empty(), "{url}: {body}");
@@ -219,7 +320,7 @@ fn every_field_of_real_answers_is_in_the_schema() {
     }
     assert!(
         problems.is_empty(),
-        "fields of real answers missing from openapi.json:\n{}",
+        "answers not matching openapi.json or their spanlens-api type:\n{}",
         problems.join("\n")
     );
 }

@@ -191,8 +191,12 @@ pub(super) async fn agents_ingest(
     }
     .await;
     match result {
-        Ok(o) => Json(json!({"accepted": o.accepted, "rejected": o.rejected, "errors": o.message}))
-            .into_response(),
+        Ok(o) => Json(spanlens_api::AgentsIngestAnswer {
+            accepted: o.accepted as u64,
+            rejected: o.rejected as u64,
+            errors: o.message,
+        })
+        .into_response(),
         Err(e) => otlp_error(Encoding::Json, &e),
     }
 }

@@ -6,10 +6,8 @@ use super::params::Params;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::Json;
-use serde_json::{json, Value};
-use spanlens_core::forecast::{
-    forecast, DailySeries, Forecast, ForecastPoint, MAX_HORIZON_DAYS, MIN_DAYS,
-};
+use spanlens_api as api;
+use spanlens_core::forecast::{forecast, DailySeries, ForecastPoint, MAX_HORIZON_DAYS, MIN_DAYS};
 use spanlens_core::{NanoUsd, Reconciliation, ReconciliationRow, Timestamp};
 use spanlens_store::{GroupBy, MetricsQuery, SpanScan};
 use std::collections::BTreeMap;
@@ -68,65 +66,87 @@ fn bounded(
         })
 }
 
-fn point_json(p: &ForecastPoint) -> Value {
-    json!({
-        "date": date(p.day),
-        "cost_usd": usd(p.point),
-        "lower_usd": usd(p.lower),
-        "upper_usd": usd(p.upper),
-    })
-}
-
-fn total_json(p: &ForecastPoint) -> Value {
-    json!({
-        "cost_usd": usd(p.point),
-        "lower_usd": usd(p.lower),
-        "upper_usd": usd(p.upper),
-        "cost_nano_usd": p.point.0,
-        "lower_nano_usd": p.lower.0,
-        "upper_nano_usd": p.upper.0,
-    })
-}
-
-/// The forecast of one series as JSON; too short a history is reported, not an error.
-/// `unpriced` model calls of the history window had no price: their cost is in neither the
-/// history nor the forecast, and the count says so.
-fn series_json(series: DailySeries, horizon: u32, unpriced: u64) -> Value {
-    let series = series.trim_start_of_use();
-    let history_cost: NanoUsd = series.values.iter().copied().sum();
-    let history = json!({
-        "days": series.values.len(),
-        "from": (!series.values.is_empty()).then(|| date(series.first_day)),
-        "to": (!series.values.is_empty()).then(|| date(series.last_day())),
-        "cost_usd": usd(history_cost),
-        "cost_nano_usd": history_cost.0,
-        "unpriced_span_count": unpriced,
-        "daily": series.values.iter().enumerate().map(|(i, v)| json!({
-            "date": date(series.first_day + i as i64),
-            "cost_usd": usd(*v),
-        })).collect::<Vec<_>>(),
-    });
-    match forecast(&series, horizon) {
-        Ok(f) => forecast_json(&f, history),
-        Err(e) => json!({"history": history, "error": e.to_string(), "points": [], "total": null}),
+fn point(p: &ForecastPoint) -> api::ForecastPoint {
+    api::ForecastPoint {
+        date: date(p.day),
+        cost_usd: usd(p.point),
+        lower_usd: usd(p.lower),
+        upper_usd: usd(p.upper),
     }
 }
 
-fn forecast_json(f: &Forecast, history: Value) -> Value {
-    let weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-    json!({
-        "history": history,
-        "method": f.method.as_str(),
-        "confidence": f.confidence,
-        "trend_usd_per_day": f.trend_per_day / 1e9,
-        "residual_sd_usd": f.residual_sd / 1e9,
-        "weekday_offsets_usd": f.weekday_offsets.map(|o| {
-            weekdays.iter().zip(o).map(|(d, v)| ((*d).to_string(), json!(v / 1e9)))
-                .collect::<serde_json::Map<_, _>>()
-        }),
-        "points": f.points.iter().map(point_json).collect::<Vec<_>>(),
-        "total": total_json(&f.total),
-    })
+fn total(p: &ForecastPoint) -> api::ForecastTotal {
+    api::ForecastTotal {
+        cost_usd: usd(p.point),
+        lower_usd: usd(p.lower),
+        upper_usd: usd(p.upper),
+        cost_nano_usd: p.point.0,
+        lower_nano_usd: p.lower.0,
+        upper_nano_usd: p.upper.0,
+    }
+}
+
+/// The forecast of one series; too short a history is reported, not an error. `unpriced`
+/// model calls of the history window had no price: their cost is in neither the history nor
+/// the forecast, and the count says so.
+fn series(
+    key: Option<String>,
+    series: DailySeries,
+    horizon: u32,
+    unpriced: u64,
+) -> api::ForecastSeries {
+    let series = series.trim_start_of_use();
+    let history_cost: NanoUsd = series.values.iter().copied().sum();
+    let history = api::ForecastHistory {
+        days: series.values.len(),
+        from: (!series.values.is_empty()).then(|| date(series.first_day)),
+        to: (!series.values.is_empty()).then(|| date(series.last_day())),
+        cost_usd: usd(history_cost),
+        cost_nano_usd: history_cost.0,
+        unpriced_span_count: unpriced,
+        daily: series
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| api::DailyCostPoint {
+                date: date(series.first_day + i as i64),
+                cost_usd: usd(*v),
+            })
+            .collect(),
+    };
+    let mut out = api::ForecastSeries {
+        key,
+        history,
+        error: None,
+        method: None,
+        confidence: None,
+        trend_usd_per_day: None,
+        residual_sd_usd: None,
+        weekday_offsets_usd: None,
+        points: Vec::new(),
+        total: None,
+    };
+    match forecast(&series, horizon) {
+        Ok(f) => {
+            out.method = Some(f.method.as_str().to_string());
+            out.confidence = Some(f.confidence);
+            out.trend_usd_per_day = Some(f.trend_per_day / 1e9);
+            out.residual_sd_usd = Some(f.residual_sd / 1e9);
+            out.weekday_offsets_usd = f.weekday_offsets.map(|o| api::WeekdayOffsets {
+                mon: o[0] / 1e9,
+                tue: o[1] / 1e9,
+                wed: o[2] / 1e9,
+                thu: o[3] / 1e9,
+                fri: o[4] / 1e9,
+                sat: o[5] / 1e9,
+                sun: o[6] / 1e9,
+            });
+            out.points = f.points.iter().map(point).collect();
+            out.total = Some(total(&f.total));
+        }
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    out
 }
 
 /// `GET /api/v1/forecast?horizon_days=&group_by=model|agent|user&project=&history_days=`:
@@ -135,7 +155,7 @@ fn forecast_json(f: &Forecast, history: Value) -> Value {
 pub(super) async fn forecast_handler(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::ForecastAnswer>, ApiError> {
     let p = Params::parse(q)?;
     let horizon = bounded(
         &p,
@@ -182,10 +202,13 @@ pub(super) async fn forecast_handler(
         *total.entry(r.day).or_default() += r.cost;
         *groups.entry(r.key).or_default().entry(r.day).or_default() += r.cost;
     }
-    let unpriced_groups: Vec<Value> = unpriced
+    let unpriced_groups = unpriced
         .iter()
         .filter(|(k, _)| group_by.is_some() && !groups.contains_key(*k))
-        .map(|(k, n)| json!({"key": k, "unpriced_span_count": n}))
+        .map(|(k, n)| api::UnpricedGroup {
+            key: k.clone(),
+            unpriced_span_count: *n,
+        })
         .collect();
     let mut ranked: Vec<(Option<String>, BTreeMap<i64, NanoUsd>, NanoUsd)> = groups
         .into_iter()
@@ -196,56 +219,60 @@ pub(super) async fn forecast_handler(
         .collect();
     ranked.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
     let omitted = ranked.len().saturating_sub(MAX_GROUPS);
-    let group_rows: Vec<Value> = if group_by.is_some() {
+    let group_rows = if group_by.is_some() {
         ranked
             .into_iter()
             .take(MAX_GROUPS)
             .map(|(key, days, _)| {
                 let n = unpriced.get(&key).copied().unwrap_or(0);
-                let mut v = series_json(DailySeries::from_days(first, last, &days), horizon, n);
-                v["key"] = json!(key);
-                v
+                series(key, DailySeries::from_days(first, last, &days), horizon, n)
             })
             .collect()
     } else {
         Vec::new()
     };
-    Ok(Json(json!({
-        "project": project,
-        "group_by": group_by.map(|g| g.as_str()),
-        "horizon_days": horizon,
-        "history_window": {"days": history_days, "from": date(first), "to": date(last)},
-        "forecast_from": date(last + 1),
-        "forecast_to": date(last + i64::from(horizon)),
-        "method": "least squares on the day index with weekday offsets (14+ days of history; a \
-                   straight line with 3-13 days); 95% prediction interval from the residual \
-                   standard deviation, widening with the horizon; days before a series' first \
-                   cost are dropped, and so is that first (partial) day when 3 days remain",
-        "groups": group_rows,
-        "groups_omitted": omitted,
-        "unpriced_groups": unpriced_groups,
-        "total": series_json(
+    Ok(Json(api::ForecastAnswer {
+        project,
+        group_by: group_by.map(|g| g.as_str().to_string()),
+        horizon_days: horizon,
+        history_window: api::HistoryWindow {
+            days: history_days,
+            from: date(first),
+            to: date(last),
+        },
+        forecast_from: date(last + 1),
+        forecast_to: date(last + i64::from(horizon)),
+        method: "least squares on the day index with weekday offsets (14+ days of history; a \
+                 straight line with 3-13 days); 95% prediction interval from the residual \
+                 standard deviation, widening with the horizon; days before a series' first \
+                 cost are dropped, and so is that first (partial) day when 3 days remain"
+            .to_string(),
+        groups: group_rows,
+        groups_omitted: omitted,
+        unpriced_groups,
+        total: series(
+            None,
             DailySeries::from_days(first, last, &total),
             horizon,
-            total_unpriced
+            total_unpriced,
         ),
-    })))
+    }))
 }
 
-fn reconciliation_row(r: &ReconciliationRow) -> Value {
-    json!({
-        "model": r.model,
-        "spans": r.spans,
-        "reported_usd": usd(r.reported),
-        "computed_usd": usd(r.computed),
-        "difference_usd": usd(r.difference()),
-        "difference_pct": r.difference_pct(),
-        "reported_nano_usd": r.reported.0,
-        "computed_nano_usd": r.computed.0,
-        "difference_nano_usd": r.difference().0,
-        "unpriced_spans": r.unpriced_spans,
-        "unpriced_reported_usd": usd(r.unpriced_reported),
-    })
+fn reconciliation_row(r: &ReconciliationRow, model: Option<String>) -> api::ReconciliationRow {
+    api::ReconciliationRow {
+        model,
+        spans: r.spans,
+        reported_usd: usd(r.reported),
+        computed_usd: usd(r.computed),
+        difference_usd: usd(r.difference()),
+        difference_pct: r.difference_pct(),
+        reported_nano_usd: r.reported.0,
+        computed_nano_usd: r.computed.0,
+        difference_nano_usd: r.difference().0,
+        unpriced_spans: r.unpriced_spans,
+        unpriced_reported_usd: usd(r.unpriced_reported),
+    }
 }
 
 /// `GET /api/v1/reconciliation?from=&to=&project=`: per model, the cost providers reported
@@ -253,7 +280,7 @@ fn reconciliation_row(r: &ReconciliationRow) -> Value {
 pub(super) async fn reconciliation_handler(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::ReconciliationAnswer>, ApiError> {
     let p = Params::parse(q)?;
     let scan = SpanScan {
         project: p.project(),
@@ -271,13 +298,15 @@ pub(super) async fn reconciliation_handler(
         }
     }
     let unreadable = batches.finish().await?;
-    let mut total = reconciliation_row(&rec.total());
-    total["model"] = Value::Null;
-    Ok(Json(json!({
-        "project": project,
-        "catalog_version": catalog.version(),
-        "rows": rec.rows().iter().map(reconciliation_row).collect::<Vec<_>>(),
-        "total": total,
-        "unreadable_spans": unreadable,
-    })))
+    Ok(Json(api::ReconciliationAnswer {
+        project,
+        catalog_version: catalog.version().to_string(),
+        rows: rec
+            .rows()
+            .iter()
+            .map(|r| reconciliation_row(r, Some(r.model.clone())))
+            .collect(),
+        total: reconciliation_row(&rec.total(), None),
+        unreadable_spans: unreadable,
+    }))
 }

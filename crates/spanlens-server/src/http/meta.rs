@@ -9,16 +9,17 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use spanlens_api::AlertsAnswer;
 
 /// The OpenAPI document of the JSON API.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
 /// Alert rules with their state: what was measured last, what was announced, delivery errors.
-pub(super) async fn alerts(State(state): State<AppState>) -> Json<Value> {
-    Json(match state.alerts() {
-        Some(views) => json!({"configured": true, "alerts": views}),
-        None => json!({"configured": false, "alerts": []}),
+pub(super) async fn alerts(State(state): State<AppState>) -> Json<AlertsAnswer> {
+    let views = state.alerts();
+    Json(AlertsAnswer {
+        configured: views.is_some(),
+        alerts: views.unwrap_or_default(),
     })
 }
 

@@ -5,7 +5,9 @@ use super::params::{Params, MAX_BUCKETS};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde_json::{json, Value};
+use spanlens_api::{
+    MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
+};
 use spanlens_core::Timestamp;
 use spanlens_store::{GroupBy, MetricsQuery};
 
@@ -13,7 +15,7 @@ pub(super) async fn metrics_query(
     st: AppState,
     p: Params,
     group: Option<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MetricsAnswer>, ApiError> {
     let group_by = match group.as_deref().or(p.get(&["group_by"])) {
         None => GroupBy::All,
         Some(g) => GroupBy::parse(g).ok_or_else(|| {
@@ -33,7 +35,11 @@ pub(super) async fn metrics_query(
     let buckets = p.number::<u32>("buckets")?;
     let Some(n) = buckets else {
         let rows = st.store.metrics(&query).await?;
-        return Ok(Json(json!({"group_by": group_by.as_str(), "rows": rows})));
+        return Ok(Json(MetricsAnswer {
+            group_by: group_by.as_str().to_string(),
+            rows,
+            buckets: None,
+        }));
     };
     // Time series (the dashboard's cost over time by model): the same grouping for each equal
     // slice of [from, to), answered by the store in one pass.
@@ -58,23 +64,26 @@ pub(super) async fn metrics_query(
         bounds.push(Timestamp(end));
     }
     let all = st.store.metrics_series(&query, &bounds).await?;
-    let series: Vec<Value> = bounds
+    let series = bounds
         .windows(2)
         .zip(all.slices)
-        .map(|(w, rows)| json!({"from": w[0].to_rfc3339(), "to": w[1].to_rfc3339(), "rows": rows}))
+        .map(|(w, rows)| MetricBucket {
+            from: w[0],
+            to: w[1],
+            rows,
+        })
         .collect();
-    let rows = all.rows;
-    Ok(Json(json!({
-        "group_by": group_by.as_str(),
-        "rows": rows,
-        "buckets": series,
-    })))
+    Ok(Json(MetricsAnswer {
+        group_by: group_by.as_str().to_string(),
+        rows: all.rows,
+        buckets: Some(series),
+    }))
 }
 
 pub(super) async fn metrics(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MetricsAnswer>, ApiError> {
     metrics_query(st, Params::parse(q)?, None).await
 }
 
@@ -82,49 +91,61 @@ pub(super) async fn metrics_grouped(
     State(st): State<AppState>,
     Path(group): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MetricsAnswer>, ApiError> {
     metrics_query(st, Params::parse(q)?, Some(group)).await
 }
 
-pub(super) async fn models(State(st): State<AppState>) -> Json<Value> {
+pub(super) async fn models(State(st): State<AppState>) -> Json<ModelsAnswer> {
     let c = st.catalog();
-    let rows: Vec<Value> = c
+    let per_m = |n: i64| n as f64 / 1e9;
+    let models = c
         .entries()
         .iter()
-        .map(|e| {
-            let per_m = |n: i64| n as f64 / 1e9;
-            json!({
-                "id": e.id, "provider": e.provider, "kind": e.kind, "match": e.pattern,
-                "valid_from": e.valid_from,
-                "input_per_million_usd": per_m(e.rates.input),
-                "output_per_million_usd": per_m(e.rates.output),
-                "cache_read_per_million_usd": e.rates.cache_read.map(per_m),
-                "cache_write_per_million_usd": e.rates.cache_write.map(per_m),
-                "cache_write_1h_per_million_usd": e.rates.cache_write_1h.map(per_m),
-                "reasoning_per_million_usd": e.rates.reasoning.map(per_m),
-                "tiers": e.tiers.iter().map(|t| json!({
-                    "above_input_tokens": t.above_input_tokens,
-                    "input_per_million_usd": per_m(t.rates.input),
-                    "output_per_million_usd": per_m(t.rates.output),
-                })).collect::<Vec<_>>(),
-                "source": e.source, "checked": e.checked,
-            })
+        .map(|e| ModelPrice {
+            id: e.id.clone(),
+            provider: e.provider.clone(),
+            kind: e.kind.clone(),
+            pattern: e.pattern.clone(),
+            valid_from: e.valid_from.clone(),
+            input_per_million_usd: per_m(e.rates.input),
+            output_per_million_usd: per_m(e.rates.output),
+            cache_read_per_million_usd: e.rates.cache_read.map(per_m),
+            cache_write_per_million_usd: e.rates.cache_write.map(per_m),
+            cache_write_1h_per_million_usd: e.rates.cache_write_1h.map(per_m),
+            reasoning_per_million_usd: e.rates.reasoning.map(per_m),
+            tiers: e
+                .tiers
+                .iter()
+                .map(|t| PriceTier {
+                    above_input_tokens: t.above_input_tokens,
+                    input_per_million_usd: per_m(t.rates.input),
+                    output_per_million_usd: per_m(t.rates.output),
+                })
+                .collect(),
+            source: e.source.clone(),
+            checked: e.checked.clone(),
         })
         .collect();
-    Json(json!({"version": c.version(), "models": rows}))
+    Json(ModelsAnswer {
+        version: c.version().to_string(),
+        models,
+    })
 }
 
-pub(super) async fn projects(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let list = st.store.projects().await?;
-    Ok(Json(json!({"projects": list})))
+pub(super) async fn projects(State(st): State<AppState>) -> Result<Json<ProjectsAnswer>, ApiError> {
+    let projects = st.store.projects().await?;
+    Ok(Json(ProjectsAnswer { projects }))
 }
 
 pub(super) async fn stats(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatsAnswer>, ApiError> {
     let p = Params::parse(q)?;
     let project = p.project();
-    let spans = st.store.count_spans(&project).await?;
-    Ok(Json(json!({"project": project, "span_count": spans})))
+    let span_count = st.store.count_spans(&project).await?;
+    Ok(Json(StatsAnswer {
+        project,
+        span_count,
+    }))
 }

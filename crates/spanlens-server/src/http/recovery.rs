@@ -5,9 +5,8 @@ use super::params::{Params, MAX_BUCKETS};
 use crate::ingest;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use spanlens_api::RecoveryAnswer;
 use spanlens_core::recovery::Buckets;
 use spanlens_core::Timestamp;
 
@@ -21,7 +20,7 @@ pub(super) const RECOVERY_DEFAULT_NS: u64 = 7 * 24 * 3_600 * 1_000_000_000;
 pub(super) async fn recovery(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecoveryAnswer>, ApiError> {
     let p = Params::parse(q)?;
     let to = p.time("to")?.unwrap_or_else(ingest::now);
     let from = p
@@ -49,12 +48,10 @@ pub(super) async fn recovery(
         count: buckets,
     };
     let report = st.store.recovery_report(&project, buckets).await?;
-    let mut body = serde_json::to_value(&report)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if let Value::Object(m) = &mut body {
-        m.insert("project".into(), json!(project));
-        m.insert("from".into(), json!(from));
-        m.insert("to".into(), json!(to));
-    }
-    Ok(Json(body))
+    Ok(Json(RecoveryAnswer {
+        project,
+        from,
+        to,
+        report,
+    }))
 }

@@ -9,6 +9,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
+use spanlens_api::{ScoreIds, ScoreList, ScoreTrends};
 use spanlens_core::{SpanId, TraceId};
 
 /// Largest body of a scores request (scores are small; a million of them fit).
@@ -20,7 +21,7 @@ pub(super) async fn create_scores(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ScoreIds>), ApiError> {
     let p = Params::parse(q)?;
     let ingest_error = |e: IngestError| {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -66,14 +67,14 @@ pub(super) async fn create_scores(
         scores.push(s);
     }
     let ids = st.store.add_scores(&project, &scores).await?;
-    Ok((StatusCode::CREATED, Json(json!({"ids": ids}))))
+    Ok((StatusCode::CREATED, Json(ScoreIds { ids })))
 }
 
 /// `GET /api/v1/scores?trace_id=&span_id=&session_id=&name=&limit=`
 pub(super) async fn list_scores(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoreList>, ApiError> {
     let p = Params::parse(q)?;
     let mut query = spanlens_store::ScoreQuery {
         project: p.project(),
@@ -89,17 +90,17 @@ pub(super) async fn list_scores(
     if let Some(s) = p.get(&["span_id"]) {
         query.span_id = Some(SpanId::from_hex(s).map_err(|e| bad("span_id", s, &e.to_string()))?);
     }
-    let scores = st.store.list_scores(&query).await?;
-    Ok(Json(json!({"items": scores})))
+    let items = st.store.list_scores(&query).await?;
+    Ok(Json(ScoreList { items }))
 }
 
 /// `GET /api/v1/scores/trends?from=&to=`: per score name and day, count and mean (pass rate).
 pub(super) async fn score_trends(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoreTrends>, ApiError> {
     let p = Params::parse(q)?;
     let (project, from, to) = (p.project(), p.time("from")?, p.time("to")?);
     let rows = st.store.score_trends(&project, from, to).await?;
-    Ok(Json(json!({"rows": rows})))
+    Ok(Json(ScoreTrends { rows }))
 }

@@ -3,27 +3,27 @@
 
 use super::error::{bad, internal, ApiError};
 use super::params::Params;
-use super::rows::{trace_id, trace_row};
+use super::rows::trace_id;
 use super::stored::{push_unreadable, readable_spans, retain_indices, TreeSource};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use spanlens_api::{TracePage, TraceRow};
 use spanlens_core::{analyze, Span, SpanId, Status, TraceId};
 use spanlens_store::{ListQuery, SortField, SortOrder};
 
 pub(super) async fn list_traces(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TracePage>, ApiError> {
     let query = list_query(&Params::parse(q)?)?;
     let page = st.store.list_traces(&query).await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(trace_row).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(Json(TracePage {
+        items: page.items.iter().map(TraceRow::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET /api/v1/traces/outcomes`: how many of the traces the list's filters match failed and
@@ -31,7 +31,7 @@ pub(super) async fn list_traces(
 pub(super) async fn trace_outcomes(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
-) -> Result<Json<spanlens_store::TraceOutcomes>, ApiError> {
+) -> Result<Json<spanlens_api::TraceOutcomes>, ApiError> {
     let query = list_query(&Params::parse(q)?)?;
     Ok(Json(st.store.trace_outcomes(&query).await?))
 }
@@ -128,7 +128,7 @@ pub(super) async fn trace_body(
     let mut out =
         String::with_capacity(detail.spans.iter().map(|s| s.len() + 1).sum::<usize>() + 512);
     out.push_str("{\"trace\":");
-    out.push_str(&trace_row(&detail.summary).to_string());
+    out.push_str(&serde_json::to_string(&TraceRow::from(&detail.summary)).map_err(internal)?);
     out.push_str(",\"spans\":[");
     for (i, s) in detail.spans.iter().enumerate() {
         if i > 0 {

@@ -2,74 +2,41 @@
 
 use super::error::{internal, ApiError};
 use super::params::Params;
-use super::rows::{trace_id, trace_row};
-use super::stored::{push_unreadable, readable_spans, TreeSource};
+use super::rows::trace_id;
+use super::stored::{readable_spans, TreeSource};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use spanlens_api::{TraceRow, TreeAnswer, TreeNode, TreeSummary};
 use spanlens_core::analysis::SpanTiming;
 use spanlens_core::{analyze, Span, Status};
 use std::collections::HashMap;
 
-/// One span of the `tree` view (documented as `TreeNode` in openapi.json).
-#[derive(serde::Serialize)]
-pub(super) struct TreeNode<'a> {
-    span_id: std::borrow::Cow<'a, str>,
-    parent_span_id: Option<std::borrow::Cow<'a, str>>,
-    name: std::borrow::Cow<'a, str>,
-    kind: &'static str,
-    status: Status,
-    start_ms: f64,
-    duration_ms: Option<f64>,
-    model: Option<std::borrow::Cow<'a, str>>,
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cost_usd: Option<f64>,
-    /// A model call the catalog could not price: no cost, and not $0 either.
-    unpriced: bool,
-    error: bool,
-    /// A failed span's error, `type: message`, cut to [`TREE_ERROR_CHARS`] (the row's tooltip and
-    /// the trace header's "first error" read it without opening the span).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<String>,
-    /// Duration not covered by any child, ms (an unclosed span runs to the trace's latest time).
-    self_ms: Option<f64>,
-    /// On the critical path.
-    critical: bool,
-    /// The span has no end time yet.
-    unclosed: bool,
-    /// The span recorded the same provider call as this one, which is counted in its place.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duplicate_of: Option<std::borrow::Cow<'a, str>>,
-}
-
-impl<'a> TreeNode<'a> {
-    fn of(s: TreeSource<'a>, trace_start: u64, timing: Option<&SpanTiming>) -> TreeNode<'a> {
-        TreeNode {
-            self_ms: timing.map(|t| t.self_ms),
-            critical: timing.is_some_and(|t| t.critical),
-            unclosed: s.end_time.is_none(),
-            span_id: s.span_id,
-            parent_span_id: s.parent_span_id,
-            name: s.name,
-            kind: s.kind.as_str(),
-            start_ms: s.start_time.0.saturating_sub(trace_start) as f64 / 1e6,
-            duration_ms: s
-                .end_time
-                .map(|e| e.0.saturating_sub(s.start_time.0) as f64 / 1e6),
-            model: s.response_model.or(s.request_model),
-            input_tokens: s.usage.as_ref().map(|u| u.input_tokens),
-            output_tokens: s.usage.as_ref().map(|u| u.output_tokens),
-            cost_usd: s.cost.map(|c| c.total_usd.as_usd_f64()),
-            unpriced: s.unpriced_reason.is_some(),
-            error: s.status == Status::Error,
-            error_message: (s.status == Status::Error)
-                .then(|| error_summary(s.error_type.as_deref(), s.status_message.as_deref())),
-            status: s.status,
-            duplicate_of: s.duplicate_of,
-        }
+/// One span of the `tree` view from its stored JSON and its timing in the analysis.
+fn tree_node<'a>(s: TreeSource<'a>, trace_start: u64, timing: Option<&SpanTiming>) -> TreeNode<'a> {
+    TreeNode {
+        self_ms: timing.map(|t| t.self_ms),
+        critical: timing.is_some_and(|t| t.critical),
+        unclosed: s.end_time.is_none(),
+        span_id: s.span_id,
+        parent_span_id: s.parent_span_id,
+        name: s.name,
+        kind: s.kind,
+        start_ms: s.start_time.0.saturating_sub(trace_start) as f64 / 1e6,
+        duration_ms: s
+            .end_time
+            .map(|e| e.0.saturating_sub(s.start_time.0) as f64 / 1e6),
+        model: s.response_model.or(s.request_model),
+        input_tokens: s.usage.as_ref().map(|u| u.input_tokens),
+        output_tokens: s.usage.as_ref().map(|u| u.output_tokens),
+        cost_usd: s.cost.map(|c| c.total_usd.as_usd_f64()),
+        unpriced: s.unpriced_reason.is_some(),
+        error: s.status == Status::Error,
+        error_message: (s.status == Status::Error)
+            .then(|| error_summary(s.error_type.as_deref(), s.status_message.as_deref())),
+        status: s.status,
+        duplicate_of: s.duplicate_of,
     }
 }
 
@@ -124,28 +91,30 @@ pub(super) async fn trace_tree(
             .into_iter()
             .map(|s| {
                 let t = timings.get(&*s.span_id).copied();
-                TreeNode::of(s, start, t)
+                tree_node(s, start, t)
             })
             .collect();
-        let summary = json!({
-            "wall_ms": analysis.wall_ms,
-            "critical_path": analysis.critical_path.iter().map(|c| &c.span_id).collect::<Vec<_>>(),
-            "critical_path_ms": analysis.critical_path_ms,
-            "coordination_overhead_ms": analysis.coordination_overhead_ms,
-            "parallelism_efficiency": analysis.parallelism_efficiency,
-            "parallel_groups": analysis.parallel_groups.len(),
-            "unclosed_span_ids": analysis.unclosed_span_ids,
-            "orphan_span_ids": analysis.orphan_span_ids,
-            "clock_skew_span_ids": analysis.clock_skew_span_ids,
-        });
-        let spans = serde_json::to_string(&nodes).map_err(internal)?;
-        let mut out = format!(
-            "{{\"trace\":{},\"spans\":{spans},\"analysis\":{summary}",
-            trace_row(&detail.summary)
-        );
-        push_unreadable(&mut out, &unreadable)?;
-        out.push('}');
-        Ok(out)
+        let answer = TreeAnswer {
+            trace: TraceRow::from(&detail.summary),
+            spans: nodes,
+            analysis: TreeSummary {
+                wall_ms: analysis.wall_ms,
+                critical_path: analysis
+                    .critical_path
+                    .iter()
+                    .map(|c| c.span_id.clone())
+                    .collect(),
+                critical_path_ms: analysis.critical_path_ms,
+                coordination_overhead_ms: analysis.coordination_overhead_ms,
+                parallelism_efficiency: analysis.parallelism_efficiency,
+                parallel_groups: analysis.parallel_groups.len(),
+                unclosed_span_ids: analysis.unclosed_span_ids.clone(),
+                orphan_span_ids: analysis.orphan_span_ids.clone(),
+                clock_skew_span_ids: analysis.clock_skew_span_ids.clone(),
+            },
+            unreadable_spans: unreadable,
+        };
+        serde_json::to_string(&answer).map_err(internal)
     })
     .await
     .map_err(internal)??;

@@ -325,7 +325,7 @@ impl HeadroomReport {
             }
             out.push(HeadroomSeries {
                 provider: provider.clone(),
-                window,
+                window: std::borrow::Cow::Borrowed(window),
                 samples,
                 min_headroom,
                 buckets,

@@ -1,0 +1,198 @@
+//! `/api/v1/forecast` and `/api/v1/reconciliation`: cost insight. Amounts are in USD for
+//! display, and exact in nano-USD where a client may add them up.
+
+use serde::{Deserialize, Serialize};
+use spanlens_store::Unreadable;
+
+/// `GET /api/v1/forecast`: daily cost forecast per group and for the project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastAnswer {
+    /// Project.
+    pub project: String,
+    /// The grouping (model, agent or user), if any.
+    pub group_by: Option<String>,
+    /// Days forecast.
+    pub horizon_days: u32,
+    /// The history the forecast was fitted on.
+    pub history_window: HistoryWindow,
+    /// First day forecast, `YYYY-MM-DD`.
+    pub forecast_from: String,
+    /// Last day forecast.
+    pub forecast_to: String,
+    /// How the forecast is made, in words.
+    pub method: String,
+    /// One series per group, costliest first.
+    pub groups: Vec<ForecastSeries>,
+    /// Groups left out of `groups` (they still count in `total`).
+    pub groups_omitted: usize,
+    /// Groups with only unpriced model calls: counted, never forecast as $0.
+    pub unpriced_groups: Vec<UnpricedGroup>,
+    /// The whole project.
+    pub total: ForecastSeries,
+}
+
+/// The history window asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryWindow {
+    /// Days.
+    pub days: u32,
+    /// First day, `YYYY-MM-DD`.
+    pub from: String,
+    /// Last day (yesterday: today is partial).
+    pub to: String,
+}
+
+/// A group whose model calls all lacked a price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpricedGroup {
+    /// The group.
+    pub key: Option<String>,
+    /// Its unpriced model calls in the history window.
+    pub unpriced_span_count: u64,
+}
+
+/// The forecast of one series. When the history is too short to fit, `error` says so and
+/// `method`, `confidence`, `points` and `total` are empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastSeries {
+    /// The group (`null` for the total, and for spans without the grouping's value).
+    pub key: Option<String>,
+    /// The history used.
+    pub history: ForecastHistory,
+    /// Why no forecast could be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `weekly` or `linear`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Width of the prediction interval (0.95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Fitted trend, USD per day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend_usd_per_day: Option<f64>,
+    /// Standard deviation of the residuals, USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residual_sd_usd: Option<f64>,
+    /// Fitted weekday offsets, USD; absent with less than 14 days of history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekday_offsets_usd: Option<WeekdayOffsets>,
+    /// One point per day forecast.
+    pub points: Vec<ForecastPoint>,
+    /// The sum over the horizon.
+    pub total: Option<ForecastTotal>,
+}
+
+/// The cost history of a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastHistory {
+    /// Days used (days before the series' first cost are dropped).
+    pub days: usize,
+    /// First day used, when any.
+    pub from: Option<String>,
+    /// Last day used, when any.
+    pub to: Option<String>,
+    /// Cost over the days used, USD.
+    pub cost_usd: f64,
+    /// The same, exact, nano-USD.
+    pub cost_nano_usd: i64,
+    /// Unpriced model calls in the window: their cost is in neither history nor forecast.
+    pub unpriced_span_count: u64,
+    /// Cost per day.
+    pub daily: Vec<DailyCostPoint>,
+}
+
+/// One day of a cost history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyCostPoint {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// Cost, USD.
+    pub cost_usd: f64,
+}
+
+/// One forecast day with its 95% interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastPoint {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// Expected cost, USD.
+    pub cost_usd: f64,
+    /// Lower bound, USD.
+    pub lower_usd: f64,
+    /// Upper bound, USD.
+    pub upper_usd: f64,
+}
+
+/// The forecast summed over the horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastTotal {
+    /// Expected cost, USD.
+    pub cost_usd: f64,
+    /// Lower bound, USD.
+    pub lower_usd: f64,
+    /// Upper bound, USD.
+    pub upper_usd: f64,
+    /// Expected cost, nano-USD.
+    pub cost_nano_usd: i64,
+    /// Lower bound, nano-USD.
+    pub lower_nano_usd: i64,
+    /// Upper bound, nano-USD.
+    pub upper_nano_usd: i64,
+}
+
+/// Weekday offsets from the trend, USD (Monday first).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the names say it
+pub struct WeekdayOffsets {
+    pub mon: f64,
+    pub tue: f64,
+    pub wed: f64,
+    pub thu: f64,
+    pub fri: f64,
+    pub sat: f64,
+    pub sun: f64,
+}
+
+/// `GET /api/v1/reconciliation`: per model, the cost providers reported against what the
+/// catalog in force computes for the same spans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconciliationAnswer {
+    /// Project.
+    pub project: String,
+    /// The catalog the computed costs come from.
+    pub catalog_version: String,
+    /// One row per model.
+    pub rows: Vec<ReconciliationRow>,
+    /// Every model (`model` is null).
+    pub total: ReconciliationRow,
+    /// Stored spans the scan could not read.
+    pub unreadable_spans: Unreadable,
+}
+
+/// Reported against computed cost of one model's calls that carry a reported cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconciliationRow {
+    /// The model (null in the total).
+    pub model: Option<String>,
+    /// Calls compared.
+    pub spans: u64,
+    /// Reported by the provider, USD.
+    pub reported_usd: f64,
+    /// Computed from the catalog, USD.
+    pub computed_usd: f64,
+    /// Reported minus computed, USD.
+    pub difference_usd: f64,
+    /// The difference as a percentage of the computed cost, when that is not 0.
+    pub difference_pct: Option<f64>,
+    /// Reported, nano-USD.
+    pub reported_nano_usd: i64,
+    /// Computed, nano-USD.
+    pub computed_nano_usd: i64,
+    /// Difference, nano-USD.
+    pub difference_nano_usd: i64,
+    /// Calls the catalog cannot price (not in the comparison).
+    pub unpriced_spans: u64,
+    /// What the provider reported for those, USD.
+    pub unpriced_reported_usd: f64,
+}

@@ -1,0 +1,48 @@
+//! The Spanlens JSON API (`/api/v1/…`) as Rust types: what each route answers, shared by the
+//! server, which builds its answers from them, and by clients (the `spanlens` CLI), which parse
+//! them back. `openapi.json` in `spanlens-server` documents the same shapes; a test there
+//! checks that every route and every field of real answers is in it.
+//!
+//! Records that the store returns and the API shows unchanged (a session row, a metrics row, a
+//! score trend row, the trace outcome counts, an unreadable span) are the store's own types,
+//! re-exported here, so each has one definition. Where the API shows a record differently
+//! from the store (a trace row has its cost in USD and in nano-USD), the type is defined here
+//! with a conversion from the store's.
+//!
+//! ```
+//! use spanlens_api::TracePage;
+//! let page: TracePage = serde_json::from_str(r#"{"items": [], "next_cursor": null}"#).unwrap();
+//! assert!(page.items.is_empty());
+//! ```
+
+mod alerts;
+mod error;
+mod ingest;
+mod insight;
+mod live;
+mod metrics;
+mod recovery;
+mod scores;
+mod sessions;
+mod traces;
+
+pub use alerts::{AlertView, AlertsAnswer};
+pub use error::ErrorBody;
+pub use ingest::AgentsIngestAnswer;
+pub use insight::{
+    DailyCostPoint, ForecastAnswer, ForecastHistory, ForecastPoint, ForecastSeries, ForecastTotal,
+    HistoryWindow, ReconciliationAnswer, ReconciliationRow, UnpricedGroup, WeekdayOffsets,
+};
+pub use live::LiveSpan;
+pub use metrics::{
+    MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
+};
+pub use recovery::RecoveryAnswer;
+pub use scores::{ScoreIds, ScoreList, ScoreTrends};
+pub use sessions::{SessionAnswer, SessionPage};
+pub use traces::{TraceDetail, TracePage, TraceRow, TreeAnswer, TreeNode, TreeSummary};
+
+pub use spanlens_store::{
+    MetricRow, Page, Percentiles, ScoreTrendRow, SessionSummary, TraceOutcomes, Unreadable,
+    UnreadableSpan,
+};
