@@ -9,6 +9,11 @@ use crate::{InputError, Outcome};
 use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
+use spanlens_api::{
+    AlertsAnswer, ErrorBody, LiveSpan, RecoveryAnswer, ScoreList, TraceDetail, TracePage, TraceRow,
+};
+use spanlens_core::evals::ScoreType;
+use spanlens_core::recovery::HeadroomBucket;
 use spanlens_core::{analyze, NanoUsd, Span, SpanId, SpanKind, Status, Timestamp, TraceAnalysis};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -193,11 +198,40 @@ impl Client {
         Ok(body)
     }
 
-    pub(crate) fn get_json(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+    /// GETs an API answer as its wire type (`spanlens_api`).
+    pub(crate) fn get_answer<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
         let body = self.get(path, query)?;
-        serde_json::from_str(&body)
-            .with_context(|| format!("the server's answer to {path} is not JSON"))
+        parse_answer(path, &body)
     }
+
+    /// Like [`get_answer`](Self::get_answer), but with `--json` (`json` true) prints the
+    /// server's answer as pretty JSON, every field kept, and returns `None`: the caller then
+    /// prints no table.
+    pub(crate) fn get_or_print<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        json: bool,
+    ) -> anyhow::Result<Option<T>> {
+        let body = self.get(path, query)?;
+        if json {
+            let v: Value = parse_answer(path, &body)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(None);
+        }
+        parse_answer(path, &body).map(Some)
+    }
+}
+
+/// An answer parsed as its wire type, or an error naming the route.
+fn parse_answer<T: serde::de::DeserializeOwned>(path: &str, body: &str) -> anyhow::Result<T> {
+    serde_json::from_str(body).with_context(|| {
+        format!("the server's answer to {path} is not what this client expects (spanlens-api)")
+    })
 }
 
 /// Maps an HTTP status to the command's error: 4xx → the server's message (exit 2), 5xx → exit 1.
@@ -205,10 +239,9 @@ fn check_status(status: u16, url: &str, body: &str) -> anyhow::Result<()> {
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let message = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| body.trim().chars().take(500).collect());
+    let message = serde_json::from_str::<ErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| body.trim().chars().take(500).collect());
     if (400..500).contains(&status) {
         Err(InputError(format!("server answered {status}: {message}")).into())
     } else {
@@ -303,27 +336,6 @@ fn short_time(rfc3339: &str) -> String {
     }
 }
 
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn u64_field(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// Nano-USD of a summary row (`total_cost_nano_usd`, else the float `total_cost_usd`).
-fn cost_nano(v: &Value) -> i64 {
-    v.get("total_cost_nano_usd")
-        .and_then(Value::as_i64)
-        .or_else(|| {
-            v.get("total_cost_usd")
-                .and_then(Value::as_f64)
-                .and_then(NanoUsd::from_usd_f64)
-                .map(|n| n.0)
-        })
-        .unwrap_or(0)
-}
-
 // ---------------------------------------------------------------------------------------------
 // spanlens traces
 
@@ -349,25 +361,20 @@ pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
     for t in &args.tag {
         q.push(("tag", t.clone()));
     }
-    let page = client.get_json("/api/v1/traces", &q)?;
-    if printed_as_json(args.json, &page)? {
+    let Some(page) = client.get_or_print::<TracePage>("/api/v1/traces", &q, args.json)? else {
         return Ok(Outcome::Done);
-    }
-    let items = page
-        .get("items")
-        .and_then(Value::as_array)
-        .context("the trace list has no items")?;
-    print!("{}", traces_table(items));
-    if items.is_empty() {
+    };
+    print!("{}", traces_table(&page.items));
+    if page.items.is_empty() {
         eprintln!("no traces in project {:?} match", client.project);
-    } else if let Some(c) = page.get("next_cursor").and_then(Value::as_str) {
-        eprintln!("{} traces shown; more with --cursor {c}", items.len());
+    } else if let Some(c) = &page.next_cursor {
+        eprintln!("{} traces shown; more with --cursor {c}", page.items.len());
     }
     Ok(Outcome::Done)
 }
 
 /// The trace list as aligned columns that fit a 120-column terminal.
-fn traces_table(items: &[Value]) -> String {
+fn traces_table(items: &[TraceRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -383,32 +390,32 @@ fn traces_table(items: &[Value]) -> String {
         "USER"
     );
     for it in items {
-        let id = str_field(it, "trace_id");
+        let id = it.trace_id.to_hex();
         let tokens = format!(
             "{}/{}",
-            fmt_tokens(u64_field(it, "input_tokens")),
-            fmt_tokens(u64_field(it, "output_tokens"))
+            fmt_tokens(it.input_tokens),
+            fmt_tokens(it.output_tokens)
         );
-        let errors = u64_field(it, "error_count");
-        let status = str_field(it, "status");
+        let errors = it.error_count;
+        let status = wire_name(&it.status);
         // A trace that did not fail but went on from errors: its status and "/Nr" (recovered).
         let status = if status != "error" && errors > 0 {
             format!("{status}/{errors}r")
         } else {
-            status.to_string()
+            status
         };
         let _ = writeln!(
             out,
             "{:<8}  {:<14}  {:<18}  {:>8}  {:>5}  {:>13}  {:>20}  {:<6}  {}",
-            id.get(..8).unwrap_or(id),
-            short_time(str_field(it, "start_time")),
-            fit(str_field(it, "name"), 18),
-            fmt_duration_ms(it.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0)),
-            u64_field(it, "span_count"),
+            &id[..8],
+            short_time(&it.start_time.to_rfc3339()),
+            fit(&it.name, 18),
+            fmt_duration_ms(it.duration_ms),
+            it.span_count,
             tokens,
-            fmt_cost_cell(cost_nano(it), u64_field(it, "unpriced_span_count")),
+            fmt_cost_cell(it.total_cost_nano_usd, it.unpriced_span_count),
             status,
-            fit(it.get("user_id").and_then(Value::as_str).unwrap_or("-"), 12),
+            fit(it.user_id.as_deref().unwrap_or("-"), 12),
         );
     }
     out
@@ -424,24 +431,25 @@ const PREFIX_SCAN_LIMIT: usize = 20_000;
 pub fn run_trace(args: TraceArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
     let id = resolve_id(&client, &args.id)?;
-    let body = client.get(&format!("/api/v1/traces/{id}"), &[])?;
-    let v: Value = serde_json::from_str(&body).context("the trace answer is not JSON")?;
-    if printed_as_json(args.json, &v)? {
+    let path = format!("/api/v1/traces/{id}");
+    // The table needs no analysis from the server: it is computed below from the spans.
+    let query = if args.json {
+        Vec::new()
+    } else {
+        vec![("analysis", "false".to_string())]
+    };
+    let Some(detail) = client.get_or_print::<TraceDetail>(&path, &query, args.json)? else {
         return Ok(Outcome::Done);
+    };
+    let spans = detail.spans;
+    print!("{}", render_trace(&detail.trace, &spans));
+    for u in &detail.unreadable_spans {
+        eprintln!(
+            "span {} of this trace is stored but cannot be read: {}",
+            u.span_id.as_deref().unwrap_or("?"),
+            u.reason
+        );
     }
-    let summary = v.get("trace").context("the trace answer has no summary")?;
-    let spans: Vec<Span> = v
-        .get("spans")
-        .and_then(Value::as_array)
-        .context("the trace answer has no spans")?
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            serde_json::from_value(s.clone())
-                .with_context(|| format!("span {i} of trace {id} is not a canonical span"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    print!("{}", render_trace(summary, &spans));
     // Computed here from the same spans with the server's code, so it matches the API's
     // `analysis` and also works against a server that predates it.
     print!("\n{}", render_analysis(&analyze(&spans), &spans));
@@ -477,17 +485,13 @@ fn resolve_id(client: &Client, raw: &str) -> anyhow::Result<String> {
         if let Some(c) = &cursor {
             q.push(("cursor", c.clone()));
         }
-        let page = client.get_json("/api/v1/traces", &q)?;
-        let items = page
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let page: TracePage = client.get_answer("/api/v1/traces", &q)?;
+        let items = page.items;
         scanned += items.len();
         for it in &items {
-            let tid = str_field(it, "trace_id");
+            let tid = it.trace_id.to_hex();
             if tid.starts_with(&id) {
-                matches.push((tid.to_string(), str_field(it, "name").to_string()));
+                matches.push((tid, it.name.clone()));
             }
         }
         if matches.len() > 1 {
@@ -502,10 +506,7 @@ fn resolve_id(client: &Client, raw: &str) -> anyhow::Result<String> {
             ))
             .into());
         }
-        cursor = page
-            .get("next_cursor")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        cursor = page.next_cursor;
         if cursor.is_none() || items.is_empty() || scanned >= PREFIX_SCAN_LIMIT {
             break;
         }
@@ -521,9 +522,9 @@ fn resolve_id(client: &Client, raw: &str) -> anyhow::Result<String> {
 }
 
 /// The header with the trace's totals, then one line per span in tree order.
-fn render_trace(summary: &Value, spans: &[Span]) -> String {
+fn render_trace(summary: &TraceRow, spans: &[Span]) -> String {
     let mut out = String::new();
-    let errors = u64_field(summary, "error_count");
+    let errors = summary.error_count;
     let cached: u64 = spans
         .iter()
         .filter_map(|s| s.usage.as_ref())
@@ -531,30 +532,15 @@ fn render_trace(summary: &Value, spans: &[Span]) -> String {
         .sum();
     let retries: usize = spans.iter().map(retry_count).sum();
     let unpriced = spans.iter().filter(|s| s.unpriced_reason.is_some()).count();
-    let start = str_field(summary, "start_time");
-    let start = Timestamp::parse_rfc3339(start)
-        .map(|t| {
-            let s = t.to_rfc3339();
-            format!("{} {} UTC", &s[..10], &s[11..23])
-        })
-        .unwrap_or_else(|_| start.to_string());
-    let _ = writeln!(
-        out,
-        "trace {}  {}",
-        str_field(summary, "trace_id"),
-        str_field(summary, "name")
-    );
+    let start = summary.start_time.to_rfc3339();
+    let start = format!("{} {} UTC", &start[..10], &start[11..23]);
+    let _ = writeln!(out, "trace {}  {}", summary.trace_id, summary.name);
     let _ = writeln!(
         out,
         "  started {start} · duration {} · {} spans · status {}{}",
-        fmt_duration_ms(
-            summary
-                .get("duration_ms")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-        ),
-        u64_field(summary, "span_count"),
-        str_field(summary, "status"),
+        fmt_duration_ms(summary.duration_ms),
+        summary.span_count,
+        wire_name(&summary.status),
         if errors > 0 {
             format!(" · {errors} error(s)")
         } else {
@@ -563,14 +549,14 @@ fn render_trace(summary: &Value, spans: &[Span]) -> String {
     );
     let mut cost_line = format!(
         "  tokens {} in{} / {} out · cost {}",
-        u64_field(summary, "input_tokens"),
+        summary.input_tokens,
         if cached > 0 {
             format!(" ({cached} cached)")
         } else {
             String::new()
         },
-        u64_field(summary, "output_tokens"),
-        cost_text(NanoUsd(cost_nano(summary)), unpriced as u64),
+        summary.output_tokens,
+        cost_text(NanoUsd(summary.total_cost_nano_usd), unpriced as u64),
     );
     if retries > 0 {
         let _ = write!(
@@ -581,22 +567,17 @@ fn render_trace(summary: &Value, spans: &[Span]) -> String {
     }
     let _ = writeln!(out, "{cost_line}");
     let mut ctx = Vec::new();
-    for (label, key) in [
-        ("service", "service"),
-        ("user", "user_id"),
-        ("session", "session_id"),
+    for (label, value) in [
+        ("service", &summary.service),
+        ("user", &summary.user_id),
+        ("session", &summary.session_id),
     ] {
-        if let Some(v) = summary.get(key).and_then(Value::as_str) {
+        if let Some(v) = value {
             ctx.push(format!("{label} {v}"));
         }
     }
-    if let Some(tags) = summary
-        .get("tags")
-        .and_then(Value::as_array)
-        .filter(|t| !t.is_empty())
-    {
-        let tags: Vec<&str> = tags.iter().filter_map(Value::as_str).collect();
-        ctx.push(format!("tags {}", tags.join(", ")));
+    if !summary.tags.is_empty() {
+        ctx.push(format!("tags {}", summary.tags.join(", ")));
     }
     if !ctx.is_empty() {
         let _ = writeln!(out, "  {}", ctx.join(" · "));
@@ -862,6 +843,15 @@ fn span_line(s: &Span) -> String {
 
 /// With `--json`, prints the answer as pretty JSON and returns true: the caller then prints no
 /// table of it.
+/// The name a value has on the wire (an enum's `snake_case` string), for tables.
+pub(crate) fn wire_name(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
 pub(crate) fn printed_as_json(json: bool, v: &impl serde::Serialize) -> anyhow::Result<bool> {
     if json {
         println!("{}", serde_json::to_string_pretty(v)?);
@@ -882,15 +872,10 @@ pub fn run_recovery(args: RecoveryArgs) -> anyhow::Result<Outcome> {
     if let Some(t) = &args.to {
         q.push(("to", t.clone()));
     }
-    let report = client.get_json("/api/v1/recovery", &q)?;
-    if !printed_as_json(args.json, &report)? {
-        print!("{}", render_recovery(&report, args.limit));
+    if let Some(r) = client.get_or_print::<RecoveryAnswer>("/api/v1/recovery", &q, args.json)? {
+        print!("{}", render_recovery(&r, args.limit));
     }
     Ok(Outcome::Done)
-}
-
-fn f64_field(v: &Value, key: &str) -> Option<f64> {
-    v.get(key).and_then(Value::as_f64)
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -899,11 +884,11 @@ fn pct(v: Option<f64>) -> String {
 }
 
 /// One level of headroom per bucket: `·` no sample, then ▁ (exhausted) … █ (all left).
-fn sparkline(buckets: &[Value]) -> String {
+fn sparkline(buckets: &[HeadroomBucket]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     buckets
         .iter()
-        .map(|b| match f64_field(b, "min_headroom") {
+        .map(|b| match b.min_headroom {
             None => '·',
             Some(h) => BARS[((h.clamp(0.0, 1.0) * 7.0).round()) as usize],
         })
@@ -911,51 +896,45 @@ fn sparkline(buckets: &[Value]) -> String {
 }
 
 /// The recovery report as text: totals, the three groupings, recent timelines, headroom.
-fn render_recovery(r: &Value, limit: usize) -> String {
+fn render_recovery(answer: &RecoveryAnswer, limit: usize) -> String {
     let mut out = String::new();
-    let range = |k: &str| short_time(str_field(r, k));
+    let r = &answer.report;
     let _ = writeln!(
         out,
         "recovery  {} → {} UTC · project {}",
-        range("from"),
-        range("to"),
-        str_field(r, "project"),
+        short_time(&answer.from.to_rfc3339()),
+        short_time(&answer.to.to_rfc3339()),
+        answer.project,
     );
-    let retried = u64_field(r, "spans_with_retries");
+    let retried = r.spans_with_retries;
     if retried == 0 {
         let _ = writeln!(out, "  no retried spans in this range");
     } else {
         let _ = writeln!(
             out,
             "  {retried} spans retried · {} retries · {} recovered ({}) · {} failed",
-            u64_field(r, "retries"),
-            u64_field(r, "recovered"),
-            pct(f64_field(r, "recovery_rate")),
-            u64_field(r, "failed"),
+            r.retries,
+            r.recovered,
+            pct(r.recovery_rate),
+            r.failed,
         );
-        if let Some(t) = r.get("recovery_time").filter(|t| t.is_object()) {
-            let ms = |k: &str| fmt_duration_ms(f64_field(t, k).unwrap_or(f64::NAN));
+        if let Some(t) = &r.recovery_time {
             let _ = writeln!(
                 out,
                 "  recovery time (first failure → success): p50 {} · p95 {} · max {} · mean {} over {} spans",
-                ms("p50_ms"),
-                ms("p95_ms"),
-                ms("max_ms"),
-                ms("mean_ms"),
-                u64_field(t, "count")
+                fmt_duration_ms(t.p50_ms),
+                fmt_duration_ms(t.p95_ms),
+                fmt_duration_ms(t.max_ms),
+                fmt_duration_ms(t.mean_ms),
+                t.count
             );
         }
     }
-    for (title, key) in [
-        ("PROVIDER", "by_provider"),
-        ("TOOL", "by_tool"),
-        ("ERROR TYPE", "by_error_type"),
+    for (title, rows) in [
+        ("PROVIDER", &r.by_provider),
+        ("TOOL", &r.by_tool),
+        ("ERROR TYPE", &r.by_error_type),
     ] {
-        let rows = r
-            .get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
         if rows.is_empty() {
             continue;
         }
@@ -964,28 +943,23 @@ fn render_recovery(r: &Value, limit: usize) -> String {
             "\n{:<28} {:>6} {:>8} {:>10} {:>6}",
             title, "SPANS", "RETRIES", "RECOVERED", "RATE"
         );
-        for g in &rows {
+        for g in rows {
             let _ = writeln!(
                 out,
                 "{:<28} {:>6} {:>8} {:>10} {:>6}",
-                fit(str_field(g, "key"), 28),
-                u64_field(g, "spans"),
-                u64_field(g, "retries"),
-                u64_field(g, "recovered"),
-                pct(f64_field(g, "recovery_rate"))
+                fit(&g.key, 28),
+                g.spans,
+                g.retries,
+                g.recovered,
+                pct(Some(g.recovery_rate))
             );
         }
     }
-    let timelines = r
-        .get("timelines")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !timelines.is_empty() && limit > 0 {
+    if !r.timelines.is_empty() && limit > 0 {
         let _ = writeln!(
             out,
             "\nRECENT RETRIES ({} of {retried})\n{:<14} {:<26} {:>7}  {:<34} {:<9} {:>8}",
-            limit.min(timelines.len()),
+            limit.min(r.timelines.len()),
             "STARTED",
             "SPAN",
             "RETRIES",
@@ -993,13 +967,13 @@ fn render_recovery(r: &Value, limit: usize) -> String {
             "OUTCOME",
             "RECOVERY"
         );
-        for t in timelines.iter().take(limit) {
-            let attempts = t["attempts"].as_array().cloned().unwrap_or_default();
-            let errors: Vec<String> = attempts
+        for t in r.timelines.iter().take(limit) {
+            let errors: Vec<String> = t
+                .attempts
                 .iter()
                 .map(|a| {
-                    let e = a["error_type"].as_str().unwrap_or("?");
-                    match f64_field(a, "backoff_ms") {
+                    let e = a.error_type.as_deref().unwrap_or("?");
+                    match a.backoff_ms {
                         Some(b) => format!("{e} ({})", fmt_duration_ms(b)),
                         None => e.to_string(),
                     }
@@ -1008,38 +982,32 @@ fn render_recovery(r: &Value, limit: usize) -> String {
             let _ = writeln!(
                 out,
                 "{:<14} {:<26} {:>7}  {:<34} {:<9} {:>8}",
-                short_time(str_field(t, "start_time")),
-                fit(str_field(t, "name"), 26),
-                u64_field(t, "retries"),
+                short_time(&t.start_time.to_rfc3339()),
+                fit(&t.name, 26),
+                t.retries,
                 fit(&errors.join(", "), 34),
-                str_field(t, "outcome"),
-                f64_field(t, "recovery_ms")
+                t.outcome,
+                t.recovery_ms
                     .map(fmt_duration_ms)
                     .unwrap_or_else(|| "-".into()),
             );
         }
     }
-    let series = r
-        .get("rate_limits")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !series.is_empty() {
+    if !r.rate_limits.is_empty() {
         let _ = writeln!(
             out,
             "\nRATE-LIMIT HEADROOM (remaining/limit, lowest per bucket: ▁ exhausted … █ all left, · no calls)\n{:<12} {:<14} {:>7} {:>6}  OVER TIME",
             "PROVIDER", "WINDOW", "SAMPLES", "MIN"
         );
-        for s in &series {
-            let buckets = s["buckets"].as_array().cloned().unwrap_or_default();
+        for s in &r.rate_limits {
             let _ = writeln!(
                 out,
                 "{:<12} {:<14} {:>7} {:>6}  {}",
-                fit(str_field(s, "provider"), 12),
-                str_field(s, "window"),
-                u64_field(s, "samples"),
-                pct(f64_field(s, "min_headroom")),
-                sparkline(&buckets)
+                fit(&s.provider, 12),
+                s.window,
+                s.samples,
+                pct(Some(s.min_headroom)),
+                sparkline(&s.buckets)
             );
         }
     }
@@ -1172,14 +1140,12 @@ fn read_events(mut reader: impl BufRead, mut on: impl FnMut(&str, &str)) -> Stri
 fn on_event(event: &str, data: &str, kind: Option<SpanKind>) {
     match event {
         "span" => {
-            let Ok(v) = serde_json::from_str::<Value>(data) else {
+            let Ok(v) = serde_json::from_str::<LiveSpan>(data) else {
                 eprintln!("spanlens tail: unreadable span event: {data}");
                 return;
             };
-            if let Some(k) = kind {
-                if str_field(&v, "kind") != k.as_str() {
-                    return;
-                }
+            if kind.is_some_and(|k| k != v.kind) {
+                return;
             }
             println!("{}", live_line(&v));
         }
@@ -1191,37 +1157,31 @@ fn on_event(event: &str, data: &str, kind: Option<SpanKind>) {
 }
 
 /// One arriving span: time, trace, kind, name, duration, model, tokens, cost, status.
-fn live_line(v: &Value) -> String {
-    let start = str_field(v, "start_time");
-    let time = Timestamp::parse_rfc3339(start)
+fn live_line(v: &LiveSpan) -> String {
+    let time = Timestamp::parse_rfc3339(&v.start_time)
         .map(|t| t.to_rfc3339()[11..23].to_string())
-        .unwrap_or_else(|_| start.to_string());
+        .unwrap_or_else(|_| v.start_time.clone());
     let mut line = format!(
         "{time}  {:<8}  {:<9}  {:<32}  {:>8}",
-        str_field(v, "trace_id").get(..8).unwrap_or_default(),
-        str_field(v, "kind"),
-        fit(str_field(v, "name"), 32),
-        v.get("duration_ms")
-            .and_then(Value::as_f64)
+        v.trace_id.get(..8).unwrap_or_default(),
+        v.kind.as_str(),
+        fit(&v.name, 32),
+        v.duration_ms
             .map(fmt_duration_ms)
             .unwrap_or_else(|| "open".into()),
     );
-    if let Some(m) = v.get("model").and_then(Value::as_str) {
+    if let Some(m) = &v.model {
         let _ = write!(line, "  {m}");
     }
-    if let Some(t) = v.get("tokens").and_then(Value::as_u64) {
+    if let Some(t) = v.tokens {
         let _ = write!(line, "  {} tok", fmt_tokens(t));
     }
-    if let Some(c) = v
-        .get("cost_usd")
-        .and_then(Value::as_f64)
-        .and_then(NanoUsd::from_usd_f64)
-    {
+    if let Some(c) = v.cost_usd.and_then(NanoUsd::from_usd_f64) {
         let _ = write!(line, "  {c}");
-    } else if v.get("unpriced").and_then(Value::as_bool) == Some(true) {
+    } else if v.unpriced {
         line.push_str("  unpriced");
     }
-    if str_field(v, "status") == "error" {
+    if v.status == Status::Error {
         line.push_str("  ERROR");
     }
     line
@@ -1250,19 +1210,40 @@ mod tests {
         assert!(why.contains("closed"));
     }
 
+    /// A wire value from a JSON fixture: `base` with `over`'s fields put over it.
+    fn wire<T: serde::de::DeserializeOwned>(mut base: Value, over: Value) -> T {
+        if let (Value::Object(b), Value::Object(o)) = (&mut base, over) {
+            b.extend(o);
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    /// A trace row with `over`'s fields.
+    fn trace_row(over: Value) -> TraceRow {
+        let base = json!({
+            "trace_id": "00000000000000000000000000000001", "project": "default", "name": "t",
+            "start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:00:01Z",
+            "duration_ms": 1000.0, "status": "ok", "span_count": 1, "error_count": 0,
+            "input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "total_cost_usd": 0.0,
+            "total_cost_nano_usd": 0, "unpriced_span_count": 0, "user_id": null,
+            "session_id": null, "tags": [], "root_span_id": null, "service": null,
+        });
+        wire(base, over)
+    }
+
     #[test]
     fn table_rows_fit_120_columns() {
-        let row = json!({
+        let row = trace_row(json!({
             "trace_id": "5b8efff798038103d269b633813fc60c", "start_time": "2026-01-01T12:03:04.5Z",
             "name": "a very long pipeline name that does not fit", "duration_ms": 123456.0,
             "span_count": 12345, "input_tokens": 123_456_789u64, "output_tokens": 99_999, "total_cost_nano_usd": 123_456_789_000i64,
             "status": "error", "error_count": 3, "user_id": "someone.with.a.long.name@example.com",
-        });
-        let unpriced = json!({
+        }));
+        let unpriced = trace_row(json!({
             "trace_id": "6b8efff798038103d269b633813fc60c", "start_time": "2026-01-01T12:03:04.5Z",
             "name": "extract", "duration_ms": 1.0, "span_count": 3, "input_tokens": 10, "output_tokens": 5,
             "total_cost_nano_usd": 4_200_000, "unpriced_span_count": 3, "status": "ok", "user_id": "u",
-        });
+        }));
         let t = traces_table(&[row, unpriced]);
         assert!(t.contains("$0.0042 + 3 unpriced"), "{t}");
         for line in t.lines() {
@@ -1321,9 +1302,11 @@ mod tests {
             .filter_map(|s| s.cost.as_ref())
             .map(|c| c.amounts.total)
             .sum();
-        let summary = json!({"trace_id": trace[0].trace_id.to_hex(), "name": "support.handle_ticket", "start_time": trace[0].start_time,
+        let summary = trace_row(
+            json!({"trace_id": trace[0].trace_id.to_hex(), "name": "support.handle_ticket", "start_time": trace[0].start_time,
             "duration_ms": 1500.0, "span_count": trace.len(), "status": "ok", "error_count": 0,
-            "input_tokens": 10, "output_tokens": 5, "total_cost_nano_usd": total.0, "user_id": "u", "tags": ["a", "b"]});
+            "input_tokens": 10, "output_tokens": 5, "total_cost_nano_usd": total.0, "user_id": "u", "tags": ["a", "b"]}),
+        );
         let text = render_trace(&summary, &trace);
         assert!(text.contains(&format!("cost {total}")), "{text}");
         assert!(
@@ -1380,17 +1363,30 @@ mod tests {
 
     #[test]
     fn recovery_tables_and_headroom_sparkline() {
-        let r = json!({
-            "project": "default", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z",
-            "spans_with_retries": 2, "recovered": 1, "failed": 1, "recovery_rate": 0.5, "retries": 3,
-            "recovery_time": {"count": 1, "mean_ms": 1500.0, "p50_ms": 1500.0, "p95_ms": 1500.0, "max_ms": 1500.0},
-            "by_provider": [{"key": "openai", "spans": 1, "retries": 2, "recovered": 1, "recovery_rate": 1.0}],
-            "by_tool": [], "by_error_type": [{"key": "RateLimitError", "spans": 1, "retries": 2, "recovered": 1, "recovery_rate": 1.0}],
-            "timelines": [{"name": "chat", "start_time": "2026-01-01T10:00:00Z", "retries": 2, "outcome": "recovered", "recovery_ms": 1500.0,
-                "attempts": [{"error_type": "RateLimitError", "backoff_ms": 1000.0}, {"error_type": "RateLimitError"}]}],
-            "rate_limits": [{"provider": "openai", "window": "requests", "samples": 2, "min_headroom": 0.0,
-                "buckets": [{"min_headroom": 1.0}, {"min_headroom": null}, {"min_headroom": 0.0}]}],
-        });
+        let attempt = |n: u64, error: &str, backoff: Option<f64>| {
+            json!({"attempt": n, "time": "2026-01-01T10:00:00Z", "offset_ms": 0.0,
+                   "error_type": error, "error_message": null, "backoff_ms": backoff, "retry_after_ms": null})
+        };
+        let bucket = |h: Option<f64>| {
+            json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T08:00:00Z", "samples": 1,
+                   "min_headroom": h, "mean_headroom": h, "min_remaining": null, "limit": null, "throttled": 0})
+        };
+        let r: RecoveryAnswer = wire(
+            empty_recovery(),
+            json!({
+                "spans_with_retries": 2, "recovered": 1, "failed": 1, "recovery_rate": 0.5, "retries": 3,
+                "recovery_time": {"count": 1, "mean_ms": 1500.0, "p50_ms": 1500.0, "p95_ms": 1500.0, "max_ms": 1500.0},
+                "by_provider": [{"key": "openai", "spans": 1, "retries": 2, "recovered": 1, "recovery_rate": 1.0}],
+                "by_tool": [], "by_error_type": [{"key": "RateLimitError", "spans": 1, "retries": 2, "recovered": 1, "recovery_rate": 1.0}],
+                "timelines": [{"trace_id": "00000000000000000000000000000001", "span_id": "0000000000000001",
+                    "name": "chat", "kind": "llm", "provider": "openai", "tool": null, "agent": null,
+                    "start_time": "2026-01-01T10:00:00Z", "retries": 2, "outcome": "recovered",
+                    "stop_reason": null, "recovery_ms": 1500.0,
+                    "attempts": [attempt(1, "RateLimitError", Some(1000.0)), attempt(2, "RateLimitError", None)]}],
+                "rate_limits": [{"provider": "openai", "window": "requests", "samples": 2, "min_headroom": 0.0,
+                    "buckets": [bucket(Some(1.0)), bucket(None), bucket(Some(0.0))]}],
+            }),
+        );
         let text = render_recovery(&r, 10);
         assert!(
             text.starts_with("recovery  01-01 00:00:00 → 01-02 00:00:00 UTC"),
@@ -1411,8 +1407,18 @@ mod tests {
                 .any(|l| l.starts_with("openai       requests") && l.ends_with("█·▁")),
             "{text}"
         );
-        let none = render_recovery(&json!({"spans_with_retries": 0}), 10);
+        let none = render_recovery(&wire(empty_recovery(), json!({})), 10);
         assert!(none.contains("no retried spans"), "{none}");
+    }
+
+    /// A recovery answer over a day with nothing retried.
+    fn empty_recovery() -> Value {
+        json!({
+            "project": "default", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z",
+            "spans_with_retries": 0, "recovered": 0, "failed": 0, "recovery_rate": null, "retries": 0,
+            "recovery_time": null, "by_provider": [], "by_tool": [], "by_error_type": [],
+            "timelines": [], "timelines_truncated": false, "rate_limits": [],
+        })
     }
 }
 
@@ -1432,16 +1438,14 @@ pub struct AlertsArgs {
 /// Shows the server's alert rules with their last value and announced state.
 pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
-    let v = client.get_json("/api/v1/alerts", &[])?;
-    if printed_as_json(args.json, &v)? {
-        return Ok(Outcome::Done);
+    if let Some(a) = client.get_or_print::<AlertsAnswer>("/api/v1/alerts", &[], args.json)? {
+        print!("{}", render_alerts(&a));
     }
-    print!("{}", render_alerts(&v));
     Ok(Outcome::Done)
 }
 
-fn render_alerts(v: &Value) -> String {
-    if v.get("configured") != Some(&Value::Bool(true)) {
+fn render_alerts(v: &AlertsAnswer) -> String {
+    if !v.configured {
         return "no alert rules: start the server with `spanlens serve --alerts FILE`\n".into();
     }
     let mut out = String::new();
@@ -1450,28 +1454,27 @@ fn render_alerts(v: &Value) -> String {
         "{:<24}  {:<14}  {:>12}  {:>12}  {:>8}  {:<8}  {:>5}  last error",
         "rule", "metric", "value", "threshold", "window", "state", "sent"
     );
-    for a in v["alerts"].as_array().into_iter().flatten() {
-        let rule = &a["rule"];
-        let state = &a["state"];
-        let value = match state["value"].as_f64() {
+    for a in &v.alerts {
+        let (rule, state) = (&a.rule, &a.state);
+        let value = match state.value {
             Some(x) => format!("{x:.4}"),
             None => "no data".into(),
         };
-        let mut status = str_field(state, "status").to_string();
-        if state["pending"] == Value::Bool(true) {
+        let mut status = wire_name(&state.status);
+        if state.pending {
             status.push('*');
         }
         let _ = writeln!(
             out,
             "{:<24}  {:<14}  {:>12}  {:>12}  {:>7}s  {:<8}  {:>5}  {}",
-            fit(str_field(rule, "name"), 24),
-            str_field(rule, "metric"),
+            fit(&rule.name, 24),
+            wire_name(&rule.metric),
             value,
-            rule["threshold"].as_f64().unwrap_or(0.0),
-            u64_field(rule, "window_seconds"),
+            rule.threshold,
+            rule.window_seconds,
             status,
-            u64_field(a, "notifications"),
-            a["last_error"].as_str().unwrap_or("-"),
+            a.notifications,
+            a.last_error.as_deref().unwrap_or("-"),
         );
     }
     out.push_str("(* the value has crossed the threshold; the cooldown delays the notification)\n");
@@ -1490,13 +1493,17 @@ mod alerts_tests {
             {"rule": {"name": "budget", "metric": "cost_usd", "threshold": 25.0, "window_seconds": 86400},
              "state": {"status": "ok", "value": null, "pending": false}, "notifications": 0,
              "last_error": "POST http://x/hook: HTTP 500"}]});
-        let t = render_alerts(&v);
+        let t = render_alerts(&serde_json::from_value(v).unwrap());
         assert!(
             t.contains("error rate") && t.contains("0.7500") && t.contains("firing"),
             "{t}"
         );
         assert!(t.contains("no data") && t.contains("HTTP 500"), "{t}");
-        assert!(render_alerts(&serde_json::json!({"configured": false})).contains("--alerts"));
+        let none = AlertsAnswer {
+            configured: false,
+            alerts: Vec::new(),
+        };
+        assert!(render_alerts(&none).contains("--alerts"));
     }
 }
 
@@ -1538,16 +1545,14 @@ pub fn run_scores(args: ScoresArgs) -> anyhow::Result<Outcome> {
     if let Some(n) = &args.name {
         q.push(("name", n.clone()));
     }
-    let v = client.get_json("/api/v1/scores", &q)?;
-    if !printed_as_json(args.json, &v)? {
-        print!("{}", render_scores(&v));
+    if let Some(list) = client.get_or_print::<ScoreList>("/api/v1/scores", &q, args.json)? {
+        print!("{}", render_scores(&list));
     }
     Ok(Outcome::Done)
 }
 
-fn render_scores(v: &Value) -> String {
-    let items = v["items"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
+fn render_scores(list: &ScoreList) -> String {
+    if list.items.is_empty() {
         return "no scores\n".into();
     }
     let mut out = String::new();
@@ -1556,30 +1561,28 @@ fn render_scores(v: &Value) -> String {
         "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  comment",
         "name", "value", "source", "trace", "span / session"
     );
-    for s in &items {
-        let value = match str_field(s, "data_type") {
-            "boolean" if s["value"].as_f64() == Some(1.0) => "pass".to_string(),
-            "boolean" => "fail".to_string(),
-            "categorical" => str_field(s, "label").to_string(),
-            _ => s["value"]
-                .as_f64()
-                .map(|x| format!("{x:.3}"))
-                .unwrap_or_default(),
+    for s in &list.items {
+        let value = match s.data_type {
+            ScoreType::Boolean if s.value == Some(1.0) => "pass".to_string(),
+            ScoreType::Boolean => "fail".to_string(),
+            ScoreType::Categorical => s.label.clone().unwrap_or_default(),
+            ScoreType::Numeric => s.value.map(|x| format!("{x:.3}")).unwrap_or_default(),
         };
-        let target = s["span_id"]
-            .as_str()
-            .or_else(|| s["session_id"].as_str())
-            .unwrap_or("-");
-        let trace = s["trace_id"].as_str().unwrap_or("-");
+        let target = s
+            .span_id
+            .map(|id| id.to_hex())
+            .or_else(|| s.session_id.clone())
+            .unwrap_or_else(|| "-".into());
+        let trace = s.trace_id.map(|t| t.to_hex()[..8].to_string());
         let _ = writeln!(
             out,
             "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  {}",
-            fit(str_field(s, "name"), 20),
+            fit(&s.name, 20),
             fit(&value, 10),
-            str_field(s, "source"),
-            trace.get(..8).unwrap_or(trace),
+            s.source.as_str(),
+            trace.as_deref().unwrap_or("-"),
             target,
-            s["comment"].as_str().unwrap_or(""),
+            s.comment.as_deref().unwrap_or(""),
         );
     }
     out
@@ -1598,12 +1601,12 @@ mod scores_tests {
              "trace_id": "0123456789abcdef0123456789abcdef"},
             {"name": "outcome", "data_type": "categorical", "label": "resolved", "source": "human",
              "session_id": "s-1"}]});
-        let t = render_scores(&v);
+        let t = render_scores(&serde_json::from_value(v).unwrap());
         assert!(t.contains("fail") && t.contains("not JSON"), "{t}");
         assert!(t.contains("0.812") || t.contains("0.813"), "{t}");
         assert!(t.contains("resolved") && t.contains("s-1"), "{t}");
         assert_eq!(
-            render_scores(&serde_json::json!({"items": []})),
+            render_scores(&ScoreList { items: Vec::new() }),
             "no scores\n"
         );
     }

@@ -5,7 +5,9 @@ use crate::client::{printed_as_json, Client, ServerArgs};
 use crate::{InputError, Outcome};
 use anyhow::Context;
 use clap::Args;
-use serde_json::Value;
+use spanlens_api::{
+    ForecastAnswer, ForecastSeries, ForecastTotal, ReconciliationAnswer, ReconciliationRow,
+};
 use spanlens_core::{NanoUsd, PriceCatalog, Timestamp};
 use spanlens_store::{RepriceReport, ScoreQuery, SpanScan};
 use std::fmt::Write as _;
@@ -75,11 +77,8 @@ pub struct RepriceArgs {
     json: bool,
 }
 
-fn usd(v: &Value) -> String {
-    match v.as_f64() {
-        Some(x) => format!("${x:.4}"),
-        None => "-".into(),
-    }
+fn usd(v: f64) -> String {
+    format!("${v:.4}")
 }
 
 fn money(n: NanoUsd) -> String {
@@ -96,14 +95,13 @@ pub fn run_forecast(args: ForecastArgs) -> anyhow::Result<Outcome> {
     if let Some(h) = args.history_days {
         q.push(("history_days", h.to_string()));
     }
-    let v = client.get_json("/api/v1/forecast", &q)?;
-    if printed_as_json(args.json, &v)? {
+    let Some(f) = client.get_or_print::<ForecastAnswer>("/api/v1/forecast", &q, args.json)? else {
         return Ok(Outcome::Done);
-    }
-    print!("{}", forecast_table(&v));
-    let short = std::iter::once(&v["total"])
-        .chain(v["groups"].as_array().into_iter().flatten())
-        .any(|g| g.get("error").is_some_and(Value::is_string));
+    };
+    print!("{}", forecast_table(&f));
+    let short = std::iter::once(&f.total)
+        .chain(&f.groups)
+        .any(|g| g.error.is_some());
     Ok(if short {
         Outcome::Incomplete
     } else {
@@ -111,33 +109,29 @@ pub fn run_forecast(args: ForecastArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// The forecast JSON as aligned columns.
-pub fn forecast_table(v: &Value) -> String {
+/// The forecast as aligned columns.
+pub fn forecast_table(f: &ForecastAnswer) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "forecast {} to {} ({} days), 95% interval",
-        v["forecast_from"].as_str().unwrap_or("?"),
-        v["forecast_to"].as_str().unwrap_or("?"),
-        v["horizon_days"]
+        f.forecast_from, f.forecast_to, f.horizon_days
     );
     // The project as a whole (no `--group-by`): its forecast day by day first, then the sums.
-    let no_groups = v["groups"].as_array().is_none_or(Vec::is_empty);
-    let days = v["total"]["points"].as_array().filter(|p| !p.is_empty());
-    if let (true, Some(days)) = (no_groups, days) {
+    if f.groups.is_empty() && !f.total.points.is_empty() {
         let _ = writeln!(
             out,
             "{:<10}  {:>12}  {:>12}  {:>12}",
             "DATE", "FORECAST $", "LOW $", "HIGH $"
         );
-        for p in days {
+        for p in &f.total.points {
             let _ = writeln!(
                 out,
                 "{:<10}  {:>12}  {:>12}  {:>12}",
-                p["date"].as_str().unwrap_or("?"),
-                usd(&p["cost_usd"]),
-                usd(&p["lower_usd"]),
-                usd(&p["upper_usd"])
+                p.date,
+                usd(p.cost_usd),
+                usd(p.lower_usd),
+                usd(p.upper_usd)
             );
         }
         out.push('\n');
@@ -147,46 +141,51 @@ pub fn forecast_table(v: &Value) -> String {
         "{:<32}  {:>5}  {:<23}  {:>12}  {:>12}  {:>12}  {:>12}  {:<19}",
         "GROUP", "DAYS", "HISTORY", "HISTORY $", "FORECAST $", "LOW $", "HIGH $", "METHOD"
     );
-    let mut row = |name: &str, g: &Value| {
-        let h = &g["history"];
-        let range = match (h["from"].as_str(), h["to"].as_str()) {
+    let mut row = |name: &str, g: &ForecastSeries| {
+        let h = &g.history;
+        let range = match (&h.from, &h.to) {
             (Some(f), Some(t)) => format!("{f}..{t}"),
             _ => "-".into(),
         };
-        let method = g["method"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| g["error"].as_str().map(|e| format!("({e})")))
+        let method = g
+            .method
+            .clone()
+            .or_else(|| g.error.as_ref().map(|e| format!("({e})")))
             .unwrap_or_default();
-        let t = &g["total"];
+        let sum = |pick: fn(&ForecastTotal) -> f64| {
+            g.total
+                .as_ref()
+                .map(pick)
+                .map(usd)
+                .unwrap_or_else(|| "-".into())
+        };
         let _ = writeln!(
             out,
             "{:<32}  {:>5}  {:<23}  {:>12}  {:>12}  {:>12}  {:>12}  {}",
             crate::client::fit(name, 32),
-            h["days"].to_string(),
+            h.days,
             range,
-            usd(&h["cost_usd"]),
-            usd(&t["cost_usd"]),
-            usd(&t["lower_usd"]),
-            usd(&t["upper_usd"]),
+            usd(h.cost_usd),
+            sum(|t| t.cost_usd),
+            sum(|t| t.lower_usd),
+            sum(|t| t.upper_usd),
             method
         );
     };
-    for g in v["groups"].as_array().into_iter().flatten() {
-        row(g["key"].as_str().unwrap_or("(none)"), g);
+    for g in &f.groups {
+        row(g.key.as_deref().unwrap_or("(none)"), g);
     }
-    row("TOTAL", &v["total"]);
-    if let Some(n) = v["groups_omitted"].as_u64().filter(|n| *n > 0) {
+    row("TOTAL", &f.total);
+    if f.groups_omitted > 0 {
+        let n = f.groups_omitted;
         let _ = writeln!(out, "({n} smaller groups not shown; they count in TOTAL)");
     }
     // Unpriced calls are in no figure above: said, never left to read as $0 (issue #12 item 7).
     let calls = |n: u64| format!("{n} LLM call{}", if n == 1 { "" } else { "s" });
-    for g in v["groups"].as_array().into_iter().flatten() {
-        if let Some(n) = g["history"]["unpriced_span_count"]
-            .as_u64()
-            .filter(|n| *n > 0)
-        {
-            let key = g["key"].as_str().unwrap_or("(none)");
+    for g in &f.groups {
+        let n = g.history.unpriced_span_count;
+        if n > 0 {
+            let key = g.key.as_deref().unwrap_or("(none)");
             let _ = writeln!(
                 out,
                 "{key}: + {} unpriced, not in its history or forecast",
@@ -194,19 +193,16 @@ pub fn forecast_table(v: &Value) -> String {
             );
         }
     }
-    for g in v["unpriced_groups"].as_array().into_iter().flatten() {
-        let n = g["unpriced_span_count"].as_u64().unwrap_or(0);
-        let key = g["key"].as_str().unwrap_or("(none)");
+    for g in &f.unpriced_groups {
+        let key = g.key.as_deref().unwrap_or("(none)");
         let _ = writeln!(
             out,
             "{key}: unpriced ({} without a price), not forecast",
-            calls(n)
+            calls(g.unpriced_span_count)
         );
     }
-    if let Some(n) = v["total"]["history"]["unpriced_span_count"]
-        .as_u64()
-        .filter(|n| *n > 0)
-    {
+    let n = f.total.history.unpriced_span_count;
+    if n > 0 {
         let _ = writeln!(
             out,
             "TOTAL: + {} unpriced in the history window; set a price with `spanlens reprice`",
@@ -225,58 +221,53 @@ pub fn run_reconcile(args: ReconcileArgs) -> anyhow::Result<Outcome> {
             q.push((k, v.clone()));
         }
     }
-    let v = client.get_json("/api/v1/reconciliation", &q)?;
-    if printed_as_json(args.json, &v)? {
+    let Some(r) =
+        client.get_or_print::<ReconciliationAnswer>("/api/v1/reconciliation", &q, args.json)?
+    else {
         return Ok(Outcome::Done);
-    }
-    print!("{}", reconcile_table(&v));
-    if v["rows"].as_array().is_none_or(|r| r.is_empty()) {
+    };
+    print!("{}", reconcile_table(&r));
+    if r.rows.is_empty() {
         eprintln!("no spans with a provider-reported cost in this range");
     }
     Ok(Outcome::Done)
 }
 
-/// The reconciliation JSON as aligned columns.
-pub fn reconcile_table(v: &Value) -> String {
+/// The reconciliation as aligned columns.
+pub fn reconcile_table(v: &ReconciliationAnswer) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<32}  {:>7}  {:>12}  {:>12}  {:>12}  {:>8}  {:>8}",
         "MODEL", "SPANS", "REPORTED $", "COMPUTED $", "DIFF $", "DIFF %", "UNPRICED"
     );
-    let mut row = |name: &str, r: &Value| {
-        let pct = r["difference_pct"]
-            .as_f64()
+    let mut row = |name: &str, r: &ReconciliationRow| {
+        let pct = r
+            .difference_pct
             .map(|p| format!("{p:+.1}%"))
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "{:<32}  {:>7}  {:>12}  {:>12}  {:>12}  {:>8}  {:>8}",
             crate::client::fit(name, 32),
-            r["spans"].to_string(),
-            usd(&r["reported_usd"]),
+            r.spans,
+            usd(r.reported_usd),
             // Nothing computed because nothing had a catalog price is not $0.
-            if r["unpriced_spans"].as_u64() == r["spans"].as_u64()
-                && r["spans"].as_u64().is_some_and(|n| n > 0)
-            {
+            if r.unpriced_spans == r.spans && r.spans > 0 {
                 "unpriced".to_string()
             } else {
-                usd(&r["computed_usd"])
+                usd(r.computed_usd)
             },
-            usd(&r["difference_usd"]),
+            usd(r.difference_usd),
             pct,
-            r["unpriced_spans"].to_string()
+            r.unpriced_spans
         );
     };
-    for r in v["rows"].as_array().into_iter().flatten() {
-        row(r["model"].as_str().unwrap_or("(no model)"), r);
+    for r in &v.rows {
+        row(r.model.as_deref().unwrap_or("(no model)"), r);
     }
-    row("TOTAL", &v["total"]);
-    let _ = writeln!(
-        out,
-        "catalog {}",
-        v["catalog_version"].as_str().unwrap_or("?")
-    );
+    row("TOTAL", &v.total);
+    let _ = writeln!(out, "catalog {}", v.catalog_version);
     out
 }
 
@@ -521,23 +512,67 @@ pub fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use spanlens_api::{ForecastHistory, ForecastPoint, HistoryWindow, UnpricedGroup};
 
-    fn series(cost: f64, unpriced: u64) -> Value {
-        json!({"history": {"days": 10, "from": "2026-01-01", "to": "2026-01-10", "cost_usd": cost,
-               "unpriced_span_count": unpriced, "daily": []},
-               "method": "linear_trend", "total": {"cost_usd": 1.0, "lower_usd": 0.5, "upper_usd": 1.5}})
+    fn series(key: Option<&str>, cost: f64, unpriced: u64) -> ForecastSeries {
+        ForecastSeries {
+            key: key.map(str::to_string),
+            history: ForecastHistory {
+                days: 10,
+                from: Some("2026-01-01".into()),
+                to: Some("2026-01-10".into()),
+                cost_usd: cost,
+                cost_nano_usd: (cost * 1e9) as i64,
+                unpriced_span_count: unpriced,
+                daily: Vec::new(),
+            },
+            error: None,
+            method: Some("linear_trend".into()),
+            confidence: Some(0.95),
+            trend_usd_per_day: Some(0.0),
+            residual_sd_usd: Some(0.1),
+            weekday_offsets_usd: None,
+            points: Vec::new(),
+            total: Some(ForecastTotal {
+                cost_usd: 1.0,
+                lower_usd: 0.5,
+                upper_usd: 1.5,
+                cost_nano_usd: 1_000_000_000,
+                lower_nano_usd: 500_000_000,
+                upper_nano_usd: 1_500_000_000,
+            }),
+        }
+    }
+
+    fn answer(groups: Vec<ForecastSeries>, total: ForecastSeries) -> ForecastAnswer {
+        ForecastAnswer {
+            project: "default".into(),
+            group_by: None,
+            horizon_days: 7,
+            history_window: HistoryWindow {
+                days: 10,
+                from: "2026-01-01".into(),
+                to: "2026-01-10".into(),
+            },
+            forecast_from: "2026-01-11".into(),
+            forecast_to: "2026-01-17".into(),
+            method: "least squares".into(),
+            groups,
+            groups_omitted: 0,
+            unpriced_groups: Vec::new(),
+            total,
+        }
     }
 
     /// Unpriced calls of the history are named, and a model with nothing priced is listed as
     /// unpriced instead of showing up as a $0 forecast.
     #[test]
     fn forecast_table_names_unpriced_calls() {
-        let mut g = series(3.0, 2);
-        g["key"] = json!("gpt-4o");
-        let v = json!({"forecast_from": "2026-01-11", "forecast_to": "2026-01-17", "horizon_days": 7,
-            "groups": [g], "groups_omitted": 0, "total": series(3.0, 12),
-            "unpriced_groups": [{"key": "acme-ft", "unpriced_span_count": 10}]});
+        let mut v = answer(vec![series(Some("gpt-4o"), 3.0, 2)], series(None, 3.0, 12));
+        v.unpriced_groups = vec![UnpricedGroup {
+            key: Some("acme-ft".into()),
+            unpriced_span_count: 10,
+        }];
         let t = forecast_table(&v);
         assert!(t.contains("gpt-4o: + 2 LLM calls unpriced"), "{t}");
         assert!(
@@ -545,20 +580,25 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("TOTAL: + 12 LLM calls unpriced"), "{t}");
-        let plain = json!({"groups": [], "total": series(3.0, 0), "unpriced_groups": []});
+        let plain = answer(Vec::new(), series(None, 3.0, 0));
         assert!(!forecast_table(&plain).contains("unpriced"));
     }
 
     /// Without `--group-by` the table shows the forecast of each day, then the sums.
     #[test]
     fn forecast_table_without_groups_lists_each_day() {
-        let mut total = series(3.0, 0);
-        total["points"] = json!([
-            {"date": "2026-01-11", "cost_usd": 0.4, "lower_usd": 0.3, "upper_usd": 0.5},
-            {"date": "2026-01-12", "cost_usd": 0.6, "lower_usd": 0.45, "upper_usd": 0.75},
-        ]);
-        let v = json!({"forecast_from": "2026-01-11", "forecast_to": "2026-01-12", "horizon_days": 2,
-            "groups": [], "total": total, "unpriced_groups": []});
+        let mut total = series(None, 3.0, 0);
+        let point = |date: &str, cost_usd: f64, lower_usd: f64, upper_usd: f64| ForecastPoint {
+            date: date.into(),
+            cost_usd,
+            lower_usd,
+            upper_usd,
+        };
+        total.points = vec![
+            point("2026-01-11", 0.4, 0.3, 0.5),
+            point("2026-01-12", 0.6, 0.45, 0.75),
+        ];
+        let v = answer(Vec::new(), total.clone());
         let t = forecast_table(&v);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[1].starts_with("DATE"), "{t}");
@@ -572,9 +612,7 @@ mod tests {
         );
         assert!(t.lines().any(|l| l.starts_with("TOTAL")), "{t}");
         // With groups the day-by-day table is left out (one per group would be too long).
-        let mut g = series(3.0, 0);
-        g["key"] = json!("gpt-4o");
-        let grouped = json!({"groups": [g], "total": total, "unpriced_groups": []});
+        let grouped = answer(vec![series(Some("gpt-4o"), 3.0, 0)], total);
         assert!(!forecast_table(&grouped).contains("DATE"));
     }
 
@@ -582,12 +620,30 @@ mod tests {
     /// not $0.0000.
     #[test]
     fn reconcile_table_says_unpriced_instead_of_zero() {
-        let row = |model: &str, spans: u64, unpriced: u64, computed: f64| {
-            json!({"model": model, "spans": spans, "reported_usd": 0.5, "computed_usd": computed,
-                   "difference_usd": 0.5 - computed, "difference_pct": null, "unpriced_spans": unpriced})
+        let row =
+            |model: Option<&str>, spans: u64, unpriced: u64, computed: f64| ReconciliationRow {
+                model: model.map(str::to_string),
+                spans,
+                reported_usd: 0.5,
+                computed_usd: computed,
+                difference_usd: 0.5 - computed,
+                difference_pct: None,
+                reported_nano_usd: 500_000_000,
+                computed_nano_usd: (computed * 1e9) as i64,
+                difference_nano_usd: ((0.5 - computed) * 1e9) as i64,
+                unpriced_spans: unpriced,
+                unpriced_reported_usd: 0.0,
+            };
+        let v = ReconciliationAnswer {
+            project: "default".into(),
+            catalog_version: "test".into(),
+            rows: vec![
+                row(Some("acme-ft"), 4, 4, 0.0),
+                row(Some("gpt-4o"), 3, 0, 0.25),
+            ],
+            total: row(None, 7, 4, 0.25),
+            unreadable_spans: Default::default(),
         };
-        let v = json!({"rows": [row("acme-ft", 4, 4, 0.0), row("gpt-4o", 3, 0, 0.25)],
-                       "total": row("", 7, 4, 0.25)});
         let t = reconcile_table(&v);
         let line = |m: &str| t.lines().find(|l| l.starts_with(m)).unwrap().to_string();
         assert!(line("acme-ft").contains("unpriced"), "{t}");
