@@ -6,6 +6,7 @@ mod cost;
 mod demo;
 mod insight;
 mod log;
+mod migrate;
 mod normalize;
 mod serve;
 mod store_args;
@@ -55,6 +56,8 @@ enum Command {
     /// Re-price stored spans with a price override file. Works on the data directory itself,
     /// beside a running server or not.
     Reprice(insight::RepriceArgs),
+    /// Copy a store into another (SQLite to PostgreSQL, …), resumably, and check the copy.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -83,7 +86,11 @@ impl Command {
     fn logs(&self) -> bool {
         matches!(
             self,
-            Command::Serve(_) | Command::Demo(_) | Command::Evaluate(_) | Command::Reprice(_)
+            Command::Serve(_)
+                | Command::Demo(_)
+                | Command::Evaluate(_)
+                | Command::Reprice(_)
+                | Command::Migrate(_)
         )
     }
 }
@@ -124,6 +131,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Forecast(args) => insight::run_forecast(args),
         Command::Reconcile(args) => insight::run_reconcile(args),
         Command::Reprice(args) => insight::run_reprice(args),
+        Command::Migrate(args) => migrate::run(args),
     }
 }
 

@@ -43,28 +43,38 @@ impl StoreArgs {
     /// Opens the store, creating an embedded one if missing. A store that cannot be opened is
     /// an input error naming the URI (exit 2).
     pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        let uri = self.uri()?;
-        spanlens_server::open_store_uri(&uri)
-            .map_err(|e| InputError(format!("cannot open --store {uri}: {e}")).into())
+        open_uri(&self.uri()?, false, &self.named()?)
     }
 
     /// Opens a store that must already hold data: an embedded one must exist (a command that
     /// only reads or rewrites stored spans should not create an empty database).
     pub fn open_existing(&self) -> anyhow::Result<Arc<dyn Store>> {
-        if let StoreUri::Sqlite { dir } = self.uri()? {
-            let db = dir.join("spanlens.db");
-            if !db.is_file() {
-                let named = match &self.store {
-                    Some(_) => format!("--store {}", StoreUri::sqlite(&dir)),
-                    None => format!("--data-dir {}", dir.display()),
-                };
-                return Err(InputError(format!(
-                    "no database in {named} (expected {})",
-                    db.display()
-                ))
-                .into());
-            }
-        }
-        self.open()
+        open_uri(&self.uri()?, true, &self.named()?)
     }
+
+    /// The option that named the store, for messages.
+    fn named(&self) -> anyhow::Result<String> {
+        Ok(match (&self.store, self.uri()?) {
+            (None, StoreUri::Sqlite { dir }) => format!("--data-dir {}", dir.display()),
+            (_, uri) => format!("--store {uri}"),
+        })
+    }
+}
+
+/// Opens the store at `uri`, named `named` in messages (`--from sqlite:///x`); with
+/// `must_exist`, an embedded store that has no database yet is an input error instead of
+/// being created. Every failure is an input error naming the store, password hidden (exit 2).
+pub fn open_uri(uri: &StoreUri, must_exist: bool, named: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if let (true, StoreUri::Sqlite { dir }) = (must_exist, uri) {
+        let db = dir.join("spanlens.db");
+        if !db.is_file() {
+            return Err(InputError(format!(
+                "no database in {named} (expected {})",
+                db.display()
+            ))
+            .into());
+        }
+    }
+    spanlens_server::open_store_uri(uri)
+        .map_err(|e| InputError(format!("cannot open {named}: {e}")).into())
 }

@@ -360,3 +360,62 @@ fn store_uris_open_the_embedded_store_and_refuse_the_rest_clearly() {
     let o = spanlens(&["demo", "--store", &uri, "--data-dir", "x"], b"");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn migrate_copies_a_store_checks_it_and_refuses_a_full_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+    let uri = |p: &std::path::Path| format!("sqlite://{}", p.display());
+    let o = spanlens(&["demo", "--data-dir", from.to_str().unwrap()], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = spanlens(
+        &[
+            "migrate",
+            "--from",
+            &uri(&from),
+            "--to",
+            &uri(&to),
+            "--json",
+        ],
+        b"",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("every project matches"),
+        "{}",
+        stderr(&o)
+    );
+    // Progress lines go to stderr (not a terminal here: whole lines).
+    assert!(
+        stderr(&o).contains("copying \"default\": "),
+        "{}",
+        stderr(&o)
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = &report["projects"][0];
+    assert_eq!(p["source"], p["target"], "{report}");
+    assert!(p["source"]["spans"].as_u64().unwrap() > 1000, "{report}");
+    // Copying another source into the full target is refused, naming the project.
+    let other = dir.path().join("other");
+    let o = spanlens(
+        &["demo", "--data-dir", other.to_str().unwrap(), "--seed", "7"],
+        b"",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = spanlens(&["migrate", "--from", &uri(&other), "--to", &uri(&to)], b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already holds"), "{}", stderr(&o));
+    // A source that does not exist is not created.
+    let o = spanlens(
+        &[
+            "migrate",
+            "--from",
+            &uri(&dir.path().join("none")),
+            "--to",
+            &uri(&to),
+        ],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!dir.path().join("none").exists());
+}

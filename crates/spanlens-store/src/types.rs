@@ -323,6 +323,10 @@ pub struct ScoreQuery {
     pub name: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<usize>,
+    /// Only scores stored after the one with this id, oldest first instead: pages through every
+    /// score of a project (a copy of the store) by passing the last id of each page.
+    #[serde(default)]
+    pub after_id: Option<i64>,
 }
 
 /// One score name on one UTC day: how many, their mean (a boolean's mean is its pass rate).

@@ -35,6 +35,7 @@
 //! called by hand. [`TESTS`] lists them all.
 
 pub mod build;
+pub mod copy;
 pub mod ingest;
 pub mod list;
 pub mod log_events;
@@ -132,9 +133,14 @@ macro_rules! __store_contract_tests {
                 an_unpriced_duplicate_is_not_counted_as_unpriced,
                 trace_json_marks_the_duplicate,
             }
+            copy {
+                a_copy_holds_what_the_source_holds,
+                an_interrupted_copy_resumes_without_duplicates,
+            }
             scores {
                 scores_are_stored_listed_trended_and_filter_traces,
                 an_invalid_score_stores_nothing,
+                scores_page_through_a_project_by_id,
             }
             log_events {
                 events_merge_into_their_span_whichever_arrives_first,

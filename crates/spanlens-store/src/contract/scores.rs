@@ -127,3 +127,46 @@ pub async fn an_invalid_score_stores_nothing(h: &dyn StoreHarness) {
         .unwrap_err();
     assert!(err.to_string().contains("limit"), "{err}");
 }
+
+/// `after_id` pages through every score of a project oldest first, each score once, whatever
+/// the page size, and other projects' scores never appear.
+pub async fn scores_page_through_a_project_by_id(h: &dyn StoreHarness) {
+    let (_db, store) = fresh(h).await;
+    let batch: Vec<Score> = (0..7)
+        .map(|i| {
+            score(
+                Some(1),
+                None,
+                &format!("s{i}"),
+                ScoreType::Numeric,
+                f64::from(i),
+            )
+        })
+        .collect();
+    let first = store.add_scores("p", &batch[..4]).await.unwrap();
+    store.add_scores("other", &batch[..2]).await.unwrap();
+    let second = store.add_scores("p", &batch[4..]).await.unwrap();
+    let stored: Vec<i64> = first.into_iter().chain(second).collect();
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .list_scores(&ScoreQuery {
+                project: "p".into(),
+                limit: Some(3),
+                after_id: Some(after),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id.expect("a stored score has its id");
+        seen.extend(page.iter().map(|s| (s.id.unwrap(), s.name.clone())));
+    }
+    let want: Vec<(i64, String)> = stored
+        .iter()
+        .zip(&batch)
+        .map(|(id, s)| (*id, s.name.clone()))
+        .collect();
+    assert_eq!(seen, want);
+}

@@ -1,4 +1,5 @@
 //! Work built on the storage traits alone, so every backend gets it the same way.
 
+pub mod copy;
 pub mod recovery;
 pub mod reprice;

@@ -158,7 +158,16 @@ pub fn list(conn: &Connection, q: &ScoreQuery) -> Result<Vec<Score>, StoreError>
     if let Some(n) = &q.name {
         add("name", Value::Text(n.clone()));
     }
-    sql.push_str(&format!(" ORDER BY created_ns DESC, id DESC LIMIT {limit}"));
+    match q.after_id {
+        Some(after) => {
+            args.push(Value::Integer(after));
+            sql.push_str(&format!(
+                " AND id > ?{} ORDER BY id LIMIT {limit}",
+                args.len()
+            ));
+        }
+        None => sql.push_str(&format!(" ORDER BY created_ns DESC, id DESC LIMIT {limit}")),
+    }
     let mut st = conn.prepare_cached(&sql).map_err(db("listing scores"))?;
     let mut rows = st
         .query(rusqlite::params_from_iter(args.iter()))
