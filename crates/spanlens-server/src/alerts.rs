@@ -391,16 +391,30 @@ pub async fn restore_board(
             )
         }
     };
-    if let Ok(mut views) = board.lock() {
-        for v in views.iter_mut() {
-            if let Some(s) = saved.get(&v.rule.name) {
-                v.state.status = s.status;
-                v.state.since = s.since;
-                v.notifications = s.notifications;
-            }
+    apply_saved(&board, &saved);
+    (board, None)
+}
+
+/// Puts what was announced (saved by whichever server evaluates) on the board's rules.
+fn apply_saved(board: &AlertBoard, saved: &BTreeMap<String, SavedRule>) {
+    let mut views = board.lock().unwrap_or_else(|e| e.into_inner());
+    for v in views.iter_mut() {
+        if let Some(s) = saved.get(&v.rule.name) {
+            v.state.status = s.status;
+            v.state.since = s.since;
+            v.notifications = s.notifications;
         }
     }
-    (board, None)
+}
+
+/// The lease that makes one server of those sharing a store evaluate the alert rules.
+pub const ALERTS_LEASE: &str = "alerts";
+
+/// How long the evaluating server's lease lasts: three rounds (at least 10 s), so a missed
+/// round does not hand alerting over, and another server takes over that long after the
+/// evaluating one dies.
+pub fn lease_ttl(interval: Duration) -> Duration {
+    (interval * 3).max(Duration::from_secs(10))
 }
 
 /// Evaluates every rule once. After a delivered notification the announced states are saved
@@ -488,23 +502,60 @@ pub async fn evaluate_once(
     }
 }
 
-/// Evaluates the rules every `interval_seconds` until `stopped` resolves.
+/// Evaluates the rules every `interval_seconds` until `stopped` resolves, on one server of
+/// those sharing the store: each round, the server that holds the [`ALERTS_LEASE`] (as
+/// `holder`) renews it and evaluates; the others only show what it announced. A server that
+/// stops gives the lease up, and one that dies loses it after [`lease_ttl`].
 pub async fn run(
     store: Arc<dyn Store>,
     config: AlertConfig,
     board: AlertBoard,
     state: Option<StateStore>,
+    holder: String,
     stopped: impl std::future::Future<Output = ()> + Send,
 ) {
     let interval = Duration::from_secs_f64(config.interval_seconds);
+    let ttl = lease_ttl(interval);
     let config = Arc::new(config);
     let state = Arc::new(state);
+    let mut leading = false;
     tokio::pin!(stopped);
     loop {
-        evaluate_once(&*store, &config, &board, state.as_ref().as_ref()).await;
+        match store.acquire_lease(ALERTS_LEASE, &holder, ttl).await {
+            Ok(lead) => {
+                if lead != leading {
+                    tracing::info!(
+                        holder,
+                        lead,
+                        "alert evaluation {}",
+                        if lead {
+                            "taken on"
+                        } else {
+                            "left to another server"
+                        }
+                    );
+                    leading = lead;
+                }
+                if lead {
+                    evaluate_once(&*store, &config, &board, state.as_ref().as_ref()).await;
+                } else if let Some(st) = state.as_ref() {
+                    match st.load().await {
+                        Ok(saved) => apply_saved(&board, &saved),
+                        Err(e) => tracing::warn!(error = %e, "alert state not read"),
+                    }
+                }
+            }
+            // The store is away: no round now; the lease runs out if this goes on.
+            Err(e) => tracing::warn!(error = %e, "alert lease not taken"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = &mut stopped => break,
+        }
+    }
+    if leading {
+        if let Err(e) = store.release_lease(ALERTS_LEASE, &holder).await {
+            tracing::warn!(error = %e, "alert lease not given up");
         }
     }
 }
@@ -573,6 +624,58 @@ mod tests {
         // The measured value is not restored: it is measured again.
         assert_eq!(b[0].state.value, None);
         assert_eq!(b[1].state, AlertState::default());
+    }
+
+    /// Two servers on one store: only the lease holder evaluates; when it stops, the other
+    /// takes over at its next round.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_server_of_several_evaluates_and_another_takes_over_when_it_stops() {
+        let (_dir, state) = temp_state();
+        let mut cfg = config();
+        cfg.interval_seconds = 0.05;
+        let evaluated = |b: &AlertBoard| b.lock().unwrap()[0].state.evaluated_at.is_some();
+        let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
+        let (stop_b, stopped_b) = tokio::sync::oneshot::channel::<()>();
+        let (board_a, board_b) = (new_board(&cfg), new_board(&cfg));
+        let a = tokio::spawn(run(
+            state.store.clone(),
+            cfg.clone(),
+            board_a.clone(),
+            Some(state.clone()),
+            "a".into(),
+            async move {
+                let _ = stopped_a.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let b = tokio::spawn(run(
+            state.store.clone(),
+            cfg.clone(),
+            board_b.clone(),
+            Some(state.clone()),
+            "b".into(),
+            async move {
+                let _ = stopped_b.await;
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(evaluated(&board_a), "the first server evaluates");
+        assert!(!evaluated(&board_b), "the second only follows");
+        stop_a.send(()).unwrap();
+        a.await.unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !evaluated(&board_b) {
+            assert!(std::time::Instant::now() < until, "no takeover");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop_b.send(()).unwrap();
+        b.await.unwrap();
+        // Both gave the lease up: a third server gets it at once.
+        assert!(state
+            .store
+            .acquire_lease(ALERTS_LEASE, "c", Duration::from_secs(60))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]

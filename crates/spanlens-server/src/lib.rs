@@ -144,6 +144,22 @@ pub fn open_store_uri(
     }
 }
 
+/// This server among those sharing a store (lease holders, logs): host name, process id and
+/// start time, so a restarted server is a new holder.
+pub fn instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".into());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{host}/{}/{started}", std::process::id())
+}
+
 /// The SQLite store of a data directory (created if missing).
 pub fn open_store(data_dir: &std::path::Path) -> Result<SqliteStore, ServerError> {
     let err = |source| ServerError::Store {
@@ -231,6 +247,7 @@ pub async fn serve(
             cfg.clone(),
             board,
             Some(saved),
+            instance_id(),
             state.stopped(),
         ));
     }

@@ -42,8 +42,8 @@ pub use sqlite::{
     Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
 };
 pub use store::{
-    check_state, Analytics, ScanSender, ScoreStore, SharedState, SpanBatches, SpanWriter, Store,
-    TraceReader, MAX_STATE_KEY, MAX_STATE_VALUE,
+    check_state, Analytics, Lease, ScanSender, ScoreStore, SharedState, SpanBatches, SpanWriter,
+    Store, TraceReader, MAX_STATE_KEY, MAX_STATE_VALUE,
 };
 pub use ticket::CommitTicket;
 pub use types::{

@@ -155,6 +155,7 @@ macro_rules! __store_contract_tests {
             }
             state {
                 shared_state_is_one_document_per_key_seen_by_every_handle,
+                #[multi_thread] a_lease_has_one_holder_until_it_runs_out_or_is_given_up,
             }
             scans {
                 a_scan_hands_over_every_span_in_batches,

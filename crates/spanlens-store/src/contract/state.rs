@@ -43,3 +43,49 @@ pub async fn shared_state_is_one_document_per_key_seen_by_every_handle(h: &dyn S
     }
     assert_eq!(again.load_state("big").await.unwrap(), None);
 }
+
+/// A lease is held by one holder at a time across store handles: others are refused while it
+/// runs, its holder renews it, it passes to another when it runs out or is given up, and of
+/// many asking at once exactly one gets it.
+pub async fn a_lease_has_one_holder_until_it_runs_out_or_is_given_up(h: &dyn StoreHarness) {
+    use std::time::Duration;
+    let (db, a) = fresh(h).await;
+    let b = open(&*db).await;
+    let long = Duration::from_secs(60);
+    assert!(a.acquire_lease("alerts", "a", long).await.unwrap());
+    assert!(!b.acquire_lease("alerts", "b", long).await.unwrap());
+    assert!(
+        a.acquire_lease("alerts", "a", long).await.unwrap(),
+        "renewed"
+    );
+    // Another lease name is another lease.
+    assert!(b.acquire_lease("retention", "b", long).await.unwrap());
+    // Given up, it is free at once; giving up a lease one does not hold changes nothing.
+    b.release_lease("alerts", "b").await.unwrap();
+    assert!(!b.acquire_lease("alerts", "b", long).await.unwrap());
+    a.release_lease("alerts", "a").await.unwrap();
+    assert!(b.acquire_lease("alerts", "b", long).await.unwrap());
+    // A short lease runs out and passes to the next asker; the old holder then is refused.
+    let short = Duration::from_millis(300);
+    assert!(a.acquire_lease("short", "a", short).await.unwrap());
+    assert!(!b.acquire_lease("short", "b", short).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(b.acquire_lease("short", "b", long).await.unwrap());
+    assert!(!a.acquire_lease("short", "a", long).await.unwrap());
+    // Many asking at once, on several handles: exactly one gets it.
+    let handles = [a.clone(), b.clone(), open(&*db).await, open(&*db).await];
+    let asks = (0..16).map(|i| {
+        let store = handles[i % handles.len()].clone();
+        tokio::spawn(async move {
+            store
+                .acquire_lease("race", &format!("h{i}"), long)
+                .await
+                .unwrap()
+        })
+    });
+    let mut won = 0;
+    for ask in asks.collect::<Vec<_>>() {
+        won += usize::from(ask.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::error::StoreError;
 use crate::store::{
-    check_state, Analytics, ScoreStore, SharedState, SpanBatches, SpanWriter, TraceReader,
+    check_state, Analytics, Lease, ScoreStore, SharedState, SpanBatches, SpanWriter, TraceReader,
 };
 use crate::ticket::CommitTicket;
 use crate::types::{
@@ -327,6 +327,30 @@ impl SharedState for SqliteStore {
         let (key, value) = (key.to_string(), value.to_string());
         self.blocking("saving shared state", move |r| {
             state::save(&r.side(), &key, &value)
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        check_state(&Lease::key(name), None)?;
+        let ttl = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.blocking("taking a lease", move |r| {
+            state::lease(&r.side(), &name, &holder, Some(ttl))
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        check_state(&Lease::key(name), None)?;
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.blocking("giving a lease up", move |r| {
+            state::lease(&r.side(), &name, &holder, None).map(drop)
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! Shared state on SQLite: one row per key in `shared_state`.
 
 use crate::error::StoreError;
+use crate::store::Lease;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// The document saved under `key`, if any.
@@ -10,12 +11,17 @@ pub fn load(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> 
         .map_err(|e| StoreError::database("reading shared state", e))
 }
 
-/// Saves `value` under `key` in one statement, so a reader sees the old or the new document.
-pub fn save(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
-    let now = std::time::SystemTime::now()
+/// Now, nanoseconds since the epoch.
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Saves `value` under `key` in one statement, so a reader sees the old or the new document.
+pub fn save(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    let now = now_ns();
     conn.prepare_cached(
         "INSERT INTO shared_state (key, value, updated_ns) VALUES (?1, ?2, ?3) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns",
@@ -23,4 +29,50 @@ pub fn save(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError>
     .and_then(|mut st| st.execute(params![key, value, now]))
     .map(drop)
     .map_err(|e| super::sqlite_error("saving shared state", &e))
+}
+
+/// Takes, extends or (with `ttl_ns` None) gives up the lease `name` for `holder` in one
+/// immediate transaction, so two callers never both get it. Returns whether `holder` holds it
+/// afterwards.
+pub fn lease(
+    conn: &Connection,
+    name: &str,
+    holder: &str,
+    ttl_ns: Option<i64>,
+) -> Result<bool, StoreError> {
+    let fail = |e: rusqlite::Error| super::sqlite_error("taking a lease", &e);
+    let key = Lease::key(name);
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+    let outcome = (|| {
+        let current = match load(conn, &key)? {
+            Some(text) => serde_json::from_str::<Lease>(&text).ok(),
+            None => None,
+        };
+        let now = now_ns();
+        match ttl_ns {
+            Some(ttl) => match Lease::decide(current.as_ref(), holder, now, ttl) {
+                Some(next) => {
+                    let text = serde_json::to_string(&next)
+                        .map_err(|e| StoreError::InvalidQuery(e.to_string()))?;
+                    save(conn, &key, &text)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+            None => {
+                if current.is_some_and(|c| c.holder == holder) {
+                    conn.execute("DELETE FROM shared_state WHERE key = ?1", [&key])
+                        .map_err(fail)?;
+                }
+                Ok(false)
+            }
+        }
+    })();
+    let end = if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    conn.execute_batch(end).map_err(fail)?;
+    outcome
 }

@@ -22,6 +22,56 @@ pub trait SharedState: Send + Sync {
 
     /// Saves `value` under `key`, replacing what was there.
     async fn save_state(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Takes the lease `name` for `holder` until `ttl` from now, or extends it when `holder`
+    /// holds it already; false, changing nothing, while another holder's lease runs. Taking
+    /// and checking are one atomic step, so of several servers asking at once exactly one gets
+    /// it. Servers on one store use it to run a periodic job (alert evaluation) on one of them
+    /// at a time: the holder renews it each round, and when it dies another takes over once
+    /// `ttl` has passed. Leases live under `lease:{name}` keys of the shared state.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the lease up if `holder` holds it, so another server can take it at once (a
+    /// server that stops hands its jobs over without waiting for the lease to run out).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// A lease as kept in the shared state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lease {
+    /// Who holds it.
+    pub holder: String,
+    /// When it runs out, nanoseconds since the epoch (the store's clock).
+    pub expires_ns: i64,
+}
+
+impl Lease {
+    /// The shared-state key of the lease `name`.
+    pub fn key(name: &str) -> String {
+        format!("lease:{name}")
+    }
+
+    /// What `holder` asking for the lease at `now_ns` for `ttl_ns` leaves: the new lease when
+    /// it gets it (`current` is free, run out, or its own), `None` when someone else holds it.
+    pub fn decide(
+        current: Option<&Lease>,
+        holder: &str,
+        now_ns: i64,
+        ttl_ns: i64,
+    ) -> Option<Lease> {
+        match current {
+            Some(c) if c.holder != holder && c.expires_ns > now_ns => None,
+            _ => Some(Lease {
+                holder: holder.to_string(),
+                expires_ns: now_ns.saturating_add(ttl_ns),
+            }),
+        }
+    }
 }
 
 /// Checks a key and a document against the limits every backend applies.
