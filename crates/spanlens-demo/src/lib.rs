@@ -32,9 +32,10 @@ mod trace;
 mod traffic;
 mod workflows;
 
+pub use crate::rng::Rng;
+
 use spanlens_core::{Span, Timestamp, TraceId};
 
-use crate::rng::Rng;
 use crate::traffic::Traffic;
 use crate::workflows::Gen;
 
