@@ -27,16 +27,20 @@
 //! `trace.rs` (building a trace's spans: model and tool calls, retries, rate limits, pricing).
 //!
 //! The load generators build on the same code: [`LoadGen`] (`load.rs`) makes traces of one
-//! agent-pipeline shape at any volume and start time, drawing from the one [`Rng`].
+//! agent-pipeline shape at any volume and start time, [`export_request`] (`otlp.rs`) encodes
+//! canonical spans as an OTLP request with GenAI attributes, and the load generators draw from
+//! the one [`Rng`].
 
 mod load;
 mod models;
+mod otlp;
 mod rng;
 mod trace;
 mod traffic;
 mod workflows;
 
 pub use crate::load::{LoadGen, LoadOptions, LOAD_SERVICE};
+pub use crate::otlp::{export_request, SCOPE_NAME};
 pub use crate::rng::Rng;
 
 use spanlens_core::{Span, Timestamp, TraceId};
