@@ -21,9 +21,7 @@
 
 use serde_json::Value;
 use spanlens_core::otlp::proto::{self, any_value, AnyValue, KeyValue};
-use spanlens_core::{
-    Attributes, Payload, RateLimitWindow, RateLimits, Span, SpanKind, Status, Usage,
-};
+use spanlens_core::{Attributes, Event, Link, Payload, RateLimits, Span, SpanKind, Status, Usage};
 
 /// The instrumentation scope the spans are sent under.
 pub const SCOPE_NAME: &str = "spanlens-demo";
@@ -195,30 +193,30 @@ fn span(s: &Span) -> proto::Span {
         start_time_unix_nano: s.start_time.0,
         end_time_unix_nano: s.end_time.map_or(0, |t| t.0),
         attributes,
-        events: s
-            .events
-            .iter()
-            .map(|e| proto::Event {
-                time_unix_nano: e.time.0,
-                name: e.name.clone(),
-                attributes: key_values(&e.attributes),
-                dropped_attributes_count: 0,
-            })
-            .collect(),
-        links: s
-            .links
-            .iter()
-            .map(|l| proto::Link {
-                trace_id: l.trace_id.0.to_vec(),
-                span_id: l.span_id.0.to_vec(),
-                attributes: key_values(&l.attributes),
-                ..Default::default()
-            })
-            .collect(),
+        events: s.events.iter().map(event).collect(),
+        links: s.links.iter().map(link).collect(),
         status: Some(proto::Status {
             message: message.to_string(),
             code: code as i32,
         }),
+        ..Default::default()
+    }
+}
+
+fn event(e: &Event) -> proto::Event {
+    proto::Event {
+        time_unix_nano: e.time.0,
+        name: e.name.clone(),
+        attributes: key_values(&e.attributes),
+        dropped_attributes_count: 0,
+    }
+}
+
+fn link(l: &Link) -> proto::Link {
+    proto::Link {
+        trace_id: l.trace_id.0.to_vec(),
+        span_id: l.span_id.0.to_vec(),
+        attributes: key_values(&l.attributes),
         ..Default::default()
     }
 }
@@ -244,24 +242,26 @@ fn usage(a: &mut Attrs, u: &Usage) {
     }
 }
 
-/// A rate-limit snapshot under the Spanlens SDK's `spanlens.ratelimit.*` names.
+/// A rate-limit snapshot under the Spanlens SDK's `spanlens.ratelimit.*` names (resets as
+/// integer nanoseconds, which the conventions read as well as RFC 3339).
 fn rate_limits(a: &mut Attrs, rl: &RateLimits) {
-    let windows: [(&str, &Option<RateLimitWindow>); 4] = [
+    let windows = [
         ("requests", &rl.requests),
         ("tokens", &rl.tokens),
         ("input_tokens", &rl.input_tokens),
         ("output_tokens", &rl.output_tokens),
     ];
-    for (name, w) in windows {
-        let Some(w) = w else { continue };
-        if let Some(n) = w.limit {
-            a.int(&format!("spanlens.ratelimit.{name}.limit"), n);
-        }
-        if let Some(n) = w.remaining {
-            a.int(&format!("spanlens.ratelimit.{name}.remaining"), n);
-        }
-        if let Some(t) = w.reset {
-            a.int(&format!("spanlens.ratelimit.{name}.reset"), t.0);
+    for (name, w) in windows
+        .into_iter()
+        .filter_map(|(n, w)| Some((n, w.as_ref()?)))
+    {
+        let fields = [
+            ("limit", w.limit),
+            ("remaining", w.remaining),
+            ("reset", w.reset.map(|t| t.0)),
+        ];
+        for (field, n) in fields.into_iter().filter_map(|(f, n)| Some((f, n?))) {
+            a.int(&format!("spanlens.ratelimit.{name}.{field}"), n);
         }
     }
     if let Some(ms) = rl.retry_after_ms {
