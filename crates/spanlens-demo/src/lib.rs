@@ -25,16 +25,26 @@
 //! What the workflows share: `rng.rs` (the seeded random numbers), `models.rs` (the models
 //! called, with their latency, caching and rate limits), `traffic.rs` (when traces start) and
 //! `trace.rs` (building a trace's spans: model and tool calls, retries, rate limits, pricing).
+//!
+//! The load generators build on the same code: [`LoadGen`] (`load.rs`) makes traces of one
+//! agent-pipeline shape at any volume and start time, [`export_request`] (`otlp.rs`) encodes
+//! canonical spans as an OTLP request with GenAI attributes, and the load generators draw from
+//! the one [`Rng`].
 
+mod load;
 mod models;
+mod otlp;
 mod rng;
 mod trace;
 mod traffic;
 mod workflows;
 
+pub use crate::load::{LoadGen, LoadOptions, LOAD_SERVICE};
+pub use crate::otlp::{export_request, SCOPE_NAME};
+pub use crate::rng::Rng;
+
 use spanlens_core::{Span, Timestamp, TraceId};
 
-use crate::rng::Rng;
 use crate::traffic::Traffic;
 use crate::workflows::Gen;
 

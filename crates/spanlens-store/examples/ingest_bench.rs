@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Generates SPANS (default 1,000,000) priced canonical spans shaped like agent pipelines
-//! (pipeline → agents → LLM calls, tools, retrievers; ~17 spans per trace, ~1-2 KiB of JSON
+//! (pipeline → agents → LLM calls, tools, retrievers; ~18 spans per trace, ~1-2 KiB of JSON
 //! each) spread over 30 days, submits them in batches of 500 from 2 threads, then times the
 //! trace list with filters, the detail of a 10,000-span trace, sessions, metrics and the
 //! error-recovery report.
@@ -19,16 +19,28 @@
 //!   It is the default above 2,000,000 spans.
 //! - `--only TEXT` (with `--queries-only`) times only the dashboard queries whose name contains
 //!   TEXT, e.g. `--only "metrics by user"`, to profile one of them.
-//! - `--rate-limits` adds what the recovery report reads: rate-limit headers on 60% of the LLM
-//!   calls and retried LLM calls (3%) with error types and outcomes. Off by default, so the
-//!   default data (and its ingest figure) stays the same as before.
+//! - `--rate-limits` adds what the recovery report reads: rate-limit headers on about 60% of the
+//!   LLM calls and retried LLM calls (3%) with error types and outcomes. Off by default.
+//!
+//! The traces come from `spanlens_demo::LoadGen` (one generator per thread), the load shape
+//! `spanlens bench ingest` sends too. It kept this example's earlier shape: per trace a
+//! pipeline, two agents with 2–6 LLM calls each (half followed by a tool call) and a retriever,
+//! and a guardrail; 44% LLM and 22% tool spans, a mean canonical JSON size within 3% of before,
+//! 2% of LLM calls failing, 1,000 users, sessions of 4 traces. What changed with it:
+//! - the models, latencies and caching are the demo's: dated model names (the filter query
+//!   names `claude-sonnet-4-20250514`), slower calls (a trace's median length is ~40 s, was
+//!   ~20 s), Anthropic prompts that write the cache when they do not read it;
+//! - a failed LLM call has no usage or cost (it was refused), and retried calls and tools carry
+//!   the full `retry` / `retry.outcome` events;
+//! - a session has one user (drawn per session, not per trace), so a small run has fewer users;
+//!   trace ids begin with the start time (they were a counter) and span ids are random;
+//! - every span has the trace's metadata, and `source` is `demo` (was `genai`).
+//!
+//! Figures measured before this change are therefore close to, not exactly, comparable.
 
-use serde_json::json;
 use spanlens_core::recovery::{Buckets, RecoveryReport};
-use spanlens_core::{
-    price_span, Event, Message, Payload, PriceCatalog, RateLimitWindow, RateLimits, Span, SpanId,
-    SpanKind, Status, Timestamp, ToolInfo, TraceId, Usage,
-};
+use spanlens_core::{Span, SpanKind, Status, Timestamp, TraceId};
+use spanlens_demo::{LoadGen, LoadOptions};
 use spanlens_store::prelude::*;
 use spanlens_store::{
     CommitTicket, GroupBy, ListQuery, MetricRow, MetricsQuery, SessionQuery, SortField,
@@ -41,314 +53,11 @@ use std::time::{Duration, Instant};
 const T0: u64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 const MS: u64 = 1_000_000;
 const DAY: u64 = 86_400_000 * MS;
-const MODELS: [(&str, &str); 6] = [
-    ("gpt-4o", "openai"),
-    ("gpt-4o-mini", "openai"),
-    ("claude-sonnet-4", "anthropic"),
-    ("claude-3-5-haiku", "anthropic"),
-    ("gemini-2.0-flash", "google"),
-    ("o3-mini", "openai"),
-];
-const TOOLS: [&str; 5] = [
-    "search_docs",
-    "get_weather",
-    "lookup_order",
-    "send_email",
-    "sql_query",
-];
-
-/// A small deterministic PRNG (xorshift*), so every run generates the same data.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-struct Gen {
-    rng: Rng,
-    next_span: u64,
-    /// Add rate-limit headers and retried LLM calls (`--rate-limits`).
-    rich: bool,
-}
-
-impl Gen {
-    fn new(seed: u64, rich: bool) -> Gen {
-        Gen {
-            rng: Rng(seed | 1),
-            next_span: 1,
-            rich,
-        }
-    }
-
-    fn base(
-        &mut self,
-        trace: TraceId,
-        parent: Option<SpanId>,
-        name: &str,
-        kind: SpanKind,
-        start: u64,
-        dur: u64,
-    ) -> Span {
-        let id = self.next_span;
-        self.next_span += 1;
-        let mut s = Span {
-            trace_id: trace,
-            span_id: SpanId(id.to_be_bytes()),
-            parent_span_id: parent,
-            name: name.to_string(),
-            kind,
-            start_time: Timestamp(start),
-            end_time: Some(Timestamp(start + dur)),
-            status: Status::Ok,
-            service: Some("support-bot".into()),
-            source: Some("genai".into()),
-            ..Default::default()
-        };
-        let resource = std::sync::Arc::make_mut(&mut s.resource);
-        resource.insert("service.name".into(), json!("support-bot"));
-        resource.insert("telemetry.sdk.language".into(), json!("python"));
-        resource.insert("telemetry.sdk.version".into(), json!("1.27.0"));
-        s
-    }
-
-    fn llm(&mut self, trace: TraceId, parent: SpanId, agent: &str, start: u64) -> Span {
-        let (model, provider) = MODELS[self.rng.below(MODELS.len() as u64) as usize];
-        let dur = 200 * MS + self.rng.below(4000) * MS;
-        let mut s = self.base(
-            trace,
-            Some(parent),
-            &format!("chat {model}"),
-            SpanKind::Llm,
-            start,
-            dur,
-        );
-        s.agent_name = Some(agent.into());
-        s.provider = Some(provider.into());
-        s.request_model = Some(model.into());
-        s.response_model = Some(format!("{model}-2025-01-01"));
-        s.model_parameters.insert("temperature".into(), json!(0.2));
-        s.model_parameters.insert("max_tokens".into(), json!(1024));
-        let input = 200 + self.rng.below(6000);
-        let cached = if self.rng.below(3) == 0 { input / 2 } else { 0 };
-        let output = 20 + self.rng.below(800);
-        s.usage = Some(
-            Usage {
-                input_tokens: input,
-                output_tokens: output,
-                cache_read_tokens: cached,
-                ..Default::default()
-            }
-            .normalized(),
-        );
-        s.ttft_ns = Some(80 * MS + self.rng.below(900) * MS);
-        s.finish_reasons = vec!["stop".into()];
-        s.input_messages = vec![
-            Message {
-                role: Some("system".into()),
-                content: Some("You are a helpful support agent. Answer briefly, cite the docs you used, and never invent order numbers.".into()),
-                ..Default::default()
-            },
-            Message {
-                role: Some("user".into()),
-                content: Some(format!("Where is my order #{}? It was supposed to arrive yesterday and the tracking page shows nothing.", self.rng.below(1_000_000))),
-                ..Default::default()
-            },
-        ];
-        s.output_messages = vec![Message {
-            role: Some("assistant".into()),
-            content: Some("Your order left our warehouse on Monday and is with the carrier; the tracking page updates within 24 hours of the first scan. I have sent you the carrier link by email.".into()),
-            finish_reason: Some("stop".into()),
-            ..Default::default()
-        }];
-        for (k, v) in [
-            ("gen_ai.operation.name", json!("chat")),
-            ("gen_ai.system", json!(provider)),
-            ("gen_ai.request.model", json!(model)),
-            ("gen_ai.usage.input_tokens", json!(input)),
-            ("gen_ai.usage.output_tokens", json!(output)),
-            ("server.address", json!("api.example.com")),
-        ] {
-            s.attributes.insert(k.into(), v);
-        }
-        s.events.push(Event {
-            name: "spanlens.first_token".into(),
-            time: Timestamp(start + s.ttft_ns.unwrap_or(0)),
-            attributes: Default::default(),
-        });
-        if self.rng.below(50) == 0 {
-            s.status = Status::Error;
-            s.error_type = Some("RateLimitError".into());
-            s.status_message = Some("429 Too Many Requests".into());
-        }
-        if self.rich {
-            self.enrich(&mut s, start, dur);
-        }
-        price_span(&mut s, PriceCatalog::builtin());
-        s
-    }
-
-    /// Rate-limit headers on 60% of the calls, and 3% retried (rate limited or timed out,
-    /// once or twice) before they succeeded or gave up.
-    fn enrich(&mut self, s: &mut Span, start: u64, dur: u64) {
-        if self.rng.below(10) < 6 {
-            let window = |limit: u64, remaining: u64| RateLimitWindow {
-                limit: Some(limit),
-                remaining: Some(remaining),
-                reset: None,
-            };
-            s.rate_limits = Some(RateLimits {
-                requests: Some(window(10_000, self.rng.below(10_001))),
-                tokens: Some(window(2_000_000, self.rng.below(2_000_001))),
-                retry_after_ms: (self.rng.below(100) == 0).then_some(1000 + self.rng.below(20_000)),
-                ..Default::default()
-            });
-        }
-        if self.rng.below(100) < 3 {
-            let attempts = 1 + self.rng.below(2);
-            for a in 0..attempts {
-                let error = if self.rng.below(3) == 0 {
-                    "APITimeoutError"
-                } else {
-                    "RateLimitError"
-                };
-                s.events.push(Event {
-                    name: "retry".into(),
-                    time: Timestamp(start + (a + 1) * dur / 4),
-                    attributes: [
-                        ("retry.attempt".to_string(), json!(a + 1)),
-                        ("error.type".to_string(), json!(error)),
-                        ("retry.backoff_ms".to_string(), json!(250 * (a + 1))),
-                    ]
-                    .into_iter()
-                    .collect(),
-                });
-            }
-            let ok = s.status != Status::Error;
-            s.events.push(Event {
-                name: "retry.outcome".into(),
-                time: Timestamp(start + dur),
-                attributes: [
-                    ("retry.succeeded".to_string(), json!(ok)),
-                    ("retry.attempts".to_string(), json!(attempts + 1)),
-                ]
-                .into_iter()
-                .collect(),
-            });
-        }
-    }
-
-    fn tool(&mut self, trace: TraceId, parent: SpanId, agent: &str, start: u64) -> Span {
-        let name = TOOLS[self.rng.below(TOOLS.len() as u64) as usize];
-        let dur = 5 * MS + self.rng.below(800) * MS;
-        let mut s = self.base(trace, Some(parent), name, SpanKind::Tool, start, dur);
-        s.agent_name = Some(agent.into());
-        s.tool = Some(ToolInfo {
-            name: Some(name.into()),
-            call_id: Some(format!("call_{}", self.rng.next())),
-            description: None,
-        });
-        s.input = Some(Payload::from_text(
-            r#"{"query":"order status carrier tracking","limit":5}"#,
-            None,
-        ));
-        s.output = Some(Payload::from_text(
-            r#"{"results":[{"id":"doc-17","title":"Shipping times","score":0.83},{"id":"doc-4","title":"Tracking","score":0.71}]}"#,
-            None,
-        ));
-        if self.rng.below(20) == 0 {
-            s.events.push(Event {
-                name: "retry".into(),
-                time: Timestamp(start + dur / 2),
-                attributes: Default::default(),
-            });
-        }
-        s
-    }
-
-    /// One trace, children before parents (the order OTel exporters send them in).
-    fn trace(&mut self, n: u64, start: u64, user: u64, out: &mut Vec<Span>) {
-        let trace = TraceId((u128::from(n) + 1).to_be_bytes());
-        let mut children = Vec::new();
-        let root_id = SpanId(self.next_span.to_be_bytes());
-        self.next_span += 1;
-        let mut t = start + MS;
-        for agent in ["planner", "writer"] {
-            let mut a = self.base(trace, Some(root_id), agent, SpanKind::Agent, t, 0);
-            a.agent_name = Some(agent.into());
-            let agent_start = t;
-            for _ in 0..(2 + self.rng.below(5)) {
-                let s = self.llm(trace, a.span_id, agent, t);
-                t = s.end_time.map_or(t, |e| e.0) + MS;
-                children.push(s);
-                if self.rng.below(2) == 0 {
-                    let s = self.tool(trace, a.span_id, agent, t);
-                    t = s.end_time.map_or(t, |e| e.0) + MS;
-                    children.push(s);
-                }
-            }
-            let r = self.base(
-                trace,
-                Some(a.span_id),
-                "vector_search",
-                SpanKind::Retriever,
-                t,
-                30 * MS,
-            );
-            t += 31 * MS;
-            children.push(r);
-            a.end_time = Some(Timestamp(t));
-            a.start_time = Timestamp(agent_start);
-            children.push(a);
-            t += MS;
-        }
-        let g = self.base(
-            trace,
-            Some(root_id),
-            "moderation",
-            SpanKind::Guardrail,
-            t,
-            15 * MS,
-        );
-        t += 16 * MS;
-        children.push(g);
-        let mut root = self.base(
-            trace,
-            None,
-            "handle_ticket",
-            SpanKind::Pipeline,
-            start,
-            t - start,
-        );
-        root.span_id = root_id;
-        // Like most SDKs, the root leaves its status unset: the trace status follows its spans.
-        root.status = Status::Unset;
-        root.user_id = Some(format!("user-{user}"));
-        root.session_id = Some(format!("session-{}", n / 4));
-        root.tags = vec![if n % 10 == 0 { "beta" } else { "prod" }.into()];
-        root.metadata
-            .insert("tenant".into(), json!(format!("tenant-{}", user % 50)));
-        for c in &mut children {
-            c.user_id = root.user_id.clone();
-            c.session_id = root.session_id.clone();
-            c.tags = root.tags.clone();
-        }
-        out.extend(children);
-        out.push(root);
-    }
-}
-
 /// One submitting thread's share of the spans, produced a batch at a time: thread `i` of `n`
 /// generates traces `i, i + n, i + 2n, …`, each starting `spacing` after the previous one, so
 /// `total` spans cover 30 days.
 struct Feed {
-    g: Gen,
+    g: LoadGen,
     n: u64,
     threads: u64,
     spacing: u64,
@@ -367,11 +76,17 @@ impl Feed {
         rich: bool,
     ) -> Feed {
         Feed {
-            g: Gen::new(0x9e37_79b9 + thread * 7919, rich),
+            g: LoadGen::new(
+                0x9e37_79b9 + thread * 7919,
+                LoadOptions {
+                    rate_limits: rich,
+                    ..LoadOptions::default()
+                },
+            ),
             n: thread,
             threads,
-            // Spread the traffic over 30 days (a trace has ~17 spans).
-            spacing: 30 * DAY / (total as u64 / 17).max(1),
+            // Spread the traffic over 30 days (a trace has ~18 spans).
+            spacing: 30 * DAY / (total as u64 / 18).max(1),
             left: spans,
             batch: batch.max(1),
             buf: Vec::new(),
@@ -384,9 +99,8 @@ impl Feed {
         }
         let take = self.batch.min(self.left);
         while self.buf.len() < take {
-            let start = T0 + self.n * self.spacing;
-            let user = self.g.rng.below(1000);
-            self.g.trace(self.n, start, user, &mut self.buf);
+            let start = Timestamp(T0 + self.n * self.spacing);
+            self.buf.extend(self.g.trace(self.n, start));
             self.n += self.threads;
         }
         let mut rest = self.buf.split_off(take);
@@ -753,25 +467,7 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
 
     // One 10,000-span trace, submitted in batches like everything else.
     let big = TraceId([0xbb; 16]);
-    let mut g = Gen::new(42, false);
-    let root = g.base(
-        big,
-        None,
-        "bulk_pipeline",
-        SpanKind::Pipeline,
-        T0,
-        3_600_000 * MS,
-    );
-    let mut spans_big = vec![root.clone()];
-    for i in 0..9_999u64 {
-        let start = T0 + i * 300 * MS;
-        let s = if i % 3 == 0 {
-            g.tool(big, root.span_id, "bulk", start)
-        } else {
-            g.llm(big, root.span_id, "bulk", start)
-        };
-        spans_big.push(s);
-    }
+    let spans_big = LoadGen::new(42, LoadOptions::default()).wide_trace(big, Timestamp(T0), 10_000);
     let t = Instant::now();
     for chunk in spans_big.chunks(batch) {
         store
@@ -804,9 +500,9 @@ async fn queries(store: &SqliteStore) {
         ..ListQuery::new("default")
     };
     list(
-        "model=claude-sonnet-4 status=error",
+        "model=claude-sonnet-4-20250514 status=error",
         f(TraceFilter {
-            model: Some("claude-sonnet-4".into()),
+            model: Some("claude-sonnet-4-20250514".into()),
             status: Some(Status::Error),
             ..Default::default()
         }),
@@ -1106,7 +802,7 @@ async fn dashboard(store: &SqliteStore) {
     println!("\ncost by model, 30 days:");
     for r in rows {
         println!(
-            "  {:<20} {:>8} spans  {:>14}  p50 {:>8.1} ms  p99 {:>8.1} ms  ttft p50 {:>6.1} ms",
+            "  {:<26} {:>8} spans  {:>14}  p50 {:>8.1} ms  p99 {:>8.1} ms  ttft p50 {:>6.1} ms",
             r.key.as_deref().unwrap_or("(none)"),
             r.span_count,
             r.cost.to_string(),
