@@ -26,13 +26,6 @@ fn wait_line(rx: &Receiver<String>, needle: &str, what: &str) -> String {
 }
 
 impl Server {
-    fn get(&self, path: &str) -> Value {
-        let mut r = ureq::get(format!("{}{path}", self.url))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
-    }
-
     fn post_otlp(&self, body: &str) {
         let r = ureq::post(format!("{}/v1/traces", self.url))
             .header("Content-Type", "application/json")
