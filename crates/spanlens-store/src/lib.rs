@@ -30,6 +30,7 @@ pub mod prelude {
     pub use crate::store::{Analytics, ScoreStore, SharedState, SpanWriter, Store, TraceReader};
 }
 mod error;
+mod facts;
 mod rollup;
 mod sqlite;
 mod store;

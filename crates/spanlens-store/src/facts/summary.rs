@@ -5,6 +5,19 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// Codes of the span-level values a trace is filtered by (its facets): kind, model, provider,
+/// tag. SQLite stores them in `trace_facets.facet`.
+pub mod facet {
+    /// A span kind present in the trace.
+    pub const KIND: i64 = 1;
+    /// A request or response model used in the trace.
+    pub const MODEL: i64 = 2;
+    /// A provider called in the trace.
+    pub const PROVIDER: i64 = 3;
+    /// A tag of any span of the trace.
+    pub const TAG: i64 = 4;
+}
+
 /// Most distinct span names kept for a trace's text search.
 const MAX_SEARCH_NAMES: usize = 64;
 /// Longest search text kept per trace, in bytes.
@@ -157,7 +170,6 @@ fn insert_new(set: &mut BTreeSet<String>, v: &str) -> bool {
 impl TraceState {
     /// Folds one span in; returns the facet values the trace did not have before.
     pub fn add(&mut self, f: &SpanFacts<'_>, new_facets: &mut Vec<NewFacet>) {
-        use super::schema::facet;
         if self.span_count == 0 {
             self.start_ns = f.start;
             self.end_ns = f.start;
@@ -216,7 +228,6 @@ impl TraceState {
 
     /// Every facet value of the trace, for rebuilding its facet rows.
     pub fn all_facets(&self) -> Vec<NewFacet> {
-        use super::schema::facet;
         let mut out = Vec::new();
         for (code, set) in [
             (facet::KIND, &self.kinds),
@@ -363,10 +374,7 @@ mod tests {
         let mut st = TraceState::default();
         let mut nf = Vec::new();
         st.add(&facts(9, false, "x", 1, Some("u")), &mut nf);
-        assert_eq!(
-            nf,
-            vec![(super::super::schema::facet::KIND, "span".to_string())]
-        );
+        assert_eq!(nf, vec![(facet::KIND, "span".to_string())]);
         let json = serde_json::to_string(&st).unwrap();
         let back: TraceState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, st);
