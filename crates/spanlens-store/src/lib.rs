@@ -31,6 +31,7 @@ pub mod prelude {
 }
 mod error;
 mod facts;
+mod queue;
 mod rollup;
 mod sqlite;
 mod store;

@@ -3,6 +3,7 @@
 //! events merged in, duplicates of a provider call marked, damaged bodies reported).
 
 use super::prepare::{parse_status, status_str, to_i64};
+use super::summary::SummaryNumbers;
 use crate::cursor::{SessionCursor, SortKey, TraceCursor};
 use crate::error::StoreError;
 use crate::types::{
@@ -42,18 +43,9 @@ pub struct StoredSummary {
     /// The trace id's 16 bytes.
     pub trace_id: Vec<u8>,
     pub name: String,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub duration_ns: i64,
     /// `ok`, `error` or `unset`.
     pub status: String,
-    pub span_count: i64,
-    pub error_count: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub total_tokens: i64,
-    pub cost_nano: i64,
-    pub unpriced_count: i64,
+    pub numbers: SummaryNumbers,
     pub user_id: String,
     pub session_id: String,
     pub tags: Vec<String>,
@@ -78,26 +70,27 @@ impl StoredSummary {
             ),
             None => None,
         };
+        let n = self.numbers;
         Ok(TraceSummary {
             trace_id,
             project: project.to_string(),
             name: self.name,
-            start_time: Timestamp(nonneg(self.start_ns)),
-            end_time: Timestamp(nonneg(self.end_ns)),
-            duration_ns: nonneg(self.duration_ns),
+            start_time: Timestamp(nonneg(n.start_ns)),
+            end_time: Timestamp(nonneg(n.end_ns)),
+            duration_ns: nonneg(n.duration_ns),
             status: parse_status(&self.status),
-            span_count: nonneg(self.span_count),
-            error_count: nonneg(self.error_count),
-            input_tokens: nonneg(self.input_tokens),
-            output_tokens: nonneg(self.output_tokens),
-            total_tokens: nonneg(self.total_tokens),
-            total_cost: NanoUsd(self.cost_nano),
+            span_count: nonneg(n.span_count),
+            error_count: nonneg(n.error_count),
+            input_tokens: nonneg(n.input_tokens),
+            output_tokens: nonneg(n.output_tokens),
+            total_tokens: nonneg(n.total_tokens),
+            total_cost: NanoUsd(n.cost_nano),
             user_id: Some(self.user_id).filter(|u| !u.is_empty()),
             session_id: Some(self.session_id).filter(|s| !s.is_empty()),
             tags: self.tags,
             root_span_id,
             service: self.service,
-            unpriced_span_count: nonneg(self.unpriced_count),
+            unpriced_span_count: nonneg(n.unpriced_count),
         })
     }
 }
@@ -265,6 +258,15 @@ pub fn file_log_event(
     }
 }
 
+/// A trace's stored span bodies: the span order (from the rows), each span's JSON, and why a
+/// stored body could not be read when one could not (its spans are then reported).
+#[derive(Debug, Default)]
+pub struct Bodies {
+    pub order: Vec<[u8; 8]>,
+    pub text: HashMap<[u8; 8], String>,
+    pub damaged: Option<String>,
+}
+
 /// A trace as read from storage, before its spans are decoded: the summary, each span's stored
 /// JSON in start order (log events merged in), the spans that could not be read, and which
 /// span each duplicate of a provider call was counted as.
@@ -276,30 +278,31 @@ pub struct StoredTrace {
 }
 
 impl StoredTrace {
-    /// Puts the bodies in the trace's span order (`order`, from the rows), merging the log
-    /// events stored for each span; a span without a body is reported (`damaged`: why).
-    #[allow(clippy::too_many_arguments)]
+    /// Puts the bodies in the trace's span order, merging the log events stored for each
+    /// span; a span without a body is reported.
     pub fn assemble(
         summary: TraceSummary,
-        trace_id: TraceId,
-        order: Vec<[u8; 8]>,
-        mut bodies: HashMap<[u8; 8], String>,
+        bodies: Bodies,
         mut events: HashMap<[u8; 8], Vec<Event>>,
         mut unreadable: Vec<UnreadableSpan>,
-        damaged: Option<&str>,
         duplicates: HashMap<[u8; 8], [u8; 8]>,
     ) -> StoredTrace {
+        let Bodies {
+            order,
+            mut text,
+            damaged,
+        } = bodies;
         let mut spans = Vec::with_capacity(order.len());
         for id in order {
-            match bodies.remove(&id) {
-                Some(text) => {
-                    let text = match events.remove(&id) {
-                        Some(evs) => with_log_events(text, evs),
-                        None => text,
+            match text.remove(&id) {
+                Some(body) => {
+                    let body = match events.remove(&id) {
+                        Some(evs) => with_log_events(body, evs),
+                        None => body,
                     };
-                    spans.push((id, text))
+                    spans.push((id, body))
                 }
-                None => unreadable.push(no_body(trace_id, id, damaged)),
+                None => unreadable.push(no_body(summary.trace_id, id, damaged.as_deref())),
             }
         }
         StoredTrace {

@@ -150,6 +150,58 @@ pub struct SummaryRow {
     pub tags_json: String,
 }
 
+/// The numbers of a trace's summary row, as stored (signed, clamped), in the order backends
+/// select them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SummaryNumbers {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub duration_ns: i64,
+    pub span_count: i64,
+    pub error_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
+    pub cost_nano: i64,
+    pub unpriced_count: i64,
+}
+
+impl SummaryNumbers {
+    /// The numbers read in the order of the fields.
+    pub fn from_order(v: [i64; 10]) -> SummaryNumbers {
+        let [start_ns, end_ns, duration_ns, span_count, error_count, input_tokens, output_tokens, total_tokens, cost_nano, unpriced_count] =
+            v;
+        SummaryNumbers {
+            start_ns,
+            end_ns,
+            duration_ns,
+            span_count,
+            error_count,
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            cost_nano,
+            unpriced_count,
+        }
+    }
+
+    /// The numbers in the order of the fields.
+    pub fn in_order(&self) -> [i64; 10] {
+        [
+            self.start_ns,
+            self.end_ns,
+            self.duration_ns,
+            self.span_count,
+            self.error_count,
+            self.input_tokens,
+            self.output_tokens,
+            self.total_tokens,
+            self.cost_nano,
+            self.unpriced_count,
+        ]
+    }
+}
+
 /// For serde: a zero count is left out of the stored state.
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -223,6 +275,23 @@ impl TraceState {
             if insert_new(&mut self.tags, t) {
                 new_facets.push((facet::TAG, t.clone()));
             }
+        }
+    }
+
+    /// The numbers of the trace's summary row.
+    pub fn numbers(&self) -> SummaryNumbers {
+        let to_i64 = super::prepare::to_i64;
+        SummaryNumbers {
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            duration_ns: self.end_ns.saturating_sub(self.start_ns).max(0),
+            span_count: to_i64(self.span_count),
+            error_count: to_i64(self.error_count),
+            input_tokens: to_i64(self.input_tokens),
+            output_tokens: to_i64(self.output_tokens),
+            total_tokens: to_i64(self.total_tokens),
+            cost_nano: self.cost_nano,
+            unpriced_count: to_i64(self.unpriced_count),
         }
     }
 

@@ -9,8 +9,9 @@ use crate::cursor::{SessionCursor, SortKey, TraceCursor};
 use crate::error::StoreError;
 use crate::facts::read::{
     check_limit, no_body, session_page, sort_column, sort_is_numeric, sort_sessions, trace_page,
-    undecodable, StoredSummary, StoredTrace,
+    undecodable, Bodies, StoredSummary, StoredTrace,
 };
+use crate::facts::summary::SummaryNumbers;
 use crate::types::{
     ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceDetail,
     TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable, UnreadableSpan,
@@ -63,9 +64,9 @@ pub(super) fn project_id(conn: &Connection, project: &str) -> Result<Option<i64>
         .map_err(db("looking up the project"))
 }
 
-const SUMMARY_COLS: &str = "trace_id, name, start_ns, end_ns, duration_ns, status, span_count, \
-     error_count, input_tokens, output_tokens, total_tokens, cost_nano, user_id, session_id, tags, \
-     root_span_id, service, unpriced_count";
+const SUMMARY_COLS: &str = "trace_id, name, status, start_ns, end_ns, duration_ns, span_count, \
+     error_count, input_tokens, output_tokens, total_tokens, cost_nano, unpriced_count, user_id, \
+     session_id, tags, root_span_id, service";
 
 /// Columns in `SUMMARY_COLS`, so a query may select more after them.
 const SUMMARY_COL_COUNT: usize = 18;
@@ -79,29 +80,23 @@ fn corrupt(reason: impl Into<String>) -> StoreError {
 
 fn read_summary(row: &Row<'_>, project: &str) -> Result<TraceSummary, StoreError> {
     let e = db("reading a trace summary");
-    let int = |i: usize| -> Result<i64, StoreError> { row.get(i).map_err(&e) };
-    let tags_text: String = row.get(14).map_err(&e)?;
+    let tags_text: String = row.get(15).map_err(&e)?;
     let tags: Vec<String> =
         serde_json::from_str(&tags_text).map_err(|err| corrupt(format!("bad tags: {err}")))?;
+    let mut numbers = [0i64; 10];
+    for (k, v) in numbers.iter_mut().enumerate() {
+        *v = row.get(3 + k).map_err(&e)?;
+    }
     StoredSummary {
         trace_id: row.get(0).map_err(&e)?,
         name: row.get(1).map_err(&e)?,
-        start_ns: int(2)?,
-        end_ns: int(3)?,
-        duration_ns: int(4)?,
-        status: row.get(5).map_err(&e)?,
-        span_count: int(6)?,
-        error_count: int(7)?,
-        input_tokens: int(8)?,
-        output_tokens: int(9)?,
-        total_tokens: int(10)?,
-        cost_nano: int(11)?,
-        user_id: row.get(12).map_err(&e)?,
-        session_id: row.get(13).map_err(&e)?,
+        status: row.get(2).map_err(&e)?,
+        numbers: SummaryNumbers::from_order(numbers),
+        user_id: row.get(13).map_err(&e)?,
+        session_id: row.get(14).map_err(&e)?,
         tags,
-        root_span_id: row.get(15).map_err(&e)?,
-        service: row.get(16).map_err(&e)?,
-        unpriced_count: int(17)?,
+        root_span_id: row.get(16).map_err(&e)?,
+        service: row.get(17).map_err(&e)?,
     }
     .into_summary(project, "traces")
 }
@@ -351,15 +346,13 @@ fn read_trace(
         .into_iter()
         .collect();
     tx.finish().map_err(db("reading a trace"))?;
-    Ok(Some(StoredTrace::assemble(
-        summary,
-        trace_id,
+    let bodies = Bodies {
         order,
-        bodies,
-        events,
-        unreadable,
-        damaged.as_deref(),
-        duplicates,
+        text: bodies,
+        damaged,
+    };
+    Ok(Some(StoredTrace::assemble(
+        summary, bodies, events, unreadable, duplicates,
     )))
 }
 
