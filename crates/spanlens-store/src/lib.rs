@@ -31,6 +31,8 @@ pub mod prelude {
 }
 mod error;
 mod facts;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod queue;
 mod rollup;
 mod sqlite;
@@ -40,6 +42,8 @@ mod types;
 mod uri;
 
 pub use error::{FailureKind, StoreError, StoreResult};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{
     Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
 };
