@@ -139,3 +139,52 @@ async fn an_unreachable_server_is_named_without_its_password() {
     assert!(!text.contains("s3cret"), "{text}");
     assert!(e.is_retryable());
 }
+
+/// Two collectors on one database writing the spans of the same traces at once, in small
+/// interleaved batches, leave the summaries one collector writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_writing_one_trace_agree_with_one() {
+    use spanlens_store::contract::build::{llm, span, tid};
+    let spans: Vec<spanlens_core::Span> = (0..4u64)
+        .flat_map(|t| {
+            let mut v = vec![span(t, 0, None, "root", 0, 5_000)];
+            v.extend((1..60u64).map(|i| {
+                let mut s = llm(t, i, Some(0), "m", "p", i * 10, 5, 10 + i, 1, 100);
+                s.user_id = (i % 7 == 3).then(|| format!("u{i}"));
+                s.tags = vec![format!("t{}", i % 5)];
+                s
+            }));
+            v
+        })
+        .collect();
+    let one = PostgresHarness.create().await;
+    let single = one.open().await.unwrap();
+    single.write("p", spans.clone()).await.unwrap();
+
+    let shared = PostgresHarness.create().await;
+    let (a, b) = (shared.open().await.unwrap(), shared.open().await.unwrap());
+    let (evens, odds): (Vec<_>, Vec<_>) =
+        spans.iter().cloned().partition(|s| s.span_id.0[7] % 2 == 0);
+    let write = |store: Arc<dyn Store>, mut part: Vec<spanlens_core::Span>| {
+        part.reverse();
+        tokio::spawn(async move {
+            for chunk in part.chunks(3) {
+                store.write("p", chunk.to_vec()).await.unwrap();
+            }
+        })
+    };
+    let (x, y) = (write(a.clone(), evens), write(b.clone(), odds));
+    x.await.unwrap();
+    y.await.unwrap();
+    for t in 0..4 {
+        let want = single
+            .get_trace("p", tid(t))
+            .await
+            .unwrap()
+            .unwrap()
+            .summary;
+        let got = b.get_trace("p", tid(t)).await.unwrap().unwrap().summary;
+        assert_eq!(got, want, "trace {t}");
+    }
+    assert_eq!(a.count_spans("p").await.unwrap(), spans.len() as u64);
+}
