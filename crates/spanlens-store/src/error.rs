@@ -45,6 +45,16 @@ pub enum StoreError {
         /// What went wrong.
         reason: String,
     },
+    /// A database server could not be reached or refused the connection (a PostgreSQL URI
+    /// with a wrong host, port, database or password): the URI is shown with its password
+    /// hidden.
+    #[error("cannot connect to {uri}: {reason}")]
+    Connect {
+        /// The URI, password hidden.
+        uri: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A pagination cursor is malformed or belongs to a different sort order.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),
@@ -106,7 +116,9 @@ impl StoreError {
     /// The failure's class (see [`FailureKind`]).
     pub fn kind(&self) -> FailureKind {
         match self {
-            StoreError::Busy { .. } | StoreError::Unavailable { .. } => FailureKind::Retry,
+            StoreError::Busy { .. }
+            | StoreError::Unavailable { .. }
+            | StoreError::Connect { .. } => FailureKind::Retry,
             StoreError::InvalidQuery(_) | StoreError::InvalidCursor(_) => FailureKind::BadRequest,
             _ => FailureKind::Internal,
         }

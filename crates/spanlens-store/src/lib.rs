@@ -30,6 +30,10 @@ pub mod prelude {
     pub use crate::store::{Analytics, ScoreStore, SharedState, SpanWriter, Store, TraceReader};
 }
 mod error;
+mod facts;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod queue;
 mod rollup;
 mod sqlite;
 mod store;
@@ -38,6 +42,8 @@ mod types;
 mod uri;
 
 pub use error::{FailureKind, StoreError, StoreResult};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{
     Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
 };

@@ -711,19 +711,25 @@ impl Groups {
         if let Some(a) = self.none.map(&mut take).filter(|a| a.spans > 0) {
             out.push(a.into_row(None));
         }
-        out.sort_by(|a, b| {
-            b.cost
-                .cmp(&a.cost)
-                .then(b.span_count.cmp(&a.span_count))
-                .then_with(|| match (&a.key, &b.key) {
-                    (Some(x), Some(y)) => x.cmp(y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                })
-        });
+        order_rows(&mut out);
         Ok(out)
     }
+}
+
+/// Puts the rows of an answer not grouped by day in its order: most costly first, then most
+/// spans, then by key with the group without a key last.
+pub fn order_rows(rows: &mut [MetricRow]) {
+    rows.sort_by(|a, b| {
+        b.cost
+            .cmp(&a.cost)
+            .then(b.span_count.cmp(&a.span_count))
+            .then_with(|| match (&a.key, &b.key) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+    });
 }
 
 /// `YYYY-MM-DD` of a UTC day number.

@@ -6,6 +6,7 @@ use super::{
     SqliteStore,
 };
 use crate::error::StoreError;
+use crate::queue::{Admitted, Refused};
 use crate::store::{
     check_state, Analytics, Lease, ScoreStore, SharedState, SpanBatches, SpanWriter, TraceReader,
 };
@@ -21,7 +22,6 @@ use spanlens_core::evals::Score;
 use spanlens_core::otlp::logs::LogEvent;
 use spanlens_core::recovery::{Buckets, RecoveryReport};
 use spanlens_core::{Span, Timestamp, TraceId};
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::TrySendError;
 
 /// A scan over a read connection that hands spans to a visitor (see `query.rs`).
@@ -101,52 +101,31 @@ impl SqliteStore {
 #[async_trait]
 impl SpanWriter for SqliteStore {
     fn submit(&self, project: &str, spans: Vec<Span>) -> Result<CommitTicket, StoreError> {
-        let n = spans.len();
-        if n == 0 {
+        if spans.is_empty() {
             return Ok(CommitTicket::ready(Ok(WriteReceipt::default())));
         }
         let Some(sender) = &self.sender else {
             return Err(StoreError::Closed);
         };
-        let pending = &self.shared.pending_spans;
-        let before = pending.fetch_add(n, Ordering::AcqRel);
-        // A batch larger than the whole limit is still taken when nothing else is waiting,
-        // otherwise it could never be written.
-        if before > 0 && before.saturating_add(n) > self.max_pending_spans {
-            pending.fetch_sub(n, Ordering::AcqRel);
-            return Err(StoreError::Busy {
-                pending_spans: before,
-                limit_spans: self.max_pending_spans,
-            });
-        }
+        let admitted = Admitted::admit(
+            &self.shared.pending_spans,
+            spans.len(),
+            self.max_pending_spans,
+        )?;
         let project = project_name(project);
-        let (rows, chunks) = match chunk_by_trace(spans, &project) {
-            Ok(r) => r,
-            Err(e) => {
-                pending.fetch_sub(n, Ordering::AcqRel);
-                return Err(e);
-            }
-        };
+        let (rows, chunks) = chunk_by_trace(spans, &project)?;
         let (ticket, completer) = CommitTicket::pair();
-        match sender.try_send(Job {
+        let job = Job {
             project,
             rows,
             chunks,
             completer,
-        }) {
-            Ok(()) => Ok(ticket),
-            Err(TrySendError::Full(_)) => {
-                pending.fetch_sub(n, Ordering::AcqRel);
-                Err(StoreError::Busy {
-                    pending_spans: pending.load(Ordering::Relaxed),
-                    limit_spans: self.max_pending_spans,
-                })
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                pending.fetch_sub(n, Ordering::AcqRel);
-                Err(StoreError::Closed)
-            }
-        }
+        };
+        let queued = sender.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => Refused::Full,
+            TrySendError::Disconnected(_) => Refused::Closed,
+        });
+        admitted.settle(queued, ticket)
     }
 
     async fn add_log_events(

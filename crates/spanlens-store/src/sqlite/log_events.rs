@@ -13,10 +13,11 @@
 use super::project_name;
 use super::schema::now_ns;
 use crate::error::StoreError;
+use crate::facts::read::file_log_event;
 use crate::types::{LogEventsReceipt, UnreadableSpan};
 use rusqlite::{params, Connection};
 use spanlens_core::otlp::logs::LogEvent;
-use spanlens_core::{Event, SpanId, TraceId};
+use spanlens_core::{Event, TraceId};
 use std::collections::HashMap;
 
 fn db(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -125,22 +126,7 @@ pub fn of_trace(
     while let Some(row) = rows.next().map_err(&e)? {
         let id: Vec<u8> = row.get(0).map_err(&e)?;
         let text: String = row.get(1).map_err(&e)?;
-        let Ok(id) = <[u8; 8]>::try_from(&id[..]) else {
-            unreadable.push(UnreadableSpan {
-                span_id: None,
-                trace_id: trace_id.to_hex(),
-                reason: format!("a stored log event names a span id of {} bytes", id.len()),
-            });
-            continue;
-        };
-        match serde_json::from_str::<Event>(&text) {
-            Ok(ev) => out.entry(id).or_default().push(ev),
-            Err(x) => unreadable.push(UnreadableSpan {
-                span_id: Some(SpanId(id).to_hex()),
-                trace_id: trace_id.to_hex(),
-                reason: format!("a stored log event of this span does not decode: {x}"),
-            }),
-        }
+        file_log_event(&mut out, unreadable, trace_id, &id, &text);
     }
     Ok(out)
 }

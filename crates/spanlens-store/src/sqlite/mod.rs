@@ -3,20 +3,20 @@
 
 mod calls;
 mod checkpoint;
-mod chunk;
 mod contract;
 mod log_events;
-mod prepare;
 mod query;
 mod rollups;
 mod schema;
 mod scores;
 mod state;
-mod summary;
 mod writer;
 
+// The backend-neutral parts, under the names the SQLite modules use.
+use crate::facts::read::project_name;
+use crate::facts::{chunk, prepare, summary};
+
 use crate::error::StoreError;
-use crate::types::DEFAULT_PROJECT;
 use checkpoint::CheckpointShared;
 use prepare::PreparedSpan;
 use rusqlite::{Connection, OpenFlags};
@@ -392,16 +392,6 @@ pub(crate) fn sqlite_error(op: &'static str, err: &rusqlite::Error) -> StoreErro
     }
 }
 
-/// The project a batch is stored under: trimmed, and `default` when empty.
-fn project_name(project: &str) -> String {
-    let p = project.trim();
-    if p.is_empty() {
-        DEFAULT_PROJECT.to_string()
-    } else {
-        p.to_string()
-    }
-}
-
 #[derive(Default)]
 struct PoolState {
     idle: Vec<Connection>,
@@ -504,11 +494,8 @@ fn chunk_by_trace(
         let mut framer = chunk::Framer::new();
         for &i in group {
             let span = &mut spans[i];
-            if span.project.as_deref() != Some(project) {
-                span.project = Some(project.to_string());
-            }
-            // Which span of a call is counted is the store's to decide (`calls.rs`), on reading.
-            span.duplicate_of = None;
+            // Which span of a call is counted is the store's to decide (`calls.rs`).
+            prepare::own(span, project);
             framer.push(&span.span_id.0, |buf| prepare::write_body(span, buf))?;
         }
         chunks.push(framer.finish(traces[group[0]]));

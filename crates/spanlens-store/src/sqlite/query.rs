@@ -2,15 +2,19 @@
 //! read-only connection (metrics are in `rollups.rs`).
 
 use super::chunk;
-use super::prepare::{parse_status, status_str, to_i64};
+use super::prepare::{status_str, to_i64};
 use super::project_name;
 use super::schema::facet;
 use crate::cursor::{SessionCursor, SortKey, TraceCursor};
 use crate::error::StoreError;
+use crate::facts::read::{
+    check_limit, no_body, session_page, sort_column, sort_is_numeric, sort_sessions, trace_page,
+    undecodable, Bodies, StoredSummary, StoredTrace,
+};
+use crate::facts::summary::SummaryNumbers;
 use crate::types::{
-    ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder, SpanScan,
-    TraceDetail, TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable,
-    UnreadableSpan, MAX_PAGE_SIZE,
+    ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceDetail,
+    TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable, UnreadableSpan,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -53,15 +57,6 @@ impl Sql {
     }
 }
 
-fn check_limit(limit: u32) -> Result<usize, StoreError> {
-    if limit == 0 || limit > MAX_PAGE_SIZE {
-        return Err(StoreError::InvalidQuery(format!(
-            "limit {limit} is outside 1..={MAX_PAGE_SIZE}"
-        )));
-    }
-    Ok(limit as usize)
-}
-
 /// The id of a project, or `None` when it has never received a span.
 pub(super) fn project_id(conn: &Connection, project: &str) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached("SELECT id FROM projects WHERE name = ?1")
@@ -69,9 +64,9 @@ pub(super) fn project_id(conn: &Connection, project: &str) -> Result<Option<i64>
         .map_err(db("looking up the project"))
 }
 
-const SUMMARY_COLS: &str = "trace_id, name, start_ns, end_ns, duration_ns, status, span_count, \
-     error_count, input_tokens, output_tokens, total_tokens, cost_nano, user_id, session_id, tags, \
-     root_span_id, service, unpriced_count";
+const SUMMARY_COLS: &str = "trace_id, name, status, start_ns, end_ns, duration_ns, span_count, \
+     error_count, input_tokens, output_tokens, total_tokens, cost_nano, unpriced_count, user_id, \
+     session_id, tags, root_span_id, service";
 
 /// Columns in `SUMMARY_COLS`, so a query may select more after them.
 const SUMMARY_COL_COUNT: usize = 18;
@@ -85,73 +80,25 @@ fn corrupt(reason: impl Into<String>) -> StoreError {
 
 fn read_summary(row: &Row<'_>, project: &str) -> Result<TraceSummary, StoreError> {
     let e = db("reading a trace summary");
-    let tid_bytes = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(&e)?;
-    let trace_id =
-        TraceId::from_bytes(tid_bytes).map_err(|err| corrupt(format!("bad trace id: {err}")))?;
-    let root_span_id = match row
-        .get_ref(15)
-        .and_then(|v| Ok(v.as_blob_or_null()?))
-        .map_err(&e)?
-    {
-        Some(b) => {
-            Some(SpanId::from_bytes(b).map_err(|err| corrupt(format!("bad root span id: {err}")))?)
-        }
-        None => None,
-    };
-    let tags_text: String = row.get(14).map_err(&e)?;
+    let tags_text: String = row.get(15).map_err(&e)?;
     let tags: Vec<String> =
         serde_json::from_str(&tags_text).map_err(|err| corrupt(format!("bad tags: {err}")))?;
-    let user: String = row.get(12).map_err(&e)?;
-    let session: String = row.get(13).map_err(&e)?;
-    let status: String = row.get(5).map_err(&e)?;
-    Ok(TraceSummary {
-        trace_id,
-        project: project.to_string(),
+    let mut numbers = [0i64; 10];
+    for (k, v) in numbers.iter_mut().enumerate() {
+        *v = row.get(3 + k).map_err(&e)?;
+    }
+    StoredSummary {
+        trace_id: row.get(0).map_err(&e)?,
         name: row.get(1).map_err(&e)?,
-        start_time: Timestamp(nonneg(row.get(2).map_err(&e)?)),
-        end_time: Timestamp(nonneg(row.get(3).map_err(&e)?)),
-        duration_ns: nonneg(row.get(4).map_err(&e)?),
-        status: parse_status(&status),
-        span_count: nonneg(row.get(6).map_err(&e)?),
-        error_count: nonneg(row.get(7).map_err(&e)?),
-        input_tokens: nonneg(row.get(8).map_err(&e)?),
-        output_tokens: nonneg(row.get(9).map_err(&e)?),
-        total_tokens: nonneg(row.get(10).map_err(&e)?),
-        total_cost: NanoUsd(row.get(11).map_err(&e)?),
-        user_id: Some(user).filter(|u| !u.is_empty()),
-        session_id: Some(session).filter(|s| !s.is_empty()),
+        status: row.get(2).map_err(&e)?,
+        numbers: SummaryNumbers::from_order(numbers),
+        user_id: row.get(13).map_err(&e)?,
+        session_id: row.get(14).map_err(&e)?,
         tags,
-        root_span_id,
-        service: row.get(16).map_err(&e)?,
-        unpriced_span_count: nonneg(row.get(17).map_err(&e)?),
-    })
-}
-
-fn sort_column(field: SortField) -> &'static str {
-    match field {
-        SortField::StartTime => "start_ns",
-        SortField::Duration => "duration_ns",
-        SortField::Cost => "cost_nano",
-        SortField::Tokens => "total_tokens",
-        SortField::SpanCount => "span_count",
-        SortField::Name => "name",
-        SortField::Status => "status",
-        SortField::User => "user_id",
+        root_span_id: row.get(16).map_err(&e)?,
+        service: row.get(17).map_err(&e)?,
     }
-}
-
-/// The sort key of a row, exactly as stored, for the next page's cursor.
-fn sort_key(field: SortField, s: &TraceSummary) -> SortKey {
-    match field {
-        SortField::StartTime => SortKey::Int(to_i64(s.start_time.0)),
-        SortField::Duration => SortKey::Int(to_i64(s.duration_ns)),
-        SortField::Cost => SortKey::Int(s.total_cost.0),
-        SortField::Tokens => SortKey::Int(to_i64(s.total_tokens)),
-        SortField::SpanCount => SortKey::Int(to_i64(s.span_count)),
-        SortField::Name => SortKey::Text(s.name.clone()),
-        SortField::Status => SortKey::Text(status_str(s.status).to_string()),
-        SortField::User => SortKey::Text(s.user_id.clone().unwrap_or_default()),
-    }
+    .into_summary(project, "traces")
 }
 
 fn facet_filter(sql: &mut Sql, code: i64, value: &str) {
@@ -294,15 +241,7 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
         SortOrder::Asc => ("ASC", ">"),
     };
     if let Some(c) = cursor {
-        let numeric = matches!(
-            q.sort,
-            SortField::StartTime
-                | SortField::Duration
-                | SortField::Cost
-                | SortField::Tokens
-                | SortField::SpanCount
-        );
-        let key = match (c.key, numeric) {
+        let key = match (c.key, sort_is_numeric(q.sort)) {
             (SortKey::Int(i), true) => Value::Integer(i),
             (SortKey::Text(s), false) => Value::Text(s),
             _ => {
@@ -330,31 +269,8 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
             items.push(read_summary(row, &project)?);
         }
     }
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|last| {
-            TraceCursor {
-                sort: q.sort,
-                order: q.order,
-                key: sort_key(q.sort, last),
-                trace_id: last.trace_id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(trace_page(items, limit, q))
 }
-
-/// A trace's summary, the stored JSON of its spans in start order, and the spans whose body
-/// could not be found or decompressed.
-type TraceBodies = (
-    TraceSummary,
-    Vec<([u8; 8], String)>,
-    Vec<UnreadableSpan>,
-    HashMap<[u8; 8], [u8; 8]>,
-);
 
 /// A trace's summary and its spans' stored JSON, in start order. A span whose body is missing
 /// or sits in a damaged chunk is reported, not a reason to fail the whole trace.
@@ -362,7 +278,7 @@ fn read_trace(
     conn: &Connection,
     project: &str,
     trace_id: TraceId,
-) -> Result<Option<TraceBodies>, StoreError> {
+) -> Result<Option<StoredTrace>, StoreError> {
     let Some(pid) = project_id(conn, project)? else {
         return Ok(None);
     };
@@ -421,80 +337,24 @@ fn read_trace(
         let mut st = tx.prepare_cached(CHUNKS_OF_TRACE).map_err(&e)?;
         read_bodies(&mut st, trace_ref, &e, &mut bodies)?
     };
-    let mut spans = Vec::with_capacity(order.len());
     let mut unreadable = Vec::new();
     // Same snapshot as the spans: an event stored with its span is seen with it.
-    let mut events = super::log_events::of_trace(&tx, pid, trace_id, &mut unreadable)?;
-    for id in order {
-        match bodies.remove(&id) {
-            Some(text) => {
-                let text = match events.remove(&id) {
-                    Some(evs) => with_log_events(text, evs),
-                    None => text,
-                };
-                spans.push((id, text))
-            }
-            None => unreadable.push(no_body(trace_id, id, damaged.as_deref())),
-        }
-    }
+    let events = super::log_events::of_trace(&tx, pid, trace_id, &mut unreadable)?;
     // The spans that recorded a call another span is counted for (`calls.rs`).
     let duplicates = super::calls::duplicates_of(&tx, trace_ref)
         .map_err(db("reading a trace's duplicate calls"))?
         .into_iter()
         .collect();
     tx.finish().map_err(db("reading a trace"))?;
-    Ok(Some((summary, spans, unreadable, duplicates)))
-}
-
-/// A stored body with `"duplicate_of"` set, spliced in as the first member. Stored bodies never
-/// carry the field (the store clears it before writing), so the member is not repeated.
-fn with_duplicate_of(text: String, of: &[u8; 8]) -> String {
-    let Some(rest) = text.strip_prefix('{') else {
-        return text;
+    let bodies = Bodies {
+        order,
+        text: bodies,
+        damaged,
     };
-    let sep = if rest.trim_start().starts_with('}') {
-        ""
-    } else {
-        ","
-    };
-    format!("{{\"duplicate_of\":\"{}\"{sep}{rest}", SpanId(*of).to_hex())
+    Ok(Some(StoredTrace::assemble(
+        summary, bodies, events, unreadable, duplicates,
+    )))
 }
-
-/// A stored span's JSON with the GenAI events that arrived for it as log records merged in
-/// (`spanlens_core::conventions::merge_log_events`). A body that does not decode is left as it
-/// is, for the caller to report.
-fn with_log_events(text: String, events: Vec<spanlens_core::Event>) -> String {
-    let Ok(mut span) = serde_json::from_str::<Span>(&text) else {
-        return text;
-    };
-    spanlens_core::conventions::merge_log_events(&mut span, events);
-    serde_json::to_string(&span).unwrap_or(text)
-}
-
-/// A span whose row exists but whose body was not found (`damaged`: why a chunk of its trace
-/// could not be read, the likely cause).
-fn no_body(trace_id: TraceId, id: [u8; 8], damaged: Option<&str>) -> UnreadableSpan {
-    UnreadableSpan {
-        span_id: Some(SpanId(id).to_hex()),
-        trace_id: trace_id.to_hex(),
-        reason: match damaged {
-            Some(why) => format!("its body is in a damaged chunk ({why})"),
-            None => "its body is missing".into(),
-        },
-    }
-}
-
-/// A span whose stored body does not decode.
-fn undecodable(trace_id: TraceId, id: [u8; 8], e: &serde_json::Error) -> UnreadableSpan {
-    UnreadableSpan {
-        span_id: Some(SpanId(id).to_hex()),
-        trace_id: trace_id.to_hex(),
-        reason: format!("its stored body does not decode: {e}"),
-    }
-}
-
-/// Spans per decoding thread below which a trace is decoded on the calling thread.
-const PARALLEL_DECODE_MIN: usize = 2_000;
 
 /// A trace with its spans decoded; large traces are decoded on several threads.
 pub fn get_trace(
@@ -502,64 +362,9 @@ pub fn get_trace(
     project: &str,
     trace_id: TraceId,
 ) -> Result<Option<TraceDetail>, StoreError> {
-    let Some((summary, bodies, mut unreadable, duplicates)) = read_trace(conn, project, trace_id)?
-    else {
-        return Ok(None);
-    };
-    /// Each body decoded, or why it could not be.
-    type Decoded = Vec<Result<Span, UnreadableSpan>>;
-    let decode = |chunk: &[([u8; 8], String)]| -> Decoded {
-        chunk
-            .iter()
-            .map(|(id, text)| {
-                serde_json::from_str::<Span>(text).map_err(|e| undecodable(trace_id, *id, &e))
-            })
-            .collect()
-    };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(bodies.len() / PARALLEL_DECODE_MIN)
-        .max(1);
-    let decoded = if threads == 1 {
-        decode(&bodies)
-    } else {
-        let per = bodies.len().div_ceil(threads);
-        let parts: Vec<Result<Decoded, StoreError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = bodies
-                .chunks(per)
-                .map(|chunk| scope.spawn(move || decode(chunk)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().map_err(|_| {
-                        StoreError::database("reading spans", "decode thread panicked")
-                    })
-                })
-                .collect()
-        });
-        let mut all = Vec::with_capacity(bodies.len());
-        for p in parts {
-            all.extend(p?);
-        }
-        all
-    };
-    let mut spans = Vec::with_capacity(decoded.len());
-    for d in decoded {
-        match d {
-            Ok(mut s) => {
-                s.duplicate_of = duplicates.get(&s.span_id.0).copied().map(SpanId);
-                spans.push(s)
-            }
-            Err(u) => unreadable.push(u),
-        }
-    }
-    Ok(Some(TraceDetail {
-        summary,
-        spans,
-        unreadable,
-    }))
+    read_trace(conn, project, trace_id)?
+        .map(StoredTrace::decode)
+        .transpose()
 }
 
 /// A trace with its spans as stored JSON. Each body is checked to be well-formed JSON (a
@@ -569,26 +374,7 @@ pub fn get_trace_json(
     project: &str,
     trace_id: TraceId,
 ) -> Result<Option<TraceDetailJson>, StoreError> {
-    let Some((summary, bodies, mut unreadable, duplicates)) = read_trace(conn, project, trace_id)?
-    else {
-        return Ok(None);
-    };
-    let mut spans = Vec::with_capacity(bodies.len());
-    for (id, text) in bodies {
-        // Syntax only, without building anything: ~2 GB/s, a few ms for a 10,000-span trace.
-        match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
-            Ok(_) => spans.push(match duplicates.get(&id) {
-                Some(of) => with_duplicate_of(text, of),
-                None => text,
-            }),
-            Err(e) => unreadable.push(undecodable(trace_id, id, &e)),
-        }
-    }
-    Ok(Some(TraceDetailJson {
-        summary,
-        spans,
-        unreadable,
-    }))
+    Ok(read_trace(conn, project, trace_id)?.map(StoredTrace::into_json))
 }
 
 /// The trace columns a session is summed from, in [`SessionAcc::add`]'s order.
@@ -829,25 +615,8 @@ fn list_sessions_with(
         }
     }
     tx.finish().map_err(&e)?;
-    found.sort_by(|a, b| {
-        b.last_time
-            .cmp(&a.last_time)
-            .then_with(|| b.session_id.cmp(&a.session_id))
-    });
-    let mut items = found;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|s| {
-            SessionCursor {
-                last_ns: to_i64(s.last_time.0),
-                session_id: s.session_id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    sort_sessions(&mut found);
+    Ok(session_page(found, limit))
 }
 
 /// A session's rollup and its traces (oldest first, at most `MAX_SESSION_TRACES`).

@@ -8,17 +8,8 @@ use std::path::Path;
 /// `PRAGMA application_id` of a Spanlens database ("SPLN"), so another program's file is refused.
 pub const APPLICATION_ID: i64 = 0x5350_4C4E;
 
-/// Facet codes of `trace_facets.facet`: span-level values a trace is filtered by.
-pub mod facet {
-    /// A span kind present in the trace.
-    pub const KIND: i64 = 1;
-    /// A request or response model used in the trace.
-    pub const MODEL: i64 = 2;
-    /// A provider called in the trace.
-    pub const PROVIDER: i64 = 3;
-    /// A tag of any span of the trace.
-    pub const TAG: i64 = 4;
-}
+/// Facet codes of `trace_facets.facet` (the trace summary state names them).
+pub use crate::facts::summary::facet;
 
 /// What a migration's Rust step reports while it works through a large database.
 type Progress<'a> = &'a mut dyn FnMut(BuildProgress);

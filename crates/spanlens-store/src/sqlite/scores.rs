@@ -5,44 +5,15 @@ use super::prepare::to_i64;
 use super::project_name;
 use super::schema::now_ns;
 use crate::error::StoreError;
+use crate::facts::scores::{parse_source, parse_type, score_limit, type_str};
 use crate::types::{ScoreQuery, ScoreTrendRow};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
-use spanlens_core::evals::{Score, ScoreSource, ScoreType};
+use spanlens_core::evals::{Score, ScoreSource};
 use spanlens_core::{SpanId, Timestamp, TraceId};
 
 fn db(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::database(what, e)
-}
-
-fn type_str(t: ScoreType) -> &'static str {
-    match t {
-        ScoreType::Numeric => "numeric",
-        ScoreType::Categorical => "categorical",
-        ScoreType::Boolean => "boolean",
-    }
-}
-
-fn parse_type(s: &str) -> Result<ScoreType, StoreError> {
-    match s {
-        "numeric" => Ok(ScoreType::Numeric),
-        "categorical" => Ok(ScoreType::Categorical),
-        "boolean" => Ok(ScoreType::Boolean),
-        other => Err(StoreError::Corrupt {
-            table: "scores",
-            reason: format!("unknown data_type {other:?}"),
-        }),
-    }
-}
-
-fn parse_source(s: &str) -> ScoreSource {
-    match s {
-        "rule" => ScoreSource::Rule,
-        "llm" => ScoreSource::Llm,
-        "human" => ScoreSource::Human,
-        "otel_event" => ScoreSource::OtelEvent,
-        _ => ScoreSource::Api,
-    }
 }
 
 /// Validates and inserts `scores` in one transaction. A score from a GenAI event
@@ -128,12 +99,7 @@ pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec
 
 /// Scores matching the query, newest first.
 pub fn list(conn: &Connection, q: &ScoreQuery) -> Result<Vec<Score>, StoreError> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(StoreError::InvalidQuery(format!(
-            "limit {limit} is outside 1..=1000"
-        )));
-    }
+    let limit = score_limit(q)?;
     let Some(pid) = super::query::project_id(conn, &project_name(&q.project))? else {
         return Ok(Vec::new());
     };

@@ -5,10 +5,11 @@
 use super::calls;
 use super::checkpoint::{self, CheckpointShared};
 use super::chunk::Chunk;
-use super::prepare::{straddles, to_i64, PreparedSpan};
+use super::prepare::{straddles, PreparedSpan};
 use super::rollups::{self, OwnedStats, STATS_COLS};
 use super::schema::now_ns;
 use super::summary::{SpanFacts, TraceState};
+use crate::queue::gather;
 use crate::rollup::delta::{Delta, RowKey};
 use crate::rollup::metrics::Family;
 use crate::rollup::retries::{RetryFacts, RetryRow};
@@ -161,17 +162,12 @@ impl Writer {
             // Take the write lock first, then drain: whatever queued up while we waited for it
             // (or for the previous commit) rides along in this transaction.
             let begin = self.conn.execute_batch("BEGIN IMMEDIATE");
-            let mut queued = first.rows.len();
-            let mut jobs = vec![first];
-            while queued < self.max_txn_spans {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        queued += job.rows.len();
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let (jobs, queued) = gather(
+                first,
+                self.max_txn_spans,
+                |j| j.rows.len(),
+                || rx.try_recv().ok(),
+            );
             let outcome = begin.and_then(|()| self.apply_and_commit(&jobs));
             match outcome {
                 Ok((counts, garbage)) => self.finish(jobs, counts, queued, garbage),
@@ -721,6 +717,7 @@ impl Writer {
         state: &TraceState,
     ) -> rusqlite::Result<()> {
         let s = state.summary(&tid);
+        let n = state.numbers();
         let state_json = serde_json::to_string(state).unwrap_or_default();
         let sql = if t.is_new {
             "INSERT INTO traces (id, project_id, trace_id, name, start_ns, end_ns, duration_ns, \
@@ -740,16 +737,16 @@ impl Writer {
             pid,
             &tid[..],
             s.name,
-            state.start_ns,
-            state.end_ns,
-            state.end_ns.saturating_sub(state.start_ns).max(0),
+            n.start_ns,
+            n.end_ns,
+            n.duration_ns,
             s.status,
-            to_i64(state.span_count),
-            to_i64(state.error_count),
-            to_i64(state.input_tokens),
-            to_i64(state.output_tokens),
-            to_i64(state.total_tokens),
-            state.cost_nano,
+            n.span_count,
+            n.error_count,
+            n.input_tokens,
+            n.output_tokens,
+            n.total_tokens,
+            n.cost_nano,
             s.user_id,
             s.session_id,
             s.root_span_id.as_ref().map(|r| &r[..]),
@@ -757,7 +754,7 @@ impl Writer {
             s.tags_json,
             s.search,
             state_json,
-            to_i64(state.unpriced_count),
+            n.unpriced_count,
         ])?;
         Ok(())
     }

@@ -5,6 +5,19 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// Codes of the span-level values a trace is filtered by (its facets): kind, model, provider,
+/// tag. SQLite stores them in `trace_facets.facet`.
+pub mod facet {
+    /// A span kind present in the trace.
+    pub const KIND: i64 = 1;
+    /// A request or response model used in the trace.
+    pub const MODEL: i64 = 2;
+    /// A provider called in the trace.
+    pub const PROVIDER: i64 = 3;
+    /// A tag of any span of the trace.
+    pub const TAG: i64 = 4;
+}
+
 /// Most distinct span names kept for a trace's text search.
 const MAX_SEARCH_NAMES: usize = 64;
 /// Longest search text kept per trace, in bytes.
@@ -137,6 +150,58 @@ pub struct SummaryRow {
     pub tags_json: String,
 }
 
+/// The numbers of a trace's summary row, as stored (signed, clamped), in the order backends
+/// select them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SummaryNumbers {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub duration_ns: i64,
+    pub span_count: i64,
+    pub error_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
+    pub cost_nano: i64,
+    pub unpriced_count: i64,
+}
+
+impl SummaryNumbers {
+    /// The numbers read in the order of the fields.
+    pub fn from_order(v: [i64; 10]) -> SummaryNumbers {
+        let [start_ns, end_ns, duration_ns, span_count, error_count, input_tokens, output_tokens, total_tokens, cost_nano, unpriced_count] =
+            v;
+        SummaryNumbers {
+            start_ns,
+            end_ns,
+            duration_ns,
+            span_count,
+            error_count,
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            cost_nano,
+            unpriced_count,
+        }
+    }
+
+    /// The numbers in the order of the fields.
+    pub fn in_order(&self) -> [i64; 10] {
+        [
+            self.start_ns,
+            self.end_ns,
+            self.duration_ns,
+            self.span_count,
+            self.error_count,
+            self.input_tokens,
+            self.output_tokens,
+            self.total_tokens,
+            self.cost_nano,
+            self.unpriced_count,
+        ]
+    }
+}
+
 /// For serde: a zero count is left out of the stored state.
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -157,7 +222,6 @@ fn insert_new(set: &mut BTreeSet<String>, v: &str) -> bool {
 impl TraceState {
     /// Folds one span in; returns the facet values the trace did not have before.
     pub fn add(&mut self, f: &SpanFacts<'_>, new_facets: &mut Vec<NewFacet>) {
-        use super::schema::facet;
         if self.span_count == 0 {
             self.start_ns = f.start;
             self.end_ns = f.start;
@@ -214,9 +278,25 @@ impl TraceState {
         }
     }
 
+    /// The numbers of the trace's summary row.
+    pub fn numbers(&self) -> SummaryNumbers {
+        let to_i64 = super::prepare::to_i64;
+        SummaryNumbers {
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            duration_ns: self.end_ns.saturating_sub(self.start_ns).max(0),
+            span_count: to_i64(self.span_count),
+            error_count: to_i64(self.error_count),
+            input_tokens: to_i64(self.input_tokens),
+            output_tokens: to_i64(self.output_tokens),
+            total_tokens: to_i64(self.total_tokens),
+            cost_nano: self.cost_nano,
+            unpriced_count: to_i64(self.unpriced_count),
+        }
+    }
+
     /// Every facet value of the trace, for rebuilding its facet rows.
     pub fn all_facets(&self) -> Vec<NewFacet> {
-        use super::schema::facet;
         let mut out = Vec::new();
         for (code, set) in [
             (facet::KIND, &self.kinds),
@@ -363,10 +443,7 @@ mod tests {
         let mut st = TraceState::default();
         let mut nf = Vec::new();
         st.add(&facts(9, false, "x", 1, Some("u")), &mut nf);
-        assert_eq!(
-            nf,
-            vec![(super::super::schema::facet::KIND, "span".to_string())]
-        );
+        assert_eq!(nf, vec![(facet::KIND, "span".to_string())]);
         let json = serde_json::to_string(&st).unwrap();
         let back: TraceState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, st);

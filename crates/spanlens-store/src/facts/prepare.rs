@@ -143,6 +143,16 @@ pub fn write_body(span: &Span, out: &mut Vec<u8>) -> Result<(), StoreError> {
     })
 }
 
+/// Makes `span` the copy a store keeps: of `project` (the batch's project overrides the
+/// span's), and without `duplicate_of`, which the store decides itself on reading (the same
+/// provider call recorded by two spans is counted once).
+pub fn own(span: &mut Span, project: &str) {
+    if span.project.as_deref() != Some(project) {
+        span.project = Some(project.to_string());
+    }
+    span.duplicate_of = None;
+}
+
 /// Flattens `span` into the typed columns of its row (its body is written by [`write_body`]).
 pub fn prepare(mut span: Span) -> PreparedSpan {
     let call = Call::of(&span).map(Box::new);

@@ -1,0 +1,533 @@
+//! The read side on PostgreSQL: the trace list from the summary rows, one trace from its span
+//! rows, sessions summed from the summaries, and the span scans.
+
+use super::db;
+use super::side::{find_project, log_events_of};
+use super::sql::Sql;
+use crate::cursor::{SessionCursor, SortKey, TraceCursor};
+use crate::error::StoreError;
+use crate::facts::chunk::ChunkReader;
+use crate::facts::prepare::{status_str, to_i64};
+use crate::facts::read::{
+    check_limit, no_body, session_page, sort_column, sort_is_numeric, sort_sessions, trace_page,
+    undecodable, Bodies, StoredSummary, StoredTrace,
+};
+use crate::facts::summary::SummaryNumbers;
+use crate::store::ScanSender;
+use crate::types::{
+    ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceFilter,
+    TraceOutcomes, TraceSummary, Unreadable,
+};
+use spanlens_core::{NanoUsd, Span, Timestamp, TraceId};
+use tokio_postgres::{GenericClient, IsolationLevel, Row};
+
+/// Most traces returned with one session, so a runaway session cannot exhaust memory.
+const MAX_SESSION_TRACES: i64 = 10_000;
+
+const SUMMARY_COLS: &str = "trace_id, name, status, start_ns, end_ns, duration_ns, span_count, \
+     error_count, input_tokens, output_tokens, total_tokens, cost_nano, unpriced_count, user_id, \
+     session_id, tags, root_span_id, service";
+
+fn read_summary(r: &Row, project: &str) -> Result<TraceSummary, StoreError> {
+    StoredSummary {
+        trace_id: r.get(0),
+        name: r.get(1),
+        status: r.get(2),
+        numbers: SummaryNumbers::from_order(std::array::from_fn(|k| r.get(3 + k))),
+        user_id: r.get(13),
+        session_id: r.get(14),
+        tags: r.get(15),
+        root_span_id: r.get(16),
+        service: r.get(17),
+    }
+    .into_summary(project, "traces")
+}
+
+/// Appends the filter's conditions to a `WHERE` clause on `traces` (project already bound).
+/// Without `with_outcome` the status and recovered conditions are left out.
+fn filter_conditions(sql: &mut Sql, f: &TraceFilter, with_outcome: bool) {
+    sql.started_in(f.from, f.to);
+    if let Some(n) = &f.name {
+        sql.and("name = ?", n.clone());
+    }
+    if let (Some(s), true) = (f.status, with_outcome) {
+        sql.and("status = ?", status_str(s).to_string());
+    }
+    if f.recovered && with_outcome {
+        sql.push(" AND status <> 'error' AND error_count > 0");
+    }
+    if let Some(u) = &f.user_id {
+        sql.and("user_id = ?", u.clone());
+    }
+    if let Some(s) = &f.session_id {
+        sql.and("session_id = ?", s.clone());
+    }
+    if let Some(d) = f.min_duration_ns {
+        sql.and("duration_ns >= ?", to_i64(d));
+    }
+    if let Some(d) = f.max_duration_ns {
+        sql.and("duration_ns <= ?", to_i64(d));
+    }
+    if let Some(c) = f.min_cost {
+        sql.and("cost_nano >= ?", c.0);
+    }
+    if let Some(c) = f.max_cost {
+        sql.and("cost_nano <= ?", c.0);
+    }
+    if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        sql.and("strpos(search, ?) > 0", t.to_lowercase());
+    }
+    // Span-level values: the trace's sets, each with a GIN index.
+    let sets = [
+        ("kinds", f.kind.map(|k| vec![k.as_str().to_string()])),
+        ("models", f.model.clone().map(|m| vec![m])),
+        ("providers", f.provider.clone().map(|p| vec![p])),
+        ("tags", Some(f.tags.clone()).filter(|t| !t.is_empty())),
+    ];
+    for (column, values) in sets {
+        if let Some(v) = values {
+            sql.and(&format!("{column} @> ?::TEXT[]"), v);
+        }
+    }
+    if let Some(sf) = &f.score {
+        let name = sql.bind(sf.name.clone());
+        sql.push(&format!(
+            " AND EXISTS (SELECT 1 FROM scores s WHERE s.project_id = traces.project_id \
+             AND s.trace_id = traces.trace_id AND s.name = {name}"
+        ));
+        if let Some(min) = sf.min {
+            sql.and("s.value >= ?", min);
+        }
+        if let Some(max) = sf.max {
+            sql.and("s.value <= ?", max);
+        }
+        if let Some(label) = &sf.label {
+            sql.and("s.label = ?", label.clone());
+        }
+        sql.push(")");
+    }
+}
+
+/// `… FROM traces WHERE project_id = $1` and the filter, or `None` for an unknown project.
+async fn traces_where(
+    client: &impl GenericClient,
+    select: &str,
+    project: &str,
+    f: &TraceFilter,
+    with_outcome: bool,
+) -> Result<Option<Sql>, StoreError> {
+    let Some(pid) = find_project(client, project).await? else {
+        return Ok(None);
+    };
+    let mut sql = Sql::new(format!("SELECT {select} FROM traces WHERE project_id = "));
+    let p = sql.bind(pid);
+    sql.push(&p);
+    filter_conditions(&mut sql, f, with_outcome);
+    Ok(Some(sql))
+}
+
+/// How the traces matching a query's filters ended.
+pub async fn trace_outcomes(
+    client: &impl GenericClient,
+    q: &ListQuery,
+) -> Result<TraceOutcomes, StoreError> {
+    let project = crate::facts::read::project_name(&q.project);
+    let Some(sql) = traces_where(
+        client,
+        "count(*), count(*) FILTER (WHERE status = 'error'), \
+         count(*) FILTER (WHERE status <> 'error' AND error_count > 0)",
+        &project,
+        &q.filter,
+        false,
+    )
+    .await?
+    else {
+        return Ok(TraceOutcomes::default());
+    };
+    let rows = sql.rows(client, "counting trace outcomes").await?;
+    let Some(r) = rows.first() else {
+        return Ok(TraceOutcomes::default());
+    };
+    let n = |i: usize| u64::try_from(r.get::<_, i64>(i)).unwrap_or(0);
+    Ok(TraceOutcomes {
+        traces: n(0),
+        failed: n(1),
+        recovered: n(2),
+    })
+}
+
+/// One page of the trace list (keyset pagination on the sort column and the trace id).
+pub async fn list_traces(
+    client: &impl GenericClient,
+    q: &ListQuery,
+) -> Result<Page<TraceSummary>, StoreError> {
+    let limit = check_limit(q.limit)?;
+    let cursor = match q.cursor.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => Some(TraceCursor::decode(c, q.sort, q.order)?),
+        _ => None,
+    };
+    let project = crate::facts::read::project_name(&q.project);
+    let Some(mut sql) = traces_where(client, SUMMARY_COLS, &project, &q.filter, true).await? else {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    let col = sort_column(q.sort);
+    let (dir, op) = match q.order {
+        SortOrder::Desc => ("DESC", "<"),
+        SortOrder::Asc => ("ASC", ">"),
+    };
+    if let Some(c) = cursor {
+        let k = match (c.key, sort_is_numeric(q.sort)) {
+            (SortKey::Int(i), true) => sql.bind(i),
+            (SortKey::Text(s), false) => sql.bind(s),
+            _ => {
+                return Err(StoreError::InvalidCursor(
+                    "cursor key does not match the sort column".into(),
+                ))
+            }
+        };
+        let t = sql.bind(c.trace_id.0.to_vec());
+        sql.push(&format!(" AND ({col}, trace_id) {op} ({k}, {t})"));
+    }
+    sql.page(&format!("{col} {dir}, trace_id {dir}"), limit);
+    let rows = sql.rows(client, "listing traces").await?;
+    let items = rows
+        .iter()
+        .map(|r| read_summary(r, &project))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(trace_page(items, limit, q))
+}
+
+/// A read-only transaction that reads one snapshot throughout.
+async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(db("starting a read"))
+}
+
+/// A trace's summary and its spans' stored JSON in start order, in one snapshot.
+pub async fn read_trace(
+    client: &mut deadpool_postgres::Object,
+    project: &str,
+    trace_id: TraceId,
+) -> Result<Option<StoredTrace>, StoreError> {
+    let e = db("reading a trace");
+    let tx = snapshot(client).await?;
+    let Some(pid) = find_project(&*tx, project).await? else {
+        return Ok(None);
+    };
+    let tid = trace_id.0.to_vec();
+    let Some(row) = tx
+        .query_opt(
+            &format!("SELECT {SUMMARY_COLS} FROM traces WHERE project_id = $1 AND trace_id = $2"),
+            &[&pid, &tid],
+        )
+        .await
+        .map_err(&e)?
+    else {
+        return Ok(None);
+    };
+    let summary = read_summary(&row, project)?;
+    let rows = tx
+        .query(
+            "SELECT span_id, body_codec, body FROM spans WHERE project_id = $1 AND trace_id = $2 \
+             ORDER BY start_ns, span_id",
+            &[&pid, &tid],
+        )
+        .await
+        .map_err(db("reading spans"))?;
+    let mut bodies = Bodies::default();
+    let mut reader = ChunkReader::new();
+    for r in &rows {
+        let id: Vec<u8> = r.get(0);
+        let Ok(id) = <[u8; 8]>::try_from(id.as_slice()) else {
+            return Err(StoreError::Corrupt {
+                table: "spans",
+                reason: format!("span id of {} bytes", id.len()),
+            });
+        };
+        bodies.order.push(id);
+        let codec: i16 = r.get(1);
+        let read = reader.for_each(i64::from(codec), r.get(2), &mut |_, text| {
+            bodies.text.insert(id, text.to_string());
+            Ok(())
+        });
+        if let Err(why) = read {
+            bodies.damaged = Some(why.to_string());
+        }
+    }
+    let mut unreadable = Vec::new();
+    let events = log_events_of(&*tx, pid, trace_id, &mut unreadable).await?;
+    let duplicates = tx
+        .query(
+            "SELECT span_id, duplicate_of FROM llm_calls \
+             WHERE project_id = $1 AND trace_id = $2 AND duplicate_of IS NOT NULL",
+            &[&pid, &tid],
+        )
+        .await
+        .map_err(db("reading a trace's duplicate calls"))?
+        .iter()
+        .filter_map(|r| {
+            let s: Vec<u8> = r.get(0);
+            let d: Vec<u8> = r.get(1);
+            Some((s.try_into().ok()?, d.try_into().ok()?))
+        })
+        .collect();
+    tx.commit().await.map_err(&e)?;
+    Ok(Some(StoredTrace::assemble(
+        summary, bodies, events, unreadable, duplicates,
+    )))
+}
+
+/// The trace columns a session is summed from: its sums are taken in SQL as exact numerics
+/// and clamped here.
+const SESSION_SUMS: &str = "session_id, max(NULLIF(user_id, '')), count(*), \
+     sum(span_count)::TEXT, sum(error_count)::TEXT, sum(input_tokens)::TEXT, \
+     sum(output_tokens)::TEXT, sum(total_tokens)::TEXT, sum(cost_nano)::TEXT, \
+     sum(unpriced_count)::TEXT, min(start_ns), max(end_ns)";
+
+/// A session from a row of [`SESSION_SUMS`].
+fn read_session(r: &Row) -> SessionSummary {
+    let sum = |i: usize| -> i128 {
+        r.get::<_, Option<String>>(i)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0)
+    };
+    let count = |i: usize| u64::try_from(sum(i).max(0)).unwrap_or(u64::MAX);
+    let cost = sum(8);
+    SessionSummary {
+        session_id: r.get(0),
+        user_id: r.get(1),
+        trace_count: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+        span_count: count(3),
+        error_count: count(4),
+        input_tokens: count(5),
+        output_tokens: count(6),
+        total_tokens: count(7),
+        total_cost: NanoUsd(i64::try_from(cost).unwrap_or(if cost < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })),
+        unpriced_span_count: count(9),
+        first_time: Timestamp(u64::try_from(r.get::<_, i64>(10)).unwrap_or(0)),
+        last_time: Timestamp(u64::try_from(r.get::<_, i64>(11)).unwrap_or(0)),
+    }
+}
+
+/// One page of sessions, most recently active first: the traces that count (started in the
+/// range, of the user asked for) grouped by session.
+pub async fn list_sessions(
+    client: &impl GenericClient,
+    q: &SessionQuery,
+) -> Result<Page<SessionSummary>, StoreError> {
+    let limit = check_limit(q.limit)?;
+    let cursor = match q.cursor.as_deref().map(str::trim) {
+        Some(c) if !c.is_empty() => Some(SessionCursor::decode(c)?),
+        _ => None,
+    };
+    let project = crate::facts::read::project_name(&q.project);
+    let Some(pid) = find_project(client, &project).await? else {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    let mut sql = Sql::new(format!(
+        "SELECT {SESSION_SUMS} FROM traces WHERE session_id <> '' AND project_id = "
+    ));
+    let p = sql.bind(pid);
+    sql.push(&p);
+    sql.started_in(q.from, q.to);
+    if let Some(u) = &q.user_id {
+        sql.and("user_id = ?", u.clone());
+    }
+    sql.push(" GROUP BY session_id");
+    if let Some(c) = cursor {
+        let l = sql.bind(c.last_ns);
+        let s = sql.bind(c.session_id);
+        sql.push(&format!(" HAVING (max(end_ns), session_id) < ({l}, {s})"));
+    }
+    sql.page("max(end_ns) DESC, session_id DESC", limit);
+    let rows = sql.rows(client, "listing sessions").await?;
+    let mut found: Vec<SessionSummary> = rows.iter().map(read_session).collect();
+    sort_sessions(&mut found);
+    Ok(session_page(found, limit))
+}
+
+/// A session's rollup and its traces (oldest first, at most [`MAX_SESSION_TRACES`]).
+pub async fn get_session(
+    client: &mut deadpool_postgres::Object,
+    project: &str,
+    session_id: &str,
+) -> Result<Option<SessionDetail>, StoreError> {
+    if session_id.is_empty() {
+        return Ok(None);
+    }
+    let e = db("reading a session");
+    let tx = snapshot(client).await?;
+    let Some(pid) = find_project(&*tx, project).await? else {
+        return Ok(None);
+    };
+    let Some(row) = tx
+        .query_opt(
+            &format!(
+                "SELECT {SESSION_SUMS} FROM traces WHERE project_id = $1 AND session_id = $2 \
+                 GROUP BY session_id"
+            ),
+            &[&pid, &session_id],
+        )
+        .await
+        .map_err(&e)?
+    else {
+        return Ok(None);
+    };
+    let session = read_session(&row);
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {SUMMARY_COLS} FROM traces WHERE project_id = $1 AND session_id = $2 \
+                 ORDER BY start_ns, trace_id LIMIT $3"
+            ),
+            &[&pid, &session_id, &MAX_SESSION_TRACES],
+        )
+        .await
+        .map_err(&e)?;
+    let traces = rows
+        .iter()
+        .map(|r| read_summary(r, project))
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit().await.map_err(&e)?;
+    Ok(Some(SessionDetail { session, traces }))
+}
+
+/// Spans stored for a project.
+pub async fn count_spans(client: &impl GenericClient, project: &str) -> Result<u64, StoreError> {
+    let Some(pid) = find_project(client, project).await? else {
+        return Ok(0);
+    };
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM spans WHERE project_id = $1", &[&pid])
+        .await
+        .map_err(db("counting spans"))?
+        .get(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Every project, sorted by name.
+pub async fn projects(client: &impl GenericClient) -> Result<Vec<String>, StoreError> {
+    Ok(client
+        .query("SELECT name FROM projects ORDER BY name", &[])
+        .await
+        .map_err(db("listing projects"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Rows fetched per round trip by a scan (a few traces' worth).
+const SCAN_FETCH: i32 = 512;
+
+/// Which spans a scan hands over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanKind {
+    /// LLM and embedding spans (re-pricing, reconciliation), a trace per batch.
+    Models,
+    /// What the recovery report reads: retried spans, model calls and spans naming a
+    /// provider, whole.
+    Recovery,
+}
+
+/// Runs a scan on its own connection, handing the spans over a trace at a time through
+/// `tx` (the consumer's pace: rows are fetched a few hundred at a time through a portal), and
+/// ends it with the outcome. A consumer that goes away ends the scan and frees the connection.
+pub async fn scan(
+    mut client: deadpool_postgres::Object,
+    scan: SpanScan,
+    kind: ScanKind,
+    tx: ScanSender,
+) {
+    let outcome = run_scan(&mut client, &scan, kind, &tx).await;
+    drop(client);
+    tx.finish(outcome);
+}
+
+async fn run_scan(
+    client: &mut deadpool_postgres::Object,
+    scan: &SpanScan,
+    kind: ScanKind,
+    out: &ScanSender,
+) -> Result<Unreadable, StoreError> {
+    let mut unreadable = Unreadable::default();
+    let e = db("scanning spans");
+    let project = crate::facts::read::project_name(&scan.project);
+    let Some(pid) = find_project(&***client, &project).await? else {
+        return Ok(unreadable);
+    };
+    let mut sql =
+        Sql::new("SELECT trace_id, span_id, body_codec, body FROM spans WHERE project_id = ");
+    let p = sql.bind(pid);
+    sql.push(&p);
+    sql.push(match kind {
+        ScanKind::Models => " AND kind IN ('llm', 'embedding')",
+        ScanKind::Recovery => {
+            " AND (retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL)"
+        }
+    });
+    sql.started_in(scan.from, scan.to);
+    if let (Some(m), ScanKind::Models) = (&scan.model, kind) {
+        sql.model_is(m);
+    }
+    sql.push(" ORDER BY trace_id, start_ns, span_id");
+    let tx = snapshot(client).await?;
+    let statement = tx.prepare(&sql.text).await.map_err(&e)?;
+    let portal = tx.bind(&statement, &sql.args()).await.map_err(&e)?;
+    let mut reader = ChunkReader::new();
+    let mut batch: Vec<Span> = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    loop {
+        let rows = tx.query_portal(&portal, SCAN_FETCH).await.map_err(&e)?;
+        let done = rows.len() < SCAN_FETCH as usize;
+        for r in &rows {
+            let trace: Vec<u8> = r.get(0);
+            if current.as_ref().is_some_and(|c| *c != trace) {
+                // A trace per batch: the consumer sees whole traces.
+                out.send(std::mem::take(&mut batch)).await?;
+            }
+            let trace_id = TraceId::from_bytes(&trace).map_err(|x| StoreError::Corrupt {
+                table: "spans",
+                reason: format!("bad trace id: {x}"),
+            })?;
+            current = Some(trace);
+            let id: Vec<u8> = r.get(1);
+            let id: [u8; 8] = id.try_into().unwrap_or_default();
+            let codec: i16 = r.get(2);
+            let body: &[u8] = r.get(3);
+            let mut decoded = None;
+            let read = reader.for_each(i64::from(codec), body, &mut |_, text| {
+                decoded = Some(serde_json::from_str::<Span>(text));
+                Ok(())
+            });
+            match (read, decoded) {
+                (Ok(()), Some(Ok(span))) => batch.push(span),
+                (Ok(()), Some(Err(x))) => unreadable.add(undecodable(trace_id, id, &x)),
+                (Err(why), _) => unreadable.add(no_body(trace_id, id, Some(&why.to_string()))),
+                (Ok(()), None) => unreadable.add(no_body(trace_id, id, None)),
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    out.send(batch).await?;
+    tx.commit().await.map_err(&e)?;
+    Ok(unreadable)
+}

@@ -1,0 +1,318 @@
+//! The PostgreSQL schema as versioned migrations recorded in `schema_migrations`.
+//!
+//! Collectors that start together migrate once: each takes a session-level advisory lock
+//! before reading which versions are applied. A migration's tables are made in one
+//! transaction; its indexes are made afterwards with `CREATE INDEX CONCURRENTLY`, one statement
+//! at a time outside any transaction, so a later migration that indexes a large table does not
+//! stop ingest while it builds. The version is recorded once its indexes exist.
+
+use super::{db, error_text};
+use crate::error::StoreError;
+use std::path::PathBuf;
+use tokio_postgres::Client;
+
+/// Key of the advisory lock held while migrating ("SPLN" + 1).
+const MIGRATION_LOCK: i64 = 0x5350_4C4E_0000_0001;
+
+/// One schema step.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    /// Run in one transaction.
+    tables: &'static str,
+    /// `(name, definition)`: each run as `CREATE INDEX CONCURRENTLY name ON definition`.
+    indexes: &'static [(&'static str, &'static str)],
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "projects, spans, trace summaries, call index, log events, scores, shared state",
+    // Text that is sorted or compared for ordering is `COLLATE "C"`, so PostgreSQL orders it
+    // byte by byte as Rust and SQLite do, whatever the database's locale.
+    tables: r#"
+CREATE TABLE projects (
+    id          BIGSERIAL PRIMARY KEY,
+    name        TEXT COLLATE "C" NOT NULL UNIQUE,
+    created_ns  BIGINT NOT NULL
+);
+CREATE TABLE spans (
+    project_id          BIGINT NOT NULL REFERENCES projects (id),
+    trace_id            BYTEA NOT NULL,
+    span_id             BYTEA NOT NULL,
+    parent_span_id      BYTEA,
+    start_ns            BIGINT NOT NULL,
+    end_ns              BIGINT,
+    duration_ns         BIGINT,
+    kind                TEXT COLLATE "C" NOT NULL,
+    status              TEXT COLLATE "C" NOT NULL,
+    name                TEXT COLLATE "C" NOT NULL,
+    request_model       TEXT COLLATE "C",
+    response_model      TEXT COLLATE "C",
+    provider            TEXT COLLATE "C",
+    agent_name          TEXT COLLATE "C",
+    user_id             TEXT COLLATE "C",
+    session_id          TEXT COLLATE "C",
+    service             TEXT COLLATE "C",
+    tool_name           TEXT COLLATE "C",
+    error_type          TEXT,
+    input_tokens        BIGINT NOT NULL,
+    output_tokens       BIGINT NOT NULL,
+    cache_read_tokens   BIGINT NOT NULL,
+    cache_write_tokens  BIGINT NOT NULL,
+    reasoning_tokens    BIGINT NOT NULL,
+    total_tokens        BIGINT NOT NULL,
+    cost_nano           BIGINT,
+    unpriced            BOOLEAN NOT NULL,
+    ttft_ns             BIGINT,
+    retry_count         BIGINT NOT NULL,
+    tags                TEXT[] NOT NULL,
+    body_codec          SMALLINT NOT NULL,
+    body                BYTEA NOT NULL,
+    PRIMARY KEY (project_id, trace_id, span_id)
+);
+-- Bodies are zstd-compressed already: PostgreSQL need not try again.
+ALTER TABLE spans ALTER COLUMN body SET STORAGE EXTERNAL;
+CREATE TABLE traces (
+    project_id      BIGINT NOT NULL REFERENCES projects (id),
+    trace_id        BYTEA NOT NULL,
+    name            TEXT COLLATE "C" NOT NULL,
+    start_ns        BIGINT NOT NULL,
+    end_ns          BIGINT NOT NULL,
+    duration_ns     BIGINT NOT NULL,
+    status          TEXT COLLATE "C" NOT NULL,
+    span_count      BIGINT NOT NULL,
+    error_count     BIGINT NOT NULL,
+    input_tokens    BIGINT NOT NULL,
+    output_tokens   BIGINT NOT NULL,
+    total_tokens    BIGINT NOT NULL,
+    cost_nano       BIGINT NOT NULL,
+    unpriced_count  BIGINT NOT NULL,
+    user_id         TEXT COLLATE "C" NOT NULL,
+    session_id      TEXT COLLATE "C" NOT NULL,
+    root_span_id    BYTEA,
+    service         TEXT COLLATE "C",
+    tags            TEXT[] NOT NULL,
+    kinds           TEXT[] NOT NULL,
+    models          TEXT[] NOT NULL,
+    providers       TEXT[] NOT NULL,
+    search          TEXT NOT NULL,
+    PRIMARY KEY (project_id, trace_id)
+);
+CREATE TABLE llm_calls (
+    project_id          BIGINT NOT NULL,
+    trace_id            BYTEA NOT NULL,
+    span_id             BYTEA NOT NULL,
+    parent_span_id      BYTEA,
+    response_id         TEXT,
+    provider            TEXT,
+    request_model       TEXT,
+    response_model      TEXT,
+    start_ns            BIGINT NOT NULL,
+    end_ns              BIGINT NOT NULL,
+    -- The span's own input, output, cache read, cache write, reasoning and total tokens,
+    -- cost and unpriced mark, given back to its row when it is counted again.
+    counts              BIGINT[] NOT NULL,
+    cost_nano           BIGINT,
+    unpriced            BOOLEAN NOT NULL,
+    detail              BIGINT NOT NULL,
+    duplicate_of        BYTEA,
+    PRIMARY KEY (project_id, trace_id, span_id)
+);
+CREATE TABLE log_events (
+    id           BIGSERIAL PRIMARY KEY,
+    project_id   BIGINT NOT NULL,
+    trace_id     BYTEA NOT NULL,
+    span_id      BYTEA NOT NULL,
+    digest       BIGINT NOT NULL,
+    time_ns      BIGINT NOT NULL,
+    event        TEXT NOT NULL,
+    received_ns  BIGINT NOT NULL,
+    UNIQUE (project_id, trace_id, span_id, digest)
+);
+CREATE TABLE scores (
+    id          BIGSERIAL PRIMARY KEY,
+    project_id  BIGINT NOT NULL,
+    trace_id    BYTEA,
+    span_id     BYTEA,
+    session_id  TEXT,
+    name        TEXT COLLATE "C" NOT NULL,
+    data_type   TEXT NOT NULL,
+    value       DOUBLE PRECISION,
+    label       TEXT,
+    source      TEXT NOT NULL,
+    comment     TEXT,
+    created_ns  BIGINT NOT NULL
+);
+CREATE TABLE shared_state (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_ns  BIGINT NOT NULL
+);
+"#,
+    indexes: &[
+        ("spans_time", "spans (project_id, start_ns)"),
+        ("traces_start", "traces (project_id, start_ns, trace_id)"),
+        ("traces_end", "traces (project_id, end_ns)"),
+        (
+            "traces_duration",
+            "traces (project_id, duration_ns, trace_id)",
+        ),
+        ("traces_cost", "traces (project_id, cost_nano, trace_id)"),
+        (
+            "traces_tokens",
+            "traces (project_id, total_tokens, trace_id)",
+        ),
+        (
+            "traces_span_count",
+            "traces (project_id, span_count, trace_id)",
+        ),
+        ("traces_name", "traces (project_id, name, trace_id)"),
+        ("traces_status", "traces (project_id, status, trace_id)"),
+        ("traces_user", "traces (project_id, user_id, trace_id)"),
+        (
+            "traces_session",
+            "traces (project_id, session_id, start_ns)",
+        ),
+        ("traces_tags", "traces USING gin (tags)"),
+        ("traces_kinds", "traces USING gin (kinds)"),
+        ("traces_models", "traces USING gin (models)"),
+        ("traces_providers", "traces USING gin (providers)"),
+        ("scores_trace", "scores (project_id, trace_id, name)"),
+        ("scores_session", "scores (project_id, session_id)"),
+        ("scores_name", "scores (project_id, name, created_ns)"),
+    ],
+}];
+
+/// Newest schema version this build writes.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Applies the pending migrations under the migration lock; refuses a database whose schema is
+/// newer than this build's.
+pub async fn migrate(client: &mut Client, shown_uri: &str) -> Result<(), StoreError> {
+    let e = db("migrating the schema");
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(&e)?;
+    let result = migrate_locked(client, shown_uri).await;
+    // Released whatever happened (a failed migration leaves the lock to the next collector).
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(&e);
+    result.and(unlock.map(drop))
+}
+
+async fn migrate_locked(client: &mut Client, shown_uri: &str) -> Result<(), StoreError> {
+    let e = db("migrating the schema");
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version     BIGINT PRIMARY KEY,
+                description TEXT NOT NULL,
+                applied_ns  BIGINT NOT NULL
+            )",
+        )
+        .await
+        .map_err(&e)?;
+    let current: i64 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(&e)?
+        .get(0);
+    if current > latest_version() {
+        return Err(StoreError::SchemaTooNew {
+            path: PathBuf::from(shown_uri),
+            found: current,
+            supported: latest_version(),
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let fail = |what: &str, err: tokio_postgres::Error| StoreError::Open {
+            path: PathBuf::from(shown_uri),
+            reason: format!(
+                "migration {} ({}): {what}: {}",
+                m.version,
+                m.description,
+                error_text(&err)
+            ),
+        };
+        // A migration whose tables were made but whose indexes were not (a collector stopped
+        // half-way) goes on with the indexes.
+        let tx = client.transaction().await.map_err(&e)?;
+        let tables_done: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = -($1::BIGINT))",
+                &[&m.version],
+            )
+            .await
+            .map_err(&e)?
+            .get(0);
+        if !tables_done {
+            tx.batch_execute(m.tables)
+                .await
+                .map_err(|x| fail("tables", x))?;
+            // Marked with the negated version until its indexes exist.
+            tx.execute(
+                "INSERT INTO schema_migrations (version, description, applied_ns) \
+                 VALUES (-($1::BIGINT), $2, $3)",
+                &[&m.version, &m.description, &now_ns()],
+            )
+            .await
+            .map_err(&e)?;
+        }
+        tx.commit().await.map_err(&e)?;
+        for (name, def) in m.indexes {
+            create_index(client, name, def)
+                .await
+                .map_err(|x| fail(name, x))?;
+        }
+        client
+            .execute(
+                "UPDATE schema_migrations SET version = $1, applied_ns = $2 WHERE version = -($1::BIGINT)",
+                &[&m.version, &now_ns()],
+            )
+            .await
+            .map_err(&e)?;
+    }
+    Ok(())
+}
+
+/// `CREATE INDEX CONCURRENTLY`, dropping first an invalid copy a failed build left behind.
+async fn create_index(client: &Client, name: &str, def: &str) -> Result<(), tokio_postgres::Error> {
+    let valid: Option<bool> = client
+        .query_opt(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname = $1 AND pg_table_is_visible(c.oid)",
+            &[&name],
+        )
+        .await?
+        .map(|r| r.get(0));
+    match valid {
+        Some(true) => return Ok(()),
+        Some(false) => {
+            client
+                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                .await?
+        }
+        None => {}
+    }
+    // One statement per call: a multi-statement string would run as one transaction, where
+    // CONCURRENTLY is refused.
+    client
+        .batch_execute(&format!("CREATE INDEX CONCURRENTLY {name} ON {def}"))
+        .await
+}
+
+/// Now, ns since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

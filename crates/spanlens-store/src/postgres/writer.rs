@@ -1,0 +1,834 @@
+//! The writer task: it commits every submission waiting in the queue in one transaction (group
+//! commit), then resolves each submission's ticket.
+//!
+//! Inside the transaction it takes an advisory lock per trace touched (sorted, so two
+//! collectors never wait on each other in a cycle), upserts the spans with one multi-row
+//! statement per table, applies the same-call rule to the touched traces' LLM calls, and
+//! rebuilds each touched trace's summary from every span stored for it. Because the lock is
+//! held until COMMIT and each statement of a READ COMMITTED transaction sees what committed
+//! before it, a second collector writing the same trace waits, then sees the first one's spans:
+//! the summary comes out as if one collector had written them all.
+
+use super::sql::{args, Param};
+use super::{db, pool_reason};
+use crate::error::StoreError;
+use crate::facts::chunk::Framer;
+use crate::facts::prepare::{self, PreparedSpan};
+use crate::facts::summary::{facet, SpanFacts, TraceState};
+use crate::queue::gather;
+use crate::ticket::Completer;
+use crate::types::WriteReceipt;
+use spanlens_core::dedup::{duplicates, Call};
+use spanlens_core::{Span, SpanId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_postgres::Transaction;
+
+/// A span ready for the writer: its typed columns and its body, framed and compressed.
+pub struct Row {
+    pub span: PreparedSpan,
+    pub codec: i16,
+    pub body: Vec<u8>,
+}
+
+/// One submission waiting for the writer.
+pub struct Job {
+    /// Project name (already defaulted).
+    pub project: String,
+    pub rows: Vec<Row>,
+    pub completer: Completer,
+}
+
+/// Prepares a submission on the submitting thread, so the writer only talks to the database.
+pub fn prepare_rows(spans: Vec<Span>, project: &str) -> Result<Vec<Row>, StoreError> {
+    spans
+        .into_iter()
+        .map(|mut span| {
+            prepare::own(&mut span, project);
+            let mut framer = Framer::new();
+            framer.push(&span.span_id.0, |buf| prepare::write_body(&span, buf))?;
+            let chunk = framer.finish(span.trace_id.0);
+            Ok(Row {
+                span: prepare::prepare(span),
+                // Codecs are 0 and 1.
+                codec: chunk.codec as i16,
+                body: chunk.body,
+            })
+        })
+        .collect()
+}
+
+/// The writer's state, moved into its task.
+pub struct Writer {
+    pub pool: deadpool_postgres::Pool,
+    pub pending: Arc<AtomicUsize>,
+    pub projects: Arc<Mutex<HashMap<String, i64>>>,
+    pub max_txn_spans: usize,
+}
+
+/// The advisory-lock key of a trace: a 64-bit FNV-1a hash of its project id and trace id.
+/// Two traces that collide only wait for each other.
+pub fn trace_lock(pid: i64, trace_id: &[u8]) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in pid.to_le_bytes().iter().chain(trace_id) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// Takes the transaction-scoped advisory locks `keys` (from [`trace_lock`]) in ascending
+/// order, so two collectors never wait on each other in a cycle.
+pub async fn lock_traces(tx: &Transaction<'_>, mut keys: Vec<i64>) -> Result<(), StoreError> {
+    keys.sort_unstable();
+    keys.dedup();
+    // `unnest` hands the keys out in array order, and each is locked as its row is made.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::BIGINT[]) AS k",
+        &[&keys],
+    )
+    .await
+    .map_err(db("locking traces"))?;
+    Ok(())
+}
+
+/// A span of the transaction, after the copies of one span within it were merged.
+struct Slot<'a> {
+    pid: i64,
+    row: &'a Row,
+    /// The submission the span first came in (later copies count as replacements).
+    first_job: usize,
+}
+
+impl Writer {
+    /// Runs until every sender is gone and the queue is drained.
+    pub async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            // Whatever queued up during the previous commit rides along in this one.
+            let (jobs, queued) = gather(
+                first,
+                self.max_txn_spans,
+                |j| j.rows.len(),
+                || rx.try_recv().ok(),
+            );
+            match self.commit(&jobs).await {
+                Ok(counts) => self.finish(jobs, counts, queued),
+                // One bad batch must not sink the others: retry each on its own (unless the
+                // database is away, when each would fail the same way).
+                Err(e) if jobs.len() > 1 && !e.is_retryable() => {
+                    for job in jobs {
+                        let n = job.rows.len();
+                        let one = vec![job];
+                        match self.commit(&one).await {
+                            Ok(counts) => self.finish(one, counts, n),
+                            Err(e) => self.fail(one, e, n),
+                        }
+                    }
+                }
+                Err(e) => self.fail(jobs, e, queued),
+            }
+        }
+    }
+
+    fn finish(&self, jobs: Vec<Job>, counts: Vec<(usize, usize)>, queued: usize) {
+        self.pending.fetch_sub(queued, Ordering::AcqRel);
+        let together = jobs.len();
+        for (job, (inserted, replaced)) in jobs.into_iter().zip(counts) {
+            job.completer.complete(Ok(WriteReceipt {
+                spans: job.rows.len(),
+                inserted,
+                replaced,
+                batches_in_transaction: together,
+            }));
+        }
+    }
+
+    fn fail(&self, jobs: Vec<Job>, err: StoreError, queued: usize) {
+        self.pending.fetch_sub(queued, Ordering::AcqRel);
+        let text = err.to_string();
+        let mut err = Some(err);
+        for job in jobs {
+            // The first ticket gets the error itself, the others its copy.
+            let e = err.take().unwrap_or_else(|| match &text {
+                t if t.is_empty() => StoreError::Closed,
+                t => StoreError::Database {
+                    op: "committing spans",
+                    message: t.clone(),
+                },
+            });
+            job.completer.complete(Err(e));
+        }
+    }
+
+    /// The id of a project, created if new (outside the span transaction, so collectors
+    /// creating it at once do not hold each other's locks).
+    async fn project_id(
+        &self,
+        client: &tokio_postgres::Client,
+        name: &str,
+    ) -> Result<i64, StoreError> {
+        if let Some(id) = lock(&self.projects).get(name) {
+            return Ok(*id);
+        }
+        let id = super::side::project_id(client, name).await?;
+        lock(&self.projects).insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// Writes the jobs in one transaction; returns (inserted, replaced) per job.
+    async fn commit(&self, jobs: &[Job]) -> Result<Vec<(usize, usize)>, StoreError> {
+        let mut client = self.pool.get().await.map_err(|e| StoreError::Unavailable {
+            op: "committing spans",
+            reason: pool_reason(&e),
+            disk_full: false,
+        })?;
+        let mut pids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            pids.push(self.project_id(&client, &job.project).await?);
+        }
+        // The same span twice in the transaction: the last copy is written, the others count
+        // as replaced.
+        let mut counts = vec![(0usize, 0usize); jobs.len()];
+        let mut index: HashMap<(i64, [u8; 16], [u8; 8]), usize> = HashMap::new();
+        let mut slots: Vec<Slot<'_>> = Vec::new();
+        for (j, (job, pid)) in jobs.iter().zip(&pids).enumerate() {
+            for row in &job.rows {
+                let key = (*pid, row.span.trace_id, row.span.span_id);
+                match index.get(&key) {
+                    Some(&i) => {
+                        slots[i].row = row;
+                        counts[j].1 += 1;
+                    }
+                    None => {
+                        index.insert(key, slots.len());
+                        slots.push(Slot {
+                            pid: *pid,
+                            row,
+                            first_job: j,
+                        });
+                    }
+                }
+            }
+        }
+        slots.sort_by_key(|s| (s.pid, s.row.span.trace_id, s.row.span.span_id));
+        let e = db("committing spans");
+        let tx = client.transaction().await.map_err(&e)?;
+        let locks = slots
+            .iter()
+            .map(|s| trace_lock(s.pid, &s.row.span.trace_id));
+        lock_traces(&tx, locks.collect()).await?;
+        let mut inserted: HashMap<(i64, [u8; 16], [u8; 8]), bool> = HashMap::new();
+        for group in slots.chunk_by(|a, b| a.pid == b.pid) {
+            let pid = group[0].pid;
+            for (t, s, new) in upsert_spans(&tx, pid, group).await? {
+                inserted.insert((pid, t, s), new);
+            }
+            let traces: Vec<Vec<u8>> = {
+                let mut t: Vec<Vec<u8>> =
+                    group.iter().map(|s| s.row.span.trace_id.to_vec()).collect();
+                t.dedup();
+                t
+            };
+            index_calls(&tx, pid, group).await?;
+            resolve_calls(&tx, pid, &traces).await?;
+            write_summaries(&tx, pid, &traces).await?;
+        }
+        tx.commit().await.map_err(&e)?;
+        for s in &slots {
+            let key = (s.pid, s.row.span.trace_id, s.row.span.span_id);
+            let c = &mut counts[s.first_job];
+            if inserted.get(&key).copied().unwrap_or(false) {
+                c.0 += 1;
+            } else {
+                c.1 += 1;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// Locks a mutex, whatever a panicking holder left (the map stays valid).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Columns written from arrays: `(name, element type)`, in the order their arrays are bound.
+const SPAN_COLUMNS: &[(&str, &str)] = &[
+    ("trace_id", "BYTEA"),
+    ("span_id", "BYTEA"),
+    ("parent_span_id", "BYTEA"),
+    ("start_ns", "BIGINT"),
+    ("end_ns", "BIGINT"),
+    ("duration_ns", "BIGINT"),
+    ("kind", "TEXT"),
+    ("status", "TEXT"),
+    ("name", "TEXT"),
+    ("request_model", "TEXT"),
+    ("response_model", "TEXT"),
+    ("provider", "TEXT"),
+    ("agent_name", "TEXT"),
+    ("user_id", "TEXT"),
+    ("session_id", "TEXT"),
+    ("service", "TEXT"),
+    ("tool_name", "TEXT"),
+    ("error_type", "TEXT"),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("cache_read_tokens", "BIGINT"),
+    ("cache_write_tokens", "BIGINT"),
+    ("reasoning_tokens", "BIGINT"),
+    ("total_tokens", "BIGINT"),
+    ("cost_nano", "BIGINT"),
+    ("unpriced", "BOOLEAN"),
+    ("ttft_ns", "BIGINT"),
+    ("retry_count", "BIGINT"),
+    ("tags", JSON_TEXTS),
+    ("body_codec", "SMALLINT"),
+    ("body", "BYTEA"),
+];
+
+/// Column type of a `TEXT[]` column whose values arrive as JSON arrays (an array per row
+/// cannot be unnested row by row).
+const JSON_TEXTS: &str = "JSON_TEXTS";
+/// Column type of a `BIGINT[]` column whose values arrive as array literals.
+const INT_ARRAY: &str = "INT_ARRAY";
+
+/// `INSERT INTO table (project_id, cols…) SELECT $1, … FROM unnest($2::type[], …)`; with
+/// `keys`, an upsert on `(project_id, keys…)` that replaces every other column; then `tail`.
+fn unnest_upsert(table: &str, cols: &[(&str, &str)], keys: &[&str], tail: &str) -> String {
+    let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
+    let mut arrays = Vec::new();
+    let mut values = Vec::new();
+    for (i, (n, ty)) in cols.iter().enumerate() {
+        let (array, value) = match *ty {
+            JSON_TEXTS => (
+                "TEXT",
+                format!("ARRAY(SELECT jsonb_array_elements_text(x.{n}::JSONB))"),
+            ),
+            INT_ARRAY => ("TEXT", format!("x.{n}::BIGINT[]")),
+            other => (other, format!("x.{n}")),
+        };
+        arrays.push(format!("${}::{array}[]", i + 2));
+        values.push(value);
+    }
+    let conflict = if keys.is_empty() {
+        String::new()
+    } else {
+        let set: Vec<String> = names
+            .iter()
+            .filter(|n| !keys.contains(n))
+            .map(|n| format!("{n} = EXCLUDED.{n}"))
+            .collect();
+        format!(
+            "ON CONFLICT (project_id, {}) DO UPDATE SET {}",
+            keys.join(", "),
+            set.join(", ")
+        )
+    };
+    format!(
+        "INSERT INTO {table} (project_id, {}) SELECT $1, {} FROM unnest({}) AS x({}) {conflict} \
+         {tail}",
+        names.join(", "),
+        values.join(", "),
+        arrays.join(", "),
+        names.join(", "),
+    )
+}
+
+/// Upserts the spans of one project; returns each span's key and whether it was new.
+async fn upsert_spans(
+    tx: &Transaction<'_>,
+    pid: i64,
+    slots: &[Slot<'_>],
+) -> Result<Vec<([u8; 16], [u8; 8], bool)>, StoreError> {
+    let rows: Vec<&PreparedSpan> = slots.iter().map(|s| &s.row.span).collect();
+    let text = |f: fn(&PreparedSpan) -> Option<&str>| -> Param {
+        Box::new(
+            rows.iter()
+                .map(|r| f(r).map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let int = |f: fn(&PreparedSpan) -> i64| -> Param {
+        Box::new(rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let opt = |f: fn(&PreparedSpan) -> Option<i64>| -> Param {
+        Box::new(rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let params: Vec<Param> = vec![
+        Box::new(pid),
+        Box::new(rows.iter().map(|r| r.trace_id.to_vec()).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|r| r.span_id.to_vec()).collect::<Vec<_>>()),
+        Box::new(
+            rows.iter()
+                .map(|r| r.parent_span_id.map(|p| p.to_vec()))
+                .collect::<Vec<_>>(),
+        ),
+        int(|r| r.start_ns),
+        opt(|r| r.end_ns),
+        opt(|r| r.duration_ns),
+        text(|r| Some(r.kind)),
+        text(|r| Some(r.status)),
+        text(|r| Some(&r.name)),
+        text(|r| r.request_model.as_deref()),
+        text(|r| r.response_model.as_deref()),
+        text(|r| r.provider.as_deref()),
+        text(|r| r.agent_name.as_deref()),
+        text(|r| r.user_id.as_deref()),
+        text(|r| r.session_id.as_deref()),
+        text(|r| r.service.as_deref()),
+        text(|r| r.tool_name.as_deref()),
+        text(|r| r.error_type.as_deref()),
+        int(|r| r.input_tokens),
+        int(|r| r.output_tokens),
+        int(|r| r.cache_read_tokens),
+        int(|r| r.cache_write_tokens),
+        int(|r| r.reasoning_tokens),
+        int(|r| r.total_tokens),
+        opt(|r| r.cost_nano),
+        Box::new(rows.iter().map(|r| r.unpriced).collect::<Vec<_>>()),
+        opt(|r| r.ttft_ns),
+        int(|r| r.retry_count),
+        text(|r| r.tags_json.as_deref()),
+        Box::new(slots.iter().map(|s| s.row.codec).collect::<Vec<_>>()),
+        Box::new(slots.iter().map(|s| s.row.body.clone()).collect::<Vec<_>>()),
+    ];
+    let sql = unnest_upsert(
+        "spans",
+        SPAN_COLUMNS,
+        &["trace_id", "span_id"],
+        "RETURNING trace_id, span_id, (xmax = 0)",
+    );
+    let args = args(&params);
+    let out = tx.query(&sql, &args).await.map_err(db("writing spans"))?;
+    let mut keys = Vec::with_capacity(out.len());
+    for r in out {
+        let t: Vec<u8> = r.get(0);
+        let s: Vec<u8> = r.get(1);
+        if let (Ok(t), Ok(s)) = (t.try_into(), s.try_into()) {
+            keys.push((t, s, r.get(2)));
+        }
+    }
+    Ok(keys)
+}
+
+/// Columns of `llm_calls` written from arrays, as [`SPAN_COLUMNS`].
+const CALL_COLUMNS: &[(&str, &str)] = &[
+    ("trace_id", "BYTEA"),
+    ("span_id", "BYTEA"),
+    ("parent_span_id", "BYTEA"),
+    ("response_id", "TEXT"),
+    ("provider", "TEXT"),
+    ("request_model", "TEXT"),
+    ("response_model", "TEXT"),
+    ("start_ns", "BIGINT"),
+    ("end_ns", "BIGINT"),
+    ("counts", INT_ARRAY),
+    ("cost_nano", "BIGINT"),
+    ("unpriced", "BOOLEAN"),
+    ("detail", "BIGINT"),
+];
+
+/// Records the written LLM calls in the call index with their own counts, and takes out the
+/// written spans that are no longer calls (the same-call rule is applied next).
+async fn index_calls(tx: &Transaction<'_>, pid: i64, slots: &[Slot<'_>]) -> Result<(), StoreError> {
+    let e = db("indexing LLM calls");
+    let traces: Vec<Vec<u8>> = slots.iter().map(|s| s.row.span.trace_id.to_vec()).collect();
+    let spans: Vec<Vec<u8>> = slots.iter().map(|s| s.row.span.span_id.to_vec()).collect();
+    tx.execute(
+        "DELETE FROM llm_calls c USING unnest($2::BYTEA[], $3::BYTEA[]) AS x(t, s) \
+         WHERE c.project_id = $1 AND c.trace_id = x.t AND c.span_id = x.s",
+        &[&pid, &traces, &spans],
+    )
+    .await
+    .map_err(&e)?;
+    let calls: Vec<(&PreparedSpan, &Call)> = slots
+        .iter()
+        .filter_map(|s| s.row.span.call.as_deref().map(|c| (&s.row.span, c)))
+        .collect();
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&Call) -> Option<&str>| -> Param {
+        Box::new(
+            calls
+                .iter()
+                .map(|(_, c)| f(c).map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let int = |f: fn(&PreparedSpan) -> i64| -> Param {
+        Box::new(calls.iter().map(|(r, _)| f(r)).collect::<Vec<_>>())
+    };
+    let params: Vec<Param> = vec![
+        Box::new(pid),
+        Box::new(
+            calls
+                .iter()
+                .map(|(r, _)| r.trace_id.to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            calls
+                .iter()
+                .map(|(r, _)| r.span_id.to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            calls
+                .iter()
+                .map(|(r, _)| r.parent_span_id.map(|p| p.to_vec()))
+                .collect::<Vec<_>>(),
+        ),
+        text(|c| c.response_id.as_deref()),
+        text(|c| c.provider.as_deref()),
+        text(|c| c.request_model.as_deref()),
+        text(|c| c.response_model.as_deref()),
+        int(|r| r.start_ns),
+        int(|r| r.end_ns.unwrap_or(r.start_ns).max(r.start_ns)),
+        // Array literals: an array per row cannot be unnested row by row.
+        Box::new(
+            calls
+                .iter()
+                .map(|(r, _)| {
+                    let t = r.stats().tokens.map(|v| v.to_string());
+                    format!("{{{}}}", t.join(","))
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(calls.iter().map(|(r, _)| r.cost_nano).collect::<Vec<_>>()),
+        Box::new(calls.iter().map(|(r, _)| r.unpriced).collect::<Vec<_>>()),
+        Box::new(
+            calls
+                .iter()
+                .map(|(_, c)| i64::from(c.detail))
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    let sql = unnest_upsert("llm_calls", CALL_COLUMNS, &[], "");
+    let args = args(&params);
+    tx.execute(&sql, &args).await.map_err(&e)?;
+    Ok(())
+}
+
+/// A call of the index and the span it is marked a duplicate of now.
+type Marked = (Call, Option<[u8; 8]>);
+
+fn nonneg(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Applies the same-call rule to every call of the touched traces (`spanlens_core::dedup`),
+/// then makes each call's span row count its own tokens and cost, or none when another span is
+/// counted for its call. The rule is remade from all of a trace's calls each time, so the
+/// outcome does not depend on arrival order.
+async fn resolve_calls(
+    tx: &Transaction<'_>,
+    pid: i64,
+    traces: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    let e = db("counting each LLM call once");
+    let rows = tx
+        .query(
+            "SELECT trace_id, span_id, parent_span_id, response_id, provider, request_model, \
+             response_model, start_ns, end_ns, counts, cost_nano, detail, duplicate_of \
+             FROM llm_calls WHERE project_id = $1 AND trace_id = ANY($2) ORDER BY trace_id",
+            &[&pid, &traces],
+        )
+        .await
+        .map_err(&e)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let id8 = |b: Option<Vec<u8>>| b.and_then(|b| <[u8; 8]>::try_from(b).ok());
+    // Per trace: each call and the duplicate mark it has now.
+    let mut by_trace: BTreeMap<Vec<u8>, Vec<Marked>> = BTreeMap::new();
+    for r in rows {
+        let counts: Vec<i64> = r.get(9);
+        let mut tokens = [0u64; 6];
+        for (t, c) in tokens.iter_mut().zip(counts) {
+            *t = nonneg(c);
+        }
+        let call = Call {
+            span_id: SpanId(id8(r.get(1)).unwrap_or_default()),
+            parent_span_id: id8(r.get(2)).map(SpanId),
+            response_id: r.get(3),
+            provider: r.get(4),
+            request_model: r.get(5),
+            response_model: r.get(6),
+            start_ns: nonneg(r.get(7)),
+            end_ns: nonneg(r.get(8)),
+            tokens,
+            priced: r.get::<_, Option<i64>>(10).is_some(),
+            detail: u32::try_from(r.get::<_, i64>(11)).unwrap_or(0),
+        };
+        by_trace
+            .entry(r.get(0))
+            .or_default()
+            .push((call, id8(r.get(12))));
+    }
+    let (mut t, mut s, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    for (trace, calls) in by_trace {
+        let only: Vec<Call> = calls.iter().map(|(c, _)| c.clone()).collect();
+        for ((call, now), want) in calls.iter().zip(duplicates(&only)) {
+            let want = want.map(|j| only[j].span_id.0);
+            if want != *now {
+                t.push(trace.clone());
+                s.push(call.span_id.0.to_vec());
+                d.push(want.map(|w| w.to_vec()));
+            }
+        }
+    }
+    if !t.is_empty() {
+        tx.execute(
+            "UPDATE llm_calls c SET duplicate_of = x.d \
+             FROM unnest($2::BYTEA[], $3::BYTEA[], $4::BYTEA[]) AS x(t, s, d) \
+             WHERE c.project_id = $1 AND c.trace_id = x.t AND c.span_id = x.s",
+            &[&pid, &t, &s, &d],
+        )
+        .await
+        .map_err(&e)?;
+    }
+    // The counted columns of every call's span row, from its own counts in the index.
+    let counted = |column: &str, k: usize| {
+        format!("{column} = CASE WHEN c.duplicate_of IS NULL THEN c.counts[{k}] ELSE 0 END")
+    };
+    let tokens: Vec<String> = [
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "total_tokens",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(k, c)| counted(c, k + 1))
+    .collect();
+    tx.execute(
+        &format!(
+            "UPDATE spans s SET {}, \
+             cost_nano = CASE WHEN c.duplicate_of IS NULL THEN c.cost_nano END, \
+             unpriced = c.unpriced AND c.duplicate_of IS NULL \
+             FROM llm_calls c WHERE c.project_id = $1 AND c.trace_id = ANY($2) \
+             AND s.project_id = c.project_id AND s.trace_id = c.trace_id \
+             AND s.span_id = c.span_id",
+            tokens.join(", ")
+        ),
+        &[&pid, &traces],
+    )
+    .await
+    .map_err(&e)?;
+    Ok(())
+}
+
+/// A stored span's summary facts, owned (they are read from rows).
+struct StoredFacts {
+    span_id: [u8; 8],
+    is_root: bool,
+    name: String,
+    kind: String,
+    status: String,
+    start: i64,
+    end: Option<i64>,
+    tokens: [i64; 3],
+    cost: Option<i64>,
+    unpriced: bool,
+    context: [Option<String>; 6],
+    tags: Vec<String>,
+}
+
+impl StoredFacts {
+    fn of(r: &tokio_postgres::Row) -> StoredFacts {
+        let id: Vec<u8> = r.get(1);
+        StoredFacts {
+            span_id: id.try_into().unwrap_or_default(),
+            is_root: r.get(2),
+            name: r.get(3),
+            kind: r.get(4),
+            status: r.get(5),
+            start: r.get(6),
+            end: r.get(7),
+            tokens: [r.get(8), r.get(9), r.get(10)],
+            cost: r.get(11),
+            unpriced: r.get(12),
+            context: [
+                r.get(13),
+                r.get(14),
+                r.get(15),
+                r.get(16),
+                r.get(17),
+                r.get(18),
+            ],
+            tags: r.get(19),
+        }
+    }
+
+    fn facts(&self) -> SpanFacts<'_> {
+        let [user, session, service, request, response, provider] = &self.context;
+        SpanFacts {
+            span_id: self.span_id,
+            is_root: self.is_root,
+            name: &self.name,
+            kind: &self.kind,
+            status: &self.status,
+            start: self.start,
+            end: self.end,
+            input_tokens: self.tokens[0],
+            output_tokens: self.tokens[1],
+            total_tokens: self.tokens[2],
+            cost: self.cost,
+            unpriced: self.unpriced,
+            user: user.as_deref(),
+            session: session.as_deref(),
+            service: service.as_deref(),
+            request_model: request.as_deref(),
+            response_model: response.as_deref(),
+            provider: provider.as_deref(),
+            tags: &self.tags,
+        }
+    }
+}
+
+/// Rebuilds the summary rows of the touched traces from every span stored for them.
+async fn write_summaries(
+    tx: &Transaction<'_>,
+    pid: i64,
+    traces: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    let e = db("writing trace summaries");
+    let rows = tx
+        .query(
+            "SELECT trace_id, span_id, parent_span_id IS NULL, name, kind, status, start_ns, \
+             end_ns, input_tokens, output_tokens, total_tokens, cost_nano, unpriced, user_id, \
+             session_id, service, request_model, response_model, provider, tags \
+             FROM spans WHERE project_id = $1 AND trace_id = ANY($2) ORDER BY trace_id",
+            &[&pid, &traces],
+        )
+        .await
+        .map_err(&e)?;
+    let mut states: BTreeMap<Vec<u8>, TraceState> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    for r in &rows {
+        let f = StoredFacts::of(r);
+        states
+            .entry(r.get(0))
+            .or_default()
+            .add(&f.facts(), &mut ignored);
+    }
+    let mut cols: SummaryColumns = SummaryColumns::default();
+    for (tid, state) in &states {
+        cols.push(tid, state);
+    }
+    let params = cols.params(pid);
+    let args = args(&params);
+    let sql = unnest_upsert("traces", SUMMARY_COLUMNS, &["trace_id"], "");
+    tx.execute(&sql, &args).await.map_err(&e)?;
+    Ok(())
+}
+
+/// Columns of `traces` written from arrays, as [`SPAN_COLUMNS`]; the sets arrive as JSON.
+const SUMMARY_COLUMNS: &[(&str, &str)] = &[
+    ("trace_id", "BYTEA"),
+    ("name", "TEXT"),
+    ("start_ns", "BIGINT"),
+    ("end_ns", "BIGINT"),
+    ("duration_ns", "BIGINT"),
+    ("status", "TEXT"),
+    ("span_count", "BIGINT"),
+    ("error_count", "BIGINT"),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("total_tokens", "BIGINT"),
+    ("cost_nano", "BIGINT"),
+    ("unpriced_count", "BIGINT"),
+    ("user_id", "TEXT"),
+    ("session_id", "TEXT"),
+    ("root_span_id", "BYTEA"),
+    ("service", "TEXT"),
+    ("tags", JSON_TEXTS),
+    ("kinds", JSON_TEXTS),
+    ("models", JSON_TEXTS),
+    ("providers", JSON_TEXTS),
+    ("search", "TEXT"),
+];
+
+/// The summary rows of a commit, column by column.
+#[derive(Default)]
+struct SummaryColumns {
+    trace_id: Vec<Vec<u8>>,
+    text: [Vec<String>; 4],
+    ints: [Vec<i64>; 10],
+    root: Vec<Option<Vec<u8>>>,
+    service: Vec<Option<String>>,
+    sets: [Vec<String>; 4],
+    search: Vec<String>,
+}
+
+impl SummaryColumns {
+    fn push(&mut self, tid: &[u8], state: &TraceState) {
+        let id: [u8; 16] = tid.try_into().unwrap_or_default();
+        let s = state.summary(&id);
+        self.trace_id.push(tid.to_vec());
+        for (col, v) in
+            self.text
+                .iter_mut()
+                .zip([s.name, s.status.to_string(), s.user_id, s.session_id])
+        {
+            col.push(v);
+        }
+        for (col, v) in self.ints.iter_mut().zip(state.numbers().in_order()) {
+            col.push(v);
+        }
+        self.root.push(s.root_span_id.map(|r| r.to_vec()));
+        self.service.push(s.service);
+        let mut sets: [Vec<String>; 4] = Default::default();
+        for (code, v) in state.all_facets() {
+            let at = match code {
+                facet::TAG => 0,
+                facet::KIND => 1,
+                facet::MODEL => 2,
+                _ => 3,
+            };
+            sets[at].push(v);
+        }
+        for (col, values) in self.sets.iter_mut().zip(sets) {
+            col.push(serde_json::to_string(&values).unwrap_or_else(|_| "[]".into()));
+        }
+        self.search.push(s.search);
+    }
+
+    /// The parameters in [`SUMMARY_COLUMNS`] order, after the project id.
+    fn params(self, pid: i64) -> Vec<Param> {
+        let [name, status, user, session] = self.text;
+        let [start, end, duration, spans, errors, input, output, total, cost, unpriced] = self.ints;
+        let [tags, kinds, models, providers] = self.sets;
+        vec![
+            Box::new(pid),
+            Box::new(self.trace_id),
+            Box::new(name),
+            Box::new(start),
+            Box::new(end),
+            Box::new(duration),
+            Box::new(status),
+            Box::new(spans),
+            Box::new(errors),
+            Box::new(input),
+            Box::new(output),
+            Box::new(total),
+            Box::new(cost),
+            Box::new(unpriced),
+            Box::new(user),
+            Box::new(session),
+            Box::new(self.root),
+            Box::new(self.service),
+            Box::new(tags),
+            Box::new(kinds),
+            Box::new(models),
+            Box::new(providers),
+            Box::new(self.search),
+        ]
+    }
+}

@@ -1,0 +1,190 @@
+//! The contract suite (`spanlens_store::contract`) on PostgreSQL: each test gets a database of
+//! its own, created from the server `SPANLENS_TEST_POSTGRES` names and dropped afterwards.
+//!
+//! Start a test server with `scripts/postgres-test-server`, which prints the URL to export.
+#![cfg(feature = "postgres")]
+
+use spanlens_store::contract::{async_trait, StoreHarness, TestDatabase};
+use spanlens_store::{PostgresStore, Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The variable naming the test server.
+const VAR: &str = "SPANLENS_TEST_POSTGRES";
+
+/// Makes a database per test on the server of `SPANLENS_TEST_POSTGRES`.
+struct PostgresHarness;
+
+/// One test's database: its URI, and the server URI to drop it from.
+struct PostgresDb {
+    server: String,
+    name: String,
+    uri: String,
+}
+
+/// The server URI; a run without one fails, saying how to start one (never passes silently).
+fn server() -> String {
+    std::env::var(VAR).unwrap_or_else(|_| {
+        panic!(
+            "{VAR} is not set: start a PostgreSQL test server with scripts/postgres-test-server \
+             and export the URL it prints, e.g. \
+             {VAR}=postgres://spanlens:spanlens@127.0.0.1:5432/postgres"
+        )
+    })
+}
+
+/// `uri` with its database (the path) replaced by `db`.
+fn with_database(uri: &str, db: &str) -> String {
+    let (head, query) = match uri.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (uri, String::new()),
+    };
+    let after_scheme = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[after_scheme..].find('/') {
+        Some(i) => &head[..after_scheme + i],
+        None => head,
+    };
+    format!("{base}/{db}{query}")
+}
+
+async fn admin(server: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to {} ({e}): is the test server running? \
+                 (scripts/postgres-test-server)",
+                spanlens_store::redact(server)
+            )
+        });
+    tokio::spawn(conn);
+    client
+}
+
+#[async_trait]
+impl StoreHarness for PostgresHarness {
+    async fn create(&self) -> Box<dyn TestDatabase> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let server = server();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!(
+            "spanlens_t_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            nanos % 1_000_000_000
+        );
+        admin(&server)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
+        Box::new(PostgresDb {
+            uri: with_database(&server, &name),
+            server,
+            name,
+        })
+    }
+}
+
+#[async_trait]
+impl TestDatabase for PostgresDb {
+    async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(PostgresStore::connect(&self.uri).await?))
+    }
+}
+
+impl Drop for PostgresDb {
+    /// Drops the database, best effort: on a thread of its own, since the test's runtime may
+    /// be shutting down; `WITH (FORCE)` ends connections a store's pool still holds.
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+spanlens_store::store_contract_suite!(PostgresHarness);
+
+/// A URI that cannot connect is a clear error that names it, password hidden.
+#[tokio::test]
+async fn an_unreachable_server_is_named_without_its_password() {
+    let e = PostgresStore::connect("postgres://someone:s3cret@127.0.0.1:9/nowhere")
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, StoreError::Connect { .. }), "{text}");
+    assert!(
+        text.contains("postgres://someone:***@127.0.0.1:9/nowhere"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(e.is_retryable());
+}
+
+/// Two collectors on one database writing the spans of the same traces at once, in small
+/// interleaved batches, leave the summaries one collector writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_writing_one_trace_agree_with_one() {
+    use spanlens_store::contract::build::{llm, span, tid};
+    let spans: Vec<spanlens_core::Span> = (0..4u64)
+        .flat_map(|t| {
+            let mut v = vec![span(t, 0, None, "root", 0, 5_000)];
+            v.extend((1..60u64).map(|i| {
+                let mut s = llm(t, i, Some(0), "m", "p", i * 10, 5, 10 + i, 1, 100);
+                s.user_id = (i % 7 == 3).then(|| format!("u{i}"));
+                s.tags = vec![format!("t{}", i % 5)];
+                s
+            }));
+            v
+        })
+        .collect();
+    let one = PostgresHarness.create().await;
+    let single = one.open().await.unwrap();
+    single.write("p", spans.clone()).await.unwrap();
+
+    let shared = PostgresHarness.create().await;
+    let (a, b) = (shared.open().await.unwrap(), shared.open().await.unwrap());
+    let (evens, odds): (Vec<_>, Vec<_>) =
+        spans.iter().cloned().partition(|s| s.span_id.0[7] % 2 == 0);
+    let write = |store: Arc<dyn Store>, mut part: Vec<spanlens_core::Span>| {
+        part.reverse();
+        tokio::spawn(async move {
+            for chunk in part.chunks(3) {
+                store.write("p", chunk.to_vec()).await.unwrap();
+            }
+        })
+    };
+    let (x, y) = (write(a.clone(), evens), write(b.clone(), odds));
+    x.await.unwrap();
+    y.await.unwrap();
+    for t in 0..4 {
+        let want = single
+            .get_trace("p", tid(t))
+            .await
+            .unwrap()
+            .unwrap()
+            .summary;
+        let got = b.get_trace("p", tid(t)).await.unwrap().unwrap().summary;
+        assert_eq!(got, want, "trace {t}");
+    }
+    assert_eq!(a.count_spans("p").await.unwrap(), spans.len() as u64);
+}
