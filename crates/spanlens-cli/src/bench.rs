@@ -59,6 +59,11 @@ struct IngestArgs {
     /// (500 spans with 20,000 bytes each make a request of about 6 MB).
     #[arg(long, default_value_t = 0)]
     payload_bytes: usize,
+    /// Leave message content out (chat messages, tool arguments and results, tool
+    /// definitions): the lighter shape the load generator had before it moved to LoadGen
+    /// (a 500-span request of ~130 KB instead of ~370 KB), to compare with figures taken then.
+    #[arg(long)]
+    no_content: bool,
     /// How to check the stored count after the run: the Spanlens API, Arize Phoenix's GraphQL
     /// API (waiting until Phoenix has written everything it accepted), or not at all.
     #[arg(long, value_enum, default_value = "spanlens")]
@@ -126,6 +131,15 @@ fn load_spans(g: &mut LoadGen, n: &mut u64, spans_per_request: usize, base_ns: u
         spans.extend(trace);
     }
     spans
+}
+
+/// Drops what a span says (messages, tool payloads) and keeps what it measures.
+fn without_content(s: &mut Span) {
+    s.input = None;
+    s.output = None;
+    s.input_messages.clear();
+    s.output_messages.clear();
+    s.tool_definitions = None;
 }
 
 /// A request built once; before each send only its ids and times are rewritten, which keeps
@@ -387,10 +401,10 @@ fn stored_count(target: &str, project: &str) -> anyhow::Result<u64> {
     let mut resp = ureq::get(&url)
         .call()
         .with_context(|| format!("GET {url}"))?;
-    let v: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string()?)?;
-    v["span_count"]
-        .as_u64()
-        .with_context(|| format!("no span_count in {v}"))
+    let body = resp.body_mut().read_to_string()?;
+    let stats: spanlens_api::StatsAnswer =
+        serde_json::from_str(&body).with_context(|| format!("GET {url}: {body}"))?;
+    Ok(stats.span_count)
 }
 
 /// The traces URL for a target given as a base URL (`http://host:4318`) or the full OTLP path.
@@ -431,7 +445,10 @@ fn ingest(mut a: IngestArgs) -> anyhow::Result<Outcome> {
         .map(|_| {
             (0..per_sender)
                 .map(|_| {
-                    let spans = load_spans(&mut g, &mut n, a.spans_per_request, base);
+                    let mut spans = load_spans(&mut g, &mut n, a.spans_per_request, base);
+                    if a.no_content {
+                        spans.iter_mut().for_each(without_content);
+                    }
                     template(&spans, a.payload_bytes, base)
                 })
                 .collect()

@@ -152,11 +152,20 @@ pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Runs a future to completion on a runtime of its own, for the commands that open the store
 /// directly (the store's reads hand blocking work to tokio's pool).
+/// Runs `f` on the CLI's one runtime, made on first use. One runtime for the whole command, so
+/// a server store opened in one call (its writer task runs there) still works in the next.
 pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    let rt = RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
         .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
     Ok(rt.block_on(f))
 }

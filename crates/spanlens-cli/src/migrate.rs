@@ -40,8 +40,8 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<Outcome> {
     if from == to {
         return Err(InputError(format!("--from and --to are the same store ({from})")).into());
     }
-    let source = open_uri(&from, true, &format!("--from {from}"))?;
-    let target = open_uri(&to, false, &format!("--to {to}"))?;
+    let source = crate::block_on(open_uri(&from, true, &format!("--from {from}")))??;
+    let target = crate::block_on(open_uri(&to, false, &format!("--to {to}")))??;
     let stop = Arc::new(AtomicBool::new(false));
     let report = crate::block_on(async {
         let flag = stop.clone();

@@ -122,7 +122,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         .build()
         .context("starting the async runtime")?;
     let uri = args.store.uri()?;
-    let store = args.store.open()?;
+    // On the server's runtime: a server store runs its writer task there.
+    let store = runtime.block_on(args.store.open_async())?;
     if args.demo {
         let seed = spanlens_demo::DEFAULT_SEED;
         if runtime.block_on(crate::demo::is_loaded(&*store, seed))? {

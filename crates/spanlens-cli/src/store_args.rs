@@ -40,16 +40,21 @@ impl StoreArgs {
         })
     }
 
-    /// Opens the store, creating an embedded one if missing. A store that cannot be opened is
-    /// an input error naming the URI (exit 2).
+    /// Opens the store on the CLI's runtime (`crate::block_on`), creating an embedded one if
+    /// missing. A store that cannot be opened is an input error naming the URI (exit 2).
     pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        open_uri(&self.uri()?, false, &self.named()?)
+        crate::block_on(self.open_async())?
+    }
+
+    /// [`open`](Self::open) on the caller's runtime.
+    pub async fn open_async(&self) -> anyhow::Result<Arc<dyn Store>> {
+        open_uri(&self.uri()?, false, &self.named()?).await
     }
 
     /// Opens a store that must already hold data: an embedded one must exist (a command that
     /// only reads or rewrites stored spans should not create an empty database).
     pub fn open_existing(&self) -> anyhow::Result<Arc<dyn Store>> {
-        open_uri(&self.uri()?, true, &self.named()?)
+        crate::block_on(open_uri(&self.uri()?, true, &self.named()?))?
     }
 
     /// The option that named the store, for messages.
@@ -64,7 +69,11 @@ impl StoreArgs {
 /// Opens the store at `uri`, named `named` in messages (`--from sqlite:///x`); with
 /// `must_exist`, an embedded store that has no database yet is an input error instead of
 /// being created. Every failure is an input error naming the store, password hidden (exit 2).
-pub fn open_uri(uri: &StoreUri, must_exist: bool, named: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_uri(
+    uri: &StoreUri,
+    must_exist: bool,
+    named: &str,
+) -> anyhow::Result<Arc<dyn Store>> {
     if let (true, StoreUri::Sqlite { dir }) = (must_exist, uri) {
         let db = dir.join("spanlens.db");
         if !db.is_file() {
@@ -76,5 +85,6 @@ pub fn open_uri(uri: &StoreUri, must_exist: bool, named: &str) -> anyhow::Result
         }
     }
     spanlens_server::open_store_uri(uri)
+        .await
         .map_err(|e| InputError(format!("cannot open {named}: {e}")).into())
 }

@@ -121,26 +121,45 @@ pub enum ServerError {
     /// The store URI names no store this build can open.
     #[error(transparent)]
     Uri(#[from] spanlens_store::StoreUriError),
+    /// A server store (PostgreSQL) could not be reached or prepared.
+    #[error("cannot open the store {uri}: {source}")]
+    Remote {
+        /// The URI, password hidden.
+        uri: String,
+        /// What went wrong.
+        source: spanlens_store::StoreError,
+    },
 }
 
 /// Opens the store a URI names: `sqlite:///dir` is the embedded database of that directory
-/// (created if missing). Backends this build lacks are a clear error naming the URI, its
-/// password hidden.
-pub fn open_store_uri(
+/// (created if missing); `postgres://…` connects and migrates (feature `postgres`). Call it on
+/// the runtime that will use the store: a server backend runs its writer task there. Backends
+/// this build lacks are a clear error naming the URI, its password hidden.
+pub async fn open_store_uri(
     uri: &spanlens_store::StoreUri,
 ) -> Result<Arc<dyn spanlens_store::Store>, ServerError> {
     use spanlens_store::{StoreUri, StoreUriError};
+    let missing = |uri: &StoreUri| {
+        ServerError::Uri(StoreUriError {
+            uri: uri.redacted(),
+            reason: format!("this build has no {} backend", uri.backend()),
+        })
+    };
     match uri {
         StoreUri::Sqlite { dir } => Ok(Arc::new(open_store(dir)?)),
-        StoreUri::Postgres { .. } | StoreUri::ClickHouse { .. } => {
-            Err(ServerError::Uri(StoreUriError {
-                uri: uri.redacted(),
-                reason: format!(
-                    "this build has no {} backend yet (only sqlite:///path/to/dir)",
-                    uri.backend()
-                ),
-            }))
+        #[cfg(feature = "postgres")]
+        StoreUri::Postgres { uri: text } => {
+            let store = spanlens_store::PostgresStore::connect(text)
+                .await
+                .map_err(|source| ServerError::Remote {
+                    uri: uri.redacted(),
+                    source,
+                })?;
+            Ok(Arc::new(store))
         }
+        #[cfg(not(feature = "postgres"))]
+        StoreUri::Postgres { .. } => Err(missing(uri)),
+        StoreUri::ClickHouse { .. } => Err(missing(uri)),
     }
 }
 

@@ -187,9 +187,31 @@ pub fn psql(url: &str, sql: &str) {
     assert!(o.status.success(), "psql {sql}: {}", text(&o.stderr));
 }
 
-/// A blocking HTTP client for a test server: JSON answers and OTLP posts.
+/// A server's base URL, to call it from several threads (a [`Server`] holds a receiver).
+#[allow(dead_code)]
+#[derive(Clone)]
+pub struct Endpoint {
+    pub url: String,
+}
+
 #[allow(dead_code)]
 impl Server {
+    /// Where to reach this server.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            url: self.url.clone(),
+        }
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        self.endpoint().get(path)
+    }
+}
+
+/// A blocking HTTP client for a test server: JSON answers and OTLP posts.
+#[allow(dead_code)]
+impl Endpoint {
     /// `GET path` (with `project` unset), which must answer 200 with JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
         let url = format!("{}{path}", self.url);

@@ -185,7 +185,8 @@ impl SummaryNumbers {
         }
     }
 
-    /// The numbers in the order of the fields.
+    /// The numbers in the order of the fields (the PostgreSQL writer binds them as arrays).
+    #[cfg(feature = "postgres")]
     pub fn in_order(&self) -> [i64; 10] {
         [
             self.start_ns,

@@ -136,7 +136,13 @@ pub async fn list_scores(client: &Client, q: &ScoreQuery) -> Result<Vec<Score>, 
     if let Some(n) = &q.name {
         sql.and("name = ?", n.clone());
     }
-    sql.push(&format!(" ORDER BY created_ns DESC, id DESC LIMIT {limit}"));
+    match q.after_id {
+        Some(after) => {
+            sql.and("id > ?", after);
+            sql.push(&format!(" ORDER BY id LIMIT {limit}"));
+        }
+        None => sql.push(&format!(" ORDER BY created_ns DESC, id DESC LIMIT {limit}")),
+    }
     let rows = client
         .query(&sql.text, &sql.args())
         .await
@@ -323,5 +329,43 @@ pub async fn save_state(client: &Client, key: &str, value: &str) -> Result<(), S
         )
         .await
         .map_err(db("saving shared state"))?;
+    Ok(())
+}
+
+/// Takes or renews the lease `key` for `holder` until `ttl_ns` from now by the database's
+/// clock (every collector reads the same one), in one upsert: the row is replaced only when
+/// it is free, run out or `holder`'s own, so of concurrent callers exactly one gets it.
+pub async fn acquire_lease(
+    client: &Client,
+    key: &str,
+    holder: &str,
+    ttl_ns: i64,
+) -> Result<bool, StoreError> {
+    let row = client
+        .query_opt(
+            "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint AS ns) \
+             INSERT INTO shared_state (key, value, updated_ns) \
+             SELECT $1, json_build_object('holder', $2::text, 'expires_ns', now.ns + $3::bigint)::text, now.ns \
+             FROM now \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_ns = EXCLUDED.updated_ns \
+             WHERE shared_state.value::jsonb ->> 'holder' = $2 \
+                OR (shared_state.value::jsonb ->> 'expires_ns')::bigint <= EXCLUDED.updated_ns \
+             RETURNING 1",
+            &[&key, &holder, &ttl_ns],
+        )
+        .await
+        .map_err(db("taking a lease"))?;
+    Ok(row.is_some())
+}
+
+/// Gives the lease `key` up if `holder` holds it.
+pub async fn release_lease(client: &Client, key: &str, holder: &str) -> Result<(), StoreError> {
+    client
+        .execute(
+            "DELETE FROM shared_state WHERE key = $1 AND value::jsonb ->> 'holder' = $2",
+            &[&key, &holder],
+        )
+        .await
+        .map_err(db("giving a lease up"))?;
     Ok(())
 }

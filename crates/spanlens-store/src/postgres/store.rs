@@ -196,4 +196,24 @@ impl SharedState for PostgresStore {
         let client = self.client("saving shared state").await?;
         side::save_state(&client, key, value).await
     }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let key = crate::store::Lease::key(name);
+        check_state(&key, None)?;
+        let ttl = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX / 2);
+        let client = self.client("taking a lease").await?;
+        side::acquire_lease(&client, &key, holder, ttl).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let key = crate::store::Lease::key(name);
+        check_state(&key, None)?;
+        let client = self.client("giving a lease up").await?;
+        side::release_lease(&client, &key, holder).await
+    }
 }
