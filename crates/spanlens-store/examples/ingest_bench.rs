@@ -115,7 +115,7 @@ impl Feed {
 
 /// Submits batches keeping up to `window` in flight (as a server with many open requests does).
 fn submit_all(
-    store: &SqliteStore,
+    store: &dyn Store,
     batches: impl IntoIterator<Item = Vec<Span>>,
     window: usize,
 ) -> usize {
@@ -185,7 +185,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// The error-recovery report as `GET /api/v1/recovery` builds it, over `[from, to)` in 24 buckets.
-async fn recovery(store: &SqliteStore, from: Timestamp, to: Timestamp) -> RecoveryReport {
+async fn recovery(store: &dyn Store, from: Timestamp, to: Timestamp) -> RecoveryReport {
     store
         .recovery_report(
             "default",
@@ -202,7 +202,7 @@ async fn recovery(store: &SqliteStore, from: Timestamp, to: Timestamp) -> Recove
 /// The time series of `GET /api/v1/metrics?buckets=N`: the whole range and `n` equal slices,
 /// cut as the server cuts them.
 async fn series(
-    store: &SqliteStore,
+    store: &dyn Store,
     q: &MetricsQuery,
     n: u64,
 ) -> (Vec<MetricRow>, Vec<Vec<MetricRow>>) {
@@ -228,6 +228,8 @@ async fn series(
 
 struct Args {
     spans: usize,
+    /// `--store postgres://…`: a PostgreSQL store instead of the SQLite file.
+    store: Option<String>,
     path: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     threads: u64,
@@ -253,6 +255,7 @@ fn parse_args() -> Args {
     let mut args = std::env::args().skip(1);
     let mut a = Args {
         spans: 1_000_000,
+        store: None,
         path: None,
         data_dir: None,
         threads: 2,
@@ -272,6 +275,7 @@ fn parse_args() -> Args {
                     .unwrap_or(a.page_size)
             }
             "--path" => a.path = args.next().map(PathBuf::from),
+            "--store" => a.store = args.next(),
             "--data-dir" => a.data_dir = args.next().map(PathBuf::from),
             "--threads" => a.threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(2),
             "--batch" => a.batch = args.next().and_then(|v| v.parse().ok()).unwrap_or(500),
@@ -289,6 +293,9 @@ fn parse_args() -> Args {
 async fn main() {
     let args = parse_args();
     let _ = ONLY.set(args.only.clone());
+    if let Some(uri) = &args.store {
+        return on_server_store(&args, uri).await;
+    }
     let tmp;
     let path = match (&args.path, &args.data_dir) {
         (Some(p), _) => p.clone(),
@@ -352,6 +359,26 @@ async fn main() {
 /// Generates and submits the spans, prints the ingest figures, then writes one 10,000-span
 /// trace; `None` when only ingest was asked for (`BENCH_INGEST_ONLY`).
 async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
+    let mut opts = SqliteOptions {
+        page_size: args.page_size,
+        ..SqliteOptions::default()
+    };
+    if let Some(n) = std::env::var("BENCH_TXN").ok().and_then(|v| v.parse().ok()) {
+        opts.max_spans_per_transaction = n;
+    }
+    let store = SqliteStore::open_with(path, opts).expect("open");
+    let stats = || {
+        let s = store.writer_stats();
+        format!(" ({} transactions for {} batches)", s.transactions, s.batches)
+    };
+    ingest_into(args, &store, &stats).await.then_some(())?;
+    Some(store)
+}
+
+/// Generates and submits the spans into `store`, prints the ingest figures (with `stats`, what
+/// the backend says of its writer), then writes one 10,000-span trace; false when only ingest
+/// was asked for (`BENCH_INGEST_ONLY`).
+async fn ingest_into(args: &Args, store: &dyn Store, stats: &dyn Fn() -> String) -> bool {
     let (spans, threads, batch) = (args.spans, args.threads, args.batch);
     let stream = args.stream.unwrap_or(spans > 2_000_000);
     let mut feeds: Vec<Feed> = (0..threads)
@@ -399,14 +426,6 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
         prepared
     };
 
-    let mut opts = SqliteOptions {
-        page_size: args.page_size,
-        ..SqliteOptions::default()
-    };
-    if let Some(n) = std::env::var("BENCH_TXN").ok().and_then(|v| v.parse().ok()) {
-        opts.max_spans_per_transaction = n;
-    }
-    let store = SqliteStore::open_with(path, opts).expect("open");
     let (w0, p0) = cpu_seconds();
     let t = Instant::now();
     let sent: usize = std::thread::scope(|s| {
@@ -414,7 +433,6 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
             .into_iter()
             .zip(prepared)
             .map(|(mut feed, batches)| {
-                let store = &store;
                 s.spawn(move || match batches {
                     Some(batches) => submit_all(store, batches, 16),
                     None => submit_all(store, std::iter::from_fn(|| feed.next_batch()), 16),
@@ -425,13 +443,11 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
     });
     let elapsed = t.elapsed();
     let (w1, p1) = cpu_seconds();
-    let stats = store.writer_stats();
     println!(
-        "ingest: {sent} spans in {:.2} s = {:.0} spans/s ({} transactions for {} batches)",
+        "ingest: {sent} spans in {:.2} s = {:.0} spans/s{}",
         elapsed.as_secs_f64(),
         sent as f64 / elapsed.as_secs_f64(),
-        stats.transactions,
-        stats.batches
+        stats()
     );
     println!(
         "  CPU during ingest: writer thread {:.2} s, whole process {:.2} s (wall {:.2} s)",
@@ -462,7 +478,7 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
         }
     }
     if std::env::var_os("BENCH_INGEST_ONLY").is_some() {
-        return None;
+        return false;
     }
 
     // One 10,000-span trace, submitted in batches like everything else.
@@ -479,10 +495,10 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
         "10,000-span trace written in {} (20 sequential batches of 500)",
         ms(t.elapsed())
     );
-    Some(store)
+    true
 }
 
-async fn queries(store: &SqliteStore) {
+async fn queries(store: &dyn Store) {
     let big = TraceId([0xbb; 16]);
     println!("\nqueries (first run / median of 5):");
     let list = async |name: &str, q: ListQuery| {
@@ -625,7 +641,7 @@ fn line(what: &str, first: Duration, med: Duration, note: String) {
 
 /// The dashboard and recovery queries over a 30-day window that is not aligned to any hour or
 /// day (like "the last 30 days" from now), the 7 days before its end, and one day.
-async fn dashboard(store: &SqliteStore) {
+async fn dashboard(store: &dyn Store) {
     let from = Timestamp(T0 + 17 * 60_000 * MS + 3_500 * MS);
     let to = Timestamp(from.0 + 30 * DAY);
     let week = Timestamp(to.0 - 7 * DAY);
@@ -811,4 +827,33 @@ async fn dashboard(store: &SqliteStore) {
             r.ttft.p50.unwrap_or(0) as f64 / 1e6,
         );
     }
+}
+
+/// The same figures on a server store (`--store postgres://…`): the database must be empty
+/// unless `--queries-only`.
+#[cfg(feature = "postgres")]
+async fn on_server_store(args: &Args, uri: &str) {
+    let t = Instant::now();
+    let store = spanlens_store::PostgresStore::connect(uri)
+        .await
+        .expect("connect");
+    println!("connected to {} in {}", spanlens_store::redact(uri), ms(t.elapsed()));
+    if !args.queries_only {
+        let have = store.count_spans("default").await.expect("count");
+        assert_eq!(have, 0, "{} already holds {have} spans", spanlens_store::redact(uri));
+        if !ingest_into(args, &store, &String::new).await {
+            return;
+        }
+    }
+    println!("{} spans", store.count_spans("default").await.unwrap_or(0));
+    if args.only.is_some() {
+        dashboard(&store).await;
+    } else {
+        queries(&store).await;
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn on_server_store(_: &Args, uri: &str) {
+    panic!("{uri}: build with --features postgres for a PostgreSQL store");
 }
