@@ -369,7 +369,10 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
     let store = SqliteStore::open_with(path, opts).expect("open");
     let stats = || {
         let s = store.writer_stats();
-        format!(" ({} transactions for {} batches)", s.transactions, s.batches)
+        format!(
+            " ({} transactions for {} batches)",
+            s.transactions, s.batches
+        )
     };
     ingest_into(args, &store, &stats).await.then_some(())?;
     Some(store)
@@ -837,10 +840,19 @@ async fn on_server_store(args: &Args, uri: &str) {
     let store = spanlens_store::PostgresStore::connect(uri)
         .await
         .expect("connect");
-    println!("connected to {} in {}", spanlens_store::redact(uri), ms(t.elapsed()));
+    println!(
+        "connected to {} in {}",
+        spanlens_store::redact(uri),
+        ms(t.elapsed())
+    );
     if !args.queries_only {
         let have = store.count_spans("default").await.expect("count");
-        assert_eq!(have, 0, "{} already holds {have} spans", spanlens_store::redact(uri));
+        assert_eq!(
+            have,
+            0,
+            "{} already holds {have} spans",
+            spanlens_store::redact(uri)
+        );
         if !ingest_into(args, &store, &String::new).await {
             return;
         }

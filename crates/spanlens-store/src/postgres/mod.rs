@@ -29,8 +29,11 @@ use tokio::sync::mpsc;
 /// Tuning of the PostgreSQL backend; the defaults suit one collector beside others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
-    /// Connections in the pool, shared by reads, scans and the writer.
+    /// Connections in the pool, shared by reads, scans and the writers.
     pub connections: usize,
+    /// Writer tasks committing from the one queue at once (each holds a connection while it
+    /// commits): one collector's transactions overlap instead of waiting in a line.
+    pub writers: usize,
     /// Spans accepted but not yet committed before `submit` answers `Busy`; bounds memory.
     pub max_pending_spans: usize,
     /// Submissions waiting in the queue before `submit` answers `Busy`.
@@ -44,7 +47,8 @@ pub struct PostgresOptions {
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
-            connections: 8,
+            connections: 12,
+            writers: 4,
             max_pending_spans: 100_000,
             max_pending_batches: 4096,
             max_spans_per_transaction: 20_000,
@@ -126,7 +130,10 @@ impl PostgresStore {
             projects: Arc::new(Mutex::new(HashMap::new())),
             max_txn_spans: options.max_spans_per_transaction.max(1),
         };
-        tokio::spawn(w.run(receiver));
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        for _ in 0..options.writers.max(1) {
+            tokio::spawn(w.clone().run(receiver.clone()));
+        }
         Ok(PostgresStore {
             uri: shown,
             pool,

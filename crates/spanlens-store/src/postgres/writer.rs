@@ -60,7 +60,8 @@ pub fn prepare_rows(spans: Vec<Span>, project: &str) -> Result<Vec<Row>, StoreEr
         .collect()
 }
 
-/// The writer's state, moved into its task.
+/// A writer's state, one per writer task (they share the pool, the counters and the queue).
+#[derive(Clone)]
 pub struct Writer {
     pub pool: deadpool_postgres::Pool,
     pub pending: Arc<AtomicUsize>,
@@ -104,15 +105,25 @@ struct Slot<'a> {
 
 impl Writer {
     /// Runs until every sender is gone and the queue is drained.
-    pub async fn run(self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(first) = rx.recv().await {
-            // Whatever queued up during the previous commit rides along in this one.
-            let (jobs, queued) = gather(
-                first,
-                self.max_txn_spans,
-                |j| j.rows.len(),
-                || rx.try_recv().ok(),
-            );
+    ///
+    /// Several writers may share one queue: each takes whatever is waiting when its turn comes
+    /// and commits it while the next takes the following batches, so transactions overlap
+    /// (PostgreSQL's time is mostly waiting on one connection). The per-trace advisory locks
+    /// keep writers of one trace in line, as they do across collectors; a write issued after
+    /// another was acknowledged still commits after it.
+    pub async fn run(self, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+        loop {
+            let (jobs, queued) = {
+                let mut rx = rx.lock().await;
+                let Some(first) = rx.recv().await else { break };
+                // Whatever queued up meanwhile rides along in this commit.
+                gather(
+                    first,
+                    self.max_txn_spans,
+                    |j| j.rows.len(),
+                    || rx.try_recv().ok(),
+                )
+            };
             match self.commit(&jobs).await {
                 Ok(counts) => self.finish(jobs, counts, queued),
                 // One bad batch must not sink the others: retry each on its own (unless the
