@@ -476,16 +476,15 @@ fn expected_metrics(spans: &[Span], q: &MetricsQuery) -> Vec<MetricRow> {
         })
         .collect();
     if q.group_by != GroupBy::Day {
-        rows.sort_by(|a, b| {
-            b.cost
-                .cmp(&a.cost)
-                .then(b.span_count.cmp(&a.span_count))
-                .then_with(|| match (&a.key, &b.key) {
-                    (Some(x), Some(y)) => x.cmp(y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                })
+        // The documented order, restated here: costliest, then most spans, then by key with
+        // the group without a key last.
+        rows.sort_by_key(|r| {
+            (
+                std::cmp::Reverse(r.cost),
+                std::cmp::Reverse(r.span_count),
+                r.key.is_none(),
+                r.key.clone(),
+            )
         });
     }
     rows
