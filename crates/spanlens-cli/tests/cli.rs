@@ -309,8 +309,13 @@ fn store_uris_open_the_embedded_store_and_refuse_the_rest_clearly() {
     for (uri, want) in [
         ("mysql://root:hunter2@db/x", "unknown scheme \"mysql\""),
         (
-            "postgres://spanlens:hunter2@db:5432/traces",
-            "no postgres backend",
+            // An unreachable PostgreSQL (or, built without it, no backend).
+            "postgres://spanlens:hunter2@db.invalid:5432/traces",
+            if cfg!(feature = "postgres") {
+                "cannot connect to postgres://spanlens:***@db.invalid:5432/traces"
+            } else {
+                "no postgres backend"
+            },
         ),
         (
             "clickhouse://db:8123/spanlens?password=hunter2",

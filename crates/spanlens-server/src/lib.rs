@@ -121,8 +121,8 @@ pub enum ServerError {
     /// The store URI names no store this build can open.
     #[error(transparent)]
     Uri(#[from] spanlens_store::StoreUriError),
-    /// A server store (PostgreSQL) could not be reached or prepared.
-    #[error("cannot open the store {uri}: {source}")]
+    /// A server store (PostgreSQL) could not be reached or prepared (`source` names it).
+    #[error("{source}")]
     Remote {
         /// The URI, password hidden.
         uri: String,
