@@ -21,6 +21,7 @@ mod ingest;
 mod insight;
 mod live;
 mod metrics;
+mod params;
 mod recovery;
 mod scores;
 mod sessions;
@@ -37,6 +38,7 @@ pub use live::LiveSpan;
 pub use metrics::{
     MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
 };
+pub use params::{Pairs, ParamError, TraceListQuery};
 pub use recovery::RecoveryAnswer;
 pub use scores::{ScoreIds, ScoreList, ScoreTrends};
 pub use sessions::{SessionAnswer, SessionPage};

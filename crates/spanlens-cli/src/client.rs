@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 use spanlens_api::{
-    AlertsAnswer, ErrorBody, LiveSpan, RecoveryAnswer, ScoreList, TraceDetail, TracePage, TraceRow,
+    AlertsAnswer, ErrorBody, LiveSpan, RecoveryAnswer, ScoreList, TraceDetail, TraceListQuery,
+    TracePage, TraceRow,
 };
 use spanlens_core::evals::ScoreType;
 use spanlens_core::recovery::HeadroomBucket;
@@ -342,26 +343,22 @@ fn short_time(rfc3339: &str) -> String {
 /// Lists traces as a table (or the API's JSON page).
 pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
-    let mut q: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
-    let opts = [
-        ("user", &args.user),
-        ("model", &args.model),
-        ("status", &args.status),
-        ("session", &args.session),
-        ("name", &args.name),
-        ("sort", &args.sort),
-        ("order", &args.order),
-        ("cursor", &args.cursor),
-    ];
-    for (k, v) in opts {
-        if let Some(v) = v {
-            q.push((k, v.clone()));
-        }
-    }
-    for t in &args.tag {
-        q.push(("tag", t.clone()));
-    }
-    let Some(page) = client.get_or_print::<TracePage>("/api/v1/traces", &q, args.json)? else {
+    let q = TraceListQuery {
+        user: args.user,
+        model: args.model,
+        status: args.status,
+        session: args.session,
+        name: args.name,
+        sort: args.sort,
+        order: args.order,
+        cursor: args.cursor,
+        tags: args.tag,
+        limit: Some(args.limit),
+        ..Default::default()
+    };
+    let Some(page) =
+        client.get_or_print::<TracePage>("/api/v1/traces", &q.to_pairs(), args.json)?
+    else {
         return Ok(Outcome::Done);
     };
     print!("{}", traces_table(&page.items));
@@ -481,11 +478,12 @@ fn resolve_id(client: &Client, raw: &str) -> anyhow::Result<String> {
     let mut scanned = 0usize;
     let mut cursor: Option<String> = None;
     loop {
-        let mut q = vec![("limit", "1000".to_string())];
-        if let Some(c) = &cursor {
-            q.push(("cursor", c.clone()));
-        }
-        let page: TracePage = client.get_answer("/api/v1/traces", &q)?;
+        let q = TraceListQuery {
+            limit: Some(1000),
+            cursor: cursor.take(),
+            ..Default::default()
+        };
+        let page: TracePage = client.get_answer("/api/v1/traces", &q.to_pairs())?;
         let items = page.items;
         scanned += items.len();
         for it in &items {

@@ -28,6 +28,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<spanlens_api::ParamError> for ApiError {
+    fn from(e: spanlens_api::ParamError) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, e.to_string())
+    }
+}
+
 pub(crate) fn bad(param: &str, value: &str, why: &str) -> ApiError {
     ApiError(
         StatusCode::BAD_REQUEST,

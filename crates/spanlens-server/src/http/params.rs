@@ -3,8 +3,22 @@
 use super::error::{bad, ApiError};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use spanlens_api::Pairs;
 use spanlens_core::{NanoUsd, SpanKind, Timestamp};
 use spanlens_store::{DEFAULT_PROJECT, MAX_PAGE_SIZE};
+
+/// A time as RFC 3339 or integer nanoseconds since the epoch.
+pub(crate) fn time(key: &str, v: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    if let Ok(ns) = v.parse::<u64>() {
+        return Ok(Some(Timestamp(ns)));
+    }
+    Timestamp::parse_rfc3339(v)
+        .map(Some)
+        .map_err(|e| bad(key, v, &format!("{e}; use RFC 3339 or nanoseconds")))
+}
 
 /// Most time slices one metrics request may ask for.
 pub(crate) const MAX_BUCKETS: u32 = 200;
@@ -25,25 +39,17 @@ impl Params {
             })
     }
 
-    pub(crate) fn get(&self, keys: &[&str]) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| keys.contains(&k.as_str()))
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+    /// The pairs as sent, read with the rules every route shares (`spanlens_api::Pairs`).
+    pub(crate) fn pairs(&self) -> Pairs<'_> {
+        Pairs(&self.0)
     }
 
-    pub(crate) fn all(&self, key: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .collect()
+    pub(crate) fn get(&self, keys: &[&str]) -> Option<&str> {
+        self.pairs().get(keys)
     }
 
     pub(crate) fn string(&self, keys: &[&str]) -> Option<String> {
-        self.get(keys).map(str::to_string)
+        self.pairs().string(keys)
     }
 
     pub(crate) fn project(&self) -> String {
@@ -53,64 +59,60 @@ impl Params {
 
     /// A time as RFC 3339 or integer nanoseconds since the epoch.
     pub(crate) fn time(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
-        let Some(v) = self.get(&[key]) else {
-            return Ok(None);
-        };
-        if let Ok(ns) = v.parse::<u64>() {
-            return Ok(Some(Timestamp(ns)));
-        }
-        Timestamp::parse_rfc3339(v)
-            .map(Some)
-            .map_err(|e| bad(key, v, &format!("{e}; use RFC 3339 or nanoseconds")))
+        time(key, self.get(&[key]))
     }
 
     pub(crate) fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
-        match self.get(&[key]) {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| bad(key, v, "not a number")),
-        }
-    }
-
-    /// An amount in USD (a non-negative decimal) as exact nano-USD.
-    pub(crate) fn usd(&self, key: &str) -> Result<Option<NanoUsd>, ApiError> {
-        match self.number::<f64>(key)? {
-            None => Ok(None),
-            Some(usd) if usd >= 0.0 => NanoUsd::from_usd_f64(usd)
-                .map(Some)
-                .ok_or_else(|| bad(key, &usd.to_string(), "not an amount")),
-            Some(usd) => Err(bad(key, &usd.to_string(), "a cost cannot be negative")),
-        }
-    }
-
-    pub(crate) fn ms_as_ns(&self, key: &str) -> Result<Option<u64>, ApiError> {
-        Ok(self
-            .number::<f64>(key)?
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|ms| (ms * 1e6) as u64))
+        Ok(self.pairs().number(key)?)
     }
 
     pub(crate) fn kind(&self) -> Result<Option<SpanKind>, ApiError> {
-        match self.get(&["kind"]) {
-            None => Ok(None),
-            Some(v) => SpanKind::parse(v)
-                .map(Some)
-                .ok_or_else(|| bad("kind", v, "unknown kind")),
-        }
+        kind(self.get(&["kind"]))
     }
 
     pub(crate) fn limit(&self) -> Result<u32, ApiError> {
-        let n = self
-            .number::<u32>("limit")?
-            .unwrap_or(spanlens_store::DEFAULT_PAGE_SIZE);
-        if n == 0 || n > MAX_PAGE_SIZE {
-            return Err(bad(
-                "limit",
-                &n.to_string(),
-                &format!("must be 1..={MAX_PAGE_SIZE}"),
-            ));
-        }
-        Ok(n)
+        limit(self.number::<u32>("limit")?)
     }
+}
+
+/// An amount in USD (a non-negative decimal) as exact nano-USD.
+pub(crate) fn usd(key: &str, v: Option<f64>) -> Result<Option<NanoUsd>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(usd) if usd >= 0.0 => NanoUsd::from_usd_f64(usd)
+            .map(Some)
+            .ok_or_else(|| bad(key, &usd.to_string(), "not an amount")),
+        Some(usd) => Err(bad(key, &usd.to_string(), "a cost cannot be negative")),
+    }
+}
+
+/// Milliseconds as nanoseconds; a negative or non-finite value is no bound.
+pub(crate) fn ms_as_ns(v: Option<f64>) -> Option<u64> {
+    v.filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|ms| (ms * 1e6) as u64)
+}
+
+/// A span kind by name.
+pub(crate) fn kind(v: Option<&str>) -> Result<Option<SpanKind>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(v) => SpanKind::parse(v)
+            .map(Some)
+            .ok_or_else(|| bad("kind", v, "unknown kind")),
+    }
+}
+
+/// A page size, checked against the bounds (default when not given).
+pub(crate) fn limit(v: Option<u32>) -> Result<u32, ApiError> {
+    let n = v.unwrap_or(spanlens_store::DEFAULT_PAGE_SIZE);
+    if n == 0 || n > MAX_PAGE_SIZE {
+        return Err(bad(
+            "limit",
+            &n.to_string(),
+            &format!("must be 1..={MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok(n)
 }
 
 pub(crate) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -2,7 +2,7 @@
 //! export, and one span.
 
 use super::error::{bad, internal, ApiError};
-use super::params::Params;
+use super::params::{kind, limit, ms_as_ns, time, usd, Params};
 use super::rows::trace_id;
 use super::stored::{push_unreadable, readable_spans, retain_indices, TreeSource};
 use crate::state::AppState;
@@ -10,9 +10,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use spanlens_api::{TracePage, TraceRow};
+use spanlens_api::{TraceListQuery, TracePage, TraceRow};
 use spanlens_core::{analyze, Span, SpanId, Status, TraceId};
-use spanlens_store::{ListQuery, SortField, SortOrder};
+use spanlens_store::{ListQuery, SortField, SortOrder, DEFAULT_PROJECT};
 
 pub(super) async fn list_traces(
     State(st): State<AppState>,
@@ -36,15 +36,16 @@ pub(super) async fn trace_outcomes(
     Ok(Json(st.store.trace_outcomes(&query).await?))
 }
 
-/// The trace list's query parameters as a store query.
+/// The trace list's query parameters (`spanlens_api::TraceListQuery`) as a store query.
 pub(super) fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
-    let mut query = ListQuery::new(p.project());
+    let q = TraceListQuery::from_pairs(p.pairs().0)?;
+    let mut query = ListQuery::new(q.project.as_deref().unwrap_or(DEFAULT_PROJECT));
     let f = &mut query.filter;
-    f.from = p.time("from")?;
-    f.to = p.time("to")?;
-    f.name = p.string(&["name"]);
-    f.kind = p.kind()?;
-    f.status = match p.get(&["status"]) {
+    f.from = time("from", q.from.as_deref())?;
+    f.to = time("to", q.to.as_deref())?;
+    f.name = q.name;
+    f.kind = kind(q.kind.as_deref())?;
+    f.status = match q.status.as_deref() {
         None => None,
         Some("ok") => Some(Status::Ok),
         Some("error") => Some(Status::Error),
@@ -55,21 +56,21 @@ pub(super) fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
         }
         Some(v) => return Err(bad("status", v, "use ok, error, unset or recovered")),
     };
-    f.model = p.string(&["model"]);
-    f.provider = p.string(&["provider"]);
-    f.user_id = p.string(&["user", "user_id"]);
-    f.session_id = p.string(&["session", "session_id"]);
-    f.tags = p.all("tag");
-    f.min_duration_ns = p.ms_as_ns("min_duration_ms")?;
-    f.max_duration_ns = p.ms_as_ns("max_duration_ms")?;
-    f.min_cost = p.usd("min_cost")?;
-    f.max_cost = p.usd("max_cost")?;
-    if let Some(name) = p.string(&["score_name", "score"]) {
+    f.model = q.model;
+    f.provider = q.provider;
+    f.user_id = q.user;
+    f.session_id = q.session;
+    f.tags = q.tags;
+    f.min_duration_ns = ms_as_ns(q.min_duration_ms);
+    f.max_duration_ns = ms_as_ns(q.max_duration_ms);
+    f.min_cost = usd("min_cost", q.min_cost)?;
+    f.max_cost = usd("max_cost", q.max_cost)?;
+    if let Some(name) = q.score_name {
         f.score = Some(spanlens_store::ScoreFilter {
             name,
-            min: p.number::<f64>("score_min")?,
-            max: p.number::<f64>("score_max")?,
-            label: p.string(&["score_label"]),
+            min: q.score_min,
+            max: q.score_max,
+            label: q.score_label,
         });
     } else if let Some(k) = ["score_min", "score_max", "score_label"]
         .into_iter()
@@ -77,8 +78,8 @@ pub(super) fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
     {
         return Err(bad(k, p.get(&[k]).unwrap_or(""), "needs score_name"));
     }
-    f.text = p.string(&["q", "text"]);
-    if let Some(s) = p.get(&["sort"]) {
+    f.text = q.text;
+    if let Some(s) = q.sort.as_deref() {
         query.sort = SortField::parse(s).ok_or_else(|| {
             bad(
                 "sort",
@@ -87,11 +88,11 @@ pub(super) fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
             )
         })?;
     }
-    if let Some(o) = p.get(&["order"]) {
+    if let Some(o) = q.order.as_deref() {
         query.order = SortOrder::parse(o).ok_or_else(|| bad("order", o, "use asc or desc"))?;
     }
-    query.limit = p.limit()?;
-    query.cursor = p.string(&["cursor"]);
+    query.limit = limit(q.limit)?;
+    query.cursor = q.cursor;
     Ok(query)
 }
 
