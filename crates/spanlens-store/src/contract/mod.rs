@@ -254,6 +254,7 @@ mod tests {
             ("reprice", include_str!("reprice.rs")),
             ("state", include_str!("state.rs")),
             ("scans", include_str!("scans.rs")),
+            ("copy", include_str!("copy.rs")),
             ("rollups", include_str!("rollups.rs")),
         ];
         let mut written = BTreeSet::new();
