@@ -602,11 +602,11 @@ async fn resolve_calls(
         .await
         .map_err(&e)?;
     }
-    // The counted columns of every call's span row, from its own counts in the index.
-    let counted = |column: &str, k: usize| {
-        format!("{column} = CASE WHEN c.duplicate_of IS NULL THEN c.counts[{k}] ELSE 0 END")
-    };
-    let tokens: Vec<String> = [
+    // The counted columns of every call's span row, from its own counts in the index. Only
+    // rows whose values change are written: a call that is no one's duplicate keeps what its
+    // insert wrote, so it is not rewritten (a rewrite leaves a dead row and index entries
+    // behind on every commit of its trace).
+    let mut columns: Vec<(&str, String)> = [
         "input_tokens",
         "output_tokens",
         "cache_read_tokens",
@@ -616,17 +616,31 @@ async fn resolve_calls(
     ]
     .iter()
     .enumerate()
-    .map(|(k, c)| counted(c, k + 1))
+    .map(|(k, c)| {
+        let counted = format!(
+            "CASE WHEN c.duplicate_of IS NULL THEN c.counts[{}] ELSE 0 END",
+            k + 1
+        );
+        (*c, counted)
+    })
     .collect();
+    columns.push((
+        "cost_nano",
+        "CASE WHEN c.duplicate_of IS NULL THEN c.cost_nano END".into(),
+    ));
+    columns.push(("unpriced", "c.unpriced AND c.duplicate_of IS NULL".into()));
+    let set: Vec<String> = columns.iter().map(|(c, v)| format!("{c} = {v}")).collect();
+    let now: Vec<String> = columns.iter().map(|(c, _)| format!("s.{c}")).collect();
+    let want: Vec<&str> = columns.iter().map(|(_, v)| v.as_str()).collect();
     tx.execute(
         &format!(
-            "UPDATE spans s SET {}, \
-             cost_nano = CASE WHEN c.duplicate_of IS NULL THEN c.cost_nano END, \
-             unpriced = c.unpriced AND c.duplicate_of IS NULL \
+            "UPDATE spans s SET {} \
              FROM llm_calls c WHERE c.project_id = $1 AND c.trace_id = ANY($2) \
              AND s.project_id = c.project_id AND s.trace_id = c.trace_id \
-             AND s.span_id = c.span_id",
-            tokens.join(", ")
+             AND s.span_id = c.span_id AND ({}) IS DISTINCT FROM ({})",
+            set.join(", "),
+            now.join(", "),
+            want.join(", ")
         ),
         &[&pid, &traces],
     )
