@@ -374,7 +374,9 @@ async fn ingest(args: &Args, path: &std::path::Path) -> Option<SqliteStore> {
             s.transactions, s.batches
         )
     };
-    ingest_into(args, &store, &stats).await.then_some(())?;
+    if !ingest_into(args, &store, &stats).await {
+        return None;
+    }
     Some(store)
 }
 
