@@ -64,6 +64,13 @@ async fn admin(server: &str) -> tokio_postgres::Client {
 #[async_trait]
 impl StoreHarness for PostgresHarness {
     async fn create(&self) -> Box<dyn TestDatabase> {
+        Box::new(PostgresDb::create().await)
+    }
+}
+
+impl PostgresDb {
+    /// A fresh database on the test server.
+    async fn create() -> PostgresDb {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let server = server();
         let nanos = std::time::SystemTime::now()
@@ -80,11 +87,11 @@ impl StoreHarness for PostgresHarness {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
-        Box::new(PostgresDb {
+        PostgresDb {
             uri: with_database(&server, &name),
             server,
             name,
-        })
+        }
     }
 }
 
@@ -187,4 +194,59 @@ async fn two_collectors_writing_one_trace_agree_with_one() {
         assert_eq!(got, want, "trace {t}");
     }
     assert_eq!(a.count_spans("p").await.unwrap(), spans.len() as u64);
+}
+
+/// A span body that cannot be read leaves its span out of a trace and of scans, and says so,
+/// while the other spans read; a span row written before bodies moved into chunks (its own
+/// `body`, no `chunk_id`) still reads.
+#[tokio::test]
+async fn a_damaged_chunk_leaves_its_spans_out_and_old_rows_still_read() {
+    use spanlens_core::SpanKind;
+    use spanlens_store::contract::build::{llm, sid, span, tid};
+    use spanlens_store::SpanScan;
+    let db = PostgresDb::create().await;
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&db.uri).await.unwrap());
+    let mut root = span(1, 1, None, "root", 0, 100);
+    root.kind = SpanKind::Pipeline;
+    let call = llm(1, 2, Some(1), "gpt-4o", "openai", 5, 50, 100, 10, 1_000);
+    store.write("default", vec![root, call]).await.unwrap();
+    store
+        .write("default", vec![span(1, 3, Some(1), "tool", 60, 10)])
+        .await
+        .unwrap();
+    let sql = admin(&db.uri).await;
+    // The tool span as an old row: its chunk's bytes (a single-span chunk) in its own row.
+    sql.batch_execute(
+        "UPDATE spans s SET body_codec = c.codec, body = c.body, chunk_id = NULL \
+         FROM trace_chunks c WHERE c.chunk_id = s.chunk_id AND s.name = 'tool'; \
+         DELETE FROM trace_chunks WHERE chunk_id NOT IN \
+         (SELECT chunk_id FROM spans WHERE chunk_id IS NOT NULL); \
+         UPDATE trace_chunks SET codec = 1, body = '\\x00112233'::BYTEA",
+    )
+    .await
+    .unwrap();
+
+    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
+    assert_eq!(d.spans.len(), 1);
+    assert_eq!(d.spans[0].name, "tool");
+    assert_eq!(d.unreadable.len(), 2, "{:?}", d.unreadable);
+    assert!(
+        d.unreadable[0].reason.contains("damaged"),
+        "{:?}",
+        d.unreadable
+    );
+    assert_eq!(d.summary.span_count, 3);
+
+    let (spans, skipped) = store
+        .scan_model_spans(&SpanScan::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!((spans.len(), skipped.count), (0, 1));
+    assert_eq!(
+        skipped.examples[0].span_id.as_deref(),
+        Some(&*sid(2).to_hex())
+    );
 }

@@ -173,8 +173,11 @@ pub async fn a_span_sent_again_with_other_usage_counts_again(h: &dyn StoreHarnes
     // And back: the same call again, counted once.
     store.write("p", vec![trace()[2].clone()]).await.unwrap();
     assert_eq!(totals(&*store).await, deduped);
-    // The counted span re-sent unchanged changes nothing.
+    // The counted span re-sent unchanged changes nothing; nor does the duplicate, whose new row
+    // must count nothing again.
     store.write("p", vec![trace()[1].clone()]).await.unwrap();
+    assert_eq!(totals(&*store).await, deduped);
+    store.write("p", vec![trace()[2].clone()]).await.unwrap();
     assert_eq!(totals(&*store).await, deduped);
 }
 

@@ -19,6 +19,7 @@ use crate::types::{
     TraceOutcomes, TraceSummary, Unreadable,
 };
 use spanlens_core::{NanoUsd, Span, Timestamp, TraceId};
+use std::collections::HashMap;
 use tokio_postgres::{GenericClient, IsolationLevel, Row};
 
 /// Most traces returned with one session, so a runaway session cannot exhaust memory.
@@ -238,14 +239,15 @@ pub async fn read_trace(
     let summary = read_summary(&row, project)?;
     let rows = tx
         .query(
-            "SELECT span_id, body_codec, body FROM spans WHERE project_id = $1 AND trace_id = $2 \
-             ORDER BY start_ns, span_id",
+            "SELECT span_id, chunk_id, body_codec, body FROM spans \
+             WHERE project_id = $1 AND trace_id = $2 ORDER BY start_ns, span_id",
             &[&pid, &tid],
         )
         .await
         .map_err(db("reading spans"))?;
-    let mut bodies = Bodies::default();
     let mut reader = ChunkReader::new();
+    let chunks = read_chunks(&*tx, rows.iter().filter_map(|r| r.get(1)), &mut reader).await?;
+    let mut bodies = Bodies::default();
     for r in &rows {
         let id: Vec<u8> = r.get(0);
         let Ok(id) = <[u8; 8]>::try_from(id.as_slice()) else {
@@ -255,13 +257,12 @@ pub async fn read_trace(
             });
         };
         bodies.order.push(id);
-        let codec: i16 = r.get(1);
-        let read = reader.for_each(i64::from(codec), r.get(2), &mut |_, text| {
-            bodies.text.insert(id, text.to_string());
-            Ok(())
-        });
-        if let Err(why) = read {
-            bodies.damaged = Some(why.to_string());
+        match body_of(r, 1, &chunks, &mut reader, id) {
+            Ok(Some(text)) => {
+                bodies.text.insert(id, text);
+            }
+            Ok(None) => {}
+            Err(why) => bodies.damaged = Some(why),
         }
     }
     let mut unreadable = Vec::new();
@@ -472,8 +473,9 @@ async fn run_scan(
     let Some(pid) = find_project(&***client, &project).await? else {
         return Ok(unreadable);
     };
-    let mut sql =
-        Sql::new("SELECT trace_id, span_id, body_codec, body FROM spans WHERE project_id = ");
+    let mut sql = Sql::new(
+        "SELECT trace_id, span_id, chunk_id, body_codec, body FROM spans WHERE project_id = ",
+    );
     let p = sql.bind(pid);
     sql.push(&p);
     sql.push(match kind {
@@ -496,6 +498,8 @@ async fn run_scan(
     loop {
         let rows = tx.query_portal(&portal, SCAN_FETCH).await.map_err(&e)?;
         let done = rows.len() < SCAN_FETCH as usize;
+        // The chunks of this page's spans, read at once (a trace's spans may share one).
+        let chunks = read_chunks(&*tx, rows.iter().filter_map(|r| r.get(2)), &mut reader).await?;
         for r in &rows {
             let trace: Vec<u8> = r.get(0);
             if current.as_ref().is_some_and(|c| *c != trace) {
@@ -509,18 +513,13 @@ async fn run_scan(
             current = Some(trace);
             let id: Vec<u8> = r.get(1);
             let id: [u8; 8] = id.try_into().unwrap_or_default();
-            let codec: i16 = r.get(2);
-            let body: &[u8] = r.get(3);
-            let mut decoded = None;
-            let read = reader.for_each(i64::from(codec), body, &mut |_, text| {
-                decoded = Some(serde_json::from_str::<Span>(text));
-                Ok(())
-            });
-            match (read, decoded) {
-                (Ok(()), Some(Ok(span))) => batch.push(span),
-                (Ok(()), Some(Err(x))) => unreadable.add(undecodable(trace_id, id, &x)),
-                (Err(why), _) => unreadable.add(no_body(trace_id, id, Some(&why.to_string()))),
-                (Ok(()), None) => unreadable.add(no_body(trace_id, id, None)),
+            match body_of(r, 2, &chunks, &mut reader, id) {
+                Ok(Some(text)) => match serde_json::from_str::<Span>(&text) {
+                    Ok(span) => batch.push(span),
+                    Err(x) => unreadable.add(undecodable(trace_id, id, &x)),
+                },
+                Ok(None) => unreadable.add(no_body(trace_id, id, None)),
+                Err(why) => unreadable.add(no_body(trace_id, id, Some(&why))),
             }
         }
         if done {
@@ -530,4 +529,72 @@ async fn run_scan(
     out.send(batch).await?;
     tx.commit().await.map_err(&e)?;
     Ok(unreadable)
+}
+
+/// Decoded chunks by id: each span's body by span id, or why the chunk could not be read.
+type Chunks = HashMap<i64, Result<HashMap<[u8; 8], String>, String>>;
+
+/// Reads and decodes the chunks `ids` (repeats allowed) in one statement.
+async fn read_chunks(
+    client: &impl GenericClient,
+    ids: impl Iterator<Item = i64>,
+    reader: &mut ChunkReader,
+) -> Result<Chunks, StoreError> {
+    let mut ids: Vec<i64> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Chunks::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = client
+        .query(
+            "SELECT chunk_id, codec, body FROM trace_chunks WHERE chunk_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(db("reading span bodies"))?;
+    for r in &rows {
+        let mut spans = HashMap::new();
+        let codec: i16 = r.get(1);
+        let read = reader.for_each(i64::from(codec), r.get(2), &mut |id, text| {
+            spans.insert(id, text.to_string());
+            Ok(())
+        });
+        out.insert(r.get(0), read.map(|()| spans).map_err(|e| e.to_string()));
+    }
+    Ok(out)
+}
+
+/// The body of span `id` from its row: from its chunk when column `at` (`chunk_id`) names one,
+/// else from the row's own `body_codec` and `body` (rows written before chunks). `None` when
+/// neither holds it; the reason when its chunk or body is damaged.
+fn body_of(
+    r: &Row,
+    at: usize,
+    chunks: &Chunks,
+    reader: &mut ChunkReader,
+    id: [u8; 8],
+) -> Result<Option<String>, String> {
+    if let Some(chunk) = r.get::<_, Option<i64>>(at) {
+        return match chunks.get(&chunk) {
+            Some(Ok(spans)) => Ok(spans.get(&id).cloned()),
+            Some(Err(why)) => Err(why.clone()),
+            None => Ok(None),
+        };
+    }
+    let (Some(codec), Some(body)) = (
+        r.get::<_, Option<i16>>(at + 1),
+        r.get::<_, Option<&[u8]>>(at + 2),
+    ) else {
+        return Ok(None);
+    };
+    let mut text = None;
+    reader
+        .for_each(i64::from(codec), body, &mut |_, t| {
+            text = Some(t.to_string());
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(text)
 }

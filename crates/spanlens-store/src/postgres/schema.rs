@@ -24,12 +24,14 @@ struct Migration {
     indexes: &'static [(&'static str, &'static str)],
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "projects, spans, trace summaries, call index, log events, scores, shared state",
-    // Text that is sorted or compared for ordering is `COLLATE "C"`, so PostgreSQL orders it
-    // byte by byte as Rust and SQLite do, whatever the database's locale.
-    tables: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description:
+            "projects, spans, trace summaries, call index, log events, scores, shared state",
+        // Text that is sorted or compared for ordering is `COLLATE "C"`, so PostgreSQL orders it
+        // byte by byte as Rust and SQLite do, whatever the database's locale.
+        tables: r#"
 CREATE TABLE projects (
     id          BIGSERIAL PRIMARY KEY,
     name        TEXT COLLATE "C" NOT NULL UNIQUE,
@@ -149,39 +151,63 @@ CREATE TABLE shared_state (
     updated_ns  BIGINT NOT NULL
 );
 "#,
-    indexes: &[
-        ("spans_time", "spans (project_id, start_ns)"),
-        ("traces_start", "traces (project_id, start_ns, trace_id)"),
-        ("traces_end", "traces (project_id, end_ns)"),
-        (
-            "traces_duration",
-            "traces (project_id, duration_ns, trace_id)",
-        ),
-        ("traces_cost", "traces (project_id, cost_nano, trace_id)"),
-        (
-            "traces_tokens",
-            "traces (project_id, total_tokens, trace_id)",
-        ),
-        (
-            "traces_span_count",
-            "traces (project_id, span_count, trace_id)",
-        ),
-        ("traces_name", "traces (project_id, name, trace_id)"),
-        ("traces_status", "traces (project_id, status, trace_id)"),
-        ("traces_user", "traces (project_id, user_id, trace_id)"),
-        (
-            "traces_session",
-            "traces (project_id, session_id, start_ns)",
-        ),
-        ("traces_tags", "traces USING gin (tags)"),
-        ("traces_kinds", "traces USING gin (kinds)"),
-        ("traces_models", "traces USING gin (models)"),
-        ("traces_providers", "traces USING gin (providers)"),
-        ("scores_trace", "scores (project_id, trace_id, name)"),
-        ("scores_session", "scores (project_id, session_id)"),
-        ("scores_name", "scores (project_id, name, created_ns)"),
-    ],
-}];
+        indexes: &[
+            ("spans_time", "spans (project_id, start_ns)"),
+            ("traces_start", "traces (project_id, start_ns, trace_id)"),
+            ("traces_end", "traces (project_id, end_ns)"),
+            (
+                "traces_duration",
+                "traces (project_id, duration_ns, trace_id)",
+            ),
+            ("traces_cost", "traces (project_id, cost_nano, trace_id)"),
+            (
+                "traces_tokens",
+                "traces (project_id, total_tokens, trace_id)",
+            ),
+            (
+                "traces_span_count",
+                "traces (project_id, span_count, trace_id)",
+            ),
+            ("traces_name", "traces (project_id, name, trace_id)"),
+            ("traces_status", "traces (project_id, status, trace_id)"),
+            ("traces_user", "traces (project_id, user_id, trace_id)"),
+            (
+                "traces_session",
+                "traces (project_id, session_id, start_ns)",
+            ),
+            ("traces_tags", "traces USING gin (tags)"),
+            ("traces_kinds", "traces USING gin (kinds)"),
+            ("traces_models", "traces USING gin (models)"),
+            ("traces_providers", "traces USING gin (providers)"),
+            ("scores_trace", "scores (project_id, trace_id, name)"),
+            ("scores_session", "scores (project_id, session_id)"),
+            ("scores_name", "scores (project_id, name, created_ns)"),
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "span bodies in one chunk per trace and submission",
+        // A span row names the chunk holding its body; rows written before keep their own body.
+        // Adding a column without a default and dropping NOT NULL change the catalog only, so
+        // the lock on `spans` is short whatever its size.
+        tables: r#"
+CREATE SEQUENCE trace_chunk_ids;
+CREATE TABLE trace_chunks (
+    chunk_id    BIGINT PRIMARY KEY,
+    project_id  BIGINT NOT NULL,
+    trace_id    BYTEA NOT NULL,
+    codec       SMALLINT NOT NULL,
+    body        BYTEA NOT NULL
+);
+-- Chunks are zstd-compressed already: PostgreSQL need not try again.
+ALTER TABLE trace_chunks ALTER COLUMN body SET STORAGE EXTERNAL;
+ALTER TABLE spans ADD COLUMN chunk_id BIGINT;
+ALTER TABLE spans ALTER COLUMN body DROP NOT NULL;
+ALTER TABLE spans ALTER COLUMN body_codec DROP NOT NULL;
+"#,
+        indexes: &[],
+    },
+];
 
 /// Newest schema version this build writes.
 pub fn latest_version() -> i64 {

@@ -39,11 +39,12 @@ impl SpanWriter for PostgresStore {
         }
         let admitted = Admitted::admit(&self.pending, spans.len(), self.max_pending_spans)?;
         let project = project_name(project);
-        let rows = prepare_rows(spans, &project)?;
+        let (rows, chunks) = prepare_rows(spans, &project)?;
         let (ticket, completer) = CommitTicket::pair();
         let job = Job {
             project,
             rows,
+            chunks,
             completer,
         };
         let queued = self.sender.try_send(job).map_err(|e| match e {
