@@ -425,6 +425,22 @@ fn overlong_project_names_are_refused() {
     assert_eq!(s.get("/api/v1/projects").1, json!({"projects": []}));
 }
 
+#[test]
+fn an_encoded_nul_in_a_url_is_a_clear_400() {
+    let s = Server::start();
+    for url in [
+        "/api/v1/traces?user=a%00b",
+        "/api/v1/sessions/a%00b",
+        "/api/v1/metrics?model=gpt%00",
+        "/api/v1/traces?project=p%00",
+    ] {
+        let (status, v) = s.get(url);
+        assert_eq!(status, 400, "{url}");
+        assert!(v["error"].as_str().unwrap().contains("NUL"), "{url}: {v}");
+    }
+    assert_eq!(s.get("/api/v1/traces?user=a%2500b").0, 200);
+}
+
 // 5. No timeouts on headers, bodies or idle connections; no connection limit.
 
 fn short_limits(c: &mut spanlens_server::ServerConfig) {

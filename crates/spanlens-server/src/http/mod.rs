@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(meta::openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
+        .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .with_state(state.clone())
         // The web UI's pages and assets; its paths never overlap the API's, so nothing is shadowed.
         .merge(spanlens_ui::router())
@@ -74,4 +75,30 @@ pub fn router(state: AppState) -> Router {
             state.access().clone(),
             crate::access::guard,
         ))
+}
+
+/// Answers 400 to a URL whose path or query holds an encoded NUL (`%00`): no name, id or filter
+/// contains one (stored text has them replaced), and PostgreSQL refuses the character outright,
+/// so passing it on would turn a typo or a probe into a 500.
+async fn refuse_nul_in_url(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    let path = uri.path();
+    let query = uri.query().unwrap_or("");
+    if path.contains("%00") || query.contains("%00") {
+        let at = if path.contains("%00") {
+            "path"
+        } else {
+            "query"
+        };
+        return error::ApiError(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("the URL's {at} holds a NUL character (%00): no name, id or filter has one"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }

@@ -112,6 +112,7 @@ macro_rules! __store_contract_tests {
                 empty_project_means_default_and_empty_batch_is_a_no_op,
                 a_large_trace_comes_back_complete_and_ordered,
                 a_span_stored_with_the_largest_time_reads_back,
+                nul_characters_are_stored_not_refused,
             }
             list {
                 summaries_match_the_model,

@@ -271,3 +271,58 @@ pub async fn a_span_stored_with_the_largest_time_reads_back(h: &dyn StoreHarness
     assert_eq!(d.spans[0].end_time, Some(Timestamp(u64::MAX)));
     assert_eq!(d.spans[0].events[0].time, Timestamp(1 << 63));
 }
+
+/// NUL characters in any string of a span or a score are stored, not refused (PostgreSQL's
+/// text cannot hold them): the body keeps the span as sent; typed columns, summaries and scores
+/// show U+FFFD instead.
+pub async fn nul_characters_are_stored_not_refused(h: &dyn StoreHarness) {
+    use crate::ScoreQuery;
+    use spanlens_core::evals::{Score, ScoreSource, ScoreType};
+    let (_db, store) = fresh(h).await;
+    let mut s = span(1, 1, None, "na\0me", 0, 10);
+    s.kind = SpanKind::Tool;
+    s.user_id = Some("u\0".into());
+    s.session_id = Some("s\0".into());
+    s.service = Some("svc\0".into());
+    s.tags = vec!["t\0".into()];
+    s.tool = Some(ToolInfo {
+        name: Some("to\0ol".into()),
+        ..Default::default()
+    });
+    s.metadata.insert("k\0".into(), json!("v\0"));
+    let mut call = llm(1, 2, Some(1), "gpt\0", "open\0ai", 1, 5, 10, 2, 100);
+    call.response_id = Some("r\0".into());
+    store.write("default", vec![s.clone(), call]).await.unwrap();
+    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
+    assert!(d.unreadable.is_empty(), "{:?}", d.unreadable);
+    s.project = Some("default".into());
+    assert_eq!(d.spans[0], s);
+    assert_eq!(d.summary.name, "na\u{FFFD}me");
+    assert_eq!(d.summary.user_id.as_deref(), Some("u\u{FFFD}"));
+    assert_eq!(d.summary.span_count, 2);
+    let score = Score {
+        id: None,
+        trace_id: Some(tid(1)),
+        span_id: None,
+        session_id: None,
+        name: "q\0".into(),
+        data_type: ScoreType::Categorical,
+        value: None,
+        label: Some("l\0".into()),
+        source: ScoreSource::Llm,
+        comment: Some("c\0".into()),
+    };
+    store.add_scores("default", &[score]).await.unwrap();
+    let listed = store
+        .list_scores(&ScoreQuery {
+            project: "default".into(),
+            trace_id: Some(tid(1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "q\u{FFFD}");
+    assert_eq!(listed[0].label.as_deref(), Some("l\u{FFFD}"));
+    assert_eq!(listed[0].comment.as_deref(), Some("c\u{FFFD}"));
+}

@@ -153,8 +153,44 @@ pub fn own(span: &mut Span, project: &str) {
     span.duplicate_of = None;
 }
 
+/// Replaces NUL characters in the strings that become typed columns: PostgreSQL's text
+/// refuses them (one NUL in a user id failed the whole submission), and a list shows nothing
+/// useful for one. The body keeps the span as sent.
+fn without_nul(span: &mut Span) {
+    let clean = replace_nul;
+    clean(&mut span.name);
+    for s in [
+        &mut span.request_model,
+        &mut span.response_model,
+        &mut span.response_id,
+        &mut span.provider,
+        &mut span.agent_name,
+        &mut span.user_id,
+        &mut span.session_id,
+        &mut span.service,
+        &mut span.error_type,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(s);
+    }
+    if let Some(name) = span.tool.as_mut().and_then(|t| t.name.as_mut()) {
+        clean(name);
+    }
+    span.tags.iter_mut().for_each(clean);
+}
+
+/// Replaces each NUL character of `s` with U+FFFD, the replacement character.
+pub fn replace_nul(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
 /// Flattens `span` into the typed columns of its row (its body is written by [`write_body`]).
 pub fn prepare(mut span: Span) -> PreparedSpan {
+    without_nul(&mut span);
     let call = Call::of(&span).map(Box::new);
     let retry_events = span
         .events

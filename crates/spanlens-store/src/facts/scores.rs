@@ -3,7 +3,7 @@
 
 use crate::error::StoreError;
 use crate::types::ScoreQuery;
-use spanlens_core::evals::{ScoreSource, ScoreType};
+use spanlens_core::evals::{Score, ScoreSource, ScoreType};
 
 /// Most scores one listing returns.
 const MAX_SCORES: usize = 1000;
@@ -50,4 +50,18 @@ pub fn parse_source(s: &str) -> ScoreSource {
         "otel_event" => ScoreSource::OtelEvent,
         _ => ScoreSource::Api,
     }
+}
+
+/// A score as stored: NUL characters in its text replaced (PostgreSQL's text refuses them, and
+/// an evaluator's comment quoting a model's output may hold one), the same on every backend.
+pub fn storable(mut score: Score) -> Score {
+    use super::prepare::replace_nul;
+    replace_nul(&mut score.name);
+    for text in [&mut score.session_id, &mut score.label, &mut score.comment]
+        .into_iter()
+        .flatten()
+    {
+        replace_nul(text);
+    }
+    score
 }

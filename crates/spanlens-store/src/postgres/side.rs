@@ -64,6 +64,7 @@ pub async fn add_scores(
     let tx = client.transaction().await.map_err(&e)?;
     let mut ids = Vec::with_capacity(scores.len());
     for s in scores {
+        let s = &crate::facts::scores::storable(s.clone());
         let trace = s.trace_id.map(|t| t.0.to_vec());
         let span = s.span_id.map(|t| t.0.to_vec());
         let name = s.name.trim();

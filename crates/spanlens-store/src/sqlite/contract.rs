@@ -265,7 +265,12 @@ impl Analytics for SqliteStore {
 #[async_trait]
 impl ScoreStore for SqliteStore {
     async fn add_scores(&self, project: &str, scores: &[Score]) -> Result<Vec<i64>, StoreError> {
-        let (project, scores) = (project.to_string(), scores.to_vec());
+        let project = project.to_string();
+        let scores: Vec<Score> = scores
+            .iter()
+            .cloned()
+            .map(crate::facts::scores::storable)
+            .collect();
         self.blocking("storing scores", move |r| {
             scores::add(&mut r.side(), &project, &scores)
         })
