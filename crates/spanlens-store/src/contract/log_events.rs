@@ -147,8 +147,8 @@ pub async fn a_record_sent_twice_is_stored_once_and_a_span_holds_at_most_the_eve
     assert_eq!(r.stored, 3);
 }
 
-/// A score from a GenAI event identical to a stored one is kept once (its id is returned);
-/// scores from the API never are merged.
+/// A score from a GenAI event or a rule identical to a stored one is kept once (its id is
+/// returned); scores from the API never are merged.
 pub async fn identical_scores_from_events_are_kept_once(h: &dyn StoreHarness) {
     let (_db, store) = fresh(h).await;
     let score = Score {
@@ -177,6 +177,16 @@ pub async fn identical_scores_from_events_are_kept_once(h: &dyn StoreHarness) {
         ..score.clone()
     };
     store.add_scores("p", &[other]).await.unwrap();
+    // A rule's verdict given twice (a span taken by two collectors) is kept once too.
+    let rule = Score {
+        source: ScoreSource::Rule,
+        ..score.clone()
+    };
+    let rules = store
+        .add_scores("p", std::slice::from_ref(&rule))
+        .await
+        .unwrap();
+    assert_eq!(store.add_scores("p", &[rule]).await.unwrap(), rules);
     // Scores from the API are never merged: each call is a new judgement.
     let api = Score {
         source: ScoreSource::Api,
@@ -191,7 +201,7 @@ pub async fn identical_scores_from_events_are_kept_once(h: &dyn StoreHarness) {
         })
         .await
         .unwrap();
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 5);
     assert_eq!(
         all.iter()
             .filter(|s| s.source == ScoreSource::OtelEvent)

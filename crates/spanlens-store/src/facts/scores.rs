@@ -65,3 +65,12 @@ pub fn storable(mut score: Score) -> Score {
     }
     score
 }
+
+/// Whether a score identical to one stored is not stored again (its id is returned instead):
+/// scores from GenAI events, which a span or log record sent again repeats, and rule verdicts,
+/// which a span taken by two collectors (or sent twice) gets from each. A rule gives the same
+/// span the same verdict, so one copy is the whole truth. Scores from the API, people and LLM
+/// judges are each a new judgement.
+pub fn kept_once(source: ScoreSource) -> bool {
+    matches!(source, ScoreSource::OtelEvent | ScoreSource::Rule)
+}

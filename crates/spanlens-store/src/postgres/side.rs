@@ -9,7 +9,7 @@ use crate::error::StoreError;
 use crate::facts::read::{file_log_event, project_name};
 use crate::facts::scores::{parse_source, parse_type, score_limit, type_str};
 use crate::types::{LogEventsReceipt, ScoreQuery, ScoreTrendRow, UnreadableSpan};
-use spanlens_core::evals::{Score, ScoreSource};
+use spanlens_core::evals::Score;
 use spanlens_core::otlp::logs::LogEvent;
 use spanlens_core::{Event, SpanId, Timestamp, TraceId};
 use std::collections::HashMap;
@@ -68,16 +68,26 @@ pub async fn add_scores(
         let trace = s.trace_id.map(|t| t.0.to_vec());
         let span = s.span_id.map(|t| t.0.to_vec());
         let name = s.name.trim();
-        // A span or log record sent again repeats its evaluation events.
-        if s.source == ScoreSource::OtelEvent {
+        // A span or log record sent again repeats its evaluation events, and a span taken
+        // twice gets a rule's verdict twice: an identical score is the same score.
+        if crate::facts::scores::kept_once(s.source) {
             let found = tx
                 .query_opt(
                     "SELECT id FROM scores WHERE project_id = $1 \
                      AND trace_id IS NOT DISTINCT FROM $2 AND span_id IS NOT DISTINCT FROM $3 \
-                     AND name = $4 AND source = 'otel_event' AND value IS NOT DISTINCT FROM $5 \
+                     AND name = $4 AND source = $8 AND value IS NOT DISTINCT FROM $5 \
                      AND label IS NOT DISTINCT FROM $6 AND comment IS NOT DISTINCT FROM $7 \
                      ORDER BY id LIMIT 1",
-                    &[&pid, &trace, &span, &name, &s.value, &s.label, &s.comment],
+                    &[
+                        &pid,
+                        &trace,
+                        &span,
+                        &name,
+                        &s.value,
+                        &s.label,
+                        &s.comment,
+                        &s.source.as_str(),
+                    ],
                 )
                 .await
                 .map_err(&e)?;

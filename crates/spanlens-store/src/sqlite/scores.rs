@@ -9,16 +9,16 @@ use crate::facts::scores::{parse_source, parse_type, score_limit, type_str};
 use crate::types::{ScoreQuery, ScoreTrendRow};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
-use spanlens_core::evals::{Score, ScoreSource};
+use spanlens_core::evals::Score;
 use spanlens_core::{SpanId, Timestamp, TraceId};
 
 fn db(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::database(what, e)
 }
 
-/// Validates and inserts `scores` in one transaction. A score from a GenAI event
-/// ([`ScoreSource::OtelEvent`]) identical to one already stored is not stored again; its id is
-/// returned.
+/// Validates and inserts `scores` in one transaction. A score from a GenAI event or a rule
+/// identical to one already stored is not stored again; its id is returned
+/// (`facts::scores::kept_once`).
 pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec<i64>, StoreError> {
     for s in scores {
         s.validate()
@@ -48,14 +48,14 @@ pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec
         let mut existing = tx
             .prepare(
                 "SELECT id FROM scores WHERE project_id = ?1 AND trace_id IS ?2 \
-                 AND span_id IS ?3 AND name = ?4 AND source = 'otel_event' AND value IS ?5 \
+                 AND span_id IS ?3 AND name = ?4 AND source = ?8 AND value IS ?5 \
                  AND label IS ?6 AND comment IS ?7 LIMIT 1",
             )
             .map_err(db("storing scores"))?;
         for s in scores {
-            // A span or log record sent again repeats its evaluation events: an identical
-            // score from one is the same score, kept once.
-            if s.source == ScoreSource::OtelEvent {
+            // A span or log record sent again repeats its evaluation events, and a span taken
+            // twice gets a rule's verdict twice: an identical score is the same score.
+            if crate::facts::scores::kept_once(s.source) {
                 let found: Option<i64> = existing
                     .query_row(
                         params![
@@ -66,6 +66,7 @@ pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec
                             s.value,
                             s.label,
                             s.comment,
+                            s.source.as_str(),
                         ],
                         |r| r.get(0),
                     )
