@@ -5,9 +5,8 @@
 mod common;
 
 use common::*;
-use spanlens_core::SpanKind;
+use spanlens_store::contract::damage;
 use spanlens_store::prelude::*;
-use spanlens_store::SpanScan;
 
 /// Appends a chunk holding one span body as given (plain frame: id, u32 LE length, bytes),
 /// newer than every chunk the trace has, as a damaged or hand-edited database would hold.
@@ -34,14 +33,7 @@ fn append_raw_body(db: &std::path::Path, trace: u64, span: u64, body: &[u8]) {
 async fn a_damaged_chunk_leaves_its_spans_out_and_says_so() {
     let (dir, store) = temp_store();
     let db = dir.path().join("spanlens.db");
-    let mut root = span(1, 1, None, "root", 0, 100);
-    root.kind = SpanKind::Pipeline;
-    let call = llm(1, 2, Some(1), "gpt-4o", "openai", 5, 50, 100, 10, 1_000);
-    store.write("default", vec![root, call]).await.unwrap();
-    store
-        .write("default", vec![span(1, 3, Some(1), "tool", 60, 10)])
-        .await
-        .unwrap();
+    damage::write_root_and_call_then_tool(&store).await;
     // The first chunk (root and call) is overwritten with bytes that are not zstd.
     rusqlite::Connection::open(&db)
         .unwrap()
@@ -51,34 +43,7 @@ async fn a_damaged_chunk_leaves_its_spans_out_and_says_so() {
             [],
         )
         .unwrap();
-
-    let d = store.get_trace("default", tid(1)).await.unwrap().unwrap();
-    assert_eq!(d.spans.len(), 1);
-    assert_eq!(d.spans[0].name, "tool");
-    assert_eq!(d.unreadable.len(), 2, "{:?}", d.unreadable);
-    assert!(d.unreadable[0].reason.contains("damaged chunk"));
-    assert_eq!(d.summary.span_count, 3);
-
-    let j = store
-        .get_trace_json("default", tid(1))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((j.spans.len(), j.unreadable.len()), (1, 2));
-
-    let (spans, skipped) = store
-        .scan_model_spans(&SpanScan::default())
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let seen = spans.len();
-    assert_eq!((seen, skipped.count), (0, 1));
-    assert_eq!(
-        skipped.examples[0].span_id.as_deref(),
-        Some(&*sid(2).to_hex())
-    );
+    damage::assert_only_the_tool_span_reads(&store).await;
 }
 
 #[tokio::test]

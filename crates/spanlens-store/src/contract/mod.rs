@@ -36,6 +36,7 @@
 
 pub mod build;
 pub mod copy;
+pub mod damage;
 pub mod ingest;
 pub mod list;
 pub mod log_events;
