@@ -219,3 +219,60 @@ async fn a_damaged_chunk_leaves_its_spans_out_and_old_rows_still_read() {
     .unwrap();
     damage::assert_only_the_tool_span_reads(&*store).await;
 }
+
+/// TLS as libpq's URL parameters ask for it, against the test server (Debian's clusters offer
+/// TLS with a self-signed "snakeoil" certificate naming the machine): `prefer` (the default) and
+/// `require` encrypt, `disable` does not, `verify-ca` accepts the certificate given as the root,
+/// and `verify-full` refuses it for 127.0.0.1, an address it does not name.
+#[tokio::test]
+async fn tls_modes_connect_as_libpq_would() {
+    let db = PostgresDb::create().await;
+    let sql = admin(&db.uri).await;
+    let ssl: String = sql.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(
+        ssl, "on",
+        "the test server must offer TLS (scripts/postgres-test-server's Debian cluster does)"
+    );
+    let cert: String = sql
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let with = |params: &str| {
+        let sep = if db.uri.contains('?') { '&' } else { '?' };
+        format!("{}{sep}{params}", db.uri)
+    };
+    for (params, app, encrypted) in [
+        ("", "t_default", true),
+        ("sslmode=require", "t_require", true),
+        ("sslmode=disable", "t_disable", false),
+        (
+            &format!("sslmode=verify-ca&sslrootcert={cert}") as &str,
+            "t_ca",
+            true,
+        ),
+    ] {
+        let uri = with(&format!("{params}&application_name={app}"));
+        let store = PostgresStore::connect(&uri)
+            .await
+            .unwrap_or_else(|e| panic!("{params}: {e}"));
+        let row = sql
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
+                 JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        let (all, tls): (i64, i64) = (row.get(0), row.get(1));
+        assert!(all > 0, "{params}: no connection seen");
+        assert_eq!(tls, if encrypted { all } else { 0 }, "{params}");
+        drop(store);
+    }
+    let e = PostgresStore::connect(&with(&format!("sslmode=verify-full&sslrootcert={cert}")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(!e.contains(":spanlens@"), "the password is hidden: {e}");
+}

@@ -16,6 +16,7 @@ mod schema;
 mod side;
 mod sql;
 mod store;
+mod tls;
 mod writer;
 
 use crate::error::StoreError;
@@ -95,10 +96,12 @@ impl PostgresStore {
             uri: shown.clone(),
             reason,
         };
-        let mut config: tokio_postgres::Config = uri
-            .trim()
+        let tls = tls::parse(uri.trim()).map_err(&fail)?;
+        let mut config: tokio_postgres::Config = tls
+            .uri
             .parse()
             .map_err(|e| fail(format!("not a PostgreSQL URI: {e}")))?;
+        let connector = tls::connector(&tls).map_err(&fail)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -107,7 +110,7 @@ impl PostgresStore {
         }
         let manager = deadpool_postgres::Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            connector,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },
