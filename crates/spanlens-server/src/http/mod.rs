@@ -86,14 +86,14 @@ async fn refuse_nul_in_url(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let uri = req.uri();
-    let path = uri.path();
-    let query = uri.query().unwrap_or("");
-    if path.contains("%00") || query.contains("%00") {
-        let at = if path.contains("%00") {
-            "path"
-        } else {
-            "query"
-        };
+    let at = if uri.path().contains("%00") {
+        Some("path")
+    } else if uri.query().is_some_and(|q| q.contains("%00")) {
+        Some("query")
+    } else {
+        None
+    };
+    if let Some(at) = at {
         return error::ApiError(
             axum::http::StatusCode::BAD_REQUEST,
             format!("the URL's {at} holds a NUL character (%00): no name, id or filter has one"),

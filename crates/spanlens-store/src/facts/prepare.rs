@@ -157,8 +157,7 @@ pub fn own(span: &mut Span, project: &str) {
 /// refuses them (one NUL in a user id failed the whole submission), and a list shows nothing
 /// useful for one. The body keeps the span as sent.
 fn without_nul(span: &mut Span) {
-    let clean = replace_nul;
-    clean(&mut span.name);
+    replace_nul(&mut span.name);
     for s in [
         &mut span.request_model,
         &mut span.response_model,
@@ -173,12 +172,12 @@ fn without_nul(span: &mut Span) {
     .into_iter()
     .flatten()
     {
-        clean(s);
+        replace_nul(s);
     }
     if let Some(name) = span.tool.as_mut().and_then(|t| t.name.as_mut()) {
-        clean(name);
+        replace_nul(name);
     }
-    span.tags.iter_mut().for_each(clean);
+    span.tags.iter_mut().for_each(replace_nul);
 }
 
 /// Replaces each NUL character of `s` with U+FFFD, the replacement character.

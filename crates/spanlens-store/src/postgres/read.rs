@@ -246,7 +246,7 @@ pub async fn read_trace(
         .await
         .map_err(db("reading spans"))?;
     let mut reader = ChunkReader::new();
-    let chunks = read_chunks(&*tx, rows.iter().filter_map(|r| r.get(1)), &mut reader).await?;
+    let mut chunks = read_chunks(&*tx, rows.iter().filter_map(|r| r.get(1)), &mut reader).await?;
     let mut bodies = Bodies::default();
     for r in &rows {
         let id: Vec<u8> = r.get(0);
@@ -257,7 +257,7 @@ pub async fn read_trace(
             });
         };
         bodies.order.push(id);
-        match body_of(r, 1, &chunks, &mut reader, id) {
+        match body_of(r, 1, &mut chunks, &mut reader, id) {
             Ok(Some(text)) => {
                 bodies.text.insert(id, text);
             }
@@ -499,7 +499,8 @@ async fn run_scan(
         let rows = tx.query_portal(&portal, SCAN_FETCH).await.map_err(&e)?;
         let done = rows.len() < SCAN_FETCH as usize;
         // The chunks of this page's spans, read at once (a trace's spans may share one).
-        let chunks = read_chunks(&*tx, rows.iter().filter_map(|r| r.get(2)), &mut reader).await?;
+        let mut chunks =
+            read_chunks(&*tx, rows.iter().filter_map(|r| r.get(2)), &mut reader).await?;
         for r in &rows {
             let trace: Vec<u8> = r.get(0);
             if current.as_ref().is_some_and(|c| *c != trace) {
@@ -513,7 +514,7 @@ async fn run_scan(
             current = Some(trace);
             let id: Vec<u8> = r.get(1);
             let id: [u8; 8] = id.try_into().unwrap_or_default();
-            match body_of(r, 2, &chunks, &mut reader, id) {
+            match body_of(r, 2, &mut chunks, &mut reader, id) {
                 Ok(Some(text)) => match serde_json::from_str::<Span>(&text) {
                     Ok(span) => batch.push(span),
                     Err(x) => unreadable.add(undecodable(trace_id, id, &x)),
@@ -568,17 +569,18 @@ async fn read_chunks(
 
 /// The body of span `id` from its row: from its chunk when column `at` (`chunk_id`) names one,
 /// else from the row's own `body_codec` and `body` (rows written before chunks). `None` when
-/// neither holds it; the reason when its chunk or body is damaged.
+/// neither holds it; the reason when its chunk or body is damaged. A body is taken out of
+/// `chunks` (each span row asks once), not copied.
 fn body_of(
     r: &Row,
     at: usize,
-    chunks: &Chunks,
+    chunks: &mut Chunks,
     reader: &mut ChunkReader,
     id: [u8; 8],
 ) -> Result<Option<String>, String> {
     if let Some(chunk) = r.get::<_, Option<i64>>(at) {
-        return match chunks.get(&chunk) {
-            Some(Ok(spans)) => Ok(spans.get(&id).cloned()),
+        return match chunks.get_mut(&chunk) {
+            Some(Ok(spans)) => Ok(spans.remove(&id)),
             Some(Err(why)) => Err(why.clone()),
             None => Ok(None),
         };
