@@ -5,7 +5,7 @@
 #![cfg(feature = "postgres")]
 
 use spanlens_store::contract::{async_trait, StoreHarness, TestDatabase};
-use spanlens_store::{PostgresStore, Store, StoreError};
+use spanlens_store::{PostgresOptions, PostgresStore, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -130,6 +130,40 @@ impl Drop for PostgresDb {
 }
 
 spanlens_store::store_contract_suite!(PostgresHarness);
+
+/// The suite again with every metrics answer taken from rollup rows wherever the range allows:
+/// each store rebuilds every marked hour before it reads (on the default harness the rows are
+/// rebuilt in the background seconds later, so its answers come from the spans).
+mod from_rollup_rows {
+    use super::*;
+
+    struct RolledHarness;
+
+    struct RolledDb(PostgresDb);
+
+    #[async_trait]
+    impl StoreHarness for RolledHarness {
+        async fn create(&self) -> Box<dyn TestDatabase> {
+            Box::new(RolledDb(PostgresDb::create().await))
+        }
+    }
+
+    #[async_trait]
+    impl TestDatabase for RolledDb {
+        async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+            let options = PostgresOptions {
+                refresh_before_reads: true,
+                rollup_interval: None,
+                ..PostgresOptions::default()
+            };
+            Ok(Arc::new(
+                PostgresStore::connect_with(&self.0.uri, options).await?,
+            ))
+        }
+    }
+
+    spanlens_store::store_contract_suite!(RolledHarness);
+}
 
 /// A URI that cannot connect is a clear error that names it, password hidden.
 #[tokio::test]

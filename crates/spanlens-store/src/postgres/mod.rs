@@ -10,8 +10,8 @@
 //! Pure logic (a span's facts, the summary state, the same-call rule, cursors, metric rows) is
 //! shared with SQLite through `crate::facts`, `crate::rollup` and `spanlens_core`.
 
-mod metrics;
 mod read;
+mod rollups;
 mod schema;
 mod side;
 mod sql;
@@ -43,6 +43,16 @@ pub struct PostgresOptions {
     pub max_spans_per_transaction: usize,
     /// How long to wait for the server when connecting.
     pub connect_timeout: Duration,
+    /// How often this collector offers to rebuild metric rollups (one collector at a time
+    /// does, under a lease); `None`: never (another collector or
+    /// [`PostgresStore::refresh_rollups`] does).
+    pub rollup_interval: Option<Duration>,
+    /// An hour's rollups are rebuilt once no span has been written to it for this long, so the
+    /// hour being written is not rebuilt over and over. (Until then reads take its spans.)
+    pub rollup_settle: Duration,
+    /// Rebuild every marked hour before each metrics read, so every answer comes from rollup
+    /// rows where the range allows (tests; costs a write per read).
+    pub refresh_before_reads: bool,
 }
 
 impl Default for PostgresOptions {
@@ -54,6 +64,9 @@ impl Default for PostgresOptions {
             max_pending_batches: 4096,
             max_spans_per_transaction: 20_000,
             connect_timeout: Duration::from_secs(10),
+            rollup_interval: Some(Duration::from_secs(2)),
+            rollup_settle: Duration::from_secs(10),
+            refresh_before_reads: false,
         }
     }
 }
@@ -67,6 +80,9 @@ pub struct PostgresStore {
     sender: mpsc::Sender<writer::Job>,
     pending: Arc<AtomicUsize>,
     max_pending_spans: usize,
+    refresh_before_reads: bool,
+    /// Dropped with the store, which stops its rollup task.
+    _alive: Arc<()>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -137,13 +153,39 @@ impl PostgresStore {
         for _ in 0..options.writers.max(1) {
             tokio::spawn(w.clone().run(receiver.clone()));
         }
+        let alive = Arc::new(());
+        if let Some(every) = options.rollup_interval {
+            tokio::spawn(rollups::keep_rebuilding(
+                pool.clone(),
+                Arc::downgrade(&alive),
+                every,
+                options.rollup_settle,
+            ));
+        }
         Ok(PostgresStore {
             uri: shown,
             pool,
             sender,
             pending,
             max_pending_spans: options.max_pending_spans.max(1),
+            refresh_before_reads: options.refresh_before_reads,
+            _alive: alive,
         })
+    }
+
+    /// Rebuilds the rollups of every hour written to so far, settled or not, whoever holds the
+    /// rollup lease (for benchmarks and tests; collectors do it in the background). Returns
+    /// the hours rebuilt.
+    pub async fn refresh_rollups(&self) -> Result<usize, StoreError> {
+        let mut client = self.client("rebuilding rollups").await?;
+        let mut total = 0;
+        loop {
+            let (n, more) = rollups::refresh(&mut client, i64::MAX, 16).await?;
+            total += n;
+            if !more {
+                return Ok(total);
+            }
+        }
     }
 
     /// The URI of the database, password hidden.

@@ -207,6 +207,32 @@ ALTER TABLE spans ALTER COLUMN body_codec DROP NOT NULL;
 "#,
         indexes: &[],
     },
+    Migration {
+        version: 3,
+        description: "metric rollups per hour and day, and the marks of hours to rebuild",
+        // Every hour that holds spans starts marked, so the rows are built in the background
+        // (reads are exact meanwhile, from the spans). The scan takes no lock writers wait on.
+        tables: r#"
+CREATE TABLE rollups (
+    project_id  BIGINT NOT NULL,
+    family      SMALLINT NOT NULL,
+    level       SMALLINT NOT NULL,
+    bucket_ns   BIGINT NOT NULL,
+    body        BYTEA NOT NULL,
+    PRIMARY KEY (project_id, family, level, bucket_ns)
+);
+CREATE TABLE rollup_dirty (
+    id          BIGSERIAL PRIMARY KEY,
+    project_id  BIGINT NOT NULL,
+    hour_ns     BIGINT NOT NULL,
+    marked_ns   BIGINT NOT NULL
+);
+INSERT INTO rollup_dirty (project_id, hour_ns, marked_ns)
+SELECT project_id, start_ns - ((start_ns % 3600000000000) + 3600000000000) % 3600000000000, 0
+FROM spans GROUP BY 1, 2;
+"#,
+        indexes: &[("rollup_dirty_hour", "rollup_dirty (project_id, hour_ns)")],
+    },
 ];
 
 /// Newest schema version this build writes.

@@ -2,7 +2,7 @@
 
 use super::read::{self, ScanKind};
 use super::writer::{prepare_rows, Job};
-use super::{metrics, side, PostgresStore};
+use super::{rollups, side, PostgresStore};
 use crate::error::StoreError;
 use crate::facts::read::project_name;
 use crate::queue::{Admitted, Refused};
@@ -22,6 +22,14 @@ use spanlens_core::{Span, Timestamp, TraceId};
 use tokio::sync::mpsc::error::TrySendError;
 
 impl PostgresStore {
+    /// Rebuilds the rollups first when the store was opened to (`refresh_before_reads`).
+    async fn before_read(&self) -> Result<(), StoreError> {
+        if self.refresh_before_reads {
+            self.refresh_rollups().await?;
+        }
+        Ok(())
+    }
+
     /// Starts a scan on a task of its own, on a connection of its own.
     async fn start_scan(&self, scan: &SpanScan, kind: ScanKind) -> Result<SpanBatches, StoreError> {
         let client = self.client("starting a scan").await?;
@@ -143,13 +151,15 @@ impl TraceReader for PostgresStore {
 #[async_trait]
 impl Analytics for PostgresStore {
     async fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
-        let client = self.client("computing metrics").await?;
-        metrics::metrics(&**client, query).await
+        self.before_read().await?;
+        let mut client = self.client("computing metrics").await?;
+        rollups::metrics(&mut client, query).await
     }
 
     async fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
-        let client = self.client("computing daily cost").await?;
-        metrics::daily_cost(&**client, query).await
+        self.before_read().await?;
+        let mut client = self.client("computing daily cost").await?;
+        rollups::daily_cost(&mut client, query).await
     }
 
     async fn scan_model_spans(&self, scan: &SpanScan) -> Result<SpanBatches, StoreError> {

@@ -9,6 +9,7 @@
 //! before it, a second collector writing the same trace waits, then sees the first one's spans:
 //! the summary comes out as if one collector had written them all.
 
+use super::rollups;
 use super::sql::{args, Param};
 use super::{db, pool_reason};
 use crate::error::StoreError;
@@ -248,6 +249,18 @@ impl Writer {
         let mut inserted: HashMap<(i64, [u8; 16], [u8; 8]), bool> = HashMap::new();
         for group in slots.chunk_by(|a, b| a.pid == b.pid) {
             let pid = group[0].pid;
+            let traces: Vec<Vec<u8>> = {
+                let mut t: Vec<Vec<u8>> =
+                    group.iter().map(|s| s.row.span.trace_id.to_vec()).collect();
+                t.dedup();
+                t
+            };
+            // The hours whose rollups this commit changes: where the traces' stored spans
+            // started, and where the new copies start.
+            let mut hours = rollups::hours_of_traces(&tx, pid, &traces).await?;
+            hours.extend(rollups::hours_of_starts(
+                group.iter().map(|s| s.row.span.start_ns),
+            ));
             // Spans stored before this commit: their old call-index rows go.
             let mut replaced: (Vec<Vec<u8>>, Vec<Vec<u8>>) = Default::default();
             for (t, s, new) in upsert_spans(&tx, pid, group, &chunk_ids).await? {
@@ -257,15 +270,10 @@ impl Writer {
                 }
                 inserted.insert((pid, t, s), new);
             }
-            let traces: Vec<Vec<u8>> = {
-                let mut t: Vec<Vec<u8>> =
-                    group.iter().map(|s| s.row.span.trace_id.to_vec()).collect();
-                t.dedup();
-                t
-            };
             index_calls(&tx, pid, group, &replaced).await?;
             resolve_calls(&tx, pid, &traces).await?;
             write_summaries(&tx, pid, &traces).await?;
+            rollups::mark(&tx, pid, hours).await?;
         }
         tx.commit().await.map_err(&e)?;
         for s in &slots {

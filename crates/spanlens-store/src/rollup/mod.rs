@@ -17,6 +17,7 @@
 //! TTFT percentiles come from histograms within 1/128 (0.79%) of the exact nearest-rank value.
 //! Rate-limit headroom minimums cannot be taken back, so their rows are rebuilt instead.
 
+pub mod answer;
 pub mod codec;
 pub mod delta;
 pub mod headroom;

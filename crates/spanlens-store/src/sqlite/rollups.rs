@@ -24,6 +24,7 @@ use super::prepare::PreparedSpan;
 use super::prepare::{straddles, to_i64};
 use super::query::project_id;
 use crate::error::StoreError;
+use crate::rollup::answer::{add_to_groups, corrupt, row_items, span_item, DailySums, ItemFn};
 use crate::rollup::codec::{CodecError, Reader};
 use crate::rollup::delta::{
     compact as merge_compaction, derive, CommitRows, Compaction, Delta, Derivation, RowKey,
@@ -31,15 +32,13 @@ use crate::rollup::delta::{
 use crate::rollup::headroom::{
     add_sample, encode_headroom, for_each_headroom_entry, HeadroomBody, HeadroomReport, RateSample,
 };
-use crate::rollup::metrics::{
-    for_each_metrics_entry, Agg, DimsRef, EncodedCost, Family, Groups, Select, SpanStats,
-};
+use crate::rollup::metrics::{for_each_metrics_entry, Agg, Family, Groups, Select, SpanStats};
 use crate::rollup::retries::{RetryBody, RetryFacts, RetryRow};
 use crate::rollup::time::{cover, day_of, signed_cover, Level};
 use crate::types::{DailyCost, MetricRow, MetricsQuery};
 use rusqlite::{params, Connection, Row};
 use spanlens_core::recovery::{Buckets, RecoveryReport, MAX_TIMELINES};
-use spanlens_core::{retry_timeline, NanoUsd, Span, SpanId, Timestamp};
+use spanlens_core::{retry_timeline, Span, SpanId, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Rows a bucket may hold before they are merged into one. A commit adds one; at 40M spans a
@@ -49,13 +48,6 @@ pub const COMPACT_AT: i64 = 16;
 
 fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| super::sqlite_error(op, &e)
-}
-
-fn corrupt(e: CodecError) -> StoreError {
-    StoreError::Corrupt {
-        table: "rollups",
-        reason: e.to_string(),
-    }
 }
 
 /// A codec error as an engine error, for code that runs inside a write transaction.
@@ -789,27 +781,13 @@ fn read_runs(
     Ok(())
 }
 
-/// What a range yields: entries of whole-bucket rows (still encoded) and spans of the edges,
-/// each to be added (`sign` 1) or taken away (-1), as [`signed_cover`] decided.
-enum Item<'a> {
-    /// A class of a rollup row whose bucket lies in UTC day `day`.
-    Row {
-        day: i64,
-        dims: DimsRef<'a>,
-        agg: &'a [u8],
-        sign: i64,
-    },
-    /// A span of a partial bucket.
-    Span(SpanStats<'a>, i64),
-}
-
 /// Calls `f` with the matching classes of the rows of `runs` (`(level, from, to, sign)`).
 fn fold_rows(
     conn: &Connection,
     pid: i64,
     sel: &Select,
     runs: &[(Level, i64, i64, i64)],
-    f: &mut dyn FnMut(Item<'_>) -> Result<(), StoreError>,
+    f: &mut ItemFn<'_>,
 ) -> Result<(), StoreError> {
     for sign in [1, -1] {
         let mine: Vec<(Level, i64, i64)> = runs
@@ -821,23 +799,7 @@ fn fold_rows(
             continue;
         }
         read_runs(conn, pid, sel.family(), &mine, &mut |bucket, body| {
-            let day = day_of(bucket);
-            let mut failure = None;
-            for_each_metrics_entry(body, &mut |dims, agg| {
-                if sel.accepts(&dims) {
-                    if let Err(x) = f(Item::Row {
-                        day,
-                        dims,
-                        agg,
-                        sign,
-                    }) {
-                        failure = Some(x);
-                        return Err(CodecError("stopped".into()));
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|x| failure.take().unwrap_or_else(|| corrupt(x)))
+            row_items(sel, bucket, body, sign, f)
         })?;
     }
     Ok(())
@@ -849,7 +811,7 @@ fn fold_spans(
     pid: i64,
     sel: &Select,
     (a, b, sign): (i64, i64, i64),
-    f: &mut dyn FnMut(Item<'_>) -> Result<(), StoreError>,
+    f: &mut ItemFn<'_>,
 ) -> Result<(), StoreError> {
     let e = db("scanning the edges of a range");
     let mut sql = format!(
@@ -866,10 +828,7 @@ fn fold_spans(
     let mut st = conn.prepare_cached(&sql).map_err(&e)?;
     let mut rows = st.query(params![pid, a, b]).map_err(&e)?;
     while let Some(r) = rows.next().map_err(&e)? {
-        let s = stats_of(r).map_err(&e)?;
-        if sel.accepts(&s.dims(sel.family())) {
-            f(Item::Span(s, sign))?;
-        }
+        span_item(sel, stats_of(r).map_err(&e)?, sign, f)?;
     }
     Ok(())
 }
@@ -881,7 +840,7 @@ fn fold(
     sel: &Select,
     from: i64,
     to: i64,
-    f: &mut dyn FnMut(Item<'_>) -> Result<(), StoreError>,
+    f: &mut ItemFn<'_>,
 ) -> Result<(), StoreError> {
     let c = signed_cover(from, to, sel.family().levels());
     fold_rows(conn, pid, sel, &c.runs, f)?;
@@ -913,26 +872,6 @@ fn range_of(
         to_i64(t.0).min(hi.saturating_add(1))
     });
     Ok((from < to).then_some((from, to)))
-}
-
-fn add_to_groups(groups: &mut Groups, sel: &Select, item: Item<'_>) -> Result<(), StoreError> {
-    match item {
-        Item::Row {
-            day,
-            dims,
-            agg,
-            sign,
-        } => groups
-            .add_encoded(sel.key(&dims, day), agg, sign)
-            .map_err(corrupt),
-        Item::Span(s, sign) => {
-            let dims = s.dims(sel.family());
-            groups
-                .slot(sel.key(&dims, day_of(s.start_ns)))
-                .add(&s, sign);
-            Ok(())
-        }
-    }
 }
 
 /// Span metrics grouped as asked, from rollups and the spans of the range's partial edges.
@@ -1024,74 +963,9 @@ pub fn daily_cost(conn: &Connection, q: &MetricsQuery) -> Result<Vec<DailyCost>,
     let Some((from, to)) = range_of(conn, pid, q.from, q.to)? else {
         return Ok(Vec::new());
     };
-    // The day series ignores a `day` grouping (every row is a day already).
-    let mut keyed = q.clone();
-    if keyed.group_by == crate::types::GroupBy::Day {
-        keyed.group_by = crate::types::GroupBy::All;
-    }
-    let ksel = Select::new(&keyed);
-    let mut sums: HashMap<(Option<String>, i64), EncodedCost> = HashMap::new();
-    let mut add = |key: Option<&str>, day: i64, c: EncodedCost, sign: i64| {
-        let slot = sums.entry((key.map(str::to_string), day)).or_default();
-        slot.cost = slot
-            .cost
-            .saturating_add(c.cost.saturating_mul(i128::from(sign)));
-        slot.priced = slot.priced.saturating_add(c.priced.saturating_mul(sign));
-        slot.unpriced = slot
-            .unpriced
-            .saturating_add(c.unpriced.saturating_mul(sign));
-    };
-    let text = |k: crate::rollup::metrics::KeyRef<'_>| match k {
-        crate::rollup::metrics::KeyRef::Text(t) => Some(t.to_string()),
-        _ => None,
-    };
-    fold(conn, pid, &sel, from, to, &mut |item| {
-        match item {
-            Item::Row {
-                day,
-                dims,
-                agg,
-                sign,
-            } => {
-                let c = Agg::encoded_cost(&mut Reader::new(agg)).map_err(corrupt)?;
-                let key = text(ksel.key(&dims, day));
-                add(key.as_deref(), day, c, sign);
-            }
-            Item::Span(s, sign) => {
-                if s.cost_nano.is_some() || s.unpriced {
-                    let day = day_of(s.start_ns);
-                    let dims = s.dims(sel.family());
-                    let key = text(ksel.key(&dims, day));
-                    let c = EncodedCost {
-                        cost: s.cost_nano.map_or(0, i128::from),
-                        priced: i64::from(s.cost_nano.is_some()),
-                        unpriced: i64::from(s.unpriced),
-                    };
-                    add(key.as_deref(), day, c, sign);
-                }
-            }
-        }
-        Ok(())
-    })?;
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    let mut out: Vec<DailyCost> = sums
-        .into_iter()
-        .filter(|(_, c)| c.priced > 0 || c.unpriced > 0)
-        .map(|((key, day), c)| DailyCost {
-            key,
-            day,
-            cost: NanoUsd(i64::try_from(c.cost).unwrap_or(if c.cost < 0 {
-                i64::MIN
-            } else {
-                i64::MAX
-            })),
-            priced_span_count: count(c.priced),
-            unpriced_span_count: count(c.unpriced),
-        })
-        .collect();
-    // As SQL's `ORDER BY key, day`: spans without the key first, then by key and day.
-    out.sort_by(|a, b| a.key.cmp(&b.key).then(a.day.cmp(&b.day)));
-    Ok(out)
+    let mut sums = DailySums::new(q);
+    fold(conn, pid, &sel, from, to, &mut |item| sums.add(item))?;
+    Ok(sums.finish())
 }
 
 /// The error-recovery report over spans that started in `[b.from, b.to)`: retries from the
