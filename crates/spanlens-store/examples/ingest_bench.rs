@@ -839,7 +839,11 @@ async fn dashboard(store: &dyn Store) {
 #[cfg(feature = "postgres")]
 async fn on_server_store(args: &Args, uri: &str) {
     let t = Instant::now();
-    let store = spanlens_store::PostgresStore::connect(uri)
+    let mut options = spanlens_store::PostgresOptions::default();
+    if std::env::var_os("BENCH_NO_ROLLUP_TASK").is_some() {
+        options.rollup_interval = None;
+    }
+    let store = spanlens_store::PostgresStore::connect_with(uri, options)
         .await
         .expect("connect");
     println!(

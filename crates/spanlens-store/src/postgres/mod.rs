@@ -180,7 +180,7 @@ impl PostgresStore {
         let mut client = self.client("rebuilding rollups").await?;
         let mut total = 0;
         loop {
-            let (n, more) = rollups::refresh(&mut client, i64::MAX, 16).await?;
+            let (n, more) = rollups::refresh(&mut client, None, 16).await?;
             total += n;
             if !more {
                 return Ok(total);

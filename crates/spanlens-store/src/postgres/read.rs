@@ -480,8 +480,10 @@ async fn run_scan(
     sql.push(&p);
     sql.push(match kind {
         ScanKind::Models => " AND kind IN ('llm', 'embedding')",
+        // Rows written before `for_recovery` existed (NULL) are read as they were.
         ScanKind::Recovery => {
-            " AND (retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL)"
+            " AND for_recovery IS NOT FALSE AND (for_recovery OR retry_count > 0 \
+             OR kind IN ('llm', 'embedding') OR provider IS NOT NULL)"
         }
     });
     sql.started_in(scan.from, scan.to);

@@ -5,9 +5,10 @@
 //! commit at once, and adding to shared rows would make their commits queue on the same row
 //! locks. So writers only *mark* what they changed, and rows are rebuilt from the spans later:
 //!
-//! - A commit appends to `rollup_dirty` one mark per hour its traces' spans started in, before
-//!   and after it (a re-sent span may move to another hour; the same-call rule rewrites only
-//!   spans of the traces committed). Appending takes no lock another commit waits on.
+//! - A commit appends to `rollup_dirty` one mark per hour its spans start in, and a statement
+//!   trigger on `spans` marks the hours that rows it updates started in before (a span sent
+//!   again may move to another hour; the same-call rule rewrites spans already stored).
+//!   Appending takes no lock another commit waits on.
 //! - One collector at a time (the `rollups` lease) rebuilds marked hours once they have had no
 //!   new mark for a while: in one REPEATABLE READ transaction it reads the hour's spans, writes
 //!   the hour's rows (`crate::rollup`'s encoding, as on SQLite) and deletes the marks *it saw*.
@@ -54,23 +55,6 @@ fn last_ns(start: i64, width: i64) -> i64 {
 // ---------------------------------------------------------------------------------------------
 // Writing: the marks of a commit
 
-/// The hours the stored spans of `traces` started in (before a commit changes them).
-pub async fn hours_of_traces(
-    tx: &Transaction<'_>,
-    pid: i64,
-    traces: &[Vec<u8>],
-) -> Result<BTreeSet<i64>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT DISTINCT start_ns - ((start_ns % 3600000000000) + 3600000000000) \
-             % 3600000000000 FROM spans WHERE project_id = $1 AND trace_id = ANY($2)",
-            &[&pid, &traces],
-        )
-        .await
-        .map_err(db("marking changed hours"))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 /// Marks `hours` of project `pid` changed, in the commit's transaction.
 pub async fn mark(
     tx: &Transaction<'_>,
@@ -82,9 +66,8 @@ pub async fn mark(
         return Ok(());
     }
     tx.execute(
-        "INSERT INTO rollup_dirty (project_id, hour_ns, marked_ns) \
-         SELECT $1, h, $3 FROM unnest($2::BIGINT[]) AS h",
-        &[&pid, &hours, &super::schema::now_ns()],
+        "INSERT INTO rollup_dirty (project_id, hour_ns) SELECT $1, h FROM unnest($2::BIGINT[]) AS h",
+        &[&pid, &hours],
     )
     .await
     .map_err(db("marking changed hours"))?;
@@ -285,13 +268,14 @@ async fn rebuild_day(client: &mut Object, pid: i64, day: i64) -> Result<usize, S
 }
 
 /// Rebuilds the rows of up to `max_days` (project, UTC day) pairs that have marked hours whose
-/// newest mark is from before `settled_before` (ns since the epoch); returns the hours rebuilt
-/// and whether marked days were left for later.
+/// newest mark is `settle` old by the database's clock (`None`: any marked hour); returns the
+/// hours rebuilt and whether marked days were left for later.
 pub async fn refresh(
     client: &mut Object,
-    settled_before: i64,
+    settle: Option<std::time::Duration>,
     max_days: usize,
 ) -> Result<(usize, bool), StoreError> {
+    let settle_ns = settle.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 2));
     let e = db("rebuilding rollups");
     let limit = i64::try_from(max_days)
         .unwrap_or(i64::MAX)
@@ -300,8 +284,10 @@ pub async fn refresh(
         .query(
             "SELECT project_id, hour_ns - ((hour_ns % 86400000000000) + 86400000000000) \
              % 86400000000000 AS day FROM rollup_dirty GROUP BY project_id, hour_ns \
-             HAVING max(marked_ns) < $1 ORDER BY 1, 2 LIMIT $2",
-            &[&settled_before, &(limit * 24)],
+             HAVING $3 OR max(marked_ns) \
+                < (extract(epoch FROM clock_timestamp()) * 1000000000)::BIGINT - $1 \
+             ORDER BY 1, 2 LIMIT $2",
+            &[&settle_ns, &(limit * 24), &settle.is_none()],
         )
         .await
         .map_err(&e)?;
@@ -332,7 +318,6 @@ pub async fn keep_rebuilding(
     let key = crate::store::Lease::key(LEASE);
     // Long enough for a round; a holder that dies frees the lease this soon.
     let ttl = i64::try_from((every * 10).as_nanos()).unwrap_or(i64::MAX / 2);
-    let settle = i64::try_from(settle.as_nanos()).unwrap_or(i64::MAX / 2);
     loop {
         tokio::time::sleep(every).await;
         if alive.strong_count() == 0 {
@@ -350,8 +335,7 @@ pub async fn keep_rebuilding(
                     break;
                 }
             }
-            let settled = super::schema::now_ns().saturating_sub(settle);
-            match refresh(&mut client, settled, DAYS_PER_ROUND).await {
+            match refresh(&mut client, Some(settle), DAYS_PER_ROUND).await {
                 Ok((_, true)) if alive.strong_count() > 0 => continue,
                 Ok(_) => break,
                 Err(e) => {

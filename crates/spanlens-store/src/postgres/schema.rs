@@ -209,7 +209,8 @@ ALTER TABLE spans ALTER COLUMN body_codec DROP NOT NULL;
     },
     Migration {
         version: 3,
-        description: "metric rollups per hour and day, and the marks of hours to rebuild",
+        description: "metric rollups per hour and day, the marks of hours to rebuild, and \
+                      the spans the recovery report reads",
         // Every hour that holds spans starts marked, so the rows are built in the background
         // (reads are exact meanwhile, from the spans). The scan takes no lock writers wait on.
         tables: r#"
@@ -221,17 +222,42 @@ CREATE TABLE rollups (
     body        BYTEA NOT NULL,
     PRIMARY KEY (project_id, family, level, bucket_ns)
 );
+-- Marked by the database's clock, which every collector shares.
 CREATE TABLE rollup_dirty (
     id          BIGSERIAL PRIMARY KEY,
     project_id  BIGINT NOT NULL,
     hour_ns     BIGINT NOT NULL,
     marked_ns   BIGINT NOT NULL
+        DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000000)::BIGINT
 );
-INSERT INTO rollup_dirty (project_id, hour_ns, marked_ns)
-SELECT project_id, start_ns - ((start_ns % 3600000000000) + 3600000000000) % 3600000000000, 0
+INSERT INTO rollup_dirty (project_id, hour_ns)
+SELECT project_id, start_ns - ((start_ns % 3600000000000) + 3600000000000) % 3600000000000
 FROM spans GROUP BY 1, 2;
+-- Any statement that updates span rows (a span sent again, the same-call rule, an operator's
+-- UPDATE) marks the hours the rows started in before it; writers mark where new rows start.
+CREATE FUNCTION spanlens_mark_updated_hours() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rollup_dirty (project_id, hour_ns)
+    SELECT DISTINCT project_id,
+        start_ns - ((start_ns % 3600000000000) + 3600000000000) % 3600000000000
+    FROM updated_before;
+    RETURN NULL;
+END
+$$;
+-- What the recovery report reads (a retried span, a rate-limit snapshot), so it skips the
+-- other model calls; unknown (NULL) on rows written before, which it reads as before.
+ALTER TABLE spans ADD COLUMN for_recovery BOOLEAN;
+CREATE TRIGGER spans_mark_updated_hours AFTER UPDATE ON spans
+    REFERENCING OLD TABLE AS updated_before
+    FOR EACH STATEMENT EXECUTE FUNCTION spanlens_mark_updated_hours();
 "#,
-        indexes: &[("rollup_dirty_hour", "rollup_dirty (project_id, hour_ns)")],
+        indexes: &[
+            ("rollup_dirty_hour", "rollup_dirty (project_id, hour_ns)"),
+            (
+                "spans_recovery",
+                "spans (project_id, start_ns) WHERE for_recovery IS NOT FALSE",
+            ),
+        ],
     },
 ];
 

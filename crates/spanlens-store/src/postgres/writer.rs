@@ -255,12 +255,9 @@ impl Writer {
                 t.dedup();
                 t
             };
-            // The hours whose rollups this commit changes: where the traces' stored spans
-            // started, and where the new copies start.
-            let mut hours = rollups::hours_of_traces(&tx, pid, &traces).await?;
-            hours.extend(rollups::hours_of_starts(
-                group.iter().map(|s| s.row.span.start_ns),
-            ));
+            // The hours whose rollups this commit changes where spans start now (a trigger
+            // marks where rows it updates started before).
+            let hours = rollups::hours_of_starts(group.iter().map(|s| s.row.span.start_ns));
             // Spans stored before this commit: their old call-index rows go.
             let mut replaced: (Vec<Vec<u8>>, Vec<Vec<u8>>) = Default::default();
             for (t, s, new) in upsert_spans(&tx, pid, group, &chunk_ids).await? {
@@ -326,6 +323,7 @@ const SPAN_COLUMNS: &[(&str, &str)] = &[
     ("retry_count", "BIGINT"),
     ("tags", TEXT_ARRAY),
     ("chunk_id", "BIGINT"),
+    ("for_recovery", "BOOLEAN"),
 ];
 
 /// Column type of a `TEXT[]` column whose values arrive as array literals ([`text_array`]): an
@@ -499,6 +497,12 @@ async fn upsert_spans(
             slots
                 .iter()
                 .map(|s| chunk_ids.get(&(s.job, s.row.chunk)).copied())
+                .collect::<Vec<_>>(),
+        ),
+        // What the recovery report reads: a retried span, or a rate-limit snapshot.
+        Box::new(
+            rows.iter()
+                .map(|r| r.retry_count > 0 || r.retry.is_some() || r.rate.is_some())
                 .collect::<Vec<_>>(),
         ),
     ];
