@@ -327,7 +327,7 @@ fn read_session(r: &Row) -> SessionSummary {
 /// One page of sessions, most recently active first: the traces that count (started in the
 /// range, of the user asked for) grouped by session.
 pub async fn list_sessions(
-    client: &impl GenericClient,
+    client: &mut deadpool_postgres::Object,
     q: &SessionQuery,
 ) -> Result<Page<SessionSummary>, StoreError> {
     let limit = check_limit(q.limit)?;
@@ -336,32 +336,136 @@ pub async fn list_sessions(
         _ => None,
     };
     let project = crate::facts::read::project_name(&q.project);
-    let Some(pid) = find_project(client, &project).await? else {
+    let tx = snapshot(client).await?;
+    let Some(pid) = find_project(&*tx, &project).await? else {
         return Ok(Page {
             items: Vec::new(),
             next_cursor: None,
         });
     };
-    let mut sql = Sql::new(format!(
-        "SELECT {SESSION_SUMS} FROM traces WHERE session_id <> '' AND project_id = "
-    ));
-    let p = sql.bind(pid);
-    sql.push(&p);
-    sql.started_in(q.from, q.to);
-    if let Some(u) = &q.user_id {
-        sql.and("user_id = ?", u.clone());
-    }
-    sql.push(" GROUP BY session_id");
-    if let Some(c) = cursor {
-        let l = sql.bind(c.last_ns);
-        let s = sql.bind(c.session_id);
-        sql.push(&format!(" HAVING (max(end_ns), session_id) < ({l}, {s})"));
-    }
-    sql.page("max(end_ns) DESC, session_id DESC", limit);
-    let rows = sql.rows(client, "listing sessions").await?;
-    let mut found: Vec<SessionSummary> = rows.iter().map(read_session).collect();
+    // A user's sessions come from that user's traces by index; the others are found by the
+    // walk, which gives up (`None`) where it would read much of the project.
+    let walked = match &q.user_id {
+        Some(_) => None,
+        None => newest_sessions(&tx, pid, q, cursor.as_ref(), limit).await?,
+    };
+    let mut found = match walked {
+        Some(found) => found,
+        None => {
+            let mut sql = Sql::new(format!(
+                "SELECT {SESSION_SUMS} FROM traces WHERE session_id <> '' AND project_id = "
+            ));
+            let p = sql.bind(pid);
+            sql.push(&p);
+            sql.started_in(q.from, q.to);
+            if let Some(u) = &q.user_id {
+                sql.and("user_id = ?", u.clone());
+            }
+            sql.push(" GROUP BY session_id");
+            if let Some(c) = &cursor {
+                let l = sql.bind(c.last_ns);
+                let s = sql.bind(c.session_id.clone());
+                sql.push(&format!(" HAVING (max(end_ns), session_id) < ({l}, {s})"));
+            }
+            sql.page("max(end_ns) DESC, session_id DESC", limit);
+            let rows = sql.rows(&*tx, "listing sessions").await?;
+            rows.iter().map(read_session).collect()
+        }
+    };
     sort_sessions(&mut found);
     Ok(session_page(found, limit))
+}
+
+/// Traces the newest-first walk of [`newest_sessions`] reads before it gives up.
+const SESSION_WALK_LIMIT: usize = 20_000;
+/// Traces it reads at a time.
+const SESSION_WALK_PAGE: i64 = 1_000;
+
+/// The first `limit + 1` sessions of a page (no user filter) without grouping every trace of
+/// the project (at 10M spans that took a second): traces are walked by end time, newest first,
+/// and each session met is summed from its own traces by index. A session's last activity is
+/// the end of its newest trace, so once `limit + 1` sessions end after the walk's position no
+/// session not yet met can come before them. `None` when the walk would read more than
+/// [`SESSION_WALK_LIMIT`] traces (sessions of old traces under a narrow time filter, say).
+async fn newest_sessions(
+    tx: &tokio_postgres::Transaction<'_>,
+    pid: i64,
+    q: &SessionQuery,
+    cursor: Option<&SessionCursor>,
+    limit: usize,
+) -> Result<Option<Vec<SessionSummary>>, StoreError> {
+    let mut met: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut found: Vec<SessionSummary> = Vec::new();
+    let mut after: Option<(i64, Vec<u8>)> = None;
+    let mut read = 0usize;
+    loop {
+        let mut sql =
+            Sql::new("SELECT session_id, end_ns, trace_id FROM traces WHERE project_id = ");
+        let p = sql.bind(pid);
+        sql.push(&p);
+        sql.push(" AND session_id <> ''");
+        sql.started_in(q.from, q.to);
+        if let Some(c) = cursor {
+            sql.and("end_ns <= ?", c.last_ns);
+        }
+        if let Some((end, trace)) = &after {
+            let e = sql.bind(*end);
+            let t = sql.bind(trace.clone());
+            sql.push(&format!(
+                " AND end_ns <= {e} AND (end_ns, trace_id) < ({e}, {t})"
+            ));
+        }
+        sql.push(&format!(
+            " ORDER BY end_ns DESC, trace_id DESC LIMIT {SESSION_WALK_PAGE}"
+        ));
+        let rows = sql.rows(tx, "listing sessions").await?;
+        read += rows.len();
+        let exhausted = rows.len() < SESSION_WALK_PAGE as usize;
+        let mut new: Vec<String> = Vec::new();
+        for r in &rows {
+            let sid: String = r.get(0);
+            if met.insert(sid.clone()) {
+                new.push(sid);
+            }
+        }
+        if let Some(last) = rows.last() {
+            after = Some((last.get(1), last.get(2)));
+        }
+        if !new.is_empty() {
+            let mut sql = Sql::new(format!(
+                "SELECT {SESSION_SUMS} FROM traces WHERE project_id = "
+            ));
+            let p = sql.bind(pid);
+            sql.push(&p);
+            sql.and("session_id = ANY(?)", new);
+            sql.started_in(q.from, q.to);
+            sql.push(" GROUP BY session_id");
+            for r in sql.rows(tx, "listing sessions").await? {
+                let s = read_session(&r);
+                // A session active after the cursor was on an earlier page.
+                let before_cursor = cursor.is_none_or(|c| {
+                    (to_i64(s.last_time.0), s.session_id.as_str())
+                        < (c.last_ns, c.session_id.as_str())
+                });
+                if before_cursor {
+                    found.push(s);
+                }
+            }
+            sort_sessions(&mut found);
+            found.truncate(limit + 1);
+        }
+        // Sessions not met yet end at or before the walk's position.
+        let settled = match (&after, found.get(limit)) {
+            (Some((end, _)), Some(s)) => to_i64(s.last_time.0) > *end,
+            _ => false,
+        };
+        if exhausted || settled {
+            return Ok(Some(found));
+        }
+        if read >= SESSION_WALK_LIMIT {
+            return Ok(None);
+        }
+    }
 }
 
 /// A session's rollup and its traces (oldest first, at most [`MAX_SESSION_TRACES`]).

@@ -124,8 +124,8 @@ impl TraceReader for PostgresStore {
         &self,
         query: &SessionQuery,
     ) -> Result<Page<SessionSummary>, StoreError> {
-        let client = self.client("listing sessions").await?;
-        read::list_sessions(&**client, query).await
+        let mut client = self.client("listing sessions").await?;
+        read::list_sessions(&mut client, query).await
     }
 
     async fn get_session(
