@@ -310,3 +310,67 @@ async fn tls_modes_connect_as_libpq_would() {
     assert!(e.to_lowercase().contains("certificate"), "{e}");
     assert!(!e.contains(":spanlens@"), "the password is hidden: {e}");
 }
+
+/// Two collectors' rollup tasks: one of them (the lease holder) rebuilds every marked hour once
+/// it settles, day rows included, and the answers read from those rows are the ones read from
+/// the spans before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollup_task_rebuilds_marked_hours_and_answers_do_not_change() {
+    use spanlens_store::contract::build::{llm, span};
+    use spanlens_store::{Analytics, GroupBy, MetricsQuery, SpanWriter};
+    const HOUR_MS: u64 = 3_600_000;
+    let db = PostgresDb::create().await;
+    let options = PostgresOptions {
+        rollup_interval: Some(std::time::Duration::from_millis(100)),
+        rollup_settle: std::time::Duration::ZERO,
+        ..PostgresOptions::default()
+    };
+    let a = PostgresStore::connect_with(&db.uri, options.clone())
+        .await
+        .unwrap();
+    let b = PostgresStore::connect_with(&db.uri, options).await.unwrap();
+    // Traces over three UTC days, a span of each in another hour than its root.
+    let spans: Vec<spanlens_core::Span> = (0..30u64)
+        .flat_map(|t| {
+            let start = t * 2 * HOUR_MS + 17;
+            let model = ["m", "x", "y"][(t % 3) as usize];
+            vec![
+                span(t, 0, None, "root", start, 2 * HOUR_MS),
+                llm(t, 1, Some(0), model, "p", start + 5, 900, 10 + t, 3, 100),
+                llm(t, 2, Some(0), model, "p", start + HOUR_MS + 5, 50, 7, 2, 40),
+            ]
+        })
+        .collect();
+    let (first, second) = spans.split_at(spans.len() / 2);
+    a.write("p", first.to_vec()).await.unwrap();
+    b.write("p", second.to_vec()).await.unwrap();
+    let by_model = MetricsQuery::new("p", GroupBy::Model);
+    let from_spans = (
+        a.metrics(&by_model).await.unwrap(),
+        a.daily_cost(&by_model).await.unwrap(),
+    );
+    let sql = admin(&db.uri).await;
+    let count = |q: &'static str| {
+        let sql = &sql;
+        async move { sql.query_one(q, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count("SELECT count(*) FROM rollup_dirty").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "marked hours were not rebuilt within a minute"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(count("SELECT count(*) FROM rollups WHERE level = 1").await >= 30);
+    assert_eq!(
+        count("SELECT count(*) FROM rollups WHERE level = 2 AND family = 1").await,
+        3
+    );
+    let from_rows = (
+        b.metrics(&by_model).await.unwrap(),
+        b.daily_cost(&by_model).await.unwrap(),
+    );
+    assert_eq!(from_rows, from_spans);
+    assert_eq!(from_rows.0.iter().map(|r| r.span_count).sum::<u64>(), 90);
+}

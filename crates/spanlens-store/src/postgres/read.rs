@@ -157,6 +157,55 @@ pub async fn trace_outcomes(
     })
 }
 
+/// Matches of a range filter counted before the list decides how to read them.
+const FEW_MATCHES: i64 = 2_000;
+
+/// True when a cost or duration range filter matches fewer than [`FEW_MATCHES`] traces of the
+/// project (counted on its index) and the list is sorted on another column. Walking the sort
+/// column's index and filtering then reads the whole project, and the planner takes that walk
+/// when its histogram overestimates the matches: at 10M spans a list of the one trace costing
+/// over $2, newest first, took 0.4 s after an ANALYZE and 1 ms before.
+async fn few_in_range(
+    client: &impl GenericClient,
+    project: &str,
+    f: &TraceFilter,
+    sort_col: &str,
+) -> Result<bool, StoreError> {
+    let ranges = [
+        (
+            "cost_nano",
+            f.min_cost.map(|c| c.0),
+            f.max_cost.map(|c| c.0),
+        ),
+        (
+            "duration_ns",
+            f.min_duration_ns.map(to_i64),
+            f.max_duration_ns.map(to_i64),
+        ),
+    ];
+    let Some((col, lo, hi)) = ranges
+        .into_iter()
+        .find(|(col, lo, hi)| *col != sort_col && (lo.is_some() || hi.is_some()))
+    else {
+        return Ok(false);
+    };
+    let Some(pid) = find_project(client, project).await? else {
+        return Ok(false);
+    };
+    let mut sql = Sql::new("SELECT count(*) FROM (SELECT 1 FROM traces WHERE project_id = ");
+    let p = sql.bind(pid);
+    sql.push(&p);
+    if let Some(v) = lo {
+        sql.and(&format!("{col} >= ?"), v);
+    }
+    if let Some(v) = hi {
+        sql.and(&format!("{col} <= ?"), v);
+    }
+    sql.push(&format!(" LIMIT {FEW_MATCHES}) AS x"));
+    let rows = sql.rows(client, "listing traces").await?;
+    Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) < FEW_MATCHES)
+}
+
 /// One page of the trace list (keyset pagination on the sort column and the trace id).
 pub async fn list_traces(
     client: &impl GenericClient,
@@ -192,7 +241,12 @@ pub async fn list_traces(
         let t = sql.bind(c.trace_id.0.to_vec());
         sql.push(&format!(" AND ({col}, trace_id) {op} ({k}, {t})"));
     }
-    sql.page(&format!("{col} {dir}, trace_id {dir}"), limit);
+    let order = format!("{col} {dir}, trace_id {dir}");
+    if few_in_range(client, &project, &q.filter, col).await? {
+        // Sorted and cut after the few matches are found, whatever the planner estimates.
+        sql.text = format!("WITH m AS MATERIALIZED ({}) SELECT * FROM m", sql.text);
+    }
+    sql.page(&order, limit);
     let rows = sql.rows(client, "listing traces").await?;
     let items = rows
         .iter()
