@@ -374,3 +374,44 @@ async fn the_rollup_task_rebuilds_marked_hours_and_answers_do_not_change() {
     assert_eq!(from_rows, from_spans);
     assert_eq!(from_rows.0.iter().map(|r| r.span_count).sum::<u64>(), 90);
 }
+
+/// The recovery report from `span_recovery` rows equals the one built from a scan of the spans,
+/// which is what a range holding spans stored before the table existed gets.
+#[tokio::test]
+async fn the_recovery_report_from_its_rows_equals_the_one_from_a_scan() {
+    use spanlens_core::recovery::Buckets;
+    use spanlens_core::Timestamp;
+    use spanlens_store::contract::build::{llm, span};
+    use spanlens_store::{Analytics, SpanWriter};
+    let db = PostgresDb::create().await;
+    let store = PostgresStore::connect(&db.uri).await.unwrap();
+    let spans: Vec<spanlens_core::Span> = (0..20u64)
+        .flat_map(|t| {
+            let mut tool = span(t, 2, Some(0), "tool", t * 1_000 + 10, 30);
+            tool.kind = spanlens_core::SpanKind::Tool;
+            tool.attributes.insert(
+                "spanlens.tool.retry_count".into(),
+                serde_json::json!(1 + t % 3),
+            );
+            vec![
+                span(t, 0, None, "root", t * 1_000, 500),
+                llm(t, 1, Some(0), "m", "p", t * 1_000 + 5, 100, 10, 3, 100),
+                tool,
+            ]
+        })
+        .collect();
+    store.write("p", spans).await.unwrap();
+    let b = Buckets {
+        from: Timestamp(0),
+        to: Timestamp(u64::MAX / 2),
+        count: 4,
+    };
+    let from_rows = store.recovery_report("p", b).await.unwrap();
+    assert_eq!(from_rows.spans_with_retries, 20);
+    let sql = admin(&db.uri).await;
+    sql.batch_execute("UPDATE spans SET for_recovery = NULL; DELETE FROM span_recovery")
+        .await
+        .unwrap();
+    let from_scan = store.recovery_report("p", b).await.unwrap();
+    assert_eq!(from_scan, from_rows);
+}

@@ -693,10 +693,10 @@ async fn run_scan(
 }
 
 /// Decoded chunks by id: each span's body by span id, or why the chunk could not be read.
-type Chunks = HashMap<i64, Result<HashMap<[u8; 8], String>, String>>;
+pub(super) type Chunks = HashMap<i64, Result<HashMap<[u8; 8], String>, String>>;
 
 /// Reads and decodes the chunks `ids` (repeats allowed) in one statement.
-async fn read_chunks(
+pub(super) async fn read_chunks(
     client: &impl GenericClient,
     ids: impl Iterator<Item = i64>,
     reader: &mut ChunkReader,
@@ -731,7 +731,7 @@ async fn read_chunks(
 /// else from the row's own `body_codec` and `body` (rows written before chunks). `None` when
 /// neither holds it; the reason when its chunk or body is damaged. A body is taken out of
 /// `chunks` (each span row asks once), not copied.
-fn body_of(
+pub(super) fn body_of(
     r: &Row,
     at: usize,
     chunks: &mut Chunks,

@@ -247,6 +247,22 @@ $$;
 -- What the recovery report reads (a retried span, a rate-limit snapshot), so it skips the
 -- other model calls; unknown (NULL) on rows written before, which it reads as before.
 ALTER TABLE spans ADD COLUMN for_recovery BOOLEAN;
+-- What the report reads of each such span: its retry facts and its rate-limit snapshot.
+CREATE TABLE span_recovery (
+    project_id   BIGINT NOT NULL,
+    trace_id     BYTEA NOT NULL,
+    span_id      BYTEA NOT NULL,
+    start_ns     BIGINT NOT NULL,
+    provider     TEXT,
+    tool         TEXT,
+    retries      BIGINT,
+    recovered    BOOLEAN,
+    recovery_ms  DOUBLE PRECISION,
+    errors       BYTEA,
+    rate_at_ns   BIGINT,
+    rate_sample  BYTEA,
+    PRIMARY KEY (project_id, trace_id, span_id)
+);
 CREATE TRIGGER spans_mark_updated_hours AFTER UPDATE ON spans
     REFERENCING OLD TABLE AS updated_before
     FOR EACH STATEMENT EXECUTE FUNCTION spanlens_mark_updated_hours();
@@ -257,6 +273,7 @@ CREATE TRIGGER spans_mark_updated_hours AFTER UPDATE ON spans
                 "spans_recovery",
                 "spans (project_id, start_ns) WHERE for_recovery IS NOT FALSE",
             ),
+            ("span_recovery_time", "span_recovery (project_id, start_ns)"),
         ],
     },
 ];

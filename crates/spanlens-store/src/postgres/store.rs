@@ -2,7 +2,7 @@
 
 use super::read::{self, ScanKind};
 use super::writer::{prepare_rows, Job};
-use super::{rollups, side, PostgresStore};
+use super::{recovery, rollups, side, PostgresStore};
 use crate::error::StoreError;
 use crate::facts::read::project_name;
 use crate::queue::{Admitted, Refused};
@@ -18,6 +18,7 @@ use crate::types::{
 use async_trait::async_trait;
 use spanlens_core::evals::Score;
 use spanlens_core::otlp::logs::LogEvent;
+use spanlens_core::recovery::{Buckets, RecoveryReport};
 use spanlens_core::{Span, Timestamp, TraceId};
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -168,6 +169,21 @@ impl Analytics for PostgresStore {
 
     async fn scan_recovery_spans(&self, scan: &SpanScan) -> Result<SpanBatches, StoreError> {
         self.start_scan(scan, ScanKind::Recovery).await
+    }
+
+    async fn recovery_report(
+        &self,
+        project: &str,
+        buckets: Buckets,
+    ) -> Result<RecoveryReport, StoreError> {
+        let mut client = self.client("reading the recovery report").await?;
+        match recovery::report(&mut client, &project_name(project), buckets).await? {
+            Some(report) => Ok(report),
+            None => {
+                drop(client);
+                crate::domain::recovery::from_scan(self, project, buckets).await
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use crate::facts::chunk::{Chunk, Framer};
 use crate::facts::prepare::{self, PreparedSpan};
 use crate::facts::summary::{facet, SpanFacts, TraceState};
 use crate::queue::gather;
+use crate::rollup::retries::RetryFacts;
 use crate::ticket::Completer;
 use crate::types::WriteReceipt;
 use spanlens_core::dedup::{duplicates, Call};
@@ -268,6 +269,7 @@ impl Writer {
                 inserted.insert((pid, t, s), new);
             }
             index_calls(&tx, pid, group, &replaced).await?;
+            write_recovery(&tx, pid, group, &replaced).await?;
             resolve_calls(&tx, pid, &traces).await?;
             write_summaries(&tx, pid, &traces).await?;
             rollups::mark(&tx, pid, hours).await?;
@@ -541,6 +543,94 @@ const CALL_COLUMNS: &[(&str, &str)] = &[
     ("unpriced", "BOOLEAN"),
     ("detail", "BIGINT"),
 ];
+
+/// Keeps what the recovery report reads of the written spans in `span_recovery` (a retried
+/// span's facts, a rate-limit snapshot), after taking out the rows of the `replaced` spans.
+async fn write_recovery(
+    tx: &Transaction<'_>,
+    pid: i64,
+    slots: &[Slot<'_>],
+    replaced: &(Vec<Vec<u8>>, Vec<Vec<u8>>),
+) -> Result<(), StoreError> {
+    let e = db("writing retried spans");
+    if !replaced.0.is_empty() {
+        tx.execute(
+            "DELETE FROM span_recovery r USING unnest($2::BYTEA[], $3::BYTEA[]) AS x(t, s) \
+             WHERE r.project_id = $1 AND r.trace_id = x.t AND r.span_id = x.s",
+            &[&pid, &replaced.0, &replaced.1],
+        )
+        .await
+        .map_err(&e)?;
+    }
+    let rows: Vec<&PreparedSpan> = slots
+        .iter()
+        .map(|s| &s.row.span)
+        .filter(|s| s.retry.is_some() || s.rate.is_some())
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    fn retry<'a>(r: &&'a PreparedSpan) -> Option<&'a RetryFacts> {
+        r.retry.as_deref()
+    }
+    let params: Vec<Param> = vec![
+        Box::new(pid),
+        Box::new(rows.iter().map(|r| r.trace_id.to_vec()).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|r| r.span_id.to_vec()).collect::<Vec<_>>()),
+        Box::new(rows.iter().map(|r| r.start_ns).collect::<Vec<_>>()),
+        Box::new(
+            rows.iter()
+                .map(|r| retry(r).and_then(|f| f.provider.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            rows.iter()
+                .map(|r| retry(r).and_then(|f| f.tool.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            rows.iter()
+                .map(|r| retry(r).map(|f| i64::try_from(f.retries).unwrap_or(i64::MAX)))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            rows.iter()
+                .map(|r| retry(r).map(|f| f.recovered))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            rows.iter()
+                .map(|r| retry(r).and_then(|f| f.recovery_ms))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            rows.iter()
+                .map(|r| retry(r).map(|f| f.encode_errors()))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            rows.iter()
+                .map(|r| r.rate.as_ref().map(|x| x.at_ns))
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            rows.iter()
+                .map(|r| r.rate.as_ref().map(|x| x.bytes.clone()))
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    tx.execute(
+        "INSERT INTO span_recovery (project_id, trace_id, span_id, start_ns, provider, tool, \
+         retries, recovered, recovery_ms, errors, rate_at_ns, rate_sample) \
+         SELECT $1, * FROM unnest($2::BYTEA[], $3::BYTEA[], $4::BIGINT[], $5::TEXT[], \
+         $6::TEXT[], $7::BIGINT[], $8::BOOLEAN[], $9::FLOAT8[], $10::BYTEA[], $11::BIGINT[], \
+         $12::BYTEA[])",
+        &args(&params),
+    )
+    .await
+    .map_err(&e)?;
+    Ok(())
+}
 
 /// Records the written LLM calls in the call index with their own counts, after taking out
 /// the index rows of the `replaced` spans (trace ids, span ids), which were stored before and
