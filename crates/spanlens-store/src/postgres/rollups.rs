@@ -23,7 +23,7 @@ use super::side::find_project;
 use crate::error::StoreError;
 use crate::facts::prepare::to_i64;
 use crate::facts::read::project_name;
-use crate::rollup::answer::{add_to_groups, corrupt, row_items, span_item, DailySums, ItemFn};
+use crate::rollup::answer::{add_to_groups, corrupt, row_items, span_item, DailySums, Item};
 use crate::rollup::delta::{Delta, RowKey};
 use crate::rollup::metrics::{Family, Groups, Select, SpanStats};
 use crate::rollup::time::{signed_cover, Level};
@@ -108,36 +108,40 @@ fn stats_of(r: &Row) -> SpanStats<'_> {
     }
 }
 
-/// Spans of `pid` that started in `[a, b]` (inclusive), of kind `kind` when given.
-async fn spans_in(
+/// Rows fetched at a time from a span range, so an hour of any size is read in bounded memory.
+const FETCH: i32 = 10_000;
+
+/// Calls `f` with every span of `pid` that started in `[a, b]` (inclusive), of kind `kind`
+/// when given, a page of rows at a time.
+async fn for_each_span(
     tx: &Transaction<'_>,
     pid: i64,
-    a: i64,
-    b: i64,
+    (a, b): (i64, i64),
     kind: Option<&str>,
-) -> Result<Vec<Row>, StoreError> {
+    f: &mut (dyn FnMut(SpanStats<'_>) -> Result<(), StoreError> + Send),
+) -> Result<(), StoreError> {
     let e = db("reading spans for metrics");
-    match kind {
-        Some(k) => tx
-            .query(
-                &format!(
-                    "SELECT {STATS_COLS} FROM spans WHERE project_id = $1 \
-                     AND start_ns >= $2 AND start_ns <= $3 AND kind = $4"
-                ),
-                &[&pid, &a, &b, &k],
-            )
-            .await
-            .map_err(e),
-        None => tx
-            .query(
-                &format!(
-                    "SELECT {STATS_COLS} FROM spans WHERE project_id = $1 \
-                     AND start_ns >= $2 AND start_ns <= $3"
-                ),
-                &[&pid, &a, &b],
-            )
-            .await
-            .map_err(e),
+    let mut sql = format!(
+        "SELECT {STATS_COLS} FROM spans WHERE project_id = $1 AND start_ns >= $2 \
+         AND start_ns <= $3"
+    );
+    if kind.is_some() {
+        sql.push_str(" AND kind = $4");
+    }
+    let statement = tx.prepare(&sql).await.map_err(&e)?;
+    let portal = match kind {
+        Some(k) => tx.bind(&statement, &[&pid, &a, &b, &k]).await,
+        None => tx.bind(&statement, &[&pid, &a, &b]).await,
+    }
+    .map_err(&e)?;
+    loop {
+        let rows = tx.query_portal(&portal, FETCH).await.map_err(&e)?;
+        for r in &rows {
+            f(stats_of(r))?;
+        }
+        if rows.len() < FETCH as usize {
+            return Ok(());
+        }
     }
 }
 
@@ -219,11 +223,13 @@ async fn rebuild_day(client: &mut Object, pid: i64, day: i64) -> Result<usize, S
     let ids: Vec<i64> = marks.iter().map(|r| r.get(0)).collect();
     let hours: BTreeSet<i64> = marks.iter().map(|r| r.get(1)).collect();
     for &hour in &hours {
-        let spans = spans_in(&tx, pid, hour, last_ns(hour, HOUR_NS), None).await?;
         let mut delta = Delta::default();
-        for r in &spans {
-            delta.add_span(&stats_of(r), 1);
-        }
+        let range = (hour, last_ns(hour, HOUR_NS));
+        for_each_span(&tx, pid, range, None, &mut |s| {
+            delta.add_span(&s, 1);
+            Ok(())
+        })
+        .await?;
         replace_rows(&tx, pid, Level::Hour, hour, &rows_at(&delta, Level::Hour)).await?;
     }
     tx.execute("DELETE FROM rollup_dirty WHERE id = ANY($1)", &[&ids])
@@ -356,29 +362,9 @@ fn rand_id() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/// What covers a range, read in one snapshot: encoded rows and raw spans, each with a sign.
-#[derive(Default)]
-struct Covered {
-    /// `(bucket, row, sign)`; the body is column 1 of the row.
-    rows: Vec<(i64, Row, i64)>,
-    /// Spans read raw, and their sign.
-    spans: Vec<(Vec<Row>, i64)>,
-}
-
-impl Covered {
-    /// Hands every row class and span the selection counts to `f`.
-    fn feed(&self, sel: &Select, f: &mut ItemFn<'_>) -> Result<(), StoreError> {
-        for (bucket, row, sign) in &self.rows {
-            row_items(sel, *bucket, row.get(1), *sign, f)?;
-        }
-        for (rows, sign) in &self.spans {
-            for r in rows {
-                span_item(sel, stats_of(r), *sign, f)?;
-            }
-        }
-        Ok(())
-    }
-}
+/// What is called with each row class and span that a range yields (`Send`: it is called
+/// between reads).
+type SendItemFn<'f> = dyn FnMut(Item<'_>) -> Result<(), StoreError> + Send + 'f;
 
 /// `[from, to)` of a query clamped to the project's spans (`None`: no span in it), as SQLite
 /// clamps it.
@@ -405,18 +391,17 @@ async fn range_of(
     Ok((from < to).then_some((from, to)))
 }
 
-/// Reads what covers `[from, to)` for the selection: rows of unmarked hours and days, and the
-/// spans of marked hours and of the partial edges.
+/// Hands `f` what covers `[from, to)` for the selection: rows of unmarked hours and days, and
+/// the spans of marked hours and of the partial edges, as they are read.
 async fn cover(
     tx: &Transaction<'_>,
     pid: i64,
     sel: &Select,
-    from: i64,
-    to: i64,
-) -> Result<Covered, StoreError> {
+    (from, to): (i64, i64),
+    f: &mut SendItemFn<'_>,
+) -> Result<(), StoreError> {
     let e = db("reading rollups");
     let c = signed_cover(from, to, &LEVELS);
-    let mut out = Covered::default();
     let family = sel.family().code() as i16;
     let lo = c.runs.iter().map(|r| r.1).min().unwrap_or(from);
     let hi = c.runs.iter().map(|r| r.2).max().unwrap_or(to);
@@ -431,6 +416,15 @@ async fn cover(
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let rows_of = |level: Level, a: i64, b: i64| async move {
+        tx.query(
+            "SELECT bucket_ns, body FROM rollups WHERE project_id = $1 AND family = $2 \
+             AND level = $3 AND bucket_ns >= $4 AND bucket_ns < $5",
+            &[&pid, &family, &(level.code() as i16), &a, &b],
+        )
+        .await
+        .map_err(db("reading rollups"))
+    };
     // Whole hours to read, by sign: days with a mark (or no row) are read hour by hour.
     let mut hours: Vec<(i64, i64, i64)> = Vec::new();
     for &(level, a, b, sign) in &c.runs {
@@ -438,81 +432,67 @@ async fn cover(
             hours.push((a, b, sign));
             continue;
         }
-        let rows = tx
-            .query(
-                "SELECT bucket_ns, body FROM rollups WHERE project_id = $1 AND family = $2 \
-                 AND level = $3 AND bucket_ns >= $4 AND bucket_ns < $5",
-                &[&pid, &family, &(Level::Day.code() as i16), &a, &b],
-            )
-            .await
-            .map_err(&e)?;
-        let mut present: BTreeMap<i64, Row> = rows.into_iter().map(|r| (r.get(0), r)).collect();
+        let mut present: BTreeMap<i64, Row> = rows_of(Level::Day, a, b)
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r))
+            .collect();
         let mut d = a;
         while d < b {
             let clean = marked.range(d..d.saturating_add(DAY_NS)).next().is_none();
             match present.remove(&d) {
-                Some(row) if clean => out.rows.push((d, row, sign)),
+                Some(row) if clean => row_items(sel, d, row.get(1), sign, f)?,
                 _ => hours.push((d, d.saturating_add(DAY_NS), sign)),
             }
             d = d.saturating_add(DAY_NS);
         }
     }
     for (a, b, sign) in hours {
-        let rows = tx
-            .query(
-                "SELECT bucket_ns, body FROM rollups WHERE project_id = $1 AND family = $2 \
-                 AND level = $3 AND bucket_ns >= $4 AND bucket_ns < $5",
-                &[&pid, &family, &(Level::Hour.code() as i16), &a, &b],
-            )
-            .await
-            .map_err(&e)?;
-        for r in rows {
+        for r in rows_of(Level::Hour, a, b).await? {
             let h: i64 = r.get(0);
             if !marked.contains(&h) {
-                out.rows.push((h, r, sign));
+                row_items(sel, h, r.get(1), sign, f)?;
             }
         }
         // Marked hours from their spans, neighbours in one read.
-        let mut run: Option<(i64, i64)> = None;
+        let mut runs: Vec<(i64, i64)> = Vec::new();
         for &h in marked.range(a..b) {
-            run = match run {
-                Some((first, last)) if last.saturating_add(1) == h => {
-                    Some((first, last_ns(h, HOUR_NS)))
-                }
-                Some((first, last)) => {
-                    let spans = spans_in(tx, pid, first, last, sel.kind()).await?;
-                    out.spans.push((spans, sign));
-                    Some((h, last_ns(h, HOUR_NS)))
-                }
-                None => Some((h, last_ns(h, HOUR_NS))),
-            };
+            match runs.last_mut() {
+                Some((_, last)) if last.saturating_add(1) == h => *last = last_ns(h, HOUR_NS),
+                _ => runs.push((h, last_ns(h, HOUR_NS))),
+            }
         }
-        if let Some((first, last)) = run {
-            let spans = spans_in(tx, pid, first, last, sel.kind()).await?;
-            out.spans.push((spans, sign));
+        for range in runs {
+            for_each_span(tx, pid, range, sel.kind(), &mut |s| {
+                span_item(sel, s, sign, f)
+            })
+            .await?;
         }
     }
     for &(a, b, sign) in &c.scans {
         if a < b {
-            out.spans
-                .push((spans_in(tx, pid, a, b - 1, sel.kind()).await?, sign));
+            let range = (a, b - 1);
+            for_each_span(tx, pid, range, sel.kind(), &mut |s| {
+                span_item(sel, s, sign, f)
+            })
+            .await?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// The project, selection and snapshot a metrics read works in; `None` when nothing can match.
-async fn read<T>(
+/// Reads what covers the query's range in one snapshot (marks, rows and spans agree), handing
+/// it to `f`; false when nothing can match (unknown project, no span in the range).
+async fn read(
     client: &mut Object,
     q: &MetricsQuery,
-    answer: impl FnOnce(&Select, Covered) -> Result<T, StoreError>,
-) -> Result<Option<T>, StoreError> {
-    let sel = Select::new(q);
+    sel: &Select,
+    f: &mut SendItemFn<'_>,
+) -> Result<bool, StoreError> {
     if sel.matches_nothing() {
-        return Ok(None);
+        return Ok(false);
     }
     let e = db("computing metrics");
-    // One snapshot: marks, rows and spans agree with each other.
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -521,25 +501,28 @@ async fn read<T>(
         .await
         .map_err(&e)?;
     let Some(pid) = find_project(&*tx, &project_name(&q.project)).await? else {
-        return Ok(None);
+        return Ok(false);
     };
-    let Some((from, to)) = range_of(&tx, pid, q.from, q.to).await? else {
-        return Ok(None);
+    let Some(range) = range_of(&tx, pid, q.from, q.to).await? else {
+        return Ok(false);
     };
-    let covered = cover(&tx, pid, &sel, from, to).await?;
+    cover(&tx, pid, sel, range, f).await?;
     tx.commit().await.map_err(&e)?;
-    answer(&sel, covered).map(Some)
+    Ok(true)
 }
 
 /// Span metrics grouped as the query asks.
 pub async fn metrics(client: &mut Object, q: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
-    let rows = read(client, q, |sel, covered| {
-        let mut groups = Groups::default();
-        covered.feed(sel, &mut |item| add_to_groups(&mut groups, sel, item))?;
-        groups.into_rows().map_err(corrupt)
+    let sel = Select::new(q);
+    let mut groups = Groups::default();
+    if !read(client, q, &sel, &mut |item| {
+        add_to_groups(&mut groups, &sel, item)
     })
-    .await?;
-    Ok(rows.unwrap_or_default())
+    .await?
+    {
+        return Ok(Vec::new());
+    }
+    groups.into_rows().map_err(corrupt)
 }
 
 /// Cost per group and UTC day; a group's day with no priced and no unpriced call is absent.
@@ -547,11 +530,10 @@ pub async fn daily_cost(
     client: &mut Object,
     q: &MetricsQuery,
 ) -> Result<Vec<DailyCost>, StoreError> {
-    let rows = read(client, q, |sel, covered| {
-        let mut sums = DailySums::new(q);
-        covered.feed(sel, &mut |item| sums.add(item))?;
-        Ok(sums.finish())
-    })
-    .await?;
-    Ok(rows.unwrap_or_default())
+    let sel = Select::new(q);
+    let mut sums = DailySums::new(q);
+    if !read(client, q, &sel, &mut |item| sums.add(item)).await? {
+        return Ok(Vec::new());
+    }
+    Ok(sums.finish())
 }
