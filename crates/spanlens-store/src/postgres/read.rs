@@ -116,7 +116,7 @@ async fn traces_where(
     project: &str,
     f: &TraceFilter,
     with_outcome: bool,
-) -> Result<Option<Sql>, StoreError> {
+) -> Result<Option<(i64, Sql)>, StoreError> {
     let Some(pid) = find_project(client, project).await? else {
         return Ok(None);
     };
@@ -124,7 +124,7 @@ async fn traces_where(
     let p = sql.bind(pid);
     sql.push(&p);
     filter_conditions(&mut sql, f, with_outcome);
-    Ok(Some(sql))
+    Ok(Some((pid, sql)))
 }
 
 /// How the traces matching a query's filters ended.
@@ -133,7 +133,7 @@ pub async fn trace_outcomes(
     q: &ListQuery,
 ) -> Result<TraceOutcomes, StoreError> {
     let project = crate::facts::read::project_name(&q.project);
-    let Some(sql) = traces_where(
+    let Some((_, sql)) = traces_where(
         client,
         "count(*), count(*) FILTER (WHERE status = 'error'), \
          count(*) FILTER (WHERE status <> 'error' AND error_count > 0)",
@@ -167,7 +167,7 @@ const FEW_MATCHES: i64 = 2_000;
 /// over $2, newest first, took 0.4 s after an ANALYZE and 1 ms before.
 async fn few_in_range(
     client: &impl GenericClient,
-    project: &str,
+    pid: i64,
     f: &TraceFilter,
     sort_col: &str,
 ) -> Result<bool, StoreError> {
@@ -187,9 +187,6 @@ async fn few_in_range(
         .into_iter()
         .find(|(col, lo, hi)| *col != sort_col && (lo.is_some() || hi.is_some()))
     else {
-        return Ok(false);
-    };
-    let Some(pid) = find_project(client, project).await? else {
         return Ok(false);
     };
     let mut sql = Sql::new("SELECT count(*) FROM (SELECT 1 FROM traces WHERE project_id = ");
@@ -217,7 +214,9 @@ pub async fn list_traces(
         _ => None,
     };
     let project = crate::facts::read::project_name(&q.project);
-    let Some(mut sql) = traces_where(client, SUMMARY_COLS, &project, &q.filter, true).await? else {
+    let Some((pid, mut sql)) =
+        traces_where(client, SUMMARY_COLS, &project, &q.filter, true).await?
+    else {
         return Ok(Page {
             items: Vec::new(),
             next_cursor: None,
@@ -242,7 +241,7 @@ pub async fn list_traces(
         sql.push(&format!(" AND ({col}, trace_id) {op} ({k}, {t})"));
     }
     let order = format!("{col} {dir}, trace_id {dir}");
-    if few_in_range(client, &project, &q.filter, col).await? {
+    if few_in_range(client, pid, &q.filter, col).await? {
         // Sorted and cut after the few matches are found, whatever the planner estimates.
         sql.text = format!("WITH m AS MATERIALIZED ({}) SELECT * FROM m", sql.text);
     }
@@ -256,7 +255,7 @@ pub async fn list_traces(
 }
 
 /// A read-only transaction that reads one snapshot throughout.
-async fn snapshot(
+pub(super) async fn snapshot(
     client: &mut deadpool_postgres::Object,
 ) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
     client

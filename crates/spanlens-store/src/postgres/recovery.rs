@@ -7,7 +7,7 @@
 //! holding any is answered by the scan, as before.
 
 use super::db;
-use super::read::{body_of, read_chunks};
+use super::read::{body_of, read_chunks, snapshot};
 use super::side::find_project;
 use crate::error::StoreError;
 use crate::facts::chunk::ChunkReader;
@@ -18,7 +18,6 @@ use deadpool_postgres::Object;
 use spanlens_core::recovery::{Buckets, RecoveryReport, MAX_TIMELINES};
 use spanlens_core::{retry_timeline, Span};
 use std::cmp::Reverse;
-use tokio_postgres::IsolationLevel;
 
 fn corrupt(reason: String) -> StoreError {
     StoreError::Corrupt {
@@ -35,13 +34,7 @@ pub async fn report(
     b: Buckets,
 ) -> Result<Option<RecoveryReport>, StoreError> {
     let e = db("reading the recovery report");
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(&e)?;
+    let tx = snapshot(client).await?;
     let mut headroom = HeadroomReport::new(b);
     let mut sums = RetryBody::default();
     let Some(pid) = find_project(&*tx, project).await? else {

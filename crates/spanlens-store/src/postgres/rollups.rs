@@ -19,6 +19,7 @@
 //!   Marked or not, every answer equals a recomputation from the spans.
 
 use super::db;
+use super::read::snapshot;
 use super::side::find_project;
 use crate::error::StoreError;
 use crate::facts::prepare::to_i64;
@@ -83,10 +84,7 @@ pub fn hours_of_starts(starts: impl IntoIterator<Item = i64>) -> BTreeSet<i64> {
 // Rebuilding
 
 /// The span columns a metrics scan reads, in [`stats_of`]'s order.
-const STATS_COLS: &str = "start_ns, kind, status, duration_ns, ttft_ns, input_tokens, \
-     output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-     cost_nano, retry_count, request_model, response_model, provider, agent_name, user_id, \
-     tool_name, unpriced";
+const STATS_COLS: &str = crate::rollup::metrics::STATS_COLUMNS;
 
 fn stats_of(r: &Row) -> SpanStats<'_> {
     SpanStats {
@@ -493,13 +491,7 @@ async fn read(
         return Ok(false);
     }
     let e = db("computing metrics");
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(&e)?;
+    let tx = snapshot(client).await?;
     let Some(pid) = find_project(&*tx, &project_name(&q.project)).await? else {
         return Ok(false);
     };

@@ -61,6 +61,13 @@ fn nonneg(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The `spans` columns a [`SpanStats`] is read from, in its field order (the same on every
+/// backend's schema).
+pub const STATS_COLUMNS: &str = "start_ns, kind, status, duration_ns, ttft_ns, input_tokens, \
+     output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
+     cost_nano, retry_count, request_model, response_model, provider, agent_name, user_id, \
+     tool_name, unpriced";
+
 /// What a span contributes to the metrics: its typed columns, as stored in `spans`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpanStats<'a> {

@@ -685,10 +685,7 @@ fn merge_children(
 // Reading
 
 /// The span columns a metrics scan reads, in [`stats_of`]'s order.
-pub(super) const STATS_COLS: &str = "start_ns, kind, status, duration_ns, ttft_ns, input_tokens, \
-     output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-     cost_nano, retry_count, request_model, response_model, provider, agent_name, user_id, \
-     tool_name, unpriced";
+pub(super) const STATS_COLS: &str = crate::rollup::metrics::STATS_COLUMNS;
 
 fn stats_of<'r>(r: &'r Row<'_>) -> rusqlite::Result<SpanStats<'r>> {
     let text =
