@@ -230,6 +230,42 @@ async fn two_collectors_writing_one_trace_agree_with_one() {
     assert_eq!(a.count_spans("p").await.unwrap(), spans.len() as u64);
 }
 
+/// Spans of a trace with no summary row are inserted without a look for rows to replace. A
+/// span row whose summary row is gone (no writer leaves one so; an operator might) is still
+/// replaced, and the summary rebuilt, instead of the submission being refused.
+#[tokio::test]
+async fn a_span_row_without_its_summary_row_is_replaced_not_refused() {
+    use spanlens_store::contract::build::{llm, span, tid};
+    let first = vec![
+        span(1, 0, None, "root", 0, 5_000),
+        llm(1, 1, Some(0), "m", "p", 10, 5, 10, 1, 100),
+    ];
+    let mut again = first.clone();
+    again[1].name = "renamed".into();
+    again.push(llm(1, 2, Some(0), "m", "p", 20, 5, 30, 2, 100));
+
+    let db = PostgresDb::create().await;
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&db.uri).await.unwrap());
+    store.write("p", first).await.unwrap();
+    admin(&db.uri)
+        .await
+        .batch_execute("DELETE FROM traces")
+        .await
+        .unwrap();
+    let receipt = store.write("p", again.clone()).await.unwrap();
+    assert_eq!((receipt.inserted, receipt.replaced), (1, 2));
+
+    let fresh = PostgresHarness.create().await;
+    let want = fresh.open().await.unwrap();
+    want.write("p", again).await.unwrap();
+    let summary = |d: Option<spanlens_store::TraceDetail>| d.unwrap().summary;
+    assert_eq!(
+        summary(store.get_trace("p", tid(1)).await.unwrap()),
+        summary(want.get_trace("p", tid(1)).await.unwrap())
+    );
+    assert_eq!(store.count_spans("p").await.unwrap(), 3);
+}
+
 /// A span body that cannot be read leaves its span out of a trace and of scans, and says so,
 /// while the other spans read; a span row written before bodies moved into chunks (its own
 /// `body`, no `chunk_id`) still reads.

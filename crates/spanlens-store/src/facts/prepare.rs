@@ -2,6 +2,7 @@
 //! writer thread spends its time in SQLite and not in JSON encoding.
 
 use crate::error::StoreError;
+use crate::facts::summary::SpanFacts;
 use crate::rollup::headroom::RateSample;
 use crate::rollup::metrics::SpanStats;
 use crate::rollup::retries::RetryFacts;
@@ -78,6 +79,31 @@ pub fn straddles(start_ns: i64, at_ns: i64) -> bool {
 }
 
 impl PreparedSpan {
+    /// What the span adds to its trace's summary, as stored.
+    pub fn facts(&self) -> SpanFacts<'_> {
+        SpanFacts {
+            span_id: self.span_id,
+            is_root: self.parent_span_id.is_none(),
+            name: &self.name,
+            kind: self.kind,
+            status: self.status,
+            start: self.start_ns,
+            end: self.end_ns,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            total_tokens: self.total_tokens,
+            cost: self.cost_nano,
+            unpriced: self.unpriced,
+            user: self.user_id.as_deref(),
+            session: self.session_id.as_deref(),
+            service: self.service.as_deref(),
+            request_model: self.request_model.as_deref(),
+            response_model: self.response_model.as_deref(),
+            provider: self.provider.as_deref(),
+            tags: &self.tags,
+        }
+    }
+
     /// What the span contributes to the metrics rollups.
     pub fn stats(&self) -> SpanStats<'_> {
         SpanStats {

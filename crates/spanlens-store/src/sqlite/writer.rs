@@ -910,7 +910,7 @@ struct Touched<'a> {
 impl Touched<'_> {
     /// What a span of this transaction adds to the trace's summary.
     fn facts<'r>(&self, r: &'r PreparedSpan) -> SpanFacts<'r> {
-        let mut f = facts_of(r);
+        let mut f = r.facts();
         if !self.not_counted.is_empty() && self.not_counted.contains(&r.span_id) {
             f.input_tokens = 0;
             f.output_tokens = 0;
@@ -919,29 +919,5 @@ impl Touched<'_> {
             f.unpriced = false;
         }
         f
-    }
-}
-
-fn facts_of(r: &PreparedSpan) -> SpanFacts<'_> {
-    SpanFacts {
-        span_id: r.span_id,
-        is_root: r.parent_span_id.is_none(),
-        name: &r.name,
-        kind: r.kind,
-        status: r.status,
-        start: r.start_ns,
-        end: r.end_ns,
-        input_tokens: r.input_tokens,
-        output_tokens: r.output_tokens,
-        total_tokens: r.total_tokens,
-        cost: r.cost_nano,
-        unpriced: r.unpriced,
-        user: r.user_id.as_deref(),
-        session: r.session_id.as_deref(),
-        service: r.service.as_deref(),
-        request_model: r.request_model.as_deref(),
-        response_model: r.response_model.as_deref(),
-        provider: r.provider.as_deref(),
-        tags: &r.tags,
     }
 }
