@@ -276,6 +276,18 @@ CREATE TRIGGER spans_mark_updated_hours AFTER UPDATE ON spans
             ("span_recovery_time", "span_recovery (project_id, start_ns)"),
         ],
     },
+    Migration {
+        version: 4,
+        description: "span and summary rows without a foreign key to their project",
+        // The key's check ran per inserted row and share-locked the project's row from every
+        // writer at once (multixacts); the writer takes a project's id from `projects` before it
+        // writes, and nothing deletes projects. Dropping a constraint changes the catalog only.
+        tables: r#"
+ALTER TABLE spans DROP CONSTRAINT IF EXISTS spans_project_id_fkey;
+ALTER TABLE traces DROP CONSTRAINT IF EXISTS traces_project_id_fkey;
+"#,
+        indexes: &[],
+    },
 ];
 
 /// Newest schema version this build writes.

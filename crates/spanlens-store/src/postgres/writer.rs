@@ -292,13 +292,17 @@ impl Writer {
             // The hours whose rollups this commit changes where spans start now (a trigger
             // marks where rows it updates started before).
             let hours = rollups::hours_of_starts(group.iter().map(|s| s.row.span.start_ns));
-            let stored = stored_traces(&tx, pid, &traces).await?;
+            let mut stored = stored_traces(&tx, pid, &traces).await?;
+            if inserts == Inserts::Upsert {
+                stored.extend(traces.iter().cloned());
+            }
             // A trace without a summary row has no span row either (every commit writes both,
             // and its lock is held): its spans are inserted without looking for rows to
             // replace, which cost more than the rest of the insert.
-            let (old, new): (Vec<Slot<'_>>, Vec<Slot<'_>>) = group.iter().cloned().partition(|s| {
-                inserts == Inserts::Upsert || stored.contains(&s.row.span.trace_id[..])
-            });
+            let (old, new): (Vec<Slot<'_>>, Vec<Slot<'_>>) = group
+                .iter()
+                .cloned()
+                .partition(|s| stored.contains(&s.row.span.trace_id[..]));
             let mut written = upsert_spans(&tx, pid, &old, &chunk_ids).await?;
             match insert_spans(&tx, pid, &new, &chunk_ids).await {
                 Ok(mut keys) => written.append(&mut keys),
@@ -322,7 +326,7 @@ impl Writer {
                 .filter(|t| !folded.contains_key(t))
                 .collect();
             resolve_calls(&tx, pid, &reread).await?;
-            write_summaries(&tx, pid, &reread, folded).await?;
+            write_summaries(&tx, pid, &reread, folded, &stored).await?;
             rollups::mark(&tx, pid, hours).await?;
         }
         tx.commit().await.map_err(&e)?;
@@ -1083,12 +1087,14 @@ impl StoredFacts {
 }
 
 /// Writes the summary rows of the touched traces: those `folded` from the rows in hand, and
-/// the `reread` ones rebuilt from every span stored for them.
+/// the `reread` ones rebuilt from every span stored for them. Rows of traces not in `stored`
+/// are inserted plainly (under the traces' locks no other writer makes them meanwhile).
 async fn write_summaries(
     tx: &Transaction<'_>,
     pid: i64,
     reread: &[Vec<u8>],
     folded: BTreeMap<Vec<u8>, TraceState>,
+    stored: &HashSet<Vec<u8>>,
 ) -> Result<(), StoreError> {
     let e = db("writing trace summaries");
     let mut states = folded;
@@ -1113,14 +1119,23 @@ async fn write_summaries(
             .or_default()
             .add(&f.facts(), &mut ignored);
     }
-    let mut cols: SummaryColumns = SummaryColumns::default();
+    let (mut old, mut new) = (SummaryColumns::default(), SummaryColumns::default());
     for (tid, state) in &states {
-        cols.push(tid, state);
+        if stored.contains(tid) {
+            &mut old
+        } else {
+            &mut new
+        }
+        .push(tid, state);
     }
-    let params = cols.params(pid);
-    let args = args(&params);
-    let sql = unnest_upsert("traces", SUMMARY_COLUMNS, &["trace_id"], "");
-    tx.execute(&sql, &args).await.map_err(&e)?;
+    for (cols, keys) in [(old, &["trace_id"][..]), (new, &[][..])] {
+        if cols.trace_id.is_empty() {
+            continue;
+        }
+        let params = cols.params(pid);
+        let sql = unnest_upsert("traces", SUMMARY_COLUMNS, keys, "");
+        tx.execute(&sql, &args(&params)).await.map_err(&e)?;
+    }
     Ok(())
 }
 
