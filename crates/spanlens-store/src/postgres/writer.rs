@@ -2,10 +2,11 @@
 //! commit), then resolves each submission's ticket.
 //!
 //! Inside the transaction it takes an advisory lock per trace touched (sorted, so two
-//! collectors never wait on each other in a cycle), upserts the spans with one multi-row
-//! statement per table, applies the same-call rule to the touched traces' LLM calls, and
-//! rebuilds each touched trace's summary from every span stored for it (a trace that arrives
-//! whole in the commit, the usual case, from the rows in hand). Because the lock is
+//! collectors never wait on each other in a cycle), writes the rows with one statement per
+//! table (the spans of traces that arrive whole, the usual case, with a binary `COPY`; others
+//! are upserted), applies the same-call rule to the touched traces' LLM calls, and rebuilds each
+//! touched trace's summary from every span stored for it (a trace that arrives whole, from the
+//! rows in hand). Because the lock is
 //! held until COMMIT and each statement of a READ COMMITTED transaction sees what committed
 //! before it, a second collector writing the same trace waits, then sees the first one's spans:
 //! the summary comes out as if one collector had written them all.
@@ -225,9 +226,10 @@ impl Writer {
             None => self
                 .try_commit(jobs, Inserts::Upsert)
                 .await?
+                // Upserts make no plain inserts, so this cannot be `None`.
                 .ok_or(StoreError::Database {
                     op: "committing spans",
-                    message: "a span conflicted with itself".into(),
+                    message: "a stored span was in the way of an upsert".into(),
                 }),
         }
     }
