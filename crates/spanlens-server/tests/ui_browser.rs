@@ -318,15 +318,20 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
-/// An attribute of the first element matching `css` (both must exist).
+/// An attribute of the first element matching `css` (both must exist). Found and read in one
+/// script: a page that re-renders between a WebDriver find and read leaves a stale element.
 async fn attr_of(c: &Client, css: &str, name: &str) -> String {
-    c.find(Locator::Css(css))
+    let v = c
+        .execute(
+            "const e = document.querySelector(arguments[0]); \
+             return e ? e.getAttribute(arguments[1]) : undefined;",
+            vec![json!(css), json!(name)],
+        )
         .await
-        .unwrap()
-        .attr(name)
-        .await
-        .unwrap()
-        .unwrap()
+        .unwrap();
+    v.as_str()
+        .unwrap_or_else(|| panic!("no attribute {name} on {css}: {v}"))
+        .to_string()
 }
 
 /// The text content of every element matching `css`.
@@ -2295,10 +2300,13 @@ async fn waterfall_shows_model_tokens_and_cost_whole_and_axis_labels_apart() {
         let mut problems = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             c.goto(&server.url(&format!("/traces/{id}"))).await.unwrap();
+            // The rows and the time axis, laid out (the axis can follow the rows by a frame).
             until(
                 &c,
-                "document.querySelectorAll('.wf-row[data-span-id]').length",
-                "waterfall rows",
+                "document.querySelectorAll('.wf-row[data-span-id]').length && \
+                 [...document.querySelectorAll('.wf-axis .tick')] \
+                   .filter((t) => t.getBoundingClientRect().width > 0).length >= 2",
+                "waterfall rows and time axis",
             )
             .await;
             let r = c.execute(&check, vec![json!(id)]).await.unwrap();
