@@ -29,6 +29,8 @@ pub mod domain;
 pub mod prelude {
     pub use crate::store::{Analytics, ScoreStore, SharedState, SpanWriter, Store, TraceReader};
 }
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 mod error;
 mod facts;
 #[cfg(feature = "postgres")]

@@ -1,0 +1,159 @@
+//! The ClickHouse client against a ClickHouse HTTP interface: the chDB test server that
+//! `scripts/test` starts (`scripts/clickhouse-test-server`), or the server named by
+//! `SPANLENS_TEST_CLICKHOUSE` (`http://host:8123`).
+#![cfg(feature = "clickhouse")]
+
+use spanlens_store::clickhouse::{ClickHouseError, Client, Endpoint, RowBinary};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+fn server() -> String {
+    let url = std::env::var("SPANLENS_TEST_CLICKHOUSE").unwrap_or_else(|_| {
+        panic!(
+            "SPANLENS_TEST_CLICKHOUSE is not set: start a ClickHouse test server with \
+             scripts/clickhouse-test-server PORT DIR and export its URL, e.g. \
+             SPANLENS_TEST_CLICKHOUSE=http://127.0.0.1:PORT"
+        )
+    });
+    url.trim_end_matches('/')
+        .trim_start_matches("http://")
+        .to_string()
+}
+
+/// A client on a fresh database of its own.
+async fn fresh() -> Client {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "spanlens_t_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let endpoint = |database: &str| Endpoint {
+        authority: server(),
+        database: database.into(),
+        user: None,
+        password: None,
+    };
+    let admin = Client::new(endpoint("default"), Duration::from_secs(60));
+    admin
+        .query(&format!("CREATE DATABASE {name}"), &[])
+        .await
+        .unwrap();
+    Client::new(endpoint(&name), Duration::from_secs(60))
+}
+
+#[tokio::test]
+async fn rows_encoded_as_row_binary_read_back_as_written() {
+    let c = fresh().await;
+    c.ping().await.unwrap();
+    c.query(
+        "CREATE TABLE t (id UInt32, at DateTime64(9), trace FixedString(16), name String, \
+         model Nullable(String), cost Nullable(Int64), ok Bool, tags Array(String), x Float64) \
+         ENGINE = MergeTree ORDER BY id",
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut rows = RowBinary::new();
+    let long = "ß".repeat(200);
+    let names = ["plain", "tab\tnew\nline \"q\" \\", long.as_str()];
+    for (i, name) in names.iter().enumerate() {
+        let i = i as u32;
+        rows.u32(i)
+            .i64(1_767_225_600_123_456_789 + i64::from(i))
+            .fixed(&[i as u8; 16])
+            .str(name)
+            .opt_str((i != 1).then_some("gpt-4o"))
+            .opt_i64((i != 2).then_some(-5 * i64::from(i)))
+            .bool(i == 0)
+            .strs(&vec!["a".to_string(); i as usize])
+            .f64(0.5 * f64::from(i));
+    }
+    c.insert(
+        "INSERT INTO t (id, at, trace, name, model, cost, ok, tags, x) FORMAT RowBinary",
+        &rows.finish(),
+        &[],
+    )
+    .await
+    .unwrap();
+    let out = c
+        .query(
+            "SELECT id, toUnixTimestamp64Nano(at) AS ns, hex(trace) AS trace, name, model, cost, \
+             ok, tags, x FROM t ORDER BY id FORMAT JSONEachRow",
+            &[("output_format_json_quote_64bit_integers", "0")],
+        )
+        .await
+        .unwrap();
+    let got: Vec<serde_json::Value> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 3);
+    for (i, row) in got.iter().enumerate() {
+        assert_eq!(row["id"], i as u64);
+        assert_eq!(row["ns"], 1_767_225_600_123_456_789u64 + i as u64);
+        assert_eq!(row["trace"], format!("{:02X}", i).repeat(16));
+        assert_eq!(row["name"], names[i]);
+        assert_eq!(row["ok"], i == 0);
+        assert_eq!(row["tags"].as_array().unwrap().len(), i);
+        assert_eq!(row["x"], 0.5 * i as f64);
+    }
+    assert!(got[1]["model"].is_null());
+    assert_eq!(got[0]["model"], "gpt-4o");
+    assert!(got[2]["cost"].is_null());
+    assert_eq!(got[1]["cost"], -5);
+}
+
+#[tokio::test]
+async fn server_errors_carry_clickhouses_code_and_message() {
+    let c = fresh().await;
+    match c.query("SELECT * FROM no_such_table", &[]).await {
+        Err(ClickHouseError::Server {
+            status,
+            code,
+            message,
+        }) => {
+            assert_eq!(status, 404);
+            assert_eq!(code, Some(60));
+            assert!(message.contains("no_such_table"), "{message}");
+        }
+        other => panic!("expected an unknown-table error, got {other:?}"),
+    }
+    match c.query("SELEC 1", &[]).await {
+        Err(ClickHouseError::Server { code, .. }) => assert_eq!(code, Some(62)),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    // A setting applies to its own statement.
+    let v = c
+        .query(
+            "SELECT getSetting('max_block_size')",
+            &[("max_block_size", "1234")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(&v[..], b"1234\n");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_told_apart_from_an_error() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = Client::new(
+        Endpoint {
+            authority: format!("127.0.0.1:{port}"),
+            database: "default".into(),
+            user: None,
+            password: None,
+        },
+        Duration::from_secs(5),
+    );
+    match c.ping().await {
+        Err(ClickHouseError::Unreachable(why)) => assert!(!why.is_empty()),
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
