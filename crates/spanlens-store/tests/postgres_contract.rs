@@ -411,6 +411,59 @@ async fn the_rollup_task_rebuilds_marked_hours_and_answers_do_not_change() {
     assert_eq!(from_rows.0.iter().map(|r| r.span_count).sum::<u64>(), 90);
 }
 
+/// Two rebuilders of the same days at once (a lease that moved while its old holder was still
+/// at work; `refresh_rollups` beside the background task) take turns: neither fails on the
+/// other's rows, and the rows give the answer the spans give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilders_of_the_same_days_take_turns() {
+    use spanlens_store::contract::build::{llm, span};
+    use spanlens_store::{Analytics, GroupBy, MetricsQuery, SpanWriter};
+    const HOUR_MS: u64 = 3_600_000;
+    let db = PostgresDb::create().await;
+    // No background task: the test's own calls are the only rebuilders.
+    let options = PostgresOptions {
+        rollup_interval: None,
+        ..PostgresOptions::default()
+    };
+    let a = PostgresStore::connect_with(&db.uri, options.clone())
+        .await
+        .unwrap();
+    let b = PostgresStore::connect_with(&db.uri, options).await.unwrap();
+    let spans: Vec<spanlens_core::Span> = (0..200u64)
+        .flat_map(|t| {
+            let start = t * HOUR_MS / 2 + 11;
+            let model = ["m", "x", "y"][(t % 3) as usize];
+            vec![
+                span(t, 0, None, "root", start, HOUR_MS),
+                llm(t, 1, Some(0), model, "p", start + 5, 900, 10 + t, 3, 100),
+            ]
+        })
+        .collect();
+    a.write("p", spans).await.unwrap();
+    let by_model = MetricsQuery::new("p", GroupBy::Model);
+    let from_spans = a.metrics(&by_model).await.unwrap();
+    let sql = admin(&db.uri).await;
+    for round in 0..5 {
+        // Every hour marked again, then both rebuild everything at once.
+        sql.batch_execute(
+            "INSERT INTO rollup_dirty (project_id, hour_ns) \
+             SELECT project_id, start_ns - start_ns % 3600000000000 FROM spans GROUP BY 1, 2",
+        )
+        .await
+        .unwrap();
+        let (x, y) = tokio::join!(a.refresh_rollups(), b.refresh_rollups());
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x + y >= 100, "round {round}: {x} + {y} hours rebuilt");
+        let left: i64 = sql
+            .query_one("SELECT count(*) FROM rollup_dirty", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "round {round}");
+        assert_eq!(b.metrics(&by_model).await.unwrap(), from_spans, "round {round}");
+    }
+}
+
 /// The recovery report from `span_recovery` rows equals the one built from a scan of the spans,
 /// which is what a range holding spans stored before the table existed gets.
 #[tokio::test]

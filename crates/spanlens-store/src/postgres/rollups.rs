@@ -201,7 +201,30 @@ fn family_of(code: i16) -> Option<Family> {
 
 /// Rebuilds the marked hours of one project and UTC day, then the day's row, in one
 /// transaction. Returns the hours rebuilt (none when another collector got there first).
+///
+/// Rebuilders of one day take turns on a session advisory lock taken *before* the transaction
+/// starts, so each one's snapshot holds what the one before committed. (Two at once, say a
+/// lease that moved while its old holder was still at work, or `refresh_rollups` beside the
+/// background task, both inserted the day's rows, and the second failed on the key.)
 async fn rebuild_day(client: &mut Object, pid: i64, day: i64) -> Result<usize, StoreError> {
+    let e = db("rebuilding rollups");
+    let key = super::writer::trace_lock(pid, &[&b"rollup-day:"[..], &day.to_le_bytes()].concat());
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .await
+        .map_err(&e)?;
+    let rebuilt = rebuild_day_locked(client, pid, day).await;
+    // Released whatever happened (a broken connection releases it too).
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&key])
+        .await
+        .map_err(&e);
+    let rebuilt = rebuilt?;
+    unlocked?;
+    Ok(rebuilt)
+}
+
+async fn rebuild_day_locked(client: &mut Object, pid: i64, day: i64) -> Result<usize, StoreError> {
     let e = db("rebuilding rollups");
     let tx = client
         .build_transaction()
