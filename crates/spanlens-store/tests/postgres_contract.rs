@@ -460,7 +460,11 @@ async fn rebuilders_of_the_same_days_take_turns() {
             .unwrap()
             .get(0);
         assert_eq!(left, 0, "round {round}");
-        assert_eq!(b.metrics(&by_model).await.unwrap(), from_spans, "round {round}");
+        assert_eq!(
+            b.metrics(&by_model).await.unwrap(),
+            from_spans,
+            "round {round}"
+        );
     }
 }
 
