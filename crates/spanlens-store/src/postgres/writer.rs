@@ -387,7 +387,7 @@ const SPAN_COLUMNS: &[(&str, &str)] = &[
     ("for_recovery", "BOOLEAN"),
 ];
 
-// `insert_spans` writes a row of exactly these columns plus the project id.
+// `copy_spans` writes a row of exactly these columns plus the project id.
 const _: () = assert!(SPAN_COLUMNS.len() == 31);
 
 /// Column type of a `TEXT[]` column whose values arrive as array literals ([`text_array`]): an
@@ -502,9 +502,8 @@ fn text_array<S: AsRef<str>>(values: &[S]) -> String {
 }
 
 /// Inserts the spans of one project's new traces with a binary `COPY`; returns each span's
-/// key, all new. (The multi-row `INSERT … SELECT FROM unnest(…)` the upsert uses costs
-/// PostgreSQL more per row: it gathers the arrays into a tuple store and parses the tags' array
-/// literals.)
+/// key, all new. (`INSERT … SELECT FROM unnest(…)` cost PostgreSQL more per row: it gathers the
+/// arrays into a tuple store and parses the tags' array literals.)
 async fn insert_spans(
     tx: &Transaction<'_>,
     pid: i64,
@@ -514,10 +513,81 @@ async fn insert_spans(
     if slots.is_empty() {
         return Ok(Vec::new());
     }
+    copy_spans(tx, "spans", pid, slots, chunk_ids).await?;
+    Ok(slots
+        .iter()
+        .map(|s| (s.row.span.trace_id, s.row.span.span_id, true))
+        .collect())
+}
+
+/// Upserts the spans of one project: copied into a temporary table first (the same rows as
+/// [`insert_spans`] writes), then moved into `spans` replacing stored copies. Returns each
+/// span's key and whether it was new.
+async fn upsert_spans(
+    tx: &Transaction<'_>,
+    pid: i64,
+    slots: &[Slot<'_>],
+    chunk_ids: &HashMap<(usize, usize), i64>,
+) -> Result<Vec<([u8; 16], [u8; 8], bool)>, StoreError> {
+    if slots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let e = db("writing spans");
+    // Per connection, emptied by every commit or rollback.
+    tx.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS span_upserts (LIKE spans) ON COMMIT DELETE ROWS",
+    )
+    .await
+    .map_err(&e)?;
+    copy_spans(tx, "span_upserts", pid, slots, chunk_ids)
+        .await
+        .map_err(&e)?;
+    let names: Vec<&str> = SPAN_COLUMNS.iter().map(|c| c.0).collect();
+    let set: Vec<String> = names
+        .iter()
+        .filter(|n| !["trace_id", "span_id"].contains(n))
+        .map(|n| format!("{n} = EXCLUDED.{n}"))
+        .collect();
+    let cols = names.join(", ");
+    let out = tx
+        .query(
+            &format!(
+                "INSERT INTO spans (project_id, {cols}) SELECT project_id, {cols} FROM span_upserts \
+                 ON CONFLICT (project_id, trace_id, span_id) DO UPDATE SET {} \
+                 RETURNING trace_id, span_id, (xmax = 0)",
+                set.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .map_err(&e)?;
+    tx.batch_execute("DELETE FROM span_upserts")
+        .await
+        .map_err(&e)?;
+    let mut keys = Vec::with_capacity(out.len());
+    for r in out {
+        let t: Vec<u8> = r.get(0);
+        let s: Vec<u8> = r.get(1);
+        if let (Ok(t), Ok(s)) = (t.try_into(), s.try_into()) {
+            keys.push((t, s, r.get(2)));
+        }
+    }
+    Ok(keys)
+}
+
+/// Writes the rows of `slots` into `table` (`spans` or a table like it) with a binary `COPY`
+/// of the project id and [`SPAN_COLUMNS`].
+async fn copy_spans(
+    tx: &Transaction<'_>,
+    table: &str,
+    pid: i64,
+    slots: &[Slot<'_>],
+    chunk_ids: &HashMap<(usize, usize), i64>,
+) -> Result<(), tokio_postgres::Error> {
     let names: Vec<&str> = SPAN_COLUMNS.iter().map(|c| c.0).collect();
     let sink = tx
         .copy_in(&format!(
-            "COPY spans (project_id, {}) FROM STDIN (FORMAT binary)",
+            "COPY {table} (project_id, {}) FROM STDIN (FORMAT binary)",
             names.join(", ")
         ))
         .await?;
@@ -574,105 +644,7 @@ async fn insert_spans(
         writer.as_mut().write(&row).await?;
     }
     writer.finish().await?;
-    Ok(slots
-        .iter()
-        .map(|s| (s.row.span.trace_id, s.row.span.span_id, true))
-        .collect())
-}
-
-/// Upserts the spans of one project; returns each span's key and whether it was new.
-async fn upsert_spans(
-    tx: &Transaction<'_>,
-    pid: i64,
-    slots: &[Slot<'_>],
-    chunk_ids: &HashMap<(usize, usize), i64>,
-) -> Result<Vec<([u8; 16], [u8; 8], bool)>, StoreError> {
-    if slots.is_empty() {
-        return Ok(Vec::new());
-    }
-    let params = span_params(pid, slots, chunk_ids);
-    let sql = unnest_upsert(
-        "spans",
-        SPAN_COLUMNS,
-        &["trace_id", "span_id"],
-        "RETURNING trace_id, span_id, (xmax = 0)",
-    );
-    let args = args(&params);
-    let out = tx.query(&sql, &args).await.map_err(db("writing spans"))?;
-    let mut keys = Vec::with_capacity(out.len());
-    for r in out {
-        let t: Vec<u8> = r.get(0);
-        let s: Vec<u8> = r.get(1);
-        if let (Ok(t), Ok(s)) = (t.try_into(), s.try_into()) {
-            keys.push((t, s, r.get(2)));
-        }
-    }
-    Ok(keys)
-}
-
-/// The parameters of a span statement in [`SPAN_COLUMNS`] order, after the project id.
-fn span_params(
-    pid: i64,
-    slots: &[Slot<'_>],
-    chunk_ids: &HashMap<(usize, usize), i64>,
-) -> Vec<Param> {
-    let rows: Vec<&PreparedSpan> = slots.iter().map(|s| &s.row.span).collect();
-    let text = |f: fn(&PreparedSpan) -> Option<&str>| -> Param {
-        Box::new(
-            rows.iter()
-                .map(|r| f(r).map(str::to_string))
-                .collect::<Vec<_>>(),
-        )
-    };
-    let int = |f: fn(&PreparedSpan) -> i64| -> Param {
-        Box::new(rows.iter().map(|r| f(r)).collect::<Vec<_>>())
-    };
-    let opt = |f: fn(&PreparedSpan) -> Option<i64>| -> Param {
-        Box::new(rows.iter().map(|r| f(r)).collect::<Vec<_>>())
-    };
-    vec![
-        Box::new(pid),
-        Box::new(rows.iter().map(|r| r.trace_id.to_vec()).collect::<Vec<_>>()),
-        Box::new(rows.iter().map(|r| r.span_id.to_vec()).collect::<Vec<_>>()),
-        Box::new(
-            rows.iter()
-                .map(|r| r.parent_span_id.map(|p| p.to_vec()))
-                .collect::<Vec<_>>(),
-        ),
-        int(|r| r.start_ns),
-        opt(|r| r.end_ns),
-        opt(|r| r.duration_ns),
-        text(|r| Some(r.kind)),
-        text(|r| Some(r.status)),
-        text(|r| Some(&r.name)),
-        text(|r| r.request_model.as_deref()),
-        text(|r| r.response_model.as_deref()),
-        text(|r| r.provider.as_deref()),
-        text(|r| r.agent_name.as_deref()),
-        text(|r| r.user_id.as_deref()),
-        text(|r| r.session_id.as_deref()),
-        text(|r| r.service.as_deref()),
-        text(|r| r.tool_name.as_deref()),
-        text(|r| r.error_type.as_deref()),
-        int(|r| r.input_tokens),
-        int(|r| r.output_tokens),
-        int(|r| r.cache_read_tokens),
-        int(|r| r.cache_write_tokens),
-        int(|r| r.reasoning_tokens),
-        int(|r| r.total_tokens),
-        opt(|r| r.cost_nano),
-        Box::new(rows.iter().map(|r| r.unpriced).collect::<Vec<_>>()),
-        opt(|r| r.ttft_ns),
-        int(|r| r.retry_count),
-        Box::new(rows.iter().map(|r| text_array(&r.tags)).collect::<Vec<_>>()),
-        Box::new(
-            slots
-                .iter()
-                .map(|s| chunk_ids.get(&(s.job, s.row.chunk)).copied())
-                .collect::<Vec<_>>(),
-        ),
-        Box::new(rows.iter().map(|r| for_recovery(r)).collect::<Vec<_>>()),
-    ]
+    Ok(())
 }
 
 /// What the recovery report reads: a retried span, or a rate-limit snapshot.
