@@ -43,6 +43,8 @@ mod ticket;
 mod types;
 mod uri;
 
+#[cfg(feature = "clickhouse")]
+pub use clickhouse::{ClickHouseOptions, ClickHouseStore};
 pub use error::{FailureKind, StoreError, StoreResult};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};

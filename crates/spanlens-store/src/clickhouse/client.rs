@@ -89,6 +89,13 @@ impl Client {
         }
     }
 
+    /// The same server and credentials, with statements run in `database`.
+    pub fn with_database(&self, database: &str) -> Client {
+        let mut c = self.clone();
+        c.endpoint.database = database.to_string();
+        c
+    }
+
     /// Where it connects.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint

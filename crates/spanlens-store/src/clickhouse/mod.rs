@@ -1,9 +1,356 @@
-//! Building blocks of the ClickHouse backend (issue #16, in progress): a client for ClickHouse's
-//! HTTP interface and the `RowBinary` encoding its inserts use. The backend itself (schema,
-//! writer, reads) is not built yet; `clickhouse://` store URIs are still refused.
+//! The ClickHouse backend: spans for hundreds of millions, over ClickHouse's HTTP interface.
+//!
+//! Spans are written once, appended (`ReplacingMergeTree` keyed by project, trace and span, so
+//! a resend is kept once after merges; reads take the newest copy with `LIMIT 1 BY`). There
+//! are no transactions: after each insert the collector recomputes the summary of every trace
+//! it touched from the spans stored for it, and writes it versioned by the newest span insert
+//! it saw, so the summary that saw the most wins however collectors race (`writer`). Lists
+//! read the small summary table; metrics, scans and one trace read spans (`read`). Leases
+//! take the next epoch of a chain with an insert the server deduplicates (`side`).
+//!
+//! Pure logic (a span's facts, the summary state, the same-call rule, cursors, metric groups)
+//! is shared with SQLite and PostgreSQL through `crate::facts`, `crate::rollup` and
+//! `spanlens_core`. Building blocks: a client for the HTTP interface ([`Client`]) and the
+//! `RowBinary` encoding of inserts and answers.
 
 pub mod client;
+mod read;
 pub mod rowbinary;
+mod rowread;
+pub mod schema;
+mod side;
+mod sql;
+mod store;
+mod writer;
 
 pub use client::{ClickHouseError, Client, Endpoint};
 pub use rowbinary::RowBinary;
+pub use schema::Layout;
+
+use crate::error::StoreError;
+use crate::uri::redact;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Tuning of the ClickHouse backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseOptions {
+    /// Writer tasks inserting from the one queue at once.
+    pub writers: usize,
+    /// Spans accepted but not yet inserted before `submit` answers `Busy`; bounds memory.
+    pub max_pending_spans: usize,
+    /// Submissions waiting in the queue before `submit` answers `Busy`.
+    pub max_pending_batches: usize,
+    /// Largest number of spans in one insert.
+    pub max_spans_per_insert: usize,
+    /// How long one call to the server may take.
+    pub timeout: Duration,
+}
+
+impl Default for ClickHouseOptions {
+    fn default() -> Self {
+        ClickHouseOptions {
+            writers: 2,
+            max_pending_spans: 100_000,
+            max_pending_batches: 4096,
+            max_spans_per_insert: 20_000,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where a `clickhouse://` URI points and how its tables are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseTarget {
+    /// Server, database and credentials.
+    pub endpoint: Endpoint,
+    /// Cluster and payload TTL.
+    pub layout: Layout,
+}
+
+/// Parses `clickhouse://[user[:password]@]host[:port][/database][?cluster=NAME&payload_ttl_days=N]`
+/// (port 8123 and database `default` when left out).
+pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
+    let uri = uri.trim();
+    let rest = uri
+        .strip_prefix("clickhouse://")
+        .ok_or("not a clickhouse:// URI")?;
+    let (main, query) = match rest.split_once('?') {
+        Some((m, q)) => (m, q),
+        None => (rest, ""),
+    };
+    let (authority, database) = match main.split_once('/') {
+        Some((a, d)) => (a, d.trim_end_matches('/')),
+        None => (main, ""),
+    };
+    let (user, password, host) = match authority.rsplit_once('@') {
+        Some((info, host)) => match info.split_once(':') {
+            Some((u, p)) => (Some(decode(u)?), Some(decode(p)?), host),
+            None => (Some(decode(info)?), None, host),
+        },
+        None => (None, None, authority),
+    };
+    if host.is_empty() {
+        return Err("no host: use clickhouse://host:8123/database".into());
+    }
+    let authority = if host.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
+        let (_, port) = host.rsplit_once(':').unwrap_or_default();
+        port.parse::<u16>()
+            .map_err(|_| format!("port {port:?} is not a number from 1 to 65535"))?;
+        host.to_string()
+    } else {
+        format!("{host}:8123")
+    };
+    let database = if database.is_empty() {
+        "default".to_string()
+    } else {
+        decode(database)?
+    };
+    let mut layout = Layout::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "cluster" if !v.is_empty() => layout.cluster = Some(decode(v)?),
+            "payload_ttl_days" => {
+                let days: u32 = v.parse().ok().filter(|d| *d > 0).ok_or(format!(
+                    "payload_ttl_days={v:?}: use a whole number of days, 1 or more"
+                ))?;
+                layout.payload_ttl_days = Some(days);
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: use cluster=NAME or payload_ttl_days=N"
+                ))
+            }
+        }
+    }
+    Ok(ClickHouseTarget {
+        endpoint: Endpoint {
+            authority,
+            database,
+            user,
+            password,
+        },
+        layout,
+    })
+}
+
+/// Percent-decoding of a URI part.
+fn decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+/// The ClickHouse implementation of [`crate::Store`].
+pub struct ClickHouseStore {
+    /// The URI, password hidden, for messages.
+    uri: String,
+    client: Client,
+    sender: mpsc::Sender<writer::Job>,
+    pending: Arc<AtomicUsize>,
+    max_pending_spans: usize,
+}
+
+impl std::fmt::Debug for ClickHouseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseStore")
+            .field("uri", &self.uri)
+            .finish()
+    }
+}
+
+impl ClickHouseStore {
+    /// Connects with default options.
+    pub async fn connect(uri: &str) -> Result<ClickHouseStore, StoreError> {
+        ClickHouseStore::connect_with(uri, ClickHouseOptions::default()).await
+    }
+
+    /// Connects to the server `uri` names, makes the schema (idempotent: collectors starting
+    /// together may all do it) and starts the writer tasks on the current tokio runtime. A
+    /// server that cannot be reached is [`StoreError::Connect`], naming the URI with its
+    /// password hidden; a database written by a newer Spanlens is [`StoreError::SchemaTooNew`].
+    pub async fn connect_with(
+        uri: &str,
+        options: ClickHouseOptions,
+    ) -> Result<ClickHouseStore, StoreError> {
+        let shown = redact(uri.trim());
+        let fail = |reason: String| StoreError::Connect {
+            uri: shown.clone(),
+            reason,
+        };
+        let target = parse_uri(uri).map_err(&fail)?;
+        let client = Client::new(target.endpoint.clone(), options.timeout);
+        client.ping().await.map_err(|e| fail(e.to_string()))?;
+        migrate(&client, &target, &shown).await?;
+        let pending = Arc::new(AtomicUsize::new(0));
+        let (sender, receiver) = mpsc::channel(options.max_pending_batches.max(1));
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let w = writer::Writer {
+            client: client.clone(),
+            pending: pending.clone(),
+            max_spans: options.max_spans_per_insert.max(1),
+            cluster: target.layout.cluster.is_some(),
+        };
+        for _ in 0..options.writers.max(1) {
+            tokio::spawn(w.clone().run(receiver.clone()));
+        }
+        Ok(ClickHouseStore {
+            uri: shown,
+            client,
+            sender,
+            pending,
+            max_pending_spans: options.max_pending_spans.max(1),
+        })
+    }
+
+    /// The URI of the database, password hidden.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The statements that make the schema `uri` asks for (`spanlens clickhouse-schema` prints
+    /// them, for operators who run DDL themselves).
+    pub fn schema_statements(uri: &str) -> Result<Vec<String>, String> {
+        let t = parse_uri(uri)?;
+        Ok(schema::statements(&t.endpoint.database, &t.layout))
+    }
+}
+
+/// Makes the schema unless a newer Spanlens made it, then records this build's version.
+async fn migrate(
+    client: &Client,
+    target: &ClickHouseTarget,
+    shown: &str,
+) -> Result<(), StoreError> {
+    let db = schema::ident(&target.endpoint.database);
+    let found = client
+        .query(
+            &format!("SELECT max(version) FROM {db}.schema_versions FORMAT TabSeparated"),
+            &[],
+        )
+        .await;
+    // An unknown table or database: nothing made yet.
+    let found = match found {
+        Ok(b) => String::from_utf8_lossy(&b)
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0),
+        Err(ClickHouseError::Server {
+            code: Some(60 | 81),
+            ..
+        }) => 0,
+        Err(e) => return Err(ch_error("reading the schema version", e)),
+    };
+    if found > schema::LATEST {
+        return Err(StoreError::SchemaTooNew {
+            path: shown.into(),
+            found: i64::from(found),
+            supported: i64::from(schema::LATEST),
+        });
+    }
+    let mut statements = schema::statements(&target.endpoint.database, &target.layout);
+    // The database itself is made from `default` (naming a database that does not exist yet
+    // fails every statement). A user without that right on a database made for it by an
+    // operator goes on: the tables' statements say what is missing, if anything.
+    let database = statements.remove(0);
+    if let Err(e) = client.with_database("default").query(&database, &[]).await {
+        tracing::debug!("making the ClickHouse database: {e}");
+    }
+    for statement in statements {
+        client
+            .query(&statement, &[])
+            .await
+            .map_err(|e| ch_error("making the schema", e))?;
+    }
+    if found < schema::LATEST {
+        client
+            .query(
+                &format!(
+                    "INSERT INTO {db}.schema_versions (version) VALUES ({})",
+                    schema::LATEST
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| ch_error("recording the schema version", e))?;
+    }
+    Ok(())
+}
+
+/// A client error as the caller should see it: an unreachable or slow server, or one short of
+/// memory or parts (`TOO_MANY_PARTS`, `MEMORY_LIMIT_EXCEEDED`, `TIMEOUT_EXCEEDED`…), is
+/// transient (`Unavailable`: answer 503 and retry); anything else is a database error.
+pub(crate) fn ch_error(op: &'static str, e: ClickHouseError) -> StoreError {
+    match &e {
+        ClickHouseError::Unreachable(_) | ClickHouseError::Timeout(_) => StoreError::Unavailable {
+            op,
+            reason: e.to_string(),
+            disk_full: false,
+        },
+        ClickHouseError::Server { code, status, .. } => {
+            // 159 timeout, 202 too many simultaneous queries, 241 memory limit, 252 too many
+            // parts, 243 not enough space, 209/210 socket timeout / network error, 425 system
+            // error, 999 keeper exception.
+            let transient = matches!(
+                code,
+                Some(159 | 202 | 209 | 210 | 241 | 243 | 252 | 425 | 999)
+            ) || *status == 503;
+            if transient {
+                StoreError::Unavailable {
+                    op,
+                    reason: e.to_string(),
+                    disk_full: *code == Some(243),
+                }
+            } else {
+                StoreError::database(op, e.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_uri;
+
+    #[test]
+    fn uris_name_host_port_database_credentials_and_layout() {
+        let t = parse_uri("clickhouse://localhost/spans").unwrap();
+        assert_eq!(t.endpoint.authority, "localhost:8123");
+        assert_eq!(t.endpoint.database, "spans");
+        assert_eq!(t.endpoint.user, None);
+        let t = parse_uri("clickhouse://bob:p%40ss@ch.example:9000?cluster=c1&payload_ttl_days=30")
+            .unwrap();
+        assert_eq!(t.endpoint.authority, "ch.example:9000");
+        assert_eq!(t.endpoint.database, "default");
+        assert_eq!(t.endpoint.user.as_deref(), Some("bob"));
+        assert_eq!(t.endpoint.password.as_deref(), Some("p@ss"));
+        assert_eq!(t.layout.cluster.as_deref(), Some("c1"));
+        assert_eq!(t.layout.payload_ttl_days, Some(30));
+        for bad in [
+            "clickhouse://",
+            "clickhouse://h:port/db",
+            "clickhouse://h/db?payload_ttl_days=0",
+            "clickhouse://h/db?colour=red",
+            "clickhouse://h/%zz",
+        ] {
+            assert!(parse_uri(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -116,6 +116,12 @@ impl RowBinary {
         self
     }
 
+    /// The length of an `Array(T)` whose `n` elements follow.
+    pub fn array_len(&mut self, n: usize) -> &mut Self {
+        self.leb128(n as u64);
+        self
+    }
+
     fn leb128(&mut self, mut v: u64) {
         loop {
             let byte = (v & 0x7f) as u8;

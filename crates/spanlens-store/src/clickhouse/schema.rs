@@ -1,0 +1,287 @@
+//! The ClickHouse schema, generated for one server or for a cluster.
+//!
+//! ClickHouse has no transactions and no advisory locks, so every statement is idempotent
+//! (`CREATE … IF NOT EXISTS`): collectors that start together may all run them, and the schema
+//! version they record only tells a newer schema apart. On a cluster (`?cluster=NAME` in the
+//! store URI) each table is a `Replicated…MergeTree` created `ON CLUSTER` under the name
+//! `<table>_local`, with a `Distributed` table of the plain name over it sharded by trace (or
+//! key) so that every row of one trace lands on one shard, where replacing keys meet.
+
+use super::sql;
+
+/// Newest schema version this build writes.
+pub const LATEST: u32 = 1;
+
+/// How tables are laid out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Cluster name (`ON CLUSTER`, replicated and distributed tables); `None`: one server.
+    pub cluster: Option<String>,
+    /// Days after a span's start when its body (inputs, outputs, messages) is dropped by TTL
+    /// while its metadata stays; `None`: kept as long as the row.
+    pub payload_ttl_days: Option<u32>,
+}
+
+/// One table: its columns, engine family, keys and the expression its rows are sharded by.
+struct Table {
+    name: &'static str,
+    columns: &'static str,
+    /// `MergeTree` or `ReplacingMergeTree(version)`, without `Replicated`.
+    engine: &'static str,
+    tail: &'static str,
+    shard_by: &'static str,
+}
+
+/// A span row: typed columns for what lists, metrics and summaries read, the canonical JSON
+/// for the rest. `version` is the server's clock at insert, so of two copies of a span (a
+/// resend) the later wins in merges and in `LIMIT 1 BY` reads.
+const SPANS: Table = Table {
+    name: "spans",
+    columns: "
+    project             LowCardinality(String),
+    trace_id            FixedString(16),
+    span_id             FixedString(8),
+    parent_span_id      Nullable(FixedString(8)),
+    start_ns            Int64,
+    end_ns              Nullable(Int64),
+    duration_ns         Nullable(Int64),
+    kind                LowCardinality(String),
+    status              LowCardinality(String),
+    name                String,
+    request_model       LowCardinality(Nullable(String)),
+    response_model      LowCardinality(Nullable(String)),
+    provider            LowCardinality(Nullable(String)),
+    agent_name          Nullable(String),
+    user_id             Nullable(String),
+    session_id          Nullable(String),
+    service             LowCardinality(Nullable(String)),
+    tool_name           Nullable(String),
+    error_type          Nullable(String),
+    input_tokens        Int64,
+    output_tokens       Int64,
+    cache_read_tokens   Int64,
+    cache_write_tokens  Int64,
+    reasoning_tokens    Int64,
+    total_tokens        Int64,
+    cost_nano           Nullable(Int64),
+    unpriced            Bool,
+    ttft_ns             Nullable(Int64),
+    retry_count         Int64,
+    tags                Array(String),
+    call_response_id    Nullable(String),
+    call_detail         Nullable(UInt32),
+    body                String CODEC(ZSTD(3)){payload_ttl},
+    version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9)),
+    INDEX start_ns_range start_ns TYPE minmax GRANULARITY 1",
+    engine: "ReplacingMergeTree(version)",
+    tail: "PARTITION BY toYYYYMM(toDateTime(intDiv(greatest(least(start_ns, 4102444800000000000), 0), 1000000000), 'UTC'))
+ORDER BY (project, trace_id, span_id)",
+    shard_by: "cityHash64(trace_id)",
+};
+
+/// A trace's summary as the collectors compute it from its stored spans; the highest
+/// `version` (the newest span insert the computation saw) wins.
+const TRACES: Table = Table {
+    name: "traces",
+    columns: "
+    project             LowCardinality(String),
+    trace_id            FixedString(16),
+    name                String,
+    status              LowCardinality(String),
+    start_ns            Int64,
+    end_ns              Int64,
+    duration_ns         Int64,
+    span_count          Int64,
+    error_count         Int64,
+    input_tokens        Int64,
+    output_tokens       Int64,
+    total_tokens        Int64,
+    cost_nano           Int64,
+    unpriced_count      Int64,
+    user_id             String,
+    session_id          String,
+    root_span_id        Nullable(FixedString(8)),
+    service             Nullable(String),
+    tags                Array(String),
+    kinds               Array(String),
+    models              Array(String),
+    providers           Array(String),
+    search              String,
+    duplicates          Array(Tuple(FixedString(8), FixedString(8))),
+    version             Int64",
+    engine: "ReplacingMergeTree(version)",
+    tail: "ORDER BY (project, trace_id)",
+    shard_by: "cityHash64(trace_id)",
+};
+
+/// GenAI events that arrived as log records; a record sent twice has the same key.
+const LOG_EVENTS: Table = Table {
+    name: "log_events",
+    columns: "
+    project             LowCardinality(String),
+    trace_id            FixedString(16),
+    span_id             FixedString(8),
+    digest              Int64,
+    time_ns             Int64,
+    event               String CODEC(ZSTD(3)),
+    received_ns         Int64",
+    engine: "ReplacingMergeTree(received_ns)",
+    tail: "ORDER BY (project, trace_id, span_id, digest)",
+    shard_by: "cityHash64(trace_id)",
+};
+
+const SCORES: Table = Table {
+    name: "scores",
+    columns: "
+    project             LowCardinality(String),
+    id                  Int64,
+    trace_id            Nullable(FixedString(16)),
+    span_id             Nullable(FixedString(8)),
+    session_id          Nullable(String),
+    name                String,
+    data_type           LowCardinality(String),
+    value               Nullable(Float64),
+    label               Nullable(String),
+    source              LowCardinality(String),
+    comment             Nullable(String),
+    created_ns          Int64",
+    engine: "MergeTree",
+    tail: "ORDER BY (project, id)",
+    shard_by: "cityHash64(project)",
+};
+
+/// Shared documents; the newest save of a key wins.
+const SHARED_STATE: Table = Table {
+    name: "shared_state",
+    columns: "
+    key                 String,
+    value               String,
+    version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9))",
+    engine: "ReplacingMergeTree(version)",
+    tail: "ORDER BY key",
+    shard_by: "cityHash64(key)",
+};
+
+/// Leases as a chain of epochs per name: whoever inserts epoch `n + 1` first holds it (the
+/// insert carries a deduplication token naming the epoch, so a second insert of the same epoch
+/// is dropped by the server). Old epochs expire after a day.
+const LEASES: Table = Table {
+    name: "leases",
+    columns: "
+    name                String,
+    epoch               UInt64,
+    holder              String,
+    expires_ns          Int64,
+    taken_ns            Int64 DEFAULT toUnixTimestamp64Nano(now64(9))",
+    engine: "MergeTree",
+    tail: "ORDER BY (name, epoch)
+TTL toDateTime(intDiv(taken_ns, 1000000000)) + INTERVAL 1 DAY
+SETTINGS non_replicated_deduplication_window = 10000, replicated_deduplication_window = 10000",
+    shard_by: "cityHash64(name)",
+};
+
+/// Schema versions applied (the highest tells a newer schema apart).
+const SCHEMA_VERSIONS: Table = Table {
+    name: "schema_versions",
+    columns: "
+    version             UInt32,
+    applied_ns          Int64 DEFAULT toUnixTimestamp64Nano(now64(9))",
+    engine: "ReplacingMergeTree(applied_ns)",
+    tail: "ORDER BY version",
+    shard_by: "version",
+};
+
+const TABLES: [&Table; 7] = [
+    &SCHEMA_VERSIONS,
+    &SPANS,
+    &TRACES,
+    &LOG_EVENTS,
+    &SCORES,
+    &SHARED_STATE,
+    &LEASES,
+];
+
+/// The statements that make the schema of `database` in `layout`, in order; each may be run
+/// again. Table and database names are quoted identifiers.
+pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
+    let db = ident(database);
+    let on = match &layout.cluster {
+        Some(c) => format!(" ON CLUSTER {}", ident(c)),
+        None => String::new(),
+    };
+    let payload_ttl = match layout.payload_ttl_days {
+        Some(days) => format!(
+            " TTL toDateTime(intDiv(greatest(least(start_ns, 4102444800000000000), 0), \
+             1000000000), 'UTC') + INTERVAL {days} DAY"
+        ),
+        None => String::new(),
+    };
+    let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {db}{on}")];
+    for t in TABLES {
+        let columns = t.columns.replace("{payload_ttl}", &payload_ttl);
+        match &layout.cluster {
+            None => out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{} ({columns}\n) ENGINE = {}\n{}",
+                t.name, t.engine, t.tail
+            )),
+            Some(c) => {
+                let local = format!("{}_local", t.name);
+                out.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{local}{on} ({columns}\n) ENGINE = Replicated{}\n{}",
+                    t.engine, t.tail
+                ));
+                out.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{}{on} AS {db}.{local} \
+                     ENGINE = Distributed({}, {}, {}, {})",
+                    t.name,
+                    sql::string(c),
+                    sql::string(database),
+                    sql::string(&local),
+                    t.shard_by
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A quoted identifier.
+pub fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{statements, Layout, TABLES};
+
+    #[test]
+    fn one_server_gets_plain_tables_and_a_cluster_replicated_and_distributed_ones() {
+        let one = statements("spanlens", &Layout::default());
+        assert_eq!(one.len(), 1 + TABLES.len());
+        assert!(one[0].starts_with("CREATE DATABASE IF NOT EXISTS `spanlens`"));
+        assert!(one.iter().all(|s| !s.contains("ON CLUSTER")));
+        assert!(one.iter().skip(1).all(|s| s.contains("IF NOT EXISTS")));
+        let spans = one.iter().find(|s| s.contains(".spans (")).unwrap();
+        assert!(spans.contains("ENGINE = ReplacingMergeTree(version)"));
+        assert!(!spans.contains("TTL"), "no payload TTL unless asked");
+
+        let layout = Layout {
+            cluster: Some("prod".into()),
+            payload_ttl_days: Some(30),
+        };
+        let many = statements("spanlens", &layout);
+        assert_eq!(many.len(), 1 + 2 * TABLES.len());
+        assert!(many[0].ends_with("ON CLUSTER `prod`"));
+        let local = many.iter().find(|s| s.contains(".spans_local ON")).unwrap();
+        assert!(local.contains("ENGINE = ReplicatedReplacingMergeTree(version)"));
+        assert!(local.contains("CODEC(ZSTD(3)) TTL"));
+        assert!(local.contains("INTERVAL 30 DAY"));
+        let dist = many
+            .iter()
+            .find(|s| s.contains(".spans ON CLUSTER"))
+            .unwrap();
+        assert!(
+            dist.contains("Distributed('prod', 'spanlens', 'spans_local', cityHash64(trace_id))")
+        );
+    }
+}
