@@ -10,7 +10,8 @@ use std::sync::Arc;
 /// Where the store is.
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// The store: sqlite:///path/to/dir (the embedded default). Also SPANLENS_STORE.
+    /// The store: sqlite:///path/to/dir (the embedded default), postgres://user:password@host:port/db
+    /// or clickhouse://host:8123/db. Also SPANLENS_STORE.
     #[arg(
         long,
         env = "SPANLENS_STORE",

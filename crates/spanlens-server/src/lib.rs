@@ -139,6 +139,10 @@ pub async fn open_store_uri(
     uri: &spanlens_store::StoreUri,
 ) -> Result<Arc<dyn spanlens_store::Store>, ServerError> {
     use spanlens_store::{StoreUri, StoreUriError};
+    #[cfg_attr(
+        all(feature = "postgres", feature = "clickhouse"),
+        allow(unused_variables)
+    )]
     let missing = |uri: &StoreUri| {
         ServerError::Uri(StoreUriError {
             uri: uri.redacted(),
@@ -159,6 +163,17 @@ pub async fn open_store_uri(
         }
         #[cfg(not(feature = "postgres"))]
         StoreUri::Postgres { .. } => Err(missing(uri)),
+        #[cfg(feature = "clickhouse")]
+        StoreUri::ClickHouse { uri: text } => {
+            let store = spanlens_store::ClickHouseStore::connect(text)
+                .await
+                .map_err(|source| ServerError::Remote {
+                    uri: uri.redacted(),
+                    source,
+                })?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "clickhouse"))]
         StoreUri::ClickHouse { .. } => Err(missing(uri)),
     }
 }

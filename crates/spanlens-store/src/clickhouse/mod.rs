@@ -85,7 +85,7 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
         Some((a, d)) => (a, d.trim_end_matches('/')),
         None => (main, ""),
     };
-    let (user, password, host) = match authority.rsplit_once('@') {
+    let (mut user, mut password, host) = match authority.rsplit_once('@') {
         Some((info, host)) => match info.split_once(':') {
             Some((u, p)) => (Some(decode(u)?), Some(decode(p)?), host),
             None => (Some(decode(info)?), None, host),
@@ -113,6 +113,9 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "cluster" if !v.is_empty() => layout.cluster = Some(decode(v)?),
+            // As ClickHouse's own HTTP URLs take them (the userinfo form is preferred).
+            "user" => user = Some(decode(v)?),
+            "password" => password = Some(decode(v)?),
             "payload_ttl_days" => {
                 let days: u32 = v.parse().ok().filter(|d| *d > 0).ok_or(format!(
                     "payload_ttl_days={v:?}: use a whole number of days, 1 or more"
@@ -121,7 +124,7 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?}: use cluster=NAME or payload_ttl_days=N"
+                    "unknown parameter {other:?}: use cluster, payload_ttl_days, user or password"
                 ))
             }
         }
