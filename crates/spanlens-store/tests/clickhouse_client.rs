@@ -157,3 +157,40 @@ async fn an_unreachable_server_is_told_apart_from_an_error() {
         other => panic!("expected unreachable, got {other:?}"),
     }
 }
+
+/// The SQL bucket expression the ClickHouse metrics group latencies by puts every value in the
+/// bucket `bucket_of` does: around each power of two (where a float logarithm rounds), at the
+/// small exact buckets, and at the top of the range.
+#[tokio::test]
+async fn the_sql_latency_bucket_is_the_rust_one() {
+    use spanlens_store::clickhouse::{bucket_of, bucket_sql};
+    let c = fresh().await;
+    let mut values: Vec<i64> = (0..200).collect();
+    for p in 6..63 {
+        let b = 1i64 << p;
+        values.extend([b - 2, b - 1, b, b + 1, b + (b >> 7), b + (b >> 1) - 1]);
+    }
+    values.extend([i64::MAX, i64::MAX - 1, i64::MAX - 1024, 1_234_567_890_123]);
+    let list: Vec<String> = values.iter().map(|v| format!("toInt64({v})")).collect();
+    let out = c
+        .query(
+            &format!(
+                "SELECT v, {} FROM (SELECT arrayJoin([{}]) AS v) FORMAT TabSeparated",
+                bucket_sql("v"),
+                list.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(out.to_vec()).unwrap();
+    let mut checked = 0;
+    for line in text.lines() {
+        let (v, b) = line.split_once('\t').unwrap();
+        let v: i64 = v.parse().unwrap();
+        let b: u16 = b.parse().unwrap();
+        assert_eq!(b, bucket_of(v as u64), "bucket of {v}");
+        checked += 1;
+    }
+    assert_eq!(checked, values.len());
+}

@@ -27,6 +27,12 @@ pub use client::{ClickHouseError, Client, Endpoint};
 pub use rowbinary::RowBinary;
 pub use schema::Layout;
 
+/// The latency-histogram bucket of a value, as the metrics of every backend count it, and the
+/// same in ClickHouse's SQL (`bucket_sql`), which the ClickHouse metrics aggregate by: exposed
+/// so a test can hold the two against each other on a server.
+pub use crate::rollup::hist::bucket_of;
+pub use read::bucket_sql;
+
 use crate::error::StoreError;
 use crate::uri::redact;
 use std::sync::atomic::AtomicUsize;

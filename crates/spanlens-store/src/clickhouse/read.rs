@@ -13,8 +13,8 @@ use crate::facts::read::{
     sort_sessions, trace_page, undecodable, Bodies, StoredSummary, StoredTrace,
 };
 use crate::facts::summary::SummaryNumbers;
-use crate::rollup::answer::{add_to_groups, corrupt, span_item, DailySums, Item};
-use crate::rollup::metrics::{Groups, Select, SpanStats};
+use crate::rollup::answer::{add_to_groups, corrupt, DailySums, Item};
+use crate::rollup::metrics::{Groups, Select};
 use crate::store::ScanSender;
 use crate::types::{
     DailyCost, ListQuery, MetricRow, MetricsQuery, Page, SessionDetail, SessionQuery,
@@ -22,7 +22,7 @@ use crate::types::{
     UnreadableSpan,
 };
 use spanlens_core::{Event, NanoUsd, Span, Timestamp, TraceId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Most traces returned with one session, so a runaway session cannot exhaust memory.
 const MAX_SESSION_TRACES: usize = 10_000;
@@ -467,148 +467,116 @@ pub async fn projects(client: &Client) -> Result<Vec<String>, StoreError> {
     Ok(names)
 }
 
-/// What a range read calls with each row: the reader at the row's columns after its ids.
-type RowFn<'f> =
-    dyn FnMut(&mut RowReader<'_>, [u8; 16], [u8; 8]) -> Result<(), StoreError> + Send + 'f;
-
-/// Span rows read per page of a range read.
-const PAGE_ROWS: usize = 20_000;
-
-/// Calls `f` with the newest copy of every span whose newest copy matches `conditions` (project
-/// included; `FINAL` merges the copies before the conditions apply, so an older copy that
-/// matched does not count), a page of [`PAGE_ROWS`] at a time in key order: `columns` follow `trace_id, span_id` in
-/// each row.
-async fn for_each_page(
-    client: &Client,
-    conditions: &sql::Conditions,
-    columns: &str,
-    op: &'static str,
-    f: &mut RowFn<'_>,
-) -> Result<(), StoreError> {
-    let mut after: Option<([u8; 16], [u8; 8])> = None;
-    loop {
-        let mut clause = conditions.clause();
-        if let Some((t, s)) = after {
-            clause.push_str(&format!(
-                " AND (trace_id, span_id) > ({}, {})",
-                sql::bytes(&t),
-                sql::bytes(&s)
-            ));
-        }
-        let out = rows(
-            client,
-            &format!(
-                "SELECT trace_id, span_id, {columns} FROM spans FINAL{clause} \
-                 ORDER BY trace_id, span_id LIMIT {PAGE_ROWS}"
-            ),
-            op,
-        )
-        .await?;
-        let mut r = RowReader::new(&out);
-        let mut n = 0;
-        while !r.is_empty() {
-            let t = r.fixed::<16>()?;
-            let s = r.fixed::<8>()?;
-            f(&mut r, t, s)?;
-            after = Some((t, s));
-            n += 1;
-        }
-        if n < PAGE_ROWS {
-            return Ok(());
-        }
-    }
-}
-
-/// The spans that count for nothing because another span records the same call.
-async fn duplicate_spans(
-    client: &Client,
-    project: &str,
-) -> Result<HashSet<([u8; 16], [u8; 8])>, StoreError> {
-    let out = rows(
-        client,
-        &format!(
-            "SELECT trace_id, d.1 FROM traces FINAL ARRAY JOIN duplicates AS d \
-             WHERE project = {} AND notEmpty(duplicates)",
-            sql::string(project)
-        ),
-        "reading duplicate calls",
+/// The SQL of `hist::bucket_of` over a non-negative `Int64` expression: exact below 64, then 64
+/// buckets per power of two. The power comes from a float logarithm, corrected down where the
+/// float rounded the value up to the next power (tested against `bucket_of`).
+pub fn bucket_sql(v: &str) -> String {
+    let v = format!("toUInt64({v})");
+    // Shifts by unsigned amounts: a signed one makes the result signed, and 1 << 63 negative.
+    let e0 = format!("toUInt8(floor(log2(toFloat64({v}))))");
+    let e = format!("toUInt8({e0} - (bitShiftLeft(toUInt64(1), {e0}) > {v}))");
+    format!(
+        "toUInt16(if({v} < 64, {v}, bitOr(bitShiftLeft(toUInt64({e} - 5), toUInt8(6)), \
+         bitAnd(bitShiftRight({v}, toUInt8({e} - 6)), 63))))"
     )
-    .await?;
+}
+
+/// Sums of one span class on one UTC day, as the metrics query answers them.
+struct ClassDay {
+    dims: [Option<String>; 7],
+    day: i64,
+    agg: crate::rollup::metrics::Agg,
+}
+
+/// The span classes (kind, models, provider, and agent and tool, or user for a per-user
+/// grouping) of every UTC day the query covers, with their sums and latency and TTFT
+/// histograms, aggregated by ClickHouse over the newest copy of each span (`FINAL`). A span
+/// that records another's call counts no tokens and no cost, as on the other backends.
+async fn class_days(
+    client: &Client,
+    q: &MetricsQuery,
+    sel: &Select,
+) -> Result<Vec<ClassDay>, StoreError> {
+    let project = sql::string(&project_name(&q.project));
+    let mut c = sql::Conditions::default();
+    c.push(format!("project = {project}"));
+    started_in(&mut c, q.from, q.to);
+    if let Some(k) = sel.kind() {
+        c.push(format!("kind = {}", sql::string(k)));
+    }
+    let users = sel.family() == crate::rollup::metrics::Family::Users;
+    let (agent, tool, user) = if users {
+        ("NULL", "NULL", "user_id")
+    } else {
+        ("agent_name", "tool_name", "NULL")
+    };
+    const DAY: i64 = 86_400_000_000_000;
+    let counted = format!(
+        "(trace_id, span_id) NOT IN (SELECT trace_id, d.1 FROM traces FINAL \
+         ARRAY JOIN duplicates AS d WHERE project = {project})"
+    );
+    let token = |col: &str| format!("sumIf(toInt128(greatest({col}, 0)), counted)");
+    let query = format!(
+        "SELECT toString(kind), toNullable(toString(request_model)), \
+         toNullable(toString(response_model)), toNullable(toString(provider)), \
+         toNullable(toString({agent})), toNullable(toString({tool})), \
+         toNullable(toString({user})), \
+         intDiv(start_ns, {DAY}) - (start_ns < 0 AND start_ns % {DAY} != 0) AS day, \
+         toInt64(count()), toInt64(countIf(status = 'error')), \
+         sum(toInt128(greatest(retry_count, 0))), \
+         toInt64(countIf(counted AND cost_nano IS NOT NULL)), \
+         sumIf(toInt128(ifNull(cost_nano, 0)), counted AND cost_nano IS NOT NULL), \
+         toInt64(countIf(counted AND unpriced)), {}, {}, {}, {}, {}, {}, \
+         sumMapIf([{}], [toInt64(1)], duration_ns IS NOT NULL), \
+         sumMapIf([{}], [toInt64(1)], ttft_ns IS NOT NULL) \
+         FROM (SELECT *, {counted} AS counted FROM spans FINAL{}) \
+         GROUP BY 1, 2, 3, 4, 5, 6, 7, day",
+        token("input_tokens"),
+        token("output_tokens"),
+        token("cache_read_tokens"),
+        token("cache_write_tokens"),
+        token("reasoning_tokens"),
+        token("total_tokens"),
+        bucket_sql("greatest(ifNull(duration_ns, 0), 0)"),
+        bucket_sql("greatest(ifNull(ttft_ns, 0), 0)"),
+        c.clause()
+    );
+    let out = rows(client, &query, "computing metrics").await?;
     let mut r = RowReader::new(&out);
-    let mut set = HashSet::new();
+    let mut found = Vec::new();
     while !r.is_empty() {
-        set.insert((r.fixed::<16>()?, r.fixed::<8>()?));
-    }
-    Ok(set)
-}
-
-/// Owned stats of one span row (read in `STATS_COLUMNS` order).
-struct OwnedStats {
-    start_ns: i64,
-    kind: String,
-    error: bool,
-    duration_ns: Option<i64>,
-    ttft_ns: Option<i64>,
-    tokens: [i64; 6],
-    cost_nano: Option<i64>,
-    retry_count: i64,
-    strings: [Option<String>; 6],
-    unpriced: bool,
-}
-
-impl OwnedStats {
-    fn read(r: &mut RowReader<'_>) -> Result<OwnedStats, StoreError> {
-        let start_ns = r.i64()?;
         let kind = r.string()?;
-        let error = r.string()? == "error";
-        let duration_ns = r.nullable(|r| r.i64())?;
-        let ttft_ns = r.nullable(|r| r.i64())?;
-        let tokens = [r.i64()?, r.i64()?, r.i64()?, r.i64()?, r.i64()?, r.i64()?];
-        let cost_nano = r.nullable(|r| r.i64())?;
-        let retry_count = r.i64()?;
-        let mut strings: [Option<String>; 6] = Default::default();
-        for s in &mut strings {
-            *s = r.nullable(|r| r.string())?;
+        let mut dims: [Option<String>; 7] = Default::default();
+        dims[0] = Some(kind);
+        for d in dims.iter_mut().skip(1) {
+            *d = r.nullable(|r| r.string())?;
         }
-        let unpriced = r.bool()?;
-        Ok(OwnedStats {
-            start_ns,
-            kind,
-            error,
-            duration_ns,
-            ttft_ns,
-            tokens,
-            cost_nano,
-            retry_count,
-            strings,
-            unpriced,
-        })
-    }
-
-    /// The stats the metrics count: a duplicate of another span's call counts no tokens and
-    /// no cost.
-    fn stats(&self, counted: bool) -> SpanStats<'_> {
-        SpanStats {
-            start_ns: self.start_ns,
-            kind: &self.kind,
-            error: self.error,
-            duration_ns: self.duration_ns,
-            ttft_ns: self.ttft_ns,
-            tokens: if counted { self.tokens } else { [0; 6] },
-            cost_nano: self.cost_nano.filter(|_| counted),
-            unpriced: self.unpriced && counted,
-            retry_count: self.retry_count,
-            request_model: self.strings[0].as_deref(),
-            response_model: self.strings[1].as_deref(),
-            provider: self.strings[2].as_deref(),
-            agent: self.strings[3].as_deref(),
-            user: self.strings[4].as_deref(),
-            tool: self.strings[5].as_deref(),
+        let day = r.i64()?;
+        let mut agg = crate::rollup::metrics::Agg {
+            spans: r.i64()?,
+            errors: r.i64()?,
+            retries: r.i128()?,
+            priced: r.i64()?,
+            cost: r.i128()?,
+            unpriced: r.i64()?,
+            ..Default::default()
+        };
+        for t in &mut agg.tokens {
+            *t = r.i128()?;
         }
+        for hist in [&mut agg.duration, &mut agg.ttft] {
+            let buckets = r.array_of(|r| r.u16())?;
+            let counts = r.array_of(|r| r.i64())?;
+            for (b, n) in buckets.into_iter().zip(counts) {
+                hist.add_at(b, n);
+            }
+        }
+        found.push(ClassDay { dims, day, agg });
     }
+    Ok(found)
 }
 
-/// Hands every span the metrics query selects to `f` as an item.
+/// Hands every span class and day the metrics query covers to `f` as an item.
 async fn metric_items(
     client: &Client,
     q: &MetricsQuery,
@@ -618,21 +586,30 @@ async fn metric_items(
     if sel.matches_nothing() {
         return Ok(());
     }
-    let project = project_name(&q.project);
-    let dups = duplicate_spans(client, &project).await?;
-    let mut c = sql::Conditions::default();
-    c.push(format!("project = {}", sql::string(&project)));
-    started_in(&mut c, q.from, q.to);
-    if let Some(k) = sel.kind() {
-        c.push(format!("kind = {}", sql::string(k)));
+    for cd in class_days(client, q, sel).await? {
+        let [kind, request_model, response_model, provider, agent, tool, user] = &cd.dims;
+        let dims = crate::rollup::metrics::DimsRef {
+            kind: kind.as_deref().unwrap_or_default(),
+            request_model: request_model.as_deref(),
+            response_model: response_model.as_deref(),
+            provider: provider.as_deref(),
+            agent: agent.as_deref(),
+            tool: tool.as_deref(),
+            user: user.as_deref(),
+        };
+        if !sel.accepts(&dims) {
+            continue;
+        }
+        let mut w = crate::rollup::codec::Writer::default();
+        cd.agg.encode(&mut w);
+        f(Item::Row {
+            day: cd.day,
+            dims,
+            agg: &w.buf,
+            sign: 1,
+        })?;
     }
-    let columns = crate::rollup::metrics::STATS_COLUMNS;
-    for_each_page(client, &c, columns, "computing metrics", &mut |r, t, s| {
-        let stats = OwnedStats::read(r)?;
-        let counted = !dups.contains(&(t, s));
-        span_item(sel, stats.stats(counted), 1, f)
-    })
-    .await
+    Ok(())
 }
 
 /// Span metrics grouped as the query asks.

@@ -58,6 +58,11 @@ impl<'a> RowReader<'a> {
         Ok(self.u8()? != 0)
     }
 
+    /// `UInt16`.
+    pub fn u16(&mut self) -> Result<u16, RowError> {
+        Ok(u16::from_le_bytes(self.array("UInt16")?))
+    }
+
     /// `UInt32`.
     pub fn u32(&mut self) -> Result<u32, RowError> {
         Ok(u32::from_le_bytes(self.array("UInt32")?))
