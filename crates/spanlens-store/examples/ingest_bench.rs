@@ -834,10 +834,56 @@ async fn dashboard(store: &dyn Store) {
     }
 }
 
-/// The same figures on a server store (`--store postgres://…`): the database must be empty
-/// unless `--queries-only`.
-#[cfg(feature = "postgres")]
+/// The same figures on a server store (`--store postgres://…` or `clickhouse://…`): the
+/// database must be empty unless `--queries-only`.
 async fn on_server_store(args: &Args, uri: &str) {
+    if uri.starts_with("clickhouse://") {
+        on_clickhouse(args, uri).await
+    } else {
+        on_postgres(args, uri).await
+    }
+}
+
+#[cfg(feature = "clickhouse")]
+async fn on_clickhouse(args: &Args, uri: &str) {
+    let t = Instant::now();
+    let store = spanlens_store::ClickHouseStore::connect(uri)
+        .await
+        .expect("connect");
+    println!(
+        "connected to {} in {}",
+        spanlens_store::redact(uri),
+        ms(t.elapsed())
+    );
+    if !args.queries_only {
+        let have = store.count_spans("default").await.expect("count");
+        assert_eq!(have, 0, "{} already holds {have} spans", store.uri());
+        if !ingest_into(args, &store, &String::new).await {
+            return;
+        }
+    }
+    // As on PostgreSQL: the figures below are of a store whose hours have all been rebuilt.
+    let t = Instant::now();
+    let hours = store.refresh_rollups().await.expect("rebuilding rollups");
+    println!("rollups of {hours} hours rebuilt in {}", ms(t.elapsed()));
+    println!("{} spans", store.count_spans("default").await.unwrap_or(0));
+    if let Ok(bytes) = store.disk_bytes().await {
+        println!("{bytes} bytes on disk (active parts of the database's tables)");
+    }
+    if args.only.is_some() {
+        dashboard(&store).await;
+    } else {
+        queries(&store).await;
+    }
+}
+
+#[cfg(not(feature = "clickhouse"))]
+async fn on_clickhouse(_: &Args, uri: &str) {
+    panic!("{uri}: build with --features clickhouse for a ClickHouse store");
+}
+
+#[cfg(feature = "postgres")]
+async fn on_postgres(args: &Args, uri: &str) {
     let t = Instant::now();
     let mut options = spanlens_store::PostgresOptions::default();
     if std::env::var_os("BENCH_NO_ROLLUP_TASK").is_some() {
@@ -878,6 +924,6 @@ async fn on_server_store(args: &Args, uri: &str) {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn on_server_store(_: &Args, uri: &str) {
+async fn on_postgres(_: &Args, uri: &str) {
     panic!("{uri}: build with --features postgres for a PostgreSQL store");
 }

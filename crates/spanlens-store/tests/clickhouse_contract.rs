@@ -6,7 +6,7 @@
 
 use spanlens_store::clickhouse::{Client, Endpoint};
 use spanlens_store::contract::{async_trait, StoreHarness, TestDatabase};
-use spanlens_store::{ClickHouseStore, Store, StoreError};
+use spanlens_store::{ClickHouseOptions, ClickHouseStore, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,26 +27,49 @@ fn server() -> String {
         .to_string()
 }
 
+/// Stores as collectors open them (rollups rebuilt in the background, after hours settle, so
+/// most reads aggregate spans).
 struct ClickHouseHarness;
+
+/// Stores that rebuild every marked hour's rollups before each metrics read, so answers come
+/// from rollup rows wherever whole clean hours allow.
+struct RebuiltHarness;
 
 struct ClickHouseDb {
     name: String,
+    rebuilt: bool,
+}
+
+fn fresh_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "spanlens_t_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[async_trait]
 impl StoreHarness for ClickHouseHarness {
     async fn create(&self) -> Box<dyn TestDatabase> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!(
-            "spanlens_t_{}_{}_{}",
-            std::process::id(),
-            nanos,
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        Box::new(ClickHouseDb { name })
+        Box::new(ClickHouseDb {
+            name: fresh_name(),
+            rebuilt: false,
+        })
+    }
+}
+
+#[async_trait]
+impl StoreHarness for RebuiltHarness {
+    async fn create(&self) -> Box<dyn TestDatabase> {
+        Box::new(ClickHouseDb {
+            name: fresh_name(),
+            rebuilt: true,
+        })
     }
 }
 
@@ -54,7 +77,14 @@ impl StoreHarness for ClickHouseHarness {
 impl TestDatabase for ClickHouseDb {
     async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
         let uri = format!("clickhouse://{}/{}", server(), self.name);
-        Ok(Arc::new(ClickHouseStore::connect(&uri).await?))
+        let options = ClickHouseOptions {
+            refresh_before_reads: self.rebuilt,
+            rollup_interval: None,
+            ..ClickHouseOptions::default()
+        };
+        Ok(Arc::new(
+            ClickHouseStore::connect_with(&uri, options).await?,
+        ))
     }
 }
 
@@ -87,3 +117,40 @@ impl Drop for ClickHouseDb {
 }
 
 spanlens_store::store_contract_suite!(ClickHouseHarness);
+
+/// The contract tests of metrics, daily cost and the same-call rule again, with answers read
+/// from rollup rows wherever whole clean hours allow.
+mod from_rollup_rows {
+    use super::RebuiltHarness;
+    use spanlens_store::contract::{reprice, rollups, same_call, sessions_metrics};
+
+    #[tokio::test]
+    async fn rollups_match_brute_force() {
+        rollups::rollups_match_brute_force_seed_1(&RebuiltHarness).await;
+    }
+
+    #[tokio::test]
+    async fn hour_and_day_rows_add_up() {
+        rollups::time_ordered_ingest_builds_hour_and_day_rows_that_add_up(&RebuiltHarness).await;
+        rollups::many_commits_to_one_bucket_compact_and_add_up(&RebuiltHarness).await;
+        rollups::projects_are_kept_apart(&RebuiltHarness).await;
+        rollups::week_rows_of_users_add_up(&RebuiltHarness).await;
+    }
+
+    #[tokio::test]
+    async fn metrics_and_percentiles() {
+        sessions_metrics::metrics_grouping_and_percentiles_match_hand_computed_values(
+            &RebuiltHarness,
+        )
+        .await;
+        sessions_metrics::percentiles_over_two_hundred_values(&RebuiltHarness).await;
+    }
+
+    #[tokio::test]
+    async fn same_call_and_repricing() {
+        same_call::a_call_recorded_twice_counts_once_in_every_total(&RebuiltHarness).await;
+        same_call::late_arrival_in_either_order_gives_the_same_totals(&RebuiltHarness).await;
+        reprice::daily_cost_per_model(&RebuiltHarness).await;
+        reprice::unpriced_counts_follow_every_cost_and_drop_when_repriced(&RebuiltHarness).await;
+    }
+}

@@ -71,6 +71,8 @@ pub struct Client {
     http: HttpClient<HttpConnector, Full<Bytes>>,
     endpoint: Endpoint,
     timeout: Duration,
+    /// Settings sent with every statement (before each call's own).
+    defaults: Vec<(String, String)>,
 }
 
 impl Client {
@@ -86,6 +88,7 @@ impl Client {
             http,
             endpoint,
             timeout,
+            defaults: Vec::new(),
         }
     }
 
@@ -94,6 +97,15 @@ impl Client {
         let mut c = self.clone();
         c.endpoint.database = database.to_string();
         c
+    }
+
+    /// The same client, sending `settings` with every statement.
+    pub fn with_defaults(mut self, settings: &[(&str, &str)]) -> Client {
+        self.defaults = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self
     }
 
     /// Where it connects.
@@ -147,7 +159,8 @@ impl Client {
             url.push_str("&query=");
             url.push_str(&encode(q));
         }
-        for (name, value) in settings {
+        let defaults = self.defaults.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (name, value) in defaults.chain(settings.iter().copied()) {
             url.push('&');
             url.push_str(&encode(name));
             url.push('=');

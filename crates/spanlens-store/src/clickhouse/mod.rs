@@ -15,6 +15,7 @@
 
 pub mod client;
 mod read;
+mod rollups;
 pub mod rowbinary;
 mod rowread;
 pub mod schema;
@@ -31,7 +32,7 @@ pub use schema::Layout;
 /// same in ClickHouse's SQL (`bucket_sql`), which the ClickHouse metrics aggregate by: exposed
 /// so a test can hold the two against each other on a server.
 pub use crate::rollup::hist::bucket_of;
-pub use read::bucket_sql;
+pub use rollups::bucket_sql;
 
 use crate::error::StoreError;
 use crate::uri::redact;
@@ -53,6 +54,13 @@ pub struct ClickHouseOptions {
     pub max_spans_per_insert: usize,
     /// How long one call to the server may take.
     pub timeout: Duration,
+    /// How often this collector offers to rebuild metric rollups (one collector at a time
+    /// does, under a lease); `None`: never.
+    pub rollup_interval: Option<Duration>,
+    /// An hour's rollups are rebuilt once no span has been written to it for this long.
+    pub rollup_settle: Duration,
+    /// Rebuild every marked hour before each metrics read (tests; costs a write per read).
+    pub refresh_before_reads: bool,
 }
 
 impl Default for ClickHouseOptions {
@@ -63,6 +71,9 @@ impl Default for ClickHouseOptions {
             max_pending_batches: 4096,
             max_spans_per_insert: 20_000,
             timeout: Duration::from_secs(60),
+            rollup_interval: Some(Duration::from_secs(2)),
+            rollup_settle: Duration::from_secs(10),
+            refresh_before_reads: false,
         }
     }
 }
@@ -175,6 +186,9 @@ pub struct ClickHouseStore {
     sender: mpsc::Sender<writer::Job>,
     pending: Arc<AtomicUsize>,
     max_pending_spans: usize,
+    refresh_before_reads: bool,
+    /// Dropped with the store, which stops its rollup task.
+    _alive: Arc<()>,
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -205,7 +219,16 @@ impl ClickHouseStore {
             reason,
         };
         let target = parse_uri(uri).map_err(&fail)?;
-        let client = Client::new(target.endpoint.clone(), options.timeout);
+        let mut client = Client::new(target.endpoint.clone(), options.timeout);
+        if target.layout.cluster.is_some() {
+            // On `Distributed` tables: an insert returns once every shard has its rows (reads
+            // after it see them), and `IN (subquery)` over another distributed table reads
+            // the whole subquery (its rows live on other shards).
+            client = client.with_defaults(&[
+                ("insert_distributed_sync", "1"),
+                ("distributed_product_mode", "global"),
+            ]);
+        }
         client.ping().await.map_err(|e| fail(e.to_string()))?;
         migrate(&client, &target, &shown).await?;
         let pending = Arc::new(AtomicUsize::new(0));
@@ -215,10 +238,18 @@ impl ClickHouseStore {
             client: client.clone(),
             pending: pending.clone(),
             max_spans: options.max_spans_per_insert.max(1),
-            cluster: target.layout.cluster.is_some(),
         };
         for _ in 0..options.writers.max(1) {
             tokio::spawn(w.clone().run(receiver.clone()));
+        }
+        let alive = Arc::new(());
+        if let Some(every) = options.rollup_interval {
+            tokio::spawn(rollups::keep_rebuilding(
+                client.clone(),
+                Arc::downgrade(&alive),
+                every,
+                options.rollup_settle,
+            ));
         }
         Ok(ClickHouseStore {
             uri: shown,
@@ -226,7 +257,40 @@ impl ClickHouseStore {
             sender,
             pending,
             max_pending_spans: options.max_pending_spans.max(1),
+            refresh_before_reads: options.refresh_before_reads,
+            _alive: alive,
         })
+    }
+
+    /// Rebuilds the rollups of every hour written to so far, settled or not, whoever holds the
+    /// rollup lease (benchmarks and tests; collectors do it in the background). Returns the
+    /// hours rebuilt.
+    pub async fn refresh_rollups(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let (n, more) = rollups::refresh(&self.client, None, 256).await?;
+            total += n;
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Bytes on disk of the database's tables (their active parts), as the server counts them.
+    pub async fn disk_bytes(&self) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .query(
+                &format!(
+                    "SELECT toUInt64(sum(bytes_on_disk)) FROM system.parts \
+                     WHERE database = {} AND active FORMAT RowBinary",
+                    sql::string(&self.client.endpoint().database)
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| ch_error("measuring the database", e))?;
+        Ok(rowread::RowReader::new(&out).u64()?)
     }
 
     /// The URI of the database, password hidden.

@@ -13,13 +13,10 @@ use crate::facts::read::{
     sort_sessions, trace_page, undecodable, Bodies, StoredSummary, StoredTrace,
 };
 use crate::facts::summary::SummaryNumbers;
-use crate::rollup::answer::{add_to_groups, corrupt, DailySums, Item};
-use crate::rollup::metrics::{Groups, Select};
 use crate::store::ScanSender;
 use crate::types::{
-    DailyCost, ListQuery, MetricRow, MetricsQuery, Page, SessionDetail, SessionQuery,
-    SessionSummary, SortOrder, SpanScan, TraceFilter, TraceOutcomes, TraceSummary, Unreadable,
-    UnreadableSpan,
+    ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceFilter,
+    TraceOutcomes, TraceSummary, Unreadable, UnreadableSpan,
 };
 use spanlens_core::{Event, NanoUsd, Span, Timestamp, TraceId};
 use std::collections::HashMap;
@@ -54,14 +51,18 @@ fn read_summary(r: &mut RowReader<'_>, project: &str) -> Result<TraceSummary, St
 }
 
 /// Runs a query whose answer is `RowBinary` rows.
-async fn rows(client: &Client, sql: &str, op: &'static str) -> Result<bytes::Bytes, StoreError> {
+pub(super) async fn rows(
+    client: &Client,
+    sql: &str,
+    op: &'static str,
+) -> Result<bytes::Bytes, StoreError> {
     client
         .query(&format!("{sql} FORMAT RowBinary"), &[])
         .await
         .map_err(|e| ch_error(op, e))
 }
 
-fn started_in(c: &mut sql::Conditions, from: Option<Timestamp>, to: Option<Timestamp>) {
+pub(super) fn started_in(c: &mut sql::Conditions, from: Option<Timestamp>, to: Option<Timestamp>) {
     if let Some(t) = from {
         c.push(format!("start_ns >= {}", to_i64(t.0)));
     }
@@ -465,170 +466,6 @@ pub async fn projects(client: &Client) -> Result<Vec<String>, StoreError> {
         names.push(r.string()?);
     }
     Ok(names)
-}
-
-/// The SQL of `hist::bucket_of` over a non-negative `Int64` expression: exact below 64, then 64
-/// buckets per power of two. The power comes from a float logarithm, corrected down where the
-/// float rounded the value up to the next power (tested against `bucket_of`).
-pub fn bucket_sql(v: &str) -> String {
-    let v = format!("toUInt64({v})");
-    // Shifts by unsigned amounts: a signed one makes the result signed, and 1 << 63 negative.
-    let e0 = format!("toUInt8(floor(log2(toFloat64({v}))))");
-    let e = format!("toUInt8({e0} - (bitShiftLeft(toUInt64(1), {e0}) > {v}))");
-    format!(
-        "toUInt16(if({v} < 64, {v}, bitOr(bitShiftLeft(toUInt64({e} - 5), toUInt8(6)), \
-         bitAnd(bitShiftRight({v}, toUInt8({e} - 6)), 63))))"
-    )
-}
-
-/// Sums of one span class on one UTC day, as the metrics query answers them.
-struct ClassDay {
-    dims: [Option<String>; 7],
-    day: i64,
-    agg: crate::rollup::metrics::Agg,
-}
-
-/// The span classes (kind, models, provider, and agent and tool, or user for a per-user
-/// grouping) of every UTC day the query covers, with their sums and latency and TTFT
-/// histograms, aggregated by ClickHouse over the newest copy of each span (`FINAL`). A span
-/// that records another's call counts no tokens and no cost, as on the other backends.
-async fn class_days(
-    client: &Client,
-    q: &MetricsQuery,
-    sel: &Select,
-) -> Result<Vec<ClassDay>, StoreError> {
-    let project = sql::string(&project_name(&q.project));
-    let mut c = sql::Conditions::default();
-    c.push(format!("project = {project}"));
-    started_in(&mut c, q.from, q.to);
-    if let Some(k) = sel.kind() {
-        c.push(format!("kind = {}", sql::string(k)));
-    }
-    let users = sel.family() == crate::rollup::metrics::Family::Users;
-    let (agent, tool, user) = if users {
-        ("NULL", "NULL", "user_id")
-    } else {
-        ("agent_name", "tool_name", "NULL")
-    };
-    const DAY: i64 = 86_400_000_000_000;
-    let counted = format!(
-        "(trace_id, span_id) NOT IN (SELECT trace_id, d.1 FROM traces FINAL \
-         ARRAY JOIN duplicates AS d WHERE project = {project})"
-    );
-    let token = |col: &str| format!("sumIf(toInt128(greatest({col}, 0)), counted)");
-    let query = format!(
-        "SELECT toString(kind), toNullable(toString(request_model)), \
-         toNullable(toString(response_model)), toNullable(toString(provider)), \
-         toNullable(toString({agent})), toNullable(toString({tool})), \
-         toNullable(toString({user})), \
-         intDiv(start_ns, {DAY}) - (start_ns < 0 AND start_ns % {DAY} != 0) AS day, \
-         toInt64(count()), toInt64(countIf(status = 'error')), \
-         sum(toInt128(greatest(retry_count, 0))), \
-         toInt64(countIf(counted AND cost_nano IS NOT NULL)), \
-         sumIf(toInt128(ifNull(cost_nano, 0)), counted AND cost_nano IS NOT NULL), \
-         toInt64(countIf(counted AND unpriced)), {}, {}, {}, {}, {}, {}, \
-         sumMapIf([{}], [toInt64(1)], duration_ns IS NOT NULL), \
-         sumMapIf([{}], [toInt64(1)], ttft_ns IS NOT NULL) \
-         FROM (SELECT *, {counted} AS counted FROM spans FINAL{}) \
-         GROUP BY 1, 2, 3, 4, 5, 6, 7, day",
-        token("input_tokens"),
-        token("output_tokens"),
-        token("cache_read_tokens"),
-        token("cache_write_tokens"),
-        token("reasoning_tokens"),
-        token("total_tokens"),
-        bucket_sql("greatest(ifNull(duration_ns, 0), 0)"),
-        bucket_sql("greatest(ifNull(ttft_ns, 0), 0)"),
-        c.clause()
-    );
-    let out = rows(client, &query, "computing metrics").await?;
-    let mut r = RowReader::new(&out);
-    let mut found = Vec::new();
-    while !r.is_empty() {
-        let kind = r.string()?;
-        let mut dims: [Option<String>; 7] = Default::default();
-        dims[0] = Some(kind);
-        for d in dims.iter_mut().skip(1) {
-            *d = r.nullable(|r| r.string())?;
-        }
-        let day = r.i64()?;
-        let mut agg = crate::rollup::metrics::Agg {
-            spans: r.i64()?,
-            errors: r.i64()?,
-            retries: r.i128()?,
-            priced: r.i64()?,
-            cost: r.i128()?,
-            unpriced: r.i64()?,
-            ..Default::default()
-        };
-        for t in &mut agg.tokens {
-            *t = r.i128()?;
-        }
-        for hist in [&mut agg.duration, &mut agg.ttft] {
-            let buckets = r.array_of(|r| r.u16())?;
-            let counts = r.array_of(|r| r.i64())?;
-            for (b, n) in buckets.into_iter().zip(counts) {
-                hist.add_at(b, n);
-            }
-        }
-        found.push(ClassDay { dims, day, agg });
-    }
-    Ok(found)
-}
-
-/// Hands every span class and day the metrics query covers to `f` as an item.
-async fn metric_items(
-    client: &Client,
-    q: &MetricsQuery,
-    sel: &Select,
-    f: &mut (dyn FnMut(Item<'_>) -> Result<(), StoreError> + Send),
-) -> Result<(), StoreError> {
-    if sel.matches_nothing() {
-        return Ok(());
-    }
-    for cd in class_days(client, q, sel).await? {
-        let [kind, request_model, response_model, provider, agent, tool, user] = &cd.dims;
-        let dims = crate::rollup::metrics::DimsRef {
-            kind: kind.as_deref().unwrap_or_default(),
-            request_model: request_model.as_deref(),
-            response_model: response_model.as_deref(),
-            provider: provider.as_deref(),
-            agent: agent.as_deref(),
-            tool: tool.as_deref(),
-            user: user.as_deref(),
-        };
-        if !sel.accepts(&dims) {
-            continue;
-        }
-        let mut w = crate::rollup::codec::Writer::default();
-        cd.agg.encode(&mut w);
-        f(Item::Row {
-            day: cd.day,
-            dims,
-            agg: &w.buf,
-            sign: 1,
-        })?;
-    }
-    Ok(())
-}
-
-/// Span metrics grouped as the query asks.
-pub async fn metrics(client: &Client, q: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
-    let sel = Select::new(q);
-    let mut groups = Groups::default();
-    metric_items(client, q, &sel, &mut |item| {
-        add_to_groups(&mut groups, &sel, item)
-    })
-    .await?;
-    groups.into_rows().map_err(corrupt)
-}
-
-/// Cost per group and UTC day.
-pub async fn daily_cost(client: &Client, q: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
-    let sel = Select::new(q);
-    let mut sums = DailySums::new(q);
-    metric_items(client, q, &sel, &mut |item| sums.add(item)).await?;
-    Ok(sums.finish())
 }
 
 /// Which spans a scan hands over.

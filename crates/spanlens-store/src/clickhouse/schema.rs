@@ -180,6 +180,64 @@ SETTINGS non_replicated_deduplication_window = 10000, replicated_deduplication_w
     shard_by: "cityHash64(name)",
 };
 
+/// Hours written to since their rollups were built: one row per insert and hour, newest kept.
+const ROLLUP_MARKS: Table = Table {
+    name: "rollup_marks",
+    columns: "
+    project             LowCardinality(String),
+    hour                Int64,
+    marked_ns           Int64 DEFAULT toUnixTimestamp64Nano(now64(9))",
+    engine: "ReplacingMergeTree(marked_ns)",
+    tail: "ORDER BY (project, hour)",
+    shard_by: "cityHash64(project)",
+};
+
+/// When each hour's rollups were last built (the generation of its rows to read).
+const ROLLUP_HOURS: Table = Table {
+    name: "rollup_hours",
+    columns: "
+    project             LowCardinality(String),
+    hour                Int64,
+    built_ns            Int64",
+    engine: "ReplacingMergeTree(built_ns)",
+    tail: "ORDER BY (project, hour)",
+    shard_by: "cityHash64(project)",
+};
+
+/// Sums and latency histograms per span class and hour, one generation per rebuild.
+const ROLLUP_ROWS: Table = Table {
+    name: "rollup_rows",
+    columns: "
+    project             LowCardinality(String),
+    hour                Int64,
+    built_ns            Int64,
+    family              UInt8,
+    kind                LowCardinality(String),
+    request_model       LowCardinality(Nullable(String)),
+    response_model      LowCardinality(Nullable(String)),
+    provider            LowCardinality(Nullable(String)),
+    agent               Nullable(String),
+    tool                Nullable(String),
+    user                Nullable(String),
+    spans               Int64,
+    errors              Int64,
+    retries             Int128,
+    priced              Int64,
+    cost                Int128,
+    unpriced            Int64,
+    input_tokens        Int128,
+    output_tokens       Int128,
+    cache_read_tokens   Int128,
+    cache_write_tokens  Int128,
+    reasoning_tokens    Int128,
+    total_tokens        Int128,
+    duration            Tuple(Array(UInt16), Array(Int64)),
+    ttft                Tuple(Array(UInt16), Array(Int64))",
+    engine: "MergeTree",
+    tail: "ORDER BY (project, family, hour, built_ns)",
+    shard_by: "cityHash64(project)",
+};
+
 /// Schema versions applied (the highest tells a newer schema apart).
 const SCHEMA_VERSIONS: Table = Table {
     name: "schema_versions",
@@ -191,7 +249,7 @@ const SCHEMA_VERSIONS: Table = Table {
     shard_by: "version",
 };
 
-const TABLES: [&Table; 7] = [
+const TABLES: [&Table; 10] = [
     &SCHEMA_VERSIONS,
     &SPANS,
     &TRACES,
@@ -199,6 +257,9 @@ const TABLES: [&Table; 7] = [
     &SCORES,
     &SHARED_STATE,
     &LEASES,
+    &ROLLUP_MARKS,
+    &ROLLUP_HOURS,
+    &ROLLUP_ROWS,
 ];
 
 /// The statements that make the schema of `database` in `layout`, in order; each may be run

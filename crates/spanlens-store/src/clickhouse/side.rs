@@ -44,10 +44,15 @@ fn next_ids(n: usize) -> Vec<i64> {
 }
 
 fn rand_u16() -> u16 {
+    random_u64() as u16
+}
+
+/// A random number (seeded per call by the standard library's hasher keys).
+pub fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_i64(now_ns());
-    h.finish() as u16
+    h.finish()
 }
 
 /// Validates and stores `scores` in one insert; an identical score from a GenAI event is kept

@@ -2,7 +2,7 @@
 
 use super::read::{self, ScanKind};
 use super::writer::{prepare_rows, Job};
-use super::{side, ClickHouseStore};
+use super::{rollups, side, ClickHouseStore};
 use crate::error::StoreError;
 use crate::facts::read::project_name;
 use crate::queue::{Admitted, Refused};
@@ -22,6 +22,14 @@ use spanlens_core::{Span, Timestamp, TraceId};
 use tokio::sync::mpsc::error::TrySendError;
 
 impl ClickHouseStore {
+    /// Rebuilds the rollups first when the store was opened to (`refresh_before_reads`).
+    async fn before_read(&self) -> Result<(), StoreError> {
+        if self.refresh_before_reads {
+            self.refresh_rollups().await?;
+        }
+        Ok(())
+    }
+
     fn start_scan(&self, scan: &SpanScan, kind: ScanKind) -> SpanBatches {
         let (tx, batches) = SpanBatches::channel();
         tokio::spawn(read::scan(self.client.clone(), scan.clone(), kind, tx));
@@ -125,11 +133,13 @@ impl TraceReader for ClickHouseStore {
 #[async_trait]
 impl Analytics for ClickHouseStore {
     async fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
-        read::metrics(&self.client, query).await
+        self.before_read().await?;
+        rollups::metrics(&self.client, query).await
     }
 
     async fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
-        read::daily_cost(&self.client, query).await
+        self.before_read().await?;
+        rollups::daily_cost(&self.client, query).await
     }
 
     async fn scan_model_spans(&self, scan: &SpanScan) -> Result<SpanBatches, StoreError> {

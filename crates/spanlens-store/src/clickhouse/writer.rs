@@ -20,7 +20,7 @@ use crate::ticket::Completer;
 use crate::types::WriteReceipt;
 use spanlens_core::dedup::{duplicates, Call};
 use spanlens_core::{Span, SpanId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -112,8 +112,6 @@ pub struct Writer {
     pub client: Client,
     pub pending: Arc<AtomicUsize>,
     pub max_spans: usize,
-    /// Tables are `Distributed`: inserts wait until every shard has its rows.
-    pub cluster: bool,
 }
 
 /// Traces per statement that names them in an `IN` list.
@@ -178,14 +176,6 @@ impl Writer {
         }
     }
 
-    fn insert_settings(&self) -> &'static [(&'static str, &'static str)] {
-        if self.cluster {
-            &[("insert_distributed_sync", "1")]
-        } else {
-            &[]
-        }
-    }
-
     /// Inserts the jobs' spans and recomputes the touched traces' summaries; returns
     /// (inserted, replaced) per job.
     async fn commit(&self, jobs: &[Job]) -> Result<Vec<(usize, usize)>, StoreError> {
@@ -223,10 +213,14 @@ impl Writer {
             traces.dedup();
         }
         let mut stored: HashSet<(&str, [u8; 16], [u8; 8])> = HashSet::new();
+        // The hours whose rollups this insert changes: where the copies it replaces started,
+        // and (below) where the touched traces' spans start now.
+        let mut marks = BTreeSet::new();
         for (project, traces) in &touched {
             for part in traces.chunks(TRACES_PER_QUERY) {
-                for (t, s) in self.stored_spans(project, part).await? {
+                for (t, s, start) in self.stored_spans(project, part).await? {
                     stored.insert((project, t, s));
+                    marks.insert((project.to_string(), super::rollups::mark_hour(start)));
                 }
             }
         }
@@ -235,14 +229,16 @@ impl Writer {
             encode_span(&mut rows, &jobs[*j].project, row);
         }
         self.client
-            .insert(SPAN_INSERT, &rows.finish(), self.insert_settings())
+            .insert(SPAN_INSERT, &rows.finish(), &[])
             .await
             .map_err(|e| ch_error("writing spans", e))?;
+        // (A span sent now can make a call in another hour of its trace count for nothing.)
         for (project, traces) in &touched {
             for part in traces.chunks(TRACES_PER_QUERY) {
-                self.summarise(project, part).await?;
+                self.summarise(project, part, &mut marks).await?;
             }
         }
+        super::rollups::mark(&self.client, &marks).await?;
         for (j, row, first) in &slots {
             let key = (
                 jobs[*j].project.as_str(),
@@ -258,12 +254,12 @@ impl Writer {
         Ok(counts)
     }
 
-    /// The spans already stored for these traces, as (trace id, span id).
+    /// The span copies already stored for these traces, as (trace id, span id, start).
     async fn stored_spans(
         &self,
         project: &str,
         traces: &[[u8; 16]],
-    ) -> Result<Vec<([u8; 16], [u8; 8])>, StoreError> {
+    ) -> Result<Vec<([u8; 16], [u8; 8], i64)>, StoreError> {
         let Some(set) = sql::byte_set(traces) else {
             return Ok(Vec::new());
         };
@@ -272,7 +268,7 @@ impl Writer {
             .client
             .query(
                 &format!(
-                    "SELECT DISTINCT trace_id, span_id FROM spans WHERE project = {} \
+                    "SELECT DISTINCT trace_id, span_id, start_ns FROM spans WHERE project = {} \
                      AND trace_id IN {set} FORMAT RowBinary",
                     sql::string(project)
                 ),
@@ -283,16 +279,24 @@ impl Writer {
         let mut r = RowReader::new(&out);
         let mut keys = Vec::new();
         while !r.is_empty() {
-            keys.push((r.fixed()?, r.fixed()?));
+            keys.push((r.fixed()?, r.fixed()?, r.i64()?));
         }
         Ok(keys)
     }
 
     /// Recomputes the summaries of `traces` from their stored spans and writes them.
-    async fn summarise(&self, project: &str, traces: &[[u8; 16]]) -> Result<(), StoreError> {
+    async fn summarise(
+        &self,
+        project: &str,
+        traces: &[[u8; 16]],
+        marks: &mut BTreeSet<(String, i64)>,
+    ) -> Result<(), StoreError> {
         let facts = read_facts(&self.client, project, traces).await?;
         let mut rows = RowBinary::new();
         for (trace_id, spans) in &facts {
+            for s in spans {
+                marks.insert((project.to_string(), super::rollups::mark_hour(s.start_ns)));
+            }
             let summary = Summary::of(spans);
             summary.encode(&mut rows, project, trace_id);
         }
@@ -300,7 +304,7 @@ impl Writer {
             return Ok(());
         }
         self.client
-            .insert(TRACE_INSERT, &rows.finish(), self.insert_settings())
+            .insert(TRACE_INSERT, &rows.finish(), &[])
             .await
             .map_err(|e| ch_error("writing trace summaries", e))
     }
