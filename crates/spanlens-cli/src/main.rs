@@ -8,6 +8,7 @@ mod insight;
 mod log;
 mod migrate;
 mod normalize;
+mod schema;
 mod serve;
 mod store_args;
 
@@ -58,6 +59,9 @@ enum Command {
     Reprice(insight::RepriceArgs),
     /// Copy a store into another (SQLite to PostgreSQL, …), resumably, and check the copy.
     Migrate(migrate::MigrateArgs),
+    /// Print the statements that make a ClickHouse store's schema (with ?cluster=NAME: replicated
+    /// tables and distributed ones over them), for operators who run DDL themselves.
+    Schema(schema::SchemaArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -132,6 +136,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Reconcile(args) => insight::run_reconcile(args),
         Command::Reprice(args) => insight::run_reprice(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Schema(args) => schema::run(args),
     }
 }
 

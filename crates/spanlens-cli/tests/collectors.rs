@@ -3,24 +3,39 @@
 //! sent to two of them. Every trace's summary, every session's rollup, the span count and the
 //! metrics must come out exactly as the spans say, as if one collector had taken them all.
 //!
+//! The same on ClickHouse, where there are no transactions or locks.
+//!
 //! Needs `SPANLENS_TEST_POSTGRES` (a superuser URL; `scripts/postgres-test-server` starts one and
-//! prints it) and `psql`.
+//! prints it) and `psql`, and `SPANLENS_TEST_CLICKHOUSE` (`scripts/test` starts a chDB server).
 
-#![cfg(feature = "postgres")]
+#![cfg(any(feature = "postgres", feature = "clickhouse"))]
 
 mod common;
 
-use common::{agent_trace, otlp_request, Endpoint, PgDatabase, Server, SESSIONS, SPANS_PER_TRACE};
+use common::{agent_trace, otlp_request, Endpoint, Server, SESSIONS, SPANS_PER_TRACE};
 use serde_json::Value;
 use spanlens_api::{SessionPage, TraceDetail, TracePage};
 use std::collections::BTreeMap;
 
 const TRACES: u64 = 240;
 
+#[cfg(feature = "postgres")]
 #[test]
 fn three_collectors_agree_with_one() {
-    let db = PgDatabase::create("collectors");
-    let servers: Vec<Server> = (0..3).map(|_| Server::start_store(&db.uri, &[])).collect();
+    let db = common::PgDatabase::create("collectors");
+    collectors_agree_with_one(&db.uri);
+}
+
+#[cfg(feature = "clickhouse")]
+#[test]
+fn three_collectors_agree_with_one_on_clickhouse() {
+    collectors_agree_with_one(&common::clickhouse_database("collectors"));
+}
+
+/// Three collectors on the store `uri` take every trace's spans at once; every trace, session
+/// and metric must come out as the spans say.
+fn collectors_agree_with_one(uri: &str) {
+    let servers: Vec<Server> = (0..3).map(|_| Server::start_store(uri, &[])).collect();
     let collectors: Vec<Endpoint> = servers.iter().map(Server::endpoint).collect();
     let base_ns = 1_767_225_600_000_000_000; // 2026-01-01
     let all: Vec<Vec<Value>> = (0..TRACES).map(|t| agent_trace(t, base_ns)).collect();
@@ -150,10 +165,22 @@ fn three_collectors_agree_with_one() {
 
 /// `spanlens migrate` copies the demo from SQLite into PostgreSQL and back, checked at the end,
 /// and a collector on the copy answers as the embedded store does.
+#[cfg(feature = "postgres")]
 #[test]
 fn migrate_copies_sqlite_into_postgres_and_back() {
+    let db = common::PgDatabase::create("migrate");
+    migrate_into_and_back(&db.uri);
+}
+
+/// The same into ClickHouse and back.
+#[cfg(feature = "clickhouse")]
+#[test]
+fn migrate_copies_sqlite_into_clickhouse_and_back() {
+    migrate_into_and_back(&common::clickhouse_database("migrate"));
+}
+
+fn migrate_into_and_back(uri: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let db = PgDatabase::create("migrate");
     let (from, back) = (dir.path().join("from"), dir.path().join("back"));
     let run = |args: &[&str]| {
         let o = common::spanlens(args);
@@ -162,18 +189,18 @@ fn migrate_copies_sqlite_into_postgres_and_back() {
     };
     run(&["demo", "--data-dir", from.to_str().unwrap()]);
     let sqlite = format!("sqlite://{}", from.display());
-    let said = run(&["migrate", "--from", &sqlite, "--to", &db.uri]);
+    let said = run(&["migrate", "--from", &sqlite, "--to", uri]);
     assert!(said.contains("every project matches"), "{said}");
     let said = run(&[
         "migrate",
         "--from",
-        &db.uri,
+        uri,
         "--to",
         &format!("sqlite://{}", back.display()),
     ]);
     assert!(said.contains("every project matches"), "{said}");
     // The same answers from a collector on the copy as from the embedded original.
-    let pg = Server::start_store(&db.uri, &[]);
+    let pg = Server::start_store(uri, &[]);
     let lite = Server::start_store(&sqlite, &[]);
     for path in [
         "/api/v1/stats",

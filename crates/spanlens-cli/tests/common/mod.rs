@@ -134,6 +134,29 @@ impl Drop for Server {
 /// A database of its own on the test PostgreSQL (`SPANLENS_TEST_POSTGRES`, a superuser URL),
 /// dropped when this is dropped.
 #[allow(dead_code)]
+/// A fresh database name on the ClickHouse test server (`SPANLENS_TEST_CLICKHOUSE`), as a
+/// `clickhouse://` store URI; the collector creates it. (The server `scripts/test` starts is
+/// removed with its data after the run.)
+#[allow(dead_code)]
+pub fn clickhouse_database(what: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let server = std::env::var("SPANLENS_TEST_CLICKHOUSE").unwrap_or_else(|_| {
+        panic!(
+            "SPANLENS_TEST_CLICKHOUSE is not set: start scripts/clickhouse-test-server PORT DIR and \
+             export http://127.0.0.1:PORT, or run the tests with scripts/test"
+        )
+    });
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "clickhouse://{}/spanlens_cli_{what}_{}_{nanos}_{n}",
+        server.trim_end_matches('/').trim_start_matches("http://"),
+        std::process::id()
+    )
+}
+
 pub struct PgDatabase {
     /// The database's URL.
     pub uri: String,

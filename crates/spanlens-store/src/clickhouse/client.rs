@@ -2,7 +2,7 @@
 //! the statement in the URL and the rows (RowBinary, zstd-compressed) in the body, settings as
 //! URL parameters, errors as ClickHouse's own code and message.
 //!
-//! It speaks only what every ClickHouse server since 23.x offers on its HTTP port, so the same
+//! It speaks only what every ClickHouse server since 23.2 offers on its HTTP port, so the same
 //! calls work against a server, a cluster node or ClickHouse Cloud (TLS is a later step), and
 //! against the chDB test server of `tests/clickhouse`.
 

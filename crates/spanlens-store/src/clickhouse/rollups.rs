@@ -104,8 +104,31 @@ fn counted_spans(project: &str, conditions: &str) -> String {
     format!(
         "(SELECT *, (trace_id, span_id) NOT IN (SELECT trace_id, d.1 FROM traces FINAL \
          ARRAY JOIN duplicates AS d WHERE project = {project}) AS counted \
-         FROM spans FINAL WHERE project = {project}{conditions})"
+         FROM span_times FINAL WHERE project = {project}{conditions})"
     )
+}
+
+/// `hour` conditions selecting every hour but the `clean` ones (by the table's key, so only
+/// those hours are read), `None` when no hour is left.
+fn hours_except(clean: &BTreeMap<i64, i64>) -> Option<String> {
+    let mut ranges: Vec<String> = Vec::new();
+    let mut from: Option<i64> = None; // first hour of the open range; None: unbounded below
+    let mut prev: Option<i64> = None;
+    for &h in clean.keys() {
+        let lo = prev.map(|p| p + 1).or(from);
+        match lo {
+            Some(lo) if lo > h - 1 => {}
+            Some(lo) => ranges.push(format!("(hour >= {lo} AND hour <= {})", h - 1)),
+            None => ranges.push(format!("hour <= {}", h - 1)),
+        }
+        prev = Some(h);
+        from = Some(h + 1);
+    }
+    match prev {
+        Some(p) => ranges.push(format!("hour >= {}", p + 1)),
+        None => return Some("1".into()),
+    }
+    Some(format!("({})", ranges.join(" OR ")))
 }
 
 /// Sums of one span class on one UTC day.
@@ -201,12 +224,19 @@ async fn class_days(
         BTreeMap::new()
     };
     let mut found = Vec::new();
-    let hour = floor_div("start_ns", HOUR);
     let mut raw = sql::Conditions::default();
     started_in(&mut raw, q.from, q.to);
+    // The hours of the range, by the table's key, so a range reads only its own hours.
+    if let Some(f) = from {
+        raw.push(format!("hour >= {}", hour_of(f)));
+    }
+    if let Some(t) = to {
+        raw.push(format!("hour <= {}", hour_of(t.saturating_sub(1))));
+    }
     if !clean.is_empty() {
-        let list: Vec<String> = clean.keys().map(i64::to_string).collect();
-        raw.push(format!("{hour} NOT IN ({})", list.join(", ")));
+        if let Some(rest) = hours_except(&clean) {
+            raw.push(rest);
+        }
         let generations: Vec<String> = clean.iter().map(|(h, b)| format!("({h}, {b})")).collect();
         let out = rows(
             client,
@@ -385,8 +415,7 @@ async fn rebuild(client: &Client, project: &str, hours: &[i64]) -> Result<usize,
     let built = RowReader::new(&out).i64()?;
     let p = sql::string(project);
     let list: Vec<String> = hours.iter().map(i64::to_string).collect();
-    let hour = floor_div("start_ns", HOUR);
-    let conditions = format!(" AND {hour} IN ({})", list.join(", "));
+    let conditions = format!(" AND hour IN ({})", list.join(", "));
     for family in [Family::Classes, Family::Users] {
         client
             .query(
@@ -396,7 +425,7 @@ async fn rebuild(client: &Client, project: &str, hours: &[i64]) -> Result<usize,
                      retries, priced, cost, unpriced, input_tokens, output_tokens, \
                      cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
                      duration, ttft) \
-                     SELECT {p}, {hour} AS h, {built}, {}, {}, {} FROM {} \
+                     SELECT {p}, hour AS h, {built}, {}, {}, {} FROM {} \
                      GROUP BY h, 5, 6, 7, 8, 9, 10, 11",
                     family_code(family),
                     class_columns(family).join(", "),
@@ -461,5 +490,25 @@ pub async fn keep_rebuilding(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hours_except;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn every_hour_but_the_clean_ones_is_selected() {
+        let clean = |hs: &[i64]| hs.iter().map(|h| (*h, 1)).collect::<BTreeMap<i64, i64>>();
+        assert_eq!(hours_except(&clean(&[])).unwrap(), "1");
+        assert_eq!(
+            hours_except(&clean(&[5, 6, 9])).unwrap(),
+            "(hour <= 4 OR (hour >= 7 AND hour <= 8) OR hour >= 10)"
+        );
+        assert_eq!(
+            hours_except(&clean(&[5, 6])).unwrap(),
+            "(hour <= 4 OR hour >= 7)"
+        );
     }
 }

@@ -79,6 +79,44 @@ ORDER BY (project, trace_id, span_id)",
     shard_by: "cityHash64(trace_id)",
 };
 
+/// What metrics read of each span, ordered by hour so a range reads only its own hours (the
+/// `spans` table is ordered by trace). A span sent again with a start in another hour leaves a
+/// deleted row at its old key, so `FINAL` counts it once, in its new hour.
+const SPAN_TIMES: Table = Table {
+    name: "span_times",
+    columns: "
+    project             LowCardinality(String),
+    hour                Int64,
+    trace_id            FixedString(16),
+    span_id             FixedString(8),
+    start_ns            Int64,
+    kind                LowCardinality(String),
+    status              LowCardinality(String),
+    duration_ns         Nullable(Int64),
+    ttft_ns             Nullable(Int64),
+    input_tokens        Int64,
+    output_tokens       Int64,
+    cache_read_tokens   Int64,
+    cache_write_tokens  Int64,
+    reasoning_tokens    Int64,
+    total_tokens        Int64,
+    cost_nano           Nullable(Int64),
+    unpriced            Bool,
+    retry_count         Int64,
+    request_model       LowCardinality(Nullable(String)),
+    response_model      LowCardinality(Nullable(String)),
+    provider            LowCardinality(Nullable(String)),
+    agent_name          Nullable(String),
+    user_id             Nullable(String),
+    tool_name           Nullable(String),
+    version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9)),
+    deleted             UInt8 DEFAULT 0",
+    engine: "ReplacingMergeTree(version, deleted)",
+    tail: "PARTITION BY toYYYYMM(toDateTime(greatest(least(hour, 1139568), 0) * 3600, 'UTC'))
+ORDER BY (project, hour, trace_id, span_id)",
+    shard_by: "cityHash64(trace_id)",
+};
+
 /// A trace's summary as the collectors compute it from its stored spans; the highest
 /// `version` (the newest span insert the computation saw) wins.
 const TRACES: Table = Table {
@@ -249,9 +287,10 @@ const SCHEMA_VERSIONS: Table = Table {
     shard_by: "version",
 };
 
-const TABLES: [&Table; 10] = [
+const TABLES: [&Table; 11] = [
     &SCHEMA_VERSIONS,
     &SPANS,
+    &SPAN_TIMES,
     &TRACES,
     &LOG_EVENTS,
     &SCORES,

@@ -106,6 +106,39 @@ fn encode_span(out: &mut RowBinary, project: &str, r: &Row) {
     out.bytes(&r.body);
 }
 
+/// Columns of an inserted `span_times` row, in the order [`encode_time`] writes them.
+const TIME_INSERT: &str = "INSERT INTO span_times (project, hour, trace_id, span_id, start_ns, \
+     kind, status, duration_ns, ttft_ns, input_tokens, output_tokens, cache_read_tokens, \
+     cache_write_tokens, reasoning_tokens, total_tokens, cost_nano, unpriced, retry_count, \
+     request_model, response_model, provider, agent_name, user_id, tool_name) FORMAT RowBinary";
+
+fn encode_time(out: &mut RowBinary, project: &str, s: &PreparedSpan) {
+    out.str(project)
+        .i64(super::rollups::mark_hour(s.start_ns))
+        .fixed(&s.trace_id)
+        .fixed(&s.span_id)
+        .i64(s.start_ns)
+        .str(s.kind)
+        .str(s.status)
+        .opt_i64(s.duration_ns)
+        .opt_i64(s.ttft_ns)
+        .i64(s.input_tokens)
+        .i64(s.output_tokens)
+        .i64(s.cache_read_tokens)
+        .i64(s.cache_write_tokens)
+        .i64(s.reasoning_tokens)
+        .i64(s.total_tokens)
+        .opt_i64(s.cost_nano)
+        .bool(s.unpriced)
+        .i64(s.retry_count)
+        .opt_str(s.request_model.as_deref())
+        .opt_str(s.response_model.as_deref())
+        .opt_str(s.provider.as_deref())
+        .opt_str(s.agent_name.as_deref())
+        .opt_str(s.user_id.as_deref())
+        .opt_str(s.tool_name.as_deref());
+}
+
 /// A writer's state, one per writer task (they share the client, the counter and the queue).
 #[derive(Clone)]
 pub struct Writer {
@@ -216,22 +249,68 @@ impl Writer {
         // The hours whose rollups this insert changes: where the copies it replaces started,
         // and (below) where the touched traces' spans start now.
         let mut marks = BTreeSet::new();
+        // Copies stored in another hour than the one their span is written to now.
+        let mut moved: Vec<(&str, i64, [u8; 16], [u8; 8])> = Vec::new();
+        let new_hour: HashMap<(&str, [u8; 16], [u8; 8]), i64> = slots
+            .iter()
+            .map(|(j, row, _)| {
+                let key = (
+                    jobs[*j].project.as_str(),
+                    row.span.trace_id,
+                    row.span.span_id,
+                );
+                (key, super::rollups::mark_hour(row.span.start_ns))
+            })
+            .collect();
         for (project, traces) in &touched {
             for part in traces.chunks(TRACES_PER_QUERY) {
                 for (t, s, start) in self.stored_spans(project, part).await? {
-                    stored.insert((project, t, s));
-                    marks.insert((project.to_string(), super::rollups::mark_hour(start)));
+                    let hour = super::rollups::mark_hour(start);
+                    let key = (*project, t, s);
+                    if new_hour.get(&key).is_some_and(|h| *h != hour) {
+                        moved.push((project, hour, t, s));
+                    }
+                    stored.insert(key);
+                    marks.insert((project.to_string(), hour));
                 }
             }
         }
         let mut rows = RowBinary::with_capacity(slots.iter().map(|s| s.1.body.len() + 256).sum());
+        let mut times = RowBinary::with_capacity(slots.len() * 128);
         for (j, row, _) in &slots {
             encode_span(&mut rows, &jobs[*j].project, row);
+            encode_time(&mut times, &jobs[*j].project, &row.span);
         }
         self.client
             .insert(SPAN_INSERT, &rows.finish(), &[])
             .await
             .map_err(|e| ch_error("writing spans", e))?;
+        self.client
+            .insert(TIME_INSERT, &times.finish(), &[])
+            .await
+            .map_err(|e| ch_error("writing spans", e))?;
+        if !moved.is_empty() {
+            let mut gone = RowBinary::new();
+            for (project, hour, t, s) in &moved {
+                gone.str(project)
+                    .i64(*hour)
+                    .fixed(t)
+                    .fixed(s)
+                    .str("")
+                    .str("")
+                    .u8(1);
+            }
+            // A deleted row at the old key: `FINAL` drops the old copy there.
+            self.client
+                .insert(
+                    "INSERT INTO span_times (project, hour, trace_id, span_id, kind, status, \
+                     deleted) FORMAT RowBinary",
+                    &gone.finish(),
+                    &[],
+                )
+                .await
+                .map_err(|e| ch_error("writing spans", e))?;
+        }
         // (A span sent now can make a call in another hour of its trace count for nothing.)
         for (project, traces) in &touched {
             for part in traces.chunks(TRACES_PER_QUERY) {
