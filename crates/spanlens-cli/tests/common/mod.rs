@@ -131,9 +131,6 @@ impl Drop for Server {
     }
 }
 
-/// A database of its own on the test PostgreSQL (`SPANLENS_TEST_POSTGRES`, a superuser URL),
-/// dropped when this is dropped.
-#[allow(dead_code)]
 /// A fresh database name on the ClickHouse test server (`SPANLENS_TEST_CLICKHOUSE`), as a
 /// `clickhouse://` store URI; the collector creates it. (The server `scripts/test` starts is
 /// removed with its data after the run.)
@@ -157,6 +154,9 @@ pub fn clickhouse_database(what: &str) -> String {
     )
 }
 
+/// A database of its own on the test PostgreSQL (`SPANLENS_TEST_POSTGRES`, a superuser URL),
+/// dropped when this is dropped.
+#[allow(dead_code)]
 pub struct PgDatabase {
     /// The database's URL.
     pub uri: String,
