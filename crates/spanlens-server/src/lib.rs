@@ -149,30 +149,31 @@ pub async fn open_store_uri(
             reason: format!("this build has no {} backend", uri.backend()),
         })
     };
+    // A server backend that cannot be reached or opened, named by its URI (password hidden).
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "clickhouse")),
+        allow(unused_variables)
+    )]
+    let remote = |source: spanlens_store::StoreError| ServerError::Remote {
+        uri: uri.redacted(),
+        source,
+    };
     match uri {
         StoreUri::Sqlite { dir } => Ok(Arc::new(open_store(dir)?)),
         #[cfg(feature = "postgres")]
-        StoreUri::Postgres { uri: text } => {
-            let store = spanlens_store::PostgresStore::connect(text)
+        StoreUri::Postgres { uri: text } => Ok(Arc::new(
+            spanlens_store::PostgresStore::connect(text)
                 .await
-                .map_err(|source| ServerError::Remote {
-                    uri: uri.redacted(),
-                    source,
-                })?;
-            Ok(Arc::new(store))
-        }
+                .map_err(remote)?,
+        )),
         #[cfg(not(feature = "postgres"))]
         StoreUri::Postgres { .. } => Err(missing(uri)),
         #[cfg(feature = "clickhouse")]
-        StoreUri::ClickHouse { uri: text } => {
-            let store = spanlens_store::ClickHouseStore::connect(text)
+        StoreUri::ClickHouse { uri: text } => Ok(Arc::new(
+            spanlens_store::ClickHouseStore::connect(text)
                 .await
-                .map_err(|source| ServerError::Remote {
-                    uri: uri.redacted(),
-                    source,
-                })?;
-            Ok(Arc::new(store))
-        }
+                .map_err(remote)?,
+        )),
         #[cfg(not(feature = "clickhouse"))]
         StoreUri::ClickHouse { .. } => Err(missing(uri)),
     }

@@ -3,6 +3,7 @@
 //! Without transactions, each write is one insert, and what must be decided once (a lease's
 //! holder) is decided by the server's insert deduplication.
 
+use super::read::rows;
 use super::rowread::RowReader;
 use super::{ch_error, sql, Client, RowBinary};
 use crate::error::StoreError;
@@ -15,13 +16,6 @@ use spanlens_core::otlp::logs::LogEvent;
 use spanlens_core::{SpanId, Timestamp, TraceId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
-
-async fn rows(client: &Client, sql: &str, op: &'static str) -> Result<bytes::Bytes, StoreError> {
-    client
-        .query(&format!("{sql} FORMAT RowBinary"), &[])
-        .await
-        .map_err(|e| ch_error(op, e))
-}
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
