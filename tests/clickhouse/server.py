@@ -22,7 +22,8 @@ It is a harness, not a server: one engine session serves one request at a time, 
 authentication, and what ClickHouse does beyond this list (sessions, async inserts, progress
 headers, compressed answers, replication) is not offered.
 
-Usage: server.py PORT DATA_DIR (serves on 127.0.0.1 until killed; prints nothing but errors).
+Usage: server.py PORT DATA_DIR (serves on 127.0.0.1 until killed; prints nothing but errors, and
+with `SLOW_QUERY_MS=N` in the environment each statement that took N ms or more, with its time).
 """
 
 import os
@@ -30,6 +31,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -57,6 +59,7 @@ CONTENT_TYPES = {
     "JSONCompact": "application/json; charset=UTF-8",
 }
 ERROR_CODE = re.compile(r"Code:\s*(\d+)")
+SLOW_QUERY_MS = float(os.environ.get("SLOW_QUERY_MS") or "inf")
 
 
 class Engine:
@@ -72,9 +75,13 @@ class Engine:
             self.session.query(f"USE {quote_ident(database)}")
             for name, value in settings:
                 self.session.query(f"SET {name} = {quote_value(value)}")
+            began = time.monotonic()
             try:
                 return self.session.query(sql, fmt).bytes()
             finally:
+                took = (time.monotonic() - began) * 1000
+                if took >= SLOW_QUERY_MS:
+                    print(f"{took:.0f} ms: {' '.join(sql.split())[:400]}", file=sys.stderr, flush=True)
                 for name, _ in settings:
                     self.session.query(f"SET {name} = DEFAULT")
 
@@ -99,6 +106,9 @@ class ClickHouseError(Exception):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     engine = None
+    # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
+    # client's delayed acknowledgement of the headers, some 40 ms per request.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # quiet: errors only
         pass
@@ -201,6 +211,16 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that hung up (a test's timeout, a killed collector) is not the server's error.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     if len(sys.argv) != 3:
         print("usage: server.py PORT DATA_DIR", file=sys.stderr)
@@ -210,9 +230,8 @@ def main():
     spool = os.path.join(data_dir, "spool")
     os.makedirs(spool, exist_ok=True)
     Handler.engine = Engine(os.path.join(data_dir, "chdb"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     server.spool = spool
-    server.daemon_threads = True
     try:
         server.serve_forever()
     except KeyboardInterrupt:

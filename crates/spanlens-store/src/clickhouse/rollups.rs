@@ -1,14 +1,20 @@
-//! Metrics on ClickHouse: sums and latency histograms per span class and hour, kept in
-//! `rollup_rows` by one collector at a time and read with the raw spans of the hours they do
-//! not cover, so every answer is exact whatever is rebuilt.
+//! Metrics on ClickHouse: sums and latency histograms per span class and *slot* (an hour, a
+//! UTC day or a week), kept in `rollup_slot_rows` by one collector at a time and read with the
+//! raw spans of the hours they do not cover, so every answer is exact whatever is rebuilt.
 //!
 //! Each insert marks the hours its traces' spans start in (`rollup_marks`, the server's clock
 //! at the mark). A rebuild takes the server's clock `built`, then aggregates an hour's spans
 //! into rows of generation `built` with one `INSERT … SELECT`, then records `built` for the
-//! hour in `rollup_hours`. A mark is written after its spans, so a mark no later than `built`
+//! hour in `rollup_slots`. A mark is written after its spans, so a mark no later than `built`
 //! means its spans were committed before the rebuild read: an hour is *clean* when its newest
-//! build is at least its newest mark, and only clean hours are read from rows (their newest
-//! generation); the others, and the partial hours at a range's ends, are aggregated from spans.
+//! build is at least its newest mark.
+//!
+//! A day's rows are summed from the rows of its marked hours once all of them are clean, and a
+//! week's from its days'; such a slot records the hour generations it holds (`parts`), and is
+//! clean while every marked hour in it is still clean at the generation it holds. A query takes
+//! the widest clean slots that fit in its range (weeks only when it needs no day), and
+//! aggregates the spans of every other hour, and of the partial hours at its ends, from spans:
+//! reading 30 days is then four weeks and a few days of rows rather than 720 hours of them.
 
 use super::read::{rows, started_in};
 use super::rowread::RowReader;
@@ -17,7 +23,7 @@ use crate::error::StoreError;
 use crate::facts::read::project_name;
 use crate::rollup::answer::{add_to_groups, corrupt, DailySums, Item};
 use crate::rollup::metrics::{Agg, DimsRef, Family, Groups, Select};
-use crate::types::{DailyCost, MetricRow, MetricsQuery};
+use crate::types::{DailyCost, GroupBy, MetricRow, MetricsQuery};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -76,6 +82,12 @@ fn class_columns(family: Family) -> [&'static str; 7] {
     ]
 }
 
+/// The sums of a group of rollup rows, in the order [`read_class_days`] reads them.
+const SLOT_SUMS: &str = "toInt64(sum(spans)), toInt64(sum(errors)), sum(retries), \
+     toInt64(sum(priced)), sum(cost), toInt64(sum(unpriced)), sum(input_tokens), \
+     sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), \
+     sum(total_tokens), sumMap(duration.1, duration.2), sumMap(ttft.1, ttft.2)";
+
 /// The sums of a group of spans, in the order [`read_class_days`] reads them.
 fn span_sums() -> String {
     let token = |col: &str| format!("sumIf(toInt128(greatest({col}, 0)), counted)");
@@ -108,13 +120,13 @@ fn counted_spans(project: &str, conditions: &str) -> String {
     )
 }
 
-/// `hour` conditions selecting every hour but the `clean` ones (by the table's key, so only
-/// those hours are read), `None` when no hour is left.
-fn hours_except(clean: &BTreeMap<i64, i64>) -> Option<String> {
+/// `hour` conditions selecting every hour but the `covered` ones (by the table's key, so only
+/// those hours are read).
+fn hours_except(covered: &BTreeSet<i64>) -> String {
     let mut ranges: Vec<String> = Vec::new();
     let mut from: Option<i64> = None; // first hour of the open range; None: unbounded below
     let mut prev: Option<i64> = None;
-    for &h in clean.keys() {
+    for &h in covered {
         let lo = prev.map(|p| p + 1).or(from);
         match lo {
             Some(lo) if lo > h - 1 => {}
@@ -126,9 +138,128 @@ fn hours_except(clean: &BTreeMap<i64, i64>) -> Option<String> {
     }
     match prev {
         Some(p) => ranges.push(format!("hour >= {}", p + 1)),
-        None => return Some("1".into()),
+        None => return "1".into(),
     }
-    Some(format!("({})", ranges.join(" OR ")))
+    format!("({})", ranges.join(" OR "))
+}
+
+/// Slot widths in hours, widest first: a week (counted from the epoch, a Thursday: where weeks
+/// start matters only in that readers and builders agree), a UTC day, an hour.
+const WIDTHS: [i64; 3] = [168, 24, 1];
+
+/// The first hour of the slot of `width` holding `hour`.
+fn slot_start(hour: i64, width: i64) -> i64 {
+    hour.div_euclid(width) * width
+}
+
+/// One build of a slot: its generation, and for a day or week the hour generations it holds.
+#[derive(Debug, Clone, Default)]
+struct Build {
+    built: i64,
+    parts: Vec<(i64, i64)>,
+}
+
+/// What decides which slots of one project are clean: the newest mark of each hour and the
+/// newest build of each slot.
+#[derive(Debug, Default)]
+struct Ledger {
+    marks: BTreeMap<i64, i64>,
+    builds: BTreeMap<(i64, i64), Build>,
+}
+
+impl Ledger {
+    /// The generation to read of slot `(width, start)` when its rows hold the newest spans of
+    /// every hour in it.
+    fn clean(&self, width: i64, start: i64) -> Option<i64> {
+        let b = self.builds.get(&(width, start))?;
+        let mut marked = self.marks.range(start..start + width);
+        let current = if width == 1 {
+            marked.all(|(_, m)| *m <= b.built)
+        } else {
+            marked.all(|(h, m)| {
+                b.parts
+                    .binary_search_by_key(h, |p| p.0)
+                    .is_ok_and(|i| *m <= b.parts[i].1)
+            })
+        };
+        current.then_some(b.built)
+    }
+
+    /// The clean slots that cover `[first, last]` (whole hours), widest first where they fit
+    /// (weeks only when `weeks`); what no slot covers is left to raw spans.
+    fn cover(&self, first: i64, last: i64, weeks: bool) -> Vec<(i64, i64, i64)> {
+        let (Some(lo), Some(hi)) = (
+            self.builds.keys().map(|k| k.1).min(),
+            self.builds.keys().map(|k| k.1 + k.0 - 1).max(),
+        ) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut h = first.max(lo);
+        let end = last.min(hi);
+        'hours: while h <= end {
+            for w in WIDTHS {
+                if (w == 168 && !weeks) || slot_start(h, w) != h || h + w - 1 > last {
+                    continue;
+                }
+                if let Some(built) = self.clean(w, h) {
+                    out.push((w, h, built));
+                    h += w;
+                    continue 'hours;
+                }
+            }
+            h += 1;
+        }
+        out
+    }
+}
+
+/// The marks and builds of `project` (every project when `None`) in hours `[a, b]`.
+async fn ledgers(
+    client: &Client,
+    project: Option<&str>,
+    (a, b): (i64, i64),
+) -> Result<BTreeMap<String, Ledger>, StoreError> {
+    let which = match project {
+        Some(p) => format!("project = {p} AND "),
+        None => String::new(),
+    };
+    let out = rows(
+        client,
+        &format!(
+            "SELECT toString(project), hour, max(marked_ns) FROM rollup_marks              WHERE {which}hour >= {a} AND hour <= {b} GROUP BY project, hour"
+        ),
+        "reading rollup marks",
+    )
+    .await?;
+    let mut found: BTreeMap<String, Ledger> = BTreeMap::new();
+    let mut r = RowReader::new(&out);
+    while !r.is_empty() {
+        let project = r.string()?;
+        let (hour, mark) = (r.i64()?, r.i64()?);
+        found.entry(project).or_default().marks.insert(hour, mark);
+    }
+    let out = rows(
+        client,
+        &format!(
+            "SELECT toString(project), toInt64(width), hour, max(built_ns),              argMax(parts, built_ns) FROM rollup_slots              WHERE {which}hour >= {a} AND hour + width - 1 <= {b} GROUP BY project, width, hour"
+        ),
+        "reading rollup slots",
+    )
+    .await?;
+    let mut r = RowReader::new(&out);
+    while !r.is_empty() {
+        let project = r.string()?;
+        let (width, hour, built) = (r.i64()?, r.i64()?, r.i64()?);
+        let mut parts = r.array_of(|r| Ok((r.i64()?, r.i64()?)))?;
+        parts.sort_unstable();
+        found
+            .entry(project)
+            .or_default()
+            .builds
+            .insert((width, hour), Build { built, parts });
+    }
+    Ok(found)
 }
 
 /// Sums of one span class on one UTC day.
@@ -172,39 +303,14 @@ fn read_class_days(out: &[u8]) -> Result<Vec<ClassDay>, StoreError> {
     Ok(found)
 }
 
-/// The hours of `project` in `[a, b]` (hour numbers) whose rollup rows are current, with the
-/// generation to read.
-async fn clean_hours(
-    client: &Client,
-    project: &str,
-    (a, b): (i64, i64),
-) -> Result<BTreeMap<i64, i64>, StoreError> {
-    let out = rows(
-        client,
-        &format!(
-            "SELECT h.hour, h.built FROM (SELECT hour, max(built_ns) AS built FROM rollup_hours \
-             WHERE project = {project} AND hour >= {a} AND hour <= {b} GROUP BY hour) AS h \
-             LEFT JOIN (SELECT hour, max(marked_ns) AS marked FROM rollup_marks \
-             WHERE project = {project} AND hour >= {a} AND hour <= {b} GROUP BY hour) AS m \
-             ON h.hour = m.hour WHERE m.marked <= h.built"
-        ),
-        "reading rollup hours",
-    )
-    .await?;
-    let mut r = RowReader::new(&out);
-    let mut clean = BTreeMap::new();
-    while !r.is_empty() {
-        clean.insert(r.i64()?, r.i64()?);
-    }
-    Ok(clean)
-}
-
-/// The class days of the query's range: clean whole hours from rollup rows, the rest from
-/// spans.
+/// The class days of the query's range: clean whole slots from rollup rows, the rest from
+/// spans. With `weeks` a week's rows may stand for its days (all on its first day), for an
+/// answer that does not tell days apart.
 async fn class_days(
     client: &Client,
     q: &MetricsQuery,
     sel: &Select,
+    weeks: bool,
 ) -> Result<Vec<ClassDay>, StoreError> {
     let project = sql::string(&project_name(&q.project));
     let family = sel.family();
@@ -218,11 +324,6 @@ async fn class_days(
     let to = q.to.map(|t| crate::facts::prepare::to_i64(t.0));
     let first = from.map_or(i64::MIN / HOUR, |f| hour_of(f.saturating_add(HOUR - 1)));
     let last = to.map_or(i64::MAX / HOUR, |t| hour_of(t) - 1);
-    let clean = if first <= last {
-        clean_hours(client, &project, (first, last)).await?
-    } else {
-        BTreeMap::new()
-    };
     let mut found = Vec::new();
     let mut raw = sql::Conditions::default();
     started_in(&mut raw, q.from, q.to);
@@ -233,22 +334,30 @@ async fn class_days(
     if let Some(t) = to {
         raw.push(format!("hour <= {}", hour_of(t.saturating_sub(1))));
     }
-    if !clean.is_empty() {
-        if let Some(rest) = hours_except(&clean) {
-            raw.push(rest);
-        }
-        let generations: Vec<String> = clean.iter().map(|(h, b)| format!("({h}, {b})")).collect();
+    let slots = if first <= last {
+        let ledger = ledgers(client, Some(&project), (first, last)).await?;
+        ledger
+            .values()
+            .next()
+            .map(|l| l.cover(first, last, weeks))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if !slots.is_empty() {
+        let covered: BTreeSet<i64> = slots.iter().flat_map(|&(w, h, _)| h..h + w).collect();
+        raw.push(hours_except(&covered));
+        let generations: Vec<String> = slots
+            .iter()
+            .map(|(w, h, b)| format!("({w}, {h}, {b})"))
+            .collect();
         let out = rows(
             client,
             &format!(
                 "SELECT kind, request_model, response_model, provider, agent, tool, user, \
-                 {} AS day, toInt64(sum(spans)), toInt64(sum(errors)), sum(retries), \
-                 toInt64(sum(priced)), sum(cost), toInt64(sum(unpriced)), sum(input_tokens), \
-                 sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), \
-                 sum(reasoning_tokens), sum(total_tokens), sumMap(duration.1, duration.2), \
-                 sumMap(ttft.1, ttft.2) FROM rollup_rows \
+                 {} AS day, {SLOT_SUMS} FROM rollup_slot_rows \
                  WHERE project = {project} AND family = {}{kind} \
-                 AND (hour, built_ns) IN ({}) GROUP BY 1, 2, 3, 4, 5, 6, 7, day",
+                 AND (width, hour, built_ns) IN ({}) GROUP BY 1, 2, 3, 4, 5, 6, 7, day",
                 floor_div("hour", 24),
                 family_code(family),
                 generations.join(", ")
@@ -283,12 +392,13 @@ async fn metric_items(
     client: &Client,
     q: &MetricsQuery,
     sel: &Select,
+    weeks: bool,
     f: &mut (dyn FnMut(Item<'_>) -> Result<(), StoreError> + Send),
 ) -> Result<(), StoreError> {
     if sel.matches_nothing() {
         return Ok(());
     }
-    for cd in class_days(client, q, sel).await? {
+    for cd in class_days(client, q, sel, weeks).await? {
         let [kind, request_model, response_model, provider, agent, tool, user] = &cd.dims;
         let dims = DimsRef {
             kind: kind.as_deref().unwrap_or_default(),
@@ -318,7 +428,8 @@ async fn metric_items(
 pub async fn metrics(client: &Client, q: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
     let sel = Select::new(q);
     let mut groups = Groups::default();
-    metric_items(client, q, &sel, &mut |item| {
+    let weeks = q.group_by != GroupBy::Day;
+    metric_items(client, q, &sel, weeks, &mut |item| {
         add_to_groups(&mut groups, &sel, item)
     })
     .await?;
@@ -329,7 +440,7 @@ pub async fn metrics(client: &Client, q: &MetricsQuery) -> Result<Vec<MetricRow>
 pub async fn daily_cost(client: &Client, q: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
     let sel = Select::new(q);
     let mut sums = DailySums::new(q);
-    metric_items(client, q, &sel, &mut |item| sums.add(item)).await?;
+    metric_items(client, q, &sel, false, &mut |item| sums.add(item)).await?;
     Ok(sums.finish())
 }
 
@@ -358,61 +469,103 @@ pub fn mark_hour(start_ns: i64) -> i64 {
     hour_of(start_ns)
 }
 
-/// Rebuilds up to `max` marked hours (only those not written to for `settle` when given);
-/// returns how many, and whether more wait.
+/// Rebuilds up to `max` marked hours (only those not written to for `settle` when given), then
+/// the days and weeks whose marked hours are all clean; returns how many hours, and whether
+/// more wait.
 pub async fn refresh(
     client: &Client,
     settle: Option<Duration>,
     max: usize,
 ) -> Result<(usize, bool), StoreError> {
-    let settled = match settle {
-        Some(d) => format!(
-            " AND m.marked < toUnixTimestamp64Nano(now64(9)) - {}",
-            i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 2)
-        ),
-        None => String::new(),
+    let built = server_now(client).await?;
+    let settled_before = match settle {
+        Some(d) => built.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX / 2)),
+        None => i64::MAX,
     };
-    let out = rows(
-        client,
-        &format!(
-            "SELECT toString(m.project), m.hour FROM (SELECT project, hour, max(marked_ns) AS marked \
-             FROM rollup_marks GROUP BY project, hour) AS m \
-             LEFT JOIN (SELECT project, hour, max(built_ns) AS built FROM rollup_hours \
-             GROUP BY project, hour) AS h ON m.project = h.project AND m.hour = h.hour \
-             WHERE m.marked > h.built{settled} ORDER BY m.project, m.hour LIMIT {}",
-            max + 1
-        ),
-        "finding rollup hours to rebuild",
-    )
-    .await?;
-    let mut r = RowReader::new(&out);
-    let mut todo: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let mut n = 0;
-    while !r.is_empty() {
-        let project = r.string()?;
-        let hour = r.i64()?;
-        if n < max {
-            todo.entry(project).or_default().push(hour);
-        }
-        n += 1;
-    }
-    let more = n > max;
     let mut done = 0;
-    for (project, hours) in todo {
-        done += rebuild(client, &project, &hours).await?;
+    let mut more = false;
+    for (project, mut ledger) in ledgers(client, None, (i64::MIN / HOUR, i64::MAX / HOUR)).await? {
+        let dirty: Vec<i64> = ledger
+            .marks
+            .iter()
+            .filter(|&(&h, &m)| m < settled_before && ledger.clean(1, h).is_none())
+            .map(|(h, _)| *h)
+            .collect();
+        let take = dirty.len().min(max - done);
+        more |= take < dirty.len();
+        if take > 0 {
+            rebuild_hours(client, &project, &dirty[..take], built).await?;
+            for h in &dirty[..take] {
+                ledger.builds.insert(
+                    (1, *h),
+                    Build {
+                        built,
+                        parts: Vec::new(),
+                    },
+                );
+            }
+            done += take;
+        }
+        for (width, below) in [(24, 1), (168, 24)] {
+            let slots: BTreeSet<i64> = ledger.marks.keys().map(|h| slot_start(*h, width)).collect();
+            for start in slots {
+                if ledger.clean(width, start).is_some() {
+                    continue;
+                }
+                // Every marked part must be clean; its generation (and its own parts) go in.
+                let mut sources = Vec::new();
+                let mut parts = Vec::new();
+                let subs: BTreeSet<i64> = ledger
+                    .marks
+                    .range(start..start + width)
+                    .map(|(h, _)| slot_start(*h, below))
+                    .collect();
+                for sub in subs {
+                    let Some(b) = ledger.clean(below, sub) else {
+                        sources.clear();
+                        break;
+                    };
+                    sources.push((below, sub, b));
+                    match below {
+                        1 => parts.push((sub, b)),
+                        _ => parts.extend_from_slice(&ledger.builds[&(below, sub)].parts),
+                    }
+                }
+                if sources.is_empty() {
+                    continue;
+                }
+                sum_slot(client, &project, (width, start), &sources, built).await?;
+                record_slots(client, &project, (width, &[start]), &parts, built).await?;
+                ledger.builds.insert((width, start), Build { built, parts });
+            }
+        }
+        if done >= max {
+            more = true;
+            break;
+        }
     }
     Ok((done, more))
 }
 
-/// Rebuilds the rows of `hours` of `project` from their spans.
-async fn rebuild(client: &Client, project: &str, hours: &[i64]) -> Result<usize, StoreError> {
+/// The server's clock, in nanoseconds.
+async fn server_now(client: &Client) -> Result<i64, StoreError> {
     let out = rows(
         client,
         "SELECT toUnixTimestamp64Nano(now64(9))",
         "rebuilding rollups",
     )
     .await?;
-    let built = RowReader::new(&out).i64()?;
+    Ok(RowReader::new(&out).i64()?)
+}
+
+/// Rebuilds the rows of `hours` of `project` from their spans as generation `built` (taken
+/// before the spans are read).
+async fn rebuild_hours(
+    client: &Client,
+    project: &str,
+    hours: &[i64],
+    built: i64,
+) -> Result<(), StoreError> {
     let p = sql::string(project);
     let list: Vec<String> = hours.iter().map(i64::to_string).collect();
     let conditions = format!(" AND hour IN ({})", list.join(", "));
@@ -420,13 +573,10 @@ async fn rebuild(client: &Client, project: &str, hours: &[i64]) -> Result<usize,
         client
             .query(
                 &format!(
-                    "INSERT INTO rollup_rows (project, hour, built_ns, family, kind, \
-                     request_model, response_model, provider, agent, tool, user, spans, errors, \
-                     retries, priced, cost, unpriced, input_tokens, output_tokens, \
-                     cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-                     duration, ttft) \
-                     SELECT {p}, hour AS h, {built}, {}, {}, {} FROM {} \
-                     GROUP BY h, 5, 6, 7, 8, 9, 10, 11",
+                    "INSERT INTO rollup_slot_rows (project, hour, width, built_ns, family, kind, \
+                     request_model, response_model, provider, agent, tool, user, {SUM_COLUMNS}) \
+                     SELECT {p}, hour AS h, 1, {built}, {}, {}, {} FROM {} \
+                     GROUP BY h, 6, 7, 8, 9, 10, 11, 12",
                     family_code(family),
                     class_columns(family).join(", "),
                     span_sums(),
@@ -437,19 +587,74 @@ async fn rebuild(client: &Client, project: &str, hours: &[i64]) -> Result<usize,
             .await
             .map_err(|e| ch_error("rebuilding rollups", e))?;
     }
+    record_slots(client, project, (1, hours), &[], built).await
+}
+
+/// The sum columns of `rollup_slot_rows`, in the order of [`span_sums`] and [`SLOT_SUMS`].
+const SUM_COLUMNS: &str = "spans, errors, retries, priced, cost, unpriced, input_tokens, \
+     output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
+     duration, ttft";
+
+/// Sums the rows of the `sources` slots (width, first hour, generation) into slot `(width,
+/// start)` as generation `built`.
+async fn sum_slot(
+    client: &Client,
+    project: &str,
+    (width, start): (i64, i64),
+    sources: &[(i64, i64, i64)],
+    built: i64,
+) -> Result<(), StoreError> {
+    let p = sql::string(project);
+    let list: Vec<String> = sources
+        .iter()
+        .map(|(w, h, b)| format!("({w}, {h}, {b})"))
+        .collect();
+    client
+        .query(
+            &format!(
+                "INSERT INTO rollup_slot_rows (project, hour, width, built_ns, family, kind, \
+                 request_model, response_model, provider, agent, tool, user, {SUM_COLUMNS}) \
+                 SELECT {p}, {start}, {width}, {built}, family, kind, request_model, \
+                 response_model, provider, agent, tool, user, {SLOT_SUMS} \
+                 FROM rollup_slot_rows WHERE project = {p} AND (width, hour, built_ns) IN ({}) \
+                 GROUP BY family, kind, request_model, response_model, provider, agent, tool, user",
+                list.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| ch_error("summing rollups", e))?;
+    Ok(())
+}
+
+/// Records the slots of `width` starting at `starts` of `project` as built at `built`, holding
+/// the hour generations `parts` (none for hours), after their rows are in.
+async fn record_slots(
+    client: &Client,
+    project: &str,
+    (width, starts): (i64, &[i64]),
+    parts: &[(i64, i64)],
+    built: i64,
+) -> Result<(), StoreError> {
     let mut out = RowBinary::new();
-    for h in hours {
-        out.str(project).i64(*h).i64(built);
+    for start in starts {
+        out.str(project)
+            .i64(*start)
+            .u16(u16::try_from(width).unwrap_or(1))
+            .i64(built)
+            .array_len(parts.len());
+        for (h, b) in parts {
+            out.i64(*h).i64(*b);
+        }
     }
     client
         .insert(
-            "INSERT INTO rollup_hours (project, hour, built_ns) FORMAT RowBinary",
+            "INSERT INTO rollup_slots (project, hour, width, built_ns, parts) FORMAT RowBinary",
             &out.finish(),
             &[],
         )
         .await
-        .map_err(|e| ch_error("rebuilding rollups", e))?;
-    Ok(hours.len())
+        .map_err(|e| ch_error("rebuilding rollups", e))
 }
 
 /// Hours rebuilt per round of the background task.
@@ -495,20 +700,62 @@ pub async fn keep_rebuilding(
 
 #[cfg(test)]
 mod tests {
-    use super::hours_except;
-    use std::collections::BTreeMap;
+    use super::{hours_except, Build, Ledger};
+    use std::collections::BTreeSet;
 
     #[test]
     fn every_hour_but_the_clean_ones_is_selected() {
-        let clean = |hs: &[i64]| hs.iter().map(|h| (*h, 1)).collect::<BTreeMap<i64, i64>>();
-        assert_eq!(hours_except(&clean(&[])).unwrap(), "1");
+        let covered = |hs: &[i64]| hs.iter().copied().collect::<BTreeSet<i64>>();
+        assert_eq!(hours_except(&covered(&[])), "1");
         assert_eq!(
-            hours_except(&clean(&[5, 6, 9])).unwrap(),
+            hours_except(&covered(&[5, 6, 9])),
             "(hour <= 4 OR (hour >= 7 AND hour <= 8) OR hour >= 10)"
         );
-        assert_eq!(
-            hours_except(&clean(&[5, 6])).unwrap(),
-            "(hour <= 4 OR hour >= 7)"
+        assert_eq!(hours_except(&covered(&[5, 6])), "(hour <= 4 OR hour >= 7)");
+    }
+
+    #[test]
+    fn a_slot_is_clean_while_its_marked_hours_are_and_reads_take_the_widest() {
+        let mut l = Ledger::default();
+        // Hours 0..48 written at time 10, all built at 20.
+        for h in 0..48 {
+            l.marks.insert(h, 10);
+            l.builds.insert(
+                (1, h),
+                Build {
+                    built: 20,
+                    parts: Vec::new(),
+                },
+            );
+        }
+        let parts: Vec<(i64, i64)> = (0..24).map(|h| (h, 20)).collect();
+        l.builds.insert((24, 0), Build { built: 30, parts });
+        assert_eq!(l.clean(24, 0), Some(30));
+        assert_eq!(l.clean(24, 24), None, "never summed");
+        assert_eq!(l.cover(0, 47, true), {
+            let mut want = vec![(24, 0, 30)];
+            want.extend((24..48).map(|h| (1, h, 20)));
+            want
+        });
+        // Only whole slots inside the range count.
+        assert_eq!(l.cover(1, 23, true).len(), 23);
+        // A later mark on hour 5 makes hour 5 and its day stale: the rest is read by hour.
+        l.marks.insert(5, 25);
+        assert_eq!(l.clean(24, 0), None);
+        let cover = l.cover(0, 47, true);
+        assert_eq!(cover.len(), 47);
+        assert!(cover.iter().all(|&(w, h, _)| w == 1 && h != 5));
+        // An hour marked that the day's parts do not hold makes it stale too.
+        l.marks.insert(5, 10);
+        assert_eq!(l.clean(24, 0), Some(30));
+        l.marks.insert(30, 10);
+        l.builds.insert(
+            (24, 24),
+            Build {
+                built: 40,
+                parts: vec![(24, 20)],
+            },
         );
+        assert_eq!(l.clean(24, 24), None);
     }
 }

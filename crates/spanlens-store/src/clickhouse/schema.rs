@@ -10,7 +10,7 @@
 use super::sql;
 
 /// Newest schema version this build writes.
-pub const LATEST: u32 = 1;
+pub const LATEST: u32 = 2;
 
 /// How tables are laid out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -230,24 +230,29 @@ const ROLLUP_MARKS: Table = Table {
     shard_by: "cityHash64(project)",
 };
 
-/// When each hour's rollups were last built (the generation of its rows to read).
-const ROLLUP_HOURS: Table = Table {
-    name: "rollup_hours",
+/// When each slot's rollups were last built (the generation of its rows to read). A slot is an
+/// hour, a UTC day or a week (`width` in hours, `hour` its first hour); a day's rows are summed
+/// from hour rows and a week's from day rows, and `parts` names the hour generations they hold.
+const ROLLUP_SLOTS: Table = Table {
+    name: "rollup_slots",
     columns: "
     project             LowCardinality(String),
     hour                Int64,
-    built_ns            Int64",
+    width               UInt16,
+    built_ns            Int64,
+    parts               Array(Tuple(Int64, Int64))",
     engine: "ReplacingMergeTree(built_ns)",
-    tail: "ORDER BY (project, hour)",
+    tail: "ORDER BY (project, width, hour)",
     shard_by: "cityHash64(project)",
 };
 
-/// Sums and latency histograms per span class and hour, one generation per rebuild.
+/// Sums and latency histograms per span class and slot, one generation per rebuild.
 const ROLLUP_ROWS: Table = Table {
-    name: "rollup_rows",
+    name: "rollup_slot_rows",
     columns: "
     project             LowCardinality(String),
     hour                Int64,
+    width               UInt16,
     built_ns            Int64,
     family              UInt8,
     kind                LowCardinality(String),
@@ -272,7 +277,7 @@ const ROLLUP_ROWS: Table = Table {
     duration            Tuple(Array(UInt16), Array(Int64)),
     ttft                Tuple(Array(UInt16), Array(Int64))",
     engine: "MergeTree",
-    tail: "ORDER BY (project, family, hour, built_ns)",
+    tail: "ORDER BY (project, family, width, hour, built_ns)",
     shard_by: "cityHash64(project)",
 };
 
@@ -297,9 +302,13 @@ const TABLES: [&Table; 11] = [
     &SHARED_STATE,
     &LEASES,
     &ROLLUP_MARKS,
-    &ROLLUP_HOURS,
+    &ROLLUP_SLOTS,
     &ROLLUP_ROWS,
 ];
+
+/// Tables of an earlier schema that nothing reads any more (version 1's hourly rollups,
+/// rebuilt into slots from the marks that stay), dropped by the schema's statements.
+const RETIRED: [&str; 2] = ["rollup_hours", "rollup_rows"];
 
 /// The statements that make the schema of `database` in `layout`, in order; each may be run
 /// again. Table and database names are quoted identifiers.
@@ -342,6 +351,12 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
             }
         }
     }
+    for name in RETIRED {
+        out.push(format!("DROP TABLE IF EXISTS {db}.{name}{on}"));
+        if layout.cluster.is_some() {
+            out.push(format!("DROP TABLE IF EXISTS {db}.{name}_local{on}"));
+        }
+    }
     out
 }
 
@@ -352,15 +367,15 @@ pub fn ident(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{statements, Layout, TABLES};
+    use super::{statements, Layout, RETIRED, TABLES};
 
     #[test]
     fn one_server_gets_plain_tables_and_a_cluster_replicated_and_distributed_ones() {
         let one = statements("spanlens", &Layout::default());
-        assert_eq!(one.len(), 1 + TABLES.len());
+        assert_eq!(one.len(), 1 + TABLES.len() + RETIRED.len());
         assert!(one[0].starts_with("CREATE DATABASE IF NOT EXISTS `spanlens`"));
         assert!(one.iter().all(|s| !s.contains("ON CLUSTER")));
-        assert!(one.iter().skip(1).all(|s| s.contains("IF NOT EXISTS")));
+        assert!(one.iter().skip(1).all(|s| s.contains(" IF ")));
         let spans = one.iter().find(|s| s.contains(".spans (")).unwrap();
         assert!(spans.contains("ENGINE = ReplacingMergeTree(version)"));
         assert!(!spans.contains("TTL"), "no payload TTL unless asked");
@@ -370,7 +385,7 @@ mod tests {
             payload_ttl_days: Some(30),
         };
         let many = statements("spanlens", &layout);
-        assert_eq!(many.len(), 1 + 2 * TABLES.len());
+        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + RETIRED.len()));
         assert!(many[0].ends_with("ON CLUSTER `prod`"));
         let local = many.iter().find(|s| s.contains(".spans_local ON")).unwrap();
         assert!(local.contains("ENGINE = ReplicatedReplacingMergeTree(version)"));
