@@ -119,6 +119,8 @@ pub struct TraceListQuery {
     pub score_label: Option<String>,
     /// Text search over names and ids (also read as `q`).
     pub text: Option<String>,
+    /// Words one span holds all of in its input, output or messages.
+    pub content: Option<String>,
     /// Sort column: `start_time`, `duration`, `cost`, `tokens`, `span_count`, `name`, `status`
     /// or `user`.
     pub sort: Option<String>,
@@ -155,6 +157,7 @@ impl TraceListQuery {
             score_max: p.number("score_max")?,
             score_label: p.string(&["score_label"]),
             text: p.string(&["q", "text"]),
+            content: p.string(&["content"]),
             sort: p.string(&["sort"]),
             order: p.string(&["order"]),
             limit: p.number("limit")?,
@@ -183,6 +186,7 @@ impl TraceListQuery {
         text("score_name", &self.score_name);
         text("score_label", &self.score_label);
         text("q", &self.text);
+        text("content", &self.content);
         text("sort", &self.sort);
         text("order", &self.order);
         text("cursor", &self.cursor);

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod content;
 pub mod conventions;
 pub mod dedup;
 pub mod evals;

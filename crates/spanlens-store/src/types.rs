@@ -280,6 +280,10 @@ pub struct TraceFilter {
     pub score: Option<ScoreFilter>,
     /// Case-insensitive substring of the trace id, trace or span names, user, session, service or tags.
     pub text: Option<String>,
+    /// Words that one span of the trace holds all of in its input, output or messages (whole
+    /// words, case-insensitive: `spanlens_core::content`).
+    #[serde(default)]
+    pub content: Option<String>,
 }
 
 /// How the traces matching a filter ended: the counts behind the trace list's "failed" and

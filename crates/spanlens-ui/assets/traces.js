@@ -33,7 +33,7 @@ const COLUMNS = [
 /** Turns the page's query string into API parameters (a relative range becomes `from`). */
 export function apiParams(q) {
   const p = {};
-  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "score_name", "score_min", "q", "sort", "order", "cursor", "from", "to"]) {
+  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "score_name", "score_min", "q", "content", "sort", "order", "cursor", "from", "to"]) {
     if (q.get(k)) p[k] = q.get(k);
   }
   const tags = (q.get("tag") || "").split(",").map((t) => t.trim()).filter(Boolean);
@@ -152,12 +152,13 @@ function filterForm(q, apply) {
   const status = h("select", { name: "status", title: "Status" },
     h("option", { value: "" }, "Any status"),
     STATUSES.map(([s, label]) => h("option", { value: s, selected: q.get("status") === s }, label)));
-  const text = h("input", { type: "search", name: "q", placeholder: "Search text in names, inputs, outputs…", value: q.get("q") || "", class: "grow" });
+  const text = h("input", { type: "search", name: "q", placeholder: "Search names, ids, users, tags…", value: q.get("q") || "", class: "grow" });
+  const content = h("input", { type: "search", name: "content", placeholder: "Words in inputs, outputs, messages…", value: q.get("content") || "", class: "grow", title: "Traces with a span holding every one of these words (whole words, any case)" });
   const inputs = FIELDS.map(([key, label, type, ph]) =>
     h("label", { class: "field" }, h("span", null, label),
       h("input", { type, name: key, placeholder: ph, value: q.get(key) || "", step: type === "number" ? "any" : undefined, min: type === "number" ? "0" : undefined })));
   const form = h("form", { class: "filters", autocomplete: "off" },
-    h("div", { class: "filter-row" }, range, custom, status, text,
+    h("div", { class: "filter-row" }, range, custom, status, text, content,
       h("button", { type: "submit", class: "primary" }, "Apply"),
       h("button", { type: "button", onclick: () => { form.reset(); for (const el of form.elements) if (el.name) el.value = ""; syncCustom(); submit(); } }, "Clear")),
     h("div", { class: "filter-row" }, inputs));
@@ -183,7 +184,9 @@ function filterForm(q, apply) {
 }
 
 function table(q, page, act) {
-  if (!page.items.length) {
+  // A content search on SQLite or PostgreSQL reads a bounded number of traces per page, so an
+  // empty page can still have a next one.
+  if (!page.items.length && !page.next_cursor) {
     const filtered = [...q.keys()].some((k) => !["sort", "order", "cursor"].includes(k));
     return notice("empty", filtered ? "No trace matches these filters" : "No traces yet",
       filtered ? "Widen the time range or clear a filter." : "Send spans to this server (OTLP on /v1/traces) or start it with --demo.");

@@ -79,6 +79,7 @@ pub(super) fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
         return Err(bad(k, p.get(&[k]).unwrap_or(""), "needs score_name"));
     }
     f.text = q.text;
+    f.content = q.content;
     if let Some(s) = q.sort.as_deref() {
         query.sort = SortField::parse(s).ok_or_else(|| {
             bad(

@@ -87,7 +87,7 @@ pub struct ClickHouseTarget {
     pub layout: Layout,
 }
 
-/// Parses `clickhouse://[user[:password]@]host[:port][/database][?cluster=NAME&payload_ttl_days=N]`
+/// Parses `clickhouse://[user[:password]@]host[:port][/database][?cluster=NAME&payload_ttl_days=N&text_index=false]`
 /// (port 8123 and database `default` when left out).
 pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
     let uri = uri.trim();
@@ -133,6 +133,13 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
             // As ClickHouse's own HTTP URLs take them (the userinfo form is preferred).
             "user" => user = Some(decode(v)?),
             "password" => password = Some(decode(v)?),
+            "text_index" => {
+                layout.text_index = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(format!("text_index={v:?}: use true or false")),
+                }
+            }
             "payload_ttl_days" => {
                 let days: u32 = v.parse().ok().filter(|d| *d > 0).ok_or(format!(
                     "payload_ttl_days={v:?}: use a whole number of days, 1 or more"
@@ -141,7 +148,8 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?}: use cluster, payload_ttl_days, user or password"
+                    "unknown parameter {other:?}: use cluster, payload_ttl_days, text_index, user \
+                     or password"
                 ))
             }
         }
@@ -307,6 +315,22 @@ impl ClickHouseStore {
 }
 
 /// Makes the schema unless a newer Spanlens made it, then records this build's version.
+/// Whether the server makes `TYPE text` indexes without experimental settings (26.2 or newer).
+async fn has_text_index(client: &Client) -> bool {
+    let Ok(out) = client
+        .query("SELECT version() FORMAT TabSeparated", &[])
+        .await
+    else {
+        return false;
+    };
+    let version = String::from_utf8_lossy(&out);
+    let mut parts = version
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (26, 2)
+}
+
 async fn migrate(
     client: &Client,
     target: &ClickHouseTarget,
@@ -338,7 +362,15 @@ async fn migrate(
             supported: i64::from(schema::LATEST),
         });
     }
-    let mut statements = schema::statements(&target.endpoint.database, &target.layout);
+    let mut layout = target.layout.clone();
+    if layout.text_index && !has_text_index(client).await {
+        tracing::warn!(
+            "this ClickHouse server is older than 26.2, where text indexes became generally \
+             available: span content gets no index, and content search reads the content column"
+        );
+        layout.text_index = false;
+    }
+    let mut statements = schema::statements(&target.endpoint.database, &layout);
     // The database itself is made from `default` (naming a database that does not exist yet
     // fails every statement). A user without that right on a database made for it by an
     // operator goes on: the tables' statements say what is missing, if anything.
@@ -416,11 +448,19 @@ mod tests {
         assert_eq!(t.endpoint.password.as_deref(), Some("p@ss"));
         assert_eq!(t.layout.cluster.as_deref(), Some("c1"));
         assert_eq!(t.layout.payload_ttl_days, Some(30));
+        assert!(t.layout.text_index);
+        assert!(
+            !parse_uri("clickhouse://h?text_index=false")
+                .unwrap()
+                .layout
+                .text_index
+        );
         for bad in [
             "clickhouse://",
             "clickhouse://h:port/db",
             "clickhouse://h/db?payload_ttl_days=0",
             "clickhouse://h/db?colour=red",
+            "clickhouse://h/db?text_index=maybe",
             "clickhouse://h/%zz",
         ] {
             assert!(parse_uri(bad).is_err(), "{bad}");

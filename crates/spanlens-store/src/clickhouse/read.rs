@@ -73,7 +73,11 @@ pub(super) fn started_in(c: &mut sql::Conditions, from: Option<Timestamp>, to: O
 
 /// The conditions of a trace filter on `traces` (project included). Without `with_outcome` the
 /// status and recovered conditions are left out.
-fn filter_conditions(project: &str, f: &TraceFilter, with_outcome: bool) -> sql::Conditions {
+fn filter_conditions(
+    project: &str,
+    f: &TraceFilter,
+    with_outcome: bool,
+) -> Result<sql::Conditions, StoreError> {
     let mut c = sql::Conditions::default();
     c.push(format!("project = {}", sql::string(project)));
     started_in(&mut c, f.from, f.to);
@@ -140,7 +144,23 @@ fn filter_conditions(project: &str, f: &TraceFilter, with_outcome: bool) -> sql:
         s.push(')');
         c.push(s);
     }
-    c
+    if let Some(words) = crate::domain::content::filter_words(f)? {
+        // `hasToken` is served by the text index where there is one; a span's lower start
+        // bound (a trace's spans start no earlier than it) prunes partitions.
+        let mut s = format!(
+            "trace_id IN (SELECT trace_id FROM spans FINAL WHERE project = {}",
+            sql::string(project)
+        );
+        if let Some(from) = f.from {
+            s.push_str(&format!(" AND start_ns >= {}", to_i64(from.0)));
+        }
+        for w in words {
+            s.push_str(&format!(" AND hasToken(content, {})", sql::string(&w)));
+        }
+        s.push(')');
+        c.push(s);
+    }
+    Ok(c)
 }
 
 /// A float literal ClickHouse reads back exactly (`inf` and `nan` as functions).
@@ -161,7 +181,7 @@ fn float(v: f64) -> String {
 /// How the traces matching a query's filters ended.
 pub async fn trace_outcomes(client: &Client, q: &ListQuery) -> Result<TraceOutcomes, StoreError> {
     let project = project_name(&q.project);
-    let c = filter_conditions(&project, &q.filter, false);
+    let c = filter_conditions(&project, &q.filter, false)?;
     let out = rows(
         client,
         &format!(
@@ -189,7 +209,7 @@ pub async fn list_traces(client: &Client, q: &ListQuery) -> Result<Page<TraceSum
         _ => None,
     };
     let project = project_name(&q.project);
-    let mut c = filter_conditions(&project, &q.filter, true);
+    let mut c = filter_conditions(&project, &q.filter, true)?;
     let col = sort_column(q.sort);
     let (dir, op) = match q.order {
         SortOrder::Desc => ("DESC", "<"),

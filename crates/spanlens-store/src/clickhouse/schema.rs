@@ -13,13 +13,26 @@ use super::sql;
 pub const LATEST: u32 = 2;
 
 /// How tables are laid out.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     /// Cluster name (`ON CLUSTER`, replicated and distributed tables); `None`: one server.
     pub cluster: Option<String>,
     /// Days after a span's start when its body (inputs, outputs, messages) is dropped by TTL
     /// while its metadata stays; `None`: kept as long as the row.
     pub payload_ttl_days: Option<u32>,
+    /// Whether span content gets a full-text index (`TYPE text`, ClickHouse 26.2 or newer;
+    /// without it content search reads the content column of the range).
+    pub text_index: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            cluster: None,
+            payload_ttl_days: None,
+            text_index: true,
+        }
+    }
 }
 
 /// One table: its columns, engine family, keys and the expression its rows are sharded by.
@@ -72,7 +85,8 @@ const SPANS: Table = Table {
     call_detail         Nullable(UInt32),
     body                String CODEC(ZSTD(3)){payload_ttl},
     version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9)),
-    INDEX start_ns_range start_ns TYPE minmax GRANULARITY 1",
+    content             String CODEC(ZSTD(3)){payload_ttl},
+    INDEX start_ns_range start_ns TYPE minmax GRANULARITY 1{content_index}",
     engine: "ReplacingMergeTree(version)",
     tail: "PARTITION BY toYYYYMM(toDateTime(intDiv(greatest(least(start_ns, 4102444800000000000), 0), 1000000000), 'UTC'))
 ORDER BY (project, trace_id, span_id)",
@@ -202,7 +216,8 @@ const SHARED_STATE: Table = Table {
 
 /// Leases as a chain of epochs per name: whoever inserts epoch `n + 1` first holds it (the
 /// insert carries a deduplication token naming the epoch, so a second insert of the same epoch
-/// is dropped by the server). Old epochs expire after a day.
+/// is dropped by the server). Old epochs expire after a day; a chain started again after that
+/// starts from the day's number, never at an epoch used before.
 const LEASES: Table = Table {
     name: "leases",
     columns: "
@@ -306,6 +321,10 @@ const TABLES: [&Table; 11] = [
     &ROLLUP_ROWS,
 ];
 
+/// The full-text index of span content: the words content search looks for (the text is
+/// lowered when written, so the tokenizer's words are `spanlens_core::content`'s).
+const CONTENT_INDEX: &str = "content_words content TYPE text(tokenizer = 'splitByNonAlpha')";
+
 /// Tables of an earlier schema that nothing reads any more (version 1's hourly rollups,
 /// rebuilt into slots from the marks that stay), dropped by the schema's statements.
 const RETIRED: [&str; 2] = ["rollup_hours", "rollup_rows"];
@@ -325,9 +344,16 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
         ),
         None => String::new(),
     };
+    let content_index = match layout.text_index {
+        true => format!(",\n    INDEX {CONTENT_INDEX}"),
+        false => String::new(),
+    };
     let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {db}{on}")];
     for t in TABLES {
-        let columns = t.columns.replace("{payload_ttl}", &payload_ttl);
+        let columns = t
+            .columns
+            .replace("{payload_ttl}", &payload_ttl)
+            .replace("{content_index}", &content_index);
         match &layout.cluster {
             None => out.push(format!(
                 "CREATE TABLE IF NOT EXISTS {db}.{} ({columns}\n) ENGINE = {}\n{}",
@@ -351,6 +377,27 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
             }
         }
     }
+    // Version 1's spans had no content: the column (empty in the rows already stored, so
+    // they are not found by content search) and its index are added.
+    let spans = match layout.cluster {
+        Some(_) => vec!["spans_local", "spans"],
+        None => vec!["spans"],
+    };
+    for (i, table) in spans.iter().enumerate() {
+        // A distributed table takes the type alone.
+        let how = match i {
+            0 => format!(" CODEC(ZSTD(3)){payload_ttl}"),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS content String{how}"
+        ));
+        if i == 0 && layout.text_index {
+            out.push(format!(
+                "ALTER TABLE {db}.{table}{on} ADD INDEX IF NOT EXISTS {CONTENT_INDEX}"
+            ));
+        }
+    }
     for name in RETIRED {
         out.push(format!("DROP TABLE IF EXISTS {db}.{name}{on}"));
         if layout.cluster.is_some() {
@@ -372,7 +419,7 @@ mod tests {
     #[test]
     fn one_server_gets_plain_tables_and_a_cluster_replicated_and_distributed_ones() {
         let one = statements("spanlens", &Layout::default());
-        assert_eq!(one.len(), 1 + TABLES.len() + RETIRED.len());
+        assert_eq!(one.len(), 1 + TABLES.len() + 2 + RETIRED.len());
         assert!(one[0].starts_with("CREATE DATABASE IF NOT EXISTS `spanlens`"));
         assert!(one.iter().all(|s| !s.contains("ON CLUSTER")));
         assert!(one.iter().skip(1).all(|s| s.contains(" IF ")));
@@ -380,12 +427,15 @@ mod tests {
         assert!(spans.contains("ENGINE = ReplacingMergeTree(version)"));
         assert!(!spans.contains("TTL"), "no payload TTL unless asked");
 
+        assert!(spans.contains("TYPE text(tokenizer = 'splitByNonAlpha')"));
         let layout = Layout {
             cluster: Some("prod".into()),
             payload_ttl_days: Some(30),
+            text_index: false,
         };
         let many = statements("spanlens", &layout);
-        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + RETIRED.len()));
+        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + 1 + RETIRED.len()));
+        assert!(many.iter().all(|s| !s.contains("TYPE text")));
         assert!(many[0].ends_with("ON CLUSTER `prod`"));
         let local = many.iter().find(|s| s.contains(".spans_local ON")).unwrap();
         assert!(local.contains("ENGINE = ReplicatedReplacingMergeTree(version)"));

@@ -467,8 +467,17 @@ pub async fn acquire_lease(
     let Some(lease) = Lease::decide(current, holder, now, ttl_ns) else {
         return Ok(false);
     };
-    let epoch = head.map_or(1, |(e, _)| e + 1);
+    let epoch = head.map_or_else(|| first_epoch(now), |(e, _)| e + 1);
     Ok(claim(client, key, epoch, &lease).await? == holder)
+}
+
+/// The epoch a chain starts at when the lease has no rows (never taken, or its rows expired
+/// after a day unused): numbered from the server's day, so a new chain never repeats an epoch
+/// (and deduplication token) of an earlier one that the server may still remember. Collectors
+/// racing to start a chain on the same day claim the same epoch, and the server keeps one.
+fn first_epoch(now_ns: i64) -> u64 {
+    let day = u64::try_from(now_ns.div_euclid(86_400_000_000_000)).unwrap_or(0);
+    (day << 32) + 1
 }
 
 /// Gives the lease `key` up if `holder` holds it: the next epoch is claimed for nobody.
@@ -482,4 +491,24 @@ pub async fn release_lease(client: &Client, key: &str, holder: &str) -> Result<(
         claim(client, key, epoch + 1, &free).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_epoch;
+
+    #[test]
+    fn a_chain_started_on_a_later_day_starts_past_every_earlier_epoch() {
+        const DAY: i64 = 86_400_000_000_000;
+        assert_eq!(first_epoch(0), 1);
+        assert_eq!(first_epoch(DAY - 1), 1, "one day, one first epoch");
+        let today = first_epoch(20_000 * DAY + 5);
+        // A chain renewed every second for the day before stays below the next day's start.
+        assert!(first_epoch(20_001 * DAY) > today + 86_400 * 1000);
+        assert_eq!(
+            first_epoch(-5),
+            1,
+            "a clock before 1970 still gives an epoch"
+        );
+    }
 }

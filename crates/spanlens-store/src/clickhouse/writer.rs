@@ -25,10 +25,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// A span ready for the writer: its typed columns and its canonical JSON.
+/// A span ready for the writer: its typed columns, its canonical JSON and the text content
+/// search reads.
 pub struct Row {
     pub span: PreparedSpan,
     pub body: Vec<u8>,
+    pub content: String,
 }
 
 /// One submission waiting for the writer.
@@ -46,9 +48,11 @@ pub fn prepare_rows(spans: Vec<Span>, project: &str) -> Result<Vec<Row>, StoreEr
         prepare::own(&mut span, project);
         let mut body = Vec::with_capacity(512);
         prepare::write_body(&span, &mut body)?;
+        let content = spanlens_core::content::text(&span);
         rows.push(Row {
             span: prepare::prepare(span),
             body,
+            content,
         });
     }
     Ok(rows)
@@ -59,7 +63,7 @@ pub const SPAN_INSERT: &str = "INSERT INTO spans (project, trace_id, span_id, pa
      start_ns, end_ns, duration_ns, kind, status, name, request_model, response_model, provider, \
      agent_name, user_id, session_id, service, tool_name, error_type, input_tokens, \
      output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-     cost_nano, unpriced, ttft_ns, retry_count, tags, call_response_id, call_detail, body) \
+     cost_nano, unpriced, ttft_ns, retry_count, tags, call_response_id, call_detail, body, content) \
      FORMAT RowBinary";
 
 fn encode_span(out: &mut RowBinary, project: &str, r: &Row) {
@@ -103,7 +107,7 @@ fn encode_span(out: &mut RowBinary, project: &str, r: &Row) {
             out.u8(1).u8(1);
         }
     }
-    out.bytes(&r.body);
+    out.bytes(&r.body).str(&r.content);
 }
 
 /// Columns of an inserted `span_times` row, in the order [`encode_time`] writes them.

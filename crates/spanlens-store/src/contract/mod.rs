@@ -35,6 +35,7 @@
 //! called by hand. [`TESTS`] lists them all.
 
 pub mod build;
+pub mod content;
 pub mod copy;
 pub mod damage;
 pub mod ingest;
@@ -121,6 +122,9 @@ macro_rules! __store_contract_tests {
                 every_sort_both_ways_walks_all_pages_in_order,
                 cursor_is_stable_while_traces_arrive,
                 bad_queries_are_refused_with_clear_errors,
+            }
+            content {
+                content_search_finds_traces_by_the_words_one_span_holds,
             }
             sessions_metrics {
                 sessions_group_traces_and_paginate,
@@ -249,6 +253,7 @@ mod tests {
             ("ingest", include_str!("ingest.rs")),
             ("roundtrip", include_str!("roundtrip.rs")),
             ("list", include_str!("list.rs")),
+            ("content", include_str!("content.rs")),
             ("sessions_metrics", include_str!("sessions_metrics.rs")),
             ("same_call", include_str!("same_call.rs")),
             ("scores", include_str!("scores.rs")),

@@ -135,20 +135,23 @@ fn sort_key(field: SortField, s: &TraceSummary) -> SortKey {
     }
 }
 
+/// The cursor of a page of `q` that ends with `last`.
+pub fn cursor_after(q: &ListQuery, last: &TraceSummary) -> String {
+    TraceCursor {
+        sort: q.sort,
+        order: q.order,
+        key: sort_key(q.sort, last),
+        trace_id: last.trace_id,
+    }
+    .encode()
+}
+
 /// A page of the trace list from up to `limit + 1` rows read in its order: the extra row only
 /// says that another page follows, whose cursor starts after the page's last row.
 pub fn trace_page(mut items: Vec<TraceSummary>, limit: usize, q: &ListQuery) -> Page<TraceSummary> {
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|last| {
-            TraceCursor {
-                sort: q.sort,
-                order: q.order,
-                key: sort_key(q.sort, last),
-                trace_id: last.trace_id,
-            }
-            .encode()
-        })
+        items.last().map(|last| cursor_after(q, last))
     } else {
         None
     };
