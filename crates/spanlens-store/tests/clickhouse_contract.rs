@@ -143,3 +143,124 @@ mod from_rollup_rows {
         sessions_metrics::percentiles_over_two_hundred_values(&RebuiltHarness).await;
     }
 }
+
+/// Retention by TTL, per project, and changing it on tables that hold rows.
+mod retention {
+    use super::{fresh_name, server, ClickHouseDb};
+    use spanlens_core::{Span, Timestamp};
+    use spanlens_store::clickhouse::{Client, Endpoint};
+    use spanlens_store::contract::build::{span, tid};
+    use spanlens_store::prelude::*;
+    use spanlens_store::{ClickHouseOptions, ClickHouseStore, ListQuery};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    const DAY_MS: u64 = 86_400_000;
+
+    /// Trace `t`'s root span, started `days_ago` days before now.
+    fn root(t: u64, days_ago: u64) -> Span {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let mut s = span(t, t * 10, None, "root", 0, 100);
+        let start = (now_ms - days_ago * DAY_MS) * 1_000_000;
+        s.start_time = Timestamp(start);
+        s.end_time = Some(Timestamp(start + 100_000_000));
+        s
+    }
+
+    async fn open(db: &str, params: &str) -> ClickHouseStore {
+        let options = ClickHouseOptions {
+            rollup_interval: None,
+            ..ClickHouseOptions::default()
+        };
+        ClickHouseStore::connect_with(&format!("clickhouse://{}/{db}{params}", server()), options)
+            .await
+            .unwrap()
+    }
+
+    async fn traces(store: &ClickHouseStore, project: &str) -> Vec<u64> {
+        let mut q = ListQuery::new(project);
+        q.limit = 100;
+        let mut ids: Vec<u64> = (store.list_traces(&q).await.unwrap().items)
+            .iter()
+            .map(|t| (1..10).find(|n| tid(*n) == t.trace_id).unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The `TTL` part of a table's engine as the server shows it.
+    async fn ttl_of(admin: &Client, db: &str, table: &str) -> String {
+        let out = admin
+            .query(
+                &format!(
+                    "SELECT engine_full FROM system.tables WHERE database = '{db}' \
+                     AND name = '{table}' FORMAT TabSeparated"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        let engine = String::from_utf8_lossy(&out).to_string();
+        engine
+            .split_once(" TTL ")
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn each_project_keeps_rows_for_its_own_days_and_a_change_reaches_existing_tables() {
+        let db = ClickHouseDb {
+            name: fresh_name(),
+            rebuilt: false,
+        };
+        let name = db.name.clone();
+        let store = open(&name, "?retention_days=30&retention=keep:3650").await;
+        store
+            .write("p", vec![root(1, 60), root(2, 1)])
+            .await
+            .unwrap();
+        store.write("keep", vec![root(3, 60)]).await.unwrap();
+        let admin = Client::new(
+            Endpoint {
+                authority: server(),
+                database: name.clone(),
+                user: None,
+                password: None,
+            },
+            Duration::from_secs(60),
+        );
+        // Merges apply TTLs; make one happen now.
+        for table in ["spans", "span_times", "traces"] {
+            admin
+                .query(&format!("OPTIMIZE TABLE {table} FINAL"), &[])
+                .await
+                .unwrap();
+        }
+        assert_eq!(traces(&store, "p").await, [2], "p keeps 30 days");
+        assert_eq!(traces(&store, "keep").await, [3], "keep keeps ten years");
+        assert_eq!(store.count_spans("p").await.unwrap(), 1);
+        let ttl = ttl_of(&admin, &name, "spans").await;
+        assert!(
+            ttl.contains("toIntervalDay(3650)") && ttl.contains("toIntervalDay(30)"),
+            "{ttl}"
+        );
+        drop(store);
+
+        // Another retention, on tables that exist: their TTLs change.
+        let store = open(&name, "?retention_days=90").await;
+        for table in ["spans", "span_times", "traces", "log_events", "scores"] {
+            let ttl = ttl_of(&admin, &name, table).await;
+            assert!(
+                ttl.contains("toIntervalDay(90)") && !ttl.contains("3650"),
+                "{table}: {ttl}"
+            );
+        }
+        assert_eq!(traces(&store, "keep").await, [3]);
+        drop(store);
+        // None: the TTLs go.
+        let _store = open(&name, "").await;
+        assert_eq!(ttl_of(&admin, &name, "spans").await, "");
+    }
+}

@@ -140,16 +140,24 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
                     _ => return Err(format!("text_index={v:?}: use true or false")),
                 }
             }
-            "payload_ttl_days" => {
-                let days: u32 = v.parse().ok().filter(|d| *d > 0).ok_or(format!(
-                    "payload_ttl_days={v:?}: use a whole number of days, 1 or more"
-                ))?;
-                layout.payload_ttl_days = Some(days);
+            "retention_days" => layout.retention.days = Some(days(k, v)?),
+            "retention" => {
+                for rule in v.split(',').filter(|r| !r.is_empty()) {
+                    let (project, d) = rule
+                        .rsplit_once(':')
+                        .ok_or(format!("retention={v:?}: use PROJECT:DAYS[,PROJECT:DAYS…]"))?;
+                    let project = decode(project)?;
+                    if project.is_empty() {
+                        return Err(format!("retention={v:?}: a project name is empty"));
+                    }
+                    layout.retention.projects.insert(project, days(k, d)?);
+                }
             }
+            "payload_ttl_days" => layout.payload_ttl_days = Some(days(k, v)?),
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?}: use cluster, payload_ttl_days, text_index, user \
-                     or password"
+                    "unknown parameter {other:?}: use cluster, payload_ttl_days, retention_days, \
+                     retention, text_index, user or password"
                 ))
             }
         }
@@ -163,6 +171,13 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
         },
         layout,
     })
+}
+
+/// A whole number of days, 1 or more.
+fn days(key: &str, v: &str) -> Result<u32, String> {
+    v.parse().ok().filter(|d| *d > 0).ok_or(format!(
+        "{key}: {v:?} is not a whole number of days, 1 or more"
+    ))
 }
 
 /// Percent-decoding of a URI part.
@@ -314,7 +329,6 @@ impl ClickHouseStore {
     }
 }
 
-/// Makes the schema unless a newer Spanlens made it, then records this build's version.
 /// Whether the server makes `TYPE text` indexes without experimental settings (26.2 or newer).
 async fn has_text_index(client: &Client) -> bool {
     let Ok(out) = client
@@ -331,6 +345,7 @@ async fn has_text_index(client: &Client) -> bool {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (26, 2)
 }
 
+/// Makes the schema unless a newer Spanlens made it, then records this build's version.
 async fn migrate(
     client: &Client,
     target: &ClickHouseTarget,
@@ -384,6 +399,7 @@ async fn migrate(
             .await
             .map_err(|e| ch_error("making the schema", e))?;
     }
+    apply_retention(client, &target.endpoint.database, &layout).await?;
     if found < schema::LATEST {
         client
             .query(
@@ -397,6 +413,53 @@ async fn migrate(
             .map_err(|e| ch_error("recording the schema version", e))?;
     }
     Ok(())
+}
+
+/// The state key recording the retention the tables' TTLs were last set to.
+const RETENTION_KEY: &str = "clickhouse.retention";
+
+/// Sets the tables' TTLs to `layout`'s retention when it differs from the one they were last
+/// set to (tables made before now have none). The change applies to parts as they merge
+/// (`materialize_ttl_after_modify = 0`: rewriting every part at start-up could take hours);
+/// `ALTER TABLE … MATERIALIZE TTL` applies it at once.
+async fn apply_retention(
+    client: &Client,
+    database: &str,
+    layout: &Layout,
+) -> Result<(), StoreError> {
+    let want = format!("{:?}", layout.retention);
+    let had = side::load_state(client, RETENTION_KEY).await?;
+    if had
+        .as_deref()
+        .unwrap_or(&format!("{:?}", schema::Retention::default()))
+        == want
+    {
+        return Ok(());
+    }
+    let db = schema::ident(database);
+    let on = match &layout.cluster {
+        Some(c) => format!(" ON CLUSTER {}", schema::ident(c)),
+        None => String::new(),
+    };
+    let suffix = if layout.cluster.is_some() {
+        "_local"
+    } else {
+        ""
+    };
+    for (table, column) in schema::expiring() {
+        let change = match layout.retention.ttl(column) {
+            Some(ttl) => format!("MODIFY {ttl}"),
+            None => "REMOVE TTL".to_string(),
+        };
+        client
+            .query(
+                &format!("ALTER TABLE {db}.{table}{suffix}{on} {change}"),
+                &[("materialize_ttl_after_modify", "0")],
+            )
+            .await
+            .map_err(|e| ch_error("changing the retention", e))?;
+    }
+    side::save_state(client, RETENTION_KEY, &want).await
 }
 
 /// A client error as the caller should see it: an unreachable or slow server, or one short of
@@ -461,6 +524,10 @@ mod tests {
             "clickhouse://h/db?payload_ttl_days=0",
             "clickhouse://h/db?colour=red",
             "clickhouse://h/db?text_index=maybe",
+            "clickhouse://h/db?retention_days=0",
+            "clickhouse://h/db?retention=prod",
+            "clickhouse://h/db?retention=:5",
+            "clickhouse://h/db?retention=prod:soon",
             "clickhouse://h/%zz",
         ] {
             assert!(parse_uri(bad).is_err(), "{bad}");

@@ -20,6 +20,8 @@ pub struct Layout {
     /// Days after a span's start when its body (inputs, outputs, messages) is dropped by TTL
     /// while its metadata stays; `None`: kept as long as the row.
     pub payload_ttl_days: Option<u32>,
+    /// Days rows (spans, summaries, events, scores) are kept after their time, per project.
+    pub retention: Retention,
     /// Whether span content gets a full-text index (`TYPE text`, ClickHouse 26.2 or newer;
     /// without it content search reads the content column of the range).
     pub text_index: bool,
@@ -30,9 +32,62 @@ impl Default for Layout {
         Layout {
             cluster: None,
             payload_ttl_days: None,
+            retention: Retention::default(),
             text_index: true,
         }
     }
+}
+
+/// How long rows are kept: `days` for every project but those `projects` names (project, days).
+/// Metric rollups are kept: dashboards still show what deleted spans added up to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Days for projects not named in `projects`; `None`: kept.
+    pub days: Option<u32>,
+    /// Days for each project named.
+    pub projects: std::collections::BTreeMap<String, u32>,
+}
+
+impl Retention {
+    /// The `TTL` clause deleting rows by the nanosecond time `column`, `None` when all are kept.
+    pub fn ttl(&self, column: &str) -> Option<String> {
+        let time = time_of(column);
+        let mut rules: Vec<String> = self
+            .projects
+            .iter()
+            .map(|(p, d)| {
+                format!(
+                    "{time} + INTERVAL {d} DAY DELETE WHERE project = {}",
+                    sql::string(p)
+                )
+            })
+            .collect();
+        if let Some(d) = self.days {
+            let named: Vec<String> = self.projects.keys().map(|p| sql::string(p)).collect();
+            rules.push(match named.is_empty() {
+                true => format!("{time} + INTERVAL {d} DAY DELETE"),
+                false => format!(
+                    "{time} + INTERVAL {d} DAY DELETE WHERE project NOT IN ({})",
+                    named.join(", ")
+                ),
+            });
+        }
+        (!rules.is_empty()).then(|| format!("TTL {}", rules.join(",\n    ")))
+    }
+}
+
+/// A nanosecond column as a `DateTime` (clamped to what one holds).
+fn time_of(column: &str) -> String {
+    format!(
+        "toDateTime(intDiv(greatest(least({column}, 4102444800000000000), 0), 1000000000), 'UTC')"
+    )
+}
+
+/// The tables rows expire from, with their time columns.
+pub fn expiring() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TABLES
+        .iter()
+        .filter_map(|t| t.expires_by.map(|c| (t.name, c)))
 }
 
 /// One table: its columns, engine family, keys and the expression its rows are sharded by.
@@ -43,6 +98,8 @@ struct Table {
     engine: &'static str,
     tail: &'static str,
     shard_by: &'static str,
+    /// The nanosecond time column retention deletes rows by; `None`: kept.
+    expires_by: Option<&'static str>,
 }
 
 /// A span row: typed columns for what lists, metrics and summaries read, the canonical JSON
@@ -91,6 +148,7 @@ const SPANS: Table = Table {
     tail: "PARTITION BY toYYYYMM(toDateTime(intDiv(greatest(least(start_ns, 4102444800000000000), 0), 1000000000), 'UTC'))
 ORDER BY (project, trace_id, span_id)",
     shard_by: "cityHash64(trace_id)",
+    expires_by: Some("start_ns"),
 };
 
 /// What metrics read of each span, ordered by hour so a range reads only its own hours (the
@@ -129,6 +187,7 @@ const SPAN_TIMES: Table = Table {
     tail: "PARTITION BY toYYYYMM(toDateTime(greatest(least(hour, 1139568), 0) * 3600, 'UTC'))
 ORDER BY (project, hour, trace_id, span_id)",
     shard_by: "cityHash64(trace_id)",
+    expires_by: Some("start_ns"),
 };
 
 /// A trace's summary as the collectors compute it from its stored spans; the highest
@@ -164,6 +223,7 @@ const TRACES: Table = Table {
     engine: "ReplacingMergeTree(version)",
     tail: "ORDER BY (project, trace_id)",
     shard_by: "cityHash64(trace_id)",
+    expires_by: Some("start_ns"),
 };
 
 /// GenAI events that arrived as log records; a record sent twice has the same key.
@@ -180,6 +240,7 @@ const LOG_EVENTS: Table = Table {
     engine: "ReplacingMergeTree(received_ns)",
     tail: "ORDER BY (project, trace_id, span_id, digest)",
     shard_by: "cityHash64(trace_id)",
+    expires_by: Some("time_ns"),
 };
 
 const SCORES: Table = Table {
@@ -200,6 +261,7 @@ const SCORES: Table = Table {
     engine: "MergeTree",
     tail: "ORDER BY (project, id)",
     shard_by: "cityHash64(project)",
+    expires_by: Some("created_ns"),
 };
 
 /// Shared documents; the newest save of a key wins.
@@ -212,6 +274,7 @@ const SHARED_STATE: Table = Table {
     engine: "ReplacingMergeTree(version)",
     tail: "ORDER BY key",
     shard_by: "cityHash64(key)",
+    expires_by: None,
 };
 
 /// Leases as a chain of epochs per name: whoever inserts epoch `n + 1` first holds it (the
@@ -231,6 +294,7 @@ const LEASES: Table = Table {
 TTL toDateTime(intDiv(taken_ns, 1000000000)) + INTERVAL 1 DAY
 SETTINGS non_replicated_deduplication_window = 10000, replicated_deduplication_window = 10000",
     shard_by: "cityHash64(name)",
+    expires_by: None,
 };
 
 /// Hours written to since their rollups were built: one row per insert and hour, newest kept.
@@ -243,6 +307,7 @@ const ROLLUP_MARKS: Table = Table {
     engine: "ReplacingMergeTree(marked_ns)",
     tail: "ORDER BY (project, hour)",
     shard_by: "cityHash64(project)",
+    expires_by: None,
 };
 
 /// When each slot's rollups were last built (the generation of its rows to read). A slot is an
@@ -259,6 +324,7 @@ const ROLLUP_SLOTS: Table = Table {
     engine: "ReplacingMergeTree(built_ns)",
     tail: "ORDER BY (project, width, hour)",
     shard_by: "cityHash64(project)",
+    expires_by: None,
 };
 
 /// Sums and latency histograms per span class and slot, one generation per rebuild.
@@ -294,6 +360,7 @@ const ROLLUP_ROWS: Table = Table {
     engine: "MergeTree",
     tail: "ORDER BY (project, family, width, hour, built_ns)",
     shard_by: "cityHash64(project)",
+    expires_by: None,
 };
 
 /// Schema versions applied (the highest tells a newer schema apart).
@@ -305,6 +372,7 @@ const SCHEMA_VERSIONS: Table = Table {
     engine: "ReplacingMergeTree(applied_ns)",
     tail: "ORDER BY version",
     shard_by: "version",
+    expires_by: None,
 };
 
 const TABLES: [&Table; 11] = [
@@ -338,10 +406,7 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
         None => String::new(),
     };
     let payload_ttl = match layout.payload_ttl_days {
-        Some(days) => format!(
-            " TTL toDateTime(intDiv(greatest(least(start_ns, 4102444800000000000), 0), \
-             1000000000), 'UTC') + INTERVAL {days} DAY"
-        ),
+        Some(days) => format!(" TTL {} + INTERVAL {days} DAY", time_of("start_ns")),
         None => String::new(),
     };
     let content_index = match layout.text_index {
@@ -354,16 +419,21 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
             .columns
             .replace("{payload_ttl}", &payload_ttl)
             .replace("{content_index}", &content_index);
+        let ttl = t.expires_by.and_then(|c| layout.retention.ttl(c));
+        let tail = match ttl {
+            Some(ttl) => format!("{}\n{ttl}", t.tail),
+            None => t.tail.to_string(),
+        };
         match &layout.cluster {
             None => out.push(format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{} ({columns}\n) ENGINE = {}\n{}",
-                t.name, t.engine, t.tail
+                "CREATE TABLE IF NOT EXISTS {db}.{} ({columns}\n) ENGINE = {}\n{tail}",
+                t.name, t.engine
             )),
             Some(c) => {
                 let local = format!("{}_local", t.name);
                 out.push(format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.{local}{on} ({columns}\n) ENGINE = Replicated{}\n{}",
-                    t.engine, t.tail
+                    "CREATE TABLE IF NOT EXISTS {db}.{local}{on} ({columns}\n) ENGINE = Replicated{}\n{tail}",
+                    t.engine
                 ));
                 out.push(format!(
                     "CREATE TABLE IF NOT EXISTS {db}.{}{on} AS {db}.{local} \
@@ -414,7 +484,7 @@ pub fn ident(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{statements, Layout, RETIRED, TABLES};
+    use super::{statements, Layout, Retention, RETIRED, TABLES};
 
     #[test]
     fn one_server_gets_plain_tables_and_a_cluster_replicated_and_distributed_ones() {
@@ -431,11 +501,29 @@ mod tests {
         let layout = Layout {
             cluster: Some("prod".into()),
             payload_ttl_days: Some(30),
+            retention: Retention {
+                days: Some(90),
+                projects: [("prod".to_string(), 400)].into(),
+            },
             text_index: false,
         };
         let many = statements("spanlens", &layout);
         assert_eq!(many.len(), 1 + 2 * (TABLES.len() + 1 + RETIRED.len()));
         assert!(many.iter().all(|s| !s.contains("TYPE text")));
+        let local = many
+            .iter()
+            .find(|s| s.contains(".traces_local ON"))
+            .unwrap();
+        assert!(
+            local.contains("INTERVAL 400 DAY DELETE WHERE project = 'prod'"),
+            "{local}"
+        );
+        assert!(local.contains("INTERVAL 90 DAY DELETE WHERE project NOT IN ('prod')"));
+        let marks = many
+            .iter()
+            .find(|s| s.contains(".rollup_marks_local ON"))
+            .unwrap();
+        assert!(!marks.contains("DELETE"), "rollups are kept");
         assert!(many[0].ends_with("ON CLUSTER `prod`"));
         let local = many.iter().find(|s| s.contains(".spans_local ON")).unwrap();
         assert!(local.contains("ENGINE = ReplicatedReplacingMergeTree(version)"));
