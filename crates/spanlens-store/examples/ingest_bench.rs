@@ -18,7 +18,8 @@
 //!   millions of spans, which do not fit in memory; the ingest rate then includes generation).
 //!   It is the default above 2,000,000 spans.
 //! - `--only TEXT` (with `--queries-only`) times only the dashboard queries whose name contains
-//!   TEXT, e.g. `--only "metrics by user"`, to profile one of them.
+//!   TEXT, e.g. `--only "metrics by user"`, to profile one of them; `--skip TEXT` leaves out
+//!   those whose name contains TEXT (e.g. `--skip recovery`).
 //! - `--rate-limits` adds what the recovery report reads: rate-limit headers on about 60% of the
 //!   LLM calls and retried LLM calls (3%) with error types and outcomes. Off by default.
 //!
@@ -239,16 +240,20 @@ struct Args {
     stream: Option<bool>,
     queries_only: bool,
     only: Option<String>,
+    skip: Option<String>,
 }
 
 /// `--only TEXT`: the dashboard queries to time (all when unset).
 static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+/// `--skip TEXT`: dashboard queries not to time.
+static SKIP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 /// Whether the query named `name` is to be timed.
 fn want(name: &str) -> bool {
-    ONLY.get()
-        .and_then(|o| o.as_deref())
-        .is_none_or(|o| name.contains(o))
+    fn named(o: &'static std::sync::OnceLock<Option<String>>) -> Option<&'static str> {
+        o.get().and_then(|o| o.as_deref())
+    }
+    named(&ONLY).is_none_or(|o| name.contains(o)) && named(&SKIP).is_none_or(|s| !name.contains(s))
 }
 
 fn parse_args() -> Args {
@@ -265,6 +270,7 @@ fn parse_args() -> Args {
         stream: None,
         queries_only: false,
         only: None,
+        skip: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -283,6 +289,7 @@ fn parse_args() -> Args {
             "--stream" => a.stream = Some(true),
             "--queries-only" => a.queries_only = true,
             "--only" => a.only = args.next(),
+            "--skip" => a.skip = args.next(),
             n => a.spans = n.replace('_', "").parse().expect("SPANS must be a number"),
         }
     }
@@ -293,6 +300,7 @@ fn parse_args() -> Args {
 async fn main() {
     let args = parse_args();
     let _ = ONLY.set(args.only.clone());
+    let _ = SKIP.set(args.skip.clone());
     if let Some(uri) = &args.store {
         return on_server_store(&args, uri).await;
     }

@@ -515,8 +515,11 @@ async fn run_scan(
     c.push(format!("project = {}", sql::string(&project)));
     c.push(match kind {
         ScanKind::Models => "kind IN ('llm', 'embedding')",
+        // Retried spans, and model calls that carry rate limits (bodies are read for those
+        // alone: `has_rate_limits` is computed from the body at insert).
         ScanKind::Recovery => {
-            "(retry_count > 0 OR kind IN ('llm', 'embedding') OR provider IS NOT NULL)"
+            "(retry_count > 0 OR (has_rate_limits AND (kind IN ('llm', 'embedding') \
+             OR provider IS NOT NULL)))"
         }
     });
     started_in(&mut c, scan.from, scan.to);
@@ -525,66 +528,67 @@ async fn run_scan(
         c.push(format!("(request_model = {m} OR response_model = {m})"));
     }
     let mut unreadable = Unreadable::default();
-    // Pages are read whole before their spans are handed over, so the consumer's pace holds
-    // the next query back (bounded memory), and a consumer that goes away ends the scan.
-    let mut pending: Vec<([u8; 16], Result<Span, UnreadableSpan>)> = Vec::new();
-    let mut after: Option<([u8; 16], [u8; 8])> = None;
-    let mut current: Option<[u8; 16]> = None;
-    let mut batch: Vec<Span> = Vec::new();
-    loop {
-        let mut cond = sql::Conditions::default();
-        cond.push(c.clause().trim_start_matches(" WHERE ").to_string());
-        if let Some((t, s)) = after {
-            cond.push(format!(
-                "(trace_id, span_id) > ({}, {})",
-                sql::bytes(&t),
-                sql::bytes(&s)
-            ));
-        }
+    // First the traces holding a selected span (ids only, in key order), then their spans a
+    // few traces at a time by primary key: a keyset page over the selected spans themselves
+    // would scan the rest of the table once per page. A trace whose spans changed in between
+    // is read as it is then.
+    let ids = rows(
+        client,
+        &format!(
+            "SELECT DISTINCT trace_id FROM spans{} ORDER BY trace_id",
+            c.clause()
+        ),
+        "scanning spans",
+    )
+    .await?;
+    let mut r = RowReader::new(&ids);
+    let mut traces: Vec<[u8; 16]> = Vec::new();
+    while !r.is_empty() {
+        traces.push(r.fixed::<16>()?);
+    }
+    for chunk in traces.chunks(SCAN_TRACES) {
+        let list: Vec<String> = chunk.iter().map(|t| sql::bytes(t)).collect();
+        // Read whole before the spans are handed over, so the consumer's pace holds the next
+        // query back (bounded memory), and a consumer that goes away ends the scan.
         let page = rows(
             client,
             &format!(
-                "SELECT trace_id, span_id, body FROM spans FINAL{} \
-                 ORDER BY trace_id, span_id LIMIT {}",
-                cond.clause(),
-                SCAN_PAGE
+                "SELECT trace_id, span_id, body FROM spans FINAL{} AND trace_id IN ({}) \
+                 ORDER BY trace_id, span_id",
+                c.clause(),
+                list.join(", ")
             ),
             "scanning spans",
         )
         .await?;
         let mut r = RowReader::new(&page);
-        let mut n = 0;
+        let mut batch: Vec<Span> = Vec::new();
+        let mut current: Option<[u8; 16]> = None;
         while !r.is_empty() {
             let t = r.fixed::<16>()?;
             let s = r.fixed::<8>()?;
             let body = r.bytes()?;
-            after = Some((t, s));
-            n += 1;
+            if current.is_some_and(|c| c != t) && !batch.is_empty() {
+                out.send(std::mem::take(&mut batch)).await?;
+            }
+            current = Some(t);
             let trace_id = TraceId(t);
             let span = if body.is_empty() {
                 Err(no_body(trace_id, s, None))
             } else {
                 serde_json::from_slice::<Span>(body).map_err(|x| undecodable(trace_id, s, &x))
             };
-            pending.push((t, span));
-        }
-        for (t, span) in pending.drain(..) {
-            if current.is_some_and(|c| c != t) {
-                out.send(std::mem::take(&mut batch)).await?;
-            }
-            current = Some(t);
             match span {
                 Ok(s) => batch.push(s),
                 Err(u) => unreadable.add(u),
             }
         }
-        if n < SCAN_PAGE {
-            break;
+        if !batch.is_empty() {
+            out.send(batch).await?;
         }
     }
-    out.send(batch).await?;
     Ok(unreadable)
 }
 
-/// Spans read per page of a scan (bodies included).
-const SCAN_PAGE: usize = 2_000;
+/// Traces whose spans are read per query of a scan.
+const SCAN_TRACES: usize = 1_000;

@@ -143,6 +143,7 @@ const SPANS: Table = Table {
     body                String CODEC(ZSTD(3)){payload_ttl},
     version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9)),
     content             String CODEC(ZSTD(3)){payload_ttl},
+    has_rate_limits     Bool DEFAULT position(body, '\"rate_limits\"') > 0,
     INDEX start_ns_range start_ns TYPE minmax GRANULARITY 1{content_index}",
     engine: "ReplacingMergeTree(version)",
     tail: "PARTITION BY toYYYYMM(toDateTime(intDiv(greatest(least(start_ns, 4102444800000000000), 0), 1000000000), 'UTC'))
@@ -448,7 +449,8 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
         }
     }
     // Version 1's spans had no content: the column (empty in the rows already stored, so
-    // they are not found by content search) and its index are added.
+    // they are not found by content search) and its index are added, and `has_rate_limits`
+    // (computed from the body, for old rows as they are read).
     let spans = match layout.cluster {
         Some(_) => vec!["spans_local", "spans"],
         None => vec!["spans"],
@@ -461,6 +463,10 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
         };
         out.push(format!(
             "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS content String{how}"
+        ));
+        out.push(format!(
+            "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS has_rate_limits Bool \
+             DEFAULT position(body, '\"rate_limits\"') > 0"
         ));
         if i == 0 && layout.text_index {
             out.push(format!(
@@ -489,7 +495,7 @@ mod tests {
     #[test]
     fn one_server_gets_plain_tables_and_a_cluster_replicated_and_distributed_ones() {
         let one = statements("spanlens", &Layout::default());
-        assert_eq!(one.len(), 1 + TABLES.len() + 2 + RETIRED.len());
+        assert_eq!(one.len(), 1 + TABLES.len() + 3 + RETIRED.len());
         assert!(one[0].starts_with("CREATE DATABASE IF NOT EXISTS `spanlens`"));
         assert!(one.iter().all(|s| !s.contains("ON CLUSTER")));
         assert!(one.iter().skip(1).all(|s| s.contains(" IF ")));
@@ -508,7 +514,7 @@ mod tests {
             text_index: false,
         };
         let many = statements("spanlens", &layout);
-        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + 1 + RETIRED.len()));
+        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + 2 + RETIRED.len()));
         assert!(many.iter().all(|s| !s.contains("TYPE text")));
         let local = many
             .iter()
