@@ -119,9 +119,9 @@ impl Drop for ClickHouseDb {
 spanlens_store::store_contract_suite!(ClickHouseHarness);
 
 /// The contract tests of metrics and their rollups again, with answers read from rollup rows
-/// wherever whole clean hours allow. (The brute-force, same-call and re-pricing tests passed
-/// this way too when run by hand, before `span_times` existed; they take 10 more minutes on the
-/// chDB test server, so they are not part of every run.)
+/// wherever whole clean slots allow, and one of the brute-force comparisons (metrics, time
+/// series, daily cost and the recovery report over random traffic and ranges). The same-call
+/// and re-pricing tests passed this way too when run by hand, before `span_times` existed.
 mod from_rollup_rows {
     use super::RebuiltHarness;
     use spanlens_store::contract::{rollups, sessions_metrics};
@@ -132,6 +132,11 @@ mod from_rollup_rows {
         rollups::many_commits_to_one_bucket_compact_and_add_up(&RebuiltHarness).await;
         rollups::projects_are_kept_apart(&RebuiltHarness).await;
         rollups::week_rows_of_users_add_up(&RebuiltHarness).await;
+    }
+
+    #[tokio::test]
+    async fn brute_force() {
+        rollups::rollups_match_brute_force_seed_1(&RebuiltHarness).await;
     }
 
     #[tokio::test]

@@ -23,7 +23,8 @@ use crate::error::StoreError;
 use crate::facts::read::project_name;
 use crate::rollup::answer::{add_to_groups, corrupt, DailySums, Item};
 use crate::rollup::metrics::{Agg, DimsRef, Family, Groups, Select};
-use crate::types::{DailyCost, GroupBy, MetricRow, MetricsQuery};
+use crate::types::{DailyCost, GroupBy, MetricRow, MetricSeries, MetricsQuery};
+use spanlens_core::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -311,6 +312,7 @@ async fn class_days(
     q: &MetricsQuery,
     sel: &Select,
     weeks: bool,
+    known: Option<&Ledger>,
 ) -> Result<Vec<ClassDay>, StoreError> {
     let project = sql::string(&project_name(&q.project));
     let family = sel.family();
@@ -334,15 +336,15 @@ async fn class_days(
     if let Some(t) = to {
         raw.push(format!("hour <= {}", hour_of(t.saturating_sub(1))));
     }
-    let slots = if first <= last {
-        let ledger = ledgers(client, Some(&project), (first, last)).await?;
-        ledger
+    let slots = match (first <= last, known) {
+        (false, _) => Vec::new(),
+        (true, Some(l)) => l.cover(first, last, weeks),
+        (true, None) => ledgers(client, Some(&project), (first, last))
+            .await?
             .values()
             .next()
             .map(|l| l.cover(first, last, weeks))
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+            .unwrap_or_default(),
     };
     if !slots.is_empty() {
         let covered: BTreeSet<i64> = slots.iter().flat_map(|&(w, h, _)| h..h + w).collect();
@@ -393,12 +395,13 @@ async fn metric_items(
     q: &MetricsQuery,
     sel: &Select,
     weeks: bool,
+    known: Option<&Ledger>,
     f: &mut (dyn FnMut(Item<'_>) -> Result<(), StoreError> + Send),
 ) -> Result<(), StoreError> {
     if sel.matches_nothing() {
         return Ok(());
     }
-    for cd in class_days(client, q, sel, weeks).await? {
+    for cd in class_days(client, q, sel, weeks, known).await? {
         let [kind, request_model, response_model, provider, agent, tool, user] = &cd.dims;
         let dims = DimsRef {
             kind: kind.as_deref().unwrap_or_default(),
@@ -426,10 +429,58 @@ async fn metric_items(
 
 /// Span metrics grouped as the query asks.
 pub async fn metrics(client: &Client, q: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
+    metrics_with(client, q, None).await
+}
+
+/// Metrics of the range `[bounds[0], bounds[last])` and of each slice between bounds, reading
+/// which slots are clean once for all of them.
+pub async fn metrics_series(
+    client: &Client,
+    q: &MetricsQuery,
+    bounds: &[Timestamp],
+) -> Result<MetricSeries, StoreError> {
+    let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else {
+        return Ok(MetricSeries {
+            rows: Vec::new(),
+            slices: Vec::new(),
+        });
+    };
+    let ns = |t: &Timestamp| crate::facts::prepare::to_i64(t.0);
+    let (a, b) = (
+        hour_of(ns(first).saturating_add(HOUR - 1)),
+        hour_of(ns(last)) - 1,
+    );
+    let project = sql::string(&project_name(&q.project));
+    let ledger = match a <= b {
+        true => ledgers(client, Some(&project), (a, b))
+            .await?
+            .into_values()
+            .next(),
+        false => None,
+    }
+    .unwrap_or_default();
+    let within = |from: &Timestamp, to: &Timestamp| MetricsQuery {
+        from: Some(*from),
+        to: Some(*to),
+        ..q.clone()
+    };
+    let rows = metrics_with(client, &within(first, last), Some(&ledger)).await?;
+    let mut slices = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for w in bounds.windows(2) {
+        slices.push(metrics_with(client, &within(&w[0], &w[1]), Some(&ledger)).await?);
+    }
+    Ok(MetricSeries { rows, slices })
+}
+
+async fn metrics_with(
+    client: &Client,
+    q: &MetricsQuery,
+    known: Option<&Ledger>,
+) -> Result<Vec<MetricRow>, StoreError> {
     let sel = Select::new(q);
     let mut groups = Groups::default();
     let weeks = q.group_by != GroupBy::Day;
-    metric_items(client, q, &sel, weeks, &mut |item| {
+    metric_items(client, q, &sel, weeks, known, &mut |item| {
         add_to_groups(&mut groups, &sel, item)
     })
     .await?;
@@ -440,7 +491,7 @@ pub async fn metrics(client: &Client, q: &MetricsQuery) -> Result<Vec<MetricRow>
 pub async fn daily_cost(client: &Client, q: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
     let sel = Select::new(q);
     let mut sums = DailySums::new(q);
-    metric_items(client, q, &sel, false, &mut |item| sums.add(item)).await?;
+    metric_items(client, q, &sel, false, None, &mut |item| sums.add(item)).await?;
     Ok(sums.finish())
 }
 

@@ -11,8 +11,8 @@ use crate::store::{
 };
 use crate::ticket::CommitTicket;
 use crate::types::{
-    DailyCost, ListQuery, LogEventsReceipt, MetricRow, MetricsQuery, Page, ScoreQuery,
-    ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
+    DailyCost, ListQuery, LogEventsReceipt, MetricRow, MetricSeries, MetricsQuery, Page,
+    ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
     TraceDetailJson, TraceOutcomes, TraceSummary, WriteReceipt,
 };
 use async_trait::async_trait;
@@ -135,6 +135,15 @@ impl Analytics for ClickHouseStore {
     async fn metrics(&self, query: &MetricsQuery) -> Result<Vec<MetricRow>, StoreError> {
         self.before_read().await?;
         rollups::metrics(&self.client, query).await
+    }
+
+    async fn metrics_series(
+        &self,
+        query: &MetricsQuery,
+        bounds: &[Timestamp],
+    ) -> Result<MetricSeries, StoreError> {
+        self.before_read().await?;
+        rollups::metrics_series(&self.client, query, bounds).await
     }
 
     async fn daily_cost(&self, query: &MetricsQuery) -> Result<Vec<DailyCost>, StoreError> {
