@@ -20,6 +20,7 @@
 //! - `--only TEXT` (with `--queries-only`) times only the dashboard queries whose name contains
 //!   TEXT, e.g. `--only "metrics by user"`, to profile one of them; `--skip TEXT` leaves out
 //!   those whose name contains TEXT (e.g. `--skip recovery`).
+//! - `--sessions N` splits the traces into about N sessions (default: sessions of 4 traces).
 //! - `--rate-limits` adds what the recovery report reads: rate-limit headers on about 60% of the
 //!   LLM calls and retried LLM calls (3%) with error types and outcomes. Off by default.
 //!
@@ -74,16 +75,10 @@ impl Feed {
         thread: u64,
         threads: u64,
         batch: usize,
-        rich: bool,
+        opts: LoadOptions,
     ) -> Feed {
         Feed {
-            g: LoadGen::new(
-                0x9e37_79b9 + thread * 7919,
-                LoadOptions {
-                    rate_limits: rich,
-                    ..LoadOptions::default()
-                },
-            ),
+            g: LoadGen::new(0x9e37_79b9 + thread * 7919, opts),
             n: thread,
             threads,
             // Spread the traffic over 30 days (a trace has ~18 spans).
@@ -241,6 +236,7 @@ struct Args {
     queries_only: bool,
     only: Option<String>,
     skip: Option<String>,
+    sessions: Option<u64>,
 }
 
 /// `--only TEXT`: the dashboard queries to time (all when unset).
@@ -271,6 +267,7 @@ fn parse_args() -> Args {
         queries_only: false,
         only: None,
         skip: None,
+        sessions: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -290,6 +287,7 @@ fn parse_args() -> Args {
             "--queries-only" => a.queries_only = true,
             "--only" => a.only = args.next(),
             "--skip" => a.skip = args.next(),
+            "--sessions" => a.sessions = args.next().and_then(|v| v.parse().ok()),
             n => a.spans = n.replace('_', "").parse().expect("SPANS must be a number"),
         }
     }
@@ -402,7 +400,16 @@ async fn ingest_into(args: &Args, store: &dyn Store, stats: &dyn Fn() -> String)
                 i,
                 threads,
                 batch,
-                args.rich,
+                LoadOptions {
+                    rate_limits: args.rich,
+                    // `--sessions N`: the traces (~18 spans each) split into N sessions.
+                    traces_per_session: args
+                        .sessions
+                        .map_or(LoadOptions::default().traces_per_session, |n| {
+                            (spans as u64 / 18 / n.max(1)).max(1)
+                        }),
+                    ..LoadOptions::default()
+                },
             )
         })
         .collect();
