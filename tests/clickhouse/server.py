@@ -24,10 +24,12 @@ headers, compressed answers, replication) is not offered.
 
 Usage: server.py PORT DATA_DIR (serves on 127.0.0.1 until killed; prints nothing but errors, and
 with `SLOW_QUERY_MS=N` in the environment each statement that took N ms or more, with its time).
+With `TLS_CERT_FILE` and `TLS_KEY_FILE` (PEM) it serves HTTPS instead, as ClickHouse's port 8443.
 """
 
 import os
 import re
+import ssl
 import sys
 import tempfile
 import threading
@@ -232,6 +234,11 @@ def main():
     Handler.engine = Engine(os.path.join(data_dir, "chdb"))
     server = Server(("127.0.0.1", port), Handler)
     server.spool = spool
+    cert, key = os.environ.get("TLS_CERT_FILE"), os.environ.get("TLS_KEY_FILE")
+    if cert and key:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

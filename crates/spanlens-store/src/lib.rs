@@ -40,6 +40,8 @@ mod rollup;
 mod sqlite;
 mod store;
 mod ticket;
+#[cfg(any(feature = "postgres", feature = "clickhouse"))]
+mod tls_roots;
 mod types;
 mod uri;
 

@@ -28,12 +28,7 @@ async fn fresh() -> Client {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let endpoint = |database: &str| Endpoint {
-        authority: server(),
-        database: database.into(),
-        user: None,
-        password: None,
-    };
+    let endpoint = |database: &str| Endpoint::plain(server(), database);
     let admin = Client::new(endpoint("default"), Duration::from_secs(60));
     admin
         .query(&format!("CREATE DATABASE {name}"), &[])
@@ -144,12 +139,7 @@ async fn an_unreachable_server_is_told_apart_from_an_error() {
         .unwrap()
         .port();
     let c = Client::new(
-        Endpoint {
-            authority: format!("127.0.0.1:{port}"),
-            database: "default".into(),
-            user: None,
-            password: None,
-        },
+        Endpoint::plain(format!("127.0.0.1:{port}"), "default"),
         Duration::from_secs(5),
     );
     match c.ping().await {
@@ -193,4 +183,175 @@ async fn the_sql_latency_bucket_is_the_rust_one() {
         checked += 1;
     }
     assert_eq!(checked, values.len());
+}
+
+/// A chDB test server of its own on HTTPS, with a certificate for 127.0.0.1 and its root made
+/// by `openssl`.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    async fn start() -> TlsServer {
+        let dir = tempfile::tempdir().unwrap();
+        // A root and a certificate for 127.0.0.1 it signed (a self-signed certificate that is
+        // its own root is refused by rustls as a CA used as an end entity).
+        let p = |name: &str| dir.path().join(name);
+        std::fs::write(p("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        let openssl = |args: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl (scripts/test-deps installs it)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let os = |s: &'static str| std::ffi::OsStr::new(s);
+        let (ca, ca_key, csr) = (p("ca.pem"), p("ca.key"), p("leaf.csr"));
+        let (cert, key, ext) = (p("cert.pem"), p("key.pem"), p("ext"));
+        openssl(&[
+            os("req"),
+            os("-x509"),
+            os("-newkey"),
+            os("rsa:2048"),
+            os("-nodes"),
+            os("-days"),
+            os("2"),
+            os("-subj"),
+            os("/CN=spanlens test root"),
+            os("-keyout"),
+            ca_key.as_os_str(),
+            os("-out"),
+            ca.as_os_str(),
+        ]);
+        openssl(&[
+            os("req"),
+            os("-newkey"),
+            os("rsa:2048"),
+            os("-nodes"),
+            os("-subj"),
+            os("/CN=127.0.0.1"),
+            os("-keyout"),
+            key.as_os_str(),
+            os("-out"),
+            csr.as_os_str(),
+        ]);
+        openssl(&[
+            os("x509"),
+            os("-req"),
+            os("-in"),
+            csr.as_os_str(),
+            os("-CA"),
+            ca.as_os_str(),
+            os("-CAkey"),
+            ca_key.as_os_str(),
+            os("-CAcreateserial"),
+            os("-days"),
+            os("2"),
+            os("-extfile"),
+            ext.as_os_str(),
+            os("-out"),
+            cert.as_os_str(),
+        ]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/clickhouse-test-server"
+        );
+        let child = std::process::Command::new(script)
+            .arg(port.to_string())
+            .arg(dir.path().join("data"))
+            .env("TLS_CERT_FILE", &cert)
+            .env("TLS_KEY_FILE", &key)
+            .spawn()
+            .unwrap();
+        let server = TlsServer { child, port, dir };
+        let client = server.client(true);
+        let mut last = None;
+        for _ in 0..600 {
+            match client.ping().await {
+                Ok(()) => return server,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the HTTPS test server did not answer in 60 s: {last:?}");
+    }
+
+    /// The root that signed its certificate.
+    fn cert(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
+    }
+
+    /// A client of it over HTTPS, trusting its certificate when `trusting`.
+    fn client(&self, trusting: bool) -> Client {
+        let mut e = Endpoint::plain(format!("127.0.0.1:{}", self.port), "default");
+        e.secure = true;
+        e.ca_file = trusting.then(|| self.cert());
+        Client::new(e, Duration::from_secs(10))
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `?secure=true`: HTTPS verified against the roots of `ca_file` (else the system's), through
+/// the client and the whole store; an untrusted certificate, a missing roots file and plain
+/// HTTP to the TLS port are errors that say so.
+#[tokio::test]
+async fn https_verifies_the_server_against_the_roots_given() {
+    let server = TlsServer::start().await;
+    let out = server
+        .client(true)
+        .query("SELECT 40 + 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "42");
+
+    let e = server.client(false).ping().await.unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    let mut missing = Endpoint::plain(format!("127.0.0.1:{}", server.port), "default");
+    missing.secure = true;
+    missing.ca_file = Some("/nonexistent/ca.pem".into());
+    let e = Client::new(missing, Duration::from_secs(5))
+        .ping()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ca_file=/nonexistent/ca.pem"), "{e}");
+    let plain = Client::new(
+        Endpoint::plain(format!("127.0.0.1:{}", server.port), "default"),
+        Duration::from_secs(5),
+    );
+    assert!(
+        plain.query("SELECT 1", &[]).await.is_err(),
+        "plain HTTP to the TLS port"
+    );
+
+    // The store over HTTPS: `ca_file` alone means TLS.
+    use spanlens_store::prelude::*;
+    let uri = format!(
+        "clickhouse://127.0.0.1:{}/tls_db?ca_file={}",
+        server.port,
+        server.cert().replace('/', "%2F")
+    );
+    let store = spanlens_store::ClickHouseStore::connect(&uri)
+        .await
+        .unwrap();
+    let span = spanlens_store::contract::build::span(1, 1, None, "over tls", 0, 10);
+    store.write("p", vec![span]).await.unwrap();
+    assert_eq!(store.count_spans("p").await.unwrap(), 1);
 }

@@ -99,12 +99,7 @@ impl Drop for ClickHouseDb {
                 .expect("a runtime");
             rt.block_on(async {
                 let admin = Client::new(
-                    Endpoint {
-                        authority: server(),
-                        database: "default".into(),
-                        user: None,
-                        password: None,
-                    },
+                    Endpoint::plain(server(), "default"),
                     Duration::from_secs(60),
                 );
                 let _ = admin
@@ -228,12 +223,7 @@ mod retention {
             .unwrap();
         store.write("keep", vec![root(3, 60)]).await.unwrap();
         let admin = Client::new(
-            Endpoint {
-                authority: server(),
-                database: name.clone(),
-                user: None,
-                password: None,
-            },
+            Endpoint::plain(server(), name.clone()),
             Duration::from_secs(60),
         );
         // Merges apply TTLs; make one happen now.

@@ -2,14 +2,15 @@
 //! the statement in the URL and the rows (RowBinary, zstd-compressed) in the body, settings as
 //! URL parameters, errors as ClickHouse's own code and message.
 //!
-//! It speaks only what every ClickHouse server since 23.2 offers on its HTTP port, so the same
-//! calls work against a server, a cluster node or ClickHouse Cloud (TLS is a later step), and
-//! against the chDB test server of `tests/clickhouse`.
+//! It speaks only what every ClickHouse server since 23.2 offers on its HTTP port (or its HTTPS
+//! port, with `secure`), so the same calls work against a server, a cluster node or ClickHouse
+//! Cloud, and against the chDB test server of `tests/clickhouse`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, CONTENT_ENCODING};
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
@@ -27,6 +28,24 @@ pub struct Endpoint {
     pub user: Option<String>,
     /// Sent as `X-ClickHouse-Key`.
     pub password: Option<String>,
+    /// HTTPS, the server's certificate verified for the host it is reached at.
+    pub secure: bool,
+    /// With `secure`: the PEM file of the roots to trust instead of the system's.
+    pub ca_file: Option<String>,
+}
+
+impl Endpoint {
+    /// An endpoint over plain HTTP, as the server's `default` user.
+    pub fn plain(authority: impl Into<String>, database: impl Into<String>) -> Endpoint {
+        Endpoint {
+            authority: authority.into(),
+            database: database.into(),
+            user: None,
+            password: None,
+            secure: false,
+            ca_file: None,
+        }
+    }
 }
 
 /// What went wrong with one call.
@@ -62,13 +81,27 @@ impl fmt::Display for ClickHouseError {
 
 impl std::error::Error for ClickHouseError {}
 
+/// A TLS setup trusting `roots`, on ring (as PostgreSQL's, see `postgres/tls.rs`: no C build
+/// on every machine that compiles us).
+fn tls_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .expect("ring offers TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 /// Longest error message kept from a server's answer (they quote the statement).
 const MAX_MESSAGE: usize = 4096;
 
 /// A connection pool to one server's HTTP interface.
 #[derive(Clone)]
 pub struct Client {
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Why TLS could not be set up (every call fails with it).
+    tls_error: Option<String>,
     endpoint: Endpoint,
     timeout: Duration,
     /// Settings sent with every statement (before each call's own).
@@ -81,11 +114,27 @@ impl Client {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        connector.enforce_http(false);
+        // Plain HTTP trusts nothing (it never uses TLS); roots that cannot be read fail every
+        // call with the reason.
+        let (roots, tls_error) = match endpoint.secure {
+            false => (rustls::RootCertStore::empty(), None),
+            true => match crate::tls_roots::roots(endpoint.ca_file.as_deref(), "ca_file") {
+                Ok(roots) => (roots, None),
+                Err(e) => (rustls::RootCertStore::empty(), Some(e)),
+            },
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(roots))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = HttpClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Client {
             http,
+            tls_error,
             endpoint,
             timeout,
             defaults: Vec::new(),
@@ -115,7 +164,7 @@ impl Client {
 
     /// `GET /ping`: the server is up.
     pub async fn ping(&self) -> Result<(), ClickHouseError> {
-        let uri = format!("http://{}/ping", self.endpoint.authority);
+        let uri = format!("{}://{}/ping", self.scheme(), self.endpoint.authority);
         let req = self.request(Method::GET, &uri, Bytes::new())?;
         self.send(req).await.map(drop)
     }
@@ -149,9 +198,18 @@ impl Client {
         self.send(req).await.map(drop)
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.endpoint.secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     fn url(&self, query: Option<&str>, settings: &[(&str, &str)]) -> String {
         let mut url = format!(
-            "http://{}/?database={}",
+            "{}://{}/?database={}",
+            self.scheme(),
             self.endpoint.authority,
             encode(&self.endpoint.database)
         );
@@ -175,6 +233,9 @@ impl Client {
         uri: &str,
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, ClickHouseError> {
+        if let Some(e) = &self.tls_error {
+            return Err(ClickHouseError::Unreachable(e.clone()));
+        }
         let mut b = Request::builder().method(method).uri(uri);
         // ClickHouse's own headers keep the password out of the URL (and of access logs).
         if let Some(user) = &self.endpoint.user {

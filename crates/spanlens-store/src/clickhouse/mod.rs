@@ -112,24 +112,31 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
     if host.is_empty() {
         return Err("no host: use clickhouse://host:8123/database".into());
     }
-    let authority = if host.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
+    let port_given = host.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+    if port_given {
         let (_, port) = host.rsplit_once(':').unwrap_or_default();
         port.parse::<u16>()
             .map_err(|_| format!("port {port:?} is not a number from 1 to 65535"))?;
-        host.to_string()
-    } else {
-        format!("{host}:8123")
-    };
+    }
     let database = if database.is_empty() {
         "default".to_string()
     } else {
         decode(database)?
     };
     let mut layout = Layout::default();
+    let (mut secure, mut ca_file) = (false, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "cluster" if !v.is_empty() => layout.cluster = Some(decode(v)?),
+            "secure" => {
+                secure = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(format!("secure={v:?}: use true or false")),
+                }
+            }
+            "ca_file" if !v.is_empty() => ca_file = Some(decode(v)?),
             // As ClickHouse's own HTTP URLs take them (the userinfo form is preferred).
             "user" => user = Some(decode(v)?),
             "password" => password = Some(decode(v)?),
@@ -157,17 +164,26 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
             other => {
                 return Err(format!(
                     "unknown parameter {other:?}: use cluster, payload_ttl_days, retention_days, \
-                     retention, text_index, user or password"
+                     retention, text_index, secure, ca_file, user or password"
                 ))
             }
         }
     }
+    // Roots to trust mean TLS.
+    secure |= ca_file.is_some();
     Ok(ClickHouseTarget {
         endpoint: Endpoint {
-            authority,
+            // The HTTP interface's ports: 8123, or 8443 with TLS.
+            authority: match (port_given, secure) {
+                (true, _) => host.to_string(),
+                (false, false) => format!("{host}:8123"),
+                (false, true) => format!("{host}:8443"),
+            },
             database,
             user,
             password,
+            secure,
+            ca_file,
         },
         layout,
     })
@@ -512,6 +528,13 @@ mod tests {
         assert_eq!(t.layout.cluster.as_deref(), Some("c1"));
         assert_eq!(t.layout.payload_ttl_days, Some(30));
         assert!(t.layout.text_index);
+        assert!(!t.endpoint.secure);
+        let t = parse_uri("clickhouse://abc.clickhouse.cloud?secure=true").unwrap();
+        assert_eq!(t.endpoint.authority, "abc.clickhouse.cloud:8443");
+        assert!(t.endpoint.secure);
+        let t = parse_uri("clickhouse://h:9443/db?secure=1&ca_file=%2Fetc%2Fca.pem").unwrap();
+        assert_eq!(t.endpoint.authority, "h:9443");
+        assert_eq!(t.endpoint.ca_file.as_deref(), Some("/etc/ca.pem"));
         assert!(
             !parse_uri("clickhouse://h?text_index=false")
                 .unwrap()
@@ -524,6 +547,7 @@ mod tests {
             "clickhouse://h/db?payload_ttl_days=0",
             "clickhouse://h/db?colour=red",
             "clickhouse://h/db?text_index=maybe",
+            "clickhouse://h/db?secure=yes",
             "clickhouse://h/db?retention_days=0",
             "clickhouse://h/db?retention=prod",
             "clickhouse://h/db?retention=:5",

@@ -15,11 +15,8 @@
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -138,7 +135,10 @@ pub fn connector(request: &TlsRequest) -> Result<MakeRustlsConnect, String> {
     let chain = match request.verify {
         Verify::Nothing => None,
         Verify::Chain | Verify::Full => {
-            let roots = Arc::new(roots(request.root_cert.as_deref())?);
+            let roots = Arc::new(crate::tls_roots::roots(
+                request.root_cert.as_deref(),
+                "sslrootcert",
+            )?);
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|e| format!("TLS setup: {e}"))?;
@@ -154,35 +154,6 @@ pub fn connector(request: &TlsRequest) -> Result<MakeRustlsConnect, String> {
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
-}
-
-/// The trusted roots: the certificates of the PEM file `path`, else the system's.
-fn roots(path: Option<&str>) -> Result<RootCertStore, String> {
-    let mut store = RootCertStore::empty();
-    match path {
-        Some(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("sslrootcert={path}: {e}"))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("sslrootcert={path}: {e}"))?;
-            let (added, _) = store.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!("sslrootcert={path}: no certificate in it"));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            store.add_parsable_certificates(found.certs);
-            if store.is_empty() {
-                return Err(
-                    "sslmode asks to verify the server, but the system has no trusted roots: \
-                     name them with sslrootcert=/path/to/root.pem"
-                        .into(),
-                );
-            }
-        }
-    }
-    Ok(store)
 }
 
 /// What libpq checks short of `verify-full`: with `chain`, that the certificate chains to a
