@@ -59,9 +59,13 @@ fn spans_of(i: u64) -> Vec<Span> {
     out
 }
 
-/// The trace numbers a content query finds, walking every page of `limit`.
+/// The trace numbers a content query finds in project `p`, walking every page of `limit`.
 async fn found(store: &dyn Store, content: &str, limit: u32) -> BTreeSet<u64> {
-    let mut q = ListQuery::new("p");
+    found_in(store, "p", content, limit).await
+}
+
+async fn found_in(store: &dyn Store, project: &str, content: &str, limit: u32) -> BTreeSet<u64> {
+    let mut q = ListQuery::new(project);
     q.filter.content = Some(content.into());
     q.limit = limit;
     let mut out = BTreeSet::new();
@@ -168,6 +172,19 @@ pub async fn content_search_finds_traces_by_the_words_one_span_holds(h: &dyn Sto
         let e = store.trace_outcomes(&q).await.unwrap_err();
         assert!(matches!(e, StoreError::InvalidQuery(_)), "{bad:?}: {e}");
     }
+    // A word in the oldest of 2,101 traces: a store that reads traces a bounded number per page
+    // answers short (even empty) pages with a cursor until it gets there.
+    let mut many: Vec<Span> = (100..2_201)
+        .map(|t| span(t, t * 10, None, "other", t, 5))
+        .collect();
+    let mut oldest = span(99, 990, None, "oldest", 0, 5);
+    oldest.output = Some(Payload::from_text("needle", Some("text/plain")));
+    many.push(oldest);
+    for chunk in many.chunks(500) {
+        store.write("q", chunk.to_vec()).await.unwrap();
+    }
+    assert_eq!(found_in(&*store, "q", "needle", 50).await, [99].into());
+
     // Spaces only: no condition.
     let mut q = ListQuery::new("p");
     q.filter.content = Some("  ".into());

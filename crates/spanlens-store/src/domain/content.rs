@@ -3,8 +3,8 @@
 //! whose spans holds every word of the query (`spanlens_core::content`).
 //!
 //! Reading a trace's spans is the cost, so a page examines at most [`EXAMINED_PER_PAGE`]
-//! traces: a rare word costs one bounded request per page, and such a page may be short (even
-//! empty) and still have a next cursor. Counting outcomes has no pages, so it refuses a filter
+//! traces or [`SPANS_PER_PAGE`] spans: a rare word costs one bounded request per page, and such
+//! a page may be short (even empty) and still have a next cursor. Counting outcomes has no pages, so it refuses a filter
 //! that leaves more than [`EXAMINED_FOR_COUNTS`] traces to read, and says to narrow it.
 
 use crate::error::StoreError;
@@ -16,6 +16,10 @@ use spanlens_core::{Status, TraceId};
 
 /// Traces a page of a content search reads at most.
 pub const EXAMINED_PER_PAGE: usize = 2_000;
+
+/// Spans a page of a content search reads at most (past the trace that crosses it), so a page
+/// of very wide traces stays bounded too.
+pub const SPANS_PER_PAGE: u64 = 100_000;
 
 /// Traces the outcome counts of a content search read at most.
 pub const EXAMINED_FOR_COUNTS: usize = 20_000;
@@ -68,16 +72,17 @@ pub async fn list_traces<R: TraceReader + ?Sized>(
     let limit = q.limit.clamp(1, MAX_PAGE_SIZE) as usize;
     let mut base = base(q);
     let mut items = Vec::new();
-    let mut examined = 0;
+    let (mut examined, mut spans) = (0, 0);
     loop {
         let page = reader.list_traces(&base).await?;
         let n = page.items.len();
         for (i, t) in page.items.iter().enumerate() {
             examined += 1;
+            spans += t.span_count;
             if trace_matches(reader, &q.project, t.trace_id, words).await? {
                 items.push(t.clone());
             }
-            if items.len() == limit || examined >= EXAMINED_PER_PAGE {
+            if items.len() == limit || examined >= EXAMINED_PER_PAGE || spans >= SPANS_PER_PAGE {
                 let at_end = i + 1 == n && page.next_cursor.is_none();
                 return Ok(Page {
                     items,
