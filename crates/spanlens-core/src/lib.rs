@@ -19,6 +19,7 @@ pub mod openai_agents;
 pub mod otlp;
 pub mod pricing;
 pub mod recovery;
+pub mod redact;
 pub mod span;
 pub mod time;
 pub mod usage;
