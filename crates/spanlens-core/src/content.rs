@@ -30,13 +30,7 @@ pub fn text(span: &Span) -> String {
             push(&mut out, call.arguments.as_deref());
         }
     }
-    if out.len() > MAX_CONTENT_BYTES {
-        let mut cut = MAX_CONTENT_BYTES;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
+    out.truncate(crate::limits::floor_char_boundary(&out, MAX_CONTENT_BYTES));
     out.to_lowercase()
 }
 

@@ -496,7 +496,7 @@ fn size(s: &str) -> String {
 }
 
 /// The largest index `<= max` that is a character boundary of `s`.
-fn floor_char_boundary(s: &str, max: usize) -> usize {
+pub(crate) fn floor_char_boundary(s: &str, max: usize) -> usize {
     if max >= s.len() {
         return s.len();
     }

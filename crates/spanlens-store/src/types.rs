@@ -664,6 +664,34 @@ pub struct MetricSeries {
     pub slices: Vec<Vec<MetricRow>>,
 }
 
+impl MetricSeries {
+    /// The metrics queries a series of `query` over `bounds` is made of: the whole range
+    /// `[bounds[0], bounds[last])`, then each slice between consecutive bounds; none without
+    /// bounds.
+    pub fn queries(query: &MetricsQuery, bounds: &[Timestamp]) -> Vec<MetricsQuery> {
+        let within = |from: Timestamp, to: Timestamp| MetricsQuery {
+            from: Some(from),
+            to: Some(to),
+            ..query.clone()
+        };
+        let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else {
+            return Vec::new();
+        };
+        std::iter::once(within(*first, *last))
+            .chain(bounds.windows(2).map(|w| within(w[0], w[1])))
+            .collect()
+    }
+
+    /// The series from the answers to [`MetricSeries::queries`], in their order.
+    pub fn from_answers(answers: Vec<Vec<MetricRow>>) -> MetricSeries {
+        let mut answers = answers.into_iter();
+        MetricSeries {
+            rows: answers.next().unwrap_or_default(),
+            slices: answers.collect(),
+        }
+    }
+}
+
 /// The cost of one group on one UTC day, for forecasting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyCost {

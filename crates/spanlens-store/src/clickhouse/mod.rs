@@ -129,24 +129,12 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "cluster" if !v.is_empty() => layout.cluster = Some(decode(v)?),
-            "secure" => {
-                secure = match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(format!("secure={v:?}: use true or false")),
-                }
-            }
+            "secure" => secure = flag(k, v)?,
             "ca_file" if !v.is_empty() => ca_file = Some(decode(v)?),
             // As ClickHouse's own HTTP URLs take them (the userinfo form is preferred).
             "user" => user = Some(decode(v)?),
             "password" => password = Some(decode(v)?),
-            "text_index" => {
-                layout.text_index = match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(format!("text_index={v:?}: use true or false")),
-                }
-            }
+            "text_index" => layout.text_index = flag(k, v)?,
             "retention_days" => layout.retention.days = Some(days(k, v)?),
             "retention" => {
                 for rule in v.split(',').filter(|r| !r.is_empty()) {
@@ -187,6 +175,15 @@ pub fn parse_uri(uri: &str) -> Result<ClickHouseTarget, String> {
         },
         layout,
     })
+}
+
+/// `true`/`1` or `false`/`0`.
+fn flag(key: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{key}={v:?}: use true or false")),
+    }
 }
 
 /// A whole number of days, 1 or more.
@@ -452,26 +449,9 @@ async fn apply_retention(
     {
         return Ok(());
     }
-    let db = schema::ident(database);
-    let on = match &layout.cluster {
-        Some(c) => format!(" ON CLUSTER {}", schema::ident(c)),
-        None => String::new(),
-    };
-    let suffix = if layout.cluster.is_some() {
-        "_local"
-    } else {
-        ""
-    };
-    for (table, column) in schema::expiring() {
-        let change = match layout.retention.ttl(column) {
-            Some(ttl) => format!("MODIFY {ttl}"),
-            None => "REMOVE TTL".to_string(),
-        };
+    for statement in schema::retention_statements(database, layout) {
         client
-            .query(
-                &format!("ALTER TABLE {db}.{table}{suffix}{on} {change}"),
-                &[("materialize_ttl_after_modify", "0")],
-            )
+            .query(&statement, &[("materialize_ttl_after_modify", "0")])
             .await
             .map_err(|e| ch_error("changing the retention", e))?;
     }

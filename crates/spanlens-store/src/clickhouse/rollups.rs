@@ -153,11 +153,17 @@ fn slot_start(hour: i64, width: i64) -> i64 {
     hour.div_euclid(width) * width
 }
 
+/// A slot's rows of one generation: (width, first hour, generation).
+type Slot = (i64, i64, i64);
+
+/// The hour generations a day or week holds: (hour, generation).
+type Parts = Vec<(i64, i64)>;
+
 /// One build of a slot: its generation, and for a day or week the hour generations it holds.
 #[derive(Debug, Clone, Default)]
 struct Build {
     built: i64,
-    parts: Vec<(i64, i64)>,
+    parts: Parts,
 }
 
 /// What decides which slots of one project are clean: the newest mark of each hour and the
@@ -186,9 +192,32 @@ impl Ledger {
         current.then_some(b.built)
     }
 
+    /// What a day (from its hours) or a week (from its days) starting at `start` is summed from:
+    /// the slots below it holding marked hours, with their generations, and the hour
+    /// generations those hold; `None` while one of them is not clean.
+    fn sources(&self, width: i64, start: i64) -> Option<(Vec<Slot>, Parts)> {
+        let below = if width == 168 { 24 } else { 1 };
+        let subs: BTreeSet<i64> = self
+            .marks
+            .range(start..start + width)
+            .map(|(h, _)| slot_start(*h, below))
+            .collect();
+        let mut sources = Vec::new();
+        let mut parts = Vec::new();
+        for sub in subs {
+            let built = self.clean(below, sub)?;
+            sources.push((below, sub, built));
+            match below {
+                1 => parts.push((sub, built)),
+                _ => parts.extend_from_slice(&self.builds.get(&(below, sub))?.parts),
+            }
+        }
+        Some((sources, parts))
+    }
+
     /// The clean slots that cover `[first, last]` (whole hours), widest first where they fit
     /// (weeks only when `weeks`); what no slot covers is left to raw spans.
-    fn cover(&self, first: i64, last: i64, weeks: bool) -> Vec<(i64, i64, i64)> {
+    fn cover(&self, first: i64, last: i64, weeks: bool) -> Vec<Slot> {
         let (Some(lo), Some(hi)) = (
             self.builds.keys().map(|k| k.1).min(),
             self.builds.keys().map(|k| k.1 + k.0 - 1).max(),
@@ -213,6 +242,29 @@ impl Ledger {
         }
         out
     }
+}
+
+/// The whole hours inside the query's range, first and last; `None` when it holds none.
+fn whole_hours(q: &MetricsQuery) -> Option<(i64, i64)> {
+    let ns = |t: Timestamp| crate::facts::prepare::to_i64(t.0);
+    let first = q
+        .from
+        .map_or(i64::MIN / HOUR, |f| hour_of(ns(f).saturating_add(HOUR - 1)));
+    let last = q.to.map_or(i64::MAX / HOUR, |t| hour_of(ns(t)) - 1);
+    (first <= last).then_some((first, last))
+}
+
+/// The marks and builds of the query's project over the whole hours of its range.
+async fn project_ledger(client: &Client, q: &MetricsQuery) -> Result<Ledger, StoreError> {
+    let Some(hours) = whole_hours(q) else {
+        return Ok(Ledger::default());
+    };
+    let project = sql::string(&project_name(&q.project));
+    Ok(ledgers(client, Some(&project), hours)
+        .await?
+        .into_values()
+        .next()
+        .unwrap_or_default())
 }
 
 /// The marks and builds of `project` (every project when `None`) in hours `[a, b]`.
@@ -321,11 +373,8 @@ async fn class_days(
         Some(k) => format!(" AND kind = {}", sql::string(k)),
         None => String::new(),
     };
-    // Whole hours inside the range.
     let from = q.from.map(|t| crate::facts::prepare::to_i64(t.0));
     let to = q.to.map(|t| crate::facts::prepare::to_i64(t.0));
-    let first = from.map_or(i64::MIN / HOUR, |f| hour_of(f.saturating_add(HOUR - 1)));
-    let last = to.map_or(i64::MAX / HOUR, |t| hour_of(t) - 1);
     let mut found = Vec::new();
     let mut raw = sql::Conditions::default();
     started_in(&mut raw, q.from, q.to);
@@ -336,15 +385,10 @@ async fn class_days(
     if let Some(t) = to {
         raw.push(format!("hour <= {}", hour_of(t.saturating_sub(1))));
     }
-    let slots = match (first <= last, known) {
-        (false, _) => Vec::new(),
-        (true, Some(l)) => l.cover(first, last, weeks),
-        (true, None) => ledgers(client, Some(&project), (first, last))
-            .await?
-            .values()
-            .next()
-            .map(|l| l.cover(first, last, weeks))
-            .unwrap_or_default(),
+    let slots = match (whole_hours(q), known) {
+        (None, _) => Vec::new(),
+        (Some((first, last)), Some(l)) => l.cover(first, last, weeks),
+        (Some((first, last)), None) => project_ledger(client, q).await?.cover(first, last, weeks),
     };
     if !slots.is_empty() {
         let covered: BTreeSet<i64> = slots.iter().flat_map(|&(w, h, _)| h..h + w).collect();
@@ -439,37 +483,16 @@ pub async fn metrics_series(
     q: &MetricsQuery,
     bounds: &[Timestamp],
 ) -> Result<MetricSeries, StoreError> {
-    let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else {
-        return Ok(MetricSeries {
-            rows: Vec::new(),
-            slices: Vec::new(),
-        });
+    let queries = MetricSeries::queries(q, bounds);
+    let ledger = match queries.first() {
+        Some(whole) => project_ledger(client, whole).await?,
+        None => Ledger::default(),
     };
-    let ns = |t: &Timestamp| crate::facts::prepare::to_i64(t.0);
-    let (a, b) = (
-        hour_of(ns(first).saturating_add(HOUR - 1)),
-        hour_of(ns(last)) - 1,
-    );
-    let project = sql::string(&project_name(&q.project));
-    let ledger = match a <= b {
-        true => ledgers(client, Some(&project), (a, b))
-            .await?
-            .into_values()
-            .next(),
-        false => None,
+    let mut answers = Vec::with_capacity(queries.len());
+    for q in &queries {
+        answers.push(metrics_with(client, q, Some(&ledger)).await?);
     }
-    .unwrap_or_default();
-    let within = |from: &Timestamp, to: &Timestamp| MetricsQuery {
-        from: Some(*from),
-        to: Some(*to),
-        ..q.clone()
-    };
-    let rows = metrics_with(client, &within(first, last), Some(&ledger)).await?;
-    let mut slices = Vec::with_capacity(bounds.len().saturating_sub(1));
-    for w in bounds.windows(2) {
-        slices.push(metrics_with(client, &within(&w[0], &w[1]), Some(&ledger)).await?);
-    }
-    Ok(MetricSeries { rows, slices })
+    Ok(MetricSeries::from_answers(answers))
 }
 
 async fn metrics_with(
@@ -557,34 +580,15 @@ pub async fn refresh(
             }
             done += take;
         }
-        for (width, below) in [(24, 1), (168, 24)] {
+        for width in [24, 168] {
             let slots: BTreeSet<i64> = ledger.marks.keys().map(|h| slot_start(*h, width)).collect();
             for start in slots {
                 if ledger.clean(width, start).is_some() {
                     continue;
                 }
-                // Every marked part must be clean; its generation (and its own parts) go in.
-                let mut sources = Vec::new();
-                let mut parts = Vec::new();
-                let subs: BTreeSet<i64> = ledger
-                    .marks
-                    .range(start..start + width)
-                    .map(|(h, _)| slot_start(*h, below))
-                    .collect();
-                for sub in subs {
-                    let Some(b) = ledger.clean(below, sub) else {
-                        sources.clear();
-                        break;
-                    };
-                    sources.push((below, sub, b));
-                    match below {
-                        1 => parts.push((sub, b)),
-                        _ => parts.extend_from_slice(&ledger.builds[&(below, sub)].parts),
-                    }
-                }
-                if sources.is_empty() {
+                let Some((sources, parts)) = ledger.sources(width, start) else {
                     continue;
-                }
+                };
                 sum_slot(client, &project, (width, start), &sources, built).await?;
                 record_slots(client, &project, (width, &[start]), &parts, built).await?;
                 ledger.builds.insert((width, start), Build { built, parts });
@@ -652,7 +656,7 @@ async fn sum_slot(
     client: &Client,
     project: &str,
     (width, start): (i64, i64),
-    sources: &[(i64, i64, i64)],
+    sources: &[Slot],
     built: i64,
 ) -> Result<(), StoreError> {
     let p = sql::string(project);

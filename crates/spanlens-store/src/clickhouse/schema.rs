@@ -83,13 +83,6 @@ fn time_of(column: &str) -> String {
     )
 }
 
-/// The tables rows expire from, with their time columns.
-pub fn expiring() -> impl Iterator<Item = (&'static str, &'static str)> {
-    TABLES
-        .iter()
-        .filter_map(|t| t.expires_by.map(|c| (t.name, c)))
-}
-
 /// One table: its columns, engine family, keys and the expression its rows are sharded by.
 struct Table {
     name: &'static str,
@@ -142,9 +135,7 @@ const SPANS: Table = Table {
     call_detail         Nullable(UInt32),
     body                String CODEC(ZSTD(3)){payload_ttl},
     version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9)),
-    content             String CODEC(ZSTD(3)){payload_ttl},
-    has_rate_limits     Bool DEFAULT position(body, '\"rate_limits\"') > 0,
-    INDEX start_ns_range start_ns TYPE minmax GRANULARITY 1{content_index}",
+{v2_columns}    INDEX start_ns_range start_ns TYPE minmax GRANULARITY 1{content_index}",
     engine: "ReplacingMergeTree(version)",
     tail: "PARTITION BY toYYYYMM(toDateTime(intDiv(greatest(least(start_ns, 4102444800000000000), 0), 1000000000), 'UTC'))
 ORDER BY (project, trace_id, span_id)",
@@ -390,6 +381,49 @@ const TABLES: [&Table; 11] = [
     &ROLLUP_ROWS,
 ];
 
+/// Columns `spans` gained in version 2, as (name, type, what only a table holding rows takes,
+/// not a distributed one): in its `CREATE` statement, and added to a version 1 table.
+/// `content` is empty in the rows stored before (they are not found by content search);
+/// `has_rate_limits` is computed from the body, for old rows as they are read.
+const SPANS_V2_COLUMNS: [(&str, &str, &str); 2] = [
+    ("content", "String", " CODEC(ZSTD(3)){payload_ttl}"),
+    (
+        "has_rate_limits",
+        "Bool DEFAULT position(body, '\"rate_limits\"') > 0",
+        "",
+    ),
+];
+
+/// ` ON CLUSTER name` for a cluster layout, else nothing.
+fn on_cluster(layout: &Layout) -> String {
+    match &layout.cluster {
+        Some(c) => format!(" ON CLUSTER {}", ident(c)),
+        None => String::new(),
+    }
+}
+
+/// The statements that set the TTLs of the tables rows expire from to `layout`'s retention
+/// (`REMOVE TTL` where it keeps everything), on the tables that hold rows.
+pub fn retention_statements(database: &str, layout: &Layout) -> Vec<String> {
+    let (db, on) = (ident(database), on_cluster(layout));
+    let suffix = if layout.cluster.is_some() {
+        "_local"
+    } else {
+        ""
+    };
+    TABLES
+        .iter()
+        .filter_map(|t| t.expires_by.map(|column| (t.name, column)))
+        .map(|(table, column)| {
+            let change = match layout.retention.ttl(column) {
+                Some(ttl) => format!("MODIFY {ttl}"),
+                None => "REMOVE TTL".to_string(),
+            };
+            format!("ALTER TABLE {db}.{table}{suffix}{on} {change}")
+        })
+        .collect()
+}
+
 /// The full-text index of span content: the words content search looks for (the text is
 /// lowered when written, so the tokenizer's words are `spanlens_core::content`'s).
 const CONTENT_INDEX: &str = "content_words content TYPE text(tokenizer = 'splitByNonAlpha')";
@@ -401,11 +435,7 @@ const RETIRED: [&str; 2] = ["rollup_hours", "rollup_rows"];
 /// The statements that make the schema of `database` in `layout`, in order; each may be run
 /// again. Table and database names are quoted identifiers.
 pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
-    let db = ident(database);
-    let on = match &layout.cluster {
-        Some(c) => format!(" ON CLUSTER {}", ident(c)),
-        None => String::new(),
-    };
+    let (db, on) = (ident(database), on_cluster(layout));
     let payload_ttl = match layout.payload_ttl_days {
         Some(days) => format!(" TTL {} + INTERVAL {days} DAY", time_of("start_ns")),
         None => String::new(),
@@ -414,10 +444,15 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
         true => format!(",\n    INDEX {CONTENT_INDEX}"),
         false => String::new(),
     };
+    let v2_columns: String = SPANS_V2_COLUMNS
+        .iter()
+        .map(|(name, ty, local)| format!("    {name} {ty}{local},\n"))
+        .collect();
     let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {db}{on}")];
     for t in TABLES {
         let columns = t
             .columns
+            .replace("{v2_columns}", &v2_columns)
             .replace("{payload_ttl}", &payload_ttl)
             .replace("{content_index}", &content_index);
         let ttl = t.expires_by.and_then(|c| layout.retention.ttl(c));
@@ -448,26 +483,20 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
             }
         }
     }
-    // Version 1's spans had no content: the column (empty in the rows already stored, so
-    // they are not found by content search) and its index are added, and `has_rate_limits`
-    // (computed from the body, for old rows as they are read).
     let spans = match layout.cluster {
         Some(_) => vec!["spans_local", "spans"],
         None => vec!["spans"],
     };
     for (i, table) in spans.iter().enumerate() {
-        // A distributed table takes the type alone.
-        let how = match i {
-            0 => format!(" CODEC(ZSTD(3)){payload_ttl}"),
-            _ => String::new(),
-        };
-        out.push(format!(
-            "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS content String{how}"
-        ));
-        out.push(format!(
-            "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS has_rate_limits Bool \
-             DEFAULT position(body, '\"rate_limits\"') > 0"
-        ));
+        for (name, ty, local) in SPANS_V2_COLUMNS {
+            let local = match i {
+                0 => local.replace("{payload_ttl}", &payload_ttl),
+                _ => String::new(),
+            };
+            out.push(format!(
+                "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS {name} {ty}{local}"
+            ));
+        }
         if i == 0 && layout.text_index {
             out.push(format!(
                 "ALTER TABLE {db}.{table}{on} ADD INDEX IF NOT EXISTS {CONTENT_INDEX}"

@@ -4,8 +4,9 @@
 //!
 //! Reading a trace's spans is the cost, so a page examines at most [`EXAMINED_PER_PAGE`]
 //! traces or [`SPANS_PER_PAGE`] spans: a rare word costs one bounded request per page, and such
-//! a page may be short (even empty) and still have a next cursor. Counting outcomes has no pages, so it refuses a filter
-//! that leaves more than [`EXAMINED_FOR_COUNTS`] traces to read, and says to narrow it.
+//! a page may be short (even empty) and still have a next cursor. Counting outcomes has no
+//! pages, so it refuses a filter that leaves more than [`EXAMINED_FOR_COUNTS`] traces to read,
+//! and says to narrow it.
 
 use crate::error::StoreError;
 use crate::facts::read::cursor_after;
@@ -23,11 +24,6 @@ pub const SPANS_PER_PAGE: u64 = 100_000;
 
 /// Traces the outcome counts of a content search read at most.
 pub const EXAMINED_FOR_COUNTS: usize = 20_000;
-
-/// The words of the query's content condition, `None` when it has none.
-pub fn words(q: &ListQuery) -> Result<Option<Vec<String>>, StoreError> {
-    filter_words(&q.filter)
-}
 
 /// The words of the filter's content condition, `None` when it has none.
 pub fn filter_words(f: &TraceFilter) -> Result<Option<Vec<String>>, StoreError> {

@@ -144,7 +144,7 @@ impl SpanWriter for SqliteStore {
 #[async_trait]
 impl TraceReader for SqliteStore {
     async fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
-        if let Some(words) = crate::domain::content::words(query)? {
+        if let Some(words) = crate::domain::content::filter_words(&query.filter)? {
             return crate::domain::content::list_traces(self, query, &words).await;
         }
         let q = query.clone();
@@ -153,7 +153,7 @@ impl TraceReader for SqliteStore {
     }
 
     async fn trace_outcomes(&self, query: &ListQuery) -> Result<TraceOutcomes, StoreError> {
-        if let Some(words) = crate::domain::content::words(query)? {
+        if let Some(words) = crate::domain::content::filter_words(&query.filter)? {
             return crate::domain::content::trace_outcomes(self, query, &words).await;
         }
         let q = query.clone();

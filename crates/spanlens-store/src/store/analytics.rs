@@ -28,24 +28,11 @@ pub trait Analytics: Send + Sync {
         query: &MetricsQuery,
         bounds: &[Timestamp],
     ) -> Result<MetricSeries, StoreError> {
-        let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else {
-            return Ok(MetricSeries {
-                rows: Vec::new(),
-                slices: Vec::new(),
-            });
-        };
-        let mut whole = query.clone();
-        whole.from = Some(*first);
-        whole.to = Some(*last);
-        let rows = self.metrics(&whole).await?;
-        let mut slices = Vec::with_capacity(bounds.len().saturating_sub(1));
-        for w in bounds.windows(2) {
-            let mut q = query.clone();
-            q.from = Some(w[0]);
-            q.to = Some(w[1]);
-            slices.push(self.metrics(&q).await?);
+        let mut answers = Vec::new();
+        for q in MetricSeries::queries(query, bounds) {
+            answers.push(self.metrics(&q).await?);
         }
-        Ok(MetricSeries { rows, slices })
+        Ok(MetricSeries::from_answers(answers))
     }
 
     /// Cost per group and UTC day (only `from`, `to`, `group_by`, `kind`, `model` and `provider`
