@@ -55,7 +55,7 @@ pub use sqlite::{
 };
 pub use store::{
     check_state, Analytics, Lease, ScanSender, ScoreStore, SharedState, SpanBatches, SpanWriter,
-    Store, TraceReader, MAX_STATE_KEY, MAX_STATE_VALUE,
+    Store, TraceReader, MAX_LISTED_STATE, MAX_STATE_KEY, MAX_STATE_VALUE,
 };
 pub use ticket::CommitTicket;
 pub use types::{

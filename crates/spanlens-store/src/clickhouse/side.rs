@@ -359,8 +359,48 @@ pub async fn load_state(client: &Client, key: &str) -> Result<Option<String>, St
     Ok(if r.is_empty() {
         None
     } else {
-        Some(r.string()?)
+        // A deletion is an empty document (rows are not removed at once here).
+        Some(r.string()?).filter(|v| !v.is_empty())
     })
+}
+
+/// Every key starting with `prefix` and its newest document, in key order, at most `limit`
+/// (deleted keys, whose newest document is empty, left out).
+pub async fn list_state(
+    client: &Client,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let out = rows(
+        client,
+        &format!(
+            "SELECT key, argMax(value, version) AS v FROM shared_state \
+             WHERE startsWith(key, {}) GROUP BY key HAVING v != '' ORDER BY key LIMIT {limit}",
+            sql::string(prefix)
+        ),
+        "listing shared state",
+    )
+    .await?;
+    let mut r = RowReader::new(&out);
+    let mut found = Vec::new();
+    while !r.is_empty() {
+        found.push((r.string()?, r.string()?));
+    }
+    Ok(found)
+}
+
+/// Removes the document under `key`: saves an empty one, which reads as none.
+pub async fn delete_state(client: &Client, key: &str) -> Result<(), StoreError> {
+    let mut out = RowBinary::new();
+    out.str(key).str("");
+    client
+        .insert(
+            "INSERT INTO shared_state (key, value) FORMAT RowBinary",
+            &out.finish(),
+            &[],
+        )
+        .await
+        .map_err(|e| ch_error("deleting shared state", e))
 }
 
 /// Saves `value` under `key` in one insert, so a reader sees the old or the new document.

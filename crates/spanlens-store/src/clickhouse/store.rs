@@ -192,6 +192,16 @@ impl SharedState for ClickHouseStore {
         side::save_state(&self.client, key, value).await
     }
 
+    async fn list_state(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        crate::store::check_prefix(prefix)?;
+        side::list_state(&self.client, prefix, crate::MAX_LISTED_STATE).await
+    }
+
+    async fn delete_state(&self, key: &str) -> Result<(), StoreError> {
+        check_state(key, None)?;
+        side::delete_state(&self.client, key).await
+    }
+
     async fn acquire_lease(
         &self,
         name: &str,

@@ -161,6 +161,7 @@ macro_rules! __store_contract_tests {
             }
             state {
                 shared_state_is_one_document_per_key_seen_by_every_handle,
+                shared_state_lists_by_prefix_and_deletes,
                 #[multi_thread] a_lease_has_one_holder_until_it_runs_out_or_is_given_up,
             }
             scans {

@@ -44,6 +44,51 @@ pub async fn shared_state_is_one_document_per_key_seen_by_every_handle(h: &dyn S
     assert_eq!(again.load_state("big").await.unwrap(), None);
 }
 
+/// Keys are listed by prefix in key order (a prefix's `%` and `_` are plain characters),
+/// deleted keys are gone for every reader, and an empty document is refused.
+pub async fn shared_state_lists_by_prefix_and_deletes(h: &dyn StoreHarness) {
+    let (db, store) = fresh(h).await;
+    for (k, v) in [
+        ("apikey:b", "2"),
+        ("apikey:a", "1"),
+        ("apikeys", "x"),
+        ("api%key:c", "3"),
+        ("user:a", "u"),
+        ("apikey:é", "4"),
+    ] {
+        store.save_state(k, v).await.unwrap();
+    }
+    let listed = store.list_state("apikey:").await.unwrap();
+    let want: Vec<(String, String)> = [("apikey:a", "1"), ("apikey:b", "2"), ("apikey:é", "4")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(listed, want);
+    assert_eq!(store.list_state("api%").await.unwrap().len(), 1);
+    assert_eq!(store.list_state("api_").await.unwrap().len(), 0);
+    // Everything (a backend may keep documents of its own too).
+    assert!(store.list_state("").await.unwrap().len() >= 6);
+    store.delete_state("apikey:a").await.unwrap();
+    store.delete_state("never:saved").await.unwrap();
+    let other = open(&*db).await;
+    assert_eq!(other.load_state("apikey:a").await.unwrap(), None);
+    assert_eq!(other.list_state("apikey:").await.unwrap().len(), 2);
+    // Saved again after a deletion, it is back.
+    other.save_state("apikey:a", "again").await.unwrap();
+    assert_eq!(
+        store.load_state("apikey:a").await.unwrap().as_deref(),
+        Some("again")
+    );
+    match store.save_state("apikey:b", "").await {
+        Err(StoreError::InvalidQuery(why)) => assert!(why.contains("empty"), "{why}"),
+        other => panic!("an empty document: {other:?}"),
+    }
+    assert_eq!(
+        store.load_state("apikey:b").await.unwrap().as_deref(),
+        Some("2")
+    );
+}
+
 /// A lease is held by one holder at a time across store handles: others are refused while it
 /// runs, its holder renews it, it passes to another when it runs out or is given up, and of
 /// many asking at once exactly one gets it.

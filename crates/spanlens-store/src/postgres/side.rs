@@ -343,6 +343,32 @@ pub async fn save_state(client: &Client, key: &str, value: &str) -> Result<(), S
     Ok(())
 }
 
+/// Every key starting with `prefix` and its document, in key order, at most `limit`.
+pub async fn list_state(
+    client: &Client,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT key, value FROM shared_state WHERE starts_with(key, $1) \
+             ORDER BY key COLLATE \"C\" LIMIT $2",
+            &[&prefix, &(limit as i64)],
+        )
+        .await
+        .map_err(db("listing shared state"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Removes the document under `key`.
+pub async fn delete_state(client: &Client, key: &str) -> Result<(), StoreError> {
+    client
+        .execute("DELETE FROM shared_state WHERE key = $1", &[&key])
+        .await
+        .map_err(db("deleting shared state"))?;
+    Ok(())
+}
+
 /// Takes or renews the lease `key` for `holder` until `ttl_ns` from now by the database's
 /// clock (every collector reads the same one), in one upsert: the row is replaced only when
 /// it is free, run out or `holder`'s own, so of concurrent callers exactly one gets it.

@@ -230,6 +230,18 @@ impl SharedState for PostgresStore {
         side::save_state(&client, key, value).await
     }
 
+    async fn list_state(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        crate::store::check_prefix(prefix)?;
+        let client = self.client("listing shared state").await?;
+        side::list_state(&client, prefix, crate::MAX_LISTED_STATE).await
+    }
+
+    async fn delete_state(&self, key: &str) -> Result<(), StoreError> {
+        check_state(key, None)?;
+        let client = self.client("deleting shared state").await?;
+        side::delete_state(&client, key).await
+    }
+
     async fn acquire_lease(
         &self,
         name: &str,

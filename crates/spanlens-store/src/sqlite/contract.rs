@@ -321,6 +321,24 @@ impl SharedState for SqliteStore {
         .await
     }
 
+    async fn list_state(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        crate::store::check_prefix(prefix)?;
+        let prefix = prefix.to_string();
+        self.read("listing shared state", move |c| {
+            state::list(c, &prefix, crate::MAX_LISTED_STATE)
+        })
+        .await
+    }
+
+    async fn delete_state(&self, key: &str) -> Result<(), StoreError> {
+        check_state(key, None)?;
+        let key = key.to_string();
+        self.blocking("deleting shared state", move |r| {
+            state::delete(&r.side(), &key)
+        })
+        .await
+    }
+
     async fn acquire_lease(
         &self,
         name: &str,

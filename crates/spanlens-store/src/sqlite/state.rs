@@ -11,6 +11,35 @@ pub fn load(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> 
         .map_err(|e| StoreError::database("reading shared state", e))
 }
 
+/// Every key starting with `prefix` and its document, in key order, at most `limit`.
+pub fn list(
+    conn: &Connection,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let fail = |e| StoreError::database("listing shared state", e);
+    let mut st = conn
+        .prepare_cached(
+            "SELECT key, value FROM shared_state WHERE substr(key, 1, length(?1)) = ?1 \
+             ORDER BY key LIMIT ?2",
+        )
+        .map_err(fail)?;
+    let rows = st
+        .query_map(params![prefix, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(fail)?;
+    rows.collect::<Result<_, _>>().map_err(fail)
+}
+
+/// Removes the document under `key`.
+pub fn delete(conn: &Connection, key: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM shared_state WHERE key = ?1")
+        .and_then(|mut st| st.execute([key]))
+        .map(drop)
+        .map_err(|e| super::sqlite_error("deleting shared state", &e))
+}
+
 /// Now, nanoseconds since the epoch.
 fn now_ns() -> i64 {
     std::time::SystemTime::now()

@@ -15,7 +15,9 @@ mod writer;
 pub use analytics::{Analytics, ScanSender, SpanBatches};
 pub use reader::TraceReader;
 pub use scores::ScoreStore;
-pub use state::{check_state, Lease, SharedState, MAX_STATE_KEY, MAX_STATE_VALUE};
+pub use state::{
+    check_prefix, check_state, Lease, SharedState, MAX_LISTED_STATE, MAX_STATE_KEY, MAX_STATE_VALUE,
+};
 pub use writer::SpanWriter;
 
 /// A span database: everything the server needs, whichever engine holds the data.

@@ -8,6 +8,9 @@ use async_trait::async_trait;
 pub const MAX_STATE_KEY: usize = 200;
 /// Largest document accepted, bytes: states are small; a runaway caller gets an error.
 pub const MAX_STATE_VALUE: usize = 4 << 20;
+/// Most documents one [`SharedState::list_state`] returns: lists are of small things an admin
+/// made (keys, users, project settings), never of data.
+pub const MAX_LISTED_STATE: usize = 10_000;
 
 /// A key → document map shared by every server on the store.
 ///
@@ -20,8 +23,16 @@ pub trait SharedState: Send + Sync {
     /// The document saved under `key`, if any.
     async fn load_state(&self, key: &str) -> Result<Option<String>, StoreError>;
 
-    /// Saves `value` under `key`, replacing what was there.
+    /// Saves `value` under `key`, replacing what was there. An empty document is refused
+    /// (it is how a deletion is recorded where rows cannot be removed at once).
     async fn save_state(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Every key that starts with `prefix`, with its document, in key order; at most
+    /// [`MAX_LISTED_STATE`] of them (the first ones).
+    async fn list_state(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Removes the document under `key`; nothing happens when there is none.
+    async fn delete_state(&self, key: &str) -> Result<(), StoreError>;
 
     /// Takes the lease `name` for `holder` until `ttl` from now, or extends it when `holder`
     /// holds it already; false, changing nothing, while another holder's lease runs. Taking
@@ -82,6 +93,11 @@ pub fn check_state(key: &str, value: Option<&str>) -> Result<(), StoreError> {
             key.len()
         )));
     }
+    if value == Some("") {
+        return Err(StoreError::InvalidQuery(format!(
+            "state {key:?}: an empty document (delete the key instead)"
+        )));
+    }
     if let Some(v) = value.filter(|v| v.len() > MAX_STATE_VALUE) {
         return Err(StoreError::InvalidQuery(format!(
             "state {key:?} of {} bytes is over the {MAX_STATE_VALUE}-byte limit",
@@ -89,4 +105,12 @@ pub fn check_state(key: &str, value: Option<&str>) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Checks a key prefix for [`SharedState::list_state`]: like a key, but it may be empty.
+pub fn check_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    check_state(prefix, None)
 }
