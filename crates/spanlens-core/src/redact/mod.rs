@@ -8,12 +8,14 @@
 //! same place the detector listed first (secrets before the rest: a key is never half-redacted
 //! as a phone number). Custom detectors are regular expressions with a name of their own.
 //!
-//! [`Redactor::redact_span`] applies it to every free-text part of a span; the server does not
-//! call it yet.
+//! [`Redaction`] (in `policy`) is what a project asks for: detectors, and attribute keys to
+//! drop or keep as sent; ingest applies it to every free-text part of a span before storing it.
 
-use crate::span::{Attributes, Payload, Span};
-use regex::Regex;
-use serde_json::Value;
+mod policy;
+
+pub use policy::{Redaction, RedactionRule, RedactionSettings};
+
+use regex::{Regex, RegexSet};
 use std::borrow::Cow;
 
 /// A test of what a pattern found (a checksum, a parse).
@@ -33,6 +35,17 @@ struct Detector {
 /// A set of detectors applied together.
 pub struct Redactor {
     detectors: Vec<Detector>,
+    /// Every detector's pattern in one automaton: one pass tells which detectors can find
+    /// anything, so text with nothing to redact (almost all of it) is read once, not once per
+    /// detector.
+    any: RegexSet,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.detectors.iter().map(|d| d.name.as_str()).collect();
+        write!(f, "Redactor({names:?})")
+    }
 }
 
 /// A custom detector that cannot be used.
@@ -52,6 +65,17 @@ pub enum RedactError {
     /// The pattern matches the empty string, which would redact between every character.
     #[error("redaction rule {0:?} matches empty text")]
     MatchesEmpty(String),
+    /// An attribute key pattern is empty, too long, or has `*` other than at its end.
+    #[error("attribute key {0:?}: give a key, or a prefix ending in '*', of at most 256 bytes")]
+    BadKey(String),
+    /// More rules or keys than a project may have.
+    #[error("{what}: at most {limit}")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// Its limit.
+        limit: usize,
+    },
 }
 
 /// The built-in detectors, in the order they win ties: (name, pattern, check).
@@ -108,14 +132,30 @@ impl Redactor {
                 },
             })
             .collect();
-        Redactor { detectors }
+        Redactor::of(detectors).expect("built-in patterns compile together (tested)")
+    }
+
+    /// The detectors with their joint automaton; refused when it is too large (many large
+    /// custom rules), naming the last rule added.
+    fn of(detectors: Vec<Detector>) -> Result<Redactor, RedactError> {
+        let any = regex::RegexSetBuilder::new(detectors.iter().map(|d| d.pattern.as_str()))
+            .size_limit(32 << 20)
+            .build()
+            .map_err(|e| RedactError::BadPattern {
+                name: detectors.last().map_or(String::new(), |d| d.name.clone()),
+                reason: format!("the rules together are too large: {e}"),
+            })?;
+        Ok(Redactor { detectors, any })
+    }
+
+    /// Whether there is no detector at all.
+    pub fn is_empty(&self) -> bool {
+        self.detectors.is_empty()
     }
 
     /// No detector (custom ones are added with [`Redactor::with_rule`]).
     pub fn empty() -> Redactor {
-        Redactor {
-            detectors: Vec::new(),
-        }
+        Redactor::of(Vec::new()).expect("no pattern compiles")
     }
 
     /// Adds a custom detector `name` matching `pattern`, after the others.
@@ -144,15 +184,20 @@ impl Redactor {
             check: None,
             standalone: "",
         });
-        Ok(self)
+        Redactor::of(self.detectors)
     }
 
     /// `text` with every finding replaced by `[REDACTED:name]`; borrowed when nothing was found.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         // (start, end, detector) of every finding, then the ones kept: earliest first, the
         // first detector on a tie, none overlapping one kept before it.
+        let candidates = self.any.matches(text);
+        if !candidates.matched_any() {
+            return Cow::Borrowed(text);
+        }
         let mut found: Vec<(usize, usize, usize)> = Vec::new();
-        for (i, d) in self.detectors.iter().enumerate() {
+        for i in candidates.iter() {
+            let d = &self.detectors[i];
             for m in d.pattern.find_iter(text) {
                 let alone = !runs_on(text, m.start(), m.end(), d.standalone);
                 if alone && d.check.is_none_or(|check| check(m.as_str())) {
@@ -197,103 +242,6 @@ fn runs_on(text: &str, start: usize, end: usize, separators: &str) -> bool {
     };
     let before: String = text[..start].chars().rev().take(2).collect();
     digit_after(&text[end..]) || digit_after(&before)
-}
-
-impl Redactor {
-    /// Redacts `s` in place; true when something was found.
-    fn redact_string(&self, s: &mut String) -> bool {
-        match self.redact(s) {
-            Cow::Borrowed(_) => false,
-            Cow::Owned(out) => {
-                *s = out;
-                true
-            }
-        }
-    }
-
-    /// Redacts every string in a JSON value (keys are names, not content, and stay).
-    fn redact_value(&self, v: &mut Value) -> bool {
-        match v {
-            Value::String(s) => self.redact_string(s),
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(false, |f, i| self.redact_value(i) | f),
-            Value::Object(map) => map
-                .values_mut()
-                .fold(false, |f, i| self.redact_value(i) | f),
-            _ => false,
-        }
-    }
-
-    fn redact_attributes(&self, a: &mut Attributes) -> bool {
-        a.values_mut().fold(false, |f, v| self.redact_value(v) | f)
-    }
-
-    fn redact_payload(&self, p: &mut Option<Payload>) -> bool {
-        p.as_mut().is_some_and(|p| self.redact_value(&mut p.value))
-    }
-
-    /// Redacts the free text of `span`: its name, error message and stack, user, session and
-    /// tags, metadata, attributes and resource, inputs and outputs, messages and the arguments
-    /// of their tool calls, the prompt template and its variables, and event and link
-    /// attributes. Ids, times, kinds, models and counts are not text a person wrote and stay.
-    /// Returns how many parts changed.
-    pub fn redact_span(&self, span: &mut Span) -> usize {
-        let mut changed = 0;
-        let mut count = |hit: bool| changed += usize::from(hit);
-        count(self.redact_string(&mut span.name));
-        for s in [
-            &mut span.status_message,
-            &mut span.error_stack,
-            &mut span.user_id,
-            &mut span.session_id,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            count(self.redact_string(s));
-        }
-        for t in &mut span.tags {
-            count(self.redact_string(t));
-        }
-        count(self.redact_attributes(&mut span.metadata));
-        count(self.redact_attributes(&mut span.attributes));
-        // Shared by the spans of one resource: replaced only when something was found.
-        let mut resource = (*span.resource).clone();
-        if self.redact_attributes(&mut resource) {
-            span.resource = std::sync::Arc::new(resource);
-            count(true);
-        }
-        count(self.redact_payload(&mut span.input));
-        count(self.redact_payload(&mut span.output));
-        for m in span
-            .input_messages
-            .iter_mut()
-            .chain(&mut span.output_messages)
-        {
-            if let Some(c) = &mut m.content {
-                count(self.redact_string(c));
-            }
-            for call in &mut m.tool_calls {
-                if let Some(a) = &mut call.arguments {
-                    count(self.redact_string(a));
-                }
-            }
-        }
-        if let Some(p) = &mut span.prompt {
-            if let Some(t) = &mut p.template {
-                count(self.redact_string(t));
-            }
-            count(self.redact_attributes(&mut p.variables));
-        }
-        for e in &mut span.events {
-            count(self.redact_attributes(&mut e.attributes));
-        }
-        for l in &mut span.links {
-            count(self.redact_attributes(&mut l.attributes));
-        }
-        changed
-    }
 }
 
 /// The digits of `s`, as numbers.
@@ -440,62 +388,6 @@ mod tests {
             Redactor::empty().with_rule("x", "a*"),
             Err(RedactError::MatchesEmpty(_))
         ));
-    }
-
-    #[test]
-    fn a_span_is_redacted_everywhere_a_person_wrote_text() {
-        use crate::span::{Event, Message, ToolCallRef};
-        let mut span = Span {
-            name: "reply to jane@ex.com".into(),
-            user_id: Some("jane@ex.com".into()),
-            input: Some(Payload::from_text(
-                r#"{"q": "card 4111 1111 1111 1111", "n": 4}"#,
-                None,
-            )),
-            output_messages: vec![Message {
-                content: Some("call +1 415 555 0132".into()),
-                tool_calls: vec![ToolCallRef {
-                    arguments: Some(r#"{"to": "bob@ex.com"}"#.into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            events: vec![Event {
-                name: "exception".into(),
-                attributes: [(
-                    "exception.message".to_string(),
-                    Value::from("key sk-abcdefghijklmnopqrstuvwx"),
-                )]
-                .into(),
-                ..Default::default()
-            }],
-            request_model: Some("gpt-4o".into()),
-            ..Default::default()
-        };
-        span.resource =
-            std::sync::Arc::new([("host.ip".to_string(), Value::from("10.1.2.3"))].into());
-        let n = builtin().redact_span(&mut span);
-        assert_eq!(n, 7);
-        assert_eq!(span.name, "reply to [REDACTED:email]");
-        assert_eq!(span.user_id.as_deref(), Some("[REDACTED:email]"));
-        assert_eq!(
-            span.input.as_ref().unwrap().value["q"],
-            "card [REDACTED:card]"
-        );
-        assert_eq!(span.input.as_ref().unwrap().value["n"], 4);
-        let m = &span.output_messages[0];
-        assert_eq!(m.content.as_deref(), Some("call [REDACTED:phone]"));
-        assert_eq!(
-            m.tool_calls[0].arguments.as_deref(),
-            Some(r#"{"to": "[REDACTED:email]"}"#)
-        );
-        assert_eq!(
-            span.events[0].attributes["exception.message"],
-            "key [REDACTED:secret]"
-        );
-        assert_eq!(span.resource["host.ip"], "[REDACTED:ip]");
-        assert_eq!(span.request_model.as_deref(), Some("gpt-4o"));
-        assert_eq!(builtin().redact_span(&mut span), 0, "nothing left to find");
     }
 
     proptest::proptest! {
