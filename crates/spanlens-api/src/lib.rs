@@ -15,6 +15,7 @@
 //! assert!(page.items.is_empty());
 //! ```
 
+mod admin;
 mod alerts;
 mod error;
 mod ingest;
@@ -27,6 +28,7 @@ mod scores;
 mod sessions;
 mod traces;
 
+pub use admin::{RedactionAnswer, RedactionRule, RedactionSettings};
 pub use alerts::{AlertView, AlertsAnswer};
 pub use error::ErrorBody;
 pub use ingest::AgentsIngestAnswer;

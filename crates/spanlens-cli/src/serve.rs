@@ -58,6 +58,52 @@ pub struct ServeArgs {
     /// answers 503 with Retry-After.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     max_inflight_mib: usize,
+    /// Redact PII before storing, in every project: `builtin` runs the built-in detectors
+    /// (secrets, e-mail, payment cards, IBANs, IP addresses, phone numbers); `off` (the
+    /// default) leaves it to each project's settings.
+    #[arg(long, value_name = "MODE", default_value = "off", value_parser = ["off", "builtin"])]
+    redact: String,
+    /// A custom detector for every project, `NAME=REGEX` (repeatable): matches become
+    /// `[REDACTED:NAME]`.
+    #[arg(long = "redact-rule", value_name = "NAME=REGEX")]
+    redact_rules: Vec<String>,
+    /// An attribute removed before storing, in every project (repeatable): a key, or a prefix
+    /// ending in `*` (`http.request.header.*`).
+    #[arg(long = "redact-drop", value_name = "KEY")]
+    redact_drop: Vec<String>,
+    /// An attribute stored as sent, not scanned by the detectors (repeatable; key or prefix*).
+    #[arg(long = "redact-keep", value_name = "KEY")]
+    redact_keep: Vec<String>,
+}
+
+/// The redaction every project gets, from the `--redact…` options.
+fn redaction(
+    args: &ServeArgs,
+) -> Result<spanlens_core::redact::RedactionSettings, crate::InputError> {
+    use spanlens_core::redact::{RedactionRule, RedactionSettings};
+    let rules = args
+        .redact_rules
+        .iter()
+        .map(|r| match r.split_once('=') {
+            Some((name, pattern)) => Ok(RedactionRule {
+                name: name.trim().to_string(),
+                pattern: pattern.to_string(),
+            }),
+            None => Err(crate::InputError(format!(
+                "--redact-rule {r:?}: write NAME=REGEX"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = RedactionSettings {
+        builtin: args.redact == "builtin",
+        rules,
+        drop_attributes: args.redact_drop.clone(),
+        keep_attributes: args.redact_keep.clone(),
+    };
+    settings
+        .compile()
+        .map_err(|e| crate::InputError(format!("--redact…: {e}")))?;
+    Ok(settings)
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then stops accepting, commits what it acknowledged,
@@ -99,7 +145,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         max_inflight_bytes: args.max_inflight_mib.saturating_mul(1024 * 1024),
         ..spanlens_server::Limits::default()
     };
+    let redaction = redaction(&args)?;
     let config = ServerConfig {
+        redaction,
         http: args.http,
         grpc: args.grpc,
         data_dir: args.store.data_dir()?.unwrap_or_default(),

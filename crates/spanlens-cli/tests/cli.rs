@@ -428,3 +428,39 @@ fn migrate_copies_a_store_checks_it_and_refuses_a_full_target() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!dir.path().join("none").exists());
 }
+
+/// `serve --redact…` options that cannot be used stop the server before it opens anything,
+/// exit 2, and say which option and why.
+#[test]
+fn serve_refuses_unusable_redaction_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--redact-rule", "ticket"], "write NAME=REGEX"),
+        (
+            vec!["--redact-rule", "ticket=("],
+            "redaction rule \"ticket\"",
+        ),
+        (vec!["--redact-rule", "t=a*"], "matches empty text"),
+        (vec!["--redact-drop", "a*b"], "attribute key \"a*b\""),
+        (vec!["--redact", "everything"], "invalid value 'everything'"),
+    ] {
+        let mut all = vec![
+            "serve",
+            "--data-dir",
+            data,
+            "--http",
+            "127.0.0.1:0",
+            "--grpc",
+            "127.0.0.1:0",
+        ];
+        all.extend(&args);
+        let o = spanlens(&all, b"");
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!std::path::Path::new(data).exists(), "nothing was opened");
+}

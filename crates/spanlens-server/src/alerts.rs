@@ -685,7 +685,6 @@ mod tests {
             "not json",
             r#"{"version": 99, "rules": {}}"#,
             r#"{"version": 1, "rules": {"e": {"status": "burning"}}}"#,
-            "",
         ] {
             store.store.save_state(STATE_KEY, bad).await.unwrap();
             let (board, warning) = restore_board(&config(), &store).await;

@@ -296,8 +296,13 @@ pub async fn ingest(
         }
         let mut accepted = 0;
         let mut tickets = Vec::new();
-        for (project, spans) in by_project {
+        for (project, mut spans) in by_project {
             accepted += spans.len();
+            // Before anything is stored or shown: the store, the live feed and scores all
+            // take the redacted spans.
+            if let Some(policy) = worker.redactions().for_project(&project) {
+                policy.apply(&mut spans);
+            }
             // A copy for what follows the commit, only when a subscriber wants one.
             let after_commit = worker.commits().wanted().then(|| spans.clone());
             // Evaluation results sent as span events become scores (a cheap name test per
@@ -402,7 +407,7 @@ pub async fn ingest_logs(
         spanlens_core::limits::check_project(p)
             .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
     }
-    let (decoded_events, held) = decoded(state, received, move |_, body| {
+    let (decoded_events, held) = decoded(state, received, move |worker, body| {
         let req = match encoding {
             Encoding::Protobuf => spanlens_core::otlp::logs::decode_protobuf(&body),
             Encoding::Json => spanlens_core::otlp::logs::decode_json(&body),
@@ -415,11 +420,14 @@ pub async fn ingest_logs(
         };
         let out = spanlens_core::otlp::logs::to_events(req, &opts);
         let mut by_project: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
-        for e in out.events {
+        for mut e in out.events {
             let project = project_header
                 .clone()
                 .or_else(|| e.project.clone())
                 .unwrap_or_else(|| spanlens_store::DEFAULT_PROJECT.to_string());
+            if let Some(policy) = worker.redactions().for_project(&project) {
+                policy.apply_attributes(&mut e.event.attributes);
+            }
             by_project.entry(project).or_default().push(e);
         }
         Ok((by_project, out.rejected))

@@ -11,6 +11,7 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod memory;
+pub mod redaction;
 pub mod state;
 
 pub use state::AppState;
@@ -44,6 +45,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// The prices ingest computes costs with (the built-in catalog by default).
     pub catalog: state::Catalog,
+    /// What ingest redacts in every project (projects may add their own); off by default.
+    pub redaction: spanlens_core::redact::RedactionSettings,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             public_names: Vec::new(),
             allowed_origins: Vec::new(),
             catalog: state::Catalog::Builtin,
+            redaction: Default::default(),
         }
     }
 }
@@ -118,6 +122,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(String),
+    /// The redaction settings are not usable.
+    #[error("redaction settings: {0}")]
+    Redaction(#[from] spanlens_core::redact::RedactError),
     /// The store URI names no store this build can open.
     #[error(transparent)]
     Uri(#[from] spanlens_store::StoreUriError),
@@ -259,6 +266,16 @@ pub async fn serve(
         .with_catalog(config.catalog.clone())
         .with_limits(config.limits)
         .with_data_dir(config.data_dir.clone());
+    let redactions = Arc::new(redaction::Redactions::new(config.redaction.clone())?);
+    redactions.refresh(&*store).await.map_err(|e| {
+        ServerError::Serve(format!("reading the projects' redaction settings: {e}"))
+    })?;
+    state = state.with_redactions(redactions.clone());
+    tokio::spawn(redaction::keep_fresh(
+        redactions,
+        store.clone(),
+        state.stopped(),
+    ));
     if let Some(ev) = config.evaluators.clone().filter(|e| !e.is_empty()) {
         state = state.with_evaluators(Arc::new(ev));
     }

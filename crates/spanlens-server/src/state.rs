@@ -35,6 +35,8 @@ pub struct AppState {
     commits: crate::commits::CommitBus,
     /// The prices ingest computes costs with and the API shows.
     catalog: Catalog,
+    /// What ingest redacts before storing, per project.
+    redactions: Arc<crate::redaction::Redactions>,
 }
 
 /// The price catalog a server runs with: the built-in one, or one loaded at start (an override
@@ -94,7 +96,19 @@ impl AppState {
             commits: crate::commits::CommitBus::default().with(Arc::new(LiveFeed(live.clone()))),
             live,
             catalog: Catalog::Builtin,
+            redactions: Arc::new(crate::redaction::Redactions::default()),
         }
+    }
+
+    /// The same state redacting with `redactions`.
+    pub fn with_redactions(mut self, redactions: Arc<crate::redaction::Redactions>) -> AppState {
+        self.redactions = redactions;
+        self
+    }
+
+    /// What ingest redacts, per project.
+    pub fn redactions(&self) -> &Arc<crate::redaction::Redactions> {
+        &self.redactions
     }
 
     /// The same state pricing with `catalog`.

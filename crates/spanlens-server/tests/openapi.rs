@@ -17,7 +17,7 @@ fn routes() -> BTreeSet<(String, String)> {
     for part in src.split(".route(").skip(1) {
         let path = part.split('"').nth(1).expect("a route path").to_string();
         let handlers = part.split(".route(").next().unwrap_or("");
-        for method in ["get", "post"] {
+        for method in ["get", "post", "put", "delete"] {
             // `get(…)` as the handler, or `.post(…)` chained to it.
             if handlers.contains(&format!(" {method}("))
                 || handlers.contains(&format!("{method}("))

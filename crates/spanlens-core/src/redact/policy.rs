@@ -212,6 +212,14 @@ impl Redaction {
             .any(|(k, v)| self.drop.matches(k) || (!self.keep.matches(k) && self.finds_in(v)))
     }
 
+    /// Redacts the text a person may have written on a score: its comment and label.
+    pub fn apply_score(&self, score: &mut crate::evals::Score) -> bool {
+        [&mut score.comment, &mut score.label]
+            .into_iter()
+            .flatten()
+            .fold(false, |hit, s| self.apply_text(s) | hit)
+    }
+
     fn apply_payload(&self, p: &mut Option<Payload>) -> bool {
         p.as_mut().is_some_and(|p| self.apply_value(&mut p.value))
     }

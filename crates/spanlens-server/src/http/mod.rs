@@ -1,6 +1,7 @@
 //! The HTTP side: OTLP/HTTP, OpenAI Agents and Langfuse ingest, the JSON query API, the live
 //! stream, the OpenAPI document and the web UI.
 
+mod admin;
 mod collect;
 mod error;
 mod insight;
@@ -55,6 +56,10 @@ pub fn router(state: AppState) -> Router {
             get(insight::reconciliation_handler),
         )
         .route("/api/v1/projects", get(metrics::projects))
+        .route(
+            "/api/v1/projects/{project}/redaction",
+            get(admin::get_redaction).put(admin::put_redaction),
+        )
         .route("/api/v1/stats", get(metrics::stats))
         .route("/api/v1/live", get(meta::live))
         .route("/api/v1/alerts", get(meta::alerts))

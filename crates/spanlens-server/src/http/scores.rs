@@ -66,6 +66,11 @@ pub(super) async fn create_scores(
             .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("score [{i}]: {e}")))?;
         scores.push(s);
     }
+    if let Some(policy) = st.redactions().for_project(&project) {
+        for s in &mut scores {
+            policy.apply_score(s);
+        }
+    }
     let ids = st.store.add_scores(&project, &scores).await?;
     Ok((StatusCode::CREATED, Json(ScoreIds { ids })))
 }

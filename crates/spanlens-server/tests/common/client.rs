@@ -92,16 +92,30 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<u8>, Vec<(String, String)>) {
+        self.send("POST", path, headers, body)
+    }
+
+    /// Any request: status, body and headers of the answer.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>, Vec<(String, String)>) {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                .allow_non_standard_methods(true)
                 .build(),
         );
-        let mut req = agent.post(&self.url(path));
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let mut resp = req.send(body).unwrap();
+        let mut resp = agent.run(req.body(body.to_vec()).unwrap()).unwrap();
         let status = resp.status().as_u16();
         let hdrs = resp
             .headers()
@@ -109,6 +123,24 @@ impl Server {
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         (status, resp.body_mut().read_to_vec().unwrap(), hdrs)
+    }
+
+    /// A JSON request; the answer's status and JSON (its text as a string when not JSON).
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut all = vec![JSON];
+        all.extend_from_slice(headers);
+        let (status, bytes, _) = self.send(method, path, &all, body.to_string().as_bytes());
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {

@@ -1,0 +1,87 @@
+//! A project's settings: `GET` and `PUT /api/v1/projects/{project}/redaction`.
+
+use super::error::ApiError;
+use super::params::{content_length, header_str};
+use crate::ingest;
+use crate::redaction::RedactionError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use spanlens_api::{RedactionAnswer, RedactionSettings};
+
+/// Largest settings document accepted.
+const MAX_SETTINGS_BYTES: usize = 1024 * 1024;
+
+/// Reads a small JSON request body (`application/json`, at most `max` bytes) as a `T`,
+/// naming what is wrong when it is not one.
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<T, ApiError> {
+    let refuse = |e: ingest::IngestError| {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError(status, e.to_string())
+    };
+    match ingest::media_type(header_str(headers, "content-type")).as_str() {
+        "application/json" => {}
+        other => {
+            return Err(refuse(ingest::IngestError::UnsupportedMediaType(
+                other.to_string(),
+            )))
+        }
+    }
+    let (bytes, _held) = ingest::read_body(st, content_length(headers), body, max)
+        .await
+        .map_err(refuse)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+/// The project of a path, checked like any project name.
+pub(super) fn project_name(project: &str) -> Result<&str, ApiError> {
+    spanlens_core::limits::check_project(project)
+        .map_err(|why| ApiError(StatusCode::BAD_REQUEST, format!("project: {why}")))?;
+    Ok(project)
+}
+
+fn answer(st: &AppState, project: &str) -> RedactionAnswer {
+    let r = st.redactions();
+    RedactionAnswer {
+        project: project.to_string(),
+        settings: r.project_settings(project),
+        server: r.server_settings().clone(),
+    }
+}
+
+/// `GET /api/v1/projects/{project}/redaction`: what the project redacts.
+pub(super) async fn get_redaction(
+    State(st): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<RedactionAnswer>, ApiError> {
+    Ok(Json(answer(&st, project_name(&project)?)))
+}
+
+/// `PUT /api/v1/projects/{project}/redaction`: replaces what the project redacts (from the
+/// next span on; stored spans are not rewritten).
+pub(super) async fn put_redaction(
+    State(st): State<AppState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<RedactionAnswer>, ApiError> {
+    let project = project_name(&project)?;
+    let settings: RedactionSettings = json_body(&st, &headers, body, MAX_SETTINGS_BYTES).await?;
+    st.redactions()
+        .save(&*st.store, project, settings)
+        .await
+        .map_err(|e| match e {
+            RedactionError::Invalid(e) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+            RedactionError::Store(e) => ApiError::from(e),
+        })?;
+    tracing::info!(project, "redaction settings changed");
+    Ok(Json(answer(&st, project)))
+}
