@@ -28,7 +28,10 @@ mod scores;
 mod sessions;
 mod traces;
 
-pub use admin::{RedactionAnswer, RedactionRule, RedactionSettings};
+pub use admin::{
+    CreateKey, KeyView, KeysAnswer, NewKey, RedactionAnswer, RedactionRule, RedactionSettings,
+    RevokedKey, Scope,
+};
 pub use alerts::{AlertView, AlertsAnswer};
 pub use error::ErrorBody;
 pub use ingest::AgentsIngestAnswer;

@@ -36,6 +36,21 @@ pub struct ServerArgs {
     /// Project to read.
     #[arg(long, default_value = "default")]
     project: String,
+    /// API key, for a server started with --auth required (sent as `Authorization: Bearer`).
+    /// Also SPANLENS_KEY (preferred: a command line is visible to other users).
+    #[arg(long, env = "SPANLENS_KEY", hide_env_values = true, value_name = "KEY")]
+    key: Option<String>,
+}
+
+impl ServerArgs {
+    /// The server at `server` with `key`, for commands that name their own project.
+    pub(crate) fn at(server: String, key: Option<String>) -> ServerArgs {
+        ServerArgs {
+            server,
+            project: "default".into(),
+            key,
+        }
+    }
 }
 
 /// Arguments of `spanlens traces`.
@@ -146,6 +161,8 @@ impl std::error::Error for Unreachable {}
 pub(crate) struct Client {
     base: String,
     project: String,
+    /// `Bearer {key}`, when a key was given.
+    authorization: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -173,8 +190,52 @@ impl Client {
         Ok(Client {
             base,
             project: conn.project.clone(),
+            authorization: conn.key.as_ref().map(|k| format!("Bearer {}", k.trim())),
             agent,
         })
+    }
+
+    /// Sends `method` to `path` (no project parameter added) with `body` as JSON, and returns
+    /// the body of a 2xx answer.
+    pub(crate) fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<String> {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(a) = &self.authorization {
+            req = req.header("authorization", a);
+        }
+        let query: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent(v)))
+            .collect();
+        if !query.is_empty() {
+            req = req.uri(format!("{url}?{}", query.join("&")));
+        }
+        let sent = match body {
+            Some(b) => self.agent.run(
+                req.header("content-type", "application/json")
+                    .body(b.to_string())?,
+            ),
+            None => self.agent.run(req.body(())?),
+        };
+        let mut resp = sent.map_err(|e| Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+            .with_context(|| format!("reading the answer of {method} {url}"))?;
+        check_status(status, &url, &text)?;
+        Ok(text)
     }
 
     /// GETs `path` with the project and `query` and returns the body of a 2xx answer.
@@ -183,6 +244,9 @@ impl Client {
         let mut req = self.agent.get(&url).query("project", &self.project);
         for (k, v) in query {
             req = req.query(*k, v);
+        }
+        if let Some(a) = &self.authorization {
+            req = req.header("authorization", a);
         }
         let mut resp = req.call().map_err(|e| Unreachable {
             url: self.base.clone(),
@@ -226,6 +290,26 @@ impl Client {
         }
         parse_answer(path, &body).map(Some)
     }
+}
+
+/// `s` with everything but unreserved characters percent-encoded, for a query value.
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An answer parsed as its wire type, or an error naming the route.
+pub(crate) fn parse_answer_of<T: serde::de::DeserializeOwned>(
+    path: &str,
+    body: &str,
+) -> anyhow::Result<T> {
+    parse_answer(path, body)
 }
 
 /// An answer parsed as its wire type, or an error naming the route.
@@ -1044,11 +1128,14 @@ pub fn run_tail(args: TailArgs) -> anyhow::Result<Outcome> {
     let mut connected_once = false;
     let mut backoff = Duration::from_millis(500);
     loop {
-        let attempt = agent
+        let mut req = agent
             .get(&url)
             .query("project", &client.project)
-            .header("Accept", "text/event-stream")
-            .call();
+            .header("Accept", "text/event-stream");
+        if let Some(a) = &client.authorization {
+            req = req.header("authorization", a);
+        }
+        let attempt = req.call();
         let mut resp = match attempt {
             Ok(r) => r,
             Err(e) if !connected_once => {

@@ -5,6 +5,7 @@ mod client;
 mod cost;
 mod demo;
 mod insight;
+mod keys;
 mod log;
 mod migrate;
 mod normalize;
@@ -62,6 +63,9 @@ enum Command {
     /// Print the statements that make a ClickHouse store's schema (with ?cluster=NAME: replicated
     /// tables and distributed ones over them), for operators who run DDL themselves.
     Schema(schema::SchemaArgs),
+    /// API keys for a server run with --auth required: create (printed once), list, revoke.
+    /// Works on the store itself (the first admin key) or through a server with an admin key.
+    Keys(keys::KeysArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -137,6 +141,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Reprice(args) => insight::run_reprice(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Keys(args) => keys::run(args),
     }
 }
 

@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// answers 503 with Retry-After.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     max_inflight_mib: usize,
+    /// `required`: every data route needs an API key (`spanlens keys create`), whose project is
+    /// the only one it reaches. `off` (the default) is allowed only while both addresses are on
+    /// loopback.
+    #[arg(long, value_name = "MODE", default_value = "off", value_parser = ["off", "required"])]
+    auth: String,
     /// Redact PII before storing, in every project: `builtin` runs the built-in detectors
     /// (secrets, e-mail, payment cards, IBANs, IP addresses, phone numbers); `off` (the
     /// default) leaves it to each project's settings.
@@ -146,8 +151,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         ..spanlens_server::Limits::default()
     };
     let redaction = redaction(&args)?;
+    let auth: spanlens_server::auth::AuthMode = args.auth.parse().map_err(crate::InputError)?;
+    if auth == spanlens_server::auth::AuthMode::Off {
+        if let Some(addr) = [args.http, args.grpc]
+            .into_iter()
+            .find(|a| !a.ip().is_loopback())
+        {
+            // The server refuses too; said here, nothing is opened first.
+            let e = spanlens_server::ServerError::Unprotected { addr };
+            return Err(crate::InputError(e.to_string()).into());
+        }
+    }
     let config = ServerConfig {
         redaction,
+        auth,
         http: args.http,
         grpc: args.grpc,
         data_dir: args.store.data_dir()?.unwrap_or_default(),

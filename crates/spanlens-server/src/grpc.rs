@@ -115,14 +115,30 @@ impl Decoder for BytesDecoder {
     }
 }
 
-/// The `x-project-name` metadata of a call, if set.
-fn project_of<T>(req: &Request<T>) -> Option<String> {
-    req.metadata()
-        .get("x-project-name")
-        .and_then(|v| v.to_str().ok())
+/// The project a call writes to: with `--auth required`, its key's (from `authorization` or
+/// `x-api-key` metadata, needing the ingest scope; another `x-project-name` is refused);
+/// otherwise its `x-project-name` metadata, if set.
+async fn project_of<T>(state: &AppState, req: &Request<T>) -> Result<Option<String>, Status> {
+    let text = |name: &str| req.metadata().get(name).and_then(|v| v.to_str().ok());
+    let named = text("x-project-name")
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(str::to_string)
+        .map(str::to_string);
+    let presented = crate::auth::credential(text("authorization"), text("x-api-key"));
+    match state
+        .auth()
+        .check(presented, spanlens_auth::Scope::Ingest)
+        .await
+        .map_err(|d| d.grpc())?
+    {
+        None => Ok(named),
+        Some(key) => match named {
+            Some(other) if other != key.project => {
+                Err(crate::auth::Denied::project(&key, &other).grpc())
+            }
+            _ => Ok(Some(key.project.clone())),
+        },
+    }
 }
 
 /// A message tonic has already read (and inflated), held in the in-flight budget from here on.
@@ -147,7 +163,7 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
         Box::pin(async move {
-            let project = project_of(&req);
+            let project = project_of(&state, &req).await?;
             let received = received(&state, req.into_inner())?;
             match ingest::ingest(&state, InputFormat::OtlpProtobuf, received, project).await {
                 Ok(o) => Ok(Response::new(ExportTraceServiceResponse {
@@ -172,7 +188,7 @@ impl UnaryService<Bytes> for ExportLogs {
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
         Box::pin(async move {
-            let project = project_of(&req);
+            let project = project_of(&state, &req).await?;
             let received = received(&state, req.into_inner())?;
             let encoding = ingest::Encoding::Protobuf;
             match ingest::ingest_logs(&state, encoding, received, project).await {

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod auth;
 pub mod budget;
 pub mod commits;
 pub mod evaluators;
@@ -47,6 +48,8 @@ pub struct ServerConfig {
     pub catalog: state::Catalog,
     /// What ingest redacts in every project (projects may add their own); off by default.
     pub redaction: spanlens_core::redact::RedactionSettings,
+    /// Whether calls need an API key (`off` is refused on a non-loopback address).
+    pub auth: auth::AuthMode,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             catalog: state::Catalog::Builtin,
             redaction: Default::default(),
+            auth: auth::AuthMode::Off,
         }
     }
 }
@@ -122,6 +126,12 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(String),
+    /// Listening beyond loopback without `--auth required`.
+    #[error("refusing to listen on {addr} without authentication: anyone who reaches it could read and write every trace. Make an admin key first (`spanlens keys create --project NAME --scope admin` with this server's --data-dir or --store), then start with --auth required")]
+    Unprotected {
+        /// The non-loopback address.
+        addr: SocketAddr,
+    },
     /// The redaction settings are not usable.
     #[error("redaction settings: {0}")]
     Redaction(#[from] spanlens_core::redact::RedactError),
@@ -266,6 +276,20 @@ pub async fn serve(
         .with_catalog(config.catalog.clone())
         .with_limits(config.limits)
         .with_data_dir(config.data_dir.clone());
+    if config.auth == auth::AuthMode::Off {
+        if let Some(addr) = [config.http, config.grpc]
+            .into_iter()
+            .find(|a| !a.ip().is_loopback())
+        {
+            return Err(ServerError::Unprotected { addr });
+        }
+    }
+    let keys = Arc::new(auth::Auth::new(
+        config.auth,
+        spanlens_auth::Directory::new(store.clone()),
+    ));
+    state = state.with_auth(keys.clone());
+    tokio::spawn(auth::keep_uses(keys, state.stopped()));
     let redactions = Arc::new(redaction::Redactions::new(config.redaction.clone())?);
     redactions.refresh(&*store).await.map_err(|e| {
         ServerError::Serve(format!("reading the projects' redaction settings: {e}"))

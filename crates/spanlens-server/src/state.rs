@@ -37,6 +37,8 @@ pub struct AppState {
     catalog: Catalog,
     /// What ingest redacts before storing, per project.
     redactions: Arc<crate::redaction::Redactions>,
+    /// Whether calls need an API key, and the keys.
+    auth: Arc<crate::auth::Auth>,
 }
 
 /// The price catalog a server runs with: the built-in one, or one loaded at start (an override
@@ -97,7 +99,19 @@ impl AppState {
             live,
             catalog: Catalog::Builtin,
             redactions: Arc::new(crate::redaction::Redactions::default()),
+            auth: Arc::new(crate::auth::Auth::off()),
         }
+    }
+
+    /// The same state checking calls with `auth`.
+    pub fn with_auth(mut self, auth: Arc<crate::auth::Auth>) -> AppState {
+        self.auth = auth;
+        self
+    }
+
+    /// Whether calls need a key, and the keys.
+    pub fn auth(&self) -> &Arc<crate::auth::Auth> {
+        &self.auth
     }
 
     /// The same state redacting with `redactions`.

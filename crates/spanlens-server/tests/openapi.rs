@@ -172,6 +172,20 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
         &serde_json::to_vec(&score).unwrap(),
     );
     assert!(status < 300, "{status}: {}", String::from_utf8_lossy(&body));
+    // A key and redaction settings, so their lists have rows to check.
+    let ask = serde_json::json!({"project": "default", "name": "ci", "scopes": ["ingest"]});
+    let (status, made) = s.json("POST", "/api/v1/keys", &[], &ask);
+    assert_eq!(status, 201, "{made}");
+    let mut missing = Vec::new();
+    let post = &doc["paths"]["/api/v1/keys"]["post"]["responses"]["201"]["content"]
+        ["application/json"]["schema"];
+    undocumented(&doc, post, &made, "POST /api/v1/keys", &mut missing);
+    assert!(missing.is_empty(), "{missing:?}");
+    through::<api::NewKey>(&made).unwrap();
+    let settings =
+        serde_json::json!({"builtin": true, "rules": [{"name": "t", "pattern": "T-[0-9]+"}]});
+    let (status, body) = s.json("PUT", "/api/v1/projects/default/redaction", &[], &settings);
+    assert_eq!(status, 200, "{body}");
     let day = 86_400_000_000_000u64;
     let (from, to) = (now.0 - 30 * day, now.0);
     let cases: Vec<(&str, String, Through)> = vec![
@@ -275,6 +289,16 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             "/api/v1/scores/trends",
             "/api/v1/scores/trends".into(),
             through::<api::ScoreTrends>,
+        ),
+        (
+            "/api/v1/keys",
+            "/api/v1/keys".into(),
+            through::<api::KeysAnswer>,
+        ),
+        (
+            "/api/v1/projects/{project}/redaction",
+            "/api/v1/projects/default/redaction".into(),
+            through::<api::RedactionAnswer>,
         ),
     ];
     let mut problems = Vec::new();

@@ -2,12 +2,14 @@
 //! exporter and Langfuse's OTLP path, answered the way each client expects.
 
 use super::params::{content_length, header_str};
+use crate::auth::Caller;
 use crate::ingest::{self, otlp_encoding, Encoding, IngestError, IngestOutcome, Received};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use prost::Message;
 use serde_json::json;
@@ -20,11 +22,17 @@ use spanlens_core::InputFormat;
 /// Largest compressed body read before decompression (the decompressed cap is checked after).
 pub(super) const MAX_WIRE_BYTES: usize = ingest::MAX_BODY_BYTES;
 
-pub(super) fn project_header(h: &HeaderMap) -> Option<String> {
-    header_str(h, "x-project-name")
+/// The project a request writes to: its key's, else its `x-project-name` header (else each
+/// span's resource decides).
+pub(super) fn project_header(h: &HeaderMap, caller: &Option<Extension<Caller>>) -> Option<String> {
+    let named = header_str(h, "x-project-name")
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(str::to_string)
+        .map(str::to_string);
+    match caller {
+        Some(Extension(c)) => c.project_or(named),
+        None => named,
+    }
 }
 
 /// Reads an ingest body under the server's limits (size, time, in-flight budget).
@@ -83,6 +91,7 @@ pub(super) fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
 
 pub(super) async fn otlp_traces(
     State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -96,7 +105,7 @@ pub(super) async fn otlp_traces(
             Encoding::Protobuf => InputFormat::OtlpProtobuf,
             Encoding::Json => InputFormat::OtlpJson,
         };
-        ingest::ingest(&st, format, received, project_header(&headers)).await
+        ingest::ingest(&st, format, received, project_header(&headers, &caller)).await
     }
     .await;
     match result {
@@ -108,6 +117,7 @@ pub(super) async fn otlp_traces(
 /// OTLP/HTTP logs: the GenAI events among the records are kept for their spans.
 pub(super) async fn otlp_logs(
     State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -117,7 +127,7 @@ pub(super) async fn otlp_logs(
     };
     let result = async {
         let received = receive(&st, &headers, body).await?;
-        ingest::ingest_logs(&st, enc, received, project_header(&headers)).await
+        ingest::ingest_logs(&st, enc, received, project_header(&headers, &caller)).await
     }
     .await;
     let o = match result {
@@ -170,6 +180,7 @@ pub(super) fn otlp_success(enc: Encoding, o: &IngestOutcome) -> Response {
 
 pub(super) async fn agents_ingest(
     State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -185,7 +196,7 @@ pub(super) async fn agents_ingest(
             &st,
             InputFormat::OpenAiAgents,
             received,
-            project_header(&headers),
+            project_header(&headers, &caller),
         )
         .await
     }

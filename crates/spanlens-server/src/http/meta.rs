@@ -15,11 +15,19 @@ use spanlens_api::AlertsAnswer;
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
 /// Alert rules with their state: what was measured last, what was announced, delivery errors.
-pub(super) async fn alerts(State(state): State<AppState>) -> Json<AlertsAnswer> {
+/// A key sees the rules of its own project only.
+pub(super) async fn alerts(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+) -> Json<AlertsAnswer> {
     let views = state.alerts();
+    let mut alerts = views.clone().unwrap_or_default();
+    if let Some(own) = caller.as_ref().and_then(|c| c.0.project()) {
+        alerts.retain(|a| a.rule.project == own);
+    }
     Json(AlertsAnswer {
         configured: views.is_some(),
-        alerts: views.unwrap_or_default(),
+        alerts,
     })
 }
 

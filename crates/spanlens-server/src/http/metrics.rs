@@ -132,8 +132,15 @@ pub(super) async fn models(State(st): State<AppState>) -> Json<ModelsAnswer> {
     })
 }
 
-pub(super) async fn projects(State(st): State<AppState>) -> Result<Json<ProjectsAnswer>, ApiError> {
-    let projects = st.store.projects().await?;
+/// The projects with spans; a key sees its own project only.
+pub(super) async fn projects(
+    State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+) -> Result<Json<ProjectsAnswer>, ApiError> {
+    let mut projects = st.store.projects().await?;
+    if let Some(own) = caller.as_ref().and_then(|c| c.0.project()) {
+        projects.retain(|p| p == own);
+    }
     Ok(Json(ProjectsAnswer { projects }))
 }
 

@@ -4,7 +4,9 @@
 mod admin;
 mod collect;
 mod error;
+mod guard;
 mod insight;
+mod keys;
 mod meta;
 mod metrics;
 mod params;
@@ -22,7 +24,7 @@ use collect::MAX_WIRE_BYTES;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 /// Every HTTP route of the server.
@@ -56,6 +58,8 @@ pub fn router(state: AppState) -> Router {
             get(insight::reconciliation_handler),
         )
         .route("/api/v1/projects", get(metrics::projects))
+        .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/api/v1/keys/{id}", delete(keys::revoke_key))
         .route(
             "/api/v1/projects/{project}/redaction",
             get(admin::get_redaction).put(admin::put_redaction),
@@ -71,6 +75,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(meta::openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
+        // Keys are checked before a body is read or a query parsed.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .with_state(state.clone())
         // The web UI's pages and assets; its paths never overlap the API's, so nothing is shadowed.

@@ -18,6 +18,7 @@ pub(super) const MAX_SCORES_BYTES: usize = 16 * 1024 * 1024;
 /// `POST /api/v1/scores`: one score object or an array; `source` defaults to `api`.
 pub(super) async fn create_scores(
     State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -38,11 +39,7 @@ pub(super) async fn create_scores(
     let (body, _held) = ingest::read_body(&st, content_length(&headers), body, MAX_SCORES_BYTES)
         .await
         .map_err(ingest_error)?;
-    let project = headers
-        .get("x-project-name")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| p.project());
+    let project = super::collect::project_header(&headers, &caller).unwrap_or_else(|| p.project());
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     let items = match v {

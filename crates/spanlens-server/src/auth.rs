@@ -1,0 +1,295 @@
+//! Who may call the server: with `--auth required`, every data route needs an API key with the
+//! scope the route asks for, and the key's project is the only one the call can touch.
+//!
+//! Keys are read from the store (`spanlens_auth::Directory`) and kept here for [`CACHE_TTL`],
+//! so a key revoked through another server on the same store is refused within that time (at
+//! once through this one). When each key was last accepted is kept in memory and saved every
+//! [`USE_FLUSH`].
+
+use spanlens_auth::{ApiKey, Credential, Directory, Scope};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a key read from the store is trusted before it is read again.
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// How often the last-use times are saved.
+pub const USE_FLUSH: Duration = Duration::from_secs(60);
+/// Keys (and unknown ids) remembered at once; past it the cache starts over.
+const CACHE_CAP: usize = 10_000;
+
+/// Whether calls need a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// Anyone who reaches the server may do anything: allowed only on loopback.
+    #[default]
+    Off,
+    /// Every data route needs a key.
+    Required,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AuthMode, String> {
+        match s {
+            "off" => Ok(AuthMode::Off),
+            "required" => Ok(AuthMode::Required),
+            other => Err(format!("--auth {other:?}: use required or off")),
+        }
+    }
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// 401: no key sent.
+    #[error("this server needs an API key: send `Authorization: Bearer slk_…` (or `x-api-key: slk_…`); an admin makes one with `spanlens keys create`")]
+    Missing,
+    /// 401: a key that is not one of this server's, or revoked.
+    #[error("the API key was not accepted: it is malformed, unknown to this server, or revoked")]
+    NotAccepted,
+    /// 403: the key lacks the scope.
+    #[error("key {prefix} has scope {has}; this needs {needs}")]
+    Scope {
+        /// The key's prefix.
+        prefix: String,
+        /// Its scopes.
+        has: String,
+        /// The scope needed.
+        needs: Scope,
+    },
+    /// 403: the call names another project than the key's.
+    #[error("key {prefix} belongs to project {own:?} and cannot reach project {asked:?}")]
+    Project {
+        /// The key's prefix.
+        prefix: String,
+        /// The key's project.
+        own: String,
+        /// The project asked for.
+        asked: String,
+    },
+    /// 503: the keys could not be read.
+    #[error("the API keys cannot be read now: {0}")]
+    Unavailable(String),
+}
+
+impl Denied {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Denied::Missing | Denied::NotAccepted => 401,
+            Denied::Scope { .. } | Denied::Project { .. } => 403,
+            Denied::Unavailable(_) => 503,
+        }
+    }
+
+    /// The gRPC status.
+    pub fn grpc(&self) -> tonic::Status {
+        let message = self.to_string();
+        match self.status() {
+            401 => tonic::Status::unauthenticated(message),
+            403 => tonic::Status::permission_denied(message),
+            _ => tonic::Status::unavailable(message),
+        }
+    }
+
+    /// Refused for naming `asked` rather than `key`'s project.
+    pub fn project(key: &ApiKey, asked: &str) -> Denied {
+        Denied::Project {
+            prefix: key.prefix(),
+            own: key.project.clone(),
+            asked: asked.chars().take(100).collect(),
+        }
+    }
+}
+
+/// A key as read from the store (`None`: no such key) and when it was read.
+type Cached = (Option<Arc<ApiKey>>, Instant);
+
+/// The server's keys and mode.
+pub struct Auth {
+    mode: AuthMode,
+    directory: Option<Directory>,
+    /// Key id → the key (or `None`: no such key) and when it was read.
+    cache: Mutex<HashMap<String, Cached>>,
+    /// Key id → when it was last accepted, not yet saved.
+    used: Mutex<HashMap<String, i64>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Auth({:?})", self.mode)
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth::off()
+    }
+}
+
+impl Auth {
+    /// No keys needed.
+    pub fn off() -> Auth {
+        Auth {
+            mode: AuthMode::Off,
+            directory: None,
+            cache: Mutex::new(HashMap::new()),
+            used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `mode` over the keys of `directory`.
+    pub fn new(mode: AuthMode, directory: Directory) -> Auth {
+        Auth {
+            mode,
+            directory: Some(directory),
+            ..Auth::off()
+        }
+    }
+
+    /// Whether calls need a key.
+    pub fn required(&self) -> bool {
+        self.mode == AuthMode::Required
+    }
+
+    /// The keys, when the server has a store to keep them in.
+    pub fn directory(&self) -> Option<&Directory> {
+        self.directory.as_ref()
+    }
+
+    /// The key behind `credential`, from the cache or the store.
+    async fn key(&self, credential: &Credential) -> Result<Option<Arc<ApiKey>>, Denied> {
+        let cached = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(&credential.id)
+                .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+                .map(|(k, _)| k.clone())
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let Some(dir) = &self.directory else {
+                    return Ok(None);
+                };
+                let read = dir
+                    .get(&credential.id)
+                    .await
+                    .map_err(|e| Denied::Unavailable(e.to_string()))?
+                    .map(Arc::new);
+                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= CACHE_CAP {
+                    cache.clear();
+                }
+                cache.insert(credential.id.clone(), (read.clone(), Instant::now()));
+                read
+            }
+        };
+        Ok(key.filter(|k| k.revoked_ns.is_none() && k.proven_by(credential)))
+    }
+
+    /// Checks a call that presents `credential` (`None`: none sent; `Some(None)`: something
+    /// that is not a key) and needs `needs`. Auth off: `Ok(None)`, anything goes. Otherwise
+    /// the key, which decides the call's project.
+    pub async fn check(
+        &self,
+        credential: Option<Option<Credential>>,
+        needs: Scope,
+    ) -> Result<Option<Arc<ApiKey>>, Denied> {
+        if !self.required() {
+            return Ok(None);
+        }
+        let credential = credential
+            .ok_or(Denied::Missing)?
+            .ok_or(Denied::NotAccepted)?;
+        let key = self.key(&credential).await?.ok_or(Denied::NotAccepted)?;
+        if !needs.allowed_by(&key.scopes) {
+            return Err(Denied::Scope {
+                prefix: key.prefix(),
+                has: key
+                    .scopes
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                needs,
+            });
+        }
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.id.clone(), spanlens_auth::now_ns());
+        Ok(Some(key))
+    }
+
+    /// Drops what is cached of key `id` (it was just revoked through this server).
+    pub fn forget(&self, id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Saves the last-use times gathered since the previous call.
+    pub async fn flush_uses(&self) {
+        let Some(dir) = &self.directory else { return };
+        let used: Vec<(String, i64)> = self
+            .used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (id, ns) in used {
+            if let Err(e) = dir.record_use(&id, ns).await {
+                tracing::warn!(key = %id, error = %e, "last use of a key not saved");
+            }
+        }
+    }
+}
+
+/// The credential of a call from its `authorization` and `x-api-key` values: `None` when
+/// neither is sent, `Some(None)` when what was sent is not a key.
+pub fn credential(
+    authorization: Option<&str>,
+    api_key: Option<&str>,
+) -> Option<Option<Credential>> {
+    match (authorization, api_key) {
+        (Some(a), _) => Some(Credential::from_authorization(a)),
+        (None, Some(k)) => Some(Credential::from_token(k)),
+        (None, None) => None,
+    }
+}
+
+/// Saves last-use times every [`USE_FLUSH`] until `stopped`, and once more then.
+pub async fn keep_uses(auth: Arc<Auth>, stopped: impl std::future::Future<Output = ()>) {
+    let run = async {
+        let mut tick = tokio::time::interval(USE_FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            auth.flush_uses().await;
+        }
+    };
+    tokio::select! {
+        () = run => {}
+        () = stopped => auth.flush_uses().await,
+    }
+}
+
+/// Who made a request, as the guard found it (a request extension): `None` with auth off.
+#[derive(Debug, Clone, Default)]
+pub struct Caller(pub Option<Arc<ApiKey>>);
+
+impl Caller {
+    /// The project the caller's key binds it to, if any.
+    pub fn project(&self) -> Option<&str> {
+        self.0.as_deref().map(|k| k.project.as_str())
+    }
+
+    /// The project a request goes to: the key's; without one, what the request named.
+    pub fn project_or(&self, named: Option<String>) -> Option<String> {
+        self.project().map(str::to_string).or(named)
+    }
+}
