@@ -46,3 +46,58 @@ pub struct RedactionAnswer {
     /// What the server applies to every project besides (`serve --redact …`).
     pub server: RedactionSettings,
 }
+
+pub use spanlens_auth::{AccountView, Role};
+
+/// `GET`, `POST` (sign in) and `DELETE` (sign out) `/api/v1/session`: who the browser is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInState {
+    /// `required` (sign-in or a key needed) or `off`.
+    pub auth: String,
+    /// The signed-in account, if any.
+    pub account: Option<String>,
+    /// Its roles by project.
+    pub roles: std::collections::BTreeMap<String, Role>,
+    /// What state-changing requests of this session send in `x-csrf-token`.
+    pub csrf: Option<String>,
+}
+
+/// `POST /api/v1/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// The account name.
+    pub name: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// `GET /api/v1/accounts`: the people with a role in the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountsAnswer {
+    /// By name.
+    pub accounts: Vec<AccountView>,
+}
+
+/// `POST /api/v1/accounts`: a person to add with a role in the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// Sign-in name.
+    pub name: String,
+    /// Password (at least 10 characters); only its Argon2id hash is kept.
+    pub password: String,
+    /// Role in the project.
+    pub role: Role,
+    /// The project (with a sign-in or key, the one the call is bound to).
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+/// `PUT /api/v1/accounts/{name}`: a person's role in the project (`null` removes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// The new role, or none.
+    pub role: Option<Role>,
+}

@@ -29,8 +29,9 @@ mod sessions;
 mod traces;
 
 pub use admin::{
-    CreateKey, KeyView, KeysAnswer, NewKey, RedactionAnswer, RedactionRule, RedactionSettings,
-    RevokedKey, Scope,
+    AccountView, AccountsAnswer, CreateAccount, CreateKey, KeyView, KeysAnswer, NewKey,
+    RedactionAnswer, RedactionRule, RedactionSettings, RevokedKey, Role, Scope, SetRole, SignIn,
+    SignInState,
 };
 pub use alerts::{AlertView, AlertsAnswer};
 pub use error::ErrorBody;

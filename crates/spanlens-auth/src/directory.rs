@@ -1,7 +1,9 @@
-//! Keys kept in the store's shared state, one document per key (`apikey:{id}`), and the time
-//! each was last used apart from it (`apikey-used:{id}`), so recording a use never races with a
-//! revocation.
+//! Keys, accounts and sessions kept in the store's shared state: one document per key
+//! (`apikey:{id}`) with the time it was last used apart from it (`apikey-used:{id}`, so
+//! recording a use never races with a revocation), one per account (`account:{name}`), one per
+//! session under the SHA-256 of its token (`session:{hash}`).
 
+use crate::accounts::{self, Account, AccountError, AccountView, Role, Session};
 use crate::keys::{ApiKey, Credential, KeyError, KeyView, NewKey};
 use crate::Scope;
 use spanlens_store::{Store, StoreError};
@@ -10,6 +12,8 @@ use std::sync::Arc;
 
 const KEY: &str = "apikey:";
 const USED: &str = "apikey-used:";
+const ACCOUNT: &str = "account:";
+const SESSION: &str = "session:";
 
 /// The keys of every project on one store.
 #[derive(Clone)]
@@ -23,6 +27,9 @@ pub enum DirectoryError {
     /// The key cannot be made as asked.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The account cannot be made or changed as asked.
+    #[error(transparent)]
+    Account(#[from] AccountError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -149,6 +156,222 @@ impl Directory {
             .await?;
         Ok(())
     }
+
+    async fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, DirectoryError> {
+        match self.store.load_state(key).await? {
+            None => Ok(None),
+            Some(doc) => {
+                serde_json::from_str(&doc)
+                    .map(Some)
+                    .map_err(|e| DirectoryError::Damaged {
+                        id: key.to_string(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    async fn store_doc<T: serde::Serialize>(&self, key: &str, v: &T) -> Result<(), DirectoryError> {
+        let doc = serde_json::to_string(v).map_err(|e| DirectoryError::Damaged {
+            id: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.store.save_state(key, &doc).await?;
+        Ok(())
+    }
+
+    /// Makes an account with `role` in `project`; its password is hashed (Argon2id) before
+    /// anything is stored. Refused when the name is taken.
+    pub async fn create_account(
+        &self,
+        name: &str,
+        password: &str,
+        project: &str,
+        role: Role,
+    ) -> Result<AccountView, DirectoryError> {
+        accounts::check_name(name)?;
+        accounts::check_project(project)?;
+        if self.account(name).await?.is_some() {
+            return Err(AccountError::Exists(name.to_string()).into());
+        }
+        let password = password.to_string();
+        let account = Account {
+            name: name.to_string(),
+            password_phc: blocking(move || accounts::hash_password(&password)).await?,
+            roles: [(project.to_string(), role)].into(),
+            created_ns: crate::now_ns(),
+        };
+        self.store_doc(&format!("{ACCOUNT}{name}"), &account)
+            .await?;
+        Ok(account.view())
+    }
+
+    /// The account `name`, if there is one.
+    pub async fn account(&self, name: &str) -> Result<Option<Account>, DirectoryError> {
+        if accounts::check_name(name).is_err() {
+            return Ok(None);
+        }
+        self.load(&format!("{ACCOUNT}{name}")).await
+    }
+
+    /// Every account with a role in `project` (all accounts: `None`), by name.
+    pub async fn accounts(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<AccountView>, DirectoryError> {
+        let mut out = Vec::new();
+        for (k, doc) in self.store.list_state(ACCOUNT).await? {
+            match serde_json::from_str::<Account>(&doc) {
+                Ok(a) if project.is_none_or(|p| a.roles.contains_key(p)) => out.push(a.view()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(key = %k, error = %e, "stored account unreadable; left out")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets (`Some`) or removes (`None`) `name`'s role in `project`.
+    pub async fn set_role(
+        &self,
+        name: &str,
+        project: &str,
+        role: Option<Role>,
+    ) -> Result<AccountView, DirectoryError> {
+        accounts::check_project(project)?;
+        let mut account = self
+            .account(name)
+            .await?
+            .ok_or_else(|| AccountError::Unknown(name.to_string()))?;
+        match role {
+            Some(r) => account.roles.insert(project.to_string(), r),
+            None => account.roles.remove(project),
+        };
+        self.store_doc(&format!("{ACCOUNT}{name}"), &account)
+            .await?;
+        Ok(account.view())
+    }
+
+    /// Replaces `name`'s password.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<(), DirectoryError> {
+        let mut account = self
+            .account(name)
+            .await?
+            .ok_or_else(|| AccountError::Unknown(name.to_string()))?;
+        let password = password.to_string();
+        account.password_phc = blocking(move || accounts::hash_password(&password)).await?;
+        self.store_doc(&format!("{ACCOUNT}{name}"), &account).await
+    }
+
+    /// Signs `name` in when `password` is theirs: a new session's token (for the cookie) and
+    /// the session. A wrong name takes as long as a wrong password.
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<(String, Session)>, DirectoryError> {
+        let account = self.account(name).await?;
+        let phc = account.as_ref().map_or_else(
+            || accounts::decoy_hash().to_string(),
+            |a| a.password_phc.clone(),
+        );
+        let password = password.to_string();
+        let good = blocking(move || Ok(accounts::verify_password(&phc, &password))).await?;
+        if !good || account.is_none() {
+            return Ok(None);
+        }
+        let token = random_hex(32)?;
+        let session = Session {
+            account: name.to_string(),
+            expires_ns: crate::now_ns().saturating_add(accounts::SESSION_TTL_NS),
+            csrf: random_hex(32)?,
+        };
+        self.store_doc(&session_key(&token), &session).await?;
+        Ok(Some((token, session)))
+    }
+
+    /// The live session of a cookie's `token`, if any (an expired one is removed).
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, DirectoryError> {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let key = session_key(token);
+        let Some(s) = self.load::<Session>(&key).await? else {
+            return Ok(None);
+        };
+        if s.expires_ns <= crate::now_ns() {
+            self.store.delete_state(&key).await?;
+            return Ok(None);
+        }
+        Ok(Some(s))
+    }
+
+    /// Ends the session of `token`.
+    pub async fn sign_out(&self, token: &str) -> Result<(), DirectoryError> {
+        if token.len() == 64 {
+            self.store.delete_state(&session_key(token)).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes sessions that have expired; returns how many.
+    pub async fn sweep_sessions(&self) -> Result<usize, DirectoryError> {
+        let now = crate::now_ns();
+        let mut gone = 0;
+        for (k, doc) in self.store.list_state(SESSION).await? {
+            let expired =
+                serde_json::from_str::<Session>(&doc).map_or(true, |s| s.expires_ns <= now);
+            if expired {
+                self.store.delete_state(&k).await?;
+                gone += 1;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Whether the account `name` may do what `needs` guards in `project`, by its role.
+    pub async fn allows(
+        &self,
+        name: &str,
+        project: &str,
+        needs: Scope,
+    ) -> Result<bool, DirectoryError> {
+        Ok(self
+            .account(name)
+            .await?
+            .is_some_and(|a| a.allows(project, needs)))
+    }
+}
+
+fn session_key(token: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "{SESSION}{}",
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    )
+}
+
+fn random_hex(bytes: usize) -> Result<String, DirectoryError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| AccountError::Hash(e.to_string()))?;
+    Ok(hex::encode(buf))
+}
+
+/// Runs CPU-heavy work (Argon2) off the async workers when there is a runtime to do it.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, AccountError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| AccountError::Hash(e.to_string()))?,
+        Err(_) => f(),
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +423,72 @@ mod tests {
             .unwrap();
         assert_eq!(d.list(None).await.unwrap().len(), 2);
         assert_eq!(b.view.scopes, [Scope::Admin]);
+    }
+
+    #[tokio::test]
+    async fn accounts_sign_in_hold_roles_and_sessions_end() {
+        let (_dir, d) = directory();
+        let ana = d
+            .create_account("ana", "a long passphrase", "shop", Role::Viewer)
+            .await
+            .unwrap();
+        assert_eq!(ana.roles["shop"], Role::Viewer);
+        assert!(matches!(
+            d.create_account("ana", "another passphrase", "shop", Role::Admin)
+                .await,
+            Err(DirectoryError::Account(AccountError::Exists(_)))
+        ));
+        assert!(matches!(
+            d.create_account("bob", "short", "shop", Role::Admin).await,
+            Err(DirectoryError::Account(AccountError::WeakPassword))
+        ));
+        // The stored document holds a hash, not the password.
+        let doc = d.store.load_state("account:ana").await.unwrap().unwrap();
+        assert!(
+            !doc.contains("a long passphrase") && doc.contains("$argon2id$"),
+            "{doc}"
+        );
+        assert!(d
+            .sign_in("ana", "wrong passphrase")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(d
+            .sign_in("nobody", "a long passphrase")
+            .await
+            .unwrap()
+            .is_none());
+        let (token, session) = d
+            .sign_in("ana", "a long passphrase")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.session(&token).await.unwrap(), Some(session.clone()));
+        assert_eq!(session.csrf.len(), 64);
+        assert!(d.allows("ana", "shop", Scope::Read).await.unwrap());
+        assert!(!d.allows("ana", "shop", Scope::Ingest).await.unwrap());
+        d.set_role("ana", "blog", Some(Role::Admin)).await.unwrap();
+        assert!(d.allows("ana", "blog", Scope::Admin).await.unwrap());
+        assert_eq!(d.accounts(Some("blog")).await.unwrap().len(), 1);
+        assert_eq!(d.accounts(Some("nowhere")).await.unwrap().len(), 0);
+        d.set_role("ana", "blog", None).await.unwrap();
+        assert!(!d.allows("ana", "blog", Scope::Read).await.unwrap());
+        d.set_password("ana", "a new passphrase").await.unwrap();
+        assert!(d
+            .sign_in("ana", "a long passphrase")
+            .await
+            .unwrap()
+            .is_none());
+        d.sign_out(&token).await.unwrap();
+        assert_eq!(d.session(&token).await.unwrap(), None);
+        // An expired session is gone, and swept.
+        let (token, mut s) = d.sign_in("ana", "a new passphrase").await.unwrap().unwrap();
+        s.expires_ns = 1;
+        d.store_doc(&session_key(&token), &s).await.unwrap();
+        let (other, _) = d.sign_in("ana", "a new passphrase").await.unwrap().unwrap();
+        assert_eq!(d.sweep_sessions().await.unwrap(), 1);
+        assert_eq!(d.session(&token).await.unwrap(), None);
+        assert!(d.session(&other).await.unwrap().is_some());
+        assert_eq!(d.session("not a token").await.unwrap(), None);
     }
 }

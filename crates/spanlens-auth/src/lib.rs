@@ -6,13 +6,17 @@
 //! - [`keys`]: API keys. A key belongs to one project and decides it: what it sends is stored
 //!   there whatever a header or resource attribute says. Only a SHA-256 of its secret is kept;
 //!   the secret is shown once, when the key is made.
-//! - [`directory`]: where keys live: documents of the store's shared state, so every server
-//!   on one store knows the same keys.
+//! - [`accounts`]: people who sign in to the UI, with an Argon2id password and a role per
+//!   project (viewer, member, admin), and their sessions.
+//! - [`directory`]: where keys, accounts and sessions live: documents of the store's shared
+//!   state, so every server on one store knows the same ones.
 
+pub mod accounts;
 pub mod directory;
 pub mod keys;
 mod scope;
 
+pub use accounts::{Account, AccountView, Role, Session};
 pub use directory::{Directory, DirectoryError};
 pub use keys::{ApiKey, Credential, KeyView, NewKey};
 pub use scope::Scope;

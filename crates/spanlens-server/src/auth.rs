@@ -6,7 +6,7 @@
 //! once through this one). When each key was last accepted is kept in memory and saved every
 //! [`USE_FLUSH`].
 
-use spanlens_auth::{ApiKey, Credential, Directory, Scope};
+use spanlens_auth::{Account, ApiKey, Credential, Directory, Scope, Session};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,28 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30);
 pub const USE_FLUSH: Duration = Duration::from_secs(60);
 /// Keys (and unknown ids) remembered at once; past it the cache starts over.
 const CACHE_CAP: usize = 10_000;
+/// How long a session or account read from the store is trusted (a sign-out or role change
+/// through another server takes effect within it).
+pub const SESSION_TTL: Duration = Duration::from_secs(10);
+/// The window failed sign-ins are counted over.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// Failed sign-ins for one account name in the window before it must wait.
+pub const MAX_FAILURES_PER_NAME: usize = 5;
+/// Failed sign-ins from one client address in the window before it must wait (behind a proxy
+/// every client shares the proxy's address, hence the higher bound).
+pub const MAX_FAILURES_PER_PEER: usize = 50;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn failure_keys(name: &str, peer: Option<std::net::IpAddr>) -> Vec<(String, usize)> {
+    let mut keys = vec![(format!("name:{name}"), MAX_FAILURES_PER_NAME)];
+    if let Some(ip) = peer {
+        keys.push((format!("peer:{ip}"), MAX_FAILURES_PER_PEER));
+    }
+    keys
+}
 
 /// Whether calls need a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,7 +66,7 @@ impl std::str::FromStr for AuthMode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     /// 401: no key sent.
-    #[error("this server needs an API key: send `Authorization: Bearer slk_…` (or `x-api-key: slk_…`); an admin makes one with `spanlens keys create`")]
+    #[error("this server needs an API key or a sign-in: send `Authorization: Bearer slk_…` (or `x-api-key: slk_…`); an admin makes one with `spanlens keys create`")]
     Missing,
     /// 401: a key that is not one of this server's, or revoked.
     #[error("the API key was not accepted: it is malformed, unknown to this server, or revoked")]
@@ -69,6 +91,22 @@ pub enum Denied {
         /// The project asked for.
         asked: String,
     },
+    /// 401: a session cookie that is unknown or expired.
+    #[error("your sign-in has expired or ended: sign in again")]
+    SignedOut,
+    /// 403: a state-changing request of a session without its CSRF token.
+    #[error("missing or wrong x-csrf-token for this session (reload the page)")]
+    Csrf,
+    /// 403: the account has no role allowing this in the project.
+    #[error("account {account:?} has no role allowing {needs} in project {project:?}")]
+    Role {
+        /// The account.
+        account: String,
+        /// The scope needed.
+        needs: Scope,
+        /// The project.
+        project: String,
+    },
     /// 503: the keys could not be read.
     #[error("the API keys cannot be read now: {0}")]
     Unavailable(String),
@@ -78,8 +116,10 @@ impl Denied {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Denied::Missing | Denied::NotAccepted => 401,
-            Denied::Scope { .. } | Denied::Project { .. } => 403,
+            Denied::Missing | Denied::NotAccepted | Denied::SignedOut => 401,
+            Denied::Scope { .. } | Denied::Project { .. } | Denied::Csrf | Denied::Role { .. } => {
+                403
+            }
             Denied::Unavailable(_) => 503,
         }
     }
@@ -115,6 +155,12 @@ pub struct Auth {
     cache: Mutex<HashMap<String, Cached>>,
     /// Key id → when it was last accepted, not yet saved.
     used: Mutex<HashMap<String, i64>>,
+    /// Session token → the session (or `None`) and when it was read.
+    sessions: Mutex<HashMap<String, (Option<Session>, Instant)>>,
+    /// Account name → the account (or `None`) and when it was read.
+    accounts: Mutex<HashMap<String, (Option<Arc<Account>>, Instant)>>,
+    /// Recent failed sign-ins, by account name and by client address.
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -137,6 +183,9 @@ impl Auth {
             directory: None,
             cache: Mutex::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -224,6 +273,99 @@ impl Auth {
         Ok(Some(key))
     }
 
+    /// The live session of a cookie's token (cached for [`SESSION_TTL`]).
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, Denied> {
+        let now = Instant::now();
+        if let Some((s, at)) = lock(&self.sessions).get(token) {
+            if now.duration_since(*at) < SESSION_TTL {
+                return Ok(s.clone().filter(|s| s.expires_ns > spanlens_auth::now_ns()));
+            }
+        }
+        let Some(dir) = &self.directory else {
+            return Ok(None);
+        };
+        let s = dir
+            .session(token)
+            .await
+            .map_err(|e| Denied::Unavailable(e.to_string()))?;
+        let mut cache = lock(&self.sessions);
+        if cache.len() >= CACHE_CAP {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), (s.clone(), now));
+        Ok(s)
+    }
+
+    /// The account `name` (cached for [`SESSION_TTL`]).
+    pub async fn account(&self, name: &str) -> Result<Option<Arc<Account>>, Denied> {
+        let now = Instant::now();
+        if let Some((a, at)) = lock(&self.accounts).get(name) {
+            if now.duration_since(*at) < SESSION_TTL {
+                return Ok(a.clone());
+            }
+        }
+        let Some(dir) = &self.directory else {
+            return Ok(None);
+        };
+        let a = dir
+            .account(name)
+            .await
+            .map_err(|e| Denied::Unavailable(e.to_string()))?
+            .map(Arc::new);
+        let mut cache = lock(&self.accounts);
+        if cache.len() >= CACHE_CAP {
+            cache.clear();
+        }
+        cache.insert(name.to_string(), (a.clone(), now));
+        Ok(a)
+    }
+
+    /// Drops what is cached of a session (signed out through this server) and an account
+    /// (changed through it).
+    pub fn forget_session(&self, token: Option<&str>, account: Option<&str>) {
+        if let Some(t) = token {
+            lock(&self.sessions).remove(t);
+        }
+        if let Some(a) = account {
+            lock(&self.accounts).remove(a);
+        }
+    }
+
+    /// Seconds to wait before another sign-in attempt for `name` from `peer`, when recent
+    /// failures are over [`MAX_FAILURES_PER_NAME`] or [`MAX_FAILURES_PER_PEER`] in
+    /// [`FAILURE_WINDOW`]; `None`: go ahead.
+    pub fn sign_in_wait(&self, name: &str, peer: Option<std::net::IpAddr>) -> Option<u64> {
+        let mut f = lock(&self.failures);
+        let now = Instant::now();
+        let mut wait = None;
+        for (k, limit) in failure_keys(name, peer) {
+            if let Some(times) = f.get_mut(&k) {
+                times.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
+                if times.len() >= limit {
+                    let oldest = times[0];
+                    let left = FAILURE_WINDOW.saturating_sub(now.duration_since(oldest));
+                    wait = Some(wait.unwrap_or(0).max(left.as_secs() + 1));
+                }
+            }
+        }
+        wait
+    }
+
+    /// Counts a failed sign-in for `name` from `peer`.
+    pub fn sign_in_failed(&self, name: &str, peer: Option<std::net::IpAddr>) {
+        let mut f = lock(&self.failures);
+        if f.len() >= CACHE_CAP {
+            let now = Instant::now();
+            f.retain(|_, t| {
+                t.last()
+                    .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
+            });
+        }
+        for (k, _) in failure_keys(name, peer) {
+            f.entry(k).or_default().push(Instant::now());
+        }
+    }
+
     /// Drops what is cached of key `id` (it was just revoked through this server).
     pub fn forget(&self, id: &str) {
         self.cache
@@ -278,18 +420,53 @@ pub async fn keep_uses(auth: Arc<Auth>, stopped: impl std::future::Future<Output
     }
 }
 
-/// Who made a request, as the guard found it (a request extension): `None` with auth off.
+/// Who made a request.
 #[derive(Debug, Clone, Default)]
-pub struct Caller(pub Option<Arc<ApiKey>>);
+pub enum Who {
+    /// Auth is off: anyone on loopback.
+    #[default]
+    Anyone,
+    /// An API key.
+    Key(Arc<ApiKey>),
+    /// A signed-in account (the UI).
+    Account(Arc<Account>),
+}
+
+/// Who made a request and the project it is bound to, as the guard found them (a request
+/// extension).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// Who.
+    pub who: Who,
+    /// The one project the request may reach (`None` with auth off).
+    pub project: Option<String>,
+}
 
 impl Caller {
-    /// The project the caller's key binds it to, if any.
-    pub fn project(&self) -> Option<&str> {
-        self.0.as_deref().map(|k| k.project.as_str())
+    /// A key's call: bound to the key's project.
+    pub fn key(key: Arc<ApiKey>) -> Caller {
+        Caller {
+            project: Some(key.project.clone()),
+            who: Who::Key(key),
+        }
     }
 
-    /// The project a request goes to: the key's; without one, what the request named.
+    /// The project the request is bound to, if any.
+    pub fn project(&self) -> Option<&str> {
+        self.project.as_deref()
+    }
+
+    /// The project a request goes to: the bound one; without one, what the request named.
     pub fn project_or(&self, named: Option<String>) -> Option<String> {
-        self.project().map(str::to_string).or(named)
+        self.project.clone().or(named)
+    }
+
+    /// Whether the caller may see that `project` exists (a project list).
+    pub fn may_see(&self, project: &str) -> bool {
+        match &self.who {
+            Who::Anyone => true,
+            Who::Key(k) => k.project == project,
+            Who::Account(a) => a.roles.contains_key(project),
+        }
     }
 }

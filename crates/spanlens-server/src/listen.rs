@@ -162,6 +162,7 @@ pub async fn serve_http(
             () = &mut stop => break,
         };
         let Some(mut stream) = stream else { continue };
+        let peer = stream.peer_addr().ok();
         let Some(permit) = slots.take("HTTP") else {
             tokio::spawn(async move {
                 // Best effort within a second: a client that does not read gets nothing.
@@ -174,7 +175,10 @@ pub async fn serve_http(
             continue;
         };
         let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout, permit));
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = hyper_util::service::TowerToHyperService::new(WithPeer {
+            inner: app.clone(),
+            peer,
+        });
         let conn = builder
             .serve_connection_with_upgrades(io, service)
             .into_owned();
@@ -186,6 +190,38 @@ pub async fn serve_http(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// A connection's service: the router, with the client's address on each request (as axum's
+/// `ConnectInfo`, for the sign-in rate limit).
+#[derive(Clone)]
+struct WithPeer {
+    inner: Router,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for WithPeer
+where
+    Router: tower_service::Service<axum::http::Request<B>>,
+{
+    type Response = <Router as tower_service::Service<axum::http::Request<B>>>::Response;
+    type Error = <Router as tower_service::Service<axum::http::Request<B>>>::Error;
+    type Future = <Router as tower_service::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        self.inner.call(req)
+    }
 }
 
 /// The gRPC listener's connections: each holds a slot and closes itself when idle; over the

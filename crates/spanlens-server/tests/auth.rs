@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use serde_json::{json, Value};
-use spanlens_auth::{Directory, NewKey, Scope};
+use spanlens_auth::{Directory, NewKey, Role, Scope};
 use spanlens_core::otlp::proto::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use std::sync::Arc;
 
@@ -28,6 +28,10 @@ fn server() -> (Server, Keys) {
         let store = Arc::new(spanlens_server::open_store(dir.path()).unwrap());
         let d = Directory::new(store);
         let rt = tokio::runtime::Runtime::new().unwrap();
+        for (name, role) in [("ana", Role::Viewer), ("bob", Role::Admin)] {
+            rt.block_on(d.create_account(name, "a long passphrase", "a", role))
+                .unwrap();
+        }
         let make = |p: &str, s: Scope, langfuse: bool| {
             rt.block_on(d.create(p, "", &[s], langfuse)).unwrap()
         };
@@ -359,4 +363,180 @@ fn beyond_loopback_the_server_will_not_start_without_auth() {
         err.contains("spanlens keys create") && err.contains("--auth required"),
         "{err}"
     );
+}
+
+/// Signs in; the session cookie (`name=value`) and the CSRF token.
+fn sign_in(s: &Server, name: &str, headers: &[(&str, &str)]) -> (String, String, String) {
+    let body = json!({"name": name, "password": "a long passphrase"}).to_string();
+    let mut all = vec![JSON];
+    all.extend_from_slice(headers);
+    let (status, answer, got) = s.send("POST", "/api/v1/session", &all, body.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let set = got
+        .iter()
+        .find(|(n, _)| n == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let cookie = set.split(';').next().unwrap().to_string();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    (cookie, answer["csrf"].as_str().unwrap().to_string(), set)
+}
+
+#[test]
+fn people_sign_in_and_their_roles_decide_what_they_reach() {
+    let (s, _k) = server();
+    // Wrong passwords are 401, and after five of them the name must wait.
+    for _ in 0..5 {
+        let (status, _) = s.json(
+            "POST",
+            "/api/v1/session",
+            &[],
+            &json!({"name": "ana", "password": "not it at all"}),
+        );
+        assert_eq!(status, 401);
+    }
+    let (status, body, headers) = s.send(
+        "POST",
+        "/api/v1/session",
+        &[JSON],
+        json!({"name": "ana", "password": "a long passphrase"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.iter().any(|(n, _)| n == "retry-after"));
+    // An unknown name is the same 401 as a wrong password.
+    let (status, body) = s.json(
+        "POST",
+        "/api/v1/session",
+        &[],
+        &json!({"name": "zed", "password": "a long passphrase"}),
+    );
+    assert_eq!(status, 401);
+    assert_eq!(error(&body), "wrong name or password");
+    // Bob signs in (behind a TLS proxy: the cookie is Secure).
+    let (cookie, csrf, set) = sign_in(&s, "bob", &[("x-forwarded-proto", "https")]);
+    for part in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut h: Vec<(&str, &str)> = vec![("cookie", cookie.as_str())];
+        h.extend_from_slice(extra);
+        h.into_iter()
+            .map(|(a, b)| (a, b.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let call = |method: &str, path: &str, extra: &[(&'static str, &str)], body: &[u8]| {
+        let h = with(extra);
+        let h: Vec<(&str, &str)> = h.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        let (status, body, _) = s.send(method, path, &h, body);
+        (
+            status,
+            serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, me) = call("GET", "/api/v1/session", &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(me["account"], "bob");
+    assert_eq!(me["roles"], json!({"a": "admin"}));
+    assert_eq!(call("GET", "/api/v1/traces?project=a", &[], b"").0, 200);
+    let (status, body) = call("GET", "/api/v1/traces?project=b", &[], b"");
+    assert_eq!(status, 403);
+    assert!(
+        error(&body).contains("no role allowing read in project \"b\""),
+        "{body}"
+    );
+    let (_, projects) = call("GET", "/api/v1/projects", &[], b"");
+    assert_eq!(
+        projects["projects"],
+        json!([]),
+        "no spans yet, and only a's would show"
+    );
+    // A state-changing request needs the session's CSRF token.
+    let score = json!({"trace_id": "5b8efff798038103d269b633813fc601", "name": "ok", "data_type": "boolean", "value": 1}).to_string();
+    let (status, body) = call(
+        "POST",
+        "/api/v1/scores?project=a",
+        &[JSON],
+        score.as_bytes(),
+    );
+    assert_eq!(status, 403);
+    assert!(error(&body).contains("x-csrf-token"), "{body}");
+    let (status, body) = call(
+        "POST",
+        "/api/v1/scores?project=a",
+        &[JSON, ("x-csrf-token", "0".repeat(64).leak())],
+        score.as_bytes(),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = call(
+        "POST",
+        "/api/v1/scores?project=a",
+        &[JSON, ("x-csrf-token", &csrf)],
+        score.as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    // Bob adds Carol as a viewer of a; she reads a, not b, and cannot write.
+    let carol =
+        json!({"name": "carol", "password": "another passphrase", "role": "viewer"}).to_string();
+    let (status, body) = call(
+        "POST",
+        "/api/v1/accounts?project=a",
+        &[JSON, ("x-csrf-token", &csrf)],
+        carol.as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["roles"], json!({"a": "viewer"}));
+    let (status, body) = call("GET", "/api/v1/accounts?project=a", &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(body["accounts"].as_array().unwrap().len(), 3, "{body}");
+    let body = json!({"name": "carol", "password": "another passphrase"}).to_string();
+    let (_, _, got) = s.send("POST", "/api/v1/session", &[JSON], body.as_bytes());
+    let carol_cookie = got
+        .iter()
+        .find(|(n, _)| n == "set-cookie")
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, _) = s.send(
+        "GET",
+        "/api/v1/traces?project=a",
+        &[("cookie", &carol_cookie)],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let (status, _, _) = s.send(
+        "GET",
+        "/api/v1/accounts?project=a",
+        &[("cookie", &carol_cookie)],
+        b"",
+    );
+    assert_eq!(status, 403, "a viewer is not an admin");
+    // Removing her role takes effect at once through this server.
+    let (status, _) = call(
+        "PUT",
+        "/api/v1/accounts/carol?project=a",
+        &[JSON, ("x-csrf-token", &csrf)],
+        br#"{"role": null}"#,
+    );
+    assert_eq!(status, 200);
+    let (status, _, _) = s.send(
+        "GET",
+        "/api/v1/traces?project=a",
+        &[("cookie", &carol_cookie)],
+        b"",
+    );
+    assert_eq!(status, 403);
+    // Signing out ends the session.
+    let (status, _) = call("DELETE", "/api/v1/session", &[], b"");
+    assert_eq!(status, 204);
+    let (status, body) = call("GET", "/api/v1/traces?project=a", &[], b"");
+    assert_eq!(status, 401);
+    assert!(error(&body).contains("sign in again"), "{body}");
+    let (_, me) = call("GET", "/api/v1/session", &[], b"");
+    assert_eq!(me["account"], Value::Null);
+    assert_eq!(me["auth"], "required");
 }

@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use spanlens_api::{CreateKey, KeysAnswer, NewKey, RevokedKey};
 use spanlens_auth::{directory::DirectoryError, Directory};
 
-fn directory(st: &AppState) -> Result<&Directory, ApiError> {
+pub(super) fn directory(st: &AppState) -> Result<&Directory, ApiError> {
     st.auth().directory().ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
@@ -22,9 +22,18 @@ fn directory(st: &AppState) -> Result<&Directory, ApiError> {
     })
 }
 
-fn failed(e: DirectoryError) -> ApiError {
+/// A directory failure as the API answers it.
+pub(super) fn failed(e: DirectoryError) -> ApiError {
+    use spanlens_auth::accounts::AccountError;
     match e {
         DirectoryError::Key(e) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        DirectoryError::Account(e @ AccountError::Exists(_)) => {
+            ApiError(StatusCode::CONFLICT, e.to_string())
+        }
+        DirectoryError::Account(e @ AccountError::Unknown(_)) => {
+            ApiError(StatusCode::NOT_FOUND, e.to_string())
+        }
+        DirectoryError::Account(e) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
         DirectoryError::Store(e) => ApiError::from(e),
         e @ DirectoryError::Damaged { .. } => {
             ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -34,7 +43,7 @@ fn failed(e: DirectoryError) -> ApiError {
 
 /// The project a call manages: its key's; with auth off, the `project` parameter (every
 /// project when absent, for a list).
-fn managed(caller: &Option<Extension<Caller>>, named: Option<String>) -> Option<String> {
+pub(super) fn managed(caller: &Option<Extension<Caller>>, named: Option<String>) -> Option<String> {
     match caller {
         Some(Extension(c)) => c.project_or(named),
         None => named,
@@ -64,10 +73,15 @@ pub(super) async fn create_key(
     body: Body,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     let ask: CreateKey = json_body(&st, &headers, body, 64 * 1024).await?;
-    if let (Some(Extension(Caller(Some(key)))), Some(other)) = (&caller, &ask.project) {
-        if *other != key.project {
-            let d = crate::auth::Denied::project(key, other);
-            return Err(ApiError(StatusCode::FORBIDDEN, d.to_string()));
+    if let (Some(Extension(c)), Some(other)) = (&caller, &ask.project) {
+        if c.project().is_some_and(|own| own != other) {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this call is bound to project {:?} and cannot make keys of project {other:?}",
+                    c.project().unwrap_or("")
+                ),
+            ));
         }
     }
     let project = managed(&caller, ask.project.clone()).ok_or_else(|| {

@@ -22,7 +22,7 @@ pub(super) async fn alerts(
 ) -> Json<AlertsAnswer> {
     let views = state.alerts();
     let mut alerts = views.clone().unwrap_or_default();
-    if let Some(own) = caller.as_ref().and_then(|c| c.0.project()) {
+    if let Some(own) = caller.as_ref().and_then(|c| c.project()) {
         alerts.retain(|a| a.rule.project == own);
     }
     Json(AlertsAnswer {

@@ -138,8 +138,8 @@ pub(super) async fn projects(
     caller: Option<axum::Extension<crate::auth::Caller>>,
 ) -> Result<Json<ProjectsAnswer>, ApiError> {
     let mut projects = st.store.projects().await?;
-    if let Some(own) = caller.as_ref().and_then(|c| c.0.project()) {
-        projects.retain(|p| p == own);
+    if let Some(axum::Extension(c)) = &caller {
+        projects.retain(|p| c.may_see(p));
     }
     Ok(Json(ProjectsAnswer { projects }))
 }

@@ -13,6 +13,7 @@ mod params;
 mod recovery;
 mod rows;
 mod scores;
+mod session;
 mod sessions;
 mod stored;
 mod traces;
@@ -24,7 +25,7 @@ use collect::MAX_WIRE_BYTES;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 /// Every HTTP route of the server.
@@ -60,6 +61,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/projects", get(metrics::projects))
         .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/api/v1/keys/{id}", delete(keys::revoke_key))
+        .route(
+            "/api/v1/session",
+            get(session::get_session)
+                .post(session::sign_in)
+                .delete(session::sign_out),
+        )
+        .route(
+            "/api/v1/accounts",
+            get(session::list_accounts).post(session::create_account),
+        )
+        .route("/api/v1/accounts/{name}", put(session::set_role))
         .route(
             "/api/v1/projects/{project}/redaction",
             get(admin::get_redaction).put(admin::put_redaction),
