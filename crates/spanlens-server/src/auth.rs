@@ -144,21 +144,53 @@ impl Denied {
     }
 }
 
-/// A key as read from the store (`None`: no such key) and when it was read.
-type Cached = (Option<Arc<ApiKey>>, Instant);
+/// Documents read from the store (`None`: there is none), each trusted for a while.
+struct TtlCache<V> {
+    map: Mutex<HashMap<String, (Option<V>, Instant)>>,
+    ttl: Duration,
+}
+
+impl<V: Clone> TtlCache<V> {
+    fn new(ttl: Duration) -> TtlCache<V> {
+        TtlCache {
+            map: Mutex::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    /// What was read for `key`, while it is still trusted (`Some(None)`: known to be absent).
+    fn get(&self, key: &str) -> Option<Option<V>> {
+        lock(&self.map)
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, key: &str, v: Option<V>) {
+        let mut map = lock(&self.map);
+        if map.len() >= CACHE_CAP {
+            map.clear();
+        }
+        map.insert(key.to_string(), (v, Instant::now()));
+    }
+
+    fn remove(&self, key: &str) {
+        lock(&self.map).remove(key);
+    }
+}
 
 /// The server's keys and mode.
 pub struct Auth {
     mode: AuthMode,
     directory: Option<Directory>,
-    /// Key id → the key (or `None`: no such key) and when it was read.
-    cache: Mutex<HashMap<String, Cached>>,
+    /// Key id → the key.
+    keys: TtlCache<Arc<ApiKey>>,
     /// Key id → when it was last accepted, not yet saved.
     used: Mutex<HashMap<String, i64>>,
-    /// Session token → the session (or `None`) and when it was read.
-    sessions: Mutex<HashMap<String, (Option<Session>, Instant)>>,
-    /// Account name → the account (or `None`) and when it was read.
-    accounts: Mutex<HashMap<String, (Option<Arc<Account>>, Instant)>>,
+    /// Session token → the session.
+    sessions: TtlCache<Session>,
+    /// Account name → the account.
+    accounts: TtlCache<Arc<Account>>,
     /// Recent failed sign-ins, by account name and by client address.
     failures: Mutex<HashMap<String, Vec<Instant>>>,
 }
@@ -181,10 +213,10 @@ impl Auth {
         Auth {
             mode: AuthMode::Off,
             directory: None,
-            cache: Mutex::new(HashMap::new()),
+            keys: TtlCache::new(CACHE_TTL),
             used: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
-            accounts: Mutex::new(HashMap::new()),
+            sessions: TtlCache::new(SESSION_TTL),
+            accounts: TtlCache::new(SESSION_TTL),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -210,14 +242,7 @@ impl Auth {
 
     /// The key behind `credential`, from the cache or the store.
     async fn key(&self, credential: &Credential) -> Result<Option<Arc<ApiKey>>, Denied> {
-        let cached = {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache
-                .get(&credential.id)
-                .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-                .map(|(k, _)| k.clone())
-        };
-        let key = match cached {
+        let key = match self.keys.get(&credential.id) {
             Some(k) => k,
             None => {
                 let Some(dir) = &self.directory else {
@@ -228,11 +253,7 @@ impl Auth {
                     .await
                     .map_err(|e| Denied::Unavailable(e.to_string()))?
                     .map(Arc::new);
-                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.len() >= CACHE_CAP {
-                    cache.clear();
-                }
-                cache.insert(credential.id.clone(), (read.clone(), Instant::now()));
+                self.keys.put(&credential.id, read.clone());
                 read
             }
         };
@@ -275,34 +296,27 @@ impl Auth {
 
     /// The live session of a cookie's token (cached for [`SESSION_TTL`]).
     pub async fn session(&self, token: &str) -> Result<Option<Session>, Denied> {
-        let now = Instant::now();
-        if let Some((s, at)) = lock(&self.sessions).get(token) {
-            if now.duration_since(*at) < SESSION_TTL {
-                return Ok(s.clone().filter(|s| s.expires_ns > spanlens_auth::now_ns()));
+        let s = match self.sessions.get(token) {
+            Some(s) => s,
+            None => {
+                let Some(dir) = &self.directory else {
+                    return Ok(None);
+                };
+                let s = dir
+                    .session(token)
+                    .await
+                    .map_err(|e| Denied::Unavailable(e.to_string()))?;
+                self.sessions.put(token, s.clone());
+                s
             }
-        }
-        let Some(dir) = &self.directory else {
-            return Ok(None);
         };
-        let s = dir
-            .session(token)
-            .await
-            .map_err(|e| Denied::Unavailable(e.to_string()))?;
-        let mut cache = lock(&self.sessions);
-        if cache.len() >= CACHE_CAP {
-            cache.clear();
-        }
-        cache.insert(token.to_string(), (s.clone(), now));
-        Ok(s)
+        Ok(s.filter(|s| s.expires_ns > spanlens_auth::now_ns()))
     }
 
     /// The account `name` (cached for [`SESSION_TTL`]).
     pub async fn account(&self, name: &str) -> Result<Option<Arc<Account>>, Denied> {
-        let now = Instant::now();
-        if let Some((a, at)) = lock(&self.accounts).get(name) {
-            if now.duration_since(*at) < SESSION_TTL {
-                return Ok(a.clone());
-            }
+        if let Some(a) = self.accounts.get(name) {
+            return Ok(a);
         }
         let Some(dir) = &self.directory else {
             return Ok(None);
@@ -312,11 +326,7 @@ impl Auth {
             .await
             .map_err(|e| Denied::Unavailable(e.to_string()))?
             .map(Arc::new);
-        let mut cache = lock(&self.accounts);
-        if cache.len() >= CACHE_CAP {
-            cache.clear();
-        }
-        cache.insert(name.to_string(), (a.clone(), now));
+        self.accounts.put(name, a.clone());
         Ok(a)
     }
 
@@ -324,10 +334,10 @@ impl Auth {
     /// (changed through it).
     pub fn forget_session(&self, token: Option<&str>, account: Option<&str>) {
         if let Some(t) = token {
-            lock(&self.sessions).remove(t);
+            self.sessions.remove(t);
         }
         if let Some(a) = account {
-            lock(&self.accounts).remove(a);
+            self.accounts.remove(a);
         }
     }
 
@@ -368,10 +378,7 @@ impl Auth {
 
     /// Drops what is cached of key `id` (it was just revoked through this server).
     pub fn forget(&self, id: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        self.keys.remove(id);
     }
 
     /// Saves the last-use times gathered since the previous call.
