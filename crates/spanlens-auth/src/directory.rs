@@ -264,7 +264,23 @@ impl Directory {
             .ok_or_else(|| AccountError::Unknown(name.to_string()))?;
         let password = password.to_string();
         account.password_phc = blocking(move || accounts::hash_password(&password)).await?;
-        self.store_doc(&format!("{ACCOUNT}{name}"), &account).await
+        self.store_doc(&format!("{ACCOUNT}{name}"), &account)
+            .await?;
+        // Whoever knew the old password is signed out everywhere.
+        self.end_sessions(name).await?;
+        Ok(())
+    }
+
+    /// Ends every session of `name`; returns how many.
+    pub async fn end_sessions(&self, name: &str) -> Result<usize, DirectoryError> {
+        let mut ended = 0;
+        for (k, doc) in self.store.list_state(SESSION).await? {
+            if serde_json::from_str::<Session>(&doc).is_ok_and(|s| s.account == name) {
+                self.store.delete_state(&k).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     /// Signs `name` in when `password` is theirs: a new session's token (for the cookie) and

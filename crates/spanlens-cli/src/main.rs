@@ -12,6 +12,7 @@ mod normalize;
 mod schema;
 mod serve;
 mod store_args;
+mod users;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -66,6 +67,9 @@ enum Command {
     /// API keys for a server run with --auth required: create (printed once), list, revoke.
     /// Works on the store itself (the first admin key) or through a server with an admin key.
     Keys(keys::KeysArgs),
+    /// People who sign in to the UI of a server run with --auth required: create (password on
+    /// stdin), list, set-role, password. Works on the store itself.
+    Users(users::UsersArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -142,6 +146,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Migrate(args) => migrate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Users(args) => users::run(args),
     }
 }
 

@@ -214,3 +214,132 @@ fn serving_beyond_loopback_needs_auth() {
     );
     assert!(!data.exists(), "nothing opened");
 }
+
+fn with_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn users_are_made_with_a_password_from_stdin_and_roles_per_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let make = [
+        "users",
+        "create",
+        "ana",
+        "--project",
+        "shop",
+        "--role",
+        "viewer",
+        "--data-dir",
+        data,
+    ];
+    let o = with_stdin(&make, "a long passphrase\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = with_stdin(&make, "a long passphrase\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("exists already"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = with_stdin(
+        &[
+            "users",
+            "create",
+            "bob",
+            "--project",
+            "shop",
+            "--role",
+            "viewer",
+            "--data-dir",
+            data,
+        ],
+        "short\n",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("at least 10 characters"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = with_stdin(
+        &[
+            "users",
+            "create",
+            "bob",
+            "--project",
+            "shop",
+            "--role",
+            "owner",
+            "--data-dir",
+            data,
+        ],
+        "a long passphrase\n",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("viewer, member or admin"));
+    ok(&run(
+        &[
+            "users",
+            "set-role",
+            "ana",
+            "--project",
+            "blog",
+            "--role",
+            "admin",
+            "--data-dir",
+            data,
+        ],
+        None,
+    ));
+    let list = ok(&run(&["users", "list", "--data-dir", data], None));
+    assert!(
+        list.contains("ana") && list.contains("blog:admin") && list.contains("shop:viewer"),
+        "{list}"
+    );
+    ok(&run(
+        &[
+            "users",
+            "set-role",
+            "ana",
+            "--project",
+            "blog",
+            "--role",
+            "none",
+            "--data-dir",
+            data,
+        ],
+        None,
+    ));
+    let list = ok(&run(
+        &["users", "list", "--project", "blog", "--data-dir", data],
+        None,
+    ));
+    assert_eq!(list.lines().count(), 1, "only the header: {list}");
+    let o = with_stdin(
+        &["users", "password", "ana", "--data-dir", data],
+        "a newer passphrase\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = with_stdin(
+        &["users", "password", "zed", "--data-dir", data],
+        "a newer passphrase\n",
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
