@@ -36,6 +36,14 @@ struct Server {
 
 impl Server {
     fn start(big_trace_spans: usize) -> Server {
+        Server::start_with(big_trace_spans, |_, _| {})
+    }
+
+    /// A server on demo data whose store and configuration `prepare` may change first.
+    fn start_with(
+        big_trace_spans: usize,
+        prepare: impl FnOnce(&Arc<spanlens_store::SqliteStore>, &mut spanlens_server::ServerConfig),
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = spanlens_server::open_store(dir.path()).unwrap();
         let now = Timestamp(
@@ -48,7 +56,10 @@ impl Server {
         let big = big_trace(&demo, big_trace_spans, now);
         write_by_trace(&store, demo);
         write_by_trace(&store, big);
-        let running = Running::start(local_config(dir.path()), Arc::new(store));
+        let store = Arc::new(store);
+        let mut config = local_config(dir.path());
+        prepare(&store, &mut config);
+        let running = Running::start(config, store);
         Server {
             http: running.bound.http,
             _running: running,
@@ -2541,4 +2552,184 @@ async fn filter_placeholders_fit_their_inputs() {
     }
     c.close().await.unwrap();
     drop(server);
+}
+
+/// Fills the sign-in form and submits it.
+async fn sign_in_as(c: &Client, name: &str) {
+    until(
+        c,
+        "document.querySelector('form.login input[name=password]')",
+        "the sign-in form",
+    )
+    .await;
+    c.execute(
+        "document.querySelector('form.login input[name=name]').value = arguments[0]; \
+         document.querySelector('form.login input[name=password]').value = 'a long passphrase'; \
+         document.querySelector('form.login button[type=submit]').click();",
+        vec![json!(name)],
+    )
+    .await
+    .unwrap();
+}
+
+/// With `--auth required` the UI is reached by signing in: a page sends the browser to the
+/// sign-in form and back, every API call of the pages goes through the HttpOnly session cookie
+/// (no key in the page), an admin manages keys and people on the Settings page, a viewer does
+/// not see it, and signing out ends it.
+#[tokio::test]
+async fn signing_in_is_the_way_in_and_admins_manage_the_project() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| {
+        Server::start_with(100, |store, config| {
+            config.auth = spanlens_server::auth::AuthMode::Required;
+            let d = spanlens_auth::Directory::new(store.clone());
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            for (name, role) in [
+                ("root", spanlens_auth::Role::Admin),
+                ("vic", spanlens_auth::Role::Viewer),
+            ] {
+                rt.block_on(d.create_account(name, "a long passphrase", DEFAULT_PROJECT, role))
+                    .unwrap();
+            }
+        })
+    })
+    .await
+    .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/sessions")).await.unwrap();
+    until(
+        &c,
+        "location.pathname === '/login'",
+        "the way to the sign-in page",
+    )
+    .await;
+    assert_eq!(
+        c.execute("return location.search", vec![]).await.unwrap(),
+        json!("?next=%2Fsessions")
+    );
+    // A wrong password is said so, on the page.
+    c.execute(
+        "document.querySelector('form.login input[name=name]').value = 'root'; \
+         document.querySelector('form.login input[name=password]').value = 'not the password'; \
+         document.querySelector('form.login button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "document.querySelector('.login-message')?.innerText.includes('wrong name or password')",
+        "the refusal",
+    )
+    .await;
+    sign_in_as(&c, "root").await;
+    until(&c, "location.pathname === '/sessions' && document.querySelectorAll('table.sessions tbody tr').length > 0", "the sessions page, signed in").await;
+    // The session is in an HttpOnly cookie: the page cannot read it, and holds no key.
+    let cookie = c.execute("return document.cookie", vec![]).await.unwrap();
+    assert!(
+        !cookie.as_str().unwrap().contains("spanlens_session"),
+        "{cookie}"
+    );
+    let stored = c
+        .execute("return JSON.stringify(localStorage)", vec![])
+        .await
+        .unwrap();
+    assert!(!stored.as_str().unwrap().contains("slk_"), "{stored}");
+    assert_eq!(text_of(&c, "#account .muted").await, "root");
+    // Settings: make a key (shown once), add a person.
+    until(
+        &c,
+        "!document.querySelector('nav a[data-nav=admin]').hidden",
+        "the Settings link",
+    )
+    .await;
+    click(&c, "nav a[data-nav=admin]").await;
+    until(
+        &c,
+        "document.querySelector('.admin-keys form')",
+        "the keys form",
+    )
+    .await;
+    c.execute(
+        "document.querySelector('.admin-keys input[name=key-name]').value = 'checkout service'; \
+         document.querySelector('.admin-keys select[name=key-scope]').value = 'ingest'; \
+         document.querySelector('.admin-keys button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let secret = until(
+        &c,
+        "document.querySelector('.new-secret code.secret')?.innerText",
+        "the new key",
+    )
+    .await;
+    assert!(secret.as_str().unwrap().starts_with("slk_"), "{secret}");
+    let rows = texts(&c, ".admin-keys tbody tr").await;
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("checkout service") && r.contains("ingest")),
+        "{rows:?}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.contains(&secret.as_str().unwrap()[21..])),
+        "the list shows no secret"
+    );
+    c.execute(
+        "document.querySelector('.admin-people input[name=person-name]').value = 'dora'; \
+         document.querySelector('.admin-people input[name=person-password]').value = 'a long passphrase'; \
+         document.querySelector('.admin-people button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('.admin-people tbody tr').length === 3",
+        "the new person",
+    )
+    .await;
+    // Sign out: the next call is refused and the page goes back to the sign-in form.
+    click(&c, "#account button").await;
+    until(
+        &c,
+        "location.pathname === '/login'",
+        "the sign-in page after signing out",
+    )
+    .await;
+    assert_eq!(
+        api(&c, "/api/v1/traces").await["error"]
+            .as_str()
+            .map(|e| e.contains("API key or a sign-in")),
+        Some(true)
+    );
+    // A viewer reads, but has no Settings, and the API refuses what it would show.
+    sign_in_as(&c, "vic").await;
+    until(
+        &c,
+        "location.pathname === '/' && document.querySelectorAll('table.grid tbody tr').length > 0",
+        "the trace list for a viewer",
+    )
+    .await;
+    assert_eq!(
+        c.execute(
+            "return document.querySelector('nav a[data-nav=admin]').hidden",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(true)
+    );
+    let keys = api(&c, "/api/v1/keys").await;
+    assert!(
+        keys["error"]
+            .as_str()
+            .unwrap()
+            .contains("no role allowing admin"),
+        "{keys}"
+    );
+    c.close().await.unwrap();
 }

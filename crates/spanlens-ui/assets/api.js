@@ -41,15 +41,62 @@ export function url(path, params = {}) {
   return `/api/v1/${path}${s ? `?${s}` : ""}`;
 }
 
+let sessionPromise;
+
+/**
+ * Who the browser is signed in as: `{auth, account, roles, csrf}` (`/api/v1/session`), fetched
+ * once per page load. With `auth: "required"` every API call goes through the session cookie;
+ * the page never holds a key.
+ */
+export function session() {
+  sessionPromise ??= get("session", { project: null }).catch((e) => {
+    sessionPromise = undefined;
+    throw e;
+  });
+  return sessionPromise;
+}
+
+/** Sends the browser to the sign-in page, to come back here afterwards. */
+export function toSignIn() {
+  if (location.pathname === "/login") return;
+  const next = location.pathname + location.search;
+  location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
+
 /** GETs JSON from the API; throws ApiError with the server's message on failure. */
 export async function get(path, params, signal) {
+  return call("GET", path, params, undefined, signal);
+}
+
+/**
+ * Sends `body` as JSON with `method` (POST, PUT, DELETE) and the session's CSRF token; throws
+ * ApiError with the server's message on failure.
+ */
+export async function send(method, path, body, params) {
+  const s = await session();
+  return call(method, path, params, body, undefined, s.csrf);
+}
+
+async function call(method, path, params, payload, signal, csrf) {
   let resp;
+  const headers = { accept: "application/json" };
+  if (payload !== undefined) headers["content-type"] = "application/json";
+  if (csrf) headers["x-csrf-token"] = csrf;
   try {
-    resp = await fetch(url(path, params), { signal, headers: { accept: "application/json" } });
+    resp = await fetch(url(path, params), {
+      method,
+      signal,
+      headers,
+      credentials: "same-origin",
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+    });
   } catch (e) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, `cannot reach the Spanlens server (${e.message})`);
   }
+  // Signed out (or never signed in) on a server that needs it: sign in, then come back.
+  if (resp.status === 401 && path !== "session") toSignIn();
+  if (resp.status === 204) return null;
   const text = await resp.text();
   let body;
   try {

@@ -2,13 +2,15 @@
 // the page from location.pathname, and intercepts same-origin links so navigation is instant.
 
 import { h, notice, mount, navigate } from "./dom.js";
-import { get, project, setProject } from "./api.js";
+import { get, project, setProject, session, send } from "./api.js";
 import * as traces from "./traces.js";
 import * as trace from "./trace.js";
 import * as sessions from "./sessions.js";
 import * as dashboard from "./dashboard.js";
 import * as live from "./live.js";
 import * as reliability from "./reliability.js";
+import * as login from "./login.js";
+import * as admin from "./admin.js";
 
 const ROUTES = [
   [/^\/$/, traces.render, "traces"],
@@ -18,6 +20,8 @@ const ROUTES = [
   [/^\/dashboard$/, dashboard.render, "dashboard"],
   [/^\/reliability$/, reliability.render, "reliability"],
   [/^\/live$/, live.render, "live"],
+  [/^\/login$/, login.render, "login"],
+  [/^\/admin$/, admin.render, "admin"],
 ];
 
 let cleanup = null;
@@ -57,14 +61,45 @@ document.addEventListener("click", (e) => {
   e.preventDefault();
   navigate(a.getAttribute("href"));
 });
+/**
+ * The signed-in account in the header, with a sign-out button; an admin of the project sees
+ * the Settings link. Signed in, the project shown is one the account has a role in.
+ */
+async function who() {
+  let state;
+  try {
+    state = await session();
+  } catch {
+    return null;
+  }
+  const projects = Object.keys(state.roles || {});
+  if (state.account && projects.length && !projects.includes(project())) setProject(projects.sort()[0]);
+  const isAdmin = state.auth === "off" || state.roles?.[project()] === "admin";
+  document.querySelector("nav a[data-nav=admin]")?.toggleAttribute("hidden", !isAdmin);
+  if (state.account) {
+    const out = h("button", { type: "button", class: "linklike", onclick: async () => {
+      try {
+        await send("DELETE", "session", undefined, { project: null });
+      } finally {
+        location.assign("/login");
+      }
+    } }, "Sign out");
+    mount(document.getElementById("account"), h("span", { class: "muted" }, state.account), " ", out);
+  }
+  return state;
+}
+
 /** The project picker in the header, shown when the server holds more than one project. */
 async function projectPicker() {
+  const state = await who();
+  if (location.pathname === "/login") return;
   let list;
   try {
     list = (await get("projects", { project: null })).projects || [];
   } catch {
     return; // the pages report API errors themselves
   }
+  for (const p of Object.keys(state?.roles || {})) if (!list.includes(p)) list.push(p);
   const current = project();
   if (!list.includes(current)) list.push(current);
   if (list.length < 2) return;

@@ -55,6 +55,8 @@ const ASSETS: &[Asset] = &[
     asset!("reliability.js", JS),
     asset!("scores.js", JS),
     asset!("charts.js", JS),
+    asset!("login.js", JS),
+    asset!("admin.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -70,6 +72,8 @@ pub const PAGES: &[&str] = &[
     "/dashboard",
     "/reliability",
     "/live",
+    "/login",
+    "/admin",
 ];
 
 /// The router serving the UI pages and `/assets/...`; merge it into the API router.
