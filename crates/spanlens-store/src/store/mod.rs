@@ -7,18 +7,23 @@
 //! in [`crate::domain`], not in a backend.
 
 mod analytics;
+mod eraser;
 mod reader;
 mod scores;
 mod state;
 mod writer;
 
 pub use analytics::{Analytics, ScanSender, SpanBatches};
+pub use eraser::{Erased, Eraser, Expiry, ERASE_BATCH, MAX_EXPIRE_LIMIT};
 pub use reader::TraceReader;
 pub use scores::ScoreStore;
 pub use state::{check_state, Lease, SharedState, MAX_STATE_KEY, MAX_STATE_VALUE};
 pub use writer::SpanWriter;
 
 /// A span database: everything the server needs, whichever engine holds the data.
-pub trait Store: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState {}
+pub trait Store: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + Eraser {}
 
-impl<T: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + ?Sized> Store for T {}
+impl<T: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + Eraser + ?Sized> Store
+    for T
+{
+}
