@@ -27,7 +27,9 @@ pub mod domain;
 
 /// The storage traits in one import, for code that calls a concrete backend's methods.
 pub mod prelude {
-    pub use crate::store::{Analytics, ScoreStore, SharedState, SpanWriter, Store, TraceReader};
+    pub use crate::store::{
+        Analytics, Eraser, ScoreStore, SharedState, SpanWriter, Store, TraceReader,
+    };
 }
 #[cfg(feature = "clickhouse")]
 pub mod clickhouse;
@@ -54,8 +56,9 @@ pub use sqlite::{
     Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
 };
 pub use store::{
-    check_state, Analytics, Lease, ScanSender, ScoreStore, SharedState, SpanBatches, SpanWriter,
-    Store, TraceReader, MAX_LISTED_STATE, MAX_STATE_KEY, MAX_STATE_VALUE,
+    check_state, Analytics, Erased, Eraser, Expiry, Lease, ScanSender, ScoreStore, SharedState,
+    SpanBatches, SpanWriter, Store, TraceReader, ERASE_BATCH, MAX_EXPIRE_LIMIT, MAX_LISTED_STATE,
+    MAX_STATE_KEY, MAX_STATE_VALUE,
 };
 pub use ticket::CommitTicket;
 pub use types::{

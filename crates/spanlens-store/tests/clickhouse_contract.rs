@@ -119,7 +119,7 @@ spanlens_store::store_contract_suite!(ClickHouseHarness);
 /// and re-pricing tests passed this way too when run by hand, before `span_times` existed.
 mod from_rollup_rows {
     use super::RebuiltHarness;
-    use spanlens_store::contract::{rollups, sessions_metrics};
+    use spanlens_store::contract::{erase, rollups, sessions_metrics};
 
     #[tokio::test]
     async fn hour_and_day_rows_add_up() {
@@ -132,6 +132,15 @@ mod from_rollup_rows {
     #[tokio::test]
     async fn brute_force() {
         rollups::rollups_match_brute_force_seed_1(&RebuiltHarness).await;
+    }
+
+    /// Deletion and expiry where answers come from rebuilt slots: the marks a deletion leaves
+    /// send the slots it touched back to the spans until they are rebuilt.
+    #[tokio::test]
+    async fn erasure() {
+        erase::deleted_traces_leave_every_read_and_the_rest_stays_exact(&RebuiltHarness).await;
+        erase::deleting_from_built_rollup_rows_keeps_them_exact(&RebuiltHarness).await;
+        erase::expiry_deletes_or_clears_old_traces_in_small_steps(&RebuiltHarness).await;
     }
 
     #[tokio::test]

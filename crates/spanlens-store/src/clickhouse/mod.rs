@@ -14,6 +14,7 @@
 //! `RowBinary` encoding of inserts and answers.
 
 pub mod client;
+mod erase;
 mod read;
 mod rollups;
 pub mod rowbinary;
@@ -223,6 +224,8 @@ pub struct ClickHouseStore {
     pending: Arc<AtomicUsize>,
     max_pending_spans: usize,
     refresh_before_reads: bool,
+    /// The cluster of the layout: deletes go to its local tables, `ON CLUSTER`.
+    cluster: Option<String>,
     /// Dropped with the store, which stops its rollup task.
     _alive: Arc<()>,
 }
@@ -294,6 +297,7 @@ impl ClickHouseStore {
             pending,
             max_pending_spans: options.max_pending_spans.max(1),
             refresh_before_reads: options.refresh_before_reads,
+            cluster: target.layout.cluster.clone(),
             _alive: alive,
         })
     }

@@ -10,7 +10,7 @@
 use super::sql;
 
 /// Newest schema version this build writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// How tables are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,6 +355,20 @@ const ROLLUP_ROWS: Table = Table {
     expires_by: None,
 };
 
+/// Traces whose payloads expiry cleared, at the summary version they had then (version 3): a
+/// trace whose summary has another version got spans since, and is cleared again.
+const PAYLOAD_CLEARED: Table = Table {
+    name: "payload_cleared",
+    columns: "
+    project             LowCardinality(String),
+    trace_id            FixedString(16),
+    version             Int64",
+    engine: "ReplacingMergeTree(version)",
+    tail: "ORDER BY (project, trace_id)",
+    shard_by: "cityHash64(trace_id)",
+    expires_by: None,
+};
+
 /// Schema versions applied (the highest tells a newer schema apart).
 const SCHEMA_VERSIONS: Table = Table {
     name: "schema_versions",
@@ -367,7 +381,7 @@ const SCHEMA_VERSIONS: Table = Table {
     expires_by: None,
 };
 
-const TABLES: [&Table; 11] = [
+const TABLES: [&Table; 12] = [
     &SCHEMA_VERSIONS,
     &SPANS,
     &SPAN_TIMES,
@@ -379,6 +393,7 @@ const TABLES: [&Table; 11] = [
     &ROLLUP_MARKS,
     &ROLLUP_SLOTS,
     &ROLLUP_ROWS,
+    &PAYLOAD_CLEARED,
 ];
 
 /// Columns `spans` gained in version 2, as (name, type, what only a table holding rows takes,

@@ -38,6 +38,7 @@ pub mod build;
 pub mod content;
 pub mod copy;
 pub mod damage;
+pub mod erase;
 pub mod ingest;
 pub mod list;
 pub mod log_events;
@@ -168,6 +169,13 @@ macro_rules! __store_contract_tests {
                 a_scan_hands_over_every_span_in_batches,
                 a_scan_whose_consumer_stops_early_ends_and_frees_its_connection,
             }
+            erase {
+                deleted_traces_leave_every_read_and_the_rest_stays_exact,
+                deleting_from_built_rollup_rows_keeps_them_exact,
+                a_session_and_a_user_are_erased_across_batches,
+                expiry_deletes_or_clears_old_traces_in_small_steps,
+                erasing_nothing_counts_nothing,
+            }
             rollups {
                 rollups_match_brute_force_seed_1,
                 rollups_match_brute_force_seed_2,
@@ -264,6 +272,7 @@ mod tests {
             ("scans", include_str!("scans.rs")),
             ("copy", include_str!("copy.rs")),
             ("rollups", include_str!("rollups.rs")),
+            ("erase", include_str!("erase.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {

@@ -21,26 +21,26 @@ use spanlens_core::{
 use std::collections::BTreeMap;
 
 const MIN: u64 = 60_000 * MS;
-const HOUR: u64 = 60 * MIN;
-const DAY: u64 = 24 * HOUR;
+pub(super) const HOUR: u64 = 60 * MIN;
+pub(super) const DAY: u64 = 24 * HOUR;
 /// Spans start in [BASE, BASE + SPREAD): across two UTC day boundaries.
-const BASE: u64 = T0 + 22 * HOUR;
-const SPREAD: u64 = 50 * HOUR;
+pub(super) const BASE: u64 = T0 + 22 * HOUR;
+pub(super) const SPREAD: u64 = 50 * HOUR;
 
 /// A small deterministic PRNG (xorshift*), so a failing seed can be replayed.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(super) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
     fn pick<T: Clone>(&mut self, v: &[T]) -> T {
@@ -220,7 +220,7 @@ fn fill(rng: &mut Rng, s: &mut Span) {
 }
 
 /// Traces of 1..10 spans under a root (a pipeline or an agent).
-fn generate(rng: &mut Rng, traces: u64) -> Vec<Span> {
+pub(super) fn generate(rng: &mut Rng, traces: u64) -> Vec<Span> {
     let mut out = Vec::new();
     for t in 0..traces {
         let n = 1 + rng.below(10);
@@ -241,7 +241,7 @@ fn generate(rng: &mut Rng, traces: u64) -> Vec<Span> {
 
 /// Sends spans in random order and batch sizes, some batches committed together; roots last
 /// for a third of the traces.
-async fn send(rng: &mut Rng, store: &dyn Store, mut spans: Vec<Span>) {
+pub(super) async fn send(rng: &mut Rng, store: &dyn Store, mut spans: Vec<Span>) {
     for i in (1..spans.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         spans.swap(i, j);
@@ -302,7 +302,7 @@ fn catalog() -> PriceCatalog {
 
 /// Everything the store holds for project `p`, read back span by span (the truth the rollups
 /// must agree with), and the traces' summaries.
-async fn stored(store: &dyn Store, traces: u64) -> (Vec<Span>, Vec<TraceSummary>) {
+pub(super) async fn stored(store: &dyn Store, traces: u64) -> (Vec<Span>, Vec<TraceSummary>) {
     let mut spans = Vec::new();
     let mut summaries = Vec::new();
     for t in 0..traces {
@@ -434,7 +434,7 @@ struct Expect {
     ttfts: Vec<u64>,
 }
 
-fn expected_metrics(spans: &[Span], q: &MetricsQuery) -> Vec<MetricRow> {
+pub(super) fn expected_metrics(spans: &[Span], q: &MetricsQuery) -> Vec<MetricRow> {
     let (from, to) = (q.from.map(|t| t.0), q.to.map(|t| t.0));
     let mut groups: BTreeMap<Option<String>, Expect> = BTreeMap::new();
     for s in spans {
@@ -684,7 +684,7 @@ fn filters() -> Vec<MetricsQuery> {
 }
 
 /// Every query the rollups answer, over many ranges and filters, against brute force.
-async fn check_everything(rng: &mut Rng, store: &dyn Store, traces: u64) {
+pub(super) async fn check_everything(rng: &mut Rng, store: &dyn Store, traces: u64) {
     let (spans, summaries) = stored(store, traces).await;
     assert_eq!(store.count_spans("p").await.unwrap(), spans.len() as u64);
     let ts = |v: Option<u64>| v.map(Timestamp);

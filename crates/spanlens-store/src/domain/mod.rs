@@ -2,5 +2,6 @@
 
 pub mod content;
 pub mod copy;
+pub mod erase;
 pub mod recovery;
 pub mod reprice;

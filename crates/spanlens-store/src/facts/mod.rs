@@ -4,6 +4,7 @@
 //! of what a read returns (`read`).
 
 pub mod chunk;
+pub mod erase;
 pub mod prepare;
 pub mod read;
 pub mod scores;

@@ -10,6 +10,7 @@
 //! Pure logic (a span's facts, the summary state, the same-call rule, cursors, metric rows) is
 //! shared with SQLite through `crate::facts`, `crate::rollup` and `spanlens_core`.
 
+mod erase;
 mod read;
 mod recovery;
 mod rollups;

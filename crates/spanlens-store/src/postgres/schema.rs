@@ -288,6 +288,23 @@ ALTER TABLE traces DROP CONSTRAINT IF EXISTS traces_project_id_fkey;
 "#,
         indexes: &[],
     },
+    Migration {
+        version: 5,
+        description: "deletion and retention: chunks by trace, payload expiry marks",
+        // A column with a constant default changes the catalog only. Deleting a trace deletes
+        // its chunks by trace (older copies of re-sent spans are named by no span row), and
+        // payload expiry reads the oldest traces still holding payloads from a partial index.
+        tables: r#"
+ALTER TABLE traces ADD COLUMN IF NOT EXISTS payloads_cleared BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
+        indexes: &[
+            ("trace_chunks_trace", "trace_chunks (project_id, trace_id)"),
+            (
+                "traces_payloads",
+                "traces (project_id, end_ns) WHERE NOT payloads_cleared",
+            ),
+        ],
+    },
 ];
 
 /// Newest schema version this build writes.

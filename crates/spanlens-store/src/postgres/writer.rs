@@ -1167,12 +1167,16 @@ async fn write_summaries(
         }
         .push(tid, state);
     }
-    for (cols, keys) in [(old, &["trace_id"][..]), (new, &[][..])] {
+    // A trace written again may hold payloads again: payload expiry is to look at it anew.
+    for (cols, keys, tail) in [
+        (old, &["trace_id"][..], ", payloads_cleared = FALSE"),
+        (new, &[][..], ""),
+    ] {
         if cols.trace_id.is_empty() {
             continue;
         }
         let params = cols.params(pid);
-        let sql = unnest_upsert("traces", SUMMARY_COLUMNS, keys, "");
+        let sql = unnest_upsert("traces", SUMMARY_COLUMNS, keys, tail);
         tx.execute(&sql, &args(&params)).await.map_err(&e)?;
     }
     Ok(())

@@ -2,13 +2,15 @@
 //! beside spans) run on tokio's blocking pool over the read pool, so async callers never block.
 
 use super::{
-    chunk_by_trace, log_events, project_name, query, rollups, scores, state, Job, Readers,
-    SqliteStore,
+    chunk_by_trace, log_events, project_name, query, rollups, scores, state, EraseJob,
+    EraseRequest, Job, Readers, SqliteStore, Work,
 };
+use crate::domain::erase::{delete_owned, Owner};
 use crate::error::StoreError;
 use crate::queue::{Admitted, Refused};
 use crate::store::{
-    check_state, Analytics, Lease, ScoreStore, SharedState, SpanBatches, SpanWriter, TraceReader,
+    check_state, Analytics, Erased, Eraser, Expiry, Lease, ScoreStore, SharedState, SpanBatches,
+    SpanWriter, TraceReader, ERASE_BATCH, MAX_EXPIRE_LIMIT,
 };
 use crate::ticket::CommitTicket;
 use crate::types::{
@@ -121,7 +123,7 @@ impl SpanWriter for SqliteStore {
             chunks,
             completer,
         };
-        let queued = sender.try_send(job).map_err(|e| match e {
+        let queued = sender.try_send(Work::Spans(job)).map_err(|e| match e {
             TrySendError::Full(_) => Refused::Full,
             TrySendError::Disconnected(_) => Refused::Closed,
         });
@@ -359,6 +361,77 @@ impl SharedState for SqliteStore {
         let (name, holder) = (name.to_string(), holder.to_string());
         self.blocking("giving a lease up", move |r| {
             state::lease(&r.side(), &name, &holder, None).map(drop)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Hands an erasure to the writer thread (waiting for room in its queue on a blocking
+    /// thread: an erasure is not refused as `Busy`) and waits for its outcome.
+    async fn erase(&self, request: EraseRequest) -> Result<Erased, StoreError> {
+        let Some(sender) = self.sender.clone() else {
+            return Err(StoreError::Closed);
+        };
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let job = Work::Erase(EraseJob { request, reply });
+        self.blocking("erasing", move |_| {
+            sender.send(job).map_err(|_| StoreError::Closed)
+        })
+        .await?;
+        outcome.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Deletes the session's own scores (its traces' go with them), on the side connection.
+    async fn delete_session_scores(&self, project: &str, session: &str) -> Result<u64, StoreError> {
+        let (project, session) = (project_name(project), session.to_string());
+        self.blocking("deleting scores", move |r| {
+            scores::delete_of_session(&r.side(), &project, &session)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Eraser for SqliteStore {
+    async fn delete_traces(&self, project: &str, traces: &[TraceId]) -> Result<Erased, StoreError> {
+        let project = project_name(project);
+        let mut total = Erased::default();
+        for ids in traces.chunks(ERASE_BATCH) {
+            total.add(
+                self.erase(EraseRequest::Traces {
+                    project: project.clone(),
+                    ids: ids.to_vec(),
+                })
+                .await?,
+            );
+        }
+        Ok(total)
+    }
+
+    async fn delete_session(&self, project: &str, session_id: &str) -> Result<Erased, StoreError> {
+        let mut total = delete_owned(self, project, Owner::Session(session_id)).await?;
+        total.scores += self.delete_session_scores(project, session_id).await?;
+        Ok(total)
+    }
+
+    async fn delete_user(&self, project: &str, user_id: &str) -> Result<Erased, StoreError> {
+        delete_owned(self, project, Owner::User(user_id)).await
+    }
+
+    async fn expire(
+        &self,
+        project: &str,
+        rule: Expiry,
+        limit: usize,
+    ) -> Result<Erased, StoreError> {
+        if limit == 0 {
+            return Ok(Erased::default());
+        }
+        self.erase(EraseRequest::Expire {
+            project: project_name(project),
+            rule,
+            limit: limit.min(MAX_EXPIRE_LIMIT),
         })
         .await
     }

@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use writer::{Job, Writer, WriterShared};
+use writer::{EraseJob, EraseRequest, Job, Work, Writer, WriterShared};
 
 pub use schema::APPLICATION_ID;
 
@@ -116,7 +116,7 @@ pub struct WriterStats {
 /// The SQLite implementation of [`crate::Store`]: the embedded default of `spanlens serve`.
 pub struct SqliteStore {
     path: PathBuf,
-    sender: Option<SyncSender<Job>>,
+    sender: Option<SyncSender<Work>>,
     writer: Option<JoinHandle<()>>,
     checkpointer: Option<JoinHandle<()>>,
     checkpoint: Arc<CheckpointShared>,
@@ -200,6 +200,16 @@ impl SqliteStore {
         // Only takes effect on a new, empty file.
         conn.pragma_update(None, "page_size", page_size)
             .map_err(|e| open_err(e.to_string()))?;
+        // So that deletions and expiry can give freed pages back (`incremental_vacuum`). It can
+        // only be chosen before the first table exists: a file made without it reuses freed
+        // pages but keeps them until an operator runs `VACUUM` (which then switches it over).
+        let objects: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        if objects == 0 {
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(|e| open_err(e.to_string()))?;
+        }
         // Identify the file before touching it, so a foreign database is never switched to WAL.
         schema::migrate(&mut conn, &path, &mut |version, p| {
             progress(UpgradeProgress {
@@ -253,7 +263,7 @@ impl SqliteStore {
             .map_err(|e| open_err(format!("cannot start the checkpoint thread: {e}")))?;
 
         let shared = Arc::new(WriterShared::default());
-        let (sender, receiver) = sync_channel::<Job>(options.max_pending_batches.max(1));
+        let (sender, receiver) = sync_channel::<Work>(options.max_pending_batches.max(1));
         let wal_limit_frames = i64::try_from(options.wal_limit_mib.saturating_mul(1 << 20))
             .unwrap_or(i64::MAX)
             / page_size.max(512);

@@ -391,7 +391,35 @@ CREATE TABLE IF NOT EXISTS shared_state (
 "#,
         then: None,
     },
+    Migration {
+        description: "which traces have had their payloads expired",
+        sql: r#"
+-- `traces.payloads_cleared` (added by the step below, which a test may run twice) is 1 once
+-- payload expiry cleared the trace's bodies, and back to 0 when a span of it arrives again.
+-- The partial index holds only traces still holding payloads, oldest end first, so each step
+-- of the sweeper reads the next traces to clear instead of skipping the ones it cleared.
+"#,
+        then: Some(add_payload_marks),
+    },
 ];
+
+/// Migration 13: the payload-expiry mark of each trace and the index of those not cleared.
+fn add_payload_marks(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()> {
+    let has: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('traces') WHERE name = 'payloads_cleared'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        conn.execute_batch(
+            "ALTER TABLE traces ADD COLUMN payloads_cleared INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS traces_payloads ON traces (project_id, end_ns) \
+         WHERE payloads_cleared = 0",
+    )
+}
 
 /// Migration 11: re-decides the status of every trace marked `error` by the rule of
 /// [`super::summary::TraceState::failed`], counting its failed agent spans (which older states
@@ -973,8 +1001,8 @@ mod tests {
     /// What migration 5 (and the call-index and log-events migrations) adds, taken away again:
     /// a database written by this build becomes a version-4 one with the same spans.
     const BACK_TO_4: &str = "DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE shared_state; DROP TABLE rollups; DROP TABLE span_retries; \
-        DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; \
-        ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
+        DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; DROP INDEX traces_payloads; \
+        ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
 
     fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
@@ -1655,5 +1683,85 @@ mod tests {
         let page = store.list_traces(&q).await.unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].trace_id, TraceId([1; 16]));
+    }
+
+    /// New files are made with `auto_vacuum = INCREMENTAL`, so an erasure gives its pages
+    /// back; a version-12 file made without it opens, gets the payload marks of migration 13,
+    /// keeps its vacuum mode (it cannot change without a `VACUUM`) and erases all the same.
+    #[tokio::test]
+    async fn erasure_gives_pages_back_and_a_version_12_database_erases_too() {
+        use crate::store::{Eraser, Expiry};
+        use spanlens_core::Timestamp;
+        let pragma = |path: &Path, name: &str| -> i64 {
+            Connection::open(path)
+                .unwrap()
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        let spans = varied_spans();
+        let ids: std::collections::BTreeSet<_> = spans.iter().map(|s| s.trace_id).collect();
+        let ids: Vec<_> = ids.into_iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+
+        let path = dir.path().join("new.db");
+        let store = super::super::SqliteStore::open(&path).unwrap();
+        // Text that does not compress, so the bodies take pages.
+        let mut seed = 0x9e37_79b9_u64;
+        let mut noise = || -> String {
+            (0..4000)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    char::from(b'a' + (seed >> 59) as u8 % 26)
+                })
+                .collect()
+        };
+        for round in 0..20u8 {
+            let mut batch = spans.clone();
+            for s in &mut batch {
+                s.trace_id.0[0] = round;
+                s.input = Some(spanlens_core::Payload::from_text(&noise(), None));
+            }
+            store.write("p", batch).await.unwrap();
+        }
+        assert_eq!(pragma(&path, "auto_vacuum"), 2, "incremental");
+        let full = pragma(&path, "page_count");
+        let all = Expiry::Everything {
+            before: Timestamp(u64::MAX / 2),
+        };
+        while !store.expire("p", all, 10_000).await.unwrap().is_empty() {}
+        assert_eq!(store.count_spans("p").await.unwrap(), 0);
+        let after = pragma(&path, "page_count");
+        assert!(after * 2 < full, "{full} pages before, {after} after");
+        drop(store);
+
+        let path = dir.path().join("old.db");
+        let store = super::super::SqliteStore::open(&path).unwrap();
+        store.write("p", spans.clone()).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX traces_payloads; ALTER TABLE traces DROP COLUMN payloads_cleared; \
+             PRAGMA auto_vacuum = NONE; VACUUM;",
+        )
+        .unwrap();
+        mark_as_version(&conn, 12);
+        drop(conn);
+        assert_eq!(pragma(&path, "auto_vacuum"), 0);
+        let store = super::super::SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_info().unwrap().0, latest_version());
+        assert_eq!(
+            pragma(&path, "auto_vacuum"),
+            0,
+            "unchanged without a VACUUM"
+        );
+        let cleared = Expiry::Payloads {
+            before: Timestamp(u64::MAX / 2),
+        };
+        let step = store.expire("p", cleared, 10_000).await.unwrap();
+        assert_eq!(step.payloads, spans.len() as u64);
+        assert!(store.expire("p", cleared, 10_000).await.unwrap().is_empty());
+        let gone = store.delete_traces("p", &ids).await.unwrap();
+        assert_eq!(gone.spans, spans.len() as u64);
+        assert_eq!(store.count_spans("p").await.unwrap(), 0);
     }
 }

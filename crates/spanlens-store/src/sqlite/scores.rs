@@ -209,3 +209,19 @@ pub fn trends(
     }
     Ok(out)
 }
+
+/// Deletes the scores given to a session (a session's erasure); how many.
+pub fn delete_of_session(
+    conn: &Connection,
+    project: &str,
+    session: &str,
+) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM scores WHERE session_id = ?2 \
+             AND project_id = (SELECT id FROM projects WHERE name = ?1)",
+        )
+        .and_then(|mut st| st.execute(params![project, session]))
+        .map_err(db("deleting scores"))?;
+    Ok(n as u64)
+}

@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
+mod erase;
+pub use erase::{EraseJob, EraseRequest};
+
 /// One submission waiting for the writer.
 pub struct Job {
     /// Project name (already defaulted).
@@ -32,6 +35,14 @@ pub struct Job {
     pub chunks: Vec<Chunk>,
     /// Resolves the submitter's ticket.
     pub completer: Completer,
+}
+
+/// What the writer thread is given: spans to commit, or an erasure to run between commits.
+pub enum Work {
+    /// A submission of spans.
+    Spans(Job),
+    /// A deletion or an expiry (`writer/erase.rs`).
+    Erase(EraseJob),
 }
 
 /// Counters shared between the store handle and the writer thread.
@@ -157,8 +168,18 @@ impl Writer {
     }
 
     /// Runs until every sender is gone and the queue is drained.
-    pub fn run(mut self, rx: Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
+    pub fn run(mut self, rx: Receiver<Work>) {
+        // An erasure met while gathering spans: it runs after their transaction.
+        let mut held: Option<Work> = None;
+        loop {
+            let first = match held.take().map_or_else(|| rx.recv().ok(), Some) {
+                Some(Work::Spans(job)) => job,
+                Some(Work::Erase(job)) => {
+                    self.erase(job);
+                    continue;
+                }
+                None => break,
+            };
             // Take the write lock first, then drain: whatever queued up while we waited for it
             // (or for the previous commit) rides along in this transaction.
             let begin = self.conn.execute_batch("BEGIN IMMEDIATE");
@@ -166,7 +187,13 @@ impl Writer {
                 first,
                 self.max_txn_spans,
                 |j| j.rows.len(),
-                || rx.try_recv().ok(),
+                || match rx.try_recv().ok()? {
+                    Work::Spans(job) => Some(job),
+                    other => {
+                        held = Some(other);
+                        None
+                    }
+                },
             );
             let outcome = begin.and_then(|()| self.apply_and_commit(&jobs));
             match outcome {
@@ -562,7 +589,7 @@ impl Writer {
         let replaced = if st.insert.execute(&values[..])? == 1 {
             false
         } else {
-            self.take_back(pid, trace_ref, r, changes)?;
+            self.take_back(pid, trace_ref, &r.span_id, changes)?;
             st.update.execute(&values[..])?;
             true
         };
@@ -619,13 +646,13 @@ impl Writer {
         &self,
         pid: i64,
         trace_ref: i64,
-        new: &PreparedSpan,
+        span_id: &[u8; 8],
         changes: &mut Changes,
     ) -> rusqlite::Result<()> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {STATS_COLS}, end_ns, rate_limits FROM spans WHERE trace_ref = ?1 AND span_id = ?2"
         ))?;
-        let mut rows = st.query(params![trace_ref, &new.span_id[..]])?;
+        let mut rows = st.query(params![trace_ref, &span_id[..]])?;
         let Some(row) = rows.next()? else {
             return Ok(());
         };
@@ -644,7 +671,7 @@ impl Writer {
                 "SELECT provider, tool, retries, recovered, recovery_ms, errors FROM span_retries \
                  WHERE project_id = ?1 AND start_ns = ?2 AND trace_ref = ?3 AND span_id = ?4",
             )?;
-            let mut rows = st.query(params![pid, old.start_ns, trace_ref, &new.span_id[..]])?;
+            let mut rows = st.query(params![pid, old.start_ns, trace_ref, &span_id[..]])?;
             if let Some(r) = rows.next()? {
                 let errors = r.get_ref(5)?.as_blob()?;
                 let row = RetryRow {
@@ -670,7 +697,7 @@ impl Writer {
                     "DELETE FROM span_retries WHERE project_id = ?1 AND start_ns = ?2 \
                      AND trace_ref = ?3 AND span_id = ?4",
                 )?
-                .execute(params![pid, old.start_ns, trace_ref, &new.span_id[..]])?;
+                .execute(params![pid, old.start_ns, trace_ref, &span_id[..]])?;
         }
         if let Some((at, _)) = &old.rate {
             if straddles(old.start_ns, *at) {
@@ -679,7 +706,7 @@ impl Writer {
                         "DELETE FROM rate_limit_straddlers WHERE project_id = ?1 AND at_ns = ?2 \
                          AND trace_ref = ?3 AND span_id = ?4",
                     )?
-                    .execute(params![pid, at, trace_ref, &new.span_id[..]])?;
+                    .execute(params![pid, at, trace_ref, &span_id[..]])?;
             } else {
                 changes
                     .dirty_headroom
@@ -730,7 +757,7 @@ impl Writer {
              status = ?8, span_count = ?9, error_count = ?10, input_tokens = ?11, \
              output_tokens = ?12, total_tokens = ?13, cost_nano = ?14, user_id = ?15, \
              session_id = ?16, root_span_id = ?17, service = ?18, tags = ?19, search = ?20, \
-             state = ?21, unpriced_count = ?22 WHERE id = ?1 AND project_id = ?2 AND trace_id = ?3"
+             state = ?21, unpriced_count = ?22, payloads_cleared = 0 WHERE id = ?1 AND project_id = ?2 AND trace_id = ?3"
         };
         self.conn.prepare_cached(sql)?.execute(params![
             t.trace_ref,

@@ -7,12 +7,14 @@
 //! in [`crate::domain`], not in a backend.
 
 mod analytics;
+mod eraser;
 mod reader;
 mod scores;
 mod state;
 mod writer;
 
 pub use analytics::{Analytics, ScanSender, SpanBatches};
+pub use eraser::{Erased, Eraser, Expiry, ERASE_BATCH, MAX_EXPIRE_LIMIT};
 pub use reader::TraceReader;
 pub use scores::ScoreStore;
 pub use state::{
@@ -21,6 +23,9 @@ pub use state::{
 pub use writer::SpanWriter;
 
 /// A span database: everything the server needs, whichever engine holds the data.
-pub trait Store: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState {}
+pub trait Store: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + Eraser {}
 
-impl<T: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + ?Sized> Store for T {}
+impl<T: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + Eraser + ?Sized> Store
+    for T
+{
+}

@@ -1,0 +1,72 @@
+//! Erasing every trace of a session or a user through the traits: the trace list narrowed to
+//! the owner gives a batch of ids, [`Eraser::delete_traces`] removes it in one transaction, and
+//! the next batch is read afresh, so neither the store nor the caller holds more than a batch.
+
+use crate::error::StoreError;
+use crate::store::{Erased, Eraser, TraceReader, ERASE_BATCH};
+use crate::types::ListQuery;
+
+/// Whose traces to erase.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// Every trace of this session.
+    Session(&'a str),
+    /// Every trace of this user.
+    User(&'a str),
+}
+
+impl Owner<'_> {
+    /// The id, refused when empty: an empty session or user names every trace without one.
+    fn id(&self) -> Result<&str, StoreError> {
+        let (what, id) = match self {
+            Owner::Session(s) => ("session", *s),
+            Owner::User(u) => ("user", *u),
+        };
+        if id.is_empty() {
+            return Err(StoreError::InvalidQuery(format!(
+                "an empty {what} id would name every trace without a {what}; name one"
+            )));
+        }
+        Ok(id)
+    }
+}
+
+/// Checks an owner id before any work (also for backends that erase by their own means).
+pub fn check_owner(owner: Owner<'_>) -> Result<(), StoreError> {
+    owner.id().map(drop)
+}
+
+/// Deletes every trace of `owner` in `project`, [`ERASE_BATCH`] traces per transaction.
+pub async fn delete_owned<S: TraceReader + Eraser + ?Sized>(
+    store: &S,
+    project: &str,
+    owner: Owner<'_>,
+) -> Result<Erased, StoreError> {
+    let id = owner.id()?.to_string();
+    let mut q = ListQuery::new(project);
+    q.limit = ERASE_BATCH as u32;
+    match owner {
+        Owner::Session(_) => q.filter.session_id = Some(id),
+        Owner::User(_) => q.filter.user_id = Some(id),
+    }
+    let mut total = Erased::default();
+    loop {
+        let page = store.list_traces(&q).await?;
+        if page.items.is_empty() {
+            return Ok(total);
+        }
+        let ids: Vec<_> = page.items.iter().map(|t| t.trace_id).collect();
+        let done = store.delete_traces(project, &ids).await?;
+        if done.traces == 0 {
+            // Listed but not deletable: stop rather than read the same page forever.
+            return Err(StoreError::Corrupt {
+                table: "traces",
+                reason: format!(
+                    "{} traces listed for deletion could not be deleted",
+                    ids.len()
+                ),
+            });
+        }
+        total.add(done);
+    }
+}
