@@ -101,3 +101,12 @@ pub struct SetRole {
     /// The new role, or none.
     pub role: Option<Role>,
 }
+
+pub use spanlens_auth::AuditEntry;
+
+/// `GET /api/v1/audit`: the project's admin actions, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditAnswer {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+}

@@ -17,6 +17,7 @@
 
 mod admin;
 mod alerts;
+mod erase;
 mod error;
 mod ingest;
 mod insight;
@@ -29,18 +30,19 @@ mod sessions;
 mod traces;
 
 pub use admin::{
-    AccountView, AccountsAnswer, CreateAccount, CreateKey, KeyView, KeysAnswer, NewKey,
-    RedactionAnswer, RedactionRule, RedactionSettings, RevokedKey, Role, Scope, SetRole, SignIn,
-    SignInState,
+    AccountView, AccountsAnswer, AuditAnswer, AuditEntry, CreateAccount, CreateKey, KeyView,
+    KeysAnswer, NewKey, RedactionAnswer, RedactionRule, RedactionSettings, RevokedKey, Role, Scope,
+    SetRole, SignIn, SignInState,
 };
 pub use alerts::{AlertView, AlertsAnswer};
+pub use erase::ErasedAnswer;
 pub use error::ErrorBody;
 pub use ingest::AgentsIngestAnswer;
 pub use insight::{
     DailyCostPoint, ForecastAnswer, ForecastHistory, ForecastPoint, ForecastSeries, ForecastTotal,
     HistoryWindow, ReconciliationAnswer, ReconciliationRow, UnpricedGroup, WeekdayOffsets,
 };
-pub use live::LiveSpan;
+pub use live::{LiveDeleted, LiveSpan};
 pub use metrics::{
     MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
 };

@@ -34,6 +34,12 @@ pub struct LiveSpan {
     pub cost_usd: Option<f64>,
     /// A model call the catalog could not price (no cost, and not $0 either).
     pub unpriced: bool,
+    /// Session, when the span names one (a deletion of the session reaches its rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// User, when the span names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 impl LiveSpan {
@@ -53,6 +59,21 @@ impl LiveSpan {
             tokens: s.usage.as_ref().map(|u| u.input_tokens + u.output_tokens),
             cost_usd: s.cost.as_ref().map(|c| c.amounts.total.as_usd_f64()),
             unpriced: s.unpriced_reason.is_some(),
+            session_id: s.session_id.clone(),
+            user_id: s.user_id.clone(),
         }
     }
+}
+
+/// Traces deleted (event `deleted` of the live stream): a viewer drops their spans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveDeleted {
+    /// Project.
+    pub project: String,
+    /// The deleted traces' ids (when one trace was deleted by id).
+    pub trace_ids: Vec<String>,
+    /// The session whose traces were deleted, if that was the ask.
+    pub session_id: Option<String>,
+    /// The user whose traces were deleted, if that was the ask.
+    pub user_id: Option<String>,
 }

@@ -8,15 +8,18 @@
 //!   the secret is shown once, when the key is made.
 //! - [`accounts`]: people who sign in to the UI, with an Argon2id password and a role per
 //!   project (viewer, member, admin), and their sessions.
+//! - [`audit`]: the log of admin actions (keys, people, deletions, settings), per project.
 //! - [`directory`]: where keys, accounts and sessions live: documents of the store's shared
 //!   state, so every server on one store knows the same ones.
 
 pub mod accounts;
+pub mod audit;
 pub mod directory;
 pub mod keys;
 mod scope;
 
 pub use accounts::{Account, AccountView, Role, Session};
+pub use audit::AuditEntry;
 pub use directory::{Directory, DirectoryError};
 pub use keys::{ApiKey, Credential, KeyView, NewKey};
 pub use scope::Scope;

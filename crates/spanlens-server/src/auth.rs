@@ -468,6 +468,15 @@ impl Caller {
         self.project.clone().or(named)
     }
 
+    /// Who the caller is, for the audit log.
+    pub fn actor(&self) -> String {
+        match &self.who {
+            Who::Anyone => "local (auth off)".into(),
+            Who::Key(k) => format!("key {} ({})", k.prefix(), k.name),
+            Who::Account(a) => format!("account {}", a.name),
+        }
+    }
+
     /// Whether the caller may see that `project` exists (a project list).
     pub fn may_see(&self, project: &str) -> bool {
         match &self.who {

@@ -7,6 +7,25 @@ use tokio::sync::broadcast;
 /// One arriving span as the live stream (`GET /api/v1/live`) sends it (a wire type).
 pub use spanlens_api::LiveSpan;
 
+/// What the live stream tells its watchers.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    /// A span was committed.
+    Span(LiveSpan),
+    /// Traces were deleted.
+    Deleted(spanlens_api::LiveDeleted),
+}
+
+impl LiveEvent {
+    /// The project it concerns.
+    pub fn project(&self) -> &str {
+        match self {
+            LiveEvent::Span(s) => &s.project,
+            LiveEvent::Deleted(d) => &d.project,
+        }
+    }
+}
+
 /// Shared server state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -25,7 +44,7 @@ pub struct AppState {
     /// Turns to decode and normalise a request: as many as keep the CPUs busy, so 200
     /// senders at once do not build 200 requests' spans at once.
     normalizers: Arc<tokio::sync::Semaphore>,
-    live: broadcast::Sender<Arc<LiveSpan>>,
+    live: broadcast::Sender<Arc<LiveEvent>>,
     /// Turns true when the server shuts down, so endless streams (the live feed) end and
     /// graceful shutdown does not wait for them forever.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -264,15 +283,44 @@ impl AppState {
         }
     }
 
-    /// Subscribes to committed spans.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveSpan>> {
+    /// Records an admin action in the audit log; a failure to record is logged, not returned
+    /// (the action is done by then).
+    pub async fn audit(
+        &self,
+        caller: Option<&crate::auth::Caller>,
+        project: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) {
+        let entry = spanlens_auth::AuditEntry {
+            time_ns: 0,
+            project: project.to_string(),
+            actor: caller.map_or_else(|| "local (auth off)".into(), |c| c.actor()),
+            action: action.to_string(),
+            target: target.to_string(),
+            detail,
+        };
+        if let Err(e) = spanlens_auth::audit::record(&*self.store, entry).await {
+            tracing::error!(project, action, target, error = %e, "audit entry not recorded");
+        }
+    }
+
+    /// Tells live watchers that traces were deleted.
+    pub fn announce_deleted(&self, deleted: spanlens_api::LiveDeleted) {
+        // Nobody watching is not an error.
+        let _ = self.live.send(Arc::new(LiveEvent::Deleted(deleted)));
+    }
+
+    /// Subscribes to committed spans and deletions.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.live.subscribe()
     }
 }
 
 /// The live feed as a commit subscriber: committed spans go to `/api/v1/live` watchers, and
 /// nothing is copied while nobody watches.
-struct LiveFeed(broadcast::Sender<Arc<LiveSpan>>);
+struct LiveFeed(broadcast::Sender<Arc<LiveEvent>>);
 
 impl crate::commits::CommitSubscriber for LiveFeed {
     fn wants(&self) -> bool {
@@ -282,7 +330,9 @@ impl crate::commits::CommitSubscriber for LiveFeed {
     fn committed(&self, batch: &crate::commits::Committed) {
         for s in batch.spans.iter() {
             // No subscriber left is not an error: nobody is watching.
-            let _ = self.0.send(Arc::new(LiveSpan::of(&batch.project, s)));
+            let _ = self
+                .0
+                .send(Arc::new(LiveEvent::Span(LiveSpan::of(&batch.project, s))));
         }
     }
 }

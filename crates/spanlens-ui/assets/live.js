@@ -37,6 +37,23 @@ export function render(app) {
   es.addEventListener("lagged", (e) => {
     missed += Number(e.data) || 0;
   });
+  // Deleted traces leave the view (by id; a session's or user's by the rows they made).
+  es.addEventListener("deleted", (e) => {
+    let d;
+    try {
+      d = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    const rows = [...body.children];
+    const traces = new Set(d.trace_ids);
+    for (const row of rows) {
+      if ((d.session_id && row.dataset.sessionId === d.session_id) || (d.user_id && row.dataset.userId === d.user_id)) {
+        traces.add(row.dataset.traceId);
+      }
+    }
+    for (const row of rows) if (traces.has(row.dataset.traceId)) row.remove();
+  });
   es.addEventListener("span", (e) => {
     let s;
     try {
@@ -50,7 +67,7 @@ export function render(app) {
     const k = f.kind(s.kind);
     table.hidden = false;
     empty.hidden = true;
-    body.prepend(h("tr", { class: s.status === "error" ? "err" : "", dataset: { spanId: s.span_id } },
+    body.prepend(h("tr", { class: s.status === "error" ? "err" : "", dataset: { spanId: s.span_id, traceId: s.trace_id, sessionId: s.session_id || "", userId: s.user_id || "" } },
       h("td", null, f.clock(s.start_time)),
       h("td", null, h("span", { style: { color: k.color } }, k.icon, " ", s.kind)),
       h("td", null, s.name),

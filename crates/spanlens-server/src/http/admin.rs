@@ -69,6 +69,7 @@ pub(super) async fn get_redaction(
 /// next span on; stored spans are not rewritten).
 pub(super) async fn put_redaction(
     State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(project): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -83,5 +84,34 @@ pub(super) async fn put_redaction(
             RedactionError::Store(e) => ApiError::from(e),
         })?;
     tracing::info!(project, "redaction settings changed");
+    let detail =
+        serde_json::to_value(st.redactions().project_settings(project)).unwrap_or_default();
+    st.audit(
+        caller.as_deref(),
+        project,
+        "redaction.set",
+        "redaction",
+        detail,
+    )
+    .await;
     Ok(Json(answer(&st, project)))
+}
+
+/// `GET /api/v1/audit`: the project's admin actions, newest first (`?limit=`, at most 1,000).
+pub(super) async fn audit(
+    State(st): State<AppState>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Result<Json<spanlens_api::AuditAnswer>, ApiError> {
+    let p = super::params::Params::parse(q)?;
+    let project = p.project();
+    let limit = match p.get(&["limit"]) {
+        None => 200,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| super::error::bad("limit", v, "a number from 1 to 1000"))?,
+    };
+    let entries = spanlens_auth::audit::list(&*st.store, &project, limit).await?;
+    Ok(Json(spanlens_api::AuditAnswer { entries }))
 }

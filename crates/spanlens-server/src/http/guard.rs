@@ -24,7 +24,7 @@ pub(crate) fn needed(method: &Method, path: &str) -> Option<Scope> {
         "scores" if *method == Method::POST => Scope::Ingest,
         // Alert rules hold webhook addresses; keys and settings are an admin's.
         _ if api == "alerts" || api == "keys" || api.starts_with("keys/") => Scope::Admin,
-        _ if api == "accounts" || api.starts_with("accounts/") => Scope::Admin,
+        _ if api == "accounts" || api.starts_with("accounts/") || api == "audit" => Scope::Admin,
         _ if api.starts_with("projects/") => Scope::Admin,
         _ if reading => Scope::Read,
         _ => Scope::Admin,
@@ -235,6 +235,7 @@ mod tests {
             (&get, "/api/v1/openapi.json", None),
             (&post, "/api/v1/session", None),
             (&get, "/api/v1/accounts", Some(Scope::Admin)),
+            (&get, "/api/v1/audit", Some(Scope::Admin)),
             (&get, "/healthz", None),
             (&get, "/", None),
             (&get, "/assets/app.js", None),

@@ -101,6 +101,15 @@ pub(super) async fn create_key(
         .await
         .map_err(failed)?;
     tracing::info!(project, key = %new.view.prefix, scopes = ?new.view.scopes, "API key made");
+    let detail = serde_json::json!({"name": new.view.name, "scopes": new.view.scopes, "langfuse": new.view.langfuse});
+    st.audit(
+        caller.as_deref(),
+        &project,
+        "key.create",
+        &new.view.prefix,
+        detail,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(new)))
 }
 
@@ -122,5 +131,13 @@ pub(super) async fn revoke_key(
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no key {id:?} here")))?;
     st.auth().forget(&key.id);
     tracing::info!(project = %key.project, key = %key.prefix, "API key revoked");
+    st.audit(
+        caller.as_deref(),
+        &key.project,
+        "key.revoke",
+        &key.prefix,
+        serde_json::json!({"name": key.name}),
+    )
+    .await;
     Ok(Json(RevokedKey { key }))
 }

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::params::Params;
-use crate::state::AppState;
+use crate::state::{AppState, LiveEvent};
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -46,13 +46,14 @@ pub(super) async fn live(
             let project = project.clone();
             async move {
                 match item {
-                    Ok(span) if project.as_deref().is_none_or(|p| p == span.project) => {
-                        Some(Ok(Event::default()
-                            .event("span")
-                            .json_data(&*span)
-                            .unwrap_or_else(|_| {
-                                Event::default().comment("unserialisable span")
-                            })))
+                    Ok(event) if project.as_deref().is_none_or(|p| p == event.project()) => {
+                        let sent = match &*event {
+                            LiveEvent::Span(s) => Event::default().event("span").json_data(s),
+                            LiveEvent::Deleted(d) => Event::default().event("deleted").json_data(d),
+                        };
+                        Some(Ok(sent.unwrap_or_else(|_| {
+                            Event::default().comment("unserialisable event")
+                        })))
                     }
                     Ok(_) => None,
                     // A slow client missed events: say so instead of silently skipping them.

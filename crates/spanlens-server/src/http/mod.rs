@@ -3,6 +3,7 @@
 
 mod admin;
 mod collect;
+mod erase;
 mod error;
 mod guard;
 mod insight;
@@ -37,7 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/logs", post(collect::otlp_logs))
         .route("/api/v1/traces", get(traces::list_traces))
         .route("/api/v1/traces/outcomes", get(traces::trace_outcomes))
-        .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
+        .route(
+            "/api/v1/traces/{trace_id}",
+            get(traces::get_trace).delete(erase::delete_trace),
+        )
         .route(
             "/api/v1/traces/{trace_id}/export",
             get(traces::export_trace),
@@ -48,7 +52,11 @@ pub fn router(state: AppState) -> Router {
             get(traces::trace_span),
         )
         .route("/api/v1/sessions", get(sessions::list_sessions))
-        .route("/api/v1/sessions/{session_id}", get(sessions::get_session))
+        .route(
+            "/api/v1/sessions/{session_id}",
+            get(sessions::get_session).delete(erase::delete_session),
+        )
+        .route("/api/v1/users/{user_id}", delete(erase::delete_user))
         .route("/api/v1/metrics", get(metrics::metrics))
         .route("/api/v1/metrics/{group_by}", get(metrics::metrics_grouped))
         .route("/api/v1/recovery", get(recovery::recovery))
@@ -60,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/projects", get(metrics::projects))
         .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/api/v1/audit", get(admin::audit))
         .route("/api/v1/keys/{id}", delete(keys::revoke_key))
         .route(
             "/api/v1/session",

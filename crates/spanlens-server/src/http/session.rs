@@ -190,6 +190,14 @@ pub(super) async fn create_account(
         .await
         .map_err(failed)?;
     tracing::info!(account = %made.name, project, role = ask.role.name(), "account made");
+    st.audit(
+        caller.as_deref(),
+        &project,
+        "account.create",
+        &made.name,
+        serde_json::json!({"role": ask.role}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(made)))
 }
 
@@ -216,5 +224,13 @@ pub(super) async fn set_role(
         .map_err(failed)?;
     st.auth().forget_session(None, Some(&name));
     tracing::info!(account = %name, project, role = ?ask.role, "role changed");
+    st.audit(
+        caller.as_deref(),
+        &project,
+        "account.role",
+        &name,
+        serde_json::json!({"role": ask.role}),
+    )
+    .await;
     Ok(Json(view))
 }
