@@ -43,6 +43,11 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
+    /// The project to read.
+    pub(crate) fn project_name(&self) -> &str {
+        &self.project
+    }
+
     /// The server at `server` with `key`, for commands that name their own project.
     pub(crate) fn at(server: String, key: Option<String>) -> ServerArgs {
         ServerArgs {

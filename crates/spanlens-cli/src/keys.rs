@@ -157,6 +157,26 @@ fn create(a: CreateArgs) -> anyhow::Result<crate::Outcome> {
     Ok(crate::Outcome::Done)
 }
 
+/// Records a change made on the store itself in the audit log (actor `cli`).
+pub(crate) fn audit(
+    store: &dyn spanlens_store::Store,
+    project: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    let entry = spanlens_auth::AuditEntry {
+        time_ns: 0,
+        project: project.to_string(),
+        actor: "cli".into(),
+        action: action.into(),
+        target: target.into(),
+        detail,
+    };
+    crate::block_on(spanlens_auth::audit::record(store, entry))??;
+    Ok(())
+}
+
 fn scope_names(s: &[Scope]) -> String {
     s.iter().map(|s| s.name()).collect::<Vec<_>>().join("+")
 }
@@ -222,7 +242,20 @@ fn revoke(a: RevokeArgs) -> anyhow::Result<crate::Outcome> {
             let text = client.send_json("DELETE", &path, &[], None)?;
             Some(parse_answer_of::<RevokedKey>(&path, &text)?.key)
         }
-        None => crate::block_on(a.place.directory()?.revoke(None, &id))??,
+        None => {
+            let store = a.place.store.open()?;
+            let key = crate::block_on(Directory::new(store.clone()).revoke(None, &id))??;
+            if let Some(k) = &key {
+                audit(
+                    &*store,
+                    &k.project,
+                    "key.revoke",
+                    &k.prefix,
+                    json!({"name": k.name}),
+                )?;
+            }
+            key
+        }
     };
     match key {
         Some(k) => {

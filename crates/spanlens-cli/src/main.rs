@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod cost;
+mod delete;
 mod demo;
 mod insight;
 mod keys;
@@ -70,6 +71,9 @@ enum Command {
     /// People who sign in to the UI of a server run with --auth required: create (password on
     /// stdin), list, set-role, password. Works on the store itself.
     Users(users::UsersArgs),
+    /// Delete a trace, a session's traces or a user's traces through a running server; prints
+    /// the counts removed.
+    Delete(delete::DeleteArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -147,6 +151,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Schema(args) => schema::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Users(args) => users::run(args),
+        Command::Delete(args) => delete::run(args),
     }
 }
 

@@ -125,8 +125,11 @@ pub fn run(args: UsersArgs) -> anyhow::Result<crate::Outcome> {
                 "none" => None,
                 other => Some(role(other)?),
             };
-            let d = Directory::new(store.open()?);
+            let store = store.open()?;
+            let d = Directory::new(store.clone());
             crate::block_on(d.set_role(&name, &project, r))?.map_err(failed)?;
+            let detail = serde_json::json!({"role": r});
+            crate::keys::audit(&*store, &project, "account.role", &name, detail)?;
             eprintln!(
                 "{name:?} in {project:?}: {}",
                 r.map_or("no role", |r| r.name())
@@ -134,8 +137,19 @@ pub fn run(args: UsersArgs) -> anyhow::Result<crate::Outcome> {
         }
         UsersCommand::Password { name, store } => {
             let p = password()?;
-            let d = Directory::new(store.open()?);
+            let store = store.open()?;
+            let d = Directory::new(store.clone());
+            let account = crate::block_on(d.account(&name))?.map_err(failed)?;
             crate::block_on(d.set_password(&name, &p))?.map_err(failed)?;
+            for project in account.map(|a| a.roles.into_keys()).into_iter().flatten() {
+                crate::keys::audit(
+                    &*store,
+                    &project,
+                    "account.password",
+                    &name,
+                    serde_json::Value::Null,
+                )?;
+            }
             eprintln!("password of {name:?} replaced; its sessions are ended");
         }
     }

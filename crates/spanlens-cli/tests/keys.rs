@@ -343,3 +343,29 @@ fn users_are_made_with_a_password_from_stdin_and_roles_per_project() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn delete_removes_through_the_server_and_prints_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), free_port(), &[]);
+    let spans = common::agent_trace(7, 1_735_689_600_000_000_000);
+    s.endpoint().post_traces(&common::otlp_request(&spans));
+    let trace = s.get("/api/v1/traces")["items"][0]["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = ok(&run(&["delete", "trace", &trace, "--server", &s.url], None));
+    assert_eq!(
+        out.trim(),
+        format!(
+            "deleted 1 traces, {} spans, 0 scores from project \"default\"",
+            common::SPANS_PER_TRACE
+        )
+    );
+    let o = run(&["delete", "trace", "nope", "--server", &s.url], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("trace_id"), "{}", text(&o.stderr));
+    let log = s.get("/api/v1/audit");
+    assert_eq!(log["entries"][0]["action"], "delete.trace", "{log}");
+    assert_eq!(log["entries"][0]["actor"], "local (auth off)");
+}

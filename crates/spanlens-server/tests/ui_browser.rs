@@ -2692,6 +2692,9 @@ async fn signing_in_is_the_way_in_and_admins_manage_the_project() {
         "the new person",
     )
     .await;
+    // The audit log on the same page names who made the key.
+    click(&c, "nav a[data-nav=admin]").await;
+    until(&c, "[...document.querySelectorAll('.admin-audit tbody tr')].some(r => r.innerText.includes('key.create') && r.innerText.includes('account root'))", "the audit entry of the new key").await;
     // Sign out: the next call is refused and the page goes back to the sign-in form.
     click(&c, "#account button").await;
     until(

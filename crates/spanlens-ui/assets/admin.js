@@ -21,8 +21,26 @@ export async function render(app) {
   const keys = h("section", { class: "card admin-keys" });
   const people = h("section", { class: "card admin-people" });
   const redaction = h("section", { class: "card admin-redaction" });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction);
-  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction)]);
+  const audit = h("section", { class: "card admin-audit" });
+  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction, audit);
+  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction), renderAudit(audit)]);
+}
+
+async function renderAudit(box) {
+  let entries;
+  try {
+    entries = (await get("audit", { limit: 100 })).entries;
+  } catch (e) {
+    mount(box, h("h2", null, "Audit log"), notice("error", "Could not load the audit log", e.message));
+    return;
+  }
+  mount(box, h("h2", null, "Audit log"),
+    entries.length ? h("table", { class: "grid" },
+      h("thead", null, h("tr", null, ["When", "Who", "Action", "Target", "Detail"].map((c) => h("th", null, c)))),
+      h("tbody", null, entries.map((e) => h("tr", null,
+        h("td", null, nsTime(e.time_ns)), h("td", null, e.actor), h("td", null, h("code", null, e.action)),
+        h("td", null, e.target), h("td", { class: "muted" }, e.detail == null ? "" : JSON.stringify(e.detail))))))
+      : notice("empty", "Nothing yet", "Keys, people, deletions and settings changes are recorded here."));
 }
 
 async function renderKeys(box) {
