@@ -110,3 +110,38 @@ pub struct AuditAnswer {
     /// The entries.
     pub entries: Vec<AuditEntry>,
 }
+
+/// How long a project keeps its data (`GET`/`PUT /api/v1/projects/{project}/retention`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days a trace is kept after its last span ended; then it is deleted whole. None: forever.
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// Days inputs, outputs and messages are kept; then they are cleared and the spans (times,
+    /// tokens, cost) stay. None: as long as the trace.
+    #[serde(default)]
+    pub payload_days: Option<u32>,
+}
+
+/// What the last sweep of a project did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// When it started, ns since the epoch.
+    pub started_ns: i64,
+    /// When it ended.
+    pub finished_ns: i64,
+    /// What it removed and cleared.
+    pub erased: spanlens_store::Erased,
+}
+
+/// `GET` and `PUT /api/v1/projects/{project}/retention`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionAnswer {
+    /// The project.
+    pub project: String,
+    /// Its retention.
+    pub settings: RetentionSettings,
+    /// The last sweep that found something to do, if any.
+    pub last_sweep: Option<SweepReport>,
+}

@@ -31,8 +31,8 @@ mod traces;
 
 pub use admin::{
     AccountView, AccountsAnswer, AuditAnswer, AuditEntry, CreateAccount, CreateKey, KeyView,
-    KeysAnswer, NewKey, RedactionAnswer, RedactionRule, RedactionSettings, RevokedKey, Role, Scope,
-    SetRole, SignIn, SignInState,
+    KeysAnswer, NewKey, RedactionAnswer, RedactionRule, RedactionSettings, RetentionAnswer,
+    RetentionSettings, RevokedKey, Role, Scope, SetRole, SignIn, SignInState, SweepReport,
 };
 pub use alerts::{AlertView, AlertsAnswer};
 pub use erase::ErasedAnswer;

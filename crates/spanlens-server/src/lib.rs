@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod listen;
 pub mod memory;
 pub mod redaction;
+pub mod retention;
 pub mod state;
 
 pub use state::AppState;
@@ -290,6 +291,11 @@ pub async fn serve(
     ));
     state = state.with_auth(keys.clone());
     tokio::spawn(auth::keep_uses(keys, state.stopped()));
+    tokio::spawn(retention::run(
+        state.clone(),
+        state.sweeper().clone(),
+        instance_id(),
+    ));
     let redactions = Arc::new(redaction::Redactions::new(config.redaction.clone())?);
     redactions.refresh(&*store).await.map_err(|e| {
         ServerError::Serve(format!("reading the projects' redaction settings: {e}"))

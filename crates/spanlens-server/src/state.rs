@@ -58,6 +58,8 @@ pub struct AppState {
     redactions: Arc<crate::redaction::Redactions>,
     /// Whether calls need an API key, and the keys.
     auth: Arc<crate::auth::Auth>,
+    /// Wakes the retention sweeper.
+    sweeper: Arc<tokio::sync::Notify>,
 }
 
 /// The price catalog a server runs with: the built-in one, or one loaded at start (an override
@@ -119,6 +121,7 @@ impl AppState {
             catalog: Catalog::Builtin,
             redactions: Arc::new(crate::redaction::Redactions::default()),
             auth: Arc::new(crate::auth::Auth::off()),
+            sweeper: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -273,6 +276,21 @@ impl AppState {
     /// Tells long-lived streams to end.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// Watches for shutdown (true once it has begun).
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Wakes the retention sweeper (a project's retention changed).
+    pub fn wake_sweeper(&self) {
+        self.sweeper.notify_one();
+    }
+
+    /// What wakes the retention sweeper.
+    pub fn sweeper(&self) -> &Arc<tokio::sync::Notify> {
+        &self.sweeper
     }
 
     /// Resolves once shutdown has begun.

@@ -296,6 +296,11 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             through::<api::KeysAnswer>,
         ),
         (
+            "/api/v1/projects/{project}/retention",
+            "/api/v1/projects/default/retention".into(),
+            through::<api::RetentionAnswer>,
+        ),
+        (
             "/api/v1/projects/{project}/redaction",
             "/api/v1/projects/default/redaction".into(),
             through::<api::RedactionAnswer>,

@@ -21,9 +21,41 @@ export async function render(app) {
   const keys = h("section", { class: "card admin-keys" });
   const people = h("section", { class: "card admin-people" });
   const redaction = h("section", { class: "card admin-redaction" });
+  const retention = h("section", { class: "card admin-retention" });
   const audit = h("section", { class: "card admin-audit" });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction, audit);
-  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction), renderAudit(audit)]);
+  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction, retention, audit);
+  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction), renderRetention(retention), renderAudit(audit)]);
+}
+
+async function renderRetention(box) {
+  const path = `projects/${encodeURIComponent(project())}/retention`;
+  let state;
+  try {
+    state = await get(path);
+  } catch (e) {
+    mount(box, h("h2", null, "Retention"), notice("error", "Could not load the retention", e.message));
+    return;
+  }
+  const days = h("input", { type: "number", name: "days", min: 1, max: 36500, placeholder: "forever", value: state.settings.days ?? "" });
+  const payloadDays = h("input", { type: "number", name: "payload-days", min: 1, max: 36500, placeholder: "as long as the trace", value: state.settings.payload_days ?? "" });
+  const out = h("div");
+  const form = h("form", { class: "redaction" },
+    h("label", null, "Keep traces (days after their last span)", days),
+    h("label", null, "Keep inputs, outputs and messages (days)", payloadDays),
+    h("button", { type: "submit", class: "primary" }, "Save"), out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const n = (el) => (el.value === "" ? null : Number(el.value));
+    try {
+      await send("PUT", path, { days: n(days), payload_days: n(payloadDays) });
+      mount(out, notice("ok", "Saved", "The sweeper applies it now, in small batches."));
+    } catch (err) {
+      failure(out, "Not saved")(err);
+    }
+  });
+  const last = state.last_sweep;
+  mount(box, h("h2", null, "Retention"), form,
+    last ? h("p", { class: "muted" }, `Last sweep ${nsTime(last.finished_ns)}: ${f.int(last.erased.traces)} traces (${f.int(last.erased.spans)} spans) deleted, ${f.int(last.erased.payloads)} spans' payloads cleared.`) : null);
 }
 
 async function renderAudit(box) {

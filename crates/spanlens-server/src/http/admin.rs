@@ -115,3 +115,50 @@ pub(super) async fn audit(
     let entries = spanlens_auth::audit::list(&*st.store, &project, limit).await?;
     Ok(Json(spanlens_api::AuditAnswer { entries }))
 }
+
+async fn retention_answer(
+    st: &AppState,
+    project: &str,
+) -> Result<spanlens_api::RetentionAnswer, ApiError> {
+    Ok(spanlens_api::RetentionAnswer {
+        project: project.to_string(),
+        settings: crate::retention::settings(&*st.store, project).await?,
+        last_sweep: crate::retention::last_sweep(&*st.store, project).await?,
+    })
+}
+
+/// `GET /api/v1/projects/{project}/retention`: how long the project keeps its data, and what
+/// the last sweep removed.
+pub(super) async fn get_retention(
+    State(st): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<spanlens_api::RetentionAnswer>, ApiError> {
+    Ok(Json(retention_answer(&st, project_name(&project)?).await?))
+}
+
+/// `PUT /api/v1/projects/{project}/retention`: sets it; the sweeper starts at once.
+pub(super) async fn put_retention(
+    State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<spanlens_api::RetentionAnswer>, ApiError> {
+    let project = project_name(&project)?;
+    let settings: spanlens_api::RetentionSettings =
+        json_body(&st, &headers, body, 16 * 1024).await?;
+    crate::retention::check(&settings).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    crate::retention::save(&*st.store, project, settings).await?;
+    tracing::info!(project, days = ?settings.days, payload_days = ?settings.payload_days, "retention changed");
+    let detail = serde_json::to_value(settings).unwrap_or_default();
+    st.audit(
+        caller.as_deref(),
+        project,
+        "retention.set",
+        "retention",
+        detail,
+    )
+    .await;
+    st.wake_sweeper();
+    Ok(Json(retention_answer(&st, project).await?))
+}
