@@ -27,6 +27,9 @@ pub struct CreateKey {
     /// A Langfuse public/secret pair (ingest only) instead of a `slk_` key.
     #[serde(default)]
     pub langfuse: bool,
+    /// How much it may send (besides its project's quota).
+    #[serde(default)]
+    pub quota: spanlens_auth::Quota,
 }
 
 /// `DELETE /api/v1/keys/{id}`: the key as it is now, revoked.
@@ -144,4 +147,48 @@ pub struct RetentionAnswer {
     pub settings: RetentionSettings,
     /// The last sweep that found something to do, if any.
     pub last_sweep: Option<SweepReport>,
+}
+
+pub use spanlens_auth::Quota;
+
+/// What one key's or project's meter on this server has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    /// Bytes received today (UTC), after decompression.
+    pub bytes_today: u64,
+    /// Spans admitted since the server started.
+    pub spans: u64,
+    /// Requests refused for the quota since the server started (429).
+    pub throttled_requests: u64,
+    /// Spans in those requests.
+    pub throttled_spans: u64,
+}
+
+/// A key's quota and usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyQuota {
+    /// The key's id.
+    pub id: String,
+    /// Its prefix.
+    pub prefix: String,
+    /// Its name.
+    pub name: String,
+    /// Its quota.
+    pub quota: Quota,
+    /// What it sent.
+    pub usage: QuotaUsage,
+}
+
+/// `GET` and `PUT /api/v1/projects/{project}/quota`: the project's quota and what it and its
+/// keys with quotas sent, on this server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaAnswer {
+    /// The project.
+    pub project: String,
+    /// Its quota (`PUT` replaces it; `{}` removes it).
+    pub quota: Quota,
+    /// What it sent.
+    pub usage: QuotaUsage,
+    /// Its keys that have a quota of their own.
+    pub keys: Vec<KeyQuota>,
 }

@@ -30,9 +30,10 @@ mod sessions;
 mod traces;
 
 pub use admin::{
-    AccountView, AccountsAnswer, AuditAnswer, AuditEntry, CreateAccount, CreateKey, KeyView,
-    KeysAnswer, NewKey, RedactionAnswer, RedactionRule, RedactionSettings, RetentionAnswer,
-    RetentionSettings, RevokedKey, Role, Scope, SetRole, SignIn, SignInState, SweepReport,
+    AccountView, AccountsAnswer, AuditAnswer, AuditEntry, CreateAccount, CreateKey, KeyQuota,
+    KeyView, KeysAnswer, NewKey, Quota, QuotaAnswer, QuotaUsage, RedactionAnswer, RedactionRule,
+    RedactionSettings, RetentionAnswer, RetentionSettings, RevokedKey, Role, Scope, SetRole,
+    SignIn, SignInState, SweepReport,
 };
 pub use alerts::{AlertView, AlertsAnswer};
 pub use erase::ErasedAnswer;

@@ -57,7 +57,23 @@ impl Directory {
         scopes: &[Scope],
         langfuse: bool,
     ) -> Result<NewKey, DirectoryError> {
-        let (key, new) = ApiKey::generate(project, name, scopes, langfuse)?;
+        self.create_with_quota(project, name, scopes, langfuse, crate::Quota::default())
+            .await
+    }
+
+    /// [`Directory::create`] with a quota of its own.
+    pub async fn create_with_quota(
+        &self,
+        project: &str,
+        name: &str,
+        scopes: &[Scope],
+        langfuse: bool,
+        quota: crate::Quota,
+    ) -> Result<NewKey, DirectoryError> {
+        quota.check().map_err(KeyError::BadQuota)?;
+        let (mut key, mut new) = ApiKey::generate(project, name, scopes, langfuse)?;
+        key.quota = quota;
+        new.view.quota = quota;
         self.save(&key).await?;
         Ok(new)
     }

@@ -6,7 +6,7 @@
 //! SHA-256 of the secret: with 256 random bits there is nothing to guess, so a slow hash
 //! would only slow every request down.
 
-use crate::Scope;
+use crate::{Quota, Scope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -41,6 +41,9 @@ pub struct ApiKey {
     /// Made as a Langfuse public/secret pair.
     #[serde(default)]
     pub langfuse: bool,
+    /// How much it may send (besides its project's quota).
+    #[serde(default, skip_serializing_if = "Quota::is_unlimited")]
+    pub quota: Quota,
 }
 
 /// A key as lists show it (never its secret or hash).
@@ -64,6 +67,9 @@ pub struct KeyView {
     pub revoked_ns: Option<i64>,
     /// Whether it is a Langfuse key pair.
     pub langfuse: bool,
+    /// How much it may send.
+    #[serde(default, skip_serializing_if = "Quota::is_unlimited")]
+    pub quota: Quota,
 }
 
 /// A key just made: the only time its secret exists outside the client.
@@ -93,6 +99,9 @@ pub enum KeyError {
     /// The project name is not one a project can have.
     #[error("project: {0}")]
     BadProject(String),
+    /// A quota that would refuse everything.
+    #[error("quota: {0}")]
+    BadQuota(String),
     /// The system gave no random bytes.
     #[error("no randomness available: {0}")]
     Random(String),
@@ -171,6 +180,7 @@ impl ApiKey {
             created_ns: crate::now_ns(),
             revoked_ns: None,
             langfuse,
+            quota: Quota::default(),
             id,
         };
         let (secret, public_key) = if langfuse {
@@ -220,6 +230,7 @@ impl ApiKey {
             last_used_ns,
             revoked_ns: self.revoked_ns,
             langfuse: self.langfuse,
+            quota: self.quota,
         }
     }
 }

@@ -22,7 +22,7 @@ pub use accounts::{Account, AccountView, Role, Session};
 pub use audit::AuditEntry;
 pub use directory::{Directory, DirectoryError};
 pub use keys::{ApiKey, Credential, KeyView, NewKey};
-pub use scope::Scope;
+pub use scope::{Quota, Scope};
 
 /// Now, nanoseconds since the epoch.
 pub fn now_ns() -> i64 {

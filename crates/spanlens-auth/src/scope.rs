@@ -2,6 +2,36 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How much one key or project may send; `None` fields are unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Spans per second, sustained (a request may take the next seconds' allowance; the
+    /// following ones wait until it is paid back).
+    #[serde(default)]
+    pub spans_per_second: Option<u32>,
+    /// Request bytes per UTC day, counted after decompression.
+    #[serde(default)]
+    pub bytes_per_day: Option<u64>,
+}
+
+impl Quota {
+    /// True when nothing is limited.
+    pub fn is_unlimited(&self) -> bool {
+        self.spans_per_second.is_none() && self.bytes_per_day.is_none()
+    }
+
+    /// Checks the limits are usable (not zero).
+    pub fn check(&self) -> Result<(), String> {
+        if self.spans_per_second == Some(0) || self.bytes_per_day == Some(0) {
+            return Err(
+                "a quota of 0 would refuse everything: use 1 or more, or null for none".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// One permission; `admin` includes the other two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -59,6 +59,12 @@ struct CreateArgs {
     /// Print the new key as JSON (id, prefix, secret, …).
     #[arg(long)]
     json: bool,
+    /// Most spans per second the key may send (429 with Retry-After past it).
+    #[arg(long, value_name = "N")]
+    spans_per_second: Option<u32>,
+    /// Most request bytes per UTC day the key may send.
+    #[arg(long, value_name = "BYTES")]
+    bytes_per_day: Option<u64>,
     #[command(flatten)]
     place: Place,
 }
@@ -119,22 +125,30 @@ fn create(a: CreateArgs) -> anyhow::Result<crate::Outcome> {
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(input)?;
+    let quota = spanlens_auth::Quota {
+        spans_per_second: a.spans_per_second,
+        bytes_per_day: a.bytes_per_day,
+    };
     let new: NewKey = match a.place.client()? {
         Some(client) => {
             let body = json!({"project": a.project, "name": a.name, "scopes": scopes,
-                              "langfuse": a.langfuse});
+                              "langfuse": a.langfuse, "quota": quota});
             let text = client.send_json("POST", "/api/v1/keys", &[], Some(&body))?;
             parse_answer_of("/api/v1/keys", &text)?
         }
-        None => crate::block_on(
-            a.place
-                .directory()?
-                .create(&a.project, &a.name, &scopes, a.langfuse),
-        )?
-        .map_err(|e| match e {
-            spanlens_auth::DirectoryError::Key(e) => input(e),
-            e => anyhow::anyhow!(e),
-        })?,
+        None => {
+            let store = a.place.store.open()?;
+            let dir = Directory::new(store.clone());
+            let made = dir.create_with_quota(&a.project, &a.name, &scopes, a.langfuse, quota);
+            let new = crate::block_on(made)?.map_err(|e| match e {
+                spanlens_auth::DirectoryError::Key(e) => input(e),
+                e => anyhow::anyhow!(e),
+            })?;
+            let detail = json!({"name": new.view.name, "scopes": new.view.scopes,
+                                "langfuse": new.view.langfuse, "quota": new.view.quota});
+            audit(&*store, &a.project, "key.create", &new.view.prefix, detail)?;
+            new
+        }
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&new)?);

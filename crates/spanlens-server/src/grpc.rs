@@ -118,7 +118,7 @@ impl Decoder for BytesDecoder {
 /// The project a call writes to: with `--auth required`, its key's (from `authorization` or
 /// `x-api-key` metadata, needing the ingest scope; another `x-project-name` is refused);
 /// otherwise its `x-project-name` metadata, if set.
-async fn project_of<T>(state: &AppState, req: &Request<T>) -> Result<Option<String>, Status> {
+async fn project_of<T>(state: &AppState, req: &Request<T>) -> Result<ingest::Origin, Status> {
     let text = |name: &str| req.metadata().get(name).and_then(|v| v.to_str().ok());
     let named = text("x-project-name")
         .map(str::trim)
@@ -131,12 +131,15 @@ async fn project_of<T>(state: &AppState, req: &Request<T>) -> Result<Option<Stri
         .await
         .map_err(|d| d.grpc())?
     {
-        None => Ok(named),
+        None => Ok(ingest::Origin::project(named)),
         Some(key) => match named {
             Some(other) if other != key.project => {
                 Err(crate::auth::Denied::project(&key, &other).grpc())
             }
-            _ => Ok(Some(key.project.clone())),
+            _ => Ok(ingest::Origin {
+                project: Some(key.project.clone()),
+                key: Some(key),
+            }),
         },
     }
 }
@@ -214,17 +217,20 @@ pub fn status(e: &IngestError) -> Status {
         // Too large is final: no retry info, so the client does not send it again.
         IngestError::TooLarge { .. } => Status::resource_exhausted(message),
         IngestError::Timeout(_) => Status::deadline_exceeded(message),
-        IngestError::Busy(_) => with_retry_info(Code::ResourceExhausted, message),
-        IngestError::Unavailable(_) => with_retry_info(Code::Unavailable, message),
+        IngestError::Busy(_) => with_retry_info(Code::ResourceExhausted, message, 1),
+        IngestError::OverQuota { retry_after_s, .. } => {
+            with_retry_info(Code::ResourceExhausted, message, *retry_after_s as i64)
+        }
+        IngestError::Unavailable(_) => with_retry_info(Code::Unavailable, message, 1),
         IngestError::Store(_) => Status::internal(message),
     }
 }
 
 /// A status carrying `google.rpc.RetryInfo`, which OTLP clients read to know when to retry.
-fn with_retry_info(code: Code, message: String) -> Status {
+fn with_retry_info(code: Code, message: String, seconds: i64) -> Status {
     let retry = RetryInfo {
         retry_delay: Some(ProtoDuration {
-            seconds: RETRY_DELAY_SECONDS,
+            seconds: seconds.max(RETRY_DELAY_SECONDS),
             nanos: 0,
         }),
     };

@@ -49,6 +49,14 @@ pub enum IngestError {
     /// 408: the body did not arrive within the body-read timeout.
     #[error("request body not received within {0} s")]
     Timeout(u64),
+    /// 429: a key or project is over its quota.
+    #[error("{reason}; retry in {retry_after_s} s")]
+    OverQuota {
+        /// Why.
+        reason: String,
+        /// Seconds to wait.
+        retry_after_s: u64,
+    },
     /// 503: the store's write queue is full, or too many request bytes are in flight.
     #[error("{0}")]
     Busy(String),
@@ -68,6 +76,7 @@ impl IngestError {
             IngestError::TooLarge { .. } => 413,
             IngestError::BadRequest(_) => 400,
             IngestError::Timeout(_) => 408,
+            IngestError::OverQuota { .. } => 429,
             IngestError::Busy(_) | IngestError::Unavailable(_) => 503,
             IngestError::Store(_) => 500,
         }
@@ -75,7 +84,57 @@ impl IngestError {
 
     /// True when the client should send the same request again later (`Retry-After`).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, IngestError::Busy(_) | IngestError::Unavailable(_))
+        matches!(
+            self,
+            IngestError::Busy(_) | IngestError::Unavailable(_) | IngestError::OverQuota { .. }
+        )
+    }
+
+    /// Seconds a client should wait before sending it again (`Retry-After`).
+    pub fn retry_after_s(&self) -> u64 {
+        match self {
+            IngestError::OverQuota { retry_after_s, .. } => *retry_after_s,
+            _ => 1,
+        }
+    }
+}
+
+impl From<crate::quota::Throttled> for IngestError {
+    fn from(t: crate::quota::Throttled) -> IngestError {
+        IngestError::OverQuota {
+            reason: t.reason,
+            retry_after_s: t.retry_after_s,
+        }
+    }
+}
+
+/// Where a request comes from: the project it names (a key's, or its `x-project-name`), and
+/// the key that sent it, whose quota it is held to.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The project for every span of the request; `None`: each span's resource decides.
+    pub project: Option<String>,
+    /// The key that sent it.
+    pub key: Option<std::sync::Arc<spanlens_auth::ApiKey>>,
+}
+
+impl Origin {
+    /// A request naming `project` (or none), without a key.
+    pub fn project(project: Option<String>) -> Origin {
+        Origin { project, key: None }
+    }
+
+    /// The quota limits of a request to `project`.
+    fn limits(&self, state: &AppState, project: &str) -> Vec<crate::quota::Limit> {
+        let key = self
+            .key
+            .as_deref()
+            .map(|k| (k.id.as_str(), k.quota, k.prefix()));
+        state.quotas().limits(
+            project,
+            key.as_ref()
+                .map(|(id, q, prefix)| (*id, *q, prefix.as_str())),
+        )
     }
 }
 
@@ -248,8 +307,9 @@ pub async fn ingest(
     state: &AppState,
     format: InputFormat,
     received: Received,
-    project_header: Option<String>,
+    origin: Origin,
 ) -> Result<IngestOutcome, IngestError> {
+    let project_header = origin.project.clone();
     if let Some(p) = &project_header {
         spanlens_core::limits::check_project(p)
             .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
@@ -261,6 +321,7 @@ pub async fn ingest(
         };
         let normalized: Normalized = normalize(format, &body, &opts, worker.catalog())
             .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+        let body_len = body.len() as u64;
         drop(body);
         let rejected = normalized.rejected.len();
         let message = normalized
@@ -293,6 +354,17 @@ pub async fn ingest(
                     }
                 }
             }
+        }
+        // Quotas: every project of the request (and its key) must be under its quota, or
+        // nothing is stored.
+        let limits: Vec<_> = by_project
+            .iter()
+            .map(|(p, spans)| (origin.limits(&worker, p), spans.len() as u64))
+            .collect();
+        let spans_total: u64 = limits.iter().map(|(_, n)| n).sum();
+        for (l, n) in &limits {
+            let share = body_len.saturating_mul(*n) / spans_total.max(1);
+            worker.quotas().admit(l, *n, share)?;
         }
         let mut accepted = 0;
         let mut tickets = Vec::new();
@@ -401,8 +473,9 @@ pub async fn ingest_logs(
     state: &AppState,
     encoding: Encoding,
     received: Received,
-    project_header: Option<String>,
+    origin: Origin,
 ) -> Result<LogsOutcome, IngestError> {
+    let project_header = origin.project.clone();
     if let Some(p) = &project_header {
         spanlens_core::limits::check_project(p)
             .map_err(|why| IngestError::BadRequest(format!("x-project-name: {why}")))?;
@@ -429,6 +502,12 @@ pub async fn ingest_logs(
                 policy.apply_attributes(&mut e.event.attributes);
             }
             by_project.entry(project).or_default().push(e);
+        }
+        // Log events count as spans against the quotas.
+        for (p, events) in &by_project {
+            worker
+                .quotas()
+                .admit(&origin.limits(&worker, p), events.len() as u64, 0)?;
         }
         Ok((by_project, out.rejected))
     })

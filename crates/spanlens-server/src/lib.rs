@@ -12,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod memory;
+pub mod quota;
 pub mod redaction;
 pub mod retention;
 pub mod state;
@@ -291,6 +292,16 @@ pub async fn serve(
     ));
     state = state.with_auth(keys.clone());
     tokio::spawn(auth::keep_uses(keys, state.stopped()));
+    state
+        .quotas()
+        .refresh(&*store)
+        .await
+        .map_err(|e| ServerError::Serve(format!("reading the projects' quotas: {e}")))?;
+    tokio::spawn(quota::keep_fresh(
+        state.quotas().clone(),
+        store.clone(),
+        state.stopped(),
+    ));
     tokio::spawn(retention::run(
         state.clone(),
         state.sweeper().clone(),

@@ -60,6 +60,8 @@ pub struct AppState {
     auth: Arc<crate::auth::Auth>,
     /// Wakes the retention sweeper.
     sweeper: Arc<tokio::sync::Notify>,
+    /// The keys' and projects' quotas and meters.
+    quotas: Arc<crate::quota::Quotas>,
 }
 
 /// The price catalog a server runs with: the built-in one, or one loaded at start (an override
@@ -122,7 +124,13 @@ impl AppState {
             redactions: Arc::new(crate::redaction::Redactions::default()),
             auth: Arc::new(crate::auth::Auth::off()),
             sweeper: Arc::new(tokio::sync::Notify::new()),
+            quotas: Arc::new(crate::quota::Quotas::default()),
         }
+    }
+
+    /// The quotas and their meters.
+    pub fn quotas(&self) -> &Arc<crate::quota::Quotas> {
+        &self.quotas
     }
 
     /// The same state checking calls with `auth`.

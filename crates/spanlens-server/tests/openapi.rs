@@ -173,7 +173,8 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
     );
     assert!(status < 300, "{status}: {}", String::from_utf8_lossy(&body));
     // A key and redaction settings, so their lists have rows to check.
-    let ask = serde_json::json!({"project": "default", "name": "ci", "scopes": ["ingest"]});
+    let ask = serde_json::json!({"project": "default", "name": "ci", "scopes": ["ingest"],
+        "quota": {"spans_per_second": 1000000}});
     let (status, made) = s.json("POST", "/api/v1/keys", &[], &ask);
     assert_eq!(status, 201, "{made}");
     let mut missing = Vec::new();
@@ -294,6 +295,11 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             "/api/v1/keys",
             "/api/v1/keys".into(),
             through::<api::KeysAnswer>,
+        ),
+        (
+            "/api/v1/projects/{project}/quota",
+            "/api/v1/projects/default/quota".into(),
+            through::<api::QuotaAnswer>,
         ),
         (
             "/api/v1/projects/{project}/retention",

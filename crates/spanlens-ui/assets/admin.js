@@ -22,9 +22,43 @@ export async function render(app) {
   const people = h("section", { class: "card admin-people" });
   const redaction = h("section", { class: "card admin-redaction" });
   const retention = h("section", { class: "card admin-retention" });
+  const quota = h("section", { class: "card admin-quota" });
   const audit = h("section", { class: "card admin-audit" });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction, retention, audit);
-  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction), renderRetention(retention), renderAudit(audit)]);
+  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction, retention, quota, audit);
+  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction), renderRetention(retention), renderQuota(quota), renderAudit(audit)]);
+}
+
+async function renderQuota(box) {
+  const path = `projects/${encodeURIComponent(project())}/quota`;
+  let state;
+  try {
+    state = await get(path);
+  } catch (e) {
+    mount(box, h("h2", null, "Quota"), notice("error", "Could not load the quota", e.message));
+    return;
+  }
+  const rate = h("input", { type: "number", name: "spans-per-second", min: 1, placeholder: "no limit", value: state.quota.spans_per_second ?? "" });
+  const bytes = h("input", { type: "number", name: "bytes-per-day", min: 1, placeholder: "no limit", value: state.quota.bytes_per_day ?? "" });
+  const out = h("div");
+  const form = h("form", { class: "redaction" },
+    h("label", null, "Spans per second", rate), h("label", null, "Bytes per day (UTC)", bytes),
+    h("button", { type: "submit", class: "primary" }, "Save"), out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const n = (el) => (el.value === "" ? null : Number(el.value));
+    try {
+      await send("PUT", path, { spans_per_second: n(rate), bytes_per_day: n(bytes) });
+      await renderQuota(box);
+    } catch (err) {
+      failure(out, "Not saved")(err);
+    }
+  });
+  const usageRow = (name, u) => h("tr", null, h("td", null, name), h("td", { class: "num" }, f.int(u.spans)),
+    h("td", { class: "num" }, f.int(u.bytes_today)), h("td", { class: "num" }, f.int(u.throttled_requests)), h("td", { class: "num" }, f.int(u.throttled_spans)));
+  mount(box, h("h2", null, "Quota"), form,
+    h("table", { class: "grid" },
+      h("thead", null, h("tr", null, ["On this server", "Spans", "Bytes today", "Refused requests", "Refused spans"].map((c, i) => h("th", { class: i ? "num" : "" }, c)))),
+      h("tbody", null, usageRow("project", state.usage), state.keys.map((k) => usageRow(`key ${k.prefix} (${k.name})`, k.usage)))));
 }
 
 async function renderRetention(box) {

@@ -162,3 +162,60 @@ pub(super) async fn put_retention(
     st.wake_sweeper();
     Ok(Json(retention_answer(&st, project).await?))
 }
+
+async fn quota_answer(st: &AppState, project: &str) -> Result<spanlens_api::QuotaAnswer, ApiError> {
+    let quotas = st.quotas();
+    let mut keys = Vec::new();
+    if let Some(dir) = st.auth().directory() {
+        for k in dir
+            .list(Some(project))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        {
+            if !k.quota.is_unlimited() {
+                keys.push(spanlens_api::KeyQuota {
+                    usage: quotas.usage(None, Some(&k.id)),
+                    id: k.id,
+                    prefix: k.prefix,
+                    name: k.name,
+                    quota: k.quota,
+                });
+            }
+        }
+    }
+    Ok(spanlens_api::QuotaAnswer {
+        project: project.to_string(),
+        quota: quotas.project(project),
+        usage: quotas.usage(Some(project), None),
+        keys,
+    })
+}
+
+/// `GET /api/v1/projects/{project}/quota`: the quota and what was sent and refused.
+pub(super) async fn get_quota(
+    State(st): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<spanlens_api::QuotaAnswer>, ApiError> {
+    Ok(Json(quota_answer(&st, project_name(&project)?).await?))
+}
+
+/// `PUT /api/v1/projects/{project}/quota`: sets the project's quota.
+pub(super) async fn put_quota(
+    State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<spanlens_api::QuotaAnswer>, ApiError> {
+    let project = project_name(&project)?;
+    let quota: spanlens_api::Quota = json_body(&st, &headers, body, 16 * 1024).await?;
+    quota
+        .check()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    st.quotas().save(&*st.store, project, quota).await?;
+    tracing::info!(project, ?quota, "quota changed");
+    let detail = serde_json::to_value(quota).unwrap_or_default();
+    st.audit(caller.as_deref(), project, "quota.set", "quota", detail)
+        .await;
+    Ok(Json(quota_answer(&st, project).await?))
+}

@@ -22,6 +22,22 @@ use spanlens_core::InputFormat;
 /// Largest compressed body read before decompression (the decompressed cap is checked after).
 pub(super) const MAX_WIRE_BYTES: usize = ingest::MAX_BODY_BYTES;
 
+/// Where a request comes from: its key and project (the key's, else its `x-project-name`
+/// header; else each span's resource decides).
+pub(super) fn origin(h: &HeaderMap, caller: &Option<Extension<Caller>>) -> ingest::Origin {
+    let key = match caller {
+        Some(Extension(Caller {
+            who: crate::auth::Who::Key(k),
+            ..
+        })) => Some(k.clone()),
+        _ => None,
+    };
+    ingest::Origin {
+        project: project_header(h, caller),
+        key,
+    }
+}
+
 /// The project a request writes to: its key's, else its `x-project-name` header (else each
 /// span's resource decides).
 pub(super) fn project_header(h: &HeaderMap, caller: &Option<Extension<Caller>>) -> Option<String> {
@@ -53,9 +69,9 @@ pub(super) async fn receive(
 pub(super) fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let code = match e.status() {
-        400 => 3, // INVALID_ARGUMENT
-        408 => 4, // DEADLINE_EXCEEDED
-        413 => 8, // RESOURCE_EXHAUSTED
+        400 => 3,       // INVALID_ARGUMENT
+        408 => 4,       // DEADLINE_EXCEEDED
+        413 | 429 => 8, // RESOURCE_EXHAUSTED
         415 => 3,
         503 => 14, // UNAVAILABLE
         _ => 13,   // INTERNAL
@@ -84,7 +100,7 @@ pub(super) fn otlp_error(enc: Encoding, e: &IngestError) -> Response {
     };
     if e.is_retryable() {
         resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(e.retry_after_s()));
     }
     resp
 }
@@ -105,7 +121,7 @@ pub(super) async fn otlp_traces(
             Encoding::Protobuf => InputFormat::OtlpProtobuf,
             Encoding::Json => InputFormat::OtlpJson,
         };
-        ingest::ingest(&st, format, received, project_header(&headers, &caller)).await
+        ingest::ingest(&st, format, received, origin(&headers, &caller)).await
     }
     .await;
     match result {
@@ -127,7 +143,7 @@ pub(super) async fn otlp_logs(
     };
     let result = async {
         let received = receive(&st, &headers, body).await?;
-        ingest::ingest_logs(&st, enc, received, project_header(&headers, &caller)).await
+        ingest::ingest_logs(&st, enc, received, origin(&headers, &caller)).await
     }
     .await;
     let o = match result {
@@ -196,7 +212,7 @@ pub(super) async fn agents_ingest(
             &st,
             InputFormat::OpenAiAgents,
             received,
-            project_header(&headers, &caller),
+            origin(&headers, &caller),
         )
         .await
     }

@@ -92,11 +92,12 @@ pub(super) async fn create_key(
     })?;
     project_name(&project)?;
     let new = directory(&st)?
-        .create(
+        .create_with_quota(
             &project,
             ask.name.as_deref().unwrap_or(""),
             &ask.scopes,
             ask.langfuse,
+            ask.quota,
         )
         .await
         .map_err(failed)?;
