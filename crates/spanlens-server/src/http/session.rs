@@ -143,6 +143,18 @@ pub(super) async fn sign_out(
     Ok(resp)
 }
 
+/// An account as a call bound to one project sees it: its role there only (an account is
+/// server-wide; its roles in other projects are theirs).
+fn only_bound(
+    mut a: spanlens_api::AccountView,
+    caller: &Option<Extension<Caller>>,
+) -> spanlens_api::AccountView {
+    if let Some(own) = caller.as_ref().and_then(|c| c.project()) {
+        a.roles.retain(|p, _| p == own);
+    }
+    a
+}
+
 /// `GET /api/v1/accounts`: the people with a role in the project.
 pub(super) async fn list_accounts(
     State(st): State<AppState>,
@@ -154,7 +166,10 @@ pub(super) async fn list_accounts(
     let accounts = directory(&st)?
         .accounts(project.as_deref())
         .await
-        .map_err(failed)?;
+        .map_err(failed)?
+        .into_iter()
+        .map(|a| only_bound(a, &caller))
+        .collect();
     Ok(Json(AccountsAnswer { accounts }))
 }
 
@@ -189,6 +204,7 @@ pub(super) async fn create_account(
         .create_account(&ask.name, &ask.password, &project, ask.role)
         .await
         .map_err(failed)?;
+    let made = only_bound(made, &caller);
     tracing::info!(account = %made.name, project, role = ask.role.name(), "account made");
     st.audit(
         caller.as_deref(),
@@ -222,6 +238,7 @@ pub(super) async fn set_role(
         .set_role(&name, &project, ask.role)
         .await
         .map_err(failed)?;
+    let view = only_bound(view, &caller);
     st.auth().forget_session(None, Some(&name));
     tracing::info!(account = %name, project, role = ?ask.role, "role changed");
     st.audit(
