@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// from other web pages are refused.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// A browser origin (`https://host[:port]`) whose pages may call the API with a key and
+    /// read its answers (CORS; repeatable). Off by default.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
     /// Seconds an HTTP/1 client has to send a request's headers (also how long an idle
     /// kept-alive connection is kept).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -179,6 +183,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         limits,
         public_names: args.public_names,
         allowed_origins: args.allowed_origins,
+        cors_origins: args.cors_origins,
     };
     let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()

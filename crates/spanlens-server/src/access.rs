@@ -6,6 +6,11 @@
 //! them too. So: requests naming a `Host` other than the server's own names are refused while
 //! the server listens on loopback, and a state-changing request from a browser `Origin` that is
 //! not the server itself (or explicitly allowed) is refused everywhere.
+//!
+//! CORS is off unless origins are named (`serve --cors-origin`): a web page of such an origin
+//! may call the API (`/api/…`, `/v1/…`) with a key — its preflight is answered, its answers
+//! carry `Access-Control-Allow-Origin` — and may change state. Cookies are never offered
+//! across origins: the session cookie is `SameSite=Strict`.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -22,6 +27,8 @@ pub struct Access {
     /// Browser origins (`scheme://host[:port]`, lowercase) allowed to change state besides
     /// the server's own.
     origins: Vec<String>,
+    /// Origins whose pages may read the API's answers (CORS); they may change state too.
+    cors: Vec<String>,
 }
 
 impl Access {
@@ -34,6 +41,16 @@ impl Access {
     /// the loopback addresses, the bound address) and `public_names` are served; elsewhere any
     /// host is, unless `public_names` are given. `origins` may change state from a browser.
     pub fn for_server(http: SocketAddr, public_names: &[String], origins: &[String]) -> Access {
+        Access::for_server_with_cors(http, public_names, origins, &[])
+    }
+
+    /// [`Access::for_server`], with origins allowed to call the API from their pages (CORS).
+    pub fn for_server_with_cors(
+        http: SocketAddr,
+        public_names: &[String],
+        origins: &[String],
+        cors: &[String],
+    ) -> Access {
         let hosts = if http.ip().is_loopback() || !public_names.is_empty() {
             let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
                 .into_iter()
@@ -45,13 +62,25 @@ impl Access {
         } else {
             None
         };
+        let norm = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .collect()
+        };
+        let cors = norm(cors);
+        let mut origins = norm(origins);
+        origins.extend(cors.iter().cloned());
         Access {
             hosts,
-            origins: origins
-                .iter()
-                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
-                .collect(),
+            origins,
+            cors,
         }
+    }
+
+    /// Whether pages of `origin` may read the API's answers.
+    fn cors_allowed(&self, origin: &str) -> bool {
+        let origin = origin.trim().to_ascii_lowercase();
+        self.cors.contains(&origin)
     }
 
     fn host_allowed(&self, host: &str) -> bool {
@@ -119,6 +148,22 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
             ));
         }
     }
+    let path = req.uri().path();
+    let api = path.starts_with("/api/") || path.starts_with("/v1/");
+    let cors_origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| api && access.cors_allowed(o))
+        .map(str::to_string);
+    if let (Some(origin), &Method::OPTIONS) = (&cors_origin, req.method()) {
+        if req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return preflight(origin);
+        }
+    }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -133,6 +178,10 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     }
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    if let Some(origin) = cors_origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
     h.entry(header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(HeaderValue::from_static("nosniff"));
     // The UI's pages set their own policy; everything else (JSON, protobuf, events) is data
@@ -145,6 +194,32 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
         .or_insert(HeaderValue::from_static("DENY"));
     h.entry(header::REFERRER_POLICY)
         .or_insert(HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+/// The answer to a CORS preflight from an allowed origin: the API's methods and the headers
+/// its clients send (a key, JSON, a project), for ten minutes.
+fn preflight(origin: &str) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    if let Ok(o) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "authorization, x-api-key, content-type, content-encoding, x-project-name",
+        ),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
     resp
 }
 

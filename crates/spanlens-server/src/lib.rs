@@ -46,6 +46,9 @@ pub struct ServerConfig {
     pub public_names: Vec<String>,
     /// Browser origins (`https://host[:port]`) allowed to change data, besides the server's own.
     pub allowed_origins: Vec<String>,
+    /// Browser origins whose pages may call the API and read its answers (CORS; off when
+    /// empty).
+    pub cors_origins: Vec<String>,
     /// The prices ingest computes costs with (the built-in catalog by default).
     pub catalog: state::Catalog,
     /// What ingest redacts in every project (projects may add their own); off by default.
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             public_names: Vec::new(),
             allowed_origins: Vec::new(),
+            cors_origins: Vec::new(),
             catalog: state::Catalog::Builtin,
             redaction: Default::default(),
             auth: auth::AuthMode::Off,
@@ -364,10 +368,11 @@ pub async fn serve(
             .local_addr()
             .map_err(|e| ServerError::Serve(e.to_string()))?,
     };
-    state = state.with_access(access::Access::for_server(
+    state = state.with_access(access::Access::for_server_with_cors(
         bound.http,
         &config.public_names,
         &config.allowed_origins,
+        &config.cors_origins,
     ));
     let mut limits = config.limits;
     limits.max_connections = listen::fit_connection_limit(limits.max_connections);

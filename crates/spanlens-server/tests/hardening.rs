@@ -603,3 +603,109 @@ async fn grpc_malformed_protobuf_is_invalid_argument() {
     assert!(partial.error_message.contains("endTimeUnixNano"));
     tokio::task::spawn_blocking(move || drop(s)).await.unwrap();
 }
+
+/// CORS is off unless origins are named; a named origin's page gets its preflight answered and
+/// may read and change through the API; any other origin gets no CORS header and cannot
+/// change state. Signed-in pages carry the same headers as the rest.
+#[test]
+fn cors_is_off_by_default_and_opened_per_origin() {
+    let header =
+        |h: &[(String, String)], n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let plain = Server::start();
+    let (_, _, h) = plain.send(
+        "GET",
+        "/api/v1/traces",
+        &[("origin", "https://dash.example.com")],
+        b"",
+    );
+    assert_eq!(header(&h, "access-control-allow-origin"), None);
+    let s = Server::start_configured(tempfile::tempdir().unwrap(), Vec::new(), |c| {
+        c.cors_origins = vec!["https://dash.example.com".into()];
+    });
+    let (status, _, h) = s.send(
+        "OPTIONS",
+        "/api/v1/traces",
+        &[
+            ("origin", "https://dash.example.com"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
+        b"",
+    );
+    assert_eq!(status, 204);
+    assert_eq!(
+        header(&h, "access-control-allow-origin").as_deref(),
+        Some("https://dash.example.com")
+    );
+    assert!(header(&h, "access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+    assert!(header(&h, "access-control-allow-methods")
+        .unwrap()
+        .contains("DELETE"));
+    let (status, _, h) = s.send(
+        "GET",
+        "/api/v1/traces",
+        &[("origin", "https://dash.example.com")],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&h, "access-control-allow-origin").as_deref(),
+        Some("https://dash.example.com")
+    );
+    assert_eq!(header(&h, "vary").as_deref(), Some("Origin"));
+    let (status, _, _) = s.post(
+        "/v1/traces",
+        &[JSON, ("origin", "https://dash.example.com")],
+        &otlp(vec![]),
+    );
+    assert_eq!(status, 200, "an allowed origin may send");
+    // Another origin: no CORS, no state change.
+    let (_, _, h) = s.send(
+        "GET",
+        "/api/v1/traces",
+        &[("origin", "https://evil.example")],
+        b"",
+    );
+    assert_eq!(header(&h, "access-control-allow-origin"), None);
+    let (status, _, _) = s.post(
+        "/v1/traces",
+        &[JSON, ("origin", "https://evil.example")],
+        &otlp(vec![]),
+    );
+    assert_eq!(status, 403);
+    // The UI's pages are not part of the API: no CORS there.
+    let (_, _, h) = s.send(
+        "GET",
+        "/login",
+        &[("origin", "https://dash.example.com")],
+        b"",
+    );
+    assert_eq!(header(&h, "access-control-allow-origin"), None);
+    // The sign-in page and the session API carry the security headers.
+    for path in ["/login", "/admin", "/api/v1/session"] {
+        let (_, _, h) = s.send("GET", path, &[], b"");
+        assert_eq!(
+            header(&h, "referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&h, "x-frame-options").as_deref(),
+            Some("DENY"),
+            "{path}"
+        );
+        assert!(
+            header(&h, "content-security-policy")
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&h, "x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+}
