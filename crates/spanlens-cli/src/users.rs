@@ -93,9 +93,12 @@ pub fn run(args: UsersArgs) -> anyhow::Result<crate::Outcome> {
         } => {
             let r = role(&r)?;
             let p = password()?;
-            let d = Directory::new(store.open()?);
+            let store = store.open()?;
+            let d = Directory::new(store.clone());
             let made =
                 crate::block_on(d.create_account(&name, &p, &project, r))?.map_err(failed)?;
+            let detail = serde_json::json!({"role": r});
+            crate::keys::audit(&*store, &project, "account.create", &made.name, detail)?;
             eprintln!(
                 "account {:?} made: {} of project {project:?}",
                 made.name,
