@@ -2709,7 +2709,8 @@ async fn signing_in_is_the_way_in_and_admins_manage_the_project() {
             .map(|e| e.contains("API key or a sign-in")),
         Some(true)
     );
-    // A viewer reads, but has no Settings, and the API refuses what it would show.
+    // A viewer reads every page through the session, but has no Settings, and the API
+    // refuses what it would show.
     sign_in_as(&c, "vic").await;
     until(
         &c,
@@ -2726,6 +2727,34 @@ async fn signing_in_is_the_way_in_and_admins_manage_the_project() {
         .unwrap(),
         json!(true)
     );
+    let trace = api(&c, "/api/v1/traces?limit=1").await["items"][0]["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (page, ready) in [
+        (
+            "/sessions",
+            "document.querySelectorAll('table.sessions tbody tr').length > 0",
+        ),
+        (
+            "/dashboard",
+            "document.querySelectorAll('.kpis .kpi-value, .chart').length > 0",
+        ),
+        ("/reliability", "document.querySelector('#app h1')"),
+        ("/live", "document.querySelector('.live-state.on')"),
+        (
+            &format!("/traces/{trace}"),
+            "document.querySelectorAll('.wf-row').length > 0",
+        ),
+    ] {
+        visit(&c, page).await;
+        until(&c, ready, page).await;
+        let errors = texts(&c, ".notice.error").await;
+        assert!(
+            errors.is_empty(),
+            "{page} signed in as a viewer: {errors:?}"
+        );
+    }
     let keys = api(&c, "/api/v1/keys").await;
     assert!(
         keys["error"]

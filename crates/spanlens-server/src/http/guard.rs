@@ -22,8 +22,8 @@ pub(crate) fn needed(method: &Method, path: &str) -> Option<Scope> {
     Some(match api {
         "openapi.json" | "session" => return None,
         "scores" if *method == Method::POST => Scope::Ingest,
-        // Alert rules hold webhook addresses; keys and settings are an admin's.
-        _ if api == "alerts" || api == "keys" || api.starts_with("keys/") => Scope::Admin,
+        // Keys, people, settings and the audit log are an admin's.
+        _ if api == "keys" || api.starts_with("keys/") => Scope::Admin,
         _ if api == "accounts" || api.starts_with("accounts/") || api == "audit" => Scope::Admin,
         _ if api.starts_with("projects/") => Scope::Admin,
         _ if reading => Scope::Read,
@@ -227,7 +227,7 @@ mod tests {
             (&get, "/api/v1/scores", Some(Scope::Read)),
             (&get, "/api/v1/traces", Some(Scope::Read)),
             (&get, "/api/v1/live", Some(Scope::Read)),
-            (&get, "/api/v1/alerts", Some(Scope::Admin)),
+            (&get, "/api/v1/alerts", Some(Scope::Read)),
             (&get, "/api/v1/keys", Some(Scope::Admin)),
             (&Method::DELETE, "/api/v1/keys/abc", Some(Scope::Admin)),
             (&get, "/api/v1/projects/p/redaction", Some(Scope::Admin)),
