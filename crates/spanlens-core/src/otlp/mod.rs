@@ -1,6 +1,8 @@
 //! OTLP ingest: protobuf and JSON decoding, conversion of traces into canonical spans and of
-//! log records into the GenAI events of spans ([`logs`]).
+//! log records into the GenAI events of spans ([`logs`]); and the way out, canonical spans as
+//! OTLP requests for other backends ([`encode`]).
 
+pub mod encode;
 pub mod json;
 pub mod logs;
 pub mod proto;
