@@ -28,6 +28,7 @@
 
 mod langfuse;
 mod langsmith;
+pub mod target;
 
 use super::proto::{self, any_value, AnyValue, KeyValue};
 use crate::span::{
