@@ -1,0 +1,13 @@
+//! At-least-once forwarding of opaque request bodies to an outside destination.
+//!
+//! Bodies go into a [`DiskQueue`] (bounded, crash-safe, append-only segment files) through a
+//! [`Forwarder`], whose writer thread takes them off the caller's path and whose delivery
+//! thread sends the head record with a [`Transport`] until it is delivered or rejected. See
+//! the README beside this crate for the guarantees, the on-disk format and the retry rules.
+
+mod queue;
+
+pub use queue::{
+    DiskQueue, QueueConfig, QueueError, QueueStats, Record, DEFAULT_MAX_BYTES,
+    DEFAULT_SEGMENT_BYTES, RECORD_HEADER,
+};
