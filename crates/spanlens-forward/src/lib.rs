@@ -20,3 +20,8 @@ pub use queue::{
     DiskQueue, QueueConfig, QueueError, QueueStats, Record, DEFAULT_MAX_BYTES,
     DEFAULT_SEGMENT_BYTES, RECORD_HEADER,
 };
+
+/// Compiles the README's example as a doctest, so it keeps to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -469,3 +469,57 @@ fn enqueue_never_blocks_while_the_destination_hangs() {
     fwd.shutdown(Duration::from_millis(200));
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
+
+#[test]
+fn a_restart_sends_nothing_already_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Box::new(|_, _| ok()),
+    );
+    let first = forwarder(dir.path(), json(receiver.url()), quick_policy());
+    for i in 0..10 {
+        first.enqueue(numbered(i));
+    }
+    wait_until("10 delivered", || first.counters().sent == 10);
+    first.shutdown(Duration::from_secs(2));
+
+    let second = forwarder(dir.path(), json(receiver.url()), quick_policy());
+    for i in 10..15 {
+        second.enqueue(numbered(i));
+    }
+    wait_until("5 more delivered", || second.counters().sent == 5);
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(receiver.bodies(), (0..15).map(numbered).collect::<Vec<_>>());
+    second.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn shutdown_cuts_a_long_wait_short_and_keeps_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Box::new(|_, _| Reply {
+            status: 503,
+            headers: vec![("retry-after", "60".into())],
+            body: String::new(),
+        }),
+    );
+    let policy = RetryPolicy {
+        max_retry_after: Duration::from_secs(120),
+        ..quick_policy()
+    };
+    let fwd = forwarder(dir.path(), json(receiver.url()), policy);
+    fwd.enqueue(numbered(1));
+    wait_until("the first attempt answered", || fwd.counters().retried == 1);
+    let t = Instant::now();
+    fwd.shutdown(Duration::from_secs(10));
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(receiver.seen().len(), 1);
+    let queue = open_queue(dir.path());
+    assert_eq!(queue.peek().unwrap().unwrap().body, numbered(1));
+}
