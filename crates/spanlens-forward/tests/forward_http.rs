@@ -523,3 +523,32 @@ fn shutdown_cuts_a_long_wait_short_and_keeps_the_record() {
     let queue = open_queue(dir.path());
     assert_eq!(queue.peek().unwrap().unwrap().body, numbered(1));
 }
+
+#[test]
+fn a_panicking_transport_is_retried_not_fatal() {
+    struct Flaky(u32, Arc<Mutex<Vec<Vec<u8>>>>);
+    impl spanlens_forward::Transport for Flaky {
+        fn send(&mut self, body: &[u8]) -> spanlens_forward::Outcome {
+            self.0 += 1;
+            if self.0 == 1 {
+                panic!("first call fails");
+            }
+            self.1.lock().unwrap().push(body.to_vec());
+            spanlens_forward::Outcome::Delivered
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let fwd = Forwarder::spawn(
+        "flaky".into(),
+        open_queue(dir.path()),
+        Box::new(Flaky(0, got.clone())),
+        quick_policy(),
+    )
+    .unwrap();
+    fwd.enqueue(numbered(1));
+    wait_until("delivered", || fwd.counters().sent == 1);
+    assert_eq!(*got.lock().unwrap(), vec![numbered(1)]);
+    assert_eq!(fwd.counters().retried, 1);
+    fwd.shutdown(Duration::from_secs(2));
+}
