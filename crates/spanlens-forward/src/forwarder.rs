@@ -390,7 +390,15 @@ fn deliver_loop(
                 continue;
             }
         };
-        match transport.send(&record.body) {
+        // A panicking transport must not end delivery for good: its attempt counts as a retry.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            transport.send(&record.body)
+        }))
+        .unwrap_or_else(|_| Outcome::Retry {
+            after: None,
+            reason: "the transport panicked".into(),
+        });
+        match outcome {
             Outcome::Delivered => {
                 failures = 0;
                 shared.sent.fetch_add(1, Ordering::Relaxed);

@@ -20,3 +20,22 @@ pub use queue::{
     DiskQueue, QueueConfig, QueueError, QueueStats, Record, DEFAULT_MAX_BYTES,
     DEFAULT_SEGMENT_BYTES, RECORD_HEADER,
 };
+
+#[cfg(test)]
+mod tests {
+    /// The server shares a forwarder between request handlers, and a queue between threads.
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<super::DiskQueue>();
+        shared::<super::Forwarder>();
+        fn sent<T: Send>() {}
+        sent::<super::HttpTransport>();
+        sent::<super::GrpcTransport>();
+    }
+}
+
+/// Compiles the README's example as a doctest, so it keeps to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -469,3 +469,86 @@ fn enqueue_never_blocks_while_the_destination_hangs() {
     fwd.shutdown(Duration::from_millis(200));
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
+
+#[test]
+fn a_restart_sends_nothing_already_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Box::new(|_, _| ok()),
+    );
+    let first = forwarder(dir.path(), json(receiver.url()), quick_policy());
+    for i in 0..10 {
+        first.enqueue(numbered(i));
+    }
+    wait_until("10 delivered", || first.counters().sent == 10);
+    first.shutdown(Duration::from_secs(2));
+
+    let second = forwarder(dir.path(), json(receiver.url()), quick_policy());
+    for i in 10..15 {
+        second.enqueue(numbered(i));
+    }
+    wait_until("5 more delivered", || second.counters().sent == 5);
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(receiver.bodies(), (0..15).map(numbered).collect::<Vec<_>>());
+    second.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn shutdown_cuts_a_long_wait_short_and_keeps_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Box::new(|_, _| Reply {
+            status: 503,
+            headers: vec![("retry-after", "60".into())],
+            body: String::new(),
+        }),
+    );
+    let policy = RetryPolicy {
+        max_retry_after: Duration::from_secs(120),
+        ..quick_policy()
+    };
+    let fwd = forwarder(dir.path(), json(receiver.url()), policy);
+    fwd.enqueue(numbered(1));
+    wait_until("the first attempt answered", || fwd.counters().retried == 1);
+    let t = Instant::now();
+    fwd.shutdown(Duration::from_secs(10));
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(receiver.seen().len(), 1);
+    let queue = open_queue(dir.path());
+    assert_eq!(queue.peek().unwrap().unwrap().body, numbered(1));
+}
+
+#[test]
+fn a_panicking_transport_is_retried_not_fatal() {
+    struct Flaky(u32, Arc<Mutex<Vec<Vec<u8>>>>);
+    impl spanlens_forward::Transport for Flaky {
+        fn send(&mut self, body: &[u8]) -> spanlens_forward::Outcome {
+            self.0 += 1;
+            if self.0 == 1 {
+                panic!("first call fails");
+            }
+            self.1.lock().unwrap().push(body.to_vec());
+            spanlens_forward::Outcome::Delivered
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let fwd = Forwarder::spawn(
+        "flaky".into(),
+        open_queue(dir.path()),
+        Box::new(Flaky(0, got.clone())),
+        quick_policy(),
+    )
+    .unwrap();
+    fwd.enqueue(numbered(1));
+    wait_until("delivered", || fwd.counters().sent == 1);
+    assert_eq!(*got.lock().unwrap(), vec![numbered(1)]);
+    assert_eq!(fwd.counters().retried, 1);
+    fwd.shutdown(Duration::from_secs(2));
+}
