@@ -19,6 +19,7 @@ mod admin;
 mod alerts;
 mod erase;
 mod error;
+mod forward;
 mod ingest;
 mod insight;
 mod live;
@@ -38,6 +39,10 @@ pub use admin::{
 pub use alerts::{AlertView, AlertsAnswer};
 pub use erase::ErasedAnswer;
 pub use error::ErrorBody;
+pub use forward::{
+    DeliveryCounters, DestinationConfig, DestinationKind, DestinationSource, DestinationStatus,
+    ForwardConfig, ForwardingAnswer, OtlpProtocol, ProjectForwarding, SECRET_MASK,
+};
 pub use ingest::AgentsIngestAnswer;
 pub use insight::{
     DailyCostPoint, ForecastAnswer, ForecastHistory, ForecastPoint, ForecastSeries, ForecastTotal,

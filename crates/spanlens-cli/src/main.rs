@@ -5,6 +5,7 @@ mod client;
 mod cost;
 mod delete;
 mod demo;
+mod forward;
 mod insight;
 mod keys;
 mod log;
@@ -74,6 +75,9 @@ enum Command {
     /// Delete a trace, a session's traces or a user's traces through a running server; prints
     /// the counts removed.
     Delete(delete::DeleteArgs),
+    /// Forwarding to other backends: a project's destinations and their delivery counters on a
+    /// running server (status), set from a TOML file (set), or a forwarding file checked (check).
+    Forward(forward::ForwardArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -152,6 +156,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Keys(args) => keys::run(args),
         Command::Users(args) => users::run(args),
         Command::Delete(args) => delete::run(args),
+        Command::Forward(args) => forward::run(args),
     }
 }
 

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// see the README); their scores are stored with the spans.
     #[arg(long, value_name = "FILE")]
     evaluators: Option<PathBuf>,
+    /// Send what the server ingests on to other backends (TOML: `[[destination]]` tables of
+    /// kind otlp, langfuse or langsmith; see the README), through a durable queue per
+    /// destination under the data directory.
+    #[arg(long, value_name = "FILE")]
+    forward: Option<PathBuf>,
     /// A host name the server is reached by (repeatable). On a loopback address, requests
     /// naming another host than localhost, the loopback addresses or these are refused (a
     /// guard against DNS rebinding).
@@ -133,6 +138,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         ),
         None => None,
     };
+    let forward = match &args.forward {
+        Some(path) => spanlens_server::forward::config::load(path)
+            .map_err(|e| crate::InputError(e.to_string()))?,
+        None => Default::default(),
+    };
+    for d in &forward.destination {
+        spanlens_server::forward::config::resolve(d)
+            .map_err(|e| crate::InputError(e.to_string()))?;
+    }
     let positive = |name: &str, v: u64| {
         if v == 0 {
             Err(crate::InputError(format!("--{name} must be at least 1")))
@@ -167,6 +181,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         }
     }
     let config = ServerConfig {
+        forward,
         redaction,
         auth,
         http: args.http,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod budget;
 pub mod commits;
 pub mod evaluators;
+pub mod forward;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     pub redaction: spanlens_core::redact::RedactionSettings,
     /// Whether calls need an API key (`off` is refused on a non-loopback address).
     pub auth: auth::AuthMode,
+    /// The forwarding file's destinations (projects may add their own through the API).
+    pub forward: spanlens_api::ForwardConfig,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             catalog: state::Catalog::Builtin,
             redaction: Default::default(),
             auth: auth::AuthMode::Off,
+            forward: Default::default(),
         }
     }
 }
@@ -324,6 +328,24 @@ pub async fn serve(
     if let Some(ev) = config.evaluators.clone().filter(|e| !e.is_empty()) {
         state = state.with_evaluators(Arc::new(ev));
     }
+    let forwarding = Arc::new(
+        forward::Forwarding::start(
+            &config.data_dir,
+            config.forward.clone(),
+            spanlens_forward::RetryPolicy::default(),
+        )
+        .map_err(|e| ServerError::Serve(format!("forwarding: {e}")))?,
+    );
+    if let Err(e) = forwarding.refresh(&*store).await {
+        // A project's bad destination must not keep the server down: it is logged and shown.
+        tracing::error!(error = %e, "a project's forwarding destination did not start");
+    }
+    state = state.with_forwarding(forwarding.clone());
+    tokio::spawn(forward::keep_fresh(
+        forwarding.clone(),
+        store.clone(),
+        state.stopped(),
+    ));
     if let Some(cfg) = &config.alerts {
         let saved = alerts::StateStore::new(store.clone());
         match saved.import_legacy_file(&config.data_dir).await {
@@ -417,5 +439,7 @@ pub async fn serve(
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))?;
     grpc_result.map_err(|e| ServerError::Serve(format!("grpc: {e}")))?;
+    // Encoded batches reach the queues; what is not delivered yet waits there for the next start.
+    let _ = tokio::task::spawn_blocking(move || forwarding.shutdown()).await;
     Ok(())
 }

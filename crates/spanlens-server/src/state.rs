@@ -56,6 +56,8 @@ pub struct AppState {
     catalog: Catalog,
     /// What ingest redacts before storing, per project.
     redactions: Arc<crate::redaction::Redactions>,
+    /// Where ingested spans are sent on (`None`: nowhere).
+    forwarding: Option<Arc<crate::forward::Forwarding>>,
     /// Whether calls need an API key, and the keys.
     auth: Arc<crate::auth::Auth>,
     /// Wakes the retention sweeper.
@@ -122,6 +124,7 @@ impl AppState {
             live,
             catalog: Catalog::Builtin,
             redactions: Arc::new(crate::redaction::Redactions::default()),
+            forwarding: None,
             auth: Arc::new(crate::auth::Auth::off()),
             sweeper: Arc::new(tokio::sync::Notify::new()),
             quotas: Arc::new(crate::quota::Quotas::default()),
@@ -148,6 +151,18 @@ impl AppState {
     pub fn with_redactions(mut self, redactions: Arc<crate::redaction::Redactions>) -> AppState {
         self.redactions = redactions;
         self
+    }
+
+    /// The same state sending what it ingests on through `forwarding`.
+    pub fn with_forwarding(mut self, forwarding: Arc<crate::forward::Forwarding>) -> AppState {
+        self.commits = self.commits.with(forwarding.clone());
+        self.forwarding = Some(forwarding);
+        self
+    }
+
+    /// Where ingested spans are sent on.
+    pub fn forwarding(&self) -> Option<&Arc<crate::forward::Forwarding>> {
+        self.forwarding.as_ref()
     }
 
     /// What ingest redacts, per project.

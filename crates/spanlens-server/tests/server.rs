@@ -597,7 +597,8 @@ fn alert_rules_fire_and_resolve_through_the_webhook() {
     assert_eq!(first["value"], 1.0);
     assert_eq!(first["threshold"], 0.5);
 
-    // Three good spans bring the rate to 0.25: resolved, once.
+    // Good spans bring the rate down to 0.5, 0.33, then 0.25: resolved once, at whichever the
+    // evaluator's tick saw first (a loaded machine may tick between two requests).
     for n in 2..5 {
         assert_eq!(s.post("/v1/traces", &[JSON], &span_now(n, false)).0, 200);
     }
@@ -606,7 +607,8 @@ fn alert_rules_fire_and_resolve_through_the_webhook() {
     let all = got.lock().unwrap().clone();
     assert_eq!(all.len(), 2, "no repeats while nothing changes: {all:?}");
     assert_eq!(all[1]["status"], "resolved");
-    assert_eq!(all[1]["value"], 0.25);
+    let resolved_at = all[1]["value"].as_f64().unwrap();
+    assert!((0.25..=0.5).contains(&resolved_at), "{resolved_at}");
     let (_, board) = s.get("/api/v1/alerts");
     assert_eq!(board["alerts"][0]["state"]["status"], "ok");
     assert_eq!(board["alerts"][0]["notifications"], 2);

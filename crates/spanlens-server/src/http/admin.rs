@@ -219,3 +219,65 @@ pub(super) async fn put_quota(
         .await;
     Ok(Json(quota_answer(&st, project).await?))
 }
+
+fn forwarding_answer(st: &AppState, project: &str) -> spanlens_api::ForwardingAnswer {
+    spanlens_api::ForwardingAnswer {
+        project: project.to_string(),
+        destinations: st
+            .forwarding()
+            .map(|f| f.status(project))
+            .unwrap_or_default(),
+    }
+}
+
+/// `GET /api/v1/projects/{project}/forwarding`: where the project's spans are sent on, with
+/// each destination's delivery counters (secrets masked).
+pub(super) async fn get_forwarding(
+    State(st): State<AppState>,
+    Path(project): Path<String>,
+) -> Result<Json<spanlens_api::ForwardingAnswer>, ApiError> {
+    Ok(Json(forwarding_answer(&st, project_name(&project)?)))
+}
+
+/// `PUT /api/v1/projects/{project}/forwarding`: replaces the project's own destinations.
+pub(super) async fn put_forwarding(
+    State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<spanlens_api::ForwardingAnswer>, ApiError> {
+    let project = project_name(&project)?;
+    let body: spanlens_api::ProjectForwarding = json_body(&st, &headers, body, 256 * 1024).await?;
+    let Some(forwarding) = st.forwarding() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "forwarding is not running on this server".into(),
+        ));
+    };
+    forwarding
+        .save(&*st.store, project, body.destinations)
+        .await
+        .map_err(|e| match e {
+            crate::forward::ForwardError::Invalid(_) => {
+                ApiError(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            crate::forward::ForwardError::Store(e) => ApiError::from(e),
+            e => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        })?;
+    let shown: Vec<_> = forwarding
+        .saved(project)
+        .iter()
+        .map(|d| d.masked())
+        .collect();
+    tracing::info!(project, destinations = shown.len(), "forwarding changed");
+    st.audit(
+        caller.as_deref(),
+        project,
+        "forwarding.set",
+        "forwarding",
+        serde_json::to_value(&shown).unwrap_or_default(),
+    )
+    .await;
+    Ok(Json(forwarding_answer(&st, project)))
+}

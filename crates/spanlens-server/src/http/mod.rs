@@ -93,6 +93,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/quota",
             get(admin::get_quota).put(admin::put_quota),
         )
+        .route(
+            "/api/v1/projects/{project}/forwarding",
+            get(admin::get_forwarding).put(admin::put_forwarding),
+        )
         .route("/api/v1/stats", get(metrics::stats))
         .route("/api/v1/live", get(meta::live))
         .route("/api/v1/alerts", get(meta::alerts))
