@@ -577,3 +577,41 @@ fn unsampled_traces_stay_unrecorded_down_the_tree() {
     });
     assert!(mem.spans().is_empty(), "{:?}", mem.spans());
 }
+
+#[test]
+fn a_per_layer_filter_keeps_filtered_spans_and_events_out_of_the_tree() {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::Layer as _;
+    let mem = InMemoryProcessor::new();
+    let tracer = Tracer::builder().with_processor(mem.clone()).build();
+    let layer = spanlens::tracing_layer()
+        .with_tracer(tracer)
+        .with_filter(LevelFilter::INFO);
+    // Another layer wants every span, so `noisy` exists, only not for the bridge. (Were the
+    // bridge the only layer, `tracing` would not create `noisy` at all, and `parent: &noisy`
+    // would mean no parent.)
+    struct Everything;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Everything {}
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer).with(Everything));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _outer = tracing::info_span!("outer").entered();
+        let noisy = tracing::debug_span!("noisy");
+        noisy.in_scope(|| {
+            tracing::debug!("filtered out");
+            let _c = tracing::info_span!("contextual").entered();
+            tracing::info!("kept");
+        });
+        let _e = tracing::info_span!(parent: &noisy, "explicit").entered();
+    });
+    let spans = by_name(&mem.spans());
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    assert_child(&spans, "contextual", "outer");
+    assert_child(&spans, "explicit", "outer");
+    let names: Vec<&str> = spans["contextual"]
+        .events
+        .iter()
+        .map(|e| e.name.as_ref())
+        .collect();
+    assert_eq!(names, ["kept"]);
+    assert!(spans["outer"].events.is_empty());
+}
