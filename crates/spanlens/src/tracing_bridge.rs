@@ -87,8 +87,9 @@ pub fn tracing_layer() -> TracingLayer {
 }
 
 impl TracingLayer {
-    /// Sends root spans to `tracer` instead of the global one (tests, libraries with their own
-    /// tracer). Children of `tracing` spans follow their parent as usual.
+    /// Sends every span this layer makes to `tracer` rather than to its parent's or the global
+    /// one, as [`Tracer::span`] does (tests, libraries with their own tracer). `#[traced]` spans
+    /// inside follow their parent, so they go there too.
     pub fn with_tracer(mut self, tracer: Tracer) -> Self {
         self.tracer = Some(tracer.inner());
         self
