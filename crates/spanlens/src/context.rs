@@ -36,6 +36,21 @@ impl Context {
         CURRENT.with(|c| c.borrow().span.is_some())
     }
 
+    /// Makes `ctx` current and returns the context it replaced (`None` during thread teardown).
+    ///
+    /// For bridges that cannot hold a [`ContextGuard`] (a `tracing` layer sees enter and exit as
+    /// two separate calls) and so keep the previous context themselves.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn replace_current(ctx: Context) -> Option<Context> {
+        CURRENT.try_with(|c| c.replace(ctx)).ok()
+    }
+
+    /// A handle on the current span that does not end it (no-op when there is none).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn current_span() -> Span {
+        Span::borrowed(CURRENT.try_with(|c| c.borrow().span.clone()).ok().flatten())
+    }
+
     /// The current span, as a handle that does not end it.
     pub fn span(&self) -> Span {
         Span::borrowed(self.span.clone())

@@ -28,6 +28,8 @@ pub mod retry;
 mod span;
 mod traceable;
 mod tracer;
+#[cfg(feature = "tracing")]
+pub mod tracing_bridge;
 
 #[doc(hidden)]
 pub mod __private;
@@ -42,3 +44,5 @@ pub use spanlens_core::{SpanKind, Status};
 pub use spanlens_macros::traced;
 pub use traceable::Traceable;
 pub use tracer::{global_tracer, init, set_disabled, Guard, Resource, Tracer, TracerBuilder};
+#[cfg(feature = "tracing")]
+pub use tracing_bridge::{tracing_layer, TracingLayer};

@@ -45,7 +45,7 @@ impl SpanData {
             .map(|(_, v)| v)
     }
 
-    fn set(&mut self, key: Key, value: Value) {
+    pub(crate) fn set(&mut self, key: Key, value: Value) {
         match self.attributes.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.attributes.push((key, value)),
@@ -327,6 +327,13 @@ impl SpanBuilder {
             data: armed.then(|| crate::pool::take(name)),
             rare: None,
         }
+    }
+
+    /// The record being built (`None` when the builder is disarmed), for bridges that fill it
+    /// field by field.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn data_mut(&mut self) -> Option<&mut SpanData> {
+        self.data.as_deref_mut()
     }
 
     fn rare(&mut self) -> &mut RareOptions {

@@ -99,6 +99,11 @@ impl Tracer {
         SpanBuilder::new(name.into(), !is_disabled()).with_tracer(self.inner)
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn inner(&self) -> &'static TracerInner {
+        self.inner
+    }
+
     /// The resource spans of this tracer carry.
     pub fn resource(&self) -> &Resource {
         &self.inner.resource
