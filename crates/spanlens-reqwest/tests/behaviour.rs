@@ -296,6 +296,11 @@ async fn a_stream_dropped_early_still_ends_its_span() {
             .send()
             .await
             .unwrap();
+        assert_eq!(
+            resp.url().path(),
+            "/v1/chat/completions",
+            "the URL survives the wrapping"
+        );
         let mut stream = resp.bytes_stream();
         let first = stream.next().await.unwrap().unwrap();
         assert!(
