@@ -158,7 +158,7 @@ impl Middleware for SpanlensMiddleware {
         if status.is_client_error() || status.is_server_error() {
             // Error answers are small: read them now, so the span (and what a retrying middleware
             // learns from it) is complete before the caller, or the retrier, looks at them.
-            let (parts, body) = http::Response::from(with_url_kept(resp)).into_parts();
+            let (parts, body) = into_http(resp).into_parts();
             let bytes = match collect(body).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -191,21 +191,21 @@ impl Middleware for SpanlensMiddleware {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
         let observer = Observer::new(ep.api, sse, capture);
-        let (parts, body) = http::Response::from(with_url_kept(resp)).into_parts();
+        let (parts, body) = into_http(resp).into_parts();
         let body = reqwest::Body::wrap(ObservedBody::new(body, call, observer));
         Ok(Response::from(http::Response::from_parts(parts, body)))
     }
 }
 
-/// The response with its URL stored where `Response::from(http::Response)` looks for it, so the
-/// caller's `response.url()` survives the round trip through `http::Response`.
-fn with_url_kept(resp: Response) -> Response {
+/// The response as an `http::Response`, its URL stored where `Response::from(http::Response)`
+/// looks for it, so the caller's `response.url()` survives the round trip.
+fn into_http(resp: Response) -> http::Response<reqwest::Body> {
     let url = resp.url().clone();
     let (mut parts, body) = http::Response::from(resp).into_parts();
     if let Ok(r) = http::Response::builder().url(url).body(()) {
         parts.extensions.extend(r.into_parts().0.extensions);
     }
-    Response::from(http::Response::from_parts(parts, body))
+    http::Response::from_parts(parts, body)
 }
 
 /// Reads a whole body.
