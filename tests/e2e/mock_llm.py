@@ -14,6 +14,12 @@ SDK to work against it:
 * ``POST /v1/messages``: the Anthropic Messages API, non-streaming and streaming (the SSE events
   ``message_start`` … ``message_stop``), with the same tool-use turn.
 
+* ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``: the Gemini API,
+  a whole ``GenerateContentResponse``, or with ``?alt=sse`` server-sent chunks (``\r\n``-separated,
+  as Google sends them; without ``alt=sse`` a JSON array of the same chunks), text only.
+
+* ``POST /v1/embeddings``: OpenAI embeddings (small fixed vectors, fixed usage).
+
 Every usage object reports cached input tokens and reasoning tokens (OpenAI) or cache reads and
 5-minute and 1-hour cache writes (Anthropic), with fixed numbers taken from the tables below so the
 tests can compute the expected canonical counts and the cost themselves.
@@ -70,6 +76,22 @@ ANTHROPIC_USAGE = {
     "after_tool": {"input": 77, "cache_read": 1664, "write_5m": 0, "write_1h": 0, "output": 52},
 }
 
+# Gemini's `usageMetadata`: `promptTokenCount` INCLUDES `cachedContentTokenCount`, but
+# `candidatesTokenCount` EXCLUDES `thoughtsTokenCount` (thinking tokens are billed as output).
+GEMINI_USAGE = {
+    "plain": {"prompt": 1830, "cached": 1024, "candidates": 210, "thoughts": 96},
+    "stream": {"prompt": 1240, "cached": 512, "candidates": 150, "thoughts": 64},
+}
+
+#: Input tokens every `/v1/embeddings` answer reports.
+EMBEDDING_USAGE = {"prompt": 24}
+
+#: Dimensions of the mock's embedding vectors.
+EMBEDDING_DIMS = 8
+
+#: Gemini paths: `/v1beta/models/{model}:{method}` (also `/v1/…`).
+GEMINI_PATH = re.compile(r"^/v1(?:beta)?/models/([^/:]+):(generateContent|streamGenerateContent)$")
+
 #: Snapshot names for Anthropic models, as the API answers.
 ANTHROPIC_SNAPSHOTS = {
     "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
@@ -123,6 +145,41 @@ def anthropic_usage(u: dict[str, int]) -> dict[str, Any]:
         "output_tokens": u["output"],
         "service_tier": "standard",
     }
+
+
+def gemini_usage(u: dict[str, int]) -> dict[str, Any]:
+    """A Gemini `usageMetadata` object."""
+    return {
+        "promptTokenCount": u["prompt"],
+        "candidatesTokenCount": u["candidates"],
+        "totalTokenCount": u["prompt"] + u["candidates"] + u["thoughts"],
+        "cachedContentTokenCount": u["cached"],
+        "thoughtsTokenCount": u["thoughts"],
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": u["prompt"]}],
+    }
+
+
+def gemini_canonical(u: dict[str, int]) -> dict[str, int]:
+    """The canonical counts of a GEMINI_USAGE row: output includes the thinking tokens."""
+    out = u["candidates"] + u["thoughts"]
+    return {
+        "input_tokens": u["prompt"],
+        "output_tokens": out,
+        "cache_read_tokens": u["cached"],
+        "cache_write_tokens": 0,
+        "reasoning_tokens": u["thoughts"],
+        "total_tokens": u["prompt"] + out,
+    }
+
+
+def gemini_messages(req: dict[str, Any]) -> list[dict[str, Any]]:
+    """Gemini `contents` as OpenAI-style messages (`model` turns become `assistant`)."""
+    out = []
+    for c in req.get("contents") or []:
+        if isinstance(c, dict):
+            role = "assistant" if c.get("role") == "model" else (c.get("role") or "user")
+            out.append({"role": role, "content": _text_of(c.get("parts"))})
+    return out
 
 
 def anthropic_canonical(u: dict[str, int]) -> dict[str, int]:
@@ -374,9 +431,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": f"invalid json: {e}", "type": "invalid_request_error"}})
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        gemini = GEMINI_PATH.match(path)
+        if gemini:
+            status = failure_of(gemini_messages(req))
+            if status is not None:
+                self._fail(path, status, req)
+            else:
+                self._gemini(req, gemini.group(1), gemini.group(2) == "streamGenerateContent")
+            return
         status = failure_of(req.get("messages") if "messages" in req else req.get("input"))
         if status is not None and path in ("/v1/chat/completions", "/v1/responses", "/v1/messages"):
             self._fail(path, status, req)
+        elif path == "/v1/embeddings":
+            self._embeddings(req)
         elif path == "/v1/chat/completions":
             self._chat(req)
         elif path == "/v1/responses":
@@ -397,6 +464,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/messages":
             body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message},
                                     "request_id": "req_mock_error"}
+        elif GEMINI_PATH.match(path):
+            body = {"error": {"code": status, "message": message,
+                              "status": "RESOURCE_EXHAUSTED" if status == 429 else "INTERNAL"}}
         else:
             body = {"error": {"message": message, "type": "requests" if status == 429 else "server_error",
                               "param": None, "code": "rate_limit_exceeded" if status == 429 else None}}
@@ -625,6 +695,69 @@ class _Handler(BaseHTTPRequestHandler):
         self._sse({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                    "usage": usage}, "message_delta")
         self._sse({"type": "message_stop"}, "message_stop")
+
+
+    # -- Gemini ----------------------------------------------------------------------------------
+
+    def _gemini(self, req: dict[str, Any], model: str, stream: bool) -> None:
+        mock = self.mock
+        if not isinstance(req.get("contents"), list) or not req["contents"]:
+            self._send_json(400, {"error": {"code": 400, "message": "contents is not specified",
+                                            "status": "INVALID_ARGUMENT"}})
+            return
+        users = [m for m in gemini_messages(req) if m["role"] == "user"]
+        text = f"Mock answer to: {users[-1]['content'] if users else ''}"
+        scenario = "stream" if stream else "plain"
+        usage = gemini_usage(GEMINI_USAGE[scenario])
+        rid = mock._next_id("gemini")
+        path = self.path.split("?", 1)[0].rstrip("/")
+        sse = "alt=sse" in (self.path.split("?", 1) + [""])[1]
+        mock._record({"path": path, "scenario": scenario, "stream": stream, "request_model": model,
+                      "response_model": model, "id": rid, "usage": usage, "request": req})
+
+        def answer(part: str, finish: str | None, usage_metadata: dict[str, Any]) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": part}]}, "index": 0}
+            if finish:
+                candidate["finishReason"] = finish
+            return {"candidates": [candidate], "usageMetadata": usage_metadata,
+                    "modelVersion": model, "responseId": rid}
+
+        if not stream:
+            self._send_json(200, answer(text, "STOP", usage))
+            return
+        pieces = _pieces(text)
+        # Chunks before the last report only the prompt so far, as Gemini does; the last the totals.
+        partial = {"promptTokenCount": usage["promptTokenCount"], "totalTokenCount": usage["promptTokenCount"]}
+        chunks = [answer(p, None, partial) for p in pieces[:-1]] + [answer(pieces[-1], "STOP", usage)]
+        if not sse:
+            time.sleep(FIRST_CHUNK_DELAY_S)
+            self._send_json(200, chunks)  # type: ignore[arg-type]
+            return
+        self._start_sse()
+        time.sleep(FIRST_CHUNK_DELAY_S)
+        for i, c in enumerate(chunks):
+            if i:
+                time.sleep(0.005)
+            self.wfile.write(f"data: {json.dumps(c)}\r\n\r\n".encode())
+            self.wfile.flush()
+
+    # -- Embeddings ------------------------------------------------------------------------------
+
+    def _embeddings(self, req: dict[str, Any]) -> None:
+        inputs = req.get("input")
+        if not req.get("model") or inputs is None:
+            self._send_json(400, {"error": {"message": "'model' and 'input' are required",
+                                            "type": "invalid_request_error", "param": None, "code": None}})
+            return
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        n = EMBEDDING_USAGE["prompt"]
+        usage = {"prompt_tokens": n, "total_tokens": n}
+        self.mock._record({"path": "/v1/embeddings", "scenario": "plain", "stream": False,
+                           "request_model": req["model"], "response_model": req["model"], "usage": usage,
+                           "request": req})
+        data = [{"object": "embedding", "index": i, "embedding": [round(0.125 * (k + 1), 3) for k in range(EMBEDDING_DIMS)]}
+                for i in range(len(inputs))]
+        self._send_json(200, {"object": "list", "data": data, "model": req["model"], "usage": usage})
 
 
 if __name__ == "__main__":  # manual use: python mock_llm.py
