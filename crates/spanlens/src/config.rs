@@ -30,6 +30,9 @@ pub struct Config {
     pub gzip: bool,
     /// Resource attributes (`service.name`, …).
     pub resource: Resource,
+    /// Other receivers the spans also go to, each through its own batch processor and queue
+    /// (`SPANLENS_DESTINATIONS=langfuse,langsmith`).
+    pub destinations: Vec<Destination>,
     /// Settings that could not be read (reported by `init`, never fatal).
     pub problems: Vec<String>,
 }
@@ -48,9 +51,100 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             gzip: true,
             resource: Resource::new(UNKNOWN_SERVICE),
+            destinations: Vec::new(),
             problems: Vec::new(),
         }
     }
+}
+
+/// A receiver other than a Spanlens server: where it takes OTLP/HTTP, how it authenticates,
+/// and the attribute flavour it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Its name in messages (`langfuse`, `langsmith`).
+    pub name: String,
+    /// The attributes it reads.
+    pub flavor: spanlens_core::otlp::encode::Flavor,
+    /// Its traces URL and authentication headers.
+    pub target: spanlens_core::otlp::encode::target::HttpTarget,
+}
+
+/// Langfuse Cloud's EU region, Langfuse's own default.
+const LANGFUSE_DEFAULT: &str = "https://cloud.langfuse.com";
+/// LangSmith's US API.
+const LANGSMITH_DEFAULT: &str = "https://api.smith.langchain.com";
+
+/// The destinations `SPANLENS_DESTINATIONS` names, with their credentials from the variables
+/// each product's own SDKs read; what is missing is reported in `problems`.
+fn destinations(
+    get: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Vec<Destination> {
+    use spanlens_core::otlp::encode::{target, Flavor};
+    let Some(list) = get("SPANLENS_DESTINATIONS") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let missing = |vars: &[&str]| {
+            format!(
+                "SPANLENS_DESTINATIONS names {name} but {} is not set; not sent there",
+                vars.join(" or ")
+            )
+        };
+        let d = match name.to_ascii_lowercase().as_str() {
+            "langfuse" => match (get("LANGFUSE_PUBLIC_KEY"), get("LANGFUSE_SECRET_KEY")) {
+                (Some(pk), Some(sk)) => {
+                    let host = get("LANGFUSE_BASE_URL")
+                        .or_else(|| get("LANGFUSE_HOST"))
+                        .unwrap_or_else(|| LANGFUSE_DEFAULT.into());
+                    Destination {
+                        name: "langfuse".into(),
+                        flavor: Flavor::Langfuse,
+                        target: target::langfuse(&host, &pk, &sk),
+                    }
+                }
+                _ => {
+                    problems.push(missing(&["LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY"]));
+                    continue;
+                }
+            },
+            "langsmith" => match get("LANGSMITH_API_KEY") {
+                Some(key) => {
+                    let endpoint =
+                        get("LANGSMITH_ENDPOINT").unwrap_or_else(|| LANGSMITH_DEFAULT.into());
+                    Destination {
+                        name: "langsmith".into(),
+                        flavor: Flavor::LangSmith,
+                        target: target::langsmith(
+                            &endpoint,
+                            &key,
+                            get("LANGSMITH_PROJECT").as_deref(),
+                        ),
+                    }
+                }
+                None => {
+                    problems.push(missing(&["LANGSMITH_API_KEY"]));
+                    continue;
+                }
+            },
+            other => {
+                problems.push(format!(
+                    "SPANLENS_DESTINATIONS: {other:?} is not langfuse or langsmith; ignored"
+                ));
+                continue;
+            }
+        };
+        if d.target.url.starts_with("https://") && !cfg!(feature = "tls") {
+            problems.push(format!(
+                "{}: {} needs the `tls` feature of spanlens; not sent there",
+                d.name, d.target.url
+            ));
+            continue;
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// Appends `/v1/traces` to a base OTLP endpoint, as the OTLP exporter spec says.
@@ -225,6 +319,7 @@ impl Config {
             resource = resource.with("spanlens.project", p);
         }
         c.resource = resource;
+        c.destinations = destinations(&get, &mut c.problems);
         c
     }
 
@@ -253,6 +348,28 @@ impl Config {
             }
             #[cfg(not(feature = "otlp"))]
             eprintln!("spanlens: endpoint {url} set but the `otlp` feature is off; spans are not exported");
+        }
+        for d in &self.destinations {
+            #[cfg(feature = "otlp")]
+            {
+                // Each receiver has its own queue and thread: a slow one holds up no other.
+                let exporter =
+                    crate::export::otlp::OtlpHttpExporter::new(crate::export::otlp::OtlpConfig {
+                        endpoint: d.target.url.clone(),
+                        headers: d.target.headers.clone(),
+                        timeout: self.timeout,
+                        gzip: self.gzip,
+                        resource: self.resource.clone(),
+                        flavor: Some(d.flavor),
+                        ..Default::default()
+                    });
+                b = b.with_processor(crate::processor::BatchProcessor::new(exporter, self.batch));
+            }
+            #[cfg(not(feature = "otlp"))]
+            eprintln!(
+                "spanlens: destination {} set but the `otlp` feature is off; spans are not sent there",
+                d.name
+            );
         }
         if self.console {
             b = b.with_processor(ConsoleProcessor::stderr(self.resource.clone()));

@@ -31,6 +31,11 @@ pub struct OtlpConfig {
     pub initial_backoff: Duration,
     /// Longest single wait, `Retry-After` included.
     pub max_backoff: Duration,
+    /// `None`: the SDK's own attributes, which a Spanlens server or any OTel backend normalises.
+    /// `Some`: spans normalised and priced here first, then sent with the attributes that
+    /// receiver documents (Langfuse's `langfuse.*`, LangSmith's run fields, or GenAI plus
+    /// `spanlens.cost.*`): the same mapping as the server's forwarding.
+    pub flavor: Option<spanlens_core::otlp::encode::Flavor>,
 }
 
 impl Default for OtlpConfig {
@@ -44,6 +49,7 @@ impl Default for OtlpConfig {
             max_retries: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
+            flavor: None,
         }
     }
 }
@@ -77,7 +83,19 @@ impl OtlpHttpExporter {
     }
 
     fn body(&self, batch: &[Box<SpanData>]) -> Result<Vec<u8>, ExportError> {
-        let raw = to_export_request(batch, &self.config.resource).encode_to_vec();
+        let raw = match self.config.flavor {
+            None => to_export_request(batch, &self.config.resource).encode_to_vec(),
+            Some(flavor) => {
+                use spanlens_core::otlp::encode::{export_request, Encoding};
+                let spans = crate::convert::to_canonical(batch, &self.config.resource);
+                let enc = Encoding {
+                    flavor,
+                    cost: true,
+                    scope: "spanlens",
+                };
+                export_request(&spans, &enc).encode_to_vec()
+            }
+        };
         if !self.config.gzip {
             return Ok(raw);
         }
