@@ -2695,6 +2695,39 @@ async fn signing_in_is_the_way_in_and_admins_manage_the_project() {
     // The audit log on the same page names who made the key.
     click(&c, "nav a[data-nav=admin]").await;
     until(&c, "[...document.querySelectorAll('.admin-audit tbody tr')].some(r => r.innerText.includes('key.create') && r.innerText.includes('account root'))", "the audit entry of the new key").await;
+    // Forwarding: a destination saved on the page shows in the table with its counters; its
+    // secret comes back masked.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let destinations = json!([{"name": "team-langfuse", "kind": "langfuse", "endpoint": endpoint,
+        "public_key": "pk-lf-1", "secret_key": "sk-lf-very-secret"}])
+    .to_string();
+    c.execute(
+        "document.querySelector('.admin-forwarding textarea[name=destinations]').value = arguments[0]; \
+         document.querySelector('.admin-forwarding button[type=submit]').click();",
+        vec![json!(destinations)],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "[...document.querySelectorAll('.admin-forwarding tbody tr')].some(r => r.innerText.includes('team-langfuse') && r.innerText.includes('project'))",
+        "the saved destination",
+    )
+    .await;
+    let editor = c
+        .execute(
+            "return document.querySelector('.admin-forwarding textarea[name=destinations]').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let editor = editor.as_str().unwrap();
+    assert!(
+        editor.contains("********") && !editor.contains("sk-lf-very-secret"),
+        "{editor}"
+    );
     // Sign out: the next call is refused and the page goes back to the sign-in form.
     click(&c, "#account button").await;
     until(

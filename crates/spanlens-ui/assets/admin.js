@@ -23,9 +23,66 @@ export async function render(app) {
   const redaction = h("section", { class: "card admin-redaction" });
   const retention = h("section", { class: "card admin-retention" });
   const quota = h("section", { class: "card admin-quota" });
+  const forwarding = h("section", { class: "card admin-forwarding" });
   const audit = h("section", { class: "card admin-audit" });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction, retention, quota, audit);
-  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction), renderRetention(retention), renderQuota(quota), renderAudit(audit)]);
+  mount(app, h("div", { class: "page-head" }, h("h1", null, `Settings of ${project()}`)), keys, people, redaction, retention, quota, forwarding, audit);
+  await Promise.all([renderKeys(keys), renderPeople(people), renderRedaction(redaction), renderRetention(retention), renderQuota(quota),
+    renderForwarding(forwarding), renderAudit(audit)]);
+}
+
+// Where the project's spans are sent on, with each destination's delivery counters on this
+// server; the project's own destinations are edited as JSON (secrets come back masked and are
+// kept when saved masked).
+async function renderForwarding(box) {
+  const path = `projects/${encodeURIComponent(project())}/forwarding`;
+  let state;
+  try {
+    state = await get(path);
+  } catch (e) {
+    mount(box, h("h2", null, "Forwarding"), notice("error", "Could not load the forwarding destinations", e.message));
+    return;
+  }
+  const own = state.destinations.filter((d) => d.source === "project").map((d) => d.config);
+  const editor = h("textarea", { name: "destinations", rows: 8, spellcheck: "false", class: "code" });
+  editor.value = JSON.stringify(own, null, 2);
+  const out = h("div");
+  const form = h("form", { class: "redaction" },
+    h("label", null, "This project's destinations (JSON: name, kind otlp|langfuse|langsmith, endpoint, credentials, filters)", editor),
+    h("button", { type: "submit", class: "primary" }, "Save"), out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    let destinations;
+    try {
+      destinations = JSON.parse(editor.value || "[]");
+    } catch (err) {
+      failure(out, "Not JSON")(err);
+      return;
+    }
+    try {
+      await send("PUT", path, { destinations });
+      await renderForwarding(box);
+    } catch (err) {
+      failure(out, "Not saved")(err);
+    }
+  });
+  const rows = state.destinations.map((d) => {
+    const c = d.counters;
+    return h("tr", { class: "destination" },
+      h("td", null, d.config.name), h("td", null, d.config.kind), h("td", null, d.source),
+      h("td", { class: "muted" }, d.config.endpoint),
+      h("td", { class: "num" }, f.int(c.spans)), h("td", { class: "num" }, f.int(c.sent)),
+      h("td", { class: "num" }, f.int(c.retried)), h("td", { class: "num" }, f.int(c.rejected)),
+      h("td", { class: "num" }, f.int(c.dropped + c.dropped_overflow)), h("td", { class: "num" }, f.int(c.queued)),
+      h("td", { class: "num" }, `${c.lag_seconds.toFixed(1)} s`),
+      h("td", { class: "muted" }, c.last_error || ""));
+  });
+  mount(box, h("h2", null, "Forwarding"),
+    rows.length ? h("table", { class: "grid" },
+      h("thead", null, h("tr", null, ["Destination", "Kind", "From", "Endpoint", "Spans", "Sent", "Retried", "Rejected", "Dropped", "Queued", "Lag", "Last error"]
+        .map((c, i) => h("th", { class: i >= 4 && i <= 10 ? "num" : "" }, c)))),
+      h("tbody", null, rows))
+      : notice("empty", "Not forwarded", "Spans of this project stay here. Add a destination below, or start the server with --forward FILE."),
+    form);
 }
 
 async function renderQuota(box) {
