@@ -70,16 +70,20 @@ impl Encoding<'static> {
 
 /// `spans` as one OTLP `ExportTraceServiceRequest`, in the order given: consecutive spans of
 /// the same resource and service share a `ResourceSpans`.
-pub fn export_request(spans: &[Span], enc: &Encoding) -> proto::ExportTraceServiceRequest {
+pub fn export_request<S: std::borrow::Borrow<Span>>(
+    spans: &[S],
+    enc: &Encoding,
+) -> proto::ExportTraceServiceRequest {
     let mut resource_spans: Vec<proto::ResourceSpans> = Vec::new();
     let mut current: Option<&Span> = None;
-    for s in spans {
+    for (i, s) in spans.iter().enumerate() {
+        let s: &Span = s.borrow();
         let same = current.is_some_and(|c| {
             c.service == s.service
                 && (std::sync::Arc::ptr_eq(&c.resource, &s.resource) || c.resource == s.resource)
         });
         if !same {
-            resource_spans.push(resource_group(s, enc.scope));
+            resource_spans.push(resource_group(s, enc.scope, spans.len() - i));
             current = Some(s);
         }
         if let Some(group) = resource_spans.last_mut() {
@@ -89,8 +93,9 @@ pub fn export_request(spans: &[Span], enc: &Encoding) -> proto::ExportTraceServi
     proto::ExportTraceServiceRequest { resource_spans }
 }
 
-/// An empty `ResourceSpans` for the resource and service of `s`.
-fn resource_group(s: &Span, scope: &str) -> proto::ResourceSpans {
+/// An empty `ResourceSpans` for the resource and service of `s`, with room for `room` spans (the
+/// rest of the request: usually one resource), so the spans are not moved as it grows.
+fn resource_group(s: &Span, scope: &str, room: usize) -> proto::ResourceSpans {
     let mut attributes = Vec::with_capacity(s.resource.len() + 1);
     if let Some(service) = &s.service {
         attributes.push(kv("service.name", text(service)));
@@ -110,7 +115,7 @@ fn resource_group(s: &Span, scope: &str) -> proto::ResourceSpans {
                 name: scope.into(),
                 ..Default::default()
             }),
-            spans: Vec::new(),
+            spans: Vec::with_capacity(room),
             schema_url: String::new(),
         }],
         schema_url: String::new(),

@@ -270,8 +270,7 @@ impl Forwarding {
                             batch.spans.iter().filter(|s| filter.keeps(s)).collect();
                         counts.spans.fetch_add(kept.len() as u64, Ordering::Relaxed);
                         for chunk in kept.chunks(SPANS_PER_REQUEST) {
-                            let spans: Vec<Span> = chunk.iter().map(|s| (*s).clone()).collect();
-                            let req = encode::export_request(&spans, &enc);
+                            let req = encode::export_request(chunk, &enc);
                             forwarder.enqueue(req.encode_to_vec());
                         }
                     }
