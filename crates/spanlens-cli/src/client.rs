@@ -297,8 +297,9 @@ impl Client {
     }
 }
 
-/// `s` with everything but unreserved characters percent-encoded, for a query value.
-fn percent(s: &str) -> String {
+/// `s` with everything but unreserved characters percent-encoded, for a query value or a path
+/// segment.
+pub(crate) fn percent(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

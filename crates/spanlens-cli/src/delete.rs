@@ -27,18 +27,6 @@ enum What {
     User,
 }
 
-/// `s` percent-encoded for a path segment.
-fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Runs `spanlens delete …`.
 pub fn run(args: DeleteArgs) -> anyhow::Result<crate::Outcome> {
     let client = Client::new(&args.conn)?;
@@ -47,7 +35,7 @@ pub fn run(args: DeleteArgs) -> anyhow::Result<crate::Outcome> {
         What::Session => "sessions",
         What::User => "users",
     };
-    let path = format!("/api/v1/{collection}/{}", segment(&args.id));
+    let path = format!("/api/v1/{collection}/{}", crate::client::percent(&args.id));
     let project = args.conn.project_name().to_string();
     let text = client.send_json("DELETE", &path, &[("project", project)], None)?;
     let answer: ErasedAnswer = parse_answer_of(&path, &text)?;

@@ -40,17 +40,6 @@ enum ForwardCommand {
     },
 }
 
-fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Runs `spanlens forward …`.
 pub fn run(args: ForwardArgs) -> anyhow::Result<crate::Outcome> {
     match args.command {
@@ -78,7 +67,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<crate::Outcome> {
             let client = Client::new(&conn)?;
             let path = format!(
                 "/api/v1/projects/{}/forwarding",
-                segment(conn.project_name())
+                crate::client::percent(conn.project_name())
             );
             let text = client.send_json("GET", &path, &[], None)?;
             let answer: ForwardingAnswer = parse_answer_of(&path, &text)?;
@@ -100,7 +89,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<crate::Outcome> {
             let client = Client::new(&conn)?;
             let path = format!(
                 "/api/v1/projects/{}/forwarding",
-                segment(conn.project_name())
+                crate::client::percent(conn.project_name())
             );
             let text = client.send_json("PUT", &path, &[], Some(&body))?;
             let answer: ForwardingAnswer = parse_answer_of(&path, &text)?;

@@ -252,20 +252,12 @@ pub async fn keep_fresh(
     store: std::sync::Arc<dyn Store>,
     stopped: impl std::future::Future<Output = ()>,
 ) {
-    let run = async {
-        let mut tick = tokio::time::interval(crate::redaction::REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = quotas.refresh(&*store).await {
-                tracing::warn!(error = %e, "quotas not re-read; keeping the ones in force");
-            }
+    crate::state::every(crate::redaction::REFRESH, stopped, || async {
+        if let Err(e) = quotas.refresh(&*store).await {
+            tracing::warn!(error = %e, "quotas not re-read; keeping the ones in force");
         }
-    };
-    tokio::select! {
-        () = run => {}
-        () = stopped => {}
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -173,21 +173,12 @@ pub async fn keep_fresh(
     store: Arc<dyn Store>,
     stopped: impl std::future::Future<Output = ()>,
 ) {
-    let run = async {
-        let mut tick = tokio::time::interval(REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = redactions.refresh(&*store).await {
-                tracing::warn!(error = %e, "redaction settings not re-read; keeping the ones in force");
-            }
+    crate::state::every(REFRESH, stopped, || async {
+        if let Err(e) = redactions.refresh(&*store).await {
+            tracing::warn!(error = %e, "redaction settings not re-read; keeping the ones in force");
         }
-    };
-    tokio::select! {
-        () = run => {}
-        () = stopped => {}
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -404,3 +404,29 @@ fn free_bytes(dir: &std::path::Path) -> Option<u64> {
 fn free_bytes(_dir: &std::path::Path) -> Option<u64> {
     None
 }
+
+/// Runs `work` every `period` (the first time one period from now: callers read their settings
+/// once before they start) until `stopped` resolves. Settings other servers of a fleet may
+/// change are kept fresh this way.
+pub async fn every<W, F>(
+    period: std::time::Duration,
+    stopped: impl std::future::Future<Output = ()>,
+    mut work: W,
+) where
+    W: FnMut() -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let run = async {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            work().await;
+        }
+    };
+    tokio::select! {
+        () = run => {}
+        () = stopped => {}
+    }
+}

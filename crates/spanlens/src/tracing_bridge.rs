@@ -181,21 +181,6 @@ impl KindHints {
     }
 }
 
-/// The kind a `gen_ai.operation.name` stands for (the OTel GenAI operation names). Needed here
-/// because the SDK always exports its own kind, which normalisation trusts over this name.
-fn operation_kind(operation: &str) -> Option<SpanKind> {
-    Some(match operation {
-        "chat" | "text_completion" | "generate_content" | "completion" => SpanKind::Llm,
-        "embeddings" | "embedding" => SpanKind::Embedding,
-        "execute_tool" => SpanKind::Tool,
-        "invoke_agent" | "create_agent" => SpanKind::Agent,
-        "invoke_workflow" => SpanKind::Pipeline,
-        "retrieval" | "retrieve" => SpanKind::Retriever,
-        "rerank" => SpanKind::Reranker,
-        _ => return None,
-    })
-}
-
 fn into_text(v: Value) -> Cow<'static, str> {
     match v {
         Value::Str(s) => s,
@@ -294,7 +279,9 @@ impl PutField for SpanFields<'_> {
             // An OTel span kind (client, server…) says nothing Spanlens uses.
             "otel.kind" => return,
             "gen_ai.operation.name" => {
-                self.hints.operation = operation_kind(&value.as_text());
+                // The SDK always exports its own kind, which normalisation trusts over this name: the
+                // kind is chosen here, by the conventions' own rule.
+                self.hints.operation = spanlens_core::conventions::operation_kind(&value.as_text());
             }
             "gen_ai.request.model" | "gen_ai.response.model" => self.hints.model = true,
             _ => {}

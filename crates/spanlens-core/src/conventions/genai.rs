@@ -34,7 +34,13 @@ const MODALITY_COUNTS: [(&str, &str); 10] = [
 
 /// Kind from `gen_ai.operation.name`, or `llm` when a model is named.
 pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
-    let by_op = match a.str("gen_ai.operation.name")? {
+    let op = a.str("gen_ai.operation.name")?;
+    Some(operation_kind(op).unwrap_or(SpanKind::Span))
+}
+
+/// The kind an OTel GenAI operation name (`gen_ai.operation.name`) stands for, if it names one.
+pub fn operation_kind(operation: &str) -> Option<SpanKind> {
+    Some(match operation {
         "chat" | "text_completion" | "generate_content" | "completion" => SpanKind::Llm,
         "embeddings" | "embedding" => SpanKind::Embedding,
         "execute_tool" => SpanKind::Tool,
@@ -42,9 +48,8 @@ pub(super) fn kind(a: &Attrs) -> Option<SpanKind> {
         "invoke_workflow" => SpanKind::Pipeline,
         "retrieval" | "retrieve" => SpanKind::Retriever,
         "rerank" => SpanKind::Reranker,
-        _ => SpanKind::Span,
-    };
-    Some(by_op)
+        _ => return None,
+    })
 }
 
 pub(super) fn apply(span: &mut Span, a: &Attrs) {

@@ -14,6 +14,7 @@ mod traceloop;
 
 pub(crate) use attrs::Attrs;
 pub use events::{apply_events, event_score, merge_log_events, span_scores};
+pub use genai::operation_kind;
 pub use messages::messages_from_json;
 
 use crate::span::{Span, SpanKind, Status};

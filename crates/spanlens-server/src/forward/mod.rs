@@ -528,21 +528,12 @@ pub async fn keep_fresh(
     store: Arc<dyn Store>,
     stopped: impl std::future::Future<Output = ()>,
 ) {
-    let run = async {
-        let mut tick = tokio::time::interval(REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = forwarding.refresh(&*store).await {
-                tracing::warn!(error = %e, "forwarding destinations not re-read");
-            }
+    crate::state::every(REFRESH, stopped, || async {
+        if let Err(e) = forwarding.refresh(&*store).await {
+            tracing::warn!(error = %e, "forwarding destinations not re-read");
         }
-    };
-    tokio::select! {
-        () = run => {}
-        () = stopped => {}
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
