@@ -587,3 +587,66 @@ fn a_projects_admin_sets_its_own_destinations_which_take_its_spans_only() {
     assert_eq!(code, 200);
     assert_eq!(status(&s, "team-a")["destinations"], json!([]));
 }
+
+/// One Spanlens server forwarding to another over OTLP/gRPC: the second rebuilds the same
+/// canonical spans (kinds, nesting, tokens, cost) from what the first sent.
+#[test]
+fn a_spanlens_server_forwards_to_another_over_grpc() {
+    let downstream = start(vec![]);
+    let upstream = start(vec![destination(
+        "next",
+        "otlp",
+        &format!("http://{}", downstream.bound.grpc),
+        json!({"protocol": "grpc"}),
+    )]);
+    assert_eq!(upstream.post("/v1/traces", &[JSON], &trace(TRACE)).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let there = loop {
+        let (code, body) = downstream.get(&format!("/api/v1/traces/{TRACE}"));
+        if code == 200 && body["spans"].as_array().is_some_and(|s| s.len() == 3) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{code} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (_, here) = upstream.get(&format!("/api/v1/traces/{TRACE}"));
+    assert_eq!(there["trace"]["total_cost_nano_usd"], 403_200, "{there}");
+    for field in [
+        "span_count",
+        "input_tokens",
+        "output_tokens",
+        "total_cost_nano_usd",
+        "session_id",
+    ] {
+        assert!(!here["trace"][field].is_null(), "{field}: {here}");
+        assert_eq!(
+            there["trace"][field], here["trace"][field],
+            "{field}: {there}"
+        );
+    }
+    let by_name = |t: &Value, name: &str| {
+        t["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let (a, b) = (
+        by_name(&here, "chat gpt-4o-mini"),
+        by_name(&there, "chat gpt-4o-mini"),
+    );
+    for field in [
+        "kind",
+        "parent_span_id",
+        "usage",
+        "cost",
+        "service",
+        "session_id",
+        "user_id",
+    ] {
+        assert!(!a[field].is_null(), "{field}: {a}");
+        assert_eq!(a[field], b[field], "{field}");
+    }
+}
