@@ -29,6 +29,7 @@ mod recovery;
 mod scores;
 mod sessions;
 mod traces;
+mod views;
 
 pub use admin::{
     AccountView, AccountsAnswer, AuditAnswer, AuditEntry, CreateAccount, CreateKey, KeyQuota,
@@ -57,6 +58,7 @@ pub use recovery::RecoveryAnswer;
 pub use scores::{ScoreIds, ScoreList, ScoreTrends};
 pub use sessions::{SessionAnswer, SessionPage};
 pub use traces::{TraceDetail, TracePage, TraceRow, TreeAnswer, TreeNode, TreeSummary};
+pub use views::{SavedView, ViewInput, ViewList, VIEW_COLUMNS};
 
 pub use spanlens_store::{
     MetricRow, Page, Percentiles, ScoreTrendRow, SessionSummary, TraceOutcomes, Unreadable,

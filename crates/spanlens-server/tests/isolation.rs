@@ -80,6 +80,8 @@ fn body_for(method: &str, path: &str) -> Vec<u8> {
         ("PUT", p) if p.ends_with("/redaction") => json!({}).to_string().into_bytes(),
         ("PUT", p) if p.ends_with("/retention") => json!({"days": 1}).to_string().into_bytes(),
         ("PUT", p) if p.ends_with("/quota") => json!({"spans_per_second": 1}).to_string().into_bytes(),
+        ("PUT", p) if p.ends_with("/forwarding") => json!({"destinations": [{"name": "leak", "kind": "otlp", "endpoint": "http://127.0.0.1:9"}]}).to_string().into_bytes(),
+        ("POST", "/api/v1/views") | ("PUT", "/api/v1/views/{view_id}") => json!({"name": "taken over", "query": "status=error"}).to_string().into_bytes(),
         ("POST", "/api/v1/session") => json!({"name": "bob-of-b", "password": "wrong passphrase"}).to_string().into_bytes(),
         _ => Vec::new(),
     }
@@ -95,7 +97,14 @@ fn concrete(path: &str, b_key: &str) -> String {
         .replace("{id}", b_key)
         .replace("{name}", "bob-of-b")
         .replace("{group_by}", "model")
+        .replace(
+            "{view_id}",
+            B_VIEW.get().map_or("0000000000000000", String::as_str),
+        )
 }
+
+/// B's saved view, made by `seed`.
+static B_VIEW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// JSON object keys anywhere in `v` (a role map keyed by B would show B exists for someone).
 fn keys_of(v: &Value, out: &mut Vec<String>) {
@@ -145,6 +154,10 @@ fn seed() -> Seeded {
     let score = json!({"trace_id": B_TRACE, "name": "q", "data_type": "numeric", "value": 1, "comment": "B-SCORE-COMMENT"});
     let (status, _) = server.json("POST", "/api/v1/scores", &[("authorization", &b)], &score);
     assert_eq!(status, 201);
+    let view = json!({"name": "SECRET-OF-B view", "query": "model=model-of-b"});
+    let (status, saved) = server.json("POST", "/api/v1/views", &[("authorization", &b)], &view);
+    assert_eq!(status, 201, "{saved}");
+    let _ = B_VIEW.set(saved["id"].as_str().unwrap().to_string());
     Seeded {
         server,
         a_key,
@@ -175,6 +188,8 @@ fn b_state(s: &Seeded) -> Value {
         "redaction": get(&format!("/api/v1/projects/{B}/redaction")),
         "retention": get(&format!("/api/v1/projects/{B}/retention"))["settings"],
         "quota": get(&format!("/api/v1/projects/{B}/quota"))["quota"],
+        "forwarding": get(&format!("/api/v1/projects/{B}/forwarding"))["destinations"],
+        "views": get("/api/v1/views")["views"],
         "stats": get("/api/v1/stats"),
     })
 }

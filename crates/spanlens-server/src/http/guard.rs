@@ -22,6 +22,8 @@ pub(crate) fn needed(method: &Method, path: &str) -> Option<Scope> {
     Some(match api {
         "openapi.json" | "session" => return None,
         "scores" if *method == Method::POST => Scope::Ingest,
+        // Saved views are the team's working state, not settings: members save them.
+        _ if (api == "views" || api.starts_with("views/")) && !reading => Scope::Ingest,
         // Keys, people, settings and the audit log are an admin's.
         _ if api == "keys" || api.starts_with("keys/") => Scope::Admin,
         _ if api == "accounts" || api.starts_with("accounts/") || api == "audit" => Scope::Admin,

@@ -19,6 +19,7 @@ mod sessions;
 mod stored;
 mod traces;
 mod tree;
+mod views;
 
 pub use meta::OPENAPI_JSON;
 
@@ -96,6 +97,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/projects/{project}/forwarding",
             get(admin::get_forwarding).put(admin::put_forwarding),
+        )
+        .route(
+            "/api/v1/views",
+            get(views::list_views).post(views::create_view),
+        )
+        .route(
+            "/api/v1/views/{view_id}",
+            get(views::get_view)
+                .put(views::update_view)
+                .delete(views::delete_view),
         )
         .route("/api/v1/stats", get(metrics::stats))
         .route("/api/v1/live", get(meta::live))
