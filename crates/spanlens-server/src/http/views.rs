@@ -34,7 +34,7 @@ async fn load(st: &AppState, project: &str) -> Result<Vec<SavedView>, ApiError> 
             Err(e) => tracing::error!(key, error = %e, "saved view unreadable; left out"),
         }
     }
-    views.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    views.sort_by_key(|v| v.name.to_lowercase());
     Ok(views)
 }
 
