@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The trace list's columns a view may show, in the list's order.
 pub const VIEW_COLUMNS: &[&str] = &[
-    "name", "status", "start", "duration", "spans", "tokens", "cost", "user", "session", "service",
+    "name", "start", "duration", "spans", "tokens", "cost", "status", "user",
 ];
 
 /// A saved view.

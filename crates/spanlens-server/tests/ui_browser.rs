@@ -2798,3 +2798,91 @@ async fn signing_in_is_the_way_in_and_admins_manage_the_project() {
     );
     c.close().await.unwrap();
 }
+
+/// Saved views: the trace list as it is (filters, sort, fewer columns) saved under a name,
+/// picked from the list, opened by its short link `/?view=ID` (filters and columns back), saved
+/// over, and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_views_keep_filters_sort_and_columns_and_open_by_link() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/?status=error&sort=cost&order=desc"))
+        .await
+        .unwrap();
+    until(&c, "document.querySelector('.views-bar select[name=view]') && document.querySelector('table.traces tbody tr')", "the list and the views bar").await;
+    let failed = texts(&c, "table.traces tbody tr").await.len();
+    click(&c, ".views-bar button[name=save-view]").await;
+    c.execute(
+        "document.querySelector('.views-bar input[name=view-name]').value = 'Costly <b>failures</b>'; \
+         for (const b of document.querySelectorAll('.views-bar input[name=view-col]')) \
+           b.checked = ['name', 'cost', 'status'].includes(b.value); \
+         document.querySelector('.views-bar .view-editor button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(&c, "new URLSearchParams(location.search).get('view') && document.querySelector('table.traces tbody tr')", "the saved view opened").await;
+    let heads = texts(&c, "table.traces thead th").await;
+    assert_eq!(heads.len(), 3, "{heads:?}");
+    assert!(
+        heads[0].starts_with("Name")
+            && heads[1].starts_with("Cost")
+            && heads[2].starts_with("Status"),
+        "{heads:?}"
+    );
+    let id = c
+        .execute(
+            "return new URLSearchParams(location.search).get('view')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let id = id.as_str().unwrap().to_string();
+    // The name is text, not markup.
+    let option = text_of(&c, ".views-bar select[name=view] option:checked").await;
+    assert_eq!(option, "Costly <b>failures</b>");
+    assert_eq!(
+        c.execute(
+            "return document.querySelectorAll('.views-bar b').length",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(0)
+    );
+    // The short link brings back filters, sort and columns.
+    c.goto(&server.url(&format!("/?view={id}"))).await.unwrap();
+    until(&c, "new URLSearchParams(location.search).get('status') === 'error' && document.querySelector('table.traces tbody tr')", "the view's own query").await;
+    let q = c.execute("return location.search", vec![]).await.unwrap();
+    let q = q.as_str().unwrap();
+    assert!(
+        q.contains("sort=cost") && q.contains("cols=name%2Ccost%2Cstatus"),
+        "{q}"
+    );
+    assert_eq!(texts(&c, "table.traces tbody tr").await.len(), failed);
+    assert_eq!(texts(&c, "table.traces thead th").await.len(), 3);
+    // Saved over with every column, then deleted.
+    click(&c, ".views-bar button[name=save-view]").await;
+    c.execute(
+        "for (const b of document.querySelectorAll('.views-bar input[name=view-col]')) b.checked = true; \
+         document.querySelector('.views-bar .view-editor button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(&c, "!new URLSearchParams(location.search).get('cols') && document.querySelectorAll('table.traces thead th').length === 8", "every column again").await;
+    let saved = api(&c, "/api/v1/views").await;
+    assert_eq!(
+        saved["views"].as_array().unwrap().len(),
+        1,
+        "saved over, not added: {saved}"
+    );
+    click(&c, ".views-bar button[name=delete-view]").await;
+    until(&c, "!new URLSearchParams(location.search).get('view') && document.querySelector('.views-bar select[name=view] option').textContent === 'No saved views'", "the view gone").await;
+    c.close().await.unwrap();
+    drop(server);
+}

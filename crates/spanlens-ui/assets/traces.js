@@ -1,7 +1,8 @@
 // Traces page (`/`): filters, sortable columns and cursor pages, all mirrored in the query
-// string so a reload or a shared link shows the same list.
+// string so a reload or a shared link shows the same list; saved views name such a list (its
+// filters, sort and columns) for the whole project, and `/?view=ID` opens one.
 
-import { get } from "./api.js";
+import { get, send } from "./api.js";
 import { h, mount, notice, link, fitPlaceholders } from "./dom.js";
 import * as f from "./format.js";
 
@@ -24,11 +25,32 @@ const FIELDS = [
   ["score_min", "Score ≥", "number", "0.5"],
 ];
 
-/** Sortable columns: header, API sort field. */
+/** Sortable columns: header, API sort field, the column's name in a saved view (`cols`). */
 const COLUMNS = [
-  ["Name", "name"], ["Start", "start_time"], ["Duration", "duration"], ["Spans", "span_count"],
-  ["Tokens", "tokens"], ["Cost", "cost"], ["Status", "status"], ["User", "user"],
+  ["Name", "name", "name"], ["Start", "start_time", "start"], ["Duration", "duration", "duration"], ["Spans", "span_count", "spans"],
+  ["Tokens", "tokens", "tokens"], ["Cost", "cost", "cost"], ["Status", "status", "status"], ["User", "user", "user"],
 ];
+
+/** The columns shown: the `cols` parameter's (in the table's order), else all. */
+function shownColumns(q) {
+  const want = (q.get("cols") || "").split(",").filter(Boolean);
+  return want.length ? COLUMNS.filter((c) => want.includes(c[2])) : COLUMNS;
+}
+
+/** The page's query string as a view keeps it: no page, view or column parameters. */
+function viewQuery(q) {
+  const keep = new URLSearchParams(q);
+  for (const k of ["cursor", "view", "cols"]) keep.delete(k);
+  return keep.toString();
+}
+
+/** The link that opens `view`: its query, its columns, and its id (for saving over it). */
+function viewHref(view) {
+  const q = new URLSearchParams(view.query);
+  if (view.columns.length) q.set("cols", view.columns.join(","));
+  q.set("view", view.id);
+  return `/?${q}`;
+}
 
 /** Turns the page's query string into API parameters (a relative range becomes `from`). */
 export function apiParams(q) {
@@ -46,14 +68,28 @@ export function apiParams(q) {
 }
 
 export async function render(app) {
-  const q = new URLSearchParams(location.search);
+  let q = new URLSearchParams(location.search);
+  // A short link (`/?view=ID` alone) opens the view's own query.
+  if (q.get("view") && [...q.keys()].every((k) => k === "view")) {
+    try {
+      const view = await get(`views/${encodeURIComponent(q.get("view"))}`);
+      history.replaceState(null, "", viewHref(view));
+      q = new URLSearchParams(location.search);
+    } catch (e) {
+      mount(app, notice("error", "Could not open the saved view", e.message));
+      return undefined;
+    }
+  }
   const results = h("div", { class: "results" });
   const outcomes = h("div", { class: "outcomes muted", id: "trace-outcomes" });
   const form = filterForm(q, (next) => {
+    for (const k of ["view", "cols"]) if (q.get(k)) next.set(k, q.get(k));
     history.pushState(null, "", `/?${next}`);
     load();
   });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces")), form, outcomes, results);
+  const views = h("div", { class: "views-bar" });
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), views), form, outcomes, results);
+  renderViews(views, q);
   fitPlaceholders(form);
   let ctl;
   // Previous pages' cursors, so "Previous" works without the API having a backwards cursor.
@@ -187,27 +223,30 @@ function table(q, page, act) {
   // A content search on SQLite or PostgreSQL reads a bounded number of traces per page, so an
   // empty page can still have a next one.
   if (!page.items.length && !page.next_cursor) {
-    const filtered = [...q.keys()].some((k) => !["sort", "order", "cursor"].includes(k));
+    const filtered = [...q.keys()].some((k) => !["sort", "order", "cursor", "view", "cols"].includes(k));
     return notice("empty", filtered ? "No trace matches these filters" : "No traces yet",
       filtered ? "Widen the time range or clear a filter." : "Send spans to this server (OTLP on /v1/traces) or start it with --demo.");
   }
   const sort = q.get("sort") || "start_time";
   const order = q.get("order") || "desc";
-  const head = h("tr", null, COLUMNS.map(([label, field]) =>
+  const cols = shownColumns(q);
+  const on = (name) => cols.some((c) => c[2] === name);
+  const head = h("tr", null, cols.map(([label, field]) =>
     h("th", { class: `sortable ${field === sort ? `sorted ${order}` : ""} ${["duration", "span_count", "tokens", "cost"].includes(field) ? "num" : ""}`, dataset: { sort: field }, onclick: () => act.sort(field), title: `Sort by ${label.toLowerCase()}` },
       label, field === sort ? (order === "asc" ? " ▲" : " ▼") : "")));
   const rows = page.items.map((t) => h("tr", { class: t.status === "error" ? "err" : recovered(t) ? "recovered" : "", dataset: { traceId: t.trace_id } },
-    h("td", { class: "name" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "(unnamed)"),
+    on("name") ? h("td", { class: "name" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "(unnamed)"),
       t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null,
-      t.session_id ? h("div", { class: "sub" }, "session ", link(`/sessions/${encodeURIComponent(t.session_id)}`, t.session_id)) : null),
-    h("td", { title: t.start_time }, f.time(t.start_time), h("div", { class: "sub" }, f.ago(t.start_time))),
-    h("td", { class: "num" }, f.ms(t.duration_ms)),
-    h("td", { class: "num" }, f.int(t.span_count), t.status === "error" && t.error_count ? h("div", { class: "sub err-text" }, `${f.int(t.error_count)} err`) : null),
-    h("td", { class: "num", title: `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out` }, f.int(t.total_tokens)),
-    h("td", { class: `num cost${t.unpriced_span_count ? " unpriced" : ""}`, title: f.costTitle(t.unpriced_span_count) }, f.costText(t.total_cost_usd, t.unpriced_span_count, t.total_tokens)),
-    h("td", null, statusBadge(t.status === "error" ? "failed" : t.status, t.status),
-      recovered(t) ? h("span", { class: "status recovered", title: `${f.int(t.error_count)} failed span${t.error_count === 1 ? "" : "s"}; the trace went on and did not fail` }, `${f.int(t.error_count)} recovered`) : null),
-    h("td", null, t.user_id || "–")));
+      t.session_id ? h("div", { class: "sub" }, "session ", link(`/sessions/${encodeURIComponent(t.session_id)}`, t.session_id)) : null) : null,
+    on("start") ? h("td", { title: t.start_time }, on("name") ? null : link(`/traces/${encodeURIComponent(t.trace_id)}`, f.time(t.start_time)),
+      on("name") ? f.time(t.start_time) : null, h("div", { class: "sub" }, f.ago(t.start_time))) : null,
+    on("duration") ? h("td", { class: "num" }, f.ms(t.duration_ms)) : null,
+    on("spans") ? h("td", { class: "num" }, f.int(t.span_count), t.status === "error" && t.error_count ? h("div", { class: "sub err-text" }, `${f.int(t.error_count)} err`) : null) : null,
+    on("tokens") ? h("td", { class: "num", title: `${f.int(t.input_tokens)} in / ${f.int(t.output_tokens)} out` }, f.int(t.total_tokens)) : null,
+    on("cost") ? h("td", { class: `num cost${t.unpriced_span_count ? " unpriced" : ""}`, title: f.costTitle(t.unpriced_span_count) }, f.costText(t.total_cost_usd, t.unpriced_span_count, t.total_tokens)) : null,
+    on("status") ? h("td", null, statusBadge(t.status === "error" ? "failed" : t.status, t.status),
+      recovered(t) ? h("span", { class: "status recovered", title: `${f.int(t.error_count)} failed span${t.error_count === 1 ? "" : "s"}; the trace went on and did not fail` }, `${f.int(t.error_count)} recovered`) : null) : null,
+    on("user") ? h("td", null, t.user_id || "–") : null));
   return h("div", null,
     h("table", { class: "grid traces" }, h("thead", null, head), h("tbody", null, rows)),
     h("div", { class: "pager" },
@@ -224,4 +263,56 @@ function recovered(t) {
 /** A coloured status label: `text`, coloured as status `s` (default: the text). */
 export function statusBadge(text, s = text) {
   return h("span", { class: `status ${s}` }, text);
+}
+
+/** The saved views bar: pick a view, save the list as it is now (name and columns), save over
+ * or delete the open view. Members and admins save; a viewer's attempt shows the server's no. */
+async function renderViews(box, q) {
+  let views = [];
+  try {
+    views = (await get("views")).views;
+  } catch (e) {
+    mount(box, h("span", { class: "muted" }, `Saved views unavailable: ${e.message}`));
+    return;
+  }
+  const current = views.find((v) => v.id === q.get("view"));
+  const pick = h("select", { name: "view", title: "Saved views" },
+    h("option", { value: "" }, views.length ? "Saved views…" : "No saved views"),
+    views.map((v) => h("option", { value: v.id, selected: v.id === current?.id }, v.name)));
+  pick.addEventListener("change", () => {
+    const v = views.find((x) => x.id === pick.value);
+    location.assign(v ? viewHref(v) : "/");
+  });
+  const out = h("span", { class: "views-message" });
+  const name = h("input", { name: "view-name", placeholder: "View name", value: current?.name || "", maxlength: 100 });
+  const shown = shownColumns(q).map((c) => c[2]);
+  const boxes = COLUMNS.map(([label, , key]) => h("label", { class: "check" },
+    h("input", { type: "checkbox", name: "view-col", value: key, checked: shown.includes(key) }), label));
+  const editor = h("form", { class: "view-editor", hidden: true }, name, h("span", { class: "view-cols" }, boxes),
+    h("button", { type: "submit", class: "primary" }, current ? "Save over" : "Save"),
+    current ? h("button", { type: "button", name: "save-new", onclick: () => save(true) }, "Save as new") : null);
+  async function save(asNew) {
+    const cols = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    const body = { name: name.value.trim(), query: viewQuery(q), columns: cols.length === COLUMNS.length ? [] : cols };
+    try {
+      const v = current && !asNew ? await send("PUT", `views/${encodeURIComponent(current.id)}`, body) : await send("POST", "views", body);
+      location.assign(viewHref(v));
+    } catch (e) {
+      mount(out, h("span", { class: "err-text" }, `Not saved: ${e.message}`));
+    }
+  }
+  editor.addEventListener("submit", (e) => {
+    e.preventDefault();
+    save(false);
+  });
+  const open = h("button", { type: "button", name: "save-view", onclick: () => { editor.hidden = !editor.hidden; if (!editor.hidden) name.focus(); } }, current ? "Edit view" : "Save view");
+  const del = current ? h("button", { type: "button", name: "delete-view", onclick: async () => {
+    try {
+      await send("DELETE", `views/${encodeURIComponent(current.id)}`);
+      location.assign(`/?${viewQuery(q)}`);
+    } catch (e) {
+      mount(out, h("span", { class: "err-text" }, `Not deleted: ${e.message}`));
+    }
+  } }, "Delete view") : null;
+  mount(box, pick, open, del, editor, out);
 }
