@@ -94,6 +94,10 @@ pub struct TracesArgs {
     /// Continue after a previous page (the `next_cursor` of `--json` output).
     #[arg(long)]
     cursor: Option<String>,
+    /// Start from a saved view of the project (its name or id): its filters and sort, with the
+    /// options given here on top.
+    #[arg(long)]
+    view: Option<String>,
     /// Print the API's JSON page instead of a table.
     #[arg(long)]
     json: bool,
@@ -433,18 +437,27 @@ fn short_time(rfc3339: &str) -> String {
 /// Lists traces as a table (or the API's JSON page).
 pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
+    let base = match &args.view {
+        Some(v) => saved_view_query(&client, v)?,
+        None => TraceListQuery::default(),
+    };
+    let tags = if args.tag.is_empty() {
+        base.tags.clone()
+    } else {
+        args.tag
+    };
     let q = TraceListQuery {
-        user: args.user,
-        model: args.model,
-        status: args.status,
-        session: args.session,
-        name: args.name,
-        sort: args.sort,
-        order: args.order,
+        user: args.user.or(base.user.clone()),
+        model: args.model.or(base.model.clone()),
+        status: args.status.or(base.status.clone()),
+        session: args.session.or(base.session.clone()),
+        name: args.name.or(base.name.clone()),
+        sort: args.sort.or(base.sort.clone()),
+        order: args.order.or(base.order.clone()),
         cursor: args.cursor,
-        tags: args.tag,
+        tags,
         limit: Some(args.limit),
-        ..Default::default()
+        ..base
     };
     let Some(page) =
         client.get_or_print::<TracePage>("/api/v1/traces", &q.to_pairs(), args.json)?
@@ -458,6 +471,33 @@ pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
         eprintln!("{} traces shown; more with --cursor {c}", page.items.len());
     }
     Ok(Outcome::Done)
+}
+
+/// The query of the project's saved view named (or with the id) `view`; an unknown one is an
+/// input error listing the views there are.
+fn saved_view_query(client: &Client, view: &str) -> anyhow::Result<TraceListQuery> {
+    let list: spanlens_api::ViewList = client.get_answer("/api/v1/views", &[])?;
+    let Some(v) = list
+        .views
+        .iter()
+        .find(|v| v.id == view || v.name.eq_ignore_ascii_case(view))
+    else {
+        let names: Vec<&str> = list.views.iter().map(|v| v.name.as_str()).collect();
+        return Err(crate::InputError(format!(
+            "project {:?} has no saved view {view:?}; it has: {}",
+            list.project,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+        .into());
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&v.query)
+        .with_context(|| format!("reading saved view {:?}", v.name))?;
+    Ok(TraceListQuery::from_pairs(&pairs)
+        .map_err(|e| crate::InputError(format!("saved view {:?}: {e}", v.name)))?)
 }
 
 /// The trace list as aligned columns that fit a 120-column terminal.
