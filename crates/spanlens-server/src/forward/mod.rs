@@ -45,8 +45,13 @@ const KEY_PREFIX: &str = "forwarding:";
 const HANDOFF: usize = 256;
 /// Spans per forwarded request: a few MB at most for ordinary spans.
 const SPANS_PER_REQUEST: usize = 512;
-/// How long stopping a destination waits for an attempt in flight.
-const STOP_WAIT: Duration = Duration::from_secs(5);
+/// How long a destination being restarted or removed waits for an attempt in flight: longer than
+/// a transport's own timeout (10 s), so the old delivery thread has let go of the queue before a
+/// new one opens the same directory.
+const RESTART_WAIT: Duration = Duration::from_secs(12);
+/// How long the server's shutdown waits for an attempt in flight (what it was sending stays
+/// queued, and is sent again after the next start).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
 /// One destination at work.
 struct Running {
@@ -98,8 +103,9 @@ impl Running {
         }
     }
 
-    /// Stops the encoder, then the forwarder; what is queued stays on disk.
-    fn stop(self) {
+    /// Stops the encoder, then the forwarder (waiting up to `wait` for an attempt in flight);
+    /// what is queued stays on disk.
+    fn stop(self, wait: Duration) {
         let Running {
             handoff,
             encoder,
@@ -110,7 +116,7 @@ impl Running {
         drop(handoff);
         let _ = encoder.join();
         match Arc::try_unwrap(forwarder) {
-            Ok(f) => f.shutdown(STOP_WAIT),
+            Ok(f) => f.shutdown(wait),
             Err(_) => {
                 tracing::warn!(destination = %config.name, "forwarder still referenced; left to stop with the process")
             }
@@ -418,7 +424,7 @@ impl Forwarding {
                     let old = stop.remove(i);
                     let taken = old.0.lock().unwrap_or_else(|e| e.into_inner()).take();
                     if let Some(r) = taken {
-                        r.stop();
+                        r.stop(RESTART_WAIT);
                     }
                 }
                 match self.launch(d.clone(), Some(project.clone())) {
@@ -435,7 +441,7 @@ impl Forwarding {
             if let Some(r) = taken {
                 let dir = self.queue_dir(r.owner.as_deref(), &r.config.name);
                 tracing::info!(destination = %r.config.name, "forwarding stopped; its queue is deleted");
-                r.stop();
+                r.stop(RESTART_WAIT);
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     tracing::warn!(dir = %dir.display(), error = %e, "queue of a removed destination not deleted");
                 }
@@ -460,7 +466,7 @@ impl Forwarding {
         for slot in slots {
             let taken = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(r) = taken {
-                r.stop();
+                r.stop(SHUTDOWN_WAIT);
             }
         }
     }
