@@ -24,7 +24,7 @@ pub const COLUMN_GAP: f64 = 90.0;
 pub const MARGIN: f64 = 16.0;
 
 /// A node's box, px from the drawing's top left.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct NodeBox {
     /// Left edge.
     pub x: f64,
@@ -137,15 +137,7 @@ pub fn layout(graph: &Graph) -> Layout {
         .iter()
         .map(|c| column_height(c.len()))
         .fold(0.0, f64::max);
-    let mut boxes = vec![
-        NodeBox {
-            x: 0.0,
-            y: 0.0,
-            width: 0.0,
-            height: 0.0
-        };
-        n
-    ];
+    let mut boxes = vec![NodeBox::default(); n];
     let mut x = MARGIN;
     for col in &columns {
         let width = col
