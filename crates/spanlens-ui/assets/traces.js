@@ -53,7 +53,10 @@ export async function render(app) {
     history.pushState(null, "", `/?${next}`);
     load();
   });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces")), form, outcomes, results);
+  // The agent graph of the listed workflow (its name and range follow the filters).
+  const graphLink = link("/graph", "Agent graph");
+  graphLink.id = "traces-graph-link";
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), graphLink), form, outcomes, results);
   fitPlaceholders(form);
   let ctl;
   // Previous pages' cursors, so "Previous" works without the API having a backwards cursor.
@@ -63,6 +66,8 @@ export async function render(app) {
     ctl?.abort();
     ctl = new AbortController();
     const q = new URLSearchParams(location.search);
+    const g = new URLSearchParams([...q].filter(([k]) => ["name", "range", "from", "to"].includes(k)));
+    graphLink.setAttribute("href", `/graph${g.size ? `?${g}` : ""}`);
     results.dataset.state = "loading";
     loadOutcomes(outcomes, q, ctl.signal);
     let page;

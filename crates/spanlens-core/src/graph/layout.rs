@@ -6,14 +6,18 @@ use super::Graph;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Estimated width of one character of a label, px: wide enough for a 12 px sans-serif.
-pub const CHAR_WIDTH: f64 = 7.5;
+/// Estimated width of one character of a label, px: wide enough for a bold 12 px sans-serif
+/// (DejaVu Sans, the widest common default, averages under 8).
+pub const CHAR_WIDTH: f64 = 8.0;
+/// Characters' room for the kind icon and its space before the label.
+pub const ICON_CHARS: usize = 2;
 /// Characters of a label the box is sized for; a longer label is cut when drawn.
 pub const MAX_LABEL_CHARS: usize = 40;
 /// Horizontal padding inside a box, each side, px.
 pub const PAD_X: f64 = 10.0;
-/// Narrowest box, px: room for the figures line under the label.
-pub const MIN_WIDTH: f64 = 150.0;
+/// Narrowest box, px: room for the figures line under the label (calls, time, cost, errors in
+/// 11 px text: about 33 characters).
+pub const MIN_WIDTH: f64 = 210.0;
 /// Height of a box (a label line and a figures line), px.
 pub const NODE_HEIGHT: f64 = 40.0;
 /// Vertical gap between boxes of one column, px.
@@ -59,7 +63,7 @@ pub struct Layout {
 
 /// The width a label's box gets.
 pub fn box_width(label: &str) -> f64 {
-    let chars = label.chars().count().min(MAX_LABEL_CHARS) as f64;
+    let chars = (label.chars().count().min(MAX_LABEL_CHARS) + ICON_CHARS) as f64;
     (chars * CHAR_WIDTH + 2.0 * PAD_X).max(MIN_WIDTH)
 }
 
