@@ -20,6 +20,7 @@ mod alerts;
 mod erase;
 mod error;
 mod forward;
+mod graph;
 mod ingest;
 mod insight;
 mod live;
@@ -43,6 +44,9 @@ pub use error::ErrorBody;
 pub use forward::{
     DeliveryCounters, DestinationConfig, DestinationKind, DestinationSource, DestinationStatus,
     ForwardConfig, ForwardingAnswer, OtlpProtocol, ProjectForwarding, SECRET_MASK,
+};
+pub use graph::{
+    GraphEdge, GraphFigures, GraphNode, GraphView, TraceGraphAnswer, WorkflowGraphAnswer,
 };
 pub use ingest::AgentsIngestAnswer;
 pub use insight::{

@@ -1742,3 +1742,86 @@ mod scores_tests {
         );
     }
 }
+
+/// Arguments of `spanlens graph`.
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Trace id, or a unique prefix of at least 6 hex digits.
+    id: String,
+    /// Print the API's JSON (`/api/v1/traces/{id}/graph`) instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `spanlens graph`: a trace's agents, tools and models, and the calls between them.
+pub fn run_graph(args: GraphArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let id = resolve_id(&client, &args.id)?;
+    let path = format!("/api/v1/traces/{id}/graph");
+    let Some(g) = client.get_or_print::<spanlens_api::TraceGraphAnswer>(&path, &[], args.json)?
+    else {
+        return Ok(Outcome::Done);
+    };
+    print!("{}", render_graph(&g.graph));
+    for u in &g.unreadable_spans {
+        eprintln!(
+            "span {} of this trace is stored but cannot be read: {}",
+            u.span_id.as_deref().unwrap_or("?"),
+            u.reason
+        );
+    }
+    Ok(Outcome::Done)
+}
+
+/// The nodes, then the edges slowest first, as two text tables.
+fn render_graph(g: &spanlens_api::GraphView) -> String {
+    let figures = |f: &spanlens_api::GraphFigures| {
+        format!(
+            "{:>6} {:>10} {:>18} {:>6}",
+            f.calls,
+            fmt_duration_ms(f.duration_ms),
+            cost_text(NanoUsd(f.cost_nano_usd), f.unpriced_span_count),
+            f.errors
+        )
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<9} {:<40} {:>6} {:>10} {:>18} {:>6}",
+        "NODE", "NAME", "CALLS", "TIME", "COST", "ERRORS"
+    );
+    for n in &g.nodes {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<40} {}",
+            n.kind.as_str(),
+            n.label,
+            figures(&n.figures)
+        );
+    }
+    let label = |id: &str| {
+        g.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map_or(id.to_string(), |n| n.label.clone())
+    };
+    let mut edges: Vec<_> = g.edges.iter().collect();
+    edges.sort_by(|a, b| b.figures.duration_ms.total_cmp(&a.figures.duration_ms));
+    let _ = writeln!(
+        out,
+        "\n{:<50} {:>6} {:>10} {:>18} {:>6}",
+        "CALL", "CALLS", "TIME", "COST", "ERRORS"
+    );
+    for e in edges {
+        let arrow = if e.handoff { "⇢" } else { "→" };
+        let _ = writeln!(
+            out,
+            "{:<50} {}",
+            format!("{} {arrow} {}", label(&e.from), label(&e.to)),
+            figures(&e.figures)
+        );
+    }
+    out
+}

@@ -43,6 +43,8 @@ enum Command {
     Traces(client::TracesArgs),
     /// Show one trace as a tree (accepts a unique id prefix of 6+ hex digits).
     Trace(client::TraceArgs),
+    /// Show one trace's agent graph: agents, tools and models, and the calls between them.
+    Graph(client::GraphArgs),
     /// How retried calls recovered (rate, time, by provider/tool/error) and rate-limit headroom.
     Recovery(client::RecoveryArgs),
     /// Print spans as they arrive at a running server, until Ctrl-C.
@@ -143,6 +145,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Demo(args) => demo::run(args),
         Command::Traces(args) => client::run_traces(args),
         Command::Trace(args) => client::run_trace(args),
+        Command::Graph(args) => client::run_graph(args),
         Command::Recovery(args) => client::run_recovery(args),
         Command::Tail(args) => client::run_tail(args),
         Command::Alerts(args) => client::run_alerts(args),

@@ -11,6 +11,7 @@ pub mod conventions;
 pub mod dedup;
 pub mod evals;
 pub mod forecast;
+pub mod graph;
 pub mod ids;
 pub mod limits;
 pub mod money;

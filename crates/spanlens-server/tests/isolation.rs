@@ -87,8 +87,12 @@ fn body_for(method: &str, path: &str) -> Vec<u8> {
     }
 }
 
-/// The route's path with B's ids in it.
+/// The route's path with B's ids in it (and for the workflow graph, a range and name that
+/// hold B's trace).
 fn concrete(path: &str, b_key: &str) -> String {
+    if path == "/api/v1/graph" {
+        return format!("{path}?from=0&name=agent");
+    }
     path.replace("{trace_id}", B_TRACE)
         .replace("{span_id}", B_SPAN)
         .replace("{session_id}", B_SESSION)

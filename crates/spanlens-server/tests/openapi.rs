@@ -212,6 +212,16 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             through_tree,
         ),
         (
+            "/api/v1/traces/{trace_id}/graph",
+            format!("/api/v1/traces/{trace}/graph"),
+            through::<api::TraceGraphAnswer>,
+        ),
+        (
+            "/api/v1/graph",
+            format!("/api/v1/graph?from={from}&to={to}&limit=300"),
+            through::<api::WorkflowGraphAnswer>,
+        ),
+        (
             "/api/v1/traces/{trace_id}/spans/{span_id}",
             format!("/api/v1/traces/{trace}/spans/{span}"),
             through::<spanlens_core::Span>,

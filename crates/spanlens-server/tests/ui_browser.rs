@@ -2886,3 +2886,252 @@ async fn saved_views_keep_filters_sort_and_columns_and_open_by_link() {
     c.close().await.unwrap();
     drop(server);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The agent graph (issue #19 item 1): a trace's graph beside its waterfall, a workflow's graph.
+
+/// Pairs of text elements of the graph drawing in `scope` whose boxes (`getBBox`, in the
+/// drawing's coordinates) intersect, and texts that stick out of their node's box; with the
+/// number of texts and nodes seen.
+async fn graph_text_overlaps(c: &Client, scope: &str) -> Value {
+    c.execute(
+        r#"
+        const svg = document.querySelector(arguments[0] + ' svg.graph-svg');
+        const texts = [...svg.querySelectorAll('text')].map((t) => [t, t.getBBox()]);
+        const bad = [];
+        for (let i = 0; i < texts.length; i++) {
+          const [ta, a] = texts[i];
+          const g = ta.closest('.graph-node');
+          if (g) {
+            const r = g.querySelector('rect.graph-box').getBBox();
+            if (a.x < r.x || a.y < r.y || a.x + a.width > r.x + r.width + 0.5 || a.y + a.height > r.y + r.height + 0.5)
+              bad.push(`${ta.textContent} sticks out of its box`);
+          }
+          for (let j = i + 1; j < texts.length; j++) {
+            const [tb, b] = texts[j];
+            if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height)
+              bad.push(`${ta.textContent} overlaps ${tb.textContent}`);
+          }
+        }
+        return { bad, texts: texts.length, nodes: svg.querySelectorAll('.graph-node').length };"#,
+        vec![json!(scope)],
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_graph_filters_the_waterfall_and_its_labels_never_overlap() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(600))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/")).await.unwrap();
+    until(
+        &c,
+        "document.querySelectorAll('table.traces tbody tr').length",
+        "trace rows",
+    )
+    .await;
+    // A support ticket: a pipeline, agents, handoffs, tools and two models.
+    let list = api(&c, "/api/v1/traces?name=support.handle_ticket&limit=1").await;
+    let trace = list["items"][0]["trace_id"].as_str().unwrap().to_string();
+    let graph = api(&c, &format!("/api/v1/traces/{trace}/graph")).await;
+    let nodes = graph["nodes"].as_array().unwrap();
+    assert!(nodes.len() >= 5, "{graph}");
+    assert!(
+        graph["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["handoff"] == true),
+        "{graph}"
+    );
+
+    visit(&c, &format!("/traces/{trace}")).await;
+    until(
+        &c,
+        "document.querySelectorAll('.wf-row').length",
+        "waterfall rows",
+    )
+    .await;
+    let all_rows = c
+        .execute("return document.querySelectorAll('.wf-row').length", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    click(&c, "#graph-toggle").await;
+    until(
+        &c,
+        &format!(
+            "document.querySelectorAll('#trace-graph .graph-node').length === {}",
+            nodes.len()
+        ),
+        "the trace's graph",
+    )
+    .await;
+    // Every node of the answer is drawn with its name.
+    for n in nodes {
+        let label = texts(
+            &c,
+            &format!(
+                "#trace-graph .graph-node[data-node-id={}] .graph-label",
+                json!(n["id"])
+            ),
+        )
+        .await;
+        assert_eq!(label.len(), 1, "{n}");
+        // The kind's icon, then the name (cut with "…" only when it does not fit its box).
+        let shown = label[0].split_once(' ').unwrap().1.trim_end_matches('…');
+        assert!(
+            n["label"].as_str().unwrap().starts_with(shown),
+            "{shown:?} is not {n}"
+        );
+    }
+    let seen = graph_text_overlaps(&c, "#trace-graph").await;
+    assert_eq!(seen["bad"], json!([]), "{seen}");
+    assert!(
+        seen["texts"].as_u64().unwrap() >= 2 * nodes.len() as u64,
+        "{seen}"
+    );
+    screenshot(&c, "trace-graph").await;
+
+    // A click on the model with the most calls leaves only its spans in the waterfall.
+    let model = nodes
+        .iter()
+        .filter(|n| n["kind"] == "model")
+        .max_by_key(|n| n["span_ids"].as_array().unwrap().len())
+        .unwrap();
+    let ids: Vec<&str> = model["span_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!((ids.len() as u64) < all_rows);
+    click(
+        &c,
+        &format!(
+            "#trace-graph .graph-node[data-node-id={}]",
+            json!(model["id"])
+        ),
+    )
+    .await;
+    until(
+        &c,
+        &format!(
+            "document.querySelectorAll('.wf-row').length === {}",
+            ids.len()
+        ),
+        "the waterfall filtered to the node's spans",
+    )
+    .await;
+    let rows = c
+        .execute(
+            "return [...document.querySelectorAll('.wf-row')].map((r) => r.dataset.spanId)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut rows: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    rows.sort_unstable();
+    let mut want = ids.clone();
+    want.sort_unstable();
+    assert_eq!(rows, want);
+    let bar = text_of(&c, "#graph-filter").await;
+    assert!(bar.contains(model["label"].as_str().unwrap()), "{bar}");
+    assert!(
+        c.execute(&format!("return document.querySelector('#trace-graph .graph-node[data-node-id={}]').classList.contains('selected')", json!(model["id"])), vec![])
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap()
+    );
+    screenshot(&c, "trace-graph-filtered").await;
+    click(&c, "#graph-clear").await;
+    until(
+        &c,
+        &format!("document.querySelectorAll('.wf-row').length === {all_rows}"),
+        "every row back",
+    )
+    .await;
+
+    // The workflow graph of every demo workflow over 30 days: many nodes, still no overlap.
+    visit(&c, "/graph?range=30d").await;
+    until(
+        &c,
+        "document.querySelectorAll('#workflow-graph .graph-node').length",
+        "the workflow graph",
+    )
+    .await;
+    let seen = graph_text_overlaps(&c, "#workflow-graph").await;
+    assert_eq!(seen["bad"], json!([]), "{seen}");
+    assert!(seen["nodes"].as_u64().unwrap() >= 15, "{seen}");
+    screenshot(&c, "workflow-graph-all").await;
+
+    // One workflow: the summary says how many traces were read, and a click on an agent opens
+    // the trace list filtered to the workflow and that agent.
+    visit(&c, "/graph?name=support.handle_ticket&range=30d").await;
+    until(
+        &c,
+        "document.querySelector('#graph-summary')?.textContent.includes('read of')",
+        "the graph's summary",
+    )
+    .await;
+    let summary = text_of(&c, "#graph-summary").await;
+    let from = (std::time::SystemTime::now() - Duration::from_secs(30 * 86_400))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let wf = api(
+        &c,
+        &format!("/api/v1/graph?name=support.handle_ticket&from={from}"),
+    )
+    .await;
+    assert!(
+        summary.starts_with(&format!(
+            "{} traces read of {} matching",
+            wf["used_traces"], wf["matched_traces"]
+        )),
+        "{summary} vs {}",
+        wf["matched_traces"]
+    );
+    until(
+        &c,
+        "document.querySelector('#workflow-graph .graph-node[data-kind=agent]')",
+        "an agent in the workflow graph",
+    )
+    .await;
+    let agent = attr_of(
+        &c,
+        "#workflow-graph .graph-node[data-kind=agent]",
+        "data-node-id",
+    )
+    .await;
+    let agent = agent.strip_prefix("agent:").unwrap().to_string();
+    click(&c, "#workflow-graph .graph-node[data-kind=agent]").await;
+    until(&c, "location.pathname === '/' && document.querySelector('.results')?.dataset.state === 'ready'", "the trace list").await;
+    let q = c.execute("return location.search", vec![]).await.unwrap();
+    let q = q.as_str().unwrap();
+    assert!(
+        q.contains("name=support.handle_ticket") && q.contains(&format!("q={agent}")),
+        "{q}"
+    );
+    let listed = c
+        .execute(
+            "return document.querySelectorAll('table.traces tbody tr').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(listed.as_u64().unwrap() > 0, "no trace listed for {q}");
+    c.close().await.unwrap();
+}

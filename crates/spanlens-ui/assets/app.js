@@ -11,6 +11,7 @@ import * as live from "./live.js";
 import * as reliability from "./reliability.js";
 import * as login from "./login.js";
 import * as admin from "./admin.js";
+import * as graph from "./graph.js";
 
 const ROUTES = [
   [/^\/$/, traces.render, "traces"],
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^\/live$/, live.render, "live"],
   [/^\/login$/, login.render, "login"],
   [/^\/admin$/, admin.render, "admin"],
+  [/^\/graph$/, graph.render, "graph"],
 ];
 
 let cleanup = null;

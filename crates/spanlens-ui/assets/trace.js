@@ -8,6 +8,7 @@ import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { renderSpanPanel } from "./span.js";
 import { fillScores } from "./scores.js";
+import { drawGraph, edgeTable } from "./graph.js";
 
 const ROW_H = 26;
 const OVERSCAN = 12;
@@ -47,6 +48,8 @@ class Waterfall {
     this.matchSet = new Set();
     this.matchPos = -1;
     this.selected = null;
+    // The graph node whose spans alone the waterfall shows (null: every span).
+    this.filter = null;
     this.buildTree();
     this.total = Math.max(this.trace.duration_ms || 0, ...this.ends()) || 1;
     this.meta = this.metaColumns();
@@ -130,14 +133,18 @@ class Waterfall {
     return ["minmax(150px, 1fr)", ...fixed, "minmax(200px, 1.2fr)"].join(" ");
   }
 
-  /** The visible rows: a pre-order walk that skips collapsed subtrees. */
+  /**
+   * The visible rows: a pre-order walk that skips collapsed subtrees; with a graph node's
+   * filter, only that node's spans, in the same order, whatever is collapsed.
+   */
   flatten() {
     const out = [];
     const stack = [...this.roots].reverse();
+    const only = this.filter?.ids;
     while (stack.length) {
       const n = stack.pop();
-      out.push(n);
-      if (!this.collapsed.has(n.span_id)) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+      if (!only || only.has(n.span_id)) out.push(n);
+      if (only || !this.collapsed.has(n.span_id)) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
     }
     this.rows = out;
     this.rowIndex = new Map(out.map((n, i) => [n.span_id, i]));
@@ -191,7 +198,8 @@ class Waterfall {
               : null),
           h("div", { class: "meta" }, "trace ", idChip(t.trace_id), " · ", f.time(t.start_time),
             t.user_id ? [" · user ", h("b", null, t.user_id)] : null, t.service ? [" · ", t.service] : null,
-            t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null),
+            t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null,
+            " · ", link(`/graph?name=${encodeURIComponent(t.name)}`, "workflow graph")),
           firstError ? h("div", { class: "first-error", id: "trace-first-error" }, t.status === "error" ? "first error: " : "first error (recovered): ",
             h("a", { href: "#", onclick: (e) => { e.preventDefault(); this.select(firstError.span_id, true); } }, firstError.name),
             ` — ${firstError.error_message || "error"}`) : null,
@@ -213,8 +221,10 @@ class Waterfall {
         h("button", { type: "button", onclick: () => this.setAll(false) }, "Expand all"),
         h("button", { type: "button", onclick: () => this.setAll(true) }, "Collapse all"),
         this.analysis ? this.criticalToggle() : null,
+        this.graphToggle(),
         this.visibleCount),
       h("div", { class: "legend" }, kinds.map((k) => h("span", { class: "legend-item" }, h("i", { style: { background: f.kind(k).color } }), `${f.kind(k).icon} ${k}`))),
+      this.graphEl = h("section", { class: "agent-graph", id: "trace-graph", hidden: true }),
       h("div", { class: "split" },
         this.section = h("section", { class: `waterfall ${this.analysis ? "show-critical" : ""}`, dataset: { spanCount: String(this.nodes.length) } },
           h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, `${f.int(this.nodes.length)} spans`),
@@ -239,6 +249,56 @@ class Waterfall {
       this.scroller.closest(".waterfall")?.classList.toggle("show-critical", this.showCritical);
     });
     return b;
+  }
+
+  /** The "Graph" toggle: shows the trace's agent graph above the waterfall. */
+  graphToggle() {
+    const b = h("button", { type: "button", id: "graph-toggle", "aria-pressed": "false", title: "Agents, tools and models of this trace and their calls; click a node to filter the waterfall" }, "⎇ Graph");
+    b.addEventListener("click", async () => {
+      const show = this.graphEl.hidden;
+      this.graphEl.hidden = !show;
+      b.classList.toggle("on", show);
+      b.setAttribute("aria-pressed", String(show));
+      if (show && !this.graph) await this.loadGraph();
+    });
+    return b;
+  }
+
+  async loadGraph() {
+    mount(this.graphEl, h("div", { class: "loading" }, "Loading graph…"));
+    try {
+      this.graph = await get(`traces/${encodeURIComponent(this.traceId)}/graph`);
+    } catch (e) {
+      mount(this.graphEl, notice("error", "Could not load the graph", e.message));
+      return;
+    }
+    this.drawGraph();
+  }
+
+  drawGraph() {
+    this.filterBar = h("div", { class: "graph-filter", id: "graph-filter" });
+    this.graphDrawing = h("div");
+    mount(this.graphEl, this.filterBar, this.graphDrawing, h("details", { class: "graph-table" }, h("summary", null, "Calls"), edgeTable(this.graph)));
+    this.redrawGraph();
+  }
+
+  redrawGraph() {
+    drawGraph(this.graphDrawing, this.graph, { selected: this.filter?.node.id, onNode: (n) => this.filterTo(this.filter?.node.id === n.id ? null : n) });
+    mount(this.filterBar, this.filter
+      ? [`Waterfall shows the ${f.int(this.filter.ids.size)} span${this.filter.ids.size === 1 ? "" : "s"} of ${this.filter.node.kind} `, h("b", null, this.filter.node.label), " ",
+        h("button", { type: "button", id: "graph-clear", onclick: () => this.filterTo(null) }, "Clear filter")]
+      : h("span", { class: "muted" }, "Click a node to show only its spans in the waterfall."));
+  }
+
+  /** Shows only `node`'s spans in the waterfall (every span when null). */
+  filterTo(node) {
+    this.filter = node ? { node, ids: new Set(node.span_ids || []) } : null;
+    this.section.classList.toggle("filtered", !!node);
+    this.flatten();
+    if (this.selected && !this.rowIndex.has(this.selected)) this.selected = null;
+    this.scroller.scrollTop = 0;
+    this.draw();
+    this.redrawGraph();
   }
 
   /** The time axis; its ticks are laid out by fitAxis once its width is known. */
@@ -352,6 +412,7 @@ class Waterfall {
   }
 
   select(id, open = false, center = false) {
+    if (this.filter && !this.filter.ids.has(id)) this.filterTo(null);
     this.reveal(id);
     this.selected = id;
     const i = this.rowIndex.get(id);

@@ -88,7 +88,10 @@ export async function render(app) {
     load();
   });
   const views = h("div", { class: "views-bar" });
-  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), views), form, outcomes, results);
+  // The agent graph of the listed workflow (its name and range follow the filters).
+  const graphLink = link("/graph", "Agent graph");
+  graphLink.id = "traces-graph-link";
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), h("div", { class: "page-actions" }, graphLink, views)), form, outcomes, results);
   renderViews(views, q);
   fitPlaceholders(form);
   let ctl;
@@ -99,6 +102,8 @@ export async function render(app) {
     ctl?.abort();
     ctl = new AbortController();
     const q = new URLSearchParams(location.search);
+    const g = new URLSearchParams([...q].filter(([k]) => ["name", "range", "from", "to"].includes(k)));
+    graphLink.setAttribute("href", `/graph${g.size ? `?${g}` : ""}`);
     results.dataset.state = "loading";
     loadOutcomes(outcomes, q, ctl.signal);
     let page;

@@ -57,6 +57,7 @@ const ASSETS: &[Asset] = &[
     asset!("charts.js", JS),
     asset!("login.js", JS),
     asset!("admin.js", JS),
+    asset!("graph.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -74,6 +75,7 @@ pub const PAGES: &[&str] = &[
     "/live",
     "/login",
     "/admin",
+    "/graph",
 ];
 
 /// The router serving the UI pages and `/assets/...`; merge it into the API router.

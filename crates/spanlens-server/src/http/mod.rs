@@ -5,6 +5,7 @@ mod admin;
 mod collect;
 mod erase;
 mod error;
+mod graph;
 mod guard;
 mod insight;
 mod keys;
@@ -48,6 +49,11 @@ pub fn router(state: AppState) -> Router {
             get(traces::export_trace),
         )
         .route("/api/v1/traces/{trace_id}/tree", get(tree::trace_tree))
+        .route(
+            "/api/v1/traces/{trace_id}/graph",
+            get(graph::trace_graph_handler),
+        )
+        .route("/api/v1/graph", get(graph::workflow_graph))
         .route(
             "/api/v1/traces/{trace_id}/spans/{span_id}",
             get(traces::trace_span),
