@@ -85,8 +85,20 @@ fn body_for(method: &str, path: &str) -> Vec<u8> {
     }
 }
 
-/// The route's path with B's ids in it.
+/// The query a route reads its ids from, with B's in it (`None`: the path holds them).
+fn query_ids(path: &str) -> Option<String> {
+    match path {
+        "/api/v1/compare" => Some(format!("a={B_TRACE}&b={B_TRACE}")),
+        _ => None,
+    }
+}
+
+/// The route's path with B's ids in it (and in its query, for a route reading them there).
 fn concrete(path: &str, b_key: &str) -> String {
+    let path = match query_ids(path) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
     path.replace("{trace_id}", B_TRACE)
         .replace("{span_id}", B_SPAN)
         .replace("{session_id}", B_SESSION)
