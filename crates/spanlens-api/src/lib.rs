@@ -17,6 +17,7 @@
 
 mod admin;
 mod alerts;
+mod compare;
 mod erase;
 mod error;
 mod forward;
@@ -39,6 +40,10 @@ pub use admin::{
     SignIn, SignInState, SweepReport,
 };
 pub use alerts::{AlertView, AlertsAnswer};
+pub use compare::{
+    CompareAnswer, CompareRow, CompareTotals, Comparison, DiffOp, DiffPiece, Granularity,
+    SpanDelta, SpanFacts, TextDiff, TotalsDelta, TraceTotals, PREVIOUS,
+};
 pub use erase::ErasedAnswer;
 pub use error::ErrorBody;
 pub use forward::{

@@ -349,7 +349,7 @@ fn check_status(status: u16, url: &str, body: &str) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
-fn fmt_duration_ms(ms: f64) -> String {
+pub(crate) fn fmt_duration_ms(ms: f64) -> String {
     if !ms.is_finite() || ms < 0.0 {
         return "-".into();
     }
@@ -382,7 +382,7 @@ fn fmt_tokens(n: u64) -> String {
 /// Cost for a table cell: four decimals, `<$0.0001` for dust, `-` for nothing. `unpriced`
 /// calls had no catalog price, so the priced part is marked (`$0.0042 + 1 unpriced`), or the
 /// cell says `unpriced` when nothing was priced: never a silent $0 (issue #12 item 7).
-fn fmt_cost_cell(nano: i64, unpriced: u64) -> String {
+pub(crate) fn fmt_cost_cell(nano: i64, unpriced: u64) -> String {
     let known = if nano == 0 {
         if unpriced > 0 {
             return "unpriced".into();
@@ -584,7 +584,7 @@ pub fn run_trace(args: TraceArgs) -> anyhow::Result<Outcome> {
 }
 
 /// A full trace id from a full id or a unique prefix of at least 6 hex digits.
-fn resolve_id(client: &Client, raw: &str) -> anyhow::Result<String> {
+pub(crate) fn resolve_id(client: &Client, raw: &str) -> anyhow::Result<String> {
     let id = raw.trim().to_ascii_lowercase();
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(InputError(format!("invalid trace id {raw:?}: expected hex digits")).into());

@@ -5,6 +5,7 @@ mod client;
 mod cost;
 mod delete;
 mod demo;
+mod diff;
 mod forward;
 mod insight;
 mod keys;
@@ -77,6 +78,9 @@ enum Command {
     /// Delete a trace, a session's traces or a user's traces through a running server; prints
     /// the counts removed.
     Delete(delete::DeleteArgs),
+    /// Compare two traces through a running server (B may be `previous`: A's previous run):
+    /// spans aligned by name, what changed, the totals and the output diffs.
+    Diff(diff::DiffArgs),
     /// Forwarding to other backends: a project's destinations and their delivery counters on a
     /// running server (status), set from a TOML file (set), or a forwarding file checked (check).
     Forward(forward::ForwardArgs),
@@ -159,6 +163,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Keys(args) => keys::run(args),
         Command::Users(args) => users::run(args),
         Command::Delete(args) => delete::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Forward(args) => forward::run(args),
     }
 }

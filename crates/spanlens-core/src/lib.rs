@@ -1,11 +1,12 @@
 //! The pure core of Spanlens: the canonical span model, normalisation of every supported
 //! source into it, the price catalog with its cost engine, and the analyses of stored spans
-//! (where a trace's time went, how retried calls recovered).
+//! (where a trace's time went, how retried calls recovered, how two runs differ).
 //!
 //! No I/O and no async runtime live here, so the SDK, the server and the CLI can all share it.
 
 pub mod alerts;
 pub mod analysis;
+pub mod compare;
 pub mod content;
 pub mod conventions;
 pub mod dedup;
@@ -26,6 +27,7 @@ pub mod time;
 pub mod usage;
 
 pub use analysis::{analyze, TraceAnalysis};
+pub use compare::{compare, Comparison};
 pub use ids::{IdError, SpanId, TraceId};
 pub use money::NanoUsd;
 pub use normalize::{

@@ -87,12 +87,22 @@ fn body_for(method: &str, path: &str) -> Vec<u8> {
     }
 }
 
-/// The route's path with B's ids in it (and for the workflow graph, a range and name that
-/// hold B's trace).
-fn concrete(path: &str, b_key: &str) -> String {
-    if path == "/api/v1/graph" {
-        return format!("{path}?from=0&name=agent");
+/// The query a route reads its ids from, with B's in it (`None`: the path holds them): for the
+/// workflow graph, a range and name that hold B's trace.
+fn query_ids(path: &str) -> Option<String> {
+    match path {
+        "/api/v1/compare" => Some(format!("a={B_TRACE}&b={B_TRACE}")),
+        "/api/v1/graph" => Some("from=0&name=agent".to_string()),
+        _ => None,
     }
+}
+
+/// The route's path with B's ids in it (and in its query, for a route reading them there).
+fn concrete(path: &str, b_key: &str) -> String {
+    let path = match query_ids(path) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
     path.replace("{trace_id}", B_TRACE)
         .replace("{span_id}", B_SPAN)
         .replace("{session_id}", B_SESSION)

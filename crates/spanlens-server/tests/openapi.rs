@@ -189,6 +189,13 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
     assert_eq!(status, 200, "{body}");
     let day = 86_400_000_000_000u64;
     let (from, to) = (now.0 - 30 * day, now.0);
+    // A run of a workflow that ran before too, for the comparison with its previous run.
+    let rerun = items
+        .iter()
+        .enumerate()
+        .find(|(i, t)| items[i + 1..].iter().any(|u| u["name"] == t["name"]))
+        .map(|(_, t)| t["trace_id"].as_str().unwrap().to_string())
+        .expect("a workflow run twice");
     let cases: Vec<(&str, String, Through)> = vec![
         (
             "/api/v1/traces",
@@ -225,6 +232,16 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             "/api/v1/traces/{trace_id}/spans/{span_id}",
             format!("/api/v1/traces/{trace}/spans/{span}"),
             through::<spanlens_core::Span>,
+        ),
+        (
+            "/api/v1/compare",
+            format!("/api/v1/compare?a={rerun}&b=previous"),
+            through::<api::CompareAnswer>,
+        ),
+        (
+            "/api/v1/compare",
+            format!("/api/v1/compare?a={trace}&b={rerun}"),
+            through::<api::CompareAnswer>,
         ),
         (
             "/api/v1/sessions",

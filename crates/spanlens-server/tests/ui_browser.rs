@@ -3135,3 +3135,217 @@ async fn agent_graph_filters_the_waterfall_and_its_labels_never_overlap() {
     assert!(listed.as_u64().unwrap() > 0, "no trace listed for {q}");
     c.close().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Comparing traces: two runs of a workflow side by side.
+
+/// An earlier and a later run of one workflow, for the compare page.
+const CMP_OLD: &str = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c301";
+const CMP_NEW: &str = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c302";
+
+/// A run of `cmp-workflow`: a root of `root_ms`, a model call answering `answer`, a tool whose
+/// name and output are markup, and `searches` search calls.
+fn cmp_run(
+    trace: &str,
+    start_ns: u64,
+    root_ms: u64,
+    answer: &str,
+    tool_out: &str,
+    searches: u64,
+) -> Value {
+    let s = |v: &str| json!({"stringValue": v});
+    let kv = |k: &str, v: Value| json!({"key": k, "value": v});
+    let at = |offset_ms: u64| (start_ns + offset_ms * 1_000_000).to_string();
+    let sid = |i: u64| format!("{}{i:02x}", &trace[..14]);
+    let mut spans = vec![
+        json!({"traceId": trace, "spanId": sid(1), "name": "cmp-workflow",
+               "startTimeUnixNano": at(0), "endTimeUnixNano": at(root_ms)}),
+        json!({"traceId": trace, "spanId": sid(2), "parentSpanId": sid(1), "name": "plan",
+               "startTimeUnixNano": at(10), "endTimeUnixNano": at(400),
+               "attributes": [kv("gen_ai.operation.name", s("chat")), kv("gen_ai.request.model", s("gpt-4o")),
+                   kv("gen_ai.usage.input_tokens", json!({"intValue": "1000"})),
+                   kv("gen_ai.usage.output_tokens", json!({"intValue": "100"})),
+                   kv("output.value", s(answer))]}),
+        json!({"traceId": trace, "spanId": sid(3), "parentSpanId": sid(1), "name": XSS_IMG,
+               "startTimeUnixNano": at(500), "endTimeUnixNano": at(600),
+               "attributes": [kv("output.value", s(tool_out))]}),
+    ];
+    for i in 0..searches {
+        spans.push(
+            json!({"traceId": trace, "spanId": sid(4 + i), "parentSpanId": sid(1), "name": "search",
+            "startTimeUnixNano": at(700 + 50 * i), "endTimeUnixNano": at(720 + 50 * i)}),
+        );
+    }
+    json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_page_aligns_two_runs_with_deltas_and_an_output_diff() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(600))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/")).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    // The earlier run took 1.2 s more, said "almost", and searched twice.
+    let old = cmp_run(
+        CMP_OLD,
+        now - 120_000_000_000,
+        2000,
+        "The answer is almost ready.",
+        &format!("{XSS_IMG} said hello"),
+        2,
+    );
+    let new = cmp_run(
+        CMP_NEW,
+        now - 60_000_000_000,
+        800,
+        "The answer is ready.",
+        &format!("{XSS_IMG} said hi"),
+        1,
+    );
+    assert_eq!(post_otlp(&c, &old.to_string()).await, json!(200));
+    assert_eq!(post_otlp(&c, &new.to_string()).await, json!(200));
+
+    // From the later run's page, "Compare with previous run".
+    c.goto(&server.url(&format!("/traces/{CMP_NEW}")))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "document.querySelector('#compare-previous')",
+        "the compare button",
+    )
+    .await;
+    record(&c).await;
+    click(&c, "#compare-previous").await;
+    until(
+        &c,
+        "document.querySelectorAll('#compare-rows tbody tr').length === 5",
+        "the aligned rows",
+    )
+    .await;
+    let here = c.current_url().await.unwrap();
+    assert_eq!(here.path(), "/compare");
+    assert_eq!(here.query(), Some(&*format!("a={CMP_NEW}&b=previous")));
+    assert!(text_of(&c, "#compare-b")
+        .await
+        .contains("(A's previous run)"));
+
+    // The rows: both runs' spans side by side, the second search only in B (the earlier run).
+    let layout = c
+        .execute(
+            "return [...document.querySelectorAll('#compare-rows tbody tr')].map(r => \
+             `${r.dataset.depth} ${r.querySelector('.cmp-name').textContent} ${r.classList.contains('only-a') ? 'A-' : r.classList.contains('only-b') ? '-B' : 'AB'}`)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        layout,
+        json!([
+            "0 cmp-workflow AB",
+            "1 plan AB",
+            format!("1 {XSS_IMG} AB"),
+            "1 search AB",
+            "1 search #2 -B"
+        ])
+    );
+    // A delta is shown: B's root took 1.20 s more, marked as worse.
+    let root_dt = text_of(&c, "#compare-rows tbody tr:first-child .cmp-dtime").await;
+    assert_eq!(root_dt, "+1.20 s");
+    assert_eq!(
+        attr_of(
+            &c,
+            "#compare-rows tbody tr:first-child .cmp-dtime .delta",
+            "class"
+        )
+        .await,
+        "delta worse"
+    );
+    let totals = text_of(&c, "#compare-total-duration").await;
+    assert!(
+        totals.contains("800 ms") && totals.contains("2.00 s") && totals.contains("+1.20 s"),
+        "{totals}"
+    );
+    let rows_kpi = text_of(&c, "#compare-total-rows").await;
+    assert!(
+        rows_kpi.contains("4 matched") && rows_kpi.contains("1 only in B"),
+        "{rows_kpi}"
+    );
+
+    // The first changed output is selected: B inserted a word.
+    until(
+        &c,
+        "document.querySelector('#compare-diff-text ins')",
+        "the output diff",
+    )
+    .await;
+    assert_eq!(
+        texts(&c, "#compare-diff-text ins").await,
+        vec!["almost ".to_string()]
+    );
+    assert_eq!(
+        text_of(&c, "#compare-diff-text").await,
+        "The answer is almost ready."
+    );
+    assert!(attr_of(&c, "#compare-rows tbody tr:nth-child(2)", "class")
+        .await
+        .contains("selected"));
+
+    // The tool whose name and output are markup: shown as text, nothing ran.
+    click(&c, "#compare-rows tbody tr:nth-child(3)").await;
+    until(
+        &c,
+        "document.querySelector('#compare-diff-text del')",
+        "the tool's output diff",
+    )
+    .await;
+    assert_eq!(
+        text_of(&c, "#compare-diff-text").await,
+        format!("{XSS_IMG} said hihello")
+    );
+    assert_eq!(
+        texts(&c, "#compare-diff-text del").await,
+        vec!["hi".to_string()]
+    );
+    let h3 = c
+        .execute(
+            "return document.querySelector('#compare-diff h3').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(h3, json!(format!("Output: {XSS_IMG}")));
+    let imgs = c
+        .execute(
+            "return document.querySelectorAll('#app img, #app [onerror]').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(imgs, json!(0), "span data became markup");
+    let xss = c.execute("return window.__xss || 0", vec![]).await.unwrap();
+    assert_eq!(xss, json!(0), "no markup ran");
+    let csp = c.execute("return window.__csp", vec![]).await.unwrap();
+    assert_eq!(csp, json!([]), "CSP violations");
+    screenshot(&c, "compare").await;
+
+    // A trace with no earlier run says so instead of comparing.
+    visit(&c, &format!("/compare?a={CMP_OLD}&b=previous")).await;
+    until(
+        &c,
+        "document.querySelector('.notice.error')",
+        "the no-previous-run notice",
+    )
+    .await;
+    assert!(text_of(&c, ".notice.error")
+        .await
+        .contains("no trace named \"cmp-workflow\""));
+    c.close().await.unwrap();
+}

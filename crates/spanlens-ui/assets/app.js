@@ -5,6 +5,7 @@ import { h, notice, mount, navigate } from "./dom.js";
 import { get, project, setProject, session, send } from "./api.js";
 import * as traces from "./traces.js";
 import * as trace from "./trace.js";
+import * as compare from "./compare.js";
 import * as sessions from "./sessions.js";
 import * as dashboard from "./dashboard.js";
 import * as live from "./live.js";
@@ -16,6 +17,7 @@ import * as graph from "./graph.js";
 const ROUTES = [
   [/^\/$/, traces.render, "traces"],
   [/^\/traces\/([^/]+)$/, trace.render, "traces"],
+  [/^\/compare$/, compare.render, "traces"],
   [/^\/sessions$/, sessions.renderList, "sessions"],
   [/^\/sessions\/([^/]+)$/, sessions.renderOne, "sessions"],
   [/^\/dashboard$/, dashboard.render, "dashboard"],

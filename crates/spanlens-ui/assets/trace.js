@@ -213,6 +213,7 @@ class Waterfall {
           this.analysis ? stat("Critical path", f.ms(this.analysis.critical_path_ms), "trace-critical", `${f.int(this.analysis.critical_path.length)} spans set the end-to-end latency`) : null,
           this.analysis ? stat("Overhead", f.ms(this.analysis.coordination_overhead_ms), "trace-overhead", "coordination overhead: time parents spent with no child running") : null,
           this.analysis ? stat("Parallelism", this.analysis.parallelism_efficiency != null ? `${this.analysis.parallelism_efficiency.toFixed(2)}×` : "–", "trace-parallelism", `child work per unit of child wall time (1× = sequential); ${f.int(this.analysis.parallel_groups)} parallel group${this.analysis.parallel_groups === 1 ? "" : "s"}`) : null,
+          h("a", { class: "button", id: "compare-previous", href: `/compare?a=${encodeURIComponent(t.trace_id)}&b=previous`, "data-link": true, title: "Align this trace with the run before it of the same workflow" }, "Compare with previous run"),
           h("a", { class: "button", href: url(`traces/${encodeURIComponent(t.trace_id)}/export`), download: `trace-${t.trace_id}.json` }, "Export JSON"))),
       h("div", { class: "toolbar" }, this.search, this.matchInfo,
         h("button", { type: "button", onclick: () => this.nextMatch(-1), title: "Previous match (Shift+Enter)" }, "↑"),

@@ -48,6 +48,7 @@ const ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("traces.js", JS),
     asset!("trace.js", JS),
+    asset!("compare.js", JS),
     asset!("span.js", JS),
     asset!("sessions.js", JS),
     asset!("dashboard.js", JS),
@@ -68,6 +69,7 @@ const INDEX_HTML: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/a
 pub const PAGES: &[&str] = &[
     "/",
     "/traces/{trace_id}",
+    "/compare",
     "/sessions",
     "/sessions/{session_id}",
     "/dashboard",

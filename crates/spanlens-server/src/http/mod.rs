@@ -3,6 +3,7 @@
 
 mod admin;
 mod collect;
+mod compare;
 mod erase;
 mod error;
 mod graph;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/traces/{trace_id}/spans/{span_id}",
             get(traces::trace_span),
         )
+        .route("/api/v1/compare", get(compare::compare))
         .route("/api/v1/sessions", get(sessions::list_sessions))
         .route(
             "/api/v1/sessions/{session_id}",
