@@ -17,6 +17,7 @@
 use super::rowbinary::RowBinary;
 use super::rowread::RowReader;
 use super::{ch_error, rollups, sql, ClickHouseStore};
+use crate::domain::erase::StepEraser;
 use crate::error::StoreError;
 use crate::facts::erase::clear_payloads;
 use crate::facts::prepare::to_i64;
@@ -53,13 +54,12 @@ impl ClickHouseStore {
             .map_err(|e| ch_error(op, e))?;
         Ok(RowReader::new(&out).u64()?)
     }
+}
 
+#[async_trait::async_trait]
+impl StepEraser for ClickHouseStore {
     /// Deletes `ids` (at most a batch) of `project`.
-    pub(super) async fn delete_batch(
-        &self,
-        project: &str,
-        ids: &[TraceId],
-    ) -> Result<Erased, StoreError> {
+    async fn delete_batch(&self, project: &str, ids: &[TraceId]) -> Result<Erased, StoreError> {
         let ids: Vec<[u8; 16]> = ids.iter().map(|t| t.0).collect();
         let Some(set) = sql::byte_set(&ids) else {
             return Ok(Erased::default());
@@ -122,7 +122,7 @@ impl ClickHouseStore {
     }
 
     /// One step of a retention rule.
-    pub(super) async fn expire_step(
+    async fn expire_step(
         &self,
         project: &str,
         rule: Expiry,
@@ -175,6 +175,34 @@ impl ClickHouseStore {
         self.clear_traces(&project, &take).await
     }
 
+    /// Deletes the scores given to a session itself.
+    async fn delete_session_scores(&self, project: &str, session: &str) -> Result<u64, StoreError> {
+        let p = sql::string(&project_name(project));
+        let s = sql::string(session);
+        let op = "deleting scores";
+        let n = self
+            .count(
+                &format!("SELECT count() FROM scores WHERE project = {p} AND session_id = {s}"),
+                op,
+            )
+            .await?;
+        if n > 0 {
+            self.client
+                .query(
+                    &format!(
+                        "DELETE FROM {} WHERE project = {p} AND session_id = {s}",
+                        self.delete_target("scores")
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| ch_error(op, e))?;
+        }
+        Ok(n)
+    }
+}
+
+impl ClickHouseStore {
     /// Writes the newest copy of every span of `traces` again without payloads, deletes their
     /// log events' content, and records each trace as cleared at its summary's version.
     async fn clear_traces(&self, project: &str, traces: &[[u8; 16]]) -> Result<Erased, StoreError> {
@@ -289,35 +317,5 @@ impl ClickHouseStore {
             payloads: count,
             ..Erased::default()
         })
-    }
-
-    /// Deletes the scores given to a session itself.
-    pub(super) async fn delete_session_scores(
-        &self,
-        project: &str,
-        session: &str,
-    ) -> Result<u64, StoreError> {
-        let p = sql::string(&project_name(project));
-        let s = sql::string(session);
-        let op = "deleting scores";
-        let n = self
-            .count(
-                &format!("SELECT count() FROM scores WHERE project = {p} AND session_id = {s}"),
-                op,
-            )
-            .await?;
-        if n > 0 {
-            self.client
-                .query(
-                    &format!(
-                        "DELETE FROM {} WHERE project = {p} AND session_id = {s}",
-                        self.delete_target("scores")
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(|e| ch_error(op, e))?;
-        }
-        Ok(n)
     }
 }

@@ -3,13 +3,11 @@
 use super::read::{self, ScanKind};
 use super::writer::{prepare_rows, Job};
 use super::{rollups, side, ClickHouseStore};
-use crate::domain::erase::{delete_owned, Owner};
 use crate::error::StoreError;
 use crate::facts::read::project_name;
 use crate::queue::{Admitted, Refused};
 use crate::store::{
-    check_state, Analytics, Erased, Eraser, Expiry, Lease, ScoreStore, SharedState, SpanBatches,
-    SpanWriter, TraceReader, ERASE_BATCH, MAX_EXPIRE_LIMIT,
+    check_state, Analytics, Lease, ScoreStore, SharedState, SpanBatches, SpanWriter, TraceReader,
 };
 use crate::ticket::CommitTicket;
 use crate::types::{
@@ -220,39 +218,5 @@ impl SharedState for ClickHouseStore {
         let key = Lease::key(name);
         check_state(&key, None)?;
         side::release_lease(&self.client, &key, holder).await
-    }
-}
-
-#[async_trait]
-impl Eraser for ClickHouseStore {
-    async fn delete_traces(&self, project: &str, traces: &[TraceId]) -> Result<Erased, StoreError> {
-        let mut total = Erased::default();
-        for ids in traces.chunks(ERASE_BATCH) {
-            total.add(self.delete_batch(project, ids).await?);
-        }
-        Ok(total)
-    }
-
-    async fn delete_session(&self, project: &str, session_id: &str) -> Result<Erased, StoreError> {
-        let mut total = delete_owned(self, project, Owner::Session(session_id)).await?;
-        total.scores += self.delete_session_scores(project, session_id).await?;
-        Ok(total)
-    }
-
-    async fn delete_user(&self, project: &str, user_id: &str) -> Result<Erased, StoreError> {
-        delete_owned(self, project, Owner::User(user_id)).await
-    }
-
-    async fn expire(
-        &self,
-        project: &str,
-        rule: Expiry,
-        limit: usize,
-    ) -> Result<Erased, StoreError> {
-        if limit == 0 {
-            return Ok(Erased::default());
-        }
-        self.expire_step(project, rule, limit.min(MAX_EXPIRE_LIMIT))
-            .await
     }
 }

@@ -70,3 +70,65 @@ pub async fn delete_owned<S: TraceReader + Eraser + ?Sized>(
         total.add(done);
     }
 }
+
+/// The steps a store without a writer thread of its own erases with (PostgreSQL, ClickHouse):
+/// a batch of traces, the scores given to a session itself, one expiry step. [`Eraser`] on top
+/// of them is the same for each such store.
+#[async_trait::async_trait]
+pub trait StepEraser: TraceReader + Send + Sync {
+    /// Deletes `ids` (at most [`ERASE_BATCH`]) of `project`.
+    async fn delete_batch(
+        &self,
+        project: &str,
+        ids: &[spanlens_core::TraceId],
+    ) -> Result<Erased, StoreError>;
+
+    /// Deletes the scores attached to the session itself (not to its traces); how many.
+    async fn delete_session_scores(&self, project: &str, session: &str) -> Result<u64, StoreError>;
+
+    /// One step of [`Eraser::expire`], `limit` already checked and clamped.
+    async fn expire_step(
+        &self,
+        project: &str,
+        rule: crate::store::Expiry,
+        limit: usize,
+    ) -> Result<Erased, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl<S: StepEraser> Eraser for S {
+    async fn delete_traces(
+        &self,
+        project: &str,
+        traces: &[spanlens_core::TraceId],
+    ) -> Result<Erased, StoreError> {
+        let mut total = Erased::default();
+        for ids in traces.chunks(ERASE_BATCH) {
+            total.add(self.delete_batch(project, ids).await?);
+        }
+        Ok(total)
+    }
+
+    async fn delete_session(&self, project: &str, session_id: &str) -> Result<Erased, StoreError> {
+        let mut total = delete_owned(self, project, Owner::Session(session_id)).await?;
+        total.scores += self.delete_session_scores(project, session_id).await?;
+        Ok(total)
+    }
+
+    async fn delete_user(&self, project: &str, user_id: &str) -> Result<Erased, StoreError> {
+        delete_owned(self, project, Owner::User(user_id)).await
+    }
+
+    async fn expire(
+        &self,
+        project: &str,
+        rule: crate::store::Expiry,
+        limit: usize,
+    ) -> Result<Erased, StoreError> {
+        if limit == 0 {
+            return Ok(Erased::default());
+        }
+        self.expire_step(project, rule, limit.min(crate::store::MAX_EXPIRE_LIMIT))
+            .await
+    }
+}

@@ -59,7 +59,8 @@ pub struct PreparedSpan {
     pub call: Option<Box<Call>>,
     /// What the recovery report reads of a retried span.
     pub retry: Option<Box<RetryFacts>>,
-    /// The words full-text search finds the span by (`spanlens_core::content::text`).
+    /// The text full-text search finds the span by (`spanlens_core::content::text`), made on
+    /// the submitting thread. (Deduplicating its words here cost more than the index saved.)
     pub search_text: String,
 }
 
@@ -256,7 +257,8 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
                 sample,
             })
         });
-    let search_text = spanlens_core::content::text(&span);
+    let search_text =
+        spanlens_core::content::distinct_words(&spanlens_core::content::text(&span)).join(" ");
     let usage = span.usage.take().unwrap_or_default();
     let mut tags: Vec<String> = std::mem::take(&mut span.tags)
         .into_iter()

@@ -10,6 +10,7 @@ use super::read::{body_of, read_chunks};
 use super::side::find_project;
 use super::writer::{lock_traces, trace_lock};
 use super::{db, rollups, PostgresStore};
+use crate::domain::erase::StepEraser;
 use crate::error::StoreError;
 use crate::facts::chunk::{self, ChunkReader};
 use crate::facts::erase::{clear_body, clear_log_event};
@@ -20,13 +21,10 @@ use spanlens_core::TraceId;
 use std::collections::HashMap;
 use tokio_postgres::Transaction;
 
-impl PostgresStore {
+#[async_trait::async_trait]
+impl StepEraser for PostgresStore {
     /// Deletes `ids` (at most a batch) of `project` in one transaction.
-    pub(super) async fn delete_batch(
-        &self,
-        project: &str,
-        ids: &[TraceId],
-    ) -> Result<Erased, StoreError> {
+    async fn delete_batch(&self, project: &str, ids: &[TraceId]) -> Result<Erased, StoreError> {
         let e = db("deleting traces");
         let mut client = self.client("deleting traces").await?;
         let tx = client.transaction().await.map_err(&e)?;
@@ -40,7 +38,7 @@ impl PostgresStore {
     }
 
     /// One step of a retention rule.
-    pub(super) async fn expire_step(
+    async fn expire_step(
         &self,
         project: &str,
         rule: Expiry,
@@ -76,11 +74,7 @@ impl PostgresStore {
     }
 
     /// Deletes the scores given to a session itself.
-    pub(super) async fn delete_session_scores(
-        &self,
-        project: &str,
-        session: &str,
-    ) -> Result<u64, StoreError> {
+    async fn delete_session_scores(&self, project: &str, session: &str) -> Result<u64, StoreError> {
         let client = self.client("deleting scores").await?;
         let Some(pid) = find_project(&**client, &project_name(project)).await? else {
             return Ok(0);

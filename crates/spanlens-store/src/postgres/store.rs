@@ -3,13 +3,11 @@
 use super::read::{self, ScanKind};
 use super::writer::{prepare_rows, Job};
 use super::{recovery, rollups, side, PostgresStore};
-use crate::domain::erase::{delete_owned, Owner};
 use crate::error::StoreError;
 use crate::facts::read::project_name;
 use crate::queue::{Admitted, Refused};
 use crate::store::{
-    check_state, Analytics, Erased, Eraser, Expiry, ScoreStore, SharedState, SpanBatches,
-    SpanWriter, TraceReader, ERASE_BATCH, MAX_EXPIRE_LIMIT,
+    check_state, Analytics, ScoreStore, SharedState, SpanBatches, SpanWriter, TraceReader,
 };
 use crate::ticket::CommitTicket;
 use crate::types::{
@@ -256,39 +254,5 @@ impl SharedState for PostgresStore {
         check_state(&key, None)?;
         let client = self.client("giving a lease up").await?;
         side::release_lease(&client, &key, holder).await
-    }
-}
-
-#[async_trait]
-impl Eraser for PostgresStore {
-    async fn delete_traces(&self, project: &str, traces: &[TraceId]) -> Result<Erased, StoreError> {
-        let mut total = Erased::default();
-        for ids in traces.chunks(ERASE_BATCH) {
-            total.add(self.delete_batch(project, ids).await?);
-        }
-        Ok(total)
-    }
-
-    async fn delete_session(&self, project: &str, session_id: &str) -> Result<Erased, StoreError> {
-        let mut total = delete_owned(self, project, Owner::Session(session_id)).await?;
-        total.scores += self.delete_session_scores(project, session_id).await?;
-        Ok(total)
-    }
-
-    async fn delete_user(&self, project: &str, user_id: &str) -> Result<Erased, StoreError> {
-        delete_owned(self, project, Owner::User(user_id)).await
-    }
-
-    async fn expire(
-        &self,
-        project: &str,
-        rule: Expiry,
-        limit: usize,
-    ) -> Result<Erased, StoreError> {
-        if limit == 0 {
-            return Ok(Erased::default());
-        }
-        self.expire_step(project, rule, limit.min(MAX_EXPIRE_LIMIT))
-            .await
     }
 }

@@ -49,13 +49,15 @@ pub fn traces_matching(param: &str) -> String {
     )
 }
 
+/// Inserts a span's words under its key.
+pub const INSERT: &str = "INSERT INTO span_text (rowid, body) VALUES (?1, ?2)";
+
 /// Indexes `text` (lowered) under `key`, replacing what the key held.
 pub fn put(conn: &Connection, key: i64, text: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM span_text WHERE rowid = ?1")?
         .execute([key])?;
     if !text.is_empty() {
-        conn.prepare_cached("INSERT INTO span_text (rowid, body) VALUES (?1, ?2)")?
-            .execute(params![key, text])?;
+        conn.prepare_cached(INSERT)?.execute(params![key, text])?;
     }
     Ok(())
 }
@@ -63,8 +65,7 @@ pub fn put(conn: &Connection, key: i64, text: &str) -> rusqlite::Result<()> {
 /// Inserts `text` under a key no span of the index holds yet.
 pub fn insert(conn: &Connection, key: i64, text: &str) -> rusqlite::Result<()> {
     if !text.is_empty() {
-        conn.prepare_cached("INSERT INTO span_text (rowid, body) VALUES (?1, ?2)")?
-            .execute(params![key, text])?;
+        conn.prepare_cached(INSERT)?.execute(params![key, text])?;
     }
     Ok(())
 }

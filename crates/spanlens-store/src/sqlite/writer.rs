@@ -444,6 +444,7 @@ impl Writer {
         let mut st = SpanStatements {
             insert: self.conn.prepare_cached(INSERT_SPAN)?,
             update: self.conn.prepare_cached(UPDATE_SPAN)?,
+            index: self.conn.prepare_cached(search::INSERT)?,
         };
         for (key, t) in touched.iter_mut() {
             let stored = self.load_state(*key)?;
@@ -601,8 +602,8 @@ impl Writer {
             &text_key,
         ];
         let replaced = if st.insert.execute(&values[..])? == 1 {
-            if let Some(k) = text_key {
-                search::insert(&self.conn, k, &r.search_text)?;
+            if let Some(k) = text_key.filter(|_| !r.search_text.is_empty()) {
+                st.index.execute(params![k, &r.search_text])?;
             }
             false
         } else {
@@ -939,6 +940,8 @@ impl Changes {
 struct SpanStatements<'c> {
     insert: rusqlite::CachedStatement<'c>,
     update: rusqlite::CachedStatement<'c>,
+    /// A new span's words into the full-text index (`search.rs`).
+    index: rusqlite::CachedStatement<'c>,
 }
 
 /// The spans of one trace written in the current transaction.
