@@ -74,6 +74,27 @@ fn mock_url() -> String {
     format!("http://127.0.0.1:{}", m.lock().unwrap().port)
 }
 
+/// Reads a whole HTTP request (so closing the connection after answering resets nothing);
+/// its request line and headers.
+fn read_request(conn: &std::net::TcpStream) -> String {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut head = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    head
+}
+
 /// A provider that answers every request 401 with the request's headers in its body (as some
 /// gateways do): the key it echoes must not reach the replay's caller.
 fn echoing_provider() -> String {
@@ -82,21 +103,7 @@ fn echoing_provider() -> String {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut head = String::new();
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
+            let head = read_request(&conn);
             let answer =
                 json!({"error": {"message": format!("invalid key; you sent {head}")}}).to_string();
             let _ = write!(
@@ -109,9 +116,36 @@ fn echoing_provider() -> String {
     format!("http://{addr}/v1")
 }
 
+/// A provider that accepts connections and never answers (`silent`), or answers 200 with a
+/// body that is not JSON.
+fn broken_provider(silent: bool) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            if silent {
+                held.push(conn);
+                continue;
+            }
+            read_request(&conn);
+            let body = "<html>gateway page</html>";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
 fn config() -> ReplayConfig {
     let mock = mock_url();
     let echo = echoing_provider();
+    let silent = broken_provider(true);
+    let junk = broken_provider(false);
     let text = format!(
         r#"
 [[endpoint]]
@@ -140,6 +174,19 @@ name = "echo"
 kind = "openai"
 base_url = "{echo}"
 api_key_env = "REPLAY_TEST_KEY"
+models = ["gpt-4o-mini"]
+
+[[endpoint]]
+name = "silent"
+kind = "anthropic"
+base_url = "{silent}"
+models = ["claude-sonnet-4-5"]
+timeout_seconds = 1
+
+[[endpoint]]
+name = "junk"
+kind = "openai"
+base_url = "{junk}"
 models = ["gpt-4o-mini"]
 "#
     );
@@ -377,7 +424,17 @@ fn replays_on(s: &Srv, project: &str) {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["mock-openai", "mock-anthropic", "nowhere", "echo"]);
+    assert_eq!(
+        names,
+        [
+            "mock-openai",
+            "mock-anthropic",
+            "nowhere",
+            "echo",
+            "silent",
+            "junk"
+        ]
+    );
     assert_eq!(eps["endpoints"][1]["kind"], "anthropic");
     assert_eq!(
         eps["endpoints"][0]["models"],
@@ -663,9 +720,41 @@ fn replays_on(s: &Srv, project: &str) {
     answers.push_str(&text);
     assert_eq!(t["spans"][0]["error_type"], "http_401");
 
+    // A provider that does not answer in time, and one whose answer is not the API's.
+    let mut slow = with("endpoint", json!("silent"));
+    slow["model"] = json!("claude-sonnet-4-5");
+    let (code, err, text) = s.call("POST", &format!("/api/v1/replay{q}"), &[], Some(&slow));
+    assert_eq!(code, 502, "{text}");
+    let msg = err["error"].as_str().unwrap();
+    assert!(msg.contains("did not answer within 1 s"), "{msg}");
+    let stored = msg.rsplit("trace ").next().unwrap().trim();
+    let (_, t, _) = s.call("GET", &format!("/api/v1/traces/{stored}{q}"), &[], None);
+    assert_eq!(t["spans"][0]["error_type"], "timeout");
+    let (code, err, text) = s.call(
+        "POST",
+        &format!("/api/v1/replay{q}"),
+        &[],
+        Some(&with("endpoint", json!("junk"))),
+    );
+    assert_eq!(code, 502, "{text}");
+    let msg = err["error"].as_str().unwrap();
+    assert!(
+        msg.contains("cannot be read") && msg.contains("gateway page"),
+        "{msg}"
+    );
+
+    // A request over 1 MiB is refused on its length, before its body is read.
+    let mut conn = std::net::TcpStream::connect(s.bound.http).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/replay{q} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1100000\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut status = String::new();
+    BufReader::new(conn).read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+
     assert!(!answers.contains(KEY), "an answer holds the key");
-    // Unparseable answers: the mock's GET-only /v1/models is not a chat answer, and a 404
-    // route answers HTTP 404 — both covered by the unit tests' parsers; here the key check.
 }
 
 #[test]
