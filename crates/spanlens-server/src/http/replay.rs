@@ -297,7 +297,6 @@ fn random<const N: usize>() -> Result<[u8; N], ApiError> {
 }
 
 /// The replay as a canonical span: a new trace's root, linked to the original.
-#[allow(clippy::too_many_arguments)]
 fn replay_span(
     ids: (TraceId, SpanId),
     original: &Span,
