@@ -28,6 +28,7 @@ mod live;
 mod metrics;
 mod params;
 mod recovery;
+mod replay;
 mod scores;
 mod sessions;
 mod traces;
@@ -64,6 +65,10 @@ pub use metrics::{
 };
 pub use params::{Pairs, ParamError, TraceListQuery};
 pub use recovery::RecoveryAnswer;
+pub use replay::{
+    ReplayAnswer, ReplayDraft, ReplayEndpoint, ReplayEndpoints, ReplayFigures, ReplayMessage,
+    ReplayParameters, ReplayRequest,
+};
 pub use scores::{ScoreIds, ScoreList, ScoreTrends};
 pub use sessions::{SessionAnswer, SessionPage};
 pub use traces::{SearchHit, TraceDetail, TracePage, TraceRow, TreeAnswer, TreeNode, TreeSummary};

@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// see the README); their scores are stored with the spans.
     #[arg(long, value_name = "FILE")]
     evaluators: Option<PathBuf>,
+    /// Endpoints LLM spans may be replayed on from the UI and API (TOML: `[[endpoint]]` tables
+    /// of kind openai or anthropic, their keys read from the environment; see the README).
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
     /// Send what the server ingests on to other backends (TOML: `[[destination]]` tables of
     /// kind otlp, langfuse or langsmith; see the README), through a durable queue per
     /// destination under the data directory.
@@ -138,6 +142,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         ),
         None => None,
     };
+    let replay = match &args.replay {
+        Some(path) => Some(
+            spanlens_server::replay::ReplayConfig::load(path)
+                .map_err(|e| crate::InputError(e.to_string()))?,
+        ),
+        None => None,
+    };
     let forward = match &args.forward {
         Some(path) => spanlens_server::forward::config::load(path)
             .map_err(|e| crate::InputError(e.to_string()))?,
@@ -195,6 +206,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<crate::Outcome> {
         },
         alerts,
         evaluators,
+        replay,
         limits,
         public_names: args.public_names,
         allowed_origins: args.allowed_origins,

@@ -15,6 +15,7 @@ pub mod listen;
 pub mod memory;
 pub mod quota;
 pub mod redaction;
+pub mod replay;
 pub mod retention;
 pub mod state;
 
@@ -58,6 +59,8 @@ pub struct ServerConfig {
     pub auth: auth::AuthMode,
     /// The forwarding file's destinations (projects may add their own through the API).
     pub forward: spanlens_api::ForwardConfig,
+    /// Where LLM spans may be replayed (`None`: replay is off).
+    pub replay: Option<replay::ReplayConfig>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             redaction: Default::default(),
             auth: auth::AuthMode::Off,
             forward: Default::default(),
+            replay: None,
         }
     }
 }
@@ -325,6 +329,9 @@ pub async fn serve(
         store.clone(),
         state.stopped(),
     ));
+    if let Some(rp) = config.replay.clone() {
+        state = state.with_replay(Arc::new(rp));
+    }
     if let Some(ev) = config.evaluators.clone().filter(|e| !e.is_empty()) {
         state = state.with_evaluators(Arc::new(ev));
     }

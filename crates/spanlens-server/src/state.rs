@@ -64,6 +64,8 @@ pub struct AppState {
     sweeper: Arc<tokio::sync::Notify>,
     /// The keys' and projects' quotas and meters.
     quotas: Arc<crate::quota::Quotas>,
+    /// Where LLM spans may be replayed (no endpoint: replay is off).
+    replay: Arc<crate::replay::ReplayConfig>,
 }
 
 /// The price catalog a server runs with: the built-in one, or one loaded at start (an override
@@ -128,6 +130,7 @@ impl AppState {
             auth: Arc::new(crate::auth::Auth::off()),
             sweeper: Arc::new(tokio::sync::Notify::new()),
             quotas: Arc::new(crate::quota::Quotas::default()),
+            replay: Arc::new(crate::replay::ReplayConfig::default()),
         }
     }
 
@@ -276,6 +279,17 @@ impl AppState {
         let evaluate = crate::evaluators::OnCommit::new(self.store.clone(), ev);
         self.commits = self.commits.with(Arc::new(evaluate));
         self
+    }
+
+    /// The same state replaying LLM spans on `config`'s endpoints.
+    pub fn with_replay(mut self, config: Arc<crate::replay::ReplayConfig>) -> AppState {
+        self.replay = config;
+        self
+    }
+
+    /// The replay endpoints (none when replay is off).
+    pub fn replay(&self) -> &Arc<crate::replay::ReplayConfig> {
+        &self.replay
     }
 
     /// What follows each commit.

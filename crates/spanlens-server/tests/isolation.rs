@@ -20,6 +20,9 @@ const ROUTER: &str = include_str!("../src/http/mod.rs");
 const B: &str = "bproj";
 const B_TRACE: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
 const B_SPAN: &str = "b1b1b1b1b1b1b1b1";
+/// A model call of B's trace that only B ever sends (A's key sends B's trace to its own project
+/// on the ingest routes): what A tries to replay.
+const B_ONLY_SPAN: &str = "b2b2b2b2b2b2b2b2";
 const B_USER: &str = "user-of-b";
 const B_SESSION: &str = "session-of-b";
 /// Text only B's data holds: none of it may appear in an answer to A.
@@ -82,6 +85,7 @@ fn body_for(method: &str, path: &str) -> Vec<u8> {
         ("PUT", p) if p.ends_with("/quota") => json!({"spans_per_second": 1}).to_string().into_bytes(),
         ("PUT", p) if p.ends_with("/forwarding") => json!({"destinations": [{"name": "leak", "kind": "otlp", "endpoint": "http://127.0.0.1:9"}]}).to_string().into_bytes(),
         ("POST", "/api/v1/views") | ("PUT", "/api/v1/views/{view_id}") => json!({"name": "taken over", "query": "status=error"}).to_string().into_bytes(),
+        ("POST", "/api/v1/replay") => json!({"trace_id": B_TRACE, "span_id": B_ONLY_SPAN, "endpoint": "iso", "model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string().into_bytes(),
         ("POST", "/api/v1/session") => json!({"name": "bob-of-b", "password": "wrong passphrase"}).to_string().into_bytes(),
         _ => Vec::new(),
     }
@@ -161,9 +165,28 @@ fn seed() -> Seeded {
     };
     let server = Server::start_configured(dir, Vec::new(), |c| {
         c.auth = spanlens_server::auth::AuthMode::Required;
+        // A replay endpoint, so a replay of B's span gets as far as looking the span up (it
+        // must not find it); it is never reached.
+        c.replay = Some(
+            spanlens_server::replay::ReplayConfig::from_toml(
+                "[[endpoint]]\nname = \"iso\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"m\"]",
+            )
+            .unwrap(),
+        );
     });
     let b = format!("Bearer {b_key}");
     let (status, _, _) = server.post("/v1/traces", &[JSON, ("authorization", &b)], &b_trace(B));
+    assert_eq!(status, 200);
+    let only_b = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": B_TRACE, "spanId": B_ONLY_SPAN, "parentSpanId": B_SPAN, "name": "chat",
+         "startTimeUnixNano": "1700000000500000000", "endTimeUnixNano": "1700000001000000000",
+         "attributes": [kv("input.value", "SECRET-OF-B"), kv("gen_ai.request.model", "model-of-b"),
+            kv("gen_ai.operation.name", "chat")]}]}]}]});
+    let (status, _, _) = server.post(
+        "/v1/traces",
+        &[JSON, ("authorization", &b)],
+        only_b.to_string().as_bytes(),
+    );
     assert_eq!(status, 200);
     let score = json!({"trace_id": B_TRACE, "name": "q", "data_type": "numeric", "value": 1, "comment": "B-SCORE-COMMENT"});
     let (status, _) = server.json("POST", "/api/v1/scores", &[("authorization", &b)], &score);

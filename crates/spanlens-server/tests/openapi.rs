@@ -158,6 +158,15 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
         .to_string();
     let (_, tree) = s.get(&format!("/api/v1/traces/{trace}/tree"));
     let span = tree["spans"][1]["span_id"].as_str().unwrap().to_string();
+    let llm_span = tree["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "llm")
+        .expect("the demo trace has a model call")["span_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let session = items
         .iter()
         .find_map(|t| t["session_id"].as_str())
@@ -337,6 +346,16 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             "/api/v1/projects/{project}/redaction",
             "/api/v1/projects/default/redaction".into(),
             through::<api::RedactionAnswer>,
+        ),
+        (
+            "/api/v1/replay/endpoints",
+            "/api/v1/replay/endpoints".into(),
+            through::<api::ReplayEndpoints>,
+        ),
+        (
+            "/api/v1/traces/{trace_id}/spans/{span_id}/replay",
+            format!("/api/v1/traces/{trace}/spans/{llm_span}/replay"),
+            through::<api::ReplayDraft>,
         ),
     ];
     let mut problems = Vec::new();

@@ -3432,3 +3432,294 @@ async fn full_text_search_marks_the_words_in_the_list_and_the_span_panel() {
     c.close().await.unwrap();
     drop(server);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Replay (issue #19 item 7): an LLM span's call edited and sent again from its panel, against
+// the repository's Python mock LLM; the result beside the original.
+
+/// The trace holding the LLM span replayed.
+const REPLAY_TRACE: &str = "7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e01";
+const REPLAY_SPAN: &str = "00000000000000e1";
+/// The fake key the endpoint is configured with: the page must never see it.
+const UI_REPLAY_KEY: &str = "sk-UI-REPLAY-FAKE-KEY-41d2";
+/// The span's user message: markup, which must stay characters in the editor.
+const REPLAY_USER: &str = "<img src=x onerror=\"window.__xss=1\"> What is the capital of France?";
+
+/// Starts tests/e2e/mock_llm.py once; its base URL. It stops when this process exits (its
+/// standard input closes).
+fn replay_mock_url() -> String {
+    static MOCK: std::sync::OnceLock<(u16, std::sync::Mutex<(Child, std::process::ChildStdin)>)> =
+        std::sync::OnceLock::new();
+    let (port, _) = MOCK.get_or_init(|| {
+        use std::io::BufRead;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e");
+        let start = "import sys\nsys.path.insert(0, sys.argv[1])\nimport mock_llm\nm = mock_llm.MockLLM().start()\nprint(m.port, flush=True)\nsys.stdin.read()\n";
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(start)
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("the replay test needs python3 for {dir}/mock_llm.py: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the mock LLM did not start: {line:?}"));
+        let stdin = child.stdin.take().unwrap();
+        (port, std::sync::Mutex::new((child, stdin)))
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A trace of one LLM call (gpt-4o-mini, a system and a user message, temperature 0.7),
+/// priced like ingest prices it.
+fn replay_trace(now: u64) -> Vec<Span> {
+    let start = now - 120_000_000_000;
+    let mut params = spanlens_core::Attributes::new();
+    params.insert("temperature".into(), json!(0.7));
+    let msg = |role: &str, content: &str| spanlens_core::Message {
+        role: Some(role.into()),
+        content: Some(content.into()),
+        ..Default::default()
+    };
+    let mut s = Span {
+        trace_id: TraceId::from_hex(REPLAY_TRACE).unwrap(),
+        span_id: SpanId::from_hex(REPLAY_SPAN).unwrap(),
+        name: "chat gpt-4o-mini".into(),
+        kind: SpanKind::Llm,
+        start_time: Timestamp(start),
+        end_time: Some(Timestamp(start + 1_250_000_000)),
+        status: Status::Ok,
+        provider: Some("openai".into()),
+        request_model: Some("gpt-4o-mini".into()),
+        response_model: Some("gpt-4o-mini-2024-07-18".into()),
+        model_parameters: params,
+        usage: Some(spanlens_core::Usage {
+            input_tokens: 1000,
+            output_tokens: 50,
+            total_tokens: 1050,
+            ..Default::default()
+        }),
+        input_messages: vec![
+            msg("system", "You answer in one sentence."),
+            msg("user", REPLAY_USER),
+        ],
+        output_messages: vec![msg("assistant", "Paris is the capital of France.")],
+        ..Span::default()
+    };
+    spanlens_core::price_span(&mut s, spanlens_core::PriceCatalog::builtin());
+    vec![s]
+}
+
+/// A server on demo data plus the replay trace; with `replay`, one OpenAI-compatible endpoint
+/// on the mock, its key from a fake variable.
+async fn replay_server(replay: bool) -> Server {
+    let mock = replay_mock_url();
+    tokio::task::spawn_blocking(move || {
+        Server::start_with(600, move |store, config| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64;
+            write_by_trace(&**store, replay_trace(now));
+            if replay {
+                let file = format!(
+                    "[[endpoint]]\nname = \"mock-openai\"\nkind = \"openai\"\nbase_url = \"{mock}/v1\"\napi_key_env = \"UI_REPLAY_KEY\"\nmodels = [\"gpt-4o\", \"gpt-4o-mini\"]\n"
+                );
+                config.replay = Some(
+                    spanlens_server::replay::ReplayConfig::from_toml_with(&file, &|v| {
+                        (v == "UI_REPLAY_KEY").then(|| UI_REPLAY_KEY.to_string())
+                    })
+                    .unwrap(),
+                );
+            }
+        })
+    })
+    .await
+    .unwrap()
+}
+
+/// Opens the replay span's panel and its Replay editor (or what stands in its place).
+async fn open_replay(c: &Client, server: &Server) {
+    c.goto(&server.url(&format!("/traces/{REPLAY_TRACE}")))
+        .await
+        .unwrap();
+    let row = format!(".wf-row[data-span-id='{REPLAY_SPAN}'] .sname");
+    until(
+        c,
+        &format!("document.querySelector(\"{row}\")"),
+        "the LLM span's row",
+    )
+    .await;
+    click(c, &row).await;
+    until(
+        c,
+        "document.querySelector('.panel .replay-open')",
+        "the Replay button",
+    )
+    .await;
+    click(c, ".panel .replay-open").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_span_is_replayed_from_its_panel_and_shown_beside_the_original() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = replay_server(true).await;
+    let c = browser(&driver, &chromium).await;
+    open_replay(&c, &server).await;
+    until(
+        &c,
+        "document.querySelectorAll('.panel .replay-msg').length === 2",
+        "the editor's messages",
+    )
+    .await;
+    // The span's messages, as text; the endpoint offering its model; its temperature.
+    let values = c
+        .execute(
+            "return [...document.querySelectorAll('.panel .replay-msg')].map(r => [r.querySelector('.replay-role').value, r.querySelector('.replay-content').value])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        values,
+        json!([
+            ["system", "You answer in one sentence."],
+            ["user", REPLAY_USER]
+        ])
+    );
+    let picked = c
+        .execute(
+            "return [document.querySelector('.panel .replay-endpoint').value, document.querySelector('.panel .replay-model').value, document.querySelector('.panel .replay-temperature').value]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(picked, json!(["mock-openai", "gpt-4o-mini", "0.7"]));
+
+    // A provider failure says what failed (the mock fails a message holding FAIL_500).
+    let text = c
+        .find(Locator::Css(
+            ".panel .replay-msg:nth-child(2) .replay-content",
+        ))
+        .await
+        .unwrap();
+    text.clear().await.unwrap();
+    text.send_keys("please FAIL_500").await.unwrap();
+    click(&c, ".panel .replay-send").await;
+    let failed = until(
+        &c,
+        "document.querySelector('.panel .replay-error')?.textContent",
+        "the replay's error",
+    )
+    .await;
+    assert!(failed.as_str().unwrap().contains("HTTP 500"), "{failed}");
+
+    // Edit the user message and the temperature, send.
+    let text = c
+        .find(Locator::Css(
+            ".panel .replay-msg:nth-child(2) .replay-content",
+        ))
+        .await
+        .unwrap();
+    text.clear().await.unwrap();
+    text.send_keys("And of Italy?").await.unwrap();
+    let temp = c
+        .find(Locator::Css(".panel .replay-temperature"))
+        .await
+        .unwrap();
+    temp.clear().await.unwrap();
+    temp.send_keys("0.2").await.unwrap();
+    click(&c, ".panel .replay-send").await;
+    until(
+        &c,
+        "document.querySelector('.panel .replay-result')",
+        "the replay's result",
+    )
+    .await;
+    assert_eq!(
+        text_of(&c, ".panel .replay-outputs .replay-new").await,
+        "Mock answer to: And of Italy?"
+    );
+    assert_eq!(
+        text_of(&c, ".panel .replay-outputs .replay-orig").await,
+        "Paris is the capital of France."
+    );
+    // Beside the original: tokens, cost and latency as the stored replay has them.
+    let new_trace = attr_of(&c, ".panel .replay-result", "data-trace-id").await;
+    let stored = api(&c, &format!("/api/v1/traces/{new_trace}?analysis=false")).await;
+    let span = &stored["spans"][0];
+    assert_eq!(span["attributes"]["spanlens.replay.of_span"], REPLAY_SPAN);
+    assert_eq!(span["input_messages"][1]["content"], "And of Italy?");
+    assert_eq!(span["model_parameters"]["temperature"], 0.2);
+    let digits = |s: String| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    assert_eq!(
+        digits(text_of(&c, ".panel .replay-input-tokens .replay-new").await),
+        "2006"
+    );
+    assert_eq!(
+        digits(text_of(&c, ".panel .replay-input-tokens .replay-orig").await),
+        "1000"
+    );
+    let cost = dollars(&text_of(&c, ".panel .replay-cost .replay-new").await);
+    assert!(
+        close(cost, span["cost"]["total_usd"].as_f64().unwrap()),
+        "{cost} vs {span}"
+    );
+    assert!(dollars(&text_of(&c, ".panel .replay-cost .replay-orig").await) > 0.0);
+    assert_eq!(
+        text_of(&c, ".panel .replay-latency .replay-orig").await,
+        "1.25 s"
+    );
+    assert_ne!(text_of(&c, ".panel .replay-latency .replay-new").await, "–");
+    assert_eq!(
+        attr_of(&c, ".panel .replay-link a", "href").await,
+        format!("/traces/{new_trace}")
+    );
+    screenshot(&c, "replay").await;
+
+    // The key never reached the page; no markup ran.
+    let page = c.source().await.unwrap();
+    assert!(!page.contains(UI_REPLAY_KEY));
+    let endpoints = api(&c, "/api/v1/replay/endpoints").await;
+    assert!(!endpoints.to_string().contains(UI_REPLAY_KEY));
+    let xss = c.execute("return window.__xss || 0", vec![]).await.unwrap();
+    assert_eq!(xss, json!(0), "no markup ran");
+
+    // The link opens the replay's trace.
+    click(&c, ".panel .replay-link a").await;
+    until(
+        &c,
+        &format!("location.pathname === '/traces/{new_trace}' && [...document.querySelectorAll('.wf-row .sname')].some(e => e.textContent.includes('replay gpt-4o-mini'))"),
+        "the replay's trace page",
+    )
+    .await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_says_so_when_the_server_has_no_endpoint() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = replay_server(false).await;
+    let c = browser(&driver, &chromium).await;
+    open_replay(&c, &server).await;
+    let said = until(
+        &c,
+        "document.querySelector('.panel .replay-off')?.textContent",
+        "the not-configured message",
+    )
+    .await;
+    assert!(
+        said.as_str().unwrap().contains("Replay is not configured")
+            && said.as_str().unwrap().contains("--replay"),
+        "{said}"
+    );
+    c.close().await.unwrap();
+}

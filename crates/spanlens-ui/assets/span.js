@@ -5,6 +5,7 @@ import { h, mount, notice, idChip, classToken, markWords, searchWords } from "./
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { shown } from "./scores.js";
+import { replaySection } from "./replay.js";
 
 const cache = new Map();
 let current = 0;
@@ -128,6 +129,7 @@ function body(s, trace, catalog) {
       ["User", s.user_id], ["Session", s.session_id], ["Tags", s.tags?.length ? s.tags.join(", ") : null],
       ["Trace", idChip(s.trace_id)],
     ])),
+    s.kind === "llm" ? replaySection(s) : null,
     usage(s), cost(s, catalog), latency(s), retries(s), rateLimits(s), tool(s), messages(s), prompt(s),
     s.tool_definitions ? section("Tools offered", payload(s.tool_definitions)) : null,
     s.kind !== "tool" && s.input ? section("Input", payload(s.input)) : null,

@@ -59,6 +59,7 @@ const ASSETS: &[Asset] = &[
     asset!("login.js", JS),
     asset!("admin.js", JS),
     asset!("graph.js", JS),
+    asset!("replay.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 

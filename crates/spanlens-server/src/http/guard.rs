@@ -22,6 +22,8 @@ pub(crate) fn needed(method: &Method, path: &str) -> Option<Scope> {
     Some(match api {
         "openapi.json" | "session" => return None,
         "scores" if *method == Method::POST => Scope::Ingest,
+        // A replay calls a paid model and stores a trace: a member's, like sending spans.
+        "replay" if *method == Method::POST => Scope::Ingest,
         // Saved views are the team's working state, not settings: members save them.
         _ if (api == "views" || api.starts_with("views/")) && !reading => Scope::Ingest,
         // Keys, people, settings and the audit log are an admin's.
@@ -235,6 +237,8 @@ mod tests {
             (&get, "/api/v1/projects/p/redaction", Some(Scope::Admin)),
             (&Method::DELETE, "/api/v1/traces/abc", Some(Scope::Admin)),
             (&get, "/api/v1/openapi.json", None),
+            (&post, "/api/v1/replay", Some(Scope::Ingest)),
+            (&get, "/api/v1/replay/endpoints", Some(Scope::Read)),
             (&post, "/api/v1/session", None),
             (&get, "/api/v1/accounts", Some(Scope::Admin)),
             (&get, "/api/v1/audit", Some(Scope::Admin)),

@@ -14,6 +14,7 @@ mod meta;
 mod metrics;
 mod params;
 mod recovery;
+mod replay;
 mod rows;
 mod scores;
 mod session;
@@ -124,6 +125,12 @@ pub fn router(state: AppState) -> Router {
             get(scores::list_scores).post(scores::create_scores),
         )
         .route("/api/v1/scores/trends", get(scores::score_trends))
+        .route("/api/v1/replay/endpoints", get(replay::endpoints))
+        .route(
+            "/api/v1/traces/{trace_id}/spans/{span_id}/replay",
+            get(replay::draft),
+        )
+        .route("/api/v1/replay", post(replay::replay))
         .route("/api/v1/openapi.json", get(meta::openapi))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
