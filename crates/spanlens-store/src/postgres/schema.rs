@@ -305,6 +305,15 @@ ALTER TABLE traces ADD COLUMN IF NOT EXISTS payloads_cleared BOOLEAN NOT NULL DE
             ),
         ],
     },
+    Migration {
+        version: 6,
+        description: "who gave a score (a reviewer in a review queue)",
+        // A nullable column without a default changes the catalog only.
+        tables: r#"
+ALTER TABLE scores ADD COLUMN IF NOT EXISTS author TEXT;
+"#,
+        indexes: &[],
+    },
 ];
 
 /// Newest schema version this build writes.
