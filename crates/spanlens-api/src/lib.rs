@@ -27,6 +27,7 @@ mod insight;
 mod live;
 mod metrics;
 mod params;
+mod queues;
 mod recovery;
 mod scores;
 mod sessions;
@@ -63,6 +64,11 @@ pub use metrics::{
     MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
 };
 pub use params::{Pairs, ParamError, TraceListQuery};
+pub use queues::{
+    ItemState, NextItem, QueueDetail, QueueInput, QueueItem, QueueList, QueueProgress, QueueSource,
+    QueueSummary, ReviewAnswer, ReviewInput, ReviewQueue, ReviewScore, ReviewerCount,
+    ScoreDefinition,
+};
 pub use recovery::RecoveryAnswer;
 pub use scores::{ScoreIds, ScoreList, ScoreTrends};
 pub use sessions::{SessionAnswer, SessionPage};
