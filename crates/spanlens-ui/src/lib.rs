@@ -59,6 +59,7 @@ const ASSETS: &[Asset] = &[
     asset!("login.js", JS),
     asset!("admin.js", JS),
     asset!("graph.js", JS),
+    asset!("queues.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -78,6 +79,8 @@ pub const PAGES: &[&str] = &[
     "/login",
     "/admin",
     "/graph",
+    "/queues",
+    "/queues/{queue_id}",
 ];
 
 /// The router serving the UI pages and `/assets/...`; merge it into the API router.
