@@ -534,3 +534,59 @@ fn a_queue_of_failed_span_scores_scores_the_spans_and_refreshes() {
         "{refreshed}"
     );
 }
+
+/// A project whose name is as long as a project name may be (128 bytes) keeps queues, items
+/// and claims like any other: its keys stay under the store's key limit.
+#[test]
+fn a_project_with_the_longest_name_has_queues() {
+    let s = Server::start();
+    let project = "p".repeat(128);
+    let (code, body, _) = s.post(
+        "/v1/traces",
+        &[JSON, ("x-project-name", &project)],
+        otlp(2, now_ns() - 60_000 * MS).to_string().as_bytes(),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let q = format!("?project={project}");
+    for _ in 0..200 {
+        if s.get(&format!("/api/v1/traces{q}")).1["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 2
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let input = json!({"name": "long", "source": {"kind": "filter", "query": ""},
+                       "scores": [{"name": "ok", "data_type": "boolean"}]});
+    let (code, made) = s.json("POST", &format!("/api/v1/queues{q}"), &[], &input);
+    assert_eq!(code, 201, "{made}");
+    assert_eq!(made["progress"]["total"], 2);
+    let id = made["queue"]["id"].as_str().unwrap();
+    let (code, next) = s.json(
+        "POST",
+        &format!("/api/v1/queues/{id}/next{q}"),
+        &[],
+        &json!({}),
+    );
+    assert_eq!(code, 200, "{next}");
+    let index = &next["item"]["index"];
+    let (code, done) = s.json(
+        "POST",
+        &format!("/api/v1/queues/{id}/items/{index}{q}"),
+        &[],
+        &json!({"scores": [{"name": "ok", "value": 1}]}),
+    );
+    assert_eq!(code, 200, "{done}");
+    assert_eq!(
+        s.get(&format!("/api/v1/queues{q}")).1["queues"][0]["progress"]["done"],
+        1
+    );
+    // A project whose name starts the same sees none of it.
+    let shorter = format!("?project={}", "p".repeat(127));
+    assert_eq!(
+        s.get(&format!("/api/v1/queues{shorter}")).1["queues"],
+        json!([])
+    );
+}

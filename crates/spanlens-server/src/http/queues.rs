@@ -80,8 +80,20 @@ impl ItemResult {
     }
 }
 
+/// The project as it appears in the queues' state keys: its hex (readable, and no project's
+/// prefix matches another's since a colon follows) while short enough that every key stays
+/// under the store's key limit; a longer name (up to 128 bytes) as `h` and 32 hex digits of its
+/// SHA-256, which no hex form starts with.
 fn hex_project(project: &str) -> String {
-    hex::encode(project)
+    if project.len() <= 32 {
+        hex::encode(project)
+    } else {
+        use sha2::Digest;
+        format!(
+            "h{}",
+            &hex::encode(sha2::Sha256::digest(project.as_bytes()))[..32]
+        )
+    }
 }
 
 /// The shared-state key prefix of `project`'s queues.
