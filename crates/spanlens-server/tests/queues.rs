@@ -590,3 +590,72 @@ fn a_project_with_the_longest_name_has_queues() {
         json!([])
     );
 }
+
+/// Moving through a queue: next after an item, previous before it (around the ends), the item
+/// left handed back; a bad direction or position is refused.
+#[test]
+fn a_reviewer_moves_forward_and_back() {
+    let s = Server::start();
+    let (code, _, _) = s.post(
+        "/v1/traces",
+        &[JSON],
+        otlp(3, now_ns() - 60_000 * MS).to_string().as_bytes(),
+    );
+    assert_eq!(code, 200);
+    for _ in 0..200 {
+        if s.get("/api/v1/traces").1["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 3
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let input = json!({"name": "all", "source": {"kind": "filter", "query": "sort=name&order=asc"},
+                       "scores": [{"name": "ok", "data_type": "boolean"}]});
+    let (code, made) = s.json("POST", "/api/v1/queues", &[], &input);
+    assert_eq!(code, 201, "{made}");
+    let id = made["queue"]["id"].as_str().unwrap();
+    let (_, detail) = s.get(&format!("/api/v1/queues/{id}"));
+    let labels: Vec<&str> = detail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["job-0", "job-1", "job-2"], "the filter's sort");
+    let go = |query: &str| {
+        let (code, n) = s.json(
+            "POST",
+            &format!("/api/v1/queues/{id}/next{query}"),
+            &[],
+            &json!({}),
+        );
+        assert_eq!(code, 200, "{query}: {n}");
+        n["item"]["index"].as_u64().unwrap()
+    };
+    assert_eq!(go(""), 0);
+    assert_eq!(go("?from=0"), 1);
+    assert_eq!(go("?from=1&dir=next"), 2);
+    assert_eq!(go("?from=2"), 0, "around the end");
+    assert_eq!(go("?from=0&dir=prev"), 2, "around the start");
+    assert_eq!(go("?from=2&dir=prev"), 1);
+    for (query, want) in [
+        ("?dir=sideways", "use next or prev"),
+        ("?from=3", "the queue has 3 items"),
+        ("?from=x", "from"),
+    ] {
+        let (code, answer) = s.json(
+            "POST",
+            &format!("/api/v1/queues/{id}/next{query}"),
+            &[],
+            &json!({}),
+        );
+        assert_eq!(code, 400, "{query}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(want),
+            "{query}: {answer}"
+        );
+    }
+}
