@@ -72,7 +72,7 @@ pub use queues::{
 pub use recovery::RecoveryAnswer;
 pub use scores::{ScoreIds, ScoreList, ScoreTrends};
 pub use sessions::{SessionAnswer, SessionPage};
-pub use traces::{TraceDetail, TracePage, TraceRow, TreeAnswer, TreeNode, TreeSummary};
+pub use traces::{SearchHit, TraceDetail, TracePage, TraceRow, TreeAnswer, TreeNode, TreeSummary};
 pub use views::{SavedView, ViewInput, ViewList, VIEW_COLUMNS};
 
 pub use spanlens_store::{

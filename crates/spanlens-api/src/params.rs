@@ -117,9 +117,10 @@ pub struct TraceListQuery {
     pub score_max: Option<f64>,
     /// … with this label.
     pub score_label: Option<String>,
-    /// Text search over names and ids (also read as `q`).
+    /// Substring of the trace id, names, user, session, service or tags.
     pub text: Option<String>,
-    /// Words one span holds all of in its input, output or messages.
+    /// Full-text search (`q`, also read as `content`): words one span holds all of in its
+    /// name, input, output or messages (whole words, any case).
     pub content: Option<String>,
     /// Sort column: `start_time`, `duration`, `cost`, `tokens`, `span_count`, `name`, `status`
     /// or `user`.
@@ -156,8 +157,8 @@ impl TraceListQuery {
             score_min: p.number("score_min")?,
             score_max: p.number("score_max")?,
             score_label: p.string(&["score_label"]),
-            text: p.string(&["q", "text"]),
-            content: p.string(&["content"]),
+            text: p.string(&["text"]),
+            content: p.string(&["q", "content"]),
             sort: p.string(&["sort"]),
             order: p.string(&["order"]),
             limit: p.number("limit")?,
@@ -185,8 +186,8 @@ impl TraceListQuery {
         text("session", &self.session);
         text("score_name", &self.score_name);
         text("score_label", &self.score_label);
-        text("q", &self.text);
-        text("content", &self.content);
+        text("text", &self.text);
+        text("q", &self.content);
         text("sort", &self.sort);
         text("order", &self.order);
         text("cursor", &self.cursor);

@@ -48,6 +48,22 @@ pub struct TraceRow {
     pub root_span_id: Option<SpanId>,
     /// Service that produced the root span.
     pub service: Option<String>,
+    /// With a full-text search (`q`): the first span holding the words, and a snippet of its
+    /// text with the words marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit: Option<SearchHit>,
+}
+
+/// Where a trace of a full-text search holds the words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The span.
+    pub span_id: SpanId,
+    /// Its name.
+    pub span_name: String,
+    /// A piece of its name and content around the first word found (on one line), with the
+    /// byte ranges of the query's words in it.
+    pub snippet: spanlens_core::content::Snippet,
 }
 
 impl From<&TraceSummary> for TraceRow {
@@ -73,6 +89,7 @@ impl From<&TraceSummary> for TraceRow {
             tags: t.tags.clone(),
             root_span_id: t.root_span_id,
             service: t.service.clone(),
+            hit: None,
         }
     }
 }

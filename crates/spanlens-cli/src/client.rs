@@ -85,6 +85,10 @@ pub struct TracesArgs {
     /// Only traces with this root name.
     #[arg(long)]
     name: Option<String>,
+    /// Full-text search: traces with a span holding every one of these words in its name,
+    /// input, output or messages (whole words, any case); each is shown with the words found.
+    #[arg(long, value_name = "WORDS")]
+    search: Option<String>,
     /// Sort by start_time, duration, cost, tokens, span_count, name, status or user.
     #[arg(long)]
     sort: Option<String>,
@@ -452,6 +456,7 @@ pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
         status: args.status.or(base.status.clone()),
         session: args.session.or(base.session.clone()),
         name: args.name.or(base.name.clone()),
+        content: args.search.or(base.content.clone()),
         sort: args.sort.or(base.sort.clone()),
         order: args.order.or(base.order.clone()),
         cursor: args.cursor,
@@ -544,6 +549,35 @@ fn traces_table(items: &[TraceRow]) -> String {
             status,
             fit(it.user_id.as_deref().unwrap_or("-"), 12),
         );
+        if let Some(hit) = &it.hit {
+            let _ = writeln!(
+                out,
+                "          in {}: {}",
+                fit(&hit.span_name, 30),
+                marked(&hit.snippet)
+            );
+        }
+    }
+    out
+}
+
+/// A search snippet with its words in `[…]`, and `…` where text was cut.
+fn marked(s: &spanlens_core::content::Snippet) -> String {
+    let mut out = String::from(if s.cut_before { "…" } else { "" });
+    let mut at = 0;
+    for &(a, b) in &s.marks {
+        let (Some(before), Some(word)) = (s.text.get(at..a), s.text.get(a..b)) else {
+            break;
+        };
+        out.push_str(before);
+        out.push('[');
+        out.push_str(word);
+        out.push(']');
+        at = b;
+    }
+    out.push_str(s.text.get(at..).unwrap_or(""));
+    if s.cut_after {
+        out.push('…');
     }
     out
 }

@@ -1,5 +1,6 @@
-//! Content search: the words of what a span said and was told (its input and output payloads,
-//! its messages and the tool calls in them), and whether a query's words are among them.
+//! Full-text search: the words of a span's name and of what it said and was told (its input
+//! and output payloads, its messages and the tool calls in them), whether a query's words are
+//! among them, and where (for highlighting).
 //!
 //! Every store matches the same way, so a search answers alike on each: a *word* is a maximal
 //! run of ASCII letters and digits and of non-ASCII characters, compared in lower case (what
@@ -16,11 +17,17 @@ pub const MAX_CONTENT_BYTES: usize = 256 * 1024;
 /// Words a query may hold; more are an error, not a slow search.
 pub const MAX_QUERY_WORDS: usize = 16;
 
-/// The searchable text of `span`: the string values of its input and output, its messages'
-/// content and tool-call arguments, one per line, cut to [`MAX_CONTENT_BYTES`] on a character
-/// boundary and lowered.
+/// The searchable text of `span`: its name, the string values of its input and output, its
+/// messages' content and tool-call arguments, one per line, cut to [`MAX_CONTENT_BYTES`] on a
+/// character boundary and lowered.
 pub fn text(span: &Span) -> String {
+    raw_text(span).to_lowercase()
+}
+
+/// [`text`] as written, not lowered: what a snippet shows.
+pub fn raw_text(span: &Span) -> String {
     let mut out = String::new();
+    push(&mut out, Some(&span.name));
     for p in [&span.input, &span.output].into_iter().flatten() {
         payload_text(p, &mut out);
     }
@@ -31,7 +38,7 @@ pub fn text(span: &Span) -> String {
         }
     }
     out.truncate(crate::limits::floor_char_boundary(&out, MAX_CONTENT_BYTES));
-    out.to_lowercase()
+    out
 }
 
 fn payload_text(p: &Payload, out: &mut String) {
@@ -119,6 +126,81 @@ pub fn matches(text: &str, words: &[String]) -> bool {
     left.is_empty()
 }
 
+/// Distinct words a span's index entry keeps at most (a store indexing words one by one);
+/// a payload with more distinct words is found by its first ones.
+pub const MAX_INDEXED_WORDS: usize = 8_192;
+
+/// The distinct words of `text` (from [`text`]), in order of first appearance, at most
+/// [`MAX_INDEXED_WORDS`]: what a store that indexes words one by one keeps for a span.
+pub fn distinct_words(text: &str) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::new();
+    words_of(text)
+        .filter(|w| seen.insert(*w))
+        .take(MAX_INDEXED_WORDS)
+        .collect()
+}
+
+/// A piece of a span's text around the first word of a query found in it, with where each
+/// word of the query sits in that piece: what a result list shows, highlighted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snippet {
+    /// The piece, as written (on one line).
+    pub text: String,
+    /// Byte ranges `[start, end)` of `text` that are words of the query.
+    pub marks: Vec<(usize, usize)>,
+    /// Whether text was cut off before the piece.
+    pub cut_before: bool,
+    /// Whether text was cut off after the piece.
+    pub cut_after: bool,
+}
+
+/// The snippet of `raw` (from [`raw_text`]) for `words` (from [`query_words`]): about
+/// `width` bytes around the first word of the query found, `None` when none is.
+pub fn snippet(raw: &str, words: &[String], width: usize) -> Option<Snippet> {
+    let is_hit = |w: &str| words.iter().any(|q| w.to_lowercase() == *q);
+    let offset = |w: &str| w.as_ptr() as usize - raw.as_ptr() as usize;
+    let first = words_of(raw).find(|w| is_hit(w))?;
+    let at = offset(first);
+    let start = crate::limits::floor_char_boundary(raw, at.saturating_sub(width / 3));
+    let end = crate::limits::floor_char_boundary(raw, (start + width).max(at + first.len()));
+    // Start and end on word boundaries when the cut falls inside a word.
+    let piece = &raw[start..end];
+    let lead = if start > 0 {
+        piece.find(|c: char| !in_word(c)).map_or(0, |i| i + 1)
+    } else {
+        0
+    }
+    .min(at - start);
+    let tail = if end < raw.len() {
+        piece
+            .rfind(|c: char| !in_word(c))
+            .filter(|i| start + i >= at + first.len())
+            .unwrap_or(piece.len())
+    } else {
+        piece.len()
+    };
+    let piece = &piece[lead..tail];
+    let base = start + lead;
+    // Control characters become spaces, one byte for one, so word offsets stay valid.
+    let text: String = piece
+        .chars()
+        .map(|c| if c.is_ascii_control() { ' ' } else { c })
+        .collect();
+    let marks = words_of(piece)
+        .filter(|w| is_hit(w))
+        .map(|w| {
+            let from = w.as_ptr() as usize - piece.as_ptr() as usize;
+            (from, from + w.len())
+        })
+        .collect();
+    Some(Snippet {
+        text,
+        marks,
+        cut_before: base > 0,
+        cut_after: base + piece.len() < raw.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +244,11 @@ mod tests {
         };
         let t = text(&span);
         assert!(!t.contains("question"), "keys are not content: {t}");
+        let named = text(&Span {
+            name: "Refund-Lookup".into(),
+            ..span.clone()
+        });
+        assert!(matches(&named, &query_words("lookup refund").unwrap()));
         let q = |s: &str| matches(&t, &query_words(s).unwrap());
         assert!(q("refund"));
         assert!(q("Refund thirty"));
@@ -191,5 +278,35 @@ mod tests {
             }),
             &query_words("über CAFÉ").unwrap()
         ));
+    }
+
+    #[test]
+    fn a_snippet_marks_the_query_words_around_the_first_found() {
+        let raw = format!(
+            "{}The Refund policy:\nrefunds take thirty days. REFUND now.{}",
+            "lorem ipsum ".repeat(40),
+            " tail".repeat(40)
+        );
+        let words = query_words("refund days").unwrap();
+        let s = snippet(&raw, &words, 80).unwrap();
+        assert!(s.cut_before && s.cut_after, "{s:?}");
+        assert!(!s.text.contains('\n'));
+        let marked: Vec<&str> = s.marks.iter().map(|(a, b)| &s.text[*a..*b]).collect();
+        assert_eq!(marked, ["Refund", "days", "REFUND"], "{s:?}");
+        assert!(s.text.len() <= 80 + 6, "{}", s.text.len());
+        assert!(
+            !s.text.starts_with("orem"),
+            "starts on a word: {:?}",
+            s.text
+        );
+        assert_eq!(snippet(&raw, &query_words("absent").unwrap(), 80), None);
+        let short = snippet("Über café", &query_words("CAFÉ").unwrap(), 80).unwrap();
+        assert_eq!(short.marks, [(6, 11)]);
+        assert!(!short.cut_before && !short.cut_after);
+    }
+
+    #[test]
+    fn distinct_words_keep_first_appearance_order() {
+        assert_eq!(distinct_words("b a b c a"), ["b", "a", "c"]);
     }
 }

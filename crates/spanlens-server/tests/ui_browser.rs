@@ -3351,6 +3351,89 @@ async fn compare_page_aligns_two_runs_with_deltas_and_an_output_diff() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Full-text search (issue #19 item 3).
+
+/// The list's full-text box finds a trace by words of a span's input, shows the span and a
+/// snippet with the words marked (span text stays text: a tag in it is not markup), and the
+/// hit opens the trace at that span with the words marked in its panel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_text_search_marks_the_words_in_the_list_and_the_span_panel() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/")).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let trace = "5ea4c05ea4c05ea4c05ea4c05ea4c001";
+    let body = json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
+        {"traceId": trace, "spanId": "5ea4c00000000001", "name": "support run",
+         "startTimeUnixNano": now.to_string(), "endTimeUnixNano": (now + 2_000_000).to_string()},
+        {"traceId": trace, "spanId": "5ea4c00000000002", "parentSpanId": "5ea4c00000000001",
+         "name": "answer", "startTimeUnixNano": (now + 1_000).to_string(),
+         "endTimeUnixNano": (now + 1_000_000).to_string(),
+         "attributes": [{"key": "input.value", "value": {"stringValue":
+            "Please find the <img src=x> Zebracorn refund for order 42."}}]}
+    ]}]}]});
+    assert_eq!(post_otlp(&c, &body.to_string()).await, json!(200));
+    c.goto(&server.url("/")).await.unwrap();
+    until(&c, "document.querySelector('input[name=q]') && document.querySelector('table.traces tbody tr')", "the list").await;
+    c.execute(
+        "const q = document.querySelector('form.filters input[name=q]'); q.value = 'zebracorn REFUND'; \
+         q.form.requestSubmit();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "document.querySelector('.search-hit mark.hit')",
+        "a marked snippet",
+    )
+    .await;
+    assert_eq!(texts(&c, "table.traces tbody tr").await.len(), 1);
+    assert_eq!(
+        texts(&c, ".search-hit mark.hit").await,
+        ["Zebracorn", "refund"]
+    );
+    let hit = text_of(&c, ".search-hit").await;
+    assert!(
+        hit.starts_with("answer: ") && hit.contains("<img src=x>"),
+        "{hit}"
+    );
+    assert_eq!(
+        c.execute(
+            "return document.querySelectorAll('table.traces img').length",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(0),
+        "span text is not markup"
+    );
+    click(&c, ".search-hit a").await;
+    until(
+        &c,
+        "document.querySelector('.panel-body mark.hit')",
+        "the words marked in the span panel",
+    )
+    .await;
+    let marks = texts(&c, ".panel-body mark.hit").await;
+    assert!(
+        marks.iter().any(|m| m == "Zebracorn") && marks.iter().any(|m| m == "refund"),
+        "{marks:?}"
+    );
+    let q = c.execute("return location.search", vec![]).await.unwrap();
+    assert!(q.as_str().unwrap().contains("span=5ea4c00000000002"), "{q}");
+    c.close().await.unwrap();
+    drop(server);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Review queues (issue #19 item 5).
 
 /// The item index the review screen shows (`""` when none).

@@ -580,13 +580,12 @@ async fn queries(store: &dyn Store) {
         }),
     )
     .await;
-    // Content search: a word in every model call's prompt, and an order number (900,000 of them
-    // drawn at random, so a handful of calls at 10M spans, maybe none at 1M). On SQLite and
-    // PostgreSQL a page reads at most 2,000 traces, so a rare word's first page comes back
-    // short with a cursor; ClickHouse searches the whole project through its text index.
-    for words in ["tracking", "order 123456"] {
+    // Full-text search (`q`): a word in every model call's prompt, words of tool names, and an
+    // order number (900,000 of them drawn at random, so a handful of calls at 10M spans, maybe
+    // none at 1M). Each store answers from its own index (SQLite: FTS5).
+    for words in ["tracking", "send email", "order 123456"] {
         list(
-            &format!("content=\"{words}\""),
+            &format!("q=\"{words}\""),
             f(TraceFilter {
                 content: Some(words.into()),
                 ..Default::default()

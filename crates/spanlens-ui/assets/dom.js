@@ -134,3 +134,73 @@ export function navigate(href, replace = false) {
   else history.pushState(null, "", href);
   window.dispatchEvent(new Event("spanlens:navigate"));
 }
+
+/** Whether `c` (one UTF-16 unit) belongs to a search word: ASCII letters and digits, and every
+ * non-ASCII character, as the server splits words. */
+function inWord(c) {
+  return c > "\x7f" || /[A-Za-z0-9]/.test(c);
+}
+
+/** The distinct lowered words of a full-text query, as the server reads them. */
+export function searchWords(q) {
+  const out = [];
+  let w = "";
+  for (const c of `${q || ""} `) {
+    if (inWord(c)) w += c;
+    else if (w) {
+      if (!out.includes(w.toLowerCase())) out.push(w.toLowerCase());
+      w = "";
+    }
+  }
+  return out;
+}
+
+/** Wraps each whole-word occurrence of `words` in the text under `root` in a `<mark>`, by
+ * splitting text nodes (no markup is parsed). Returns how many were marked. */
+export function markWords(root, words) {
+  if (!root || !words.length) return 0;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  let count = 0;
+  for (const node of nodes) {
+    const text = node.nodeValue;
+    const hits = [];
+    let start = -1;
+    for (let i = 0; i <= text.length; i++) {
+      const wordChar = i < text.length && inWord(text[i]);
+      if (wordChar && start < 0) start = i;
+      else if (!wordChar && start >= 0) {
+        if (words.includes(text.slice(start, i).toLowerCase())) hits.push([start, i]);
+        start = -1;
+      }
+    }
+    if (!hits.length) continue;
+    const frag = document.createDocumentFragment();
+    let at = 0;
+    for (const [a, b] of hits) {
+      frag.append(document.createTextNode(text.slice(at, a)), h("mark", { class: "hit" }, text.slice(a, b)));
+      at = b;
+    }
+    frag.append(document.createTextNode(text.slice(at)));
+    node.replaceWith(frag);
+    count += hits.length;
+  }
+  return count;
+}
+
+/** A search snippet (`{text, marks, cut_before, cut_after}`, marks in UTF-8 byte offsets) as
+ * text with its words in `<mark>`s. */
+export function snippetView(s) {
+  const bytes = new TextEncoder().encode(s.text);
+  const dec = new TextDecoder();
+  const parts = [];
+  let at = 0;
+  for (const [a, b] of s.marks || []) {
+    if (a < at || b > bytes.length) break;
+    parts.push(dec.decode(bytes.slice(at, a)), h("mark", { class: "hit" }, dec.decode(bytes.slice(a, b))));
+    at = b;
+  }
+  parts.push(dec.decode(bytes.slice(at)));
+  return h("span", { class: "snippet" }, s.cut_before ? "…" : "", parts, s.cut_after ? "…" : "");
+}

@@ -1,7 +1,7 @@
 // The span panel: everything about one span, fetched on demand (the waterfall holds no payloads).
 
 import { get, models, priceFor, cacheSavings } from "./api.js";
-import { h, mount, notice, idChip, classToken } from "./dom.js";
+import { h, mount, notice, idChip, classToken, markWords, searchWords } from "./dom.js";
 import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { shown } from "./scores.js";
@@ -40,8 +40,13 @@ export async function renderSpanPanel(panel, trace, node, nav = {}) {
   }
   if (token !== current) return;
   panel.dataset.spanId = span.span_id;
-  mount(panel, head(node, trace, span), sameCall(span, nav), scoreSection(scores), body(span, trace, catalog));
+  const content = body(span, trace, catalog);
+  // Opened from a full-text search (`?q=`): its words are marked in the span's text.
+  const words = searchWords(new URLSearchParams(location.search).get("q"));
+  const marked = markWords(content, words);
+  mount(panel, head(node, trace, span), sameCall(span, nav), scoreSection(scores), content);
   panel.scrollTop = 0;
+  if (marked) panel.querySelector("mark.hit")?.scrollIntoView({ block: "center" });
 }
 
 function head(node, trace, span) {

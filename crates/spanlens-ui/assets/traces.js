@@ -3,7 +3,7 @@
 // filters, sort and columns) for the whole project, and `/?view=ID` opens one.
 
 import { get, send } from "./api.js";
-import { h, mount, notice, link, fitPlaceholders } from "./dom.js";
+import { h, mount, notice, link, fitPlaceholders, snippetView } from "./dom.js";
 import * as f from "./format.js";
 
 /** Relative time ranges offered by the picker, in ms. */
@@ -55,7 +55,7 @@ function viewHref(view) {
 /** Turns the page's query string into API parameters (a relative range becomes `from`). */
 export function apiParams(q) {
   const p = {};
-  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "score_name", "score_min", "q", "content", "sort", "order", "cursor", "from", "to"]) {
+  for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "score_name", "score_min", "text", "q", "content", "sort", "order", "cursor", "from", "to"]) {
     if (q.get(k)) p[k] = q.get(k);
   }
   const tags = (q.get("tag") || "").split(",").map((t) => t.trim()).filter(Boolean);
@@ -197,8 +197,8 @@ function filterForm(q, apply) {
   const status = h("select", { name: "status", title: "Status" },
     h("option", { value: "" }, "Any status"),
     STATUSES.map(([s, label]) => h("option", { value: s, selected: q.get("status") === s }, label)));
-  const text = h("input", { type: "search", name: "q", placeholder: "Search names, ids, users, tags…", value: q.get("q") || "", class: "grow" });
-  const content = h("input", { type: "search", name: "content", placeholder: "Words in inputs, outputs, messages…", value: q.get("content") || "", class: "grow", title: "Traces with a span holding every one of these words (whole words, any case)" });
+  const text = h("input", { type: "search", name: "text", placeholder: "Names, ids, users, tags contain…", value: q.get("text") || "", class: "grow", title: "Part of a trace id, a name, the user, session, service or a tag" });
+  const content = h("input", { type: "search", name: "q", placeholder: "Full-text search: names, inputs, outputs, messages…", value: q.get("q") || q.get("content") || "", class: "grow", title: "Traces with a span holding every one of these words (whole words, any case)" });
   const inputs = FIELDS.map(([key, label, type, ph]) =>
     h("label", { class: "field" }, h("span", null, label),
       h("input", { type, name: key, placeholder: ph, value: q.get(key) || "", step: type === "number" ? "any" : undefined, min: type === "number" ? "0" : undefined })));
@@ -229,8 +229,6 @@ function filterForm(q, apply) {
 }
 
 function table(q, page, act) {
-  // A content search on SQLite or PostgreSQL reads a bounded number of traces per page, so an
-  // empty page can still have a next one.
   if (!page.items.length && !page.next_cursor) {
     const filtered = [...q.keys()].some((k) => !["sort", "order", "cursor", "view", "cols"].includes(k));
     return notice("empty", filtered ? "No trace matches these filters" : "No traces yet",
@@ -246,7 +244,8 @@ function table(q, page, act) {
   const rows = page.items.map((t) => h("tr", { class: t.status === "error" ? "err" : recovered(t) ? "recovered" : "", dataset: { traceId: t.trace_id } },
     on("name") ? h("td", { class: "name" }, link(`/traces/${encodeURIComponent(t.trace_id)}`, t.name || "(unnamed)"),
       t.tags?.length ? h("span", { class: "tags" }, t.tags.map((x) => h("span", { class: "tag" }, x))) : null,
-      t.session_id ? h("div", { class: "sub" }, "session ", link(`/sessions/${encodeURIComponent(t.session_id)}`, t.session_id)) : null) : null,
+      t.session_id ? h("div", { class: "sub" }, "session ", link(`/sessions/${encodeURIComponent(t.session_id)}`, t.session_id)) : null,
+      t.hit ? h("div", { class: "sub search-hit" }, link(`/traces/${encodeURIComponent(t.trace_id)}?span=${encodeURIComponent(t.hit.span_id)}&q=${encodeURIComponent(q.get("q") || q.get("content") || "")}`, t.hit.span_name || "(unnamed)"), ": ", snippetView(t.hit.snippet)) : null) : null,
     on("start") ? h("td", { title: t.start_time }, on("name") ? null : link(`/traces/${encodeURIComponent(t.trace_id)}`, f.time(t.start_time)),
       on("name") ? f.time(t.start_time) : null, h("div", { class: "sub" }, f.ago(t.start_time))) : null,
     on("duration") ? h("td", { class: "num" }, f.ms(t.duration_ms)) : null,

@@ -20,9 +20,48 @@ pub(super) async fn list_traces(
 ) -> Result<Json<TracePage>, ApiError> {
     let query = list_query(&Params::parse(q)?)?;
     let page = st.store.list_traces(&query).await?;
+    let mut items: Vec<TraceRow> = page.items.iter().map(TraceRow::from).collect();
+    if let Some(words) = spanlens_store::domain::content::filter_words(&query.filter)? {
+        for row in &mut items {
+            row.hit = search_hit(&st, &query.project, row, &words).await?;
+        }
+    }
     Ok(Json(TracePage {
-        items: page.items.iter().map(TraceRow::from).collect(),
+        items,
         next_cursor: page.next_cursor,
+    }))
+}
+
+/// Traces wider than this get no snippet in a search's list: reading them would cost more than
+/// the page.
+const MAX_SPANS_FOR_HIT: u64 = 5_000;
+
+/// Bytes of text a snippet shows around the first word found.
+const SNIPPET_BYTES: usize = 160;
+
+/// The first span (in start order) of a listed trace holding every word, with its snippet.
+async fn search_hit(
+    st: &AppState,
+    project: &str,
+    row: &TraceRow,
+    words: &[String],
+) -> Result<Option<spanlens_api::SearchHit>, ApiError> {
+    if row.span_count > MAX_SPANS_FOR_HIT {
+        return Ok(None);
+    }
+    let Some(detail) = st.store.get_trace(project, row.trace_id).await? else {
+        return Ok(None);
+    };
+    Ok(detail.spans.iter().find_map(|s| {
+        let raw = spanlens_core::content::raw_text(s);
+        if !spanlens_core::content::matches(&raw.to_lowercase(), words) {
+            return None;
+        }
+        Some(spanlens_api::SearchHit {
+            span_id: s.span_id,
+            span_name: s.name.clone(),
+            snippet: spanlens_core::content::snippet(&raw, words, SNIPPET_BYTES)?,
+        })
     }))
 }
 

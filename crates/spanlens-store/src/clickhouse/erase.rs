@@ -9,7 +9,7 @@
 //!   rows: those hours are read from the spans until rebuilt.
 //! - Clearing payloads: the newest copy of each span is read, cleared and written again through
 //!   the writer, as a resend would be (a newer version wins in `FINAL` and `LIMIT 1 BY` reads,
-//!   the content column is recomputed empty), then the trace's summary version is recorded in
+//!   the content column is recomputed: the name only), then the trace's summary version is recorded in
 //!   `payload_cleared`; a trace whose summary moved past it (a span arrived) is cleared again.
 //!   A span arriving between the rewrite and the record may keep its payload until it is
 //!   written again.

@@ -1,5 +1,5 @@
-//! Content search: traces one of whose spans holds every word of a query in its input, output
-//! or messages, whole words, case-insensitive, on every store alike.
+//! Full-text search: traces one of whose spans holds every word of a query in its name, input,
+//! output or messages, whole words, case-insensitive, on every store alike.
 
 use super::build::*;
 use super::{fresh, StoreHarness};
@@ -11,12 +11,12 @@ use std::collections::BTreeSet;
 
 const TRACES: u64 = 30;
 
-/// Trace `i`: a root named `refund {i}` (a name is not content), an LLM span told `Where is
+/// Trace `i`: a root named `task {i}`, an LLM span told `Where is
 /// order {i}?` (`… about a refund` when `i % 3 == 0`) answering `Thirty days.` when
 /// `i % 5 == 0`, and for trace 7 a tool span whose JSON input holds `Café Über`. Trace 29
 /// holds `refund` and `thirty` in two different spans. Every fourth trace (from 1) failed.
 fn spans_of(i: u64) -> Vec<Span> {
-    let mut root = span(i, i * 10, None, &format!("refund {i}"), i * 1000, 500);
+    let mut root = span(i, i * 10, None, &format!("task {i}"), i * 1000, 500);
     if i % 4 == 1 {
         root.status = Status::Error;
     }
@@ -88,7 +88,7 @@ fn numbers(f: impl Fn(u64) -> bool) -> BTreeSet<u64> {
     (0..TRACES).filter(|i| f(*i)).collect()
 }
 
-/// Whole words, any case, all in one span; names are not content; pages, other filters and
+/// Whole words, any case, all in one span; names are searched too; pages, other filters and
 /// outcome counts agree; a query with no word or too many is refused.
 pub async fn content_search_finds_traces_by_the_words_one_span_holds(h: &dyn StoreHarness) {
     let (_db, store) = fresh(h).await;
@@ -122,9 +122,16 @@ pub async fn content_search_finds_traces_by_the_words_one_span_holds(h: &dyn Sto
         found(&*store, "user", 50).await.is_empty(),
         "a role is not content"
     );
+    assert_eq!(found(&*store, "lookup", 50).await, [7].into(), "a name");
+    assert_eq!(
+        found(&*store, "LOOKUP café", 50).await,
+        [7].into(),
+        "a name and content of one span"
+    );
+    assert_eq!(found(&*store, "task 12", 50).await, [12].into());
     assert!(
-        found(&*store, "lookup", 50).await.is_empty(),
-        "a name is not content"
+        found(&*store, "task lookup", 50).await.is_empty(),
+        "names of two spans"
     );
     assert!(
         !found(&*store, "refund thirty", 50).await.contains(&29),
@@ -185,12 +192,19 @@ pub async fn content_search_finds_traces_by_the_words_one_span_holds(h: &dyn Sto
     }
     assert_eq!(found_in(&*store, "q", "needle", 50).await, [99].into());
 
+    // A deleted trace is no longer found.
+    store
+        .delete_traces("p", &[spans_of(7)[0].trace_id])
+        .await
+        .unwrap();
+    assert!(found(&*store, "lookup", 50).await.is_empty());
+
     // Spaces only: no condition.
     let mut q = ListQuery::new("p");
     q.filter.content = Some("  ".into());
     q.limit = 100;
     assert_eq!(
         store.list_traces(&q).await.unwrap().items.len(),
-        TRACES as usize
+        TRACES as usize - 1
     );
 }

@@ -59,6 +59,8 @@ pub struct PreparedSpan {
     pub call: Option<Box<Call>>,
     /// What the recovery report reads of a retried span.
     pub retry: Option<Box<RetryFacts>>,
+    /// The words full-text search finds the span by (`spanlens_core::content::text`).
+    pub search_text: String,
 }
 
 /// A rate-limit snapshot ready to store: typed, encoded, and when it was taken.
@@ -254,6 +256,7 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
                 sample,
             })
         });
+    let search_text = spanlens_core::content::text(&span);
     let usage = span.usage.take().unwrap_or_default();
     let mut tags: Vec<String> = std::mem::take(&mut span.tags)
         .into_iter()
@@ -308,6 +311,7 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
         rate,
         call,
         retry,
+        search_text,
     }
 }
 

@@ -283,7 +283,11 @@ async fn clear_trace(
     .map_err(&e)?;
     // The update trigger marks the spans' hours; their rows do not change what they count.
     tx.execute(
-        "UPDATE spans SET chunk_id = $3, body = NULL, body_codec = NULL \
+        // Full-text search keeps finding the spans by their names (split on ASCII
+        // punctuation as `spanlens_core::content` splits).
+        "UPDATE spans SET chunk_id = $3, body = NULL, body_codec = NULL, \
+         words = ARRAY(SELECT DISTINCT w FROM unnest(regexp_split_to_array(lower(name), \
+         '[\\x01-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]+')) AS w WHERE w <> '') \
          WHERE project_id = $1 AND trace_id = $2",
         &[&pid, &tid, &chunk_id],
     )

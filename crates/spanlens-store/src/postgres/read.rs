@@ -46,7 +46,7 @@ fn read_summary(r: &Row, project: &str) -> Result<TraceSummary, StoreError> {
 
 /// Appends the filter's conditions to a `WHERE` clause on `traces` (project already bound).
 /// Without `with_outcome` the status and recovered conditions are left out.
-fn filter_conditions(sql: &mut Sql, f: &TraceFilter, with_outcome: bool) {
+fn filter_conditions(sql: &mut Sql, f: &TraceFilter, with_outcome: bool) -> Result<(), StoreError> {
     sql.started_in(f.from, f.to);
     if let Some(n) = &f.name {
         sql.and("name = ?", n.clone());
@@ -107,6 +107,15 @@ fn filter_conditions(sql: &mut Sql, f: &TraceFilter, with_outcome: bool) {
         }
         sql.push(")");
     }
+    // Full-text search: the spans' word arrays, with a GIN index.
+    if let Some(words) = crate::domain::content::filter_words(f)? {
+        sql.and(
+            "trace_id IN (SELECT s.trace_id FROM spans s \
+             WHERE s.project_id = traces.project_id AND s.words @> ?::TEXT[])",
+            words,
+        );
+    }
+    Ok(())
 }
 
 /// `… FROM traces WHERE project_id = $1` and the filter, or `None` for an unknown project.
@@ -123,7 +132,7 @@ async fn traces_where(
     let mut sql = Sql::new(format!("SELECT {select} FROM traces WHERE project_id = "));
     let p = sql.bind(pid);
     sql.push(&p);
-    filter_conditions(&mut sql, f, with_outcome);
+    filter_conditions(&mut sql, f, with_outcome)?;
     Ok(Some((pid, sql)))
 }
 

@@ -307,6 +307,17 @@ ALTER TABLE traces ADD COLUMN IF NOT EXISTS payloads_cleared BOOLEAN NOT NULL DE
     },
     Migration {
         version: 6,
+        description: "full-text search: each span's distinct words",
+        // The words of `spanlens_core::content` (name, payloads, messages), lowered, as an
+        // array the GIN index keeps word by word: a search is an array containment. Spans
+        // stored before this version have none (they are not found by full-text search).
+        tables: r#"
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS words TEXT[] NOT NULL DEFAULT '{}';
+"#,
+        indexes: &[("spans_words", "spans USING gin (words)")],
+    },
+    Migration {
+        version: 7,
         description: "who gave a score (a reviewer in a review queue)",
         // A nullable column without a default changes the catalog only.
         tables: r#"

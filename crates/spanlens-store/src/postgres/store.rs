@@ -78,17 +78,11 @@ impl SpanWriter for PostgresStore {
 #[async_trait]
 impl TraceReader for PostgresStore {
     async fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
-        if let Some(words) = crate::domain::content::filter_words(&query.filter)? {
-            return crate::domain::content::list_traces(self, query, &words).await;
-        }
         let client = self.client("listing traces").await?;
         read::list_traces(&**client, query).await
     }
 
     async fn trace_outcomes(&self, query: &ListQuery) -> Result<TraceOutcomes, StoreError> {
-        if let Some(words) = crate::domain::content::filter_words(&query.filter)? {
-            return crate::domain::content::trace_outcomes(self, query, &words).await;
-        }
         let client = self.client("counting trace outcomes").await?;
         read::trace_outcomes(&**client, query).await
     }

@@ -385,10 +385,11 @@ const SPAN_COLUMNS: &[(&str, &str)] = &[
     ("tags", TEXT_ARRAY),
     ("chunk_id", "BIGINT"),
     ("for_recovery", "BOOLEAN"),
+    ("words", TEXT_ARRAY),
 ];
 
 // `copy_spans` writes a row of exactly these columns plus the project id.
-const _: () = assert!(SPAN_COLUMNS.len() == 31);
+const _: () = assert!(SPAN_COLUMNS.len() == 32);
 
 /// Column type of a `TEXT[]` column whose values arrive as array literals ([`text_array`]): an
 /// array per row cannot be unnested row by row. (Sent as JSON and unpacked with a subquery per
@@ -606,8 +607,9 @@ async fn copy_spans(
         let parent = r.parent_span_id.as_ref().map(|p| &p[..]);
         let chunk = chunk_ids.get(&(s.job, s.row.chunk)).copied();
         let for_recovery = for_recovery(r);
+        let words = spanlens_core::content::distinct_words(&r.search_text);
         // In SPAN_COLUMNS order, after the project id.
-        let row: [&(dyn ToSql + Sync); 32] = [
+        let row: [&(dyn ToSql + Sync); 33] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -640,6 +642,7 @@ async fn copy_spans(
             &r.tags,
             &chunk,
             &for_recovery,
+            &words,
         ];
         writer.as_mut().write(&row).await?;
     }

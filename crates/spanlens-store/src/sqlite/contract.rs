@@ -146,18 +146,12 @@ impl SpanWriter for SqliteStore {
 #[async_trait]
 impl TraceReader for SqliteStore {
     async fn list_traces(&self, query: &ListQuery) -> Result<Page<TraceSummary>, StoreError> {
-        if let Some(words) = crate::domain::content::filter_words(&query.filter)? {
-            return crate::domain::content::list_traces(self, query, &words).await;
-        }
         let q = query.clone();
         self.read("listing traces", move |c| query::list_traces(c, &q))
             .await
     }
 
     async fn trace_outcomes(&self, query: &ListQuery) -> Result<TraceOutcomes, StoreError> {
-        if let Some(words) = crate::domain::content::filter_words(&query.filter)? {
-            return crate::domain::content::trace_outcomes(self, query, &words).await;
-        }
         let q = query.clone();
         self.read("counting trace outcomes", move |c| {
             query::trace_outcomes(c, &q)

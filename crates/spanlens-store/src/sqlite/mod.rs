@@ -9,6 +9,7 @@ mod query;
 mod rollups;
 mod schema;
 mod scores;
+mod search;
 mod state;
 mod writer;
 

@@ -113,7 +113,12 @@ fn facet_filter(sql: &mut Sql, code: i64, value: &str) {
 
 /// Appends `project_id = pid` and the filter's conditions to a `WHERE` clause. Without
 /// `with_outcome` the status and recovered conditions are left out (for the outcome counts).
-fn filter_conditions(sql: &mut Sql, pid: i64, f: &TraceFilter, with_outcome: bool) {
+fn filter_conditions(
+    sql: &mut Sql,
+    pid: i64,
+    f: &TraceFilter,
+    with_outcome: bool,
+) -> Result<(), StoreError> {
     let p = sql.bind(pid);
     sql.push(&p);
     let cond = |sql: &mut Sql, template: &str, v: Value| {
@@ -188,6 +193,11 @@ fn filter_conditions(sql: &mut Sql, pid: i64, f: &TraceFilter, with_outcome: boo
     for t in &f.tags {
         facet_filter(sql, facet::TAG, t);
     }
+    if let Some(words) = crate::domain::content::filter_words(f)? {
+        let m = sql.bind(Value::Text(super::search::match_expr(&words)));
+        sql.push(&format!(" AND {}", super::search::traces_matching(&m)));
+    }
+    Ok(())
 }
 
 /// How the traces matching a query's filters ended (see [`Store::trace_outcomes`]).
@@ -202,7 +212,7 @@ pub fn trace_outcomes(conn: &Connection, q: &ListQuery) -> Result<TraceOutcomes,
         "SELECT count(*), coalesce(sum(status = 'error'), 0), \
          coalesce(sum(status <> 'error' AND error_count > 0), 0) FROM traces WHERE project_id = ",
     );
-    filter_conditions(&mut sql, pid, &q.filter, false);
+    filter_conditions(&mut sql, pid, &q.filter, false)?;
     let e = db("counting trace outcomes");
     let mut st = conn.prepare_cached(&sql.text).map_err(&e)?;
     let (traces, failed, recovered): (i64, i64, i64) = st
@@ -234,7 +244,7 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
     let mut sql = Sql::new(format!(
         "SELECT {SUMMARY_COLS} FROM traces WHERE project_id = "
     ));
-    filter_conditions(&mut sql, pid, &q.filter, true);
+    filter_conditions(&mut sql, pid, &q.filter, true)?;
     let col = sort_column(q.sort);
     let (dir, op) = match q.order {
         SortOrder::Desc => ("DESC", "<"),

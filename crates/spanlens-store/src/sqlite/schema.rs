@@ -402,6 +402,15 @@ CREATE TABLE IF NOT EXISTS shared_state (
         then: Some(add_payload_marks),
     },
     Migration {
+        description: "full-text index of span names and content",
+        sql: r#"
+-- `spans.text_key` (added by the step below) is the span's row id in the FTS5 table
+-- `span_text` (see sqlite/search.rs): its trace's row id and its ordinal in the trace. The step
+-- indexes every stored span from its body, reporting progress.
+"#,
+        then: Some(add_search_index),
+    },
+    Migration {
         description: "who gave a score (a reviewer in a review queue)",
         sql: r#"
 -- `scores.author` (added by the step below, which a test may run twice): the account or key of
@@ -411,7 +420,19 @@ CREATE TABLE IF NOT EXISTS shared_state (
     },
 ];
 
-/// Migration 14: the `author` column of scores.
+/// Migration 14: the full-text index, filled from the stored spans.
+fn add_search_index(conn: &Connection, progress: Progress<'_>) -> rusqlite::Result<()> {
+    const STEP: &str = "indexing span text for full-text search (traces)";
+    super::search::backfill(conn, &mut |done, total| {
+        progress(BuildProgress {
+            step: STEP,
+            done,
+            total,
+        })
+    })
+}
+
+/// Migration 15: the `author` column of scores.
 fn add_score_authors(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()> {
     let has: i64 = conn.query_row(
         "SELECT count(*) FROM pragma_table_info('scores') WHERE name = 'author'",
@@ -1021,7 +1042,7 @@ mod tests {
 
     /// What migration 5 (and the call-index and log-events migrations) adds, taken away again:
     /// a database written by this build becomes a version-4 one with the same spans.
-    const BACK_TO_4: &str = "DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE shared_state; DROP TABLE rollups; DROP TABLE span_retries; \
+    const BACK_TO_4: &str = "DROP TABLE span_text; ALTER TABLE spans DROP COLUMN text_key; DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE shared_state; DROP TABLE rollups; DROP TABLE span_retries; \
         DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; DROP INDEX traces_payloads; \
         ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE scores DROP COLUMN author; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
@@ -1749,7 +1770,8 @@ mod tests {
         let all = Expiry::Everything {
             before: Timestamp(u64::MAX / 2),
         };
-        while !store.expire("p", all, 10_000).await.unwrap().is_empty() {}
+        // In steps, as the sweeper erases: each gives back a bounded number of pages.
+        while !store.expire("p", all, 1_000).await.unwrap().is_empty() {}
         assert_eq!(store.count_spans("p").await.unwrap(), 0);
         let after = pragma(&path, "page_count");
         assert!(after * 2 < full, "{full} pages before, {after} after");
@@ -1784,5 +1806,62 @@ mod tests {
         let gone = store.delete_traces("p", &ids).await.unwrap();
         assert_eq!(gone.spans, spans.len() as u64);
         assert_eq!(store.count_spans("p").await.unwrap(), 0);
+    }
+
+    /// A version-13 file gets its full-text index from migration 14: every stored span found
+    /// by its name and content words; payload expiry then leaves the names only.
+    #[tokio::test]
+    async fn a_version_13_database_gets_its_full_text_index_from_migration_14() {
+        use crate::store::{Eraser, Expiry};
+        use crate::ListQuery;
+        use spanlens_core::Timestamp;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut spans = varied_spans();
+        spans[0].input = Some(spanlens_core::Payload::from_text(
+            "Needle in a haystack",
+            None,
+        ));
+        spans[1].name = "Distinct-Name".into();
+        let named = "name DISTINCT".to_string();
+        let store = super::super::SqliteStore::open(&path).unwrap();
+        store.write("p", spans.clone()).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE span_text; ALTER TABLE spans DROP COLUMN text_key;")
+            .unwrap();
+        mark_as_version(&conn, 13);
+        drop(conn);
+        let store = super::super::SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_info().unwrap().0, latest_version());
+        let found = |q: &str| {
+            let mut lq = ListQuery::new("p");
+            lq.filter.content = Some(q.to_string());
+            let store = &store;
+            async move {
+                store
+                    .list_traces(&lq)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .map(|t| t.trace_id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(found("HAYSTACK needle").await, [spans[0].trace_id]);
+        assert_eq!(found(&named).await, [spans[1].trace_id]);
+        let cleared = Expiry::Payloads {
+            before: Timestamp(u64::MAX / 2),
+        };
+        store.expire("p", cleared, 10_000).await.unwrap();
+        assert!(found("needle").await.is_empty(), "payloads are gone");
+        assert_eq!(found(&named).await, [spans[1].trace_id]);
+        // New spans of a stored trace are keyed after its backfilled ones.
+        let mut later = spans[0].clone();
+        later.span_id = spanlens_core::SpanId([0x77; 8]);
+        later.input = Some(spanlens_core::Payload::from_text("second needle", None));
+        store.write("p", vec![later]).await.unwrap();
+        assert_eq!(found("needle").await, [spans[0].trace_id]);
     }
 }

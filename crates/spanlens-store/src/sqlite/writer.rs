@@ -8,6 +8,7 @@ use super::chunk::Chunk;
 use super::prepare::{straddles, PreparedSpan};
 use super::rollups::{self, OwnedStats, STATS_COLS};
 use super::schema::now_ns;
+use super::search;
 use super::summary::{SpanFacts, TraceState};
 use crate::queue::gather;
 use crate::rollup::delta::{Delta, RowKey};
@@ -455,8 +456,19 @@ impl Writer {
             };
             t.is_new = matches!(stored, Stored::Missing);
             let mut calls_changed = false;
+            // New spans are keyed in the full-text index by their ordinal in the trace.
+            let mut ord = if t.is_new {
+                0
+            } else {
+                search::next_ord(&self.conn, t.trace_ref)?
+            };
             for &(j, row) in &t.rows {
-                let replaced = self.upsert_span(&mut st, key.0, t.trace_ref, row, &mut changes)?;
+                let text_key = search::key(t.trace_ref, ord);
+                let replaced =
+                    self.upsert_span(&mut st, key.0, t.trace_ref, row, text_key, &mut changes)?;
+                if !replaced {
+                    ord += 1;
+                }
                 if replaced {
                     t.rebuild = true;
                     counts[j].1 += 1;
@@ -548,10 +560,11 @@ impl Writer {
         pid: i64,
         trace_ref: i64,
         r: &PreparedSpan,
+        text_key: Option<i64>,
         changes: &mut Changes,
     ) -> rusqlite::Result<bool> {
         let rate = r.rate.as_ref().map(|p| &p.bytes);
-        let values: [&dyn ToSql; 33] = [
+        let values: [&dyn ToSql; 34] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -585,12 +598,24 @@ impl Writer {
             &r.unpriced,
             &trace_ref,
             &rate,
+            &text_key,
         ];
         let replaced = if st.insert.execute(&values[..])? == 1 {
+            if let Some(k) = text_key {
+                search::insert(&self.conn, k, &r.search_text)?;
+            }
             false
         } else {
             self.take_back(pid, trace_ref, &r.span_id, changes)?;
-            st.update.execute(&values[..])?;
+            // The replaced copy keeps its key (`text_key` is not among the updated columns).
+            st.update.execute(&values[..33])?;
+            let stored_key: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT text_key FROM spans WHERE trace_ref = ?1 AND span_id = ?2")?
+                .query_row(params![trace_ref, &r.span_id[..]], |row| row.get(0))?;
+            if let Some(k) = stored_key {
+                search::put(&self.conn, k, &r.search_text)?;
+            }
             true
         };
         if let Some(f) = &r.retry {
@@ -832,9 +857,9 @@ const INSERT_SPAN: &str = "INSERT INTO spans (project_id, trace_id, span_id, sta
                  ttft_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
                  reasoning_tokens, total_tokens, cost_nano, retry_count, model, provider, agent_name, \
                  user_id, tool_name, request_model, response_model, parent_span_id, end_ns, name, \
-                 session_id, service, error_type, tags, unpriced, trace_ref, rate_limits) \
+                 session_id, service, error_type, tags, unpriced, trace_ref, rate_limits, text_key) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33) \
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34) \
                  ON CONFLICT (trace_ref, span_id) DO NOTHING";
 
 const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?6, duration_ns = ?7, \

@@ -199,6 +199,7 @@ impl Writer {
                     self.take_back(pid, r, &id, changes)?;
                 }
             }
+            super::search::forget_trace(&self.conn, r)?;
             for sql in [
                 "DELETE FROM spans WHERE trace_ref = ?1",
                 "DELETE FROM trace_chunks WHERE trace_ref = ?1",
@@ -252,6 +253,7 @@ impl Writer {
             }
             let tid: [u8; 16] = trace_id.as_slice().try_into().unwrap_or([0; 16]);
             self.clear_trace_chunks(trace_ref, tid, &mut reader)?;
+            super::search::keep_names_only(&self.conn, trace_ref)?;
             self.clear_log_events(pid, &trace_id)?;
             self.conn
                 .prepare_cached("UPDATE traces SET payloads_cleared = 1 WHERE id = ?1")?

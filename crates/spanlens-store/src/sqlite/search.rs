@@ -1,0 +1,163 @@
+//! Full-text search on SQLite: an FTS5 index of each span's words (`spanlens_core::content`).
+//!
+//! The index is contentless (it keeps the words' positions, not the text) and tokenizes with
+//! FTS5's `ascii` tokenizer over text already lowered, whose words are exactly the content
+//! module's: runs of ASCII letters and digits and of non-ASCII characters. `detail=none` keeps
+//! only which spans hold a word, all an all-words query needs.
+//!
+//! A span's row id in the index is its *key*: its trace's row id shifted left by
+//! [`ORD_BITS`], plus the span's ordinal in its trace. A search reads the trace of each hit
+//! from its key alone, without touching the span rows, and the spans of one trace are one
+//! range of keys. Spans past the [`MAX_ORD`]th of a trace are not indexed.
+
+use rusqlite::{params, Connection};
+use spanlens_core::content;
+use std::collections::HashMap;
+
+/// Bits of a key that number the span within its trace.
+pub const ORD_BITS: u32 = 20;
+
+/// Spans of one trace that get a key (the rest are not found by full-text search).
+pub const MAX_ORD: i64 = (1 << ORD_BITS) - 1;
+
+/// The index table and how it tokenizes.
+pub const CREATE: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS span_text USING fts5(\
+     body, content = '', contentless_delete = 1, detail = none, tokenize = 'ascii')";
+
+/// The key of the `ord`th span of the trace whose row id is `trace_ref`.
+pub fn key(trace_ref: i64, ord: i64) -> Option<i64> {
+    (ord <= MAX_ORD && (0..1 << (62 - ORD_BITS)).contains(&trace_ref))
+        .then_some(trace_ref << ORD_BITS | ord)
+}
+
+/// The FTS5 query holding every one of `words` (from `content::query_words`): each quoted, so
+/// no word is read as an operator (words hold no `"`: it is not a word character).
+pub fn match_expr(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `traces.id` condition of a search whose FTS5 query is bound as `param`: traces with a
+/// span holding every word, read from the keys of the hits.
+pub fn traces_matching(param: &str) -> String {
+    format!(
+        "traces.id IN (SELECT DISTINCT rowid >> {ORD_BITS} FROM span_text \
+         WHERE span_text MATCH {param})"
+    )
+}
+
+/// Indexes `text` (lowered) under `key`, replacing what the key held.
+pub fn put(conn: &Connection, key: i64, text: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM span_text WHERE rowid = ?1")?
+        .execute([key])?;
+    if !text.is_empty() {
+        conn.prepare_cached("INSERT INTO span_text (rowid, body) VALUES (?1, ?2)")?
+            .execute(params![key, text])?;
+    }
+    Ok(())
+}
+
+/// Inserts `text` under a key no span of the index holds yet.
+pub fn insert(conn: &Connection, key: i64, text: &str) -> rusqlite::Result<()> {
+    if !text.is_empty() {
+        conn.prepare_cached("INSERT INTO span_text (rowid, body) VALUES (?1, ?2)")?
+            .execute(params![key, text])?;
+    }
+    Ok(())
+}
+
+/// Removes every span of a trace from the index.
+pub fn forget_trace(conn: &Connection, trace_ref: i64) -> rusqlite::Result<()> {
+    let first = trace_ref << ORD_BITS;
+    conn.prepare_cached("DELETE FROM span_text WHERE rowid BETWEEN ?1 AND ?2")?
+        .execute([first, first | MAX_ORD])?;
+    Ok(())
+}
+
+/// After a trace's payloads were cleared: its spans are found by their names only.
+pub fn keep_names_only(conn: &Connection, trace_ref: i64) -> rusqlite::Result<()> {
+    forget_trace(conn, trace_ref)?;
+    let mut st = conn.prepare_cached(
+        "SELECT text_key, name FROM spans WHERE trace_ref = ?1 AND text_key IS NOT NULL",
+    )?;
+    let rows: Vec<(i64, String)> = st
+        .query_map([trace_ref], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (key, name) in rows {
+        insert(conn, key, &name.to_lowercase())?;
+    }
+    Ok(())
+}
+
+/// The number the next new span of a stored trace is keyed with: its spans so far.
+pub fn next_ord(conn: &Connection, trace_ref: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM spans INDEXED BY spans_trace WHERE trace_ref = ?1")?
+        .query_row([trace_ref], |r| r.get(0))
+}
+
+/// The migration's step: a key for every stored span and its words in the index, trace by
+/// trace, from the bodies in the trace's chunks (a span whose body cannot be read is indexed
+/// by its name).
+pub fn backfill(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> rusqlite::Result<()> {
+    let has: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('spans') WHERE name = 'text_key'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        conn.execute_batch("ALTER TABLE spans ADD COLUMN text_key INTEGER")?;
+    }
+    // Built from nothing: a file a test marked as older may hold part of an index already.
+    conn.execute_batch("DROP TABLE IF EXISTS span_text")?;
+    conn.execute_batch(CREATE)?;
+    // Deleted spans leave the index at once, not when segments next merge: an erased user's
+    // words really go, and an erasure gives its pages back.
+    conn.execute_batch("INSERT INTO span_text (span_text, rank) VALUES ('secure-delete', 1)")?;
+    let traces: Vec<i64> = conn
+        .prepare("SELECT id FROM traces ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = traces.len() as u64;
+    let mut spans = conn.prepare(
+        "SELECT id, span_id, name FROM spans INDEXED BY spans_trace WHERE trace_ref = ?1 ORDER BY id",
+    )?;
+    let mut chunks =
+        conn.prepare("SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id")?;
+    let mut set_key = conn.prepare("UPDATE spans SET text_key = ?2 WHERE id = ?1")?;
+    let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
+    for (done, trace_ref) in traces.into_iter().enumerate() {
+        if done % 4096 == 0 {
+            progress(done as u64, total);
+        }
+        bodies.clear();
+        let mut rows = chunks.query([trace_ref])?;
+        while let Some(row) = rows.next()? {
+            let codec: i64 = row.get(0)?;
+            if let Ok(body) = row.get_ref(1)?.as_blob() {
+                // A damaged chunk leaves its spans to be found by name.
+                let _ = crate::facts::chunk::decode_into(codec, body, &mut bodies);
+            }
+        }
+        let rows: Vec<(i64, Vec<u8>, String)> = spans
+            .query_map([trace_ref], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (ord, (id, span_id, name)) in rows.into_iter().enumerate() {
+            let Some(key) = key(trace_ref, ord as i64) else {
+                break;
+            };
+            set_key.execute(params![id, key])?;
+            let text = <[u8; 8]>::try_from(span_id.as_slice())
+                .ok()
+                .and_then(|s| bodies.get(&s))
+                .and_then(|b| serde_json::from_str::<spanlens_core::Span>(b).ok())
+                .map(|s| content::text(&s))
+                .unwrap_or_else(|| name.to_lowercase());
+            insert(conn, key, &text)?;
+        }
+    }
+    progress(total, total);
+    Ok(())
+}
