@@ -27,6 +27,7 @@ mod insight;
 mod live;
 mod metrics;
 mod params;
+mod queues;
 mod recovery;
 mod replay;
 mod scores;
@@ -64,6 +65,11 @@ pub use metrics::{
     MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
 };
 pub use params::{Pairs, ParamError, TraceListQuery};
+pub use queues::{
+    ItemState, NextItem, QueueDetail, QueueInput, QueueItem, QueueList, QueueProgress, QueueSource,
+    QueueSummary, ReviewAnswer, ReviewInput, ReviewQueue, ReviewScore, ReviewerCount,
+    ScoreDefinition,
+};
 pub use recovery::RecoveryAnswer;
 pub use replay::{
     ReplayAnswer, ReplayDraft, ReplayEndpoint, ReplayEndpoints, ReplayFigures, ReplayMessage,

@@ -1723,8 +1723,8 @@ fn render_scores(list: &ScoreList) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  comment",
-        "name", "value", "source", "trace", "span / session"
+        "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  {:<20}  comment",
+        "name", "value", "source", "trace", "span / session", "by"
     );
     for s in &list.items {
         let value = match s.data_type {
@@ -1741,12 +1741,13 @@ fn render_scores(list: &ScoreList) -> String {
         let trace = s.trace_id.map(|t| t.to_hex()[..8].to_string());
         let _ = writeln!(
             out,
-            "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  {}",
+            "{:<20}  {:<10}  {:<8}  {:<8}  {:<16}  {:<20}  {}",
             fit(&s.name, 20),
             fit(&value, 10),
             s.source.as_str(),
             trace.as_deref().unwrap_or("-"),
             target,
+            fit(s.author.as_deref().unwrap_or("-"), 20),
             s.comment.as_deref().unwrap_or(""),
         );
     }
@@ -1765,11 +1766,12 @@ mod scores_tests {
             {"name": "helpfulness", "data_type": "numeric", "value": 0.8125, "source": "llm",
              "trace_id": "0123456789abcdef0123456789abcdef"},
             {"name": "outcome", "data_type": "categorical", "label": "resolved", "source": "human",
-             "session_id": "s-1"}]});
+             "session_id": "s-1", "author": "account ada"}]});
         let t = render_scores(&serde_json::from_value(v).unwrap());
         assert!(t.contains("fail") && t.contains("not JSON"), "{t}");
         assert!(t.contains("0.812") || t.contains("0.813"), "{t}");
         assert!(t.contains("resolved") && t.contains("s-1"), "{t}");
+        assert!(t.contains("account ada"), "the reviewer is shown: {t}");
         assert_eq!(
             render_scores(&ScoreList { items: Vec::new() }),
             "no scores\n"
@@ -1858,4 +1860,107 @@ fn render_graph(g: &spanlens_api::GraphView) -> String {
         );
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// spanlens queues
+
+/// Arguments of `spanlens queues`.
+#[derive(Args, Debug)]
+pub struct QueuesArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// Print the API's JSON (`/api/v1/queues`) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `spanlens queues`: the project's review queues with their progress.
+pub fn run_queues(args: QueuesArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    if let Some(list) =
+        client.get_or_print::<spanlens_api::QueueList>("/api/v1/queues", &[], args.json)?
+    {
+        print!("{}", render_queues(&list));
+    }
+    Ok(Outcome::Done)
+}
+
+/// A bar of `width` cells: `#` done, `-` skipped, `.` pending.
+fn progress_bar(p: &spanlens_api::QueueProgress, width: usize) -> String {
+    if p.total == 0 {
+        return " ".repeat(width);
+    }
+    let cells = |n: usize| (n * width).div_ceil(p.total).min(width);
+    let done = cells(p.done);
+    let skipped = cells(p.skipped).min(width - done);
+    format!(
+        "{}{}{}",
+        "#".repeat(done),
+        "-".repeat(skipped),
+        ".".repeat(width - done - skipped)
+    )
+}
+
+fn render_queues(list: &spanlens_api::QueueList) -> String {
+    if list.queues.is_empty() {
+        return format!("no review queues in project {:?}\n", list.project);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16}  {:<24}  {:>5}  {:>5}  {:>7}  {:>7}  {:<20}  reviewers",
+        "id", "name", "items", "done", "skipped", "pending", "progress"
+    );
+    for q in &list.queues {
+        let p = &q.progress;
+        let reviewers: Vec<String> = p
+            .reviewers
+            .iter()
+            .map(|r| format!("{} {}", r.reviewer, r.done))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<16}  {:<24}  {:>5}  {:>5}  {:>7}  {:>7}  {}  {}",
+            q.queue.id,
+            fit(&q.queue.name, 24),
+            p.total,
+            p.done,
+            p.skipped,
+            p.pending,
+            progress_bar(p, 20),
+            reviewers.join(", ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod queues_tests {
+    use super::*;
+
+    #[test]
+    fn queue_table_shows_counts_and_a_bar() {
+        let v = serde_json::json!({"project": "shop", "queues": [{
+            "queue": {"id": "0123456789abcdef", "name": "Failed jobs", "source": {"kind": "filter", "query": "status=error"},
+                      "scores": [{"name": "ok", "data_type": "boolean"}], "created_by": "local (auth off)",
+                      "created_ns": 1, "refreshed_ns": 1, "capped": false},
+            "progress": {"total": 4, "done": 2, "skipped": 1, "pending": 1,
+                         "reviewers": [{"reviewer": "account ada", "done": 2, "skipped": 1}]}}]});
+        let t = render_queues(&serde_json::from_value(v).unwrap());
+        assert!(
+            t.contains("Failed jobs") && t.contains("0123456789abcdef"),
+            "{t}"
+        );
+        assert!(
+            t.contains("##########-----....."),
+            "half done, a quarter skipped: {t}"
+        );
+        assert!(t.contains("account ada 2"), "{t}");
+        let none = serde_json::json!({"project": "shop", "queues": []});
+        assert_eq!(
+            render_queues(&serde_json::from_value(none).unwrap()),
+            "no review queues in project \"shop\"\n"
+        );
+    }
 }

@@ -54,6 +54,8 @@ enum Command {
     Alerts(client::AlertsArgs),
     /// List evaluation scores of a trace, a session or a score name on a running server.
     Scores(client::ScoresArgs),
+    /// List the review queues of a running server's project with their progress.
+    Queues(client::QueuesArgs),
     /// Run evaluators (the `serve --evaluators` file) over stored model-call spans and store the
     /// scores. Works on the data directory itself, beside a running server or not.
     Evaluate(insight::EvaluateArgs),
@@ -154,6 +156,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Tail(args) => client::run_tail(args),
         Command::Alerts(args) => client::run_alerts(args),
         Command::Scores(args) => client::run_scores(args),
+        Command::Queues(args) => client::run_queues(args),
         Command::Evaluate(args) => insight::run_evaluate(args),
         Command::Forecast(args) => insight::run_forecast(args),
         Command::Reconcile(args) => insight::run_reconcile(args),

@@ -82,7 +82,16 @@ pub struct Score {
     /// Why (the rule's finding, the judge's reasoning, a reviewer's note).
     #[serde(default)]
     pub comment: Option<String>,
+    /// Who gave it, when a person did (the reviewer's account or key in a review queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// When it was stored, ns since the epoch: set by the store, ignored on input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ns: Option<u64>,
 }
+
+/// Longest `author` of a score, in characters.
+pub const MAX_AUTHOR_CHARS: usize = 200;
 
 /// Why a score was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -118,6 +127,16 @@ impl Score {
         if self.trace_id.is_none() && self.session_id.is_none() {
             return Err(ScoreError::NoTarget(self.name.clone()));
         }
+        if let Some(a) = &self.author {
+            if a.chars().count() > MAX_AUTHOR_CHARS || a.chars().any(char::is_control) {
+                return Err(ScoreError::BadValue {
+                    name: self.name.clone(),
+                    why: format!(
+                        "`author` takes at most {MAX_AUTHOR_CHARS} characters, no control characters"
+                    ),
+                });
+            }
+        }
         let bad = |why: &str| ScoreError::BadValue {
             name: self.name.clone(),
             why: why.into(),
@@ -151,6 +170,8 @@ impl Score {
             label: None,
             source: ScoreSource::Rule,
             comment: Some(comment),
+            author: None,
+            created_ns: None,
         }
     }
 }
@@ -688,6 +709,8 @@ mod tests {
             label: None,
             source: ScoreSource::Human,
             comment: None,
+            author: None,
+            created_ns: None,
         };
         assert!(s
             .validate()

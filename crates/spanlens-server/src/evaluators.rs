@@ -225,6 +225,8 @@ fn judge(j: &JudgeConfig, span: &Span) -> Result<Option<Score>, String> {
         label: None,
         source: ScoreSource::Llm,
         comment: verdict.reason,
+        author: None,
+        created_ns: None,
     }))
 }
 

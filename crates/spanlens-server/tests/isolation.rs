@@ -86,6 +86,8 @@ fn body_for(method: &str, path: &str) -> Vec<u8> {
         ("PUT", p) if p.ends_with("/forwarding") => json!({"destinations": [{"name": "leak", "kind": "otlp", "endpoint": "http://127.0.0.1:9"}]}).to_string().into_bytes(),
         ("POST", "/api/v1/views") | ("PUT", "/api/v1/views/{view_id}") => json!({"name": "taken over", "query": "status=error"}).to_string().into_bytes(),
         ("POST", "/api/v1/replay") => json!({"trace_id": B_TRACE, "span_id": B_ONLY_SPAN, "endpoint": "iso", "model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string().into_bytes(),
+        ("POST", "/api/v1/queues") => json!({"name": "taken over", "source": {"kind": "filter", "query": ""}, "scores": [{"name": "ok", "data_type": "boolean"}]}).to_string().into_bytes(),
+        ("POST", "/api/v1/queues/{queue_id}/items/{item}") => json!({"scores": [{"name": "ok", "value": 0}]}).to_string().into_bytes(),
         ("POST", "/api/v1/session") => json!({"name": "bob-of-b", "password": "wrong passphrase"}).to_string().into_bytes(),
         _ => Vec::new(),
     }
@@ -119,7 +121,15 @@ fn concrete(path: &str, b_key: &str) -> String {
             "{view_id}",
             B_VIEW.get().map_or("0000000000000000", String::as_str),
         )
+        .replace(
+            "{queue_id}",
+            B_QUEUE.get().map_or("0000000000000000", String::as_str),
+        )
+        .replace("{item}", "0")
 }
+
+/// B's review queue, made by `seed`.
+static B_QUEUE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// B's saved view, made by `seed`.
 static B_VIEW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -195,6 +205,11 @@ fn seed() -> Seeded {
     let (status, saved) = server.json("POST", "/api/v1/views", &[("authorization", &b)], &view);
     assert_eq!(status, 201, "{saved}");
     let _ = B_VIEW.set(saved["id"].as_str().unwrap().to_string());
+    let queue = json!({"name": "SECRET-OF-B queue", "source": {"kind": "filter", "query": ""},
+                       "scores": [{"name": "ok", "data_type": "boolean"}]});
+    let (status, made) = server.json("POST", "/api/v1/queues", &[("authorization", &b)], &queue);
+    assert_eq!(status, 201, "{made}");
+    let _ = B_QUEUE.set(made["queue"]["id"].as_str().unwrap().to_string());
     Seeded {
         server,
         a_key,
@@ -227,6 +242,8 @@ fn b_state(s: &Seeded) -> Value {
         "quota": get(&format!("/api/v1/projects/{B}/quota"))["quota"],
         "forwarding": get(&format!("/api/v1/projects/{B}/forwarding"))["destinations"],
         "views": get("/api/v1/views")["views"],
+        "queues": get("/api/v1/queues")["queues"],
+        "queue": get(&format!("/api/v1/queues/{}", B_QUEUE.get().unwrap())),
         "stats": get("/api/v1/stats"),
     })
 }

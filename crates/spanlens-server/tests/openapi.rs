@@ -399,3 +399,107 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
         problems.join("\n")
     );
 }
+
+/// The review queue answers (made, listed, one queue, next, a review) against their documented
+/// schemas, and through their Rust types unchanged.
+#[test]
+fn review_queue_answers_are_in_the_schema_and_their_wire_type() {
+    use spanlens_api as api;
+    let now = spanlens_core::Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    let s = Server::start_with(spanlens_demo::generate(spanlens_demo::DEFAULT_SEED, now));
+    let doc = doc();
+    let (_, list) = s.get("/api/v1/traces?limit=5");
+    let trace = list["items"][0]["trace_id"].as_str().unwrap().to_string();
+    let (_, tree) = s.get(&format!("/api/v1/traces/{trace}/tree"));
+    let span = tree["spans"][0]["span_id"].as_str().unwrap().to_string();
+    let verdict = serde_json::json!({"trace_id": trace, "span_id": span, "name": "valid_json",
+        "data_type": "boolean", "value": 0, "source": "rule", "comment": "not JSON"});
+    assert_eq!(s.json("POST", "/api/v1/scores", &[], &verdict).0, 201);
+    let input = serde_json::json!({"name": "Broken JSON",
+        "source": {"kind": "failed_scores", "score": "valid_json", "fail_at_most": 0},
+        "scores": [{"name": "fixable", "data_type": "boolean"},
+                   {"name": "severity", "data_type": "numeric", "min": 1, "max": 3},
+                   {"name": "cause", "data_type": "categorical", "labels": ["prompt", "model"]}]});
+    let (status, made) = s.json("POST", "/api/v1/queues", &[], &input);
+    assert_eq!(status, 201, "{made}");
+    let id = made["queue"]["id"].as_str().unwrap().to_string();
+    let (_, next) = s.json(
+        "POST",
+        &format!("/api/v1/queues/{id}/next"),
+        &[],
+        &serde_json::json!({}),
+    );
+    let review = serde_json::json!({"scores": [{"name": "fixable", "value": 1}, {"name": "cause", "label": "model"}],
+        "comment": "truncated"});
+    let (status, reviewed) = s.json(
+        "POST",
+        &format!("/api/v1/queues/{id}/items/0"),
+        &[],
+        &review,
+    );
+    assert_eq!(status, 200, "{reviewed}");
+    let (_, one) = s.get(&format!("/api/v1/queues/{id}"));
+    let (_, all) = s.get("/api/v1/queues");
+    let (_, scores) = s.get(&format!("/api/v1/scores?trace_id={trace}"));
+    let answer = |path: &str, method: &str, code: &str| {
+        doc["paths"][path][method]["responses"][code]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let cases: Vec<(&str, Value, Value, Through)> = vec![
+        (
+            "POST /api/v1/queues",
+            answer("/api/v1/queues", "post", "201"),
+            made,
+            through::<api::QueueSummary>,
+        ),
+        (
+            "GET /api/v1/queues",
+            answer("/api/v1/queues", "get", "200"),
+            all,
+            through::<api::QueueList>,
+        ),
+        (
+            "GET /api/v1/queues/{id}",
+            answer("/api/v1/queues/{queue_id}", "get", "200"),
+            one,
+            through::<api::QueueDetail>,
+        ),
+        (
+            "POST next",
+            answer("/api/v1/queues/{queue_id}/next", "post", "200"),
+            next,
+            through::<api::NextItem>,
+        ),
+        (
+            "POST items",
+            answer("/api/v1/queues/{queue_id}/items/{item}", "post", "200"),
+            reviewed,
+            through::<api::ReviewAnswer>,
+        ),
+        (
+            "GET /api/v1/scores",
+            answer("/api/v1/scores", "get", "200"),
+            scores,
+            through::<api::ScoreList>,
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (what, schema, value, typed) in cases {
+        assert!(!schema.is_null(), "{what}: no schema");
+        undocumented(&doc, &schema, &value, what, &mut missing);
+        assert_eq!(
+            typed(&value).as_ref(),
+            Ok(&value),
+            "{what}: the type drops or changes fields"
+        );
+    }
+    assert!(missing.is_empty(), "undocumented fields: {missing:?}");
+    // The human scores' author and time are among the fields checked.
+    let (_, scores) = s.get(&format!("/api/v1/scores?trace_id={trace}&name=cause"));
+    assert_eq!(scores["items"][0]["author"], "local (auth off)", "{scores}");
+}

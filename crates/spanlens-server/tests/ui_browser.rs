@@ -3723,3 +3723,211 @@ async fn replay_says_so_when_the_server_has_no_endpoint() {
     );
     c.close().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review queues (issue #19 item 5).
+
+/// The item index the review screen shows (`""` when none).
+async fn review_item(c: &Client) -> String {
+    c.execute(
+        "return document.querySelector('.review')?.dataset.item ?? ''",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or("")
+    .to_string()
+}
+
+/// Waits until the review screen shows an item other than `previous`, with its spans listed
+/// and the selected span's panel loaded; returns its index.
+async fn next_review_item(c: &Client, previous: &str) -> String {
+    until(
+        c,
+        &format!(
+            "(() => {{ const r = document.querySelector('.review'); \
+               return r && r.dataset.item && r.dataset.item !== {previous:?} \
+                 && document.querySelector('.review-span-row.selected') \
+                 && document.querySelector('.review-span .panel-head') \
+                 && !document.querySelector('.review-span .loading'); }})()"
+        ),
+        "the next item of the queue, its trace drawn",
+    )
+    .await;
+    review_item(c).await
+}
+
+/// A review queue made from the trace list's filter (its link carries it to the form), then
+/// walked with the keyboard: y and a digit fill the two scores, Enter records them and brings
+/// the next item, j moves on; the scores are stored with source human and the reviewer, and
+/// the progress bar and the queue list count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_queue_is_made_from_the_list_and_walked_with_the_keyboard() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/?status=error")).await.unwrap();
+    record(&c).await;
+    until(
+        &c,
+        "document.querySelector('table.traces tbody tr') && document.querySelector('#traces-queue-link').getAttribute('href').includes('status%3Derror')",
+        "the list and its queue link",
+    )
+    .await;
+    click(&c, "#traces-queue-link").await;
+    until(
+        &c,
+        "document.querySelector('form.queue-create input[name=queue-query]')?.value === 'status=error'",
+        "the queue form filled with the list's filter",
+    )
+    .await;
+    c.execute(
+        "document.querySelector('form.queue-create input[name=queue-name]').value = 'Failures <i>triage</i>'; \
+         document.querySelector('form.queue-create textarea[name=queue-scores]').value = 'correct: yes/no\\nquality: 1-5'; \
+         document.querySelector('form.queue-create button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "location.pathname.startsWith('/queues/') && document.querySelector('.review')",
+        "the review screen",
+    )
+    .await;
+    let id = c
+        .execute("return location.pathname.split('/')[2]", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The name is text.
+    assert_eq!(text_of(&c, ".review h1").await, "Failures <i>triage</i>");
+    assert_eq!(
+        c.execute(
+            "return document.querySelectorAll('.review h1 i').length",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(0)
+    );
+    let detail = api(&c, &format!("/api/v1/queues/{id}")).await;
+    let total = detail["progress"]["total"].as_u64().unwrap();
+    assert!(total >= 3, "the demo's failed traces: {detail}");
+    let failed = api(&c, "/api/v1/traces?status=error&limit=500").await;
+    assert_eq!(
+        failed["items"].as_array().unwrap().len() as u64,
+        total,
+        "one item per failed trace"
+    );
+
+    // First item: y (correct), 4 (quality), Enter.
+    let first = next_review_item(&c, "").await;
+    let review = c.find(Locator::Css(".review")).await.unwrap();
+    review.send_keys("y").await.unwrap();
+    until(
+        &c,
+        "document.querySelector('.review-field[data-score=correct]').dataset.filled === '1' && document.querySelector('.review-field.active').dataset.score === 'quality'",
+        "yes on correct, the cursor on quality",
+    )
+    .await;
+    review.send_keys("4").await.unwrap();
+    until(
+        &c,
+        "document.querySelector('.review-field[data-score=quality]').dataset.filled === '4'",
+        "4 on quality",
+    )
+    .await;
+    review.send_keys(&Key::Enter).await.unwrap();
+    let second = next_review_item(&c, &first).await;
+    until(
+        &c,
+        "document.querySelector('.review-progress .queue-progress').dataset.done === '1'",
+        "the bar counting one",
+    )
+    .await;
+    // Second item: n, 2, Enter.
+    let review = c.find(Locator::Css(".review")).await.unwrap();
+    review.send_keys("n").await.unwrap();
+    review.send_keys("2").await.unwrap();
+    until(
+        &c,
+        "document.querySelector('.review-field[data-score=correct]').dataset.filled === '0' && document.querySelector('.review-field[data-score=quality]').dataset.filled === '2'",
+        "no and 2",
+    )
+    .await;
+    review.send_keys(&Key::Enter).await.unwrap();
+    let third = next_review_item(&c, &second).await;
+    until(
+        &c,
+        "document.querySelector('.review-progress .queue-progress').dataset.done === '2'",
+        "the bar counting two",
+    )
+    .await;
+    // j moves on without scoring.
+    let review = c.find(Locator::Css(".review")).await.unwrap();
+    review.send_keys("j").await.unwrap();
+    let fourth = next_review_item(&c, &third).await;
+    screenshot(&c, "review-queue").await;
+    assert!(
+        ![&first, &second].contains(&&fourth),
+        "a done item came back"
+    );
+
+    // Stored as human scores of the right traces, by the reviewer.
+    let detail = api(&c, &format!("/api/v1/queues/{id}")).await;
+    let p = &detail["progress"];
+    assert_eq!(
+        (&p["done"], &p["pending"]),
+        (&json!(2), &json!(total - 2)),
+        "{p}"
+    );
+    assert_eq!(p["reviewers"][0]["reviewer"], "local (auth off)");
+    let items = detail["items"].as_array().unwrap();
+    for (index, want) in [
+        (&first, [("correct", 1.0), ("quality", 4.0)]),
+        (&second, [("correct", 0.0), ("quality", 2.0)]),
+    ] {
+        let item = &items[index.parse::<usize>().unwrap()];
+        assert_eq!(item["state"], "done", "{item}");
+        let scores = api(
+            &c,
+            &format!(
+                "/api/v1/scores?trace_id={}",
+                item["trace_id"].as_str().unwrap()
+            ),
+        )
+        .await;
+        for (name, value) in want {
+            let s = scores["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name && s["source"] == "human")
+                .unwrap_or_else(|| panic!("no human {name} on item {index}: {scores}"));
+            assert_eq!(s["value"].as_f64(), Some(value), "{s}");
+            assert_eq!(s["author"], "local (auth off)", "{s}");
+            assert!(s["created_ns"].as_u64().is_some(), "{s}");
+        }
+    }
+    // The queue list shows the progress.
+    visit(&c, "/queues").await;
+    until(
+        &c,
+        &format!("document.querySelector('table.queues tr[data-queue=\"{id}\"] .queue-progress')?.dataset.done === '2'"),
+        "the list's progress",
+    )
+    .await;
+    screenshot(&c, "review-queues").await;
+    let csp = c.execute("return window.__csp", vec![]).await.unwrap();
+    assert_eq!(csp, json!([]), "CSP violations");
+    let problems = console_problems(&c, &driver).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    c.close().await.unwrap();
+}

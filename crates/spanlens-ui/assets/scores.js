@@ -13,7 +13,7 @@ export function shown(s) {
 
 function chip(s) {
   const cls = s.data_type === "boolean" ? (s.value === 1 ? "ok" : "fail") : "";
-  return h("span", { class: `score-chip ${cls}`, dataset: { score: s.name }, title: `${s.source}${s.comment ? `: ${s.comment}` : ""}` },
+  return h("span", { class: `score-chip ${cls}`, dataset: { score: s.name }, title: `${s.source}${s.author ? ` by ${s.author}` : ""}${s.comment ? `: ${s.comment}` : ""}` },
     h("span", { class: "score-name" }, s.name), " ", h("b", null, shown(s)));
 }
 

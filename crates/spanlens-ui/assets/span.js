@@ -86,6 +86,7 @@ function scoreSection(scores) {
     const cls = s.data_type === "boolean" ? (s.value === 1 ? "ok-text" : "err-text") : "";
     return h("tr", { dataset: { score: s.name } }, h("th", null, s.name),
       h("td", null, h("b", { class: cls }, shown(s)), h("span", { class: "muted" }, ` · ${s.source}`),
+        s.author ? h("span", { class: "muted score-author" }, ` by ${s.author}`) : null,
         s.comment ? h("div", { class: "muted" }, s.comment) : null));
   }))));
 }

@@ -91,7 +91,10 @@ export async function render(app) {
   // The agent graph of the listed workflow (its name and range follow the filters).
   const graphLink = link("/graph", "Agent graph");
   graphLink.id = "traces-graph-link";
-  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), h("div", { class: "page-actions" }, graphLink, views)), form, outcomes, results);
+  // A review queue of the listed traces (its filter follows the list's).
+  const queueLink = link("/queues", "Review in a queue");
+  queueLink.id = "traces-queue-link";
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), h("div", { class: "page-actions" }, graphLink, queueLink, views)), form, outcomes, results);
   renderViews(views, q);
   fitPlaceholders(form);
   let ctl;
@@ -104,6 +107,7 @@ export async function render(app) {
     const q = new URLSearchParams(location.search);
     const g = new URLSearchParams([...q].filter(([k]) => ["name", "range", "from", "to"].includes(k)));
     graphLink.setAttribute("href", `/graph${g.size ? `?${g}` : ""}`);
+    queueLink.setAttribute("href", `/queues?${new URLSearchParams({ query: queueQuery(q) })}`);
     results.dataset.state = "loading";
     loadOutcomes(outcomes, q, ctl.signal);
     let page;
@@ -319,4 +323,14 @@ async function renderViews(box, q) {
     }
   } }, "Delete view") : null;
   mount(box, pick, open, del, editor, out);
+}
+
+/** The list's query as a review queue's filter: its filters and sort, without page and size. */
+function queueQuery(q) {
+  const p = apiParams(q);
+  delete p.limit;
+  delete p.cursor;
+  const out = new URLSearchParams();
+  for (const [k, v] of Object.entries(p)) for (const x of [v].flat()) out.append(k, x);
+  return out.toString();
 }

@@ -60,6 +60,7 @@ const ASSETS: &[Asset] = &[
     asset!("admin.js", JS),
     asset!("graph.js", JS),
     asset!("replay.js", JS),
+    asset!("queues.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -79,6 +80,8 @@ pub const PAGES: &[&str] = &[
     "/login",
     "/admin",
     "/graph",
+    "/queues",
+    "/queues/{queue_id}",
 ];
 
 /// The router serving the UI pages and `/assets/...`; merge it into the API router.

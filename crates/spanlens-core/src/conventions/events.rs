@@ -190,6 +190,8 @@ pub fn event_score(trace_id: TraceId, span_id: SpanId, e: &Event) -> Result<Scor
         comment: a
             .string("gen_ai.evaluation.explanation")
             .map(|c| cut(&c, MAX_TEXT_BYTES)),
+        author: None,
+        created_ns: None,
     })
 }
 

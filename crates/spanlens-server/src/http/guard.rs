@@ -26,6 +26,8 @@ pub(crate) fn needed(method: &Method, path: &str) -> Option<Scope> {
         "replay" if *method == Method::POST => Scope::Ingest,
         // Saved views are the team's working state, not settings: members save them.
         _ if (api == "views" || api.starts_with("views/")) && !reading => Scope::Ingest,
+        // Review queues too: members make them and review; viewers see them and their progress.
+        _ if (api == "queues" || api.starts_with("queues/")) && !reading => Scope::Ingest,
         // Keys, people, settings and the audit log are an admin's.
         _ if api == "keys" || api.starts_with("keys/") => Scope::Admin,
         _ if api == "accounts" || api.starts_with("accounts/") || api == "audit" => Scope::Admin,

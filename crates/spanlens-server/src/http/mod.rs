@@ -13,6 +13,7 @@ mod keys;
 mod meta;
 mod metrics;
 mod params;
+mod queues;
 mod recovery;
 mod replay;
 mod rows;
@@ -116,6 +117,23 @@ pub fn router(state: AppState) -> Router {
             get(views::get_view)
                 .put(views::update_view)
                 .delete(views::delete_view),
+        )
+        .route(
+            "/api/v1/queues",
+            get(queues::list_queues).post(queues::create_queue),
+        )
+        .route(
+            "/api/v1/queues/{queue_id}",
+            get(queues::get_queue).delete(queues::delete_queue),
+        )
+        .route(
+            "/api/v1/queues/{queue_id}/refresh",
+            post(queues::refresh_queue),
+        )
+        .route("/api/v1/queues/{queue_id}/next", post(queues::next_item))
+        .route(
+            "/api/v1/queues/{queue_id}/items/{item}",
+            post(queues::review_item),
         )
         .route("/api/v1/stats", get(metrics::stats))
         .route("/api/v1/live", get(meta::live))

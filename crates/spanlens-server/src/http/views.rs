@@ -39,7 +39,7 @@ async fn load(st: &AppState, project: &str) -> Result<Vec<SavedView>, ApiError> 
 }
 
 /// Checks a view's input: a name, a query the trace list accepts, known columns.
-fn checked(input: ViewInput) -> Result<ViewInput, ApiError> {
+pub(super) fn checked(input: ViewInput) -> Result<ViewInput, ApiError> {
     let name = input.name.trim().to_string();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS

@@ -10,7 +10,7 @@
 use super::sql;
 
 /// Newest schema version this build writes.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 /// How tables are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +249,8 @@ const SCORES: Table = Table {
     label               Nullable(String),
     source              LowCardinality(String),
     comment             Nullable(String),
-    created_ns          Int64",
+    created_ns          Int64,
+    author              Nullable(String)",
     engine: "MergeTree",
     tail: "ORDER BY (project, id)",
     shard_by: "cityHash64(project)",
@@ -518,6 +519,16 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
             ));
         }
     }
+    // Schema 4: who gave a score, on tables made before it.
+    let scores = match layout.cluster {
+        Some(_) => vec!["scores_local", "scores"],
+        None => vec!["scores"],
+    };
+    for table in scores {
+        out.push(format!(
+            "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS author Nullable(String)"
+        ));
+    }
     for name in RETIRED {
         out.push(format!("DROP TABLE IF EXISTS {db}.{name}{on}"));
         if layout.cluster.is_some() {
@@ -539,7 +550,7 @@ mod tests {
     #[test]
     fn one_server_gets_plain_tables_and_a_cluster_replicated_and_distributed_ones() {
         let one = statements("spanlens", &Layout::default());
-        assert_eq!(one.len(), 1 + TABLES.len() + 3 + RETIRED.len());
+        assert_eq!(one.len(), 1 + TABLES.len() + 3 + 1 + RETIRED.len());
         assert!(one[0].starts_with("CREATE DATABASE IF NOT EXISTS `spanlens`"));
         assert!(one.iter().all(|s| !s.contains("ON CLUSTER")));
         assert!(one.iter().skip(1).all(|s| s.contains(" IF ")));
@@ -558,7 +569,7 @@ mod tests {
             text_index: false,
         };
         let many = statements("spanlens", &layout);
-        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + 2 + RETIRED.len()));
+        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + 2 + 1 + RETIRED.len()));
         assert!(many.iter().all(|s| !s.contains("TYPE text")));
         let local = many
             .iter()

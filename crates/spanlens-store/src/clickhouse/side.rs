@@ -111,14 +111,15 @@ pub async fn add_scores(
             .opt_str(s.label.as_deref())
             .str(s.source.as_str())
             .opt_str(s.comment.as_deref())
-            .i64(created);
+            .i64(created)
+            .opt_str(s.author.as_deref());
         ids.push(id);
     }
     if !rows_out.is_empty() {
         client
             .insert(
                 "INSERT INTO scores (project, id, trace_id, span_id, session_id, name, data_type, \
-                 value, label, source, comment, created_ns) FORMAT RowBinary",
+                 value, label, source, comment, created_ns, author) FORMAT RowBinary",
                 &rows_out.finish(),
                 &[],
             )
@@ -197,7 +198,7 @@ pub async fn list_scores(client: &Client, q: &ScoreQuery) -> Result<Vec<Score>, 
         client,
         &format!(
             "SELECT id, trace_id, span_id, session_id, name, data_type, value, label, source, \
-             comment FROM scores{} ORDER BY {order} LIMIT {limit}",
+             comment, created_ns, author FROM scores{} ORDER BY {order} LIMIT {limit}",
             c.clause()
         ),
         "listing scores",
@@ -217,6 +218,8 @@ pub async fn list_scores(client: &Client, q: &ScoreQuery) -> Result<Vec<Score>, 
             label: r.nullable(|r| r.string())?,
             source: parse_source(&r.string()?),
             comment: r.nullable(|r| r.string())?,
+            created_ns: Some(r.i64()?.max(0) as u64),
+            author: r.nullable(|r| r.string())?,
         });
     }
     Ok(list)

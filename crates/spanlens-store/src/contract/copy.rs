@@ -57,6 +57,8 @@ async fn fill(store: &dyn Store) {
             label: None,
             source: ScoreSource::Api,
             comment: None,
+            author: None,
+            created_ns: None,
         })
         .collect();
     store.add_scores("p", &scores).await.unwrap();
@@ -81,7 +83,9 @@ async fn contents(store: &dyn Store, project: &str) -> (Vec<String>, Vec<String>
         .await
         .unwrap();
     for s in &mut scores {
+        // A copy stores each score anew: its id and the time it was stored are the target's.
         s.id = None;
+        s.created_ns = None;
     }
     let show = |v: &dyn std::fmt::Debug| format!("{v:?}");
     (

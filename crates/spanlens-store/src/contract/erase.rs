@@ -32,6 +32,8 @@ fn score(t: u64, s: Option<u64>) -> Score {
         label: None,
         source: ScoreSource::Api,
         comment: None,
+        author: None,
+        created_ns: None,
     }
 }
 

@@ -162,6 +162,8 @@ pub async fn identical_scores_from_events_are_kept_once(h: &dyn StoreHarness) {
         label: None,
         source: ScoreSource::OtelEvent,
         comment: Some("on topic".into()),
+        author: None,
+        created_ns: None,
     };
     let first = store
         .add_scores("p", std::slice::from_ref(&score))

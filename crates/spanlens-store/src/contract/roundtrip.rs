@@ -311,6 +311,8 @@ pub async fn nul_characters_are_stored_not_refused(h: &dyn StoreHarness) {
         label: Some("l\0".into()),
         source: ScoreSource::Llm,
         comment: Some("c\0".into()),
+        author: None,
+        created_ns: None,
     };
     store.add_scores("default", &[score]).await.unwrap();
     let listed = store

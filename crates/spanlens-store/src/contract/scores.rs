@@ -19,6 +19,8 @@ fn score(trace: Option<u64>, span: Option<u64>, name: &str, t: ScoreType, v: f64
         label: None,
         source: ScoreSource::Api,
         comment: None,
+        author: None,
+        created_ns: None,
     }
 }
 
@@ -46,6 +48,7 @@ pub async fn scores_are_stored_listed_trended_and_filter_traces(h: &dyn StoreHar
                     value: None,
                     label: Some("resolved".into()),
                     source: ScoreSource::Human,
+                    author: Some("account ada".into()),
                     ..score(None, None, "outcome", ScoreType::Categorical, 0.0)
                 },
             ],
@@ -74,6 +77,12 @@ pub async fn scores_are_stored_listed_trended_and_filter_traces(h: &dyn StoreHar
         .unwrap();
     assert_eq!(session[0].label.as_deref(), Some("resolved"));
     assert_eq!(session[0].source, ScoreSource::Human);
+    // Who gave a score and when it was stored come back; a score without an author has none.
+    assert_eq!(session[0].author.as_deref(), Some("account ada"));
+    assert!(session[0]
+        .created_ns
+        .is_some_and(|t| t > 1_600_000_000_000_000_000));
+    assert!(of_trace.iter().all(|s| s.author.is_none()));
 
     let trends = store.score_trends("p", None, None).await.unwrap();
     let help = trends.iter().find(|r| r.name == "helpfulness").unwrap();

@@ -57,9 +57,14 @@ pub fn parse_source(s: &str) -> ScoreSource {
 pub fn storable(mut score: Score) -> Score {
     use super::prepare::replace_nul;
     replace_nul(&mut score.name);
-    for text in [&mut score.session_id, &mut score.label, &mut score.comment]
-        .into_iter()
-        .flatten()
+    for text in [
+        &mut score.session_id,
+        &mut score.label,
+        &mut score.comment,
+        &mut score.author,
+    ]
+    .into_iter()
+    .flatten()
     {
         replace_nul(text);
     }

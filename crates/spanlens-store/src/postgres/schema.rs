@@ -316,6 +316,15 @@ ALTER TABLE spans ADD COLUMN IF NOT EXISTS words TEXT[] NOT NULL DEFAULT '{}';
 "#,
         indexes: &[("spans_words", "spans USING gin (words)")],
     },
+    Migration {
+        version: 7,
+        description: "who gave a score (a reviewer in a review queue)",
+        // A nullable column without a default changes the catalog only.
+        tables: r#"
+ALTER TABLE scores ADD COLUMN IF NOT EXISTS author TEXT;
+"#,
+        indexes: &[],
+    },
 ];
 
 /// Newest schema version this build writes.

@@ -99,8 +99,8 @@ pub async fn add_scores(
         let r = tx
             .query_one(
                 "INSERT INTO scores (project_id, trace_id, span_id, session_id, name, data_type, \
-                 value, label, source, comment, created_ns) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                 value, label, source, comment, created_ns, author) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
                 &[
                     &pid,
                     &trace,
@@ -113,6 +113,7 @@ pub async fn add_scores(
                     &s.source.as_str(),
                     &s.comment,
                     &now_ns(),
+                    &s.author,
                 ],
             )
             .await
@@ -130,8 +131,8 @@ pub async fn list_scores(client: &Client, q: &ScoreQuery) -> Result<Vec<Score>, 
         return Ok(Vec::new());
     };
     let mut sql = Sql::new(
-        "SELECT id, trace_id, span_id, session_id, name, data_type, value, label, source, comment \
-         FROM scores WHERE project_id = ",
+        "SELECT id, trace_id, span_id, session_id, name, data_type, value, label, source, comment, \
+         author, created_ns FROM scores WHERE project_id = ",
     );
     let p = sql.bind(pid);
     sql.push(&p);
@@ -183,6 +184,8 @@ pub async fn list_scores(client: &Client, q: &ScoreQuery) -> Result<Vec<Score>, 
             label: r.get(7),
             source: parse_source(r.get(8)),
             comment: r.get(9),
+            author: r.get(10),
+            created_ns: Some(r.get::<_, i64>(11).max(0) as u64),
         });
     }
     Ok(out)

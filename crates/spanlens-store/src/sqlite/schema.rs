@@ -410,6 +410,14 @@ CREATE TABLE IF NOT EXISTS shared_state (
 "#,
         then: Some(add_search_index),
     },
+    Migration {
+        description: "who gave a score (a reviewer in a review queue)",
+        sql: r#"
+-- `scores.author` (added by the step below, which a test may run twice): the account or key of
+-- the person who gave a score; NULL for scores from rules, judges and the API without one.
+"#,
+        then: Some(add_score_authors),
+    },
 ];
 
 /// Migration 14: the full-text index, filled from the stored spans.
@@ -422,6 +430,19 @@ fn add_search_index(conn: &Connection, progress: Progress<'_>) -> rusqlite::Resu
             total,
         })
     })
+}
+
+/// Migration 15: the `author` column of scores.
+fn add_score_authors(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()> {
+    let has: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('scores') WHERE name = 'author'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        conn.execute_batch("ALTER TABLE scores ADD COLUMN author TEXT")?;
+    }
+    Ok(())
 }
 
 /// Migration 13: the payload-expiry mark of each trace and the index of those not cleared.
@@ -1023,7 +1044,7 @@ mod tests {
     /// a database written by this build becomes a version-4 one with the same spans.
     const BACK_TO_4: &str = "DROP TABLE span_text; ALTER TABLE spans DROP COLUMN text_key; DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE shared_state; DROP TABLE rollups; DROP TABLE span_retries; \
         DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; DROP INDEX traces_payloads; \
-        ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
+        ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE scores DROP COLUMN author; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
 
     fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {

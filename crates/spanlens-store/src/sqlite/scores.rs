@@ -41,8 +41,8 @@ pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec
         let mut st = tx
             .prepare(
                 "INSERT INTO scores (project_id, trace_id, span_id, session_id, name, data_type, \
-                 value, label, source, comment, created_ns) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 value, label, source, comment, created_ns, author) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(db("storing scores"))?;
         let mut existing = tx
@@ -89,6 +89,7 @@ pub fn add(conn: &mut Connection, project: &str, scores: &[Score]) -> Result<Vec
                 s.source.as_str(),
                 s.comment,
                 now_ns(),
+                s.author,
             ])
             .map_err(db("storing scores"))?;
             ids.push(tx.last_insert_rowid());
@@ -105,8 +106,8 @@ pub fn list(conn: &Connection, q: &ScoreQuery) -> Result<Vec<Score>, StoreError>
         return Ok(Vec::new());
     };
     let mut sql = String::from(
-        "SELECT id, trace_id, span_id, session_id, name, data_type, value, label, source, comment \
-         FROM scores WHERE project_id = ?1",
+        "SELECT id, trace_id, span_id, session_id, name, data_type, value, label, source, comment, \
+         author, created_ns FROM scores WHERE project_id = ?1",
     );
     let mut args: Vec<Value> = vec![Value::Integer(pid)];
     let mut add = |cond: &str, v: Value| {
@@ -167,6 +168,8 @@ pub fn list(conn: &Connection, q: &ScoreQuery) -> Result<Vec<Score>, StoreError>
             label: r.get(7).map_err(&e)?,
             source: parse_source(&source),
             comment: r.get(9).map_err(&e)?,
+            author: r.get(10).map_err(&e)?,
+            created_ns: Some(r.get::<_, i64>(11).map_err(&e)?.max(0) as u64),
         });
     }
     Ok(out)
