@@ -443,7 +443,36 @@ mod tests {
             response_model: None,
             provider: None,
             tags: &[],
+            prompt_name: None,
+            prompt_version: None,
         }
+    }
+
+    /// A prompt gives its name and its (name, version) key once each; a version without a
+    /// name gives nothing; keys of different pairs never meet.
+    #[test]
+    fn prompts_are_facets() {
+        let mut st = TraceState::default();
+        let mut nf = Vec::new();
+        let mut f = facts(1, true, "root", 0, None);
+        f.prompt_name = Some("answer");
+        f.prompt_version = Some("2");
+        st.add(&f, &mut nf);
+        assert!(nf.contains(&(facet::PROMPT, "answer".into())));
+        assert!(nf.contains(&(facet::PROMPT_VERSION, "6:answer2".into())));
+        nf.clear();
+        f.span_id = [2; 8];
+        st.add(&f, &mut nf);
+        assert!(!nf.iter().any(|(c, _)| *c >= facet::PROMPT));
+        let mut g = facts(3, false, "x", 1, None);
+        g.prompt_version = Some("9");
+        st.add(&g, &mut nf);
+        assert!(!nf.iter().any(|(c, _)| *c >= facet::PROMPT));
+        assert_ne!(prompt_version_key("a1", "2"), prompt_version_key("a", "12"));
+        // A state written before prompts reads with none.
+        let old: TraceState =
+            serde_json::from_str(r#"{"n":1,"e":0,"i":0,"o":0,"t":0,"c":0,"s":0,"f":0}"#).unwrap();
+        assert!(old.all_facets().iter().all(|(c, _)| *c < facet::PROMPT));
     }
 
     #[test]

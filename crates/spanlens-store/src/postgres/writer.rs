@@ -385,10 +385,12 @@ const SPAN_COLUMNS: &[(&str, &str)] = &[
     ("tags", TEXT_ARRAY),
     ("chunk_id", "BIGINT"),
     ("for_recovery", "BOOLEAN"),
+    ("prompt_name", "TEXT"),
+    ("prompt_version", "TEXT"),
 ];
 
 // `copy_spans` writes a row of exactly these columns plus the project id.
-const _: () = assert!(SPAN_COLUMNS.len() == 31);
+const _: () = assert!(SPAN_COLUMNS.len() == 33);
 
 /// Column type of a `TEXT[]` column whose values arrive as array literals ([`text_array`]): an
 /// array per row cannot be unnested row by row. (Sent as JSON and unpacked with a subquery per
@@ -607,7 +609,7 @@ async fn copy_spans(
         let chunk = chunk_ids.get(&(s.job, s.row.chunk)).copied();
         let for_recovery = for_recovery(r);
         // In SPAN_COLUMNS order, after the project id.
-        let row: [&(dyn ToSql + Sync); 32] = [
+        let row: [&(dyn ToSql + Sync); 34] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -640,6 +642,8 @@ async fn copy_spans(
             &r.tags,
             &chunk,
             &for_recovery,
+            &r.prompt_name,
+            &r.prompt_version,
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -1071,6 +1075,7 @@ struct StoredFacts {
     unpriced: bool,
     context: [Option<String>; 6],
     tags: Vec<String>,
+    prompt: [Option<String>; 2],
 }
 
 impl StoredFacts {
@@ -1096,6 +1101,7 @@ impl StoredFacts {
                 r.get(18),
             ],
             tags: r.get(19),
+            prompt: [r.get(20), r.get(21)],
         }
     }
 
@@ -1121,6 +1127,8 @@ impl StoredFacts {
             response_model: response.as_deref(),
             provider: provider.as_deref(),
             tags: &self.tags,
+            prompt_name: self.prompt[0].as_deref(),
+            prompt_version: self.prompt[1].as_deref(),
         }
     }
 }
@@ -1143,8 +1151,8 @@ async fn write_summaries(
         tx.query(
             "SELECT trace_id, span_id, parent_span_id IS NULL, name, kind, status, start_ns, \
              end_ns, input_tokens, output_tokens, total_tokens, cost_nano, unpriced, user_id, \
-             session_id, service, request_model, response_model, provider, tags \
-             FROM spans WHERE project_id = $1 AND trace_id = ANY($2) ORDER BY trace_id",
+             session_id, service, request_model, response_model, provider, tags, prompt_name, \
+             prompt_version FROM spans WHERE project_id = $1 AND trace_id = ANY($2) ORDER BY trace_id",
             &[&pid, &reread],
         )
         .await
@@ -1207,6 +1215,8 @@ const SUMMARY_COLUMNS: &[(&str, &str)] = &[
     ("models", TEXT_ARRAY),
     ("providers", TEXT_ARRAY),
     ("search", "TEXT"),
+    ("prompts", TEXT_ARRAY),
+    ("prompt_versions", TEXT_ARRAY),
 ];
 
 /// The summary rows of a commit, column by column.
@@ -1217,7 +1227,7 @@ struct SummaryColumns {
     ints: [Vec<i64>; 10],
     root: Vec<Option<Vec<u8>>>,
     service: Vec<Option<String>>,
-    sets: [Vec<String>; 4],
+    sets: [Vec<String>; 6],
     search: Vec<String>,
 }
 
@@ -1238,12 +1248,14 @@ impl SummaryColumns {
         }
         self.root.push(s.root_span_id.map(|r| r.to_vec()));
         self.service.push(s.service);
-        let mut sets: [Vec<String>; 4] = Default::default();
+        let mut sets: [Vec<String>; 6] = Default::default();
         for (code, v) in state.all_facets() {
             let at = match code {
                 facet::TAG => 0,
                 facet::KIND => 1,
                 facet::MODEL => 2,
+                facet::PROMPT => 4,
+                facet::PROMPT_VERSION => 5,
                 _ => 3,
             };
             sets[at].push(v);
@@ -1258,7 +1270,7 @@ impl SummaryColumns {
     fn params(self, pid: i64) -> Vec<Param> {
         let [name, status, user, session] = self.text;
         let [start, end, duration, spans, errors, input, output, total, cost, unpriced] = self.ints;
-        let [tags, kinds, models, providers] = self.sets;
+        let [tags, kinds, models, providers, prompts, prompt_versions] = self.sets;
         vec![
             Box::new(pid),
             Box::new(self.trace_id),
@@ -1283,6 +1295,8 @@ impl SummaryColumns {
             Box::new(models),
             Box::new(providers),
             Box::new(self.search),
+            Box::new(prompts),
+            Box::new(prompt_versions),
         ]
     }
 }
