@@ -27,6 +27,7 @@ mod insight;
 mod live;
 mod metrics;
 mod params;
+mod prompts;
 mod recovery;
 mod scores;
 mod sessions;
@@ -63,6 +64,7 @@ pub use metrics::{
     MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
 };
 pub use params::{Pairs, ParamError, TraceListQuery};
+pub use prompts::{PromptTemplateRow, PromptVersionRow, PromptsAnswer, ScoreMean};
 pub use recovery::RecoveryAnswer;
 pub use scores::{ScoreIds, ScoreList, ScoreTrends};
 pub use sessions::{SessionAnswer, SessionPage};

@@ -23,7 +23,13 @@ const B_SPAN: &str = "b1b1b1b1b1b1b1b1";
 const B_USER: &str = "user-of-b";
 const B_SESSION: &str = "session-of-b";
 /// Text only B's data holds: none of it may appear in an answer to A.
-const MARKERS: [&str; 4] = ["SECRET-OF-B", "model-of-b", "B-SCORE-COMMENT", "key-of-b"];
+const MARKERS: [&str; 5] = [
+    "SECRET-OF-B",
+    "model-of-b",
+    "B-SCORE-COMMENT",
+    "key-of-b",
+    "prompt-of-b",
+];
 
 /// `(method, path)` of every route in the router's source.
 fn routes() -> BTreeSet<(String, String)> {
@@ -57,7 +63,8 @@ fn b_trace(resource_project: &str) -> Vec<u8> {
          "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000002000000000",
          "attributes": [kv("user.id", B_USER), kv("session.id", B_SESSION),
             kv("input.value", "SECRET-OF-B"), kv("gen_ai.request.model", "model-of-b"),
-            kv("gen_ai.operation.name", "chat")]}]}]}]})
+            kv("gen_ai.operation.name", "chat"), kv("traceloop.prompt.key", "prompt-of-b"),
+            kv("traceloop.prompt.version", "1")]}]}]}]})
     .to_string()
     .into_bytes()
 }
@@ -93,6 +100,7 @@ fn query_ids(path: &str) -> Option<String> {
     match path {
         "/api/v1/compare" => Some(format!("a={B_TRACE}&b={B_TRACE}")),
         "/api/v1/graph" => Some("from=0&name=agent".to_string()),
+        "/api/v1/prompts" => Some("from=0".to_string()),
         _ => None,
     }
 }
@@ -205,6 +213,7 @@ fn b_state(s: &Seeded) -> Value {
         "forwarding": get(&format!("/api/v1/projects/{B}/forwarding"))["destinations"],
         "views": get("/api/v1/views")["views"],
         "stats": get("/api/v1/stats"),
+        "prompts": get("/api/v1/prompts?from=0")["templates"],
     })
 }
 
@@ -215,6 +224,11 @@ fn nothing_of_another_project_is_reached_on_any_route() {
     assert!(
         before.to_string().contains("SECRET-OF-B"),
         "B's data is there to leak"
+    );
+    assert!(
+        before["prompts"].to_string().contains("prompt-of-b"),
+        "B's prompt is there to leak: {}",
+        before["prompts"]
     );
     // A signed-in admin of A.
     let (status, body, headers) = s.server.send(
