@@ -13,6 +13,7 @@ import * as reliability from "./reliability.js";
 import * as login from "./login.js";
 import * as admin from "./admin.js";
 import * as graph from "./graph.js";
+import * as prompts from "./prompts.js";
 
 const ROUTES = [
   [/^\/$/, traces.render, "traces"],
@@ -26,6 +27,7 @@ const ROUTES = [
   [/^\/login$/, login.render, "login"],
   [/^\/admin$/, admin.render, "admin"],
   [/^\/graph$/, graph.render, "graph"],
+  [/^\/prompts$/, prompts.render, "prompts"],
 ];
 
 let cleanup = null;

@@ -59,6 +59,7 @@ const ASSETS: &[Asset] = &[
     asset!("login.js", JS),
     asset!("admin.js", JS),
     asset!("graph.js", JS),
+    asset!("prompts.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -78,6 +79,7 @@ pub const PAGES: &[&str] = &[
     "/login",
     "/admin",
     "/graph",
+    "/prompts",
 ];
 
 /// The router serving the UI pages and `/assets/...`; merge it into the API router.
