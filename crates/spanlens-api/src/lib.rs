@@ -27,6 +27,7 @@ mod insight;
 mod live;
 mod metrics;
 mod params;
+mod prompts;
 mod queues;
 mod recovery;
 mod replay;
@@ -65,6 +66,7 @@ pub use metrics::{
     MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
 };
 pub use params::{Pairs, ParamError, TraceListQuery};
+pub use prompts::{PromptTemplateRow, PromptVersionRow, PromptsAnswer, ScoreMean};
 pub use queues::{
     ItemState, NextItem, QueueDetail, QueueInput, QueueItem, QueueList, QueueProgress, QueueSource,
     QueueSummary, ReviewAnswer, ReviewInput, ReviewQueue, ReviewScore, ReviewerCount,

@@ -131,6 +131,10 @@ pub struct TraceListQuery {
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Holds a span that used this prompt template (`GET /api/v1/prompts` names them).
+    pub prompt: Option<String>,
+    /// … in this version (needs `prompt`).
+    pub prompt_version: Option<String>,
 }
 
 impl TraceListQuery {
@@ -163,6 +167,8 @@ impl TraceListQuery {
             order: p.string(&["order"]),
             limit: p.number("limit")?,
             cursor: p.string(&["cursor"]),
+            prompt: p.string(&["prompt"]),
+            prompt_version: p.string(&["prompt_version"]),
         })
     }
 
@@ -191,6 +197,8 @@ impl TraceListQuery {
         text("sort", &self.sort);
         text("order", &self.order);
         text("cursor", &self.cursor);
+        text("prompt", &self.prompt);
+        text("prompt_version", &self.prompt_version);
         for t in &self.tags {
             out.push(("tag", t.clone()));
         }
@@ -235,6 +243,8 @@ mod tests {
             score_min: Some(0.5),
             text: Some("send_email".into()),
             limit: Some(20),
+            prompt: Some("answer".into()),
+            prompt_version: Some("2".into()),
             ..Default::default()
         };
         let sent: Vec<(String, String)> = q

@@ -105,6 +105,12 @@ pub struct TracesArgs {
     /// Print the API's JSON page instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only traces with a span that used this prompt template (`spanlens prompts` names them).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// With --prompt: only traces with a span that used this version of it.
+    #[arg(long)]
+    prompt_version: Option<String>,
 }
 
 /// Arguments of `spanlens trace`.
@@ -462,6 +468,8 @@ pub fn run_traces(args: TracesArgs) -> anyhow::Result<Outcome> {
         cursor: args.cursor,
         tags,
         limit: Some(args.limit),
+        prompt: args.prompt.or(base.prompt.clone()),
+        prompt_version: args.prompt_version.or(base.prompt_version.clone()),
         ..base
     };
     let Some(page) =

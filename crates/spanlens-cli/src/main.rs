@@ -12,6 +12,7 @@ mod keys;
 mod log;
 mod migrate;
 mod normalize;
+mod prompts;
 mod schema;
 mod serve;
 mod store_args;
@@ -86,6 +87,9 @@ enum Command {
     /// Forwarding to other backends: a project's destinations and their delivery counters on a
     /// running server (status), set from a TOML file (set), or a forwarding file checked (check).
     Forward(forward::ForwardArgs),
+    /// The prompt templates and versions a running server's spans used in a time range: calls,
+    /// cost, latency p50/p95, error rate and mean scores per version.
+    Prompts(prompts::PromptsArgs),
 }
 
 /// Bad input from the user: reported on stderr with exit status 2.
@@ -168,6 +172,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Delete(args) => delete::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Forward(args) => forward::run(args),
+        Command::Prompts(args) => prompts::run(args),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod normalize;
 pub mod openai_agents;
 pub mod otlp;
 pub mod pricing;
+pub mod prompts;
 pub mod recovery;
 pub mod redact;
 pub mod span;

@@ -26,7 +26,13 @@ const B_ONLY_SPAN: &str = "b2b2b2b2b2b2b2b2";
 const B_USER: &str = "user-of-b";
 const B_SESSION: &str = "session-of-b";
 /// Text only B's data holds: none of it may appear in an answer to A.
-const MARKERS: [&str; 4] = ["SECRET-OF-B", "model-of-b", "B-SCORE-COMMENT", "key-of-b"];
+const MARKERS: [&str; 5] = [
+    "SECRET-OF-B",
+    "model-of-b",
+    "B-SCORE-COMMENT",
+    "key-of-b",
+    "prompt-of-b",
+];
 
 /// `(method, path)` of every route in the router's source.
 fn routes() -> BTreeSet<(String, String)> {
@@ -60,7 +66,8 @@ fn b_trace(resource_project: &str) -> Vec<u8> {
          "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000002000000000",
          "attributes": [kv("user.id", B_USER), kv("session.id", B_SESSION),
             kv("input.value", "SECRET-OF-B"), kv("gen_ai.request.model", "model-of-b"),
-            kv("gen_ai.operation.name", "chat")]}]}]}]})
+            kv("gen_ai.operation.name", "chat"), kv("traceloop.prompt.key", "prompt-of-b"),
+            kv("traceloop.prompt.version", "1")]}]}]}]})
     .to_string()
     .into_bytes()
 }
@@ -99,6 +106,7 @@ fn query_ids(path: &str) -> Option<String> {
     match path {
         "/api/v1/compare" => Some(format!("a={B_TRACE}&b={B_TRACE}")),
         "/api/v1/graph" => Some("from=0&name=agent".to_string()),
+        "/api/v1/prompts" => Some("from=0".to_string()),
         _ => None,
     }
 }
@@ -245,6 +253,7 @@ fn b_state(s: &Seeded) -> Value {
         "queues": get("/api/v1/queues")["queues"],
         "queue": get(&format!("/api/v1/queues/{}", B_QUEUE.get().unwrap())),
         "stats": get("/api/v1/stats"),
+        "prompts": get("/api/v1/prompts?from=0")["templates"],
     })
 }
 
@@ -255,6 +264,11 @@ fn nothing_of_another_project_is_reached_on_any_route() {
     assert!(
         before.to_string().contains("SECRET-OF-B"),
         "B's data is there to leak"
+    );
+    assert!(
+        before["prompts"].to_string().contains("prompt-of-b"),
+        "B's prompt is there to leak: {}",
+        before["prompts"]
     );
     // A signed-in admin of A.
     let (status, body, headers) = s.server.send(

@@ -238,6 +238,11 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             through::<api::WorkflowGraphAnswer>,
         ),
         (
+            "/api/v1/prompts",
+            format!("/api/v1/prompts?from={from}&to={to}"),
+            through::<api::PromptsAnswer>,
+        ),
+        (
             "/api/v1/traces/{trace_id}/spans/{span_id}",
             format!("/api/v1/traces/{trace}/spans/{span}"),
             through::<spanlens_core::Span>,

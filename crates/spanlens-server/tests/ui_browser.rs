@@ -3931,3 +3931,271 @@ async fn a_review_queue_is_made_from_the_list_and_walked_with_the_keyboard() {
     assert!(problems.is_empty(), "{problems:?}");
     c.close().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Prompt versions: the /prompts page and the trace list's prompt filter chips.
+
+/// Three traces using the Traceloop prompt `ui-answer` (version 1 twice, version 2 once, the
+/// version-2 call failing) and one using a template whose name and version are markup.
+fn prompt_traces(now: u64) -> Value {
+    let kv = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    let mut spans = Vec::new();
+    for (i, (key, version, ms, failed)) in [
+        ("ui-answer", "1", 100u64, false),
+        ("ui-answer", "1", 300, false),
+        ("ui-answer", "2", 200, true),
+        (XSS_IMG, XSS_SVG, 50, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let trace = format!("{:032x}", 0x9900 + i);
+        let start = now - 600_000_000_000 + i as u64 * 1_000_000_000;
+        spans.push(
+            json!({"traceId": trace, "spanId": format!("{:016x}", 0x9900 + 2 * i),
+            "name": "ui prompt run", "startTimeUnixNano": start.to_string(),
+            "endTimeUnixNano": (start + 1_000_000_000).to_string(), "attributes": []}),
+        );
+        let mut call = json!({"traceId": trace, "spanId": format!("{:016x}", 0x9901 + 2 * i),
+            "parentSpanId": format!("{:016x}", 0x9900 + 2 * i), "name": "chat",
+            "startTimeUnixNano": (start + 1_000_000).to_string(),
+            "endTimeUnixNano": (start + 1_000_000 + ms * 1_000_000).to_string(),
+            "attributes": [kv("llm.request.type", "chat"), kv("gen_ai.system", "openai"),
+                kv("gen_ai.request.model", "gpt-4o-mini"), kv("traceloop.prompt.key", key),
+                kv("traceloop.prompt.version", version),
+                kv("traceloop.prompt.template", "Answer {q}")]});
+        if failed {
+            call["status"] = json!({"code": 2, "message": "refused"});
+        }
+        spans.push(call);
+    }
+    json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]})
+}
+
+/// The trace ids the list shows, sorted.
+async fn listed_trace_ids(c: &Client) -> Vec<String> {
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll('table.traces tbody tr')].map(r => r.dataset.traceId).sort()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+async fn api_trace_ids(c: &Client, query: &str) -> Vec<String> {
+    let page = api(c, &format!("/api/v1/traces?{query}&limit=50")).await;
+    let mut ids: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_versions_page_lists_versions_and_opens_the_filtered_trace_list() {
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(600))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/")).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert_eq!(
+        post_otlp(&c, &prompt_traces(now).to_string()).await,
+        json!(200)
+    );
+    record(&c).await;
+    click(&c, "nav a[data-nav=prompts]").await;
+    until(
+        &c,
+        "document.querySelectorAll('.prompt-template').length && location.pathname === '/prompts'",
+        "the prompt templates",
+    )
+    .await;
+    // The page shows what the API answers for its range: every template, every version.
+    let from = Timestamp(now.saturating_sub(7 * 86_400_000_000_000)).to_rfc3339();
+    let to = Timestamp(now + 60_000_000_000).to_rfc3339();
+    visit(&c, &format!("/prompts?from={from}&to={to}")).await;
+    until(
+        &c,
+        "document.querySelectorAll('.prompt-template').length && location.search.includes('from')",
+        "the prompt templates of the range",
+    )
+    .await;
+    let answer = api(&c, &format!("/api/v1/prompts?from={from}&to={to}")).await;
+    let names: Vec<String> = answer["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"ui-answer".to_string()), "{answer}");
+    assert!(names.contains(&XSS_IMG.to_string()), "{answer}");
+    let shown = c
+        .execute(
+            "return [...document.querySelectorAll('.prompt-template')].map(s => s.querySelector('.prompt-name').textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, json!(names), "the page's templates are the API's");
+    let ui = answer["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ui-answer")
+        .unwrap();
+    // Version 2 was used last: first. Version 1: 2 calls, 100 and 300 ms, no error.
+    let rows = c
+        .execute(
+            r#"return [...document.querySelectorAll('.prompt-template[data-template="ui-answer"] tr.prompt-version')]
+                 .map(r => [...r.querySelectorAll('td')].map(td => td.textContent))"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    assert_eq!(ui["versions"][0]["version"], "2");
+    assert_eq!(rows[0][0], "2");
+    assert_eq!(rows[0][1], "1");
+    assert_eq!(rows[0][5], "100.0%", "{rows}");
+    assert_eq!(rows[1][0], "1");
+    assert_eq!(rows[1][1], "2");
+    assert_eq!(rows[1][5], "0.0%");
+    assert_eq!(ui["versions"][1]["p50_ms"].as_f64(), Some(100.0));
+    assert_eq!(ui["versions"][1]["p95_ms"].as_f64(), Some(300.0));
+    assert!(
+        rows[1][3].as_str().unwrap().starts_with("100"),
+        "p50: {rows}"
+    );
+    assert!(
+        rows[1][4].as_str().unwrap().starts_with("300"),
+        "p95: {rows}"
+    );
+    // The markup template is text, its version too.
+    let hostile = c
+        .execute(
+            "return [...document.querySelectorAll('.prompt-template')].find(s => s.dataset.template === arguments[0]).querySelector('tr.prompt-version td').textContent",
+            vec![json!(XSS_IMG)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hostile, json!(XSS_SVG));
+
+    // A click on version 1 opens the trace list filtered to it, with its chips.
+    click(
+        &c,
+        r#".prompt-template[data-template="ui-answer"] tr.prompt-version[data-version="1"] td.name a"#,
+    )
+    .await;
+    until(
+        &c,
+        "location.pathname === '/' && document.querySelector('.results')?.dataset.state === 'ready'",
+        "the filtered trace list",
+    )
+    .await;
+    let search = c.execute("return location.search", vec![]).await.unwrap();
+    let search = search.as_str().unwrap().to_string();
+    assert!(
+        search.contains("prompt=ui-answer") && search.contains("prompt_version=1"),
+        "{search}"
+    );
+    let v1 = api_trace_ids(&c, "prompt=ui-answer&prompt_version=1").await;
+    assert_eq!(v1.len(), 2);
+    assert_eq!(listed_trace_ids(&c).await, v1);
+    assert_eq!(
+        texts(&c, "#filter-chips .filter-chip").await,
+        vec!["Prompt: ui-answer×".to_string(), "Version: 1×".to_string()]
+    );
+    // The form keeps the prompt filters when it is applied.
+    click(&c, "form.filters button.primary").await;
+    until(
+        &c,
+        "document.querySelector('.results')?.dataset.state === 'ready' && location.search.includes('prompt_version=1')",
+        "the list after Apply",
+    )
+    .await;
+    assert_eq!(listed_trace_ids(&c).await, v1);
+
+    // Removing the version chip lists every version of the template.
+    click(
+        &c,
+        "#filter-chips .filter-chip[data-param=prompt_version] a.chip-remove",
+    )
+    .await;
+    until(
+        &c,
+        "!location.search.includes('prompt_version') && document.querySelector('.results')?.dataset.state === 'ready'",
+        "the list without the version",
+    )
+    .await;
+    let all = api_trace_ids(&c, "prompt=ui-answer").await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(listed_trace_ids(&c).await, all);
+    assert_eq!(
+        texts(&c, "#filter-chips .filter-chip").await,
+        vec!["Prompt: ui-answer×".to_string()]
+    );
+    // And the template's chip, the filter.
+    click(
+        &c,
+        "#filter-chips .filter-chip[data-param=prompt] a.chip-remove",
+    )
+    .await;
+    until(
+        &c,
+        "!location.search.includes('prompt') && document.querySelector('.results')?.dataset.state === 'ready'",
+        "the list without the prompt",
+    )
+    .await;
+    let chips = c
+        .execute(
+            "return document.querySelectorAll('#filter-chips .filter-chip').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chips, json!(0));
+
+    // The hostile template's list: its name in the chip as text, nothing ran.
+    visit(
+        &c,
+        &format!("/?prompt={}&prompt_version={}", enc(XSS_IMG), enc(XSS_SVG)),
+    )
+    .await;
+    until(
+        &c,
+        "document.querySelector('.results')?.dataset.state === 'ready' && document.querySelectorAll('#filter-chips .filter-chip').length === 2",
+        "the hostile template's list",
+    )
+    .await;
+    assert_eq!(listed_trace_ids(&c).await.len(), 1);
+    assert_eq!(
+        texts(&c, "#filter-chips .filter-chip b").await,
+        vec![XSS_IMG.to_string(), XSS_SVG.to_string()]
+    );
+    let imgs = c
+        .execute(
+            "return document.querySelectorAll('#app img, #app svg[onload], #app [onerror]').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(imgs, json!(0), "span data became markup");
+    let xss = c.execute("return window.__xss || 0", vec![]).await.unwrap();
+    assert_eq!(xss, json!(0), "no markup ran");
+    let csp = c.execute("return window.__csp", vec![]).await.unwrap();
+    assert_eq!(csp, json!([]), "CSP violations");
+    assert!(console_problems(&c, &driver).await.is_empty());
+    screenshot(&c, "prompts").await;
+    c.close().await.unwrap();
+}

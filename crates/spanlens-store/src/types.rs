@@ -284,6 +284,15 @@ pub struct TraceFilter {
     /// words, case-insensitive: `spanlens_core::content`).
     #[serde(default)]
     pub content: Option<String>,
+    /// Trace contains a span that used this prompt template (`spanlens_core::prompts`).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// With `prompt`: a span used this version of it.
+    #[serde(default)]
+    pub prompt_version: Option<String>,
+    /// Trace contains a span that used any prompt template.
+    #[serde(default)]
+    pub has_prompt: bool,
 }
 
 /// How the traces matching a filter ended: the counts behind the trace list's "failed" and

@@ -14,6 +14,7 @@ import * as login from "./login.js";
 import * as admin from "./admin.js";
 import * as graph from "./graph.js";
 import * as queues from "./queues.js";
+import * as prompts from "./prompts.js";
 
 const ROUTES = [
   [/^\/$/, traces.render, "traces"],
@@ -29,6 +30,7 @@ const ROUTES = [
   [/^\/graph$/, graph.render, "graph"],
   [/^\/queues$/, queues.render, "queues"],
   [/^\/queues\/([^/]+)$/, queues.renderReview, "queues"],
+  [/^\/prompts$/, prompts.render, "prompts"],
 ];
 
 let cleanup = null;

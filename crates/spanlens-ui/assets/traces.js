@@ -58,6 +58,7 @@ export function apiParams(q) {
   for (const k of ["name", "status", "model", "provider", "user", "session", "min_duration_ms", "max_duration_ms", "min_cost", "max_cost", "score_name", "score_min", "text", "q", "content", "sort", "order", "cursor", "from", "to"]) {
     if (q.get(k)) p[k] = q.get(k);
   }
+  for (const k of PROMPT_KEYS) if (q.get(k)) p[k] = q.get(k);
   const tags = (q.get("tag") || "").split(",").map((t) => t.trim()).filter(Boolean);
   if (tags.length) p.tag = tags;
   const range = q.get("range");
@@ -94,7 +95,7 @@ export async function render(app) {
   // A review queue of the listed traces (its filter follows the list's).
   const queueLink = link("/queues", "Review in a queue");
   queueLink.id = "traces-queue-link";
-  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), h("div", { class: "page-actions" }, graphLink, queueLink, views)), form, outcomes, results);
+  mount(app, h("div", { class: "page-head" }, h("h1", null, "Traces"), h("div", { class: "page-actions" }, graphLink, queueLink, views)), form, promptChips(q), outcomes, results);
   renderViews(views, q);
   fitPlaceholders(form);
   let ctl;
@@ -219,6 +220,7 @@ function filterForm(q, apply) {
       if (to.value) next.set("to", to.value);
     }
     for (const k of ["sort", "order"]) if (q.get(k)) next.set(k, q.get(k));
+    for (const k of PROMPT_KEYS) if (q.get(k)) next.set(k, q.get(k));
     apply(next);
   }
   form.addEventListener("submit", (e) => {
@@ -333,4 +335,29 @@ function queueQuery(q) {
   const out = new URLSearchParams();
   for (const [k, v] of Object.entries(p)) for (const x of [v].flat()) out.append(k, x);
   return out.toString();
+}
+
+/** The prompt filters (set from the prompt versions page), kept in the URL beside the form's. */
+const PROMPT_KEYS = ["prompt", "prompt_version"];
+
+/** The prompt filters as removable chips: each links to the list without it (without the
+ * template, the version goes too: a version needs its template). */
+function promptChips(q) {
+  const box = h("div", { class: "filter-chips", id: "filter-chips" });
+  const without = (...keys) => {
+    const next = new URLSearchParams(q);
+    for (const k of [...keys, "cursor", "view"]) next.delete(k);
+    return `/?${next}`;
+  };
+  const chip = (key, label, value, href) => {
+    const remove = link(href, "×");
+    remove.classList.add("chip-remove");
+    remove.title = `Remove the ${label.toLowerCase()} filter`;
+    remove.setAttribute("aria-label", remove.title);
+    return h("span", { class: "filter-chip", dataset: { param: key }, title: value }, `${label}: `, h("b", null, value), remove);
+  };
+  if (q.get("prompt")) box.append(chip("prompt", "Prompt", q.get("prompt"), without("prompt", "prompt_version")));
+  if (q.get("prompt_version")) box.append(chip("prompt_version", "Version", q.get("prompt_version"), without("prompt_version")));
+  box.hidden = !box.children.length;
+  return box;
 }

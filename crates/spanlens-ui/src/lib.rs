@@ -61,6 +61,7 @@ const ASSETS: &[Asset] = &[
     asset!("graph.js", JS),
     asset!("replay.js", JS),
     asset!("queues.js", JS),
+    asset!("prompts.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -82,6 +83,7 @@ pub const PAGES: &[&str] = &[
     "/graph",
     "/queues",
     "/queues/{queue_id}",
+    "/prompts",
 ];
 
 /// The router serving the UI pages and `/assets/...`; merge it into the API router.

@@ -747,4 +747,21 @@ mod tests {
         let c = s.cost.unwrap().amounts;
         assert_eq!((c.input.0, c.output.0), (0, 0));
     }
+
+    /// Langfuse's SDKs name the prompt a generation used by name and numbered version
+    /// (`langfuse.observation.prompt.*`); the prompt versions page reads them as text.
+    #[test]
+    fn langfuse_prompt_name_and_version_are_read() {
+        let s = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.model.name": "gpt-4o",
+            "langfuse.observation.prompt.name": "support-answer",
+            "langfuse.observation.prompt.version": 3}));
+        let p = s.prompt.expect("a prompt");
+        assert_eq!(p.name.as_deref(), Some("support-answer"));
+        assert_eq!(p.version.as_deref(), Some("3"));
+        // Without a name there is no prompt to group by.
+        let s = enriched(json!({"langfuse.observation.type": "generation",
+            "langfuse.observation.prompt.version": 3}));
+        assert!(s.prompt.is_none());
+    }
 }

@@ -13,6 +13,7 @@ mod keys;
 mod meta;
 mod metrics;
 mod params;
+mod prompts;
 mod queues;
 mod recovery;
 mod replay;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
             get(graph::trace_graph_handler),
         )
         .route("/api/v1/graph", get(graph::workflow_graph))
+        .route("/api/v1/prompts", get(prompts::list_prompts))
         .route(
             "/api/v1/traces/{trace_id}/spans/{span_id}",
             get(traces::trace_span),

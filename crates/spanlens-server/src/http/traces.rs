@@ -133,6 +133,11 @@ pub(super) fn list_query(p: &Params) -> Result<ListQuery, ApiError> {
     }
     query.limit = limit(q.limit)?;
     query.cursor = q.cursor;
+    if let (None, Some(v)) = (&q.prompt, &q.prompt_version) {
+        return Err(bad("prompt_version", v, "needs prompt"));
+    }
+    query.filter.prompt = q.prompt;
+    query.filter.prompt_version = q.prompt_version;
     Ok(query)
 }
 

@@ -12,7 +12,7 @@ use crate::facts::read::{
     check_limit, file_log_event, no_body, project_name, session_page, sort_column, sort_is_numeric,
     sort_sessions, trace_page, undecodable, Bodies, StoredSummary, StoredTrace,
 };
-use crate::facts::summary::SummaryNumbers;
+use crate::facts::summary::{prompt_version_key, SummaryNumbers};
 use crate::store::ScanSender;
 use crate::types::{
     ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceFilter,
@@ -159,6 +159,17 @@ fn filter_conditions(
         }
         s.push(')');
         c.push(s);
+    }
+    match (&f.prompt, &f.prompt_version) {
+        (Some(n), Some(v)) => c.push(format!(
+            "has(prompt_versions, {})",
+            sql::string(&prompt_version_key(n, v))
+        )),
+        (Some(n), None) => c.push(format!("has(prompts, {})", sql::string(n))),
+        _ => {}
+    }
+    if f.has_prompt {
+        c.push("notEmpty(prompts)".to_string());
     }
     Ok(c)
 }

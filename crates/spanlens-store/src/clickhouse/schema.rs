@@ -410,6 +410,18 @@ const SPANS_V2_COLUMNS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// Columns added in version 4, as (table, name, type): who gave a score, the prompt template
+/// and version of a span, and a trace's prompt sets for the list filter. Added by `ALTER … ADD COLUMN IF NOT
+/// EXISTS` to new and old tables alike; rows stored before have none (their traces are found
+/// by the prompt filter once a span of them is written again).
+const V4_COLUMNS: [(&str, &str, &str); 5] = [
+    ("scores", "author", "Nullable(String)"),
+    ("spans", "prompt_name", "Nullable(String)"),
+    ("spans", "prompt_version", "Nullable(String)"),
+    ("traces", "prompts", "Array(String)"),
+    ("traces", "prompt_versions", "Array(String)"),
+];
+
 /// ` ON CLUSTER name` for a cluster layout, else nothing.
 fn on_cluster(layout: &Layout) -> String {
     match &layout.cluster {
@@ -519,15 +531,16 @@ pub fn statements(database: &str, layout: &Layout) -> Vec<String> {
             ));
         }
     }
-    // Schema 4: who gave a score, on tables made before it.
-    let scores = match layout.cluster {
-        Some(_) => vec!["scores_local", "scores"],
-        None => vec!["scores"],
-    };
-    for table in scores {
-        out.push(format!(
-            "ALTER TABLE {db}.{table}{on} ADD COLUMN IF NOT EXISTS author Nullable(String)"
-        ));
+    for (table, name, ty) in V4_COLUMNS {
+        let tables = match layout.cluster {
+            Some(_) => vec![format!("{table}_local"), table.to_string()],
+            None => vec![table.to_string()],
+        };
+        for t in tables {
+            out.push(format!(
+                "ALTER TABLE {db}.{t}{on} ADD COLUMN IF NOT EXISTS {name} {ty}"
+            ));
+        }
     }
     for name in RETIRED {
         out.push(format!("DROP TABLE IF EXISTS {db}.{name}{on}"));
@@ -545,12 +558,15 @@ pub fn ident(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{statements, Layout, Retention, RETIRED, TABLES};
+    use super::{statements, Layout, Retention, RETIRED, TABLES, V4_COLUMNS};
 
     #[test]
     fn one_server_gets_plain_tables_and_a_cluster_replicated_and_distributed_ones() {
         let one = statements("spanlens", &Layout::default());
-        assert_eq!(one.len(), 1 + TABLES.len() + 3 + 1 + RETIRED.len());
+        assert_eq!(
+            one.len(),
+            1 + TABLES.len() + 3 + RETIRED.len() + V4_COLUMNS.len()
+        );
         assert!(one[0].starts_with("CREATE DATABASE IF NOT EXISTS `spanlens`"));
         assert!(one.iter().all(|s| !s.contains("ON CLUSTER")));
         assert!(one.iter().skip(1).all(|s| s.contains(" IF ")));
@@ -569,7 +585,10 @@ mod tests {
             text_index: false,
         };
         let many = statements("spanlens", &layout);
-        assert_eq!(many.len(), 1 + 2 * (TABLES.len() + 2 + 1 + RETIRED.len()));
+        assert_eq!(
+            many.len(),
+            1 + 2 * (TABLES.len() + 2 + RETIRED.len() + V4_COLUMNS.len())
+        );
         assert!(many.iter().all(|s| !s.contains("TYPE text")));
         let local = many
             .iter()

@@ -63,8 +63,8 @@ pub const SPAN_INSERT: &str = "INSERT INTO spans (project, trace_id, span_id, pa
      start_ns, end_ns, duration_ns, kind, status, name, request_model, response_model, provider, \
      agent_name, user_id, session_id, service, tool_name, error_type, input_tokens, \
      output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, \
-     cost_nano, unpriced, ttft_ns, retry_count, tags, call_response_id, call_detail, body, content) \
-     FORMAT RowBinary";
+     cost_nano, unpriced, ttft_ns, retry_count, tags, call_response_id, call_detail, body, content, \
+     prompt_name, prompt_version) FORMAT RowBinary";
 
 fn encode_span(out: &mut RowBinary, project: &str, r: &Row) {
     let s = &r.span;
@@ -108,6 +108,8 @@ fn encode_span(out: &mut RowBinary, project: &str, r: &Row) {
         }
     }
     out.bytes(&r.body).str(&r.content);
+    out.opt_str(s.prompt_name.as_deref())
+        .opt_str(s.prompt_version.as_deref());
 }
 
 /// Columns of an inserted `span_times` row, in the order [`encode_time`] writes them.
@@ -417,12 +419,15 @@ pub struct StoredFacts {
     /// Set when the span is an LLM call with usage.
     pub call_detail: Option<u32>,
     pub version: i64,
+    pub prompt_name: Option<String>,
+    pub prompt_version: Option<String>,
 }
 
 const FACT_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, kind, status, start_ns, \
      end_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
      reasoning_tokens, total_tokens, cost_nano, unpriced, user_id, session_id, service, \
-     request_model, response_model, provider, tags, call_response_id, call_detail, version";
+     request_model, response_model, provider, tags, call_response_id, call_detail, version, \
+     prompt_name, prompt_version";
 
 impl StoredFacts {
     fn read(r: &mut RowReader<'_>) -> Result<([u8; 16], StoredFacts), StoreError> {
@@ -448,6 +453,8 @@ impl StoredFacts {
             call_response_id: r.nullable(|r| r.string())?,
             call_detail: r.nullable(|r| r.u32())?,
             version: r.i64()?,
+            prompt_name: r.nullable(|r| r.string())?,
+            prompt_version: r.nullable(|r| r.string())?,
         };
         Ok((trace_id, f))
     }
@@ -493,6 +500,8 @@ impl StoredFacts {
             response_model: self.response_model.as_deref(),
             provider: self.provider.as_deref(),
             tags: &self.tags,
+            prompt_name: self.prompt_name.as_deref(),
+            prompt_version: self.prompt_version.as_deref(),
         }
     }
 }
@@ -606,6 +615,8 @@ impl Summary {
             out.fixed(span).fixed(of);
         }
         out.i64(self.version);
+        out.strs(&of(facet::PROMPT))
+            .strs(&of(facet::PROMPT_VERSION));
     }
 }
 
@@ -613,4 +624,4 @@ impl Summary {
 const TRACE_INSERT: &str = "INSERT INTO traces (project, trace_id, name, status, start_ns, \
      end_ns, duration_ns, span_count, error_count, input_tokens, output_tokens, total_tokens, \
      cost_nano, unpriced_count, user_id, session_id, root_span_id, service, tags, kinds, models, \
-     providers, search, duplicates, version) FORMAT RowBinary";
+     providers, search, duplicates, version, prompts, prompt_versions) FORMAT RowBinary";

@@ -42,6 +42,7 @@ pub mod erase;
 pub mod ingest;
 pub mod list;
 pub mod log_events;
+pub mod prompts;
 pub mod reprice;
 pub mod rollups;
 pub mod roundtrip;
@@ -176,6 +177,9 @@ macro_rules! __store_contract_tests {
                 expiry_deletes_or_clears_old_traces_in_small_steps,
                 erasing_nothing_counts_nothing,
             }
+            prompts {
+                the_list_filters_by_prompt_template_and_version,
+            }
             rollups {
                 rollups_match_brute_force_seed_1,
                 rollups_match_brute_force_seed_2,
@@ -273,6 +277,7 @@ mod tests {
             ("copy", include_str!("copy.rs")),
             ("rollups", include_str!("rollups.rs")),
             ("erase", include_str!("erase.rs")),
+            ("prompts", include_str!("prompts.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {

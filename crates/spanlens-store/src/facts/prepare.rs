@@ -55,6 +55,9 @@ pub struct PreparedSpan {
     /// The rate-limit snapshot the recovery report reads, if the span has one it reads (boxed,
     /// like `retry`: most spans have neither, and every row is moved along the write path).
     pub rate: Option<Box<PreparedRate>>,
+    /// The prompt template the span used and its version (`spanlens_core::prompts`).
+    pub prompt_name: Option<String>,
+    pub prompt_version: Option<String>,
     /// What the same-call rule reads of an LLM span with usage (boxed: most spans are not).
     pub call: Option<Box<Call>>,
     /// What the recovery report reads of a retried span.
@@ -104,6 +107,8 @@ impl PreparedSpan {
             response_model: self.response_model.as_deref(),
             provider: self.provider.as_deref(),
             tags: &self.tags,
+            prompt_name: self.prompt_name.as_deref(),
+            prompt_version: self.prompt_version.as_deref(),
         }
     }
 
@@ -271,6 +276,17 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
     } else {
         serde_json::to_string(&tags).ok()
     };
+    let prompt = spanlens_core::prompts::prompt_of(&span).map(|p| {
+        let clean = |mut s: String| {
+            replace_nul(&mut s);
+            s
+        };
+        (clean(p.name), p.version.map(clean))
+    });
+    let (prompt_name, prompt_version) = match prompt {
+        Some((n, v)) => (Some(n), v),
+        None => (None, None),
+    };
     let request_model = non_empty(span.request_model.take());
     let response_model = non_empty(span.response_model.take());
     let tool_name = if span.kind == SpanKind::Tool {
@@ -310,6 +326,8 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
         tags_json,
         tags,
         name: std::mem::take(&mut span.name),
+        prompt_name,
+        prompt_version,
         rate,
         call,
         retry,

@@ -16,6 +16,16 @@ pub mod facet {
     pub const PROVIDER: i64 = 3;
     /// A tag of any span of the trace.
     pub const TAG: i64 = 4;
+    /// The name of a prompt template a span of the trace used.
+    pub const PROMPT: i64 = 5;
+    /// A prompt template and version a span used, as [`super::prompt_version_key`] writes it.
+    pub const PROMPT_VERSION: i64 = 6;
+}
+
+/// The facet value of a prompt template's version: the name's length, `:`, the name, then the
+/// version, so no name or version (any text a span sends) can make two pairs share a value.
+pub fn prompt_version_key(name: &str, version: &str) -> String {
+    format!("{}:{name}{version}", name.len())
 }
 
 /// Most distinct span names kept for a trace's text search.
@@ -85,6 +95,9 @@ pub struct SpanFacts<'a> {
     pub response_model: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub tags: &'a [String],
+    /// The prompt template the span used, and its version.
+    pub prompt_name: Option<&'a str>,
+    pub prompt_version: Option<&'a str>,
 }
 
 /// A facet value a span contributed that the trace did not have yet.
@@ -132,6 +145,12 @@ pub struct TraceState {
     models: BTreeSet<String>,
     #[serde(rename = "p", default)]
     providers: BTreeSet<String>,
+    /// Prompt template names used in the trace (absent in states written before prompts).
+    #[serde(rename = "pn", default, skip_serializing_if = "BTreeSet::is_empty")]
+    prompts: BTreeSet<String>,
+    /// Prompt template versions used, as [`prompt_version_key`] values.
+    #[serde(rename = "pv", default, skip_serializing_if = "BTreeSet::is_empty")]
+    prompt_versions: BTreeSet<String>,
     /// Agent spans that failed: under a root that states no outcome, a failed agent run fails
     /// the trace (see [`Self::failed`]).
     #[serde(rename = "fa", default, skip_serializing_if = "is_zero")]
@@ -277,6 +296,17 @@ impl TraceState {
                 new_facets.push((facet::TAG, t.clone()));
             }
         }
+        if let Some(name) = f.prompt_name {
+            if insert_new(&mut self.prompts, name) {
+                new_facets.push((facet::PROMPT, name.to_string()));
+            }
+            if let Some(v) = f.prompt_version {
+                let key = prompt_version_key(name, v);
+                if insert_new(&mut self.prompt_versions, &key) {
+                    new_facets.push((facet::PROMPT_VERSION, key));
+                }
+            }
+        }
     }
 
     /// The numbers of the trace's summary row.
@@ -304,6 +334,8 @@ impl TraceState {
             (facet::MODEL, &self.models),
             (facet::PROVIDER, &self.providers),
             (facet::TAG, &self.tags),
+            (facet::PROMPT, &self.prompts),
+            (facet::PROMPT_VERSION, &self.prompt_versions),
         ] {
             out.extend(set.iter().map(|v| (code, v.clone())));
         }
@@ -411,7 +443,36 @@ mod tests {
             response_model: None,
             provider: None,
             tags: &[],
+            prompt_name: None,
+            prompt_version: None,
         }
+    }
+
+    /// A prompt gives its name and its (name, version) key once each; a version without a
+    /// name gives nothing; keys of different pairs never meet.
+    #[test]
+    fn prompts_are_facets() {
+        let mut st = TraceState::default();
+        let mut nf = Vec::new();
+        let mut f = facts(1, true, "root", 0, None);
+        f.prompt_name = Some("answer");
+        f.prompt_version = Some("2");
+        st.add(&f, &mut nf);
+        assert!(nf.contains(&(facet::PROMPT, "answer".into())));
+        assert!(nf.contains(&(facet::PROMPT_VERSION, "6:answer2".into())));
+        nf.clear();
+        f.span_id = [2; 8];
+        st.add(&f, &mut nf);
+        assert!(!nf.iter().any(|(c, _)| *c >= facet::PROMPT));
+        let mut g = facts(3, false, "x", 1, None);
+        g.prompt_version = Some("9");
+        st.add(&g, &mut nf);
+        assert!(!nf.iter().any(|(c, _)| *c >= facet::PROMPT));
+        assert_ne!(prompt_version_key("a1", "2"), prompt_version_key("a", "12"));
+        // A state written before prompts reads with none.
+        let old: TraceState =
+            serde_json::from_str(r#"{"n":1,"e":0,"i":0,"o":0,"t":0,"c":0,"s":0,"f":0}"#).unwrap();
+        assert!(old.all_facets().iter().all(|(c, _)| *c < facet::PROMPT));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::facts::read::{
     check_limit, no_body, session_page, sort_column, sort_is_numeric, sort_sessions, trace_page,
     undecodable, Bodies, StoredSummary, StoredTrace,
 };
-use crate::facts::summary::SummaryNumbers;
+use crate::facts::summary::{prompt_version_key, SummaryNumbers};
 use crate::store::ScanSender;
 use crate::types::{
     ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceFilter,
@@ -106,6 +106,19 @@ fn filter_conditions(sql: &mut Sql, f: &TraceFilter, with_outcome: bool) -> Resu
             sql.and("s.label = ?", label.clone());
         }
         sql.push(")");
+    }
+    match (&f.prompt, &f.prompt_version) {
+        (Some(n), Some(v)) => {
+            sql.and(
+                "prompt_versions @> ?::TEXT[]",
+                vec![prompt_version_key(n, v)],
+            );
+        }
+        (Some(n), None) => sql.and("prompts @> ?::TEXT[]", vec![n.clone()]),
+        _ => {}
+    }
+    if f.has_prompt {
+        sql.push(" AND prompts <> '{}'");
     }
     // Full-text search: the spans' word arrays, with a GIN index.
     if let Some(words) = crate::domain::content::filter_words(f)? {

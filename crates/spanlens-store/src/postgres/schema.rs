@@ -325,6 +325,26 @@ ALTER TABLE scores ADD COLUMN IF NOT EXISTS author TEXT;
 "#,
         indexes: &[],
     },
+    Migration {
+        version: 8,
+        description: "prompt templates: each span's, and each trace's sets for the list filter",
+        // Columns without a default (spans) or with a constant one (traces) change the catalog
+        // only. Rows written before have none: their traces are found by the prompt filter once
+        // a span of them is written again.
+        tables: r#"
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS prompt_name TEXT;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS prompt_version TEXT;
+ALTER TABLE traces ADD COLUMN IF NOT EXISTS prompts TEXT[] NOT NULL DEFAULT '{}';
+ALTER TABLE traces ADD COLUMN IF NOT EXISTS prompt_versions TEXT[] NOT NULL DEFAULT '{}';
+"#,
+        indexes: &[
+            ("traces_prompts", "traces USING gin (prompts)"),
+            (
+                "traces_prompt_versions",
+                "traces USING gin (prompt_versions)",
+            ),
+        ],
+    },
 ];
 
 /// Newest schema version this build writes.

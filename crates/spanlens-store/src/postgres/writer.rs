@@ -386,10 +386,12 @@ const SPAN_COLUMNS: &[(&str, &str)] = &[
     ("chunk_id", "BIGINT"),
     ("for_recovery", "BOOLEAN"),
     ("words", TEXT_ARRAY),
+    ("prompt_name", "TEXT"),
+    ("prompt_version", "TEXT"),
 ];
 
 // `copy_spans` writes a row of exactly these columns plus the project id.
-const _: () = assert!(SPAN_COLUMNS.len() == 32);
+const _: () = assert!(SPAN_COLUMNS.len() == 34);
 
 /// Column type of a `TEXT[]` column whose values arrive as array literals ([`text_array`]): an
 /// array per row cannot be unnested row by row. (Sent as JSON and unpacked with a subquery per
@@ -609,7 +611,7 @@ async fn copy_spans(
         let for_recovery = for_recovery(r);
         let words = spanlens_core::content::distinct_words(&r.search_text);
         // In SPAN_COLUMNS order, after the project id.
-        let row: [&(dyn ToSql + Sync); 33] = [
+        let row: [&(dyn ToSql + Sync); 35] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -643,6 +645,8 @@ async fn copy_spans(
             &chunk,
             &for_recovery,
             &words,
+            &r.prompt_name,
+            &r.prompt_version,
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -1074,6 +1078,7 @@ struct StoredFacts {
     unpriced: bool,
     context: [Option<String>; 6],
     tags: Vec<String>,
+    prompt: [Option<String>; 2],
 }
 
 impl StoredFacts {
@@ -1099,6 +1104,7 @@ impl StoredFacts {
                 r.get(18),
             ],
             tags: r.get(19),
+            prompt: [r.get(20), r.get(21)],
         }
     }
 
@@ -1124,6 +1130,8 @@ impl StoredFacts {
             response_model: response.as_deref(),
             provider: provider.as_deref(),
             tags: &self.tags,
+            prompt_name: self.prompt[0].as_deref(),
+            prompt_version: self.prompt[1].as_deref(),
         }
     }
 }
@@ -1146,8 +1154,8 @@ async fn write_summaries(
         tx.query(
             "SELECT trace_id, span_id, parent_span_id IS NULL, name, kind, status, start_ns, \
              end_ns, input_tokens, output_tokens, total_tokens, cost_nano, unpriced, user_id, \
-             session_id, service, request_model, response_model, provider, tags \
-             FROM spans WHERE project_id = $1 AND trace_id = ANY($2) ORDER BY trace_id",
+             session_id, service, request_model, response_model, provider, tags, prompt_name, \
+             prompt_version FROM spans WHERE project_id = $1 AND trace_id = ANY($2) ORDER BY trace_id",
             &[&pid, &reread],
         )
         .await
@@ -1210,6 +1218,8 @@ const SUMMARY_COLUMNS: &[(&str, &str)] = &[
     ("models", TEXT_ARRAY),
     ("providers", TEXT_ARRAY),
     ("search", "TEXT"),
+    ("prompts", TEXT_ARRAY),
+    ("prompt_versions", TEXT_ARRAY),
 ];
 
 /// The summary rows of a commit, column by column.
@@ -1220,7 +1230,7 @@ struct SummaryColumns {
     ints: [Vec<i64>; 10],
     root: Vec<Option<Vec<u8>>>,
     service: Vec<Option<String>>,
-    sets: [Vec<String>; 4],
+    sets: [Vec<String>; 6],
     search: Vec<String>,
 }
 
@@ -1241,12 +1251,14 @@ impl SummaryColumns {
         }
         self.root.push(s.root_span_id.map(|r| r.to_vec()));
         self.service.push(s.service);
-        let mut sets: [Vec<String>; 4] = Default::default();
+        let mut sets: [Vec<String>; 6] = Default::default();
         for (code, v) in state.all_facets() {
             let at = match code {
                 facet::TAG => 0,
                 facet::KIND => 1,
                 facet::MODEL => 2,
+                facet::PROMPT => 4,
+                facet::PROMPT_VERSION => 5,
                 _ => 3,
             };
             sets[at].push(v);
@@ -1261,7 +1273,7 @@ impl SummaryColumns {
     fn params(self, pid: i64) -> Vec<Param> {
         let [name, status, user, session] = self.text;
         let [start, end, duration, spans, errors, input, output, total, cost, unpriced] = self.ints;
-        let [tags, kinds, models, providers] = self.sets;
+        let [tags, kinds, models, providers, prompts, prompt_versions] = self.sets;
         vec![
             Box::new(pid),
             Box::new(self.trace_id),
@@ -1286,6 +1298,8 @@ impl SummaryColumns {
             Box::new(models),
             Box::new(providers),
             Box::new(self.search),
+            Box::new(prompts),
+            Box::new(prompt_versions),
         ]
     }
 }

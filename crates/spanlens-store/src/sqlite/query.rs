@@ -11,7 +11,7 @@ use crate::facts::read::{
     check_limit, no_body, session_page, sort_column, sort_is_numeric, sort_sessions, trace_page,
     undecodable, Bodies, StoredSummary, StoredTrace,
 };
-use crate::facts::summary::SummaryNumbers;
+use crate::facts::summary::{prompt_version_key, SummaryNumbers};
 use crate::types::{
     ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceDetail,
     TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable, UnreadableSpan,
@@ -192,6 +192,18 @@ fn filter_conditions(
     }
     for t in &f.tags {
         facet_filter(sql, facet::TAG, t);
+    }
+    match (&f.prompt, &f.prompt_version) {
+        (Some(n), Some(v)) => facet_filter(sql, facet::PROMPT_VERSION, &prompt_version_key(n, v)),
+        (Some(n), None) => facet_filter(sql, facet::PROMPT, n),
+        _ => {}
+    }
+    if f.has_prompt {
+        sql.push(&format!(
+            " AND EXISTS (SELECT 1 FROM trace_facets f WHERE f.trace_ref = traces.id \
+             AND f.facet = {})",
+            facet::PROMPT
+        ));
     }
     if let Some(words) = crate::domain::content::filter_words(f)? {
         let m = sql.bind(Value::Text(super::search::match_expr(&words)));

@@ -418,6 +418,16 @@ CREATE TABLE IF NOT EXISTS shared_state (
 "#,
         then: Some(add_score_authors),
     },
+    Migration {
+        description: "the prompt template and version of each span",
+        sql: r#"
+-- `spans.prompt_name` and `prompt_version` (added by the step below, which a test may run
+-- twice) keep the template a span used, so a trace rebuilt from its rows keeps its prompt
+-- facets (`trace_facets` codes 5 and 6). Spans stored before have none: the trace list's
+-- prompt filter finds their traces once a span of them is written again.
+"#,
+        then: Some(add_prompt_columns),
+    },
 ];
 
 /// Migration 14: the full-text index, filled from the stored spans.
@@ -441,6 +451,21 @@ fn add_score_authors(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()>
     )?;
     if has == 0 {
         conn.execute_batch("ALTER TABLE scores ADD COLUMN author TEXT")?;
+    }
+    Ok(())
+}
+
+/// Migration 16: the span columns of the prompt template and version, unless present.
+fn add_prompt_columns(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()> {
+    for col in ["prompt_name", "prompt_version"] {
+        let has: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('spans') WHERE name = ?1",
+            [col],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            conn.execute_batch(&format!("ALTER TABLE spans ADD COLUMN {col} TEXT"))?;
+        }
     }
     Ok(())
 }
@@ -1045,6 +1070,7 @@ mod tests {
     const BACK_TO_4: &str = "DROP TABLE span_text; ALTER TABLE spans DROP COLUMN text_key; DROP TABLE llm_calls; DROP TABLE log_events; DROP TABLE shared_state; DROP TABLE rollups; DROP TABLE span_retries; \
         DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; DROP INDEX traces_payloads; \
         ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE scores DROP COLUMN author; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
+        ALTER TABLE spans DROP COLUMN prompt_name; ALTER TABLE spans DROP COLUMN prompt_version; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
 
     fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {

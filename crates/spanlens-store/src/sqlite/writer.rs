@@ -565,7 +565,7 @@ impl Writer {
         changes: &mut Changes,
     ) -> rusqlite::Result<bool> {
         let rate = r.rate.as_ref().map(|p| &p.bytes);
-        let values: [&dyn ToSql; 34] = [
+        let values: [&dyn ToSql; 36] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -599,6 +599,8 @@ impl Writer {
             &r.unpriced,
             &trace_ref,
             &rate,
+            &r.prompt_name,
+            &r.prompt_version,
             &text_key,
         ];
         let replaced = if st.insert.execute(&values[..])? == 1 {
@@ -609,7 +611,7 @@ impl Writer {
         } else {
             self.take_back(pid, trace_ref, &r.span_id, changes)?;
             // The replaced copy keeps its key (`text_key` is not among the updated columns).
-            st.update.execute(&values[..33])?;
+            st.update.execute(&values[..35])?;
             let stored_key: Option<i64> = self
                 .conn
                 .prepare_cached("SELECT text_key FROM spans WHERE trace_ref = ?1 AND span_id = ?2")?
@@ -820,7 +822,8 @@ pub(super) fn state_from_spans(conn: &Connection, trace_ref: i64) -> rusqlite::R
     let mut st = conn.prepare_cached(
         "SELECT span_id, parent_span_id, name, kind, status, start_ns, end_ns, input_tokens, \
          output_tokens, total_tokens, cost_nano, user_id, session_id, service, request_model, \
-         response_model, provider, tags, unpriced FROM spans WHERE trace_ref = ?1",
+         response_model, provider, tags, unpriced, prompt_name, prompt_version FROM spans \
+         WHERE trace_ref = ?1",
     )?;
     let mut rows = st.query([trace_ref])?;
     while let Some(r) = rows.next()? {
@@ -848,6 +851,8 @@ pub(super) fn state_from_spans(conn: &Connection, trace_ref: i64) -> rusqlite::R
             response_model: r.get_ref(15)?.as_str_or_null()?,
             provider: r.get_ref(16)?.as_str_or_null()?,
             tags: &tags,
+            prompt_name: r.get_ref(19)?.as_str_or_null()?,
+            prompt_version: r.get_ref(20)?.as_str_or_null()?,
         };
         state.add(&facts, &mut ignored);
     }
@@ -858,9 +863,11 @@ const INSERT_SPAN: &str = "INSERT INTO spans (project_id, trace_id, span_id, sta
                  ttft_ns, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
                  reasoning_tokens, total_tokens, cost_nano, retry_count, model, provider, agent_name, \
                  user_id, tool_name, request_model, response_model, parent_span_id, end_ns, name, \
-                 session_id, service, error_type, tags, unpriced, trace_ref, rate_limits, text_key) \
+                 session_id, service, error_type, tags, unpriced, trace_ref, rate_limits, prompt_name, \
+                 prompt_version, text_key) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34) \
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, \
+                 ?34, ?35, ?36) \
                  ON CONFLICT (trace_ref, span_id) DO NOTHING";
 
 const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?6, duration_ns = ?7, \
@@ -870,7 +877,8 @@ const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?
                      agent_name = ?19, user_id = ?20, tool_name = ?21, request_model = ?22, \
                      response_model = ?23, parent_span_id = ?24, end_ns = ?25, name = ?26, \
                      session_id = ?27, service = ?28, error_type = ?29, tags = ?30, unpriced = ?31, \
-                     rate_limits = ?33 WHERE trace_ref = ?32 AND span_id = ?3";
+                     rate_limits = ?33, prompt_name = ?34, prompt_version = ?35 \
+                     WHERE trace_ref = ?32 AND span_id = ?3";
 
 /// What the `traces` table holds for a trace.
 enum Stored {
