@@ -118,6 +118,7 @@ fn filter_conditions(
     pid: i64,
     f: &TraceFilter,
     with_outcome: bool,
+    search: Option<(&str, super::search::Plan)>,
 ) -> Result<(), StoreError> {
     let p = sql.bind(pid);
     sql.push(&p);
@@ -205,11 +206,16 @@ fn filter_conditions(
             facet::PROMPT
         ));
     }
-    if let Some(words) = crate::domain::content::filter_words(f)? {
-        let m = sql.bind(Value::Text(super::search::match_expr(&words)));
-        sql.push(&format!(" AND {}", super::search::traces_matching(&m)));
+    if let Some((expr, plan)) = search {
+        let m = sql.bind(Value::Text(expr.to_string()));
+        sql.push(&format!(" AND {}", super::search::traces_matching(&m, plan)));
     }
     Ok(())
+}
+
+/// The FTS5 query of the filter's full-text condition, if it has one.
+fn search_expr(f: &TraceFilter) -> Result<Option<String>, StoreError> {
+    Ok(crate::domain::content::filter_words(f)?.map(|w| super::search::match_expr(&w)))
 }
 
 /// How the traces matching a query's filters ended (see [`Store::trace_outcomes`]).
@@ -224,7 +230,10 @@ pub fn trace_outcomes(conn: &Connection, q: &ListQuery) -> Result<TraceOutcomes,
         "SELECT count(*), coalesce(sum(status = 'error'), 0), \
          coalesce(sum(status <> 'error' AND error_count > 0), 0) FROM traces WHERE project_id = ",
     );
-    filter_conditions(&mut sql, pid, &q.filter, false)?;
+    // Counting reads every match: the traces of every hit, collected once.
+    let expr = search_expr(&q.filter)?;
+    let search = expr.as_deref().map(|e| (e, super::search::Plan::Collect));
+    filter_conditions(&mut sql, pid, &q.filter, false, search)?;
     let e = db("counting trace outcomes");
     let mut st = conn.prepare_cached(&sql.text).map_err(&e)?;
     let (traces, failed, recovered): (i64, i64, i64) = st
@@ -256,7 +265,15 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
     let mut sql = Sql::new(format!(
         "SELECT {SUMMARY_COLS} FROM traces WHERE project_id = "
     ));
-    filter_conditions(&mut sql, pid, &q.filter, true)?;
+    let expr = search_expr(&q.filter)?;
+    let search = match expr.as_deref() {
+        Some(e) => Some((
+            e,
+            super::search::plan(conn, e).map_err(db("planning a full-text search"))?,
+        )),
+        None => None,
+    };
+    filter_conditions(&mut sql, pid, &q.filter, true, search)?;
     let col = sort_column(q.sort);
     let (dir, op) = match q.order {
         SortOrder::Desc => ("DESC", "<"),

@@ -40,13 +40,47 @@ pub fn match_expr(words: &[String]) -> String {
         .join(" ")
 }
 
-/// The `traces.id` condition of a search whose FTS5 query is bound as `param`: traces with a
-/// span holding every word, read from the keys of the hits.
-pub fn traces_matching(param: &str) -> String {
-    format!(
-        "traces.id IN (SELECT DISTINCT rowid >> {ORD_BITS} FROM span_text \
-         WHERE span_text MATCH {param})"
-    )
+/// Spans holding a query's words past which a search checks each trace the list walks (in its
+/// order, stopping at the page) instead of collecting the traces of every hit first.
+pub const COMMON_HITS: i64 = 20_000;
+
+/// How a search's condition finds its traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// The traces of every hit, read from their keys (a rare word: few hits).
+    Collect,
+    /// Each trace the list walks is looked up in the index by its range of keys (a common
+    /// word: the page fills after a few traces, where collecting would read every hit).
+    Probe,
+}
+
+/// The plan for a page of the list: [`Plan::Probe`] when the query has at least
+/// [`COMMON_HITS`] hits (counted no further).
+pub fn plan(conn: &Connection, expr: &str) -> rusqlite::Result<Plan> {
+    let hits: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM span_text WHERE span_text MATCH ?1 LIMIT ?2)",
+        )?
+        .query_row(params![expr, COMMON_HITS], |r| r.get(0))?;
+    Ok(if hits >= COMMON_HITS {
+        Plan::Probe
+    } else {
+        Plan::Collect
+    })
+}
+
+/// The `traces` condition of a search whose FTS5 query is bound as `param`: traces with a span
+/// holding every word.
+pub fn traces_matching(param: &str, plan: Plan) -> String {
+    match plan {
+        Plan::Collect => format!(
+            "traces.id IN (SELECT rowid >> {ORD_BITS} FROM span_text WHERE span_text MATCH {param})"
+        ),
+        Plan::Probe => format!(
+            "EXISTS (SELECT 1 FROM span_text WHERE span_text MATCH {param} \
+             AND rowid BETWEEN traces.id << {ORD_BITS} AND (traces.id << {ORD_BITS}) + {MAX_ORD})"
+        ),
+    }
 }
 
 /// Inserts a span's words under its key.
@@ -161,4 +195,71 @@ pub fn backfill(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> rusqli
     }
     progress(total, total);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use spanlens_core::{Payload, Span, SpanId, Timestamp, TraceId};
+
+    /// Both plans find the same traces, and a key range holds exactly its trace's spans.
+    #[tokio::test]
+    async fn collecting_and_probing_find_the_same_traces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = crate::SqliteStore::open(&path).unwrap();
+        let words = ["alpha", "beta", "gamma", "delta"];
+        let mut spans = Vec::new();
+        for t in 0..40u8 {
+            for n in 0..(1 + t % 4) {
+                spans.push(Span {
+                    trace_id: TraceId([t + 1; 16]),
+                    span_id: SpanId([t + 1, n, 0, 0, 0, 0, 0, 1]),
+                    name: format!("step {n}"),
+                    start_time: Timestamp(1_000 + u64::from(t)),
+                    output: Some(Payload::from_text(
+                        &format!("{} {}", words[usize::from(t % 4)], words[usize::from(n % 4)]),
+                        Some("text/plain"),
+                    )),
+                    ..Default::default()
+                });
+            }
+        }
+        store.write("p", spans).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let found = |q: &str, plan: Plan| -> Vec<i64> {
+            let words = content::query_words(q).unwrap();
+            let sql = format!(
+                "SELECT id FROM traces WHERE {} ORDER BY id",
+                traces_matching("?1", plan)
+            );
+            conn.prepare(&sql)
+                .unwrap()
+                .query_map([match_expr(&words)], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        for q in ["alpha", "beta gamma", "step 3", "delta step", "absent", "gamma gamma"] {
+            let collected = found(q, Plan::Collect);
+            assert_eq!(collected, found(q, Plan::Probe), "{q}");
+            if q != "absent" {
+                assert!(!collected.is_empty(), "{q}");
+            }
+        }
+        // Trace `t` (1-based id order) has `1 + (t - 1) % 4` spans, keyed 0.. in its range.
+        let keys: Vec<(i64, i64)> = conn
+            .prepare("SELECT trace_ref, text_key FROM spans ORDER BY trace_ref, text_key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for (trace_ref, key) in &keys {
+            assert_eq!(key >> ORD_BITS, *trace_ref);
+        }
+        assert_eq!(key(1, MAX_ORD + 1), None, "past the last ordinal");
+    }
 }
