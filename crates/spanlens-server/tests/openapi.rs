@@ -228,6 +228,12 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             through_tree,
         ),
         (
+            "/api/v1/traces/{trace_id}/tree",
+            format!("/api/v1/traces/{trace}/tree?format=columns"),
+            // No wire type: the web UI reads the columns (checked against the schema only).
+            |v| Ok(v.clone()),
+        ),
+        (
             "/api/v1/traces/{trace_id}/graph",
             format!("/api/v1/traces/{trace}/graph"),
             through::<api::TraceGraphAnswer>,

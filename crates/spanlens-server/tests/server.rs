@@ -1135,3 +1135,70 @@ fn the_catalog_in_force_prices_ingest_and_answers() {
         rec["catalog_version"]
     );
 }
+
+/// `/tree?format=columns` (what the web UI reads) holds exactly the rows of the row format:
+/// each row rebuilt from the columns equals the row format's object, field by field.
+#[test]
+fn tree_columns_hold_the_same_rows_as_the_row_format() {
+    let s = Server::start();
+    assert_eq!(
+        s.post("/v1/traces", &[JSON], &fixture("otlp_genai.json")).0,
+        200
+    );
+    let (_, page) = s.get("/api/v1/traces");
+    let id = page["items"][0]["trace_id"].as_str().unwrap().to_string();
+    let (_, rows) = s.get(&format!("/api/v1/traces/{id}/tree"));
+    let (status, c) = s.get(&format!("/api/v1/traces/{id}/tree?format=columns"));
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["trace"], rows["trace"]);
+    assert_eq!(c["analysis"], rows["analysis"]);
+    assert!(c.get("spans").is_none(), "columns instead of rows");
+    let rows = rows["spans"].as_array().unwrap();
+    assert!(rows.len() > 1);
+    assert_eq!(c["count"], serde_json::json!(rows.len()));
+    let at = |col: &str, i: usize| c[col][i].clone();
+    let index = |col: &str, dict: &str, i: usize| match at(col, i).as_i64().unwrap() {
+        -1 => Value::Null,
+        k => c[dict][k as usize].clone(),
+    };
+    for (i, row) in rows.iter().enumerate() {
+        let parent = match at("parent", i).as_i64().unwrap() {
+            -1 => c["missing_parent"]
+                .get(i.to_string())
+                .cloned()
+                .unwrap_or(Value::Null),
+            p => at("span_id", p as usize),
+        };
+        let flags = at("flags", i).as_u64().unwrap();
+        let mut rebuilt = serde_json::json!({
+            "span_id": at("span_id", i),
+            "parent_span_id": parent,
+            "name": index("name", "names", i),
+            "kind": index("kind", "kinds", i),
+            "status": index("status", "statuses", i),
+            "start_ms": at("start_ms", i),
+            "duration_ms": at("duration_ms", i),
+            "model": index("model", "models", i),
+            "input_tokens": at("input_tokens", i),
+            "output_tokens": at("output_tokens", i),
+            "cost_usd": at("cost_usd", i),
+            "unpriced": flags & 2 != 0,
+            "error": flags & 1 != 0,
+            "self_ms": at("self_ms", i),
+            "critical": flags & 4 != 0,
+            "unclosed": flags & 8 != 0,
+        });
+        for sparse in ["error_message", "duplicate_of"] {
+            if let Some(v) = c[sparse].get(i.to_string()) {
+                rebuilt[sparse] = v.clone();
+            }
+        }
+        assert_eq!(&rebuilt, row, "row {i}");
+    }
+    let (status, err) = s.get(&format!("/api/v1/traces/{id}/tree?format=xml"));
+    assert_eq!(status, 400);
+    assert!(
+        err["error"].as_str().unwrap().contains("format"),
+        "the message names the parameter: {err}"
+    );
+}

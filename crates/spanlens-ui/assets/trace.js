@@ -25,7 +25,11 @@ export async function render(app, traceId) {
   mount(app, h("div", { class: "loading" }, "Loading trace…"));
   let data;
   try {
-    data = await get(`traces/${encodeURIComponent(traceId)}/tree`);
+    // Columns (names sent once, parents as row numbers): a 100,000-span tree parses in tens of ms.
+    data = await get(`traces/${encodeURIComponent(traceId)}/tree`, { format: "columns" });
+    phase("fetched");
+    if (!data.spans) data.spans = nodesFromColumns(data);
+    phase("nodes");
   } catch (e) {
     mount(app, notice(e.status === 404 ? "empty" : "error", e.status === 404 ? "Trace not found" : "Could not load the trace", e.message),
       h("p", null, link("/", "← Back to traces")));
@@ -50,13 +54,21 @@ class Waterfall {
     this.selected = null;
     // The graph node whose spans alone the waterfall shows (null: every span).
     this.filter = null;
+    // Repeated siblings folded into one row each (the "Group repeated siblings" toggle) and
+    // which of those rows are opened.
+    this.grouping = false;
+    this.openGroups = new Set();
     this.buildTree();
-    this.total = Math.max(this.trace.duration_ms || 0, ...this.ends()) || 1;
+    phase("tree");
+    this.total = this.trace.duration_ms || 0;
+    for (const end of this.ends()) if (end > this.total) this.total = end;
+    this.total ||= 1;
     this.meta = this.metaColumns();
     this.layout(app);
     fillScores(this.scoresEl, { trace_id: this.trace.trace_id });
     this.flatten();
     this.draw();
+    phase("drawn");
     markFirstPaint(this.nodes.length);
     const wanted = new URLSearchParams(location.search).get("span");
     if (wanted && this.byId.has(wanted)) this.select(wanted, true, true);
@@ -78,23 +90,33 @@ class Waterfall {
     }
     this.roots = [];
     for (const n of this.nodes) {
-      const p = n.parent_span_id && this.byId.get(n.parent_span_id);
+      // The columnar answer names the parent's row; the row format its id.
+      const p = n.parentRow !== undefined ? (n.parentRow >= 0 ? this.nodes[n.parentRow] : null) : n.parent_span_id && this.byId.get(n.parent_span_id);
       if (p && p !== n) p.children.push(n);
       else this.roots.push(n);
     }
     // Depth and error-in-subtree by an explicit stack (deep agent loops must not blow the JS stack).
-    const stack = this.roots.map((r) => [r, 0]);
+    // (No [node, depth] pair per span: a child's depth is set as it is pushed.)
+    for (const r of this.roots) r.depth = 0;
+    const stack = [...this.roots];
     const order = [];
     while (stack.length) {
-      const [n, d] = stack.pop();
-      n.depth = d;
+      const n = stack.pop();
       order.push(n);
-      for (let i = n.children.length - 1; i >= 0; i--) stack.push([n.children[i], d + 1]);
+      for (let i = n.children.length - 1; i >= 0; i--) {
+        const c = n.children[i];
+        c.depth = n.depth + 1;
+        stack.push(c);
+      }
     }
     for (let i = order.length - 1; i >= 0; i--) {
       const n = order[i];
       n.childErrors = n.children.some((c) => c.error || c.childErrors);
+      // Counted once here: a collapsed row's "+N" must not walk its subtree on every draw.
+      n.descendants = 0;
+      for (const c of n.children) n.descendants += 1 + c.descendants;
     }
+    this.errors = order.filter((n) => n.error).sort((a, b) => a.start_ms - b.start_ms);
   }
 
   /**
@@ -105,14 +127,18 @@ class Waterfall {
   metaColumns() {
     const models = new Set();
     let maxTokens = -1;
-    const costs = new Set();
+    const costValues = new Set();
+    let unpriced = false;
     for (const n of this.nodes) {
       if (n.model) models.add(n.model);
       const t = tokensOf(n);
       if (t != null && t > maxTokens) maxTokens = t;
-      const c = costText(n);
-      if (c) costs.add(c);
+      // Each distinct cost formatted once (100,000 rows share far fewer prices).
+      if (n.cost_usd) costValues.add(n.cost_usd);
+      else if (n.unpriced) unpriced = true;
     }
+    const costs = new Set([...costValues].map((c) => f.usd(c)));
+    if (unpriced) costs.add("unpriced");
     const ctx = document.createElement("canvas").getContext("2d");
     ctx.font = `${META_FONT_PX}px ${getComputedStyle(document.body).fontFamily}`;
     const widest = (texts) => Math.max(0, ...[...texts].map((x) => ctx.measureText(x).width));
@@ -139,16 +165,33 @@ class Waterfall {
    */
   flatten() {
     const out = [];
-    const stack = [...this.roots].reverse();
     const only = this.filter?.ids;
+    // Grouped: repeated siblings are one row each (not while a graph node filters the rows).
+    const grouping = this.grouping && !only;
+    // Extra indent of a row shown inside an opened group (and of everything under it).
+    const indent = [];
+    const stack = [];
+    const pushAll = (list, extra) => { for (let i = list.length - 1; i >= 0; i--) stack.push(list[i], extra); };
+    pushAll(grouping ? this.groupedChildren(null) : this.roots, 0);
     while (stack.length) {
+      const extra = stack.pop();
       const n = stack.pop();
-      if (!only || only.has(n.span_id)) out.push(n);
-      if (only || !this.collapsed.has(n.span_id)) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+      if (!only || only.has(n.span_id)) {
+        out.push(n);
+        indent.push(extra);
+      }
+      if (n.group) {
+        if (this.openGroups.has(n.span_id)) pushAll(n.members, extra + 1);
+      } else if (only || !this.collapsed.has(n.span_id)) {
+        pushAll(grouping ? this.groupedChildren(n) : n.children, extra);
+      }
     }
     this.rows = out;
-    this.rowIndex = new Map(out.map((n, i) => [n.span_id, i]));
+    this.indent = indent;
+    this.rowIndex = new Map();
+    for (let i = 0; i < out.length; i++) this.rowIndex.set(out[i].span_id, i);
     this.spacer.style.height = `${out.length * ROW_H}px`;
+    this.spacer.dataset.rows = String(out.length);
     this.visibleCount.textContent = out.length === this.nodes.length ? "" : `${f.int(out.length)} shown`;
   }
 
@@ -156,7 +199,7 @@ class Waterfall {
     const t = this.trace;
     const kinds = [...new Set(this.nodes.map((n) => n.kind))];
     // The earliest failed span, named in the header so the cause shows without a click.
-    const firstError = this.nodes.filter((n) => n.error).sort((a, b) => a.start_ms - b.start_ms)[0];
+    const firstError = this.errors[0];
     this.search = h("input", { type: "search", class: "grow", placeholder: "Search spans by name, kind, model or id  (Enter: next match)" });
     this.matchInfo = h("span", { class: "muted match-info" });
     this.visibleCount = h("span", { class: "muted" });
@@ -223,6 +266,7 @@ class Waterfall {
         h("button", { type: "button", onclick: () => this.setAll(true) }, "Collapse all"),
         this.analysis ? this.criticalToggle() : null,
         this.graphToggle(),
+        this.groupToggle(),
         this.visibleCount),
       h("div", { class: "legend" }, kinds.map((k) => h("span", { class: "legend-item" }, h("i", { style: { background: f.kind(k).color } }), `${f.kind(k).icon} ${k}`))),
       this.graphEl = h("section", { class: "agent-graph", id: "trace-graph", hidden: true }),
@@ -351,7 +395,7 @@ class Waterfall {
     const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
     const last = Math.min(this.rows.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
     const frag = document.createDocumentFragment();
-    for (let i = first; i < last; i++) frag.append(this.row(this.rows[i], i));
+    for (let i = first; i < last; i++) frag.append(this.rows[i].group ? this.groupRow(this.rows[i], i) : this.row(this.rows[i], i));
     this.rowsEl.replaceChildren(frag);
   }
 
@@ -369,12 +413,12 @@ class Waterfall {
     if (n.critical) cls.push("critical");
     const tokens = tokensOf(n);
     return h("div", { class: cls.join(" "), style: { transform: `translateY(${i * ROW_H}px)` }, dataset: { spanId: n.span_id, kind: n.kind }, role: "treeitem", "aria-expanded": hasKids ? String(!collapsed) : undefined, "aria-level": String(n.depth + 1) },
-      h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(n.depth, 40) * 14}px` }, title: n.error ? `${n.name}\n${n.error_message || "error"}` : n.name },
+      h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(n.depth + (this.indent[i] || 0), 40) * 14}px` }, title: n.error ? `${n.name}\n${n.error_message || "error"}` : n.name },
         h("span", { class: `caret ${hasKids ? "" : "leaf"}` }, hasKids ? (collapsed ? "▸" : "▾") : ""),
         h("span", { class: "kicon", style: { color: k.color }, title: n.kind }, k.icon),
         n.critical ? h("span", { class: "crit-mark", title: "on the critical path" }, "◆") : null,
         h("span", { class: "sname" }, n.name),
-        collapsed && hasKids ? h("span", { class: "badge" }, `+${f.int(countDescendants(n))}`) : null,
+        collapsed && hasKids ? h("span", { class: "badge" }, `+${f.int(n.descendants)}`) : null,
         n.error ? h("span", { class: "badge err", title: n.error_message || "error" }, "error") : null,
         n.duplicate_of ? h("span", { class: "badge dup", dataset: { duplicateOf: n.duplicate_of }, title: "Recorded by two instrumentations: its tokens and cost are counted once, on the other span" }, `same call as ${this.byId.get(n.duplicate_of)?.name ?? n.duplicate_of}`) : null),
       this.meta.model ? h("div", { class: "wf-col wf-model", title: n.model || undefined }, n.model || "") : null,
@@ -386,7 +430,9 @@ class Waterfall {
   }
 
   toggle(id) {
-    if (this.collapsed.has(id)) this.collapsed.delete(id);
+    if (this.byId.get(id)?.group) {
+      if (!this.openGroups.delete(id)) this.openGroups.add(id);
+    } else if (this.collapsed.has(id)) this.collapsed.delete(id);
     else if (this.byId.get(id)?.children.length) this.collapsed.add(id);
     this.flatten();
     this.draw();
@@ -403,8 +449,16 @@ class Waterfall {
   /** Expands every ancestor of `id` so its row is visible. */
   reveal(id) {
     let changed = false;
-    for (let n = this.byId.get(id); n && n.parent_span_id; ) {
-      const p = this.byId.get(n.parent_span_id);
+    for (let n = this.byId.get(id); n; ) {
+      const p = n.parent_span_id ? this.byId.get(n.parent_span_id) : null;
+      if (this.grouping && !this.filter && !n.group) {
+        // A span folded into a group: open the group (the parent's groups are made on demand).
+        this.groupedChildren(p || null);
+        if (n.groupKey && !this.openGroups.has(n.groupKey)) {
+          this.openGroups.add(n.groupKey);
+          changed = true;
+        }
+      }
       if (!p) break;
       if (this.collapsed.delete(p.span_id)) changed = true;
       n = p;
@@ -423,7 +477,7 @@ class Waterfall {
     else if (top < view.scrollTop) view.scrollTop = top;
     else if (top + ROW_H > view.scrollTop + view.clientHeight) view.scrollTop = top + ROW_H - view.clientHeight;
     this.draw();
-    if (open) this.open(id);
+    if (open && !this.byId.get(id)?.group) this.open(id);
   }
 
   open(id) {
@@ -451,18 +505,22 @@ class Waterfall {
       case "End": i = this.rows.length - 1; break;
       case "ArrowRight":
         if (!n) break;
-        if (n.children.length && this.collapsed.has(n.span_id)) {
+        if (this.hasKids(n) && this.isCollapsed(n)) {
           this.toggle(n.span_id);
-        } else if (n.children.length) i += 1;
+        } else if (this.hasKids(n)) i += 1;
         break;
-      case "ArrowLeft":
+      case "ArrowLeft": {
         if (!n) break;
-        if (n.children.length && !this.collapsed.has(n.span_id)) {
+        // A span shown inside an opened group goes up to the group's row.
+        const up = n.groupKey && this.rowIndex.has(n.groupKey) ? n.groupKey : n.parent_span_id;
+        if (this.hasKids(n) && !this.isCollapsed(n)) {
           this.toggle(n.span_id);
-        } else if (n.parent_span_id && this.rowIndex.has(n.parent_span_id)) i = this.rowIndex.get(n.parent_span_id);
+        } else if (up && this.rowIndex.has(up)) i = this.rowIndex.get(up);
         break;
+      }
       case "Enter":
-        if (n) this.open(n.span_id);
+        if (n?.group) this.toggle(n.span_id);
+        else if (n) this.open(n.span_id);
         e.preventDefault();
         return;
       case "/":
@@ -478,9 +536,18 @@ class Waterfall {
 
   find(term) {
     const t = term.trim().toLowerCase();
-    this.matches = t
-      ? this.nodes.filter((n) => n.name.toLowerCase().includes(t) || n.kind === t || (n.model || "").toLowerCase().includes(t) || n.span_id.startsWith(t)).map((n) => n.span_id)
-      : [];
+    const matches = [];
+    if (t) {
+      // Names and models repeat: each distinct one is lower-cased and tested once per search.
+      const hit = new Map();
+      const has = (s) => {
+        let r = hit.get(s);
+        if (r === undefined) hit.set(s, (r = s.toLowerCase().includes(t)));
+        return r;
+      };
+      for (const n of this.nodes) if (has(n.name) || n.kind === t || (n.model && has(n.model)) || n.span_id.startsWith(t)) matches.push(n.span_id);
+    }
+    this.matches = matches;
     this.matchSet = new Set(this.matches);
     this.matchPos = -1;
     this.matchInfo.textContent = t ? `${f.int(this.matches.length)} match${this.matches.length === 1 ? "" : "es"}` : "";
@@ -495,7 +562,7 @@ class Waterfall {
   }
 
   nextError() {
-    const errs = this.nodes.filter((n) => n.error);
+    const errs = this.errors;
     if (!errs.length) {
       this.matchInfo.textContent = "no errors in this trace";
       return;
@@ -503,6 +570,172 @@ class Waterfall {
     const cur = errs.findIndex((n) => n.span_id === this.selected);
     this.select(errs[(cur + 1) % errs.length].span_id, true, true);
   }
+
+  hasKids(n) {
+    return n.group ? true : n.children.length > 0;
+  }
+
+  isCollapsed(n) {
+    return n.group ? !this.openGroups.has(n.span_id) : this.collapsed.has(n.span_id);
+  }
+
+  /** The "Group repeated siblings" toggle: same-named siblings become one row "name ×N". */
+  groupToggle() {
+    const b = h("button", { type: "button", id: "group-toggle", "aria-pressed": "false", title: "Fold siblings with the same name into one row with their count and summed time, tokens and cost" }, "⧉ Group repeated siblings");
+    b.addEventListener("click", () => {
+      this.grouping = !this.grouping;
+      b.classList.toggle("on", this.grouping);
+      b.setAttribute("aria-pressed", String(this.grouping));
+      this.flatten();
+      if (this.selected && !this.rowIndex.has(this.selected)) this.selected = null;
+      this.draw();
+    });
+    return b;
+  }
+
+  /**
+   * The children of `parent` (the roots when null) with every name that occurs more than
+   * once among them folded into one group row at its first occurrence. Made once per parent,
+   * when first shown; each grouped span remembers its group (`groupKey`).
+   */
+  groupedChildren(parent) {
+    const holder = parent || this;
+    if (holder.grouped) return holder.grouped;
+    const list = parent ? parent.children : this.roots;
+    const byName = new Map();
+    for (const c of list) byName.set(c.name, (byName.get(c.name) || 0) + 1);
+    const out = [];
+    const groups = new Map();
+    for (const c of list) {
+      if (byName.get(c.name) < 2) {
+        out.push(c);
+        continue;
+      }
+      let g = groups.get(c.name);
+      if (!g) {
+        g = newGroup(parent, c);
+        groups.set(c.name, g);
+        this.byId.set(g.span_id, g);
+        out.push(g);
+      }
+      addToGroup(g, c);
+    }
+    holder.grouped = out;
+    return out;
+  }
+
+  /** A group's row: "name ×N", the span of time its members cover, their summed duration, tokens and cost. */
+  groupRow(g, i) {
+    const k = f.kind(g.kind);
+    const open = this.openGroups.has(g.span_id);
+    const left = (g.start_ms / this.total) * 100;
+    const width = Math.max(((g.end_ms - g.start_ms) / this.total) * 100, 0.15);
+    const cls = ["wf-row", "wf-group"];
+    if (!open && g.error) cls.push("child-err");
+    if (this.selected === g.span_id) cls.push("selected");
+    const tokens = tokensOf(g);
+    const count = g.members.length;
+    return h("div", { class: cls.join(" "), style: { transform: `translateY(${i * ROW_H}px)` }, dataset: { spanId: g.span_id, groupCount: String(count), sumMs: String(g.duration_ms), kind: g.kind }, role: "treeitem", "aria-expanded": String(open), "aria-level": String(g.depth + 1) },
+      h("div", { class: "wf-label", style: { paddingLeft: `${6 + Math.min(g.depth + (this.indent[i] || 0), 40) * 14}px` }, title: `${count} spans named ${g.name}; summed time ${f.ms(g.duration_ms)}` },
+        h("span", { class: "caret" }, open ? "▾" : "▸"),
+        h("span", { class: "kicon", style: { color: k.color }, title: g.kind }, k.icon),
+        h("span", { class: "sname" }, g.name),
+        h("span", { class: "badge group-count" }, `×${f.int(count)}`),
+        g.errors ? h("span", { class: "badge err", title: `${f.int(g.errors)} of them failed` }, `${f.int(g.errors)} error${g.errors === 1 ? "" : "s"}`) : null),
+      this.meta.model ? h("div", { class: "wf-col wf-model", title: g.model || undefined }, g.model || "") : null,
+      this.meta.tokens ? h("div", { class: "wf-col wf-tokens", title: tokens != null ? `${f.int(g.input_tokens)} in / ${f.int(g.output_tokens || 0)} out, summed` : undefined }, tokens != null ? `${f.int(tokens)} tok` : "") : null,
+      this.meta.cost ? h("div", { class: `wf-col wf-cost${!g.cost_usd && g.unpriced ? " unpriced" : ""}`, title: "summed" }, costText(g)) : null,
+      h("div", { class: "wf-track", title: `${count} spans from +${f.ms(g.start_ms)} to +${f.ms(g.end_ms)} · summed time ${f.ms(g.duration_ms)}` },
+        h("div", { class: "wf-bar wf-group-bar", style: { left: `${left}%`, width: `${width}%`, backgroundColor: k.color } }),
+        h("span", durationLabel(left, width), `Σ ${f.ms(g.duration_ms)}`)));
+  }
+}
+
+/** An empty group of `parent`'s children named like `first`. */
+function newGroup(parent, first) {
+  return {
+    group: true,
+    // Not a hex span id, so it never meets one in the maps of rows.
+    span_id: `group:${parent ? parent.span_id : ""}:${first.name}`,
+    parent_span_id: parent ? parent.span_id : null,
+    name: first.name,
+    kind: first.kind,
+    depth: first.depth,
+    members: [],
+    children: [],
+    start_ms: Infinity,
+    end_ms: -Infinity,
+    duration_ms: 0,
+    input_tokens: null,
+    output_tokens: null,
+    cost_usd: 0,
+    unpriced: false,
+    errors: 0,
+    error: false,
+    model: first.model || null,
+  };
+}
+
+/** Adds span `c` to group `g`: its count, time covered, summed duration, tokens and cost. */
+function addToGroup(g, c) {
+  g.members.push(c);
+  c.groupKey = g.span_id;
+  g.start_ms = Math.min(g.start_ms, c.start_ms);
+  g.end_ms = Math.max(g.end_ms, c.start_ms + (c.duration_ms || 0));
+  g.duration_ms += c.duration_ms || 0;
+  if (c.input_tokens != null) {
+    g.input_tokens = (g.input_tokens || 0) + c.input_tokens;
+    g.output_tokens = (g.output_tokens || 0) + (c.output_tokens || 0);
+  }
+  if (c.cost_usd) g.cost_usd += c.cost_usd;
+  if (c.unpriced) g.unpriced = true;
+  if (c.error || c.childErrors) g.error = true;
+  if (c.error) g.errors++;
+  if (g.model !== (c.model || null)) g.model = g.members.length === 1 ? c.model : null;
+}
+
+/**
+ * Row objects from the columnar `/tree?format=columns` answer: entry `i` of every column is
+ * row `i`; names, models, kinds and statuses are indexes into their lists.
+ */
+export function nodesFromColumns(d) {
+  const out = new Array(d.count);
+  const ids = d.span_id;
+  const errs = d.error_message || {};
+  const dups = d.duplicate_of || {};
+  const missing = d.missing_parent || {};
+  for (let i = 0; i < d.count; i++) {
+    const p = d.parent[i];
+    const m = d.model[i];
+    const fl = d.flags[i];
+    out[i] = {
+      span_id: ids[i],
+      parent_span_id: p >= 0 ? ids[p] : missing[i] ?? null,
+      parentRow: p,
+      name: d.names[d.name[i]],
+      kind: d.kinds[d.kind[i]],
+      status: d.statuses[d.status[i]],
+      start_ms: d.start_ms[i],
+      duration_ms: d.duration_ms[i],
+      self_ms: d.self_ms[i],
+      model: m >= 0 ? d.models[m] : null,
+      input_tokens: d.input_tokens[i],
+      output_tokens: d.output_tokens[i],
+      cost_usd: d.cost_usd[i],
+      unpriced: (fl & 2) !== 0,
+      error: (fl & 1) !== 0,
+      critical: (fl & 4) !== 0,
+      unclosed: (fl & 8) !== 0,
+      error_message: errs[i],
+      duplicate_of: dups[i],
+    };
+  }
+  return out;
+}
+
+/** Time of a step of opening the trace (ms since navigation start), for the browser test. */
+function phase(name) {
+  (window.__spanlensTracePhases ||= {})[name] = performance.now();
 }
 
 /** Puts a bar's duration after it, or inside it / before it when the bar reaches the right edge. */
@@ -520,17 +753,6 @@ function tokensOf(n) {
 /** A span's cost cell: its price, "unpriced" for a model call without one, else empty. */
 function costText(n) {
   return n.cost_usd ? f.usd(n.cost_usd) : n.unpriced ? "unpriced" : "";
-}
-
-function countDescendants(n) {
-  let c = 0;
-  const stack = [...n.children];
-  while (stack.length) {
-    const x = stack.pop();
-    c++;
-    stack.push(...x.children);
-  }
-  return c;
 }
 
 function stat(label, value, id, title) {

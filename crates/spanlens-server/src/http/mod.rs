@@ -24,6 +24,7 @@ mod sessions;
 mod stored;
 mod traces;
 mod tree;
+mod tree_columns;
 mod views;
 
 pub use meta::OPENAPI_JSON;

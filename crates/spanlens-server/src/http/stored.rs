@@ -142,21 +142,64 @@ pub(super) fn retain_indices<T>(items: &mut Vec<T>, keep: &[usize]) {
 /// The stored spans of a trace that parse as canonical spans, each with its index in
 /// `detail.spans`, its tree row source and the span the analysis needs; the others are
 /// reported as unreadable (a body from a damaged database or a build with other rules).
+/// A large trace is parsed on several threads (100,000 spans are most of a second on one).
 pub(super) fn readable_spans(
     detail: &TraceDetailJson,
 ) -> (Vec<(usize, TreeSource<'_>, Span)>, Vec<UnreadableSpan>) {
+    let trace_id = detail.summary.trace_id.to_hex();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(detail.spans.len() / PARALLEL_PARSE_MIN)
+        .max(1);
+    if threads == 1 {
+        return parse_some(&detail.spans, 0, &trace_id);
+    }
+    let per = detail.spans.len().div_ceil(threads);
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = detail
+            .spans
+            .chunks(per)
+            .enumerate()
+            .map(|(k, chunk)| {
+                let trace_id = &trace_id;
+                scope.spawn(move || parse_some(chunk, k * per, trace_id))
+            })
+            .collect();
+        handles
+            .into_iter()
+            // A panic in a parse thread is a bug: carry it on as the handler's panic.
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     let mut readable = Vec::with_capacity(detail.spans.len());
     let mut unreadable = Vec::new();
-    let trace_id = detail.summary.trace_id.to_hex();
-    for (i, raw) in detail.spans.iter().enumerate() {
+    for (r, u) in parts {
+        readable.extend(r);
+        unreadable.extend(u);
+    }
+    (readable, unreadable)
+}
+
+/// Spans per parse thread below which one thread parses the whole trace.
+const PARALLEL_PARSE_MIN: usize = 8_192;
+
+/// [`readable_spans`] of `raws`, the stored spans from index `first` on.
+fn parse_some<'a>(
+    raws: &'a [String],
+    first: usize,
+    trace_id: &str,
+) -> (Vec<(usize, TreeSource<'a>, Span)>, Vec<UnreadableSpan>) {
+    let mut readable = Vec::with_capacity(raws.len());
+    let mut unreadable = Vec::new();
+    for (i, raw) in raws.iter().enumerate() {
         let parsed = serde_json::from_str::<TreeSource>(raw)
             .map_err(|e| e.to_string())
             .and_then(|src| analysis_span(&src).map(|span| (src, span)));
         match parsed {
-            Ok((src, span)) => readable.push((i, src, span)),
+            Ok((src, span)) => readable.push((first + i, src, span)),
             Err(reason) => unreadable.push(UnreadableSpan {
                 span_id: None,
-                trace_id: trace_id.clone(),
+                trace_id: trace_id.to_string(),
                 reason: format!("stored span is not canonical JSON: {reason}"),
             }),
         }

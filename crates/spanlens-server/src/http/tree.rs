@@ -1,9 +1,10 @@
 //! `/api/v1/traces/{id}/tree`: a trace's shape without payloads, for the waterfall.
 
-use super::error::{internal, ApiError};
+use super::error::{bad, internal, ApiError};
 use super::params::Params;
 use super::rows::trace_id;
 use super::stored::{readable_spans, TreeSource};
+use super::tree_columns::TreeColumns;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -12,6 +13,7 @@ use spanlens_api::{TraceRow, TreeAnswer, TreeNode, TreeSummary};
 use spanlens_core::analysis::SpanTiming;
 use spanlens_core::{analyze, Span, Status};
 use std::collections::HashMap;
+use std::time::Instant;
 
 /// One span of the `tree` view from its stored JSON and its timing in the analysis.
 fn tree_node<'a>(s: TreeSource<'a>, trace_start: u64, timing: Option<&SpanTiming>) -> TreeNode<'a> {
@@ -67,37 +69,45 @@ pub(super) async fn trace_tree(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q)?;
     let (project, tid) = (p.project(), trace_id(&id)?);
+    let columns = match p.get(&["format"]) {
+        None | Some("rows") => false,
+        Some("columns") => true,
+        Some(other) => return Err(bad("format", other, "expected `rows` or `columns`")),
+    };
+    let began = Instant::now();
     let detail = st
         .store
         .get_trace_json(&project, tid)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no trace {tid}")))?;
+    let read_ms = began.elapsed().as_secs_f64() * 1e3;
     // Parsing the spans is CPU work: off the async workers.
-    let body = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
-        let start = detail.summary.start_time.0;
-        let (readable, mut unreadable) = readable_spans(&detail);
-        unreadable.extend(detail.unreadable.iter().cloned());
-        let (sources, spans): (Vec<TreeSource>, Vec<Span>) = readable
-            .into_iter()
-            .map(|(_, src, span)| (src, span))
-            .unzip();
-        let analysis = analyze(&spans);
-        let timings: HashMap<&str, &SpanTiming> = analysis
-            .spans
-            .iter()
-            .map(|t| (t.span_id.as_str(), t))
-            .collect();
-        let nodes: Vec<TreeNode> = sources
-            .into_iter()
-            .map(|s| {
-                let t = timings.get(&*s.span_id).copied();
-                tree_node(s, start, t)
-            })
-            .collect();
-        let answer = TreeAnswer {
-            trace: TraceRow::from(&detail.summary),
-            spans: nodes,
-            analysis: TreeSummary {
+    let (body, build_ms, encode_ms, parse_ms, analyze_ms) =
+        tokio::task::spawn_blocking(move || -> Result<(String, f64, f64, f64, f64), ApiError> {
+            let began = Instant::now();
+            let start = detail.summary.start_time.0;
+            let (readable, mut unreadable) = readable_spans(&detail);
+            unreadable.extend(detail.unreadable.iter().cloned());
+            let (sources, spans): (Vec<TreeSource>, Vec<Span>) = readable
+                .into_iter()
+                .map(|(_, src, span)| (src, span))
+                .unzip();
+            let parsed_ms = began.elapsed().as_secs_f64() * 1e3;
+            let analysis = analyze(&spans);
+            let analyzed_ms = began.elapsed().as_secs_f64() * 1e3;
+            let timings: HashMap<&str, &SpanTiming> = analysis
+                .spans
+                .iter()
+                .map(|t| (t.span_id.as_str(), t))
+                .collect();
+            let nodes: Vec<TreeNode> = sources
+                .into_iter()
+                .map(|s| {
+                    let t = timings.get(&*s.span_id).copied();
+                    tree_node(s, start, t)
+                })
+                .collect();
+            let analysis = TreeSummary {
                 wall_ms: analysis.wall_ms,
                 critical_path: analysis
                     .critical_path
@@ -111,12 +121,40 @@ pub(super) async fn trace_tree(
                 unclosed_span_ids: analysis.unclosed_span_ids.clone(),
                 orphan_span_ids: analysis.orphan_span_ids.clone(),
                 clock_skew_span_ids: analysis.clock_skew_span_ids.clone(),
-            },
-            unreadable_spans: unreadable,
-        };
-        serde_json::to_string(&answer).map_err(internal)
-    })
-    .await
-    .map_err(internal)??;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+            };
+            let trace = TraceRow::from(&detail.summary);
+            let built = began.elapsed().as_secs_f64() * 1e3;
+            let body = if columns {
+                serde_json::to_string(&TreeColumns::new(trace, analysis, unreadable, &nodes))
+            } else {
+                serde_json::to_string(&TreeAnswer {
+                    trace,
+                    spans: nodes,
+                    analysis,
+                    unreadable_spans: unreadable,
+                })
+            }
+            .map_err(internal)?;
+            Ok((
+                body,
+                built,
+                began.elapsed().as_secs_f64() * 1e3 - built,
+                parsed_ms,
+                analyzed_ms - parsed_ms,
+            ))
+        })
+        .await
+        .map_err(internal)??;
+    // Where the time went, for the browser's resource timing (and anyone measuring).
+    let timing = format!(
+        "read;dur={read_ms:.1}, parse;dur={parse_ms:.1}, analyze;dur={analyze_ms:.1}, build;dur={build_ms:.1}, encode;dur={encode_ms:.1}"
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::HeaderName::from_static("server-timing"), timing),
+        ],
+        body,
+    )
+        .into_response())
 }

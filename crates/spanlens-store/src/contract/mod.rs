@@ -115,6 +115,7 @@ macro_rules! __store_contract_tests {
                 every_field_survives_the_round_trip,
                 empty_project_means_default_and_empty_batch_is_a_no_op,
                 a_large_trace_comes_back_complete_and_ordered,
+                a_trace_of_100k_spans_sent_in_500_span_writes_reads_back_whole,
                 a_span_stored_with_the_largest_time_reads_back,
                 nul_characters_are_stored_not_refused,
             }

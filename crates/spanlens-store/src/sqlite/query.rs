@@ -208,7 +208,10 @@ fn filter_conditions(
     }
     if let Some((expr, plan)) = search {
         let m = sql.bind(Value::Text(expr.to_string()));
-        sql.push(&format!(" AND {}", super::search::traces_matching(&m, plan)));
+        sql.push(&format!(
+            " AND {}",
+            super::search::traces_matching(&m, plan)
+        ));
     }
     Ok(())
 }

@@ -219,7 +219,11 @@ mod tests {
                     name: format!("step {n}"),
                     start_time: Timestamp(1_000 + u64::from(t)),
                     output: Some(Payload::from_text(
-                        &format!("{} {}", words[usize::from(t % 4)], words[usize::from(n % 4)]),
+                        &format!(
+                            "{} {}",
+                            words[usize::from(t % 4)],
+                            words[usize::from(n % 4)]
+                        ),
                         Some("text/plain"),
                     )),
                     ..Default::default()
@@ -242,7 +246,14 @@ mod tests {
                 .collect::<rusqlite::Result<_>>()
                 .unwrap()
         };
-        for q in ["alpha", "beta gamma", "step 3", "delta step", "absent", "gamma gamma"] {
+        for q in [
+            "alpha",
+            "beta gamma",
+            "step 3",
+            "delta step",
+            "absent",
+            "gamma gamma",
+        ] {
             let collected = found(q, Plan::Collect);
             assert_eq!(collected, found(q, Plan::Probe), "{q}");
             if q != "absent" {
