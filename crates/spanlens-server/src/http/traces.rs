@@ -22,7 +22,13 @@ pub(super) async fn list_traces(
     let page = st.store.list_traces(&query).await?;
     let mut items: Vec<TraceRow> = page.items.iter().map(TraceRow::from).collect();
     if let Some(words) = spanlens_store::domain::content::filter_words(&query.filter)? {
+        // Snippets read the listed traces' spans: a page reads at most HIT_SPANS_PER_PAGE.
+        let mut budget = HIT_SPANS_PER_PAGE;
         for row in &mut items {
+            if row.span_count > MAX_SPANS_FOR_HIT || row.span_count > budget {
+                continue;
+            }
+            budget -= row.span_count;
             row.hit = search_hit(&st, &query.project, row, &words).await?;
         }
     }
@@ -36,6 +42,10 @@ pub(super) async fn list_traces(
 /// the page.
 const MAX_SPANS_FOR_HIT: u64 = 5_000;
 
+/// Spans a page of a search's list reads at most for its snippets (in list order; a trace
+/// that no longer fits gets none).
+const HIT_SPANS_PER_PAGE: u64 = 20_000;
+
 /// Bytes of text a snippet shows around the first word found.
 const SNIPPET_BYTES: usize = 160;
 
@@ -46,9 +56,6 @@ async fn search_hit(
     row: &TraceRow,
     words: &[String],
 ) -> Result<Option<spanlens_api::SearchHit>, ApiError> {
-    if row.span_count > MAX_SPANS_FOR_HIT {
-        return Ok(None);
-    }
     let Some(detail) = st.store.get_trace(project, row.trace_id).await? else {
         return Ok(None);
     };
