@@ -2,10 +2,9 @@
 //! of one trace, and summed over a workflow's most recent traces in a range. Built on the
 //! `TraceReader` trait alone, so every store backend answers it the same way.
 
-use super::error::{bad, internal, ApiError};
+use super::error::{internal, ApiError};
 use super::params::Params;
 use super::rows::trace_id;
-use crate::ingest;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -207,25 +206,7 @@ pub(super) async fn workflow_graph(
     RawQuery(q): RawQuery,
 ) -> Result<Json<WorkflowGraphAnswer>, ApiError> {
     let p = Params::parse(q)?;
-    let to = p.time("to")?.unwrap_or_else(ingest::now);
-    let from = p
-        .time("from")?
-        .unwrap_or(Timestamp(to.0.saturating_sub(GRAPH_DEFAULT_NS)));
-    if from.0 >= to.0 {
-        return Err(bad(
-            "from",
-            &from.to_rfc3339(),
-            &format!("must be before to={}", to.to_rfc3339()),
-        ));
-    }
-    let cap = p.number::<u32>("limit")?.unwrap_or(GRAPH_TRACE_CAP);
-    if cap == 0 || cap > GRAPH_TRACE_CAP {
-        return Err(bad(
-            "limit",
-            &cap.to_string(),
-            &format!("must be 1..={GRAPH_TRACE_CAP}"),
-        ));
-    }
+    let (from, to, cap) = p.range_and_cap(GRAPH_DEFAULT_NS, GRAPH_TRACE_CAP)?;
     let name = p.string(&["name"]);
     let project = p.project();
     let query = ListQuery {

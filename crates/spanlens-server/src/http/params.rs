@@ -62,6 +62,35 @@ impl Params {
         time(key, self.get(&[key]))
     }
 
+    /// `[from, to)` of a look-back read (`to` defaults to now, `from` to `look_back_ns` before
+    /// it) and `limit` (default and most `max`), refused naming the parameter when out of range.
+    pub(crate) fn range_and_cap(
+        &self,
+        look_back_ns: u64,
+        max: u32,
+    ) -> Result<(Timestamp, Timestamp, u32), ApiError> {
+        let to = self.time("to")?.unwrap_or_else(crate::ingest::now);
+        let from = self
+            .time("from")?
+            .unwrap_or(Timestamp(to.0.saturating_sub(look_back_ns)));
+        if from.0 >= to.0 {
+            return Err(bad(
+                "from",
+                &from.to_rfc3339(),
+                &format!("must be before to={}", to.to_rfc3339()),
+            ));
+        }
+        let cap = self.number::<u32>("limit")?.unwrap_or(max);
+        if cap == 0 || cap > max {
+            return Err(bad(
+                "limit",
+                &cap.to_string(),
+                &format!("must be 1..={max}"),
+            ));
+        }
+        Ok((from, to, cap))
+    }
+
     pub(crate) fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
         Ok(self.pairs().number(key)?)
     }

@@ -2,9 +2,8 @@
 //! range that hold one, with the figures of each version (`spanlens_core::prompts`). Built on
 //! `TraceReader` and `ScoreStore` alone, so every store backend answers it the same way.
 
-use super::error::{bad, internal, ApiError};
+use super::error::{internal, ApiError};
 use super::params::Params;
-use crate::ingest;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::Json;
@@ -118,25 +117,7 @@ pub(super) async fn list_prompts(
     RawQuery(q): RawQuery,
 ) -> Result<Json<PromptsAnswer>, ApiError> {
     let p = Params::parse(q)?;
-    let to = p.time("to")?.unwrap_or_else(ingest::now);
-    let from = p
-        .time("from")?
-        .unwrap_or(Timestamp(to.0.saturating_sub(DEFAULT_RANGE_NS)));
-    if from.0 >= to.0 {
-        return Err(bad(
-            "from",
-            &from.to_rfc3339(),
-            &format!("must be before to={}", to.to_rfc3339()),
-        ));
-    }
-    let cap = p.number::<u32>("limit")?.unwrap_or(PROMPT_TRACE_CAP);
-    if cap == 0 || cap > PROMPT_TRACE_CAP {
-        return Err(bad(
-            "limit",
-            &cap.to_string(),
-            &format!("must be 1..={PROMPT_TRACE_CAP}"),
-        ));
-    }
+    let (from, to, cap) = p.range_and_cap(DEFAULT_RANGE_NS, PROMPT_TRACE_CAP)?;
     let project = p.project();
     let query = ListQuery {
         filter: TraceFilter {
