@@ -127,23 +127,8 @@ fn actor(caller: Option<&crate::auth::Caller>) -> String {
     caller.map_or_else(|| "local (auth off)".into(), |c| c.actor())
 }
 
-fn new_id() -> Result<String, ApiError> {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("no randomness for an id: {e}"),
-        )
-    })?;
-    Ok(hex::encode(b))
-}
-
 fn queue_id(id: &str) -> Result<&str, ApiError> {
-    if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(id)
-    } else {
-        Err(bad("queue_id", id, "a queue id is 16 hex digits"))
-    }
+    super::rows::doc_id(id, "queue_id", "queue")
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
@@ -557,7 +542,7 @@ pub(super) async fn create_queue(
     let now = now_ns();
     let sq = StoredQueue {
         queue: ReviewQueue {
-            id: new_id()?,
+            id: super::rows::new_id()?,
             name,
             source,
             scores,
@@ -630,7 +615,7 @@ pub(super) async fn refresh_queue(
     // One refresh of a queue at a time, on any server: two would each append to the same
     // old list and the later save would drop the other's items.
     let lock = format!("queue-refresh:{}:{id}", hex_project(&project));
-    let holder = new_id()?;
+    let holder = super::rows::new_id()?;
     if !st
         .store
         .acquire_lease(&lock, &holder, Duration::from_secs(60))

@@ -91,23 +91,8 @@ fn now_ns() -> u64 {
     crate::ingest::now().0
 }
 
-fn new_id() -> Result<String, ApiError> {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("no randomness for an id: {e}"),
-        )
-    })?;
-    Ok(hex::encode(b))
-}
-
 fn view_id(id: &str) -> Result<&str, ApiError> {
-    if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(id)
-    } else {
-        Err(bad("id", id, "a view id is 16 hex digits"))
-    }
+    super::rows::doc_id(id, "id", "view")
 }
 
 async fn save(st: &AppState, project: &str, view: &SavedView) -> Result<(), ApiError> {
@@ -166,7 +151,7 @@ pub(super) async fn create_view(
         ));
     }
     let view = SavedView {
-        id: new_id()?,
+        id: super::rows::new_id()?,
         name: input.name,
         query: input.query,
         columns: input.columns,
