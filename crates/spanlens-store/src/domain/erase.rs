@@ -71,9 +71,8 @@ pub async fn delete_owned<S: TraceReader + Eraser + ?Sized>(
     }
 }
 
-/// The steps a store without a writer thread of its own erases with (PostgreSQL, ClickHouse):
-/// a batch of traces, the scores given to a session itself, one expiry step. [`Eraser`] on top
-/// of them is the same for each such store.
+/// The steps each store erases with: a batch of traces, the scores given to a session itself,
+/// one expiry step. [`Eraser`] on top of them is the same for every store.
 #[async_trait::async_trait]
 pub trait StepEraser: TraceReader + Send + Sync {
     /// Deletes `ids` (at most [`ERASE_BATCH`]) of `project`.

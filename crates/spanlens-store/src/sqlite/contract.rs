@@ -5,12 +5,12 @@ use super::{
     chunk_by_trace, log_events, project_name, query, rollups, scores, state, EraseJob,
     EraseRequest, Job, Readers, SqliteStore, Work,
 };
-use crate::domain::erase::{delete_owned, Owner};
+use crate::domain::erase::StepEraser;
 use crate::error::StoreError;
 use crate::queue::{Admitted, Refused};
 use crate::store::{
-    check_state, Analytics, Erased, Eraser, Expiry, Lease, ScoreStore, SharedState, SpanBatches,
-    SpanWriter, TraceReader, ERASE_BATCH, MAX_EXPIRE_LIMIT,
+    check_state, Analytics, Erased, Expiry, Lease, ScoreStore, SharedState, SpanBatches,
+    SpanWriter, TraceReader,
 };
 use crate::ticket::CommitTicket;
 use crate::types::{
@@ -375,8 +375,19 @@ impl SqliteStore {
         .await?;
         outcome.await.unwrap_or(Err(StoreError::Closed))
     }
+}
 
-    /// Deletes the session's own scores (its traces' go with them), on the side connection.
+#[async_trait]
+impl StepEraser for SqliteStore {
+    async fn delete_batch(&self, project: &str, ids: &[TraceId]) -> Result<Erased, StoreError> {
+        self.erase(EraseRequest::Traces {
+            project: project_name(project),
+            ids: ids.to_vec(),
+        })
+        .await
+    }
+
+    // The session's own scores (its traces' go with them), on the side connection.
     async fn delete_session_scores(&self, project: &str, session: &str) -> Result<u64, StoreError> {
         let (project, session) = (project_name(project), session.to_string());
         self.blocking("deleting scores", move |r| {
@@ -384,48 +395,17 @@ impl SqliteStore {
         })
         .await
     }
-}
 
-#[async_trait]
-impl Eraser for SqliteStore {
-    async fn delete_traces(&self, project: &str, traces: &[TraceId]) -> Result<Erased, StoreError> {
-        let project = project_name(project);
-        let mut total = Erased::default();
-        for ids in traces.chunks(ERASE_BATCH) {
-            total.add(
-                self.erase(EraseRequest::Traces {
-                    project: project.clone(),
-                    ids: ids.to_vec(),
-                })
-                .await?,
-            );
-        }
-        Ok(total)
-    }
-
-    async fn delete_session(&self, project: &str, session_id: &str) -> Result<Erased, StoreError> {
-        let mut total = delete_owned(self, project, Owner::Session(session_id)).await?;
-        total.scores += self.delete_session_scores(project, session_id).await?;
-        Ok(total)
-    }
-
-    async fn delete_user(&self, project: &str, user_id: &str) -> Result<Erased, StoreError> {
-        delete_owned(self, project, Owner::User(user_id)).await
-    }
-
-    async fn expire(
+    async fn expire_step(
         &self,
         project: &str,
         rule: Expiry,
         limit: usize,
     ) -> Result<Erased, StoreError> {
-        if limit == 0 {
-            return Ok(Erased::default());
-        }
         self.erase(EraseRequest::Expire {
             project: project_name(project),
             rule,
-            limit: limit.min(MAX_EXPIRE_LIMIT),
+            limit,
         })
         .await
     }
