@@ -2598,9 +2598,10 @@ async fn signing_in_is_the_way_in_and_admins_manage_the_project() {
     .unwrap();
     let c = browser(&driver, &chromium).await;
     c.goto(&server.url("/sessions")).await.unwrap();
+    // The form, not only the address: the page is drawn after the redirect.
     until(
         &c,
-        "location.pathname === '/login'",
+        "location.pathname === '/login' && document.querySelector('form.login input[name=password]') !== null",
         "the way to the sign-in page",
     )
     .await;

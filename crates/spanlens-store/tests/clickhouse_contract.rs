@@ -61,6 +61,11 @@ impl StoreHarness for ClickHouseHarness {
             rebuilt: false,
         })
     }
+
+    /// The chDB test server runs one query at a time: two random ranges, not six.
+    fn random_ranges(&self) -> usize {
+        2
+    }
 }
 
 #[async_trait]
@@ -70,6 +75,11 @@ impl StoreHarness for RebuiltHarness {
             name: fresh_name(),
             rebuilt: true,
         })
+    }
+
+    /// The chDB test server runs one query at a time: two random ranges, not six.
+    fn random_ranges(&self) -> usize {
+        2
     }
 }
 

@@ -173,7 +173,7 @@ pub async fn deleted_traces_leave_every_read_and_the_rest_stays_exact(h: &dyn St
         .spans
         .iter()
         .any(|s| s.events.iter().any(|e| e.name == "gen_ai.user.message")));
-    check_everything(&mut rng, &*store, N).await;
+    check_everything(&mut rng, h.random_ranges(), &*store, N).await;
 
     // The other project holds the same ids, untouched.
     assert_eq!(store.count_spans("q").await.unwrap(), q_spans);
@@ -194,7 +194,7 @@ pub async fn deleted_traces_leave_every_read_and_the_rest_stays_exact(h: &dyn St
     // Reopened (nothing kept in memory), the answers hold; then a deleted id comes back.
     drop(store);
     let store = open(&*db).await;
-    check_everything(&mut rng, &*store, N).await;
+    check_everything(&mut rng, h.random_ranges(), &*store, N).await;
     let mut back = span(1, 77, None, "again", 0, 10);
     back.start_time = Timestamp(BASE + HOUR);
     back.end_time = Some(Timestamp(BASE + HOUR + 10 * MS));
@@ -203,7 +203,7 @@ pub async fn deleted_traces_leave_every_read_and_the_rest_stays_exact(h: &dyn St
     assert_eq!(d.spans.len(), 1);
     assert_eq!(d.summary.span_count, 1);
     assert_eq!(d.summary.name, "again");
-    check_everything(&mut rng, &*store, N).await;
+    check_everything(&mut rng, h.random_ranges(), &*store, N).await;
 }
 
 /// Traffic in time order (rollup rows of past hours and days built as it goes, partly from

@@ -645,7 +645,7 @@ fn assert_close(got: &Value, want: &Value, path: &str) {
 // ---------------------------------------------------------------------------------------------
 
 /// Ranges to query: open, unaligned, on edges, empty, tiny, and beyond the data.
-fn ranges(rng: &mut Rng) -> Vec<(Option<u64>, Option<u64>)> {
+fn ranges(rng: &mut Rng, random: usize) -> Vec<(Option<u64>, Option<u64>)> {
     let mut v = vec![
         (None, None),
         (Some(BASE + 3 * HOUR + 17), None),
@@ -657,7 +657,7 @@ fn ranges(rng: &mut Rng) -> Vec<(Option<u64>, Option<u64>)> {
         (Some(BASE + 7 * HOUR), Some(BASE + 7 * HOUR)),
         (Some(T0 + 40 * DAY), None),
     ];
-    for _ in 0..6 {
+    for _ in 0..random {
         let a = instant(rng) - HOUR;
         let b = a + rng.below(SPREAD);
         v.push((Some(a), Some(b)));
@@ -684,11 +684,17 @@ fn filters() -> Vec<MetricsQuery> {
 }
 
 /// Every query the rollups answer, over many ranges and filters, against brute force.
-pub(super) async fn check_everything(rng: &mut Rng, store: &dyn Store, traces: u64) {
+/// `random_ranges`: the harness's [`StoreHarness::random_ranges`].
+pub(super) async fn check_everything(
+    rng: &mut Rng,
+    random_ranges: usize,
+    store: &dyn Store,
+    traces: u64,
+) {
     let (spans, summaries) = stored(store, traces).await;
     assert_eq!(store.count_spans("p").await.unwrap(), spans.len() as u64);
     let ts = |v: Option<u64>| v.map(Timestamp);
-    for (from, to) in ranges(rng) {
+    for (from, to) in ranges(rng, random_ranges) {
         for base in filters() {
             for g in GroupBy::ALL {
                 let mut q = base.clone();
@@ -765,7 +771,7 @@ pub(super) async fn check_everything(rng: &mut Rng, store: &dyn Store, traces: u
         }
     }
     // The recovery report over ranges and bucket counts.
-    for (from, to) in ranges(rng) {
+    for (from, to) in ranges(rng, random_ranges) {
         let (Some(from), Some(to)) = (from, to) else {
             continue;
         };
@@ -791,7 +797,7 @@ async fn run(h: &dyn StoreHarness, seed: u64, traces: u64) {
     let (db, store) = fresh(h).await;
     let spans = generate(&mut rng, traces);
     send(&mut rng, &*store, spans.clone()).await;
-    check_everything(&mut rng, &*store, traces).await;
+    check_everything(&mut rng, h.random_ranges(), &*store, traces).await;
     let unpriced = async |store: &dyn Store| {
         store
             .metrics(&MetricsQuery::new("p", GroupBy::All))
@@ -806,7 +812,7 @@ async fn run(h: &dyn StoreHarness, seed: u64, traces: u64) {
 
     let (now, _) = stored(&*store, traces).await;
     resend(&mut rng, &*store, &now).await;
-    check_everything(&mut rng, &*store, traces).await;
+    check_everything(&mut rng, h.random_ranges(), &*store, traces).await;
 
     let report = reprice(
         &*store,
@@ -821,12 +827,12 @@ async fn run(h: &dyn StoreHarness, seed: u64, traces: u64) {
     .unwrap();
     assert!(report.changed > 0, "the re-pricing step changes costs");
     assert!(report.newly_priced > 0, "and prices some unpriced calls");
-    check_everything(&mut rng, &*store, traces).await;
+    check_everything(&mut rng, h.random_ranges(), &*store, traces).await;
 
     // Reopened, the same answers.
     drop(store);
     let store = open(&*db).await;
-    check_everything(&mut rng, &*store, traces).await;
+    check_everything(&mut rng, h.random_ranges(), &*store, traces).await;
 }
 
 /// Random traffic (seed 1, 60 traces) against brute force: see the module documentation.
