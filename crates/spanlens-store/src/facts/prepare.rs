@@ -62,8 +62,8 @@ pub struct PreparedSpan {
     pub call: Option<Box<Call>>,
     /// What the recovery report reads of a retried span.
     pub retry: Option<Box<RetryFacts>>,
-    /// The text full-text search finds the span by (`spanlens_core::content::text`), made on
-    /// the submitting thread. (Deduplicating its words here cost more than the index saved.)
+    /// The distinct words full-text search finds the span by (`spanlens_core::content::text`),
+    /// made on the submitting thread so that the one writer thread tokenizes each word once.
     pub search_text: String,
 }
 
