@@ -353,6 +353,7 @@ pub async fn serve(
         store.clone(),
         state.stopped(),
     ));
+    let mut alerts_task = None;
     if let Some(cfg) = &config.alerts {
         let saved = alerts::StateStore::new(store.clone());
         match saved.import_legacy_file(&config.data_dir).await {
@@ -368,14 +369,14 @@ pub async fn serve(
             tracing::warn!(reason = %w, "saved alert state not restored");
         }
         state = state.with_alerts(board.clone());
-        tokio::spawn(alerts::run(
+        alerts_task = Some(tokio::spawn(alerts::run(
             store,
             cfg.clone(),
             board,
             Some(saved),
             instance_id(),
             state.stopped(),
-        ));
+        )));
     }
     let http_listener = tokio::net::TcpListener::bind(config.http)
         .await
@@ -446,6 +447,16 @@ pub async fn serve(
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))?;
     grpc_result.map_err(|e| ServerError::Serve(format!("grpc: {e}")))?;
+    // The alert round under way finishes, so a notification it delivered is saved before the
+    // store closes and a restart does not announce it again (a webhook gets 10 s).
+    if let Some(task) = alerts_task {
+        if tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the alert round did not finish in 15 s; its state may not be saved");
+        }
+    }
     // Encoded batches reach the queues; what is not delivered yet waits there for the next start.
     let _ = tokio::task::spawn_blocking(move || forwarding.shutdown()).await;
     Ok(())
