@@ -352,13 +352,7 @@ pub fn parse_openai(v: &Value) -> Result<Answer, CallError> {
             )))
         }
     };
-    let usage = match &v["usage"] {
-        Value::Null => None,
-        u => Some(
-            spanlens_core::usage::openai_chat_usage(u)
-                .map_err(|e| CallError::Unreadable(format!("usage: {e}")))?,
-        ),
-    };
+    let usage = usage_of(v, spanlens_core::usage::openai_chat_usage)?;
     Ok(Answer {
         model: text_of(&v["model"]),
         id: text_of(&v["id"]),
@@ -369,6 +363,19 @@ pub fn parse_openai(v: &Value) -> Result<Answer, CallError> {
             .filter_map(|c| c["finish_reason"].as_str().map(str::to_string))
             .collect(),
     })
+}
+
+/// The `usage` of an answer read with `read`, `None` when the answer has none.
+fn usage_of<U, E: std::fmt::Display>(
+    v: &Value,
+    read: impl Fn(&Value) -> Result<U, E>,
+) -> Result<Option<U>, CallError> {
+    match &v["usage"] {
+        Value::Null => Ok(None),
+        u => read(u)
+            .map(Some)
+            .map_err(|e| CallError::Unreadable(format!("usage: {e}"))),
+    }
 }
 
 /// Reads an Anthropic Messages answer.
@@ -382,13 +389,7 @@ pub fn parse_anthropic(v: &Value) -> Result<Answer, CallError> {
         .filter_map(|b| b["text"].as_str())
         .collect::<Vec<_>>()
         .join("");
-    let usage = match &v["usage"] {
-        Value::Null => None,
-        u => Some(
-            spanlens_core::usage::anthropic_usage(u)
-                .map_err(|e| CallError::Unreadable(format!("usage: {e}")))?,
-        ),
-    };
+    let usage = usage_of(v, spanlens_core::usage::anthropic_usage)?;
     Ok(Answer {
         model: text_of(&v["model"]),
         id: text_of(&v["id"]),

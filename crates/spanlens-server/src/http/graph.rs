@@ -5,6 +5,7 @@
 use super::error::{internal, ApiError};
 use super::params::Params;
 use super::rows::trace_id;
+use super::stored::TreeCost;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -12,10 +13,7 @@ use axum::Json;
 use futures_util::StreamExt;
 use spanlens_api::{GraphView, TraceGraphAnswer, WorkflowGraphAnswer};
 use spanlens_core::graph::{layout, merge, trace_graph, Graph};
-use spanlens_core::{
-    Attributes, Cost, CostBreakdown, CostSource, NanoUsd, Span, SpanId, SpanKind, Status,
-    Timestamp, ToolInfo, Usage,
-};
+use spanlens_core::{Attributes, Span, SpanId, SpanKind, Status, Timestamp, ToolInfo, Usage};
 use spanlens_store::{ListQuery, TraceDetailJson, TraceFilter, UnreadableSpan};
 
 /// Most traces one workflow graph reads (the most recent of the range).
@@ -54,7 +52,7 @@ struct GraphSource {
     #[serde(default)]
     usage: Option<SourceUsage>,
     #[serde(default)]
-    cost: Option<SourceCost>,
+    cost: Option<TreeCost>,
     #[serde(default)]
     unpriced_reason: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -69,12 +67,6 @@ struct SourceUsage {
     input_tokens: u64,
     #[serde(default)]
     output_tokens: u64,
-}
-
-#[derive(serde::Deserialize)]
-struct SourceCost {
-    #[serde(default)]
-    total_usd: NanoUsd,
 }
 
 #[derive(serde::Deserialize)]
@@ -124,16 +116,7 @@ impl GraphSource {
                 output_tokens: u.output_tokens,
                 ..Default::default()
             }),
-            cost: self.cost.map(|c| Cost {
-                source: CostSource::Computed,
-                amounts: CostBreakdown {
-                    total: c.total_usd,
-                    ..Default::default()
-                },
-                pricing_id: None,
-                pricing_version: None,
-                computed: None,
-            }),
+            cost: self.cost.map(TreeCost::into_cost),
             unpriced_reason: self.unpriced_reason.map(|_| String::new()),
             tool: self.tool.map(|t| ToolInfo {
                 name: t.name,

@@ -4,6 +4,7 @@
 
 use super::error::{internal, ApiError};
 use super::params::Params;
+use super::stored::TreeCost;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::Json;
@@ -12,9 +13,7 @@ use spanlens_api::{PromptTemplateRow, PromptsAnswer};
 use spanlens_core::evals::Score;
 use spanlens_core::prompts::PromptStats;
 use spanlens_core::span::PromptTemplate;
-use spanlens_core::{
-    Cost, CostBreakdown, CostSource, NanoUsd, Span, SpanId, Status, Timestamp, TraceId,
-};
+use spanlens_core::{Span, SpanId, Status, Timestamp, TraceId};
 use spanlens_store::{ListQuery, ScoreQuery, TraceDetailJson, TraceFilter};
 
 /// Most traces one answer reads (the most recent of the range that hold a prompt).
@@ -42,17 +41,11 @@ struct PromptSource {
     #[serde(default)]
     duplicate_of: Option<SpanId>,
     #[serde(default)]
-    cost: Option<SourceCost>,
+    cost: Option<TreeCost>,
     #[serde(default)]
     unpriced_reason: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     prompt: Option<SourcePrompt>,
-}
-
-#[derive(serde::Deserialize)]
-struct SourceCost {
-    #[serde(default)]
-    total_usd: NanoUsd,
 }
 
 #[derive(serde::Deserialize)]
@@ -73,16 +66,7 @@ impl PromptSource {
             end_time: self.end_time,
             status: self.status,
             duplicate_of: self.duplicate_of,
-            cost: self.cost.map(|c| Cost {
-                source: CostSource::Computed,
-                amounts: CostBreakdown {
-                    total: c.total_usd,
-                    ..Default::default()
-                },
-                pricing_id: None,
-                pricing_version: None,
-                computed: None,
-            }),
+            cost: self.cost.map(TreeCost::into_cost),
             unpriced_reason: self.unpriced_reason.map(|_| String::new()),
             prompt: self.prompt.map(|p| PromptTemplate {
                 name: p.name,

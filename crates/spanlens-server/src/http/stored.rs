@@ -112,6 +112,22 @@ pub(super) struct TreeCost {
     pub(super) total_usd: NanoUsd,
 }
 
+impl TreeCost {
+    /// A span's cost holding only its total: what the analyses that read this much need.
+    pub(super) fn into_cost(self) -> spanlens_core::Cost {
+        spanlens_core::Cost {
+            source: spanlens_core::CostSource::Computed,
+            amounts: spanlens_core::CostBreakdown {
+                total: self.total_usd,
+                ..Default::default()
+            },
+            pricing_id: None,
+            pricing_version: None,
+            computed: None,
+        }
+    }
+}
+
 /// Adds `"unreadable_spans": [...]` to an answer being built, when a stored span had to be
 /// left out: the reader learns what is missing instead of getting a 500 for the whole trace.
 pub(super) fn push_unreadable(
