@@ -8,21 +8,12 @@
 mod common;
 
 use common::client::{Server, JSON};
+use common::otlp_json::{self, kv, MS};
 use serde_json::{json, Value};
 
-const MS: u64 = 1_000_000;
 const CALL_NANO: i64 = 210_000;
 
-fn kv(key: &str, value: Value) -> Value {
-    match value {
-        Value::String(s) => json!({"key": key, "value": {"stringValue": s}}),
-        Value::Number(n) => json!({"key": key, "value": {"intValue": n.to_string()}}),
-        other => panic!("{other}"),
-    }
-}
-
-/// One OTLP span of `trace`: id suffix, parent, name, start and end (ms after `base`),
-/// attributes, and whether it failed.
+/// One OTLP span (see [`otlp_json::span`]); a failed one says "model refused".
 #[allow(clippy::too_many_arguments)]
 fn span(
     trace: &str,
@@ -34,21 +25,16 @@ fn span(
     attrs: Vec<Value>,
     failed: bool,
 ) -> Value {
-    let mut s = json!({
-        "traceId": trace,
-        "spanId": format!("{id:016x}"),
-        "name": name,
-        "startTimeUnixNano": (base + ms.0 * MS).to_string(),
-        "endTimeUnixNano": (base + ms.1 * MS).to_string(),
-        "attributes": attrs,
-    });
-    if let Some(p) = parent {
-        s["parentSpanId"] = json!(format!("{p:016x}"));
-    }
-    if failed {
-        s["status"] = json!({"code": 2, "message": "model refused"});
-    }
-    s
+    otlp_json::span(
+        trace,
+        id,
+        parent,
+        name,
+        base,
+        ms,
+        attrs,
+        failed.then_some("model refused"),
+    )
 }
 
 /// An OpenInference LLM span rendered from a template (OpenInference names no template).

@@ -1,6 +1,7 @@
 //! What the server test files share: a server running on its own thread and runtime.
 
 pub mod client;
+pub mod otlp_json;
 
 use spanlens_server::{serve, Bound, ServerConfig};
 use spanlens_store::Store;
