@@ -65,8 +65,8 @@ pub use types::{
     percentile_nearest_rank, DailyCost, GroupBy, ListQuery, LogEventsReceipt, MetricRow,
     MetricSeries, MetricsQuery, Page, Percentiles, RepriceModel, RepriceReport, ScoreFilter,
     ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SortField, SortOrder,
-    SpanScan, TraceDetail, TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable,
-    UnreadableSpan, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT, MAX_PAGE_SIZE,
-    MAX_PERCENTILE_ERROR,
+    SpanRow, SpanScan, TraceDetail, TraceDetailJson, TraceFilter, TraceOutcomes, TraceRows,
+    TraceSummary, Unreadable, UnreadableSpan, WriteReceipt, DEFAULT_PAGE_SIZE, DEFAULT_PROJECT,
+    MAX_PAGE_SIZE, MAX_PERCENTILE_ERROR, STATUS_MESSAGE_PREFIX_CHARS,
 };
 pub use uri::{redact, StoreUri, StoreUriError};

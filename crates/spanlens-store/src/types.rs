@@ -110,6 +110,58 @@ pub struct TraceDetailJson {
     pub unreadable: Vec<UnreadableSpan>,
 }
 
+/// A trace's spans as the typed columns a waterfall needs, read without decoding one body:
+/// what lets a 100,000-span trace paint in well under a second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRows {
+    /// The trace's summary row.
+    pub summary: TraceSummary,
+    /// Every span, ordered by start time (then span id); all of them are closed.
+    pub spans: Vec<SpanRow>,
+}
+
+/// One span of [`TraceRows`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRow {
+    /// Span id.
+    pub span_id: SpanId,
+    /// Parent span id.
+    pub parent_span_id: Option<SpanId>,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: SpanKind,
+    /// Status.
+    pub status: Status,
+    /// Start time.
+    pub start_time: Timestamp,
+    /// End time.
+    pub end_time: Timestamp,
+    /// Error type (blank ones read as none).
+    pub error_type: Option<String>,
+    /// A failed span's status message, its first [`STATUS_MESSAGE_PREFIX_CHARS`] characters
+    /// (`None` for a span that did not fail or failed without one).
+    pub status_message: Option<String>,
+    /// Model asked for (blank ones read as none).
+    pub request_model: Option<String>,
+    /// Model that answered (blank ones read as none).
+    pub response_model: Option<String>,
+    /// Agent name.
+    pub agent_name: Option<String>,
+    /// Input and output tokens, when the span reported usage.
+    pub usage: Option<(u64, u64)>,
+    /// Total cost, when the span has one.
+    pub cost: Option<NanoUsd>,
+    /// A model call the catalog could not price.
+    pub unpriced: bool,
+    /// The span recorded the same provider call as this one, which is counted in its place.
+    pub duplicate_of: Option<SpanId>,
+}
+
+/// Characters of a failed span's status message kept beside its typed columns: more than any
+/// summary of it a list or waterfall shows (the span's body keeps all of it).
+pub const STATUS_MESSAGE_PREFIX_CHARS: usize = 1_000;
+
 /// A stored span a read had to leave out (a damaged or hand-edited database, or a body written
 /// by a build with other rules): reported in the answer instead of failing the whole read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

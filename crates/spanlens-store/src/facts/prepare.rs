@@ -62,6 +62,11 @@ pub struct PreparedSpan {
     pub call: Option<Box<Call>>,
     /// What the recovery report reads of a retried span.
     pub retry: Option<Box<RetryFacts>>,
+    /// A failed span's status message, its first [`crate::STATUS_MESSAGE_PREFIX_CHARS`]
+    /// characters, `""` when it has none; `None` for a span that did not fail.
+    pub status_message: Option<String>,
+    /// The span reported token usage (its token columns are zeros otherwise).
+    pub has_usage: bool,
     /// The distinct words full-text search finds the span by (`spanlens_core::content::text`),
     /// made on the submitting thread so that the one writer thread tokenizes each word once.
     pub search_text: String,
@@ -264,7 +269,15 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
         });
     let search_text =
         spanlens_core::content::distinct_words(&spanlens_core::content::text(&span)).join(" ");
+    let has_usage = span.usage.is_some();
     let usage = span.usage.take().unwrap_or_default();
+    let status_message = (span.status == Status::Error).then(|| {
+        let m = span.status_message.as_deref().unwrap_or("");
+        match m.char_indices().nth(crate::STATUS_MESSAGE_PREFIX_CHARS) {
+            Some((cut, _)) => m[..cut].to_string(),
+            None => m.to_string(),
+        }
+    });
     let mut tags: Vec<String> = std::mem::take(&mut span.tags)
         .into_iter()
         .filter(|t| !t.trim().is_empty())
@@ -331,6 +344,8 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
         rate,
         call,
         retry,
+        status_message,
+        has_usage,
         search_text,
     }
 }

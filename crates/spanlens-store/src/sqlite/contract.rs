@@ -16,7 +16,7 @@ use crate::ticket::CommitTicket;
 use crate::types::{
     DailyCost, ListQuery, LogEventsReceipt, MetricRow, MetricSeries, MetricsQuery, Page,
     ScoreQuery, ScoreTrendRow, SessionDetail, SessionQuery, SessionSummary, SpanScan, TraceDetail,
-    TraceDetailJson, TraceOutcomes, TraceSummary, Unreadable, WriteReceipt,
+    TraceDetailJson, TraceOutcomes, TraceRows, TraceSummary, Unreadable, WriteReceipt,
 };
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -179,6 +179,18 @@ impl TraceReader for SqliteStore {
         let project = project_name(project);
         self.read("reading a trace", move |c| {
             query::get_trace_json(c, &project, trace_id)
+        })
+        .await
+    }
+
+    async fn get_trace_rows(
+        &self,
+        project: &str,
+        trace_id: TraceId,
+    ) -> Result<Option<TraceRows>, StoreError> {
+        let project = project_name(project);
+        self.read("reading a trace's span rows", move |c| {
+            query::get_trace_rows(c, &project, trace_id)
         })
         .await
     }

@@ -13,12 +13,13 @@ use crate::facts::read::{
 };
 use crate::facts::summary::{prompt_version_key, SummaryNumbers};
 use crate::types::{
-    ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanScan, TraceDetail,
-    TraceDetailJson, TraceFilter, TraceOutcomes, TraceSummary, Unreadable, UnreadableSpan,
+    ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, SortOrder, SpanRow, SpanScan,
+    TraceDetail, TraceDetailJson, TraceFilter, TraceOutcomes, TraceRows, TraceSummary, Unreadable,
+    UnreadableSpan,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use spanlens_core::{NanoUsd, Span, SpanId, Timestamp, TraceId};
+use spanlens_core::{NanoUsd, Span, SpanId, SpanKind, Status, Timestamp, TraceId};
 use std::collections::HashMap;
 
 /// Most traces returned with one session, so a runaway session cannot exhaust memory.
@@ -314,6 +315,171 @@ pub fn list_traces(conn: &Connection, q: &ListQuery) -> Result<Page<TraceSummary
     Ok(trace_page(items, limit, q))
 }
 
+/// A trace's summary and its row id.
+fn trace_head(
+    conn: &Connection,
+    pid: i64,
+    project: &str,
+    trace_id: TraceId,
+) -> Result<Option<(TraceSummary, i64)>, StoreError> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {SUMMARY_COLS}, id FROM traces WHERE project_id = ?1 AND trace_id = ?2"
+        ))
+        .map_err(db("reading a trace"))?;
+    let mut rows = st
+        .query(params![pid, &trace_id.0[..]])
+        .map_err(db("reading a trace"))?;
+    match rows.next().map_err(db("reading a trace"))? {
+        Some(row) => Ok(Some((
+            read_summary(row, project)?,
+            row.get::<_, i64>(SUMMARY_COL_COUNT)
+                .map_err(db("reading a trace"))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The typed columns [`get_trace_rows`] reads, in [`span_row`]'s order.
+const SPAN_ROW_COLS: &str = "span_id, parent_span_id, name, kind, status, start_ns, end_ns, \
+     error_type, status_message, request_model, response_model, agent_name, has_usage, \
+     input_tokens, output_tokens, cost_nano, unpriced";
+
+/// One row of [`SPAN_ROW_COLS`] as a [`SpanRow`]; `None` when the row cannot describe its span
+/// alone (unclosed, stored before the columns existed, or not as this build writes it).
+fn span_row(r: &Row<'_>) -> rusqlite::Result<Option<SpanRow>> {
+    let id = |i: usize| -> rusqlite::Result<Option<Option<SpanId>>> {
+        Ok(match r.get_ref(i)? {
+            rusqlite::types::ValueRef::Null => Some(None),
+            v => v
+                .as_blob()
+                .ok()
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|b| Some(SpanId(b))),
+        })
+    };
+    let text = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
+    let (Some(Some(span_id)), Some(parent_span_id)) = (id(0)?, id(1)?) else {
+        return Ok(None);
+    };
+    let (Some(end), Some(has_usage)) = (r.get::<_, Option<i64>>(6)?, r.get::<_, Option<bool>>(12)?)
+    else {
+        return Ok(None);
+    };
+    let Some(kind) = SpanKind::parse(&r.get::<_, String>(3)?) else {
+        return Ok(None);
+    };
+    let status = super::prepare::parse_status(&r.get::<_, String>(4)?);
+    let status_message = text(8)?;
+    if status == Status::Error && status_message.is_none() {
+        return Ok(None);
+    }
+    let start: i64 = r.get(5)?;
+    Ok(Some(SpanRow {
+        span_id,
+        parent_span_id,
+        name: r.get(2)?,
+        kind,
+        status,
+        start_time: Timestamp(nonneg(start)),
+        end_time: Timestamp(nonneg(end)),
+        error_type: text(7)?,
+        status_message: status_message.filter(|m| !m.is_empty()),
+        request_model: text(9)?,
+        response_model: text(10)?,
+        agent_name: text(11)?,
+        usage: has_usage.then_some((nonneg(r.get(13)?), nonneg(r.get(14)?))),
+        cost: r.get::<_, Option<i64>>(15)?.map(NanoUsd),
+        unpriced: r.get(16)?,
+        duplicate_of: None,
+    }))
+}
+
+/// What a duplicate call's span reported, kept in its call row (its span row counts nothing).
+struct DuplicateCall {
+    of: SpanId,
+    tokens: (u64, u64),
+    cost: Option<NanoUsd>,
+    unpriced: bool,
+}
+
+/// A trace's spans from their typed columns (see [`crate::TraceReader::get_trace_rows`]).
+pub fn get_trace_rows(
+    conn: &Connection,
+    project: &str,
+    trace_id: TraceId,
+) -> Result<Option<TraceRows>, StoreError> {
+    let Some(pid) = project_id(conn, project)? else {
+        return Ok(None);
+    };
+    let e = db("reading a trace's span rows");
+    let tx = conn.unchecked_transaction().map_err(&e)?;
+    let Some((summary, trace_ref)) = trace_head(&tx, pid, project, trace_id)? else {
+        return Ok(None);
+    };
+    let cap = usize::try_from(summary.span_count.min(100_000)).unwrap_or(0);
+    let mut spans = Vec::with_capacity(cap);
+    {
+        let mut st = tx
+            .prepare_cached(&format!(
+                "SELECT {SPAN_ROW_COLS} FROM spans INDEXED BY spans_trace WHERE trace_ref = ?1"
+            ))
+            .map_err(&e)?;
+        let mut rows = st.query([trace_ref]).map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            // A row of another shape (SQLite converts types freely) is the bodies' to answer.
+            match span_row(row) {
+                Ok(Some(s)) => spans.push(s),
+                Ok(None) | Err(_) => return Ok(None),
+            }
+        }
+    }
+    // A duplicate call's row counts nothing (`calls.rs`); what it reported is in its call row.
+    let mut duplicates: HashMap<[u8; 8], DuplicateCall> = HashMap::new();
+    {
+        let e = db("reading a trace's duplicate calls");
+        let mut st = tx
+            .prepare_cached(
+                "SELECT span_id, duplicate_of, input_tokens, output_tokens, cost_nano, unpriced \
+                 FROM llm_calls WHERE trace_ref = ?1 AND duplicate_of IS NOT NULL",
+            )
+            .map_err(&e)?;
+        let mut rows = st.query([trace_ref]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let id = |i: usize| -> Option<[u8; 8]> {
+                r.get_ref(i).ok()?.as_blob().ok()?.try_into().ok()
+            };
+            let (Some(span), Some(of)) = (id(0), id(1)) else {
+                return Ok(None);
+            };
+            let tokens = (nonneg(r.get(2).map_err(&e)?), nonneg(r.get(3).map_err(&e)?));
+            let cost = r.get::<_, Option<i64>>(4).map_err(&e)?.map(NanoUsd);
+            let unpriced = r.get(5).map_err(&e)?;
+            duplicates.insert(
+                span,
+                DuplicateCall {
+                    of: SpanId(of),
+                    tokens,
+                    cost,
+                    unpriced,
+                },
+            );
+        }
+    }
+    tx.finish().map_err(&e)?;
+    // Sorted here rather than by SQLite, whose sorter copies every row's record once more.
+    spans.sort_unstable_by_key(|s| (s.start_time, s.span_id.0));
+    for s in &mut spans {
+        if let Some(d) = duplicates.get(&s.span_id.0) {
+            s.duplicate_of = Some(d.of);
+            s.usage = s.usage.map(|_| d.tokens);
+            s.cost = d.cost;
+            s.unpriced = d.unpriced;
+        }
+    }
+    Ok(Some(TraceRows { summary, spans }))
+}
+
 /// A trace's summary and its spans' stored JSON, in start order. A span whose body is missing
 /// or sits in a damaged chunk is reported, not a reason to fail the whole trace.
 fn read_trace(
@@ -328,23 +494,8 @@ fn read_trace(
     let tx = conn
         .unchecked_transaction()
         .map_err(db("reading a trace"))?;
-    let (summary, trace_ref) = {
-        let mut st = tx
-            .prepare_cached(&format!(
-                "SELECT {SUMMARY_COLS}, id FROM traces WHERE project_id = ?1 AND trace_id = ?2"
-            ))
-            .map_err(db("reading a trace"))?;
-        let mut rows = st
-            .query(params![pid, &trace_id.0[..]])
-            .map_err(db("reading a trace"))?;
-        match rows.next().map_err(db("reading a trace"))? {
-            Some(row) => (
-                read_summary(row, project)?,
-                row.get::<_, i64>(SUMMARY_COL_COUNT)
-                    .map_err(db("reading a trace"))?,
-            ),
-            None => return Ok(None),
-        }
+    let Some((summary, trace_ref)) = trace_head(&tx, pid, project, trace_id)? else {
+        return Ok(None);
     };
     // The stored count only sizes the first allocation; a damaged row must not make it huge.
     let cap = usize::try_from(summary.span_count.min(100_000)).unwrap_or(0);

@@ -428,6 +428,17 @@ CREATE TABLE IF NOT EXISTS shared_state (
 "#,
         then: Some(add_prompt_columns),
     },
+    Migration {
+        description: "the span columns the waterfall reads instead of the bodies",
+        sql: r#"
+-- `spans.status_message` (a failed span's message, its first 1,000 characters; '' when it has
+-- none) and `spans.has_usage` (1 when the span reported token usage), added by the step below,
+-- complete what the waterfall of a trace needs from its rows, so a 100,000-span trace is drawn
+-- without decoding its bodies. Rows stored before hold NULL there: the waterfall of their
+-- traces is read from the bodies, as before.
+"#,
+        then: Some(add_tree_columns),
+    },
 ];
 
 /// Migration 14: the full-text index, filled from the stored spans.
@@ -465,6 +476,21 @@ fn add_prompt_columns(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()
         )?;
         if has == 0 {
             conn.execute_batch(&format!("ALTER TABLE spans ADD COLUMN {col} TEXT"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Migration 17: the waterfall's span columns, unless present.
+fn add_tree_columns(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()> {
+    for (col, ty) in [("status_message", "TEXT"), ("has_usage", "INTEGER")] {
+        let has: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('spans') WHERE name = ?1",
+            [col],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            conn.execute_batch(&format!("ALTER TABLE spans ADD COLUMN {col} {ty}"))?;
         }
     }
     Ok(())
@@ -1071,6 +1097,7 @@ mod tests {
         DROP TABLE rate_limit_straddlers; DROP INDEX traces_end; DROP INDEX traces_payloads; \
         ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE scores DROP COLUMN author; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         ALTER TABLE spans DROP COLUMN prompt_name; ALTER TABLE spans DROP COLUMN prompt_version; \
+        ALTER TABLE spans DROP COLUMN status_message; ALTER TABLE spans DROP COLUMN has_usage; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
 
     fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {

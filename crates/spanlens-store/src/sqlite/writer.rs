@@ -565,7 +565,7 @@ impl Writer {
         changes: &mut Changes,
     ) -> rusqlite::Result<bool> {
         let rate = r.rate.as_ref().map(|p| &p.bytes);
-        let values: [&dyn ToSql; 36] = [
+        let values: [&dyn ToSql; 38] = [
             &pid,
             &&r.trace_id[..],
             &&r.span_id[..],
@@ -601,6 +601,8 @@ impl Writer {
             &rate,
             &r.prompt_name,
             &r.prompt_version,
+            &r.status_message,
+            &r.has_usage,
             &text_key,
         ];
         let replaced = if st.insert.execute(&values[..])? == 1 {
@@ -611,7 +613,7 @@ impl Writer {
         } else {
             self.take_back(pid, trace_ref, &r.span_id, changes)?;
             // The replaced copy keeps its key (`text_key` is not among the updated columns).
-            st.update.execute(&values[..35])?;
+            st.update.execute(&values[..37])?;
             let stored_key: Option<i64> = self
                 .conn
                 .prepare_cached("SELECT text_key FROM spans WHERE trace_ref = ?1 AND span_id = ?2")?
@@ -864,10 +866,10 @@ const INSERT_SPAN: &str = "INSERT INTO spans (project_id, trace_id, span_id, sta
                  reasoning_tokens, total_tokens, cost_nano, retry_count, model, provider, agent_name, \
                  user_id, tool_name, request_model, response_model, parent_span_id, end_ns, name, \
                  session_id, service, error_type, tags, unpriced, trace_ref, rate_limits, prompt_name, \
-                 prompt_version, text_key) \
+                 prompt_version, status_message, has_usage, text_key) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
                  ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, \
-                 ?34, ?35, ?36) \
+                 ?34, ?35, ?36, ?37, ?38) \
                  ON CONFLICT (trace_ref, span_id) DO NOTHING";
 
 const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?6, duration_ns = ?7, \
@@ -877,7 +879,8 @@ const UPDATE_SPAN: &str = "UPDATE spans SET start_ns = ?4, kind = ?5, status = ?
                      agent_name = ?19, user_id = ?20, tool_name = ?21, request_model = ?22, \
                      response_model = ?23, parent_span_id = ?24, end_ns = ?25, name = ?26, \
                      session_id = ?27, service = ?28, error_type = ?29, tags = ?30, unpriced = ?31, \
-                     rate_limits = ?33, prompt_name = ?34, prompt_version = ?35 \
+                     rate_limits = ?33, prompt_name = ?34, prompt_version = ?35, \
+                     status_message = ?36, has_usage = ?37 \
                      WHERE trace_ref = ?32 AND span_id = ?3";
 
 /// What the `traces` table holds for a trace.

@@ -3,7 +3,7 @@
 use crate::error::StoreError;
 use crate::types::{
     ListQuery, Page, SessionDetail, SessionQuery, SessionSummary, TraceDetail, TraceDetailJson,
-    TraceOutcomes, TraceSummary,
+    TraceOutcomes, TraceRows, TraceSummary,
 };
 use async_trait::async_trait;
 use spanlens_core::TraceId;
@@ -39,6 +39,18 @@ pub trait TraceReader: Send + Sync {
         project: &str,
         trace_id: TraceId,
     ) -> Result<Option<TraceDetailJson>, StoreError>;
+
+    /// A trace's spans as typed rows, read without their bodies, for the waterfall; `None`
+    /// when the caller should read the bodies instead (`get_trace_json`): the backend keeps no
+    /// such rows, the trace has an unclosed span (whose end is the trace's latest event time,
+    /// which only the bodies hold), a row predates the columns, or there is no such trace.
+    async fn get_trace_rows(
+        &self,
+        _project: &str,
+        _trace_id: TraceId,
+    ) -> Result<Option<TraceRows>, StoreError> {
+        Ok(None)
+    }
 
     /// One page of sessions (traces grouped by `session_id`), most recently active first.
     async fn list_sessions(&self, query: &SessionQuery)
