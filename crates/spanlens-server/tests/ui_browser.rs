@@ -4345,7 +4345,8 @@ async fn first_paint_of_a_100k_span_trace() {
                 r#"const e = performance.getEntriesByType('resource').find((e) => e.name.includes('/tree'));
                 const p = window.__spanlensTracePhases || {};
                 const st = Object.fromEntries((e?.serverTiming || []).map((t) => [t.name, t.duration]));
-                return { paint: window.__spanlensFirstPaint, fetch_start: e?.startTime, fetch: e?.duration,
+                return { source: (e?.serverTiming || []).find((t) => t.name === 'read')?.description,
+                  paint: window.__spanlensFirstPaint, fetch_start: e?.startTime, fetch: e?.duration,
                   response_end: e?.responseEnd, bytes: e?.encodedBodySize, read: st.read, build: st.build,
                   encode: st.encode, parse: st.parse, analyze: st.analyze, fetched: p.fetched, nodes: p.nodes, tree: p.tree, drawn: p.drawn,
                   rows: document.querySelectorAll('.wf-row').length,
@@ -4355,6 +4356,10 @@ async fn first_paint_of_a_100k_span_trace() {
             .await
             .unwrap();
         assert_eq!(d["spans"], "100021", "{d}");
+        assert_eq!(
+            d["source"], "rows",
+            "the tree is read from the typed rows: {d}"
+        );
         assert!(d["rows"].as_u64().unwrap() > 10, "rows painted: {d}");
         println!(
             "  first paint {ms:.0} ms: /tree {:.0} ms ({:.1} MB; server read {:.0}, build {:.0} (parse {:.0}, analyze {:.0}), encode {:.0}), \

@@ -4,7 +4,7 @@
 use super::error::{internal, ApiError};
 use serde_json::Value;
 use spanlens_core::{NanoUsd, Span, SpanId, SpanKind, Status, Timestamp};
-use spanlens_store::{TraceDetailJson, UnreadableSpan};
+use spanlens_store::{SpanRow, TraceDetailJson, UnreadableSpan};
 
 /// The fields of a stored span that a waterfall row needs; everything else in the span's
 /// JSON (payloads, messages, attributes) is skipped by the parser without being built.
@@ -96,6 +96,51 @@ pub(super) fn analysis_span(s: &TreeSource<'_>) -> Result<Span, String> {
         attributes,
         ..Default::default()
     })
+}
+
+/// A waterfall row's fields from a span's typed columns (a store's `get_trace_rows`), and the
+/// span the analysis needs: what [`readable_spans`] makes from a body, without one.
+pub(super) fn row_source(r: &SpanRow) -> (TreeSource<'_>, Span) {
+    fn text(t: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
+        t.as_deref().map(std::borrow::Cow::Borrowed)
+    }
+    let source = TreeSource {
+        span_id: r.span_id.to_hex().into(),
+        parent_span_id: r.parent_span_id.map(|p| p.to_hex().into()),
+        name: r.name.as_str().into(),
+        kind: r.kind,
+        start_time: r.start_time,
+        end_time: Some(r.end_time),
+        status: r.status,
+        status_message: text(&r.status_message),
+        error_type: text(&r.error_type),
+        request_model: text(&r.request_model),
+        response_model: text(&r.response_model),
+        usage: r.usage.map(|(input_tokens, output_tokens)| TreeUsage {
+            input_tokens,
+            output_tokens,
+        }),
+        cost: r.cost.map(|total_usd| TreeCost { total_usd }),
+        unpriced_reason: r.unpriced.then_some(serde::de::IgnoredAny),
+        agent_name: text(&r.agent_name),
+        // Rows are only offered for traces whose spans all ended: events cannot move an end.
+        events: Vec::new(),
+        // The item counts feed only the throughput analysis, which a waterfall does not show.
+        attributes: TreeAttributes::default(),
+        duplicate_of: r.duplicate_of.map(|d| d.to_hex().into()),
+    };
+    let span = Span {
+        span_id: r.span_id,
+        parent_span_id: r.parent_span_id,
+        name: r.name.clone(),
+        kind: r.kind,
+        start_time: r.start_time,
+        end_time: Some(r.end_time),
+        status: r.status,
+        agent_name: r.agent_name.clone(),
+        ..Default::default()
+    };
+    (source, span)
 }
 
 #[derive(serde::Deserialize)]
