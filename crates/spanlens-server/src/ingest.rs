@@ -323,6 +323,8 @@ pub async fn ingest(
             .map_err(|e| IngestError::BadRequest(e.to_string()))?;
         let body_len = body.len() as u64;
         drop(body);
+        // #19 item 9: not stored yet. The spans hold references to these media blobs.
+        drop(normalized.media);
         let rejected = normalized.rejected.len();
         let message = normalized
             .rejected
