@@ -293,5 +293,45 @@ pub fn merge(out: &mut Vec<MediaBlob>, blobs: Vec<MediaBlob>) {
     }
 }
 
+/// The (trace, hash) pairs of `spans` that refer to one of `media`, sorted, without repeats.
+///
+/// Found in each span's JSON, so a reference anywhere in it (payload, message, attribute,
+/// event) counts. Spans are only read when there are media: a batch without any costs nothing.
+pub fn refs_of(spans: &[Span], media: &[MediaBlob]) -> Vec<(crate::TraceId, String)> {
+    let mut refs = Vec::new();
+    if media.is_empty() {
+        return refs;
+    }
+    for s in spans {
+        let Ok(text) = serde_json::to_string(s) else {
+            continue;
+        };
+        for hash in hashes_in(&text) {
+            if media.iter().any(|m| m.hash == hash) {
+                refs.push((s.trace_id, hash.to_string()));
+            }
+        }
+    }
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
+/// Every well-formed reference's hash inside `text`, in order (repeats included).
+pub fn hashes_in(text: &str) -> impl Iterator<Item = &str> {
+    text.match_indices(MEDIA_REF_PREFIX)
+        .filter_map(move |(at, _)| {
+            let start = at + MEDIA_REF_PREFIX.len();
+            let hash = text.get(start..start + 64)?;
+            let hex = hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            // A longer run of hex digits is not this reference.
+            let ends = !text[start + 64..]
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_hexdigit());
+            (hex && ends).then_some(hash)
+        })
+}
+
 #[cfg(test)]
 mod tests;

@@ -49,6 +49,9 @@ pub struct Normalized {
     /// Base64 media taken out of the spans, once per content hash across the batch; the spans
     /// hold references to them instead ([`crate::media`]).
     pub media: Vec<crate::media::MediaBlob>,
+    /// Which trace refers to which of `media` (trace, hash), sorted and without repeats: the
+    /// store keeps a blob while a trace refers to it, and erasing traces frees the rest.
+    pub media_refs: Vec<(crate::TraceId, String)>,
 }
 
 /// Context the caller supplies that the request itself may not carry.
@@ -192,6 +195,8 @@ pub fn normalize(
         crate::media::merge(&mut out.media, found);
     }
     hold_to_limits(&mut out);
+    // After the limits: a span refused there refers to nothing.
+    out.media_refs = crate::media::refs_of(&out.spans, &out.media);
     for s in &mut out.spans {
         crate::pricing::price_span(s, catalog);
     }

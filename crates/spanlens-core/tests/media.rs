@@ -181,3 +181,44 @@ fn openai_agents_exports_have_their_media_taken_too() {
         .iter()
         .all(|s| s.input.as_ref().is_none_or(|p| !p.truncated)));
 }
+
+#[test]
+fn each_trace_names_the_media_it_refers_to_once() {
+    let image = png(4 * 1024, 5);
+    let other = png(4 * 1024, 6);
+    let mut second = turn(1, &other, "and this?");
+    second["traceId"] = json!("0af7651916cd43dd8448eb211c80319c");
+    let mut third = turn(2, &image, "again");
+    third["traceId"] = json!("0af7651916cd43dd8448eb211c80319c");
+    let body = request(vec![
+        turn(0, &image, "what is this?"),
+        turn(3, &image, "still the same"),
+        second,
+        third,
+    ]);
+    let out = run(InputFormat::OtlpJson, &body);
+    assert_eq!(out.media.len(), 2);
+    let (a, b) = (out.media[0].hash.clone(), out.media[1].hash.clone());
+    let first = spanlens_core::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    let later = spanlens_core::TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap();
+    let mut want = vec![(first, a.clone()), (later, a), (later, b)];
+    want.sort();
+    assert_eq!(out.media_refs, want);
+    // A batch without media names none.
+    let plain = request(vec![json!({
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00000000000000aa", "name": "x",
+        "startTimeUnixNano": "1764003600000000000", "endTimeUnixNano": "1764003601000000000"
+    })]);
+    assert!(run(InputFormat::OtlpJson, &plain).media_refs.is_empty());
+}
+
+#[test]
+fn hashes_are_found_only_in_whole_references() {
+    let h = "ab".repeat(32);
+    let text = format!(
+        "x spanlens-media:sha256:{h} y spanlens-media:sha256:{h}0 z spanlens-media:sha256:{}",
+        &h[..10]
+    );
+    let found: Vec<&str> = spanlens_core::media::hashes_in(&text).collect();
+    assert_eq!(found, vec![h.as_str()]);
+}
