@@ -57,6 +57,11 @@ pub struct MediaBlob {
     pub bytes: Vec<u8>,
 }
 
+/// The key a medium is stored by: the lowercase hex SHA-256 of its bytes.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// The reference string that replaces a medium with this hash.
 pub fn media_ref(hash: &str) -> String {
     format!("{MEDIA_REF_PREFIX}{hash}")
@@ -142,7 +147,7 @@ fn data_url_payload(s: &str) -> Option<&str> {
 /// Takes the medium in `b64` into `out` (once per hash) and gives the reference to put instead.
 fn take(b64: &str, out: &mut Vec<MediaBlob>) -> Option<String> {
     let (bytes, mime) = decode_media(b64)?;
-    let hash = hex::encode(Sha256::digest(&bytes));
+    let hash = content_hash(&bytes);
     let reference = media_ref(&hash);
     if !out.iter().any(|b| b.hash == hash) {
         out.push(MediaBlob {
