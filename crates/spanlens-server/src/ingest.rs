@@ -323,8 +323,9 @@ pub async fn ingest(
             .map_err(|e| IngestError::BadRequest(e.to_string()))?;
         let body_len = body.len() as u64;
         drop(body);
-        // #19 item 9: not stored yet. The spans hold references to these media blobs.
-        drop(normalized.media);
+        // Media taken out of the spans (#19 item 9), stored per project before its spans.
+        let media = normalized.media;
+        let media_refs = normalized.media_refs;
         let rejected = normalized.rejected.len();
         let message = normalized
             .rejected
@@ -386,6 +387,15 @@ pub async fn ingest(
                 .filter(|s| s.events.iter().any(|e| e.name == EVALUATION_RESULT))
                 .flat_map(spanlens_core::conventions::span_scores)
                 .collect();
+            // The blobs first: a reader must never see a reference whose blob is missing.
+            if !media.is_empty() {
+                let (blobs, refs) = media_of(&spans, &media, &media_refs);
+                if !refs.is_empty() {
+                    tokio::runtime::Handle::current()
+                        .block_on(worker.store.put_media(&project, &blobs, &refs))
+                        .map_err(|e| worker.store_failed(e))?;
+                }
+            }
             let ticket = worker
                 .store
                 .submit(&project, spans)
@@ -422,6 +432,31 @@ pub async fn ingest(
         rejected,
         message,
     })
+}
+
+/// The media one project's `spans` refer to: the blobs and the (trace, hash) references of
+/// its traces. Blobs are stored per project, so a request whose spans go to two projects
+/// stores an image they share in each.
+fn media_of(
+    spans: &[Span],
+    media: &[spanlens_core::media::MediaBlob],
+    refs: &[(spanlens_core::TraceId, String)],
+) -> (
+    Vec<spanlens_core::media::MediaBlob>,
+    Vec<(spanlens_core::TraceId, String)>,
+) {
+    let traces: std::collections::BTreeSet<_> = spans.iter().map(|s| s.trace_id).collect();
+    let refs: Vec<_> = refs
+        .iter()
+        .filter(|(t, _)| traces.contains(t))
+        .cloned()
+        .collect();
+    let blobs = media
+        .iter()
+        .filter(|m| refs.iter().any(|(_, h)| *h == m.hash))
+        .cloned()
+        .collect();
+    (blobs, refs)
 }
 
 /// Runs `work` on the decompressed body off the async workers, holding one of the few
