@@ -292,6 +292,7 @@ mod tests {
             ("rollups", include_str!("rollups.rs")),
             ("erase", include_str!("erase.rs")),
             ("prompts", include_str!("prompts.rs")),
+            ("media", include_str!("media.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {
