@@ -227,3 +227,48 @@ fn a_ten_turn_chat_resending_one_image_stores_it_once() {
         media + chunks
     );
 }
+
+/// The gRPC export goes through the same ingest: its image is stored before its span, and
+/// served.
+#[tokio::test]
+async fn an_image_sent_over_grpc_is_stored_and_served() {
+    use spanlens_core::otlp::proto::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    let s = tokio::task::spawn_blocking(Server::start).await.unwrap();
+    let image = png(30 * 1024, 5);
+    let hash = content_hash(&image);
+    let body = request(vec![span(
+        "9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a",
+        1,
+        None,
+        "look",
+        T0,
+        (0, 100),
+        vec![kv("gen_ai.prompt", json!(data_url(&image)))],
+        None,
+    )]);
+    let req: ExportTraceServiceRequest = spanlens_core::otlp::decode_json(&body).unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", s.bound.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let codec =
+        tonic_prost::ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default();
+    let path = http::uri::PathAndQuery::from_static(spanlens_server::grpc::EXPORT_PATH);
+    let resp = client
+        .unary(tonic::Request::new(req), path, codec)
+        .await
+        .unwrap();
+    assert_eq!(resp.into_inner().partial_success, None);
+    let (status, bytes) = tokio::task::spawn_blocking(move || {
+        let (status, bytes, _) = s.send("GET", &format!("/api/v1/media/{hash}"), &[], b"");
+        drop(s);
+        (status, bytes)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(bytes, image);
+}
