@@ -375,8 +375,10 @@ pub async fn ingest(
             accepted += spans.len();
             // Before anything is stored or shown: the store, the live feed and scores all
             // take the redacted spans.
+            let mut redacted = false;
             if let Some(policy) = worker.redactions().for_project(&project) {
                 policy.apply(&mut spans);
+                redacted = true;
             }
             // A copy for what follows the commit, only when a subscriber wants one.
             let after_commit = worker.commits().wanted().then(|| spans.clone());
@@ -389,7 +391,8 @@ pub async fn ingest(
                 .collect();
             // The blobs first: a reader must never see a reference whose blob is missing.
             if !media.is_empty() {
-                let (blobs, refs) = media_of(&spans, &media, &media_refs);
+                // A redaction may have dropped a reference: its blob is then not kept.
+                let (blobs, refs) = media_of(&spans, &media, (!redacted).then_some(&media_refs));
                 if !refs.is_empty() {
                     tokio::runtime::Handle::current()
                         .block_on(worker.store.put_media(&project, &blobs, &refs))
@@ -435,22 +438,27 @@ pub async fn ingest(
 }
 
 /// The media one project's `spans` refer to: the blobs and the (trace, hash) references of
-/// its traces. Blobs are stored per project, so a request whose spans go to two projects
-/// stores an image they share in each.
+/// its traces, taken from the request's `refs` when the spans are as normalised, else found
+/// in the spans again. Blobs are stored per project, so a request whose spans go to two
+/// projects stores an image they share in each.
 fn media_of(
     spans: &[Span],
     media: &[spanlens_core::media::MediaBlob],
-    refs: &[(spanlens_core::TraceId, String)],
+    refs: Option<&Vec<(spanlens_core::TraceId, String)>>,
 ) -> (
     Vec<spanlens_core::media::MediaBlob>,
     Vec<(spanlens_core::TraceId, String)>,
 ) {
-    let traces: std::collections::BTreeSet<_> = spans.iter().map(|s| s.trace_id).collect();
-    let refs: Vec<_> = refs
-        .iter()
-        .filter(|(t, _)| traces.contains(t))
-        .cloned()
-        .collect();
+    let refs: Vec<_> = match refs {
+        Some(refs) => {
+            let traces: std::collections::BTreeSet<_> = spans.iter().map(|s| s.trace_id).collect();
+            refs.iter()
+                .filter(|(t, _)| traces.contains(t))
+                .cloned()
+                .collect()
+        }
+        None => spanlens_core::media::refs_of(spans, media),
+    };
     let blobs = media
         .iter()
         .filter(|m| refs.iter().any(|(_, h)| *h == m.hash))

@@ -272,3 +272,35 @@ async fn an_image_sent_over_grpc_is_stored_and_served() {
     assert_eq!(status, 200);
     assert_eq!(bytes, image);
 }
+
+/// A project's redaction runs before its media are stored: a reference it removes leaves its
+/// blob unstored (nothing would ever show or free it).
+#[test]
+fn a_reference_redacted_away_leaves_its_blob_unstored() {
+    let server = Server::start();
+    let rule = json!({"builtin": false, "drop_attributes": [], "keep_attributes": [],
+        "rules": [{"name": "media", "pattern": "spanlens-media:sha256:[0-9a-f]{64}"}]});
+    let (status, body) = server.json("PUT", "/api/v1/projects/masked/redaction", &[], &rule);
+    assert_eq!(status, 200, "{body}");
+    let image = png(20 * 1024, 9);
+    for project in ["masked", "plain"] {
+        let body = request(vec![span(
+            "7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d",
+            1,
+            None,
+            "look",
+            T0,
+            (0, 100),
+            vec![kv("input.value", json!(data_url(&image)))],
+            None,
+        )]);
+        let (status, _, _) = server.post("/v1/traces", &[JSON, ("x-project-name", project)], &body);
+        assert_eq!(status, 200);
+    }
+    let (_, detail) = server.get("/api/v1/traces/7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d?project=masked");
+    assert!(detail.to_string().contains("[REDACTED:media]"), "{detail}");
+    let (_, masked) = server.get("/api/v1/stats?project=masked");
+    assert_eq!(masked["media_blobs"], 0, "{masked}");
+    let (_, plain) = server.get("/api/v1/stats?project=plain");
+    assert_eq!(plain["media_blobs"], 1, "{plain}");
+}
