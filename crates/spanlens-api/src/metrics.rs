@@ -96,4 +96,10 @@ pub struct StatsAnswer {
     pub project: String,
     /// Distinct spans stored (acknowledged spans only: a load generator's check).
     pub span_count: u64,
+    /// Media blobs (images, audio) taken out of the project's spans, each stored once.
+    #[serde(default)]
+    pub media_blobs: u64,
+    /// Their bytes, added up.
+    #[serde(default)]
+    pub media_bytes: u64,
 }

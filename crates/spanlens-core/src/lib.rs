@@ -15,6 +15,7 @@ pub mod forecast;
 pub mod graph;
 pub mod ids;
 pub mod limits;
+pub mod media;
 pub mod money;
 pub mod normalize;
 pub mod openai_agents;

@@ -46,6 +46,12 @@ pub struct Normalized {
     pub spans: Vec<Span>,
     /// Items that could not become spans (bad ids, missing times, …).
     pub rejected: Vec<Rejection>,
+    /// Base64 media taken out of the spans, once per content hash across the batch; the spans
+    /// hold references to them instead ([`crate::media`]).
+    pub media: Vec<crate::media::MediaBlob>,
+    /// Which trace refers to which of `media` (trace, hash), sorted and without repeats: the
+    /// store keeps a blob while a trace refers to it, and erasing traces frees the rest.
+    pub media_refs: Vec<(crate::TraceId, String)>,
 }
 
 /// Context the caller supplies that the request itself may not carry.
@@ -166,16 +172,31 @@ pub fn normalize(
     opts: &NormalizeOptions,
     catalog: &crate::pricing::PriceCatalog,
 ) -> Result<Normalized, DecodeError> {
+    // Media are taken out before payloads are built: building one cuts it to the payload cap.
     let mut out = match format {
         InputFormat::OtlpProtobuf => {
-            crate::otlp::into_canonical(crate::otlp::decode_protobuf(body)?, opts)
+            crate::otlp::into_canonical_extracting_media(crate::otlp::decode_protobuf(body)?, opts)
         }
-        InputFormat::OtlpJson => crate::otlp::into_canonical(crate::otlp::decode_json(body)?, opts),
+        InputFormat::OtlpJson => {
+            crate::otlp::into_canonical_extracting_media(crate::otlp::decode_json(body)?, opts)
+        }
         InputFormat::OpenAiAgents => {
-            crate::openai_agents::normalize_export(&parse_json(body)?, opts)?
+            let mut v = parse_json(body)?;
+            let mut media = Vec::new();
+            crate::media::extract_from_value(&mut v, &mut media);
+            let mut out = crate::openai_agents::normalize_export(&v, opts)?;
+            out.media = media;
+            out
         }
     };
+    // What a convention put together from several places (a message's data URL) is caught here.
+    for s in &mut out.spans {
+        let found = crate::media::extract(s);
+        crate::media::merge(&mut out.media, found);
+    }
     hold_to_limits(&mut out);
+    // After the limits: a span refused there refers to nothing.
+    out.media_refs = crate::media::refs_of(&out.spans, &out.media);
     for s in &mut out.spans {
         crate::pricing::price_span(s, catalog);
     }

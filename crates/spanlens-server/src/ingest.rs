@@ -323,6 +323,9 @@ pub async fn ingest(
             .map_err(|e| IngestError::BadRequest(e.to_string()))?;
         let body_len = body.len() as u64;
         drop(body);
+        // Media taken out of the spans (#19 item 9), stored per project before its spans.
+        let media = normalized.media;
+        let media_refs = normalized.media_refs;
         let rejected = normalized.rejected.len();
         let message = normalized
             .rejected
@@ -372,8 +375,10 @@ pub async fn ingest(
             accepted += spans.len();
             // Before anything is stored or shown: the store, the live feed and scores all
             // take the redacted spans.
+            let mut redacted = false;
             if let Some(policy) = worker.redactions().for_project(&project) {
                 policy.apply(&mut spans);
+                redacted = true;
             }
             // A copy for what follows the commit, only when a subscriber wants one.
             let after_commit = worker.commits().wanted().then(|| spans.clone());
@@ -384,6 +389,16 @@ pub async fn ingest(
                 .filter(|s| s.events.iter().any(|e| e.name == EVALUATION_RESULT))
                 .flat_map(spanlens_core::conventions::span_scores)
                 .collect();
+            // The blobs first: a reader must never see a reference whose blob is missing.
+            if !media.is_empty() {
+                // A redaction may have dropped a reference: its blob is then not kept.
+                let (blobs, refs) = media_of(&spans, &media, (!redacted).then_some(&media_refs));
+                if !refs.is_empty() {
+                    tokio::runtime::Handle::current()
+                        .block_on(worker.store.put_media(&project, &blobs, &refs))
+                        .map_err(|e| worker.store_failed(e))?;
+                }
+            }
             let ticket = worker
                 .store
                 .submit(&project, spans)
@@ -420,6 +435,36 @@ pub async fn ingest(
         rejected,
         message,
     })
+}
+
+/// The media one project's `spans` refer to: the blobs and the (trace, hash) references of
+/// its traces, taken from the request's `refs` when the spans are as normalised, else found
+/// in the spans again. Blobs are stored per project, so a request whose spans go to two
+/// projects stores an image they share in each.
+fn media_of(
+    spans: &[Span],
+    media: &[spanlens_core::media::MediaBlob],
+    refs: Option<&Vec<(spanlens_core::TraceId, String)>>,
+) -> (
+    Vec<spanlens_core::media::MediaBlob>,
+    Vec<(spanlens_core::TraceId, String)>,
+) {
+    let refs: Vec<_> = match refs {
+        Some(refs) => {
+            let traces: std::collections::BTreeSet<_> = spans.iter().map(|s| s.trace_id).collect();
+            refs.iter()
+                .filter(|(t, _)| traces.contains(t))
+                .cloned()
+                .collect()
+        }
+        None => spanlens_core::media::refs_of(spans, media),
+    };
+    let blobs = media
+        .iter()
+        .filter(|m| refs.iter().any(|(_, h)| *h == m.hash))
+        .cloned()
+        .collect();
+    (blobs, refs)
 }
 
 /// Runs `work` on the decompressed body off the async workers, holding one of the few

@@ -34,6 +34,20 @@ const MARKERS: [&str; 5] = [
     "prompt-of-b",
 ];
 
+/// B's image: a PNG-shaped blob whose filler is B's secret marker, so bytes reaching A show.
+fn b_image() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    while bytes.len() < 4096 {
+        bytes.extend_from_slice(b"SECRET-OF-B-IMAGE ");
+    }
+    bytes
+}
+
+/// The hash B's image is stored under (its reference in B's span names it).
+fn b_image_hash() -> String {
+    spanlens_core::media::content_hash(&b_image())
+}
+
 /// `(method, path)` of every route in the router's source.
 fn routes() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
@@ -136,6 +150,7 @@ fn concrete(path: &str, b_key: &str) -> String {
             B_QUEUE.get().map_or("0000000000000000", String::as_str),
         )
         .replace("{item}", "0")
+        .replace("{hash}", &b_image_hash())
 }
 
 /// B's review queue, made by `seed`.
@@ -208,6 +223,30 @@ fn seed() -> Seeded {
         only_b.to_string().as_bytes(),
     );
     assert_eq!(status, 200);
+    // B's image, sent as a data URL: stored once in B, named by a reference in B's span.
+    use base64::Engine as _;
+    let url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(b_image())
+    );
+    let with_image = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3", "spanId": "b4b4b4b4b4b4b4b4", "name": "look",
+         "startTimeUnixNano": "1700000000500000000", "endTimeUnixNano": "1700000001000000000",
+         "attributes": [kv("input.value", &url)]}]}]}]});
+    let (status, _, _) = server.post(
+        "/v1/traces",
+        &[JSON, ("authorization", &b)],
+        with_image.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let (status, image, _) = server.send(
+        "GET",
+        &format!("/api/v1/media/{}", b_image_hash()),
+        &[("authorization", &b)],
+        b"",
+    );
+    assert_eq!(status, 200, "B reads its own image");
+    assert_eq!(image, b_image());
     let score = json!({"trace_id": B_TRACE, "name": "q", "data_type": "numeric", "value": 1, "comment": "B-SCORE-COMMENT"});
     let (status, _) = server.json("POST", "/api/v1/scores", &[("authorization", &b)], &score);
     assert_eq!(status, 201);
@@ -393,6 +432,19 @@ fn nothing_of_another_project_is_reached_on_any_route() {
             assert!(first.starts_with("HTTP/1.1 403"), "{first}");
         }
     }
+    // B's image is not found for A, whichever way A names B, while B still reads it.
+    let image = format!("/api/v1/media/{}", b_image_hash());
+    for (url, creds) in [
+        (image.clone(), &as_key),
+        (format!("{image}?project=aproj"), &as_user),
+    ] {
+        let (status, _, _) = s.server.send("GET", &url, creds, b"");
+        assert_eq!(
+            status, 404,
+            "A reads B's image hash in its own project: {url}"
+        );
+    }
+    assert_eq!(before["stats"]["media_blobs"], 1, "{}", before["stats"]);
     // B is as it was (its trace was sent again above: the same spans, stored once).
     assert_eq!(b_state(&s), before, "B changed");
 }

@@ -1132,7 +1132,7 @@ const XSS_TRACE: &str = "5c415c415c415c415c415c415c415c41";
 const XSS_LIVE_TRACE: &str = "5c425c425c425c425c425c425c425c42";
 
 /// The exact policy every UI response must carry.
-const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 fn xss_trace_name() -> String {
     format!("{XSS_IMG} trace")
@@ -4612,4 +4612,194 @@ async fn first_paint_of_a_100k_span_trace() {
     c.close().await.unwrap();
     drop(server);
     drop(driver);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media (issue #19 item 9): images and audio sent as base64 in a span are stored apart and shown
+// in the span panel as a thumbnail and a player, loaded from /api/v1/media/{hash}.
+
+/// A real PNG the browser decodes: `w`×`h` RGB, a gradient, in stored (uncompressed) deflate
+/// blocks, so that it is over the 1 KiB below which media stay inline.
+fn real_png(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut typed = kind.to_vec();
+        typed.extend_from_slice(data);
+        out.extend_from_slice(&typed);
+        out.extend_from_slice(&crc32(&typed).to_be_bytes());
+    }
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // filter: none
+        for x in 0..w {
+            raw.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 160]);
+        }
+    }
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &z);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+/// A quarter second of 8 kHz 16-bit mono silence as a WAV file.
+fn silent_wav() -> Vec<u8> {
+    let samples = 2000u32;
+    let data = samples * 2;
+    let mut w = b"RIFF".to_vec();
+    w.extend_from_slice(&(36 + data).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&16000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data.to_le_bytes());
+    w.resize(w.len() + data as usize, 0);
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_media_show_as_a_thumbnail_and_a_player_in_the_span_panel() {
+    use base64::Engine as _;
+    let _serial = SERIAL.lock().await;
+    let (driver, chromium) = start_driver();
+    let server = tokio::task::spawn_blocking(|| Server::start(0))
+        .await
+        .unwrap();
+    let c = browser(&driver, &chromium).await;
+    c.goto(&server.url("/")).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let png = real_png(48, 32);
+    let wav = silent_wav();
+    let hash = spanlens_core::media::content_hash(&png);
+    let trace = "3ed1a3ed1a3ed1a3ed1a3ed1a3ed1a01";
+    let span = "3ed1a00000000001";
+    // The image inside an OpenAI request body; the sound as the whole output, a data URL.
+    let request = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "<img src=x onerror=window.__xss=1> what is this?"},
+        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{}", b64(&png))}}]}]});
+    let body = json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
+        {"traceId": trace, "spanId": span, "name": "look and say",
+         "startTimeUnixNano": now.to_string(), "endTimeUnixNano": (now + 2_000_000).to_string(),
+         "attributes": [
+            {"key": "input.value", "value": {"stringValue": request.to_string()}},
+            {"key": "input.mime_type", "value": {"stringValue": "application/json"}},
+            {"key": "output.value", "value": {"stringValue": format!("data:audio/wav;base64,{}", b64(&wav))}}]}
+    ]}]}]});
+    assert_eq!(post_otlp(&c, &body.to_string()).await, json!(200));
+    c.goto(&server.url(&format!("/traces/{trace}?span={span}")))
+        .await
+        .unwrap();
+    record(&c).await;
+    let width = until(
+        &c,
+        "(() => { const i = document.querySelector('.panel-body .media-strip img.media-thumb'); \
+         return i && i.complete && i.naturalWidth; })()",
+        "the image thumbnail, loaded",
+    )
+    .await;
+    assert_eq!(width, json!(48), "the PNG decoded at its own size");
+    // The thumbnail links to the full size in a new tab; the reference text is still shown.
+    let link = c
+        .execute(
+            "const a = document.querySelector('.media-strip a'); \
+             return [a.getAttribute('href'), a.target, a.rel];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        link,
+        json!([
+            format!("/api/v1/media/{hash}"),
+            "_blank",
+            "noopener noreferrer"
+        ])
+    );
+    let payloads = texts(&c, ".panel-body pre.payload").await.join("\n");
+    assert!(
+        payloads.contains(&format!("spanlens-media:sha256:{hash}")),
+        "{payloads}"
+    );
+    assert!(!payloads.contains("base64,"), "no base64 left in the span");
+    // The sound is a player whose source is the stored WAV.
+    let ready = until(
+        &c,
+        "(() => { const a = document.querySelector('.panel-body .media-strip audio.media-audio'); \
+         return a && a.controls && a.readyState >= 1 && a.src; })()",
+        "the audio player, its metadata loaded",
+    )
+    .await;
+    assert!(
+        ready.as_str().unwrap().contains("/api/v1/media/"),
+        "{ready}"
+    );
+    // A full-size image is a same-origin page of its own: what a click opens.
+    let full = c
+        .execute(
+            "return fetch(arguments[0]).then(r => [r.status, r.headers.get('content-type'), \
+             r.headers.get('content-security-policy')]);",
+            vec![json!(format!("/api/v1/media/{hash}"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        full,
+        json!([200, "image/png", "sandbox; default-src 'none'"])
+    );
+    let injected = c
+        .execute(
+            "return [window.__xss === 1, (window.__csp || []).length, \
+             document.querySelectorAll('.panel-body img:not(.media-thumb)').length]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(injected, json!([false, 0, 0]), "span text stayed text");
+    let problems = console_problems(&c, &driver).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    screenshot(&c, "span-media").await;
+    c.close().await.unwrap();
+    drop(server);
 }

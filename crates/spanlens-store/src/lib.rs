@@ -28,7 +28,7 @@ pub mod domain;
 /// The storage traits in one import, for code that calls a concrete backend's methods.
 pub mod prelude {
     pub use crate::store::{
-        Analytics, Eraser, ScoreStore, SharedState, SpanWriter, Store, TraceReader,
+        Analytics, Eraser, MediaStore, ScoreStore, SharedState, SpanWriter, Store, TraceReader,
     };
 }
 #[cfg(feature = "clickhouse")]
@@ -56,9 +56,10 @@ pub use sqlite::{
     Durability, SqliteOptions, SqliteStore, UpgradeProgress, WriterStats, APPLICATION_ID,
 };
 pub use store::{
-    check_state, Analytics, Erased, Eraser, Expiry, Lease, ScanSender, ScoreStore, SharedState,
-    SpanBatches, SpanWriter, Store, TraceReader, ERASE_BATCH, MAX_EXPIRE_LIMIT, MAX_LISTED_STATE,
-    MAX_STATE_KEY, MAX_STATE_VALUE,
+    check_media_hash, check_state, is_media_hash, Analytics, Erased, Eraser, Expiry, Lease,
+    MediaStore, MediaUsage, ScanSender, ScoreStore, SharedState, SpanBatches, SpanWriter, Store,
+    StoredMedia, TraceReader, ERASE_BATCH, MAX_EXPIRE_LIMIT, MAX_LISTED_STATE, MAX_STATE_KEY,
+    MAX_STATE_VALUE,
 };
 pub use ticket::CommitTicket;
 pub use types::{

@@ -6,6 +6,7 @@ import * as f from "./format.js";
 import { statusBadge } from "./traces.js";
 import { shown } from "./scores.js";
 import { replaySection } from "./replay.js";
+import { mediaStrip } from "./media.js";
 
 const cache = new Map();
 let current = 0;
@@ -110,7 +111,7 @@ function json(v) {
 
 function payload(p) {
   if (!p) return null;
-  return [json(p.value), p.truncated ? h("div", { class: "warn-text" }, `truncated (original ${f.int(p.original_bytes)} bytes)`) : null];
+  return [json(p.value), mediaStrip(p.value), p.truncated ? h("div", { class: "warn-text" }, `truncated (original ${f.int(p.original_bytes)} bytes)`) : null];
 }
 
 function body(s, trace, catalog) {
@@ -276,6 +277,7 @@ function message(m) {
   return h("div", { class: `msg role-${classToken(m.role || "unknown")}` },
     h("div", { class: "msg-role" }, m.role || "message", m.name ? ` · ${m.name}` : ""),
     content !== undefined && content !== null ? (typeof content === "string" ? h("div", { class: "msg-text" }, content) : json(content)) : null,
+    content !== undefined && content !== null ? mediaStrip(content) : null,
     m.tool_calls?.length ? m.tool_calls.map((t) => h("div", { class: "msg-tool" }, "→ ", h("b", null, t.name || t.function?.name || "tool"), " ", h("code", null, typeof t.arguments === "string" ? t.arguments : JSON.stringify(t.arguments ?? t.function?.arguments ?? {})))) : null,
     m.tool_call_id ? h("div", { class: "muted" }, `result of ${m.tool_call_id}`) : null);
 }

@@ -62,6 +62,7 @@ const ASSETS: &[Asset] = &[
     asset!("replay.js", JS),
     asset!("queues.js", JS),
     asset!("prompts.js", JS),
+    asset!("media.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
@@ -97,10 +98,10 @@ pub fn router() -> Router {
 
 /// The Content-Security-Policy of every UI response. `img-src data:` is for images the browser
 /// itself draws from data URLs (none of the pages' own), `connect-src 'self'` covers the API
-/// calls and the live view's event stream.
+/// calls and the live view's event stream, `media-src 'self'` the audio of span media.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    img-src 'self' data:; media-src 'self'; connect-src 'self'; font-src 'self'; \
+    manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The security headers of every UI response, whatever its status.
 const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
@@ -273,8 +274,8 @@ mod tests {
         assert_eq!(
             CSP,
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; \
-             form-action 'self'; frame-ancestors 'none'"
+             media-src 'self'; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
         );
     }
 

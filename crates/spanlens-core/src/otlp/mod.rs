@@ -48,6 +48,23 @@ pub fn into_canonical(
     req: proto::ExportTraceServiceRequest,
     opts: &NormalizeOptions,
 ) -> Normalized {
+    convert(req, opts, false)
+}
+
+/// [`into_canonical`] that also takes base64 media out of each span's raw attributes into
+/// `media` of the result ([`crate::media`]), before the conventions build (and cut) payloads.
+pub fn into_canonical_extracting_media(
+    req: proto::ExportTraceServiceRequest,
+    opts: &NormalizeOptions,
+) -> Normalized {
+    convert(req, opts, true)
+}
+
+fn convert(
+    req: proto::ExportTraceServiceRequest,
+    opts: &NormalizeOptions,
+    extract_media: bool,
+) -> Normalized {
     let mut out = Normalized::default();
     // Sized once: a span is large, and growing the vector copies every span already in it.
     let count: usize = req
@@ -88,6 +105,9 @@ pub fn into_canonical(
                                     .entry("otel.scope.version".into())
                                     .or_insert_with(|| Value::String(sc.version.clone()));
                             }
+                        }
+                        if extract_media {
+                            crate::media::extract_from_attributes(&mut s, &mut out.media);
                         }
                         conventions::enrich(&mut s);
                         out.spans.push(s);

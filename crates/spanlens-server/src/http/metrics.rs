@@ -151,8 +151,11 @@ pub(super) async fn stats(
     let p = Params::parse(q)?;
     let project = p.project();
     let span_count = st.store.count_spans(&project).await?;
+    let media = st.store.media_usage(&project).await?;
     Ok(Json(StatsAnswer {
         project,
         span_count,
+        media_blobs: media.blobs,
+        media_bytes: media.bytes,
     }))
 }

@@ -10,6 +10,7 @@ mod graph;
 mod guard;
 mod insight;
 mod keys;
+mod media;
 mod meta;
 mod metrics;
 mod params;
@@ -153,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/replay", post(replay::replay))
         .route("/api/v1/openapi.json", get(meta::openapi))
+        .route("/api/v1/media/{hash}", get(media::get_media))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_WIRE_BYTES))
         // Keys are checked before a body is read or a query parsed.

@@ -39,7 +39,7 @@ const TRACE_TABLES: [&str; 6] = [
 impl ClickHouseStore {
     /// A table's name for `DELETE`: the local table on a cluster (a `Distributed` table takes
     /// no deletes), with `ON CLUSTER`.
-    fn delete_target(&self, table: &str) -> String {
+    pub(super) fn delete_target(&self, table: &str) -> String {
         match &self.cluster {
             Some(c) => format!("{table}_local ON CLUSTER {}", super::schema::ident(c)),
             None => table.to_string(),
@@ -113,6 +113,7 @@ impl StepEraser for ClickHouseStore {
                 .map_err(|e| ch_error(op, e))?;
         }
         rollups::mark(&self.client, &marks).await?;
+        self.forget_media(&project, &ids).await?;
         Ok(Erased {
             traces,
             spans: spans.len() as u64,
@@ -172,7 +173,9 @@ impl StepEraser for ClickHouseStore {
             spans = spans.saturating_add(n);
             take.push(t.0);
         }
-        self.clear_traces(&project, &take).await
+        let erased = self.clear_traces(&project, &take).await?;
+        self.forget_media(&project, &take).await?;
+        Ok(erased)
     }
 
     /// Deletes the scores given to a session itself.

@@ -15,6 +15,7 @@
 
 pub mod client;
 mod erase;
+mod media;
 mod read;
 mod rollups;
 pub mod rowbinary;

@@ -370,6 +370,37 @@ const PAYLOAD_CLEARED: Table = Table {
     expires_by: None,
 };
 
+/// Media blobs taken out of span payloads, one per project and content hash (racing puts may
+/// store one twice until merged; reads take one row per hash).
+const MEDIA_BLOBS: Table = Table {
+    name: "media_blobs",
+    columns: "
+    project             LowCardinality(String),
+    hash                String,
+    mime                LowCardinality(String),
+    bytes               String,
+    size                UInt64,
+    version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9))",
+    engine: "ReplacingMergeTree(version)",
+    tail: "ORDER BY (project, hash)",
+    shard_by: "cityHash64(project, hash)",
+    expires_by: None,
+};
+
+/// Which trace refers to which media blob: a blob is deleted once no row names it.
+const MEDIA_REFS: Table = Table {
+    name: "media_refs",
+    columns: "
+    project             LowCardinality(String),
+    trace_id            FixedString(16),
+    hash                String,
+    version             Int64 DEFAULT toUnixTimestamp64Nano(now64(9))",
+    engine: "ReplacingMergeTree(version)",
+    tail: "ORDER BY (project, trace_id, hash)",
+    shard_by: "cityHash64(trace_id)",
+    expires_by: None,
+};
+
 /// Schema versions applied (the highest tells a newer schema apart).
 const SCHEMA_VERSIONS: Table = Table {
     name: "schema_versions",
@@ -382,7 +413,7 @@ const SCHEMA_VERSIONS: Table = Table {
     expires_by: None,
 };
 
-const TABLES: [&Table; 12] = [
+const TABLES: [&Table; 14] = [
     &SCHEMA_VERSIONS,
     &SPANS,
     &SPAN_TIMES,
@@ -395,6 +426,8 @@ const TABLES: [&Table; 12] = [
     &ROLLUP_SLOTS,
     &ROLLUP_ROWS,
     &PAYLOAD_CLEARED,
+    &MEDIA_BLOBS,
+    &MEDIA_REFS,
 ];
 
 /// Columns `spans` gained in version 2, as (name, type, what only a table holding rows takes,

@@ -42,6 +42,7 @@ pub mod erase;
 pub mod ingest;
 pub mod list;
 pub mod log_events;
+pub mod media;
 pub mod prompts;
 pub mod reprice;
 pub mod rollups;
@@ -189,6 +190,10 @@ macro_rules! __store_contract_tests {
             prompts {
                 the_list_filters_by_prompt_template_and_version,
             }
+            media {
+                media_are_stored_once_per_project_and_hash,
+                media_are_freed_with_the_last_trace_referring_to_them,
+            }
             rollups {
                 rollups_match_brute_force_seed_1,
                 rollups_match_brute_force_seed_2,
@@ -287,6 +292,7 @@ mod tests {
             ("rollups", include_str!("rollups.rs")),
             ("erase", include_str!("erase.rs")),
             ("prompts", include_str!("prompts.rs")),
+            ("media", include_str!("media.rs")),
         ];
         let mut written = BTreeSet::new();
         for (area, text) in files {

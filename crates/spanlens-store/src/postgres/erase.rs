@@ -33,6 +33,7 @@ impl StepEraser for PostgresStore {
         };
         let ids: Vec<Vec<u8>> = ids.iter().map(|t| t.0.to_vec()).collect();
         let erased = delete_locked(&tx, pid, &ids).await?;
+        super::media::forget(&tx, &project_name(project), &ids).await?;
         tx.commit().await.map_err(&e)?;
         Ok(erased)
     }
@@ -65,9 +66,15 @@ impl StepEraser for PostgresStore {
                     .iter()
                     .map(|r| r.get(0))
                     .collect();
-                delete_locked(&tx, pid, &ids).await?
+                let erased = delete_locked(&tx, pid, &ids).await?;
+                super::media::forget(&tx, &project_name(project), &ids).await?;
+                erased
             }
-            Expiry::Payloads { .. } => clear_payloads(&tx, pid, before, limit).await?,
+            Expiry::Payloads { .. } => {
+                let erased = clear_payloads(&tx, pid, before, limit).await?;
+                super::media::forget(&tx, &project_name(project), &erased.1).await?;
+                erased.0
+            }
         };
         tx.commit().await.map_err(&e)?;
         Ok(erased)
@@ -151,7 +158,7 @@ async fn clear_payloads(
     pid: i64,
     before: i64,
     limit: i64,
-) -> Result<Erased, StoreError> {
+) -> Result<(Erased, Vec<Vec<u8>>), StoreError> {
     let e = db("clearing payloads");
     let old: Vec<(Vec<u8>, i64)> = tx
         .query(
@@ -175,7 +182,7 @@ async fn clear_payloads(
         take.push(tid);
     }
     if take.is_empty() {
-        return Ok(Erased::default());
+        return Ok((Erased::default(), take));
     }
     lock_traces(tx, take.iter().map(|t| trace_lock(pid, t)).collect()).await?;
     let mut reader = ChunkReader::new();
@@ -218,10 +225,13 @@ async fn clear_payloads(
         .await
         .map_err(&e)?;
     }
-    Ok(Erased {
-        payloads,
-        ..Erased::default()
-    })
+    Ok((
+        Erased {
+            payloads,
+            ..Erased::default()
+        },
+        take,
+    ))
 }
 
 /// Writes a trace's span bodies again without payloads, in one new chunk; its spans.

@@ -11,6 +11,7 @@
 //! shared with SQLite through `crate::facts`, `crate::rollup` and `spanlens_core`.
 
 mod erase;
+mod media;
 mod read;
 mod recovery;
 mod rollups;

@@ -345,6 +345,30 @@ ALTER TABLE traces ADD COLUMN IF NOT EXISTS prompt_versions TEXT[] NOT NULL DEFA
             ),
         ],
     },
+    Migration {
+        version: 9,
+        description: "media blobs stored once per project and content hash, and their referrers",
+        // New tables: nothing existing changes. A blob is kept while a row of `media_refs`
+        // names its hash; erasing a trace deletes its rows there and then the blobs left bare.
+        tables: r#"
+CREATE TABLE IF NOT EXISTS media_blobs (
+    project    TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    mime       TEXT NOT NULL,
+    bytes      BYTEA NOT NULL,
+    size       BIGINT NOT NULL,
+    created_ns BIGINT NOT NULL,
+    PRIMARY KEY (project, hash)
+);
+CREATE TABLE IF NOT EXISTS media_refs (
+    project  TEXT NOT NULL,
+    trace_id BYTEA NOT NULL,
+    hash     TEXT NOT NULL,
+    PRIMARY KEY (project, trace_id, hash)
+);
+"#,
+        indexes: &[("media_refs_hash", "media_refs (project, hash)")],
+    },
 ];
 
 /// Newest schema version this build writes.

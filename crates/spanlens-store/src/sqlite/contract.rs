@@ -422,3 +422,44 @@ impl StepEraser for SqliteStore {
         .await
     }
 }
+
+#[async_trait]
+impl crate::store::MediaStore for SqliteStore {
+    async fn put_media(
+        &self,
+        project: &str,
+        blobs: &[spanlens_core::media::MediaBlob],
+        refs: &[(TraceId, String)],
+    ) -> Result<u64, StoreError> {
+        crate::store::check_media(blobs, refs)?;
+        if blobs.is_empty() && refs.is_empty() {
+            return Ok(0);
+        }
+        let (project, blobs, refs) = (project_name(project), blobs.to_vec(), refs.to_vec());
+        self.blocking("storing media", move |r| {
+            super::media::put(&mut r.side(), &project, &blobs, &refs)
+        })
+        .await
+    }
+
+    async fn get_media(
+        &self,
+        project: &str,
+        hash: &str,
+    ) -> Result<Option<crate::store::StoredMedia>, StoreError> {
+        crate::store::check_media_hash(hash)?;
+        let (project, hash) = (project_name(project), hash.to_string());
+        self.read("reading media", move |c| {
+            super::media::get(c, &project, &hash)
+        })
+        .await
+    }
+
+    async fn media_usage(&self, project: &str) -> Result<crate::store::MediaUsage, StoreError> {
+        let project = project_name(project);
+        self.read("reading media usage", move |c| {
+            super::media::usage(c, &project)
+        })
+        .await
+    }
+}

@@ -5,6 +5,7 @@ mod calls;
 mod checkpoint;
 mod contract;
 mod log_events;
+mod media;
 mod query;
 mod rollups;
 mod schema;

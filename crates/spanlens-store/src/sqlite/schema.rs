@@ -439,6 +439,32 @@ CREATE TABLE IF NOT EXISTS shared_state (
 "#,
         then: Some(add_tree_columns),
     },
+    Migration {
+        description: "media blobs stored once per project and content hash, and their referrers",
+        sql: r#"
+-- Images and audio taken out of span payloads (spanlens_core::media), one row per project and
+-- SHA-256; `media_refs` names the traces referring to each, and a blob goes once none does.
+-- Keyed by project name: a blob is written before the spans that create the project row. A
+-- rowid table: large rows sit badly in a WITHOUT ROWID b-tree.
+CREATE TABLE IF NOT EXISTS media_blobs (
+    project    TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    mime       TEXT NOT NULL,
+    bytes      BLOB NOT NULL,
+    size       INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    PRIMARY KEY (project, hash)
+);
+CREATE TABLE IF NOT EXISTS media_refs (
+    project  TEXT NOT NULL,
+    trace_id BLOB NOT NULL,
+    hash     TEXT NOT NULL,
+    PRIMARY KEY (project, trace_id, hash)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS media_refs_hash ON media_refs (project, hash);
+"#,
+        then: None,
+    },
 ];
 
 /// Migration 14: the full-text index, filled from the stored spans.
@@ -1098,6 +1124,7 @@ mod tests {
         ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE scores DROP COLUMN author; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         ALTER TABLE spans DROP COLUMN prompt_name; ALTER TABLE spans DROP COLUMN prompt_version; \
         ALTER TABLE spans DROP COLUMN status_message; ALTER TABLE spans DROP COLUMN has_usage; \
+        DROP TABLE media_refs; DROP TABLE media_blobs; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
 
     fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {

@@ -8,6 +8,7 @@
 
 mod analytics;
 mod eraser;
+mod media;
 mod reader;
 mod scores;
 mod state;
@@ -15,6 +16,9 @@ mod writer;
 
 pub use analytics::{Analytics, ScanSender, SpanBatches};
 pub use eraser::{Erased, Eraser, Expiry, ERASE_BATCH, MAX_EXPIRE_LIMIT};
+pub use media::{
+    check_media, check_media_hash, is_media_hash, MediaStore, MediaUsage, StoredMedia,
+};
 pub use reader::TraceReader;
 pub use scores::ScoreStore;
 pub use state::{
@@ -23,9 +27,20 @@ pub use state::{
 pub use writer::SpanWriter;
 
 /// A span database: everything the server needs, whichever engine holds the data.
-pub trait Store: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + Eraser {}
+pub trait Store:
+    SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + Eraser + MediaStore
+{
+}
 
-impl<T: SpanWriter + TraceReader + Analytics + ScoreStore + SharedState + Eraser + ?Sized> Store
-    for T
+impl<
+        T: SpanWriter
+            + TraceReader
+            + Analytics
+            + ScoreStore
+            + SharedState
+            + Eraser
+            + MediaStore
+            + ?Sized,
+    > Store for T
 {
 }

@@ -127,9 +127,12 @@ impl Writer {
             return Ok((Erased::default(), Vec::new()));
         };
         let mut changes = Changes::default();
+        // The traces removed or cleared: their media references go, and the blobs left bare.
+        let mut touched: Vec<[u8; 16]> = Vec::new();
         let erased = match request {
             EraseRequest::Traces { ids, .. } => {
                 let mut erased = Erased::default();
+                touched.extend(ids.iter().map(|t| t.0));
                 for id in ids {
                     let trace_ref = self
                         .conn
@@ -160,6 +163,7 @@ impl Writer {
                 let mut erased = Erased::default();
                 for (trace_ref, tid) in old {
                     let tid: [u8; 16] = tid.as_slice().try_into().unwrap_or([0; 16]);
+                    touched.push(tid);
                     erased.add(self.delete_trace(pid, Some(trace_ref), &tid, &mut changes)?);
                 }
                 erased
@@ -168,8 +172,9 @@ impl Writer {
                 rule: Expiry::Payloads { before },
                 limit,
                 ..
-            } => self.clear_payloads(pid, to_i64(before.0), *limit)?,
+            } => self.clear_payloads(pid, to_i64(before.0), *limit, &mut touched)?,
         };
+        super::super::media::forget(&self.conn, project, &touched)?;
         for (pid, delta) in &changes.deltas {
             super::rollups::write_delta_built(&self.conn, *pid, delta)?;
         }
@@ -232,7 +237,13 @@ impl Writer {
     /// theirs, while their spans fit in `limit` (at least one trace): each trace's bodies are
     /// rewritten into one chunk without payloads (older copies of re-sent spans go too) and
     /// its log events lose their content. Rows, summaries and rollups do not change.
-    fn clear_payloads(&self, pid: i64, before: i64, limit: usize) -> rusqlite::Result<Erased> {
+    fn clear_payloads(
+        &self,
+        pid: i64,
+        before: i64,
+        limit: usize,
+        cleared: &mut Vec<[u8; 16]>,
+    ) -> rusqlite::Result<Erased> {
         let old: Vec<(i64, Vec<u8>, i64)> = self
             .conn
             .prepare_cached(
@@ -252,6 +263,7 @@ impl Writer {
                 break;
             }
             let tid: [u8; 16] = trace_id.as_slice().try_into().unwrap_or([0; 16]);
+            cleared.push(tid);
             self.clear_trace_chunks(trace_ref, tid, &mut reader)?;
             super::search::keep_names_only(&self.conn, trace_ref)?;
             self.clear_log_events(pid, &trace_id)?;
