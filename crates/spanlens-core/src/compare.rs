@@ -822,7 +822,7 @@ fn edit_script(a: &[u32], b: &[u32], max_cells: usize) -> Option<Vec<DiffOp>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::span::{Cost, CostBreakdown, CostSource, Payload, Usage};
+    use crate::span::{Cost, Payload, Usage};
     use crate::time::Timestamp;
 
     const MS: u64 = 1_000_000;
@@ -857,16 +857,7 @@ mod tests {
             }
             .normalized(),
         );
-        s.cost = Some(Cost {
-            source: CostSource::Computed,
-            amounts: CostBreakdown {
-                total: NanoUsd(nano),
-                ..Default::default()
-            },
-            pricing_id: None,
-            pricing_version: None,
-            computed: None,
-        });
+        s.cost = Some(Cost::computed_total(NanoUsd(nano)));
         s.output = Some(Payload::from_text(out, Some("text/plain")));
         s
     }

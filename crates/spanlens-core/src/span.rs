@@ -214,6 +214,23 @@ pub struct Cost {
     pub computed: Option<CostBreakdown>,
 }
 
+impl Cost {
+    /// A computed cost holding only its total (no breakdown, catalog entry or reported
+    /// amounts): what a reader that keeps only the total rebuilds, and what tests price with.
+    pub fn computed_total(total: NanoUsd) -> Cost {
+        Cost {
+            source: CostSource::Computed,
+            amounts: CostBreakdown {
+                total,
+                ..Default::default()
+            },
+            pricing_id: None,
+            pricing_version: None,
+            computed: None,
+        }
+    }
+}
+
 /// A text or JSON payload (input, output, tool arguments, …), size-capped.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Payload {

@@ -74,16 +74,7 @@ fn llm(n: u64, day: u64, model: &str, cost_nano: i64) -> Span {
             total_tokens: 110,
             ..Default::default()
         }),
-        cost: Some(Cost {
-            source: CostSource::Computed,
-            amounts: CostBreakdown {
-                total: NanoUsd(cost_nano),
-                ..Default::default()
-            },
-            pricing_id: None,
-            pricing_version: None,
-            computed: None,
-        }),
+        cost: Some(Cost::computed_total(NanoUsd(cost_nano))),
         ..Default::default()
     }
 }

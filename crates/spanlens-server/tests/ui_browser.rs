@@ -1948,9 +1948,7 @@ const UNKNOWN_MODEL: &str = "acme/ledger-ft-7b";
 
 /// The three traces, an hour ago, priced by the built-in catalog like ingest prices them.
 fn unpriced_traces(now: u64) -> Vec<Span> {
-    use spanlens_core::{
-        price_span, Cost, CostBreakdown, CostSource, NanoUsd, PriceCatalog, Usage,
-    };
+    use spanlens_core::{price_span, Cost, NanoUsd, PriceCatalog, Usage};
     let t0 = now - 3_600_000_000_000;
     let span = |trace: &str, id: u64, parent: Option<u64>, kind: SpanKind, at: u64| Span {
         trace_id: TraceId::from_hex(trace).unwrap(),
@@ -1993,16 +1991,7 @@ fn unpriced_traces(now: u64) -> Vec<Span> {
     let mut priced = call(MIXED_TRACE, 3, at(1), UNKNOWN_MODEL);
     priced.request_model = Some("gpt-4o-mini".into());
     priced.unpriced_reason = None;
-    priced.cost = Some(Cost {
-        source: CostSource::Computed,
-        amounts: CostBreakdown {
-            total: NanoUsd(2_100_000),
-            ..Default::default()
-        },
-        pricing_id: None,
-        pricing_version: None,
-        computed: None,
-    });
+    priced.cost = Some(Cost::computed_total(NanoUsd(2_100_000)));
     out.push(priced);
     out.push(span(TOOLS_TRACE, 2, Some(1), SpanKind::Tool, at(2)));
     for s in &out[3..5] {

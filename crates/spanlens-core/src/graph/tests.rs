@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Cost, CostBreakdown, CostSource, Timestamp, ToolInfo, TraceId, Usage};
+use crate::{Cost, Timestamp, ToolInfo, TraceId, Usage};
 use serde_json::json;
 
 const MS: u64 = 1_000_000;
@@ -40,16 +40,7 @@ fn llm(
         ..Default::default()
     });
     if nano > 0 {
-        s.cost = Some(Cost {
-            source: CostSource::Computed,
-            amounts: CostBreakdown {
-                total: NanoUsd(nano),
-                ..Default::default()
-            },
-            pricing_id: None,
-            pricing_version: None,
-            computed: None,
-        });
+        s.cost = Some(Cost::computed_total(NanoUsd(nano)));
     } else {
         s.unpriced_reason = Some("no price".into());
     }

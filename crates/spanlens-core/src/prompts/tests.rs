@@ -1,6 +1,6 @@
 use super::*;
 use crate::evals::{ScoreSource, ScoreType};
-use crate::span::{Cost, CostBreakdown, CostSource, PromptTemplate};
+use crate::span::{Cost, PromptTemplate};
 use crate::{Timestamp, TraceId};
 
 const MS: u64 = 1_000_000;
@@ -24,16 +24,7 @@ fn call(
             version: version.map(str::to_string),
             ..Default::default()
         }),
-        cost: Some(Cost {
-            source: CostSource::Computed,
-            amounts: CostBreakdown {
-                total: NanoUsd(usd_nano),
-                ..Default::default()
-            },
-            pricing_id: None,
-            pricing_version: None,
-            computed: None,
-        }),
+        cost: Some(Cost::computed_total(NanoUsd(usd_nano))),
         ..Default::default()
     }
 }

@@ -160,16 +160,7 @@ pub(super) struct TreeCost {
 impl TreeCost {
     /// A span's cost holding only its total: what the analyses that read this much need.
     pub(super) fn into_cost(self) -> spanlens_core::Cost {
-        spanlens_core::Cost {
-            source: spanlens_core::CostSource::Computed,
-            amounts: spanlens_core::CostBreakdown {
-                total: self.total_usd,
-                ..Default::default()
-            },
-            pricing_id: None,
-            pricing_version: None,
-            computed: None,
-        }
+        spanlens_core::Cost::computed_total(self.total_usd)
     }
 }
 

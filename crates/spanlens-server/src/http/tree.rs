@@ -203,7 +203,7 @@ fn build_tree(read: &Read, columns: bool) -> Result<(String, f64, f64, f64, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spanlens_core::{Cost, CostBreakdown, CostSource, NanoUsd, SpanId, SpanKind, Timestamp};
+    use spanlens_core::{Cost, NanoUsd, SpanId, SpanKind, Timestamp};
     use spanlens_core::{TraceId, Usage};
     use spanlens_store::prelude::*;
     use spanlens_store::SqliteStore;
@@ -223,16 +223,7 @@ mod tests {
     }
 
     fn cost(nano: i64) -> Cost {
-        Cost {
-            source: CostSource::Computed,
-            amounts: CostBreakdown {
-                total: NanoUsd(nano),
-                ..Default::default()
-            },
-            pricing_id: None,
-            pricing_version: None,
-            computed: None,
-        }
+        Cost::computed_total(NanoUsd(nano))
     }
 
     /// Spans with everything a waterfall row shows, and the awkward cases of each.

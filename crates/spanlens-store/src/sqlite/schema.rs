@@ -494,22 +494,20 @@ fn add_score_authors(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()>
 
 /// Migration 16: the span columns of the prompt template and version, unless present.
 fn add_prompt_columns(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()> {
-    for col in ["prompt_name", "prompt_version"] {
-        let has: i64 = conn.query_row(
-            "SELECT count(*) FROM pragma_table_info('spans') WHERE name = ?1",
-            [col],
-            |r| r.get(0),
-        )?;
-        if has == 0 {
-            conn.execute_batch(&format!("ALTER TABLE spans ADD COLUMN {col} TEXT"))?;
-        }
-    }
-    Ok(())
+    add_span_columns(conn, &[("prompt_name", "TEXT"), ("prompt_version", "TEXT")])
 }
 
 /// Migration 17: the waterfall's span columns, unless present.
 fn add_tree_columns(conn: &Connection, _: Progress<'_>) -> rusqlite::Result<()> {
-    for (col, ty) in [("status_message", "TEXT"), ("has_usage", "INTEGER")] {
+    add_span_columns(
+        conn,
+        &[("status_message", "TEXT"), ("has_usage", "INTEGER")],
+    )
+}
+
+/// Adds each `(name, type)` column to `spans` that it lacks (a test may run a step twice).
+fn add_span_columns(conn: &Connection, columns: &[(&str, &str)]) -> rusqlite::Result<()> {
+    for (col, ty) in columns {
         let has: i64 = conn.query_row(
             "SELECT count(*) FROM pragma_table_info('spans') WHERE name = ?1",
             [col],
@@ -1419,7 +1417,7 @@ mod tests {
     #[tokio::test]
     async fn a_version_7_database_counts_each_call_once_after_migration_9() {
         use crate::types::{GroupBy, MetricsQuery, SessionQuery};
-        use spanlens_core::{Cost, CostBreakdown, CostSource, NanoUsd, Span, SpanId, SpanKind};
+        use spanlens_core::{Cost, NanoUsd, Span, SpanId, SpanKind};
         use spanlens_core::{Timestamp, TraceId, Usage};
         let t0 = 1_735_689_600_000_000_000u64;
         let ms = 1_000_000u64;
@@ -1441,16 +1439,7 @@ mod tests {
                 total_tokens: 42,
                 ..Default::default()
             }),
-            cost: Some(Cost {
-                source: CostSource::Computed,
-                amounts: CostBreakdown {
-                    total: NanoUsd(700),
-                    ..Default::default()
-                },
-                pricing_id: None,
-                pricing_version: None,
-                computed: None,
-            }),
+            cost: Some(Cost::computed_total(NanoUsd(700))),
             ..Default::default()
         };
         let mut spans = Vec::new();
