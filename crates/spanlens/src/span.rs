@@ -261,7 +261,11 @@ impl Span {
 
     #[inline(always)]
     fn finish(&mut self) {
-        self.finish_at(now());
+        // The clock is read only for a span this handle ends: a no-op span (tracing disabled)
+        // or a borrowed handle costs no clock read when dropped.
+        if self.ends_on_drop {
+            self.finish_at(now());
+        }
     }
 
     /// Ends the span at `at`, a moment already taken (a recorder that does work after the
