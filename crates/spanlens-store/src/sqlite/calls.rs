@@ -18,7 +18,7 @@ use super::writer::state_from_spans;
 use crate::rollup::delta::Delta;
 use rusqlite::{params, Connection, Row};
 use spanlens_core::dedup::{duplicates, Call};
-use spanlens_core::{Span, SpanId};
+use spanlens_core::{NanoUsd, Span, SpanId};
 use std::collections::{BTreeMap, HashMap};
 
 /// A span whose counted tokens and cost changed in `spans` (and in the rollups' delta).
@@ -222,6 +222,44 @@ pub(super) fn duplicates_of(
     while let Some(r) = rows.next()? {
         if let (Some(s), Some(d)) = (id8(r, 0)?, id8(r, 1)?) {
             out.push((s, d));
+        }
+    }
+    Ok(out)
+}
+
+/// What a duplicate call's span reported, kept in its call row (its span row counts nothing).
+pub(super) struct DuplicateCall {
+    /// The span counted in its place.
+    pub of: SpanId,
+    /// Input and output tokens.
+    pub tokens: (u64, u64),
+    /// Its cost, when priced.
+    pub cost: Option<NanoUsd>,
+    /// A model call the catalog could not price.
+    pub unpriced: bool,
+}
+
+/// The duplicate calls of a trace by span id, with what each reported.
+pub(super) fn duplicate_calls(
+    conn: &Connection,
+    trace_ref: i64,
+) -> rusqlite::Result<HashMap<[u8; 8], DuplicateCall>> {
+    let mut st = conn.prepare_cached(
+        "SELECT span_id, duplicate_of, input_tokens, output_tokens, cost_nano, unpriced \
+         FROM llm_calls WHERE trace_ref = ?1 AND duplicate_of IS NOT NULL",
+    )?;
+    let mut rows = st.query([trace_ref])?;
+    let mut out = HashMap::new();
+    let nonneg = |v: i64| u64::try_from(v).unwrap_or(0);
+    while let Some(r) = rows.next()? {
+        if let (Some(span), Some(of)) = (id8(r, 0)?, id8(r, 1)?) {
+            let call = DuplicateCall {
+                of: SpanId(of),
+                tokens: (nonneg(r.get(2)?), nonneg(r.get(3)?)),
+                cost: r.get::<_, Option<i64>>(4)?.map(NanoUsd),
+                unpriced: r.get(5)?,
+            };
+            out.insert(span, call);
         }
     }
     Ok(out)

@@ -395,14 +395,6 @@ fn span_row(r: &Row<'_>) -> rusqlite::Result<Option<SpanRow>> {
     }))
 }
 
-/// What a duplicate call's span reported, kept in its call row (its span row counts nothing).
-struct DuplicateCall {
-    of: SpanId,
-    tokens: (u64, u64),
-    cost: Option<NanoUsd>,
-    unpriced: bool,
-}
-
 /// A trace's spans from their typed columns (see [`crate::TraceReader::get_trace_rows`]).
 pub fn get_trace_rows(
     conn: &Connection,
@@ -435,37 +427,10 @@ pub fn get_trace_rows(
         }
     }
     // A duplicate call's row counts nothing (`calls.rs`); what it reported is in its call row.
-    let mut duplicates: HashMap<[u8; 8], DuplicateCall> = HashMap::new();
-    {
-        let e = db("reading a trace's duplicate calls");
-        let mut st = tx
-            .prepare_cached(
-                "SELECT span_id, duplicate_of, input_tokens, output_tokens, cost_nano, unpriced \
-                 FROM llm_calls WHERE trace_ref = ?1 AND duplicate_of IS NOT NULL",
-            )
-            .map_err(&e)?;
-        let mut rows = st.query([trace_ref]).map_err(&e)?;
-        while let Some(r) = rows.next().map_err(&e)? {
-            let id = |i: usize| -> Option<[u8; 8]> {
-                r.get_ref(i).ok()?.as_blob().ok()?.try_into().ok()
-            };
-            let (Some(span), Some(of)) = (id(0), id(1)) else {
-                return Ok(None);
-            };
-            let tokens = (nonneg(r.get(2).map_err(&e)?), nonneg(r.get(3).map_err(&e)?));
-            let cost = r.get::<_, Option<i64>>(4).map_err(&e)?.map(NanoUsd);
-            let unpriced = r.get(5).map_err(&e)?;
-            duplicates.insert(
-                span,
-                DuplicateCall {
-                    of: SpanId(of),
-                    tokens,
-                    cost,
-                    unpriced,
-                },
-            );
-        }
-    }
+    // A call row that cannot be read leaves the trace to its bodies.
+    let Ok(duplicates) = super::calls::duplicate_calls(&tx, trace_ref) else {
+        return Ok(None);
+    };
     tx.finish().map_err(&e)?;
     // Sorted here rather than by SQLite, whose sorter copies every row's record once more.
     spans.sort_unstable_by_key(|s| (s.start_time, s.span_id.0));
