@@ -1,7 +1,8 @@
 //! The `spanlens` binary end to end: exit statuses, messages on bad input, and output shapes.
 
+mod common;
+
 use serde_json::Value;
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn spanlens(args: &[&str], stdin: &[u8]) -> Output {
@@ -12,7 +13,7 @@ fn spanlens(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn spanlens");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    common::feed_stdin(&mut child, stdin);
     child.wait_with_output().unwrap()
 }
 

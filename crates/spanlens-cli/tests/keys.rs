@@ -216,7 +216,6 @@ fn serving_beyond_loopback_needs_auth() {
 }
 
 fn with_stdin(args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
     let mut child = Command::new(BIN)
         .args(args)
         .stdin(Stdio::piped())
@@ -224,12 +223,7 @@ fn with_stdin(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    common::feed_stdin(&mut child, stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 

@@ -6,7 +6,6 @@ mod common;
 
 use common::{text, Server, BIN};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn cli(args: &[&str], stdin: &str) -> String {
@@ -19,12 +18,7 @@ fn cli(args: &[&str], stdin: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    common::feed_stdin(&mut child, stdin.as_bytes());
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
     text(&o.stdout)

@@ -22,6 +22,18 @@ pub fn spanlens(args: &[&str]) -> Output {
         .expect("run spanlens")
 }
 
+/// Writes `input` to a child's stdin and closes it. A command that refuses its arguments may
+/// exit before reading its input: the pipe is then closed, and what it printed says why.
+#[allow(dead_code)]
+pub fn feed_stdin(child: &mut Child, input: &[u8]) {
+    use std::io::Write;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    match stdin.write_all(input) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.expect("writing the command's input"),
+    }
+}
+
 /// Runs `spanlens` with `args`, which must succeed, and parses what it printed as JSON.
 #[allow(dead_code)]
 pub fn spanlens_json(args: &[&str]) -> serde_json::Value {
