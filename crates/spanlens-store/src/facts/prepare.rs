@@ -67,8 +67,10 @@ pub struct PreparedSpan {
     pub status_message: Option<String>,
     /// The span reported token usage (its token columns are zeros otherwise).
     pub has_usage: bool,
-    /// The distinct words full-text search finds the span by (`spanlens_core::content::text`),
-    /// made on the submitting thread so that the one writer thread tokenizes each word once.
+    /// The text full-text search finds the span by (`spanlens_core::content::text`: lowered),
+    /// made on the submitting thread. Not reduced to distinct words here: SQLite's index keeps
+    /// each word once a span by itself, and finding the distinct words first cost ingest more
+    /// than tokenizing the repeats (PostgreSQL's writer takes its distinct words from it).
     pub search_text: String,
 }
 
@@ -267,8 +269,7 @@ pub fn prepare(mut span: Span) -> PreparedSpan {
                 sample,
             })
         });
-    let search_text =
-        spanlens_core::content::distinct_words(&spanlens_core::content::text(&span)).join(" ");
+    let search_text = spanlens_core::content::text(&span);
     let has_usage = span.usage.is_some();
     let usage = span.usage.take().unwrap_or_default();
     let status_message = (span.status == Status::Error).then(|| {

@@ -221,6 +221,14 @@ impl SqliteStore {
                 total: p.total,
             })
         })?;
+        // Words a stopped process had not put into the full-text index yet go in now.
+        let recovered = search::backlog::recover(&conn)
+            .map_err(|e| open_err(format!("indexing spans left out of full-text search: {e}")))?;
+        if recovered > 0 {
+            tracing::info!(
+                "full-text search: indexed {recovered} spans a stopped writer had left out"
+            );
+        }
         schema::configure_writer(
             &conn,
             options.durability == Durability::Full,

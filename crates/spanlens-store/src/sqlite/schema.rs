@@ -465,6 +465,19 @@ CREATE INDEX IF NOT EXISTS media_refs_hash ON media_refs (project, hash);
 "#,
         then: None,
     },
+    Migration {
+        description: "where the spans not yet in the full-text index begin",
+        sql: r#"
+-- The writer inserts new spans' words into `span_text` many commits at a time (see
+-- sqlite/search/backlog.rs). While some wait, this one row holds the row id of the first span
+-- they belong to; opening the store indexes the spans from there again if a process stopped
+-- before inserting them.
+CREATE TABLE IF NOT EXISTS search_backlog (
+    from_span INTEGER NOT NULL
+);
+"#,
+        then: None,
+    },
 ];
 
 /// Migration 14: the full-text index, filled from the stored spans.
@@ -1122,7 +1135,7 @@ mod tests {
         ALTER TABLE traces DROP COLUMN payloads_cleared; ALTER TABLE scores DROP COLUMN author; ALTER TABLE spans DROP COLUMN rate_limits; ALTER TABLE projects DROP COLUMN max_trace_ns; \
         ALTER TABLE spans DROP COLUMN prompt_name; ALTER TABLE spans DROP COLUMN prompt_version; \
         ALTER TABLE spans DROP COLUMN status_message; ALTER TABLE spans DROP COLUMN has_usage; \
-        DROP TABLE media_refs; DROP TABLE media_blobs; \
+        DROP TABLE media_refs; DROP TABLE media_blobs; DROP TABLE search_backlog; \
         DELETE FROM schema_migrations WHERE version >= 5; PRAGMA user_version = 4;";
 
     fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {

@@ -14,6 +14,8 @@ use rusqlite::{params, Connection};
 use spanlens_core::content;
 use std::collections::HashMap;
 
+pub mod backlog;
+
 /// Bits of a key that number the span within its trace.
 pub const ORD_BITS: u32 = 20;
 
@@ -163,23 +165,13 @@ pub fn backfill(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> rusqli
     let mut spans = conn.prepare(
         "SELECT id, span_id, name FROM spans INDEXED BY spans_trace WHERE trace_ref = ?1 ORDER BY id",
     )?;
-    let mut chunks =
-        conn.prepare("SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id")?;
     let mut set_key = conn.prepare("UPDATE spans SET text_key = ?2 WHERE id = ?1")?;
-    let mut bodies: HashMap<[u8; 8], String> = HashMap::new();
+    let mut bodies = TraceBodies::new(conn)?;
     for (done, trace_ref) in traces.into_iter().enumerate() {
         if done % 4096 == 0 {
             progress(done as u64, total);
         }
-        bodies.clear();
-        let mut rows = chunks.query([trace_ref])?;
-        while let Some(row) = rows.next()? {
-            let codec: i64 = row.get(0)?;
-            if let Ok(body) = row.get_ref(1)?.as_blob() {
-                // A damaged chunk leaves its spans to be found by name.
-                let _ = crate::facts::chunk::decode_into(codec, body, &mut bodies);
-            }
-        }
+        bodies.load(trace_ref)?;
         let rows: Vec<(i64, Vec<u8>, String)> = spans
             .query_map([trace_ref], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -188,17 +180,53 @@ pub fn backfill(conn: &Connection, progress: &mut dyn FnMut(u64, u64)) -> rusqli
                 break;
             };
             set_key.execute(params![id, key])?;
-            let text = <[u8; 8]>::try_from(span_id.as_slice())
-                .ok()
-                .and_then(|s| bodies.get(&s))
-                .and_then(|b| serde_json::from_str::<spanlens_core::Span>(b).ok())
-                .map(|s| content::text(&s))
-                .unwrap_or_else(|| name.to_lowercase());
-            insert(conn, key, &text)?;
+            insert(conn, key, &bodies.text(&span_id, &name))?;
         }
     }
     progress(total, total);
     Ok(())
+}
+
+/// The bodies of one trace's spans, read from its chunks, to index the spans' words from.
+pub struct TraceBodies<'c> {
+    chunks: rusqlite::Statement<'c>,
+    bodies: HashMap<[u8; 8], String>,
+}
+
+impl<'c> TraceBodies<'c> {
+    /// Ready to read the chunks of `conn`'s traces.
+    pub fn new(conn: &'c Connection) -> rusqlite::Result<TraceBodies<'c>> {
+        Ok(TraceBodies {
+            chunks: conn
+                .prepare("SELECT codec, body FROM trace_chunks WHERE trace_ref = ?1 ORDER BY id")?,
+            bodies: HashMap::new(),
+        })
+    }
+
+    /// Reads the bodies of the trace whose row id is `trace_ref` (the newest copy of each span).
+    pub fn load(&mut self, trace_ref: i64) -> rusqlite::Result<()> {
+        self.bodies.clear();
+        let mut rows = self.chunks.query([trace_ref])?;
+        while let Some(row) = rows.next()? {
+            let codec: i64 = row.get(0)?;
+            if let Ok(body) = row.get_ref(1)?.as_blob() {
+                // A damaged chunk leaves its spans to be found by name.
+                let _ = crate::facts::chunk::decode_into(codec, body, &mut self.bodies);
+            }
+        }
+        Ok(())
+    }
+
+    /// The text to index for a span of the loaded trace, as the writer indexes it: from its
+    /// body, or its name (lowered) when the body is missing or cannot be read.
+    pub fn text(&self, span_id: &[u8], name: &str) -> String {
+        <[u8; 8]>::try_from(span_id)
+            .ok()
+            .and_then(|s| self.bodies.get(&s))
+            .and_then(|b| serde_json::from_str::<spanlens_core::Span>(b).ok())
+            .map(|s| content::text(&s))
+            .unwrap_or_else(|| name.to_lowercase())
+    }
 }
 
 #[cfg(test)]

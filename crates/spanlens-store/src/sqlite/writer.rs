@@ -8,7 +8,7 @@ use super::chunk::Chunk;
 use super::prepare::{straddles, PreparedSpan};
 use super::rollups::{self, OwnedStats, STATS_COLS};
 use super::schema::now_ns;
-use super::search;
+use super::search::{self, backlog::Backlog};
 use super::summary::{SpanFacts, TraceState};
 use crate::queue::gather;
 use crate::rollup::delta::{Delta, RowKey};
@@ -20,7 +20,7 @@ use crate::types::WriteReceipt;
 use rusqlite::{params, Connection, ToSql};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 
 mod erase;
@@ -74,6 +74,8 @@ pub struct Writer {
     wal_limit_frames: i64,
     /// Commits since the writer last checkpointed itself.
     commits_since_checkpoint: u32,
+    /// Committed spans' words not in the full-text index yet (`search/backlog.rs`).
+    backlog: Backlog,
     /// Rollup buckets with enough rows to be merged; the next commit merges them.
     compact_due: BTreeSet<(i64, RowKey)>,
     /// What is known of the coarse rollup rows (see `rollups.rs`).
@@ -135,6 +137,7 @@ impl Writer {
             checkpoint,
             wal_limit_frames: wal_limit_frames.max(1),
             commits_since_checkpoint: 0,
+            backlog: Backlog::default(),
             compact_due: BTreeSet::new(),
             coarse: CoarseState::default(),
             sums: BTreeMap::new(),
@@ -173,13 +176,31 @@ impl Writer {
         // An erasure met while gathering spans: it runs after their transaction.
         let mut held: Option<Work> = None;
         loop {
-            let first = match held.take().map_or_else(|| rx.recv().ok(), Some) {
+            let next = match held.take() {
+                Some(work) => Some(work),
+                // Words wait for the index: they go in when nothing comes in time.
+                None => match self.backlog.due_in() {
+                    Some(wait) => match rx.recv_timeout(wait) {
+                        Ok(work) => Some(work),
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.flush_backlog();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => None,
+                    },
+                    None => rx.recv().ok(),
+                },
+            };
+            let first = match next {
                 Some(Work::Spans(job)) => job,
                 Some(Work::Erase(job)) => {
                     self.erase(job);
                     continue;
                 }
-                None => break,
+                None => {
+                    self.flush_backlog();
+                    break;
+                }
             };
             // Take the write lock first, then drain: whatever queued up while we waited for it
             // (or for the previous commit) rides along in this transaction.
@@ -223,6 +244,31 @@ impl Writer {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Inserts the waiting words into the full-text index in a transaction of their own (a
+    /// failure leaves them waiting, for the next commit).
+    fn flush_backlog(&mut self) {
+        if self.backlog.due_in().is_none() {
+            return;
+        }
+        self.backlog.begin();
+        let done = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .and_then(|()| self.backlog.flush(&self.conn))
+            .and_then(|()| self.conn.execute_batch("COMMIT"));
+        match done {
+            Ok(()) => {
+                self.backlog.committed();
+                self.after_commit();
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.backlog.rolled_back();
+                tracing::warn!("full-text index: waiting words not inserted yet: {e}");
             }
         }
     }
@@ -277,14 +323,31 @@ impl Writer {
     /// Returns (inserted, replaced) per job, and memory the helper thread allocated for the
     /// commit, to be freed by a submitting thread rather than the writer.
     fn apply_and_commit(&mut self, jobs: &[Job]) -> rusqlite::Result<Committed> {
+        self.backlog.begin();
         let mut new_projects = HashMap::new();
-        let (counts, due, coarse, garbage) = self.apply(jobs, &mut new_projects)?;
+        let applied = self.apply(jobs, &mut new_projects).and_then(|applied| {
+            // Nothing else has been submitted: the index takes what waits now, so a lone
+            // writer finds its spans as soon as its write is acknowledged.
+            let spans: usize = jobs.iter().map(|j| j.rows.len()).sum();
+            let idle = self.shared.pending_spans.load(Ordering::Acquire) <= spans;
+            self.backlog.before_commit(&self.conn, idle)?;
+            Ok(applied)
+        });
+        let (counts, due, coarse, garbage) = match applied {
+            Ok(applied) => applied,
+            Err(e) => {
+                self.backlog.rolled_back();
+                return Err(e);
+            }
+        };
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             // The helper's sums in memory hold this commit's spans: drop them.
             self.coarse.forget = true;
             self.coarse.in_memory.clear();
+            self.backlog.rolled_back();
             return Err(e);
         }
+        self.backlog.committed();
         self.after_commit();
         // Only ids whose creating transaction committed may be reused.
         self.projects.extend(new_projects);
@@ -372,6 +435,7 @@ impl Writer {
             forget,
         };
         let mut sums = std::mem::take(&mut self.sums);
+        let mut backlog = std::mem::take(&mut self.backlog);
         let this = &*self;
         let result = std::thread::scope(|scope| {
             let built = &built;
@@ -382,7 +446,7 @@ impl Writer {
                     rollups::prepare_commit(&rows, work, built, sums)
                 })
                 .map_err(|e| helper_failed(&e.to_string()))?;
-            let (counts, changes) = this.apply_spans(jobs, &job_projects)?;
+            let (counts, changes) = this.apply_spans(jobs, &job_projects, &mut backlog)?;
             let prepared = helper
                 .join()
                 .map_err(|_| helper_failed("the rollup thread panicked"))?
@@ -402,6 +466,7 @@ impl Writer {
             Ok((counts, due, coarse, Box::new(prepared) as Box<dyn Send>))
         });
         self.sums = sums;
+        self.backlog = backlog;
         if result.is_err() {
             // The helper may have added this commit's spans to the sums it keeps.
             self.coarse.forget = true;
@@ -416,6 +481,7 @@ impl Writer {
         &self,
         jobs: &[Job],
         job_projects: &[i64],
+        backlog: &mut Backlog,
     ) -> rusqlite::Result<(Vec<(usize, usize)>, Changes)> {
         // Every span of the transaction grouped by trace, ordered by (project, trace) so the
         // probes of the traces' key index walk it in order.
@@ -444,7 +510,7 @@ impl Writer {
         let mut st = SpanStatements {
             insert: self.conn.prepare_cached(INSERT_SPAN)?,
             update: self.conn.prepare_cached(UPDATE_SPAN)?,
-            index: self.conn.prepare_cached(search::INSERT)?,
+            backlog,
         };
         for (key, t) in touched.iter_mut() {
             let stored = self.load_state(*key)?;
@@ -606,8 +672,9 @@ impl Writer {
             &text_key,
         ];
         let replaced = if st.insert.execute(&values[..])? == 1 {
-            if let Some(k) = text_key.filter(|_| !r.search_text.is_empty()) {
-                st.index.execute(params![k, &r.search_text])?;
+            if let Some(k) = text_key {
+                st.backlog
+                    .push(k, &r.search_text, self.conn.last_insert_rowid());
             }
             false
         } else {
@@ -619,6 +686,8 @@ impl Writer {
                 .prepare_cached("SELECT text_key FROM spans WHERE trace_ref = ?1 AND span_id = ?2")?
                 .query_row(params![trace_ref, &r.span_id[..]], |row| row.get(0))?;
             if let Some(k) = stored_key {
+                // Waiting entries go in first: the replaced copy's may be among them.
+                st.backlog.flush(&self.conn)?;
                 search::put(&self.conn, k, &r.search_text)?;
             }
             true
@@ -951,8 +1020,8 @@ impl Changes {
 struct SpanStatements<'c> {
     insert: rusqlite::CachedStatement<'c>,
     update: rusqlite::CachedStatement<'c>,
-    /// A new span's words into the full-text index (`search.rs`).
-    index: rusqlite::CachedStatement<'c>,
+    /// New spans' words, waiting to go into the full-text index together.
+    backlog: &'c mut Backlog,
 }
 
 /// The spans of one trace written in the current transaction.

@@ -51,13 +51,17 @@ impl Writer {
     /// Runs one erasure in its own transaction and answers it; then gives some freed pages
     /// back to the file system.
     pub(super) fn erase(&mut self, job: EraseJob) {
+        self.backlog.begin();
+        // Waiting words go into the index first, so the erasure takes them out with the rest.
         let outcome = self
             .conn
             .execute_batch("BEGIN IMMEDIATE")
+            .and_then(|()| self.backlog.flush(&self.conn))
             .and_then(|()| self.erase_in_transaction(&job.request));
         let outcome = match outcome {
             Ok((erased, coarse)) => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => {
+                    self.backlog.committed();
                     self.after_erase_commit(coarse);
                     Ok(erased)
                 }
@@ -67,6 +71,7 @@ impl Writer {
         };
         let outcome = outcome.map_err(|e| {
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.backlog.rolled_back();
             super::super::sqlite_error("erasing", &e)
         });
         let changed = outcome.as_ref().is_ok_and(|e| !e.is_empty());
