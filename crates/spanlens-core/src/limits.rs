@@ -15,7 +15,7 @@
 use crate::span::{Attributes, Span, Truncation};
 use crate::time::Timestamp;
 use serde_json::Value;
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 
 /// The latest time a span may carry: `i64::MAX` nanoseconds, 2262-04-11T23:47:16.854775807Z.
 /// Every backend stores times as signed 64-bit nanoseconds.
@@ -72,7 +72,7 @@ pub struct LimitError {
 }
 
 /// Checks a time a span is placed by.
-pub fn check_time(field: &str, ns: u64) -> Result<(), LimitError> {
+pub fn check_time(field: &(impl Display + ?Sized), ns: u64) -> Result<(), LimitError> {
     if ns > MAX_TIME_NS {
         return Err(LimitError {
             field: field.to_string(),
@@ -111,7 +111,7 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
         check_time("end_time", end.0)?;
     }
     for (i, e) in span.events.iter().enumerate() {
-        check_time(&format!("events[{i}].time"), e.time.0)?;
+        check_time(&format_args!("events[{i}].time"), e.time.0)?;
     }
     if let Some(p) = &span.project {
         check_project(p).map_err(|reason| LimitError {
@@ -143,7 +143,7 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
     );
     if span.ttft_ns.is_some_and(|t| t > MAX_TIME_NS) {
         let t = span.ttft_ns.take().unwrap_or_default();
-        c.note("ttft_ms", format!("{t} ns is out of range, dropped"));
+        c.note(&"ttft_ms", format!("{t} ns is out of range, dropped"));
     }
     if let Some(u) = &span.usage {
         let counts = [
@@ -154,10 +154,9 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
             ("reasoning_tokens", u.reasoning_tokens),
             ("total_tokens", u.total_tokens),
         ];
-        let extra = u.extra.iter().map(|(k, v)| (k.clone(), *v));
+        let extra = u.extra.iter().map(|(k, v)| (k.as_str(), *v));
         let too_big = counts
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
             .chain(extra)
             .find(|(_, n)| *n > MAX_TOKENS);
         if let Some((name, n)) = too_big {
@@ -205,7 +204,7 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
                 if w.reset.is_some_and(|r| r.0 > MAX_TIME_NS) {
                     w.reset = None;
                     c.note(
-                        &format!("rate_limits.{name}.reset"),
+                        &format_args!("rate_limits.{name}.reset"),
                         "out of range, dropped".into(),
                     );
                 }
@@ -231,27 +230,25 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
             msgs.truncate(MAX_MESSAGES);
         }
         for (i, m) in msgs.iter_mut().enumerate() {
-            let at = |what: &str| format!("{field}[{i}].{what}");
-            c.cut_opt(&mut m.role, &at("role"), MAX_ID_BYTES);
-            c.cut_opt(&mut m.name, &at("name"), MAX_ID_BYTES);
-            c.cut_opt(&mut m.tool_call_id, &at("tool_call_id"), MAX_ID_BYTES);
-            c.cut_opt(&mut m.finish_reason, &at("finish_reason"), MAX_ID_BYTES);
-            c.budgeted_opt(&mut m.content, &at("content"));
+            // Paths are formatted only for a note (`Indexed`): most spans have none.
+            let at = |what: &'static str| Indexed(field, i, what);
+            c.cut_opt(&mut m.role, &at(".role"), MAX_ID_BYTES);
+            c.cut_opt(&mut m.name, &at(".name"), MAX_ID_BYTES);
+            c.cut_opt(&mut m.tool_call_id, &at(".tool_call_id"), MAX_ID_BYTES);
+            c.cut_opt(&mut m.finish_reason, &at(".finish_reason"), MAX_ID_BYTES);
+            c.budgeted_opt(&mut m.content, &at(".content"));
             if m.tool_calls.len() > MAX_MESSAGES {
                 c.note(
-                    &at("tool_calls"),
+                    &at(".tool_calls"),
                     format!("{} calls, kept {MAX_MESSAGES}", m.tool_calls.len()),
                 );
                 m.tool_calls.truncate(MAX_MESSAGES);
             }
             for (j, t) in m.tool_calls.iter_mut().enumerate() {
-                c.cut_opt(&mut t.id, &at(&format!("tool_calls[{j}].id")), MAX_ID_BYTES);
-                c.cut_opt(
-                    &mut t.name,
-                    &at(&format!("tool_calls[{j}].name")),
-                    MAX_ID_BYTES,
-                );
-                c.budgeted_opt(&mut t.arguments, &at(&format!("tool_calls[{j}].arguments")));
+                let call = |what: &'static str| Indexed(at(".tool_calls"), j, what);
+                c.cut_opt(&mut t.id, &call(".id"), MAX_ID_BYTES);
+                c.cut_opt(&mut t.name, &call(".name"), MAX_ID_BYTES);
+                c.budgeted_opt(&mut t.arguments, &call(".arguments"));
             }
         }
     }
@@ -277,8 +274,8 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
         span.events.truncate(MAX_EVENTS);
     }
     for (i, e) in span.events.iter_mut().enumerate() {
-        c.cut(&mut e.name, &format!("events[{i}].name"), MAX_NAME_BYTES);
-        c.attributes(&mut e.attributes, &format!("events[{i}].attributes"));
+        c.cut(&mut e.name, &Indexed("events", i, ".name"), MAX_NAME_BYTES);
+        c.attributes(&mut e.attributes, &Indexed("events", i, ".attributes"));
     }
     if span.links.len() > MAX_LINKS {
         c.note(
@@ -288,7 +285,7 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
         span.links.truncate(MAX_LINKS);
     }
     for (i, l) in span.links.iter_mut().enumerate() {
-        c.attributes(&mut l.attributes, &format!("links[{i}].attributes"));
+        c.attributes(&mut l.attributes, &Indexed("links", i, ".attributes"));
     }
     c.finish(&mut span.truncated);
     Ok(())
@@ -316,6 +313,17 @@ pub fn cap_event(event: &mut crate::span::Event) -> Vec<Truncation> {
     notes
 }
 
+/// The path `{0}[{1}]{2}` (`input_messages[3].content`), formatted only if a note needs it:
+/// building every message's and event's path up front was a few percent of ingest's CPU.
+#[derive(Clone, Copy)]
+struct Indexed<P>(P, usize, &'static str);
+
+impl<P: Display> Display for Indexed<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]{}", self.0, self.1, self.2)
+    }
+}
+
 /// Applies the cuts of one span and keeps their notes, spending one attribute budget.
 #[derive(Default)]
 struct Cutter {
@@ -325,7 +333,7 @@ struct Cutter {
 }
 
 impl Cutter {
-    fn note(&mut self, field: &str, reason: String) {
+    fn note(&mut self, field: &(impl Display + ?Sized), reason: String) {
         if self.notes.len() < MAX_TRUNCATION_NOTES {
             self.notes.push(Truncation {
                 field: field.to_string(),
@@ -347,7 +355,7 @@ impl Cutter {
     }
 
     /// Cuts `s` to `max` bytes on a character boundary, noting the original size.
-    fn cut(&mut self, s: &mut String, field: &str, max: usize) {
+    fn cut(&mut self, s: &mut String, field: &(impl Display + ?Sized), max: usize) {
         if s.len() > max {
             let was = size(s);
             s.truncate(floor_char_boundary(s, max));
@@ -355,7 +363,7 @@ impl Cutter {
         }
     }
 
-    fn cut_opt(&mut self, s: &mut Option<String>, field: &str, max: usize) {
+    fn cut_opt(&mut self, s: &mut Option<String>, field: &(impl Display + ?Sized), max: usize) {
         if let Some(s) = s {
             self.cut(s, field, max);
         }
@@ -363,7 +371,7 @@ impl Cutter {
 
     /// An identifier (user, session, response) that is grouped on: cut long ones to a prefix plus a
     /// hash of the whole, so two long ids that share a prefix stay two ids.
-    fn id(&mut self, s: &mut Option<String>, field: &str) {
+    fn id(&mut self, s: &mut Option<String>, field: &(impl Display + ?Sized)) {
         let Some(v) = s else { return };
         if v.len() <= MAX_ID_BYTES {
             return;
@@ -378,7 +386,13 @@ impl Cutter {
         );
     }
 
-    fn list(&mut self, items: &mut Vec<String>, field: &str, max_items: usize, max_bytes: usize) {
+    fn list(
+        &mut self,
+        items: &mut Vec<String>,
+        field: &(impl Display + ?Sized),
+        max_items: usize,
+        max_bytes: usize,
+    ) {
         if items.len() > max_items {
             self.note(
                 field,
@@ -387,12 +401,12 @@ impl Cutter {
             items.truncate(max_items);
         }
         for (i, s) in items.iter_mut().enumerate() {
-            self.cut(s, &format!("{field}[{i}]"), max_bytes);
+            self.cut(s, &Indexed(field, i, ""), max_bytes);
         }
     }
 
     /// Free text that counts against the span's attribute budget.
-    fn budgeted_opt(&mut self, s: &mut Option<String>, field: &str) {
+    fn budgeted_opt(&mut self, s: &mut Option<String>, field: &(impl Display + ?Sized)) {
         if let Some(s) = s {
             let max = self.allowance(MAX_TEXT_BYTES);
             self.cut(s, field, max);
@@ -406,7 +420,7 @@ impl Cutter {
         max.min(left.max(SMALL_VALUE_BYTES))
     }
 
-    fn attributes(&mut self, attrs: &mut Attributes, field: &str) {
+    fn attributes(&mut self, attrs: &mut Attributes, field: &(impl Display + ?Sized)) {
         if attrs.len() > MAX_ATTRIBUTES {
             let was = attrs.len();
             // Keep the first keys in key order: the map has no arrival order to go by.
@@ -426,7 +440,7 @@ impl Cutter {
                 short_key.truncate(floor_char_boundary(&key, MAX_ATTRIBUTE_KEY_BYTES - 3));
                 short_key.push('…');
                 self.note(
-                    &format!("{field}[{:?}]", short(&key)),
+                    &format_args!("{field}[{:?}]", short(&key)),
                     format!("key of {} bytes, kept {}", key.len(), short_key.len()),
                 );
                 attrs.entry(short_key).or_insert(v);
@@ -437,7 +451,7 @@ impl Cutter {
         }
     }
 
-    fn value(&mut self, v: &mut Value, field: &str, key: &str) {
+    fn value(&mut self, v: &mut Value, field: &(impl Display + ?Sized), key: &str) {
         match v {
             Value::String(s) => {
                 let max = self.allowance(MAX_ATTRIBUTE_VALUE_BYTES);
@@ -445,7 +459,7 @@ impl Cutter {
                     let was = size(s);
                     s.truncate(floor_char_boundary(s, max));
                     self.note(
-                        &format!("{field}[{:?}]", short(key)),
+                        &format_args!("{field}[{:?}]", short(key)),
                         format!("{was}, kept {}", s.len()),
                     );
                 }
@@ -454,7 +468,7 @@ impl Cutter {
             Value::Array(items) => {
                 if items.len() > MAX_ARRAY_ITEMS {
                     self.note(
-                        &format!("{field}[{:?}]", short(key)),
+                        &format_args!("{field}[{:?}]", short(key)),
                         format!("{} items, kept {MAX_ARRAY_ITEMS}", items.len()),
                     );
                     items.truncate(MAX_ARRAY_ITEMS);
@@ -466,7 +480,7 @@ impl Cutter {
             Value::Object(map) => {
                 if map.len() > MAX_ATTRIBUTES {
                     self.note(
-                        &format!("{field}[{:?}]", short(key)),
+                        &format_args!("{field}[{:?}]", short(key)),
                         format!("{} entries, kept {MAX_ATTRIBUTES}", map.len()),
                     );
                     let keep: Vec<String> = map.keys().take(MAX_ATTRIBUTES).cloned().collect();
@@ -561,6 +575,51 @@ mod tests {
         s.end_time = Some(Timestamp(MAX_TIME_NS));
         enforce(&mut s).unwrap();
         assert!(s.truncated.is_empty());
+    }
+
+    /// Notes name the place of what was cut inside messages, tool calls, lists and events
+    /// (those paths are only formatted when a cut is noted).
+    #[test]
+    fn cuts_inside_messages_lists_and_events_name_their_place() {
+        use crate::span::ToolCallRef;
+        let long = |n: usize| "x".repeat(n);
+        let mut s = span();
+        s.tags = vec!["a".into(), long(MAX_ID_BYTES + 1)];
+        s.input_messages = vec![
+            Message::default(),
+            Message {
+                role: Some(long(MAX_ID_BYTES + 1)),
+                ..Default::default()
+            },
+        ];
+        s.output_messages = vec![Message {
+            tool_calls: vec![
+                ToolCallRef::default(),
+                ToolCallRef {
+                    name: Some(long(MAX_ID_BYTES + 1)),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }];
+        s.events = vec![
+            Event::default(),
+            Event {
+                name: long(MAX_NAME_BYTES + 1),
+                ..Default::default()
+            },
+        ];
+        enforce(&mut s).unwrap();
+        let fields: Vec<&str> = s.truncated.iter().map(|t| t.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "tags[1]",
+                "input_messages[1].role",
+                "output_messages[0].tool_calls[1].name",
+                "events[1].name"
+            ]
+        );
     }
 
     #[test]
