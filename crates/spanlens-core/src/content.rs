@@ -140,9 +140,10 @@ pub fn distinct_words(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// FNV-1a over a word's bytes: every ingested span's words pass through [`distinct_words`],
-/// and the standard SipHash (built against deliberate collisions, which a span's own words
-/// cannot cause beyond slowing that one span) took a few percent of ingest's CPU there.
+/// FNV-1a over a word's bytes: every span PostgreSQL ingests has its words pass through
+/// [`distinct_words`], and the standard SipHash (built against deliberate collisions, which a
+/// span's own words cannot cause beyond slowing that one span) took a few percent of ingest's
+/// CPU there.
 type WordHasher = std::hash::BuildHasherDefault<Fnv1a>;
 
 /// The FNV-1a 64-bit hash state.
