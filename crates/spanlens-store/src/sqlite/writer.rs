@@ -268,6 +268,8 @@ impl Writer {
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.backlog.rolled_back();
+                // Not at once again: a full disk would have the writer spin on it.
+                self.backlog.postpone();
                 tracing::warn!("full-text index: waiting words not inserted yet: {e}");
             }
         }

@@ -100,6 +100,14 @@ impl Backlog {
         Some(FLUSH_AFTER.saturating_sub(since.elapsed()))
     }
 
+    /// After a failed attempt to insert them: the entries wait [`FLUSH_AFTER`] again before the
+    /// next attempt of their own (a commit of spans may still take them sooner).
+    pub fn postpone(&mut self) {
+        if !self.entries.is_empty() {
+            self.since = Some(Instant::now());
+        }
+    }
+
     /// Inserts every waiting entry into the index, inside the open transaction.
     pub fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         if !self.is_waiting() {
@@ -281,6 +289,12 @@ mod tests {
         assert_eq!(hits(&conn, "delta"), [4]);
         assert!(hits(&conn, "epsilon").is_empty());
         assert_eq!(mark(&conn), Some(15));
+
+        // A failed attempt puts the next one a full wait away.
+        b.since = Some(Instant::now() - 2 * FLUSH_AFTER);
+        assert_eq!(b.due_in(), Some(Duration::ZERO));
+        b.postpone();
+        assert!(b.due_in().is_some_and(|d| d > FLUSH_AFTER / 2));
     }
 
     fn span(trace: u64, n: u8, words: &str) -> Span {
