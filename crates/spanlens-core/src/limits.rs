@@ -143,7 +143,7 @@ pub fn enforce(span: &mut Span) -> Result<(), LimitError> {
     );
     if span.ttft_ns.is_some_and(|t| t > MAX_TIME_NS) {
         let t = span.ttft_ns.take().unwrap_or_default();
-        c.note(&"ttft_ms", format!("{t} ns is out of range, dropped"));
+        c.note("ttft_ms", format!("{t} ns is out of range, dropped"));
     }
     if let Some(u) = &span.usage {
         let counts = [

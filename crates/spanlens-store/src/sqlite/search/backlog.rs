@@ -18,7 +18,7 @@
 //! again, from their bodies. One process writes an SQLite file (the embedded store is
 //! single-node), so no other writer can hold entries of its own at that moment.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use std::time::{Duration, Instant};
 
 /// Entries that make the writer insert them all.
@@ -177,12 +177,11 @@ impl Backlog {
 /// flushing its backlog left out of the index (every span from `search_backlog.from_span`);
 /// returns how many.
 pub fn recover(conn: &Connection) -> rusqlite::Result<u64> {
-    let from: Option<i64> = conn
-        .query_row("SELECT min(from_span) FROM search_backlog", [], |r| {
+    // `min` answers one row, NULL when no words were left waiting.
+    let from: Option<i64> =
+        conn.query_row("SELECT min(from_span) FROM search_backlog", [], |r| {
             r.get(0)
-        })
-        .optional()?
-        .flatten();
+        })?;
     let Some(from) = from else {
         return Ok(0);
     };
@@ -214,6 +213,7 @@ mod tests {
     use crate::prelude::*;
     use crate::types::ListQuery;
     use crate::{SqliteOptions, SqliteStore};
+    use rusqlite::OptionalExtension;
     use spanlens_core::{Payload, Span, SpanId, Timestamp, TraceId};
     use std::collections::BTreeSet;
 
