@@ -20,6 +20,7 @@
 //!
 //! Durations in the output are fractional milliseconds, like every `*_ms` field of the API.
 
+use crate::ids::SpanId;
 use crate::span::{Span, SpanKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -184,14 +185,86 @@ pub struct Throughput {
     pub items_per_s: Option<f64>,
 }
 
-/// A span reduced to what the analysis needs.
-struct Node<'a> {
-    span: &'a Span,
+/// What the timing analysis needs of a span: its ids and times, none of its payload. A
+/// waterfall of 100,000 spans builds these from stored columns instead of whole spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanShape {
+    /// Span id.
+    pub span_id: SpanId,
+    /// Parent span id.
+    pub parent_span_id: Option<SpanId>,
+    /// Start, ns since the Unix epoch.
+    pub start: u64,
+    /// End, ns since the Unix epoch; `None` while the span is unclosed.
+    pub end: Option<u64>,
+    /// Its latest event's time, ns: a time the trace is known to have reached.
+    pub last_event: Option<u64>,
+}
+
+impl From<&Span> for SpanShape {
+    fn from(s: &Span) -> SpanShape {
+        SpanShape {
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            start: s.start_time.0,
+            end: s.end_time.map(|e| e.0),
+            last_event: s.events.iter().map(|e| e.time.0).max(),
+        }
+    }
+}
+
+/// A distinct span of the timeline.
+struct Node {
+    /// Index of the first input span with this id.
+    input: usize,
+    span_id: SpanId,
+    /// The span named a parent (found in the trace or not).
+    has_parent_id: bool,
     start: u64,
     end: u64,
     parent: Option<usize>,
     children: Vec<usize>,
     unclosed: bool,
+}
+
+/// One step of the critical path, by node.
+struct PathStep {
+    node: usize,
+    depth: usize,
+    duration_ns: u64,
+    contribution_ns: u64,
+}
+
+/// Siblings whose intervals overlap, by node, earliest first.
+struct NodeGroup {
+    parent: Option<usize>,
+    members: Vec<usize>,
+    start: u64,
+    end: u64,
+    sum_ns: u64,
+}
+
+/// The timing core of [`analyze`], kept by index so that it makes no string per span: self
+/// time and critical-path membership of every span and the trace-wide figures. A waterfall
+/// needs only this; [`analyze`] names the per-parent, per-agent and throughput views on top.
+pub struct Timeline {
+    /// Node of each input span (duplicated ids share the first one's node).
+    node_of_input: Vec<usize>,
+    nodes: Vec<Node>,
+    /// Interval of each node clipped to its parent's: what the parent can see of it.
+    clipped: Vec<(u64, u64)>,
+    self_ns: Vec<u64>,
+    covered_ns: Vec<u64>,
+    child_sum_ns: Vec<u64>,
+    /// Roots (including orphans), by start then id.
+    roots: Vec<usize>,
+    critical: Vec<bool>,
+    path: Vec<PathStep>,
+    critical_path_ns: u64,
+    /// Nodes in start order (ties: id).
+    order: Vec<usize>,
+    latest: u64,
+    trace_start: u64,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -226,102 +299,124 @@ fn item_count(s: &Span) -> Option<(&'static str, f64)> {
     })
 }
 
-/// Analyses one trace's spans (see the module docs for how bad input is read).
-///
-/// **Critical path rule.** The path starts at the root that ends last (ties: the earlier
-/// start). For a span on the path, with a cursor set to its end: take its children (intervals
-/// clipped to it, zero-length ones ignored) from the latest end to the earliest (ties: the
-/// earlier start, i.e. the longer one); a child is on the path when it ends at or before the
-/// cursor, and then the cursor moves to that child's start. So the last-finishing child is
-/// chosen first, then the child that finished before it started, and so on back to the
-/// parent's start; every chosen child is walked the same way. Gaps between chosen children are
-/// the parent's own contribution.
-pub fn analyze(spans: &[Span]) -> TraceAnalysis {
-    // Index by id; the first occurrence of a duplicated id wins.
-    let mut index: HashMap<_, usize> = HashMap::with_capacity(spans.len());
-    let mut uniq: Vec<&Span> = Vec::with_capacity(spans.len());
-    for s in spans {
-        if let std::collections::hash_map::Entry::Vacant(v) = index.entry(s.span_id) {
-            v.insert(uniq.len());
-            uniq.push(s);
-        }
-    }
-    let latest = uniq
-        .iter()
-        .flat_map(|s| {
-            std::iter::once(s.start_time.0)
-                .chain(s.end_time.map(|e| e.0))
-                .chain(s.events.iter().map(|e| e.time.0))
-        })
-        .max()
-        .unwrap_or(0);
-    let mut nodes: Vec<Node> = uniq
-        .iter()
-        .map(|s| {
-            let start = s.start_time.0;
-            let end = s.end_time.map_or(latest, |e| e.0).max(start);
-            Node {
-                span: s,
-                start,
-                end,
-                parent: s
-                    .parent_span_id
-                    .filter(|p| *p != s.span_id)
-                    .and_then(|p| index.get(&p).copied()),
-                children: Vec::new(),
-                unclosed: s.end_time.is_none(),
+impl Timeline {
+    /// The timeline of a trace's spans, in any order (see [`analyze`] for the rules).
+    pub fn new(spans: &[SpanShape]) -> Timeline {
+        // Index by id; the first occurrence of a duplicated id wins.
+        let mut index: HashMap<SpanId, usize> = HashMap::with_capacity(spans.len());
+        let mut firsts: Vec<usize> = Vec::with_capacity(spans.len());
+        let node_of_input = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                *index.entry(s.span_id).or_insert_with(|| {
+                    firsts.push(i);
+                    firsts.len() - 1
+                })
+            })
+            .collect();
+        let latest = firsts
+            .iter()
+            .map(|&i| {
+                let s = &spans[i];
+                s.start
+                    .max(s.end.unwrap_or(0))
+                    .max(s.last_event.unwrap_or(0))
+            })
+            .max()
+            .unwrap_or(0);
+        let mut nodes: Vec<Node> = firsts
+            .iter()
+            .map(|&i| {
+                let s = &spans[i];
+                Node {
+                    input: i,
+                    span_id: s.span_id,
+                    has_parent_id: s.parent_span_id.is_some(),
+                    start: s.start,
+                    end: s.end.unwrap_or(latest).max(s.start),
+                    parent: s
+                        .parent_span_id
+                        .filter(|p| *p != s.span_id)
+                        .and_then(|p| index.get(&p).copied()),
+                    children: Vec::new(),
+                    unclosed: s.end.is_none(),
+                }
+            })
+            .collect();
+        drop(index);
+        break_cycles(&mut nodes);
+        for i in 0..nodes.len() {
+            if let Some(p) = nodes[i].parent {
+                nodes[p].children.push(i);
             }
-        })
-        .collect();
-    break_cycles(&mut nodes);
-    for i in 0..nodes.len() {
-        if let Some(p) = nodes[i].parent {
-            nodes[p].children.push(i);
         }
-    }
-    // Interval of each span clipped to its parent: what the parent can see of it.
-    let clipped: Vec<(u64, u64)> = nodes
-        .iter()
-        .map(|n| match n.parent {
-            None => (n.start, n.end),
-            Some(p) => {
-                let (ps, pe) = (nodes[p].start, nodes[p].end);
-                let s = n.start.clamp(ps, pe);
-                (s, n.end.clamp(s, pe))
-            }
-        })
-        .collect();
-    let trace_start = nodes.iter().map(|n| n.start).min().unwrap_or(0);
-    let id = |i: usize| nodes[i].span.span_id.to_hex();
+        let clipped: Vec<(u64, u64)> = nodes
+            .iter()
+            .map(|n| match n.parent {
+                None => (n.start, n.end),
+                Some(p) => {
+                    let (ps, pe) = (nodes[p].start, nodes[p].end);
+                    let s = n.start.clamp(ps, pe);
+                    (s, n.end.clamp(s, pe))
+                }
+            })
+            .collect();
+        let trace_start = nodes.iter().map(|n| n.start).min().unwrap_or(0);
 
-    // Self time and per-parent coverage.
-    let mut self_ns = vec![0u64; nodes.len()];
-    let mut covered_ns = vec![0u64; nodes.len()];
-    let mut child_sum_ns = vec![0u64; nodes.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        let mut iv: Vec<(u64, u64)> = n.children.iter().map(|&c| clipped[c]).collect();
-        child_sum_ns[i] = iv.iter().fold(0, |a, (s, e)| a.saturating_add(e - s));
-        covered_ns[i] = union_len(&mut iv);
-        self_ns[i] = (n.end - n.start).saturating_sub(covered_ns[i]);
+        // Self time and per-parent coverage.
+        let mut self_ns = vec![0u64; nodes.len()];
+        let mut covered_ns = vec![0u64; nodes.len()];
+        let mut child_sum_ns = vec![0u64; nodes.len()];
+        let mut iv: Vec<(u64, u64)> = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            iv.clear();
+            iv.extend(n.children.iter().map(|&c| clipped[c]));
+            child_sum_ns[i] = iv.iter().fold(0, |a, (s, e)| a.saturating_add(e - s));
+            covered_ns[i] = union_len(&mut iv);
+            self_ns[i] = (n.end - n.start).saturating_sub(covered_ns[i]);
+        }
+
+        let mut roots: Vec<usize> = (0..nodes.len())
+            .filter(|&i| nodes[i].parent.is_none())
+            .collect();
+        roots.sort_by_key(|&i| (nodes[i].start, nodes[i].span_id.0));
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_by_key(|&i| (nodes[i].start, nodes[i].span_id.0));
+        let mut t = Timeline {
+            node_of_input,
+            critical: vec![false; nodes.len()],
+            nodes,
+            clipped,
+            self_ns,
+            covered_ns,
+            child_sum_ns,
+            roots,
+            path: Vec::new(),
+            critical_path_ns: 0,
+            order,
+            latest,
+            trace_start,
+        };
+        t.walk_critical_path();
+        t
     }
 
-    // Critical path.
-    let mut roots: Vec<usize> = (0..nodes.len())
-        .filter(|&i| nodes[i].parent.is_none())
-        .collect();
-    roots.sort_by_key(|&i| (nodes[i].start, nodes[i].span.span_id.0));
-    let mut critical = vec![false; nodes.len()];
-    let mut path = Vec::new();
-    let mut critical_path_ns = 0;
-    if let Some(&root) = roots
-        .iter()
-        .max_by_key(|&&i| (nodes[i].end, std::cmp::Reverse(nodes[i].start)))
-    {
-        critical_path_ns = nodes[root].end - nodes[root].start;
+    /// Marks the critical path (see [`analyze`] for the rule).
+    fn walk_critical_path(&mut self) {
+        let (nodes, clipped) = (&self.nodes, &self.clipped);
+        let Some(&root) = self
+            .roots
+            .iter()
+            .max_by_key(|&&i| (nodes[i].end, std::cmp::Reverse(nodes[i].start)))
+        else {
+            return;
+        };
+        self.critical_path_ns = nodes[root].end - nodes[root].start;
         // Depth-first in time order: a stack of (span, depth), children pushed latest first.
         let mut stack = vec![(root, 0usize)];
         while let Some((i, depth)) = stack.pop() {
-            critical[i] = true;
+            self.critical[i] = true;
             let mut kids: Vec<usize> = nodes[i]
                 .children
                 .iter()
@@ -341,29 +436,195 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
             let waited: u64 = chosen
                 .iter()
                 .fold(0, |a, &c| a.saturating_add(clipped[c].1 - clipped[c].0));
-            path.push(CriticalStep {
-                span_id: id(i),
-                name: nodes[i].span.name.clone(),
-                kind: nodes[i].span.kind,
+            self.path.push(PathStep {
+                node: i,
                 depth,
-                duration_ms: ms(e - s),
-                contribution_ms: ms((e - s).saturating_sub(waited)),
+                duration_ns: e - s,
+                contribution_ns: (e - s).saturating_sub(waited),
             });
             // `chosen` runs latest first; pushing it in that order pops the earliest first.
             stack.extend(chosen.into_iter().map(|c| (c, depth + 1)));
         }
     }
 
-    // Per-span timings in start order.
-    let mut order: Vec<usize> = (0..nodes.len()).collect();
-    order.sort_by_key(|&i| (nodes[i].start, nodes[i].span.span_id.0));
-    let timings = order
+    fn id(&self, node: usize) -> String {
+        self.nodes[node].span_id.to_hex()
+    }
+
+    fn ids(&self, keep: impl Fn(usize) -> bool) -> Vec<String> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| keep(i))
+            .map(|i| self.id(i))
+            .collect()
+    }
+
+    /// Distinct spans (duplicated ids counted once).
+    pub fn span_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Self time of input span `input` (of the first span with its id), ms.
+    pub fn self_ms(&self, input: usize) -> f64 {
+        ms(self.self_ns[self.node_of_input[input]])
+    }
+
+    /// Whether input span `input` (the first span with its id) is on the critical path.
+    pub fn critical(&self, input: usize) -> bool {
+        self.critical[self.node_of_input[input]]
+    }
+
+    /// Wall time from the earliest start to the latest known time, ms.
+    pub fn wall_ms(&self) -> f64 {
+        ms(self.latest.saturating_sub(self.trace_start))
+    }
+
+    /// Length of the critical path, ms.
+    pub fn critical_path_ms(&self) -> f64 {
+        ms(self.critical_path_ns)
+    }
+
+    /// Ids of the critical path's spans, in time order.
+    pub fn critical_path_ids(&self) -> Vec<String> {
+        self.path.iter().map(|p| self.id(p.node)).collect()
+    }
+
+    /// Parents with children, in start order.
+    fn parents(&self) -> impl Iterator<Item = usize> + '_ {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| !self.nodes[i].children.is_empty())
+    }
+
+    /// Sum of every parent's coordination overhead, ms.
+    pub fn coordination_overhead_ms(&self) -> f64 {
+        ms(self
+            .parents()
+            .fold(0u64, |a, i| a.saturating_add(self.self_ns[i])))
+    }
+
+    /// Over all parents: sum of child durations / sum of child wall time.
+    pub fn parallelism_efficiency(&self) -> Option<f64> {
+        let (sum, wall) = self.parents().fold((0u64, 0u64), |(s, w), i| {
+            (
+                s.saturating_add(self.child_sum_ns[i]),
+                w.saturating_add(self.covered_ns[i]),
+            )
+        });
+        (wall > 0).then(|| sum as f64 / wall as f64)
+    }
+
+    /// Sets of siblings (and of roots) whose intervals overlap transitively, two or more each:
+    /// siblings swept in start order, joined while they overlap.
+    fn node_groups(&self) -> Vec<NodeGroup> {
+        let (nodes, clipped) = (&self.nodes, &self.clipped);
+        let mut groups = Vec::new();
+        let sibling_sets = self
+            .parents()
+            .map(|i| (Some(i), nodes[i].children.clone()))
+            .chain(std::iter::once((None, self.roots.clone())));
+        for (parent, mut sibs) in sibling_sets {
+            sibs.sort_by_key(|&c| (clipped[c].0, nodes[c].span_id.0));
+            let mut group: Vec<usize> = Vec::new();
+            let mut group_end = 0;
+            let flush = |group: &mut Vec<usize>, groups: &mut Vec<NodeGroup>| {
+                if group.len() >= 2 {
+                    let start = clipped[group[0]].0;
+                    groups.push(NodeGroup {
+                        parent,
+                        start,
+                        end: group.iter().map(|&c| clipped[c].1).max().unwrap_or(start),
+                        sum_ns: group
+                            .iter()
+                            .fold(0, |a, &c| a.saturating_add(clipped[c].1 - clipped[c].0)),
+                        members: std::mem::take(group),
+                    });
+                }
+                group.clear();
+            };
+            for c in sibs {
+                let (s, e) = clipped[c];
+                if !group.is_empty() && s >= group_end {
+                    flush(&mut group, &mut groups);
+                }
+                group_end = if group.is_empty() {
+                    e
+                } else {
+                    group_end.max(e)
+                };
+                group.push(c);
+            }
+            flush(&mut group, &mut groups);
+        }
+        groups
+    }
+
+    /// Number of parallel groups ([`TraceAnalysis::parallel_groups`]).
+    pub fn parallel_group_count(&self) -> usize {
+        self.node_groups().len()
+    }
+
+    /// Spans without an end time, in start order.
+    pub fn unclosed_span_ids(&self) -> Vec<String> {
+        self.ids(|i| self.nodes[i].unclosed)
+    }
+
+    /// Spans whose parent is not in the trace (or loops back), in start order.
+    pub fn orphan_span_ids(&self) -> Vec<String> {
+        self.ids(|i| self.nodes[i].parent.is_none() && self.nodes[i].has_parent_id)
+    }
+
+    /// Spans starting before their parent or ending after it, in start order.
+    pub fn clock_skew_span_ids(&self) -> Vec<String> {
+        let n = &self.nodes;
+        self.ids(|i| {
+            n[i].parent
+                .is_some_and(|p| n[i].start < n[p].start || n[i].end > n[p].end)
+        })
+    }
+}
+
+/// Analyses one trace's spans (see the module docs for how bad input is read).
+///
+/// **Critical path rule.** The path starts at the root that ends last (ties: the earlier
+/// start). For a span on the path, with a cursor set to its end: take its children (intervals
+/// clipped to it, zero-length ones ignored) from the latest end to the earliest (ties: the
+/// earlier start, i.e. the longer one); a child is on the path when it ends at or before the
+/// cursor, and then the cursor moves to that child's start. So the last-finishing child is
+/// chosen first, then the child that finished before it started, and so on back to the
+/// parent's start; every chosen child is walked the same way. Gaps between chosen children are
+/// the parent's own contribution.
+pub fn analyze(spans: &[Span]) -> TraceAnalysis {
+    let shapes: Vec<SpanShape> = spans.iter().map(SpanShape::from).collect();
+    let t = Timeline::new(&shapes);
+    let nodes = &t.nodes;
+    let span = |i: usize| &spans[nodes[i].input];
+    let name = |i: usize| span(i).name.clone();
+    let id = |i: usize| t.id(i);
+    let ms_of = |i: usize| ms(nodes[i].end - nodes[i].start);
+
+    let critical_path = t
+        .path
+        .iter()
+        .map(|p| CriticalStep {
+            span_id: id(p.node),
+            name: name(p.node),
+            kind: span(p.node).kind,
+            depth: p.depth,
+            duration_ms: ms(p.duration_ns),
+            contribution_ms: ms(p.contribution_ns),
+        })
+        .collect();
+    let timings = t
+        .order
         .iter()
         .map(|&i| SpanTiming {
             span_id: id(i),
-            duration_ms: ms(nodes[i].end - nodes[i].start),
-            self_ms: ms(self_ns[i]),
-            critical: critical[i],
+            duration_ms: ms_of(i),
+            self_ms: ms(t.self_ns[i]),
+            critical: t.critical[i],
             unclosed: nodes[i].unclosed,
         })
         .collect();
@@ -371,89 +632,54 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
     // Overhead and parallelism per parent.
     let mut overhead = Vec::new();
     let mut parallelism = Vec::new();
-    let (mut all_sum, mut all_wall, mut total_overhead) = (0u64, 0u64, 0u64);
-    for &i in order.iter().filter(|&&i| !nodes[i].children.is_empty()) {
-        let n = &nodes[i];
-        let dur = n.end - n.start;
-        total_overhead = total_overhead.saturating_add(self_ns[i]);
+    for i in t.parents() {
+        let dur = nodes[i].end - nodes[i].start;
         overhead.push(ParentOverhead {
             span_id: id(i),
-            name: n.span.name.clone(),
-            children: n.children.len(),
+            name: name(i),
+            children: nodes[i].children.len(),
             duration_ms: ms(dur),
-            overhead_ms: ms(self_ns[i]),
+            overhead_ms: ms(t.self_ns[i]),
             overhead_ratio: if dur == 0 {
                 0.0
             } else {
-                self_ns[i] as f64 / dur as f64
+                t.self_ns[i] as f64 / dur as f64
             },
         });
-        all_sum = all_sum.saturating_add(child_sum_ns[i]);
-        all_wall = all_wall.saturating_add(covered_ns[i]);
         parallelism.push(ParentParallelism {
             span_id: id(i),
-            name: n.span.name.clone(),
-            children_sum_ms: ms(child_sum_ns[i]),
-            children_wall_ms: ms(covered_ns[i]),
-            efficiency: (covered_ns[i] > 0).then(|| child_sum_ns[i] as f64 / covered_ns[i] as f64),
+            name: name(i),
+            children_sum_ms: ms(t.child_sum_ns[i]),
+            children_wall_ms: ms(t.covered_ns[i]),
+            efficiency: (t.covered_ns[i] > 0)
+                .then(|| t.child_sum_ns[i] as f64 / t.covered_ns[i] as f64),
         });
     }
     overhead.sort_by(|a, b| b.overhead_ms.total_cmp(&a.overhead_ms));
 
-    // Parallel groups: siblings (and roots) swept in start order, joined while they overlap.
-    let mut groups = Vec::new();
-    let sibling_sets = order
-        .iter()
-        .filter(|&&i| !nodes[i].children.is_empty())
-        .map(|&i| (Some(i), nodes[i].children.clone()))
-        .chain(std::iter::once((None, roots.clone())));
-    for (parent, mut sibs) in sibling_sets {
-        sibs.sort_by_key(|&c| (clipped[c].0, nodes[c].span.span_id.0));
-        let mut group: Vec<usize> = Vec::new();
-        let mut group_end = 0;
-        let flush = |group: &mut Vec<usize>, groups: &mut Vec<ParallelGroup>| {
-            if group.len() >= 2 {
-                let s = clipped[group[0]].0;
-                let e = group.iter().map(|&c| clipped[c].1).max().unwrap_or(s);
-                let sum: u64 = group
-                    .iter()
-                    .fold(0, |a, &c| a.saturating_add(clipped[c].1 - clipped[c].0));
-                groups.push(ParallelGroup {
-                    parent_span_id: parent.map(id),
-                    span_ids: group.iter().map(|&c| id(c)).collect(),
-                    names: group.iter().map(|&c| nodes[c].span.name.clone()).collect(),
-                    start_ms: ms(s - trace_start),
-                    wall_ms: ms(e - s),
-                    sum_ms: ms(sum),
-                    efficiency: if e > s {
-                        sum as f64 / (e - s) as f64
-                    } else {
-                        1.0
-                    },
-                });
-            }
-            group.clear();
-        };
-        for c in sibs {
-            let (s, e) = clipped[c];
-            if !group.is_empty() && s >= group_end {
-                flush(&mut group, &mut groups);
-            }
-            group_end = if group.is_empty() {
-                e
+    let parallel_groups = t
+        .node_groups()
+        .into_iter()
+        .map(|g| ParallelGroup {
+            parent_span_id: g.parent.map(id),
+            span_ids: g.members.iter().map(|&c| id(c)).collect(),
+            names: g.members.iter().map(|&c| name(c)).collect(),
+            start_ms: ms(g.start - t.trace_start),
+            wall_ms: ms(g.end - g.start),
+            sum_ms: ms(g.sum_ns),
+            efficiency: if g.end > g.start {
+                g.sum_ns as f64 / (g.end - g.start) as f64
             } else {
-                group_end.max(e)
-            };
-            group.push(c);
-        }
-        flush(&mut group, &mut groups);
-    }
+                1.0
+            },
+        })
+        .collect();
 
     // Agents.
     let mut agents: BTreeMap<&str, AgentTiming> = BTreeMap::new();
     let mut agent_iv: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
-    for &i in &order {
-        let s = nodes[i].span;
+    for &i in &t.order {
+        let s = span(i);
         let name = match (&s.agent_name, s.kind) {
             (Some(a), _) => a.as_str(),
             (None, SpanKind::Agent) => s.name.as_str(),
@@ -467,10 +693,10 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
             attributed_self_ms: 0.0,
             span_ids: Vec::new(),
         });
-        a.attributed_self_ms += ms(self_ns[i]);
+        a.attributed_self_ms += ms(t.self_ns[i]);
         if s.kind == SpanKind::Agent {
             a.agent_spans += 1;
-            a.self_ms += ms(self_ns[i]);
+            a.self_ms += ms(t.self_ns[i]);
             a.span_ids.push(id(i));
             agent_iv
                 .entry(name)
@@ -486,14 +712,15 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
     let mut agents: Vec<AgentTiming> = agents.into_values().collect();
     agents.sort_by(|a, b| b.wall_ms.total_cmp(&a.wall_ms));
 
-    let throughput = order
+    let throughput = t
+        .order
         .iter()
         .filter_map(|&i| {
-            let (attr, items) = item_count(nodes[i].span)?;
+            let (attr, items) = item_count(span(i))?;
             let dur = nodes[i].end - nodes[i].start;
             Some(Throughput {
                 span_id: id(i),
-                name: nodes[i].span.name.clone(),
+                name: name(i),
                 attribute: attr.to_string(),
                 items,
                 duration_ms: ms(dur),
@@ -502,43 +729,23 @@ pub fn analyze(spans: &[Span]) -> TraceAnalysis {
         })
         .collect();
 
-    let orphan_span_ids = order
-        .iter()
-        .filter(|&&i| nodes[i].parent.is_none() && nodes[i].span.parent_span_id.is_some())
-        .map(|&i| id(i))
-        .collect();
-    let clock_skew_span_ids = order
-        .iter()
-        .filter(|&&i| {
-            nodes[i]
-                .parent
-                .is_some_and(|p| nodes[i].start < nodes[p].start || nodes[i].end > nodes[p].end)
-        })
-        .map(|&i| id(i))
-        .collect();
-    let unclosed_span_ids = order
-        .iter()
-        .filter(|&&i| nodes[i].unclosed)
-        .map(|&i| id(i))
-        .collect();
-
     TraceAnalysis {
-        span_count: nodes.len(),
-        wall_ms: ms(latest.saturating_sub(trace_start)),
-        root_span_ids: roots.iter().map(|&i| id(i)).collect(),
-        critical_path: path,
-        critical_path_ms: ms(critical_path_ns),
+        span_count: t.span_count(),
+        wall_ms: t.wall_ms(),
+        root_span_ids: t.roots.iter().map(|&i| id(i)).collect(),
+        critical_path,
+        critical_path_ms: t.critical_path_ms(),
         spans: timings,
         overhead,
-        coordination_overhead_ms: ms(total_overhead),
-        parallel_groups: groups,
+        coordination_overhead_ms: t.coordination_overhead_ms(),
+        parallel_groups,
         parallelism,
-        parallelism_efficiency: (all_wall > 0).then(|| all_sum as f64 / all_wall as f64),
+        parallelism_efficiency: t.parallelism_efficiency(),
         agents,
         throughput,
-        unclosed_span_ids,
-        orphan_span_ids,
-        clock_skew_span_ids,
+        unclosed_span_ids: t.unclosed_span_ids(),
+        orphan_span_ids: t.orphan_span_ids(),
+        clock_skew_span_ids: t.clock_skew_span_ids(),
     }
 }
 
@@ -573,7 +780,7 @@ fn break_cycles(nodes: &mut [Node]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{SpanId, TraceId};
+    use crate::ids::TraceId;
     use crate::time::Timestamp;
     use serde_json::json;
 
@@ -816,5 +1023,59 @@ mod tests {
         assert_eq!(a.span_count, 1);
         assert_eq!(path_names(&a), ["s1"]);
         serde_json::to_string(&a).unwrap();
+    }
+
+    /// The timeline alone (what the waterfall reads) answers as the full analysis does, span
+    /// by span of the input: a repeated id reads its first span's timing, and every kind of
+    /// bad input (unclosed, orphan, cycle, skew) is counted the same.
+    #[test]
+    fn the_timeline_answers_as_the_analysis_does() {
+        let mut late = span(2, Some(1), 10, Some(30));
+        late.start_time = Timestamp(1_000 * MS + 12 * MS); // a second copy of span 2, moved
+        let mut skewed = span(6, Some(1), 0, Some(200));
+        skewed.start_time = Timestamp(1_000 * MS - 5 * MS);
+        let spans = vec![
+            span(1, None, 0, Some(100)),
+            span(2, Some(1), 10, Some(30)),
+            late,
+            span(3, Some(1), 20, Some(90)),
+            span(4, Some(3), 25, None),
+            span(5, Some(9), 40, Some(120)),
+            skewed,
+            span(7, Some(8), 0, Some(5)),
+            span(8, Some(7), 0, Some(5)),
+        ];
+        let a = analyze(&spans);
+        let t = Timeline::new(&spans.iter().map(SpanShape::from).collect::<Vec<_>>());
+        for (i, s) in spans.iter().enumerate() {
+            let want = timing(&a, s.span_id.0[0]);
+            assert_eq!(t.self_ms(i), want.self_ms, "span {i}");
+            assert_eq!(t.critical(i), want.critical, "span {i}");
+        }
+        assert_eq!(
+            t.self_ms(2),
+            t.self_ms(1),
+            "a repeated id reads the first copy"
+        );
+        assert_eq!(t.span_count(), a.span_count);
+        assert_eq!(t.wall_ms(), a.wall_ms);
+        assert_eq!(t.critical_path_ms(), a.critical_path_ms);
+        let path: Vec<String> = a.critical_path.iter().map(|c| c.span_id.clone()).collect();
+        assert_eq!(t.critical_path_ids(), path);
+        assert_eq!(t.coordination_overhead_ms(), a.coordination_overhead_ms);
+        assert_eq!(t.parallelism_efficiency(), a.parallelism_efficiency);
+        assert_eq!(t.parallel_group_count(), a.parallel_groups.len());
+        assert!(t.parallel_group_count() >= 2);
+        assert_eq!(t.unclosed_span_ids(), a.unclosed_span_ids);
+        assert_eq!(t.unclosed_span_ids(), [sid(4).to_hex()]);
+        assert_eq!(t.orphan_span_ids(), a.orphan_span_ids);
+        assert_eq!(
+            t.orphan_span_ids().len(),
+            2,
+            "5 (no parent) and one of the 7/8 loop"
+        );
+        assert_eq!(t.clock_skew_span_ids(), a.clock_skew_span_ids);
+        // 4 is unclosed, so it runs to the trace's latest time, past its parent's end.
+        assert_eq!(t.clock_skew_span_ids(), [sid(6).to_hex(), sid(4).to_hex()]);
     }
 }

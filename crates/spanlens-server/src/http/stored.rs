@@ -3,6 +3,7 @@
 
 use super::error::{internal, ApiError};
 use serde_json::Value;
+use spanlens_core::analysis::SpanShape;
 use spanlens_core::{NanoUsd, Span, SpanId, SpanKind, Status, Timestamp};
 use spanlens_store::{SpanRow, TraceDetailJson, UnreadableSpan};
 
@@ -98,13 +99,13 @@ pub(super) fn analysis_span(s: &TreeSource<'_>) -> Result<Span, String> {
     })
 }
 
-/// A waterfall row's fields from a span's typed columns (a store's `get_trace_rows`), and the
-/// span the analysis needs: what [`readable_spans`] makes from a body, without one.
-pub(super) fn row_source(r: &SpanRow) -> (TreeSource<'_>, Span) {
+/// A waterfall row's fields from a span's typed columns (a store's `get_trace_rows`): what
+/// [`readable_spans`] makes from a body, without one.
+pub(super) fn row_source(r: &SpanRow) -> TreeSource<'_> {
     fn text(t: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
         t.as_deref().map(std::borrow::Cow::Borrowed)
     }
-    let source = TreeSource {
+    TreeSource {
         span_id: r.span_id.to_hex().into(),
         parent_span_id: r.parent_span_id.map(|p| p.to_hex().into()),
         name: r.name.as_str().into(),
@@ -128,19 +129,19 @@ pub(super) fn row_source(r: &SpanRow) -> (TreeSource<'_>, Span) {
         // The item counts feed only the throughput analysis, which a waterfall does not show.
         attributes: TreeAttributes::default(),
         duplicate_of: r.duplicate_of.map(|d| d.to_hex().into()),
-    };
-    let span = Span {
+    }
+}
+
+/// What the timeline needs of a span, from its typed columns.
+pub(super) fn row_shape(r: &SpanRow) -> SpanShape {
+    SpanShape {
         span_id: r.span_id,
         parent_span_id: r.parent_span_id,
-        name: r.name.clone(),
-        kind: r.kind,
-        start_time: r.start_time,
-        end_time: Some(r.end_time),
-        status: r.status,
-        agent_name: r.agent_name.clone(),
-        ..Default::default()
-    };
-    (source, span)
+        start: r.start_time.0,
+        end: Some(r.end_time.0),
+        // Rows are only offered for traces whose spans all ended: events cannot move an end.
+        last_event: None,
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -3,18 +3,17 @@
 use super::error::{bad, internal, ApiError};
 use super::params::Params;
 use super::rows::trace_id;
-use super::stored::{readable_spans, row_source, TreeSource};
+use super::stored::{readable_spans, row_shape, row_source, TreeSource};
 use super::tree_columns::TreeColumns;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use spanlens_api::{TraceRow, TreeAnswer, TreeNode, TreeSummary};
-use spanlens_core::analysis::SpanTiming;
-use spanlens_core::{analyze, Span, Status};
+use spanlens_core::analysis::{SpanShape, Timeline};
+use spanlens_core::Status;
 use spanlens_store::{TraceDetailJson, TraceRows};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// Where a tree is read from.
@@ -25,11 +24,16 @@ enum Read {
     Bodies(TraceDetailJson),
 }
 
-/// One span of the `tree` view from its stored JSON and its timing in the analysis.
-fn tree_node<'a>(s: TreeSource<'a>, trace_start: u64, timing: Option<&SpanTiming>) -> TreeNode<'a> {
+/// Span `i` of the `tree` view from its source and the trace's timeline.
+fn tree_node<'a>(
+    i: usize,
+    s: TreeSource<'a>,
+    trace_start: u64,
+    timeline: &Timeline,
+) -> TreeNode<'a> {
     TreeNode {
-        self_ms: timing.map(|t| t.self_ms),
-        critical: timing.is_some_and(|t| t.critical),
+        self_ms: Some(timeline.self_ms(i)),
+        critical: timeline.critical(i),
         unclosed: s.end_time.is_none(),
         span_id: s.span_id,
         parent_span_id: s.parent_span_id,
@@ -132,51 +136,42 @@ pub(super) async fn trace_tree(
 /// parse, analyze) in milliseconds.
 fn build_tree(read: &Read, columns: bool) -> Result<(String, f64, f64, f64, f64), ApiError> {
     let began = Instant::now();
-    let (summary, sources, spans, unreadable) = match read {
+    // The timeline needs only ids and times: from the typed rows no span is made at all.
+    let (summary, sources, shapes, unreadable) = match read {
         Read::Bodies(detail) => {
             let (readable, mut unreadable) = readable_spans(detail);
             unreadable.extend(detail.unreadable.iter().cloned());
-            let (sources, spans): (Vec<TreeSource>, Vec<Span>) = readable
+            let (sources, shapes): (Vec<TreeSource>, Vec<SpanShape>) = readable
                 .into_iter()
-                .map(|(_, src, span)| (src, span))
+                .map(|(_, src, span)| (src, SpanShape::from(&span)))
                 .unzip();
-            (&detail.summary, sources, spans, unreadable)
+            (&detail.summary, sources, shapes, unreadable)
         }
         Read::Rows(rows) => {
-            let (sources, spans) = rows.spans.iter().map(row_source).unzip();
-            (&rows.summary, sources, spans, Vec::new())
+            let sources = rows.spans.iter().map(row_source).collect();
+            let shapes = rows.spans.iter().map(row_shape).collect();
+            (&rows.summary, sources, shapes, Vec::new())
         }
     };
     let start = summary.start_time.0;
     let parsed_ms = began.elapsed().as_secs_f64() * 1e3;
-    let analysis = analyze(&spans);
+    let timeline = Timeline::new(&shapes);
     let analyzed_ms = began.elapsed().as_secs_f64() * 1e3;
-    let timings: HashMap<&str, &SpanTiming> = analysis
-        .spans
-        .iter()
-        .map(|t| (t.span_id.as_str(), t))
-        .collect();
     let nodes: Vec<TreeNode> = sources
         .into_iter()
-        .map(|s| {
-            let t = timings.get(&*s.span_id).copied();
-            tree_node(s, start, t)
-        })
+        .enumerate()
+        .map(|(i, s)| tree_node(i, s, start, &timeline))
         .collect();
     let analysis = TreeSummary {
-        wall_ms: analysis.wall_ms,
-        critical_path: analysis
-            .critical_path
-            .iter()
-            .map(|c| c.span_id.clone())
-            .collect(),
-        critical_path_ms: analysis.critical_path_ms,
-        coordination_overhead_ms: analysis.coordination_overhead_ms,
-        parallelism_efficiency: analysis.parallelism_efficiency,
-        parallel_groups: analysis.parallel_groups.len(),
-        unclosed_span_ids: analysis.unclosed_span_ids.clone(),
-        orphan_span_ids: analysis.orphan_span_ids.clone(),
-        clock_skew_span_ids: analysis.clock_skew_span_ids.clone(),
+        wall_ms: timeline.wall_ms(),
+        critical_path: timeline.critical_path_ids(),
+        critical_path_ms: timeline.critical_path_ms(),
+        coordination_overhead_ms: timeline.coordination_overhead_ms(),
+        parallelism_efficiency: timeline.parallelism_efficiency(),
+        parallel_groups: timeline.parallel_group_count(),
+        unclosed_span_ids: timeline.unclosed_span_ids(),
+        orphan_span_ids: timeline.orphan_span_ids(),
+        clock_skew_span_ids: timeline.clock_skew_span_ids(),
     };
     let trace = TraceRow::from(summary);
     let built = began.elapsed().as_secs_f64() * 1e3;
@@ -203,7 +198,7 @@ fn build_tree(read: &Read, columns: bool) -> Result<(String, f64, f64, f64, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spanlens_core::{Cost, NanoUsd, SpanId, SpanKind, Timestamp};
+    use spanlens_core::{Cost, NanoUsd, Span, SpanId, SpanKind, Timestamp};
     use spanlens_core::{TraceId, Usage};
     use spanlens_store::prelude::*;
     use spanlens_store::SqliteStore;
