@@ -24,6 +24,7 @@ pub mod pricing;
 pub mod prompts;
 pub mod recovery;
 pub mod redact;
+pub mod sdk_report;
 pub mod span;
 pub mod time;
 pub mod usage;

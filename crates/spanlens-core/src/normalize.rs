@@ -52,6 +52,9 @@ pub struct Normalized {
     /// Which trace refers to which of `media` (trace, hash), sorted and without repeats: the
     /// store keeps a blob while a trace refers to it, and erasing traces frees the rest.
     pub media_refs: Vec<(crate::TraceId, String)>,
+    /// Export counters SDKs sent as resource attributes ([`crate::sdk_report`]), taken out of
+    /// the resources the spans keep.
+    pub sdk_reports: Vec<crate::sdk_report::SdkReport>,
 }
 
 /// Context the caller supplies that the request itself may not carry.

@@ -39,10 +39,13 @@ pub use config::Config;
 pub use context::{
     scope, Context, ContextGuard, FutureExt, Instrumented, Scope, ScopeBuilder, WithContext,
 };
+pub use processor::BatchStats;
 pub use span::{span, Span, SpanBuilder, SpanData, SpanEvent};
 pub use spanlens_core::{SpanKind, Status};
 pub use spanlens_macros::traced;
 pub use traceable::Traceable;
-pub use tracer::{global_tracer, init, set_disabled, Guard, Resource, Tracer, TracerBuilder};
+pub use tracer::{
+    global_tracer, init, set_disabled, stats, Guard, Resource, Tracer, TracerBuilder,
+};
 #[cfg(feature = "tracing")]
 pub use tracing_bridge::{tracing_layer, TracingLayer};

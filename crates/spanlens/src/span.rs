@@ -514,6 +514,12 @@ fn next_u64() -> u64 {
     })
 }
 
+/// A random id for this process's exporter (16 hex digits).
+#[cfg(feature = "otlp")]
+pub(crate) fn new_instance_id() -> String {
+    format!("{:016x}", next_u64())
+}
+
 fn new_span_id() -> SpanId {
     loop {
         let v = next_u64();

@@ -2,7 +2,7 @@
 //! resource. One global tracer serves `spanlens::span`; explicit tracers serve tests and libraries.
 
 use crate::config::Config;
-use crate::processor::SpanProcessor;
+use crate::processor::{BatchStats, SpanProcessor};
 use crate::span::{SpanBuilder, SpanData};
 use spanlens_core::TraceId;
 use std::borrow::Cow;
@@ -118,6 +118,21 @@ impl Tracer {
         }
     }
 
+    /// The export counters of this tracer's queueing processors, summed (`None` when it has
+    /// none): how many spans were exported, dropped and lost, and how many wait now.
+    pub fn stats(&self) -> Option<BatchStats> {
+        self.inner
+            .processors
+            .iter()
+            .filter_map(|p| p.batch_stats())
+            .reduce(|a, b| BatchStats {
+                exported: a.exported.saturating_add(b.exported),
+                dropped: a.dropped.saturating_add(b.dropped),
+                failed: a.failed.saturating_add(b.failed),
+                queued: a.queued.saturating_add(b.queued),
+            })
+    }
+
     /// Flushes and stops every processor.
     pub fn shutdown(&self) {
         for p in &self.inner.processors {
@@ -198,6 +213,12 @@ pub(crate) fn global() -> Option<&'static TracerInner> {
 /// The global tracer, if one is installed.
 pub fn global_tracer() -> Option<Tracer> {
     global().map(|inner| Tracer { inner })
+}
+
+/// The global tracer's export counters ([`Tracer::stats`]): what an application reads to see
+/// whether spans are being dropped.
+pub fn stats() -> Option<BatchStats> {
+    global_tracer()?.stats()
 }
 
 #[inline(always)]

@@ -223,3 +223,77 @@ fn batch_processor_delivers_through_the_exporter_and_counts_failures() {
     );
     assert_eq!(got.lock().unwrap().len(), 2);
 }
+
+/// The export counters a request carried, read as the server reads them.
+fn counters(r: &Received) -> spanlens_core::sdk_report::SdkCounters {
+    let n = spanlens_core::otlp::to_canonical(&r.request, &Default::default());
+    assert_eq!(n.sdk_reports.len(), 1, "one resource, one report");
+    for s in &n.spans {
+        assert!(
+            !s.resource.keys().any(|k| k.starts_with("spanlens.sdk.")),
+            "the counters are not kept on the spans: {:?}",
+            s.resource
+        );
+    }
+    n.sdk_reports[0].counters.clone()
+}
+
+/// Drops are never silent: every batch carries the processor's counters as resource
+/// attributes, and a loss with no batch to ride on is sent alone at the next flush.
+#[test]
+fn export_counters_ride_with_the_batches_and_go_alone_after_a_loss() {
+    let (url, got) = server(vec![(200, vec![]), (400, vec![]), (200, vec![])]);
+    let p = BatchProcessor::new(
+        exporter(&url),
+        BatchConfig {
+            max_queue: 4,
+            batch_size: 100,
+            flush_interval: Duration::from_secs(60),
+        },
+    );
+    for s in spans(10) {
+        p.on_end(s);
+    }
+    let before = p.stats();
+    assert_eq!((before.queued, before.dropped), (4, 6), "{before:?}");
+    assert_eq!(
+        spanlens::processor::SpanProcessor::batch_stats(&p),
+        Some(before)
+    );
+    p.force_flush().unwrap();
+    for s in spans(2) {
+        p.on_end(s);
+    }
+    p.force_flush().unwrap(); // answered 400: two spans lost
+    p.force_flush().unwrap(); // nothing queued: the counters alone
+    p.shutdown().unwrap(); // nothing new to say: no request
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 3);
+    let first = counters(&got[0]);
+    assert_eq!(first.instance.len(), 16);
+    assert_eq!(
+        (first.exported, first.dropped, first.failed, first.queued),
+        (0, 6, 0, 4)
+    );
+    assert_eq!(
+        got[0].request.resource_spans[0].scope_spans[0].spans.len(),
+        4
+    );
+    let second = counters(&got[1]);
+    assert_eq!((second.exported, second.queued), (4, 2));
+    let alone = counters(&got[2]);
+    assert!(got[2].request.resource_spans[0].scope_spans.is_empty());
+    assert_eq!(
+        (alone.exported, alone.dropped, alone.failed, alone.queued),
+        (4, 6, 2, 0)
+    );
+    assert_eq!(
+        alone.instance, first.instance,
+        "one instance id per exporter"
+    );
+    let last = p.stats();
+    assert_eq!(
+        (last.exported, last.dropped, last.failed, last.queued),
+        (4, 6, 2, 0)
+    );
+}

@@ -190,3 +190,30 @@ fn jsonl_lines_are_canonical_spans() {
     );
     assert_eq!(llm.source.as_deref(), Some("spanlens"));
 }
+
+/// A tracer sums its queueing processors' counters; one without any has none to give.
+#[test]
+fn a_tracer_reports_its_batch_counters() {
+    let only_memory = Tracer::builder()
+        .with_processor(spanlens::processor::InMemoryProcessor::new())
+        .build();
+    assert_eq!(only_memory.stats(), None);
+    let config = BatchConfig {
+        max_queue: 3,
+        batch_size: 100,
+        flush_interval: Duration::from_secs(60),
+    };
+    let t = Tracer::builder()
+        .with_processor(BatchProcessor::new(Collect::default(), config))
+        .with_processor(BatchProcessor::new(Collect::default(), config))
+        .build();
+    for _ in 0..5 {
+        drop(t.span("s").start());
+    }
+    let s = t.stats().unwrap();
+    assert_eq!((s.queued, s.dropped, s.exported), (6, 4, 0), "{s:?}");
+    t.force_flush();
+    let s = t.stats().unwrap();
+    assert_eq!((s.queued, s.dropped, s.exported), (0, 4, 6), "{s:?}");
+    t.shutdown();
+}

@@ -79,6 +79,7 @@ fn convert(
             .resource
             .map(|r| attributes(r.attributes))
             .unwrap_or_default();
+        let counters = crate::sdk_report::take(&mut resource_attrs);
         // Capped once here, before the map is shared by the resource's spans.
         let resource_notes = crate::limits::cap_resource(&mut resource_attrs);
         let resource: std::sync::Arc<Attributes> = std::sync::Arc::new(resource_attrs);
@@ -87,6 +88,13 @@ fn convert(
             .and_then(Value::as_str)
             .map(str::to_string);
         let project = resource_project(&resource).or_else(|| opts.default_project.clone());
+        if let Some(counters) = counters {
+            out.sdk_reports.push(crate::sdk_report::SdkReport {
+                project: project.clone(),
+                service: service.clone(),
+                counters,
+            });
+        }
         for (si, ss) in rs.scope_spans.into_iter().enumerate() {
             let scope = ss.scope.filter(|sc| !sc.name.is_empty());
             for (pi, ps) in ss.spans.into_iter().enumerate() {

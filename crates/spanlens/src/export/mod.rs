@@ -3,6 +3,7 @@
 #[cfg(feature = "otlp")]
 pub mod otlp;
 
+use crate::processor::BatchStats;
 use crate::span::SpanData;
 
 /// Why a batch could not be exported.
@@ -22,6 +23,14 @@ pub trait SpanExporter: Send {
     fn export(&mut self, batch: &[Box<SpanData>]) -> Result<(), ExportError>;
     /// Releases resources.
     fn shutdown(&mut self) {}
+    /// The batch processor's counters, given before each [`SpanExporter::export`] so that an
+    /// exporter can send them with the batch (the OTLP exporter does, as resource attributes).
+    fn note_stats(&mut self, _stats: &BatchStats) {}
+    /// Sends the counters alone: spans were lost since the last batch carried them, and no
+    /// batch is waiting. The default sends nothing.
+    fn send_stats(&mut self, _stats: &BatchStats) -> Result<(), ExportError> {
+        Ok(())
+    }
 }
 
 /// Discards every batch (for benchmarks and for measuring the SDK's own overhead).

@@ -6,9 +6,11 @@
 
 use super::{ExportError, SpanExporter};
 use crate::convert::to_export_request;
+use crate::processor::BatchStats;
 use crate::span::SpanData;
 use crate::tracer::Resource;
 use prost::Message;
+use spanlens_core::otlp::proto::{self, any_value};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -58,6 +60,10 @@ impl Default for OtlpConfig {
 pub struct OtlpHttpExporter {
     agent: ureq::Agent,
     config: OtlpConfig,
+    /// This process's id in the counters it sends ([`spanlens_core::sdk_report::INSTANCE`]).
+    instance: String,
+    /// The batch processor's counters, sent with the next batch.
+    stats: Option<BatchStats>,
 }
 
 /// What one HTTP attempt came to.
@@ -79,12 +85,55 @@ impl OtlpHttpExporter {
                 .http_status_as_error(false)
                 .build(),
         );
-        OtlpHttpExporter { agent, config }
+        OtlpHttpExporter {
+            agent,
+            config,
+            instance: crate::span::new_instance_id(),
+            stats: None,
+        }
+    }
+
+    /// The counters as resource attributes, added to every resource of `req`.
+    fn add_stats(&self, req: &mut proto::ExportTraceServiceRequest) {
+        use spanlens_core::sdk_report::{DROPPED, EXPORTED, FAILED, INSTANCE, QUEUED};
+        let Some(stats) = self.stats else { return };
+        let int = |key: &str, n: u64| proto::KeyValue {
+            key: key.into(),
+            value: Some(proto::AnyValue {
+                value: Some(any_value::Value::IntValue(n.min(i64::MAX as u64) as i64)),
+            }),
+        };
+        let attrs = [
+            proto::KeyValue {
+                key: INSTANCE.into(),
+                value: Some(proto::AnyValue {
+                    value: Some(any_value::Value::StringValue(self.instance.clone())),
+                }),
+            },
+            int(EXPORTED, stats.exported),
+            int(DROPPED, stats.dropped),
+            int(FAILED, stats.failed),
+            int(QUEUED, stats.queued),
+        ];
+        for rs in &mut req.resource_spans {
+            rs.resource
+                .get_or_insert_with(Default::default)
+                .attributes
+                .extend(attrs.iter().cloned());
+        }
     }
 
     fn body(&self, batch: &[Box<SpanData>]) -> Result<Vec<u8>, ExportError> {
-        let raw = match self.config.flavor {
-            None => to_export_request(batch, &self.config.resource).encode_to_vec(),
+        let mut req = match self.config.flavor {
+            // The counters alone: the resource with no spans.
+            _ if batch.is_empty() => {
+                let mut req = to_export_request::<Box<SpanData>>(&[], &self.config.resource);
+                req.resource_spans
+                    .iter_mut()
+                    .for_each(|rs| rs.scope_spans.clear());
+                req
+            }
+            None => to_export_request(batch, &self.config.resource),
             Some(flavor) => {
                 use spanlens_core::otlp::encode::{export_request, Encoding};
                 let spans = crate::convert::to_canonical(batch, &self.config.resource);
@@ -93,9 +142,11 @@ impl OtlpHttpExporter {
                     cost: true,
                     scope: "spanlens",
                 };
-                export_request(&spans, &enc).encode_to_vec()
+                export_request(&spans, &enc)
             }
         };
+        self.add_stats(&mut req);
+        let raw = req.encode_to_vec();
         if !self.config.gzip {
             return Ok(raw);
         }
@@ -151,6 +202,21 @@ impl OtlpHttpExporter {
 }
 
 impl SpanExporter for OtlpHttpExporter {
+    fn note_stats(&mut self, stats: &BatchStats) {
+        self.stats = Some(*stats);
+    }
+
+    /// One attempt, no retries: the counters are sent again with the next batch or tick.
+    fn send_stats(&mut self, stats: &BatchStats) -> Result<(), ExportError> {
+        self.stats = Some(*stats);
+        let body = self.body(&[])?;
+        match self.attempt(&body) {
+            Attempt::Done => Ok(()),
+            Attempt::Fatal(why) => Err(ExportError::Rejected(why)),
+            Attempt::Retry { why, .. } => Err(ExportError::Failed(why)),
+        }
+    }
+
     fn export(&mut self, batch: &[Box<SpanData>]) -> Result<(), ExportError> {
         let body = self.body(batch)?;
         let started = Instant::now();

@@ -3,7 +3,11 @@
 //! `on_end` only pushes into the calling thread's own buffer (an uncontended lock), so spans
 //! from many threads never queue on one channel and the export thread is woken once per batch,
 //! not once per span. What a thread holds is bounded: past `max_queue` a span is dropped and
-//! counted, and the count is reported at shutdown. Export failures are logged and counted, never raised.
+//! counted. Export failures are logged and counted, never raised. Drops are never silent: the
+//! counters ([`BatchStats`]) can be read at any time (`spanlens::stats()`), go to the exporter
+//! with every batch (the OTLP one sends them as resource attributes, so the server shows what a
+//! service lost), are sent on their own within a flush interval when a loss has no batch to
+//! ride on, and are printed at shutdown.
 
 use super::{ProcessorError, SpanProcessor};
 use crate::export::SpanExporter;
@@ -49,6 +53,15 @@ pub struct BatchStats {
     pub dropped: u64,
     /// Spans lost because the exporter failed.
     pub failed: u64,
+    /// Spans held for export right now: in threads' buffers or in the batch being exported.
+    pub queued: u64,
+}
+
+impl BatchStats {
+    /// Spans lost so far, dropped or failed.
+    pub fn lost(&self) -> u64 {
+        self.dropped.saturating_add(self.failed)
+    }
 }
 
 enum Ctl {
@@ -76,6 +89,27 @@ struct Shared {
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// Spans drained from the shards and not yet handed to the exporter.
+    in_flight: AtomicU64,
+}
+
+impl Shared {
+    /// The counters now; the queue depth locks each shard once (readers are rare).
+    fn stats(&self) -> BatchStats {
+        let held: usize = self
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|s| s.lock().len())
+            .sum();
+        BatchStats {
+            exported: self.exported.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            queued: held as u64 + self.in_flight.load(Ordering::Relaxed),
+        }
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -125,11 +159,7 @@ impl BatchProcessor {
 
     /// Current counters.
     pub fn stats(&self) -> BatchStats {
-        BatchStats {
-            exported: self.shared.exported.load(Ordering::Relaxed),
-            dropped: self.shared.dropped.load(Ordering::Relaxed),
-            failed: self.shared.failed.load(Ordering::Relaxed),
-        }
+        self.shared.stats()
     }
 
     /// This thread's shard, registered with the processor on first use.
@@ -169,6 +199,10 @@ impl BatchProcessor {
 }
 
 impl SpanProcessor for BatchProcessor {
+    fn batch_stats(&self) -> Option<BatchStats> {
+        Some(self.stats())
+    }
+
     fn on_end(&self, span: Box<SpanData>) {
         if self.shut.load(Ordering::Relaxed) {
             return;
@@ -254,11 +288,30 @@ fn run(
     config: BatchConfig,
     shared: &Shared,
 ) {
-    let export_all = |exporter: &mut Box<dyn SpanExporter>| {
+    // The losses the exporter last carried: a later loss with no batch to ride on is sent alone.
+    let mut carried = 0;
+    let mut export_all = |exporter: &mut Box<dyn SpanExporter>| {
         let (spans, origin) = drain(shared, config.batch_size);
+        shared
+            .in_flight
+            .store(spans.len() as u64, Ordering::Relaxed);
+        if spans.is_empty() {
+            let stats = shared.stats();
+            if stats.lost() != carried {
+                match exporter.send_stats(&stats) {
+                    Ok(()) => carried = stats.lost(),
+                    Err(e) => eprintln!("spanlens: sending the export counters: {e}"),
+                }
+            }
+        }
         for chunk in spans.chunks(config.batch_size) {
             let n = chunk.len() as u64;
-            match exporter.export(chunk) {
+            let stats = shared.stats();
+            exporter.note_stats(&stats);
+            carried = stats.lost();
+            let sent = exporter.export(chunk);
+            shared.in_flight.fetch_sub(n, Ordering::Relaxed);
+            match sent {
                 Ok(()) => shared.exported.fetch_add(n, Ordering::Relaxed),
                 Err(e) => {
                     eprintln!("spanlens: {e} ({n} span(s) lost)");

@@ -41,4 +41,9 @@ pub trait SpanProcessor: Send + Sync {
     fn shutdown(&self) -> Result<(), ProcessorError> {
         self.force_flush()
     }
+    /// Export counters, for a processor that queues spans and may drop them
+    /// ([`BatchProcessor`]); `None` for one that hands every span on at once.
+    fn batch_stats(&self) -> Option<BatchStats> {
+        None
+    }
 }
