@@ -63,7 +63,8 @@ pub use insight::{
 };
 pub use live::{LiveDeleted, LiveSpan};
 pub use metrics::{
-    MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer, StatsAnswer,
+    MetricBucket, MetricsAnswer, ModelPrice, ModelsAnswer, PriceTier, ProjectsAnswer,
+    SdkHealthAnswer, SdkServiceHealth, StatsAnswer,
 };
 pub use params::{Pairs, ParamError, TraceListQuery};
 pub use prompts::{PromptTemplateRow, PromptVersionRow, PromptsAnswer, ScoreMean};

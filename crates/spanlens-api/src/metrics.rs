@@ -103,3 +103,32 @@ pub struct StatsAnswer {
     #[serde(default)]
     pub media_bytes: u64,
 }
+
+/// `GET /api/v1/sdk/health`: what each service's SDK said about its own export, so that a
+/// service dropping spans shows. Kept in the server's memory: see the README.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SdkHealthAnswer {
+    /// Project.
+    pub project: String,
+    /// Services that sent export counters, those that lost spans first, then by name.
+    pub services: Vec<SdkServiceHealth>,
+}
+
+/// One service's export counters: the latest of each SDK instance (process), summed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SdkServiceHealth {
+    /// `service.name` of the resource (empty when it had none).
+    pub service: String,
+    /// SDK instances (processes) that reported.
+    pub instances: u64,
+    /// Spans the SDKs exported.
+    pub exported: u64,
+    /// Spans the SDKs dropped because their queue was full.
+    pub dropped: u64,
+    /// Spans the SDKs lost because exporting them failed.
+    pub failed: u64,
+    /// Spans waiting in the SDKs when they last reported.
+    pub queued: u64,
+    /// When the latest report arrived, ns since the Unix epoch.
+    pub last_report_ns: u64,
+}

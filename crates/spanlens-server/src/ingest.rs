@@ -323,6 +323,16 @@ pub async fn ingest(
             .map_err(|e| IngestError::BadRequest(e.to_string()))?;
         let body_len = body.len() as u64;
         drop(body);
+        // What SDKs said about their own export: kept per project, service and instance.
+        for r in &normalized.sdk_reports {
+            let project = project_header
+                .as_deref()
+                .or(r.project.as_deref())
+                .unwrap_or(spanlens_store::DEFAULT_PROJECT);
+            if spanlens_core::limits::check_project(project).is_ok() {
+                worker.sdk_health().record(project, r, now().0);
+            }
+        }
         // Media taken out of the spans (#19 item 9), stored per project before its spans.
         let media = normalized.media;
         let media_refs = normalized.media_refs;

@@ -17,6 +17,7 @@ pub mod quota;
 pub mod redaction;
 pub mod replay;
 pub mod retention;
+pub mod sdk_health;
 pub mod state;
 
 pub use state::AppState;

@@ -66,6 +66,8 @@ pub struct AppState {
     quotas: Arc<crate::quota::Quotas>,
     /// Where LLM spans may be replayed (no endpoint: replay is off).
     replay: Arc<crate::replay::ReplayConfig>,
+    /// What SDKs report about their own export.
+    sdk_health: Arc<crate::sdk_health::SdkHealth>,
 }
 
 /// The price catalog a server runs with: the built-in one, or one loaded at start (an override
@@ -131,6 +133,7 @@ impl AppState {
             sweeper: Arc::new(tokio::sync::Notify::new()),
             quotas: Arc::new(crate::quota::Quotas::default()),
             replay: Arc::new(crate::replay::ReplayConfig::default()),
+            sdk_health: Arc::default(),
         }
     }
 
@@ -290,6 +293,11 @@ impl AppState {
     /// The replay endpoints (none when replay is off).
     pub fn replay(&self) -> &Arc<crate::replay::ReplayConfig> {
         &self.replay
+    }
+
+    /// What SDKs report about their own export.
+    pub fn sdk_health(&self) -> &crate::sdk_health::SdkHealth {
+        &self.sdk_health
     }
 
     /// What follows each commit.

@@ -223,6 +223,16 @@ fn seed() -> Seeded {
         only_b.to_string().as_bytes(),
     );
     assert_eq!(status, 200);
+    // B's SDK export counters, from a service only B has.
+    let counters = json!({"resourceSpans": [{"resource": {"attributes": [
+        kv("service.name", "service-SECRET-OF-B"), kv("spanlens.sdk.instance", "b-1"),
+        kv("spanlens.sdk.spans.dropped", "9")]}, "scopeSpans": []}]});
+    let (status, _, _) = server.post(
+        "/v1/traces",
+        &[JSON, ("authorization", &b)],
+        counters.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
     // B's image, sent as a data URL: stored once in B, named by a reference in B's span.
     use base64::Engine as _;
     let url = format!(
@@ -294,6 +304,7 @@ fn b_state(s: &Seeded) -> Value {
         "queues": get("/api/v1/queues")["queues"],
         "queue": get(&format!("/api/v1/queues/{}", B_QUEUE.get().unwrap())),
         "stats": get("/api/v1/stats"),
+        "sdk": get("/api/v1/sdk/health"),
         "prompts": get("/api/v1/prompts?from=0")["templates"],
     })
 }
@@ -305,6 +316,11 @@ fn nothing_of_another_project_is_reached_on_any_route() {
     assert!(
         before.to_string().contains("SECRET-OF-B"),
         "B's data is there to leak"
+    );
+    assert!(
+        before["sdk"].to_string().contains("service-SECRET-OF-B"),
+        "B's SDK counters are there to leak: {}",
+        before["sdk"]
     );
     assert!(
         before["prompts"].to_string().contains("prompt-of-b"),

@@ -181,6 +181,18 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
         &serde_json::to_vec(&score).unwrap(),
     );
     assert!(status < 300, "{status}: {}", String::from_utf8_lossy(&body));
+    // An SDK's export counters (a resource with no spans), so the SDK health has a row.
+    let counters = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "checkout"}},
+        {"key": "spanlens.sdk.instance", "value": {"stringValue": "i-1"}},
+        {"key": "spanlens.sdk.spans.exported", "value": {"intValue": "40"}},
+        {"key": "spanlens.sdk.spans.dropped", "value": {"intValue": "2"}}]}, "scopeSpans": []}]});
+    let (status, body, _) = s.post(
+        "/v1/traces",
+        &[common::client::JSON],
+        &serde_json::to_vec(&counters).unwrap(),
+    );
+    assert!(status < 300, "{status}: {}", String::from_utf8_lossy(&body));
     // A key and redaction settings, so their lists have rows to check.
     let ask = serde_json::json!({"project": "default", "name": "ci", "scopes": ["ingest"],
         "quota": {"spans_per_second": 1000000}});
@@ -322,6 +334,11 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             "/api/v1/stats",
             "/api/v1/stats".into(),
             through::<api::StatsAnswer>,
+        ),
+        (
+            "/api/v1/sdk/health",
+            "/api/v1/sdk/health".into(),
+            through::<api::SdkHealthAnswer>,
         ),
         (
             "/api/v1/alerts",

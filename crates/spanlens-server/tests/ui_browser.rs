@@ -299,6 +299,18 @@ async fn until(c: &Client, expr: &str, what: &str) -> Value {
     }
 }
 
+/// An OTLP/JSON request carrying only an SDK's export counters (no spans) for `service`.
+fn sdk_counters(service: &str, dropped: u64, failed: u64) -> Value {
+    let kv = |k: &str, v: Value| json!({"key": k, "value": v});
+    json!({"resourceSpans": [{"resource": {"attributes": [
+        kv("service.name", json!({"stringValue": service})),
+        kv("spanlens.sdk.instance", json!({"stringValue": format!("{service}-1")})),
+        kv("spanlens.sdk.spans.exported", json!({"intValue": "100"})),
+        kv("spanlens.sdk.spans.dropped", json!({"intValue": dropped.to_string()})),
+        kv("spanlens.sdk.spans.failed", json!({"intValue": failed.to_string()})),
+    ]}, "scopeSpans": []}]})
+}
+
 /// GETs an API path from inside the page, so the test compares the UI with what it was served.
 async fn api(c: &Client, path: &str) -> Value {
     c.execute(
@@ -878,6 +890,21 @@ async fn every_page_renders_real_content() {
     .await;
     screenshot(&c, "session").await;
 
+    // An SDK that dropped spans (its service named like markup, which must show as text), and
+    // one that lost none: the dashboard names the first only.
+    let sent = c
+        .execute(
+            "return Promise.all(arguments[0].map(b => fetch('/v1/traces', {method: 'POST', \
+             headers: {'content-type': 'application/json'}, body: JSON.stringify(b)}) \
+             .then(r => r.status)));",
+            vec![json!([
+                sdk_counters("<img src=x onerror=alert(1)>", 12, 3),
+                sdk_counters("quiet", 0, 0)
+            ])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent, json!([200, 200]));
     // Dashboard: SVG charts and the cost KPI equal to the API's over the same range.
     c.goto(&server.url("/dashboard?range=30d")).await.unwrap();
     until(
@@ -886,6 +913,21 @@ async fn every_page_renders_real_content() {
         "SVG charts",
     )
     .await;
+    let losses = texts(&c, "#sdk-losses li").await;
+    assert_eq!(losses.len(), 1, "{losses:?}");
+    assert!(
+        losses[0].starts_with("<img src=x onerror=alert(1)> dropped 12 spans (SDK queue full) and lost 3 spans to export errors"),
+        "{losses:?}"
+    );
+    let markup = c
+        .execute(
+            "return document.querySelectorAll('#sdk-losses img').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(markup, json!(0), "a service name is text, never markup");
+    screenshot(&c, "dashboard-sdk-losses").await;
     let range = c
         .execute(
             "return [new Date(Date.now() - 2.592e9).toISOString(), new Date().toISOString()]",

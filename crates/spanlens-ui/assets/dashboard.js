@@ -64,9 +64,9 @@ export async function render(app) {
     }
     const span = { from: w.from.toISOString(), to: w.to.toISOString() };
     mount(body, h("div", { class: "loading" }, "Loading metrics…"));
-    let all, llm, byModel, byAgent, byUser, byTool, catalog, trends;
+    let all, llm, byModel, byAgent, byUser, byTool, catalog, trends, sdk;
     try {
-      [all, llm, byModel, byAgent, byUser, byTool, catalog, trends] = await Promise.all([
+      [all, llm, byModel, byAgent, byUser, byTool, catalog, trends, sdk] = await Promise.all([
         get("metrics", { ...span, buckets: w.buckets }),
         get("metrics", { ...span, kind: "llm" }),
         get("metrics/model", { ...span, kind: "llm", buckets: w.buckets }),
@@ -75,20 +75,23 @@ export async function render(app) {
         get("metrics/tool", { ...span, kind: "tool" }),
         models().catch(() => null),
         get("scores/trends", span).catch(() => ({ rows: [] })),
+        get("sdk/health").catch(() => ({ services: [] })),
       ]);
     } catch (e) {
       if (mine === seq) mount(body, notice("error", "Could not load metrics", e.message));
       return;
     }
     if (mine !== seq) return;
+    const losses = sdkLosses(sdk.services);
     const total = all.rows[0];
     if (!total || !total.span_count) {
-      mount(body, notice("empty", "No spans in this time range", "Pick a longer range, or send some traces."));
+      mount(body, losses, notice("empty", "No spans in this time range", "Pick a longer range, or send some traces."));
       return;
     }
     const llmRow = llm.rows[0] || {};
     const savings = cacheSavingsByModel(byModel.rows, catalog);
     mount(body,
+      losses,
       h("div", { class: "kpis kpis-8" },
         kpi("Cost", f.costText(total.cost_usd, total.unpriced_span_count, total.total_tokens), "kpi-cost",
           total.unpriced_span_count ? `${f.int(total.unpriced_span_count)} LLM call${total.unpriced_span_count === 1 ? "" : "s"} without a price` : null, f.costTitle(total.unpriced_span_count)),
@@ -113,6 +116,29 @@ export async function render(app) {
         card("Slowest tools (p95)", "wide", (el) => slowTools(el, byTool.rows))));
   }
   load();
+}
+
+/**
+ * A warning naming each service whose SDK reported lost spans (dropped on a full queue or
+ * lost to export errors), from `/api/v1/sdk/health`; `null` when none lost any.
+ */
+function sdkLosses(services) {
+  const lossy = (services || []).filter((s) => s.dropped + s.failed > 0);
+  if (!lossy.length) return null;
+  const plural = (n, word) => `${f.int(n)} ${word}${n === 1 ? "" : "s"}`;
+  return h("div", { class: "notice warn sdk-losses", id: "sdk-losses" },
+    h("strong", null, `${plural(lossy.length, "service")} lost spans before they reached Spanlens`),
+    h("ul", null, lossy.map((s) => {
+      const lost = [
+        s.dropped ? `dropped ${plural(s.dropped, "span")} (SDK queue full)` : null,
+        s.failed ? `lost ${plural(s.failed, "span")} to export errors` : null,
+      ].filter(Boolean).join(" and ");
+      const processes = s.instances === 1 ? "1 process" : `${f.int(s.instances)} processes`;
+      const last = f.ago(new Date(s.last_report_ns / 1e6).toISOString());
+      return h("li", { dataset: { service: s.service, dropped: s.dropped, failed: s.failed } },
+        h("b", null, s.service || "(no service.name)"), ` ${lost}`,
+        h("span", { class: "sub" }, ` · ${f.int(s.exported)} exported, ${f.int(s.queued)} queued · ${processes}, last report ${last}`));
+    })));
 }
 
 function kpi(label, value, id, sub, title) {

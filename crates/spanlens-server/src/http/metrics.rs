@@ -144,6 +144,16 @@ pub(super) async fn projects(
     Ok(Json(ProjectsAnswer { projects }))
 }
 
+/// `GET /api/v1/sdk/health`: what each service's SDK reported about its own export.
+pub(super) async fn sdk_health(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<spanlens_api::SdkHealthAnswer>, ApiError> {
+    let project = Params::parse(q)?.project();
+    let services = st.sdk_health().services(&project);
+    Ok(Json(spanlens_api::SdkHealthAnswer { project, services }))
+}
+
 pub(super) async fn stats(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,

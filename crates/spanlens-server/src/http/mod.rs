@@ -140,6 +140,7 @@ pub fn router(state: AppState) -> Router {
             post(queues::review_item),
         )
         .route("/api/v1/stats", get(metrics::stats))
+        .route("/api/v1/sdk/health", get(metrics::sdk_health))
         .route("/api/v1/live", get(meta::live))
         .route("/api/v1/alerts", get(meta::alerts))
         .route(
