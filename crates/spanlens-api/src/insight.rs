@@ -196,3 +196,79 @@ pub struct ReconciliationRow {
     /// What the provider reported for those, USD.
     pub unpriced_reported_usd: f64,
 }
+
+/// `GET /api/v1/whatif`: what model calls would have cost on another catalog model, beside
+/// their cost as stored; nothing stored changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfAnswer {
+    /// The catalog model the calls were priced as.
+    pub model: String,
+    /// The catalog's version.
+    pub pricing_version: String,
+    /// Whether cache reads and writes were priced at the model's cache rates (else as input).
+    pub cache_reads: bool,
+    /// What was priced: `trace` or `session`, and its id.
+    pub scope: String,
+    /// The trace or session id.
+    pub id: String,
+    /// Traces read.
+    pub traces: usize,
+    /// Plainly: token counts are as measured, not as the other model would count them.
+    pub note: String,
+    /// The model calls, each as stored and on the other model.
+    pub calls: Vec<WhatIfCall>,
+    /// Totals over the calls.
+    pub total: WhatIfTotal,
+}
+
+/// One model call in a [`WhatIfAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfCall {
+    /// Trace.
+    pub trace_id: String,
+    /// Span.
+    pub span_id: String,
+    /// Span name.
+    pub name: String,
+    /// The model it ran on.
+    pub model: Option<String>,
+    /// Its agent.
+    pub agent: Option<String>,
+    /// Input tokens, as measured.
+    pub input_tokens: u64,
+    /// Cached input tokens read, as measured.
+    pub cache_read_tokens: u64,
+    /// Output tokens, as measured.
+    pub output_tokens: u64,
+    /// Cost as stored, USD (`None`: unpriced).
+    pub stored_usd: Option<f64>,
+    /// Cost on the other model, USD (the stored one when not repriced).
+    pub whatif_usd: Option<f64>,
+    /// Whether this call was priced as the other model.
+    pub repriced: bool,
+    /// The catalog entry it was priced with.
+    pub pricing_id: Option<String>,
+}
+
+/// Totals of a [`WhatIfAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfTotal {
+    /// Stored cost of the calls that have one, USD.
+    pub stored_usd: f64,
+    /// The same, exact nano-USD.
+    pub stored_nano_usd: i64,
+    /// Cost on the other model, USD.
+    pub whatif_usd: f64,
+    /// The same, exact nano-USD.
+    pub whatif_nano_usd: i64,
+    /// `whatif - stored`, USD.
+    pub difference_usd: f64,
+    /// Model calls considered.
+    pub calls: usize,
+    /// Calls priced as the other model.
+    pub repriced: usize,
+    /// Calls with no stored cost (unpriced): in the what-if sum, not the stored one.
+    pub stored_unpriced: usize,
+    /// Calls left as stored with no cost: in neither sum.
+    pub whatif_unpriced: usize,
+}

@@ -60,6 +60,7 @@ pub use ingest::AgentsIngestAnswer;
 pub use insight::{
     DailyCostPoint, ForecastAnswer, ForecastHistory, ForecastPoint, ForecastSeries, ForecastTotal,
     HistoryWindow, ReconciliationAnswer, ReconciliationRow, UnpricedGroup, WeekdayOffsets,
+    WhatIfAnswer, WhatIfCall, WhatIfTotal,
 };
 pub use live::{LiveDeleted, LiveSpan};
 pub use metrics::{

@@ -28,6 +28,7 @@ pub mod sdk_report;
 pub mod span;
 pub mod time;
 pub mod usage;
+pub mod whatif;
 
 pub use analysis::{analyze, TraceAnalysis};
 pub use compare::{compare, Comparison};

@@ -9,11 +9,14 @@
 use serde_json::{json, Value};
 use spanlens_core::{Message, Span, SpanId, SpanKind, Timestamp, TraceId, Usage};
 use spanlens_server::replay::ReplayConfig;
-use spanlens_server::{serve, Bound, ServerConfig};
+use spanlens_server::ServerConfig;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
+
+mod common;
+
+use common::any_store::{self, Srv};
 
 /// A fake key the endpoints are configured with: it must appear in no answer.
 const KEY: &str = "sk-REPLAY-FAKE-KEY-7f3a9c";
@@ -196,125 +199,19 @@ models = ["gpt-4o-mini"]
     .unwrap()
 }
 
-// ---- a server on any store ----
+// ---- a server on any store, with the replay endpoints ----
 
-struct Srv {
-    bound: Bound,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A server on the store `uri` names (`None`: SQLite in a fresh directory), opened on the
-/// server's own runtime, its configuration changed by `edit`.
+/// A server on the store `uri` names with the replay endpoints configured, then `edit`.
 fn start(
     uri: Option<String>,
     dir: tempfile::TempDir,
     edit: impl FnOnce(&mut ServerConfig) + Send + 'static,
 ) -> Srv {
-    let data_dir = dir.path().to_path_buf();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let store: Arc<dyn spanlens_store::Store> = match uri {
-                None => Arc::new(spanlens_server::open_store(&data_dir).unwrap()),
-                Some(u) => {
-                    spanlens_server::open_store_uri(&spanlens_store::StoreUri::parse(&u).unwrap())
-                        .await
-                        .unwrap()
-                }
-            };
-            let mut config = ServerConfig {
-                http: SocketAddr::from(([127, 0, 0, 1], 0)),
-                grpc: SocketAddr::from(([127, 0, 0, 1], 0)),
-                data_dir,
-                replay: Some(config()),
-                ..ServerConfig::default()
-            };
-            edit(&mut config);
-            serve(
-                &config,
-                store,
-                async {
-                    let _ = stop_rx.await;
-                },
-                move |b| bound_tx.send(b).unwrap(),
-            )
-            .await
-            .unwrap();
-        });
-    });
-    Srv {
-        bound: bound_rx.recv().unwrap(),
-        stop: Some(stop_tx),
-        thread: Some(thread),
-        _dir: dir,
-    }
+    any_store::start(uri, dir, move |c| {
+        c.replay = Some(config());
+        edit(c)
+    })
 }
-
-impl Srv {
-    /// A request; the answer's status, JSON (text as a string when not JSON) and raw text.
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> (u16, Value, String) {
-        self.raw(
-            method,
-            path,
-            headers,
-            body.map(|b| (b.to_string().into_bytes(), "application/json")),
-        )
-    }
-
-    fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<(Vec<u8>, &str)>,
-    ) -> (u16, Value, String) {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build(),
-        );
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.bound.http));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let bytes = match body {
-            Some((b, ct)) => {
-                req = req.header("content-type", ct);
-                b
-            }
-            None => Vec::new(),
-        };
-        let mut resp = agent.run(req.body(bytes).unwrap()).unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-        (status, v, text)
-    }
-}
-
 // ---- the original trace ----
 
 fn msg(role: &str, content: &str) -> Message {
@@ -886,47 +783,19 @@ fn a_bad_replay_file_is_refused_with_the_reason() {
 #[cfg(feature = "postgres")]
 #[test]
 fn replays_on_postgres() {
-    let admin = std::env::var("SPANLENS_TEST_POSTGRES")
-        .expect("SPANLENS_TEST_POSTGRES is not set: a superuser URL of a test PostgreSQL");
-    let name = format!("spanlens_replay_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = Command::new("psql")
-            .args([&admin, "-qc", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    {
-        let s = start(
-            Some(format!("{base}/{name}")),
-            tempfile::tempdir().unwrap(),
-            |_| {},
-        );
-        replays_on(&s, "shop");
-    }
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    let (uri, _db) =
+        any_store::postgres_database(&format!("spanlens_replay_{}", std::process::id()));
+    let s = start(Some(uri), tempfile::tempdir().unwrap(), |_| {});
+    replays_on(&s, "shop");
 }
 
 #[cfg(feature = "clickhouse")]
 #[test]
 fn replays_on_clickhouse() {
-    let server = std::env::var("SPANLENS_TEST_CLICKHOUSE")
-        .expect("SPANLENS_TEST_CLICKHOUSE is not set: the URL of a test ClickHouse");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let uri = format!(
-        "clickhouse://{}/spanlens_replay_{}_{nanos}",
-        server.trim_end_matches('/').trim_start_matches("http://"),
-        std::process::id()
+    let s = start(
+        Some(any_store::clickhouse_uri("spanlens_replay")),
+        tempfile::tempdir().unwrap(),
+        |_| {},
     );
-    let s = start(Some(uri), tempfile::tempdir().unwrap(), |_| {});
     replays_on(&s, "shop");
 }

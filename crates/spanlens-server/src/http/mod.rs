@@ -27,6 +27,7 @@ mod traces;
 mod tree;
 mod tree_columns;
 mod views;
+mod whatif;
 
 pub use meta::OPENAPI_JSON;
 
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/recovery", get(recovery::recovery))
         .route("/api/v1/models", get(metrics::models))
         .route("/api/v1/forecast", get(insight::forecast_handler))
+        .route("/api/v1/whatif", get(whatif::whatif))
         .route(
             "/api/v1/reconciliation",
             get(insight::reconciliation_handler),

@@ -1,5 +1,6 @@
 //! What the server test files share: a server running on its own thread and runtime.
 
+pub mod any_store;
 pub mod client;
 pub mod otlp_json;
 
