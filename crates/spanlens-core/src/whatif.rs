@@ -163,11 +163,11 @@ pub fn what_if<'a>(
             }
         };
         match call.stored {
-            Some(c) => out.stored = out.stored + c,
+            Some(c) => out.stored += c,
             None => out.stored_unpriced += 1,
         }
         match call.whatif {
-            Some(c) => out.whatif = out.whatif + c,
+            Some(c) => out.whatif += c,
             None => out.whatif_unpriced += 1,
         }
         out.calls.push(call);
