@@ -17,6 +17,7 @@ mod schema;
 mod serve;
 mod store_args;
 mod users;
+mod whatif;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -64,6 +65,9 @@ enum Command {
     Forecast(insight::ForecastArgs),
     /// Compare provider-reported and catalog-computed cost per model on a running server.
     Reconcile(insight::ReconcileArgs),
+    /// Price a trace's or a session's model calls as another catalog model through a running
+    /// server, beside their stored cost (nothing stored changes; tokens stay as measured).
+    Whatif(whatif::WhatIfArgs),
     /// Re-price stored spans with a price override file. Works on the data directory itself,
     /// beside a running server or not.
     Reprice(insight::RepriceArgs),
@@ -164,6 +168,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Evaluate(args) => insight::run_evaluate(args),
         Command::Forecast(args) => insight::run_forecast(args),
         Command::Reconcile(args) => insight::run_reconcile(args),
+        Command::Whatif(args) => whatif::run(args),
         Command::Reprice(args) => insight::run_reprice(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Schema(args) => schema::run(args),

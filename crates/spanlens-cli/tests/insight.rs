@@ -341,3 +341,82 @@ fn evaluate_scores_stored_spans_once() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("vibes"), "{}", text(&o.stderr));
 }
+
+/// `spanlens whatif` against a server: a gpt-4o call of 10,000 input tokens (2,000 of them
+/// cached) and 1,000 output tokens, stored at $0.0325, priced as claude-sonnet-4-5 ($3 input,
+/// $0.30 cache read, $15 output per million) at $0.0396, and at $0.045 with cached input as
+/// plain input; an unknown model is refused by name.
+#[test]
+fn whatif_prices_a_trace_on_another_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), free_port(), &[]);
+    let trace = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+    let body = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"{trace}",
+        "spanId":"0000000000000001","name":"chat","startTimeUnixNano":"1793491200000000000",
+        "endTimeUnixNano":"1793491201000000000","attributes":[
+        {{"key":"gen_ai.operation.name","value":{{"stringValue":"chat"}}}},
+        {{"key":"gen_ai.system","value":{{"stringValue":"openai"}}}},
+        {{"key":"gen_ai.request.model","value":{{"stringValue":"gpt-4o"}}}},
+        {{"key":"gen_ai.usage.input_tokens","value":{{"intValue":"10000"}}}},
+        {{"key":"gen_ai.usage.cache_read.input_tokens","value":{{"intValue":"2000"}}}},
+        {{"key":"gen_ai.usage.output_tokens","value":{{"intValue":"1000"}}}}]}}]}}]}}]}}"#
+    );
+    server.endpoint().post_traces(body.as_bytes());
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "whatif",
+            "--server",
+            &server.url,
+            "--trace",
+            trace,
+            "--as",
+            "claude-sonnet-4-5",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&'static str]| {
+        let a = args(extra);
+        spanlens(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let json = |extra: &[&'static str]| {
+        let mut a = args(extra);
+        a.push("--json".into());
+        spanlens_json(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let v = json(&[]);
+    assert_eq!(v["total"]["stored_nano_usd"], 32_500_000, "{v}");
+    assert_eq!(v["total"]["whatif_nano_usd"], 39_600_000, "{v}");
+    let v = json(&["--no-cache-reads"]);
+    assert_eq!(v["total"]["whatif_nano_usd"], 45_000_000, "{v}");
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let table = text(&o.stdout);
+    assert!(
+        table.contains("$0.032500") && table.contains("$0.039600"),
+        "{table}"
+    );
+    assert!(
+        table.contains("stored $0.032500, what-if $0.039600 (+$0.007100)"),
+        "{table}"
+    );
+    assert!(table.contains("tokenizer"), "{table}");
+    let o = spanlens(&[
+        "whatif",
+        "--server",
+        &server.url,
+        "--trace",
+        trace,
+        "--as",
+        "gpt-17-ultra",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("gpt-17-ultra"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = spanlens(&["whatif", "--server", &server.url, "--as", "gpt-4o"]);
+    assert!(!o.status.success(), "a trace or a session is required");
+}

@@ -1,0 +1,134 @@
+//! `spanlens whatif`: a trace's or a session's model calls priced as another catalog model,
+//! beside their stored cost (a client of a running server's `GET /api/v1/whatif`).
+
+use crate::client::{fit, Client, ServerArgs};
+use crate::Outcome;
+use clap::Args;
+use spanlens_api::WhatIfAnswer;
+use std::fmt::Write as _;
+
+/// Arguments of `spanlens whatif`.
+#[derive(Args, Debug)]
+pub struct WhatIfArgs {
+    #[command(flatten)]
+    conn: ServerArgs,
+    /// The trace to price.
+    #[arg(long, conflicts_with = "session", required_unless_present = "session")]
+    trace: Option<String>,
+    /// The session to price (its traces, up to 1,000).
+    #[arg(long)]
+    session: Option<String>,
+    /// The catalog model to price the calls as (`GET /api/v1/models` lists them).
+    #[arg(long = "as", value_name = "MODEL")]
+    as_model: String,
+    /// Price only the calls of this model; the others stay as stored.
+    #[arg(long)]
+    only_model: Option<String>,
+    /// Price only this agent's calls.
+    #[arg(long)]
+    only_agent: Option<String>,
+    /// Price only the calls to this provider.
+    #[arg(long)]
+    only_provider: Option<String>,
+    /// Price cached input tokens as plain input (as if nothing had been cached).
+    #[arg(long)]
+    no_cache_reads: bool,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn usd(v: Option<f64>) -> String {
+    v.map_or_else(|| "unpriced".into(), |v| format!("${v:.6}"))
+}
+
+/// `spanlens whatif`: the calls as a table, the totals and what the token counts mean.
+pub fn run(args: WhatIfArgs) -> anyhow::Result<Outcome> {
+    let client = Client::new(&args.conn)?;
+    let mut q = vec![("as", args.as_model.clone())];
+    for (k, v) in [
+        ("trace_id", &args.trace),
+        ("session_id", &args.session),
+        ("only_model", &args.only_model),
+        ("only_agent", &args.only_agent),
+        ("only_provider", &args.only_provider),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    if args.no_cache_reads {
+        q.push(("cache_reads", "false".into()));
+    }
+    if let Some(a) = client.get_or_print::<WhatIfAnswer>("/api/v1/whatif", &q, args.json)? {
+        print!("{}", table(&a));
+    }
+    Ok(Outcome::Done)
+}
+
+/// The answer as aligned columns, its totals and its note.
+pub fn table(a: &WhatIfAnswer) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} priced as {} (catalog {}{})",
+        a.scope,
+        a.id,
+        a.model,
+        a.pricing_version,
+        if a.cache_reads {
+            ""
+        } else {
+            ", cached input as plain input"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<16}  {:<20}  {:<24}  {:>9}  {:>8}  {:>8}  {:>12}  {:>12}",
+        "SPAN", "NAME", "MODEL", "IN", "CACHED", "OUT", "STORED", "WHAT-IF"
+    );
+    for c in &a.calls {
+        let _ = writeln!(
+            out,
+            "{:<16}  {:<20}  {:<24}  {:>9}  {:>8}  {:>8}  {:>12}  {:>12}{}",
+            c.span_id,
+            fit(&c.name, 20),
+            fit(c.model.as_deref().unwrap_or("-"), 24),
+            c.input_tokens,
+            c.cache_read_tokens,
+            c.output_tokens,
+            usd(c.stored_usd),
+            usd(c.whatif_usd),
+            if c.repriced { "" } else { "  (kept)" }
+        );
+    }
+    let t = &a.total;
+    let _ = writeln!(
+        out,
+        "TOTAL: {} calls in {} trace(s), {} priced as {}: stored ${:.6}, what-if ${:.6} ({}{:.6})",
+        t.calls,
+        a.traces,
+        t.repriced,
+        a.model,
+        t.stored_usd,
+        t.whatif_usd,
+        if t.difference_usd < 0.0 { "-$" } else { "+$" },
+        t.difference_usd.abs()
+    );
+    if t.stored_unpriced > 0 {
+        let _ = writeln!(
+            out,
+            "{} call(s) had no stored price: they are in the what-if total only",
+            t.stored_unpriced
+        );
+    }
+    if t.whatif_unpriced > 0 {
+        let _ = writeln!(
+            out,
+            "{} call(s) kept as stored have no price: in neither total",
+            t.whatif_unpriced
+        );
+    }
+    let _ = writeln!(out, "{}", a.note);
+    out
+}
