@@ -8,8 +8,9 @@
 //! plain input when it is off (the call as if nothing had been cached).
 
 use crate::money::NanoUsd;
-use crate::pricing::{compute_cost, span_model, PriceCatalog};
+use crate::pricing::{compute_cost, span_model, PriceCatalog, PriceEntry};
 use crate::span::{Span, SpanKind, Usage};
+use crate::time::Timestamp;
 
 /// What to price, and as what.
 #[derive(Debug, Clone, Default)]
@@ -107,6 +108,34 @@ fn priced_usage(usage: &Usage, cache_reads: bool) -> Usage {
     u
 }
 
+/// The catalog entry `model` names, in force at `at`: an entry id (what `GET /api/v1/models`
+/// lists, some of which no reported model name would match), else a model name as an
+/// instrumentation reports it.
+pub fn entry_for<'c>(
+    catalog: &'c PriceCatalog,
+    model: &str,
+    at: Option<Timestamp>,
+) -> Option<&'c PriceEntry> {
+    let model = model.trim();
+    let by_id: Vec<&PriceEntry> = catalog
+        .entries()
+        .iter()
+        .filter(|e| e.id.eq_ignore_ascii_case(model))
+        .collect();
+    if by_id.is_empty() {
+        return catalog.lookup(model, None, at);
+    }
+    let day = at.map(|t| t.to_rfc3339()[..10].to_string());
+    // The latest version in force (an override listed first wins a tie), else the earliest.
+    by_id
+        .iter()
+        .rev()
+        .filter(|e| day.as_deref().is_none_or(|d| e.valid_from.as_str() <= d))
+        .max_by(|a, b| a.valid_from.cmp(&b.valid_from))
+        .or_else(|| by_id.iter().min_by(|a, b| a.valid_from.cmp(&b.valid_from)))
+        .copied()
+}
+
 /// Prices the model calls among `spans` as `opts.model` (see the module docs). Spans that are
 /// not model calls, have no usage, or record another span's call (`duplicate_of`) are left out.
 pub fn what_if<'a>(
@@ -118,7 +147,7 @@ pub fn what_if<'a>(
         model: opts.model.clone(),
         version: catalog.version().to_string(),
     };
-    if opts.model.trim().is_empty() || catalog.lookup(&opts.model, None, None).is_none() {
+    if opts.model.trim().is_empty() || entry_for(catalog, &opts.model, None).is_none() {
         return Err(unknown());
     }
     let mut out = WhatIf {
@@ -139,9 +168,8 @@ pub fn what_if<'a>(
         let stored = span.cost.as_ref().map(|c| c.amounts.total);
         let call = if selected(span, opts) {
             // The price in force when the call was made.
-            let entry = catalog
-                .lookup(&opts.model, None, Some(span.start_time))
-                .ok_or_else(unknown)?;
+            let entry =
+                entry_for(catalog, &opts.model, Some(span.start_time)).ok_or_else(unknown)?;
             let cost = compute_cost(entry, &priced_usage(usage, opts.cache_reads)).total;
             out.repriced += 1;
             CallWhatIf {
@@ -291,6 +319,16 @@ mod tests {
                 .repriced,
             0
         );
+    }
+
+    /// A catalog id is accepted even where no model name would match it (`command-r` prices
+    /// `command-r-08-2024` only): $0.15 input per million.
+    #[test]
+    fn a_catalog_id_names_its_entry() {
+        let spans = vec![call(1, "gpt-4o", 1_000_000, 0, 0, Some(2_500_000_000))];
+        let w = what_if(&spans, &opts("command-r"), PriceCatalog::builtin()).unwrap();
+        assert_eq!(w.whatif, NanoUsd(150_000_000));
+        assert_eq!(w.calls[0].pricing_id.as_deref(), Some("command-r"));
     }
 
     #[test]

@@ -623,6 +623,61 @@ async fn every_page_renders_real_content() {
         known["total_cost_usd"]
     );
 
+    // What if: the trace priced as gpt-4o-mini without cache reads, the panel's totals and
+    // rows equal to the API's, and a row's link opening its span.
+    click(&c, "#whatif-open").await;
+    until(
+        &c,
+        "document.querySelectorAll('#whatif-model option').length > 10",
+        "the catalog's models in the what-if picker",
+    )
+    .await;
+    c.execute(
+        "const s = document.querySelector('#whatif-model'); s.value = 'gpt-4o-mini'; \
+         document.querySelector('#whatif-cache').checked = false; \
+         document.querySelector('.whatif-form button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "document.querySelector('#whatif-result [data-whatif-nano]')",
+        "the what-if answer",
+    )
+    .await;
+    let want = api(
+        &c,
+        &format!("/api/v1/whatif?trace_id={tid}&as=gpt-4o-mini&cache_reads=false"),
+    )
+    .await;
+    assert_eq!(
+        attr_of(&c, "#whatif-result [data-whatif-nano]", "data-whatif-nano").await,
+        want["total"]["whatif_nano_usd"].to_string()
+    );
+    let rows = texts(&c, "#whatif-result tbody tr").await;
+    assert_eq!(
+        rows.len(),
+        want["calls"].as_array().unwrap().len(),
+        "{rows:?}"
+    );
+    assert!(want["total"]["calls"].as_u64().unwrap() > 0, "{want}");
+    assert!(
+        text_of(&c, "#whatif-total")
+            .await
+            .contains("on gpt-4o-mini"),
+        "the total names the model"
+    );
+    screenshot(&c, "trace-whatif").await;
+    let first_call = want["calls"][0]["span_id"].as_str().unwrap().to_string();
+    click(&c, "#whatif-result tbody tr:first-child a").await;
+    until(
+        &c,
+        &format!("location.search.includes('span={first_call}')"),
+        "the span of the first what-if row opened",
+    )
+    .await;
+
     let full = api(&c, &format!("/api/v1/traces/{tid}")).await;
     let llm = full["spans"]
         .as_array()

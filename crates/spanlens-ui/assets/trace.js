@@ -9,6 +9,7 @@ import { statusBadge } from "./traces.js";
 import { renderSpanPanel } from "./span.js";
 import { fillScores } from "./scores.js";
 import { drawGraph, edgeTable } from "./graph.js";
+import { whatIfPanel } from "./whatif.js";
 
 const ROW_H = 26;
 const OVERSCAN = 12;
@@ -256,6 +257,7 @@ class Waterfall {
           this.analysis ? stat("Critical path", f.ms(this.analysis.critical_path_ms), "trace-critical", `${f.int(this.analysis.critical_path.length)} spans set the end-to-end latency`) : null,
           this.analysis ? stat("Overhead", f.ms(this.analysis.coordination_overhead_ms), "trace-overhead", "coordination overhead: time parents spent with no child running") : null,
           this.analysis ? stat("Parallelism", this.analysis.parallelism_efficiency != null ? `${this.analysis.parallelism_efficiency.toFixed(2)}×` : "–", "trace-parallelism", `child work per unit of child wall time (1× = sequential); ${f.int(this.analysis.parallel_groups)} parallel group${this.analysis.parallel_groups === 1 ? "" : "s"}`) : null,
+          h("button", { type: "button", id: "whatif-open", title: "Price this trace's model calls as another model", onclick: () => { this.whatifEl.hidden = !this.whatifEl.hidden; } }, "What if…"),
           h("a", { class: "button", id: "compare-previous", href: `/compare?a=${encodeURIComponent(t.trace_id)}&b=previous`, "data-link": true, title: "Align this trace with the run before it of the same workflow" }, "Compare with previous run"),
           h("a", { class: "button", href: url(`traces/${encodeURIComponent(t.trace_id)}/export`), download: `trace-${t.trace_id}.json` }, "Export JSON"))),
       h("div", { class: "toolbar" }, this.search, this.matchInfo,
@@ -270,6 +272,7 @@ class Waterfall {
         this.visibleCount),
       h("div", { class: "legend" }, kinds.map((k) => h("span", { class: "legend-item" }, h("i", { style: { background: f.kind(k).color } }), `${f.kind(k).icon} ${k}`))),
       this.graphEl = h("section", { class: "agent-graph", id: "trace-graph", hidden: true }),
+      this.whatifEl = whatIfPanel(t.trace_id, (id) => this.select(id, true)),
       h("div", { class: "split" },
         this.section = h("section", { class: `waterfall ${this.analysis ? "show-critical" : ""}`, dataset: { spanCount: String(this.nodes.length) } },
           h("div", { class: "wf-head" }, h("div", { class: "wf-label" }, `${f.int(this.nodes.length)} spans`),

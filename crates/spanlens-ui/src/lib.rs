@@ -63,6 +63,7 @@ const ASSETS: &[Asset] = &[
     asset!("queues.js", JS),
     asset!("prompts.js", JS),
     asset!("media.js", JS),
+    asset!("whatif.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
