@@ -272,3 +272,78 @@ pub struct WhatIfTotal {
     /// Calls left as stored with no cost: in neither sum.
     pub whatif_unpriced: usize,
 }
+
+/// `GET /api/v1/forecast/workflow`: one workflow's cost per run and its cost at a volume the
+/// caller names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowForecastAnswer {
+    /// Project.
+    pub project: String,
+    /// The workflow: the trace name.
+    pub name: String,
+    /// The history the figures come from.
+    pub history: WorkflowHistory,
+    /// Cost per run.
+    pub per_run: WorkflowPerRun,
+    /// The projection.
+    pub projection: WorkflowProjection,
+    /// `low`, `medium` or `high`.
+    pub confidence: String,
+    /// How far to trust it, in a sentence.
+    pub confidence_note: String,
+}
+
+/// The history of a [`WorkflowForecastAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowHistory {
+    /// Window start (RFC 3339).
+    pub from: String,
+    /// Window end (RFC 3339).
+    pub to: String,
+    /// Days in the window.
+    pub days: f64,
+    /// Runs (traces of the workflow) in the window.
+    pub runs: usize,
+    /// Runs per day.
+    pub runs_per_day: f64,
+    /// Runs with model calls the catalog could not price (their cost is understated).
+    pub unpriced_runs: usize,
+    /// Only runs carrying every one of these tags were counted.
+    pub tags: Vec<String>,
+    /// Only runs of this service were counted.
+    pub service: Option<String>,
+}
+
+/// Cost per run in a [`WorkflowForecastAnswer`], USD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowPerRun {
+    /// Mean.
+    pub mean_usd: f64,
+    /// Median.
+    pub p50_usd: f64,
+    /// 95th percentile.
+    pub p95_usd: f64,
+    /// Lower end of the mean's 95% interval (`None` with one run).
+    pub mean_low_usd: Option<f64>,
+    /// Upper end of the mean's 95% interval.
+    pub mean_high_usd: Option<f64>,
+}
+
+/// The projection in a [`WorkflowForecastAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowProjection {
+    /// Days projected.
+    pub horizon_days: u32,
+    /// The runs the caller expects over the horizon (when given).
+    pub runs: Option<u64>,
+    /// The change of the daily run rate the caller expects, percent (when given instead).
+    pub growth_pct: Option<f64>,
+    /// Runs the projection is for.
+    pub expected_runs: f64,
+    /// Expected runs × mean cost per run, USD.
+    pub cost_usd: f64,
+    /// Expected runs × the lower end of the mean's interval.
+    pub low_usd: Option<f64>,
+    /// Expected runs × the upper end of the mean's interval.
+    pub high_usd: Option<f64>,
+}

@@ -60,7 +60,8 @@ pub use ingest::AgentsIngestAnswer;
 pub use insight::{
     DailyCostPoint, ForecastAnswer, ForecastHistory, ForecastPoint, ForecastSeries, ForecastTotal,
     HistoryWindow, ReconciliationAnswer, ReconciliationRow, UnpricedGroup, WeekdayOffsets,
-    WhatIfAnswer, WhatIfCall, WhatIfTotal,
+    WhatIfAnswer, WhatIfCall, WhatIfTotal, WorkflowForecastAnswer, WorkflowHistory, WorkflowPerRun,
+    WorkflowProjection,
 };
 pub use live::{LiveDeleted, LiveSpan};
 pub use metrics::{

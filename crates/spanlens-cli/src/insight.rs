@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use spanlens_api::{
     ForecastAnswer, ForecastSeries, ForecastTotal, ReconciliationAnswer, ReconciliationRow,
+    WorkflowForecastAnswer,
 };
 use spanlens_core::{NanoUsd, PriceCatalog, Timestamp};
 use spanlens_store::{RepriceReport, ScoreQuery, SpanScan};
@@ -24,9 +25,26 @@ pub struct ForecastArgs {
     /// Forecast each model, agent or user apart (the project total is always shown).
     #[arg(long)]
     group_by: Option<String>,
-    /// Complete days of history to fit (3–730; the default 56 covers eight weeks).
+    /// Complete days of history to fit (3–730; the default 56 covers eight weeks). With
+    /// `--workflow`: the days of runs the cost per run comes from (1–365, default 30).
     #[arg(long)]
     history_days: Option<u32>,
+    /// Project one workflow (the traces of this name) instead: its cost per run and what
+    /// `--runs` runs (or `--growth-pct`) over the horizon would cost.
+    #[arg(long, conflicts_with = "group_by")]
+    workflow: Option<String>,
+    /// With `--workflow`: runs expected over the horizon.
+    #[arg(long, requires = "workflow", conflicts_with = "growth_pct")]
+    runs: Option<u64>,
+    /// With `--workflow`: the change of the daily run rate, percent (default 0: as now).
+    #[arg(long, requires = "workflow", allow_hyphen_values = true)]
+    growth_pct: Option<f64>,
+    /// With `--workflow`: only runs carrying this tag (repeatable).
+    #[arg(long, requires = "workflow")]
+    tag: Vec<String>,
+    /// With `--workflow`: only runs of this service.
+    #[arg(long, requires = "workflow")]
+    service: Option<String>,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -88,6 +106,9 @@ fn money(n: NanoUsd) -> String {
 /// `spanlens forecast`: the server's forecast as a table, one row per group and a total.
 pub fn run_forecast(args: ForecastArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
+    if args.workflow.is_some() {
+        return run_workflow_forecast(&client, args);
+    }
     let mut q = vec![("horizon_days", args.horizon_days.to_string())];
     if let Some(g) = &args.group_by {
         q.push(("group_by", g.clone()));
@@ -107,6 +128,70 @@ pub fn run_forecast(args: ForecastArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Done
     })
+}
+
+/// `spanlens forecast --workflow NAME`: the workflow's cost per run and its projection.
+fn run_workflow_forecast(client: &Client, args: ForecastArgs) -> anyhow::Result<Outcome> {
+    let mut q = vec![
+        ("name", args.workflow.clone().unwrap_or_default()),
+        ("horizon_days", args.horizon_days.to_string()),
+    ];
+    for (k, v) in [
+        ("runs", args.runs.map(|r| r.to_string())),
+        ("growth_pct", args.growth_pct.map(|g| g.to_string())),
+        ("history_days", args.history_days.map(|h| h.to_string())),
+        ("service", args.service.clone()),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v));
+        }
+    }
+    q.extend(args.tag.iter().map(|t| ("tag", t.clone())));
+    if let Some(w) =
+        client.get_or_print::<WorkflowForecastAnswer>("/api/v1/forecast/workflow", &q, args.json)?
+    {
+        print!("{}", workflow_text(&w));
+    }
+    Ok(Outcome::Done)
+}
+
+/// A workflow projection in a few lines.
+pub fn workflow_text(w: &WorkflowForecastAnswer) -> String {
+    let h = &w.history;
+    let r = &w.per_run;
+    let p = &w.projection;
+    let range = |lo: Option<f64>, hi: Option<f64>| match (lo, hi) {
+        (Some(lo), Some(hi)) => format!(" (95%: {}–{})", usd(lo), usd(hi)),
+        _ => String::new(),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "workflow {}: {} runs from {} to {} ({:.2} a day)",
+        w.name, h.runs, h.from, h.to, h.runs_per_day
+    );
+    let _ = writeln!(
+        out,
+        "cost per run: mean {}{}, p50 {}, p95 {}",
+        usd(r.mean_usd),
+        range(r.mean_low_usd, r.mean_high_usd),
+        usd(r.p50_usd),
+        usd(r.p95_usd)
+    );
+    let volume = match (p.runs, p.growth_pct) {
+        (Some(n), _) => format!("{n} runs"),
+        (None, Some(g)) => format!("{:.0} runs ({g:+}% a day)", p.expected_runs),
+        (None, None) => format!("{:.0} runs", p.expected_runs),
+    };
+    let _ = writeln!(
+        out,
+        "next {} days, {volume}: {}{}",
+        p.horizon_days,
+        usd(p.cost_usd),
+        range(p.low_usd, p.high_usd)
+    );
+    let _ = writeln!(out, "confidence {}: {}", w.confidence, w.confidence_note);
+    out
 }
 
 /// The forecast as aligned columns.

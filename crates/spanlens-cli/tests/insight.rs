@@ -420,3 +420,83 @@ fn whatif_prices_a_trace_on_another_model() {
     let o = spanlens(&["whatif", "--server", &server.url, "--as", "gpt-4o"]);
     assert!(!o.status.success(), "a trace or a session is required");
 }
+
+/// `spanlens forecast --workflow` against a server: four runs of `support` in the last 30
+/// days, one gpt-4o call each of 40,000 / 80,000 / 120,000 / 160,000 input tokens ($0.10 to
+/// $0.40 at $2.50 per million): $0.25 a run, 1,000 runs $250; at half today's rate of 4 runs
+/// in 30 days, 2 runs in the next 30 days, $0.50.
+#[test]
+fn forecast_projects_a_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), free_port(), &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let day = 86_400_000_000_000u64;
+    let runs: Vec<String> = [(1u64, 40_000u64), (2, 80_000), (5, 120_000), (9, 160_000)]
+        .iter()
+        .enumerate()
+        .map(|(i, (ago, input))| {
+            let start = now - ago * day;
+            format!(
+                r#"{{"traceId":"{:032x}","spanId":"0000000000000001","name":"support",
+                "startTimeUnixNano":"{start}","endTimeUnixNano":"{}"}},
+                {{"traceId":"{:032x}","spanId":"0000000000000002","parentSpanId":"0000000000000001",
+                "name":"chat","startTimeUnixNano":"{start}","endTimeUnixNano":"{}","attributes":[
+                {{"key":"gen_ai.operation.name","value":{{"stringValue":"chat"}}}},
+                {{"key":"gen_ai.system","value":{{"stringValue":"openai"}}}},
+                {{"key":"gen_ai.request.model","value":{{"stringValue":"gpt-4o"}}}},
+                {{"key":"gen_ai.usage.input_tokens","value":{{"intValue":"{input}"}}}},
+                {{"key":"gen_ai.usage.output_tokens","value":{{"intValue":"0"}}}}]}}"#,
+                i + 1,
+                start + 1_000_000,
+                i + 1,
+                start + 1_000_000
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        runs.join(",")
+    );
+    server.endpoint().post_traces(body.as_bytes());
+    let base = ["forecast", "--server", &server.url, "--workflow", "support"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let v = spanlens_json(
+        &with(&["--runs", "1000", "--json"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(v["history"]["runs"], 4, "{v}");
+    assert!(
+        (v["per_run"]["mean_usd"].as_f64().unwrap() - 0.25).abs() < 1e-9,
+        "{v}"
+    );
+    assert!(
+        (v["projection"]["cost_usd"].as_f64().unwrap() - 250.0).abs() < 1e-9,
+        "{v}"
+    );
+    let o = spanlens(
+        &with(&["--growth-pct", "-50"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("cost per run: mean $0.2500"), "{out}");
+    assert!(
+        out.contains("next 30 days, 2 runs (-50% a day): $0.5000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("confidence low: Only 4 runs in 30 days"),
+        "{out}"
+    );
+    let o = spanlens(&["forecast", "--server", &server.url, "--runs", "5"]);
+    assert!(!o.status.success(), "--runs needs --workflow");
+}

@@ -336,7 +336,7 @@ fn pseudo_ridge(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
 
 /// Two-sided 95 % Student-t quantile (the 97.5th percentile) for `dof` degrees of freedom:
 /// exact table values for small `dof`, the Cornish–Fisher expansion beyond.
-fn t_quantile_975(dof: usize) -> f64 {
+pub(crate) fn t_quantile_975(dof: usize) -> f64 {
     const TABLE: [f64; 10] = [
         12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
     ];

@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod openai_agents;
 pub mod otlp;
 pub mod pricing;
+pub mod projection;
 pub mod prompts;
 pub mod recovery;
 pub mod redact;

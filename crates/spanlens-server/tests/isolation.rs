@@ -122,6 +122,7 @@ fn query_ids(path: &str) -> Option<String> {
         "/api/v1/graph" => Some("from=0&name=agent".to_string()),
         "/api/v1/prompts" => Some("from=0".to_string()),
         "/api/v1/whatif" => Some(format!("trace_id={B_TRACE}&as=gpt-4o")),
+        "/api/v1/forecast/workflow" => Some("name=agent&from=0&runs=10".to_string()),
         // The columns the web UI reads (the row format shares the same read of the trace).
         "/api/v1/traces/{trace_id}/tree" => Some("format=columns".to_string()),
         _ => None,

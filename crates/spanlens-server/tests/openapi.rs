@@ -336,6 +336,11 @@ fn every_field_of_real_answers_is_in_the_schema_and_its_wire_type() {
             through::<api::StatsAnswer>,
         ),
         (
+            "/api/v1/forecast/workflow",
+            "/api/v1/forecast/workflow?name=support.handle_ticket&runs=50000".into(),
+            through::<api::WorkflowForecastAnswer>,
+        ),
+        (
             "/api/v1/whatif",
             format!("/api/v1/whatif?trace_id={trace}&as=claude-sonnet-4-5"),
             through::<api::WhatIfAnswer>,

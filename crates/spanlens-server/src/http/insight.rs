@@ -41,7 +41,7 @@ fn today() -> i64 {
 }
 
 /// A whole-number parameter within `range`, or its default; 400 naming it otherwise.
-fn bounded(
+pub(super) fn bounded(
     p: &Params,
     key: &str,
     default: u32,

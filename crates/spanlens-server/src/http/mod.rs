@@ -28,6 +28,7 @@ mod tree;
 mod tree_columns;
 mod views;
 mod whatif;
+mod workflow;
 
 pub use meta::OPENAPI_JSON;
 
@@ -79,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/models", get(metrics::models))
         .route("/api/v1/forecast", get(insight::forecast_handler))
         .route("/api/v1/whatif", get(whatif::whatif))
+        .route(
+            "/api/v1/forecast/workflow",
+            get(workflow::workflow_forecast),
+        )
         .route(
             "/api/v1/reconciliation",
             get(insight::reconciliation_handler),
