@@ -983,6 +983,52 @@ async fn every_page_renders_real_content() {
         .unwrap();
     assert_eq!(markup, json!(0), "a service name is text, never markup");
     screenshot(&c, "dashboard-sdk-losses").await;
+    // A workflow at a volume: the card's projection equals the API's.
+    let workflow = api(&c, "/api/v1/traces?limit=1").await["items"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.execute(
+        "document.querySelector('#wf-name').value = arguments[0]; \
+         document.querySelector('#wf-runs').value = '50000'; \
+         document.querySelector('#workflow-card button[type=submit]').click();",
+        vec![json!(workflow)],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "document.querySelector('#wf-projected')",
+        "the workflow projection",
+    )
+    .await;
+    let want = api(
+        &c,
+        &format!(
+            "/api/v1/forecast/workflow?name={}&runs=50000&horizon_days=30",
+            workflow.replace(' ', "%20")
+        ),
+    )
+    .await;
+    let shown = attr_of(&c, "#wf-projected", "data-cost-usd").await;
+    assert!(
+        close(
+            shown.parse().unwrap(),
+            want["projection"]["cost_usd"].as_f64().unwrap()
+        ),
+        "{shown} vs {want}"
+    );
+    assert!(text_of(&c, "#wf-confidence")
+        .await
+        .contains(want["confidence"].as_str().unwrap()));
+    c.execute(
+        "document.querySelector('#workflow-card').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&c, "dashboard-workflow").await;
+    c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     let range = c
         .execute(
             "return [new Date(Date.now() - 2.592e9).toISOString(), new Date().toISOString()]",

@@ -105,6 +105,7 @@ export async function render(app) {
       h("div", { class: "charts" },
         card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short), unpricedNote(byModel.rows, "unpriced-by-model")),
         forecastCard(),
+        workflowCard(),
         card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", "cost", f.usd), unpricedNote(byAgent.rows, "unpriced-by-agent")),
         card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", "cost", f.usd), unpricedNote(byUser.rows, "unpriced-by-user")),
         card("Tokens by model", "", (el) => tokens(el, byModel.rows)),
@@ -265,6 +266,47 @@ function forecastCard() {
     h("div", { class: "card-head" }, h("h3", null, "Daily cost forecast"), seg), el, summary);
   requestAnimationFrame(() => show());
   return c;
+}
+
+/**
+ * "Workflow cost at a volume": pick a workflow (a trace name), type the runs expected over a
+ * horizon, and read its cost per run and the projected cost (`GET /api/v1/forecast/workflow`).
+ */
+function workflowCard() {
+  const name = h("input", { type: "text", id: "wf-name", placeholder: "workflow (trace name)", list: "wf-names", required: true, autocomplete: "off" });
+  const names = h("datalist", { id: "wf-names" });
+  const runs = h("input", { type: "number", id: "wf-runs", min: "0", step: "1", placeholder: "runs", required: true, title: "Runs expected over the horizon" });
+  const horizon = h("select", { id: "wf-horizon" }, [7, 30, 90].map((d) => h("option", { value: String(d), selected: d === 30 }, `next ${d} days`)));
+  const out = h("div", { class: "wf-forecast", id: "wf-forecast" },
+    h("div", { class: "muted" }, "Pick a workflow and the runs you expect: the projection uses its cost per run over the last 30 days."));
+  const form = h("form", { class: "wf-form" }, name, names, runs, horizon, h("button", { type: "submit", class: "primary" }, "Project"));
+  get("traces", { limit: 200 }).then((page) => {
+    for (const n of [...new Set(page.items.map((t) => t.name))].sort()) names.append(h("option", { value: n }));
+  }).catch(() => {});
+  let seq = 0;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const mine = ++seq;
+    mount(out, h("div", { class: "loading" }, "Projecting…"));
+    let v;
+    try {
+      v = await get("forecast/workflow", { name: name.value, runs: runs.value, horizon_days: horizon.value });
+    } catch (err) {
+      if (mine === seq) mount(out, notice("error", "Could not project the workflow", err.message));
+      return;
+    }
+    if (mine !== seq) return;
+    const r = v.per_run;
+    const p = v.projection;
+    const range = (lo, hi) => (lo == null ? "" : ` (95%: ${f.usd(lo)} – ${f.usd(hi)})`);
+    mount(out,
+      h("div", { class: "kpi-value", id: "wf-projected", dataset: { costUsd: String(p.cost_usd) } }, f.usd(p.cost_usd)),
+      h("div", { class: "sub" }, `${f.int(p.expected_runs)} runs of ${v.name} in the next ${p.horizon_days} days${range(p.low_usd, p.high_usd)}`),
+      h("div", { class: "sub" }, `per run: mean ${f.usd(r.mean_usd)}${range(r.mean_low_usd, r.mean_high_usd)}, p50 ${f.usd(r.p50_usd)}, p95 ${f.usd(r.p95_usd)}; `,
+        `${f.int(v.history.runs)} runs in the last ${Math.round(v.history.days)} days (${v.history.runs_per_day.toFixed(2)} a day)`),
+      h("div", { class: `wf-confidence ${v.confidence}`, id: "wf-confidence" }, `Confidence ${v.confidence}: ${v.confidence_note}`));
+  });
+  return h("div", { class: "card wide", id: "workflow-card" }, h("h3", null, "Workflow cost at a volume"), form, out);
 }
 
 function barChart(el, rows, field, name, fmt) {
