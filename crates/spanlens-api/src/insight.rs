@@ -207,18 +207,41 @@ pub struct WhatIfAnswer {
     pub pricing_version: String,
     /// Whether cache reads and writes were priced at the model's cache rates (else as input).
     pub cache_reads: bool,
-    /// What was priced: `trace` or `session`, and its id.
+    /// What was priced: `trace`, `session` or `range` (every model call that started in a
+    /// time range).
     pub scope: String,
-    /// The trace or session id.
+    /// The trace or session id, or the range as `FROM/TO`.
     pub id: String,
     /// Traces read.
     pub traces: usize,
     /// Plainly: token counts are as measured, not as the other model would count them.
     pub note: String,
-    /// The model calls, each as stored and on the other model.
+    /// The model calls, each as stored and on the other model (empty for a range: see
+    /// `by_model`).
     pub calls: Vec<WhatIfCall>,
+    /// The calls by the model they ran on, costliest as stored first.
+    pub by_model: Vec<WhatIfModelRow>,
     /// Totals over the calls.
     pub total: WhatIfTotal,
+}
+
+/// The calls of one model in a [`WhatIfAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfModelRow {
+    /// The model the calls ran on (`None`: not reported).
+    pub model: Option<String>,
+    /// Calls.
+    pub calls: usize,
+    /// Calls priced as the other model.
+    pub repriced: usize,
+    /// Their stored cost (the priced ones), USD.
+    pub stored_usd: f64,
+    /// Calls with no stored price (not in `stored_usd`).
+    pub stored_unpriced: usize,
+    /// Their cost on the other model, USD.
+    pub whatif_usd: f64,
+    /// Calls kept as stored with no price (not in `whatif_usd`).
+    pub whatif_unpriced: usize,
 }
 
 /// One model call in a [`WhatIfAnswer`].

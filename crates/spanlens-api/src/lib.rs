@@ -60,8 +60,8 @@ pub use ingest::AgentsIngestAnswer;
 pub use insight::{
     DailyCostPoint, ForecastAnswer, ForecastHistory, ForecastPoint, ForecastSeries, ForecastTotal,
     HistoryWindow, ReconciliationAnswer, ReconciliationRow, UnpricedGroup, WeekdayOffsets,
-    WhatIfAnswer, WhatIfCall, WhatIfTotal, WorkflowForecastAnswer, WorkflowHistory, WorkflowPerRun,
-    WorkflowProjection,
+    WhatIfAnswer, WhatIfCall, WhatIfModelRow, WhatIfTotal, WorkflowForecastAnswer, WorkflowHistory,
+    WorkflowPerRun, WorkflowProjection,
 };
 pub use live::{LiveDeleted, LiveSpan};
 pub use metrics::{

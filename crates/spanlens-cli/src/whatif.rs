@@ -13,11 +13,17 @@ pub struct WhatIfArgs {
     #[command(flatten)]
     conn: ServerArgs,
     /// The trace to price.
-    #[arg(long, conflicts_with = "session", required_unless_present = "session")]
+    #[arg(long, conflicts_with_all = ["session", "from", "to"], required_unless_present_any = ["session", "from", "to"])]
     trace: Option<String>,
     /// The session to price (its traces, up to 1,000).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["from", "to"])]
     session: Option<String>,
+    /// Instead: every model call that started at or after this time (RFC 3339), by model.
+    #[arg(long)]
+    from: Option<String>,
+    /// With `--from`: and before this time.
+    #[arg(long)]
+    to: Option<String>,
     /// The catalog model to price the calls as (`GET /api/v1/models` lists them).
     #[arg(long = "as", value_name = "MODEL")]
     as_model: String,
@@ -42,6 +48,15 @@ fn usd(v: Option<f64>) -> String {
     v.map_or_else(|| "unpriced".into(), |v| format!("${v:.6}"))
 }
 
+/// A summed cost that never reads as a false $0: `unpriced`, or `$x + N unpriced`.
+fn cost(usd: f64, unpriced: usize) -> String {
+    match unpriced {
+        0 => format!("${usd:.6}"),
+        n if usd == 0.0 => format!("unpriced ({n})"),
+        n => format!("${usd:.6} + {n} unpriced"),
+    }
+}
+
 /// `spanlens whatif`: the calls as a table, the totals and what the token counts mean.
 pub fn run(args: WhatIfArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
@@ -49,6 +64,8 @@ pub fn run(args: WhatIfArgs) -> anyhow::Result<Outcome> {
     for (k, v) in [
         ("trace_id", &args.trace),
         ("session_id", &args.session),
+        ("from", &args.from),
+        ("to", &args.to),
         ("only_model", &args.only_model),
         ("only_agent", &args.only_agent),
         ("only_provider", &args.only_provider),
@@ -82,25 +99,45 @@ pub fn table(a: &WhatIfAnswer) -> String {
             ", cached input as plain input"
         }
     );
-    let _ = writeln!(
-        out,
-        "{:<16}  {:<20}  {:<24}  {:>9}  {:>8}  {:>8}  {:>12}  {:>12}",
-        "SPAN", "NAME", "MODEL", "IN", "CACHED", "OUT", "STORED", "WHAT-IF"
-    );
-    for c in &a.calls {
+    if !a.calls.is_empty() {
         let _ = writeln!(
             out,
-            "{:<16}  {:<20}  {:<24}  {:>9}  {:>8}  {:>8}  {:>12}  {:>12}{}",
-            c.span_id,
-            fit(&c.name, 20),
-            fit(c.model.as_deref().unwrap_or("-"), 24),
-            c.input_tokens,
-            c.cache_read_tokens,
-            c.output_tokens,
-            usd(c.stored_usd),
-            usd(c.whatif_usd),
-            if c.repriced { "" } else { "  (kept)" }
+            "{:<16}  {:<20}  {:<24}  {:>9}  {:>8}  {:>8}  {:>12}  {:>12}",
+            "SPAN", "NAME", "MODEL", "IN", "CACHED", "OUT", "STORED", "WHAT-IF"
         );
+        for c in &a.calls {
+            let _ = writeln!(
+                out,
+                "{:<16}  {:<20}  {:<24}  {:>9}  {:>8}  {:>8}  {:>12}  {:>12}{}",
+                c.span_id,
+                fit(&c.name, 20),
+                fit(c.model.as_deref().unwrap_or("-"), 24),
+                c.input_tokens,
+                c.cache_read_tokens,
+                c.output_tokens,
+                usd(c.stored_usd),
+                usd(c.whatif_usd),
+                if c.repriced { "" } else { "  (kept)" }
+            );
+        }
+    }
+    if a.calls.is_empty() && !a.by_model.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<40}  {:>8}  {:>9}  {:>12}  {:>12}",
+            "RAN ON", "CALLS", "REPRICED", "STORED", "WHAT-IF"
+        );
+        for m in &a.by_model {
+            let _ = writeln!(
+                out,
+                "{:<40}  {:>8}  {:>9}  {:>12}  {:>12}",
+                fit(m.model.as_deref().unwrap_or("-"), 40),
+                m.calls,
+                m.repriced,
+                cost(m.stored_usd, m.stored_unpriced),
+                cost(m.whatif_usd, m.whatif_unpriced)
+            );
+        }
     }
     let t = &a.total;
     let _ = writeln!(

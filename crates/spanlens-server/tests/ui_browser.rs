@@ -663,7 +663,7 @@ async fn every_page_renders_real_content() {
     );
     assert!(want["total"]["calls"].as_u64().unwrap() > 0, "{want}");
     assert!(
-        text_of(&c, "#whatif-total")
+        text_of(&c, "#whatif-result .whatif-total")
             .await
             .contains("on gpt-4o-mini"),
         "the total names the model"
@@ -1028,6 +1028,66 @@ async fn every_page_renders_real_content() {
     .await
     .unwrap();
     screenshot(&c, "dashboard-workflow").await;
+    // What if every call of the range had run on gpt-4o-mini: the card's totals are the API's
+    // for the same range, one row per model the calls ran on.
+    until(
+        &c,
+        "document.querySelectorAll('#whatif-range-model option').length > 10",
+        "the catalog's models in the range what-if",
+    )
+    .await;
+    c.execute(
+        "document.querySelector('#whatif-range-model').value = 'gpt-4o-mini'; \
+         document.querySelector('#whatif-range .whatif-form button[type=submit]').click();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until(
+        &c,
+        "document.querySelector('#whatif-range-result [data-whatif-nano]')",
+        "the range what-if",
+    )
+    .await;
+    let (from, to) = (
+        attr_of(&c, "#whatif-range", "data-from").await,
+        attr_of(&c, "#whatif-range", "data-to").await,
+    );
+    let want = api(
+        &c,
+        &format!("/api/v1/whatif?from={from}&to={to}&as=gpt-4o-mini&cache_reads=true"),
+    )
+    .await;
+    assert_eq!(
+        attr_of(
+            &c,
+            "#whatif-range-result [data-whatif-nano]",
+            "data-whatif-nano"
+        )
+        .await,
+        want["total"]["whatif_nano_usd"].to_string(),
+        "{want}"
+    );
+    assert_eq!(
+        texts(&c, "#whatif-range-result tbody tr").await.len(),
+        want["by_model"].as_array().unwrap().len()
+    );
+    assert!(
+        want["total"]["calls"].as_u64().unwrap() > 100,
+        "{}",
+        want["total"]
+    );
+    // The demo's unpriced fine-tune reads as unpriced as stored, never as $0.
+    let cells = texts(&c, "#whatif-range-result tbody td").await;
+    assert!(cells.iter().any(|t| t == "unpriced"), "{cells:?}");
+    assert!(!cells.iter().any(|t| t == "$0"), "{cells:?}");
+    c.execute(
+        "document.querySelector('#whatif-range').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(&c, "dashboard-whatif").await;
     c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     let range = c
         .execute(

@@ -121,6 +121,29 @@ fn checks(s: &Srv) {
     // Only gpt-4o-mini's calls, by model.
     let mini = whatif(s, "session_id=s-1&as=gpt-4o&only_model=gpt-4o-mini");
     assert_eq!(totals(&mini), (182_500_000, 2_532_500_000, 1));
+    // Every call that started in a range: the session's totals, by model, costliest first.
+    let range = whatif(
+        s,
+        &format!(
+            "from={}&to={}&as=claude-sonnet-4-5",
+            spanlens_core::Timestamp(BASE - 3_600_000_000_000).to_rfc3339(),
+            spanlens_core::Timestamp(BASE + 86_400_000_000_000).to_rfc3339()
+        ),
+    );
+    assert_eq!(range["scope"], "range");
+    assert_eq!(range["traces"], 2, "{range}");
+    assert_eq!(totals(&range), (182_500_000, 6_039_600_000, 2), "{range}");
+    assert_eq!(range["calls"], json!([]), "a range answers by model");
+    assert_eq!(range["by_model"][0]["model"], "gpt-4o-mini");
+    assert_eq!(range["by_model"][0]["whatif_usd"], 6.0);
+    assert_eq!(range["by_model"][1]["model"], "gpt-4o");
+    assert_eq!(range["by_model"][1]["whatif_usd"], 0.0396);
+    // A range before any call prices nothing.
+    let empty = whatif(
+        s,
+        "from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z&as=gpt-4o",
+    );
+    assert_eq!(totals(&empty), (0, 0, 0));
     // Nothing stored changed.
     let (_, trace, _) = s.call("GET", &format!("/api/v1/traces/{TRACE_A}"), &[], None);
     assert_eq!(
@@ -136,7 +159,11 @@ fn checks(s: &Srv) {
             "gpt-17-ultra",
         ),
         (format!("trace_id={TRACE_A}"), 400, "as="),
-        ("as=gpt-4o".to_string(), 400, "trace_id=ID or session_id=ID"),
+        (
+            "as=gpt-4o".to_string(),
+            400,
+            "trace_id=ID, session_id=ID, or a time range",
+        ),
         (
             format!("trace_id={TRACE_B}&session_id=s-1&as=gpt-4o"),
             400,

@@ -5,6 +5,7 @@ import { get, models, priceFor } from "./api.js";
 import { h, mount, notice } from "./dom.js";
 import * as f from "./format.js";
 import { drawChart } from "./charts.js";
+import { whatIfRangeCard } from "./whatif.js";
 
 const RANGES = { "1h": 3.6e6, "24h": 8.64e7, "7d": 6.048e8, "30d": 2.592e9 };
 const PALETTE = ["#1f77d0", "#7c4dff", "#d9822b", "#2e9e4f", "#c2185b", "#00838f", "#8d6e63", "#7a9a1e", "#5b6b82", "#e8710a", "#9334e6"];
@@ -106,6 +107,7 @@ export async function render(app) {
         card("Cost over time by model", "wide", (el) => costOverTime(el, byModel, w.short), unpricedNote(byModel.rows, "unpriced-by-model")),
         forecastCard(),
         workflowCard(),
+        whatIfRangeCard(span),
         card("Cost by agent", "", (el) => barChart(el, top(byAgent.rows, "cost_usd"), "cost_usd", "cost", f.usd), unpricedNote(byAgent.rows, "unpriced-by-agent")),
         card("Cost by user", "", (el) => barChart(el, top(byUser.rows, "cost_usd"), "cost_usd", "cost", f.usd), unpricedNote(byUser.rows, "unpriced-by-user")),
         card("Tokens by model", "", (el) => tokens(el, byModel.rows)),

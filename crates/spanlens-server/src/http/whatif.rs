@@ -1,6 +1,6 @@
-//! `GET /api/v1/whatif`: the model calls of a trace or a session priced as another catalog
-//! model, beside their cost as stored (the arithmetic is `spanlens_core::whatif`). Nothing
-//! stored changes.
+//! `GET /api/v1/whatif`: the model calls of a trace, a session or a time range priced as
+//! another catalog model, beside their cost as stored (the arithmetic is
+//! `spanlens_core::whatif`). Nothing stored changes.
 
 use super::error::{bad, ApiError};
 use super::params::Params;
@@ -10,8 +10,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use spanlens_api as api;
-use spanlens_core::whatif::{what_if, CallWhatIf, WhatIfOptions};
+use spanlens_core::whatif::{what_if, CallWhatIf, WhatIf, WhatIfOptions};
 use spanlens_core::{NanoUsd, Span};
+use spanlens_store::SpanScan;
+use std::collections::BTreeMap;
 
 /// Traces of one session read at most (each is read whole).
 pub(super) const MAX_SESSION_TRACES: usize = 1_000;
@@ -70,6 +72,53 @@ fn options(p: &Params) -> Result<WhatIfOptions, ApiError> {
     })
 }
 
+/// One model's calls: count, repriced, stored and what-if nano-USD, and the unpriced of each.
+#[derive(Default)]
+struct ModelSums {
+    calls: usize,
+    repriced: usize,
+    stored: i64,
+    whatif: i64,
+    stored_unpriced: usize,
+    whatif_unpriced: usize,
+}
+
+/// Running totals over the calls priced so far (a range is priced a trace at a time).
+#[derive(Default)]
+struct Sums {
+    stored: i64,
+    whatif: i64,
+    calls: usize,
+    repriced: usize,
+    stored_unpriced: usize,
+    whatif_unpriced: usize,
+    /// Per model the calls ran on.
+    by_model: BTreeMap<Option<String>, ModelSums>,
+}
+
+impl Sums {
+    fn add(&mut self, w: &WhatIf<'_>) {
+        self.stored = self.stored.saturating_add(w.stored.0);
+        self.whatif = self.whatif.saturating_add(w.whatif.0);
+        self.calls += w.calls.len();
+        self.repriced += w.repriced;
+        self.stored_unpriced += w.stored_unpriced;
+        self.whatif_unpriced += w.whatif_unpriced;
+        for c in &w.calls {
+            let row = self
+                .by_model
+                .entry(c.model.map(str::to_string))
+                .or_default();
+            row.calls += 1;
+            row.repriced += usize::from(c.repriced);
+            row.stored = row.stored.saturating_add(c.stored.map_or(0, |n| n.0));
+            row.whatif = row.whatif.saturating_add(c.whatif.map_or(0, |n| n.0));
+            row.stored_unpriced += usize::from(c.stored.is_none());
+            row.whatif_unpriced += usize::from(c.whatif.is_none());
+        }
+    }
+}
+
 pub(super) async fn whatif(
     State(st): State<AppState>,
     RawQuery(q): RawQuery,
@@ -77,17 +126,31 @@ pub(super) async fn whatif(
     let p = Params::parse(q)?;
     let project = p.project();
     let opts = options(&p)?;
+    let catalog = st.catalog();
+    let price = |spans: &[Span], sums: &mut Sums, calls: Option<&mut Vec<api::WhatIfCall>>| {
+        let w =
+            what_if(spans, &opts, catalog).map_err(|e| bad("as", &opts.model, &e.to_string()))?;
+        sums.add(&w);
+        if let Some(out) = calls {
+            out.extend(w.calls.iter().map(call));
+        }
+        Ok::<_, ApiError>(())
+    };
     let not_found = |what: String| ApiError(StatusCode::NOT_FOUND, what);
-    let (scope, id, traces) = match (p.get(&["trace_id"]), p.get(&["session_id"])) {
-        (Some(t), None) => {
+    let mut sums = Sums::default();
+    let mut calls = Vec::new();
+    let range = p.get(&["from"]).is_some() || p.get(&["to"]).is_some();
+    let (scope, id, traces) = match (p.get(&["trace_id"]), p.get(&["session_id"]), range) {
+        (Some(t), None, false) => {
             let detail = st
                 .store
                 .get_trace(&project, trace_id(t)?)
                 .await?
                 .ok_or_else(|| not_found(format!("no trace {t}")))?;
-            ("trace", t.to_string(), vec![detail])
+            price(&detail.spans, &mut sums, Some(&mut calls))?;
+            ("trace", t.to_string(), 1)
         }
-        (None, Some(s)) => {
+        (None, Some(s), false) => {
             let session = st
                 .store
                 .get_session(&project, s)
@@ -103,45 +166,80 @@ pub(super) async fn whatif(
                     ),
                 ));
             }
-            let mut details = Vec::with_capacity(session.traces.len());
+            let mut read = 0;
             for t in &session.traces {
                 // A trace erased since the session was read is simply not there any more.
                 if let Some(d) = st.store.get_trace(&project, t.trace_id).await? {
-                    details.push(d);
+                    price(&d.spans, &mut sums, Some(&mut calls))?;
+                    read += 1;
                 }
             }
-            ("session", s.to_string(), details)
+            ("session", s.to_string(), read)
+        }
+        (None, None, true) => {
+            // Every model call that started in the range, a trace at a time: totals and the
+            // rows per model, not each call.
+            let scan = SpanScan {
+                project: project.clone(),
+                from: p.time("from")?,
+                to: p.time("to")?,
+                model: None,
+            };
+            let mut batches = st.store.scan_model_spans(&scan).await?;
+            let mut traces = std::collections::HashSet::new();
+            while let Some(spans) = batches.next().await {
+                traces.extend(spans.iter().map(|s| s.trace_id));
+                price(&spans, &mut sums, None)?;
+            }
+            batches.finish().await?;
+            let edge = |t: Option<spanlens_core::Timestamp>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+            (
+                "range",
+                format!("{}/{}", edge(scan.from), edge(scan.to)),
+                traces.len(),
+            )
         }
         _ => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
-                "name what to price: trace_id=ID or session_id=ID (one of them)".into(),
+                "name what to price: trace_id=ID, session_id=ID, or a time range from=&to= (one of them)".into(),
             ))
         }
     };
-    let count = traces.len();
-    let spans: Vec<Span> = traces.into_iter().flat_map(|d| d.spans).collect();
-    let catalog = st.catalog();
-    let w = what_if(&spans, &opts, catalog).map_err(|e| bad("as", &opts.model, &e.to_string()))?;
+    let mut by_model: Vec<api::WhatIfModelRow> = sums
+        .by_model
+        .iter()
+        .map(|(model, m)| api::WhatIfModelRow {
+            model: model.clone(),
+            calls: m.calls,
+            repriced: m.repriced,
+            stored_usd: NanoUsd(m.stored).as_usd_f64(),
+            stored_unpriced: m.stored_unpriced,
+            whatif_usd: NanoUsd(m.whatif).as_usd_f64(),
+            whatif_unpriced: m.whatif_unpriced,
+        })
+        .collect();
+    by_model.sort_by(|a, b| b.stored_usd.total_cmp(&a.stored_usd));
     Ok(Json(api::WhatIfAnswer {
         model: opts.model.clone(),
         pricing_version: catalog.version().to_string(),
         cache_reads: opts.cache_reads,
         scope: scope.into(),
         id,
-        traces: count,
+        traces,
         note: TOKEN_NOTE.into(),
-        calls: w.calls.iter().map(call).collect(),
+        calls,
+        by_model,
         total: api::WhatIfTotal {
-            stored_usd: w.stored.as_usd_f64(),
-            stored_nano_usd: w.stored.0,
-            whatif_usd: w.whatif.as_usd_f64(),
-            whatif_nano_usd: w.whatif.0,
-            difference_usd: NanoUsd(w.whatif.0.saturating_sub(w.stored.0)).as_usd_f64(),
-            calls: w.calls.len(),
-            repriced: w.repriced,
-            stored_unpriced: w.stored_unpriced,
-            whatif_unpriced: w.whatif_unpriced,
+            stored_usd: NanoUsd(sums.stored).as_usd_f64(),
+            stored_nano_usd: sums.stored,
+            whatif_usd: NanoUsd(sums.whatif).as_usd_f64(),
+            whatif_nano_usd: sums.whatif,
+            difference_usd: NanoUsd(sums.whatif.saturating_sub(sums.stored)).as_usd_f64(),
+            calls: sums.calls,
+            repriced: sums.repriced,
+            stored_unpriced: sums.stored_unpriced,
+            whatif_unpriced: sums.whatif_unpriced,
         },
     }))
 }
