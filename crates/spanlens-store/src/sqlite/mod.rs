@@ -13,6 +13,7 @@ mod scores;
 mod search;
 mod state;
 mod writer;
+mod writers;
 
 // The backend-neutral parts, under the names the SQLite modules use.
 use crate::facts::read::project_name;
@@ -127,6 +128,9 @@ pub struct SqliteStore {
     /// What reads (and the small writes beside spans) need, shared with the blocking tasks
     /// that run them.
     readers: Arc<Readers>,
+    /// This store's place among the processes writing the file (last: left after the writer
+    /// thread has stopped).
+    _writers: writers::Writers,
 }
 
 /// The read pool and the side writer, behind an `Arc` so a blocking task can own a handle.
@@ -221,13 +225,26 @@ impl SqliteStore {
                 total: p.total,
             })
         })?;
-        // Words a stopped process had not put into the full-text index yet go in now.
-        let recovered = search::backlog::recover(&conn)
-            .map_err(|e| open_err(format!("indexing spans left out of full-text search: {e}")))?;
-        if recovered > 0 {
-            tracing::info!(
-                "full-text search: indexed {recovered} spans a stopped writer had left out"
-            );
+        // Words a stopped process had not put into the full-text index yet go in now, unless
+        // another process writes the file: its words are still in its memory.
+        let lock = writers::lock_path(&path);
+        let (writers, alone) = writers::Writers::join(&path)
+            .map_err(|e| open_err(format!("cannot lock {}: {e}", lock.display())))?;
+        if alone {
+            match search::backlog::recover(&conn) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    "full-text search: indexed {n} spans a stopped writer had left out"
+                ),
+                // The mark stays for the next open; the store works meanwhile, and search
+                // misses those spans until then.
+                Err(e) => tracing::warn!(
+                    "full-text search: could not index the spans a stopped writer left out: {e}"
+                ),
+            }
+            writers
+                .share()
+                .map_err(|e| open_err(format!("cannot lock {}: {e}", lock.display())))?;
         }
         schema::configure_writer(
             &conn,
@@ -312,6 +329,7 @@ impl SqliteStore {
             checkpoint: ckpt_shared,
             shared,
             max_pending_spans: options.max_pending_spans.max(1),
+            _writers: writers,
         })
     }
 

@@ -15,8 +15,9 @@
 //! The entries live in the writer's memory. While any wait, the one row of the
 //! `search_backlog` table names the first span row they belong to (`from_span`); a process that
 //! stops without flushing leaves it, and the next [`recover`] indexes the spans from there
-//! again, from their bodies. One process writes an SQLite file (the embedded store is
-//! single-node), so no other writer can hold entries of its own at that moment.
+//! again, from their bodies. Other processes may write the file meanwhile (`spanlens reprice`
+//! beside a server): a store recovers only when no other writer is alive (`sqlite::writers`),
+//! since a live one still holds its entries and will insert them itself.
 
 use rusqlite::Connection;
 use std::time::{Duration, Instant};
@@ -185,7 +186,9 @@ pub fn recover(conn: &Connection) -> rusqlite::Result<u64> {
     let Some(from) = from else {
         return Ok(0);
     };
-    let tx = conn.unchecked_transaction()?;
+    // Immediate: the write lock is waited for up front (a read turned write could be refused
+    // at once by a writer that committed meanwhile).
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<(i64, i64, Vec<u8>, String)> = conn
         .prepare(
             "SELECT trace_ref, text_key, span_id, name FROM spans \
@@ -443,5 +446,33 @@ mod tests {
         assert_eq!(found(&store, "fine").await, (0..5).collect());
         drop(store);
         assert_eq!(mark(&Connection::open(&path).unwrap()), None);
+    }
+
+    /// While another store writes the file (a server, beside which `spanlens reprice` opens
+    /// it), the words its mark names are its own: a second store opens without touching them,
+    /// and the first open after both have closed indexes them.
+    #[tokio::test]
+    async fn a_live_writers_backlog_is_left_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let live = SqliteStore::open(&path).unwrap();
+        live.write("p", vec![span(1, 0, "crate")]).await.unwrap();
+        // As if the live writer still held this span's words: out of the index, marked.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DELETE FROM span_text; INSERT INTO search_backlog (from_span) SELECT min(id) FROM spans",
+        )
+        .unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        assert!(
+            mark(&conn).is_some(),
+            "the live writer's mark is left alone"
+        );
+        assert!(found(&second, "crate").await.is_empty());
+        drop(second);
+        drop(live);
+        let next = SqliteStore::open(&path).unwrap();
+        assert_eq!(found(&next, "crate").await, [1].into());
+        assert_eq!(mark(&conn), None);
     }
 }
