@@ -111,10 +111,7 @@ fn a_server_forwards_and_status_shows_the_delivery() {
     .unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, free_port(), &["--forward", file.to_str().unwrap()]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = common::now_ns();
     server
         .endpoint()
         .post_traces(&common::otlp_request(&common::agent_trace(1, now)));

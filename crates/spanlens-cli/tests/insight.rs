@@ -363,7 +363,8 @@ fn whatif_prices_a_trace_on_another_model() {
         {{"key":"gen_ai.usage.output_tokens","value":{{"intValue":"1000"}}}}]}}]}}]}}]}}"#
     );
     server.endpoint().post_traces(body.as_bytes());
-    let args = |extra: &[&'static str]| {
+    // `spanlens whatif --trace T --as MODEL EXTRA...`.
+    let run = |model: &str, extra: &[&str]| {
         let mut a = vec![
             "whatif",
             "--server",
@@ -371,26 +372,22 @@ fn whatif_prices_a_trace_on_another_model() {
             "--trace",
             trace,
             "--as",
-            "claude-sonnet-4-5",
+            model,
         ];
         a.extend_from_slice(extra);
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+        spanlens(&a)
     };
-    let run = |extra: &[&'static str]| {
-        let a = args(extra);
-        spanlens(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
-    let json = |extra: &[&'static str]| {
-        let mut a = args(extra);
-        a.push("--json".into());
-        spanlens_json(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    let json = |extra: &[&str]| -> Value {
+        let o = run("claude-sonnet-4-5", &[extra, &["--json"]].concat());
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
     };
     let v = json(&[]);
     assert_eq!(v["total"]["stored_nano_usd"], 32_500_000, "{v}");
     assert_eq!(v["total"]["whatif_nano_usd"], 39_600_000, "{v}");
     let v = json(&["--no-cache-reads"]);
     assert_eq!(v["total"]["whatif_nano_usd"], 45_000_000, "{v}");
-    let o = run(&[]);
+    let o = run("claude-sonnet-4-5", &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let table = text(&o.stdout);
     assert!(
@@ -402,15 +399,7 @@ fn whatif_prices_a_trace_on_another_model() {
         "{table}"
     );
     assert!(table.contains("tokenizer"), "{table}");
-    let o = spanlens(&[
-        "whatif",
-        "--server",
-        &server.url,
-        "--trace",
-        trace,
-        "--as",
-        "gpt-17-ultra",
-    ]);
+    let o = run("gpt-17-ultra", &[]);
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("gpt-17-ultra"),
@@ -429,10 +418,7 @@ fn whatif_prices_a_trace_on_another_model() {
 fn forecast_projects_a_workflow() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), free_port(), &[]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = common::now_ns();
     let day = 86_400_000_000_000u64;
     let runs: Vec<String> = [(1u64, 40_000u64), (2, 80_000), (5, 120_000), (9, 160_000)]
         .iter()

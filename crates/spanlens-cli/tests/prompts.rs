@@ -47,10 +47,7 @@ fn post(url: &str, now: u64) {
 fn prompts_lists_versions_and_traces_filter_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), free_port(), &[]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = common::now_ns();
     post(&server.url, now);
     let o = run(&["prompts", "--server", &server.url]);
     assert!(o.status.success(), "{}", text(&o.stderr));

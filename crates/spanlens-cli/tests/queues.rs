@@ -37,10 +37,7 @@ fn send(url: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
 /// The flow on the store of `servers` (all on one store).
 fn review_on(servers: &[Server]) {
     let (one, last) = (&servers[0], servers.last().unwrap());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = common::now_ns();
     for t in 0..5 {
         one.endpoint()
             .post_traces(&otlp_request(&agent_trace(t, now - 3_600_000_000_000)));

@@ -21,10 +21,7 @@ fn run(args: &[&str]) -> Output {
 fn traces_start_from_a_saved_view() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), free_port(), &[]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now = common::now_ns();
     for t in 0..7 {
         server
             .endpoint()

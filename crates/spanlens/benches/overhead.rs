@@ -8,6 +8,8 @@
 //! work it claims: each batch benchmark counts the spans it started (a plain counter, the same
 //! in both) and prints how many of them reached the exporter beside its time.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,16 +35,7 @@ fn spanlens_batch(c: &mut Criterion) {
     c.bench_function("spanlens span + 5 attrs → batch", |b| {
         b.iter(|| {
             started += 1;
-            let s = tracer
-                .span("llm call")
-                .kind(spanlens::SpanKind::Llm)
-                .attr("gen_ai.request.model", "gpt-4o-mini")
-                .attr("gen_ai.usage.input_tokens", black_box(1200))
-                .attr("gen_ai.usage.output_tokens", black_box(300))
-                .attr("retry", black_box(false))
-                .attr("temperature", black_box(0.2))
-                .start();
-            drop(black_box(s));
+            drop(black_box(common::five_attribute_span(&tracer)));
         })
     });
     tracer.shutdown();

@@ -3,6 +3,9 @@
 //! `cargo build --release -p spanlens --example span_loop && perf record -g target/release/examples/span_loop 20000000`.
 //! Prints the time per span and the processor's counters.
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -19,16 +22,7 @@ fn main() {
         .build();
     let started = Instant::now();
     for _ in 0..n {
-        let s = tracer
-            .span("llm call")
-            .kind(spanlens::SpanKind::Llm)
-            .attr("gen_ai.request.model", "gpt-4o-mini")
-            .attr("gen_ai.usage.input_tokens", black_box(1200))
-            .attr("gen_ai.usage.output_tokens", black_box(300))
-            .attr("retry", black_box(false))
-            .attr("temperature", black_box(0.2))
-            .start();
-        drop(black_box(s));
+        drop(black_box(common::five_attribute_span(&tracer)));
     }
     let per_span = started.elapsed().as_nanos() as f64 / n as f64;
     tracer.shutdown();

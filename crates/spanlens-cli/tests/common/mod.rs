@@ -47,6 +47,15 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The wall clock, ns since the Unix epoch: for spans sent "now".
+#[allow(dead_code)] // not every test file sends spans
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos() as u64
+}
+
 /// A free loopback port (bound and released; a test server takes it right after).
 #[allow(dead_code)] // not every test file starts a server
 pub fn free_port() -> u16 {
