@@ -180,6 +180,11 @@ fn checks(s: &Srv) {
             "no trace",
         ),
         ("session_id=nope&as=gpt-4o".to_string(), 404, "no session"),
+        (
+            "from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z&as=gpt-17-ultra".to_string(),
+            400,
+            "gpt-17-ultra",
+        ),
     ] {
         let (got, _, text) = s.call("GET", &format!("/api/v1/whatif?{query}"), &[], None);
         assert_eq!(got, status, "{query}: {text}");

@@ -136,6 +136,8 @@ pub(super) async fn whatif(
         }
         Ok::<_, ApiError>(())
     };
+    // An unknown model is refused even where there is nothing to price.
+    price(&[], &mut Sums::default(), None)?;
     let not_found = |what: String| ApiError(StatusCode::NOT_FOUND, what);
     let mut sums = Sums::default();
     let mut calls = Vec::new();
