@@ -207,10 +207,10 @@ pub struct WhatIfAnswer {
     pub pricing_version: String,
     /// Whether cache reads and writes were priced at the model's cache rates (else as input).
     pub cache_reads: bool,
-    /// What was priced: `trace`, `session` or `range` (every model call that started in a
-    /// time range).
+    /// What was priced: `trace`, `session`, `traces` (those the trace list's filters choose)
+    /// or `range` (every model call that started in a time range).
     pub scope: String,
-    /// The trace or session id, or the range as `FROM/TO`.
+    /// The trace or session id, the filters as `key=value&…`, or the range as `FROM/TO`.
     pub id: String,
     /// Traces read.
     pub traces: usize,

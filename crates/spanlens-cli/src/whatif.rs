@@ -2,7 +2,7 @@
 //! beside their stored cost (a client of a running server's `GET /api/v1/whatif`).
 
 use crate::client::{fit, Client, ServerArgs};
-use crate::Outcome;
+use crate::{InputError, Outcome};
 use clap::Args;
 use spanlens_api::WhatIfAnswer;
 use std::fmt::Write as _;
@@ -13,11 +13,15 @@ pub struct WhatIfArgs {
     #[command(flatten)]
     conn: ServerArgs,
     /// The trace to price.
-    #[arg(long, conflicts_with_all = ["session", "from", "to"], required_unless_present_any = ["session", "from", "to"])]
+    #[arg(long, conflicts_with_all = ["session", "from", "to", "filter"], required_unless_present_any = ["session", "from", "to", "filter"])]
     trace: Option<String>,
     /// The session to price (its traces, up to 1,000).
-    #[arg(long, conflicts_with_all = ["from", "to"])]
+    #[arg(long, conflicts_with_all = ["from", "to", "filter"])]
     session: Option<String>,
+    /// The traces the trace list's filter chooses, as `KEY=VALUE` (`name=support`, `tag=prod`,
+    /// `user=u1`, `min_cost=0.1`, …; repeatable, with `--from`/`--to` on their start), up to 1,000.
+    #[arg(long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
     /// Instead: every model call that started at or after this time (RFC 3339), by model.
     #[arg(long)]
     from: Option<String>,
@@ -61,6 +65,7 @@ fn cost(usd: f64, unpriced: usize) -> String {
 pub fn run(args: WhatIfArgs) -> anyhow::Result<Outcome> {
     let client = Client::new(&args.conn)?;
     let mut q = vec![("as", args.as_model.clone())];
+    let mut filters: Vec<(String, String)> = Vec::new();
     for (k, v) in [
         ("trace_id", &args.trace),
         ("session_id", &args.session),
@@ -77,7 +82,20 @@ pub fn run(args: WhatIfArgs) -> anyhow::Result<Outcome> {
     if args.no_cache_reads {
         q.push(("cache_reads", "false".into()));
     }
-    if let Some(a) = client.get_or_print::<WhatIfAnswer>("/api/v1/whatif", &q, args.json)? {
+    for f in &args.filter {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(InputError(format!(
+                "--filter {f:?}: expected KEY=VALUE, e.g. name=support"
+            ))
+            .into());
+        };
+        filters.push((k.trim().to_string(), v.to_string()));
+    }
+    let query: Vec<(&str, String)> = q
+        .into_iter()
+        .chain(filters.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        .collect();
+    if let Some(a) = client.get_or_print::<WhatIfAnswer>("/api/v1/whatif", &query, args.json)? {
         print!("{}", table(&a));
     }
     Ok(Outcome::Done)

@@ -399,6 +399,30 @@ fn whatif_prices_a_trace_on_another_model() {
         "{table}"
     );
     assert!(table.contains("tokenizer"), "{table}");
+    // The same trace chosen by the trace list's filter instead of its id.
+    let by_filter = |filter: &str| {
+        spanlens(&[
+            "whatif",
+            "--server",
+            &server.url,
+            "--filter",
+            filter,
+            "--as",
+            "claude-sonnet-4-5",
+            "--json",
+        ])
+    };
+    let o = by_filter("name=chat");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["scope"].as_str(), v["total"]["whatif_nano_usd"].as_i64()),
+        (Some("traces"), Some(39_600_000)),
+        "{v}"
+    );
+    let o = by_filter("nonsense");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("KEY=VALUE"), "{}", text(&o.stderr));
     let o = run("gpt-17-ultra", &[]);
     assert!(!o.status.success());
     assert!(

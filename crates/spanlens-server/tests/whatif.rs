@@ -121,6 +121,14 @@ fn checks(s: &Srv) {
     // Only gpt-4o-mini's calls, by model.
     let mini = whatif(s, "session_id=s-1&as=gpt-4o&only_model=gpt-4o-mini");
     assert_eq!(totals(&mini), (182_500_000, 2_532_500_000, 1));
+    // The traces the trace list's filters choose: both turns by name; only B by its cost.
+    let named = whatif(s, "name=turn&as=claude-sonnet-4-5");
+    assert_eq!(named["scope"], "traces");
+    assert_eq!(totals(&named), (182_500_000, 6_039_600_000, 2), "{named}");
+    assert_eq!(named["calls"].as_array().unwrap().len(), 2);
+    let costly = whatif(s, "name=turn&min_cost=0.1&as=claude-sonnet-4-5");
+    assert_eq!(totals(&costly), (150_000_000, 6_000_000_000, 1), "{costly}");
+    assert_eq!(costly["id"], "name=turn&min_cost=0.1");
     // Every call that started in a range: the session's totals, by model, costliest first.
     let range = whatif(
         s,
@@ -159,11 +167,7 @@ fn checks(s: &Srv) {
             "gpt-17-ultra",
         ),
         (format!("trace_id={TRACE_A}"), 400, "as="),
-        (
-            "as=gpt-4o".to_string(),
-            400,
-            "trace_id=ID, session_id=ID, or a time range",
-        ),
+        ("as=gpt-4o".to_string(), 400, "the trace list's filters"),
         (
             format!("trace_id={TRACE_B}&session_id=s-1&as=gpt-4o"),
             400,

@@ -15,8 +15,32 @@ use spanlens_core::{NanoUsd, Span};
 use spanlens_store::SpanScan;
 use std::collections::BTreeMap;
 
-/// Traces of one session read at most (each is read whole).
+/// Traces of one session, or matching a trace-list filter, read at most (each is read whole).
 pub(super) const MAX_SESSION_TRACES: usize = 1_000;
+
+/// The trace list's filters (`GET /api/v1/traces`) that choose a set of traces to price; `from`
+/// and `to` alone choose a range of calls instead.
+const LIST_FILTERS: [&str; 19] = [
+    "name",
+    "kind",
+    "status",
+    "model",
+    "provider",
+    "user",
+    "user_id",
+    "tag",
+    "min_duration_ms",
+    "max_duration_ms",
+    "min_cost",
+    "max_cost",
+    "score_name",
+    "score",
+    "text",
+    "q",
+    "content",
+    "prompt",
+    "prompt_version",
+];
 
 /// What every answer says about its token counts.
 pub(super) const TOKEN_NOTE: &str = "Token counts are as measured with the models the calls \
@@ -142,7 +166,41 @@ pub(super) async fn whatif(
     let mut sums = Sums::default();
     let mut calls = Vec::new();
     let range = p.get(&["from"]).is_some() || p.get(&["to"]).is_some();
+    let filtered = LIST_FILTERS.iter().any(|k| p.get(&[k]).is_some());
     let (scope, id, traces) = match (p.get(&["trace_id"]), p.get(&["session_id"]), range) {
+        (None, None, _) if filtered => {
+            // The traces the trace list shows for these filters (its `from`/`to` included).
+            let mut query = super::traces::list_query(&p)?;
+            query.limit = MAX_SESSION_TRACES as u32;
+            query.cursor = None;
+            let page = st.store.list_traces(&query).await?;
+            if page.next_cursor.is_some() {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "more than {MAX_SESSION_TRACES} traces match these filters: narrow them, \
+                         or price a time range alone (from=&to=), answered by model"
+                    ),
+                ));
+            }
+            let mut read = 0;
+            for t in &page.items {
+                if let Some(d) = st.store.get_trace(&project, t.trace_id).await? {
+                    price(&d.spans, &mut sums, Some(&mut calls))?;
+                    read += 1;
+                }
+            }
+            let filters: Vec<String> = p
+                .pairs()
+                .0
+                .iter()
+                .filter(|(k, _)| {
+                    LIST_FILTERS.contains(&k.as_str()) || k == "from" || k == "to"
+                })
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            ("traces", filters.join("&"), read)
+        }
         (Some(t), None, false) => {
             let detail = st
                 .store
@@ -204,7 +262,7 @@ pub(super) async fn whatif(
         _ => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
-                "name what to price: trace_id=ID, session_id=ID, or a time range from=&to= (one of them)".into(),
+                "name what to price: trace_id=ID, session_id=ID, the trace list's filters (name=, tag=, user=, …), or a time range from=&to= (one of them)".into(),
             ))
         }
     };
