@@ -117,14 +117,7 @@ fn spanlens_disabled(c: &mut Criterion) {
     spanlens::set_disabled(true);
     c.bench_function("spanlens disabled span + 5 attrs", |b| {
         b.iter(|| {
-            let s = spanlens::span("llm call")
-                .kind(spanlens::SpanKind::Llm)
-                .attr("gen_ai.request.model", "gpt-4o-mini")
-                .attr("gen_ai.usage.input_tokens", black_box(1200))
-                .attr("gen_ai.usage.output_tokens", black_box(300))
-                .attr("retry", black_box(false))
-                .attr("temperature", black_box(0.2))
-                .start();
+            let s = common::five_attributes(spanlens::span("llm call")).start();
             drop(black_box(s));
         })
     });
