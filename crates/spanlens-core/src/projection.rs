@@ -48,6 +48,17 @@ pub enum Confidence {
     High,
 }
 
+impl Confidence {
+    /// Its name on the wire (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+}
+
 /// Why a projection cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProjectionError {

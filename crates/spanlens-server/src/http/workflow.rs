@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use spanlens_api as api;
-use spanlens_core::projection::{project, Confidence, ProjectionError, Run, Volume};
+use spanlens_core::projection::{project, ProjectionError, Run, Volume};
 use spanlens_core::Timestamp;
 use spanlens_store::{ListQuery, MAX_PAGE_SIZE};
 
@@ -128,12 +128,7 @@ pub(super) async fn workflow_forecast(
             low_usd: pr.projected_interval_usd.map(|i| i.0),
             high_usd: pr.projected_interval_usd.map(|i| i.1),
         },
-        confidence: match pr.confidence {
-            Confidence::Low => "low",
-            Confidence::Medium => "medium",
-            Confidence::High => "high",
-        }
-        .into(),
+        confidence: pr.confidence.as_str().into(),
         confidence_note: pr.confidence_note,
     }))
 }
