@@ -17,6 +17,7 @@
 #![cfg_attr(all(doctest, feature = "tokio"), doc = include_str!("../README.md"))]
 
 mod attr;
+mod clock;
 pub mod config;
 mod context;
 pub mod convert;
@@ -24,6 +25,7 @@ pub mod export;
 mod pool;
 pub mod processor;
 pub mod record;
+mod record_cell;
 pub mod retry;
 mod span;
 mod traceable;

@@ -3,11 +3,13 @@
 
 use crate::attr::{AttributeList, Key, Value};
 use crate::context::{Context, ContextGuard, Scope};
+use crate::record_cell::RecordCell;
 use crate::tracer::{self, TracerInner};
 use spanlens_core::{SpanId, SpanKind, Status, Timestamp, TraceId};
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 
 /// A finished (or, in `on_start`, just started) span as processors see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,25 +77,33 @@ pub(crate) struct SpanInner {
     pub(crate) scope: Option<Arc<Scope>>,
     /// False when the trace was not sampled: the span exists only to carry context.
     pub(crate) recording: bool,
-    /// `None` once ended, or from the start when the trace is not sampled.
-    data: Mutex<Option<Box<SpanData>>>,
+    /// The record being filled (`None` once ended, or from the start when the trace is not
+    /// sampled).
+    data: RecordCell,
 }
 
 impl SpanInner {
-    fn lock(&self) -> MutexGuard<'_, Option<Box<SpanData>>> {
-        // A panic while holding this lock cannot leave the data half-written in a harmful way.
-        self.data.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub(crate) fn is_open(&self) -> bool {
-        self.lock().is_some()
+        self.data.with(|d| d.is_some())
     }
 
-    fn end(&self, at: Timestamp) {
-        let data = self.lock().take();
+    /// Ends the span at `at`. `this` is a handle nobody else borrows; when it is also the only
+    /// one, the record is taken without the lock.
+    fn end(this: &mut Arc<SpanInner>, at: Timestamp) {
+        let data = if Arc::strong_count(this) == 1 {
+            // Pairs with the release of the last other handle's drop, so what its thread did
+            // to the record is visible here.
+            fence(Ordering::Acquire);
+            // SAFETY: `this` is the only handle on the span (no `Weak` is ever made of one)
+            // and is borrowed exclusively, so no other thread can reach the record now, and
+            // none can later: a new handle could only be cloned from `this`.
+            unsafe { this.data.take_unshared() }
+        } else {
+            this.data.with(Option::take)
+        };
         if let Some(mut d) = data {
             d.end_time = Some(at);
-            self.tracer.on_end(d);
+            this.tracer.on_end(d);
         }
     }
 }
@@ -149,9 +159,11 @@ impl Span {
     /// Runs `f` on the recording data, if any.
     pub(crate) fn with_data(&self, f: impl FnOnce(&mut SpanData)) {
         if let Some(inner) = &self.inner {
-            if let Some(d) = inner.lock().as_mut() {
-                f(d);
-            }
+            inner.data.with(|d| {
+                if let Some(d) = d.as_mut() {
+                    f(d);
+                }
+            });
         }
     }
 
@@ -274,8 +286,8 @@ impl Span {
     pub(crate) fn finish_at(&mut self, at: Timestamp) {
         if self.ends_on_drop {
             self.ends_on_drop = false;
-            if let Some(i) = &self.inner {
-                i.end(at);
+            if let Some(i) = &mut self.inner {
+                SpanInner::end(i, at);
             }
         }
     }
@@ -461,7 +473,7 @@ fn start_enabled(mut data: Box<SpanData>, rare: Option<Box<RareOptions>>) -> Spa
             recording,
             parent,
             scope: ctx.scope,
-            data: Mutex::new(data),
+            data: RecordCell::new(data),
         },
     );
     Span {
@@ -492,39 +504,7 @@ fn find_open(ctx: &Context, kind: SpanKind, identity: &str) -> Option<Arc<SpanIn
     None
 }
 
-/// The current time.
-/// The wall clock, ns since the Unix epoch (0 before it). Read twice per span, so on Unix it
-/// is read straight from `clock_gettime`: `SystemTime::duration_since` returns its result
-/// through memory written in narrow pieces and read back whole, a store-forwarding stall that
-/// cost more than the clock read itself in a profile of the span loop.
-#[cfg(unix)]
-pub(crate) fn now() -> Timestamp {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call to fill.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } != 0 {
-        return portable_now();
-    }
-    match (u64::try_from(ts.tv_sec), u64::try_from(ts.tv_nsec)) {
-        (Ok(s), Ok(n)) => Timestamp(s.saturating_mul(1_000_000_000).saturating_add(n)),
-        _ => Timestamp(0),
-    }
-}
-
-#[cfg(not(unix))]
-pub(crate) fn now() -> Timestamp {
-    portable_now()
-}
-
-/// [`now`] through `std`.
-fn portable_now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos()))
-}
+pub(crate) use crate::clock::now;
 
 thread_local! {
     static RNG: Cell<u64> = Cell::new(seed());

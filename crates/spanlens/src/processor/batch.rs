@@ -1,21 +1,23 @@
 //! The batch processor: per-thread buffers drained by a dedicated export thread.
 //!
-//! `on_end` only pushes into the calling thread's own buffer (an uncontended lock), so spans
-//! from many threads never queue on one channel and the export thread is woken once per batch,
-//! not once per span. What a thread holds is bounded: past `max_queue` a span is dropped and
+//! `on_end` only pushes into the calling thread's own ring (one producer, one consumer, no lock),
+//! so spans from many threads never queue on one channel and the export thread is woken once per
+//! batch, not once per span. Records go back to the thread that made them for reuse, untouched
+//! by the export thread unless they hold payloads (see `pool`). What a thread holds is bounded: past `max_queue` a span is dropped and
 //! counted. Export failures are logged and counted, never raised. Drops are never silent: the
 //! counters ([`BatchStats`]) can be read at any time (`spanlens::stats()`), go to the exporter
 //! with every batch (the OTLP one sends them as resource attributes, so the server shows what a
 //! service lost), are sent on their own within a flush interval when a loss has no batch to
 //! ride on, and are printed at shutdown.
 
+use super::ring::Ring;
 use super::{ProcessorError, SpanProcessor};
 use crate::export::SpanExporter;
 use crate::span::SpanData;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -70,17 +72,10 @@ enum Ctl {
     Shutdown(SyncSender<()>),
 }
 
-/// One thread's buffer, and that thread's pool to hand exported records back to.
-#[derive(Default)]
+/// One thread's queue, and that thread's pool to hand exported records back to.
 struct Shard {
-    buf: Mutex<Vec<Box<SpanData>>>,
+    ring: Ring,
     pool: Option<Arc<crate::pool::Pool>>,
-}
-
-impl Shard {
-    fn lock(&self) -> MutexGuard<'_, Vec<Box<SpanData>>> {
-        self.buf.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 #[derive(Default)]
@@ -101,7 +96,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|s| s.lock().len())
+            .map(|s| s.ring.len())
             .sum();
         BatchStats {
             exported: self.exported.load(Ordering::Relaxed),
@@ -170,7 +165,7 @@ impl BatchProcessor {
                 return f(s);
             }
             let shard = Arc::new(Shard {
-                buf: Mutex::default(),
+                ring: Ring::new(self.config.max_queue),
                 pool: crate::pool::thread_pool(),
             });
             self.shared
@@ -207,20 +202,16 @@ impl SpanProcessor for BatchProcessor {
         if self.shut.load(Ordering::Relaxed) {
             return;
         }
-        let max = self.config.max_queue;
-        let held = self.with_shard(|s| {
-            let mut buf = s.lock();
-            if buf.len() >= max {
-                return None;
-            }
-            buf.push(span);
-            Some(buf.len())
-        });
-        let Some(held) = held else {
+        let batch = self.config.batch_size;
+        // Decided here, while the record's lines are in this core's cache.
+        let heavy = crate::pool::owns_heap(&span);
+        // SAFETY: a shard is pushed to only here, by the thread whose `SHARDS` holds it.
+        let pushed = self.with_shard(|s| unsafe { s.ring.push(span, heavy, batch) });
+        let Ok(ready) = pushed else {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if held == self.config.batch_size {
+        if ready.is_some() {
             // A full channel means the worker is already awake; never wait here.
             let _ = self.ctl.try_send(Ctl::Wake);
         }
@@ -254,31 +245,25 @@ impl SpanProcessor for BatchProcessor {
     }
 }
 
-/// Drained records, and which shard each consecutive run of them came from.
-type Drained = (Vec<Box<SpanData>>, Vec<(Arc<Shard>, usize)>);
+/// Drained records, and which shard each consecutive run of them came from (with the run's
+/// payload flags).
+type Drained = (Vec<Box<SpanData>>, Vec<(Arc<Shard>, Vec<bool>)>);
 
 /// Takes everything the shards hold (and forgets shards of threads that have exited),
 /// remembering which shard each run of records came from.
-fn drain(shared: &Shared, batch_size: usize) -> Drained {
+fn drain(shared: &Shared) -> Drained {
     let mut shards = shared.shards.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
     let mut origin = Vec::new();
     for s in shards.iter() {
-        let mut buf = s.lock();
-        if buf.is_empty() {
-            continue;
-        }
-        // Hand the thread a fresh buffer of batch size so it rarely grows one itself.
-        let full = std::mem::replace(&mut *buf, Vec::with_capacity(batch_size));
-        drop(buf);
-        origin.push((s.clone(), full.len()));
-        if out.is_empty() {
-            out = full;
-        } else {
-            out.extend(full);
+        let mut heavy = Vec::new();
+        // SAFETY: only the export thread drains.
+        unsafe { s.ring.take_all(&mut out, &mut heavy) };
+        if !heavy.is_empty() {
+            origin.push((s.clone(), heavy));
         }
     }
-    shards.retain(|s| Arc::strong_count(s) > 1 || !s.lock().is_empty());
+    shards.retain(|s| Arc::strong_count(s) > 1 || s.ring.len() > 0);
     (out, origin)
 }
 
@@ -291,7 +276,7 @@ fn run(
     // The losses the exporter last carried: a later loss with no batch to ride on is sent alone.
     let mut carried = 0;
     let mut export_all = |exporter: &mut Box<dyn SpanExporter>| {
-        let (spans, origin) = drain(shared, config.batch_size);
+        let (spans, origin) = drain(shared);
         shared
             .in_flight
             .store(spans.len() as u64, Ordering::Relaxed);
@@ -320,10 +305,10 @@ fn run(
             };
         }
         let mut rest = spans.into_iter();
-        for (shard, n) in origin {
-            let run = rest.by_ref().take(n);
+        for (shard, heavy) in origin {
+            let run = rest.by_ref().take(heavy.len());
             match &shard.pool {
-                Some(p) => p.give_back(run),
+                Some(p) => p.give_back(run.zip(heavy)),
                 None => run.for_each(drop),
             }
         }

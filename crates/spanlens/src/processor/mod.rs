@@ -7,6 +7,7 @@ mod batch;
 mod console;
 mod jsonl;
 mod memory;
+mod ring;
 
 pub use batch::{BatchConfig, BatchProcessor, BatchStats};
 pub use console::ConsoleProcessor;
