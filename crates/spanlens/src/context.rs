@@ -1,8 +1,9 @@
 //! The current-span context: thread-local in sync code, carried by futures in async code, and
-//! moved explicitly (and cheaply: two `Arc` clones) into spawned tasks and threads.
+//! moved explicitly (and cheaply: two counted-handle clones) into spawned tasks and threads.
 
 use crate::attr::{AttributeList, Value};
-use crate::span::{Span, SpanInner};
+use crate::span::Span;
+use crate::span_ref::SpanRef;
 use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -20,7 +21,7 @@ thread_local! {
 /// future with it before `tokio::spawn`, to keep spans of that work under the same parent.
 #[derive(Clone, Default)]
 pub struct Context {
-    pub(crate) span: Option<Arc<SpanInner>>,
+    pub(crate) span: Option<SpanRef>,
     pub(crate) scope: Option<Arc<Scope>>,
 }
 

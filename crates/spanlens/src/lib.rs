@@ -28,6 +28,7 @@ pub mod record;
 mod record_cell;
 pub mod retry;
 mod span;
+mod span_ref;
 mod traceable;
 mod tracer;
 #[cfg(feature = "tracing")]

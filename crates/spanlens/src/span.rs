@@ -4,11 +4,11 @@
 use crate::attr::{AttributeList, Key, Value};
 use crate::context::{Context, ContextGuard, Scope};
 use crate::record_cell::RecordCell;
+use crate::span_ref::SpanRef;
 use crate::tracer::{self, TracerInner};
 use spanlens_core::{SpanId, SpanKind, Status, Timestamp, TraceId};
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 /// A finished (or, in `on_start`, just started) span as processors see it.
@@ -73,7 +73,7 @@ pub(crate) struct SpanInner {
     pub(crate) span_id: SpanId,
     pub(crate) kind: SpanKind,
     pub(crate) identity: Option<Box<str>>,
-    pub(crate) parent: Option<Arc<SpanInner>>,
+    pub(crate) parent: Option<SpanRef>,
     pub(crate) scope: Option<Arc<Scope>>,
     /// False when the trace was not sampled: the span exists only to carry context.
     pub(crate) recording: bool,
@@ -89,14 +89,11 @@ impl SpanInner {
 
     /// Ends the span at `at`. `this` is a handle nobody else borrows; when it is also the only
     /// one, the record is taken without the lock.
-    fn end(this: &mut Arc<SpanInner>, at: Timestamp) {
-        let data = if Arc::strong_count(this) == 1 {
-            // Pairs with the release of the last other handle's drop, so what its thread did
-            // to the record is visible here.
-            fence(Ordering::Acquire);
-            // SAFETY: `this` is the only handle on the span (no `Weak` is ever made of one)
-            // and is borrowed exclusively, so no other thread can reach the record now, and
-            // none can later: a new handle could only be cloned from `this`.
+    fn end(this: &mut SpanRef, at: Timestamp) {
+        let data = if SpanRef::is_unique(this) {
+            // SAFETY: `this` is the only handle on the span and is borrowed exclusively, so no
+            // other thread can reach the record now, and none can later (a new handle could
+            // only be cloned from `this`); what others did to it is visible (acquire).
             unsafe { this.data.take_unshared() }
         } else {
             this.data.with(Option::take)
@@ -113,7 +110,7 @@ impl SpanInner {
 /// A disabled or unsampled span is a no-op handle: every method is cheap and records nothing.
 #[must_use = "a span ends when dropped; bind it (`let _span = ...`) to keep it open"]
 pub struct Span {
-    pub(crate) inner: Option<Arc<SpanInner>>,
+    pub(crate) inner: Option<SpanRef>,
     /// False for a re-entered duplicate: the original owner ends it.
     ends_on_drop: bool,
 }
@@ -129,7 +126,7 @@ impl Span {
     }
 
     /// A handle on an existing span that does not end it when dropped.
-    pub(crate) fn borrowed(inner: Option<Arc<SpanInner>>) -> Span {
+    pub(crate) fn borrowed(inner: Option<SpanRef>) -> Span {
         Span {
             inner,
             ends_on_drop: false,
@@ -457,28 +454,19 @@ fn start_enabled(mut data: Box<SpanData>, rare: Option<Box<RareOptions>>) -> Spa
         tracer.on_start(&data);
         data
     });
-    // Allocated before it is filled: built first, the record would wait on the stack across
-    // the allocation and be copied whole over fields just written in pieces (a
-    // store-forwarding stall); filled after, each field goes from its register to the heap.
-    let inner = Arc::<SpanInner>::new_uninit();
-    // SAFETY: the Arc was just made and has no other handle, so nothing reads the slot while
-    // it is written (`Arc::get_mut` would say so with a locked instruction per span).
-    unsafe { &mut *(Arc::as_ptr(&inner) as *mut std::mem::MaybeUninit<SpanInner>) }.write(
-        SpanInner {
-            tracer,
-            trace_id,
-            span_id,
-            kind,
-            identity,
-            recording,
-            parent,
-            scope: ctx.scope,
-            data: RecordCell::new(data),
-        },
-    );
+    let inner = SpanRef::new(SpanInner {
+        tracer,
+        trace_id,
+        span_id,
+        kind,
+        identity,
+        recording,
+        parent,
+        scope: ctx.scope,
+        data: RecordCell::new(data),
+    });
     Span {
-        // SAFETY: written just above.
-        inner: Some(unsafe { inner.assume_init() }),
+        inner: Some(inner),
         ends_on_drop: true,
     }
 }
@@ -490,7 +478,7 @@ impl SpanInner {
 }
 
 /// The nearest open ancestor (or current span) of the same kind and identity.
-fn find_open(ctx: &Context, kind: SpanKind, identity: &str) -> Option<Arc<SpanInner>> {
+fn find_open(ctx: &Context, kind: SpanKind, identity: &str) -> Option<SpanRef> {
     let mut cur = ctx.span.clone();
     while let Some(s) = cur {
         if s.kind == kind
