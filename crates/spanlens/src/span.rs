@@ -322,6 +322,9 @@ pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
 #[must_use = "call .start() to start the span"]
 pub struct SpanBuilder {
     data: Option<Box<SpanData>>,
+    /// The tracer to report to, when not the parent's or the global one (an explicit
+    /// [`crate::Tracer`]'s spans: kept inline, as boxing it cost a malloc and a free per span).
+    tracer: Option<&'static TracerInner>,
     rare: Option<Box<RareOptions>>,
 }
 
@@ -330,7 +333,6 @@ pub struct SpanBuilder {
 struct RareOptions {
     identity: Option<Box<str>>,
     parent: Option<Context>,
-    tracer: Option<&'static TracerInner>,
 }
 
 impl SpanBuilder {
@@ -338,6 +340,7 @@ impl SpanBuilder {
     pub(crate) fn new(name: Cow<'static, str>, armed: bool) -> SpanBuilder {
         SpanBuilder {
             data: armed.then(|| crate::pool::take(name)),
+            tracer: None,
             rare: None,
         }
     }
@@ -355,7 +358,7 @@ impl SpanBuilder {
 
     pub(crate) fn with_tracer(mut self, t: &'static TracerInner) -> SpanBuilder {
         if self.data.is_some() {
-            self.rare().tracer = Some(t);
+            self.tracer = Some(t);
         }
         self
     }
@@ -400,17 +403,17 @@ impl SpanBuilder {
     pub fn start(self) -> Span {
         match self.data {
             None => Span::noop(),
-            Some(data) => start_enabled(data, self.rare),
+            Some(data) => start_enabled(data, self.tracer, self.rare),
         }
     }
 }
 
-fn start_enabled(mut data: Box<SpanData>, rare: Option<Box<RareOptions>>) -> Span {
-    let RareOptions {
-        identity,
-        parent,
-        tracer,
-    } = rare.map(|r| *r).unwrap_or_default();
+fn start_enabled(
+    mut data: Box<SpanData>,
+    tracer: Option<&'static TracerInner>,
+    rare: Option<Box<RareOptions>>,
+) -> Span {
+    let RareOptions { identity, parent } = rare.map(|r| *r).unwrap_or_default();
     let ctx = match parent {
         Some(c) => c,
         None => Context::current(),

@@ -8,9 +8,19 @@
 //! knows it is alone (nobody could be cloning it) and frees the state directly.
 
 use crate::span::SpanInner;
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
+
+/// Freed states a thread keeps for its next spans, at most (a malloc and a free per span cost
+/// more than a push and a pop here).
+const SPARE_CAP: usize = 64;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Box<MaybeUninit<Counted>>>> = const { RefCell::new(Vec::new()) };
+}
 
 struct Counted {
     refs: AtomicUsize,
@@ -34,7 +44,11 @@ impl SpanRef {
         // Allocated before it is filled: built first, the state would wait on the stack across
         // the allocation and be copied whole over fields just written in pieces (a
         // store-forwarding stall); filled after, each field goes from its register to the heap.
-        let mut slot = Box::<Counted>::new_uninit();
+        let mut slot = SPARE
+            .try_with(|s| s.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(Box::new_uninit);
         slot.write(Counted {
             refs: AtomicUsize::new(1),
             inner,
@@ -94,7 +108,19 @@ impl Drop for SpanRef {
             // Pairs with the other handles' release decrements.
             fence(Ordering::Acquire);
             // SAFETY: this was the last handle; the pointer came from `Box::leak` in `new`.
-            drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+            let mut counted = unsafe { Box::from_raw(self.ptr.as_ptr()) };
+            // SAFETY: the state is dropped once, here, and the box is then only memory,
+            // reused by `new` (which writes it whole) or freed as `MaybeUninit`.
+            unsafe { std::ptr::drop_in_place(&mut *counted) };
+            let spare = Box::into_raw(counted) as *mut MaybeUninit<Counted>;
+            // SAFETY: same allocation and layout, now seen as uninitialized.
+            let spare = unsafe { Box::from_raw(spare) };
+            let _ = SPARE.try_with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < SPARE_CAP {
+                    s.push(spare);
+                }
+            });
         }
     }
 }

@@ -157,26 +157,38 @@ impl BatchProcessor {
         self.shared.stats()
     }
 
-    /// This thread's shard, registered with the processor on first use.
-    fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
-        SHARDS.with(|cell| {
-            let mut mine = cell.borrow_mut();
-            if let Some((_, s)) = mine.iter().find(|(id, _)| *id == self.id) {
-                return f(s);
-            }
-            let shard = Arc::new(Shard {
-                ring: Ring::new(self.config.max_queue),
-                pool: crate::pool::thread_pool(),
-            });
-            self.shared
-                .shards
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(shard.clone());
-            let r = f(&shard);
-            mine.push((self.id, shard));
-            r
-        })
+    /// Runs `f` on this thread's shard, registered with the processor on first use; `None`
+    /// during the thread's teardown, when its shards are gone.
+    #[inline]
+    fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> Option<R> {
+        SHARDS
+            .try_with(|cell| {
+                if let Some((_, s)) = cell.borrow().iter().find(|(id, _)| *id == self.id) {
+                    return f(s);
+                }
+                let shard = self.register();
+                let r = f(&shard);
+                cell.borrow_mut().push((self.id, shard));
+                r
+            })
+            .ok()
+    }
+
+    /// A new shard for the calling thread, known to the export thread (kept out of line: it
+    /// runs once per thread, and inlined it would make every push set up its large frame).
+    #[cold]
+    #[inline(never)]
+    fn register(&self) -> Arc<Shard> {
+        let shard = Arc::new(Shard {
+            ring: Ring::new(self.config.max_queue),
+            pool: crate::pool::thread_pool(),
+        });
+        self.shared
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(shard.clone());
+        shard
     }
 
     /// Sends a control message and waits for the worker to acknowledge it.
@@ -207,7 +219,7 @@ impl SpanProcessor for BatchProcessor {
         let heavy = crate::pool::owns_heap(&span);
         // SAFETY: a shard is pushed to only here, by the thread whose `SHARDS` holds it.
         let pushed = self.with_shard(|s| unsafe { s.ring.push(span, heavy, batch) });
-        let Ok(ready) = pushed else {
+        let Some(Ok(ready)) = pushed else {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };

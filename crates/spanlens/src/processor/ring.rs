@@ -61,8 +61,8 @@ impl Ring {
     }
 
     /// Appends a record; `Err` gives it back when the ring is full. On success, returns how
-    /// many records the ring held right after, when that is `batch` or a multiple of it (the
-    /// moment to wake the consumer), else `None`.
+    /// many records the ring held right after when that is exactly `batch` (the moment to wake
+    /// the consumer), else `None`.
     ///
     /// # Safety
     /// Only one thread may ever push to a given ring (its owner).
@@ -90,7 +90,7 @@ impl Ring {
         unsafe { *self.slots[tail & self.mask].get() = word };
         self.tail.0.store(tail.wrapping_add(1), Ordering::Release);
         let held = held + 1;
-        Ok((held % batch.max(1) == 0).then_some(held))
+        Ok((held == batch).then_some(held))
     }
 
     /// Moves every published record to `spans`, with its payload flag to `heavy`.
@@ -138,7 +138,7 @@ mod tests {
         unsafe {
             assert_eq!(ring.push(record("a"), false, 2).ok(), Some(None));
             assert_eq!(ring.push(record("b"), true, 2).ok(), Some(Some(2)));
-            assert!(ring.push(record("c"), false, 2).is_ok());
+            assert_eq!(ring.push(record("c"), false, 2).ok(), Some(None));
             let refused = ring.push(record("d"), false, 2).expect_err("full at 3");
             assert_eq!(refused.name, "d");
             assert_eq!(ring.len(), 3);
