@@ -437,17 +437,20 @@ fn start_enabled(
             None => return Span::noop(),
         },
     };
-    let (trace_id, recording) = match &parent {
-        Some(p) => (p.trace_id, p.is_recording_trace()),
+    let (trace_id, recording, span_id) = match &parent {
+        Some(p) => {
+            let [id] = random_words();
+            (p.trace_id, p.is_recording_trace(), span_id_from(id))
+        }
         None => {
-            let t = new_trace_id();
-            (t, tracer.sampled(t))
+            let [high, low, id] = random_words();
+            let t = trace_id_from(high, low);
+            (t, tracer.sampled(t), span_id_from(id))
         }
     };
     if let Some(scope) = &ctx.scope {
         scope.apply(&mut data.attributes);
     }
-    let span_id = new_span_id();
     let kind = data.kind;
     let data = recording.then(|| {
         data.trace_id = trace_id;
@@ -457,7 +460,7 @@ fn start_enabled(
         tracer.on_start(&data);
         data
     });
-    let inner = SpanRef::new(SpanInner {
+    let inner = SpanRef::new(|| SpanInner {
         tracer,
         trace_id,
         span_id,
@@ -498,7 +501,8 @@ fn find_open(ctx: &Context, kind: SpanKind, identity: &str) -> Option<SpanRef> {
 pub(crate) use crate::clock::now;
 
 thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
+    /// This thread's id generator state; 0 until first used (then never 0 again).
+    static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
 fn seed() -> u64 {
@@ -509,39 +513,49 @@ fn seed() -> u64 {
     h.finish() | 1
 }
 
-fn next_u64() -> u64 {
-    RNG.with(|r| {
-        // xorshift64*: fast, and ids only need to be unique, not unpredictable.
-        let mut x = r.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        r.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+/// `N` random words from this thread's generator (one thread-local access for all of them:
+/// a root span needs three). Never 0: xorshift keeps a non-zero state non-zero, and the odd
+/// multiplier maps non-zero to non-zero.
+#[inline]
+fn random_words<const N: usize>() -> [u64; N] {
+    fn run<const N: usize>(mut x: u64) -> ([u64; N], u64) {
+        let mut out = [0; N];
+        for o in &mut out {
+            // xorshift64*: fast, and ids only need to be unique, not unpredictable.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            *o = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        }
+        (out, x)
+    }
+    RNG.try_with(|r| {
+        let state = match r.get() {
+            0 => seed(),
+            x => x,
+        };
+        let (out, next) = run(state);
+        r.set(next);
+        out
     })
+    // During the thread's teardown the state is gone: a fresh seed per call then.
+    .unwrap_or_else(|_| run(seed()).0)
 }
 
 /// A random id for this process's exporter (16 hex digits).
 #[cfg(feature = "otlp")]
 pub(crate) fn new_instance_id() -> String {
-    format!("{:016x}", next_u64())
+    let [v] = random_words();
+    format!("{v:016x}")
 }
 
-fn new_span_id() -> SpanId {
-    loop {
-        let v = next_u64();
-        if v != 0 {
-            return SpanId(v.to_be_bytes());
-        }
-    }
+fn span_id_from(v: u64) -> SpanId {
+    SpanId(v.to_be_bytes())
 }
 
-fn new_trace_id() -> TraceId {
+fn trace_id_from(high: u64, low: u64) -> TraceId {
     let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&next_u64().to_be_bytes());
-    b[8..].copy_from_slice(&next_u64().to_be_bytes());
-    if b == [0; 16] {
-        b[15] = 1;
-    }
+    b[..8].copy_from_slice(&high.to_be_bytes());
+    b[8..].copy_from_slice(&low.to_be_bytes());
     TraceId(b)
 }

@@ -38,9 +38,9 @@ unsafe impl Send for SpanRef where SpanInner: Send + Sync {}
 unsafe impl Sync for SpanRef where SpanInner: Send + Sync {}
 
 impl SpanRef {
-    /// A first handle on `inner`.
+    /// A first handle on the state `make` returns (called once its memory is at hand).
     #[inline(always)]
-    pub(crate) fn new(inner: SpanInner) -> SpanRef {
+    pub(crate) fn new(make: impl FnOnce() -> SpanInner) -> SpanRef {
         // Allocated before it is filled: built first, the state would wait on the stack across
         // the allocation and be copied whole over fields just written in pieces (a
         // store-forwarding stall); filled after, each field goes from its register to the heap.
@@ -51,7 +51,7 @@ impl SpanRef {
             .unwrap_or_else(Box::new_uninit);
         slot.write(Counted {
             refs: AtomicUsize::new(1),
-            inner,
+            inner: make(),
         });
         // SAFETY: written just above.
         let counted = unsafe { slot.assume_init() };
