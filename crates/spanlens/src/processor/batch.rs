@@ -10,7 +10,7 @@
 //! service lost), are sent on their own within a flush interval when a loss has no batch to
 //! ride on, and are printed at shutdown.
 
-use super::ring::Ring;
+use super::ring::{Pushed, Ring};
 use super::{ProcessorError, SpanProcessor};
 use crate::export::SpanExporter;
 use crate::span::SpanData;
@@ -218,12 +218,19 @@ impl SpanProcessor for BatchProcessor {
         // Decided here, while the record's lines are in this core's cache.
         let heavy = crate::pool::owns_heap(&span);
         // SAFETY: a shard is pushed to only here, by the thread whose `SHARDS` holds it.
-        let pushed = self.with_shard(|s| unsafe { s.ring.push(span, heavy, batch) });
-        let Some(Ok(ready)) = pushed else {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let wake = match self.with_shard(|s| unsafe { s.ring.push(span, batch, heavy) }) {
+            Some(Pushed::Queued { wake }) => wake,
+            Some(Pushed::Full { span, wake }) => {
+                drop(span);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                wake
+            }
+            None => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
         };
-        if ready.is_some() {
+        if wake {
             // A full channel means the worker is already awake; never wait here.
             let _ = self.ctl.try_send(Ctl::Wake);
         }

@@ -30,9 +30,19 @@ pub(crate) struct Ring {
     /// The producer's last look at `head` (read by the producer only), so that a push reads
     /// the consumer's line only when the ring looks full or a batch looks ready.
     seen_head: UnsafeCell<usize>,
+    /// Whether the producer's last push was refused (read by the producer only).
+    refusing: UnsafeCell<bool>,
 }
 
-// SAFETY: the slots and `seen_head` are only touched under the single-producer and
+/// What [`Ring::push`] did.
+pub(crate) enum Pushed {
+    /// Queued; `wake` when the consumer should be woken now.
+    Queued { wake: bool },
+    /// Refused, the ring being full: the record is given back.
+    Full { span: Box<SpanData>, wake: bool },
+}
+
+// SAFETY: the slots, `seen_head` and `refusing` are only touched under the single-producer and
 // single-consumer contracts of `push` and `take_all`, with ownership of each slot passed
 // through the release/acquire pairs on `tail` and `head`.
 unsafe impl Sync for Ring {}
@@ -51,6 +61,7 @@ impl Ring {
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
             seen_head: UnsafeCell::new(0),
+            refusing: UnsafeCell::new(false),
         }
     }
 
@@ -60,37 +71,40 @@ impl Ring {
         self.tail.0.load(Ordering::Acquire).wrapping_sub(head)
     }
 
-    /// Appends a record; `Err` gives it back when the ring is full. On success, returns how
-    /// many records the ring held right after when that is exactly `batch` (the moment to wake
-    /// the consumer), else `None`.
+    /// Appends a record, or gives it back when the ring is full.
+    ///
+    /// Says when to wake the consumer: when the ring reaches a batch, again at each further
+    /// batch while the consumer has not drained it (a wake-up can be consumed by a drain that
+    /// ran just before the batch filled, and a woken export thread may wait its turn on a busy
+    /// core), and at the first refusal after a success.
     ///
     /// # Safety
     /// Only one thread may ever push to a given ring (its owner).
     #[inline]
-    pub(crate) unsafe fn push(
-        &self,
-        span: Box<SpanData>,
-        heavy: bool,
-        batch: usize,
-    ) -> Result<Option<usize>, Box<SpanData>> {
+    pub(crate) unsafe fn push(&self, span: Box<SpanData>, batch: usize, heavy: bool) -> Pushed {
         let tail = self.tail.0.load(Ordering::Relaxed);
-        // SAFETY: only the producer touches `seen_head` (the caller's contract).
-        let seen = unsafe { &mut *self.seen_head.get() };
+        // SAFETY: only the producer touches `seen_head` and `refusing` (the caller's contract).
+        let (seen, refusing) = unsafe { (&mut *self.seen_head.get(), &mut *self.refusing.get()) };
         let mut held = tail.wrapping_sub(*seen);
         if held >= self.max || held + 1 >= batch {
             *seen = self.head.0.load(Ordering::Acquire);
             held = tail.wrapping_sub(*seen);
             if held >= self.max {
-                return Err(span);
+                let wake = !*refusing;
+                *refusing = true;
+                return Pushed::Full { span, wake };
             }
         }
+        *refusing = false;
         let word = Box::into_raw(span) as usize | usize::from(heavy);
         // SAFETY: `held < max <= slots`, so slot `tail` is not between head and tail: the
         // consumer does not read it until the release store below publishes it.
         unsafe { *self.slots[tail & self.mask].get() = word };
         self.tail.0.store(tail.wrapping_add(1), Ordering::Release);
         let held = held + 1;
-        Ok((held == batch).then_some(held))
+        // The division only runs while the consumer is behind.
+        let wake = held == batch || (held > batch && held % batch == 0);
+        Pushed::Queued { wake }
     }
 
     /// Moves every published record to `spans`, with its payload flag to `heavy`.
@@ -131,16 +145,30 @@ mod tests {
         crate::pool::take(name.into())
     }
 
+    fn wake(p: Pushed) -> Option<bool> {
+        match p {
+            Pushed::Queued { wake } => Some(wake),
+            Pushed::Full { .. } => None,
+        }
+    }
+
     #[test]
     fn the_ring_keeps_order_flags_and_its_bound() {
         let ring = Ring::new(3);
         // SAFETY: this test is the ring's only producer and only consumer.
         unsafe {
-            assert_eq!(ring.push(record("a"), false, 2).ok(), Some(None));
-            assert_eq!(ring.push(record("b"), true, 2).ok(), Some(Some(2)));
-            assert_eq!(ring.push(record("c"), false, 2).ok(), Some(None));
-            let refused = ring.push(record("d"), false, 2).expect_err("full at 3");
-            assert_eq!(refused.name, "d");
+            assert_eq!(wake(ring.push(record("a"), 2, false)), Some(false));
+            assert_eq!(wake(ring.push(record("b"), 2, true)), Some(true));
+            assert_eq!(wake(ring.push(record("c"), 2, false)), Some(false));
+            let Pushed::Full { span, wake: first } = ring.push(record("d"), 2, false) else {
+                panic!("full at 3")
+            };
+            assert_eq!(span.name, "d");
+            assert!(first, "the first refusal wakes the consumer");
+            let Pushed::Full { wake: again, .. } = ring.push(record("e"), 2, false) else {
+                panic!("still full")
+            };
+            assert!(!again, "later refusals do not");
             assert_eq!(ring.len(), 3);
             let (mut spans, mut heavy) = (Vec::new(), Vec::new());
             ring.take_all(&mut spans, &mut heavy);
@@ -149,12 +177,22 @@ mod tests {
             assert_eq!(heavy, [false, true, false]);
             assert_eq!(ring.len(), 0);
             // Room again, across the wrap of the slot array.
-            for n in ["e", "f", "g"] {
-                assert!(ring.push(record(n), false, 100).is_ok());
+            for n in ["f", "g", "h"] {
+                assert!(wake(ring.push(record(n), 100, false)).is_some());
             }
-            assert!(ring.push(record("h"), false, 100).is_err());
+            assert!(wake(ring.push(record("i"), 100, false)).is_none());
         }
-        // The three still held are freed with the ring (Miri or a leak checker would see).
+        // The three still held are freed with the ring.
+    }
+
+    #[test]
+    fn a_consumer_behind_is_woken_at_every_batch() {
+        let ring = Ring::new(16);
+        // SAFETY: this test is the ring's only producer.
+        let wakes: Vec<usize> = (1..=12)
+            .filter(|_| unsafe { wake(ring.push(record("x"), 4, false)) } == Some(true))
+            .collect();
+        assert_eq!(wakes.len(), 3, "at 4, 8 and 12 held");
     }
 
     #[test]
@@ -181,10 +219,10 @@ mod tests {
             r.span_id.0[7] = (i % 256) as u8;
             loop {
                 // SAFETY: this thread is the only producer.
-                match unsafe { ring.push(r, false, 16) } {
-                    Ok(_) => break,
-                    Err(back) => {
-                        r = back;
+                match unsafe { ring.push(r, 16, false) } {
+                    Pushed::Queued { .. } => break,
+                    Pushed::Full { span, .. } => {
+                        r = span;
                         std::thread::yield_now();
                     }
                 }
