@@ -28,7 +28,9 @@ const FLUSH_WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchConfig {
     /// Spans each application thread may hold at most before its new ones are dropped
-    /// (a per-thread bound keeps threads from contending on one shared counter).
+    /// (a per-thread bound keeps threads from contending on one shared counter). Each thread
+    /// that ends spans gets a ring of this many slots rounded up to a power of two, 8 bytes a
+    /// slot: 64 KiB at the default.
     pub max_queue: usize,
     /// Spans per export call; a thread holding this many wakes the export thread.
     pub batch_size: usize,
