@@ -44,7 +44,10 @@ fn a_service_that_drops_spans_shows_it() {
     assert_eq!(svc["service"], "checkout");
     assert_eq!(svc["instances"], 1);
     assert_eq!(svc["dropped"], mine.dropped, "{health}");
-    assert!(svc["queued"].as_u64().unwrap() <= 5, "counted as the batch left");
+    assert!(
+        svc["queued"].as_u64().unwrap() <= 5,
+        "counted as the batch left"
+    );
     assert!(svc["last_report_ns"].as_u64().unwrap() > 0);
 
     for _ in 0..8 {
@@ -59,7 +62,10 @@ fn a_service_that_drops_spans_shows_it() {
     assert_eq!(svc["dropped"], mine.dropped, "{health}");
     // Exports are counted as each batch leaves, so the report lags by the last one at most.
     let shown = svc["exported"].as_u64().unwrap();
-    assert!(shown <= mine.exported && shown + 5 >= mine.exported, "{health} {mine:?}");
+    assert!(
+        shown <= mine.exported && shown + 5 >= mine.exported,
+        "{health} {mine:?}"
+    );
 
     // The stored spans do not carry the counters.
     let (_, list) = s.get("/api/v1/traces?limit=1");

@@ -210,10 +210,16 @@ fn a_tracer_reports_its_batch_counters() {
     for _ in 0..5 {
         drop(t.span("s").start());
     }
+    // Each processor holds three and refuses the fourth (a refusal wakes its export thread,
+    // which may then make room for the fifth): every span of the two is counted once.
     let s = t.stats().unwrap();
-    assert_eq!((s.queued, s.dropped, s.exported), (6, 4, 0), "{s:?}");
+    assert!(s.dropped >= 2 && s.queued <= 6, "{s:?}");
+    // A batch being exported right now may be counted twice for a moment, never missed.
+    assert!(s.queued + s.dropped + s.exported >= 10, "{s:?}");
     t.force_flush();
     let s = t.stats().unwrap();
-    assert_eq!((s.queued, s.dropped, s.exported), (0, 4, 6), "{s:?}");
+    assert_eq!(s.queued, 0, "{s:?}");
+    assert!(s.dropped >= 2, "{s:?}");
+    assert_eq!(s.dropped + s.exported, 10, "{s:?}");
     t.shutdown();
 }

@@ -285,6 +285,9 @@ fn drain(shared: &Shared) -> Drained {
         }
     }
     shards.retain(|s| Arc::strong_count(s) > 1 || s.ring.len() > 0);
+    // Counted as in flight before the shards are let go: `stats` takes their lock, so it sees
+    // these records either still in a ring or here, never in neither.
+    shared.in_flight.store(out.len() as u64, Ordering::Relaxed);
     (out, origin)
 }
 
@@ -298,9 +301,6 @@ fn run(
     let mut carried = 0;
     let mut export_all = |exporter: &mut Box<dyn SpanExporter>| {
         let (spans, origin) = drain(shared);
-        shared
-            .in_flight
-            .store(spans.len() as u64, Ordering::Relaxed);
         if spans.is_empty() {
             let stats = shared.stats();
             if stats.lost() != carried {
@@ -316,7 +316,8 @@ fn run(
             exporter.note_stats(&stats);
             carried = stats.lost();
             let sent = exporter.export(chunk);
-            shared.in_flight.fetch_sub(n, Ordering::Relaxed);
+            // Counted as done before they leave the in-flight count, so a reader may count a
+            // batch twice for a moment but never misses one.
             match sent {
                 Ok(()) => shared.exported.fetch_add(n, Ordering::Relaxed),
                 Err(e) => {
@@ -324,6 +325,7 @@ fn run(
                     shared.failed.fetch_add(n, Ordering::Relaxed)
                 }
             };
+            shared.in_flight.fetch_sub(n, Ordering::Relaxed);
         }
         let mut rest = spans.into_iter();
         for (shard, heavy) in origin {
