@@ -6,8 +6,9 @@
 //! time-stamp counter (its clocksource is `tsc`, which the kernel only picks when the counter is
 //! invariant and in step across cores), the SDK reads that counter and converts it with a scale
 //! and an offset taken from the system clock. The scale is measured against `CLOCK_MONOTONIC`
-//! over an ever longer baseline; the offset is re-read from `CLOCK_REALTIME` about once a
-//! second, so a step of the system clock shows within a second. Elsewhere (other CPUs and
+//! over an ever longer baseline; the offset is re-read from `CLOCK_REALTIME` every eighth of
+//! that baseline (5 ms at first, once a second after eight seconds), so a step of the system
+//! clock shows within a second. Elsewhere (other CPUs and
 //! clocksources, a process that may not read the counter, the first 20 ms of a process) the
 //! SDK reads the system clock.
 
@@ -73,10 +74,15 @@ mod tsc {
     /// Baseline the first scale is measured over.
     const FIRST_BASELINE_NS: u64 = 20_000_000;
     /// Longest time converted from one anchor before the offset is re-read.
-    const REANCHOR_NS: u64 = 1_000_000_000;
-    /// Most ticks allowed between the two counter reads around a system-clock read; more means
-    /// the thread was interrupted there and the pair is not trusted.
-    const PAIR_TICKS: u64 = 200_000;
+    const MAX_LIFETIME_NS: u64 = 1_000_000_000;
+    /// Shortest: while the scale's baseline is short its error is largest, so an anchor is
+    /// trusted for an eighth of the baseline, within these bounds (an error of 0.04% on a
+    /// 20 ms baseline is 2 µs over 5 ms, and shrinks as the baseline grows).
+    const MIN_LIFETIME_NS: u64 = 5_000_000;
+    /// Most ticks allowed between the two counter reads around the system-clock reads (a few
+    /// µs; they take a few hundred ticks); more means the thread was interrupted there and the
+    /// pair is not trusted.
+    const PAIR_TICKS: u64 = 20_000;
 
     const UNKNOWN: u8 = 0;
     const USABLE: u8 = 1;
@@ -90,6 +96,8 @@ mod tsc {
     static BASE_NS: AtomicU64 = AtomicU64::new(0);
     /// ns per tick in 32.32 fixed point; 0 until measured.
     static SCALE: AtomicU64 = AtomicU64::new(0);
+    /// How long after its anchor the counter is converted before the offset is re-read.
+    static LIFETIME_NS: AtomicU64 = AtomicU64::new(0);
 
     /// The first (monotonic ns, ticks) pair: the scale's baseline starts there.
     static FIRST_MONO: AtomicU64 = AtomicU64::new(0);
@@ -109,13 +117,14 @@ mod tsc {
         let scale = SCALE.load(Ordering::Relaxed);
         let base_ticks = BASE_TICKS.load(Ordering::Relaxed);
         let base_ns = BASE_NS.load(Ordering::Relaxed);
+        let lifetime = LIFETIME_NS.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
         let consistent = seq & 1 == 0 && SEQ.load(Ordering::Relaxed) == seq;
         if scale != 0 && consistent {
             let t = ticks();
             if let Some(dt) = t.checked_sub(base_ticks) {
                 let ns = ((u128::from(dt) * u128::from(scale)) >> 32) as u64;
-                if ns < REANCHOR_NS {
+                if ns < lifetime {
                     return Some(Timestamp(base_ns + ns));
                 }
             }
@@ -156,6 +165,14 @@ mod tsc {
         let first_ticks = FIRST_TICKS.load(Ordering::Relaxed);
         let (Some(dns), Some(dticks)) = (mono.checked_sub(first), t.checked_sub(first_ticks))
         else {
+            // The counter went back (as it may across a suspend): the baseline starts again
+            // here, and the scale measured so far is anchored on this pair meanwhile.
+            FIRST_TICKS.store(t, Ordering::Relaxed);
+            FIRST_MONO.store(mono, Ordering::Release);
+            let scale = SCALE.load(Ordering::Relaxed);
+            if scale != 0 {
+                publish(t, real, scale, MIN_LIFETIME_NS);
+            }
             return;
         };
         if dticks == 0 {
@@ -167,19 +184,30 @@ mod tsc {
             STATE.store(UNUSABLE, Ordering::Relaxed);
             return;
         }
+        publish(
+            t,
+            real,
+            scale,
+            (dns / 8).clamp(MIN_LIFETIME_NS, MAX_LIFETIME_NS),
+        );
+    }
+
+    /// Publishes an anchor and scale under the sequence lock (by the one updating thread).
+    fn publish(ticks: u64, real: u64, scale: u64, lifetime: u64) {
         let seq = SEQ.load(Ordering::Relaxed);
         SEQ.store(seq + 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        BASE_TICKS.store(t, Ordering::Relaxed);
+        BASE_TICKS.store(ticks, Ordering::Relaxed);
         BASE_NS.store(real, Ordering::Relaxed);
         SCALE.store(scale, Ordering::Relaxed);
+        LIFETIME_NS.store(lifetime, Ordering::Relaxed);
         SEQ.store(seq + 2, Ordering::Release);
     }
 
     /// The system clock (real and monotonic) with the counter read at the same moment: the
     /// counter's midpoint around the two reads, if nothing interrupted them.
     fn read_pair() -> Option<(u64, u64, u64)> {
-        for _ in 0..3 {
+        for _ in 0..8 {
             let before = ticks();
             let real = read_clock(libc::CLOCK_REALTIME)?;
             let mono = read_clock(libc::CLOCK_MONOTONIC)?;

@@ -99,7 +99,8 @@ impl SpanInner {
             this.data.with(Option::take)
         };
         if let Some(mut d) = data {
-            d.end_time = Some(at);
+            // Never before the start: a clock re-anchored in between may step back a little.
+            d.end_time = Some(at.max(d.start_time));
             this.tracer.on_end(d);
         }
     }
