@@ -3,8 +3,9 @@
 //! `on_end` only pushes into the calling thread's own ring (one producer, one consumer, no lock),
 //! so spans from many threads never queue on one channel and the export thread is woken once per
 //! batch, not once per span. Records go back to the thread that made them for reuse, untouched
-//! by the export thread unless they hold payloads (see `pool`). What a thread holds is bounded: past `max_queue` a span is dropped and
-//! counted. Export failures are logged and counted, never raised. Drops are never silent: the
+//! by the export thread unless they hold payloads (see `pool`). What a thread holds is bounded:
+//! past `max_queue` a span is dropped and counted. Export failures are logged and counted, never
+//! raised. Drops are never silent: the
 //! counters ([`BatchStats`]) can be read at any time (`spanlens::stats()`), go to the exporter
 //! with every batch (the OTLP one sends them as resource attributes, so the server shows what a
 //! service lost), are sent on their own within a flush interval when a loss has no batch to
