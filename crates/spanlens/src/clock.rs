@@ -28,7 +28,7 @@ pub(crate) fn now() -> Timestamp {
 /// `SystemTime::duration_since` returns its result through memory written in narrow pieces and
 /// read back whole, a store-forwarding stall that cost more than the read itself in a profile.
 #[cfg(unix)]
-pub(crate) fn system_now() -> Timestamp {
+fn system_now() -> Timestamp {
     match read_clock(libc::CLOCK_REALTIME) {
         Some(ns) => Timestamp(ns),
         None => portable_now(),
@@ -36,7 +36,7 @@ pub(crate) fn system_now() -> Timestamp {
 }
 
 #[cfg(not(unix))]
-pub(crate) fn system_now() -> Timestamp {
+fn system_now() -> Timestamp {
     portable_now()
 }
 

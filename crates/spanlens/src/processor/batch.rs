@@ -92,7 +92,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// The counters now; the queue depth locks each shard once (readers are rare).
+    /// The counters now; the queue depth is read from each thread's ring under the list's lock,
+    /// which `drain` also holds while it moves records from the rings to in flight.
     fn stats(&self) -> BatchStats {
         let held: usize = self
             .shards
