@@ -1,6 +1,6 @@
 //! The wall clock spans are stamped with (read twice per span).
 //!
-//! `clock_gettime` through the vDSO costs about 20 ns here, and it orders itself after every
+//! `clock_gettime` through the vDSO costs about 34 ns here, and it orders itself after every
 //! earlier instruction, so it also waits for the span's pending memory traffic: a quarter of a
 //! span's time in a profile of the span loop. Where the kernel itself keeps time with the CPU's
 //! time-stamp counter (its clocksource is `tsc`, which the kernel only picks when the counter is
@@ -8,9 +8,8 @@
 //! and an offset taken from the system clock. The scale is measured against `CLOCK_MONOTONIC`
 //! over an ever longer baseline; the offset is re-read from `CLOCK_REALTIME` every eighth of
 //! that baseline (5 ms at first, once a second after eight seconds), so a step of the system
-//! clock shows within a second. Elsewhere (other CPUs and
-//! clocksources, a process that may not read the counter, the first 20 ms of a process) the
-//! SDK reads the system clock.
+//! clock shows within a second. Elsewhere (other CPUs and clocksources, a process that may not
+//! read the counter, the first 20 ms of a process) the SDK reads the system clock.
 
 use spanlens_core::Timestamp;
 
