@@ -3,6 +3,7 @@
 //! summary state (`summary`), the framed and compressed span bodies (`chunk`), and the shaping
 //! of what a read returns (`read`).
 
+pub mod body_json;
 pub mod chunk;
 pub mod erase;
 pub mod prepare;
