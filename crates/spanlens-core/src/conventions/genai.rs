@@ -157,8 +157,11 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
             let parts = serde_json::json!([{"role": "system", "parts": sys}]);
             msgs.extend(messages::messages_from_json(&parts));
         }
-        if let Some(v) = a.json("gen_ai.input.messages") {
-            msgs.extend(messages::messages_from_json(&v));
+        if let Some(m) = a
+            .get("gen_ai.input.messages")
+            .and_then(messages::messages_from_attribute)
+        {
+            msgs.extend(m);
         }
         if msgs.is_empty() {
             msgs = messages::indexed_messages(a, "gen_ai.prompt.");
@@ -166,8 +169,11 @@ pub(super) fn apply(span: &mut Span, a: &Attrs) {
         span.input_messages = msgs;
     }
     if span.output_messages.is_empty() {
-        span.output_messages = match a.json("gen_ai.output.messages") {
-            Some(v) => messages::messages_from_json(&v),
+        span.output_messages = match a
+            .get("gen_ai.output.messages")
+            .and_then(messages::messages_from_attribute)
+        {
+            Some(m) => m,
             None => messages::indexed_messages(a, "gen_ai.completion."),
         };
     }
