@@ -138,9 +138,25 @@ macro_rules! number {
 }
 
 /// Methods the value and key serializers share: strings and what is written as one (a char, an
-/// enum's unit variant, a newtype's content), and the small integers as their 64-bit selves.
+/// enum's unit variant, a newtype's content), and booleans and integers, whose text goes
+/// through `$emit` (written as is for a value, between quotes for a key).
 macro_rules! alike {
-    () => {
+    ($emit:ident) => {
+        fn serialize_bool(self, v: bool) -> Result<(), Error> {
+            self.$emit(|out| out.extend_from_slice(if v { b"true" } else { b"false" }))
+        }
+        fn serialize_i64(self, v: i64) -> Result<(), Error> {
+            self.$emit(|out| number!(out, write_i64, v))
+        }
+        fn serialize_i128(self, v: i128) -> Result<(), Error> {
+            self.$emit(|out| number!(out, write_i128, v))
+        }
+        fn serialize_u64(self, v: u64) -> Result<(), Error> {
+            self.$emit(|out| number!(out, write_u64, v))
+        }
+        fn serialize_u128(self, v: u128) -> Result<(), Error> {
+            self.$emit(|out| number!(out, write_u128, v))
+        }
         fn serialize_str(self, v: &str) -> Result<(), Error> {
             write_str(self.out, v);
             Ok(())
@@ -190,6 +206,12 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// A scalar's text, written as is.
+    fn raw(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+        write(self.out);
+        Ok(())
+    }
+
     /// `{"variant":` — how an enum variant with content opens.
     fn open_variant(&mut self, variant: &str) {
         self.out.push(b'{');
@@ -255,41 +277,18 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
     type SerializeStruct = Compound<'w, 'a>;
     type SerializeStructVariant = Compound<'w, 'a>;
 
-    fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.out
-            .extend_from_slice(if v { b"true" } else { b"false" });
-        Ok(())
-    }
-    alike!();
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        number!(self.out, write_i64, v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        number!(self.out, write_i128, v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        number!(self.out, write_u64, v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        number!(self.out, write_u128, v);
-        Ok(())
-    }
+    alike!(raw);
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         // Like serde_json: JSON has no NaN or infinity, so they are written as null.
         if v.is_finite() {
-            number!(self.out, write_f32, v);
-            Ok(())
+            self.raw(|out| number!(out, write_f32, v))
         } else {
             self.serialize_unit()
         }
     }
     fn serialize_f64(self, v: f64) -> Result<(), Error> {
         if v.is_finite() {
-            number!(self.out, write_f64, v);
-            Ok(())
+            self.raw(|out| number!(out, write_f64, v))
         } else {
             self.serialize_unit()
         }
@@ -460,22 +459,7 @@ impl ser::Serializer for KeyWriter<'_> {
     type SerializeStruct = ser::Impossible<(), Error>;
     type SerializeStructVariant = ser::Impossible<(), Error>;
 
-    fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.quoted(|out| out.extend_from_slice(if v { b"true" } else { b"false" }))
-    }
-    alike!();
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.quoted(|out| number!(out, write_i64, v))
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.quoted(|out| number!(out, write_i128, v))
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.quoted(|out| number!(out, write_u64, v))
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.quoted(|out| number!(out, write_u128, v))
-    }
+    alike!(quoted);
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         if !v.is_finite() {
             return Err(Error("float key must be finite".to_string()));
